@@ -1,0 +1,31 @@
+//! roster's replicated state: the KV store and the service catalog that every server holds, the `Command`s that change them, the queries that read them, and the watch keys that let a blocking query wake only when its own answer changed.
+//!
+//! # Layout
+//! - `model`: the persisted records (KV entries, nodes, services, checks). Their serde form is the Raft log and snapshot schema.
+//! - `command`: the `Command`s a Raft entry carries and their `CommandResult`.
+//! - `state`: `State`, with `apply` (the only mutation) and the read queries; each query returns its data plus the index that covers it.
+//! - `watch`: `WatchKey`s, the `Changes` an apply produced, and `Watchers`, the registry that maps changes to parked waiters.
+//! - `snapshot`: versioned encode/decode of a whole `State`.
+//!
+//! # Invariants
+//! This crate is deterministic: no I/O, no clock, no randomness, no threads.
+//! Applying the same commands at the same indexes to two `State`s gives byte-identical snapshots, which is what keeps replicas from diverging.
+//! `apply` never panics; a command that cannot be applied is a deterministic `CommandResult::Rejected`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod command;
+mod error;
+mod model;
+mod snapshot;
+mod state;
+mod watch;
+
+pub use command::{Command, CommandResult, Registration};
+pub use error::{Error, Result};
+pub use model::{CheckStatus, HealthCheck, KvEntry, Node, Service, ServiceAddress, Weights};
+pub use state::{HealthEntry, State};
+pub use watch::{Changes, Table, WatchKey, Watchers};
+
+/// The largest KV value the store accepts, in bytes (Consul's limit).
+pub const MAX_VALUE_SIZE: usize = 512 * 1024;

@@ -1,0 +1,132 @@
+//! `State`: the KV store and catalog one server holds, the only code that changes them (`apply`), and the queries that read them.
+//!
+//! # Indexes
+//! Every record carries the Raft index of its creation and last change.
+//! Each query returns, with its data, the index that covers it: the highest index of any change that could alter that answer.
+//! For a KV key that is the key's ModifyIndex, or the index at which it was deleted (kept as a tombstone); for a prefix, the maximum over live entries and tombstones under it; for a service name, the last change to any of its instances, their checks, or their nodes; for list queries, the table's index.
+//! A query index is never 0: Consul's clients treat 0 as "no blocking", so an answer that no change ever touched reports 1.
+//! Blocking queries wait until that index exceeds the client's, so an index that only moves when the answer may have changed is what lets a watcher sleep through unrelated writes.
+//!
+//! # Tombstones
+//! Deleted keys leave a tombstone (key → deletion index) so that a blocking query on a deleted key or prefix sees its index move.
+//! They are dropped when the key is written again. Reaping old tombstones (Consul's tombstone GC) is a leader duty for a later issue; until then they cost one map entry per deleted key.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::command::{Command, CommandResult};
+use crate::model::{CheckStatus, HealthCheck, KvEntry, Node, Service};
+use crate::watch::{Changes, Table};
+
+/// (node name, ID): how services and checks are keyed.
+pub(crate) type NodeScoped = (String, String);
+
+/// The replicated state of one server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct State {
+    pub(crate) index: u64,
+    pub(crate) kv: BTreeMap<String, KvEntry>,
+    pub(crate) kv_tombstones: BTreeMap<String, u64>,
+    pub(crate) nodes: BTreeMap<String, Node>,
+    pub(crate) services: BTreeMap<NodeScoped, Service>,
+    pub(crate) checks: BTreeMap<NodeScoped, HealthCheck>,
+    /// Last change to anything a service name's health answer depends on; kept after the service is gone so watchers of it still see the removal.
+    pub(crate) service_index: BTreeMap<String, u64>,
+    /// Last change to a node's record, services or checks; kept after the node is gone.
+    pub(crate) node_index: BTreeMap<String, u64>,
+    pub(crate) table_index: BTreeMap<Table, u64>,
+    /// Derived: service name → instances. Rebuilt on snapshot decode.
+    pub(crate) service_names: BTreeMap<String, BTreeSet<NodeScoped>>,
+}
+
+/// One service instance with its node and every check that affects it (the node's checks and its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthEntry<'a> {
+    /// The node the instance runs on.
+    pub node: &'a Node,
+    /// The instance.
+    pub service: &'a Service,
+    /// Node checks first, then the instance's checks, each group ordered by check ID.
+    pub checks: Vec<&'a HealthCheck>,
+}
+
+impl HealthEntry<'_> {
+    /// The worst status of all the entry's checks; passing when it has none.
+    pub fn status(&self) -> CheckStatus {
+        self.checks.iter().map(|c| c.status).max().unwrap_or(CheckStatus::Passing)
+    }
+}
+
+impl State {
+    /// An empty state at index 0.
+    pub fn new() -> State {
+        State::default()
+    }
+
+    /// The index of the last applied entry.
+    pub fn last_index(&self) -> u64 {
+        self.index
+    }
+
+    /// Records that entry `index` carried no command (Raft blank and membership entries).
+    pub fn apply_noop(&mut self, index: u64) {
+        self.index = self.index.max(index);
+    }
+
+    /// Applies one committed command at Raft index `index`.
+    pub fn apply(&mut self, index: u64, cmd: &Command) -> (CommandResult, Changes) {
+        self.index = self.index.max(index);
+        let mut changes = Changes::default();
+        let result = match cmd {
+            Command::KvSet { key, value, flags } => {
+                self.kv_write(index, key, value, *flags, &mut changes);
+                CommandResult::Bool(true)
+            }
+            Command::KvCas { key, value, flags, index: expected } => {
+                let current = self.kv.get(key).map_or(0, |e| e.modify_index);
+                let holds = current == *expected;
+                if holds {
+                    self.kv_write(index, key, value, *flags, &mut changes);
+                }
+                CommandResult::Bool(holds)
+            }
+            Command::KvDelete { key } => {
+                self.kv_remove(index, key, &mut changes);
+                CommandResult::Bool(true)
+            }
+            Command::KvDeleteCas { key, index: expected } => match self.kv.get(key) {
+                None => CommandResult::Bool(true),
+                Some(e) if e.modify_index != *expected => CommandResult::Bool(false),
+                Some(_) => {
+                    self.kv_remove(index, key, &mut changes);
+                    CommandResult::Bool(true)
+                }
+            },
+            Command::KvDeleteTree { prefix } => {
+                let keys: Vec<String> = self.kv_range(prefix).map(|e| e.key.clone()).collect();
+                for key in keys {
+                    self.kv_remove(index, &key, &mut changes);
+                }
+                CommandResult::Bool(true)
+            }
+            Command::Register(reg) => match self.validate_registration(reg) {
+                Err(why) => CommandResult::Rejected(why),
+                Ok(()) => {
+                    self.register(index, reg, &mut changes);
+                    CommandResult::Bool(true)
+                }
+            },
+            Command::Deregister { node, service_id, check_id } => {
+                self.deregister(index, node, service_id.as_deref(), check_id.as_deref(), &mut changes);
+                CommandResult::Bool(true)
+            }
+        };
+        (result, changes)
+    }
+}
+
+mod catalog;
+mod kv;
+mod query;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,157 @@
+//! Watch keys: what a blocking query depends on, what an apply changed, and the registry that matches the two.
+//!
+//! A blocking query registers one or more `WatchKey`s before it evaluates its answer; every apply reports the `Changes` it made; `Watchers::fire` hands back exactly the waiters whose keys were touched.
+//! A prefix watch on `lb/web/` is woken by a change to `lb/web/1` and not by a change to `other/x`; a watch on a missing key is woken when that key is created, not by unrelated writes (Consul issue #9449 is a defect we do not copy).
+//! Matching a changed key against prefix watchers looks up each of the key's prefixes in a hash map, so the cost is O(key length), independent of how many prefixes are watched.
+
+use std::collections::{BTreeSet, HashMap};
+
+/// A table whose whole-table index list queries use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    /// The KV store.
+    Kvs,
+    /// Catalog nodes.
+    Nodes,
+    /// Catalog services.
+    Services,
+    /// Health checks.
+    Checks,
+}
+
+/// Something a query's answer depends on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WatchKey {
+    /// One KV key, existing or not.
+    Key(String),
+    /// Every KV key under a prefix.
+    Prefix(String),
+    /// A service name: its instances, their checks, and their nodes' checks.
+    Service(String),
+    /// A node: its record, services and checks.
+    Node(String),
+    /// A whole table.
+    Table(Table),
+}
+
+/// What one apply changed. Deduplicated and ordered, so it is deterministic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// KV keys written or deleted.
+    pub keys: BTreeSet<String>,
+    /// Service names whose health answer may have changed.
+    pub services: BTreeSet<String>,
+    /// Nodes whose record, services or checks changed.
+    pub nodes: BTreeSet<String>,
+    /// Tables that changed.
+    pub tables: BTreeSet<Table>,
+}
+
+impl Changes {
+    /// True when the apply changed nothing.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.services.is_empty() && self.nodes.is_empty() && self.tables.is_empty()
+    }
+
+    /// Whether a query depending on `key` must be re-evaluated.
+    pub fn touches(&self, key: &WatchKey) -> bool {
+        match key {
+            WatchKey::Key(k) => self.keys.contains(k),
+            WatchKey::Prefix(p) => self.keys.iter().any(|k| k.starts_with(p.as_str())),
+            WatchKey::Service(s) => self.services.contains(s),
+            WatchKey::Node(n) => self.nodes.contains(n),
+            WatchKey::Table(t) => self.tables.contains(t),
+        }
+    }
+}
+
+/// Identifies one registered waiter, for removal when its wait times out.
+pub type WaiterId = u64;
+
+/// The registry of parked waiters, each registered under one or more watch keys.
+///
+/// `T` is whatever wakes the waiter (a channel sender in the server). A waiter is fired at most once: `fire` removes it from every key it was registered under.
+#[derive(Debug)]
+pub struct Watchers<T> {
+    next_id: WaiterId,
+    by_key: HashMap<WatchKey, BTreeSet<WaiterId>>,
+    waiters: HashMap<WaiterId, (Vec<WatchKey>, T)>,
+}
+
+impl<T> Default for Watchers<T> {
+    fn default() -> Self {
+        Watchers { next_id: 0, by_key: HashMap::new(), waiters: HashMap::new() }
+    }
+}
+
+impl<T> Watchers<T> {
+    /// Parks `waiter` on `keys`; it fires when any of them changes.
+    pub fn register(&mut self, keys: Vec<WatchKey>, waiter: T) -> WaiterId {
+        self.next_id += 1;
+        let id = self.next_id;
+        for key in &keys {
+            self.by_key.entry(key.clone()).or_default().insert(id);
+        }
+        self.waiters.insert(id, (keys, waiter));
+        id
+    }
+
+    /// Removes a waiter that has not fired (its wait timed out or its client went away).
+    pub fn remove(&mut self, id: WaiterId) -> Option<T> {
+        let (keys, waiter) = self.waiters.remove(&id)?;
+        for key in keys {
+            if let Some(ids) = self.by_key.get_mut(&key) {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    self.by_key.remove(&key);
+                }
+            }
+        }
+        Some(waiter)
+    }
+
+    /// How many waiters are parked.
+    pub fn len(&self) -> usize {
+        self.waiters.len()
+    }
+
+    /// True when nobody is parked.
+    pub fn is_empty(&self) -> bool {
+        self.waiters.is_empty()
+    }
+
+    /// Removes and returns every waiter whose keys `changes` touched.
+    pub fn fire(&mut self, changes: &Changes) -> Vec<T> {
+        if self.waiters.is_empty() || changes.is_empty() {
+            return Vec::new();
+        }
+        let mut hit = BTreeSet::new();
+        for key in &changes.keys {
+            self.collect(&WatchKey::Key(key.clone()), &mut hit);
+            // Every prefix of the key, including the empty one and the key itself.
+            for (idx, _) in key.char_indices() {
+                self.collect(&WatchKey::Prefix(key[..idx].to_owned()), &mut hit);
+            }
+            self.collect(&WatchKey::Prefix(key.clone()), &mut hit);
+        }
+        for service in &changes.services {
+            self.collect(&WatchKey::Service(service.clone()), &mut hit);
+        }
+        for node in &changes.nodes {
+            self.collect(&WatchKey::Node(node.clone()), &mut hit);
+        }
+        for table in &changes.tables {
+            self.collect(&WatchKey::Table(*table), &mut hit);
+        }
+        hit.into_iter().filter_map(|id| self.remove(id)).collect()
+    }
+
+    fn collect(&self, key: &WatchKey, hit: &mut BTreeSet<WaiterId>) {
+        if let Some(ids) = self.by_key.get(key) {
+            hit.extend(ids.iter().copied());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
