@@ -1,0 +1,487 @@
+//! Everything that names openraft: the type config, the log store, the state machine, the network
+//! and the RPC service, behind `RaftNode`, whose methods speak only roster's own types.
+//!
+//! openraft 0.10 is an alpha pinned exactly; keeping it inside this module means a version bump
+//! touches only `raft.rs` and `raft/`. After a bump, run the storage suite (`raft/log_store/tests.rs`).
+//!
+//! # Storage design
+//! The durable truth is the **log** (`raft/log_store.rs`, redb, one fsync per append batch) plus the
+//! newest **snapshot file** (`raft/snapshot_store.rs`). The **state machine is in memory**: a
+//! `roster_kv::State` in `crate::replica::Replica`, which readers share behind a lock. On restart the
+//! state is decoded from the newest snapshot and openraft re-applies the log entries after it (up to
+//! the persisted committed index at once, the rest as soon as a leader confirms them).
+//!
+//! Why not also keep the state machine in redb tables? Applying to memory is cheap, reads are a
+//! lock away with no deserialisation, and the catalog of a Consul-sized cluster fits in memory
+//! comfortably. The cost is replay time at startup, bounded by the snapshot policy
+//! (`SNAPSHOT_EVERY` entries). `-dev` (no data dir) keeps the log in redb's in-memory backend and
+//! the snapshot in memory, so nothing touches the disk.
+//!
+//! # Writes and reads
+//! A write is proposed on the leader with `client_write` and answered after it is committed (fsynced
+//! by a quorum) and applied. A follower forwards a client write to the leader over the RPC
+//! (`wire::Request::Forward`). Reads are served from the local replica after a barrier chosen by
+//! `Consistency`: a leader lease (`ReadPolicy::LeaseRead`), a quorum round (`ReadPolicy::ReadIndex`),
+//! or none (stale). A follower asks the leader for the read index over the RPC and waits until its
+//! own replica has applied that far, so every server can answer every read.
+//!
+//! # Elections
+//! Pre-vote keeps a node that was partitioned from disrupting a healthy leader when it returns;
+//! the leader lease (check-quorum) stops a leader that lost its quorum from accepting writes.
+
+mod log_store;
+mod network;
+mod service;
+mod snapshot_store;
+mod state_machine;
+mod wire;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use openraft::async_runtime::watch::WatchReceiver;
+use openraft::errors::{ClientWriteError, ForwardToLeader, RaftError};
+use openraft::{BasicNode, ChangeMembers, RaftMetrics};
+use roster_kv::{Command, CommandResult, State};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::Consistency;
+use crate::error::{Error, Result};
+use crate::replica::Replica;
+use crate::rpc::{Peer, RpcError};
+use log_store::LogStore;
+use network::{Network, PeerPool};
+use service::RaftService;
+use snapshot_store::SnapshotStore;
+use state_machine::StateMachine;
+use wire::{ReadPolicy, Request, Response, WireError};
+
+openraft::declare_raft_types!(
+    /// roster's Raft type configuration: `LogCommand`s in, `CommandResult`s out, nodes addressed by RPC address.
+    pub(crate) TypeConfig:
+        D = LogCommand,
+        R = CommandResult,
+        NodeId = u64,
+        Node = BasicNode,
+);
+
+/// The Raft handle, parameterised by our state machine (openraft 0.10's `Raft<C, SM>`).
+type Raft = openraft::Raft<TypeConfig, StateMachine>;
+type LeaderId = openraft::impls::leader_id_adv::LeaderId<u64, u64>;
+type CommittedLeaderId = <LeaderId as openraft::vote::RaftLeaderId>::Committed;
+type LogId = openraft::LogId<CommittedLeaderId>;
+type Vote = <TypeConfig as openraft::RaftTypeConfig>::Vote;
+type Entry = <TypeConfig as openraft::RaftTypeConfig>::Entry;
+type SnapshotMeta = openraft::SnapshotMeta<CommittedLeaderId, u64, BasicNode>;
+type StoredMembership = openraft::StoredMembership<CommittedLeaderId, u64, BasicNode>;
+type Snapshot = openraft::Snapshot<CommittedLeaderId, u64, BasicNode, Vec<u8>>;
+
+/// Heartbeat period: followers hear from the leader about ten times a second.
+const HEARTBEAT_MS: u64 = 100;
+/// Election timeouts: a lost leader is replaced within about half a second.
+const ELECTION_TIMEOUT_MIN_MS: u64 = 300;
+const ELECTION_TIMEOUT_MAX_MS: u64 = 600;
+/// Build a snapshot after this many entries since the last one; bounds restart replay time.
+const SNAPSHOT_EVERY: u64 = 8192;
+/// How long `shutdown` waits for the log database to close.
+const LOG_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a forwarded request or read-index query may take before the caller gives up.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A `roster_kv::Command` as a Raft log payload.
+///
+/// A transparent newtype: the log and the wire carry exactly `Command`'s serde form. It exists
+/// because openraft wants `Display` on log payloads, which `roster_kv` has no reason to provide.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct LogCommand(pub(crate) Command);
+
+impl fmt::Display for LogCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Values can be large and private: name the operation and its subject only.
+        match &self.0 {
+            Command::KvSet { key, .. } => write!(f, "KvSet({key})"),
+            Command::KvCas { key, index, .. } => write!(f, "KvCas({key}, {index})"),
+            Command::KvDelete { key } => write!(f, "KvDelete({key})"),
+            Command::KvDeleteCas { key, index } => write!(f, "KvDeleteCas({key}, {index})"),
+            Command::KvDeleteTree { prefix } => write!(f, "KvDeleteTree({prefix})"),
+            Command::Register(reg) => write!(f, "Register({})", reg.node.node),
+            Command::Deregister { node, .. } => write!(f, "Deregister({node})"),
+        }
+    }
+}
+
+/// The Raft bookkeeping kept with the applied state, and recorded in every snapshot.
+#[derive(Default)]
+pub(crate) struct AppliedMeta {
+    /// The last log entry applied to the state.
+    last_applied: Option<LogId>,
+    /// The last membership entry applied.
+    last_membership: StoredMembership,
+}
+
+/// What `RaftNode::start` needs.
+pub(crate) struct NodeConfig<'a> {
+    /// This server's Raft id.
+    pub(crate) node_id: u64,
+    /// Where the log and snapshots live; `None` keeps everything in memory.
+    pub(crate) data_dir: Option<&'a Path>,
+    /// Where peers reach this server.
+    pub(crate) rpc_advertise: SocketAddr,
+}
+
+/// This server's Raft participant, as the rest of the crate sees it.
+pub(crate) struct RaftNode {
+    raft: Raft,
+    node_id: u64,
+    rpc_advertise: SocketAddr,
+    /// Connections to other servers, shared with the Raft network for forwarding.
+    peers: Arc<PeerPool>,
+    /// When this follower last heard from a leader (updated by the RPC service).
+    last_contact: Arc<Mutex<Instant>>,
+    /// Resolves when the log database is closed, which `shutdown` waits for.
+    log_closed: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+}
+
+impl RaftNode {
+    /// Opens storage, restores the newest snapshot, starts Raft and serves `rpc_listener`.
+    ///
+    /// Returns the node and the replica it applies to. The RPC service runs on `tasks` until `shutdown`.
+    pub(crate) async fn start(
+        config: NodeConfig<'_>,
+        rpc_listener: tokio::net::TcpListener,
+        tasks: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Result<(RaftNode, Arc<Replica>)> {
+        if let Some(dir) = config.data_dir {
+            std::fs::create_dir_all(dir)?;
+        }
+        let (log_store, log_closed) = LogStore::open(config.data_dir)?;
+        let (snapshots, restored) = SnapshotStore::open(config.data_dir)?;
+        let replica = Arc::new(restore_replica(restored)?);
+        let state_machine = StateMachine::new(replica.clone(), Arc::new(snapshots));
+        let peers = Arc::new(PeerPool::default());
+        let network = Network::new(config.node_id, peers.clone());
+        let raft = Raft::new(config.node_id, Arc::new(raft_config()?), network, log_store, state_machine)
+            .await
+            .map_err(|e| Error::Fatal(e.to_string()))?;
+
+        let last_contact = Arc::new(Mutex::new(Instant::now()));
+        let service = Arc::new(RaftService::new(raft.clone(), last_contact.clone()));
+        let rpc_shutdown = shutdown.clone();
+        tasks.spawn(async move { crate::rpc::serve(rpc_listener, service, rpc_shutdown).await });
+
+        let node = RaftNode {
+            raft,
+            node_id: config.node_id,
+            rpc_advertise: config.rpc_advertise,
+            peers,
+            last_contact,
+            log_closed: tokio::sync::Mutex::new(Some(log_closed)),
+        };
+        Ok((node, replica))
+    }
+
+    /// Forms a new cluster from `members` (id → RPC address). A no-op if this node already has a log.
+    pub(crate) async fn initialize(&self, members: &[(u64, SocketAddr)]) -> Result<()> {
+        if self.raft.is_initialized().await.map_err(fatal)? {
+            return Ok(());
+        }
+        let nodes: BTreeMap<u64, BasicNode> = members.iter().map(|(id, addr)| (*id, BasicNode::new(addr))).collect();
+        match self.raft.initialize(nodes).await {
+            Ok(()) => Ok(()),
+            // Lost a race with a concurrent initialize or an incoming leader: already initialized.
+            Err(RaftError::APIError(openraft::errors::InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(Error::Membership(e.to_string())),
+        }
+    }
+
+    /// Proposes `cmd` here if leader, else forwards it to the leader. Returns the result and its log index.
+    pub(crate) async fn write(&self, cmd: Command) -> Result<(CommandResult, u64)> {
+        match self.write_local(cmd.clone()).await {
+            Err(Error::NotLeader { leader: Some(addr) }) if addr != self.rpc_advertise => {
+                match self.call(addr, Request::Forward(cmd)).await? {
+                    Response::Forward { result, index } => Ok((result, index)),
+                    other => Err(unexpected(addr, &other)),
+                }
+            }
+            res => res,
+        }
+    }
+
+    /// Proposes `cmd` on this node; `NotLeader` if it is not the leader.
+    pub(crate) async fn write_local(&self, cmd: Command) -> Result<(CommandResult, u64)> {
+        match self.raft.client_write(LogCommand(cmd)).await {
+            Ok(resp) => Ok((resp.data, resp.log_id.index())),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(not_leader(&f)),
+            // The entry was appended and then overwritten by a new leader's log: it may still
+            // commit elsewhere, so the outcome is unknown and the caller must not blindly retry.
+            Err(RaftError::APIError(e @ ClientWriteError::LogEntryDiscarded(_))) => {
+                Err(Error::Indeterminate(e.to_string()))
+            }
+            Err(RaftError::APIError(e)) => Err(Error::Rejected(e.to_string())),
+            Err(RaftError::Fatal(e)) => Err(fatal(e)),
+        }
+    }
+
+    /// Waits until a read of the local replica satisfies `consistency`.
+    pub(crate) async fn read_barrier(&self, consistency: Consistency, replica: &Replica) -> Result<()> {
+        let policy = match consistency {
+            Consistency::Stale => return Ok(()),
+            Consistency::Default => ReadPolicy::Lease,
+            Consistency::Consistent => ReadPolicy::Quorum,
+        };
+        let index = match self.read_index_local(policy).await {
+            Err(Error::NotLeader { leader: Some(addr) }) if addr != self.rpc_advertise => {
+                match self.call(addr, Request::ReadIndex(policy)).await? {
+                    Response::ReadIndex(index) => index,
+                    other => return Err(unexpected(addr, &other)),
+                }
+            }
+            res => res?,
+        };
+        if replica.wait_applied(index).await { Ok(()) } else { Err(Error::Shutdown) }
+    }
+
+    /// On the leader: confirms leadership by `policy` and returns the index reads must wait for.
+    pub(crate) async fn read_index_local(&self, policy: ReadPolicy) -> Result<u64> {
+        read_index(&self.raft, policy).await
+    }
+
+    /// Adds (or updates) a voter: it first catches up as a learner, then joins the quorum.
+    pub(crate) async fn add_voter(&self, node_id: u64, addr: SocketAddr) -> Result<()> {
+        let node = BasicNode::new(addr);
+        self.raft.add_learner(node_id, node.clone(), true).await.map_err(membership_error)?;
+        let change = ChangeMembers::AddVoters(BTreeMap::from([(node_id, node)]));
+        self.raft.change_membership(change, false).await.map_err(membership_error)?;
+        Ok(())
+    }
+
+    /// Removes a voter from the cluster (and from replication).
+    pub(crate) async fn remove_voter(&self, node_id: u64) -> Result<()> {
+        let change = ChangeMembers::RemoveVoters(BTreeSet::from([node_id]));
+        self.raft.change_membership(change, false).await.map_err(membership_error)?;
+        Ok(())
+    }
+
+    /// The RPC address of the leader this node currently knows of.
+    pub(crate) fn leader_addr(&self) -> Option<SocketAddr> {
+        let metrics = self.metrics();
+        let leader = metrics.current_leader?;
+        node_addr(&metrics, leader)
+    }
+
+    /// The RPC addresses of the voters in the current membership.
+    pub(crate) fn voter_addrs(&self) -> Vec<SocketAddr> {
+        let metrics = self.metrics();
+        metrics.membership_config.voter_ids().filter_map(|id| node_addr(&metrics, id)).collect()
+    }
+
+    /// Whether this node is the leader right now.
+    pub(crate) fn is_leader(&self) -> bool {
+        self.metrics().current_leader == Some(self.node_id)
+    }
+
+    /// Milliseconds since a leader was last heard from; 0 on the leader itself.
+    pub(crate) fn last_contact_ms(&self) -> u64 {
+        if self.is_leader() {
+            return 0;
+        }
+        let last = *self.last_contact.lock().unwrap_or_else(PoisonError::into_inner);
+        u64::try_from(last.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Waits until some leader is known, up to `timeout`.
+    pub(crate) async fn wait_for_leader(&self, timeout: Duration) -> Result<()> {
+        self.raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "a known leader")
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                openraft::metrics::WaitError::Timeout(..) => Error::NoLeader,
+                _ => Error::Shutdown,
+            })
+    }
+
+    /// Builds a snapshot now (and lets openraft purge the log it covers); returns its last index.
+    pub(crate) async fn snapshot(&self) -> Result<u64> {
+        let Some(target) = self.metrics().last_applied.map(|id| id.index()) else { return Ok(0) };
+        self.raft.trigger().snapshot().await.map_err(fatal)?;
+        let covers_target = |m: &RaftMetrics<TypeConfig>| m.snapshot.as_ref().is_some_and(|id| id.index() >= target);
+        let metrics = self
+            .raft
+            .wait(Some(Duration::from_secs(30)))
+            .metrics(covers_target, "snapshot built")
+            .await
+            .map_err(|e| Error::Fatal(e.to_string()))?;
+        Ok(metrics.snapshot.map_or(0, |id| id.index()))
+    }
+
+    /// Purges the log up to `upto` (it must be covered by a snapshot) and waits until it is gone.
+    #[cfg(test)]
+    pub(crate) async fn purge_log(&self, upto: u64) -> Result<()> {
+        self.raft.trigger().purge_log(upto).await.map_err(fatal)?;
+        let purged = |m: &RaftMetrics<TypeConfig>| m.purged.as_ref().is_some_and(|id| id.index() >= upto);
+        self.raft
+            .wait(Some(Duration::from_secs(10)))
+            .metrics(purged, "log purged")
+            .await
+            .map_err(|e| Error::Fatal(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Stops the Raft core and waits until the log file is closed, so the data dir can be reopened.
+    /// The RPC service must be stopped first (it holds a Raft handle too).
+    pub(crate) async fn shutdown(&self) -> Result<()> {
+        self.raft.shutdown().await.map_err(|e| Error::Fatal(e.to_string()))?;
+        let Some(closed) = self.log_closed.lock().await.take() else { return Ok(()) };
+        // openraft's state-machine worker drops the last log reader shortly after the core stops.
+        if tokio::time::timeout(LOG_CLOSE_TIMEOUT, closed).await.is_err() {
+            tracing::warn!("raft log still open {LOG_CLOSE_TIMEOUT:?} after shutdown");
+        }
+        Ok(())
+    }
+
+    fn metrics(&self) -> RaftMetrics<TypeConfig> {
+        self.raft.metrics().borrow_watched().clone()
+    }
+
+    /// Sends one request to the server at `addr` and decodes its answer.
+    async fn call(&self, addr: SocketAddr, request: Request) -> Result<Response> {
+        let peer = self.peers.get(addr);
+        call_peer(&peer, &request, FORWARD_TIMEOUT)
+            .await
+            .map_err(|e| match e {
+                CallError::Rpc(RpcError::Timeout { timeout, .. }) => Error::Timeout(timeout),
+                other => Error::Rpc { addr, message: other.to_string() },
+            })?
+            .into_result(addr)
+    }
+}
+
+impl Response {
+    /// Turns a `Response::Error` into the matching `Error`.
+    fn into_result(self, from: SocketAddr) -> Result<Response> {
+        match self {
+            Response::Error(WireError::NotLeader { leader }) => {
+                // The peer we thought was leader is not: report what it knows, never loop back to it.
+                match leader.and_then(|a| a.parse().ok()).filter(|a| *a != from) {
+                    Some(addr) => Err(Error::NotLeader { leader: Some(addr) }),
+                    None => Err(Error::NoLeader),
+                }
+            }
+            Response::Error(WireError::Fatal(message) | WireError::BadRequest(message)) => {
+                Err(Error::Rpc { addr: from, message })
+            }
+            other => Ok(other),
+        }
+    }
+}
+
+/// Why a call to a peer failed before a response was decoded.
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    #[error("bad message: {0}")]
+    Codec(#[from] postcard::Error),
+}
+
+/// Encodes `request`, calls `peer`, decodes the response.
+async fn call_peer(peer: &Peer, request: &Request, timeout: Duration) -> Result<Response, CallError> {
+    let body = postcard::to_allocvec(request)?;
+    let response = peer.call(body, timeout).await?;
+    Ok(postcard::from_bytes(&response)?)
+}
+
+/// Confirms leadership by `policy` and returns the log index a linearizable read must wait for.
+async fn read_index(raft: &Raft, policy: ReadPolicy) -> Result<u64> {
+    let policy = match policy {
+        ReadPolicy::Lease => openraft::ReadPolicy::LeaseRead,
+        ReadPolicy::Quorum => openraft::ReadPolicy::ReadIndex,
+    };
+    match raft.get_read_linearizer(policy).await {
+        Ok(linearizer) => Ok(linearizer.read_log_id().index()),
+        Err(RaftError::APIError(openraft::errors::LinearizableReadError::ForwardToLeader(f))) => Err(not_leader(&f)),
+        Err(RaftError::APIError(openraft::errors::LinearizableReadError::QuorumNotEnough(_))) => Err(Error::NoLeader),
+        Err(RaftError::Fatal(e)) => Err(fatal(e)),
+    }
+}
+
+/// The openraft configuration: fast elections for `-dev`, batching for throughput.
+fn raft_config() -> Result<openraft::Config> {
+    let config = openraft::Config {
+        cluster_name: "roster".to_owned(),
+        heartbeat_interval: HEARTBEAT_MS,
+        election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
+        election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
+        // Entries per AppendEntries RPC: large enough that a busy leader ships many per round trip.
+        max_payload_entries: 1024,
+        // Entries per log append (one fsync): openraft merges queued writes up to this many.
+        max_append_entries: Some(4096),
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY),
+        // Keep some log behind a snapshot so a briefly lagging follower catches up without one.
+        max_in_snapshot_log_to_keep: 1024,
+        replication_lag_threshold: 2 * SNAPSHOT_EVERY,
+        install_snapshot_timeout: 30_000,
+        enable_pre_vote: Some(true),
+        // Check-quorum's inactivity phase: a leader without quorum goes quiet so the reachable
+        // followers can elect a new one. Must be at least lease + election_timeout_max.
+        quorum_loss_probe_interval: Some(3 * ELECTION_TIMEOUT_MAX_MS),
+        ..Default::default()
+    };
+    config.validate().map_err(|e| Error::Fatal(format!("raft config: {e}")))
+}
+
+/// Builds the replica from the newest snapshot, or empty.
+fn restore_replica(restored: Option<snapshot_store::StoredSnapshot>) -> Result<Replica> {
+    let Some((meta, data)) = restored else {
+        return Ok(Replica::new(State::default(), AppliedMeta::default()));
+    };
+    let state = State::decode_snapshot(&data)
+        .map_err(|e| Error::Storage(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+    tracing::info!(last_log_id = ?meta.last_log_id, "restored state from snapshot");
+    let meta = AppliedMeta { last_applied: meta.last_log_id, last_membership: meta.last_membership };
+    Ok(Replica::new(state, meta))
+}
+
+/// The RPC address of `node_id` in the current membership.
+fn node_addr(metrics: &RaftMetrics<TypeConfig>, node_id: u64) -> Option<SocketAddr> {
+    metrics.membership_config.get_node(&node_id).and_then(|node| node.addr.parse().ok())
+}
+
+fn not_leader(f: &ForwardToLeader<TypeConfig>) -> Error {
+    match f.leader_node.as_ref().and_then(|node| node.addr.parse().ok()) {
+        Some(addr) => Error::NotLeader { leader: Some(addr) },
+        // A leader whose lease lapsed answers with no leader: nobody can serve right now.
+        None if f.leader_id.is_none() => Error::NoLeader,
+        None => Error::NotLeader { leader: None },
+    }
+}
+
+fn fatal(e: openraft::errors::Fatal<TypeConfig>) -> Error {
+    match e {
+        openraft::errors::Fatal::Stopped => Error::Shutdown,
+        other => Error::Fatal(other.to_string()),
+    }
+}
+
+fn membership_error(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Error {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => not_leader(&f),
+        RaftError::APIError(other) => Error::Membership(other.to_string()),
+        RaftError::Fatal(f) => fatal(f),
+    }
+}
+
+fn unexpected(addr: SocketAddr, response: &Response) -> Error {
+    Error::Rpc { addr, message: format!("unexpected response {response:?}") }
+}

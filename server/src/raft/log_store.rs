@@ -1,0 +1,257 @@
+//! The Raft log on redb: entries, the vote, the committed pointer and the purge point, in `raft-log.redb`.
+//!
+//! # Durability
+//! `append` writes every entry of the call in one write transaction committed with
+//! `Durability::Immediate` (one fsync), and only then reports `IOFlushed::io_completed`: openraft
+//! counts an entry towards a quorum only after that, so an acknowledged write survives a crash.
+//! openraft hands `append` every entry that queued up while the previous fsync ran (up to
+//! `Config::max_append_entries`), which is the group commit: under load one fsync covers many writes.
+//!
+//! The vote and truncation are committed durably too. The committed pointer and purges are not:
+//! losing them only makes openraft re-apply or re-purge after a crash, and the next durable commit
+//! persists them anyway.
+//!
+//! redb calls block, so write transactions run on the blocking pool; reads are short and run inline.
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::Arc;
+
+use openraft::storage::{IOFlushed, RaftLogStorage};
+use openraft::{LogState, OptionalSend, RaftLogReader};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
+
+use super::{Entry, LogId, TypeConfig, Vote};
+
+/// Log entries by index, each a postcard-encoded `Entry`.
+const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
+/// Small records: `vote`, `committed`, `last_purged`, each postcard-encoded.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+const KEY_VOTE: &str = "vote";
+const KEY_COMMITTED: &str = "committed";
+const KEY_LAST_PURGED: &str = "last_purged";
+
+/// The log store. Clones share the database, so a clone serves as the log reader.
+#[derive(Clone)]
+pub(crate) struct LogStore {
+    db: Arc<Db>,
+}
+
+/// The database plus a signal sent once it is closed.
+///
+/// openraft drops its last log reader on a task it does not join, and closing redb writes and
+/// fsyncs a header, so "the Arc is gone" does not mean "the file is unlocked". Reopening the same
+/// directory in-process (a restart) waits for this signal instead.
+struct Db {
+    /// Declared first: fields drop in order, so the database is fully closed before `_closed` fires.
+    database: Database,
+    _closed: ClosedSignal,
+}
+
+struct ClosedSignal(Option<oneshot::Sender<()>>);
+
+impl Drop for ClosedSignal {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            // Nobody waiting (no graceful shutdown in progress) is fine.
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl std::ops::Deref for Db {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        &self.database
+    }
+}
+
+impl LogStore {
+    /// Opens (or creates) `raft-log.redb` in `dir`, or an in-memory log when `dir` is `None`.
+    ///
+    /// The receiver resolves once the last clone is dropped and the database file is closed.
+    pub(crate) fn open(dir: Option<&Path>) -> io::Result<(LogStore, oneshot::Receiver<()>)> {
+        let db = match dir {
+            Some(dir) => Database::create(dir.join("raft-log.redb")).map_err(io::Error::other)?,
+            None => Database::builder()
+                .create_with_backend(redb::backends::InMemoryBackend::new())
+                .map_err(io::Error::other)?,
+        };
+        // Create both tables up front so readers never see "table does not exist".
+        let txn = db.begin_write().map_err(io::Error::other)?;
+        txn.open_table(LOGS).map_err(io::Error::other)?;
+        txn.open_table(META).map_err(io::Error::other)?;
+        txn.commit().map_err(io::Error::other)?;
+        let (tx, closed) = oneshot::channel();
+        Ok((LogStore { db: Arc::new(Db { database: db, _closed: ClosedSignal(Some(tx)) }) }, closed))
+    }
+
+    fn get_meta<T: DeserializeOwned>(&self, key: &str) -> io::Result<Option<T>> {
+        let txn = self.db.begin_read().map_err(io::Error::other)?;
+        let table = txn.open_table(META).map_err(io::Error::other)?;
+        match table.get(key).map_err(io::Error::other)? {
+            Some(bytes) => decode(bytes.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs `write` in one write transaction on the blocking pool and commits it.
+    async fn write<F>(&self, durability: Durability, write: F) -> io::Result<()>
+    where
+        F: FnOnce(&redb::WriteTransaction) -> io::Result<()> + Send + 'static,
+    {
+        let db = self.db.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut txn = db.begin_write().map_err(io::Error::other)?;
+            txn.set_durability(durability).map_err(io::Error::other)?;
+            write(&txn)?;
+            txn.commit().map_err(io::Error::other)
+        });
+        task.await.map_err(io::Error::other)?
+    }
+
+    async fn put_meta<T: Serialize>(&self, key: &'static str, value: &T, durability: Durability) -> io::Result<()> {
+        let bytes = encode(value)?;
+        self.write(durability, move |txn| {
+            let mut table = txn.open_table(META).map_err(io::Error::other)?;
+            table.insert(key, bytes.as_slice()).map_err(io::Error::other)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        let txn = self.db.begin_read().map_err(io::Error::other)?;
+        let table = txn.open_table(LOGS).map_err(io::Error::other)?;
+        let bounds = (copy_bound(range.start_bound()), copy_bound(range.end_bound()));
+        let mut entries = Vec::new();
+        for item in table.range::<u64>(bounds).map_err(io::Error::other)? {
+            let (_, value) = item.map_err(io::Error::other)?;
+            entries.push(decode(value.value())?);
+        }
+        Ok(entries)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        self.get_meta(KEY_VOTE)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let last_purged_log_id: Option<LogId> = self.get_meta(KEY_LAST_PURGED)?;
+        let txn = self.db.begin_read().map_err(io::Error::other)?;
+        let table = txn.open_table(LOGS).map_err(io::Error::other)?;
+        let last = match table.last().map_err(io::Error::other)? {
+            Some((_, value)) => Some(decode::<Entry>(value.value())?.log_id),
+            None => None,
+        };
+        // With every entry purged, the last log id is the purge point.
+        let last_log_id = last.or(last_purged_log_id);
+        Ok(LogState { last_purged_log_id, last_log_id })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        // A vote must survive a crash, or a node could vote twice in one term.
+        self.put_meta(KEY_VOTE, vote, Durability::Immediate).await
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        self.put_meta(KEY_COMMITTED, &committed, Durability::None).await
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut encoded = Vec::new();
+        for entry in entries {
+            encoded.push((entry.log_id.index(), encode(&entry)?));
+        }
+        let res = self
+            .write(Durability::Immediate, move |txn| {
+                let mut table = txn.open_table(LOGS).map_err(io::Error::other)?;
+                for (index, bytes) in &encoded {
+                    table.insert(*index, bytes.as_slice()).map_err(io::Error::other)?;
+                }
+                Ok(())
+            })
+            .await;
+        // The commit above returned, so the entries are on disk: only now may openraft count them.
+        match res {
+            Ok(()) => {
+                callback.io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.io_completed(Err(io::Error::new(e.kind(), e.to_string())));
+                Err(e)
+            }
+        }
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        let from = last_log_id.map_or(0, |id| id.index() + 1);
+        self.write(Durability::Immediate, move |txn| {
+            let mut table = txn.open_table(LOGS).map_err(io::Error::other)?;
+            table.retain_in(from.., |_, _| false).map_err(io::Error::other)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        let upto = log_id.index();
+        let marker = encode(&log_id)?;
+        // The purge point and the deletion commit together, so no reader sees a gap without it.
+        self.write(Durability::None, move |txn| {
+            let mut meta = txn.open_table(META).map_err(io::Error::other)?;
+            meta.insert(KEY_LAST_PURGED, marker.as_slice()).map_err(io::Error::other)?;
+            let mut logs = txn.open_table(LOGS).map_err(io::Error::other)?;
+            logs.retain_in(..=upto, |_, _| false).map_err(io::Error::other)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn copy_bound(bound: Bound<&u64>) -> Bound<u64> {
+    match bound {
+        Bound::Included(x) => Bound::Included(*x),
+        Bound::Excluded(x) => Bound::Excluded(*x),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
+    postcard::to_allocvec(value).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
+    postcard::from_bytes(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests;

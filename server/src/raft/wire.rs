@@ -1,0 +1,84 @@
+//! The RPC message schema between servers (postcard bodies inside `rpc` frames).
+//!
+//! This is a persisted-compatibility surface like the log: add variants at the end, never reshape
+//! one; an incompatible change bumps `rpc::frame::WIRE_VERSION`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{TypeConfig, Vote};
+use roster_kv::{Command, CommandResult};
+
+/// A request from one server to another.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub(crate) enum Request {
+    /// Raft log replication and heartbeats.
+    AppendEntries(openraft::raft::AppendEntriesRequest<TypeConfig>),
+    /// A real election vote.
+    Vote(openraft::raft::VoteRequest<TypeConfig>),
+    /// A pre-vote: "would you vote for me?", which changes no state on the receiver.
+    PreVote(openraft::raft::VoteRequest<TypeConfig>),
+    /// A whole snapshot for a follower too far behind to catch up from the log.
+    FullSnapshot {
+        /// The sending leader's vote.
+        vote: Vote,
+        /// What the snapshot covers.
+        meta: super::SnapshotMeta,
+        /// `State::encode_snapshot` bytes.
+        data: Vec<u8>,
+    },
+    /// Hand leadership to the receiver.
+    TransferLeader(openraft::raft::TransferLeaderRequest<TypeConfig>),
+    /// A client write forwarded by a follower; the leader proposes it and answers after apply.
+    Forward(Command),
+    /// A follower asks the leader for the index a linearizable read must wait for.
+    ReadIndex(ReadPolicy),
+}
+
+/// How the leader confirms its leadership for a forwarded read.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) enum ReadPolicy {
+    /// Trust the leader lease (no network round).
+    Lease,
+    /// Confirm with a quorum round (ReadIndex).
+    Quorum,
+}
+
+/// The answer to a `Request`, variant for variant.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub(crate) enum Response {
+    /// Answer to `AppendEntries`.
+    AppendEntries(openraft::raft::AppendEntriesResponse<TypeConfig>),
+    /// Answer to `Vote` and `PreVote`.
+    Vote(openraft::raft::VoteResponse<TypeConfig>),
+    /// Answer to `FullSnapshot`.
+    Snapshot(openraft::raft::SnapshotResponse<TypeConfig>),
+    /// Answer to `TransferLeader`.
+    TransferLeader(openraft::raft::TransferLeaderResponse<TypeConfig>),
+    /// Answer to `Forward`: the apply result and the log index it was applied at.
+    Forward {
+        /// What `State::apply` returned.
+        result: CommandResult,
+        /// The entry's log index.
+        index: u64,
+    },
+    /// Answer to `ReadIndex`: apply up to here, then read locally.
+    ReadIndex(u64),
+    /// The request could not be served.
+    Error(WireError),
+}
+
+/// Why a request failed on the receiver.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum WireError {
+    /// The receiver is not the leader; `leader` is the RPC address it believes leads.
+    NotLeader {
+        /// The leader's RPC address, as advertised in the membership.
+        leader: Option<String>,
+    },
+    /// The receiver's Raft core stopped or is stopping.
+    Fatal(String),
+    /// The body did not decode: an incompatible peer.
+    BadRequest(String),
+}

@@ -1,0 +1,202 @@
+//! The calling side: one lazily dialled, multiplexed connection per peer, redialled after an error.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::frame::{read_frame, write_frame};
+
+/// How long dialling a peer may take before the call fails as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Requests queued for a connection's writer; callers wait (backpressure) when it is full.
+const OUTBOUND_QUEUE: usize = 256;
+
+/// Why a call failed. The variants map onto openraft's Unreachable / Timeout / Network errors.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RpcError {
+    /// The peer could not be dialled: back off before retrying.
+    #[error("cannot connect to {addr}: {source}")]
+    Unreachable {
+        /// The peer.
+        addr: SocketAddr,
+        /// The dial error.
+        source: io::Error,
+    },
+    /// No response within the deadline; the request may or may not have been handled.
+    #[error("no response from {addr} within {timeout:?}")]
+    Timeout {
+        /// The peer.
+        addr: SocketAddr,
+        /// The deadline that passed.
+        timeout: Duration,
+    },
+    /// The connection broke while the request was in flight; it may or may not have been handled.
+    #[error("connection to {addr} closed")]
+    Closed {
+        /// The peer.
+        addr: SocketAddr,
+    },
+}
+
+/// A handle on one remote server's RPC endpoint. Cheap to share; calls may run concurrently.
+pub(crate) struct Peer {
+    /// Where the peer listens.
+    addr: SocketAddr,
+    /// The live connection, if any; replaced on the next call after it breaks.
+    conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
+}
+
+/// Responses awaited on one connection, by request id.
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Vec<u8>>>>>;
+
+/// One established connection: a writer task and a reader task, cancelled when this is dropped.
+struct Conn {
+    /// Queue of frames for the writer task.
+    outbound: mpsc::Sender<(u64, Vec<u8>)>,
+    /// Callers waiting for a response.
+    pending: Pending,
+    /// Source of request ids.
+    next_id: AtomicU64,
+    /// Cancelled by either task when the stream fails, so the next call redials.
+    closed: CancellationToken,
+    /// Stops both tasks when the last handle on this connection goes away.
+    _tasks: DropGuard,
+}
+
+impl Peer {
+    /// A peer at `addr`; nothing is dialled until the first call.
+    pub(crate) fn new(addr: SocketAddr) -> Peer {
+        Peer { addr, conn: tokio::sync::Mutex::new(None) }
+    }
+
+    /// The peer's address.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Sends `body` and waits up to `timeout` for the response body.
+    pub(crate) async fn call(&self, body: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, RpcError> {
+        let conn = self.connection().await?;
+        let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        conn.pending.lock().unwrap_or_else(PoisonError::into_inner).insert(id, tx);
+        let exchange = async {
+            conn.outbound.send((id, body)).await.map_err(|_| RpcError::Closed { addr: self.addr })?;
+            // A request queued just as the connection broke would otherwise wait for its deadline.
+            tokio::select! {
+                biased;
+                res = rx => res.map_err(|_| RpcError::Closed { addr: self.addr }),
+                _ = conn.closed.cancelled() => Err(RpcError::Closed { addr: self.addr }),
+            }
+        };
+        let res = match tokio::time::timeout(timeout, exchange).await {
+            Ok(res) => res,
+            Err(_) => Err(RpcError::Timeout { addr: self.addr, timeout }),
+        };
+        // On success the reader already removed the entry; on failure nobody will.
+        conn.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        res
+    }
+
+    /// The current connection, dialling a new one if there is none or the last one broke.
+    async fn connection(&self) -> Result<Arc<Conn>, RpcError> {
+        let mut slot = self.conn.lock().await;
+        if let Some(conn) = slot.as_ref().filter(|c| !c.closed.is_cancelled()) {
+            return Ok(conn.clone());
+        }
+        let stream = self.dial().await?;
+        let conn = Arc::new(Conn::spawn(stream));
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Opens the byte stream to the peer. A TLS client handshake would wrap the TCP stream here.
+    async fn dial(&self) -> Result<TcpStream, RpcError> {
+        let unreachable = |source| RpcError::Unreachable { addr: self.addr, source };
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.addr))
+            .await
+            .map_err(|_| unreachable(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")))?
+            .map_err(unreachable)?;
+        // Raft messages are small and latency-bound: do not let Nagle hold them back.
+        stream.set_nodelay(true).map_err(unreachable)?;
+        Ok(stream)
+    }
+}
+
+impl Conn {
+    /// Starts the reader and writer tasks for an established stream.
+    fn spawn<S>(stream: S) -> Conn
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (reader, writer) = tokio::io::split(stream);
+        let (outbound, outbound_rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let pending: Pending = Arc::default();
+        let tasks = CancellationToken::new();
+        let closed = tasks.child_token();
+        tokio::spawn(write_loop(writer, outbound_rx, closed.clone()));
+        tokio::spawn(read_loop(reader, pending.clone(), closed.clone()));
+        Conn { outbound, pending, next_id: AtomicU64::new(1), closed, _tasks: tasks.drop_guard() }
+    }
+}
+
+/// Writes queued requests until the queue closes, the stream fails, or the connection is dropped.
+async fn write_loop<W>(mut writer: W, mut outbound: mpsc::Receiver<(u64, Vec<u8>)>, closed: CancellationToken)
+where
+    W: AsyncWrite + Unpin,
+{
+    loop {
+        let next = tokio::select! {
+            _ = closed.cancelled() => break,
+            next = outbound.recv() => next,
+        };
+        let Some((id, body)) = next else { break };
+        let res = async {
+            write_frame(&mut writer, id, &body).await?;
+            writer.flush().await
+        };
+        if let Err(e) = res.await {
+            tracing::debug!(error = %e, "rpc write failed; dropping connection");
+            break;
+        }
+    }
+    closed.cancel();
+}
+
+/// Routes responses to their callers; on any error fails every pending call by dropping its sender.
+async fn read_loop<R>(mut reader: R, pending: Pending, closed: CancellationToken)
+where
+    R: AsyncRead + Unpin,
+{
+    loop {
+        let frame = tokio::select! {
+            _ = closed.cancelled() => break,
+            frame = read_frame(&mut reader) => frame,
+        };
+        match frame {
+            Ok(Some((id, body))) => {
+                let waiter = pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+                // A missing waiter timed out already; its late response is dropped.
+                if let Some(waiter) = waiter {
+                    let _ = waiter.send(body);
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                tracing::debug!(error = %e, "rpc read failed; dropping connection");
+                break;
+            }
+        }
+    }
+    closed.cancel();
+    pending.lock().unwrap_or_else(PoisonError::into_inner).clear();
+}

@@ -1,0 +1,241 @@
+//! `Server`: the crate's entry point. Starts the Raft node and answers writes, reads and blocking queries.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use roster_kv::{Command, CommandResult, State, WatchKey};
+use tokio::time::Instant;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, Consistency, ReadMeta};
+use crate::error::{Error, Result};
+use crate::raft::{NodeConfig, RaftNode};
+use crate::replica::Replica;
+
+/// How long a write or read waits for a leader (an election, a forward retry) before `NoLeader`.
+/// Consul holds RPCs for up to 7 s; elections here take well under one.
+const LEADER_HOLD: Duration = Duration::from_secs(5);
+
+/// A running Raft server. Clones share one node; dropping the last clone stops its RPC service.
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The Raft participant.
+    node: RaftNode,
+    /// The applied state readers query.
+    replica: Arc<Replica>,
+    /// This server's id.
+    node_id: u64,
+    /// Where peers reach this server's RPC.
+    rpc_advertise: SocketAddr,
+    /// The RPC service and other background tasks.
+    tasks: TaskTracker,
+    /// Cancels the background tasks; a child of the caller's shutdown token.
+    cancel: CancellationToken,
+    /// Set by the first `shutdown`, so later calls return at once.
+    stopped: AtomicBool,
+    /// Cancels the background tasks when the last `Server` clone is dropped.
+    _cancel_on_drop: DropGuard,
+}
+
+impl Server {
+    /// Opens storage, starts Raft and the RPC service, and bootstraps a one-server cluster if asked.
+    ///
+    /// Cancelling `shutdown` stops the RPC service; call `shutdown` to also stop Raft cleanly.
+    pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Server> {
+        let cancel = shutdown.child_token();
+        let tasks = TaskTracker::new();
+        let node_config = NodeConfig {
+            node_id: config.node_id,
+            data_dir: config.data_dir.as_deref(),
+            rpc_advertise: config.rpc_advertise,
+        };
+        let (node, replica) = RaftNode::start(node_config, config.rpc_listener, &tasks, cancel.clone()).await?;
+        if config.bootstrap {
+            node.initialize(&[(config.node_id, config.rpc_advertise)]).await?;
+        }
+        tracing::info!(node_id = config.node_id, rpc = %config.rpc_advertise, "raft server started");
+        let inner = Inner {
+            node,
+            replica,
+            node_id: config.node_id,
+            rpc_advertise: config.rpc_advertise,
+            tasks,
+            _cancel_on_drop: cancel.clone().drop_guard(),
+            cancel,
+            stopped: AtomicBool::new(false),
+        };
+        Ok(Server { inner: Arc::new(inner) })
+    }
+
+    /// Proposes `cmd` (forwarding it to the leader if need be) and returns its result once it is
+    /// durable on a quorum and applied.
+    pub async fn write(&self, cmd: Command) -> Result<CommandResult> {
+        let (result, _index) = self.with_leader(|| self.inner.node.write(cmd.clone())).await?;
+        Ok(result)
+    }
+
+    /// Runs `f` on the applied state after the barrier `consistency` asks for.
+    pub async fn read<T>(&self, consistency: Consistency, f: impl FnOnce(&State) -> T) -> Result<(T, ReadMeta)> {
+        self.barrier(consistency).await?;
+        let value = self.inner.replica.read(f);
+        Ok((value, self.read_meta()))
+    }
+
+    /// A blocking query: evaluates `f` (which returns its answer and the index covering it) until
+    /// that index exceeds `min_index` or `wait` passes, re-evaluating only when a write touches `keys`.
+    ///
+    /// `min_index == 0` never blocks. On timeout the last answer is returned with its (unchanged) index.
+    pub async fn blocking_read<T>(
+        &self,
+        consistency: Consistency,
+        min_index: u64,
+        wait: Duration,
+        keys: Vec<WatchKey>,
+        f: impl Fn(&State) -> (T, u64),
+    ) -> Result<(T, u64, ReadMeta)> {
+        self.barrier(consistency).await?;
+        let replica = &self.inner.replica;
+        let deadline = Instant::now() + wait;
+        let mut resets = replica.subscribe_resets();
+        let mut timed_out = min_index == 0;
+        loop {
+            // Register before evaluating: a write landing in between still fires this waiter.
+            let mut waiter = replica.register(keys.clone());
+            resets.borrow_and_update();
+            let (value, index) = replica.read(&f);
+            if index > min_index || timed_out {
+                return Ok((value, index, self.read_meta()));
+            }
+            tokio::select! {
+                _ = &mut waiter.fired => {}
+                // A snapshot install replaced the whole state: re-evaluate whatever the keys.
+                _ = resets.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => timed_out = true,
+            }
+            // `waiter` drops here, unregistering itself if it did not fire.
+        }
+    }
+
+    /// The RPC address of the current leader, if one is known.
+    pub fn leader_addr(&self) -> Option<SocketAddr> {
+        self.inner.node.leader_addr()
+    }
+
+    /// The RPC addresses of the voting servers.
+    pub fn peers(&self) -> Vec<SocketAddr> {
+        self.inner.node.voter_addrs()
+    }
+
+    /// This server's Raft id.
+    pub fn node_id(&self) -> u64 {
+        self.inner.node_id
+    }
+
+    /// The RPC address peers use for this server (`Config::rpc_advertise`).
+    pub fn rpc_addr(&self) -> SocketAddr {
+        self.inner.rpc_advertise
+    }
+
+    /// Whether this server is the leader right now.
+    pub fn is_leader(&self) -> bool {
+        self.inner.node.is_leader()
+    }
+
+    /// Waits until a leader is known; `NoLeader` after `timeout`.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<()> {
+        self.inner.node.wait_for_leader(timeout).await
+    }
+
+    /// Forms a new cluster of `members` (Raft id, RPC address), as `-bootstrap-expect` does once
+    /// enough servers are seen. Call it on one server; a no-op where a log already exists.
+    pub async fn initialize(&self, members: &[(u64, SocketAddr)]) -> Result<()> {
+        self.inner.node.initialize(members).await
+    }
+
+    /// Adds a server as a voter (leader only): it catches up as a learner first.
+    pub async fn add_voter(&self, node_id: u64, addr: SocketAddr) -> Result<()> {
+        self.inner.node.add_voter(node_id, addr).await
+    }
+
+    /// Removes a voting server (leader only).
+    pub async fn remove_voter(&self, node_id: u64) -> Result<()> {
+        self.inner.node.remove_voter(node_id).await
+    }
+
+    /// Builds a snapshot of the applied state now and returns the log index it covers.
+    /// The log up to there becomes eligible for purging.
+    pub async fn snapshot(&self) -> Result<u64> {
+        self.inner.node.snapshot().await
+    }
+
+    /// Stops the RPC service and the Raft core. Idempotent.
+    pub async fn shutdown(&self) -> Result<()> {
+        if self.inner.stopped.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        // Stop accepting RPCs first, then stop Raft: in-flight requests fail rather than hang.
+        self.inner.cancel.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+        self.inner.node.shutdown().await
+    }
+
+    /// Number of parked blocking queries (exposed to tests).
+    #[cfg(test)]
+    pub(crate) fn n_waiters(&self) -> usize {
+        self.inner.replica.n_waiters()
+    }
+
+    /// Purges the log up to `upto` (tests of restart from snapshot + log tail).
+    #[cfg(test)]
+    pub(crate) async fn purge_log(&self, upto: u64) -> Result<()> {
+        self.inner.node.purge_log(upto).await
+    }
+
+    async fn barrier(&self, consistency: Consistency) -> Result<()> {
+        self.with_leader(|| self.inner.node.read_barrier(consistency, &self.inner.replica)).await
+    }
+
+    /// Runs `op`, retrying while there is no leader (or the one we knew moved) for up to `LEADER_HOLD`.
+    ///
+    /// Retrying is safe: those errors mean the request was refused before anything was appended.
+    async fn with_leader<T, F, Fut>(&self, op: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let deadline = Instant::now() + LEADER_HOLD;
+        loop {
+            if self.inner.stopped.load(Ordering::SeqCst) {
+                return Err(Error::Shutdown);
+            }
+            match op().await {
+                Err(Error::NoLeader | Error::NotLeader { .. }) if Instant::now() < deadline => {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    // Wait for an election to finish, and pace retries while a leader settles in.
+                    let _ = self.inner.node.wait_for_leader(remaining).await;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                res => return res,
+            }
+        }
+    }
+
+    fn read_meta(&self) -> ReadMeta {
+        ReadMeta {
+            known_leader: self.inner.node.leader_addr().is_some(),
+            last_contact_ms: self.inner.node.last_contact_ms(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

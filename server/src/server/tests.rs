@@ -1,0 +1,171 @@
+//! End-to-end tests of `Server`: single node in memory and on disk, a three-node cluster over the
+//! real TCP RPC on loopback, and blocking-query wakeups.
+
+use std::path::Path;
+use std::time::Duration;
+
+use roster_kv::{Command, CommandResult, WatchKey};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::Server;
+use crate::{Config, Consistency, Error};
+
+async fn start(node_id: u64, data_dir: Option<&Path>, bootstrap: bool) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rpc_advertise = listener.local_addr().unwrap();
+    let config =
+        Config { node_id, data_dir: data_dir.map(Path::to_path_buf), rpc_listener: listener, rpc_advertise, bootstrap };
+    Server::start(config, CancellationToken::new()).await.unwrap()
+}
+
+fn set(key: &str, value: &str) -> Command {
+    Command::KvSet { key: key.to_owned(), value: value.as_bytes().to_vec(), flags: 0 }
+}
+
+/// The value of `key` as a string, read with `consistency`.
+async fn get(server: &Server, consistency: Consistency, key: &str) -> Option<String> {
+    let (value, _meta) = server
+        .read(consistency, |state| state.kv_get(key).0.map(|e| String::from_utf8_lossy(&e.value).into_owned()))
+        .await
+        .unwrap();
+    value
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_node_is_leader_quickly_and_reads_its_writes() {
+    let started = Instant::now();
+    let server = start(1, None, true).await;
+    server.wait_for_leader(Duration::from_secs(2)).await.unwrap();
+    assert!(started.elapsed() < Duration::from_millis(900), "ready after {:?}", started.elapsed());
+    assert!(server.is_leader());
+    assert_eq!(server.leader_addr(), server.peers().first().copied());
+
+    assert_eq!(server.write(set("a", "1")).await.unwrap(), CommandResult::Bool(true));
+    let cas = Command::KvCas { key: "a".into(), value: b"2".to_vec(), flags: 0, index: 999 };
+    assert_eq!(server.write(cas).await.unwrap(), CommandResult::Bool(false));
+    for consistency in [Consistency::Default, Consistency::Consistent, Consistency::Stale] {
+        assert_eq!(get(&server, consistency, "a").await.as_deref(), Some("1"));
+    }
+    let (_, meta) = server.read(Consistency::Stale, |_| ()).await.unwrap();
+    assert!(meta.known_leader);
+    assert_eq!(meta.last_contact_ms, 0);
+    server.shutdown().await.unwrap();
+    assert!(matches!(server.write(set("b", "1")).await, Err(Error::Shutdown)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_from_data_dir_keeps_every_write_with_and_without_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let server = start(1, Some(dir.path()), true).await;
+    server.wait_for_leader(Duration::from_secs(2)).await.unwrap();
+    for i in 0..100 {
+        server.write(set(&format!("k{i}"), &i.to_string())).await.unwrap();
+    }
+    server.shutdown().await.unwrap();
+    drop(server);
+
+    // Restart: log replay only (no snapshot yet). `bootstrap` again must be harmless.
+    let server = start(1, Some(dir.path()), true).await;
+    server.wait_for_leader(Duration::from_secs(2)).await.unwrap();
+    for i in 0..100 {
+        assert_eq!(get(&server, Consistency::Default, &format!("k{i}")).await, Some(i.to_string()));
+    }
+    // Snapshot, purge the log it covers, then write a tail that only the log holds.
+    let snapshot_index = server.snapshot().await.unwrap();
+    assert!(snapshot_index >= 100);
+    server.purge_log(snapshot_index).await.unwrap();
+    for i in 100..110 {
+        server.write(set(&format!("k{i}"), &i.to_string())).await.unwrap();
+    }
+    server.shutdown().await.unwrap();
+    drop(server);
+
+    // Restart: snapshot file + log tail.
+    let server = start(1, Some(dir.path()), false).await;
+    server.wait_for_leader(Duration::from_secs(2)).await.unwrap();
+    for i in 0..110 {
+        assert_eq!(get(&server, Consistency::Consistent, &format!("k{i}")).await, Some(i.to_string()));
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_elect_and_apply_a_write_forwarded_by_a_follower() {
+    let servers = [start(1, None, false).await, start(2, None, false).await, start(3, None, false).await];
+    let members: Vec<_> = servers.iter().map(|s| (s.node_id(), s.rpc_addr())).collect();
+    servers[0].initialize(&members).await.unwrap();
+    for server in &servers {
+        server.wait_for_leader(Duration::from_secs(5)).await.unwrap();
+    }
+    let leader = servers[0].leader_addr().unwrap();
+    assert!(servers.iter().all(|s| s.leader_addr() == Some(leader)));
+    assert_eq!(servers[0].peers().len(), 3);
+
+    let follower = servers.iter().find(|s| !s.is_leader()).unwrap();
+    assert_eq!(follower.write(set("fwd", "yes")).await.unwrap(), CommandResult::Bool(true));
+    // A default read on each server goes through the leader's read index, then the local replica.
+    for server in &servers {
+        assert_eq!(get(server, Consistency::Default, "fwd").await.as_deref(), Some("yes"));
+    }
+    // Stale reads see it too once applied locally (already, after the barrier above).
+    for server in &servers {
+        assert_eq!(get(server, Consistency::Stale, "fwd").await.as_deref(), Some("yes"));
+        let (_, meta) = server.read(Consistency::Stale, |_| ()).await.unwrap();
+        assert!(meta.known_leader);
+        assert!(meta.last_contact_ms < 1000, "last contact {}ms", meta.last_contact_ms);
+    }
+    for server in &servers {
+        server.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_read_wakes_only_for_its_key_and_times_out_at_the_same_index() {
+    let server = start(1, None, true).await;
+    server.wait_for_leader(Duration::from_secs(2)).await.unwrap();
+    server.write(set("watched", "1")).await.unwrap();
+    let query = |state: &roster_kv::State| {
+        let (entry, index) = state.kv_get("watched");
+        (entry.map(|e| e.value.clone()), index)
+    };
+    let (_, first_index, _) =
+        server.blocking_read(Consistency::Default, 0, Duration::ZERO, vec![], query).await.unwrap();
+
+    let parked = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let keys = vec![WatchKey::Key("watched".into())];
+            server.blocking_read(Consistency::Default, first_index, Duration::from_secs(10), keys, query).await
+        })
+    };
+    while server.n_waiters() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // A write to another key must not wake the query.
+    server.write(set("other", "x")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!parked.is_finished());
+    assert_eq!(server.n_waiters(), 1);
+
+    // A write to the watched key wakes it at once with the new index.
+    let woken_at = Instant::now();
+    server.write(set("watched", "2")).await.unwrap();
+    let (value, index, _) = parked.await.unwrap().unwrap();
+    assert!(woken_at.elapsed() < Duration::from_secs(1));
+    assert_eq!(value.as_deref(), Some(&b"2"[..]));
+    assert!(index > first_index);
+    assert_eq!(server.n_waiters(), 0);
+
+    // Nothing changes: the query times out with the same index and leaves no waiter behind.
+    let started = Instant::now();
+    let keys = vec![WatchKey::Key("watched".into())];
+    let (_, same_index, _) =
+        server.blocking_read(Consistency::Default, index, Duration::from_millis(300), keys, query).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(same_index, index);
+    assert_eq!(server.n_waiters(), 0);
+    server.shutdown().await.unwrap();
+}
