@@ -1,0 +1,390 @@
+//! The `roster` command line: Consul-style subcommands and flags, parsed with clap.
+//!
+//! Consul's CLI uses Go's `flag` package, so its users write long flags with one dash
+//! (`-data-dir d`, `-node=n1`). clap only knows `--long`, so [`parse`] first rewrites every
+//! single-dash argument that names one of our long flags into its double-dash form, leaving
+//! `-h`, lone `-` (stdin), negative numbers and everything after `--` untouched.
+//! Boolean flags also take Go's `-flag=false` form.
+//!
+//! `roster agent` becomes a [`crate::config::Config`] through [`crate::config::load`]; every
+//! other subcommand is an HTTP client of a running agent, run by [`run_client`].
+
+mod client;
+mod output;
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use client::{resolve_http_addr, resolve_token, run_client};
+
+/// The whole command line.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "roster", version, about = "A Consul-compatible service-discovery agent", args_override_self = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands, named and shaped like Consul's.
+// Built once per process, so the size of the `Agent` variant costs nothing worth a `Box`.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run an agent (client by default, `-server` for a server, `-dev` for a throwaway server).
+    Agent(AgentArgs),
+    /// List the members of the LAN gossip pool.
+    Members(MembersArgs),
+    /// Read and write the key/value store.
+    #[command(subcommand)]
+    Kv(KvCommand),
+    /// Register and deregister services with the local agent.
+    #[command(subcommand)]
+    Services(ServicesCommand),
+    /// Read the catalog.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+    /// Print the roster version and the Consul version it is compatible with.
+    Version,
+}
+
+/// Flags of `roster agent`. Every field is optional so that config files are only overridden
+/// by flags actually given; [`crate::config::load`] turns them into the top config layer.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AgentArgs {
+    /// Single in-memory server on loopback, bootstrapped at once (for trying roster and for tests).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    pub dev: Option<bool>,
+    /// JSON config file to load; may repeat, later files win.
+    #[arg(long, value_name = "FILE")]
+    pub config_file: Vec<PathBuf>,
+    /// Directory whose `*.json` files are loaded in lexical order, after the config files; may repeat.
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: Vec<PathBuf>,
+    /// Node name (default: the hostname).
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// Node ID, a UUID (default: generated and kept in the data dir).
+    #[arg(long, value_name = "UUID")]
+    pub node_id: Option<String>,
+    /// Node metadata as key:value; may repeat.
+    #[arg(long, value_name = "KEY:VALUE")]
+    pub node_meta: Vec<String>,
+    /// Directory for durable state; required for servers outside -dev.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Run as a server.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    pub server: Option<bool>,
+    /// Elect this server leader without waiting for others (only ever on one server).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    pub bootstrap: Option<bool>,
+    /// Number of servers to wait for before bootstrapping.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub bootstrap_expect: Option<i64>,
+    /// Address for gossip and server RPC.
+    #[arg(long, value_name = "IP")]
+    pub bind: Option<String>,
+    /// Address advertised to other nodes.
+    #[arg(long, value_name = "IP")]
+    pub advertise: Option<String>,
+    /// Address(es) for HTTP and DNS, space-separated.
+    #[arg(long, value_name = "IP")]
+    pub client: Option<String>,
+    /// Datacenter name.
+    #[arg(long, value_name = "DC")]
+    pub datacenter: Option<String>,
+    /// DNS domain (default consul).
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+    /// Additional DNS domain.
+    #[arg(long, value_name = "DOMAIN")]
+    pub alt_domain: Option<String>,
+    /// Log level: trace, debug, info, warn, error.
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Upstream DNS server (IP or IP:port); may repeat.
+    #[arg(long, value_name = "ADDR")]
+    pub recursor: Vec<String>,
+    /// Address of an agent to join at start; may repeat.
+    #[arg(long, value_name = "ADDR")]
+    pub join: Vec<String>,
+    /// Address of an agent to join at start, retried until it answers; may repeat.
+    #[arg(long, value_name = "ADDR")]
+    pub retry_join: Vec<String>,
+    /// Allow script checks (lets HTTP API users run commands on this host).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    pub enable_script_checks: Option<bool>,
+    /// Allow script checks from local config files only.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    pub enable_local_script_checks: Option<bool>,
+    /// HTTP API port (-1 disables, 0 picks a free port).
+    #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
+    pub http_port: Option<i64>,
+    /// HTTPS API port (-1 disables).
+    #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
+    pub https_port: Option<i64>,
+    /// DNS port (-1 disables, 0 picks a free port).
+    #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
+    pub dns_port: Option<i64>,
+    /// LAN gossip port.
+    #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
+    pub serf_lan_port: Option<i64>,
+    /// WAN gossip port.
+    #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
+    pub serf_wan_port: Option<i64>,
+    /// Server RPC and Raft port.
+    #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
+    pub server_port: Option<i64>,
+    /// gRPC port (-1 disables).
+    #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
+    pub grpc_port: Option<i64>,
+    /// Accepted for Consul compatibility; roster has no web UI.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    pub ui: Option<bool>,
+}
+
+/// How client subcommands reach the agent.
+#[derive(Debug, Clone, Default, Args)]
+pub struct HttpArgs {
+    /// Agent HTTP address (default: $CONSUL_HTTP_ADDR, $ROSTER_HTTP_ADDR, then 127.0.0.1:8500).
+    #[arg(long, value_name = "ADDR")]
+    pub http_addr: Option<String>,
+    /// ACL token (default: $CONSUL_HTTP_TOKEN, then $ROSTER_HTTP_TOKEN).
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+}
+
+/// `roster members`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct MembersArgs {
+    /// Agent address and token.
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// `roster kv ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum KvCommand {
+    /// Print the value of a key (or, with -recurse, every key under a prefix).
+    Get(KvGetArgs),
+    /// Write a value (`-` reads stdin, `@FILE` reads a file).
+    Put(KvPutArgs),
+    /// Delete a key (or, with -recurse, a prefix).
+    Delete(KvDeleteArgs),
+}
+
+/// `roster kv get`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KvGetArgs {
+    /// Agent address and token.
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// Print every key under the prefix as `key:value`.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    pub recurse: bool,
+    /// Print only the key names under the prefix, up to the separator.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    pub keys: bool,
+    /// Separator for -keys.
+    #[arg(long, default_value = "/", value_name = "SEP")]
+    pub separator: String,
+    /// Print every field of the entry, not just the value.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    pub detailed: bool,
+    /// Print values base64-encoded.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    pub base64: bool,
+    /// The key, or the prefix with -recurse / -keys.
+    pub key: Option<String>,
+}
+
+/// `roster kv put`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KvPutArgs {
+    /// Agent address and token.
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// Opaque flags stored with the entry.
+    #[arg(long, value_name = "N")]
+    pub flags: Option<u64>,
+    /// Write only if the entry's ModifyIndex equals -modify-index (0: only if absent).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    pub cas: bool,
+    /// The ModifyIndex expected by -cas.
+    #[arg(long, value_name = "N")]
+    pub modify_index: Option<u64>,
+    /// The value is base64 and is decoded before writing.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    pub base64: bool,
+    /// The key to write.
+    pub key: String,
+    /// The value: literal text, `-` for stdin, `@FILE` for a file's bytes; empty when omitted.
+    pub value: Option<String>,
+}
+
+/// `roster kv delete`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KvDeleteArgs {
+    /// Agent address and token.
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// Delete every key under the prefix.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    pub recurse: bool,
+    /// The key, or the prefix with -recurse.
+    pub key: Option<String>,
+}
+
+/// `roster services ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ServicesCommand {
+    /// Register the services of Consul service definition files (`{"service":{..}}` or `{"services":[..]}`).
+    Register(ServicesRegisterArgs),
+    /// Deregister a service by ID.
+    Deregister(ServicesDeregisterArgs),
+}
+
+/// `roster services register`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServicesRegisterArgs {
+    /// Agent address and token.
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// JSON service definition files.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// `roster services deregister`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServicesDeregisterArgs {
+    /// Agent address and token.
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// The service ID, Consul's way (`-id=ID`).
+    #[arg(long = "id", value_name = "ID", conflicts_with = "service_id")]
+    pub id: Option<String>,
+    /// The service ID, given positionally.
+    #[arg(value_name = "ID", required_unless_present = "id")]
+    pub service_id: Option<String>,
+}
+
+impl ServicesDeregisterArgs {
+    /// The ID to deregister, whichever way it was given.
+    pub fn service_id(&self) -> &str {
+        self.id.as_deref().or(self.service_id.as_deref()).unwrap_or_default()
+    }
+}
+
+/// `roster catalog ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum CatalogCommand {
+    /// List service names.
+    Services(CatalogServicesArgs),
+    /// List nodes.
+    Nodes(CatalogNodesArgs),
+}
+
+/// `roster catalog services`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CatalogServicesArgs {
+    /// Agent address and token.
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// Also print each service's tags.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    pub tags: bool,
+}
+
+/// `roster catalog nodes`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CatalogNodesArgs {
+    /// Agent address and token.
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// Parses a full argument list (program name first), accepting Consul's single-dash long flags.
+pub fn parse<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let rewritten = rewrite_single_dash(args, &known_long_flags());
+    Cli::try_parse_from(rewritten)
+}
+
+/// Every long flag name of every subcommand, plus clap's own `help` and `version`.
+pub fn known_long_flags() -> BTreeSet<String> {
+    fn walk(command: &clap::Command, names: &mut BTreeSet<String>) {
+        for arg in command.get_arguments() {
+            if let Some(long) = arg.get_long() {
+                names.insert(long.to_owned());
+            }
+        }
+        for sub in command.get_subcommands() {
+            walk(sub, names);
+        }
+    }
+    let mut names = BTreeSet::from(["help".to_owned(), "version".to_owned()]);
+    walk(&<Cli as clap::CommandFactory>::command(), &mut names);
+    names
+}
+
+/// Rewrites `-flag`, `-flag=value` into `--flag`, `--flag=value` when `flag` is in `known`.
+///
+/// The first element (the program name) and everything after a bare `--` are left alone, as
+/// are `-h`, `-` and arguments that name no known flag (so a value like `-1` survives).
+pub fn rewrite_single_dash(args: Vec<OsString>, known: &BTreeSet<String>) -> Vec<OsString> {
+    let mut past_separator = false;
+    args.into_iter()
+        .enumerate()
+        .map(|(idx, arg)| {
+            if idx == 0 || past_separator {
+                return arg;
+            }
+            let Some(text) = arg.to_str() else {
+                return arg;
+            };
+            if text == "--" {
+                past_separator = true;
+                return arg;
+            }
+            let Some(body) = text.strip_prefix('-').filter(|body| !body.starts_with('-')) else {
+                return arg;
+            };
+            let name = body.split_once('=').map_or(body, |(name, _)| name);
+            if name.chars().count() >= 2 && known.contains(name) { OsString::from(format!("-{text}")) } else { arg }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,315 @@
+//! The client subcommands: each one is a few HTTP calls to a running agent and some printing.
+//!
+//! Errors that are the user's answer rather than a failure (a missing key, a failed CAS) are
+//! printed here and give exit code 1; transport and protocol failures come back as `Err` for
+//! `main` to print as `Error: ...`.
+
+use std::io::Write;
+use std::sync::Once;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::io::AsyncReadExt;
+
+use super::output;
+use super::{CatalogCommand, Command, HttpArgs, KvCommand, ServicesCommand};
+use super::{KvDeleteArgs, KvGetArgs, KvPutArgs};
+use crate::config::EnvSource;
+
+/// Characters escaped in a KV key: everything but unreserved characters and `/`, which keys keep.
+const KEY_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+/// Characters escaped in one path segment or query value (a service ID may contain `/` or `#`).
+const SEGMENT_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// Runs a client subcommand and returns its exit code. `Command::Agent` is not a client command.
+pub async fn run_client(command: &Command, env: &dyn EnvSource) -> anyhow::Result<i32> {
+    match command {
+        Command::Agent(_) => bail!("`roster agent` runs the agent; it is not a client command"),
+        Command::Version => print_stdout(output::version_text().as_bytes()),
+        Command::Members(args) => {
+            let agent = AgentClient::new(&args.http, env)?;
+            let members = agent.get_json("/v1/agent/members").await?;
+            print_stdout(output::members_table(&members)?.as_bytes())
+        }
+        Command::Kv(KvCommand::Get(args)) => kv_get(args, env).await,
+        Command::Kv(KvCommand::Put(args)) => kv_put(args, env).await,
+        Command::Kv(KvCommand::Delete(args)) => kv_delete(args, env).await,
+        Command::Services(ServicesCommand::Register(args)) => {
+            let agent = AgentClient::new(&args.http, env)?;
+            for file in &args.files {
+                let text =
+                    tokio::fs::read_to_string(file).await.with_context(|| format!("cannot read {}", file.display()))?;
+                let parsed: Value =
+                    serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", file.display()))?;
+                let definitions =
+                    output::service_definitions(&parsed).with_context(|| format!("in {}", file.display()))?;
+                for definition in definitions {
+                    let body = serde_json::to_vec(&definition)?;
+                    agent.expect_ok(Method::PUT, "/v1/agent/service/register", Some(body)).await?;
+                    println!("Registered service: {}", output::service_name(&definition));
+                }
+            }
+            Ok(0)
+        }
+        Command::Services(ServicesCommand::Deregister(args)) => {
+            let agent = AgentClient::new(&args.http, env)?;
+            let id = args.service_id();
+            let path = format!("/v1/agent/service/deregister/{}", segment(id));
+            agent.expect_ok(Method::PUT, &path, None).await?;
+            println!("Deregistered service: {id}");
+            Ok(0)
+        }
+        Command::Catalog(CatalogCommand::Services(args)) => {
+            let agent = AgentClient::new(&args.http, env)?;
+            let services = agent.get_json("/v1/catalog/services").await?;
+            print_stdout(output::catalog_services_list(&services, args.tags)?.as_bytes())
+        }
+        Command::Catalog(CatalogCommand::Nodes(args)) => {
+            let agent = AgentClient::new(&args.http, env)?;
+            let nodes = agent.get_json("/v1/catalog/nodes").await?;
+            print_stdout(output::catalog_nodes_table(&nodes)?.as_bytes())
+        }
+    }
+}
+
+/// The agent's base URL: `-http-addr`, else `CONSUL_HTTP_ADDR`, else `ROSTER_HTTP_ADDR`, else
+/// `127.0.0.1:8500`; `http://` is added when no scheme is given (`https://` with `CONSUL_HTTP_SSL=true`).
+pub fn resolve_http_addr(flag: Option<&str>, env: &dyn EnvSource) -> String {
+    let addr = flag
+        .map(str::to_owned)
+        .or_else(|| env.var("CONSUL_HTTP_ADDR"))
+        .or_else(|| env.var("ROSTER_HTTP_ADDR"))
+        .map(|addr| addr.trim().to_owned())
+        .filter(|addr| !addr.is_empty())
+        .unwrap_or_else(|| "127.0.0.1:8500".to_owned());
+    let addr = addr.trim_end_matches('/');
+    if addr.starts_with("http://") || addr.starts_with("https://") {
+        return addr.to_owned();
+    }
+    let ssl = env
+        .var("CONSUL_HTTP_SSL")
+        .is_some_and(|flag| matches!(flag.trim().to_ascii_lowercase().as_str(), "1" | "true"));
+    let scheme = if ssl { "https" } else { "http" };
+    format!("{scheme}://{addr}")
+}
+
+/// The ACL token: `-token`, else `CONSUL_HTTP_TOKEN`, else `ROSTER_HTTP_TOKEN`; empty means none.
+pub fn resolve_token(flag: Option<&str>, env: &dyn EnvSource) -> Option<String> {
+    flag.map(str::to_owned)
+        .or_else(|| env.var("CONSUL_HTTP_TOKEN"))
+        .or_else(|| env.var("ROSTER_HTTP_TOKEN"))
+        .filter(|token| !token.is_empty())
+}
+
+/// `kv get`: one value, `-recurse` lines, `-keys` names or `-detailed` blocks.
+async fn kv_get(args: &KvGetArgs, env: &dyn EnvSource) -> anyhow::Result<i32> {
+    let key = normalize_key(args.key.as_deref());
+    if key.is_empty() && !args.recurse && !args.keys {
+        bail!("missing KEY argument");
+    }
+    let agent = AgentClient::new(&args.http, env)?;
+    let mut path = format!("/v1/kv/{}", utf8_percent_encode(&key, KEY_ESCAPES));
+    if args.keys {
+        path.push_str(&format!("?keys&separator={}", segment(&args.separator)));
+    } else if args.recurse {
+        path.push_str("?recurse");
+    }
+    let (status, body) = agent.send(Method::GET, &path, None).await?;
+    if status == StatusCode::NOT_FOUND {
+        if args.recurse || args.keys {
+            return Ok(0);
+        }
+        eprintln!("Error! No key exists at: {key}");
+        return Ok(1);
+    }
+    let answer = json_or_error(status, &body)?;
+    let printed = if args.keys {
+        output::kv_keys_output(&answer)?.into_bytes()
+    } else if args.detailed {
+        output::kv_detailed_output(&answer, args.base64)?
+    } else if args.recurse {
+        output::kv_recurse_output(&answer, args.base64)?
+    } else {
+        output::kv_get_output(&answer, args.base64)?
+    };
+    print_stdout(&printed)
+}
+
+/// `kv put`: writes the value, honouring `-flags` and `-cas -modify-index`.
+async fn kv_put(args: &KvPutArgs, env: &dyn EnvSource) -> anyhow::Result<i32> {
+    let key = normalize_key(Some(&args.key));
+    if key.is_empty() {
+        bail!("missing KEY argument");
+    }
+    if args.cas && args.modify_index.is_none() {
+        bail!("-cas needs -modify-index (0 writes only if the key does not exist)");
+    }
+    let mut value = read_value(args.value.as_deref()).await?;
+    if args.base64 {
+        value = base64::engine::general_purpose::STANDARD
+            .decode(value.trim_ascii())
+            .context("-base64 was given but the value is not base64")?;
+    }
+    let mut query = Vec::new();
+    if let Some(flags) = args.flags {
+        query.push(format!("flags={flags}"));
+    }
+    if let (true, Some(index)) = (args.cas, args.modify_index) {
+        query.push(format!("cas={index}"));
+    }
+    let mut path = format!("/v1/kv/{}", utf8_percent_encode(&key, KEY_ESCAPES));
+    if !query.is_empty() {
+        path = format!("{path}?{}", query.join("&"));
+    }
+    let agent = AgentClient::new(&args.http, env)?;
+    let (status, body) = agent.send(Method::PUT, &path, Some(value)).await?;
+    let written = json_or_error(status, &body)?;
+    match (written.as_bool(), args.cas) {
+        (Some(true), _) => {
+            println!("Success! Data written to: {key}");
+            Ok(0)
+        }
+        (_, true) => {
+            eprintln!("Error! Did not write to {key}: CAS failed");
+            Ok(1)
+        }
+        (_, false) => {
+            eprintln!("Error! Failed writing data to: {key}");
+            Ok(1)
+        }
+    }
+}
+
+/// `kv delete`: one key, or a prefix with `-recurse`.
+async fn kv_delete(args: &KvDeleteArgs, env: &dyn EnvSource) -> anyhow::Result<i32> {
+    let key = normalize_key(args.key.as_deref());
+    if key.is_empty() && !args.recurse {
+        bail!("missing KEY argument");
+    }
+    let mut path = format!("/v1/kv/{}", utf8_percent_encode(&key, KEY_ESCAPES));
+    if args.recurse {
+        path.push_str("?recurse");
+    }
+    let agent = AgentClient::new(&args.http, env)?;
+    let (status, body) = agent.send(Method::DELETE, &path, None).await?;
+    json_or_error(status, &body)?;
+    if args.recurse {
+        println!("Success! Deleted keys with prefix: {key}");
+    } else {
+        println!("Success! Deleted key: {key}");
+    }
+    Ok(0)
+}
+
+/// Consul's CLI drops a leading `/` from keys; the HTTP path already has one.
+fn normalize_key(key: Option<&str>) -> String {
+    key.unwrap_or_default().trim_start_matches('/').to_owned()
+}
+
+/// The bytes to write: literal text, `-` for stdin, `@FILE` for a file, nothing when omitted.
+async fn read_value(value: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    match value {
+        None => Ok(Vec::new()),
+        Some("-") => {
+            let mut bytes = Vec::new();
+            tokio::io::stdin().read_to_end(&mut bytes).await.context("cannot read the value from stdin")?;
+            Ok(bytes)
+        }
+        Some(text) => match text.strip_prefix('@') {
+            Some(path) => tokio::fs::read(path).await.with_context(|| format!("cannot read the value from {path}")),
+            None => Ok(text.as_bytes().to_vec()),
+        },
+    }
+}
+
+/// Percent-encodes one path segment or query value.
+fn segment(text: &str) -> String {
+    utf8_percent_encode(text, SEGMENT_ESCAPES).to_string()
+}
+
+/// Parses a 2xx body as JSON, or turns any other status into Consul's "Unexpected response code" error.
+fn json_or_error(status: StatusCode, body: &[u8]) -> anyhow::Result<Value> {
+    if !status.is_success() {
+        bail!("Unexpected response code: {} ({})", status.as_u16(), String::from_utf8_lossy(body).trim());
+    }
+    serde_json::from_slice(body).context("the agent's answer is not valid JSON")
+}
+
+/// Writes to stdout and reports success as exit code 0.
+fn print_stdout(bytes: &[u8]) -> anyhow::Result<i32> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(bytes)?;
+    stdout.flush()?;
+    Ok(0)
+}
+
+/// A connection to one agent's HTTP API.
+struct AgentClient {
+    /// The shared HTTP client (connection pool).
+    http: reqwest::Client,
+    /// `http://host:port`, without a trailing slash.
+    base: String,
+    /// Sent as `X-Consul-Token` when set.
+    token: Option<String>,
+}
+
+impl AgentClient {
+    /// Resolves the address and token and builds the HTTP client.
+    fn new(args: &HttpArgs, env: &dyn EnvSource) -> anyhow::Result<AgentClient> {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(AgentClient {
+            http,
+            base: resolve_http_addr(args.http_addr.as_deref(), env),
+            token: resolve_token(args.token.as_deref(), env),
+        })
+    }
+
+    /// Sends one request; only transport failures are errors, any status comes back.
+    async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<(StatusCode, Vec<u8>)> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.header("X-Consul-Token", token);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let unreachable = || format!("cannot reach the roster agent at {}", self.base);
+        let response = request.send().await.with_context(unreachable)?;
+        let status = response.status();
+        let bytes = response.bytes().await.with_context(unreachable)?;
+        Ok((status, bytes.to_vec()))
+    }
+
+    /// GETs a JSON document; non-2xx answers are errors.
+    async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
+        let (status, body) = self.send(Method::GET, path, None).await?;
+        json_or_error(status, &body)
+    }
+
+    /// Sends a write whose body the agent leaves empty; non-2xx answers are errors.
+    async fn expect_ok(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<()> {
+        let (status, answer) = self.send(method, path, body).await?;
+        if !status.is_success() {
+            bail!("Unexpected response code: {} ({})", status.as_u16(), String::from_utf8_lossy(&answer).trim());
+        }
+        Ok(())
+    }
+}
+
+/// reqwest is built without a default crypto provider; install ring's once per process.
+fn install_crypto_provider() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // An error only means another part of the process installed one first, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

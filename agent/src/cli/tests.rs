@@ -1,0 +1,253 @@
+//! Tests of flag rewriting, subcommand parsing, address resolution and output formatting (no sockets).
+
+use std::ffi::OsString;
+
+use serde_json::json;
+
+use super::client::{resolve_http_addr, resolve_token};
+use super::output;
+use super::*;
+use crate::config::EmptyEnv;
+
+/// Parses a command line given as one string (split on spaces), program name included.
+fn parse_line(line: &str) -> Cli {
+    match parse(line.split(' ')) {
+        Ok(cli) => cli,
+        Err(err) => panic!("{line:?} did not parse: {err}"),
+    }
+}
+
+/// The `AgentArgs` of an `agent` command line.
+fn agent(line: &str) -> AgentArgs {
+    match parse_line(line).command {
+        Command::Agent(args) => args,
+        other => panic!("{line:?} is not an agent command: {other:?}"),
+    }
+}
+
+/// Checks `rewrite_single_dash` on a space-separated argument list.
+fn check_rewrite(input: &str, expect: &str) {
+    let args: Vec<OsString> = input.split(' ').map(OsString::from).collect();
+    let rewritten = rewrite_single_dash(args, &known_long_flags());
+    let shown: Vec<String> = rewritten.iter().map(|arg| arg.to_string_lossy().into_owned()).collect();
+    assert_eq!(shown.join(" "), expect, "rewriting {input:?}");
+}
+
+#[test]
+fn single_dash_long_flags_become_double_dash() {
+    check_rewrite(
+        "roster agent -dev -node n1 -node=n2 --node=n3 -data-dir=d",
+        "roster agent --dev --node n1 --node=n2 --node=n3 --data-dir=d",
+    );
+    // Short help, stdin, negative numbers and unknown words are left alone.
+    check_rewrite("roster kv put -h k -", "roster kv put -h k -");
+    check_rewrite("roster agent -dns-port -1 -x -bogus", "roster agent --dns-port -1 -x -bogus");
+    // Nothing after `--` is a flag, and the program name is never touched.
+    check_rewrite("-dev kv put -- -recurse -node", "-dev kv put -- -recurse -node");
+    check_rewrite("roster -help", "roster --help");
+}
+
+#[test]
+fn every_spelling_of_a_flag_parses_the_same() {
+    for line in ["roster agent -node n1", "roster agent --node n1", "roster agent -node=n1", "roster agent --node=n1"] {
+        assert_eq!(agent(line).node.as_deref(), Some("n1"), "{line}");
+    }
+}
+
+#[test]
+fn consul_agent_command_lines_parse() {
+    let args = agent(
+        "roster agent -dev -node n1 -config-file f.json -config-file g.json -data-dir d -server \
+         -bootstrap-expect 1 -bind 127.0.0.1 -client 127.0.0.1 -datacenter dc1 -config-dir c \
+         -log-level debug -recursor 8.8.8.8 -recursor 1.1.1.1 -join X -retry-join Y -retry-join Z",
+    );
+    assert_eq!(args.dev, Some(true));
+    assert_eq!(args.server, Some(true));
+    assert_eq!(args.bootstrap_expect, Some(1));
+    assert_eq!(args.config_file.len(), 2);
+    assert_eq!(args.config_dir, [PathBuf::from("c")]);
+    assert_eq!(args.recursor, ["8.8.8.8", "1.1.1.1"]);
+    assert_eq!(args.join, ["X"]);
+    assert_eq!(args.retry_join, ["Y", "Z"]);
+    assert_eq!(args.log_level.as_deref(), Some("debug"));
+}
+
+#[test]
+fn boolean_flags_take_go_style_values_and_may_repeat() {
+    assert_eq!(agent("roster agent -server=false").server, Some(false));
+    assert_eq!(agent("roster agent --server=true -server").server, Some(true));
+    assert_eq!(agent("roster agent").server, None);
+    assert_eq!(agent("roster agent -node a -node b").node.as_deref(), Some("b"));
+    assert_eq!(agent("roster agent -dns-port -1").dns_port, Some(-1));
+    assert_eq!(agent("roster agent -bootstrap-expect=-1").bootstrap_expect, Some(-1));
+}
+
+#[test]
+fn kv_subcommands_parse_flags_before_and_after_the_key() {
+    let Command::Kv(KvCommand::Get(get)) = parse_line("roster kv get -recurse app/").command else {
+        panic!("not kv get");
+    };
+    assert!(get.recurse && !get.detailed);
+    assert_eq!(get.key.as_deref(), Some("app/"));
+    let Command::Kv(KvCommand::Get(get)) = parse_line("roster kv get app -detailed").command else {
+        panic!("not kv get");
+    };
+    assert!(get.detailed && !get.recurse);
+
+    let put = parse_line("roster kv put -flags 42 -cas -modify-index=7 -http-addr h:1 k v");
+    let Command::Kv(KvCommand::Put(put)) = put.command else {
+        panic!("not kv put");
+    };
+    assert_eq!((put.flags, put.cas, put.modify_index), (Some(42), true, Some(7)));
+    assert_eq!((put.key.as_str(), put.value.as_deref()), ("k", Some("v")));
+    assert_eq!(put.http.http_addr.as_deref(), Some("h:1"));
+
+    let Command::Kv(KvCommand::Put(put)) = parse_line("roster kv put k -").command else {
+        panic!("not kv put");
+    };
+    assert_eq!(put.value.as_deref(), Some("-"));
+
+    let Command::Kv(KvCommand::Delete(delete)) = parse_line("roster kv delete -recurse app").command else {
+        panic!("not kv delete");
+    };
+    assert!(delete.recurse);
+}
+
+#[test]
+fn other_subcommands_parse() {
+    assert!(matches!(parse_line("roster version").command, Command::Version));
+    assert!(matches!(
+        parse_line("roster members -http-addr 10.0.0.1:8500").command,
+        Command::Members(MembersArgs { http: HttpArgs { http_addr: Some(_), .. } })
+    ));
+    assert!(matches!(
+        parse_line("roster catalog services -tags").command,
+        Command::Catalog(CatalogCommand::Services(CatalogServicesArgs { tags: true, .. }))
+    ));
+    assert!(matches!(parse_line("roster catalog nodes").command, Command::Catalog(CatalogCommand::Nodes(_))));
+    let Command::Services(ServicesCommand::Register(register)) =
+        parse_line("roster services register a.json b.json").command
+    else {
+        panic!("not services register");
+    };
+    assert_eq!(register.files.len(), 2);
+    for line in [
+        "roster services deregister web-1",
+        "roster services deregister -id=web-1",
+        "roster services deregister -id web-1",
+    ] {
+        let Command::Services(ServicesCommand::Deregister(args)) = parse_line(line).command else {
+            panic!("{line}: not services deregister");
+        };
+        assert_eq!(args.service_id(), "web-1", "{line}");
+    }
+    assert!(parse(["roster", "services", "deregister"]).is_err(), "an ID is required");
+    assert!(parse(["roster", "services", "deregister", "-id=a", "b"]).is_err(), "two IDs conflict");
+    assert!(parse(["roster", "services", "register"]).is_err());
+    assert!(parse(["roster", "agent", "-no-such-flag"]).is_err());
+}
+
+#[test]
+fn http_addr_comes_from_flag_then_consul_env_then_roster_env() {
+    let both = [("CONSUL_HTTP_ADDR", "10.0.0.1:8500"), ("ROSTER_HTTP_ADDR", "10.0.0.2:8500")];
+    assert_eq!(resolve_http_addr(Some("h:1"), &both), "http://h:1");
+    assert_eq!(resolve_http_addr(None, &both), "http://10.0.0.1:8500");
+    assert_eq!(resolve_http_addr(None, &[("ROSTER_HTTP_ADDR", "http://10.0.0.2:8500/")]), "http://10.0.0.2:8500");
+    assert_eq!(resolve_http_addr(None, &EmptyEnv), "http://127.0.0.1:8500");
+    assert_eq!(resolve_http_addr(None, &[("CONSUL_HTTP_ADDR", "https://secure:8501")]), "https://secure:8501");
+    assert_eq!(
+        resolve_http_addr(None, &[("CONSUL_HTTP_ADDR", "secure:8501"), ("CONSUL_HTTP_SSL", "true")]),
+        "https://secure:8501"
+    );
+}
+
+#[test]
+fn token_comes_from_flag_then_consul_env_then_roster_env() {
+    let env = [("CONSUL_HTTP_TOKEN", "c"), ("ROSTER_HTTP_TOKEN", "r")];
+    assert_eq!(resolve_token(Some("f"), &env).as_deref(), Some("f"));
+    assert_eq!(resolve_token(None, &env).as_deref(), Some("c"));
+    assert_eq!(resolve_token(None, &[("ROSTER_HTTP_TOKEN", "r")]).as_deref(), Some("r"));
+    assert_eq!(resolve_token(None, &[("CONSUL_HTTP_TOKEN", "")]), None);
+}
+
+#[test]
+fn members_table_is_sorted_and_columnized() {
+    let members = json!([
+        {"Name":"node-b","Addr":"10.0.0.2","Port":8301,"Status":4,
+         "Tags":{"role":"node","dc":"dc1","build":"1.22.0:abc","vsn":"2"}},
+        {"Name":"a","Addr":"10.0.0.1","Port":8301,"Status":1,
+         "Tags":{"role":"consul","dc":"dc1","build":"1.22.0","vsn":"2"}},
+        {"Name":"v6","Addr":"::1","Port":8301,"Status":3,"Tags":{}}
+    ]);
+    let table = output::members_table(&members).expect("table");
+    let expect = "\
+Node    Address        Status  Type     Build   Protocol  DC
+a       10.0.0.1:8301  alive   server   1.22.0  2         dc1
+node-b  10.0.0.2:8301  failed  client   1.22.0  2         dc1
+v6      [::1]:8301     left    unknown
+";
+    assert_eq!(table, expect);
+    assert!(output::members_table(&json!({})).is_err());
+}
+
+#[test]
+fn catalog_nodes_table_shortens_ids() {
+    let nodes = json!([
+        {"ID":"a1b2c3d4-0000-0000-0000-000000000000","Node":"web-1","Address":"10.0.0.5","Datacenter":"dc1"},
+        {"ID":"","Node":"db","Address":"10.0.0.6","Datacenter":"dc1"}
+    ]);
+    let expect = "\
+Node   ID        Address   DC
+db               10.0.0.6  dc1
+web-1  a1b2c3d4  10.0.0.5  dc1
+";
+    assert_eq!(output::catalog_nodes_table(&nodes).expect("table"), expect);
+}
+
+#[test]
+fn catalog_services_prints_names_and_optional_tags() {
+    let services = json!({"web":["v2","v1"],"consul":[],"db":["primary"]});
+    assert_eq!(output::catalog_services_list(&services, false).expect("list"), "consul\ndb\nweb\n");
+    assert_eq!(
+        output::catalog_services_list(&services, true).expect("list"),
+        "consul\ndb      primary\nweb     v1,v2\n"
+    );
+}
+
+#[test]
+fn kv_outputs_match_consul() {
+    let entries = json!([
+        {"Key":"app/a","Value":"aGVsbG8=","Flags":0,"LockIndex":0,"CreateIndex":5,"ModifyIndex":6},
+        {"Key":"app/b","Value":null,"Flags":42,"LockIndex":1,"CreateIndex":7,"ModifyIndex":7,"Session":"s-1"}
+    ]);
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).expect("utf-8");
+    assert_eq!(text(output::kv_get_output(&entries, false).expect("get")), "hello\n");
+    assert_eq!(text(output::kv_get_output(&entries, true).expect("get")), "aGVsbG8=\n");
+    assert_eq!(text(output::kv_recurse_output(&entries, false).expect("recurse")), "app/a:hello\napp/b:\n");
+    let detailed = text(output::kv_detailed_output(&entries, false).expect("detailed"));
+    assert!(detailed.starts_with("CreateIndex  5\nFlags        0\nKey          app/a\n"), "{detailed}");
+    assert!(detailed.contains("Session      -\nValue        hello\n\nCreateIndex  7\n"), "{detailed}");
+    assert!(detailed.ends_with("Session      s-1\nValue\n"), "{detailed}");
+    assert_eq!(output::kv_keys_output(&json!(["app/", "top"])).expect("keys"), "app/\ntop\n");
+    assert!(output::kv_get_output(&json!([{"Value":"!!"}]), false).is_err());
+}
+
+#[test]
+fn service_files_take_consul_shapes() {
+    let single = json!({"service":{"name":"web","port":80}});
+    let many = json!({"services":[{"Name":"a"},{"name":"b"}]});
+    assert_eq!(output::service_definitions(&single).expect("single").len(), 1);
+    let definitions = output::service_definitions(&many).expect("many");
+    let names: Vec<String> = definitions.iter().map(output::service_name).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert!(output::service_definitions(&json!({"name":"web"})).is_err());
+    assert!(output::service_definitions(&json!({"service":[1]})).is_err());
+    assert!(output::service_definitions(&json!({})).is_err());
+}
+
+#[test]
+fn version_names_both_versions() {
+    let text = output::version_text();
+    assert!(text.starts_with(&format!("roster v{}\n", env!("CARGO_PKG_VERSION"))));
+    assert!(text.contains(output::CONSUL_COMPAT_VERSION));
+}

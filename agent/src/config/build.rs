@@ -1,0 +1,165 @@
+//! Turning the merged layer into a [`Config`]: defaults (Consul's, or `-dev`'s) and the checks that span keys.
+//!
+//! Per-value checks (port ranges, durations, IP syntax) already happened while reading each
+//! layer; what is left here are rules about combinations, such as "a server needs a data dir".
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::source::Layer;
+use super::{Addresses, Config, DnsConfig, LogLevel, Ports};
+
+/// Consul's default datacenter name.
+const DEFAULT_DATACENTER: &str = "dc1";
+/// Consul's default DNS domain.
+const DEFAULT_DOMAIN: &str = "consul";
+/// Consul's production Raft multiplier; `-dev` uses 1 for sub-second elections.
+const DEFAULT_RAFT_MULTIPLIER: u8 = 5;
+/// Consul's default `dns_config.max_stale`: ten years, i.e. a stale answer beats none.
+const DEFAULT_MAX_STALE: Duration = Duration::from_secs(87_600 * 3600);
+/// Consul's default `dns_config.udp_answer_limit`.
+const DEFAULT_UDP_ANSWER_LIMIT: u32 = 3;
+
+/// Consul's default ports; HTTPS and gRPC are off unless asked for.
+fn default_ports() -> Ports {
+    Ports {
+        http: Some(8500),
+        https: None,
+        dns: Some(8600),
+        serf_lan: Some(8301),
+        serf_wan: Some(8302),
+        server: Some(8300),
+        grpc: None,
+    }
+}
+
+/// Applies defaults to `layer` and records every cross-key problem in `errors`.
+pub(super) fn build(layer: Layer, dev: bool, config_files: Vec<PathBuf>, errors: &mut Vec<String>) -> Config {
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    // `-dev` is a single server on loopback that elects itself at once.
+    let server = layer.server.unwrap_or(dev);
+    let defaults = default_ports();
+    let ports = Ports {
+        http: layer.ports.http.unwrap_or(defaults.http),
+        https: layer.ports.https.unwrap_or(defaults.https),
+        dns: layer.ports.dns.unwrap_or(defaults.dns),
+        serf_lan: layer.ports.serf_lan.unwrap_or(defaults.serf_lan),
+        serf_wan: layer.ports.serf_wan.unwrap_or(defaults.serf_wan),
+        server: layer.ports.server.unwrap_or(defaults.server),
+        grpc: layer.ports.grpc.unwrap_or(defaults.grpc),
+    };
+    let bootstrap_expect = layer.bootstrap_expect.filter(|expect| *expect > 0);
+    let config = Config {
+        datacenter: layer.datacenter.unwrap_or_else(|| DEFAULT_DATACENTER.to_owned()),
+        node_name: layer.node_name.unwrap_or_else(super::hostname),
+        node_id: layer.node_id,
+        node_meta: layer.node_meta,
+        // `-dev` is in-memory by definition; a data dir given alongside it is ignored, as in Consul.
+        data_dir: if dev { None } else { layer.data_dir },
+        dev,
+        server,
+        // Expecting exactly one server is the same as bootstrapping this one.
+        bootstrap: layer.bootstrap.unwrap_or(dev) || bootstrap_expect == Some(1),
+        bootstrap_expect,
+        bind_addr: layer.bind_addr.unwrap_or(if dev { loopback } else { IpAddr::V4(Ipv4Addr::UNSPECIFIED) }),
+        advertise_addr: layer.advertise_addr,
+        client_addrs: layer.client_addrs.unwrap_or_else(|| vec![loopback]),
+        addresses: Addresses { http: layer.http_addrs, https: layer.https_addrs, dns: layer.dns_addrs },
+        ports,
+        start_join: layer.start_join,
+        retry_join: layer.retry_join,
+        recursors: layer.recursors,
+        enable_script_checks: layer.enable_script_checks.unwrap_or(false),
+        enable_local_script_checks: layer.enable_local_script_checks.unwrap_or(false),
+        domain: layer.domain.unwrap_or_else(|| DEFAULT_DOMAIN.to_owned()),
+        alt_domain: layer.alt_domain,
+        dns: DnsConfig {
+            node_ttl: layer.node_ttl.unwrap_or(Duration::ZERO),
+            service_ttl: layer.service_ttl,
+            only_passing: layer.only_passing.unwrap_or(false),
+            enable_truncate: layer.enable_truncate.unwrap_or(false),
+            max_stale: layer.max_stale.unwrap_or(DEFAULT_MAX_STALE),
+            udp_answer_limit: layer.udp_answer_limit.unwrap_or(DEFAULT_UDP_ANSWER_LIMIT),
+        },
+        raft_multiplier: layer.raft_multiplier.unwrap_or(if dev { 1 } else { DEFAULT_RAFT_MULTIPLIER }),
+        log_level: layer.log_level.unwrap_or(LogLevel::Info),
+        // A leaving server shrinks the quorum, so only clients leave by default.
+        leave_on_terminate: layer.leave_on_terminate.unwrap_or(!server),
+        services: layer.services,
+        checks: layer.checks,
+        acl: layer.acl,
+        config_files,
+    };
+    check_roles(&config, layer.bootstrap, errors);
+    check_addresses(&config, errors);
+    check_port_clashes(&config.ports, errors);
+    config
+}
+
+/// Server, bootstrap and data-dir rules.
+fn check_roles(config: &Config, explicit_bootstrap: Option<bool>, errors: &mut Vec<String>) {
+    if config.server && !config.dev && config.data_dir.is_none() {
+        errors.push(
+            "a server needs a data directory: set -data-dir or data_dir (or use -dev for an in-memory server)"
+                .to_owned(),
+        );
+    }
+    if config.server && config.ports.server.is_none() {
+        errors.push("ports.server cannot be disabled (-1) on a server".to_owned());
+    }
+    if config.bootstrap && !config.server {
+        errors.push("bootstrap requires server mode (-server)".to_owned());
+    }
+    if let Some(expect) = config.bootstrap_expect {
+        if config.dev {
+            errors.push("bootstrap_expect is not allowed with -dev".to_owned());
+        } else if !config.server {
+            errors.push(format!("bootstrap_expect = {expect} requires server mode (-server)"));
+        }
+        if explicit_bootstrap == Some(true) && !config.dev {
+            errors.push("bootstrap and bootstrap_expect are mutually exclusive".to_owned());
+        }
+    }
+}
+
+/// Listen and advertise address rules.
+fn check_addresses(config: &Config, errors: &mut Vec<String>) {
+    if config.advertise_addr.is_some_and(|advertise| advertise.is_unspecified()) {
+        errors.push("advertise_addr cannot be 0.0.0.0 or ::; other nodes must be able to reach it".to_owned());
+    }
+    let interfaces = [
+        ("http", &config.addresses.http, config.ports.http),
+        ("https", &config.addresses.https, config.ports.https),
+        ("dns", &config.addresses.dns, config.ports.dns),
+    ];
+    for (name, own, port) in interfaces {
+        let addrs = own.as_ref().unwrap_or(&config.client_addrs);
+        if port.is_some() && addrs.is_empty() {
+            errors.push(format!("ports.{name} is enabled but there is no address to listen on (client_addr)"));
+        }
+    }
+}
+
+/// Two listeners on the same fixed port would fail at bind time; say so before binding anything.
+fn check_port_clashes(ports: &Ports, errors: &mut Vec<String>) {
+    let named = [
+        ("http", ports.http),
+        ("https", ports.https),
+        ("dns", ports.dns),
+        ("serf_lan", ports.serf_lan),
+        ("serf_wan", ports.serf_wan),
+        ("server", ports.server),
+        ("grpc", ports.grpc),
+    ];
+    for (idx, (name, port)) in named.iter().enumerate() {
+        let Some(port) = port.filter(|port| *port != 0) else {
+            continue;
+        };
+        for (other_name, other_port) in &named[idx + 1..] {
+            if *other_port == Some(port) {
+                errors.push(format!("ports.{name} and ports.{other_name} both use port {port}"));
+            }
+        }
+    }
+}

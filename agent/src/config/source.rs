@@ -1,0 +1,567 @@
+//! Reading one config layer (a JSON file, the `ROSTER_*` environment, the command line) into a [`Layer`].
+//!
+//! Files are parsed to `serde_json::Value` and then walked key by key rather than deserialized
+//! into a struct with `deny_unknown_fields`: that way every unknown key and every bad value in a
+//! file is reported, each with the file name and its full dotted key (`ports.htp`), in one pass.
+//! Flags and environment variables are turned into the same `(key, value)` pairs, so a port given
+//! as `-http-port` is checked by exactly the code that checks `ports.http` in a file.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::{EnvSource, LogLevel};
+use crate::cli::AgentArgs;
+
+/// One layer's settings, typed and range-checked; `None` / empty means "not set by this layer".
+#[derive(Debug, Default)]
+pub(super) struct Layer {
+    pub datacenter: Option<String>,
+    pub node_name: Option<String>,
+    pub node_id: Option<uuid::Uuid>,
+    pub node_meta: BTreeMap<String, String>,
+    pub data_dir: Option<PathBuf>,
+    pub server: Option<bool>,
+    pub bootstrap: Option<bool>,
+    pub bootstrap_expect: Option<u32>,
+    pub bind_addr: Option<IpAddr>,
+    pub advertise_addr: Option<IpAddr>,
+    pub client_addrs: Option<Vec<IpAddr>>,
+    pub http_addrs: Option<Vec<IpAddr>>,
+    pub https_addrs: Option<Vec<IpAddr>>,
+    pub dns_addrs: Option<Vec<IpAddr>>,
+    pub ports: PortsLayer,
+    pub start_join: Vec<String>,
+    pub retry_join: Vec<String>,
+    pub recursors: Vec<SocketAddr>,
+    pub enable_script_checks: Option<bool>,
+    pub enable_local_script_checks: Option<bool>,
+    pub domain: Option<String>,
+    pub alt_domain: Option<String>,
+    pub node_ttl: Option<Duration>,
+    pub service_ttl: BTreeMap<String, Duration>,
+    pub only_passing: Option<bool>,
+    pub enable_truncate: Option<bool>,
+    pub max_stale: Option<Duration>,
+    pub udp_answer_limit: Option<u32>,
+    pub raft_multiplier: Option<u8>,
+    pub log_level: Option<LogLevel>,
+    pub leave_on_terminate: Option<bool>,
+    pub services: Vec<Value>,
+    pub checks: Vec<Value>,
+    pub acl: Option<Value>,
+}
+
+/// Ports set by one layer; the inner `None` is an explicit `-1` (disabled).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct PortsLayer {
+    pub http: Option<Option<u16>>,
+    pub https: Option<Option<u16>>,
+    pub dns: Option<Option<u16>>,
+    pub serf_lan: Option<Option<u16>>,
+    pub serf_wan: Option<Option<u16>>,
+    pub server: Option<Option<u16>>,
+    pub grpc: Option<Option<u16>>,
+}
+
+/// Environment variables honoured by the agent, and the config key each one sets.
+pub(super) const ENV_KEYS: [(&str, &str); 7] = [
+    ("ROSTER_DATACENTER", "datacenter"),
+    ("ROSTER_NODE_NAME", "node_name"),
+    ("ROSTER_DATA_DIR", "data_dir"),
+    ("ROSTER_LOG_LEVEL", "log_level"),
+    ("ROSTER_BIND_ADDR", "bind_addr"),
+    ("ROSTER_CLIENT_ADDR", "client_addr"),
+    ("ROSTER_ADVERTISE_ADDR", "advertise_addr"),
+];
+
+/// Reads and merges every layer for `args`; returns the merged layer and the files read.
+pub(super) fn collect(args: &AgentArgs, env: &dyn EnvSource, errors: &mut Vec<String>) -> (Layer, Vec<PathBuf>) {
+    let mut merged = Layer::default();
+    let mut files = args.config_file.clone();
+    for dir in &args.config_dir {
+        files.extend(list_config_dir(dir, errors));
+    }
+    for file in &files {
+        merged.merge(read_file(file, errors));
+    }
+    merged.merge(read_env(env, errors));
+    merged.merge(read_flags(args, errors));
+    (merged, files)
+}
+
+/// Parses the JSON text of one config file; `origin` names it in error messages.
+pub(super) fn read_json(text: &str, origin: &str, errors: &mut Vec<String>) -> Layer {
+    let mut layer = Layer::default();
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => {
+            let mut reader = Reader { origin, errors };
+            reader.apply_object(&mut layer, "", &map);
+        }
+        Ok(_) => errors.push(format!("{origin}: expected a JSON object at the top level")),
+        Err(err) => errors.push(format!("{origin}: invalid JSON: {err}")),
+    }
+    layer
+}
+
+impl Layer {
+    /// Overlays `later` on `self`: later scalars win, lists and maps accumulate.
+    pub(super) fn merge(&mut self, later: Layer) {
+        over(&mut self.datacenter, later.datacenter);
+        over(&mut self.node_name, later.node_name);
+        over(&mut self.node_id, later.node_id);
+        self.node_meta.extend(later.node_meta);
+        over(&mut self.data_dir, later.data_dir);
+        over(&mut self.server, later.server);
+        over(&mut self.bootstrap, later.bootstrap);
+        over(&mut self.bootstrap_expect, later.bootstrap_expect);
+        over(&mut self.bind_addr, later.bind_addr);
+        over(&mut self.advertise_addr, later.advertise_addr);
+        over(&mut self.client_addrs, later.client_addrs);
+        over(&mut self.http_addrs, later.http_addrs);
+        over(&mut self.https_addrs, later.https_addrs);
+        over(&mut self.dns_addrs, later.dns_addrs);
+        self.ports.merge(later.ports);
+        self.start_join.extend(later.start_join);
+        self.retry_join.extend(later.retry_join);
+        self.recursors.extend(later.recursors);
+        over(&mut self.enable_script_checks, later.enable_script_checks);
+        over(&mut self.enable_local_script_checks, later.enable_local_script_checks);
+        over(&mut self.domain, later.domain);
+        over(&mut self.alt_domain, later.alt_domain);
+        over(&mut self.node_ttl, later.node_ttl);
+        self.service_ttl.extend(later.service_ttl);
+        over(&mut self.only_passing, later.only_passing);
+        over(&mut self.enable_truncate, later.enable_truncate);
+        over(&mut self.max_stale, later.max_stale);
+        over(&mut self.udp_answer_limit, later.udp_answer_limit);
+        over(&mut self.raft_multiplier, later.raft_multiplier);
+        over(&mut self.log_level, later.log_level);
+        over(&mut self.leave_on_terminate, later.leave_on_terminate);
+        self.services.extend(later.services);
+        self.checks.extend(later.checks);
+        self.acl = match (self.acl.take(), later.acl) {
+            (Some(mut earlier), Some(later_acl)) => {
+                deep_merge(&mut earlier, later_acl);
+                Some(earlier)
+            }
+            (earlier, later_acl) => later_acl.or(earlier),
+        };
+    }
+}
+
+impl PortsLayer {
+    /// Overlays `later` port by port.
+    fn merge(&mut self, later: PortsLayer) {
+        over(&mut self.http, later.http);
+        over(&mut self.https, later.https);
+        over(&mut self.dns, later.dns);
+        over(&mut self.serf_lan, later.serf_lan);
+        over(&mut self.serf_wan, later.serf_wan);
+        over(&mut self.server, later.server);
+        over(&mut self.grpc, later.grpc);
+    }
+}
+
+/// Replaces `slot` when the later layer set a value.
+fn over<T>(slot: &mut Option<T>, later: Option<T>) {
+    if later.is_some() {
+        *slot = later;
+    }
+}
+
+/// Merges JSON objects key by key; anything else is replaced, as Consul merges maps.
+fn deep_merge(earlier: &mut Value, later: Value) {
+    match (earlier, later) {
+        (Value::Object(earlier_map), Value::Object(later_map)) => {
+            for (key, later_value) in later_map {
+                match earlier_map.get_mut(&key) {
+                    Some(earlier_value) => deep_merge(earlier_value, later_value),
+                    None => {
+                        earlier_map.insert(key, later_value);
+                    }
+                }
+            }
+        }
+        (earlier, later) => *earlier = later,
+    }
+}
+
+/// The `*.json` files of a config dir in lexical order; `.hcl` files are an error, not skipped,
+/// because silently ignoring half of a Consul config would be worse than refusing to start.
+fn list_config_dir(dir: &Path, errors: &mut Vec<String>) -> Vec<PathBuf> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) => {
+            errors.push(format!("cannot read config dir {}: {err}", dir.display()));
+            return Vec::new();
+        }
+    };
+    let mut files = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match path.extension().and_then(|ext| ext.to_str()) {
+            Some("json") if path.is_file() => files.push(path),
+            Some("hcl") => {
+                errors.push(format!("{}: HCL config files are not supported; convert it to JSON", path.display()))
+            }
+            _ => {}
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Reads one config file; unreadable files and non-JSON names are errors.
+fn read_file(path: &Path, errors: &mut Vec<String>) -> Layer {
+    let origin = path.display().to_string();
+    if path.extension().and_then(|ext| ext.to_str()) == Some("hcl") {
+        errors.push(format!("{origin}: HCL config files are not supported; convert it to JSON"));
+        return Layer::default();
+    }
+    match std::fs::read_to_string(path) {
+        Ok(text) => read_json(&text, &origin, errors),
+        Err(err) => {
+            errors.push(format!("cannot read config file {origin}: {err}"));
+            Layer::default()
+        }
+    }
+}
+
+/// Reads the `ROSTER_*` variables listed in [`ENV_KEYS`].
+fn read_env(env: &dyn EnvSource, errors: &mut Vec<String>) -> Layer {
+    let mut layer = Layer::default();
+    for (variable, key) in ENV_KEYS {
+        if let Some(text) = env.var(variable) {
+            let origin = format!("environment variable {variable}");
+            let mut reader = Reader { origin: &origin, errors };
+            reader.apply(&mut layer, key, &Value::String(text));
+        }
+    }
+    layer
+}
+
+/// Turns the agent's flags into config keys and reads them like a file.
+fn read_flags(args: &AgentArgs, errors: &mut Vec<String>) -> Layer {
+    let mut map = Map::new();
+    let mut put = |key: &str, value: Option<Value>| {
+        if let Some(value) = value {
+            map.insert(key.to_owned(), value);
+        }
+    };
+    let text = |value: &Option<String>| value.clone().map(Value::String);
+    let number = |value: &Option<i64>| value.map(Value::from);
+    let list = |values: &[String]| (!values.is_empty()).then(|| Value::from(values.to_vec()));
+    put("datacenter", text(&args.datacenter));
+    put("node_name", text(&args.node));
+    put("node_id", text(&args.node_id));
+    put("data_dir", args.data_dir.as_ref().map(|dir| Value::String(dir.display().to_string())));
+    put("server", args.server.map(Value::Bool));
+    put("bootstrap", args.bootstrap.map(Value::Bool));
+    put("bootstrap_expect", number(&args.bootstrap_expect));
+    put("bind_addr", text(&args.bind));
+    put("advertise_addr", text(&args.advertise));
+    put("client_addr", text(&args.client));
+    put("domain", text(&args.domain));
+    put("alt_domain", text(&args.alt_domain));
+    put("log_level", text(&args.log_level));
+    put("recursors", list(&args.recursor));
+    put("start_join", list(&args.join));
+    put("retry_join", list(&args.retry_join));
+    put("enable_script_checks", args.enable_script_checks.map(Value::Bool));
+    put("enable_local_script_checks", args.enable_local_script_checks.map(Value::Bool));
+    let ports = [
+        ("http", number(&args.http_port)),
+        ("https", number(&args.https_port)),
+        ("dns", number(&args.dns_port)),
+        ("serf_lan", number(&args.serf_lan_port)),
+        ("serf_wan", number(&args.serf_wan_port)),
+        ("server", number(&args.server_port)),
+        ("grpc", number(&args.grpc_port)),
+    ];
+    let ports: Map<String, Value> =
+        ports.into_iter().filter_map(|(key, value)| Some((key.to_owned(), value?))).collect();
+    put("ports", (!ports.is_empty()).then_some(Value::Object(ports)));
+    let mut layer = Layer::default();
+    let mut reader = Reader { origin: "command line", errors };
+    reader.apply_object(&mut layer, "", &map);
+    layer.node_meta.extend(node_meta_flags(&args.node_meta, reader.errors));
+    layer
+}
+
+/// Parses `-node-meta key:value` flags.
+fn node_meta_flags(flags: &[String], errors: &mut Vec<String>) -> BTreeMap<String, String> {
+    let mut meta = BTreeMap::new();
+    for flag in flags {
+        match flag.split_once(':') {
+            Some((key, value)) if !key.is_empty() => {
+                meta.insert(key.to_owned(), value.to_owned());
+            }
+            _ => errors.push(format!("command line: -node-meta {flag:?}: expected key:value")),
+        }
+    }
+    meta
+}
+
+/// Walks JSON config values into a [`Layer`], recording errors against `origin` and the dotted key.
+struct Reader<'a> {
+    origin: &'a str,
+    errors: &'a mut Vec<String>,
+}
+
+impl Reader<'_> {
+    /// Applies every key of an object found at `prefix` (`""` at the top level).
+    fn apply_object(&mut self, layer: &mut Layer, prefix: &str, map: &Map<String, Value>) {
+        for (key, value) in map {
+            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            self.apply(layer, &path, value);
+        }
+    }
+
+    /// Applies one key given by its dotted path.
+    fn apply(&mut self, layer: &mut Layer, key: &str, value: &Value) {
+        let res = match key {
+            "ports" | "addresses" | "dns_config" | "performance" => match value {
+                Value::Object(map) => {
+                    self.apply_object(layer, key, map);
+                    Ok(())
+                }
+                _ => Err("expected an object".to_owned()),
+            },
+            "datacenter" => datacenter(value).map(|v| layer.datacenter = Some(v)),
+            "node_name" => non_empty(value).map(|v| layer.node_name = Some(v)),
+            "node_id" => node_id(value).map(|v| layer.node_id = Some(v)),
+            "node_meta" => string_map(value).map(|v| layer.node_meta.extend(v)),
+            "data_dir" => non_empty(value).map(|v| layer.data_dir = Some(PathBuf::from(v))),
+            "server" => boolean(value).map(|v| layer.server = Some(v)),
+            "bootstrap" => boolean(value).map(|v| layer.bootstrap = Some(v)),
+            "bootstrap_expect" => bootstrap_expect(value).map(|v| layer.bootstrap_expect = Some(v)),
+            "bind_addr" => ip(value).map(|v| layer.bind_addr = Some(v)),
+            "advertise_addr" => ip(value).map(|v| layer.advertise_addr = Some(v)),
+            "client_addr" => ip_list(value).map(|v| layer.client_addrs = Some(v)),
+            "addresses.http" => ip_list(value).map(|v| layer.http_addrs = Some(v)),
+            "addresses.https" => ip_list(value).map(|v| layer.https_addrs = Some(v)),
+            "addresses.dns" => ip_list(value).map(|v| layer.dns_addrs = Some(v)),
+            "ports.http" => port(value).map(|v| layer.ports.http = Some(v)),
+            "ports.https" => port(value).map(|v| layer.ports.https = Some(v)),
+            "ports.dns" => port(value).map(|v| layer.ports.dns = Some(v)),
+            "ports.serf_lan" => port(value).map(|v| layer.ports.serf_lan = Some(v)),
+            "ports.serf_wan" => port(value).map(|v| layer.ports.serf_wan = Some(v)),
+            "ports.server" => port(value).map(|v| layer.ports.server = Some(v)),
+            "ports.grpc" => port(value).map(|v| layer.ports.grpc = Some(v)),
+            "start_join" => strings(value).map(|v| layer.start_join.extend(v)),
+            "retry_join" => strings(value).map(|v| layer.retry_join.extend(v)),
+            "recursors" => recursors(value).map(|v| layer.recursors.extend(v)),
+            "enable_script_checks" => boolean(value).map(|v| layer.enable_script_checks = Some(v)),
+            "enable_local_script_checks" => boolean(value).map(|v| layer.enable_local_script_checks = Some(v)),
+            "domain" => domain(value).map(|v| layer.domain = Some(v)),
+            "alt_domain" => domain(value).map(|v| layer.alt_domain = Some(v)),
+            "dns_config.node_ttl" => duration(value).map(|v| layer.node_ttl = Some(v)),
+            "dns_config.service_ttl" => self.service_ttl(layer, value),
+            "dns_config.only_passing" => boolean(value).map(|v| layer.only_passing = Some(v)),
+            "dns_config.enable_truncate" => boolean(value).map(|v| layer.enable_truncate = Some(v)),
+            "dns_config.max_stale" => duration(value).map(|v| layer.max_stale = Some(v)),
+            "dns_config.udp_answer_limit" => {
+                int_in(value, 1, i64::from(u32::MAX)).map(|v| layer.udp_answer_limit = Some(v))
+            }
+            "performance.raft_multiplier" => int_in(value, 1, 10).map(|v| layer.raft_multiplier = Some(v)),
+            "log_level" => log_level(value).map(|v| layer.log_level = Some(v)),
+            "leave_on_terminate" => boolean(value).map(|v| layer.leave_on_terminate = Some(v)),
+            "service" => object(value).map(|v| layer.services.push(v)),
+            "services" => objects(value).map(|v| layer.services.extend(v)),
+            "check" => object(value).map(|v| layer.checks.push(v)),
+            "checks" => objects(value).map(|v| layer.checks.extend(v)),
+            "acl" => object(value).map(|v| layer.acl = Some(v)),
+            // Accepted so Consul configs load; roster ships no web UI.
+            "ui" | "ui_config" => Ok(()),
+            _ => {
+                self.errors.push(format!("{}: unknown key {key:?}", self.origin));
+                Ok(())
+            }
+        };
+        if let Err(message) = res {
+            self.error(key, &message);
+        }
+    }
+
+    /// Reads `dns_config.service_ttl`, a map of service name (or `prefix*`) to duration.
+    fn service_ttl(&mut self, layer: &mut Layer, value: &Value) -> Result<(), String> {
+        let Value::Object(map) = value else {
+            return Err("expected an object of service name to duration".to_owned());
+        };
+        for (service, ttl) in map {
+            match duration(ttl) {
+                Ok(ttl) => {
+                    layer.service_ttl.insert(service.clone(), ttl);
+                }
+                Err(message) => {
+                    self.error(&format!("dns_config.service_ttl.{service}"), &message);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records one error as `<origin>: <key>: <message>`.
+    fn error(&mut self, key: &str, message: &str) {
+        self.errors.push(format!("{}: {key}: {message}", self.origin));
+    }
+}
+
+/// Describes a JSON value briefly for error messages.
+fn shown(value: &Value) -> String {
+    let text = value.to_string();
+    if text.len() > 40 { format!("{}…", text.chars().take(40).collect::<String>()) } else { text }
+}
+
+fn string(value: &Value) -> Result<String, String> {
+    match value {
+        Value::String(text) => Ok(text.clone()),
+        other => Err(format!("expected a string, got {}", shown(other))),
+    }
+}
+
+fn non_empty(value: &Value) -> Result<String, String> {
+    let text = string(value)?;
+    if text.trim().is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    Ok(text)
+}
+
+fn boolean(value: &Value) -> Result<bool, String> {
+    match value {
+        Value::Bool(flag) => Ok(*flag),
+        other => Err(format!("expected true or false, got {}", shown(other))),
+    }
+}
+
+fn integer(value: &Value) -> Result<i64, String> {
+    match value.as_i64() {
+        Some(number) => Ok(number),
+        None => Err(format!("expected a whole number, got {}", shown(value))),
+    }
+}
+
+/// An integer in `min..=max`, converted to the target type.
+fn int_in<T: TryFrom<i64>>(value: &Value, min: i64, max: i64) -> Result<T, String> {
+    let number = integer(value)?;
+    if number < min || number > max {
+        return Err(format!("{number} is out of range ({min} to {max})"));
+    }
+    T::try_from(number).map_err(|_| format!("{number} is out of range ({min} to {max})"))
+}
+
+/// A port: `-1` disables the listener (`None`), `0` lets the OS choose.
+fn port(value: &Value) -> Result<Option<u16>, String> {
+    match integer(value)? {
+        -1 => Ok(None),
+        number => match u16::try_from(number) {
+            Ok(port) => Ok(Some(port)),
+            Err(_) => Err(format!("{number} is not a valid port (use 1 to 65535, 0 for any free port, -1 to disable)")),
+        },
+    }
+}
+
+fn bootstrap_expect(value: &Value) -> Result<u32, String> {
+    let number = integer(value)?;
+    if number < 0 {
+        return Err(format!("{number} is negative; use 1 or more, or leave it unset"));
+    }
+    u32::try_from(number).map_err(|_| format!("{number} is too large"))
+}
+
+fn duration(value: &Value) -> Result<Duration, String> {
+    super::duration_from_json(value)
+}
+
+fn ip(value: &Value) -> Result<IpAddr, String> {
+    let text = string(value)?;
+    text.trim().parse().map_err(|_| format!("{text:?} is not an IP address"))
+}
+
+/// A space-separated string of IPs (Consul's `client_addr` form) or a list of IP strings.
+fn ip_list(value: &Value) -> Result<Vec<IpAddr>, String> {
+    let words: Vec<String> =
+        strings(value)?.iter().flat_map(|text| text.split_whitespace().map(str::to_owned)).collect();
+    if words.is_empty() {
+        return Err("must name at least one IP address".to_owned());
+    }
+    words.iter().map(|word| ip(&Value::String(word.clone()))).collect()
+}
+
+/// A single string or a list of strings.
+fn strings(value: &Value) -> Result<Vec<String>, String> {
+    match value {
+        Value::String(text) => Ok(vec![text.clone()]),
+        Value::Array(items) => items.iter().map(string).collect(),
+        other => Err(format!("expected a list of strings, got {}", shown(other))),
+    }
+}
+
+fn string_map(value: &Value) -> Result<BTreeMap<String, String>, String> {
+    let Value::Object(map) = value else {
+        return Err(format!("expected an object, got {}", shown(value)));
+    };
+    map.iter().map(|(key, value)| Ok((key.clone(), string(value)?))).collect()
+}
+
+/// DNS upstreams: `IP` or `IP:port` (`[v6]:port`), port 53 by default.
+fn recursors(value: &Value) -> Result<Vec<SocketAddr>, String> {
+    strings(value)?
+        .iter()
+        .map(|text| {
+            let text = text.trim();
+            text.parse::<SocketAddr>()
+                .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                .map_err(|_| format!("{text:?} is not an IP address or IP:port"))
+        })
+        .collect()
+}
+
+/// Datacenter names appear in DNS names, so only `[a-z0-9_-]` is allowed (after lowercasing).
+fn datacenter(value: &Value) -> Result<String, String> {
+    let name = non_empty(value)?.to_ascii_lowercase();
+    let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+    if !name.chars().all(valid) {
+        return Err(format!("{name:?} may only contain letters, digits, '-' and '_'"));
+    }
+    Ok(name)
+}
+
+/// A DNS domain, stored lowercase without leading or trailing dots.
+fn domain(value: &Value) -> Result<String, String> {
+    let text = string(value)?;
+    let name = text.trim().trim_matches('.').to_ascii_lowercase();
+    if name.is_empty() || name.split('.').any(str::is_empty) {
+        return Err(format!("{text:?} is not a valid domain"));
+    }
+    Ok(name)
+}
+
+fn node_id(value: &Value) -> Result<uuid::Uuid, String> {
+    let text = string(value)?;
+    uuid::Uuid::parse_str(text.trim()).map_err(|_| format!("{text:?} is not a UUID"))
+}
+
+fn log_level(value: &Value) -> Result<LogLevel, String> {
+    let text = string(value)?;
+    LogLevel::parse(&text).ok_or_else(|| format!("{text:?} is not a log level (trace, debug, info, warn, error)"))
+}
+
+fn object(value: &Value) -> Result<Value, String> {
+    match value {
+        Value::Object(_) => Ok(value.clone()),
+        other => Err(format!("expected an object, got {}", shown(other))),
+    }
+}
+
+fn objects(value: &Value) -> Result<Vec<Value>, String> {
+    match value {
+        Value::Array(items) => items.iter().map(object).collect(),
+        other => Err(format!("expected a list of objects, got {}", shown(other))),
+    }
+}

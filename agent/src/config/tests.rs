@@ -1,0 +1,400 @@
+//! Tests of config layering, validation and Go durations, driven through the real CLI parser.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+use crate::cli::{self, Command};
+
+/// Parses `roster agent <flags>` into `AgentArgs`.
+fn agent_args(flags: &[&str]) -> AgentArgs {
+    let argv = ["roster", "agent"].iter().chain(flags);
+    match cli::parse(argv.copied()) {
+        Ok(cli::Cli { command: Command::Agent(args) }) => args,
+        other => panic!("not an agent command line: {other:?}"),
+    }
+}
+
+/// Loads a config from flags with no environment.
+fn load_flags(flags: &[&str]) -> Result<Config, ConfigErrors> {
+    load(&agent_args(flags), &EmptyEnv)
+}
+
+/// Writes `text` to `dir/name` and returns the path as a string.
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write test config");
+    path.display().to_string()
+}
+
+/// Asserts that loading fails and every `needle` appears in some error message.
+fn check_errors(res: Result<Config, ConfigErrors>, needles: &[&str]) -> Vec<String> {
+    let errors = match res {
+        Ok(config) => panic!("expected errors, got {config:?}"),
+        Err(ConfigErrors(errors)) => errors,
+    };
+    for needle in needles {
+        assert!(errors.iter().any(|error| error.contains(needle)), "no error mentions {needle:?}: {errors:#?}");
+    }
+    errors
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("test IP")
+}
+
+#[test]
+fn client_mode_defaults_match_consul() {
+    let config = load_flags(&[]).expect("defaults are valid");
+    assert_eq!(config.datacenter, "dc1");
+    assert_eq!(config.domain, "consul");
+    assert_eq!(config.node_name, hostname());
+    assert!(!config.server && !config.dev && !config.bootstrap);
+    assert_eq!(config.bind_addr, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    assert_eq!(config.client_addrs, vec![ip("127.0.0.1")]);
+    assert_eq!(
+        config.ports,
+        Ports {
+            http: Some(8500),
+            https: None,
+            dns: Some(8600),
+            serf_lan: Some(8301),
+            serf_wan: Some(8302),
+            server: Some(8300),
+            grpc: None,
+        }
+    );
+    assert_eq!(config.http_addrs(), vec![SocketAddr::from(([127, 0, 0, 1], 8500))]);
+    assert_eq!(config.dns_addrs(), vec![SocketAddr::from(([127, 0, 0, 1], 8600))]);
+    assert_eq!(config.rpc_addr(), Some(SocketAddr::from(([0, 0, 0, 0], 8300))));
+    assert_eq!(config.log_level, LogLevel::Info);
+    assert_eq!(config.raft_multiplier, 5);
+    assert!(config.leave_on_terminate, "clients leave on terminate");
+    assert_eq!(config.dns.udp_answer_limit, 3);
+    assert_eq!(config.dns.node_ttl, Duration::ZERO);
+    assert!(config.data_dir.is_none());
+}
+
+#[test]
+fn dev_is_an_in_memory_bootstrapped_server_on_loopback() {
+    let config = load_flags(&["-dev", "-data-dir", "/ignored"]).expect("dev is valid");
+    assert!(config.dev && config.server && config.bootstrap);
+    assert_eq!(config.data_dir, None);
+    assert_eq!(config.bind_addr, ip("127.0.0.1"));
+    assert_eq!(config.client_addrs, vec![ip("127.0.0.1")]);
+    assert_eq!(config.rpc_addr(), Some(SocketAddr::from(([127, 0, 0, 1], 8300))));
+    assert_eq!(config.raft_multiplier, 1);
+    assert!(!config.leave_on_terminate, "servers stay on terminate");
+    assert_eq!(config.node_name, hostname());
+}
+
+#[test]
+fn seed_workflow_command_lines_are_valid() {
+    let server = load_flags(&[
+        "-server",
+        "-bootstrap-expect",
+        "1",
+        "-bind",
+        "10.0.0.5",
+        "-client",
+        "10.0.0.5",
+        "-recursor",
+        "8.8.8.8",
+        "-data-dir",
+        "/tmp/roster",
+    ])
+    .expect("seed server line is valid");
+    assert!(server.server && server.bootstrap);
+    assert_eq!(server.bootstrap_expect, Some(1));
+    assert_eq!(server.recursors, vec![SocketAddr::from(([8, 8, 8, 8], 53))]);
+    assert_eq!(server.data_dir, Some(PathBuf::from("/tmp/roster")));
+    assert_eq!(server.http_addrs(), vec![SocketAddr::from(([10, 0, 0, 5], 8500))]);
+
+    let client = load_flags(&["-bind", "10.0.0.6", "-join", "10.0.0.5"]).expect("client line");
+    assert!(!client.server);
+    assert_eq!(client.start_join, vec!["10.0.0.5".to_owned()]);
+}
+
+#[test]
+fn later_layers_win_defaults_file_dir_env_flags() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = write(
+        tmp.path(),
+        "file.json",
+        r#"{"datacenter":"from-file","domain":"file.test","log_level":"warn","node_name":"file-node","retry_join":["a"]}"#,
+    );
+    let conf_dir = tmp.path().join("conf.d");
+    std::fs::create_dir(&conf_dir).expect("mkdir");
+    // Lexical order: 10-*.json is read before 20-*.json, so 20 wins.
+    write(&conf_dir, "20-late.json", r#"{"domain":"dir.test","node_name":"dir-node-late"}"#);
+    write(&conf_dir, "10-early.json", r#"{"datacenter":"from-dir","node_name":"dir-node-early","retry_join":["b"]}"#);
+    write(&conf_dir, "notes.txt", "not config");
+    let conf_dir = conf_dir.display().to_string();
+    let args = agent_args(&["-config-dir", &conf_dir, "-config-file", &file, "-node", "flag-node", "-retry-join", "c"]);
+    let env = [("ROSTER_DATACENTER", "from-env"), ("ROSTER_NODE_NAME", "env-node")];
+    let config = load(&args, &env).expect("valid layers");
+    assert_eq!(config.log_level, LogLevel::Warn, "file beats default");
+    assert_eq!(config.domain, "dir.test", "dir beats file, later dir file wins");
+    assert_eq!(config.datacenter, "from-env", "env beats dir");
+    assert_eq!(config.node_name, "flag-node", "flags beat env");
+    assert_eq!(config.retry_join, ["a", "b", "c"], "lists accumulate");
+    assert_eq!(config.config_files.len(), 3);
+}
+
+#[test]
+fn later_config_file_flag_wins_over_earlier() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let first = write(tmp.path(), "1.json", r#"{"ports":{"http":1111,"dns":2222}}"#);
+    let second = write(tmp.path(), "2.json", r#"{"ports":{"http":0}}"#);
+    let config = load_flags(&["-config-file", &first, "-config-file", &second, "-dns-port", "-1"]).expect("valid");
+    assert_eq!(config.ports.http, Some(0), "0 means an OS-chosen port");
+    assert_eq!(config.ports.dns, None, "-1 disables");
+    assert!(config.dns_addrs().is_empty());
+}
+
+#[test]
+fn unknown_keys_are_named_with_their_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = write(tmp.path(), "typo.json", r#"{"datacentre":"dc2","ports":{"htp":1},"dns_config":{"ttl":"1s"}}"#);
+    let errors = check_errors(load_flags(&["-config-file", &file]), &["\"datacentre\"", "ports.htp", "dns_config.ttl"]);
+    assert!(errors.iter().all(|error| error.contains(&file) && error.contains("unknown key")), "{errors:#?}");
+}
+
+#[test]
+fn every_invalid_value_is_reported_at_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = write(
+        tmp.path(),
+        "bad.json",
+        r#"{
+            "ports": {"http": 70000, "dns": -2},
+            "dns_config": {"node_ttl": "10 parsecs", "max_stale": -5, "service_ttl": {"*": "1y"}},
+            "bootstrap_expect": -1,
+            "bind_addr": "not-an-ip",
+            "log_level": "loud",
+            "performance": {"raft_multiplier": 11},
+            "server": "yes",
+            "datacenter": "DC 1"
+        }"#,
+    );
+    let errors = check_errors(
+        load_flags(&["-config-file", &file, "-http-port", "99999", "-node-id", "nope"]),
+        &[
+            "ports.http: 70000",
+            "ports.dns: -2",
+            "dns_config.node_ttl",
+            "dns_config.max_stale",
+            "dns_config.service_ttl.*",
+            "bootstrap_expect: -1 is negative",
+            "bind_addr",
+            "log_level",
+            "performance.raft_multiplier",
+            "server: expected true or false",
+            "datacenter",
+            "command line: ports.http: 99999",
+            "command line: node_id",
+        ],
+    );
+    assert_eq!(errors.len(), 13, "{errors:#?}");
+}
+
+#[test]
+fn invalid_json_and_missing_files_are_reported_together() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let broken = write(tmp.path(), "broken.json", r#"{"datacenter": "#);
+    let missing = tmp.path().join("missing.json").display().to_string();
+    let hcl = write(tmp.path(), "old.hcl", "datacenter = \"dc1\"");
+    check_errors(
+        load_flags(&["-config-file", &broken, "-config-file", &missing, "-config-file", &hcl]),
+        &["broken.json: invalid JSON", "cannot read config file", "HCL"],
+    );
+}
+
+#[test]
+fn server_rules_are_checked_together() {
+    check_errors(
+        load_flags(&["-server", "-bootstrap", "-bootstrap-expect", "3"]),
+        &["needs a data directory", "mutually exclusive"],
+    );
+    check_errors(load_flags(&["-bootstrap-expect", "2"]), &["requires server mode"]);
+    check_errors(load_flags(&["-dev", "-bootstrap-expect", "1"]), &["not allowed with -dev"]);
+    check_errors(load_flags(&["-bootstrap"]), &["bootstrap requires server mode"]);
+    check_errors(load_flags(&["-advertise", "0.0.0.0"]), &["advertise_addr"]);
+    check_errors(load_flags(&["-http-port", "8600"]), &["ports.http and ports.dns both use port 8600"]);
+    let config =
+        load_flags(&["-server", "-data-dir", "/d", "-bootstrap-expect", "3"]).expect("three-server bootstrap is valid");
+    assert!(!config.bootstrap);
+    assert_eq!(config.bootstrap_expect, Some(3));
+}
+
+#[test]
+fn server_flag_can_be_switched_off_go_style() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = write(tmp.path(), "s.json", r#"{"server":true,"data_dir":"/d"}"#);
+    let config = load_flags(&["-config-file", &file, "-server=false"]).expect("valid");
+    assert!(!config.server);
+}
+
+#[test]
+fn services_checks_and_acl_accumulate_across_files() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let first = write(
+        tmp.path(),
+        "a.json",
+        r#"{"service":{"name":"a"},"checks":[{"id":"c1","ttl":"10s"}],"acl":{"enabled":true,"tokens":{"agent":"x"}}}"#,
+    );
+    let second = write(
+        tmp.path(),
+        "b.json",
+        r#"{"services":[{"name":"b"},{"name":"c"}],"check":{"id":"c2","ttl":"5s"},"acl":{"tokens":{"default":"y"}},"ui":true}"#,
+    );
+    let config = load_flags(&["-config-file", &first, "-config-file", &second]).expect("valid");
+    let names: Vec<&str> = config.services.iter().filter_map(|service| service["name"].as_str()).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    assert_eq!(config.checks.len(), 2);
+    assert_eq!(config.acl, Some(serde_json::json!({"enabled":true,"tokens":{"agent":"x","default":"y"}})));
+}
+
+#[test]
+fn addresses_override_client_addr_per_interface() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = write(
+        tmp.path(),
+        "a.json",
+        r#"{"client_addr":"127.0.0.1 ::1","addresses":{"dns":"172.17.0.1"},"ports":{"dns":53}}"#,
+    );
+    let config = load_flags(&["-config-file", &file]).expect("valid");
+    assert_eq!(config.http_addrs().len(), 2);
+    assert_eq!(config.dns_addrs(), vec![SocketAddr::from(([172, 17, 0, 1], 53))]);
+}
+
+#[test]
+fn node_meta_and_domains_are_normalised() {
+    let config = load_flags(&[
+        "-node-meta",
+        "rack:r1",
+        "-node-meta",
+        "zone:a:b",
+        "-domain",
+        "Example.COM.",
+        "-alt-domain",
+        "alt.",
+        "-datacenter",
+        "EU-West",
+    ])
+    .expect("valid");
+    assert_eq!(config.node_meta["rack"], "r1");
+    assert_eq!(config.node_meta["zone"], "a:b");
+    assert_eq!(config.domain, "example.com");
+    assert_eq!(config.alt_domain.as_deref(), Some("alt"));
+    assert_eq!(config.datacenter, "eu-west");
+    check_errors(load_flags(&["-node-meta", "novalue"]), &["-node-meta"]);
+}
+
+#[test]
+fn service_ttl_prefers_exact_then_longest_prefix_then_star() {
+    let dns = DnsConfig {
+        node_ttl: Duration::ZERO,
+        service_ttl: [("*", 1), ("web*", 2), ("web-api*", 3), ("db", 4)]
+            .into_iter()
+            .map(|(name, secs)| (name.to_owned(), Duration::from_secs(secs)))
+            .collect(),
+        only_passing: false,
+        enable_truncate: false,
+        max_stale: Duration::ZERO,
+        udp_answer_limit: 3,
+    };
+    let ttl = |name| dns.service_ttl_for(name).as_secs();
+    assert_eq!([ttl("db"), ttl("web-api-1"), ttl("web"), ttl("cache")], [4, 3, 2, 1]);
+    let no_ttls = DnsConfig { service_ttl: Default::default(), ..dns };
+    assert_eq!(no_ttls.service_ttl_for("db"), Duration::ZERO);
+}
+
+#[test]
+fn shipped_examples_parse() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let dev = examples.join("dev.json").display().to_string();
+    let server = examples.join("server.json").display().to_string();
+
+    let config = load_flags(&["-dev", "-config-file", &dev]).expect("examples/dev.json");
+    assert_eq!(config.node_name, "dev-1");
+    assert_eq!(config.services.len(), 1);
+    assert_eq!(config.dns.service_ttl_for("web"), Duration::from_secs(30));
+
+    let config = load_flags(&["-config-file", &server]).expect("examples/server.json");
+    assert!(config.server);
+    assert_eq!(config.bootstrap_expect, Some(3));
+    assert_eq!(config.retry_join.len(), 2);
+    assert_eq!(config.http_addrs().len(), 2);
+}
+
+#[test]
+fn errors_display_one_per_line() {
+    let errors = ConfigErrors(vec!["a".to_owned(), "b".to_owned()]);
+    assert_eq!(errors.to_string(), "invalid configuration (2 errors):\n  * a\n  * b");
+    let one = ConfigErrors(vec!["a".to_owned()]);
+    assert_eq!(one.to_string(), "invalid configuration: a");
+}
+
+/// Checks `parse_go_duration(input)` against `expect` (`Err` text is matched by substring).
+fn check_duration(input: &str, expect: Result<Duration, &str>) {
+    match (parse_go_duration(input), expect) {
+        (Ok(got), Ok(want)) => assert_eq!(got, want, "{input:?}"),
+        (Err(got), Err(want)) => assert!(got.contains(want), "{input:?}: {got}"),
+        (got, want) => panic!("{input:?}: got {got:?}, want {want:?}"),
+    }
+}
+
+#[test]
+fn go_durations_parse_like_time_parse_duration() {
+    let ms = Duration::from_millis;
+    check_duration("10s", Ok(Duration::from_secs(10)));
+    check_duration("1m30s", Ok(Duration::from_secs(90)));
+    check_duration("100ms", Ok(ms(100)));
+    check_duration("0s", Ok(Duration::ZERO));
+    check_duration("0", Ok(Duration::ZERO));
+    check_duration("1.5h", Ok(Duration::from_secs(5400)));
+    check_duration("2h45m0.5s", Ok(ms(9_900_500)));
+    check_duration("+3ns", Ok(Duration::from_nanos(3)));
+    check_duration("1us", Ok(Duration::from_micros(1)));
+    check_duration("1µs", Ok(Duration::from_micros(1)));
+    check_duration(".5s", Ok(ms(500)));
+    check_duration("87600h", Ok(Duration::from_secs(87_600 * 3600)));
+    check_duration("", Err("empty"));
+    check_duration("10", Err("missing unit"));
+    check_duration("-1s", Err("negative"));
+    check_duration("1d", Err("unknown unit"));
+    check_duration("s", Err("expected a number"));
+    check_duration("1.2.3s", Err("expected a number"));
+    check_duration("10 s", Err("unknown unit"));
+}
+
+#[test]
+fn json_durations_take_strings_or_nanoseconds() {
+    use serde_json::json;
+    assert_eq!(duration_from_json(&json!("5s")), Ok(Duration::from_secs(5)));
+    assert_eq!(duration_from_json(&json!(1_500_000_000u64)), Ok(Duration::from_millis(1500)));
+    assert!(duration_from_json(&json!(-1)).is_err());
+    assert!(duration_from_json(&json!(true)).is_err());
+}
+
+#[test]
+fn go_durations_format_like_duration_string() {
+    let cases = [
+        (Duration::ZERO, "0s"),
+        (Duration::from_nanos(1), "1ns"),
+        (Duration::from_nanos(1_500), "1.5µs"),
+        (Duration::from_micros(1_500), "1.5ms"),
+        (Duration::from_millis(100), "100ms"),
+        (Duration::from_secs(10), "10s"),
+        (Duration::from_millis(10_250), "10.25s"),
+        (Duration::from_secs(90), "1m30s"),
+        (Duration::from_secs(3600), "1h0m0s"),
+        (Duration::from_secs(9_000), "2h30m0s"),
+    ];
+    for (duration, text) in cases {
+        assert_eq!(format_go_duration(duration), text);
+        assert_eq!(parse_go_duration(text), Ok(duration), "round trip {text}");
+    }
+}
