@@ -1,0 +1,142 @@
+//! The Consul-compatible HTTP API: the axum router, the shared state its handlers read, and `serve`.
+//!
+//! # Layout
+//! - `query`: query-string flags, blocking (`index`/`wait`) and consistency options, `?dc=`.
+//! - `reply`: errors with Consul's status codes and texts, and the `X-Consul-*` headers every read sends.
+//! - `input`: lenient JSON bodies (field names case- and `_`-insensitive, no Content-Type needed).
+//! - `output`: Consul's exact JSON shapes for nodes, services, checks and KV entries.
+//! - `kv`, `agent`, `catalog`, `health`, `status`: the endpoints.
+//!
+//! Handlers validate everything before proposing a write, so a rejected request changes nothing.
+//! Reads run against the server's applied state with the consistency the request asked for; a read with `?index` parks on the watch keys of exactly the data it returns.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, put};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+mod agent;
+mod catalog;
+mod definition;
+mod health;
+pub mod input;
+mod kv;
+mod output;
+mod query;
+mod reply;
+mod status;
+
+/// The largest request body the API reads, in bytes. KV values have their own, smaller limit (`roster_kv::MAX_VALUE_SIZE`) with Consul's 413 message.
+pub const MAX_BODY_SIZE: usize = 4 * 1024 * 1024;
+
+/// What the handlers know about the agent they serve for.
+#[derive(Debug, Clone)]
+pub struct AgentInfo {
+    /// This node's name.
+    pub node_name: String,
+    /// This node's UUID.
+    pub node_id: String,
+    /// The datacenter; requests for any other get "No path to datacenter".
+    pub datacenter: String,
+    /// The address other nodes reach this one at.
+    pub advertise_addr: std::net::IpAddr,
+    /// The gossip (Serf LAN) port, as reported in members.
+    pub serf_port: u16,
+    /// The server RPC port.
+    pub rpc_port: u16,
+    /// Whether this agent is a server.
+    pub server: bool,
+    /// Whether script checks may be registered.
+    pub enable_script_checks: bool,
+    /// The DNS domain.
+    pub domain: String,
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct Api {
+    pub(crate) server: roster_server::Server,
+    pub(crate) info: Arc<AgentInfo>,
+}
+
+impl Api {
+    /// Builds the API over a running server.
+    pub fn new(server: roster_server::Server, info: AgentInfo) -> Api {
+        Api { server, info: Arc::new(info) }
+    }
+}
+
+/// The full router.
+pub fn router(api: Api) -> Router {
+    Router::new()
+        .route("/v1/status/leader", get(status::leader))
+        .route("/v1/status/peers", get(status::peers))
+        .route("/v1/kv", get(kv::get).put(kv::put).delete(kv::delete))
+        .route("/v1/kv/", get(kv::get).put(kv::put).delete(kv::delete))
+        .route("/v1/kv/{*key}", get(kv::get).put(kv::put).delete(kv::delete))
+        .route("/v1/agent/self", get(agent::self_))
+        .route("/v1/agent/members", get(agent::members))
+        .route("/v1/agent/services", get(agent::services))
+        .route("/v1/agent/service/{id}", get(agent::service))
+        .route("/v1/agent/service/register", put(agent::register))
+        .route("/v1/agent/service/deregister/{id}", put(agent::deregister))
+        .route("/v1/agent/checks", get(agent::checks))
+        .route("/v1/catalog/datacenters", get(catalog::datacenters))
+        .route("/v1/catalog/nodes", get(catalog::nodes))
+        .route("/v1/catalog/services", get(catalog::services))
+        .route("/v1/catalog/service/{name}", get(catalog::service))
+        .route("/v1/catalog/node/{name}", get(catalog::node))
+        .route("/v1/catalog/node-services/{name}", get(catalog::node_services))
+        .route("/v1/catalog/register", put(catalog::register))
+        .route("/v1/catalog/deregister", put(catalog::deregister))
+        .route("/v1/health/service/{name}", get(health::service))
+        .route("/v1/health/checks/{name}", get(health::checks))
+        .route("/v1/health/node/{name}", get(health::node))
+        .route("/v1/health/state/{state}", get(health::state))
+        .route("/v1/health/connect/{name}", get(health::empty))
+        .route("/v1/health/ingress/{name}", get(health::empty))
+        .fallback(reply::not_found)
+        .method_not_allowed_fallback(reply::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_SIZE))
+        .with_state(api)
+}
+
+/// Serves the API on an already-bound listener until `shutdown` fires, then lets in-flight requests finish.
+pub async fn serve(listener: TcpListener, api: Api, shutdown: CancellationToken) -> std::io::Result<()> {
+    let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+}
+
+/// Runs a read with the request's consistency; with `?index`, parks on `keys` until the answer's index passes it or the wait ends.
+/// `f` runs under the state's read lock and must return owned data.
+pub(crate) async fn read<T, F>(
+    api: &Api,
+    opts: &query::ReadOpts,
+    keys: Vec<roster_kv::WatchKey>,
+    f: F,
+) -> Result<(T, u64, roster_server::ReadMeta), reply::ApiError>
+where
+    T: Send + 'static,
+    F: Fn(&roster_kv::State) -> (T, u64) + Send + Sync + 'static,
+{
+    if opts.min_index == 0 {
+        let ((value, index), meta) = api.server.read(opts.consistency, f).await?;
+        Ok((value, index, meta))
+    } else {
+        Ok(api.server.blocking_read(opts.consistency, opts.min_index, opts.wait, keys, f).await?)
+    }
+}
+
+/// Proposes a write and waits until it is durable and applied.
+pub(crate) async fn write(api: &Api, cmd: roster_kv::Command) -> Result<roster_kv::CommandResult, reply::ApiError> {
+    Ok(api.server.write(cmd).await?)
+}
+
+/// The catalog node record an agent registers for itself.
+pub fn agent_node(info: &AgentInfo) -> roster_kv::Node {
+    agent::self_node(info)
+}

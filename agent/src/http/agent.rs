@@ -1,0 +1,264 @@
+//! `/v1/agent/*`: this agent's services and checks, its self description and its members.
+//!
+//! The agent's services live in the catalog under its own node (the server holds them; with one server there is no separate local copy to keep in step yet).
+//! The `consul` service and the `serfHealth` check belong to the servers and gossip, not to the agent, so the agent endpoints leave them out, as Consul's do.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, Uri};
+use roster_kv::{Command, CommandResult, Node, Registration, WatchKey};
+use roster_server::Consistency;
+use serde_json::{Value, json};
+
+use super::input::{Obj, parse_object};
+use super::query::{Query, ReadOpts};
+use super::reply::{ApiError, ApiResult, empty_ok, local_reply, read_reply};
+use super::{Api, definition, output, read, write};
+
+/// The version string version-gated Consul clients see.
+pub const CONSUL_COMPAT_VERSION: &str = "1.22.0";
+
+/// Service and check IDs that belong to the cluster, not to this agent's own registrations.
+const CLUSTER_SERVICE: &str = "consul";
+const GOSSIP_CHECK: &str = "serfHealth";
+
+fn local(api: &Api, q: &Query) -> Result<ReadOpts, ApiError> {
+    // The agent answers from its own view, which must not need a leader.
+    let mut opts = q.read_opts(api)?;
+    opts.consistency = Consistency::Stale;
+    Ok(opts)
+}
+
+pub async fn services(State(api): State<Api>, uri: Uri) -> ApiResult {
+    let q = Query::parse(uri.query());
+    let opts = local(&api, &q)?;
+    let (node, dc) = (api.info.node_name.clone(), api.info.datacenter.clone());
+    let (body, index, meta) = read(&api, &opts, vec![WatchKey::Node(node.clone())], move |s| {
+        let (services, index) = s.node_services(&node);
+        let map: BTreeMap<&str, Value> = services
+            .into_iter()
+            .filter(|svc| svc.id != CLUSTER_SERVICE)
+            .map(|svc| (svc.id.as_str(), output::agent_service(svc, &dc)))
+            .collect();
+        (json!(map), index)
+    })
+    .await?;
+    Ok(read_reply(&body, index, meta))
+}
+
+pub async fn service(State(api): State<Api>, Path(id): Path<String>, uri: Uri) -> ApiResult {
+    let q = Query::parse(uri.query());
+    let opts = local(&api, &q)?;
+    let (node, dc) = (api.info.node_name.clone(), api.info.datacenter.clone());
+    let lookup = id.clone();
+    let (found, index, meta) = read(&api, &opts, vec![WatchKey::Node(node.clone())], move |s| {
+        let found = s
+            .service(&node, &lookup)
+            .filter(|svc| svc.id != CLUSTER_SERVICE)
+            .map(|svc| output::agent_service(svc, &dc));
+        (found, s.node(&node).1)
+    })
+    .await?;
+    let Some(mut body) = found else {
+        return Err(ApiError::not_found(format!("unknown service ID: {id}")));
+    };
+    let hash = content_hash(&body);
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("ContentHash".into(), json!(hash));
+    }
+    let mut response = read_reply(&body, index, meta);
+    if let Ok(value) = HeaderValue::from_str(&hash) {
+        response.headers_mut().insert("X-Consul-ContentHash", value);
+    }
+    Ok(response)
+}
+
+/// A stable hash of the service as shown, so clients can tell whether it changed (FNV-1a over the canonical JSON).
+fn content_hash(body: &Value) -> String {
+    let text = body.to_string();
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{hash:016x}")
+}
+
+pub async fn checks(State(api): State<Api>, uri: Uri) -> ApiResult {
+    let q = Query::parse(uri.query());
+    let opts = local(&api, &q)?;
+    let node = api.info.node_name.clone();
+    let (body, index, meta) = read(&api, &opts, vec![WatchKey::Node(node.clone())], move |s| {
+        let (checks, index) = s.node_checks(&node);
+        let map: BTreeMap<&str, Value> = checks
+            .into_iter()
+            .filter(|c| c.check_id != GOSSIP_CHECK)
+            .map(|c| (c.check_id.as_str(), output::check(c)))
+            .collect();
+        (json!(map), index)
+    })
+    .await?;
+    Ok(read_reply(&body, index, meta))
+}
+
+pub async fn register(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResult {
+    let q = Query::parse(uri.query());
+    q.check_dc(&api)?;
+    let map = parse_object(&body).map_err(ApiError::decode)?;
+    let (service, checks) = definition::service(Obj(&map), api.info.enable_script_checks).map_err(bad_registration)?;
+    let service_id = service.id.clone();
+    let keep: Vec<String> = checks.iter().map(|c| c.check_id.clone()).collect();
+    let node = own_node(&api).await?;
+    let reg = Registration { node, skip_node_update: true, service: Some(service), checks };
+    expect_applied(write(&api, Command::Register(Box::new(reg))).await?)?;
+    if q.flag("replace-existing-checks") {
+        // A second write, so not atomic with the first: a failure here leaves stale checks that a repeat of the request removes.
+        let me = api.info.node_name.clone();
+        let sid = service_id.clone();
+        let ((stale, _), _) = api
+            .server
+            .read(Consistency::Stale, move |s| {
+                let (checks, index) = s.node_checks(&me);
+                (
+                    checks
+                        .iter()
+                        .filter(|c| c.service_id == sid && !keep.contains(&c.check_id))
+                        .map(|c| c.check_id.clone())
+                        .collect::<Vec<_>>(),
+                    index,
+                )
+            })
+            .await?;
+        for check_id in stale {
+            let cmd =
+                Command::Deregister { node: api.info.node_name.clone(), service_id: None, check_id: Some(check_id) };
+            expect_applied(write(&api, cmd).await?)?;
+        }
+    }
+    Ok(empty_ok())
+}
+
+fn bad_registration(why: String) -> ApiError {
+    // Consul words type errors as decode failures and semantic ones plainly.
+    if why.contains(": expected") || why.contains("out of range") {
+        ApiError::decode(why)
+    } else {
+        ApiError::bad_request(why)
+    }
+}
+
+pub async fn deregister(State(api): State<Api>, Path(id): Path<String>, uri: Uri) -> ApiResult {
+    let q = Query::parse(uri.query());
+    q.check_dc(&api)?;
+    let node = api.info.node_name.clone();
+    let lookup = id.clone();
+    let ((exists, _), _) =
+        api.server.read(Consistency::Stale, move |s| (s.service(&node, &lookup).is_some(), 0)).await?;
+    if !exists || id == CLUSTER_SERVICE {
+        return Err(ApiError::not_found(format!(
+            "Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."
+        )));
+    }
+    let cmd = Command::Deregister { node: api.info.node_name.clone(), service_id: Some(id), check_id: None };
+    expect_applied(write(&api, cmd).await?)?;
+    Ok(empty_ok())
+}
+
+fn expect_applied(result: CommandResult) -> Result<(), ApiError> {
+    match result {
+        CommandResult::Bool(_) => Ok(()),
+        CommandResult::Rejected(why) => Err(ApiError::bad_request(why)),
+    }
+}
+
+/// This agent's catalog node record, as it registered itself at start.
+async fn own_node(api: &Api) -> Result<Node, ApiError> {
+    let name = api.info.node_name.clone();
+    let ((node, _), _) = api.server.read(Consistency::Stale, move |s| (s.node(&name).0.cloned(), 0)).await?;
+    Ok(node.unwrap_or_else(|| self_node(&api.info)))
+}
+
+/// The node record this agent registers for itself.
+pub fn self_node(info: &super::AgentInfo) -> Node {
+    let addr = info.advertise_addr.to_string();
+    let tagged = ["lan", "lan_ipv4", "wan", "wan_ipv4"].into_iter().map(|k| (k.to_owned(), addr.clone())).collect();
+    Node {
+        id: info.node_id.clone(),
+        node: info.node_name.clone(),
+        address: addr,
+        datacenter: info.datacenter.clone(),
+        tagged_addresses: tagged,
+        meta: [("consul-network-segment".to_owned(), String::new())].into(),
+        create_index: 0,
+        modify_index: 0,
+    }
+}
+
+/// This agent as a gossip member.
+fn member(api: &Api) -> Value {
+    let info = &api.info;
+    json!({
+        "Name": info.node_name,
+        "Addr": info.advertise_addr.to_string(),
+        "Port": info.serf_port,
+        "Tags": {
+            "role": if info.server { "consul" } else { "node" },
+            "dc": info.datacenter,
+            "port": info.rpc_port.to_string(),
+            "build": format!("{CONSUL_COMPAT_VERSION}:roster-{}", env!("CARGO_PKG_VERSION")),
+            "vsn": "2",
+            "vsn_min": "2",
+            "vsn_max": "3",
+            "id": info.node_id,
+            "expect": "1",
+        },
+        "Status": 1,
+        "ProtocolMin": 1,
+        "ProtocolMax": 5,
+        "ProtocolCur": 2,
+        "DelegateMin": 2,
+        "DelegateMax": 5,
+        "DelegateCur": 4,
+    })
+}
+
+pub async fn members(State(api): State<Api>, uri: Uri) -> ApiResult {
+    Query::parse(uri.query()).check_dc(&api)?;
+    local_reply(&api, &json!([member(&api)])).await
+}
+
+pub async fn self_(State(api): State<Api>) -> ApiResult {
+    let info = &api.info;
+    let leader = api.server.leader_addr().map(|a| a.to_string()).unwrap_or_default();
+    let body = json!({
+        "Config": {
+            "Datacenter": info.datacenter,
+            "PrimaryDatacenter": info.datacenter,
+            "NodeName": info.node_name,
+            "NodeID": info.node_id,
+            "Revision": format!("roster-{}", env!("CARGO_PKG_VERSION")),
+            "Server": info.server,
+            "Version": CONSUL_COMPAT_VERSION,
+            "BuildDate": "",
+        },
+        "DebugConfig": {
+            "Datacenter": info.datacenter,
+            "NodeName": info.node_name,
+            "ServerMode": info.server,
+            "DNSDomain": info.domain,
+            "EnableScriptChecks": info.enable_script_checks,
+        },
+        "Coord": null,
+        "Member": member(&api),
+        "Stats": {
+            "consul": {
+                "server": info.server.to_string(),
+                "leader": (api.server.leader_addr().is_some() && api.server.is_leader()).to_string(),
+                "leader_addr": leader,
+                "known_datacenters": "1",
+            },
+            "build": { "version": env!("CARGO_PKG_VERSION"), "prerelease": "", "revision": "" },
+        },
+        "Meta": {"consul-network-segment": ""},
+        "xDS": null,
+    });
+    local_reply(&api, &body).await
+}

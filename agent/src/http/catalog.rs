@@ -1,0 +1,157 @@
+//! `/v1/catalog/*`: datacenters, nodes, services, a service's instances, a node's services, and direct catalog register/deregister.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::Uri;
+use roster_kv::{Command, CommandResult, Node, Registration, Table, WatchKey};
+use serde_json::{Value, json};
+
+use super::input::{Obj, parse_object};
+use super::query::Query;
+use super::reply::{ApiError, ApiResult, bool_reply, local_reply, read_reply};
+use super::{Api, definition, output, read, write};
+
+pub async fn datacenters(State(api): State<Api>) -> ApiResult {
+    local_reply(&api, &json!([api.info.datacenter])).await
+}
+
+pub async fn nodes(State(api): State<Api>, uri: Uri) -> ApiResult {
+    let q = Query::parse(uri.query());
+    let opts = q.read_opts(&api)?;
+    let (body, index, meta) = read(&api, &opts, vec![WatchKey::Table(Table::Nodes)], |s| {
+        let (nodes, index) = s.nodes();
+        (Value::Array(nodes.into_iter().map(output::node).collect()), index)
+    })
+    .await?;
+    Ok(read_reply(&body, index, meta))
+}
+
+pub async fn services(State(api): State<Api>, uri: Uri) -> ApiResult {
+    let q = Query::parse(uri.query());
+    let opts = q.read_opts(&api)?;
+    let (body, index, meta) = read(&api, &opts, vec![WatchKey::Table(Table::Services)], |s| {
+        let (names, index) = s.service_names();
+        (json!(names), index)
+    })
+    .await?;
+    Ok(read_reply(&body, index, meta))
+}
+
+pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
+    let q = Query::parse(uri.query());
+    let opts = q.read_opts(&api)?;
+    let tags = q.all("tag");
+    let (body, index, meta) = read(&api, &opts, vec![WatchKey::Service(name.clone())], move |s| {
+        let (instances, index) = s.service_instances(&name, &tags);
+        (Value::Array(instances.into_iter().map(|(n, svc)| output::catalog_service(n, svc)).collect()), index)
+    })
+    .await?;
+    Ok(read_reply(&body, index, meta))
+}
+
+pub async fn node(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
+    let q = Query::parse(uri.query());
+    let opts = q.read_opts(&api)?;
+    let (body, index, meta) = read(&api, &opts, vec![WatchKey::Node(name.clone())], move |s| {
+        let (node, index) = s.node(&name);
+        let body = match node {
+            None => Value::Null,
+            Some(n) => {
+                let services: BTreeMap<&str, Value> = s
+                    .node_services(&name)
+                    .0
+                    .into_iter()
+                    .map(|svc| (svc.id.as_str(), output::node_service(svc)))
+                    .collect();
+                json!({"Node": output::node(n), "Services": services})
+            }
+        };
+        (body, index)
+    })
+    .await?;
+    Ok(read_reply(&body, index, meta))
+}
+
+pub async fn node_services(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
+    let q = Query::parse(uri.query());
+    let opts = q.read_opts(&api)?;
+    let (body, index, meta) = read(&api, &opts, vec![WatchKey::Node(name.clone())], move |s| {
+        let (node, index) = s.node(&name);
+        let body = match node {
+            None => json!({"Node": null, "Services": []}),
+            Some(n) => {
+                let services: Vec<Value> = s.node_services(&name).0.into_iter().map(output::node_service).collect();
+                json!({"Node": output::node(n), "Services": services})
+            }
+        };
+        (body, index)
+    })
+    .await?;
+    Ok(read_reply(&body, index, meta))
+}
+
+pub async fn register(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResult {
+    Query::parse(uri.query()).check_dc(&api)?;
+    let map = parse_object(&body).map_err(ApiError::decode)?;
+    let reg = registration(&api, Obj(&map)).map_err(ApiError::bad_request)?;
+    match write(&api, Command::Register(Box::new(reg))).await? {
+        CommandResult::Bool(b) => Ok(bool_reply(b)),
+        CommandResult::Rejected(why) => Err(ApiError::bad_request(why)),
+    }
+}
+
+/// Parses a `catalog/register` body: the node fields at top level, plus optional `Service`, `Check` and `Checks`.
+fn registration(api: &Api, o: Obj<'_>) -> Result<Registration, String> {
+    let dc = o.str(&["Datacenter"])?;
+    if !dc.is_empty() && dc != api.info.datacenter {
+        return Err(format!("No path to datacenter {dc:?}"));
+    }
+    let node = Node {
+        id: o.str(&["ID"])?,
+        node: o.str(&["Node"])?,
+        address: o.str(&["Address"])?,
+        datacenter: api.info.datacenter.clone(),
+        tagged_addresses: o.str_map(&["TaggedAddresses"])?,
+        meta: o.str_map(&["NodeMeta"])?,
+        create_index: 0,
+        modify_index: 0,
+    };
+    let service = match o.obj(&["Service"])? {
+        None => None,
+        // Checks come separately in a catalog registration; any nested ones are not Consul's shape here.
+        Some(svc) => Some(definition::service(svc, true)?.0),
+    };
+    let mut checks = Vec::new();
+    let mut defs: Vec<Obj<'_>> = o.obj(&["Check"])?.into_iter().collect();
+    if let Some(Value::Array(items)) = o.get(&["Checks"]) {
+        defs.extend(items.iter().filter_map(Value::as_object).map(Obj));
+    }
+    for def in defs {
+        // The catalog stores what it is told; check runners live on agents, so scripts are not this endpoint's concern.
+        let mut check = definition::check(def, true).map_err(|e| format!("Invalid check: {e}"))?;
+        if check.check_id.is_empty() {
+            check.check_id = check.name.clone();
+        }
+        checks.push(check);
+    }
+    Ok(Registration { node, skip_node_update: o.bool(&["SkipNodeUpdate"])?, service, checks })
+}
+
+pub async fn deregister(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResult {
+    Query::parse(uri.query()).check_dc(&api)?;
+    let map = parse_object(&body).map_err(ApiError::decode)?;
+    let o = Obj(&map);
+    let node = o.str(&["Node"]).map_err(ApiError::decode)?;
+    if node.is_empty() {
+        return Err(ApiError::bad_request("Must provide node"));
+    }
+    let non_empty = |s: String| (!s.is_empty()).then_some(s);
+    let service_id = non_empty(o.str(&["ServiceID"]).map_err(ApiError::decode)?);
+    let check_id = non_empty(o.str(&["CheckID"]).map_err(ApiError::decode)?);
+    match write(&api, Command::Deregister { node, service_id, check_id }).await? {
+        CommandResult::Bool(b) => Ok(bool_reply(b)),
+        CommandResult::Rejected(why) => Err(ApiError::bad_request(why)),
+    }
+}

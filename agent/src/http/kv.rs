@@ -1,0 +1,137 @@
+//! `/v1/kv/<key>`: get (single, `?recurse`, `?keys&separator`, `?raw`), put (`?flags`, `?cas`) and delete (`?recurse`, `?cas`), with blocking reads on exactly the key or prefix asked for.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::IntoResponse;
+use percent_encoding::percent_decode_str;
+use roster_kv::{Command, CommandResult, MAX_VALUE_SIZE, WatchKey};
+
+use super::output::KvOut;
+use super::query::Query;
+use super::reply::{ApiError, ApiResult, bool_reply, read_headers, read_not_found};
+use super::{Api, read, write};
+
+/// The key is everything after `/v1/kv/`, percent-decoded; its `/`s are part of it.
+fn key_of(uri: &Uri) -> String {
+    let raw = uri.path().strip_prefix("/v1/kv").unwrap_or("");
+    let raw = raw.strip_prefix('/').unwrap_or(raw);
+    percent_decode_str(raw).decode_utf8_lossy().into_owned()
+}
+
+/// What a KV read found, encoded while the state was locked.
+enum Found {
+    Json(Vec<u8>),
+    Raw(Vec<u8>),
+    Nothing,
+}
+
+pub async fn get(State(api): State<Api>, uri: Uri) -> ApiResult {
+    let q = Query::parse(uri.query());
+    let opts = q.read_opts(&api)?;
+    let key = key_of(&uri);
+    let (found, index, meta) = if q.flag("keys") {
+        let separator = q.get("separator").map(str::to_owned);
+        let watch = vec![WatchKey::Prefix(key.clone())];
+        read(&api, &opts, watch, move |s| {
+            let (keys, index) = s.kv_keys(&key, separator.as_deref());
+            (if keys.is_empty() { Found::Nothing } else { json(&keys) }, index)
+        })
+        .await?
+    } else if q.flag("recurse") {
+        read(&api, &opts, vec![WatchKey::Prefix(key.clone())], move |s| {
+            let (entries, index) = s.kv_list(&key);
+            let out: Vec<KvOut<'_>> = entries.into_iter().map(KvOut::from).collect();
+            (if out.is_empty() { Found::Nothing } else { json(&out) }, index)
+        })
+        .await?
+    } else {
+        let raw = q.flag("raw");
+        read(&api, &opts, vec![WatchKey::Key(key.clone())], move |s| match s.kv_get(&key) {
+            (Some(entry), index) if raw => (Found::Raw(entry.value.clone()), index),
+            (Some(entry), index) => (json(&[KvOut::from(entry)]), index),
+            (None, index) => (Found::Nothing, index),
+        })
+        .await?
+    };
+    Ok(match found {
+        Found::Json(bytes) => {
+            let mut headers = read_headers(index, meta);
+            headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+            (StatusCode::OK, headers, bytes).into_response()
+        }
+        Found::Raw(bytes) => (StatusCode::OK, read_headers(index, meta), bytes).into_response(),
+        Found::Nothing => read_not_found(index, meta),
+    })
+}
+
+fn json<T: serde::Serialize + ?Sized>(value: &T) -> Found {
+    // Encoding plain strings and integers cannot fail.
+    Found::Json(serde_json::to_vec(value).unwrap_or_default())
+}
+
+pub async fn put(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResult {
+    let q = Query::parse(uri.query());
+    q.check_dc(&api)?;
+    let key = key_of(&uri);
+    if key.is_empty() {
+        return Err(ApiError::bad_request("Missing key name"));
+    }
+    if q.get("acquire").is_some() || q.get("release").is_some() {
+        return Err(ApiError::bad_request(
+            "?acquire and ?release need sessions, which this roster build does not have yet",
+        ));
+    }
+    if body.len() > MAX_VALUE_SIZE {
+        return Err(ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("Request body({} bytes) too large, max size: {MAX_VALUE_SIZE} bytes", body.len()),
+        });
+    }
+    let flags = q.u64("flags")?.unwrap_or(0);
+    let value = body.to_vec();
+    let cmd = match q.u64("cas")? {
+        Some(index) => Command::KvCas { key, value, flags, index },
+        None => Command::KvSet { key, value, flags },
+    };
+    bool_result(write(&api, cmd).await?)
+}
+
+pub async fn delete(State(api): State<Api>, uri: Uri) -> ApiResult {
+    let q = Query::parse(uri.query());
+    q.check_dc(&api)?;
+    let key = key_of(&uri);
+    let cmd = if q.flag("recurse") {
+        Command::KvDeleteTree { prefix: key }
+    } else if key.is_empty() {
+        return Err(ApiError::bad_request("Missing key name"));
+    } else if let Some(index) = q.u64("cas")? {
+        Command::KvDeleteCas { key, index }
+    } else {
+        Command::KvDelete { key }
+    };
+    bool_result(write(&api, cmd).await?)
+}
+
+fn bool_result(result: CommandResult) -> ApiResult {
+    match result {
+        CommandResult::Bool(b) => Ok(bool_reply(b)),
+        CommandResult::Rejected(why) => Err(ApiError::bad_request(why)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Tests for key extraction from the request path.
+    use super::*;
+
+    #[test]
+    fn key_keeps_slashes_and_decodes_escapes() {
+        let key = |p: &str| key_of(&p.parse::<Uri>().expect("uri"));
+        assert_eq!(key("/v1/kv/lb/web/1?recurse"), "lb/web/1");
+        assert_eq!(key("/v1/kv/a%20b/c%23d"), "a b/c#d");
+        assert_eq!(key("/v1/kv/"), "");
+        assert_eq!(key("/v1/kv"), "");
+        assert_eq!(key("/v1/kv/dir/"), "dir/");
+    }
+}

@@ -1,0 +1,109 @@
+//! Responses: API errors with Consul's status codes and plain-text messages, and read replies carrying `X-Consul-Index`, `X-Consul-KnownLeader` and `X-Consul-LastContact`.
+//!
+//! The Go client refuses a read without `X-Consul-LastContact` and py-consul one without `X-Consul-Index`, so every read path, 404s included, goes through `read_reply` or `read_not_found`.
+
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use roster_server::ReadMeta;
+use serde::Serialize;
+
+/// An error answer: a status and the text Consul would send.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The plain-text body.
+    pub message: String,
+}
+
+impl ApiError {
+    /// 400.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::BAD_REQUEST, message: message.into() }
+    }
+
+    /// 400 for a body that does not decode, worded as Consul words it.
+    pub fn decode(why: impl std::fmt::Display) -> ApiError {
+        ApiError::bad_request(format!("Request decode failed: {why}"))
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::NOT_FOUND, message: message.into() }
+    }
+
+    /// 500.
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: message.into() }
+    }
+}
+
+impl From<roster_server::Error> for ApiError {
+    fn from(err: roster_server::Error) -> ApiError {
+        match err {
+            roster_server::Error::Rejected(why) => ApiError::bad_request(why),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut message = self.message;
+        message.push('\n');
+        (self.status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message).into_response()
+    }
+}
+
+/// The result type of every handler.
+pub type ApiResult = Result<Response, ApiError>;
+
+/// The three `X-Consul-*` headers of a read.
+pub fn read_headers(index: u64, meta: ReadMeta) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert("X-Consul-Index", HeaderValue::from(index.max(1)));
+    headers.insert("X-Consul-KnownLeader", HeaderValue::from_static(if meta.known_leader { "true" } else { "false" }));
+    headers.insert("X-Consul-LastContact", HeaderValue::from(meta.last_contact_ms));
+    headers
+}
+
+/// A JSON read reply with its headers.
+pub fn read_reply<T: Serialize>(body: &T, index: u64, meta: ReadMeta) -> Response {
+    let mut headers = read_headers(index, meta);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (StatusCode::OK, headers, bytes).into_response(),
+        Err(err) => ApiError::internal(format!("encoding the reply failed: {err}")).into_response(),
+    }
+}
+
+/// A 404 read reply that still carries the headers clients need to keep blocking.
+pub fn read_not_found(index: u64, meta: ReadMeta) -> Response {
+    (StatusCode::NOT_FOUND, read_headers(index, meta)).into_response()
+}
+
+/// A write reply: a JSON `true`/`false` body.
+pub fn bool_reply(value: bool) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], if value { "true" } else { "false" }).into_response()
+}
+
+/// A 200 with an empty body, as Consul's agent endpoints answer.
+pub fn empty_ok() -> Response {
+    StatusCode::OK.into_response()
+}
+
+/// Unknown paths.
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(format!("404 page not found: {}", uri.path()))
+}
+
+/// Known paths asked with the wrong method.
+pub async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError { status: StatusCode::METHOD_NOT_ALLOWED, message: format!("method {method} not allowed") }
+}
+
+/// A JSON reply for endpoints that read agent or cluster facts rather than the state (status, self, members): they still carry the read headers, with the state's latest index, because clients parse them on every read.
+pub async fn local_reply<T: Serialize>(api: &super::Api, body: &T) -> ApiResult {
+    let (index, meta) = api.server.read(roster_server::Consistency::Stale, |s| s.max_index()).await?;
+    Ok(read_reply(body, index, meta))
+}

@@ -1,0 +1,51 @@
+//! The `roster` binary: parse the command line, then either run the agent or act as an HTTP client of one.
+
+use std::process::ExitCode;
+
+use roster_agent::cli::{self, Command};
+use roster_agent::config::{self, ProcessEnv};
+
+fn main() -> ExitCode {
+    // One crypto provider for every TLS user in the process, installed before any client or config exists.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = match cli::parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("roster: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Agent(args) => {
+            let config = match config::load(&args, &ProcessEnv) {
+                Ok(config) => config,
+                Err(errors) => {
+                    eprintln!("roster: invalid configuration:");
+                    for error in &errors.0 {
+                        eprintln!("  - {error}");
+                    }
+                    return ExitCode::from(1);
+                }
+            };
+            roster_agent::logging::init(config.log_level);
+            match runtime.block_on(roster_agent::run::run_agent(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("roster: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        other => match runtime.block_on(cli::run_client(&other, &ProcessEnv)) {
+            Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            Err(err) => {
+                eprintln!("Error: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

@@ -1,0 +1,196 @@
+//! The agent's lifecycle, top to bottom: bind every listener, start the Raft server, register this node, serve HTTP, then drain on SIGINT/SIGTERM.
+//!
+//! The config arrives validated (`config::load` reports every error before this runs), so anything that fails here is about the machine: a port in use, a data dir that cannot be written.
+//! Listeners are bound before anything starts, so a port clash stops the agent before it has touched its data dir.
+//!
+//! Shutdown order: stop accepting HTTP → let in-flight requests finish (bounded by `DRAIN_GRACE`) → shut the Raft server down (flushes the log) → exit.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use roster_kv::{CheckStatus, Command, CommandResult, HealthCheck, Registration, Service};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::http::{self, AgentInfo, Api};
+
+/// How long in-flight requests may run after a shutdown signal (blocking queries are cut at this point).
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+/// How long a fresh server may take to elect itself before start-up fails.
+const LEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the agent until a shutdown signal.
+pub async fn run_agent(config: Config) -> anyhow::Result<()> {
+    if !config.server {
+        anyhow::bail!(
+            "client agents join servers through gossip, which this build does not have yet; run with -server or -dev"
+        );
+    }
+    let http_listeners = bind_all(&config.http_addrs(), "HTTP").await?;
+    let rpc_addr = config.rpc_addr().unwrap_or(SocketAddr::new(config.bind_addr, 0));
+    let rpc_listener =
+        TcpListener::bind(rpc_addr).await.with_context(|| format!("binding server RPC on {rpc_addr}"))?;
+    let rpc_local = rpc_listener.local_addr()?;
+    let advertise_ip = advertise_ip(&config);
+    let rpc_advertise = SocketAddr::new(advertise_ip, rpc_local.port());
+
+    let node_id = node_id(&config)?;
+    let shutdown = CancellationToken::new();
+    let server_config = roster_server::Config {
+        node_id: 1,
+        data_dir: if config.dev { None } else { config.data_dir.clone() },
+        rpc_listener,
+        rpc_advertise,
+        bootstrap: config.bootstrap || config.bootstrap_expect == Some(1),
+    };
+    let server = roster_server::Server::start(server_config, shutdown.child_token())
+        .await
+        .context("starting the Raft server")?;
+    server.wait_for_leader(LEADER_TIMEOUT).await.context("waiting for this server to become leader")?;
+
+    let info = AgentInfo {
+        node_name: config.node_name.clone(),
+        node_id,
+        datacenter: config.datacenter.clone(),
+        advertise_addr: advertise_ip,
+        serf_port: config.ports.serf_lan.unwrap_or(8301),
+        rpc_port: rpc_advertise.port(),
+        server: true,
+        enable_script_checks: config.enable_script_checks,
+        domain: config.domain.clone(),
+    };
+    register_self(&server, &info, &config).await?;
+
+    let api = Api::new(server.clone(), info);
+    let http_token = shutdown.child_token();
+    let mut tasks = JoinSet::new();
+    let mut http_addrs = Vec::new();
+    for listener in http_listeners {
+        http_addrs.push(listener.local_addr()?);
+        let (api, token) = (api.clone(), http_token.clone());
+        tasks.spawn(async move { http::serve(listener, api, token).await });
+    }
+    let http_shown = http_addrs.first().map_or_else(|| "off".to_owned(), SocketAddr::to_string);
+    // Tests and scripts wait for exactly this line; it comes only once every listener serves.
+    println!("roster: ready http={http_shown} dns=off rpc={rpc_local} node={}", config.node_name);
+    tracing::info!(http = ?http_addrs, rpc = %rpc_local, node = %config.node_name, "agent ready");
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: draining HTTP");
+    http_token.cancel();
+    if tokio::time::timeout(DRAIN_GRACE, async { while tasks.join_next().await.is_some() {} }).await.is_err() {
+        tracing::warn!("HTTP drain exceeded {DRAIN_GRACE:?}; cutting remaining requests");
+        tasks.abort_all();
+    }
+    server.shutdown().await.context("shutting the Raft server down")?;
+    shutdown.cancel();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn bind_all(addrs: &[SocketAddr], what: &str) -> anyhow::Result<Vec<TcpListener>> {
+    let mut out = Vec::with_capacity(addrs.len());
+    for addr in addrs {
+        out.push(TcpListener::bind(addr).await.with_context(|| format!("binding {what} on {addr}"))?);
+    }
+    Ok(out)
+}
+
+/// The address other nodes should use: the advertise address, else the bind address; an unspecified bind falls back to loopback (with a warning) because picking a LAN interface needs the gossip issue's interface discovery.
+fn advertise_ip(config: &Config) -> IpAddr {
+    match config.advertise_addr {
+        Some(ip) => ip,
+        None if !config.bind_addr.is_unspecified() => config.bind_addr,
+        None => {
+            tracing::warn!("-bind is 0.0.0.0 and no -advertise was given; advertising 127.0.0.1");
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        }
+    }
+}
+
+/// The node ID: configured, else persisted in the data dir (so it survives restarts), else fresh for a `-dev` agent.
+fn node_id(config: &Config) -> anyhow::Result<String> {
+    if let Some(id) = config.node_id {
+        return Ok(id.to_string());
+    }
+    let Some(dir) = config.data_dir.as_deref().filter(|_| !config.dev) else {
+        return Ok(uuid::Uuid::new_v4().to_string());
+    };
+    read_or_create_node_id(dir)
+}
+
+fn read_or_create_node_id(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join("node-id");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let id = text.trim();
+        uuid::Uuid::parse_str(id).with_context(|| format!("{} does not hold a UUID", path.display()))?;
+        return Ok(id.to_owned());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let tmp = dir.join("node-id.tmp");
+    std::fs::write(&tmp, &id)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(id)
+}
+
+/// Registers this node in the catalog: the node, the `consul` service (servers) and the `serfHealth` check.
+async fn register_self(server: &roster_server::Server, info: &AgentInfo, config: &Config) -> anyhow::Result<()> {
+    let mut node = http::agent_node(info);
+    node.meta.extend(config.node_meta.clone());
+    let consul = Service {
+        id: "consul".into(),
+        service: "consul".into(),
+        port: info.rpc_port,
+        weights: roster_kv::Weights::default(),
+        ..Service::default()
+    };
+    let serf = HealthCheck {
+        node: info.node_name.clone(),
+        check_id: "serfHealth".into(),
+        name: "Serf Health Status".into(),
+        status: CheckStatus::Passing,
+        notes: String::new(),
+        output: "Agent alive and reachable".into(),
+        service_id: String::new(),
+        service_name: String::new(),
+        service_tags: Vec::new(),
+        check_type: String::new(),
+        interval: String::new(),
+        timeout: String::new(),
+        definition_json: String::new(),
+        create_index: 0,
+        modify_index: 0,
+    };
+    let reg = Registration { node, skip_node_update: false, service: Some(consul), checks: vec![serf] };
+    match server.write(Command::Register(Box::new(reg))).await.context("registering this node")? {
+        CommandResult::Bool(_) => Ok(()),
+        CommandResult::Rejected(why) => anyhow::bail!("registering this node was rejected: {why}"),
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(err) => {
+                tracing::warn!("cannot listen for SIGTERM ({err}); only SIGINT stops the agent");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
