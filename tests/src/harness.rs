@@ -1,0 +1,478 @@
+//! [`TestAgent`]: one real `roster agent` process on ephemeral loopback ports, owned by a test.
+//!
+//! The agent is configured the way docs/contracts.md prescribes: `-node NAME`, a JSON config file
+//! with `{"ports":{"http":0,"dns":-1,"server":0}}`, and either `-dev` or
+//! `-server -bootstrap-expect 1 -data-dir DIR`. It prints
+//! `roster: ready http=<ip:port> dns=<ip:port|off> rpc=<ip:port> node=<name>` on stdout once every
+//! listener is bound; the harness reads the real ports from that line, then waits for a leader so
+//! every test starts against a node that can serve writes.
+//!
+//! The process is killed (SIGKILL) and reaped on `Drop`, and its stderr is printed when the owning
+//! test panics, so a failing test shows the agent's own view of what went wrong.
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::http::{Resp, http_client};
+
+/// How long the agent may take to print its readiness line; a debug build on a loaded 2-core
+/// machine starts in well under a second, so 10 s only trips on a real hang.
+const READY_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a started agent may take to report a leader (`-dev` promises one within a second).
+const LEADER_DEADLINE: Duration = Duration::from_secs(10);
+/// The most stderr kept per process; enough for the end of a panic or error log.
+const STDERR_TAIL: usize = 256 * 1024;
+/// CLI commands that take no subcommand word, so `-http-addr` goes right after them.
+const SINGLE_WORD_COMMANDS: &[&str] = &["members", "leave", "info", "reload", "version"];
+
+/// Which kind of agent to start.
+#[derive(Debug, Clone)]
+pub enum AgentMode {
+    /// `roster agent -dev`: an in-memory single server.
+    Dev,
+    /// `roster agent -server -bootstrap-expect 1 -data-dir DIR -bind 127.0.0.1 -client 127.0.0.1`:
+    /// a durable single server. `-bind` keeps the advertised address on loopback so the test works
+    /// on machines without a private IPv4 address.
+    Server {
+        /// The data directory; it outlives restarts of the agent.
+        data_dir: PathBuf,
+    },
+}
+
+/// A running roster agent owned by a test.
+pub struct TestAgent {
+    /// The `-node` name, reused across restarts.
+    node_name: String,
+    /// Dev or durable server; a restart starts the same mode again.
+    mode: AgentMode,
+    /// Holds the generated config file; deleted when the agent is dropped.
+    config_dir: TempDir,
+    /// The live process, `None` between `kill9` and `restart`.
+    process: Option<Process>,
+    /// The HTTP API address from the readiness line of the current process.
+    http_addr: SocketAddr,
+    /// The server RPC address from the readiness line of the current process.
+    rpc_addr: SocketAddr,
+    /// A keep-alive client for the HTTP API.
+    client: reqwest::Client,
+    /// Stderr of processes that were killed, kept for the panic report.
+    past_stderr: String,
+}
+
+/// The outcome of one CLI invocation.
+#[derive(Debug, Clone)]
+pub struct CliOutput {
+    /// The exit code, `None` when a signal ended the process.
+    pub code: Option<i32>,
+    /// Everything the command printed on stdout.
+    pub stdout: String,
+    /// Everything the command printed on stderr.
+    pub stderr: String,
+}
+
+impl CliOutput {
+    /// Whether the command exited with status 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// Panics with both streams unless the command exited with status 0.
+    #[track_caller]
+    pub fn expect_success(&self) -> &CliOutput {
+        assert!(self.success(), "CLI failed with {:?}\nstdout: {}\nstderr: {}", self.code, self.stdout, self.stderr);
+        self
+    }
+}
+
+/// One spawned agent process and the buffers its pipe readers fill.
+struct Process {
+    child: Child,
+    stderr: Arc<Mutex<Vec<u8>>>,
+}
+
+/// The addresses announced by the readiness line.
+struct Ready {
+    http: SocketAddr,
+    rpc: SocketAddr,
+}
+
+impl TestAgent {
+    /// Starts `roster agent -dev -node NAME`; panics with the agent's stderr if it does not come up.
+    pub async fn dev(node_name: &str) -> TestAgent {
+        TestAgent::start(node_name, AgentMode::Dev).await.unwrap_or_else(|err| panic!("starting dev agent: {err:#}"))
+    }
+
+    /// Starts a durable single server on `data_dir`; panics with the agent's stderr on failure.
+    pub async fn server(node_name: &str, data_dir: &Path) -> TestAgent {
+        let mode = AgentMode::Server { data_dir: data_dir.to_path_buf() };
+        TestAgent::start(node_name, mode).await.unwrap_or_else(|err| panic!("starting server agent: {err:#}"))
+    }
+
+    /// Starts an agent of either mode, returning an error instead of panicking (the bench uses this).
+    pub async fn start(node_name: &str, mode: AgentMode) -> anyhow::Result<TestAgent> {
+        let config_dir = tempfile::tempdir().context("creating the config dir")?;
+        let config = serde_json::json!({"ports": {"http": 0, "dns": -1, "server": 0}});
+        std::fs::write(config_path(&config_dir), config.to_string()).context("writing the config file")?;
+        let (process, ready) = spawn_agent(node_name, &mode, &config_path(&config_dir)).await?;
+        let agent = TestAgent {
+            node_name: node_name.to_owned(),
+            mode,
+            config_dir,
+            process: Some(process),
+            http_addr: ready.http,
+            rpc_addr: ready.rpc,
+            client: http_client(16),
+            past_stderr: String::new(),
+        };
+        agent.wait_for_leader().await?;
+        Ok(agent)
+    }
+
+    /// The `-node` name.
+    pub fn node_name(&self) -> &str {
+        &self.node_name
+    }
+
+    /// The HTTP API address of the running process (it changes on restart).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The server RPC address of the running process, which Consul reports as the leader address.
+    pub fn rpc_addr(&self) -> SocketAddr {
+        self.rpc_addr
+    }
+
+    /// The keep-alive client the helpers use, for requests that need custom headers.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// `http://<http_addr><path>`; `path` starts with `/` and carries its own query string.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http_addr, path)
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> Resp {
+        self.request(reqwest::Method::GET, path, None).await
+    }
+
+    /// `PUT path` with a raw body and no `Content-Type`, as the Go client and `curl -T` send it.
+    pub async fn put(&self, path: &str, body: impl Into<Vec<u8>>) -> Resp {
+        self.request(reqwest::Method::PUT, path, Some(body.into())).await
+    }
+
+    /// `PUT path` with `value` serialized as JSON and, like the Go client, no `Content-Type`.
+    pub async fn put_json(&self, path: &str, value: &Value) -> Resp {
+        self.put(path, value.to_string()).await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.request(reqwest::Method::DELETE, path, None).await
+    }
+
+    /// Any method with an optional raw body; panics when the request cannot be sent at all.
+    pub async fn request(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> Resp {
+        let mut builder = self.client.request(method.clone(), self.url(path));
+        if let Some(body) = body {
+            builder = builder.body(body);
+        }
+        let res = builder.send().await;
+        match res {
+            Ok(res) => Resp::read(res).await.unwrap_or_else(|err| panic!("{method} {path}: reading body: {err}")),
+            Err(err) => panic!("{method} {path}: {err}\nagent stderr:\n{}", self.stderr_tail()),
+        }
+    }
+
+    /// Kills the agent with SIGKILL (no shutdown code runs) and reaps it.
+    pub fn kill9(&mut self) {
+        if let Some(process) = self.process.take() {
+            let stderr = process.kill_and_reap();
+            self.past_stderr.push_str(&stderr);
+        }
+    }
+
+    /// Starts the agent again with the same node name, mode, data dir and config; kills it first
+    /// (SIGKILL) if it is still running. Ports are new, since they come from port 0 again.
+    pub async fn restart(&mut self) {
+        self.kill9();
+        let spawned = spawn_agent(&self.node_name, &self.mode, &config_path(&self.config_dir)).await;
+        let (process, ready) = spawned.unwrap_or_else(|err| panic!("restarting {}: {err:#}", self.node_name));
+        self.process = Some(process);
+        self.http_addr = ready.http;
+        self.rpc_addr = ready.rpc;
+        if let Err(err) = self.wait_for_leader().await {
+            panic!("restarted agent has no leader: {err:#}\nstderr:\n{}", self.stderr_tail());
+        }
+    }
+
+    /// Runs a CLI command against this agent, inserting `-http-addr=<addr>` after the command words
+    /// (Go's flag parsing stops at the first positional argument, so the flag must come before them).
+    pub async fn cli(&self, args: &[&str]) -> CliOutput {
+        let n_command_words = if args.first().is_some_and(|word| SINGLE_WORD_COMMANDS.contains(word)) { 1 } else { 2 };
+        let split_idx = n_command_words.min(args.len());
+        let http_flag = format!("-http-addr={}", self.http_addr);
+        let mut full_args: Vec<&str> = args[..split_idx].to_vec();
+        full_args.push(&http_flag);
+        full_args.extend_from_slice(&args[split_idx..]);
+        run_cli(&full_args, &[]).await
+    }
+
+    /// Runs a CLI command exactly as given, with extra environment variables (for
+    /// `CONSUL_HTTP_ADDR` / `ROSTER_HTTP_ADDR`); inherited address variables are removed first.
+    pub async fn cli_env(&self, args: &[&str], envs: &[(&str, &str)]) -> CliOutput {
+        run_cli(args, envs).await
+    }
+
+    /// The agent's stderr so far, of this and of killed earlier processes.
+    pub fn stderr_tail(&self) -> String {
+        let current = self.process.as_ref().map(Process::stderr_text).unwrap_or_default();
+        format!("{}{}", self.past_stderr, current)
+    }
+
+    /// Polls `/v1/status/leader` until it names a leader, failing early if the process exits.
+    async fn wait_for_leader(&self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            let res = self.client.get(self.url("/v1/status/leader")).send().await;
+            if let Ok(res) = res
+                && res.status().is_success()
+                && let Ok(Value::String(leader)) = res.json::<Value>().await
+                && !leader.is_empty()
+            {
+                return Ok(());
+            }
+            if started.elapsed() > LEADER_DEADLINE {
+                bail!("no leader after {LEADER_DEADLINE:?}; stderr:\n{}", self.stderr_tail());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for TestAgent {
+    fn drop(&mut self) {
+        if let Some(process) = self.process.take() {
+            let stderr = process.kill_and_reap();
+            self.past_stderr.push_str(&stderr);
+        }
+        // A failing test is much easier to read with the agent's own log next to the assertion.
+        if std::thread::panicking() && !self.past_stderr.is_empty() {
+            eprintln!("--- stderr of agent {} ---\n{}\n--- end ---", self.node_name, self.past_stderr);
+        }
+    }
+}
+
+impl Process {
+    fn stderr_text(&self) -> String {
+        let bytes = self.stderr.lock().map(|buf| buf.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// SIGKILL and wait, so no zombie or port outlives the test; returns the stderr collected.
+    fn kill_and_reap(mut self) -> String {
+        let _already_exited = self.child.kill();
+        let _status = self.child.wait();
+        self.stderr_text()
+    }
+}
+
+/// The path of the roster binary the tests run.
+///
+/// `ROSTER_BIN` wins when set. Otherwise the binary sits next to the running executable's profile
+/// directory (`target/debug/deps/x` or `target/release/bench` → `target/<profile>/roster`), and it
+/// is built once per process with `cargo build -p roster-agent --bin roster`: `CARGO_BIN_EXE_*`
+/// only exists for the package that owns the binary, and a dev-dependency does not build another
+/// package's binaries, so this is what keeps the binary in step with the source under test.
+pub fn roster_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        locate_or_build_roster().unwrap_or_else(|err| panic!("cannot provide the roster binary: {err:#}"))
+    })
+    .clone()
+}
+
+fn locate_or_build_roster() -> anyhow::Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("ROSTER_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let exe = std::env::current_exe().context("locating the current executable")?;
+    let mut profile_dir = exe.parent().context("executable has no parent dir")?.to_path_buf();
+    if profile_dir.file_name().is_some_and(|name| name == "deps") {
+        profile_dir.pop();
+    }
+    let target_dir = profile_dir.parent().context("profile dir has no parent")?;
+    let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
+        Some("debug") => "dev".to_owned(),
+        Some(other) => other.to_owned(),
+        None => bail!("cannot tell the cargo profile from {}", profile_dir.display()),
+    };
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    // The test runner sets variables (CARGO_PKG_*, CARGO_MANIFEST_DIR, NEXTEST_*, ...) that build scripts
+    // track with rerun-if-env-changed; passing them on would make cargo rebuild half the tree every run.
+    for (name, _) in std::env::vars_os() {
+        let name_text = name.to_string_lossy();
+        let runner_var =
+            (name_text.starts_with("CARGO_") && name_text != "CARGO_HOME" && name_text != "CARGO_TARGET_DIR")
+                || name_text.starts_with("NEXTEST")
+                || name_text.starts_with("__NEXTEST")
+                || name_text == "OUT_DIR";
+        if runner_var {
+            build.env_remove(&name);
+        }
+    }
+    let output = build
+        .args(["build", "--quiet", "-p", "roster-agent", "--bin", "roster", "--profile", &profile])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .output()
+        .context("running cargo build for the roster binary")?;
+    if !output.status.success() {
+        bail!("cargo build -p roster-agent failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    }
+    let bin = profile_dir.join("roster");
+    anyhow::ensure!(bin.exists(), "cargo built roster-agent but {} does not exist", bin.display());
+    Ok(bin)
+}
+
+fn config_path(config_dir: &TempDir) -> PathBuf {
+    config_dir.path().join("roster.json")
+}
+
+/// Spawns the agent and waits for its readiness line, killing it again if it never comes.
+async fn spawn_agent(node_name: &str, mode: &AgentMode, config: &Path) -> anyhow::Result<(Process, Ready)> {
+    let mut command = Command::new(roster_bin());
+    command.arg("agent");
+    match mode {
+        AgentMode::Dev => {
+            command.arg("-dev");
+        }
+        AgentMode::Server { data_dir } => {
+            command.args(["-server", "-bootstrap-expect", "1", "-data-dir"]).arg(data_dir);
+            command.args(["-bind", "127.0.0.1", "-client", "127.0.0.1"]);
+        }
+    }
+    command.args(["-node", node_name, "-config-file"]).arg(config);
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().with_context(|| format!("spawning {}", roster_bin().display()))?;
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    drain_stderr(&mut child, Arc::clone(&stderr));
+    let ready_rx = watch_stdout(&mut child);
+    let mut process = Process { child, stderr };
+    let outcome = tokio::time::timeout(READY_DEADLINE, ready_rx).await;
+    let line = match outcome {
+        Ok(Ok(Some(line))) => line,
+        Ok(Ok(None)) | Ok(Err(_)) => {
+            // Stdout closed without the line: the agent has exited or is about to.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let status = process.child.try_wait().ok().flatten();
+            let stderr = process.kill_and_reap();
+            bail!("agent closed stdout before the readiness line (exit {status:?}); stderr:\n{stderr}");
+        }
+        Err(_elapsed) => {
+            let stderr = process.kill_and_reap();
+            bail!("no readiness line within {READY_DEADLINE:?}; stderr:\n{stderr}");
+        }
+    };
+    match parse_ready_line(&line) {
+        Ok(ready) => Ok((process, ready)),
+        Err(err) => {
+            let stderr = process.kill_and_reap();
+            Err(err.context(format!("bad readiness line {line:?}; stderr:\n{stderr}")))
+        }
+    }
+}
+
+/// Keeps the last `STDERR_TAIL` bytes of the child's stderr; reading until EOF also keeps the
+/// child from blocking on a full pipe.
+fn drain_stderr(child: &mut Child, buffer: Arc<Mutex<Vec<u8>>>) {
+    let Some(mut pipe) = child.stderr.take() else { return };
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 8192];
+        while let Ok(n_read) = pipe.read(&mut chunk) {
+            if n_read == 0 {
+                break;
+            }
+            let Ok(mut buf) = buffer.lock() else { break };
+            buf.extend_from_slice(&chunk[..n_read]);
+            if buf.len() > STDERR_TAIL {
+                let excess = buf.len() - STDERR_TAIL;
+                buf.drain(..excess);
+            }
+        }
+    });
+}
+
+/// Reads stdout lines on a thread: the first readiness line goes to the returned channel (`None`
+/// at EOF without one), and everything after is drained so the agent never blocks writing.
+fn watch_stdout(child: &mut Child) -> tokio::sync::oneshot::Receiver<Option<String>> {
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let Some(pipe) = child.stdout.take() else {
+        let _receiver_gone = ready_tx.send(None);
+        return ready_rx;
+    };
+    std::thread::spawn(move || {
+        let mut ready_tx = Some(ready_tx);
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if line.starts_with("roster: ready ")
+                && let Some(tx) = ready_tx.take()
+            {
+                let _receiver_gone = tx.send(Some(line));
+            }
+        }
+        if let Some(tx) = ready_tx.take() {
+            let _receiver_gone = tx.send(None);
+        }
+    });
+    ready_rx
+}
+
+/// Parses `roster: ready http=<ip:port> dns=<ip:port|off> rpc=<ip:port> node=<name>`.
+fn parse_ready_line(line: &str) -> anyhow::Result<Ready> {
+    let fields = line.trim_start_matches("roster: ready ").split_whitespace();
+    let mut http = None;
+    let mut rpc = None;
+    for field in fields {
+        match field.split_once('=') {
+            Some(("http", addr)) => http = Some(addr.parse::<SocketAddr>().context("http address")?),
+            Some(("rpc", addr)) => rpc = Some(addr.parse::<SocketAddr>().context("rpc address")?),
+            _ => {}
+        }
+    }
+    Ok(Ready { http: http.context("no http= field")?, rpc: rpc.context("no rpc= field")? })
+}
+
+/// Runs `roster ARGS` with the address/token variables of the calling environment removed, so a
+/// developer's `CONSUL_HTTP_ADDR` cannot redirect a test, and with `envs` added.
+async fn run_cli(args: &[&str], envs: &[(&str, &str)]) -> CliOutput {
+    let mut command = tokio::process::Command::new(roster_bin());
+    command.args(args).stdin(Stdio::null()).kill_on_drop(true);
+    for name in ["CONSUL_HTTP_ADDR", "ROSTER_HTTP_ADDR", "CONSUL_HTTP_TOKEN", "ROSTER_HTTP_TOKEN", "CONSUL_HTTP_SSL"] {
+        command.env_remove(name);
+    }
+    command.envs(envs.iter().copied());
+    let output = tokio::time::timeout(Duration::from_secs(30), command.output())
+        .await
+        .unwrap_or_else(|_| panic!("roster {args:?} did not finish within 30 s"))
+        .unwrap_or_else(|err| panic!("running roster {args:?}: {err}"));
+    CliOutput {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}

@@ -1,0 +1,25 @@
+//! Black-box harness for roster: it starts the real `roster` binary and talks to it over loopback sockets.
+//!
+//! Nothing here links against roster's own crates.
+//! The tests see exactly what a Consul client sees (status codes, headers, JSON), so they stay valid
+//! whatever the implementation does internally, and they encode Consul's behaviour as the reference.
+//!
+//! # Layout
+//!
+//! - `harness`: [`TestAgent`] spawns `roster agent` with a generated config on port 0, waits for the
+//!   readiness line on stdout and for a leader, and kills the process on `Drop`. It also runs the CLI.
+//! - `http`: [`Resp`], a fully read HTTP response with helpers for the Consul headers.
+//! - `shape`: the exact JSON key sets of compat.md and assertion helpers built on them.
+//!
+//! The integration tests live in `tests/tests/*.rs`, one file per API area; the benchmark is
+//! `src/bin/bench.rs`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod harness;
+mod http;
+pub mod shape;
+
+pub use harness::{AgentMode, CliOutput, TestAgent, roster_bin};
+pub use http::{Resp, b64, http_client, unb64};
