@@ -61,12 +61,14 @@ pub struct AgentInfo {
 pub struct Api {
     pub(crate) server: roster_server::Server,
     pub(crate) info: Arc<AgentInfo>,
+    /// Cancelled when the agent starts draining: parked blocking queries then answer at once, as at the end of their wait.
+    pub(crate) draining: CancellationToken,
 }
 
 impl Api {
-    /// Builds the API over a running server.
-    pub fn new(server: roster_server::Server, info: AgentInfo) -> Api {
-        Api { server, info: Arc::new(info) }
+    /// Builds the API over a running server; `draining` is the token whose cancellation starts the shutdown.
+    pub fn new(server: roster_server::Server, info: AgentInfo, draining: CancellationToken) -> Api {
+        Api { server, info: Arc::new(info), draining }
     }
 }
 
@@ -123,11 +125,20 @@ where
     T: Send + 'static,
     F: Fn(&roster_kv::State) -> (T, u64) + Send + Sync + 'static,
 {
-    if opts.min_index == 0 {
+    if opts.min_index == 0 || api.draining.is_cancelled() {
         let ((value, index), meta) = api.server.read(opts.consistency, f).await?;
-        Ok((value, index, meta))
-    } else {
-        Ok(api.server.blocking_read(opts.consistency, opts.min_index, opts.wait, keys, f).await?)
+        return Ok((value, index, meta));
+    }
+    let f = std::sync::Arc::new(f);
+    let blocking_f = f.clone();
+    let blocking = api.server.blocking_read(opts.consistency, opts.min_index, opts.wait, keys, move |s| blocking_f(s));
+    tokio::select! {
+        res = blocking => Ok(res?),
+        () = api.draining.cancelled() => {
+            // Shutting down: answer with what is there now, exactly as a wait that ran out would.
+            let ((value, index), meta) = api.server.read(roster_server::Consistency::Stale, move |s| f(s)).await?;
+            Ok((value, index, meta))
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! The config arrives validated (`config::load` reports every error before this runs), so anything that fails here is about the machine: a port in use, a data dir that cannot be written.
 //! Listeners are bound before anything starts, so a port clash stops the agent before it has touched its data dir.
 //!
-//! Shutdown order: stop accepting HTTP → let in-flight requests finish (bounded by `DRAIN_GRACE`) → shut the Raft server down (flushes the log) → exit.
+//! Shutdown order: stop accepting HTTP and cancel the drain token (parked blocking queries answer at once) → let other in-flight requests finish (bounded by `DRAIN_GRACE`) → shut the Raft server down (flushes the log) → exit.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::http::{self, AgentInfo, Api};
 
-/// How long in-flight requests may run after a shutdown signal (blocking queries are cut at this point).
+/// How long in-flight requests may run after a shutdown signal before they are cut.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
 /// How long a fresh server may take to elect itself before start-up fails.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,8 +65,8 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
     };
     register_self(&server, &info, &config).await?;
 
-    let api = Api::new(server.clone(), info);
     let http_token = shutdown.child_token();
+    let api = Api::new(server.clone(), info, http_token.clone());
     let mut tasks = JoinSet::new();
     let mut http_addrs = Vec::new();
     for listener in http_listeners {

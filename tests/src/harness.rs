@@ -202,6 +202,26 @@ impl TestAgent {
         }
     }
 
+    /// Sends SIGTERM and waits up to `timeout` for the agent to shut down by itself.
+    /// Returns its exit status, or None when it was still running at the deadline (it is then killed).
+    pub async fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut process = self.process.take()?;
+        let pid = process.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "sending SIGTERM to {pid} failed");
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            match process.child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+                _ => break None,
+            }
+        };
+        let stderr = if status.is_some() { process.stderr_text() } else { process.kill_and_reap() };
+        self.past_stderr.push_str(&stderr);
+        status
+    }
+
     /// Starts the agent again with the same node name, mode, data dir and config; kills it first
     /// (SIGKILL) if it is still running. Ports are new, since they come from port 0 again.
     pub async fn restart(&mut self) {
