@@ -76,7 +76,7 @@ fn default_proxy() -> Value {
 
 /// A service as `/v1/agent/services` shows it: exactly what was registered, optional fields only when set.
 pub fn agent_service(s: &Service, datacenter: &str) -> Value {
-    let mut out = json!({
+    let out = json!({
         "ID": s.id,
         "Service": s.service,
         "Tags": s.tags,
@@ -87,7 +87,19 @@ pub fn agent_service(s: &Service, datacenter: &str) -> Value {
         "EnableTagOverride": s.enable_tag_override,
         "Datacenter": datacenter,
     });
-    let obj = out.as_object_mut().expect("json! object");
+    let mut obj = object(out);
+    optional_service_fields(s, &mut obj);
+    if !s.proxy_json.is_empty() {
+        obj.insert("Proxy".into(), stored_json(&s.proxy_json, Value::Null));
+    }
+    if !s.connect_json.is_empty() {
+        obj.insert("Connect".into(), stored_json(&s.connect_json, Value::Null));
+    }
+    Value::Object(obj)
+}
+
+/// `Kind`, `TaggedAddresses` and `SocketPath` appear only when set, in every view of a service.
+fn optional_service_fields(s: &Service, obj: &mut Map<String, Value>) {
     if !s.kind.is_empty() {
         obj.insert("Kind".into(), json!(s.kind));
     }
@@ -97,18 +109,19 @@ pub fn agent_service(s: &Service, datacenter: &str) -> Value {
     if !s.socket_path.is_empty() {
         obj.insert("SocketPath".into(), json!(s.socket_path));
     }
-    if !s.proxy_json.is_empty() {
-        obj.insert("Proxy".into(), stored_json(&s.proxy_json, Value::Null));
+}
+
+/// The map inside a `json!({...})` literal.
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
     }
-    if !s.connect_json.is_empty() {
-        obj.insert("Connect".into(), stored_json(&s.connect_json, Value::Null));
-    }
-    out
 }
 
 /// A service instance as the health and node-services endpoints show it (Consul's `NodeService`).
 pub fn node_service(s: &Service) -> Value {
-    let mut out = json!({
+    let out = json!({
         "ID": s.id,
         "Service": s.service,
         "Tags": s.tags,
@@ -123,22 +136,14 @@ pub fn node_service(s: &Service) -> Value {
         "CreateIndex": s.create_index,
         "ModifyIndex": s.modify_index,
     });
-    let obj = out.as_object_mut().expect("json! object");
-    if !s.kind.is_empty() {
-        obj.insert("Kind".into(), json!(s.kind));
-    }
-    if !s.tagged_addresses.is_empty() {
-        obj.insert("TaggedAddresses".into(), tagged_addresses(s));
-    }
-    if !s.socket_path.is_empty() {
-        obj.insert("SocketPath".into(), json!(s.socket_path));
-    }
-    out
+    let mut obj = object(out);
+    optional_service_fields(s, &mut obj);
+    Value::Object(obj)
 }
 
 /// One row of `/v1/catalog/service/:name`: the node and the instance, flattened.
 pub fn catalog_service(n: &Node, s: &Service) -> Value {
-    let mut out = json!({
+    let out = json!({
         "ID": n.id,
         "Node": n.node,
         "Address": n.address,
@@ -161,10 +166,11 @@ pub fn catalog_service(n: &Node, s: &Service) -> Value {
         "CreateIndex": s.create_index,
         "ModifyIndex": s.modify_index,
     });
+    let mut obj = object(out);
     if !s.tagged_addresses.is_empty() {
-        out.as_object_mut().expect("json! object").insert("ServiceTaggedAddresses".into(), tagged_addresses(s));
+        obj.insert("ServiceTaggedAddresses".into(), tagged_addresses(s));
     }
-    out
+    Value::Object(obj)
 }
 
 /// A health check.
