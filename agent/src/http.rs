@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 mod agent;
+mod agent_checks;
 mod catalog;
 mod definition;
 mod health;
@@ -61,14 +62,21 @@ pub struct AgentInfo {
 pub struct Api {
     pub(crate) server: roster_server::Server,
     pub(crate) info: Arc<AgentInfo>,
+    /// The agent's own registrations; agent endpoints change them through it.
+    pub(crate) local: Arc<crate::local::Local>,
     /// Cancelled when the agent starts draining: parked blocking queries then answer at once, as at the end of their wait.
     pub(crate) draining: CancellationToken,
 }
 
 impl Api {
     /// Builds the API over a running server; `draining` is the token whose cancellation starts the shutdown.
-    pub fn new(server: roster_server::Server, info: AgentInfo, draining: CancellationToken) -> Api {
-        Api { server, info: Arc::new(info), draining }
+    pub fn new(
+        server: roster_server::Server,
+        info: AgentInfo,
+        local: Arc<crate::local::Local>,
+        draining: CancellationToken,
+    ) -> Api {
+        Api { server, info: Arc::new(info), local, draining }
     }
 }
 
@@ -87,6 +95,16 @@ pub fn router(api: Api) -> Router {
         .route("/v1/agent/service/register", put(agent::register))
         .route("/v1/agent/service/deregister/{id}", put(agent::deregister))
         .route("/v1/agent/checks", get(agent::checks))
+        .route("/v1/agent/check/register", put(agent_checks::register))
+        .route("/v1/agent/check/deregister/{id}", put(agent_checks::deregister))
+        .route("/v1/agent/check/pass/{id}", put(agent_checks::pass))
+        .route("/v1/agent/check/warn/{id}", put(agent_checks::warn))
+        .route("/v1/agent/check/fail/{id}", put(agent_checks::fail))
+        .route("/v1/agent/check/update/{id}", put(agent_checks::update))
+        .route("/v1/agent/maintenance", put(agent_checks::node_maintenance))
+        .route("/v1/agent/service/maintenance/{id}", put(agent_checks::service_maintenance))
+        .route("/v1/agent/health/service/name/{name}", get(agent_checks::health_by_name))
+        .route("/v1/agent/health/service/id/{id}", get(agent_checks::health_by_id))
         .route("/v1/catalog/datacenters", get(catalog::datacenters))
         .route("/v1/catalog/nodes", get(catalog::nodes))
         .route("/v1/catalog/services", get(catalog::services))

@@ -7,6 +7,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::http::{self, AgentInfo, Api};
+use crate::local::Local;
 
 /// How long in-flight requests may run after a shutdown signal before they are cut.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
@@ -64,9 +66,12 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
         domain: config.domain.clone(),
     };
     register_self(&server, &info, &config).await?;
+    let data_dir = if config.dev { None } else { config.data_dir.as_deref() };
+    let local = Arc::new(Local::load(server.clone(), http::agent_node(&info), data_dir)?);
+    local.sync_all().await.context("pushing this agent's services and checks to the catalog")?;
 
     let http_token = shutdown.child_token();
-    let api = Api::new(server.clone(), info, http_token.clone());
+    let api = Api::new(server.clone(), info, local.clone(), http_token.clone());
     let mut tasks = JoinSet::new();
     let mut http_addrs = Vec::new();
     for listener in http_listeners {

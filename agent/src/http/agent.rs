@@ -8,14 +8,14 @@ use std::collections::BTreeMap;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, Uri};
-use roster_kv::{Command, CommandResult, Node, Registration, WatchKey};
+use roster_kv::{Node, WatchKey};
 use roster_server::Consistency;
 use serde_json::{Value, json};
 
 use super::input::{Obj, parse_object};
 use super::query::{Query, ReadOpts};
 use super::reply::{ApiError, ApiResult, empty_ok, local_reply, read_reply};
-use super::{Api, definition, output, read, write};
+use super::{Api, definition, output, read};
 
 /// The version string version-gated Consul clients see.
 pub const CONSUL_COMPAT_VERSION: &str = "1.22.0";
@@ -104,36 +104,19 @@ pub async fn register(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResul
     q.check_dc(&api)?;
     let map = parse_object(&body).map_err(ApiError::decode)?;
     let (service, checks) = definition::service(Obj(&map), api.info.enable_script_checks).map_err(bad_registration)?;
-    let service_id = service.id.clone();
-    let keep: Vec<String> = checks.iter().map(|c| c.check_id.clone()).collect();
-    let node = own_node(&api).await?;
-    let reg = Registration { node, skip_node_update: true, service: Some(service), checks };
-    expect_applied(write(&api, Command::Register(Box::new(reg))).await?)?;
-    if q.flag("replace-existing-checks") {
-        // A second write, so not atomic with the first: a failure here leaves stale checks that a repeat of the request removes.
-        let me = api.info.node_name.clone();
-        let sid = service_id.clone();
-        let ((stale, _), _) = api
-            .server
-            .read(Consistency::Stale, move |s| {
-                let (checks, index) = s.node_checks(&me);
-                (
-                    checks
-                        .iter()
-                        .filter(|c| c.service_id == sid && !keep.contains(&c.check_id))
-                        .map(|c| c.check_id.clone())
-                        .collect::<Vec<_>>(),
-                    index,
-                )
-            })
-            .await?;
-        for check_id in stale {
-            let cmd =
-                Command::Deregister { node: api.info.node_name.clone(), service_id: None, check_id: Some(check_id) };
-            expect_applied(write(&api, cmd).await?)?;
-        }
-    }
+    api.local.add_service(service, checks, q.flag("replace-existing-checks")).await.map_err(local_error)?;
     Ok(empty_ok())
+}
+
+/// Consul's status code for each way a local change can fail.
+pub(super) fn local_error(err: crate::local::LocalError) -> ApiError {
+    use crate::local::LocalError;
+    match err {
+        LocalError::NotFound(why) => ApiError::not_found(why),
+        LocalError::Invalid(why) => ApiError::bad_request(why),
+        LocalError::Server(err) => err.into(),
+        other @ LocalError::Persist { .. } => ApiError::internal(other.to_string()),
+    }
 }
 
 fn bad_registration(why: String) -> ApiError {
@@ -146,34 +129,9 @@ fn bad_registration(why: String) -> ApiError {
 }
 
 pub async fn deregister(State(api): State<Api>, Path(id): Path<String>, uri: Uri) -> ApiResult {
-    let q = Query::parse(uri.query());
-    q.check_dc(&api)?;
-    let node = api.info.node_name.clone();
-    let lookup = id.clone();
-    let ((exists, _), _) =
-        api.server.read(Consistency::Stale, move |s| (s.service(&node, &lookup).is_some(), 0)).await?;
-    if !exists || id == CLUSTER_SERVICE {
-        return Err(ApiError::not_found(format!(
-            "Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."
-        )));
-    }
-    let cmd = Command::Deregister { node: api.info.node_name.clone(), service_id: Some(id), check_id: None };
-    expect_applied(write(&api, cmd).await?)?;
+    Query::parse(uri.query()).check_dc(&api)?;
+    api.local.remove_service(&id).await.map_err(local_error)?;
     Ok(empty_ok())
-}
-
-fn expect_applied(result: CommandResult) -> Result<(), ApiError> {
-    match result {
-        CommandResult::Bool(_) => Ok(()),
-        CommandResult::Rejected(why) => Err(ApiError::bad_request(why)),
-    }
-}
-
-/// This agent's catalog node record, as it registered itself at start.
-async fn own_node(api: &Api) -> Result<Node, ApiError> {
-    let name = api.info.node_name.clone();
-    let ((node, _), _) = api.server.read(Consistency::Stale, move |s| (s.node(&name).0.cloned(), 0)).await?;
-    Ok(node.unwrap_or_else(|| self_node(&api.info)))
 }
 
 /// The node record this agent registers for itself.

@@ -1,0 +1,331 @@
+//! The agent's own services and checks: this agent is authoritative for them, keeps them in its data dir, and pushes every change to the catalog.
+//!
+//! Consul agents hold their registrations locally and sync them to the servers (anti-entropy); roster does the same, so that a registration survives an agent restart with its check states (a TTL check that was passing comes back passing), and so that the catalog can be repaired from the agent after a server loss.
+//! Every change is pushed to the catalog first and written to `local.json` second, so a 200 means the change is both in the catalog and on this agent's disk.
+//! The file is replaced atomically (write, fsync, rename, fsync the directory); a `-dev` agent keeps it in memory only.
+//! Periodic re-sync and removal of catalog entries the agent does not know are the cluster issue's anti-entropy; here the agent pushes at start and on every change.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use roster_kv::{CheckStatus, Command, CommandResult, HealthCheck, Node, Registration, Service};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+/// Check ID of node maintenance mode (Consul's).
+pub const NODE_MAINTENANCE: &str = "_node_maintenance";
+/// Prefix of a service maintenance check ID (Consul's).
+pub const SERVICE_MAINTENANCE_PREFIX: &str = "_service_maintenance:";
+
+/// What can go wrong changing local state; each maps to Consul's status code at the HTTP edge.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// No such service or check on this agent (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request cannot apply (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The catalog write failed (500).
+    #[error(transparent)]
+    Server(#[from] roster_server::Error),
+    /// `local.json` could not be written (500).
+    #[error("saving the agent's local state to {path}: {source}")]
+    Persist {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// The agent's local registrations.
+pub struct Local {
+    server: roster_server::Server,
+    node: Node,
+    path: Option<PathBuf>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Inner {
+    services: BTreeMap<String, Service>,
+    checks: BTreeMap<String, HealthCheck>,
+}
+
+/// The format of `local.json`.
+#[derive(Serialize, Deserialize)]
+struct Persisted {
+    version: u32,
+    services: Vec<Service>,
+    checks: Vec<HealthCheck>,
+}
+
+const FORMAT_VERSION: u32 = 1;
+
+impl Local {
+    /// Loads `data_dir/local.json` when there is one (`None`: in memory only, for `-dev`).
+    pub fn load(server: roster_server::Server, node: Node, data_dir: Option<&Path>) -> anyhow::Result<Local> {
+        let path = data_dir.map(|dir| dir.join("local.json"));
+        let mut inner = Inner::default();
+        if let Some(path) = path.as_deref().filter(|p| p.exists()) {
+            let bytes = std::fs::read(path)?;
+            let persisted: Persisted = serde_json::from_slice(&bytes)
+                .map_err(|e| anyhow::anyhow!("{} is not a roster local state file: {e}", path.display()))?;
+            anyhow::ensure!(
+                persisted.version == FORMAT_VERSION,
+                "{}: unknown format version {}",
+                path.display(),
+                persisted.version
+            );
+            inner.services = persisted.services.into_iter().map(|s| (s.id.clone(), s)).collect();
+            inner.checks = persisted.checks.into_iter().map(|c| (c.check_id.clone(), c)).collect();
+        }
+        Ok(Local { server, node, path, inner: Mutex::new(inner) })
+    }
+
+    /// This agent's node record.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Pushes every local service and check to the catalog (at start, after a restart).
+    pub async fn sync_all(&self) -> Result<(), LocalError> {
+        let inner = self.inner.lock().await;
+        for service in inner.services.values() {
+            let checks = inner.checks.values().filter(|c| c.service_id == service.id).cloned().collect();
+            self.push(Some(service.clone()), checks).await?;
+        }
+        let node_checks: Vec<HealthCheck> =
+            inner.checks.values().filter(|c| c.service_id.is_empty()).cloned().collect();
+        if !node_checks.is_empty() {
+            self.push(None, node_checks).await?;
+        }
+        Ok(())
+    }
+
+    /// Every local service and check, as stored.
+    pub async fn snapshot(&self) -> (Vec<Service>, Vec<HealthCheck>) {
+        let inner = self.inner.lock().await;
+        (inner.services.values().cloned().collect(), inner.checks.values().cloned().collect())
+    }
+
+    /// One local check.
+    pub async fn check(&self, check_id: &str) -> Option<HealthCheck> {
+        self.inner.lock().await.checks.get(check_id).cloned()
+    }
+
+    /// Adds or replaces a service with its checks; `replace_existing_checks` removes the service's other checks.
+    /// Returns the checks that were removed, so their runners can stop.
+    pub async fn add_service(
+        &self,
+        service: Service,
+        checks: Vec<HealthCheck>,
+        replace_existing_checks: bool,
+    ) -> Result<Vec<String>, LocalError> {
+        let mut inner = self.inner.lock().await;
+        let mut next = inner.clone();
+        let mut removed = Vec::new();
+        if replace_existing_checks {
+            let keep: Vec<&str> = checks.iter().map(|c| c.check_id.as_str()).collect();
+            let stale: Vec<String> = next
+                .checks
+                .values()
+                .filter(|c| c.service_id == service.id && !keep.contains(&c.check_id.as_str()))
+                .map(|c| c.check_id.clone())
+                .collect();
+            for id in &stale {
+                next.checks.remove(id);
+            }
+            removed = stale;
+        }
+        for check in &checks {
+            let mut check = check.clone();
+            check.node = self.node.node.clone();
+            // A re-registered check keeps the status it has reached rather than starting over.
+            if let Some(existing) = inner.checks.get(&check.check_id).filter(|e| e.service_id == check.service_id) {
+                check.status = existing.status;
+                check.output = existing.output.clone();
+            }
+            next.checks.insert(check.check_id.clone(), check);
+        }
+        next.services.insert(service.id.clone(), service.clone());
+        let pushed: Vec<HealthCheck> = next.checks.values().filter(|c| c.service_id == service.id).cloned().collect();
+        self.push(Some(service), pushed).await?;
+        for id in &removed {
+            self.catalog(Command::Deregister {
+                node: self.node.node.clone(),
+                service_id: None,
+                check_id: Some(id.clone()),
+            })
+            .await?;
+        }
+        self.commit(&mut inner, next)?;
+        Ok(removed)
+    }
+
+    /// Removes a service and its checks; returns the removed check IDs.
+    pub async fn remove_service(&self, service_id: &str) -> Result<Vec<String>, LocalError> {
+        let mut inner = self.inner.lock().await;
+        if !inner.services.contains_key(service_id) {
+            return Err(LocalError::NotFound(format!(
+                "Unknown service ID {service_id:?}. Ensure that the service ID is passed, not the service name."
+            )));
+        }
+        let mut next = inner.clone();
+        next.services.remove(service_id);
+        let removed: Vec<String> =
+            next.checks.values().filter(|c| c.service_id == service_id).map(|c| c.check_id.clone()).collect();
+        next.checks.retain(|_, c| c.service_id != service_id);
+        let cmd = Command::Deregister {
+            node: self.node.node.clone(),
+            service_id: Some(service_id.to_owned()),
+            check_id: None,
+        };
+        self.catalog(cmd).await?;
+        self.commit(&mut inner, next)?;
+        Ok(removed)
+    }
+
+    /// Adds or replaces a check; a check naming a service needs that service on this agent.
+    pub async fn add_check(&self, mut check: HealthCheck) -> Result<(), LocalError> {
+        let mut inner = self.inner.lock().await;
+        if !check.service_id.is_empty() && !inner.services.contains_key(&check.service_id) {
+            return Err(LocalError::Invalid(format!("ServiceID {:?} does not exist", check.service_id)));
+        }
+        check.node = self.node.node.clone();
+        let mut next = inner.clone();
+        next.checks.insert(check.check_id.clone(), check.clone());
+        self.push(None, vec![check]).await?;
+        self.commit(&mut inner, next)
+    }
+
+    /// Removes a check.
+    pub async fn remove_check(&self, check_id: &str) -> Result<(), LocalError> {
+        let mut inner = self.inner.lock().await;
+        if !inner.checks.contains_key(check_id) {
+            return Err(LocalError::NotFound(format!(
+                "Unknown check ID {check_id:?}. Ensure that the check ID is passed, not the check name."
+            )));
+        }
+        let mut next = inner.clone();
+        next.checks.remove(check_id);
+        self.catalog(Command::Deregister {
+            node: self.node.node.clone(),
+            service_id: None,
+            check_id: Some(check_id.to_owned()),
+        })
+        .await?;
+        self.commit(&mut inner, next)
+    }
+
+    /// Records a check's new status and output (from its runner or a TTL update); a no-op when nothing changed.
+    pub async fn set_status(&self, check_id: &str, status: CheckStatus, output: String) -> Result<(), LocalError> {
+        let mut inner = self.inner.lock().await;
+        let Some(current) = inner.checks.get(check_id) else {
+            return Err(LocalError::NotFound(format!("Unknown check ID {check_id:?}")));
+        };
+        if current.status == status && current.output == output {
+            return Ok(());
+        }
+        let mut check = current.clone();
+        check.status = status;
+        check.output = output;
+        let mut next = inner.clone();
+        next.checks.insert(check_id.to_owned(), check.clone());
+        self.push(None, vec![check]).await?;
+        self.commit(&mut inner, next)
+    }
+
+    /// Turns maintenance mode on or off for one service (`Some(id)`) or the whole node (`None`).
+    pub async fn set_maintenance(
+        &self,
+        service_id: Option<&str>,
+        enable: bool,
+        reason: &str,
+    ) -> Result<(), LocalError> {
+        let check_id = match service_id {
+            Some(id) => {
+                if !self.inner.lock().await.services.contains_key(id) {
+                    return Err(LocalError::NotFound(format!("Unknown service ID {id:?}")));
+                }
+                format!("{SERVICE_MAINTENANCE_PREFIX}{id}")
+            }
+            None => NODE_MAINTENANCE.to_owned(),
+        };
+        if !enable {
+            return match self.remove_check(&check_id).await {
+                Err(LocalError::NotFound(_)) | Ok(()) => Ok(()),
+                Err(other) => Err(other),
+            };
+        }
+        let (what, name) = match service_id {
+            Some(_) => ("service", "Service Maintenance Mode"),
+            None => ("node", "Node Maintenance Mode"),
+        };
+        let notes = if reason.is_empty() {
+            format!(
+                "Maintenance mode is enabled for this {what}, but no reason was provided. This is a default message."
+            )
+        } else {
+            reason.to_owned()
+        };
+        let check = HealthCheck {
+            node: self.node.node.clone(),
+            check_id,
+            name: name.to_owned(),
+            status: CheckStatus::Critical,
+            notes,
+            output: String::new(),
+            service_id: service_id.unwrap_or_default().to_owned(),
+            service_name: String::new(),
+            service_tags: Vec::new(),
+            check_type: "maintenance".to_owned(),
+            interval: String::new(),
+            timeout: String::new(),
+            definition_json: String::new(),
+            create_index: 0,
+            modify_index: 0,
+        };
+        self.add_check(check).await
+    }
+
+    async fn push(&self, service: Option<Service>, checks: Vec<HealthCheck>) -> Result<(), LocalError> {
+        let reg = Registration { node: self.node.clone(), skip_node_update: true, service, checks };
+        self.catalog(Command::Register(Box::new(reg))).await
+    }
+
+    async fn catalog(&self, cmd: Command) -> Result<(), LocalError> {
+        match self.server.write(cmd).await? {
+            CommandResult::Bool(_) => Ok(()),
+            CommandResult::Rejected(why) => Err(LocalError::Invalid(why)),
+        }
+    }
+
+    /// Makes `next` the local state, on disk first.
+    fn commit(&self, inner: &mut Inner, next: Inner) -> Result<(), LocalError> {
+        if let Some(path) = &self.path {
+            save(path, &next).map_err(|source| LocalError::Persist { path: path.clone(), source })?;
+        }
+        *inner = next;
+        Ok(())
+    }
+}
+
+fn save(path: &Path, inner: &Inner) -> std::io::Result<()> {
+    let persisted = Persisted {
+        version: FORMAT_VERSION,
+        services: inner.services.values().cloned().collect(),
+        checks: inner.checks.values().cloned().collect(),
+    };
+    let bytes = serde_json::to_vec_pretty(&persisted).map_err(std::io::Error::other)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("json.tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(&bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}

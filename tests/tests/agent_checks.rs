@@ -1,0 +1,156 @@
+//! The agent's own checks over HTTP: TTL pass/warn/fail/update, check register/deregister, maintenance mode, the agent health summary endpoints, and TTL state across a restart.
+
+use roster_tests::TestAgent;
+use serde_json::{Value, json};
+
+async fn register_ttl_service(agent: &TestAgent, id: &str) {
+    let body = json!({"Name": "web", "ID": id, "Port": 80, "Check": {"TTL": "30s"}});
+    agent.put_json("/v1/agent/service/register", &body).await.expect_status(200);
+}
+
+async fn passing_ids(agent: &TestAgent, service: &str) -> Vec<String> {
+    let res = agent.get(&format!("/v1/health/service/{service}?passing")).await;
+    res.expect_status(200);
+    res.json().as_array().expect("array").iter().map(|e| e["Service"]["ID"].as_str().unwrap_or("").to_owned()).collect()
+}
+
+async fn check(agent: &TestAgent, id: &str) -> Value {
+    let res = agent.get("/v1/agent/checks").await;
+    res.expect_status(200);
+    res.json()[id].clone()
+}
+
+#[tokio::test]
+async fn ttl_pass_warn_fail_and_update_move_the_service_in_and_out_of_passing() {
+    let agent = TestAgent::dev("ttl-flow").await;
+    register_ttl_service(&agent, "web-1").await;
+    assert!(passing_ids(&agent, "web").await.is_empty(), "a TTL check starts critical");
+
+    agent.put("/v1/agent/check/pass/service:web-1?note=all%20good", "").await.expect_status(200);
+    assert_eq!(passing_ids(&agent, "web").await, vec!["web-1"]);
+    let c = check(&agent, "service:web-1").await;
+    assert_eq!((c["Status"].as_str(), c["Output"].as_str()), (Some("passing"), Some("all good")));
+
+    agent.put("/v1/agent/check/warn/service:web-1", "").await.expect_status(200);
+    assert!(passing_ids(&agent, "web").await.is_empty(), "warning is not passing");
+    let summary = agent.get("/v1/agent/health/service/id/web-1").await;
+    assert_eq!(summary.status, 429);
+    assert_eq!(summary.json()["AggregatedStatus"], "warning");
+
+    agent
+        .put_json("/v1/agent/check/update/service:web-1", &json!({"Status": "critical", "Output": "disk full"}))
+        .await
+        .expect_status(200);
+    let c = check(&agent, "service:web-1").await;
+    assert_eq!((c["Status"].as_str(), c["Output"].as_str()), (Some("critical"), Some("disk full")));
+    let text = agent.get("/v1/agent/health/service/name/web?format=text").await;
+    assert_eq!((text.status, text.text()), (503, "critical".to_owned()));
+
+    agent.put("/v1/agent/check/pass/service:web-1", "").await.expect_status(200);
+    let by_name = agent.get("/v1/agent/health/service/name/web").await;
+    assert_eq!(by_name.status, 200);
+    assert_eq!(by_name.json()[0]["Service"]["ID"], "web-1");
+}
+
+#[tokio::test]
+async fn ttl_calls_on_unknown_or_non_ttl_checks_are_refused() {
+    let agent = TestAgent::dev("ttl-bad").await;
+    assert_eq!(agent.put("/v1/agent/check/pass/nope", "").await.status, 404);
+    let body = json!({"Name": "db", "Check": {"TCP": "127.0.0.1:1", "Interval": "10s"}});
+    agent.put_json("/v1/agent/service/register", &body).await.expect_status(200);
+    let res = agent.put("/v1/agent/check/pass/service:db", "").await;
+    assert_eq!(res.status, 400);
+    assert!(res.text().contains("not a TTL check"), "{}", res.text());
+    register_ttl_service(&agent, "web-2").await;
+    let bad = agent.put_json("/v1/agent/check/update/service:web-2", &json!({"Status": "fine"})).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("Invalid check status"), "{}", bad.text());
+    assert_eq!(check(&agent, "service:web-2").await["Status"], "critical", "a refused update changes nothing");
+}
+
+#[tokio::test]
+async fn check_register_and_deregister_on_the_agent() {
+    let agent = TestAgent::dev("check-reg").await;
+    let node_check = json!({"Name": "mem", "TTL": "1m", "Notes": "memory pressure", "Status": "passing"});
+    agent.put_json("/v1/agent/check/register", &node_check).await.expect_status(200);
+    let c = check(&agent, "mem").await;
+    assert_eq!(
+        (c["Status"].as_str(), c["Notes"].as_str(), c["ServiceID"].as_str()),
+        (Some("passing"), Some("memory pressure"), Some(""))
+    );
+    let health = agent.get(&format!("/v1/health/node/{}", agent.node_name())).await.json();
+    assert!(
+        health.as_array().expect("array").iter().any(|c| c["CheckID"] == "mem"),
+        "the node check reaches the catalog"
+    );
+
+    let orphan = json!({"Name": "x", "TTL": "1m", "ServiceID": "ghost"});
+    let res = agent.put_json("/v1/agent/check/register", &orphan).await;
+    assert_eq!(res.status, 400);
+    assert!(res.text().contains("ghost"), "the error names the unknown service: {}", res.text());
+
+    let script = json!({"Name": "s", "Args": ["/bin/true"], "Interval": "10s"});
+    let res = agent.put_json("/v1/agent/check/register", &script).await;
+    assert_eq!(res.status, 400);
+    assert!(res.text().contains("Scripts are disabled"), "{}", res.text());
+
+    let untyped = agent.put_json("/v1/agent/check/register", &json!({"Name": "nothing"})).await;
+    assert_eq!(untyped.status, 400);
+
+    agent.put("/v1/agent/check/deregister/mem", "").await.expect_status(200);
+    assert_eq!(check(&agent, "mem").await, Value::Null);
+    assert_eq!(agent.put("/v1/agent/check/deregister/mem", "").await.status, 404);
+}
+
+#[tokio::test]
+async fn service_and_node_maintenance_take_instances_out_of_passing_and_back() {
+    let agent = TestAgent::dev("maint").await;
+    agent.put_json("/v1/agent/service/register", &json!({"Name": "api", "Port": 9})).await.expect_status(200);
+    assert_eq!(passing_ids(&agent, "api").await, vec!["api"]);
+
+    agent.put("/v1/agent/service/maintenance/api?enable=true&reason=deploying", "").await.expect_status(200);
+    assert!(passing_ids(&agent, "api").await.is_empty());
+    let c = check(&agent, "_service_maintenance:api").await;
+    assert_eq!((c["Status"].as_str(), c["Notes"].as_str()), (Some("critical"), Some("deploying")));
+    agent.put("/v1/agent/service/maintenance/api?enable=false", "").await.expect_status(200);
+    assert_eq!(passing_ids(&agent, "api").await, vec!["api"]);
+
+    agent.put("/v1/agent/maintenance?enable=true", "").await.expect_status(200);
+    assert!(passing_ids(&agent, "api").await.is_empty(), "node maintenance takes every service on the node out");
+    assert!(
+        check(&agent, "_node_maintenance").await["Notes"]
+            .as_str()
+            .is_some_and(|n| n.contains("no reason was provided"))
+    );
+    agent.put("/v1/agent/maintenance?enable=false", "").await.expect_status(200);
+    assert_eq!(passing_ids(&agent, "api").await, vec!["api"]);
+
+    assert_eq!(agent.put("/v1/agent/maintenance", "").await.status, 400, "enable is required");
+    assert_eq!(agent.put("/v1/agent/service/maintenance/ghost?enable=true", "").await.status, 404);
+}
+
+#[tokio::test]
+async fn agent_health_endpoints_404_for_unknown_services() {
+    let agent = TestAgent::dev("agent-health-404").await;
+    assert_eq!(agent.get("/v1/agent/health/service/name/none").await.status, 404);
+    assert_eq!(agent.get("/v1/agent/health/service/id/none").await.status, 404);
+}
+
+#[tokio::test]
+async fn ttl_state_and_registrations_survive_a_restart() {
+    let data_dir = tempfile::tempdir().expect("temp data dir");
+    let mut agent = TestAgent::server("ttl-restart", data_dir.path()).await;
+    register_ttl_service(&agent, "web-9").await;
+    agent.put("/v1/agent/check/pass/service:web-9?note=warm", "").await.expect_status(200);
+    agent.kill9();
+    agent.restart().await;
+    let c = check(&agent, "service:web-9").await;
+    assert_eq!(
+        (c["Status"].as_str(), c["Output"].as_str()),
+        (Some("passing"), Some("warm")),
+        "the agent kept its TTL state"
+    );
+    assert_eq!(passing_ids(&agent, "web").await, vec!["web-9"]);
+    let services = agent.get("/v1/agent/services").await.json();
+    assert_eq!(services["web-9"]["Service"], "web");
+}
