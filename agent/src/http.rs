@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 mod agent;
 mod agent_checks;
 mod catalog;
-mod definition;
+pub(crate) mod definition;
 mod health;
 pub mod input;
 mod kv;

@@ -69,6 +69,7 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
     let data_dir = if config.dev { None } else { config.data_dir.as_deref() };
     let local = Arc::new(Local::load(server.clone(), http::agent_node(&info), data_dir)?);
     local.sync_all().await.context("pushing this agent's services and checks to the catalog")?;
+    register_config_definitions(&local, &config).await?;
 
     let http_token = shutdown.child_token();
     let api = Api::new(server.clone(), info, local.clone(), http_token.clone());
@@ -177,6 +178,29 @@ async fn register_self(server: &roster_server::Server, info: &AgentInfo, config:
         CommandResult::Bool(_) => Ok(()),
         CommandResult::Rejected(why) => anyhow::bail!("registering this node was rejected: {why}"),
     }
+}
+
+/// Registers the `services` and `checks` given in config files, as Consul does at start; an invalid one stops the agent with its position and reason.
+async fn register_config_definitions(local: &Local, config: &Config) -> anyhow::Result<()> {
+    // Config files are written by the operator, so local script checks count here.
+    let scripts = config.enable_script_checks || config.enable_local_script_checks;
+    for (idx, value) in config.services.iter().enumerate() {
+        let map = value.as_object().with_context(|| format!("services[{idx}] is not an object"))?;
+        let (service, checks) = http::definition::service(http::input::Obj(map), scripts)
+            .map_err(|why| anyhow::anyhow!("services[{idx}]: {why}"))?;
+        local.add_service(service, checks, false).await.with_context(|| format!("registering services[{idx}]"))?;
+    }
+    for (idx, value) in config.checks.iter().enumerate() {
+        let map = value.as_object().with_context(|| format!("checks[{idx}] is not an object"))?;
+        let mut check = http::definition::check(http::input::Obj(map), scripts)
+            .map_err(|why| anyhow::anyhow!("checks[{idx}]: {why}"))?;
+        if check.check_id.is_empty() {
+            check.check_id = check.name.clone();
+        }
+        anyhow::ensure!(!check.check_id.is_empty(), "checks[{idx}]: a check needs a Name or an ID");
+        local.add_check(check).await.with_context(|| format!("registering checks[{idx}]"))?;
+    }
+    Ok(())
 }
 
 async fn wait_for_signal() {

@@ -61,6 +61,8 @@ pub struct TestAgent {
     http_addr: SocketAddr,
     /// The server RPC address from the readiness line of the current process.
     rpc_addr: SocketAddr,
+    /// The DNS address (UDP and TCP) from the readiness line, when DNS is on.
+    dns_addr: Option<SocketAddr>,
     /// A keep-alive client for the HTTP API.
     client: reqwest::Client,
     /// Stderr of processes that were killed, kept for the panic report.
@@ -102,6 +104,8 @@ struct Process {
 struct Ready {
     http: SocketAddr,
     rpc: SocketAddr,
+    /// None when the agent runs without DNS (`dns=off`).
+    dns: Option<SocketAddr>,
 }
 
 impl TestAgent {
@@ -118,8 +122,23 @@ impl TestAgent {
 
     /// Starts an agent of either mode, returning an error instead of panicking (the bench uses this).
     pub async fn start(node_name: &str, mode: AgentMode) -> anyhow::Result<TestAgent> {
+        TestAgent::start_with_config(node_name, mode, serde_json::json!({})).await
+    }
+
+    /// Starts a dev agent with DNS on an OS-chosen loopback port and extra config keys merged in (e.g. `dns_config`, `recursors`).
+    pub async fn dev_with_dns(node_name: &str, extra: Value) -> TestAgent {
+        let mut config = serde_json::json!({"ports": {"dns": 0}});
+        merge(&mut config, extra);
+        TestAgent::start_with_config(node_name, AgentMode::Dev, config)
+            .await
+            .unwrap_or_else(|err| panic!("starting dev agent with DNS: {err:#}"))
+    }
+
+    /// Starts an agent whose config file is the test defaults (HTTP and RPC on port 0, DNS off) with `extra` merged over them.
+    pub async fn start_with_config(node_name: &str, mode: AgentMode, extra: Value) -> anyhow::Result<TestAgent> {
         let config_dir = tempfile::tempdir().context("creating the config dir")?;
-        let config = serde_json::json!({"ports": {"http": 0, "dns": -1, "server": 0}});
+        let mut config = serde_json::json!({"ports": {"http": 0, "dns": -1, "server": 0}});
+        merge(&mut config, extra);
         std::fs::write(config_path(&config_dir), config.to_string()).context("writing the config file")?;
         let (process, ready) = spawn_agent(node_name, &mode, &config_path(&config_dir)).await?;
         let agent = TestAgent {
@@ -129,11 +148,17 @@ impl TestAgent {
             process: Some(process),
             http_addr: ready.http,
             rpc_addr: ready.rpc,
+            dns_addr: ready.dns,
             client: http_client(16),
             past_stderr: String::new(),
         };
         agent.wait_for_leader().await?;
         Ok(agent)
+    }
+
+    /// The DNS address; panics when the agent was started without DNS.
+    pub fn dns_addr(&self) -> SocketAddr {
+        self.dns_addr.unwrap_or_else(|| panic!("{} was started without DNS (use dev_with_dns)", self.node_name))
     }
 
     /// The `-node` name.
@@ -231,6 +256,7 @@ impl TestAgent {
         self.process = Some(process);
         self.http_addr = ready.http;
         self.rpc_addr = ready.rpc;
+        self.dns_addr = ready.dns;
         if let Err(err) = self.wait_for_leader().await {
             panic!("restarted agent has no leader: {err:#}\nstderr:\n{}", self.stderr_tail());
         }
@@ -467,14 +493,29 @@ fn parse_ready_line(line: &str) -> anyhow::Result<Ready> {
     let fields = line.trim_start_matches("roster: ready ").split_whitespace();
     let mut http = None;
     let mut rpc = None;
+    let mut dns = None;
     for field in fields {
         match field.split_once('=') {
+            Some(("dns", "off")) => {}
+            Some(("dns", addr)) => dns = Some(addr.parse::<SocketAddr>().context("dns address")?),
             Some(("http", addr)) => http = Some(addr.parse::<SocketAddr>().context("http address")?),
             Some(("rpc", addr)) => rpc = Some(addr.parse::<SocketAddr>().context("rpc address")?),
             _ => {}
         }
     }
-    Ok(Ready { http: http.context("no http= field")?, rpc: rpc.context("no rpc= field")? })
+    Ok(Ready { http: http.context("no http= field")?, rpc: rpc.context("no rpc= field")?, dns })
+}
+
+/// Merges `extra` into `base`, objects key by key, anything else replaced.
+fn merge(base: &mut Value, extra: Value) {
+    match (base, extra) {
+        (Value::Object(base), Value::Object(extra)) => {
+            for (key, value) in extra {
+                merge(base.entry(key).or_insert(Value::Null), value);
+            }
+        }
+        (base, extra) => *base = extra,
+    }
 }
 
 /// Runs `roster ARGS` with the address/token variables of the calling environment removed, so a

@@ -154,3 +154,31 @@ async fn ttl_state_and_registrations_survive_a_restart() {
     let services = agent.get("/v1/agent/services").await.json();
     assert_eq!(services["web-9"]["Service"], "web");
 }
+
+#[tokio::test]
+async fn services_and_checks_from_config_files_are_registered_at_start() {
+    let extra = json!({
+        "services": [{"name": "cfg-web", "id": "cfg-web-1", "port": 8081, "tags": ["from-file"], "check": {"ttl": "1m"}}],
+        "checks": [{"name": "disk", "ttl": "5m", "status": "passing"}],
+    });
+    let agent = roster_tests::TestAgent::start_with_config("cfg-defs", roster_tests::AgentMode::Dev, extra)
+        .await
+        .expect("agent starts with config-file definitions");
+    let services = agent.get("/v1/agent/services").await.json();
+    assert_eq!(services["cfg-web-1"]["Tags"], json!(["from-file"]));
+    assert_eq!(check(&agent, "service:cfg-web-1").await["Status"], "critical");
+    assert_eq!(check(&agent, "disk").await["Status"], "passing");
+    let catalog = agent.get("/v1/catalog/service/cfg-web").await.json();
+    assert_eq!(catalog[0]["ServicePort"], 8081);
+}
+
+#[tokio::test]
+async fn an_invalid_config_file_service_stops_the_agent_with_its_position() {
+    let extra = json!({"services": [{"name": "ok"}, {"port": 1}]});
+    let err = roster_tests::TestAgent::start_with_config("cfg-bad", roster_tests::AgentMode::Dev, extra)
+        .await
+        .err()
+        .expect("the agent refuses to start");
+    let text = format!("{err:#}");
+    assert!(text.contains("services[1]") && text.contains("Missing service name"), "{text}");
+}
