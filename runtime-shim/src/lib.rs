@@ -1,2 +1,15 @@
-//! roster's runtime shim: will hold the `Driver` trait with its `docker` (bollard) and `exec` (namespaces + cgroups) drivers and the job spec (issue "Runtime shim"). Nothing lives here yet.
+//! roster's runtime shim: everything that talks to a container runtime.
+//!
+//! Today it holds one piece: [`DockerExec`], the Docker Engine API (bollard, over the unix socket) implementation of
+//! `roster_health::ContainerExec`, which runs Docker health checks inside their containers.
+//! The `Driver` trait with its `docker` and `exec` drivers and the job spec (issue "Runtime shim") are not built yet.
+//!
+//! # Layout
+//!
+//! - `docker_exec.rs`: [`DockerExec`].
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod docker_exec;
+
+pub use docker_exec::DockerExec;
