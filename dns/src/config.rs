@@ -1,0 +1,67 @@
+//! DNS configuration, as the agent builds it from `dns_config`, `domain`, `recursors` and friends.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Everything [`crate::serve`] needs besides its sockets and the catalog view.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The domain answered authoritatively (Consul's `domain`, default `consul`), without dots at either end.
+    pub domain: String,
+    /// A second domain answered exactly like `domain` (Consul's `alt_domain`); answers keep the asked domain.
+    pub alt_domain: Option<String>,
+    /// This agent's datacenter; a name with any other `.dc` label gets NXDOMAIN (no WAN yet).
+    pub datacenter: String,
+    /// TTL of node, addr and PTR answers (`dns_config.node_ttl`, default 0 so changes show at once).
+    pub node_ttl: Duration,
+    /// TTL of service answers by service name: an exact name, a `prefix*`, or `*`; longest match wins, default 0.
+    pub service_ttl: BTreeMap<String, Duration>,
+    /// Drop instances in warning as well as critical (`dns_config.only_passing`).
+    pub only_passing: bool,
+    /// Set the TC bit when a UDP answer was trimmed, so clients retry over TCP (`dns_config.enable_truncate`).
+    pub enable_truncate: bool,
+    /// Maximum records in the answer section of a UDP answer (`dns_config.udp_answer_limit`, default 3; 0 = no cap).
+    pub udp_answer_limit: u32,
+    /// Upstream resolvers for names outside the domain, tried together; the first answer wins.
+    pub recursors: Vec<SocketAddr>,
+    /// Bound on a forwarded query; past it the client gets SERVFAIL (default 2 s).
+    pub recursor_timeout: Duration,
+    /// Bound on a `CatalogView` call; past it the client gets SERVFAIL rather than a timeout.
+    pub query_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            domain: "consul".to_owned(),
+            alt_domain: None,
+            datacenter: "dc1".to_owned(),
+            node_ttl: Duration::ZERO,
+            service_ttl: BTreeMap::new(),
+            only_passing: false,
+            enable_truncate: false,
+            udp_answer_limit: 3,
+            recursors: Vec::new(),
+            recursor_timeout: Duration::from_secs(2),
+            query_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Config {
+    /// The TTL for answers about `service`: exact name, then the longest matching `prefix*`, then `*`, then 0.
+    pub fn service_ttl_for(&self, service: &str) -> Duration {
+        if let Some(ttl) = self.service_ttl.get(service) {
+            return *ttl;
+        }
+        self.service_ttl
+            .iter()
+            .filter_map(|(pattern, ttl)| {
+                let prefix = pattern.strip_suffix('*')?;
+                service.starts_with(prefix).then_some((prefix.len(), *ttl))
+            })
+            .max_by_key(|(prefix_len, _)| *prefix_len)
+            .map_or(Duration::ZERO, |(_, ttl)| ttl)
+    }
+}

@@ -1,0 +1,269 @@
+//! The hickory `RequestHandler`: screens a request, answers our domain from the catalog view, forwards
+//! the rest to the recursors, and trims answers to what the transport can carry.
+//!
+//! Every path is bounded in time: catalog lookups by `query_timeout`, forwarding by `recursor_timeout`,
+//! and each ends in SERVFAIL rather than silence, because a resolver that times out retries and then
+//! gives up on the whole name, while SERVFAIL lets it move on at once.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_proto::serialize::binary::BinEncoder;
+use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::{Catalog, MessageResponseBuilder};
+use tracing::{debug, warn};
+
+use crate::answer::{self, Answer, Outcome, Zones};
+use crate::config::Config;
+use crate::name::parse_query_name;
+use crate::view::CatalogView;
+
+/// RFC 1035 §4.2.1: a UDP message without EDNS0 carries at most 512 octets.
+const UDP_MIN_PAYLOAD: u16 = 512;
+
+/// Largest UDP payload we will fill even if a client advertises more (the RFC 6891 ceiling in practice).
+const UDP_MAX_PAYLOAD: u16 = 4096;
+
+/// A TCP message is prefixed by a 16-bit length, so 64 KiB is the ceiling.
+const TCP_MAX_MESSAGE: usize = u16::MAX as usize;
+
+/// A compressed owner name (2) plus type, class, TTL and RDLENGTH (10) plus at least one octet of data.
+const MIN_RECORD_LEN: usize = 13;
+
+/// The DNS request handler the hickory `Server` drives.
+pub(crate) struct DnsHandler {
+    /// The settings, shared read-only by every request.
+    pub(crate) config: Arc<Config>,
+    /// The apex names of `domain` and `alt_domain`.
+    pub(crate) zones: Zones,
+    /// Where the answers come from.
+    pub(crate) view: Arc<dyn CatalogView>,
+    /// hickory's forwarder behind a `Catalog` rooted at `.`; `None` without recursors.
+    pub(crate) forwarder: Option<Catalog>,
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for DnsHandler {
+    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, response_handle: R) -> ResponseInfo {
+        let response_edns = response_edns(request);
+        if let Some(response_code) = screen(request) {
+            return send_error(request, response_edns.as_ref(), response_code, response_handle).await;
+        }
+        let Ok(info) = request.request_info() else {
+            return send_error(request, response_edns.as_ref(), ResponseCode::FormErr, response_handle).await;
+        };
+        let qname: Name = info.query.name().into();
+        let qtype = info.query.query_type();
+        // Zone transfers would hand out the whole catalog; nobody gets one.
+        if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
+            return send_error(request, response_edns.as_ref(), ResponseCode::Refused, response_handle).await;
+        }
+        let config = &self.config;
+        let kind = parse_query_name(&qname.to_ascii(), &config.domain, config.alt_domain.as_deref());
+        debug!(%qname, %qtype, ?kind, "dns query");
+        let lookup = answer::lookup(config, &self.zones, self.view.as_ref(), kind, &qname, qtype);
+        match tokio::time::timeout(config.query_timeout, lookup).await {
+            Ok(Ok(Outcome::Local(answer))) => {
+                self.send_answer(request, response_edns.as_ref(), qtype, answer, response_handle).await
+            }
+            Ok(Ok(Outcome::Forward)) => self.forward::<R, T>(request, response_edns.as_ref(), response_handle).await,
+            Ok(Err(error)) => {
+                warn!(%qname, %error, "catalog lookup failed");
+                send_error(request, response_edns.as_ref(), ResponseCode::ServFail, response_handle).await
+            }
+            Err(_) => {
+                warn!(%qname, timeout = ?config.query_timeout, "catalog lookup timed out");
+                send_error(request, response_edns.as_ref(), ResponseCode::ServFail, response_handle).await
+            }
+        }
+    }
+}
+
+impl DnsHandler {
+    /// Hands a name outside our domain to hickory's forwarder, bounded by `recursor_timeout`.
+    async fn forward<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_edns: Option<&Edns>,
+        response_handle: R,
+    ) -> ResponseInfo {
+        let Some(forwarder) = &self.forwarder else {
+            // Consul refuses at once rather than pretending to recurse.
+            return send_error(request, response_edns, ResponseCode::Refused, response_handle).await;
+        };
+        let forwarded = forwarder.handle_request::<R, T>(request, response_handle.clone());
+        match tokio::time::timeout(self.config.recursor_timeout, forwarded).await {
+            Ok(info) => info,
+            Err(_) => {
+                warn!(timeout = ?self.config.recursor_timeout, "recursors did not answer in time");
+                send_error(request, response_edns, ResponseCode::ServFail, response_handle).await
+            }
+        }
+    }
+
+    /// Encodes `answer`, trimming the answer section until the message fits the transport.
+    async fn send_answer<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        response_edns: Option<&Edns>,
+        qtype: RecordType,
+        answer: Box<Answer>,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        metadata.authoritative = true;
+        metadata.recursion_available = self.forwarder.is_some();
+        metadata.response_code = answer.response_code;
+        let soa: Vec<Record> = answer.soa.into_iter().collect();
+
+        let (max_answers, max_bytes) = self.limits(request, qtype);
+        let n_answers = answer.answers.len();
+        let fits = |n_kept: usize| {
+            let (answers, additionals) = flatten(&answer.answers[..n_kept]);
+            encoded_len(request, response_edns, metadata, &answers, &soa, &additionals) <= max_bytes
+        };
+        // No record encodes in fewer than MIN_RECORD_LEN octets, which bounds the search cheaply for huge services.
+        let upper = n_answers.min(max_answers).min(max_bytes / MIN_RECORD_LEN);
+        let n_kept = largest_fitting(upper, fits);
+        if n_kept < n_answers {
+            debug!(n_answers, n_kept, "answer trimmed");
+            // Consul sets TC only when asked to; by default a trimmed UDP answer is still a usable answer.
+            metadata.truncation = self.config.enable_truncate && request.protocol() == Protocol::Udp;
+        }
+        let (answers, additionals) = flatten(&answer.answers[..n_kept]);
+        let mut builder = MessageResponseBuilder::from_message_request(request);
+        if let Some(edns) = response_edns {
+            builder.edns(edns);
+        }
+        let response = builder.build(metadata, answers.iter().copied(), [], soa.iter(), additionals.iter().copied());
+        match response_handle.send_response(response).await {
+            Ok(info) => info,
+            Err(error) => {
+                warn!(%error, "failed to send DNS response");
+                servfail_info(request)
+            }
+        }
+    }
+
+    /// The most answers and bytes a response on this request's transport may carry.
+    fn limits(&self, request: &Request, qtype: RecordType) -> (usize, usize) {
+        if request.protocol() != Protocol::Udp {
+            return (usize::MAX, TCP_MAX_MESSAGE);
+        }
+        let payload = request.edns.as_ref().map_or(UDP_MIN_PAYLOAD, Edns::max_payload);
+        let max_bytes = usize::from(payload.clamp(UDP_MIN_PAYLOAD, UDP_MAX_PAYLOAD));
+        let limit = self.config.udp_answer_limit;
+        let max_answers = if limit > 0 && matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::ANY) {
+            usize::try_from(limit).unwrap_or(usize::MAX)
+        } else {
+            usize::MAX
+        };
+        (max_answers, max_bytes)
+    }
+}
+
+/// Rejects what is not a plain query: responses (FORMERR), other opcodes (NOTIMP), EDNS versions above 0 (BADVERS).
+fn screen(request: &Request) -> Option<ResponseCode> {
+    if request.metadata.message_type != MessageType::Query {
+        return Some(ResponseCode::FormErr);
+    }
+    if request.metadata.op_code != OpCode::Query {
+        return Some(ResponseCode::NotImp);
+    }
+    if request.edns.as_ref().is_some_and(|edns| edns.version() > 0) {
+        return Some(ResponseCode::BADVERS);
+    }
+    None
+}
+
+/// Our OPT record when the client sent one (RFC 6891 §6.1.1), advertising the payload we fill.
+fn response_edns(request: &Request) -> Option<Edns> {
+    let request_edns = request.edns.as_ref()?;
+    let mut edns = Edns::new();
+    edns.set_max_payload(request_edns.max_payload().clamp(UDP_MIN_PAYLOAD, UDP_MAX_PAYLOAD));
+    edns.set_version(0);
+    Some(edns)
+}
+
+/// The answer records and their de-duplicated additionals, in order.
+///
+/// Additionals are address records of SRV targets, so one per owner name and type is enough.
+fn flatten(entries: &[(Record, Vec<Record>)]) -> (Vec<&Record>, Vec<&Record>) {
+    let mut seen: HashSet<(&Name, RecordType)> = HashSet::new();
+    let additionals = entries
+        .iter()
+        .flat_map(|(_, extra)| extra)
+        .filter(|extra| seen.insert((&extra.name, extra.record_type())))
+        .collect();
+    (entries.iter().map(|(record, _)| record).collect(), additionals)
+}
+
+/// The exact size hickory will encode for this response (same builder, no size cap).
+fn encoded_len(
+    request: &Request,
+    response_edns: Option<&Edns>,
+    metadata: Metadata,
+    answers: &[&Record],
+    soa: &[Record],
+    additionals: &[&Record],
+) -> usize {
+    let mut builder = MessageResponseBuilder::from_message_request(request);
+    if let Some(edns) = response_edns {
+        builder.edns(edns);
+    }
+    let response = builder.build(metadata, answers.iter().copied(), [], soa.iter(), additionals.iter().copied());
+    let mut bytes = Vec::with_capacity(512);
+    let mut encoder = BinEncoder::new(&mut bytes);
+    match response.destructive_emit(&mut encoder) {
+        Ok(_) => bytes.len(),
+        Err(_) => usize::MAX,
+    }
+}
+
+/// The largest `n` in `0..=upper` with `fits(n)`, assuming `fits` is monotone (fewer records never grow a message).
+fn largest_fitting(upper: usize, fits: impl Fn(usize) -> bool) -> usize {
+    if fits(upper) {
+        return upper;
+    }
+    let (mut low, mut high) = (0, upper);
+    // Invariant: `low` fits (zero answers always does in practice) and `high` does not.
+    while high - low > 1 {
+        let mid = low + (high - low) / 2;
+        if fits(mid) { low = mid } else { high = mid }
+    }
+    low
+}
+
+async fn send_error<R: ResponseHandler>(
+    request: &Request,
+    response_edns: Option<&Edns>,
+    response_code: ResponseCode,
+    mut response_handle: R,
+) -> ResponseInfo {
+    let mut response =
+        MessageResponseBuilder::from_message_request(request).error_msg(&request.metadata, response_code);
+    if let Some(edns) = response_edns {
+        response.set_edns(edns);
+    }
+    match response_handle.send_response(response).await {
+        Ok(info) => info,
+        Err(error) => {
+            warn!(%error, "failed to send DNS error response");
+            servfail_info(request)
+        }
+    }
+}
+
+/// What we report to hickory when not even an error response could be sent.
+fn servfail_info(request: &Request) -> ResponseInfo {
+    let mut metadata = Metadata::response_from_request(&request.metadata);
+    metadata.response_code = ResponseCode::ServFail;
+    ResponseInfo::from(Header { metadata, counts: HeaderCounts::default() })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,106 @@
+//! The entry point: builds the handler and the optional forwarder, then runs hickory's `Server` on
+//! sockets the agent already bound, until the shutdown token is cancelled.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::rr::{LowerName, Name};
+use hickory_server::Server;
+use hickory_server::resolver::config::{NameServerConfig, ResolverOpts, ServerOrderingStrategy};
+use hickory_server::store::forwarder::{ForwardConfig, ForwardZoneHandler};
+use hickory_server::zone_handler::Catalog;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_util::sync::CancellationToken;
+
+use crate::answer::Zones;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::handler::DnsHandler;
+use crate::view::CatalogView;
+
+/// A TCP connection that sends no request for this long is closed, so idle clients cannot pin connections.
+const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Responses queued per TCP connection before the writer pushes back (pipelined queries).
+const TCP_RESPONSE_BUFFER: usize = 32;
+
+/// Serves DNS on already-bound sockets until `shutdown` is cancelled, then drains in-flight queries.
+///
+/// Returns early with [`Error::Listener`] if every listener fails, and before serving at all if
+/// `domain`, `alt_domain` or `recursors` are unusable.
+pub async fn serve(
+    config: Config,
+    view: Arc<dyn CatalogView>,
+    udp: Vec<UdpSocket>,
+    tcp: Vec<TcpListener>,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let zones = Zones { primary: apex(&config.domain)?, alt: config.alt_domain.as_deref().map(apex).transpose()? };
+    let forwarder = forwarder(&config)?;
+    let handler = DnsHandler { config: Arc::new(config), zones, view, forwarder };
+    if udp.is_empty() && tcp.is_empty() {
+        // hickory's `block_until_done` returns at once with no listeners; keep the documented contract instead.
+        shutdown.cancelled().await;
+        return Ok(());
+    }
+    let mut server = Server::new(handler);
+    for socket in udp {
+        server.register_socket(socket);
+    }
+    for listener in tcp {
+        server.register_listener(listener, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+    }
+    let finished = tokio::select! {
+        () = shutdown.cancelled() => None,
+        res = server.block_until_done() => Some(res),
+    };
+    let res = match finished {
+        Some(res) => res,
+        None => server.shutdown_gracefully().await,
+    };
+    res.map_err(|error| Error::Listener(error.to_string()))
+}
+
+/// The fully qualified apex name of a configured domain.
+fn apex(domain: &str) -> Result<Name> {
+    let trimmed = domain.trim_matches('.');
+    let invalid = |reason: String| Error::Domain { domain: domain.to_owned(), reason };
+    if trimmed.is_empty() {
+        return Err(invalid("empty".to_owned()));
+    }
+    Name::from_ascii(format!("{trimmed}.")).map_err(|error| invalid(error.to_string()))
+}
+
+/// hickory's forwarder over `recursors`, behind a `Catalog` rooted at `.`, or `None` without recursors.
+///
+/// All recursors are asked together and the first answer wins, each with one attempt of
+/// `recursor_timeout`, so a dead recursor costs nothing when another is alive. Nothing is cached:
+/// Consul's recursor path is a plain forwarder and clients cache by TTL themselves.
+fn forwarder(config: &Config) -> Result<Option<Catalog>> {
+    if config.recursors.is_empty() {
+        return Ok(None);
+    }
+    let name_servers = config
+        .recursors
+        .iter()
+        .map(|recursor| {
+            let mut name_server = NameServerConfig::udp_and_tcp(recursor.ip());
+            for connection in &mut name_server.connections {
+                connection.port = recursor.port();
+            }
+            name_server
+        })
+        .collect();
+    let mut options = ResolverOpts::default();
+    options.timeout = config.recursor_timeout;
+    options.attempts = 1;
+    options.num_concurrent_reqs = config.recursors.len();
+    options.server_ordering_strategy = ServerOrderingStrategy::UserProvidedOrder;
+    options.cache_size = 0;
+    let handler = ForwardZoneHandler::builder_tokio(ForwardConfig { name_servers, options: Some(options) })
+        .build()
+        .map_err(Error::Recursor)?;
+    let mut catalog = Catalog::new();
+    catalog.upsert(LowerName::from(Name::root()), vec![Arc::new(handler)]);
+    Ok(Some(catalog))
+}

@@ -1,0 +1,683 @@
+//! Black-box tests of the DNS server over real loopback UDP and TCP sockets, with an in-memory
+//! `CatalogView` and, for recursion, a tiny fake upstream resolver.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant as StdInstant};
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use roster_dns::{CatalogView, Config, Health, Instance, NodeRecord, ViewError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+// ---------------------------------------------------------------- fake catalog
+
+#[derive(Default)]
+struct FakeView {
+    instances: Vec<Instance>,
+    nodes: Vec<NodeRecord>,
+    /// Every call parks forever, as a view stuck behind a lost leader would.
+    hang: bool,
+}
+
+#[async_trait::async_trait]
+impl CatalogView for FakeView {
+    async fn service_instances(&self, service: &str, tag: Option<&str>) -> Result<Vec<Instance>, ViewError> {
+        if self.hang {
+            std::future::pending::<()>().await;
+        }
+        Ok(self
+            .instances
+            .iter()
+            .filter(|instance| instance.service_name.eq_ignore_ascii_case(service))
+            .filter(|instance| tag.is_none_or(|tag| instance.tags.iter().any(|have| have.eq_ignore_ascii_case(tag))))
+            .cloned()
+            .collect())
+    }
+
+    async fn node(&self, name: &str) -> Result<Option<NodeRecord>, ViewError> {
+        Ok(self.nodes.iter().find(|node| node.name.eq_ignore_ascii_case(name)).cloned())
+    }
+
+    async fn nodes_with_address(&self, ip: IpAddr) -> Result<Vec<NodeRecord>, ViewError> {
+        Ok(self.nodes.iter().filter(|node| node.address.parse() == Ok(ip)).cloned().collect())
+    }
+
+    async fn services_with_address(&self, ip: IpAddr) -> Result<Vec<Instance>, ViewError> {
+        Ok(self.instances.iter().filter(|instance| instance.address.parse() == Ok(ip)).cloned().collect())
+    }
+}
+
+fn node(name: &str, address: &str) -> NodeRecord {
+    NodeRecord { name: name.to_owned(), address: address.to_owned(), ..NodeRecord::default() }
+}
+
+fn instance(
+    node_record: NodeRecord,
+    service: &str,
+    address: &str,
+    port: u16,
+    tags: &[&str],
+    health: Health,
+) -> Instance {
+    Instance {
+        service_id: format!("{service}-{}", node_record.name),
+        node: node_record,
+        service_name: service.to_owned(),
+        address: address.to_owned(),
+        port,
+        tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
+        weight_passing: 10,
+        weight_warning: 1,
+        health,
+    }
+}
+
+/// web: n1 passing (v1), n2 warning (v2), n3 critical (v1), n4 passing with its own address (v1);
+/// db6: one IPv6 instance; n1 carries meta.
+fn catalog() -> FakeView {
+    let mut n1 = node("n1", "10.0.0.1");
+    n1.meta = BTreeMap::from([("env".to_owned(), "prod".to_owned()), ("rack".to_owned(), "r1".to_owned())]);
+    let n2 = node("n2", "10.0.0.2");
+    let n3 = node("n3", "10.0.0.3");
+    let n4 = node("n4", "10.0.0.4");
+    let n6 = node("n6", "2001:db8::6");
+    FakeView {
+        instances: vec![
+            instance(n1.clone(), "web", "", 8080, &["v1"], Health::Passing),
+            instance(n2.clone(), "web", "", 8081, &["v2"], Health::Warning),
+            instance(n3.clone(), "web", "", 8082, &["v1"], Health::Critical),
+            instance(n4.clone(), "web", "192.168.9.9", 8083, &["v1"], Health::Passing),
+            instance(n6.clone(), "db6", "", 5432, &[], Health::Passing),
+            instance(n3.clone(), "down", "", 1, &[], Health::Critical),
+        ],
+        nodes: vec![n1, n2, n3, n4, n6],
+        hang: false,
+    }
+}
+
+fn many_instances(count: usize) -> FakeView {
+    let instances = (0..count)
+        .map(|index| {
+            let address = format!("10.{}.{}.{}", index / 65536 % 256, index / 256 % 256, index % 256);
+            instance(node(&format!("node{index}"), &address), "big", "", 9000, &[], Health::Passing)
+        })
+        .collect();
+    FakeView { instances, ..FakeView::default() }
+}
+
+// ---------------------------------------------------------------- harness
+
+struct Harness {
+    udp: SocketAddr,
+    tcp: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<roster_dns::Result<()>>,
+}
+
+impl Harness {
+    async fn start(config: Config, view: FakeView) -> Self {
+        let udp_socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind udp");
+        let tcp_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind tcp");
+        let udp = udp_socket.local_addr().expect("udp addr");
+        let tcp = tcp_listener.local_addr().expect("tcp addr");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(roster_dns::serve(
+            config,
+            Arc::new(view),
+            vec![udp_socket],
+            vec![tcp_listener],
+            shutdown.clone(),
+        ));
+        Self { udp, tcp, shutdown, task }
+    }
+
+    async fn udp(&self, name: &str, record_type: RecordType) -> Message {
+        udp_query(self.udp, &request(name, record_type, None)).await
+    }
+
+    async fn tcp(&self, name: &str, record_type: RecordType) -> Message {
+        tcp_query(self.tcp, &request(name, record_type, None)).await
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let res = tokio::time::timeout(Duration::from_secs(5), self.task).await.expect("serve stops on shutdown");
+        res.expect("serve task").expect("serve result");
+    }
+}
+
+fn config() -> Config {
+    Config { udp_answer_limit: 3, ..Config::default() }
+}
+
+fn request(name: &str, record_type: RecordType, edns_payload: Option<u16>) -> Message {
+    let mut message = Message::new(rand::random(), MessageType::Query, OpCode::Query);
+    message.metadata.recursion_desired = true;
+    message.add_query(Query::query(Name::from_ascii(name).expect("name"), record_type));
+    if let Some(payload) = edns_payload {
+        let mut edns = Edns::new();
+        edns.set_max_payload(payload);
+        message.set_edns(edns);
+    }
+    message
+}
+
+async fn udp_exchange(server: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("client socket");
+    socket.send_to(bytes, server).await.expect("send");
+    let mut buffer = vec![0u8; 65_535];
+    let (len, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buffer))
+        .await
+        .expect("reply in time")
+        .expect("recv");
+    buffer.truncate(len);
+    buffer
+}
+
+async fn udp_query(server: SocketAddr, message: &Message) -> Message {
+    let reply = udp_exchange(server, &message.to_vec().expect("encode")).await;
+    let response = Message::from_vec(&reply).expect("decode response");
+    assert_eq!(response.metadata.id, message.metadata.id);
+    response
+}
+
+async fn tcp_query(server: SocketAddr, message: &Message) -> Message {
+    let mut stream = TcpStream::connect(server).await.expect("connect");
+    let bytes = message.to_vec().expect("encode");
+    tcp_send(&mut stream, &bytes).await;
+    let reply = tcp_recv(&mut stream).await;
+    Message::from_vec(&reply).expect("decode response")
+}
+
+async fn tcp_send(stream: &mut TcpStream, bytes: &[u8]) {
+    let len = u16::try_from(bytes.len()).expect("fits");
+    stream.write_all(&len.to_be_bytes()).await.expect("write len");
+    stream.write_all(bytes).await.expect("write body");
+}
+
+async fn tcp_recv(stream: &mut TcpStream) -> Vec<u8> {
+    let read = async {
+        let len = stream.read_u16().await.expect("read len");
+        let mut reply = vec![0u8; usize::from(len)];
+        stream.read_exact(&mut reply).await.expect("read body");
+        reply
+    };
+    tokio::time::timeout(Duration::from_secs(5), read).await.expect("tcp reply in time")
+}
+
+fn rcode(message: &Message) -> ResponseCode {
+    message.metadata.response_code
+}
+
+fn ips(records: &[Record]) -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = records
+        .iter()
+        .filter_map(|record| match &record.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+            _ => None,
+        })
+        .collect();
+    ips.sort();
+    ips
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("test ip")
+}
+
+fn assert_soa(message: &Message, apex: &str) {
+    let [soa] = message.authorities.as_slice() else { panic!("one SOA in authority, got {:?}", message.authorities) };
+    assert_eq!(soa.name.to_ascii(), apex);
+    let RData::SOA(soa) = &soa.data else { panic!("not an SOA: {soa:?}") };
+    assert_eq!(soa.mname.to_ascii(), format!("ns.{apex}"));
+    assert_eq!(soa.rname.to_ascii(), format!("hostmaster.{apex}"));
+}
+
+// ---------------------------------------------------------------- service names
+
+#[tokio::test]
+async fn service_a_leaves_out_critical_instances() {
+    let harness = Harness::start(Config { udp_answer_limit: 0, ..config() }, catalog()).await;
+    let response = harness.udp("web.service.consul.", RecordType::A).await;
+    assert_eq!(rcode(&response), ResponseCode::NoError);
+    assert!(response.metadata.authoritative);
+    assert_eq!(ips(&response.answers), vec![ip("10.0.0.1"), ip("10.0.0.2"), ip("192.168.9.9")]);
+    let tcp = harness.tcp("web.service.dc1.consul.", RecordType::A).await;
+    assert_eq!(ips(&tcp.answers), vec![ip("10.0.0.1"), ip("10.0.0.2"), ip("192.168.9.9")]);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn only_passing_drops_warning_instances() {
+    let harness = Harness::start(Config { only_passing: true, ..config() }, catalog()).await;
+    let response = harness.tcp("web.service.consul.", RecordType::A).await;
+    assert_eq!(ips(&response.answers), vec![ip("10.0.0.1"), ip("192.168.9.9")]);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn service_with_only_critical_instances_is_nxdomain_with_soa() {
+    let harness = Harness::start(config(), catalog()).await;
+    let response = harness.udp("down.service.consul.", RecordType::A).await;
+    assert_eq!(rcode(&response), ResponseCode::NXDomain);
+    assert!(response.answers.is_empty());
+    assert_soa(&response, "consul.");
+    let unknown = harness.udp("nope.service.consul.", RecordType::SRV).await;
+    assert_eq!(rcode(&unknown), ResponseCode::NXDomain);
+    assert_soa(&unknown, "consul.");
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn answers_are_shuffled() {
+    let harness = Harness::start(Config { udp_answer_limit: 0, ..config() }, many_instances(8)).await;
+    let mut first_answers = Vec::new();
+    for _ in 0..30 {
+        let response = harness.tcp("big.service.consul.", RecordType::A).await;
+        assert_eq!(response.answers.len(), 8);
+        first_answers.push(ips(&response.answers[..1])[0]);
+    }
+    first_answers.sort();
+    first_answers.dedup();
+    assert!(first_answers.len() > 1, "30 answers always started with the same record");
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn tag_filters_in_both_forms() {
+    let harness = Harness::start(Config { udp_answer_limit: 0, ..config() }, catalog()).await;
+    let dotted = harness.udp("v1.web.service.consul.", RecordType::A).await;
+    assert_eq!(ips(&dotted.answers), vec![ip("10.0.0.1"), ip("192.168.9.9")]);
+    let rfc2782 = harness.udp("_web._v2.service.consul.", RecordType::SRV).await;
+    assert_eq!(rfc2782.answers.len(), 1);
+    let any_tag = harness.udp("_web._tcp.service.dc1.consul.", RecordType::SRV).await;
+    assert_eq!(any_tag.answers.len(), 3);
+    let no_match = harness.udp("v9.web.service.consul.", RecordType::A).await;
+    assert_eq!(rcode(&no_match), ResponseCode::NXDomain);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn srv_answers_carry_target_addresses_in_additional() {
+    let harness = Harness::start(config(), catalog()).await;
+    let response = harness.tcp("_web._tcp.service.consul.", RecordType::SRV).await;
+    let mut srvs: Vec<(u16, u16, u16, String)> = response
+        .answers
+        .iter()
+        .map(|record| match &record.data {
+            RData::SRV(srv) => (srv.port, srv.priority, srv.weight, srv.target.to_ascii()),
+            other => panic!("not SRV: {other:?}"),
+        })
+        .collect();
+    srvs.sort();
+    assert_eq!(
+        srvs,
+        vec![
+            (8080, 1, 10, "n1.node.dc1.consul.".to_owned()),
+            (8081, 1, 1, "n2.node.dc1.consul.".to_owned()),
+            (8083, 1, 10, "c0a80909.addr.dc1.consul.".to_owned()),
+        ]
+    );
+    let mut additional: Vec<(String, IpAddr)> = response
+        .additionals
+        .iter()
+        .filter_map(|record| match &record.data {
+            RData::A(a) => Some((record.name.to_ascii(), IpAddr::V4(a.0))),
+            _ => None,
+        })
+        .collect();
+    additional.sort();
+    assert_eq!(
+        additional,
+        vec![
+            ("c0a80909.addr.dc1.consul.".to_owned(), ip("192.168.9.9")),
+            ("n1.node.dc1.consul.".to_owned(), ip("10.0.0.1")),
+            ("n2.node.dc1.consul.".to_owned(), ip("10.0.0.2")),
+        ]
+    );
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn aaaa_any_and_nodata() {
+    let harness = Harness::start(config(), catalog()).await;
+    let aaaa = harness.udp("db6.service.consul.", RecordType::AAAA).await;
+    assert_eq!(ips(&aaaa.answers), vec![ip("2001:db8::6")]);
+    let nodata = harness.udp("db6.service.consul.", RecordType::A).await;
+    assert_eq!(rcode(&nodata), ResponseCode::NoError);
+    assert!(nodata.answers.is_empty());
+    assert_soa(&nodata, "consul.");
+    let any = harness.tcp("v1.web.service.consul.", RecordType::ANY).await;
+    assert_eq!(ips(&any.answers), vec![ip("10.0.0.1"), ip("192.168.9.9")]);
+    let mx = harness.udp("web.service.consul.", RecordType::MX).await;
+    assert_eq!(rcode(&mx), ResponseCode::NoError);
+    assert!(mx.answers.is_empty());
+    assert_soa(&mx, "consul.");
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn domainless_and_alt_domain_names() {
+    let config = Config { alt_domain: Some("cluster.local".to_owned()), udp_answer_limit: 0, ..config() };
+    let harness = Harness::start(config, catalog()).await;
+    let bare = harness.udp("web.service.", RecordType::A).await;
+    assert_eq!(ips(&bare.answers), vec![ip("10.0.0.1"), ip("10.0.0.2"), ip("192.168.9.9")]);
+    let bare_tag = harness.udp("v2.web.service.", RecordType::A).await;
+    assert_eq!(ips(&bare_tag.answers), vec![ip("10.0.0.2")]);
+    let alt = harness.udp("v2.web.service.cluster.local.", RecordType::SRV).await;
+    let RData::SRV(srv) = &alt.answers[0].data else { panic!("not SRV") };
+    assert_eq!(srv.target.to_ascii(), "n2.node.dc1.cluster.local.");
+    let alt_missing = harness.udp("nope.service.cluster.local.", RecordType::A).await;
+    assert_eq!(rcode(&alt_missing), ResponseCode::NXDomain);
+    assert_soa(&alt_missing, "cluster.local.");
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn ttls_follow_node_ttl_and_service_ttl_patterns() {
+    let config = Config {
+        node_ttl: Duration::from_secs(30),
+        service_ttl: BTreeMap::from([
+            ("*".to_owned(), Duration::from_secs(5)),
+            ("we*".to_owned(), Duration::from_secs(7)),
+            ("db6".to_owned(), Duration::from_secs(9)),
+        ]),
+        ..config()
+    };
+    let harness = Harness::start(config, catalog()).await;
+    let web = harness.udp("web.service.consul.", RecordType::A).await;
+    assert!(web.answers.iter().all(|record| record.ttl == 7));
+    let db6 = harness.udp("db6.service.consul.", RecordType::AAAA).await;
+    assert_eq!(db6.answers[0].ttl, 9);
+    let node = harness.udp("n1.node.consul.", RecordType::A).await;
+    assert_eq!(node.answers[0].ttl, 30);
+    harness.stop().await;
+}
+
+// ---------------------------------------------------------------- nodes, addr, PTR
+
+#[tokio::test]
+async fn node_a_and_txt_from_meta() {
+    let harness = Harness::start(config(), catalog()).await;
+    let a = harness.udp("n1.node.consul.", RecordType::A).await;
+    assert_eq!(ips(&a.answers), vec![ip("10.0.0.1")]);
+    let txt = harness.udp("n1.node.dc1.consul.", RecordType::TXT).await;
+    let mut texts: Vec<String> = txt
+        .answers
+        .iter()
+        .map(|record| match &record.data {
+            RData::TXT(txt) => txt.txt_data.iter().map(|part| String::from_utf8_lossy(part).into_owned()).collect(),
+            other => panic!("not TXT: {other:?}"),
+        })
+        .collect();
+    texts.sort();
+    assert_eq!(texts, vec!["env=prod", "rack=r1"]);
+    let any = harness.udp("n1.node.consul.", RecordType::ANY).await;
+    assert_eq!(any.answers.len(), 3);
+    let v6 = harness.udp("n6.node.consul.", RecordType::AAAA).await;
+    assert_eq!(ips(&v6.answers), vec![ip("2001:db8::6")]);
+    let missing = harness.udp("ghost.node.consul.", RecordType::A).await;
+    assert_eq!(rcode(&missing), ResponseCode::NXDomain);
+    assert_soa(&missing, "consul.");
+    let other_dc = harness.udp("n1.node.dc2.consul.", RecordType::A).await;
+    assert_eq!(rcode(&other_dc), ResponseCode::NXDomain);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn addr_names_decode_hex_addresses() {
+    let harness = Harness::start(config(), catalog()).await;
+    let v4 = harness.udp("0a000001.addr.dc1.consul.", RecordType::A).await;
+    assert_eq!(ips(&v4.answers), vec![ip("10.0.0.1")]);
+    let v6 = harness.udp("20010db8000000000000000000000006.addr.dc1.consul.", RecordType::AAAA).await;
+    assert_eq!(ips(&v6.answers), vec![ip("2001:db8::6")]);
+    let wrong_family = harness.udp("0a000001.addr.dc1.consul.", RecordType::AAAA).await;
+    assert_eq!(rcode(&wrong_family), ResponseCode::NoError);
+    assert!(wrong_family.answers.is_empty());
+    let bad_hex = harness.udp("zz.addr.dc1.consul.", RecordType::A).await;
+    assert_eq!(rcode(&bad_hex), ResponseCode::NXDomain);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn ptr_answers_known_node_and_service_addresses() {
+    let harness = Harness::start(config(), catalog()).await;
+    let node_ptr = harness.udp("1.0.0.10.in-addr.arpa.", RecordType::PTR).await;
+    let targets: Vec<String> = node_ptr
+        .answers
+        .iter()
+        .map(|record| match &record.data {
+            RData::PTR(ptr) => ptr.0.to_ascii(),
+            other => panic!("not PTR: {other:?}"),
+        })
+        .collect();
+    assert_eq!(targets, vec!["n1.node.dc1.consul."]);
+    let service_ptr = harness.udp("9.9.168.192.in-addr.arpa.", RecordType::PTR).await;
+    let RData::PTR(ptr) = &service_ptr.answers[0].data else { panic!("not PTR") };
+    assert_eq!(ptr.0.to_ascii(), "web.service.dc1.consul.");
+    let v6 =
+        harness.udp("6.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.", RecordType::PTR).await;
+    let RData::PTR(ptr) = &v6.answers[0].data else { panic!("not PTR") };
+    assert_eq!(ptr.0.to_ascii(), "n6.node.dc1.consul.");
+    // Unknown addresses belong to the recursors, of which there are none.
+    let unknown = harness.udp("7.7.7.7.in-addr.arpa.", RecordType::PTR).await;
+    assert_eq!(rcode(&unknown), ResponseCode::Refused);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn apex_soa_and_ns_and_invalid_names() {
+    let harness = Harness::start(config(), catalog()).await;
+    let soa = harness.udp("consul.", RecordType::SOA).await;
+    assert!(matches!(soa.answers[0].data, RData::SOA(_)));
+    let ns = harness.udp("consul.", RecordType::NS).await;
+    let RData::NS(ns) = &ns.answers[0].data else { panic!("not NS") };
+    assert_eq!(ns.0.to_ascii(), "ns.consul.");
+    let invalid = harness.udp("what.ever.consul.", RecordType::A).await;
+    assert_eq!(rcode(&invalid), ResponseCode::NXDomain);
+    assert_soa(&invalid, "consul.");
+    let prepared = harness.udp("geo.query.consul.", RecordType::A).await;
+    assert_eq!(rcode(&prepared), ResponseCode::NXDomain);
+    harness.stop().await;
+}
+
+// ---------------------------------------------------------------- recursion
+
+/// A fake upstream that answers every A question with 192.0.2.53.
+async fn fake_upstream() -> (SocketAddr, JoinHandle<()>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind upstream");
+    let addr = socket.local_addr().expect("upstream addr");
+    let task = tokio::spawn(async move {
+        let mut buffer = vec![0u8; 4096];
+        while let Ok((len, peer)) = socket.recv_from(&mut buffer).await {
+            let Ok(request) = Message::from_vec(&buffer[..len]) else { continue };
+            let mut response = Message::response(request.metadata.id, OpCode::Query);
+            response.metadata.recursion_desired = request.metadata.recursion_desired;
+            response.metadata.recursion_available = true;
+            for query in &request.queries {
+                response.add_query(query.clone());
+                if query.query_type() == RecordType::A {
+                    let rdata = RData::A(A(Ipv4Addr::new(192, 0, 2, 53)));
+                    response.add_answer(Record::from_rdata(query.name().clone(), 60, rdata));
+                }
+            }
+            if let Ok(bytes) = response.to_vec() {
+                let _ = socket.send_to(&bytes, peer).await;
+            }
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn outside_names_are_refused_at_once_without_recursors() {
+    let harness = Harness::start(config(), catalog()).await;
+    let started = StdInstant::now();
+    let response = harness.udp("example.com.", RecordType::A).await;
+    assert_eq!(rcode(&response), ResponseCode::Refused);
+    assert!(!response.metadata.recursion_available);
+    assert!(started.elapsed() < Duration::from_millis(500));
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn outside_names_go_to_the_first_recursor_that_answers() {
+    let (upstream, upstream_task) = fake_upstream().await;
+    // A recursor that never answers comes first; the live one must still win within the bound.
+    let silent = UdpSocket::bind("127.0.0.1:0").await.expect("bind silent");
+    let config = Config { recursors: vec![silent.local_addr().expect("addr"), upstream], ..config() };
+    let harness = Harness::start(config, catalog()).await;
+    let response = harness.udp("example.com.", RecordType::A).await;
+    assert_eq!(rcode(&response), ResponseCode::NoError);
+    assert_eq!(ips(&response.answers), vec![ip("192.0.2.53")]);
+    assert!(response.metadata.recursion_available);
+    let over_tcp = harness.tcp("www.example.org.", RecordType::A).await;
+    assert_eq!(ips(&over_tcp.answers), vec![ip("192.0.2.53")]);
+    // Our own domain is still answered locally.
+    let local = harness.udp("n1.node.consul.", RecordType::A).await;
+    assert_eq!(ips(&local.answers), vec![ip("10.0.0.1")]);
+    harness.stop().await;
+    upstream_task.abort();
+}
+
+#[tokio::test]
+async fn silent_recursor_gives_servfail_within_the_bound() {
+    let silent = UdpSocket::bind("127.0.0.1:0").await.expect("bind silent");
+    let config = Config {
+        recursors: vec![silent.local_addr().expect("addr")],
+        recursor_timeout: Duration::from_millis(400),
+        ..config()
+    };
+    let harness = Harness::start(config, catalog()).await;
+    let started = StdInstant::now();
+    let response = harness.udp("example.com.", RecordType::A).await;
+    assert_eq!(rcode(&response), ResponseCode::ServFail);
+    assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
+    harness.stop().await;
+}
+
+// ---------------------------------------------------------------- size limits
+
+#[tokio::test]
+async fn udp_answers_are_trimmed_and_flagged_only_with_enable_truncate() {
+    let flagged = Harness::start(Config { enable_truncate: true, ..config() }, many_instances(200)).await;
+    let a = flagged.udp("big.service.consul.", RecordType::A).await;
+    assert_eq!(a.answers.len(), 3, "udp_answer_limit caps A records");
+    assert!(a.metadata.truncation);
+    let srv_bytes =
+        udp_exchange(flagged.udp, &request("big.service.consul.", RecordType::SRV, None).to_vec().expect("encode"))
+            .await;
+    assert!(srv_bytes.len() <= 512, "{} bytes", srv_bytes.len());
+    let srv = Message::from_vec(&srv_bytes).expect("decode");
+    assert!(srv.metadata.truncation);
+    assert!(!srv.answers.is_empty() && srv.answers.len() < 200);
+    assert_eq!(srv.additionals.len(), srv.answers.len(), "each kept SRV keeps its A record");
+    let edns = udp_query(flagged.udp, &request("big.service.consul.", RecordType::SRV, Some(4096))).await;
+    assert!(edns.answers.len() > srv.answers.len());
+    assert!(edns.to_vec().expect("encode").len() <= 4096);
+    let full = flagged.tcp("big.service.consul.", RecordType::SRV).await;
+    assert_eq!(full.answers.len(), 200);
+    assert_eq!(full.additionals.len(), 200);
+    assert!(!full.metadata.truncation);
+    let full_a = flagged.tcp("big.service.consul.", RecordType::A).await;
+    assert_eq!(full_a.answers.len(), 200);
+    flagged.stop().await;
+
+    let quiet = Harness::start(config(), many_instances(200)).await;
+    let srv = quiet.udp("big.service.consul.", RecordType::SRV).await;
+    assert!(!srv.metadata.truncation);
+    assert!(!srv.answers.is_empty() && srv.answers.len() < 200);
+    quiet.stop().await;
+}
+
+#[tokio::test]
+async fn ten_thousand_instances_give_a_trimmed_tcp_answer() {
+    let harness = Harness::start(config(), many_instances(10_000)).await;
+    let response = harness.tcp("big.service.consul.", RecordType::SRV).await;
+    assert_eq!(rcode(&response), ResponseCode::NoError);
+    assert!(!response.answers.is_empty() && response.answers.len() < 10_000);
+    let udp = harness.udp("big.service.consul.", RecordType::A).await;
+    assert_eq!(udp.answers.len(), 3);
+    harness.stop().await;
+}
+
+// ---------------------------------------------------------------- bad input and stuck catalogs
+
+#[tokio::test]
+async fn zone_transfers_are_refused() {
+    let harness = Harness::start(config(), catalog()).await;
+    let axfr = harness.tcp("consul.", RecordType::AXFR).await;
+    assert_eq!(rcode(&axfr), ResponseCode::Refused);
+    assert!(axfr.answers.is_empty());
+    let ixfr = harness.udp("consul.", RecordType::IXFR).await;
+    assert_eq!(rcode(&ixfr), ResponseCode::Refused);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_packets_do_not_kill_the_server() {
+    let harness = Harness::start(config(), catalog()).await;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    for garbage in [&b""[..], b"\x00", b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", &[0u8; 600][..]] {
+        socket.send_to(garbage, harness.udp).await.expect("send garbage");
+    }
+    // A header that promises a question and then ends.
+    socket
+        .send_to(&[0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0x03, b'w'], harness.udp)
+        .await
+        .expect("send");
+    let mut stream = TcpStream::connect(harness.tcp).await.expect("connect");
+    tcp_send(&mut stream, b"\x00\x01garbage-that-is-not-dns").await;
+    drop(stream);
+    let response = harness.udp("web.service.consul.", RecordType::A).await;
+    assert_eq!(rcode(&response), ResponseCode::NoError);
+    let response = harness.tcp("web.service.consul.", RecordType::A).await;
+    assert_eq!(rcode(&response), ResponseCode::NoError);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn responses_and_other_opcodes_are_rejected() {
+    let harness = Harness::start(config(), catalog()).await;
+    let mut notify = request("consul.", RecordType::SOA, None);
+    notify.metadata.op_code = OpCode::Notify;
+    assert_eq!(rcode(&udp_query(harness.udp, &notify).await), ResponseCode::NotImp);
+    let mut two = request("web.service.consul.", RecordType::A, None);
+    two.add_query(Query::query(Name::from_ascii("n1.node.consul.").expect("name"), RecordType::A));
+    assert_eq!(rcode(&udp_query(harness.udp, &two).await), ResponseCode::FormErr);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_hanging_catalog_gives_servfail_within_query_timeout() {
+    let view = FakeView { hang: true, ..catalog() };
+    let harness = Harness::start(Config { query_timeout: Duration::from_millis(300), ..config() }, view).await;
+    let started = StdInstant::now();
+    let response = harness.udp("web.service.consul.", RecordType::A).await;
+    assert_eq!(rcode(&response), ResponseCode::ServFail);
+    assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
+    // Lookups that do not touch the stuck call still work.
+    let node = harness.udp("n1.node.consul.", RecordType::A).await;
+    assert_eq!(rcode(&node), ResponseCode::NoError);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_domain_is_rejected_before_serving() {
+    let res = roster_dns::serve(
+        Config { domain: "..".to_owned(), ..config() },
+        Arc::new(FakeView::default()),
+        Vec::new(),
+        Vec::new(),
+        CancellationToken::new(),
+    )
+    .await;
+    assert!(matches!(res, Err(roster_dns::Error::Domain { .. })), "{res:?}");
+}
