@@ -64,6 +64,8 @@ pub struct Api {
     pub(crate) info: Arc<AgentInfo>,
     /// The agent's own registrations; agent endpoints change them through it.
     pub(crate) local: Arc<crate::local::Local>,
+    /// Runs the agent's checks; told after every change to the local checks.
+    pub(crate) runner: Arc<crate::checks::Runner>,
     /// Cancelled when the agent starts draining: parked blocking queries then answer at once, as at the end of their wait.
     pub(crate) draining: CancellationToken,
 }
@@ -74,9 +76,10 @@ impl Api {
         server: roster_server::Server,
         info: AgentInfo,
         local: Arc<crate::local::Local>,
+        runner: Arc<crate::checks::Runner>,
         draining: CancellationToken,
     ) -> Api {
-        Api { server, info: Arc::new(info), local, draining }
+        Api { server, info: Arc::new(info), local, runner, draining }
     }
 }
 

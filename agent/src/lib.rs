@@ -2,16 +2,20 @@
 //!
 //! # Layout
 //! - [`config`]: the one `Config`, built from defaults, files, environment and flags.
+//! - [`checks`]: runs the agent's health checks and relays their status changes.
 //! - [`cli`]: the `roster` command line and the HTTP client subcommands.
 //! - [`http`]: the Consul-compatible HTTP API.
+//! - [`dns_view`]: the catalog as the DNS server reads it.
 //! - [`local`]: the agent's own services and checks, persisted and pushed to the catalog.
 //! - [`run`]: the agent's lifecycle: bind, start the server, register, serve, drain.
 //! - [`logging`]: log setup.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod checks;
 pub mod cli;
 pub mod config;
+pub mod dns_view;
 pub mod http;
 pub mod local;
 pub mod logging;

@@ -12,11 +12,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use roster_kv::{CheckStatus, Command, CommandResult, HealthCheck, Registration, Service};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::checks::Runner;
 use crate::config::Config;
+use crate::dns_view::ServerView;
 use crate::http::{self, AgentInfo, Api};
 use crate::local::Local;
 
@@ -33,6 +35,7 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
         );
     }
     let http_listeners = bind_all(&config.http_addrs(), "HTTP").await?;
+    let (dns_udp, dns_tcp) = bind_dns(&config.dns_addrs()).await?;
     let rpc_addr = config.rpc_addr().unwrap_or(SocketAddr::new(config.bind_addr, 0));
     let rpc_listener =
         TcpListener::bind(rpc_addr).await.with_context(|| format!("binding server RPC on {rpc_addr}"))?;
@@ -70,9 +73,17 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
     let local = Arc::new(Local::load(server.clone(), http::agent_node(&info), data_dir)?);
     local.sync_all().await.context("pushing this agent's services and checks to the catalog")?;
     register_config_definitions(&local, &config).await?;
+    let runner = Runner::spawn(
+        local.clone(),
+        server.clone(),
+        config.enable_script_checks || config.enable_local_script_checks,
+        docker_exec().await,
+        shutdown.child_token(),
+    );
+    runner.sync().await;
 
     let http_token = shutdown.child_token();
-    let api = Api::new(server.clone(), info, local.clone(), http_token.clone());
+    let api = Api::new(server.clone(), info, local.clone(), runner, http_token.clone());
     let mut tasks = JoinSet::new();
     let mut http_addrs = Vec::new();
     for listener in http_listeners {
@@ -80,10 +91,19 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
         let (api, token) = (api.clone(), http_token.clone());
         tasks.spawn(async move { http::serve(listener, api, token).await });
     }
+    let dns_addrs: Vec<SocketAddr> = dns_udp.iter().filter_map(|s| s.local_addr().ok()).collect();
+    if !dns_udp.is_empty() {
+        let view = Arc::new(ServerView::new(server.clone()));
+        let (dns_config, token) = (dns_config(&config), http_token.clone());
+        tasks.spawn(async move {
+            roster_dns::serve(dns_config, view, dns_udp, dns_tcp, token).await.map_err(std::io::Error::other)
+        });
+    }
     let http_shown = http_addrs.first().map_or_else(|| "off".to_owned(), SocketAddr::to_string);
+    let dns_shown = dns_addrs.first().map_or_else(|| "off".to_owned(), SocketAddr::to_string);
     // Tests and scripts wait for exactly this line; it comes only once every listener serves.
-    println!("roster: ready http={http_shown} dns=off rpc={rpc_local} node={}", config.node_name);
-    tracing::info!(http = ?http_addrs, rpc = %rpc_local, node = %config.node_name, "agent ready");
+    println!("roster: ready http={http_shown} dns={dns_shown} rpc={rpc_local} node={}", config.node_name);
+    tracing::info!(http = ?http_addrs, dns = ?dns_addrs, rpc = %rpc_local, node = %config.node_name, "agent ready");
 
     wait_for_signal().await;
     tracing::info!("shutting down: draining HTTP");
@@ -96,6 +116,34 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
     shutdown.cancel();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds DNS on UDP and TCP at every address; a port of 0 is chosen on UDP first and the same port taken on TCP, so one number serves both.
+async fn bind_dns(addrs: &[SocketAddr]) -> anyhow::Result<(Vec<UdpSocket>, Vec<TcpListener>)> {
+    let (mut udp, mut tcp) = (Vec::new(), Vec::new());
+    for addr in addrs {
+        let socket = UdpSocket::bind(addr).await.with_context(|| format!("binding DNS (UDP) on {addr}"))?;
+        let chosen = socket.local_addr()?;
+        tcp.push(TcpListener::bind(chosen).await.with_context(|| format!("binding DNS (TCP) on {chosen}"))?);
+        udp.push(socket);
+    }
+    Ok((udp, tcp))
+}
+
+/// The DNS server's settings from the agent config.
+fn dns_config(config: &Config) -> roster_dns::Config {
+    roster_dns::Config {
+        domain: config.domain.clone(),
+        alt_domain: config.alt_domain.clone(),
+        datacenter: config.datacenter.clone(),
+        node_ttl: config.dns.node_ttl,
+        service_ttl: config.dns.service_ttl.clone(),
+        only_passing: config.dns.only_passing,
+        enable_truncate: config.dns.enable_truncate,
+        udp_answer_limit: config.dns.udp_answer_limit,
+        recursors: config.recursors.clone(),
+        ..roster_dns::Config::default()
+    }
 }
 
 async fn bind_all(addrs: &[SocketAddr], what: &str) -> anyhow::Result<Vec<TcpListener>> {
@@ -177,6 +225,22 @@ async fn register_self(server: &roster_server::Server, info: &AgentInfo, config:
     match server.write(Command::Register(Box::new(reg))).await.context("registering this node")? {
         CommandResult::Bool(_) => Ok(()),
         CommandResult::Rejected(why) => anyhow::bail!("registering this node was rejected: {why}"),
+    }
+}
+
+/// Docker exec-in-container checks go through the local Docker Engine when one answers; without one they report why they cannot run.
+async fn docker_exec() -> Option<Arc<dyn roster_health::ContainerExec>> {
+    let exec = roster_runtime_shim::DockerExec::connect_local().ok()?;
+    match tokio::time::timeout(Duration::from_secs(2), exec.ping()).await {
+        Ok(Ok(())) => Some(Arc::new(exec)),
+        Ok(Err(why)) => {
+            tracing::info!("no Docker Engine for docker checks: {why}");
+            None
+        }
+        Err(_) => {
+            tracing::info!("no Docker Engine for docker checks: ping timed out");
+            None
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 //! - `harness`: [`TestAgent`] spawns `roster agent` with a generated config on port 0, waits for the
 //!   readiness line on stdout and for a leader, and kills the process on `Drop`. It also runs the CLI.
 //! - `http`: [`Resp`], a fully read HTTP response with helpers for the Consul headers.
+//! - `backend`: [`FlipBackend`], an HTTP backend whose health the test flips, for health checks to probe.
 //! - `shape`: the exact JSON key sets of compat.md and assertion helpers built on them.
 //!
 //! The integration tests live in `tests/tests/*.rs`, one file per API area; the benchmark is
@@ -17,9 +18,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod backend;
 mod harness;
 mod http;
 pub mod shape;
 
+pub use backend::FlipBackend;
 pub use harness::{AgentMode, CliOutput, TestAgent, roster_bin};
 pub use http::{Resp, b64, http_client, unb64};

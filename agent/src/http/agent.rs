@@ -105,6 +105,7 @@ pub async fn register(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResul
     let map = parse_object(&body).map_err(ApiError::decode)?;
     let (service, checks) = definition::service(Obj(&map), api.info.enable_script_checks).map_err(bad_registration)?;
     api.local.add_service(service, checks, q.flag("replace-existing-checks")).await.map_err(local_error)?;
+    api.runner.sync().await;
     Ok(empty_ok())
 }
 
@@ -131,6 +132,7 @@ fn bad_registration(why: String) -> ApiError {
 pub async fn deregister(State(api): State<Api>, Path(id): Path<String>, uri: Uri) -> ApiResult {
     Query::parse(uri.query()).check_dc(&api)?;
     api.local.remove_service(&id).await.map_err(local_error)?;
+    api.runner.sync().await;
     Ok(empty_ok())
 }
 

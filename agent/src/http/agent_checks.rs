@@ -32,11 +32,13 @@ pub async fn register(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResul
         check.check_id = check.name.clone();
     }
     api.local.add_check(check).await.map_err(local_error)?;
+    api.runner.sync().await;
     Ok(empty_ok())
 }
 
 pub async fn deregister(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
     api.local.remove_check(&id).await.map_err(local_error)?;
+    api.runner.sync().await;
     Ok(empty_ok())
 }
 
@@ -82,6 +84,8 @@ async fn ttl(api: &Api, id: &str, status: CheckStatus, mut output: String) -> Ap
         output.truncate(cut);
         output.push_str(" ... (captured 4096 of the output)");
     }
+    // The runner restarts the TTL clock; the local write makes the new status visible before the 200.
+    api.runner.ttl_update(id, status, &output);
     api.local.set_status(id, status, output).await.map_err(local_error)?;
     Ok(empty_ok())
 }

@@ -1,0 +1,175 @@
+//! Runs this agent's health checks: hands every runnable local check to `roster_health`, and writes each status change it reports back through `Local`, which pushes it to the catalog at once.
+//!
+//! The runner's scheduler owns timing; this module only reconciles the set of checks (after every registration change) and relays events.
+//! A check that the runner reports critical for longer than its `DeregisterCriticalServiceAfter` gets its service deregistered, as Consul does.
+//! Alias checks watch the catalog with blocking reads on the aliased node, so they follow the target within one Raft apply.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use roster_health::{AliasSource, CheckSpec, Checks, ContainerExec, Event, Status};
+use roster_kv::{CheckStatus, WatchKey};
+use roster_server::Consistency;
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::local::Local;
+
+/// How many probes may run at once (the rest wait their turn).
+const MAX_CONCURRENT_PROBES: usize = 512;
+/// Events the runner may queue before it waits for the agent to catch up.
+const EVENT_QUEUE: usize = 1024;
+/// How long an alias check parks on the catalog before asking again.
+const ALIAS_WAIT: Duration = Duration::from_secs(300);
+
+/// The agent's check runner.
+pub struct Runner {
+    checks: Checks,
+    local: Arc<Local>,
+    /// The (type, definition) each running check was started with, so unchanged checks are not restarted.
+    running: Mutex<BTreeMap<String, (String, String)>>,
+}
+
+impl Runner {
+    /// Starts the runner and the task that relays its events into `local`.
+    pub fn spawn(
+        local: Arc<Local>,
+        server: roster_server::Server,
+        enable_script_checks: bool,
+        exec: Option<Arc<dyn ContainerExec>>,
+        shutdown: CancellationToken,
+    ) -> Arc<Runner> {
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        let alias = Arc::new(CatalogAlias { server, own_node: local.node().node.clone() });
+        let config = roster_health::Config { enable_script_checks, max_concurrent: MAX_CONCURRENT_PROBES };
+        let checks = Checks::spawn(config, alias, exec, tx, shutdown.clone());
+        let runner = Arc::new(Runner { checks, local, running: Mutex::new(BTreeMap::new()) });
+        tokio::spawn(relay(runner.clone(), rx, shutdown));
+        runner
+    }
+
+    /// Makes the runner's set of checks match the agent's local checks.
+    pub async fn sync(&self) {
+        let (_, local_checks) = self.local.snapshot().await;
+        let mut running = self.running.lock().await;
+        let mut wanted = BTreeMap::new();
+        for check in &local_checks {
+            if check.check_type.is_empty() || check.check_type == "maintenance" {
+                continue;
+            }
+            let key = (check.check_type.clone(), check.definition_json.clone());
+            if running.get(&check.check_id) != Some(&key) {
+                let definition: serde_json::Value = serde_json::from_str(&check.definition_json).unwrap_or_default();
+                match CheckSpec::from_consul(&check.check_id, &check.check_type, &definition, to_health(check.status)) {
+                    Ok(spec) => self.checks.upsert(spec),
+                    Err(why) => {
+                        tracing::warn!(check = %check.check_id, "cannot run check: {why}");
+                        continue;
+                    }
+                }
+            }
+            wanted.insert(check.check_id.clone(), key);
+        }
+        for id in running.keys().filter(|id| !wanted.contains_key(*id)) {
+            self.checks.remove(id);
+        }
+        *running = wanted;
+    }
+
+    /// Feeds a TTL update to the runner, which restarts the check's TTL clock.
+    pub fn ttl_update(&self, check_id: &str, status: CheckStatus, output: &str) {
+        if let Err(err) = self.checks.ttl_update(check_id, to_health(status), output.to_owned()) {
+            tracing::debug!(check = %check_id, "TTL update not taken by the runner: {err}");
+        }
+    }
+}
+
+async fn relay(runner: Arc<Runner>, mut events: mpsc::Receiver<Event>, shutdown: CancellationToken) {
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => match event { Some(event) => event, None => return },
+            () = shutdown.cancelled() => return,
+        };
+        match event {
+            Event::Status { check_id, status, output } => {
+                if let Err(err) = runner.local.set_status(&check_id, to_catalog(status), output).await {
+                    tracing::warn!(check = %check_id, "recording check status failed: {err}");
+                }
+            }
+            Event::CriticalTooLong { check_id } => {
+                let Some(check) = runner.local.check(&check_id).await else { continue };
+                if check.service_id.is_empty() {
+                    continue;
+                }
+                tracing::info!(service = %check.service_id, check = %check_id, "deregistering a service critical for longer than DeregisterCriticalServiceAfter");
+                if let Err(err) = runner.local.remove_service(&check.service_id).await {
+                    tracing::warn!(service = %check.service_id, "deregistering failed: {err}");
+                }
+                runner.sync().await;
+            }
+        }
+    }
+}
+
+fn to_health(status: CheckStatus) -> Status {
+    match status {
+        CheckStatus::Passing => Status::Passing,
+        CheckStatus::Warning => Status::Warning,
+        CheckStatus::Critical => Status::Critical,
+    }
+}
+
+fn to_catalog(status: Status) -> CheckStatus {
+    match status {
+        Status::Passing => CheckStatus::Passing,
+        Status::Warning => CheckStatus::Warning,
+        Status::Critical => CheckStatus::Critical,
+    }
+}
+
+/// Alias checks read the catalog: the worst status of the aliased node's checks, and of the aliased instance's when one is named.
+struct CatalogAlias {
+    server: roster_server::Server,
+    own_node: String,
+}
+
+#[async_trait::async_trait]
+impl AliasSource for CatalogAlias {
+    async fn wait_status(&self, node: &str, service_id: Option<&str>, after_index: u64) -> (Status, String, u64) {
+        let node = if node.is_empty() { self.own_node.clone() } else { node.to_owned() };
+        let service_id = service_id.map(str::to_owned);
+        let watched = node.clone();
+        let evaluate = move |s: &roster_kv::State| {
+            let (checks, index) = s.node_checks(&node);
+            if let Some(id) = service_id.as_deref().filter(|id| s.service(&node, id).is_none()) {
+                return ((CheckStatus::Critical, format!("Service {id} could not be found on node {node}")), index);
+            }
+            let relevant = checks
+                .iter()
+                .filter(|c| c.service_id.is_empty() || Some(c.service_id.as_str()) == service_id.as_deref());
+            let worst = relevant.map(|c| c.status).max().unwrap_or(CheckStatus::Passing);
+            let output = match worst {
+                CheckStatus::Passing => "All checks passing.".to_owned(),
+                other => format!("Aliased checks are {}", other.as_str()),
+            };
+            ((worst, output), index)
+        };
+        let res = if after_index == 0 {
+            self.server.read(Consistency::Stale, evaluate).await.map(|(((s, o), i), _)| (s, o, i))
+        } else {
+            self.server
+                .blocking_read(Consistency::Stale, after_index, ALIAS_WAIT, vec![WatchKey::Node(watched)], evaluate)
+                .await
+                .map(|((s, o), i, _)| (s, o, i))
+        };
+        match res {
+            Ok((status, output, index)) => (to_health(status), output, index),
+            Err(err) => {
+                // Pace retries: a caller that loops on this must not spin while the catalog is unreadable.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                (Status::Critical, format!("alias target unreadable: {err}"), after_index)
+            }
+        }
+    }
+}

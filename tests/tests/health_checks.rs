@@ -1,0 +1,113 @@
+//! Checks the agent runs itself: an HTTP check follows a real backend into and out of `?passing` and DNS-visible health, a TTL check expires, and a TCP check sees a closed port.
+//! Consul's minimum check interval is 1 s, so these tests wait on blocking queries for a few seconds at most.
+
+use std::time::{Duration, Instant};
+
+use roster_tests::{FlipBackend, TestAgent};
+use serde_json::{Value, json};
+
+/// Blocks on `?passing` until `service` has `want` instances there, or panics after `limit`.
+async fn wait_passing(agent: &TestAgent, service: &str, want: usize, limit: Duration) -> Value {
+    let started = Instant::now();
+    let mut index = 0;
+    loop {
+        let res = agent.get(&format!("/v1/health/service/{service}?passing&index={index}&wait=2s")).await;
+        res.expect_status(200);
+        let body = res.json();
+        if body.as_array().map_or(0, Vec::len) == want {
+            return body;
+        }
+        assert!(started.elapsed() < limit, "{service}: never {want} passing within {limit:?}: {body}");
+        index = res.index();
+    }
+}
+
+async fn check_of(agent: &TestAgent, id: &str) -> Value {
+    agent.get("/v1/agent/checks").await.json()[id].clone()
+}
+
+#[tokio::test]
+async fn http_check_follows_the_backend_in_and_out_of_passing() {
+    let agent = TestAgent::dev("http-check").await;
+    let backend = FlipBackend::start().await.expect("backend");
+    let check = json!({"HTTP": format!("http://{}/health", backend.addr()), "Interval": "1s", "Timeout": "1s"});
+    let body = json!({"Name": "files", "Port": backend.addr().port(), "Check": check});
+    agent.put_json("/v1/agent/service/register", &body).await.expect_status(200);
+
+    let entries = wait_passing(&agent, "files", 1, Duration::from_secs(5)).await;
+    let output = entries[0]["Checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["CheckID"] == "service:files")
+        .expect("check")["Output"]
+        .clone();
+    assert!(output.as_str().is_some_and(|o| o.contains("200 OK")), "output says what the probe saw: {output}");
+
+    backend.set_healthy(false);
+    wait_passing(&agent, "files", 0, Duration::from_secs(5)).await;
+    assert_eq!(check_of(&agent, "service:files").await["Status"], "critical");
+    let summary = agent.get("/v1/agent/health/service/name/files?format=text").await;
+    assert_eq!((summary.status, summary.text()), (503, "critical".to_owned()));
+
+    backend.set_healthy(true);
+    wait_passing(&agent, "files", 1, Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn ttl_check_expires_to_critical_without_updates() {
+    let agent = TestAgent::dev("ttl-expiry").await;
+    let body = json!({"Name": "worker", "Check": {"TTL": "300ms"}});
+    agent.put_json("/v1/agent/service/register", &body).await.expect_status(200);
+    agent.put("/v1/agent/check/pass/service:worker", "").await.expect_status(200);
+    assert_eq!(check_of(&agent, "service:worker").await["Status"], "passing");
+    wait_passing(&agent, "worker", 0, Duration::from_secs(3)).await;
+    let check = check_of(&agent, "service:worker").await;
+    assert_eq!(check["Status"], "critical");
+    assert!(check["Output"].as_str().is_some_and(|o| o.contains("TTL expired")), "{check}");
+    // A heartbeat brings it back.
+    agent.put("/v1/agent/check/pass/service:worker", "").await.expect_status(200);
+    assert_eq!(wait_passing(&agent, "worker", 1, Duration::from_secs(2)).await[0]["Service"]["ID"], "worker");
+}
+
+#[tokio::test]
+async fn tcp_check_against_a_closed_port_turns_critical_and_an_open_one_passing() {
+    let agent = TestAgent::dev("tcp-check").await;
+    let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listener");
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    for (name, addr) in [("open-svc", open.local_addr().expect("addr")), ("closed-svc", closed)] {
+        let body = json!({"Name": name, "Check": {"TCP": addr.to_string(), "Interval": "1s", "Status": "warning"}});
+        agent.put_json("/v1/agent/service/register", &body).await.expect_status(200);
+    }
+    wait_passing(&agent, "open-svc", 1, Duration::from_secs(5)).await;
+    let started = Instant::now();
+    loop {
+        let check = check_of(&agent, "service:closed-svc").await;
+        if check["Status"] == "critical" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "closed port never critical: {check}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn deregistering_a_service_stops_its_check() {
+    let agent = TestAgent::dev("check-stop").await;
+    let backend = FlipBackend::start().await.expect("backend");
+    let check = json!({"HTTP": format!("http://{}/", backend.addr()), "Interval": "1s"});
+    agent.put_json("/v1/agent/service/register", &json!({"Name": "gone", "Check": check})).await.expect_status(200);
+    wait_passing(&agent, "gone", 1, Duration::from_secs(5)).await;
+    assert!(backend.hits() >= 1);
+    agent.put("/v1/agent/service/deregister/gone", "").await.expect_status(200);
+    // One probe may have been in flight at the deregistration; after that the backend hears nothing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = backend.hits();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(backend.hits(), after, "a 1 s check still probed after its service was deregistered");
+    assert_eq!(check_of(&agent, "service:gone").await, Value::Null);
+    assert_eq!(agent.get("/v1/health/checks/gone").await.json(), json!([]));
+}
