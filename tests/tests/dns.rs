@@ -23,7 +23,7 @@ fn dig(agent: &TestAgent, args: &[&str]) -> Dig {
     let addr = agent.dns_addr();
     let output = Command::new("dig")
         .arg(format!("@{}", addr.ip()))
-        .args(["-p", &addr.port().to_string(), "+time=2", "+tries=1", "+nocookie", "+noedns"])
+        .args(["-p", &addr.port().to_string(), "+time=5", "+tries=3", "+nocookie", "+noedns"])
         .args(args)
         .output()
         .expect("run dig");

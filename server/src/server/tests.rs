@@ -100,8 +100,16 @@ async fn three_nodes_elect_and_apply_a_write_forwarded_by_a_follower() {
     for server in &servers {
         server.wait_for_leader(Duration::from_secs(5)).await.unwrap();
     }
-    let leader = servers[0].leader_addr().unwrap();
-    assert!(servers.iter().all(|s| s.leader_addr() == Some(leader)));
+    // Under load a second election may still be settling when each has seen *a* leader; wait until all agree.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let leader = loop {
+        let seen: Vec<_> = servers.iter().map(|s| s.leader_addr()).collect();
+        if let Some(first) = seen[0].filter(|_| seen.iter().all(|l| *l == seen[0])) {
+            break first;
+        }
+        assert!(std::time::Instant::now() < deadline, "servers never agreed on a leader: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(servers[0].peers().len(), 3);
 
     let follower = servers.iter().find(|s| !s.is_leader()).unwrap();
