@@ -1,13 +1,12 @@
 //! The catalog as the DNS server sees it: `roster_dns::CatalogView` over this server's applied state.
 //!
-//! DNS reads are stale reads of the local state: they never wait on a leader, so names keep resolving while an election runs.
+//! DNS reads are local reads of this server's state: they never wait on a leader, so names keep resolving while an election runs.
 //! Each instance's health is the worst of its node's checks and its own, which is what DNS filters on.
 
 use std::net::IpAddr;
 
 use roster_dns::{CatalogView, Health, Instance, NodeRecord, ViewError};
 use roster_kv::{CheckStatus, Node};
-use roster_server::Consistency;
 
 /// The view the agent hands to the DNS server.
 pub struct ServerView {
@@ -20,15 +19,12 @@ impl ServerView {
         ServerView { server }
     }
 
+    /// A local read: DNS answers from this server's state as it is, without a barrier, so it needs no leader.
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&roster_kv::State) -> T + Send + 'static,
     ) -> Result<T, ViewError> {
-        match self.server.read(Consistency::Stale, f).await {
-            Ok((value, _)) => Ok(value),
-            Err(roster_server::Error::NoLeader) => Err(ViewError::NoLeader),
-            Err(other) => Err(ViewError::Other(other.to_string())),
-        }
+        Ok(self.server.read_local(f))
     }
 }
 
@@ -50,9 +46,10 @@ fn catalog_service_name(state: &roster_kv::State, asked: &str) -> Option<String>
     names.keys().find(|n| n.eq_ignore_ascii_case(asked)).map(|n| (*n).to_owned())
 }
 
+/// An instance as service answers need it. Its node carries name and address only: service answers never read node meta or tagged addresses, and cloning those maps for every instance of every query was most of the allocation in a DNS answer.
 fn instance(e: &roster_kv::HealthEntry<'_>) -> Instance {
     Instance {
-        node: record(e.node),
+        node: NodeRecord { name: e.node.node.clone(), address: e.node.address.clone(), ..NodeRecord::default() },
         service_id: e.service.id.clone(),
         service_name: e.service.service.clone(),
         address: e.service.address.clone(),

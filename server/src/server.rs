@@ -89,6 +89,11 @@ impl Server {
         Ok((value, self.read_meta()))
     }
 
+    /// Reads this server's applied state as it is, with no barrier and no leader information: the cheapest read, for callers such as DNS that serve stale data by design and answer many small queries.
+    pub fn read_local<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        self.inner.replica.read(f)
+    }
+
     /// A blocking query: evaluates `f` (which returns its answer and the index covering it) until
     /// that index exceeds `min_index` or `wait` passes, re-evaluating only when a write touches `keys`.
     ///

@@ -110,6 +110,7 @@ async fn three_nodes_elect_and_apply_a_write_forwarded_by_a_follower() {
         assert!(std::time::Instant::now() < deadline, "servers never agreed on a leader: {seen:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    assert!(servers.iter().any(|s| s.rpc_addr() == leader), "the agreed leader is one of the three");
     assert_eq!(servers[0].peers().len(), 3);
 
     let follower = servers.iter().find(|s| !s.is_leader()).unwrap();
