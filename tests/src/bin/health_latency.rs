@@ -3,8 +3,8 @@
 //! `cargo run --release -p roster-tests --bin health_latency -- [--trials 20] [--interval 1s,5s]`
 //!
 //! It starts a dev agent, a local HTTP backend on 127.0.0.1 whose answer flips between 200 and 503, and registers a service with an HTTP check at each interval.
-//! A watcher holds a blocking query on `?passing`; each trial flips the backend and times until the watcher sees the change.
-//! Detection is bounded below by the check interval (the probe has to run), so the table prints the interval beside the numbers.
+//! A watcher holds a blocking query on `?passing`; each trial waits a random part of the interval, flips the backend, and times until the watcher sees the change.
+//! Two numbers per direction: `detect`, from the flip (up to one interval, as the next probe has to run), and `pipeline`, from the backend answering the first probe that saw the new state to the watcher's answer: the agent's own cost (status machine, catalog write through Raft, watcher wake-up, HTTP).
 
 #![forbid(unsafe_code)]
 
@@ -19,7 +19,7 @@ use serde_json::json;
 #[derive(Debug, Parser)]
 #[command(about = "Time from a backend failing to the catalog's ?passing dropping it")]
 struct Args {
-    /// Down/up flips per interval.
+    /// Down and up flips per interval (each trial is one of each).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
     trials: u32,
     /// Check intervals to measure, comma-separated Go durations.
@@ -34,9 +34,11 @@ async fn main() -> anyhow::Result<()> {
     let agent = TestAgent::start("health-latency", AgentMode::Dev).await?;
     let backend = FlipBackend::start().await?;
     println!(
-        "{:<10} {:>7} {:>14} {:>14} {:>14} {:>14}",
-        "interval", "trials", "down p50(ms)", "down p99(ms)", "up p50(ms)", "up p99(ms)"
+        "{:<9} {:>6} {:>16} {:>16} {:>18} {:>18}",
+        "interval", "trials", "detect p50(ms)", "detect p99(ms)", "pipeline p50(ms)", "pipeline p99(ms)"
     );
+    let mut seed =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.subsec_nanos()) | 1;
     for (idx, interval) in args.interval.split(',').map(str::trim).enumerate() {
         let name = format!("latency{idx}");
         let check = json!({"HTTP": format!("http://{}/health", backend.addr()), "Interval": interval, "Timeout": "1s"});
@@ -44,22 +46,32 @@ async fn main() -> anyhow::Result<()> {
         agent.put_json("/v1/agent/service/register", &body).await.expect_status(200);
         backend.set_healthy(true);
         wait_until(&agent, &name, true, Duration::from_secs(30)).await.context("the service never became passing")?;
-        let (mut down, mut up) = (Vec::new(), Vec::new());
-        for _ in 0..args.trials {
-            backend.set_healthy(false);
-            down.push(wait_until(&agent, &name, false, Duration::from_secs(30)).await?);
-            backend.set_healthy(true);
-            up.push(wait_until(&agent, &name, true, Duration::from_secs(30)).await?);
+        let period = parse_interval(interval)?;
+        let (mut detect, mut pipeline) = (Vec::new(), Vec::new());
+        for trial in 0..args.trials * 2 {
+            // A random phase against the probe schedule; xorshift is plenty for spreading flips.
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            tokio::time::sleep(period.mul_f64(f64::from(seed % 1000) / 1000.0)).await;
+            let healthy = trial % 2 == 1;
+            backend.set_healthy(healthy);
+            detect.push(wait_until(&agent, &name, healthy, Duration::from_secs(30)).await?);
+            let seen = Instant::now();
+            let probe = backend.first_probe_since_flip().context("no probe reached the backend")?;
+            pipeline.push(seen.duration_since(probe).as_secs_f64() * 1000.0);
         }
         println!(
-            "{:<10} {:>7} {:>14.1} {:>14.1} {:>14.1} {:>14.1}",
+            "{:<9} {:>6} {:>16.1} {:>16.1} {:>18.2} {:>18.2}",
             interval,
-            args.trials,
-            percentile(&mut down, 50),
-            percentile(&mut down, 99),
-            percentile(&mut up, 50),
-            percentile(&mut up, 99)
+            args.trials * 2,
+            percentile(&mut detect, 50),
+            percentile(&mut detect, 99),
+            percentile(&mut pipeline, 50),
+            percentile(&mut pipeline, 99)
         );
+        // The next row's probes must be the only ones reaching the backend.
+        agent.put(&format!("/v1/agent/service/deregister/{name}"), "").await.expect_status(200);
     }
     Ok(())
 }
@@ -78,6 +90,16 @@ async fn wait_until(agent: &TestAgent, name: &str, listed: bool, limit: Duration
         index = res.index();
     }
     bail!("{name} did not become {} within {limit:?}", if listed { "passing" } else { "not passing" })
+}
+
+/// `"1s"`, `"500ms"`, `"2.5s"`.
+fn parse_interval(text: &str) -> anyhow::Result<Duration> {
+    let (number, unit) = match text.strip_suffix("ms") {
+        Some(n) => (n, 0.001),
+        None => (text.strip_suffix('s').context("interval must end in s or ms")?, 1.0),
+    };
+    let value: f64 = number.parse().context("interval number")?;
+    Ok(Duration::from_secs_f64(value * unit))
 }
 
 fn percentile(samples: &mut [f64], pct: usize) -> f64 {
