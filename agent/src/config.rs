@@ -222,23 +222,6 @@ impl Config {
     }
 }
 
-impl DnsConfig {
-    /// The TTL for answers about `service`: exact name, then the longest `prefix*`, then `*`, else 0.
-    pub fn service_ttl_for(&self, service: &str) -> Duration {
-        if let Some(ttl) = self.service_ttl.get(service) {
-            return *ttl;
-        }
-        self.service_ttl
-            .iter()
-            .filter_map(|(pattern, ttl)| {
-                let prefix = pattern.strip_suffix('*')?;
-                service.starts_with(prefix).then_some((prefix.len(), *ttl))
-            })
-            .max_by_key(|(prefix_len, _)| *prefix_len)
-            .map_or(Duration::ZERO, |(_, ttl)| ttl)
-    }
-}
-
 impl LogLevel {
     /// The level as a `tracing_subscriber::EnvFilter` directive.
     pub fn as_filter(self) -> &'static str {

@@ -293,25 +293,6 @@ fn node_meta_and_domains_are_normalised() {
 }
 
 #[test]
-fn service_ttl_prefers_exact_then_longest_prefix_then_star() {
-    let dns = DnsConfig {
-        node_ttl: Duration::ZERO,
-        service_ttl: [("*", 1), ("web*", 2), ("web-api*", 3), ("db", 4)]
-            .into_iter()
-            .map(|(name, secs)| (name.to_owned(), Duration::from_secs(secs)))
-            .collect(),
-        only_passing: false,
-        enable_truncate: false,
-        max_stale: Duration::ZERO,
-        udp_answer_limit: 3,
-    };
-    let ttl = |name| dns.service_ttl_for(name).as_secs();
-    assert_eq!([ttl("db"), ttl("web-api-1"), ttl("web"), ttl("cache")], [4, 3, 2, 1]);
-    let no_ttls = DnsConfig { service_ttl: Default::default(), ..dns };
-    assert_eq!(no_ttls.service_ttl_for("db"), Duration::ZERO);
-}
-
-#[test]
 fn shipped_examples_parse() {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let dev = examples.join("dev.json").display().to_string();
@@ -320,7 +301,11 @@ fn shipped_examples_parse() {
     let config = load_flags(&["-dev", "-config-file", &dev]).expect("examples/dev.json");
     assert_eq!(config.node_name, "dev-1");
     assert_eq!(config.services.len(), 1);
-    assert_eq!(config.dns.service_ttl_for("web"), Duration::from_secs(30));
+    assert_eq!(
+        config.dns.service_ttl.get("web"),
+        Some(&Duration::from_secs(30)),
+        "matching patterns is roster-dns's job"
+    );
 
     let config = load_flags(&["-config-file", &server]).expect("examples/server.json");
     assert!(config.server);

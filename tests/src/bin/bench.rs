@@ -117,10 +117,18 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     let _etcd_guard = match find_etcd(args.etcd_bin.as_deref()) {
         Some(etcd_bin) => {
             eprintln!("starting etcd from {} ...", etcd_bin.display());
-            let (etcd, base_url) = EtcdProcess::start(&etcd_bin).await?;
-            let target = Arc::new(Target::new(TargetKind::Etcd, base_url, args, &value));
-            outcomes.extend(bench_target(&target, args).await?);
-            Some(etcd)
+            // roster's numbers are measured already; an etcd that will not start must not throw them away.
+            match EtcdProcess::start(&etcd_bin).await {
+                Ok((etcd, base_url)) => {
+                    let target = Arc::new(Target::new(TargetKind::Etcd, base_url, args, &value));
+                    outcomes.extend(bench_target(&target, args).await?);
+                    Some(etcd)
+                }
+                Err(err) => {
+                    eprintln!("etcd did not start ({err:#}); roster only");
+                    None
+                }
+            }
         }
         None => {
             eprintln!("no etcd binary (install Debian's etcd-server or pass --etcd-bin); roster only");
