@@ -221,6 +221,9 @@ impl Local {
     }
 
     /// Records a check's new status and output (from its runner or a TTL update); a no-op when nothing changed.
+    ///
+    /// Only a TTL check's status is saved to disk: nothing else can restore it after a restart, whereas a probed check is simply probed again.
+    /// Runner results therefore cost a catalog write and no fsync, and no copy of the whole local state.
     pub async fn set_status(&self, check_id: &str, status: CheckStatus, output: String) -> Result<(), LocalError> {
         let mut inner = self.inner.lock().await;
         let Some(current) = inner.checks.get(check_id) else {
@@ -232,10 +235,14 @@ impl Local {
         let mut check = current.clone();
         check.status = status;
         check.output = output;
-        let mut next = inner.clone();
-        next.checks.insert(check_id.to_owned(), check.clone());
-        self.push(None, vec![check]).await?;
-        self.commit(&mut inner, next)
+        self.push(None, vec![check.clone()]).await?;
+        if check.check_type == "ttl" {
+            let mut next = inner.clone();
+            next.checks.insert(check_id.to_owned(), check);
+            return self.commit(&mut inner, next);
+        }
+        inner.checks.insert(check_id.to_owned(), check);
+        Ok(())
     }
 
     /// Turns maintenance mode on or off for one service (`Some(id)`) or the whole node (`None`).
