@@ -38,6 +38,15 @@ pub enum Command {
     Agent(AgentArgs),
     /// List the members of the LAN gossip pool.
     Members(MembersArgs),
+    /// Tell the agent to join the gossip pool through one or more existing members.
+    Join(JoinArgs),
+    /// Make the agent leave the cluster gracefully and shut down.
+    Leave(LeaveArgs),
+    /// Mark a failed member as left (with -prune, forget it at once).
+    ForceLeave(ForceLeaveArgs),
+    /// Cluster operator commands.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
     /// Read and write the key/value store.
     #[command(subcommand)]
     Kv(KvCommand),
@@ -118,6 +127,12 @@ pub struct AgentArgs {
     /// Address of an agent to join at start, retried until it answers; may repeat.
     #[arg(long, value_name = "ADDR")]
     pub retry_join: Vec<String>,
+    /// Time between -retry-join attempts (default 30s).
+    #[arg(long, value_name = "DURATION")]
+    pub retry_interval: Option<String>,
+    /// Give up -retry-join after this many attempts (default 0: never).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub retry_max: Option<i64>,
     /// Allow script checks (lets HTTP API users run commands on this host).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
           value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
@@ -170,6 +185,69 @@ pub struct MembersArgs {
     /// Agent address and token.
     #[command(flatten)]
     pub http: HttpArgs,
+}
+
+/// `roster join`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct JoinArgs {
+    /// Agent address and token.
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// Gossip addresses of existing members (`host` or `host:port`, default port 8301).
+    #[arg(required = true, value_name = "ADDRESS")]
+    pub addresses: Vec<String>,
+}
+
+/// `roster leave`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LeaveArgs {
+    /// Agent address and token.
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// `roster force-leave`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ForceLeaveArgs {
+    /// Agent address and token.
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// Remove the member from the member list at once instead of keeping it as left.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    pub prune: bool,
+    /// The node name of the member.
+    #[arg(value_name = "NODE")]
+    pub node: String,
+}
+
+/// `roster operator ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum OperatorCommand {
+    /// Raft commands.
+    #[command(subcommand)]
+    Raft(OperatorRaftCommand),
+}
+
+/// `roster operator raft ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum OperatorRaftCommand {
+    /// Print the Raft servers: node, ID, address, state, voter.
+    ListPeers(ListPeersArgs),
+}
+
+/// `roster operator raft list-peers`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ListPeersArgs {
+    /// Agent address and token.
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// Ask any server, not only the leader.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    pub stale: bool,
 }
 
 /// `roster kv ...`.

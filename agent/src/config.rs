@@ -93,6 +93,16 @@ pub struct Config {
     /// Leave the cluster gracefully on SIGTERM (`leave_on_terminate`); defaults to true for
     /// clients and false for servers, because a leaving server shrinks the Raft quorum.
     pub leave_on_terminate: bool,
+    /// Leave the cluster gracefully on SIGINT unless set (`skip_leave_on_interrupt`); defaults to
+    /// true for servers and false for clients, as in Consul.
+    pub skip_leave_on_interrupt: bool,
+    /// Time between `retry_join` attempts (`retry_interval`, `-retry-interval`; default 30s).
+    pub retry_interval: Duration,
+    /// Attempts before `retry_join` gives up and the agent exits (`retry_max`, `-retry-max`); 0 retries forever.
+    pub retry_max: u32,
+    /// How long a failed node is kept (failed) in the member list and catalog before it is reaped
+    /// (`reconnect_timeout`; default 72h, at least 8h).
+    pub reconnect_timeout: Duration,
     /// Service definitions from config files (`service` / `services`), kept raw for the agent to register.
     pub services: Vec<serde_json::Value>,
     /// Check definitions from config files (`check` / `checks`), kept raw for the agent to register.

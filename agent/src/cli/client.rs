@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
 use super::output;
-use super::{CatalogCommand, Command, HttpArgs, KvCommand, ServicesCommand};
+use super::{CatalogCommand, Command, HttpArgs, KvCommand, OperatorCommand, OperatorRaftCommand, ServicesCommand};
 use super::{KvDeleteArgs, KvGetArgs, KvPutArgs};
 use crate::config::EnvSource;
 
@@ -34,6 +34,49 @@ pub async fn run_client(command: &Command, env: &dyn EnvSource) -> anyhow::Resul
             let agent = AgentClient::new(&args.http, env)?;
             let members = agent.get_json("/v1/agent/members").await?;
             print_stdout(output::members_table(&members)?.as_bytes())
+        }
+        Command::Join(args) => {
+            let agent = AgentClient::new(&args.http, env)?;
+            let mut joined = 0;
+            let mut failures = Vec::new();
+            // Consul's CLI joins each address in its own call and reports the count that worked.
+            for address in &args.addresses {
+                let path = format!("/v1/agent/join/{}", segment(address));
+                match agent.expect_ok(Method::PUT, &path, None).await {
+                    Ok(_) => joined += 1,
+                    Err(err) => failures.push(format!("{address}: {err:#}")),
+                }
+            }
+            if joined == 0 {
+                bail!("Error joining address(es): {}", failures.join("; "));
+            }
+            for failure in &failures {
+                eprintln!("Could not join {failure}");
+            }
+            println!("Successfully joined cluster by contacting {joined} nodes.");
+            Ok(0)
+        }
+        Command::Leave(args) => {
+            let agent = AgentClient::new(&args.http, env)?;
+            agent.expect_ok(Method::PUT, "/v1/agent/leave", None).await?;
+            println!("Graceful leave complete");
+            Ok(0)
+        }
+        Command::ForceLeave(args) => {
+            let agent = AgentClient::new(&args.http, env)?;
+            let mut path = format!("/v1/agent/force-leave/{}", segment(&args.node));
+            if args.prune {
+                path.push_str("?prune");
+            }
+            agent.expect_ok(Method::PUT, &path, None).await?;
+            Ok(0)
+        }
+        Command::Operator(OperatorCommand::Raft(OperatorRaftCommand::ListPeers(args))) => {
+            let agent = AgentClient::new(&args.http, env)?;
+            let path =
+                if args.stale { "/v1/operator/raft/configuration?stale" } else { "/v1/operator/raft/configuration" };
+            let config = agent.get_json(path).await?;
+            print_stdout(output::raft_peers_table(&config)?.as_bytes())
         }
         Command::Kv(KvCommand::Get(args)) => kv_get(args, env).await,
         Command::Kv(KvCommand::Put(args)) => kv_put(args, env).await,

@@ -72,6 +72,26 @@ fn member_row(member: &Value) -> Vec<String> {
     vec![text(&member["Name"]), address, status.to_owned(), role.to_owned(), build, tag("vsn"), tag("dc")]
 }
 
+/// `roster operator raft list-peers`: `/v1/operator/raft/configuration` as
+/// `Node ID Address State Voter RaftProtocol`, as Consul prints it.
+pub(crate) fn raft_peers_table(config: &Value) -> anyhow::Result<String> {
+    let servers = config["Servers"].as_array().context("unexpected /v1/operator/raft/configuration answer")?;
+    let mut rows = vec![["Node", "ID", "Address", "State", "Voter", "RaftProtocol"].map(str::to_owned).to_vec()];
+    for server in servers {
+        let state = if server["Leader"].as_bool() == Some(true) { "leader" } else { "follower" };
+        let voter = server["Voter"].as_bool().unwrap_or(false).to_string();
+        rows.push(vec![
+            text(&server["Node"]),
+            text(&server["ID"]),
+            text(&server["Address"]),
+            state.to_owned(),
+            voter,
+            text(&server["ProtocolVersion"]),
+        ]);
+    }
+    Ok(columnize(&rows))
+}
+
 /// `roster catalog nodes`: `/v1/catalog/nodes` as `Node ID Address DC`, IDs shortened to 8 characters.
 pub(crate) fn catalog_nodes_table(nodes: &Value) -> anyhow::Result<String> {
     let nodes = nodes.as_array().context("unexpected /v1/catalog/nodes answer: not a list")?;

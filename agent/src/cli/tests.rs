@@ -251,3 +251,37 @@ fn version_names_both_versions() {
     assert!(text.starts_with(&format!("roster v{}\n", env!("CARGO_PKG_VERSION"))));
     assert!(text.contains(output::CONSUL_COMPAT_VERSION));
 }
+
+#[test]
+fn raft_peers_table_marks_the_leader() {
+    let config = json!({"Servers":[
+        {"ID":"11","Node":"s1","Address":"10.0.0.1:8300","Leader":true,"Voter":true,"ProtocolVersion":"3"},
+        {"ID":"22","Node":"s2","Address":"10.0.0.2:8300","Leader":false,"Voter":true,"ProtocolVersion":"3"}
+    ],"Index":7});
+    let expect = "\
+Node  ID  Address        State     Voter  RaftProtocol
+s1    11  10.0.0.1:8300  leader    true   3
+s2    22  10.0.0.2:8300  follower  true   3
+";
+    assert_eq!(output::raft_peers_table(&config).expect("table"), expect);
+}
+
+#[test]
+fn cluster_subcommands_parse_consul_style() {
+    match parse(["roster", "join", "-http-addr=127.0.0.1:1", "10.0.0.1", "10.0.0.2:8301"]) {
+        Ok(Cli { command: Command::Join(args) }) => {
+            assert_eq!(args.addresses, ["10.0.0.1", "10.0.0.2:8301"]);
+            assert_eq!(args.http.http_addr.as_deref(), Some("127.0.0.1:1"));
+        }
+        other => panic!("{other:?}"),
+    }
+    match parse(["roster", "force-leave", "-prune", "web-3"]) {
+        Ok(Cli { command: Command::ForceLeave(args) }) => assert!(args.prune && args.node == "web-3"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        parse(["roster", "operator", "raft", "list-peers", "-stale"]),
+        Ok(Cli { command: Command::Operator(OperatorCommand::Raft(OperatorRaftCommand::ListPeers(a))) }) if a.stale
+    ));
+    assert!(parse(["roster", "join"]).is_err(), "join needs an address");
+}

@@ -86,6 +86,10 @@ pub(super) fn build(layer: Layer, dev: bool, config_files: Vec<PathBuf>, errors:
         log_level: layer.log_level.unwrap_or(LogLevel::Info),
         // A leaving server shrinks the quorum, so only clients leave by default.
         leave_on_terminate: layer.leave_on_terminate.unwrap_or(!server),
+        skip_leave_on_interrupt: layer.skip_leave_on_interrupt.unwrap_or(server),
+        retry_interval: layer.retry_interval.unwrap_or(Duration::from_secs(30)),
+        retry_max: layer.retry_max.unwrap_or(0),
+        reconnect_timeout: layer.reconnect_timeout.unwrap_or(Duration::from_secs(72 * 3600)),
         services: layer.services,
         checks: layer.checks,
         acl: layer.acl,
@@ -107,6 +111,11 @@ fn check_roles(config: &Config, explicit_bootstrap: Option<bool>, errors: &mut V
     }
     if config.server && config.ports.server.is_none() {
         errors.push("ports.server cannot be disabled (-1) on a server".to_owned());
+    }
+    if !config.dev && config.ports.serf_lan.is_none() {
+        errors.push(
+            "ports.serf_lan cannot be disabled (-1): agents find servers and each other through gossip".to_owned(),
+        );
     }
     if config.bootstrap && !config.server {
         errors.push("bootstrap requires server mode (-server)".to_owned());

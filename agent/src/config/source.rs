@@ -50,6 +50,10 @@ pub(super) struct Layer {
     pub raft_multiplier: Option<u8>,
     pub log_level: Option<LogLevel>,
     pub leave_on_terminate: Option<bool>,
+    pub skip_leave_on_interrupt: Option<bool>,
+    pub retry_interval: Option<Duration>,
+    pub retry_max: Option<u32>,
+    pub reconnect_timeout: Option<Duration>,
     pub services: Vec<Value>,
     pub checks: Vec<Value>,
     pub acl: Option<Value>,
@@ -141,6 +145,10 @@ impl Layer {
         over(&mut self.raft_multiplier, later.raft_multiplier);
         over(&mut self.log_level, later.log_level);
         over(&mut self.leave_on_terminate, later.leave_on_terminate);
+        over(&mut self.skip_leave_on_interrupt, later.skip_leave_on_interrupt);
+        over(&mut self.retry_interval, later.retry_interval);
+        over(&mut self.retry_max, later.retry_max);
+        over(&mut self.reconnect_timeout, later.reconnect_timeout);
         self.services.extend(later.services);
         self.checks.extend(later.checks);
         self.acl = match (self.acl.take(), later.acl) {
@@ -271,6 +279,8 @@ fn read_flags(args: &AgentArgs, errors: &mut Vec<String>) -> Layer {
     put("recursors", list(&args.recursor));
     put("start_join", list(&args.join));
     put("retry_join", list(&args.retry_join));
+    put("retry_interval", text(&args.retry_interval));
+    put("retry_max", number(&args.retry_max));
     put("enable_script_checks", args.enable_script_checks.map(Value::Bool));
     put("enable_local_script_checks", args.enable_local_script_checks.map(Value::Bool));
     let ports = [
@@ -370,6 +380,10 @@ impl Reader<'_> {
             "performance.raft_multiplier" => int_in(value, 1, 10).map(|v| layer.raft_multiplier = Some(v)),
             "log_level" => log_level(value).map(|v| layer.log_level = Some(v)),
             "leave_on_terminate" => boolean(value).map(|v| layer.leave_on_terminate = Some(v)),
+            "skip_leave_on_interrupt" => boolean(value).map(|v| layer.skip_leave_on_interrupt = Some(v)),
+            "retry_interval" => positive_duration(value).map(|v| layer.retry_interval = Some(v)),
+            "retry_max" => int_in(value, 0, i64::from(u32::MAX)).map(|v| layer.retry_max = Some(v)),
+            "reconnect_timeout" => reconnect_timeout(value).map(|v| layer.reconnect_timeout = Some(v)),
             "service" => object(value).map(|v| layer.services.push(v)),
             "services" => objects(value).map(|v| layer.services.extend(v)),
             "check" => object(value).map(|v| layer.checks.push(v)),
@@ -477,6 +491,27 @@ fn bootstrap_expect(value: &Value) -> Result<u32, String> {
 fn duration(value: &Value) -> Result<Duration, String> {
     super::duration_from_json(value)
 }
+
+fn positive_duration(value: &Value) -> Result<Duration, String> {
+    let d = duration(value)?;
+    if d.is_zero() {
+        return Err("must be greater than zero".to_owned());
+    }
+    Ok(d)
+}
+
+/// How long a failed node stays in the member list and catalog before it is reaped.
+/// Consul refuses less than 8 hours, so that a node that is merely partitioned is not forgotten.
+fn reconnect_timeout(value: &Value) -> Result<Duration, String> {
+    let d = duration(value)?;
+    if d < MIN_RECONNECT_TIMEOUT {
+        return Err(format!("must be at least 8h, got {}", super::format_go_duration(d)));
+    }
+    Ok(d)
+}
+
+/// The smallest `reconnect_timeout` accepted.
+const MIN_RECONNECT_TIMEOUT: Duration = Duration::from_secs(8 * 3600);
 
 fn ip(value: &Value) -> Result<IpAddr, String> {
     let text = string(value)?;

@@ -383,3 +383,23 @@ fn go_durations_format_like_duration_string() {
         assert_eq!(parse_go_duration(text), Ok(duration), "round trip {text}");
     }
 }
+
+#[test]
+fn join_retry_and_leave_settings_follow_consul() {
+    let client = load_flags(&["-retry-join", "10.0.0.1", "-retry-interval", "5s", "-retry-max", "3"]).expect("valid");
+    assert_eq!(client.retry_join, vec!["10.0.0.1".to_owned()]);
+    assert_eq!(client.retry_interval, Duration::from_secs(5));
+    assert_eq!(client.retry_max, 3);
+    assert_eq!(client.reconnect_timeout, Duration::from_secs(72 * 3600));
+    assert!(!client.skip_leave_on_interrupt, "clients leave on Ctrl-C");
+    let server = load_flags(&["-server", "-data-dir", "/tmp/x"]).expect("valid");
+    assert!(server.skip_leave_on_interrupt, "servers stay in the quorum on Ctrl-C");
+    assert_eq!(server.retry_interval, Duration::from_secs(30));
+
+    let errs = check_errors(load_flags(&["-retry-interval", "0s"]), &["retry_interval", "greater than zero"]);
+    assert_eq!(errs.len(), 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(dir.path(), "a.json", r#"{"reconnect_timeout": "1h"}"#);
+    check_errors(load_flags(&["-config-file", &file]), &["reconnect_timeout", "at least 8h"]);
+    check_errors(load_flags(&["-serf-lan-port", "-1"]), &["serf_lan cannot be disabled"]);
+}
