@@ -3,7 +3,7 @@
 //! The agent is configured the way docs/contracts.md prescribes: `-node NAME`, a JSON config file
 //! with `{"ports":{"http":0,"dns":-1,"server":0}}`, and either `-dev` or
 //! `-server -bootstrap-expect 1 -data-dir DIR`. It prints
-//! `roster: ready http=<ip:port> dns=<ip:port|off> rpc=<ip:port> node=<name>` on stdout once every
+//! `roster: ready http=<ip:port> dns=<ip:port|off> rpc=<ip:port|off> serf=<ip:port|off> node=<name>` on stdout once every
 //! listener is bound; the harness reads the real ports from that line, then waits for a leader so
 //! every test starts against a node that can serve writes.
 //!
@@ -31,7 +31,7 @@ const LEADER_DEADLINE: Duration = Duration::from_secs(10);
 /// The most stderr kept per process; enough for the end of a panic or error log.
 const STDERR_TAIL: usize = 256 * 1024;
 /// CLI commands that take no subcommand word, so `-http-addr` goes right after them.
-const SINGLE_WORD_COMMANDS: &[&str] = &["members", "leave", "info", "reload", "version"];
+const SINGLE_WORD_COMMANDS: &[&str] = &["members", "leave", "join", "force-leave", "info", "reload", "version"];
 
 /// Which kind of agent to start.
 #[derive(Debug, Clone)]
@@ -45,6 +45,9 @@ pub enum AgentMode {
         /// The data directory; it outlives restarts of the agent.
         data_dir: PathBuf,
     },
+    /// `roster agent ARGS...`, for cluster members: the caller gives every flag but `-node` and
+    /// `-config-file`, and the harness does not wait for a leader (a cluster forms later).
+    Args(Vec<String>),
 }
 
 /// A running roster agent owned by a test.
@@ -59,10 +62,12 @@ pub struct TestAgent {
     process: Option<Process>,
     /// The HTTP API address from the readiness line of the current process.
     http_addr: SocketAddr,
-    /// The server RPC address from the readiness line of the current process.
-    rpc_addr: SocketAddr,
+    /// The server RPC address from the readiness line of the current process; `None` for a client.
+    rpc_addr: Option<SocketAddr>,
     /// The DNS address (UDP and TCP) from the readiness line, when DNS is on.
     dns_addr: Option<SocketAddr>,
+    /// The LAN gossip address from the readiness line, when gossip is on.
+    serf_addr: Option<SocketAddr>,
     /// A keep-alive client for the HTTP API.
     client: reqwest::Client,
     /// Stderr of processes that were killed, kept for the panic report.
@@ -103,9 +108,12 @@ struct Process {
 /// The addresses announced by the readiness line.
 struct Ready {
     http: SocketAddr,
-    rpc: SocketAddr,
+    /// None for a client agent (`rpc=off`).
+    rpc: Option<SocketAddr>,
     /// None when the agent runs without DNS (`dns=off`).
     dns: Option<SocketAddr>,
+    /// None when the agent runs without gossip (`serf=off`, or a build without the field).
+    serf: Option<SocketAddr>,
 }
 
 impl TestAgent {
@@ -149,16 +157,29 @@ impl TestAgent {
             http_addr: ready.http,
             rpc_addr: ready.rpc,
             dns_addr: ready.dns,
+            serf_addr: ready.serf,
             client: http_client(16),
             past_stderr: String::new(),
         };
-        agent.wait_for_leader().await?;
+        if !matches!(agent.mode, AgentMode::Args(_)) {
+            agent.wait_for_leader().await?;
+        }
         Ok(agent)
     }
 
     /// The DNS address; panics when the agent was started without DNS.
     pub fn dns_addr(&self) -> SocketAddr {
         self.dns_addr.unwrap_or_else(|| panic!("{} was started without DNS (use dev_with_dns)", self.node_name))
+    }
+
+    /// The LAN gossip address (`-join` target); panics when the agent runs without gossip.
+    pub fn serf_addr(&self) -> SocketAddr {
+        self.serf_addr.unwrap_or_else(|| panic!("{} runs without gossip", self.node_name))
+    }
+
+    /// Whether the agent process is running (not killed by `kill9`/`terminate`).
+    pub fn is_running(&self) -> bool {
+        self.process.is_some()
     }
 
     /// The `-node` name.
@@ -173,7 +194,7 @@ impl TestAgent {
 
     /// The server RPC address of the running process, which Consul reports as the leader address.
     pub fn rpc_addr(&self) -> SocketAddr {
-        self.rpc_addr
+        self.rpc_addr.unwrap_or_else(|| panic!("{} is a client: it has no server RPC address", self.node_name))
     }
 
     /// The keep-alive client the helpers use, for requests that need custom headers.
@@ -257,6 +278,10 @@ impl TestAgent {
         self.http_addr = ready.http;
         self.rpc_addr = ready.rpc;
         self.dns_addr = ready.dns;
+        self.serf_addr = ready.serf;
+        if matches!(self.mode, AgentMode::Args(_)) {
+            return;
+        }
         if let Err(err) = self.wait_for_leader().await {
             panic!("restarted agent has no leader: {err:#}\nstderr:\n{}", self.stderr_tail());
         }
@@ -265,7 +290,12 @@ impl TestAgent {
     /// Runs a CLI command against this agent, inserting `-http-addr=<addr>` after the command words
     /// (Go's flag parsing stops at the first positional argument, so the flag must come before them).
     pub async fn cli(&self, args: &[&str]) -> CliOutput {
-        let n_command_words = if args.first().is_some_and(|word| SINGLE_WORD_COMMANDS.contains(word)) { 1 } else { 2 };
+        let n_command_words = match args.first() {
+            Some(word) if SINGLE_WORD_COMMANDS.contains(word) => 1,
+            // `operator raft list-peers`.
+            Some(&"operator") => 3,
+            _ => 2,
+        };
         let split_idx = n_command_words.min(args.len());
         let http_flag = format!("-http-addr={}", self.http_addr);
         let mut full_args: Vec<&str> = args[..split_idx].to_vec();
@@ -287,7 +317,7 @@ impl TestAgent {
     }
 
     /// Polls `/v1/status/leader` until it names a leader, failing early if the process exits.
-    async fn wait_for_leader(&self) -> anyhow::Result<()> {
+    pub async fn wait_for_leader(&self) -> anyhow::Result<()> {
         let started = Instant::now();
         loop {
             let res = self.client.get(self.url("/v1/status/leader")).send().await;
@@ -411,6 +441,9 @@ async fn spawn_agent(node_name: &str, mode: &AgentMode, config: &Path) -> anyhow
             command.args(["-server", "-bootstrap-expect", "1", "-data-dir"]).arg(data_dir);
             command.args(["-bind", "127.0.0.1", "-client", "127.0.0.1"]);
         }
+        AgentMode::Args(args) => {
+            command.args(args);
+        }
     }
     command.args(["-node", node_name, "-config-file"]).arg(config);
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -488,26 +521,30 @@ fn watch_stdout(child: &mut Child) -> tokio::sync::oneshot::Receiver<Option<Stri
     ready_rx
 }
 
-/// Parses `roster: ready http=<ip:port> dns=<ip:port|off> rpc=<ip:port> node=<name>`.
+/// Parses `roster: ready http=<ip:port> dns=<ip:port|off> rpc=<ip:port|off> serf=<ip:port|off> node=<name>`.
 fn parse_ready_line(line: &str) -> anyhow::Result<Ready> {
     let fields = line.trim_start_matches("roster: ready ").split_whitespace();
     let mut http = None;
     let mut rpc = None;
     let mut dns = None;
+    let mut serf = None;
     for field in fields {
         match field.split_once('=') {
             Some(("dns", "off")) => {}
             Some(("dns", addr)) => dns = Some(addr.parse::<SocketAddr>().context("dns address")?),
             Some(("http", addr)) => http = Some(addr.parse::<SocketAddr>().context("http address")?),
+            Some(("rpc", "off")) => {}
             Some(("rpc", addr)) => rpc = Some(addr.parse::<SocketAddr>().context("rpc address")?),
+            Some(("serf", "off")) => {}
+            Some(("serf", addr)) => serf = Some(addr.parse::<SocketAddr>().context("serf address")?),
             _ => {}
         }
     }
-    Ok(Ready { http: http.context("no http= field")?, rpc: rpc.context("no rpc= field")?, dns })
+    Ok(Ready { http: http.context("no http= field")?, rpc, dns, serf })
 }
 
 /// Merges `extra` into `base`, objects key by key, anything else replaced.
-fn merge(base: &mut Value, extra: Value) {
+pub(crate) fn merge(base: &mut Value, extra: Value) {
     match (base, extra) {
         (Value::Object(base), Value::Object(extra)) => {
             for (key, value) in extra {

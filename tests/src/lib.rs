@@ -9,6 +9,8 @@
 //! - `harness`: [`TestAgent`] spawns `roster agent` with a generated config on port 0, waits for the
 //!   readiness line on stdout and for a leader, and kills the process on `Drop`. It also runs the CLI.
 //! - `http`: [`Resp`], a fully read HTTP response with helpers for the Consul headers.
+//! - `cluster`: [`TestCluster`], servers and clients as real processes on their own loopback addresses,
+//!   forming a cluster through gossip and `-bootstrap-expect`.
 //! - `backend`: [`FlipBackend`], an HTTP backend whose health the test flips, for health checks to probe.
 //! - `shape`: the exact JSON key sets of compat.md and assertion helpers built on them.
 //!
@@ -19,10 +21,12 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod cluster;
 mod harness;
 mod http;
 pub mod shape;
 
 pub use backend::FlipBackend;
+pub use cluster::{RPC_PORT, SERF_PORT, TestCluster, alive_members, member_names};
 pub use harness::{AgentMode, CliOutput, TestAgent, roster_bin};
 pub use http::{Resp, b64, http_client, unb64};
