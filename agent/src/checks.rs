@@ -2,18 +2,19 @@
 //!
 //! The runner's scheduler owns timing; this module only reconciles the set of checks (after every registration change) and relays events.
 //! A check that the runner reports critical for longer than its `DeregisterCriticalServiceAfter` gets its service deregistered, as Consul does.
-//! Alias checks watch the catalog with blocking reads on the aliased node, so they follow the target within one Raft apply.
+//! Alias checks watch the catalog with blocking stale queries on the aliased node (through the `Backend`, so a client agent's go to a server), so they follow the target within one Raft apply.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use roster_health::{AliasSource, CheckSpec, Checks, ContainerExec, Event, Status};
-use roster_kv::{CheckStatus, WatchKey};
+use roster_kv::{Answer, CheckStatus, Query};
 use roster_server::Consistency;
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::Backend;
 use crate::local::Local;
 
 /// How many probes may run at once (the rest wait their turn).
@@ -35,13 +36,13 @@ impl Runner {
     /// Starts the runner and the task that relays its events into `local`.
     pub fn spawn(
         local: Arc<Local>,
-        server: roster_server::Server,
+        backend: Backend,
         enable_script_checks: bool,
         exec: Option<Arc<dyn ContainerExec>>,
         shutdown: CancellationToken,
     ) -> Arc<Runner> {
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
-        let alias = Arc::new(CatalogAlias { server, own_node: local.node().node.clone() });
+        let alias = Arc::new(CatalogAlias { backend, own_node: local.node().node.clone() });
         let config = roster_health::Config { enable_script_checks, max_concurrent: MAX_CONCURRENT_PROBES };
         let checks = Checks::spawn(config, alias, exec, tx, shutdown.clone());
         let runner = Arc::new(Runner { checks, local, running: Mutex::new(BTreeMap::new()) });
@@ -130,7 +131,7 @@ fn to_catalog(status: Status) -> CheckStatus {
 
 /// Alias checks read the catalog: the worst status of the aliased node's checks, and of the aliased instance's when one is named.
 struct CatalogAlias {
-    server: roster_server::Server,
+    backend: Backend,
     own_node: String,
 }
 
@@ -138,38 +139,29 @@ struct CatalogAlias {
 impl AliasSource for CatalogAlias {
     async fn wait_status(&self, node: &str, service_id: Option<&str>, after_index: u64) -> (Status, String, u64) {
         let node = if node.is_empty() { self.own_node.clone() } else { node.to_owned() };
-        let service_id = service_id.map(str::to_owned);
-        let watched = node.clone();
-        let evaluate = move |s: &roster_kv::State| {
-            let (checks, index) = s.node_checks(&node);
-            if let Some(id) = service_id.as_deref().filter(|id| s.service(&node, id).is_none()) {
-                return ((CheckStatus::Critical, format!("Service {id} could not be found on node {node}")), index);
+        let query = Query::NodeStatus { node: node.clone(), service_id: service_id.map(str::to_owned) };
+        // `after_index == 0` answers at once; otherwise park until the node's checks or services change.
+        match self.backend.query(Consistency::Stale, after_index, ALIAS_WAIT, &query).await {
+            Ok((Answer::Status(Some(worst)), index, _)) => {
+                let output = match worst {
+                    CheckStatus::Passing => "All checks passing.".to_owned(),
+                    other => format!("Aliased checks are {}", other.as_str()),
+                };
+                (to_health(worst), output, index)
             }
-            let relevant = checks
-                .iter()
-                .filter(|c| c.service_id.is_empty() || Some(c.service_id.as_str()) == service_id.as_deref());
-            let worst = relevant.map(|c| c.status).max().unwrap_or(CheckStatus::Passing);
-            let output = match worst {
-                CheckStatus::Passing => "All checks passing.".to_owned(),
-                other => format!("Aliased checks are {}", other.as_str()),
-            };
-            ((worst, output), index)
-        };
-        let res = if after_index == 0 {
-            self.server.read(Consistency::Stale, evaluate).await.map(|(((s, o), i), _)| (s, o, i))
-        } else {
-            self.server
-                .blocking_read(Consistency::Stale, after_index, ALIAS_WAIT, vec![WatchKey::Node(watched)], evaluate)
-                .await
-                .map(|((s, o), i, _)| (s, o, i))
-        };
-        match res {
-            Ok((status, output, index)) => (to_health(status), output, index),
-            Err(err) => {
-                // Pace retries: a caller that loops on this must not spin while the catalog is unreadable.
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                (Status::Critical, format!("alias target unreadable: {err}"), after_index)
+            Ok((Answer::Status(None), index, _)) => {
+                let id = service_id.unwrap_or_default();
+                (Status::Critical, format!("Service {id} could not be found on node {node}"), index)
             }
+            Ok(_) => unreadable("unexpected answer from the server", after_index).await,
+            Err(err) => unreadable(&err.to_string(), after_index).await,
         }
     }
+}
+
+/// The status of an alias whose target cannot be read, after a pause: a caller that loops on
+/// `wait_status` must not spin while the catalog is unreadable.
+async fn unreadable(why: &str, after_index: u64) -> (Status, String, u64) {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    (Status::Critical, format!("alias target unreadable: {why}"), after_index)
 }

@@ -1,63 +1,70 @@
-//! The catalog as the DNS server sees it: `roster_dns::CatalogView` over this server's applied state.
+//! The catalog as the DNS server sees it: `roster_dns::CatalogView` over the `Backend`.
 //!
-//! DNS reads are local reads of this server's state: they never wait on a leader, so names keep resolving while an election runs.
+//! DNS reads are stale reads: they never wait on a leader, so names keep resolving while an election runs.
+//! A server agent evaluates each lookup on its own applied state in place, with no barrier and no round trip; a client agent sends it to a server as a stale query.
+//! Both run the same `roster_kv::Query`, so both answer alike.
 //! Each instance's health is the worst of its node's checks and its own, which is what DNS filters on.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use roster_dns::{CatalogView, Health, Instance, NodeRecord, ViewError};
-use roster_kv::{CheckStatus, Node};
+use roster_kv::{Answer, CheckStatus, InstanceHealth, Node, Query};
+use roster_server::Consistency;
+
+use crate::backend::Backend;
 
 /// The view the agent hands to the DNS server.
 pub struct ServerView {
-    server: roster_server::Server,
+    backend: Backend,
 }
 
 impl ServerView {
-    /// A view over `server`'s local state.
-    pub fn new(server: roster_server::Server) -> ServerView {
-        ServerView { server }
+    /// A view over `backend`'s catalog.
+    pub fn new(backend: Backend) -> ServerView {
+        ServerView { backend }
     }
 
-    /// A local read: DNS answers from this server's state as it is, without a barrier, so it needs no leader.
-    async fn read<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&roster_kv::State) -> T + Send + 'static,
-    ) -> Result<T, ViewError> {
-        Ok(self.server.read_local(f))
+    /// Evaluates `query` as it stands now: in place on a server, as a stale query from a client.
+    async fn read(&self, query: Query) -> Result<Answer, ViewError> {
+        match &self.backend {
+            Backend::Local(server) => Ok(server.read_local(|state| query.eval(state).0)),
+            Backend::Remote(remote) => match remote.query(Consistency::Stale, 0, Duration::ZERO, &query).await {
+                Ok((answer, _, _)) => Ok(answer),
+                Err(roster_server::Error::NoLeader) => Err(ViewError::NoLeader),
+                Err(err) => Err(ViewError::Other(err.to_string())),
+            },
+        }
+    }
+
+    async fn instances(&self, query: Query) -> Result<Vec<Instance>, ViewError> {
+        match self.read(query).await? {
+            Answer::Instances(instances) => Ok(instances.into_iter().map(instance).collect()),
+            _ => Err(unexpected()),
+        }
     }
 }
 
-fn record(node: &Node) -> NodeRecord {
-    NodeRecord {
-        name: node.node.clone(),
-        address: node.address.clone(),
-        tagged_addresses: node.tagged_addresses.clone(),
-        meta: node.meta.clone(),
-    }
+fn unexpected() -> ViewError {
+    ViewError::Other("unexpected answer from the server".to_owned())
 }
 
-/// The catalog's spelling of a service name, matched exactly first and then ignoring ASCII case.
-fn catalog_service_name(state: &roster_kv::State, asked: &str) -> Option<String> {
-    let (names, _) = state.service_names();
-    if names.contains_key(asked) {
-        return Some(asked.to_owned());
-    }
-    names.keys().find(|n| n.eq_ignore_ascii_case(asked)).map(|n| (*n).to_owned())
+fn record(node: Node) -> NodeRecord {
+    NodeRecord { name: node.node, address: node.address, tagged_addresses: node.tagged_addresses, meta: node.meta }
 }
 
-/// An instance as service answers need it. Its node carries name and address only: service answers never read node meta or tagged addresses, and cloning those maps for every instance of every query was most of the allocation in a DNS answer.
-fn instance(e: &roster_kv::HealthEntry<'_>) -> Instance {
+/// An instance as service answers need it. Its node carries name and address only: service answers never read node meta or tagged addresses.
+fn instance(found: InstanceHealth) -> Instance {
     Instance {
-        node: NodeRecord { name: e.node.node.clone(), address: e.node.address.clone(), ..NodeRecord::default() },
-        service_id: e.service.id.clone(),
-        service_name: e.service.service.clone(),
-        address: e.service.address.clone(),
-        port: e.service.port,
-        tags: e.service.tags.clone(),
-        weight_passing: e.service.weights.passing,
-        weight_warning: e.service.weights.warning,
-        health: health(e.status()),
+        node: NodeRecord { name: found.node, address: found.node_address, ..NodeRecord::default() },
+        service_id: found.service_id,
+        service_name: found.service_name,
+        address: found.address,
+        port: found.port,
+        tags: found.tags,
+        weight_passing: found.weights.passing,
+        weight_warning: found.weights.warning,
+        health: health(found.status),
     }
 }
 
@@ -72,44 +79,25 @@ fn health(status: CheckStatus) -> Health {
 #[async_trait::async_trait]
 impl CatalogView for ServerView {
     async fn service_instances(&self, service: &str, tag: Option<&str>) -> Result<Vec<Instance>, ViewError> {
-        let service = service.to_owned();
-        let tags: Vec<String> = tag.map(str::to_owned).into_iter().collect();
-        self.read(move |s| {
-            // DNS names arrive lower-cased; catalog names keep their case, and DNS matches them case-insensitively.
-            let Some(name) = catalog_service_name(s, &service) else {
-                return Vec::new();
-            };
-            s.service_health(&name, &tags, false).0.iter().map(instance).collect()
-        })
-        .await
+        // DNS names arrive lower-cased; catalog names keep their case, and the query matches them case-insensitively.
+        self.instances(Query::ResolveService { name: service.to_owned(), tag: tag.map(str::to_owned) }).await
     }
 
     async fn node(&self, name: &str) -> Result<Option<NodeRecord>, ViewError> {
-        let name = name.to_owned();
-        self.read(move |s| {
-            let (nodes, _) = s.nodes();
-            nodes.into_iter().find(|n| n.node.eq_ignore_ascii_case(&name)).map(record)
-        })
-        .await
+        match self.read(Query::ResolveNode { name: name.to_owned() }).await? {
+            Answer::Node(node) => Ok(node.map(record)),
+            _ => Err(unexpected()),
+        }
     }
 
     async fn services_with_address(&self, ip: IpAddr) -> Result<Vec<Instance>, ViewError> {
-        let wanted = ip.to_string();
-        self.read(move |s| {
-            let (names, _) = s.service_names();
-            let names: Vec<String> = names.keys().map(|n| (*n).to_owned()).collect();
-            names
-                .iter()
-                .flat_map(|name| s.service_health(name, &[], false).0)
-                .filter(|e| e.service.address == wanted)
-                .map(|e| instance(&e))
-                .collect()
-        })
-        .await
+        self.instances(Query::ServicesWithAddress { address: ip.to_string() }).await
     }
 
     async fn nodes_with_address(&self, ip: IpAddr) -> Result<Vec<NodeRecord>, ViewError> {
-        let wanted = ip.to_string();
-        self.read(move |s| s.nodes().0.into_iter().filter(|n| n.address == wanted).map(record).collect()).await
+        match self.read(Query::NodesWithAddress { address: ip.to_string() }).await? {
+            Answer::Nodes(nodes) => Ok(nodes.into_iter().map(record).collect()),
+            _ => Err(unexpected()),
+        }
     }
 }

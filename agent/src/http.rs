@@ -8,16 +8,23 @@
 //! - `kv`, `agent`, `catalog`, `health`, `status`: the endpoints.
 //!
 //! Handlers validate everything before proposing a write, so a rejected request changes nothing.
-//! Reads run against the server's applied state with the consistency the request asked for; a read with `?index` parks on the watch keys of exactly the data it returns.
+//! Reads are `roster_kv::Query` values sent to the `Backend` (this agent's server, or a server for a client agent) with the consistency the request asked for; a read with `?index` parks on the watch keys of exactly the data it returns.
+//! Handlers render the owned `Answer` with `output`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, put};
+use roster_kv::{Answer, Query};
+use roster_server::{Consistency, ReadMeta};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use crate::backend::Backend;
+use reply::ApiError;
 
 mod agent;
 mod agent_checks;
@@ -60,7 +67,8 @@ pub struct AgentInfo {
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct Api {
-    pub(crate) server: roster_server::Server,
+    /// Where reads and writes go: this agent's server, or the servers a client agent knows.
+    pub(crate) backend: Backend,
     pub(crate) info: Arc<AgentInfo>,
     /// The agent's own registrations; agent endpoints change them through it.
     pub(crate) local: Arc<crate::local::Local>,
@@ -71,15 +79,15 @@ pub struct Api {
 }
 
 impl Api {
-    /// Builds the API over a running server; `draining` is the token whose cancellation starts the shutdown.
+    /// Builds the API over a backend; `draining` is the token whose cancellation starts the shutdown.
     pub fn new(
-        server: roster_server::Server,
+        backend: Backend,
         info: AgentInfo,
         local: Arc<crate::local::Local>,
         runner: Arc<crate::checks::Runner>,
         draining: CancellationToken,
     ) -> Api {
-        Api { server, info: Arc::new(info), local, runner, draining }
+        Api { backend, info: Arc::new(info), local, runner, draining }
     }
 }
 
@@ -134,38 +142,32 @@ pub async fn serve(listener: TcpListener, api: Api, shutdown: CancellationToken)
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }
 
-/// Runs a read with the request's consistency; with `?index`, parks on `keys` until the answer's index passes it or the wait ends.
-/// `f` runs under the state's read lock and must return owned data.
-pub(crate) async fn read<T, F>(
+/// Runs a read with the request's consistency; with `?index`, parks on the query's watch keys until the answer's index passes it or the wait ends.
+pub(crate) async fn read(
     api: &Api,
     opts: &query::ReadOpts,
-    keys: Vec<roster_kv::WatchKey>,
-    f: F,
-) -> Result<(T, u64, roster_server::ReadMeta), reply::ApiError>
-where
-    T: Send + 'static,
-    F: Fn(&roster_kv::State) -> (T, u64) + Send + Sync + 'static,
-{
+    query: &Query,
+) -> Result<(Answer, u64, ReadMeta), ApiError> {
     if opts.min_index == 0 || api.draining.is_cancelled() {
-        let ((value, index), meta) = api.server.read(opts.consistency, f).await?;
-        return Ok((value, index, meta));
+        return Ok(api.backend.query(opts.consistency, 0, Duration::ZERO, query).await?);
     }
-    let f = std::sync::Arc::new(f);
-    let blocking_f = f.clone();
-    let blocking = api.server.blocking_read(opts.consistency, opts.min_index, opts.wait, keys, move |s| blocking_f(s));
     tokio::select! {
-        res = blocking => Ok(res?),
+        res = api.backend.query(opts.consistency, opts.min_index, opts.wait, query) => Ok(res?),
         () = api.draining.cancelled() => {
             // Shutting down: answer with what is there now, exactly as a wait that ran out would.
-            let ((value, index), meta) = api.server.read(roster_server::Consistency::Stale, move |s| f(s)).await?;
-            Ok((value, index, meta))
+            Ok(api.backend.query(Consistency::Stale, 0, Duration::ZERO, query).await?)
         }
     }
 }
 
+/// The error for an answer of the wrong kind, which only a server that does not speak this agent's queries can send.
+pub(crate) fn unexpected() -> ApiError {
+    ApiError::internal("unexpected answer from the server")
+}
+
 /// Proposes a write and waits until it is durable and applied.
-pub(crate) async fn write(api: &Api, cmd: roster_kv::Command) -> Result<roster_kv::CommandResult, reply::ApiError> {
-    Ok(api.server.write(cmd).await?)
+pub(crate) async fn write(api: &Api, cmd: roster_kv::Command) -> Result<roster_kv::CommandResult, ApiError> {
+    Ok(api.backend.write(cmd).await?)
 }
 
 /// The catalog node record an agent registers for itself.

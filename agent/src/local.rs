@@ -13,6 +13,8 @@ use roster_kv::{CheckStatus, Command, CommandResult, HealthCheck, Node, Registra
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
+use crate::backend::Backend;
+
 /// Check ID of node maintenance mode (Consul's).
 pub const NODE_MAINTENANCE: &str = "_node_maintenance";
 /// Prefix of a service maintenance check ID (Consul's).
@@ -42,7 +44,8 @@ pub enum LocalError {
 
 /// The agent's local registrations.
 pub struct Local {
-    server: roster_server::Server,
+    /// Where catalog writes go: this agent's server, or the servers of a client agent.
+    backend: Backend,
     node: Node,
     path: Option<PathBuf>,
     inner: Mutex<Inner>,
@@ -66,7 +69,7 @@ const FORMAT_VERSION: u32 = 1;
 
 impl Local {
     /// Loads `data_dir/local.json` when there is one (`None`: in memory only, for `-dev`).
-    pub fn load(server: roster_server::Server, node: Node, data_dir: Option<&Path>) -> anyhow::Result<Local> {
+    pub fn load(backend: Backend, node: Node, data_dir: Option<&Path>) -> anyhow::Result<Local> {
         let path = data_dir.map(|dir| dir.join("local.json"));
         let mut inner = Inner::default();
         if let Some(path) = path.as_deref().filter(|p| p.exists()) {
@@ -82,7 +85,7 @@ impl Local {
             inner.services = persisted.services.into_iter().map(|s| (s.id.clone(), s)).collect();
             inner.checks = persisted.checks.into_iter().map(|c| (c.check_id.clone(), c)).collect();
         }
-        Ok(Local { server, node, path, inner: Mutex::new(inner) })
+        Ok(Local { backend, node, path, inner: Mutex::new(inner) })
     }
 
     /// This agent's node record.
@@ -304,7 +307,7 @@ impl Local {
     }
 
     async fn catalog(&self, cmd: Command) -> Result<(), LocalError> {
-        match self.server.write(cmd).await? {
+        match self.backend.write(cmd).await? {
             CommandResult::Bool(_) => Ok(()),
             CommandResult::Rejected(why) => Err(LocalError::Invalid(why)),
         }

@@ -69,13 +69,14 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
         domain: config.domain.clone(),
     };
     register_self(&server, &info, &config).await?;
+    let backend = crate::backend::Backend::Local(server.clone());
     let data_dir = if config.dev { None } else { config.data_dir.as_deref() };
-    let local = Arc::new(Local::load(server.clone(), http::agent_node(&info), data_dir)?);
+    let local = Arc::new(Local::load(backend.clone(), http::agent_node(&info), data_dir)?);
     local.sync_all().await.context("pushing this agent's services and checks to the catalog")?;
     register_config_definitions(&local, &config).await?;
     let runner = Runner::spawn(
         local.clone(),
-        server.clone(),
+        backend.clone(),
         config.enable_script_checks || config.enable_local_script_checks,
         docker_exec().await,
         shutdown.child_token(),
@@ -83,7 +84,7 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
     runner.sync().await;
 
     let http_token = shutdown.child_token();
-    let api = Api::new(server.clone(), info, local.clone(), runner, http_token.clone());
+    let api = Api::new(backend.clone(), info, local.clone(), runner, http_token.clone());
     let mut tasks = JoinSet::new();
     let mut http_addrs = Vec::new();
     for listener in http_listeners {
@@ -93,7 +94,7 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
     }
     let dns_addrs = dns_sockets.addrs.clone();
     if !dns_addrs.is_empty() {
-        let view = Arc::new(ServerView::new(server.clone()));
+        let view = Arc::new(ServerView::new(backend.clone()));
         for done in spawn_dns_threads(&dns_config(&config), &view, dns_sockets, &http_token)? {
             tasks.spawn(async move { done.await.unwrap_or_else(|_| Err(std::io::Error::other("a DNS thread died"))) });
         }

@@ -4,6 +4,7 @@
 //! - `model`: the persisted records (KV entries, nodes, services, checks). Their serde form is the Raft log and snapshot schema.
 //! - `command`: the `Command`s a Raft entry carries and their `CommandResult`.
 //! - `state`: `State`, with `apply` (the only mutation) and the read queries; each query returns its data plus the index that covers it.
+//! - `query`: `Query`, reads as data (what client agents send to servers), evaluated into an owned `Answer` with its index and watch keys.
 //! - `watch`: `WatchKey`s, the `Changes` an apply produced, and `Watchers`, the registry that maps changes to parked waiters.
 //! - `snapshot`: versioned encode/decode of a whole `State`.
 //!
@@ -17,6 +18,7 @@
 mod command;
 mod error;
 mod model;
+mod query;
 mod snapshot;
 mod state;
 mod watch;
@@ -24,6 +26,7 @@ mod watch;
 pub use command::{Command, CommandResult, Registration};
 pub use error::{Error, Result};
 pub use model::{CheckStatus, HealthCheck, KvEntry, Node, Service, ServiceAddress, Weights};
+pub use query::{Answer, InstanceHealth, Query, ServiceEntry};
 pub use state::{HealthEntry, State};
 pub use watch::{Changes, Table, WatchKey, Watchers};
 

@@ -129,4 +129,4 @@ mod kv;
 mod query;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

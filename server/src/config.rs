@@ -1,7 +1,11 @@
 //! The server's configuration and the small value types of its API.
+//!
+//! `Consistency`, `ReadMeta` and `ClusterStatus` also travel in client RPCs (`raft::wire`), as postcard: their fields and variants are append-only.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
 
 /// How a Raft server is started. Built by the agent from its own validated config.
 #[derive(Debug)]
@@ -20,7 +24,7 @@ pub struct Config {
 }
 
 /// How fresh a read must be; Consul's default, `?consistent` and `?stale` modes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Consistency {
     /// Served after the leader confirms its lease (no network round while the lease holds).
     #[default]
@@ -32,10 +36,42 @@ pub enum Consistency {
 }
 
 /// Facts about a read, for Consul's `X-Consul-KnownLeader` and `X-Consul-LastContact` headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A remote read reports those of the server that answered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadMeta {
     /// Whether this server knows a current leader.
     pub known_leader: bool,
     /// Milliseconds since this server last heard from the leader; 0 on the leader.
     pub last_contact_ms: u64,
+}
+
+/// What a server knows about the Raft cluster, as `Server::status` and `Remote::status` report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// The Raft id of the server that answered.
+    pub id: u64,
+    /// The RPC address of the server that answered.
+    pub addr: SocketAddr,
+    /// The RPC address of the leader that server knows of.
+    pub leader: Option<SocketAddr>,
+    /// Every server in the current membership, voters and learners, by Raft id.
+    pub servers: Vec<RaftServer>,
+    /// The index of the last entry in that server's log (0 for an empty log).
+    pub last_log_index: u64,
+    /// The index of the last entry that server applied to its state.
+    pub applied_index: u64,
+    /// Whether that server belongs to a cluster: it has a log, or has seen a vote of one.
+    /// `-bootstrap-expect` must not form a new cluster next to an initialized server.
+    pub initialized: bool,
+}
+
+/// One member of the Raft configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaftServer {
+    /// Its Raft id.
+    pub id: u64,
+    /// Its RPC address.
+    pub addr: SocketAddr,
+    /// Whether it votes (a learner still catching up does not).
+    pub voter: bool,
 }

@@ -48,6 +48,10 @@ pub enum Error {
     /// The server is shutting down.
     #[error("server is shutting down")]
     Shutdown,
+    /// A client agent knows no server to send the request to (gossip has found none alive).
+    /// The text is Consul's, which clients and operators recognise.
+    #[error("No known Consul servers")]
+    NoServers,
 }
 
 /// This crate's result type.

@@ -2,8 +2,10 @@
 //! files, and a small TCP RPC between servers. The only crate that names openraft.
 //!
 //! # Layout
-//! - `server`: `Server`, the entry point: `start`, `write`, `read`, `blocking_read`, membership.
-//! - `config`: `Config`, `Consistency`, `ReadMeta`.
+//! - `server`: `Server`, the entry point: `start`, `write`, `read`, `query`, `blocking_read`, `status`, membership.
+//! - `remote`: `Remote`, a client agent's connection to the servers: the same `write`, `query` and
+//!   `status`, sent over the RPC with failover between servers.
+//! - `config`: `Config`, `Consistency`, `ReadMeta`, `ClusterStatus`.
 //! - `replica`: the applied state shared by the state machine and readers, and the watch registry
 //!   that wakes blocking queries.
 //! - `raft` (+ `raft/`): every openraft type: log store, state machine, snapshot files, network,
@@ -16,10 +18,12 @@
 mod config;
 mod error;
 mod raft;
+mod remote;
 mod replica;
 mod rpc;
 mod server;
 
-pub use config::{Config, Consistency, ReadMeta};
+pub use config::{ClusterStatus, Config, Consistency, RaftServer, ReadMeta};
 pub use error::{Error, Result};
+pub use remote::Remote;
 pub use server::Server;

@@ -29,6 +29,7 @@
 //! Pre-vote keeps a node that was partitioned from disrupting a healthy leader when it returns;
 //! the leader lease (check-quorum) stops a leader that lost its quorum from accepting writes.
 
+pub(crate) mod client;
 mod log_store;
 mod network;
 mod service;
@@ -53,11 +54,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::Consistency;
+use crate::config::{ClusterStatus, RaftServer};
 use crate::error::{Error, Result};
 use crate::replica::Replica;
 use crate::rpc::{Peer, RpcError};
 use log_store::LogStore;
 use network::{Network, PeerPool};
+pub(crate) use service::ClientHandler;
 use service::RaftService;
 use snapshot_store::SnapshotStore;
 use state_machine::StateMachine;
@@ -151,15 +154,10 @@ pub(crate) struct RaftNode {
 }
 
 impl RaftNode {
-    /// Opens storage, restores the newest snapshot, starts Raft and serves `rpc_listener`.
+    /// Opens storage, restores the newest snapshot and starts Raft.
     ///
-    /// Returns the node and the replica it applies to. The RPC service runs on `tasks` until `shutdown`.
-    pub(crate) async fn start(
-        config: NodeConfig<'_>,
-        rpc_listener: tokio::net::TcpListener,
-        tasks: &TaskTracker,
-        shutdown: CancellationToken,
-    ) -> Result<(RaftNode, Arc<Replica>)> {
+    /// Returns the node and the replica it applies to. Peers reach it once `serve` runs.
+    pub(crate) async fn start(config: NodeConfig<'_>) -> Result<(RaftNode, Arc<Replica>)> {
         if let Some(dir) = config.data_dir {
             std::fs::create_dir_all(dir)?;
         }
@@ -174,10 +172,6 @@ impl RaftNode {
             .map_err(|e| Error::Fatal(e.to_string()))?;
 
         let last_contact = Arc::new(Mutex::new(Instant::now()));
-        let service = Arc::new(RaftService::new(raft.clone(), last_contact.clone()));
-        let rpc_shutdown = shutdown.clone();
-        tasks.spawn(async move { crate::rpc::serve(rpc_listener, service, rpc_shutdown).await });
-
         let node = RaftNode {
             raft,
             node_id: config.node_id,
@@ -187,6 +181,21 @@ impl RaftNode {
             log_closed: tokio::sync::Mutex::new(Some(log_closed)),
         };
         Ok((node, replica))
+    }
+
+    /// Serves the RPC on `listener` until `shutdown`, as a task on `tasks`: Raft messages go to
+    /// openraft, client agents' requests to `clients`.
+    ///
+    /// Separate from `start` because `clients` is the server, which is built around this node.
+    pub(crate) fn serve<C: ClientHandler>(
+        &self,
+        listener: tokio::net::TcpListener,
+        clients: Arc<C>,
+        tasks: &TaskTracker,
+        shutdown: CancellationToken,
+    ) {
+        let service = Arc::new(RaftService::new(self.raft.clone(), self.last_contact.clone(), clients));
+        tasks.spawn(async move { crate::rpc::serve(listener, service, shutdown).await });
     }
 
     /// Forms a new cluster from `members` (id → RPC address). A no-op if this node already has a log.
@@ -280,6 +289,32 @@ impl RaftNode {
     pub(crate) fn voter_addrs(&self) -> Vec<SocketAddr> {
         self.with_metrics(|metrics| {
             metrics.membership_config.voter_ids().filter_map(|id| node_addr(metrics, id)).collect()
+        })
+    }
+
+    /// This node's view of the cluster: leader, membership, log and apply progress.
+    pub(crate) fn status(&self) -> ClusterStatus {
+        self.with_metrics(|metrics| {
+            let membership = metrics.membership_config.membership();
+            let voters: BTreeSet<u64> = membership.voter_ids().collect();
+            let servers = membership
+                .nodes()
+                .filter_map(|(id, node)| {
+                    let addr = node.addr.parse().ok()?;
+                    Some(RaftServer { id: *id, addr, voter: voters.contains(id) })
+                })
+                .collect();
+            ClusterStatus {
+                id: self.node_id,
+                addr: self.rpc_advertise,
+                leader: metrics.current_leader.and_then(|id| node_addr(metrics, id)),
+                servers,
+                last_log_index: metrics.last_log_index.unwrap_or(0),
+                applied_index: metrics.last_applied.as_ref().map_or(0, |id| id.index()),
+                // openraft's own test (`Raft::is_initialized`): a log, or a vote from a term past the
+                // first, which only a member of a formed cluster can have caused.
+                initialized: metrics.last_log_index.is_some() || metrics.current_term != 0,
+            }
         })
     }
 
@@ -382,9 +417,11 @@ impl Response {
                     None => Err(Error::NoLeader),
                 }
             }
-            Response::Error(WireError::Fatal(message) | WireError::BadRequest(message)) => {
-                Err(Error::Rpc { addr: from, message })
-            }
+            Response::Error(WireError::Rejected(why)) => Err(Error::Rejected(why)),
+            Response::Error(WireError::Indeterminate(why)) => Err(Error::Indeterminate(why)),
+            Response::Error(
+                WireError::Fatal(message) | WireError::BadRequest(message) | WireError::Unavailable(message),
+            ) => Err(Error::Rpc { addr: from, message }),
             other => Ok(other),
         }
     }

@@ -1,4 +1,5 @@
-//! `Server`: the crate's entry point. Starts the Raft node and answers writes, reads and blocking queries.
+//! `Server`: the crate's entry point. Starts the Raft node and answers writes, reads and blocking queries,
+//! for its own agent in process and for client agents over the RPC (`raft::ClientHandler`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -6,14 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use roster_kv::{Command, CommandResult, State, WatchKey};
+use roster_kv::{Answer, Command, CommandResult, Query, State, WatchKey};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, Consistency, ReadMeta};
+use crate::config::{ClusterStatus, Config, Consistency, ReadMeta};
 use crate::error::{Error, Result};
-use crate::raft::{NodeConfig, RaftNode};
+use crate::raft::{ClientHandler, NodeConfig, RaftNode};
 use crate::replica::Replica;
 
 /// How long a write or read waits for a leader (an election, a forward retry) before `NoLeader`.
@@ -24,8 +25,13 @@ const LEADER_HOLD: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Server {
     inner: Arc<Inner>,
+    /// Cancels the background tasks when the last `Server` clone is dropped. Not in `Inner`: the
+    /// RPC service holds an `Inner` for as long as it runs, and would otherwise keep itself running.
+    _cancel_on_drop: Arc<DropGuard>,
 }
 
+/// The server's shared core: everything a request needs, shared with the RPC service that serves
+/// client agents.
 struct Inner {
     /// The Raft participant.
     node: RaftNode,
@@ -41,8 +47,6 @@ struct Inner {
     cancel: CancellationToken,
     /// Set by the first `shutdown`, so later calls return at once.
     stopped: AtomicBool,
-    /// Cancels the background tasks when the last `Server` clone is dropped.
-    _cancel_on_drop: DropGuard,
 }
 
 impl Server {
@@ -57,36 +61,54 @@ impl Server {
             data_dir: config.data_dir.as_deref(),
             rpc_advertise: config.rpc_advertise,
         };
-        let (node, replica) = RaftNode::start(node_config, config.rpc_listener, &tasks, cancel.clone()).await?;
-        if config.bootstrap {
-            node.initialize(&[(config.node_id, config.rpc_advertise)]).await?;
-        }
-        tracing::info!(node_id = config.node_id, rpc = %config.rpc_advertise, "raft server started");
-        let inner = Inner {
+        let (node, replica) = RaftNode::start(node_config).await?;
+        let inner = Arc::new(Inner {
             node,
             replica,
             node_id: config.node_id,
             rpc_advertise: config.rpc_advertise,
             tasks,
-            _cancel_on_drop: cancel.clone().drop_guard(),
-            cancel,
+            cancel: cancel.clone(),
             stopped: AtomicBool::new(false),
-        };
-        Ok(Server { inner: Arc::new(inner) })
+        });
+        inner.node.serve(config.rpc_listener, inner.clone(), &inner.tasks, cancel.clone());
+        let server = Server { inner, _cancel_on_drop: Arc::new(cancel.drop_guard()) };
+        if config.bootstrap {
+            server.inner.node.initialize(&[(config.node_id, config.rpc_advertise)]).await?;
+        }
+        tracing::info!(node_id = config.node_id, rpc = %config.rpc_advertise, "raft server started");
+        Ok(server)
     }
 
     /// Proposes `cmd` (forwarding it to the leader if need be) and returns its result once it is
     /// durable on a quorum and applied.
     pub async fn write(&self, cmd: Command) -> Result<CommandResult> {
-        let (result, _index) = self.with_leader(|| self.inner.node.write(cmd.clone())).await?;
-        Ok(result)
+        self.inner.write(cmd).await
     }
 
     /// Runs `f` on the applied state after the barrier `consistency` asks for.
     pub async fn read<T>(&self, consistency: Consistency, f: impl FnOnce(&State) -> T) -> Result<(T, ReadMeta)> {
-        self.barrier(consistency).await?;
-        let value = self.inner.replica.read(f);
-        Ok((value, self.read_meta()))
+        self.inner.read(consistency, f).await
+    }
+
+    /// Evaluates `query` after the barrier `consistency` asks for; with `min_index > 0`, blocks as
+    /// `blocking_read` does on the query's watch keys until its index exceeds `min_index` or `wait` passes.
+    ///
+    /// This is what client agents' reads run on the server they reach, so both answer alike.
+    pub async fn query(
+        &self,
+        consistency: Consistency,
+        min_index: u64,
+        wait: Duration,
+        query: &Query,
+    ) -> Result<(Answer, u64, ReadMeta)> {
+        self.inner.query(consistency, min_index, wait, query).await
+    }
+
+    /// This server's view of the cluster: the leader, the Raft membership, log and apply progress,
+    /// and whether it belongs to a cluster yet.
+    pub async fn status(&self) -> Result<ClusterStatus> {
+        self.inner.status()
     }
 
     /// Reads this server's applied state as it is, with no barrier and no leader information: the cheapest read, for callers such as DNS that serve stale data by design and answer many small queries.
@@ -106,27 +128,7 @@ impl Server {
         keys: Vec<WatchKey>,
         f: impl Fn(&State) -> (T, u64),
     ) -> Result<(T, u64, ReadMeta)> {
-        self.barrier(consistency).await?;
-        let replica = &self.inner.replica;
-        let deadline = Instant::now() + wait;
-        let mut resets = replica.subscribe_resets();
-        let mut timed_out = min_index == 0;
-        loop {
-            // Register before evaluating: a write landing in between still fires this waiter.
-            let mut waiter = replica.register(keys.clone());
-            resets.borrow_and_update();
-            let (value, index) = replica.read(&f);
-            if index > min_index || timed_out {
-                return Ok((value, index, self.read_meta()));
-            }
-            tokio::select! {
-                _ = &mut waiter.fired => {}
-                // A snapshot install replaced the whole state: re-evaluate whatever the keys.
-                _ = resets.changed() => {}
-                _ = tokio::time::sleep_until(deadline) => timed_out = true,
-            }
-            // `waiter` drops here, unregistering itself if it did not fire.
-        }
+        self.inner.blocking_read(consistency, min_index, wait, keys, f).await
     }
 
     /// The RPC address of the current leader, if one is known.
@@ -204,9 +206,75 @@ impl Server {
     pub(crate) async fn purge_log(&self, upto: u64) -> Result<()> {
         self.inner.node.purge_log(upto).await
     }
+}
+
+impl Inner {
+    async fn write(&self, cmd: Command) -> Result<CommandResult> {
+        let (result, _index) = self.with_leader(|| self.node.write(cmd.clone())).await?;
+        Ok(result)
+    }
+
+    async fn read<T>(&self, consistency: Consistency, f: impl FnOnce(&State) -> T) -> Result<(T, ReadMeta)> {
+        self.barrier(consistency).await?;
+        let value = self.replica.read(f);
+        Ok((value, self.read_meta()))
+    }
+
+    async fn query(
+        &self,
+        consistency: Consistency,
+        min_index: u64,
+        wait: Duration,
+        query: &Query,
+    ) -> Result<(Answer, u64, ReadMeta)> {
+        if min_index == 0 {
+            // Nothing to wait for: skip registering a waiter.
+            let ((answer, index), meta) = self.read(consistency, |state| query.eval(state)).await?;
+            return Ok((answer, index, meta));
+        }
+        self.blocking_read(consistency, min_index, wait, query.watch_keys(), |state| query.eval(state)).await
+    }
+
+    fn status(&self) -> Result<ClusterStatus> {
+        if self.stopped.load(Ordering::SeqCst) {
+            return Err(Error::Shutdown);
+        }
+        Ok(self.node.status())
+    }
+
+    async fn blocking_read<T>(
+        &self,
+        consistency: Consistency,
+        min_index: u64,
+        wait: Duration,
+        keys: Vec<WatchKey>,
+        f: impl Fn(&State) -> (T, u64),
+    ) -> Result<(T, u64, ReadMeta)> {
+        self.barrier(consistency).await?;
+        let replica = &self.replica;
+        let deadline = Instant::now() + wait;
+        let mut resets = replica.subscribe_resets();
+        let mut timed_out = min_index == 0;
+        loop {
+            // Register before evaluating: a write landing in between still fires this waiter.
+            let mut waiter = replica.register(keys.clone());
+            resets.borrow_and_update();
+            let (value, index) = replica.read(&f);
+            if index > min_index || timed_out {
+                return Ok((value, index, self.read_meta()));
+            }
+            tokio::select! {
+                _ = &mut waiter.fired => {}
+                // A snapshot install replaced the whole state: re-evaluate whatever the keys.
+                _ = resets.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => timed_out = true,
+            }
+            // `waiter` drops here, unregistering itself if it did not fire.
+        }
+    }
 
     async fn barrier(&self, consistency: Consistency) -> Result<()> {
-        self.with_leader(|| self.inner.node.read_barrier(consistency, &self.inner.replica)).await
+        self.with_leader(|| self.node.read_barrier(consistency, &self.replica)).await
     }
 
     /// Runs `op`, retrying while there is no leader (or the one we knew moved) for up to `LEADER_HOLD`.
@@ -219,14 +287,14 @@ impl Server {
     {
         let deadline = Instant::now() + LEADER_HOLD;
         loop {
-            if self.inner.stopped.load(Ordering::SeqCst) {
+            if self.stopped.load(Ordering::SeqCst) {
                 return Err(Error::Shutdown);
             }
             match op().await {
                 Err(Error::NoLeader | Error::NotLeader { .. }) if Instant::now() < deadline => {
                     let remaining = deadline.saturating_duration_since(Instant::now());
                     // Wait for an election to finish, and pace retries while a leader settles in.
-                    let _ = self.inner.node.wait_for_leader(remaining).await;
+                    let _ = self.node.wait_for_leader(remaining).await;
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 res => return res,
@@ -235,12 +303,29 @@ impl Server {
     }
 
     fn read_meta(&self) -> ReadMeta {
-        ReadMeta {
-            known_leader: self.inner.node.leader_addr().is_some(),
-            last_contact_ms: self.inner.node.last_contact_ms(),
-        }
+        ReadMeta { known_leader: self.node.leader_addr().is_some(), last_contact_ms: self.node.last_contact_ms() }
+    }
+}
+
+impl ClientHandler for Inner {
+    async fn query(
+        &self,
+        consistency: Consistency,
+        min_index: u64,
+        wait: Duration,
+        query: &Query,
+    ) -> Result<(Answer, u64, ReadMeta)> {
+        Inner::query(self, consistency, min_index, wait, query).await
+    }
+
+    async fn write(&self, cmd: Command) -> Result<CommandResult> {
+        Inner::write(self, cmd).await
+    }
+
+    async fn status(&self) -> Result<ClusterStatus> {
+        Inner::status(self)
     }
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -8,14 +8,14 @@ use std::collections::BTreeMap;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, Uri};
-use roster_kv::{Node, WatchKey};
-use roster_server::Consistency;
+use roster_kv::{Answer, Node, Query as StateQuery, Service};
+use roster_server::{Consistency, ReadMeta};
 use serde_json::{Value, json};
 
 use super::input::{Obj, parse_object};
 use super::query::{Query, ReadOpts};
 use super::reply::{ApiError, ApiResult, empty_ok, local_reply, read_reply};
-use super::{Api, definition, output, read};
+use super::{Api, definition, output, read, unexpected};
 
 /// The version string version-gated Consul clients see.
 pub const CONSUL_COMPAT_VERSION: &str = "1.22.0";
@@ -34,34 +34,29 @@ fn local(api: &Api, q: &Query) -> Result<ReadOpts, ApiError> {
 pub async fn services(State(api): State<Api>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = local(&api, &q)?;
-    let (node, dc) = (api.info.node_name.clone(), api.info.datacenter.clone());
-    let (body, index, meta) = read(&api, &opts, vec![WatchKey::Node(node.clone())], move |s| {
-        let (services, index) = s.node_services(&node);
-        let map: BTreeMap<&str, Value> = services
-            .into_iter()
-            .filter(|svc| svc.id != CLUSTER_SERVICE)
-            .map(|svc| (svc.id.as_str(), output::agent_service(svc, &dc)))
-            .collect();
-        (json!(map), index)
-    })
-    .await?;
-    Ok(read_reply(&body, index, meta))
+    let (services, index, meta) = own_services(&api, &opts).await?;
+    let map: BTreeMap<&str, Value> = services
+        .iter()
+        .filter(|svc| svc.id != CLUSTER_SERVICE)
+        .map(|svc| (svc.id.as_str(), output::agent_service(svc, &api.info.datacenter)))
+        .collect();
+    Ok(read_reply(&json!(map), index, meta))
+}
+
+/// This node's service instances as the catalog holds them.
+async fn own_services(api: &Api, opts: &ReadOpts) -> Result<(Vec<Service>, u64, ReadMeta), ApiError> {
+    let query = StateQuery::NodeServices { name: api.info.node_name.clone() };
+    let (answer, index, meta) = read(api, opts, &query).await?;
+    let Answer::NodeServices { services, .. } = answer else { return Err(unexpected()) };
+    Ok((services, index, meta))
 }
 
 pub async fn service(State(api): State<Api>, Path(id): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = local(&api, &q)?;
-    let (node, dc) = (api.info.node_name.clone(), api.info.datacenter.clone());
-    let lookup = id.clone();
-    let (found, index, meta) = read(&api, &opts, vec![WatchKey::Node(node.clone())], move |s| {
-        let found = s
-            .service(&node, &lookup)
-            .filter(|svc| svc.id != CLUSTER_SERVICE)
-            .map(|svc| output::agent_service(svc, &dc));
-        (found, s.node(&node).1)
-    })
-    .await?;
-    let Some(mut body) = found else {
+    let (services, index, meta) = own_services(&api, &opts).await?;
+    let found = services.iter().find(|svc| svc.id == id && svc.id != CLUSTER_SERVICE);
+    let Some(mut body) = found.map(|svc| output::agent_service(svc, &api.info.datacenter)) else {
         return Err(ApiError::not_found(format!("unknown service ID: {id}")));
     };
     let hash = content_hash(&body);
@@ -85,18 +80,12 @@ fn content_hash(body: &Value) -> String {
 pub async fn checks(State(api): State<Api>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = local(&api, &q)?;
-    let node = api.info.node_name.clone();
-    let (body, index, meta) = read(&api, &opts, vec![WatchKey::Node(node.clone())], move |s| {
-        let (checks, index) = s.node_checks(&node);
-        let map: BTreeMap<&str, Value> = checks
-            .into_iter()
-            .filter(|c| c.check_id != GOSSIP_CHECK)
-            .map(|c| (c.check_id.as_str(), output::check(c)))
-            .collect();
-        (json!(map), index)
-    })
-    .await?;
-    Ok(read_reply(&body, index, meta))
+    let query = StateQuery::NodeChecks { name: api.info.node_name.clone() };
+    let (answer, index, meta) = read(&api, &opts, &query).await?;
+    let Answer::Checks(checks) = answer else { return Err(unexpected()) };
+    let map: BTreeMap<&str, Value> =
+        checks.iter().filter(|c| c.check_id != GOSSIP_CHECK).map(|c| (c.check_id.as_str(), output::check(c))).collect();
+    Ok(read_reply(&json!(map), index, meta))
 }
 
 pub async fn register(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResult {
@@ -187,7 +176,16 @@ pub async fn members(State(api): State<Api>, uri: Uri) -> ApiResult {
 
 pub async fn self_(State(api): State<Api>) -> ApiResult {
     let info = &api.info;
-    let leader = api.server.leader_addr().map(|a| a.to_string()).unwrap_or_default();
+    // The agent describes itself even when no server answers; the leader is then unknown.
+    let leader_addr = match api.backend.status().await {
+        Ok(status) => status.leader,
+        Err(err) => {
+            tracing::debug!("agent/self without cluster status: {err}");
+            None
+        }
+    };
+    let is_leader = leader_addr.is_some() && api.backend.server().is_some_and(|server| server.is_leader());
+    let leader = leader_addr.map(|a| a.to_string()).unwrap_or_default();
     let body = json!({
         "Config": {
             "Datacenter": info.datacenter,
@@ -211,7 +209,7 @@ pub async fn self_(State(api): State<Api>) -> ApiResult {
         "Stats": {
             "consul": {
                 "server": info.server.to_string(),
-                "leader": (api.server.leader_addr().is_some() && api.server.is_leader()).to_string(),
+                "leader": is_leader.to_string(),
                 "leader_addr": leader,
                 "known_datacenters": "1",
             },

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::Uri;
-use roster_kv::{Command, CommandResult, Node, Registration, Table, WatchKey};
+use roster_kv::{Answer, Command, CommandResult, Node, Query as StateQuery, Registration};
 use serde_json::{Value, json};
 
 use super::input::{Obj, parse_object};
 use super::query::Query;
 use super::reply::{ApiError, ApiResult, bool_reply, local_reply, read_reply};
-use super::{Api, definition, output, read, write};
+use super::{Api, definition, output, read, unexpected, write};
 
 pub async fn datacenters(State(api): State<Api>) -> ApiResult {
     local_reply(&api, &json!([api.info.datacenter])).await
@@ -20,75 +20,57 @@ pub async fn datacenters(State(api): State<Api>) -> ApiResult {
 pub async fn nodes(State(api): State<Api>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
-    let (body, index, meta) = read(&api, &opts, vec![WatchKey::Table(Table::Nodes)], |s| {
-        let (nodes, index) = s.nodes();
-        (Value::Array(nodes.into_iter().map(output::node).collect()), index)
-    })
-    .await?;
-    Ok(read_reply(&body, index, meta))
+    let (answer, index, meta) = read(&api, &opts, &StateQuery::Nodes).await?;
+    let Answer::Nodes(nodes) = answer else { return Err(unexpected()) };
+    Ok(read_reply(&Value::Array(nodes.iter().map(output::node).collect()), index, meta))
 }
 
 pub async fn services(State(api): State<Api>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
-    let (body, index, meta) = read(&api, &opts, vec![WatchKey::Table(Table::Services)], |s| {
-        let (names, index) = s.service_names();
-        (json!(names), index)
-    })
-    .await?;
-    Ok(read_reply(&body, index, meta))
+    let (answer, index, meta) = read(&api, &opts, &StateQuery::Services).await?;
+    let Answer::ServiceTags(names) = answer else { return Err(unexpected()) };
+    Ok(read_reply(&names, index, meta))
 }
 
 pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
-    let tags = q.all("tag");
-    let (body, index, meta) = read(&api, &opts, vec![WatchKey::Service(name.clone())], move |s| {
-        let (instances, index) = s.service_instances(&name, &tags);
-        (Value::Array(instances.into_iter().map(|(n, svc)| output::catalog_service(n, svc)).collect()), index)
-    })
-    .await?;
+    let query = StateQuery::ServiceNodes { name, tags: q.all("tag") };
+    let (answer, index, meta) = read(&api, &opts, &query).await?;
+    let Answer::ServiceNodes(instances) = answer else { return Err(unexpected()) };
+    let body = Value::Array(instances.iter().map(|(n, svc)| output::catalog_service(n, svc)).collect());
     Ok(read_reply(&body, index, meta))
 }
 
 pub async fn node(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
-    let (body, index, meta) = read(&api, &opts, vec![WatchKey::Node(name.clone())], move |s| {
-        let (node, index) = s.node(&name);
-        let body = match node {
-            None => Value::Null,
-            Some(n) => {
-                let services: BTreeMap<&str, Value> = s
-                    .node_services(&name)
-                    .0
-                    .into_iter()
-                    .map(|svc| (svc.id.as_str(), output::node_service(svc)))
-                    .collect();
-                json!({"Node": output::node(n), "Services": services})
-            }
-        };
-        (body, index)
-    })
-    .await?;
+    let (answer, index, meta) = read(&api, &opts, &StateQuery::NodeServices { name }).await?;
+    let Answer::NodeServices { node, services } = answer else { return Err(unexpected()) };
+    let body = match node {
+        None => Value::Null,
+        Some(n) => {
+            let services: BTreeMap<&str, Value> =
+                services.iter().map(|svc| (svc.id.as_str(), output::node_service(svc))).collect();
+            json!({"Node": output::node(&n), "Services": services})
+        }
+    };
     Ok(read_reply(&body, index, meta))
 }
 
 pub async fn node_services(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
-    let (body, index, meta) = read(&api, &opts, vec![WatchKey::Node(name.clone())], move |s| {
-        let (node, index) = s.node(&name);
-        let body = match node {
-            None => json!({"Node": null, "Services": []}),
-            Some(n) => {
-                let services: Vec<Value> = s.node_services(&name).0.into_iter().map(output::node_service).collect();
-                json!({"Node": output::node(n), "Services": services})
-            }
-        };
-        (body, index)
-    })
-    .await?;
+    let (answer, index, meta) = read(&api, &opts, &StateQuery::NodeServices { name }).await?;
+    let Answer::NodeServices { node, services } = answer else { return Err(unexpected()) };
+    let body = match node {
+        None => json!({"Node": null, "Services": []}),
+        Some(n) => {
+            let services: Vec<Value> = services.iter().map(output::node_service).collect();
+            json!({"Node": output::node(&n), "Services": services})
+        }
+    };
     Ok(read_reply(&body, index, meta))
 }
 

@@ -2,45 +2,32 @@
 
 use axum::extract::{Path, State};
 use axum::http::Uri;
-use roster_kv::{CheckStatus, Table, WatchKey};
+use roster_kv::{Answer, CheckStatus, Query as StateQuery, Table};
 use serde_json::Value;
 
-use super::query::Query;
+use super::query::{Query, ReadOpts};
 use super::reply::{ApiError, ApiResult, read_reply};
-use super::{Api, output, read};
+use super::{Api, output, read, unexpected};
 
 pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
-    let (tags, passing) = (q.all("tag"), q.flag("passing"));
-    let (body, index, meta) = read(&api, &opts, vec![WatchKey::Service(name.clone())], move |s| {
-        let (entries, index) = s.service_health(&name, &tags, passing);
-        (Value::Array(entries.iter().map(output::health_entry).collect()), index)
-    })
-    .await?;
-    Ok(read_reply(&body, index, meta))
+    let query = StateQuery::ServiceHealth { name, tags: q.all("tag"), passing: q.flag("passing") };
+    let (answer, index, meta) = read(&api, &opts, &query).await?;
+    let Answer::Health(entries) = answer else { return Err(unexpected()) };
+    Ok(read_reply(&Value::Array(entries.iter().map(output::health_entry).collect()), index, meta))
 }
 
 pub async fn checks(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
-    let (body, index, meta) = read(&api, &opts, vec![WatchKey::Service(name.clone())], move |s| {
-        let (checks, index) = s.service_checks(&name);
-        (Value::Array(checks.into_iter().map(output::check).collect()), index)
-    })
-    .await?;
-    Ok(read_reply(&body, index, meta))
+    checks_reply(&api, &opts, &StateQuery::ServiceChecks { name }).await
 }
 
 pub async fn node(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
-    let (body, index, meta) = read(&api, &opts, vec![WatchKey::Node(name.clone())], move |s| {
-        let (checks, index) = s.node_checks(&name);
-        (Value::Array(checks.into_iter().map(output::check).collect()), index)
-    })
-    .await?;
-    Ok(read_reply(&body, index, meta))
+    checks_reply(&api, &opts, &StateQuery::NodeChecks { name }).await
 }
 
 pub async fn state(State(api): State<Api>, Path(state): Path<String>, uri: Uri) -> ApiResult {
@@ -52,18 +39,20 @@ pub async fn state(State(api): State<Api>, Path(state): Path<String>, uri: Uri) 
             ApiError::bad_request(format!("Invalid check state {other:?}: use any, passing, warning or critical"))
         })?),
     };
-    let (body, index, meta) = read(&api, &opts, vec![WatchKey::Table(Table::Checks)], move |s| {
-        let (checks, index) = s.checks_in_state(status);
-        (Value::Array(checks.into_iter().map(output::check).collect()), index)
-    })
-    .await?;
-    Ok(read_reply(&body, index, meta))
+    checks_reply(&api, &opts, &StateQuery::ChecksInState { state: status }).await
+}
+
+/// A read of a list of checks, as the checks endpoints answer it.
+async fn checks_reply(api: &Api, opts: &ReadOpts, query: &StateQuery) -> ApiResult {
+    let (answer, index, meta) = read(api, opts, query).await?;
+    let Answer::Checks(checks) = answer else { return Err(unexpected()) };
+    Ok(read_reply(&Value::Array(checks.iter().map(output::check).collect()), index, meta))
 }
 
 /// Connect and ingress views: roster has no service mesh, so every service has no such instances.
 pub async fn empty(State(api): State<Api>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
-    let ((), index, meta) = read(&api, &opts, vec![], |s| ((), s.table(Table::Services))).await?;
+    let (_, index, meta) = read(&api, &opts, &StateQuery::TableIndex(Table::Services)).await?;
     Ok(read_reply(&Value::Array(Vec::new()), index, meta))
 }

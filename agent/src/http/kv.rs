@@ -5,12 +5,12 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::IntoResponse;
 use percent_encoding::percent_decode_str;
-use roster_kv::{Command, CommandResult, MAX_VALUE_SIZE, WatchKey};
+use roster_kv::{Answer, Command, CommandResult, MAX_VALUE_SIZE, Query as StateQuery};
 
 use super::output::KvOut;
 use super::query::Query;
 use super::reply::{ApiError, ApiResult, bool_reply, read_headers, read_not_found};
-use super::{Api, read, write};
+use super::{Api, read, unexpected, write};
 
 /// The key is everything after `/v1/kv/`, percent-decoded; its `/`s are part of it.
 fn key_of(uri: &Uri) -> String {
@@ -19,7 +19,7 @@ fn key_of(uri: &Uri) -> String {
     percent_decode_str(raw).decode_utf8_lossy().into_owned()
 }
 
-/// What a KV read found, encoded while the state was locked.
+/// What a KV read found, encoded for the reply.
 enum Found {
     Json(Vec<u8>),
     Raw(Vec<u8>),
@@ -30,29 +30,23 @@ pub async fn get(State(api): State<Api>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
     let key = key_of(&uri);
-    let (found, index, meta) = if q.flag("keys") {
-        let separator = q.get("separator").map(str::to_owned);
-        let watch = vec![WatchKey::Prefix(key.clone())];
-        read(&api, &opts, watch, move |s| {
-            let (keys, index) = s.kv_keys(&key, separator.as_deref());
-            (if keys.is_empty() { Found::Nothing } else { json(&keys) }, index)
-        })
-        .await?
+    let query = if q.flag("keys") {
+        StateQuery::KvKeys { prefix: key, separator: q.get("separator").map(str::to_owned) }
     } else if q.flag("recurse") {
-        read(&api, &opts, vec![WatchKey::Prefix(key.clone())], move |s| {
-            let (entries, index) = s.kv_list(&key);
-            let out: Vec<KvOut<'_>> = entries.into_iter().map(KvOut::from).collect();
-            (if out.is_empty() { Found::Nothing } else { json(&out) }, index)
-        })
-        .await?
+        StateQuery::KvList { prefix: key }
     } else {
-        let raw = q.flag("raw");
-        read(&api, &opts, vec![WatchKey::Key(key.clone())], move |s| match s.kv_get(&key) {
-            (Some(entry), index) if raw => (Found::Raw(entry.value.clone()), index),
-            (Some(entry), index) => (json(&[KvOut::from(entry)]), index),
-            (None, index) => (Found::Nothing, index),
-        })
-        .await?
+        StateQuery::KvGet { key }
+    };
+    let (answer, index, meta) = read(&api, &opts, &query).await?;
+    let found = match answer {
+        Answer::Keys(keys) if keys.is_empty() => Found::Nothing,
+        Answer::Keys(keys) => json(&keys),
+        Answer::Entries(entries) if entries.is_empty() => Found::Nothing,
+        Answer::Entries(entries) => json(&entries.iter().map(KvOut::from).collect::<Vec<_>>()),
+        Answer::Entry(Some(entry)) if q.flag("raw") => Found::Raw(entry.value),
+        Answer::Entry(Some(entry)) => json(&[KvOut::from(&entry)]),
+        Answer::Entry(None) => Found::Nothing,
+        _ => return Err(unexpected()),
     };
     Ok(match found {
         Found::Json(bytes) => {

@@ -3,7 +3,7 @@
 //! Field casing is exact and some fields appear only when set (`Kind`, `TaggedAddresses`, `SocketPath`, `Proxy`, `Connect` on the agent view), because clients such as Nomad compare what they registered with what they read back.
 
 use base64::Engine;
-use roster_kv::{HealthCheck, HealthEntry, KvEntry, Node, Service};
+use roster_kv::{HealthCheck, KvEntry, Node, Service, ServiceEntry};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -196,10 +196,10 @@ pub fn check(c: &HealthCheck) -> Value {
 }
 
 /// One row of `/v1/health/service/:name`.
-pub fn health_entry(e: &HealthEntry<'_>) -> Value {
+pub fn health_entry(e: &ServiceEntry) -> Value {
     json!({
-        "Node": node(e.node),
-        "Service": node_service(e.service),
-        "Checks": e.checks.iter().map(|c| check(c)).collect::<Vec<_>>(),
+        "Node": node(&e.node),
+        "Service": node_service(&e.service),
+        "Checks": e.checks.iter().map(check).collect::<Vec<_>>(),
     })
 }

@@ -2,9 +2,12 @@
 //!
 //! The Go client refuses a read without `X-Consul-LastContact` and py-consul one without `X-Consul-Index`, so every read path, 404s included, goes through `read_reply` or `read_not_found`.
 
+use std::time::Duration;
+
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use roster_server::ReadMeta;
+use roster_kv::Query;
+use roster_server::{Consistency, ReadMeta};
 use serde::Serialize;
 
 /// An error answer: a status and the text Consul would send.
@@ -104,6 +107,14 @@ pub async fn method_not_allowed(method: Method) -> ApiError {
 
 /// A JSON reply for endpoints that read agent or cluster facts rather than the state (status, self, members): they still carry the read headers, with the state's latest index, because clients parse them on every read.
 pub async fn local_reply<T: Serialize>(api: &super::Api, body: &T) -> ApiResult {
-    let (index, meta) = api.server.read(roster_server::Consistency::Stale, |s| s.max_index()).await?;
+    let max_index = api.backend.query(Consistency::Stale, 0, Duration::ZERO, &Query::MaxIndex).await;
+    let (index, meta) = match max_index {
+        Ok((_, index, meta)) => (index, meta),
+        // These endpoints describe the agent, which answers even when no server can be reached (a client agent that has not found one yet), as Consul's does.
+        Err(err) => {
+            tracing::debug!("no index for an agent reply: {err}");
+            (1, ReadMeta { known_leader: false, last_contact_ms: 0 })
+        }
+    };
     Ok(read_reply(body, index, meta))
 }

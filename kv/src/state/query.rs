@@ -134,6 +134,19 @@ impl State {
         at_least_one(self.index)
     }
 
+    /// The catalog's spelling of a service name: `asked` itself when registered, else the first name (in order) equal to it ignoring ASCII case.
+    pub(crate) fn resolve_service_name(&self, asked: &str) -> Option<&str> {
+        if let Some((name, _)) = self.service_names.get_key_value(asked) {
+            return Some(name);
+        }
+        self.service_names.keys().find(|name| name.eq_ignore_ascii_case(asked)).map(String::as_str)
+    }
+
+    /// Every registered service name, in order.
+    pub(crate) fn service_name_list(&self) -> impl Iterator<Item = &str> {
+        self.service_names.keys().map(String::as_str)
+    }
+
     fn node_change(&self, node: &str) -> u64 {
         at_least_one(self.node_index.get(node).copied().unwrap_or(0))
     }

@@ -7,11 +7,11 @@ use crate::Registration;
 use crate::model::Weights;
 use crate::watch::WatchKey;
 
-fn set(key: &str, value: &str) -> Command {
+pub(crate) fn set(key: &str, value: &str) -> Command {
     Command::KvSet { key: key.into(), value: value.as_bytes().to_vec(), flags: 0 }
 }
 
-fn node(name: &str) -> Node {
+pub(crate) fn node(name: &str) -> Node {
     Node {
         id: format!("id-{name}"),
         node: name.into(),
@@ -21,7 +21,7 @@ fn node(name: &str) -> Node {
     }
 }
 
-fn service(id: &str, name: &str, tags: &[&str]) -> Service {
+pub(crate) fn service(id: &str, name: &str, tags: &[&str]) -> Service {
     Service {
         id: id.into(),
         service: name.into(),
@@ -32,7 +32,7 @@ fn service(id: &str, name: &str, tags: &[&str]) -> Service {
     }
 }
 
-fn check(id: &str, service_id: &str, status: CheckStatus) -> HealthCheck {
+pub(crate) fn check(id: &str, service_id: &str, status: CheckStatus) -> HealthCheck {
     HealthCheck {
         node: String::new(),
         check_id: id.into(),
@@ -52,12 +52,12 @@ fn check(id: &str, service_id: &str, status: CheckStatus) -> HealthCheck {
     }
 }
 
-fn register(node_name: &str, svc: Option<Service>, checks: Vec<HealthCheck>) -> Command {
+pub(crate) fn register(node_name: &str, svc: Option<Service>, checks: Vec<HealthCheck>) -> Command {
     Command::Register(Box::new(Registration { node: node(node_name), skip_node_update: false, service: svc, checks }))
 }
 
 /// Applies commands at indexes 1, 2, ... and returns the state and each result.
-fn run(cmds: &[Command]) -> (State, Vec<CommandResult>) {
+pub(crate) fn run(cmds: &[Command]) -> (State, Vec<CommandResult>) {
     let mut state = State::new();
     let results = cmds.iter().enumerate().map(|(i, c)| state.apply(i as u64 + 1, c).0).collect();
     (state, results)
@@ -278,7 +278,7 @@ fn snapshot_rejects_foreign_bytes() {
 
 // ---- properties ----
 
-fn arb_command() -> impl Strategy<Value = Command> {
+pub(crate) fn arb_command() -> impl Strategy<Value = Command> {
     let key = prop::sample::select(vec!["a", "a/b", "a/c", "b", "b/a", "ab", ""]).prop_map(String::from);
     let name = prop::sample::select(vec!["web", "db", "cache"]).prop_map(String::from);
     let node_name = prop::sample::select(vec!["n1", "n2"]).prop_map(String::from);

@@ -1,27 +1,56 @@
-//! The inbound side of the RPC: decodes a request, hands it to openraft (or proposes a forwarded write), encodes the answer.
+//! The inbound side of the RPC: decodes a request, hands it to openraft (or proposes a forwarded write, or passes a client agent's request to the server), encodes the answer.
+//!
+//! The transport runs every request of a connection as its own task, so a client's blocking query parked here for minutes holds up neither heartbeats nor other requests.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use openraft::errors::{ClientWriteError, RaftError};
 use openraft::raft::AppendEntriesResponse;
+use roster_kv::{Answer, Command, CommandResult, Query};
 use tokio::time::Instant;
 
 use super::wire::{Request, Response, WireError};
 use super::{Raft, Snapshot, read_index};
-use crate::Error;
+use crate::config::{ClusterStatus, Consistency, ReadMeta};
+use crate::error::{Error, Result};
 use crate::rpc::Handler;
 
-/// Serves one node's Raft RPCs.
-pub(crate) struct RaftService {
+/// The longest a client's blocking query may park here, whatever it asks: the HTTP API's 10-minute
+/// maximum plus its jitter (wait/16), with room to spare.
+const MAX_CLIENT_WAIT: Duration = Duration::from_secs(660);
+
+/// What serves client agents' requests: the server itself, which this module does not otherwise
+/// see (it owns the barriers, the watchers and the leader retries).
+pub(crate) trait ClientHandler: Send + Sync + 'static {
+    /// Evaluates `query` as `Server::query` does.
+    fn query(
+        &self,
+        consistency: Consistency,
+        min_index: u64,
+        wait: Duration,
+        query: &Query,
+    ) -> impl Future<Output = Result<(Answer, u64, ReadMeta)>> + Send;
+    /// Proposes `cmd` as `Server::write` does, forwarding it to the leader if need be.
+    fn write(&self, cmd: Command) -> impl Future<Output = Result<CommandResult>> + Send;
+    /// This server's view of the cluster.
+    fn status(&self) -> impl Future<Output = Result<ClusterStatus>> + Send;
+}
+
+/// Serves one node's RPCs.
+pub(crate) struct RaftService<C> {
     raft: Raft,
     /// Updated whenever a leader's AppendEntries is accepted, for `ReadMeta::last_contact_ms`.
     last_contact: Arc<Mutex<Instant>>,
+    /// Serves client agents' queries, writes and status requests.
+    clients: Arc<C>,
 }
 
-impl RaftService {
-    /// A service for `raft`, recording leader contact in `last_contact`.
-    pub(crate) fn new(raft: Raft, last_contact: Arc<Mutex<Instant>>) -> RaftService {
-        RaftService { raft, last_contact }
+impl<C: ClientHandler> RaftService<C> {
+    /// A service for `raft`, recording leader contact in `last_contact` and passing client requests to `clients`.
+    pub(crate) fn new(raft: Raft, last_contact: Arc<Mutex<Instant>>, clients: Arc<C>) -> RaftService<C> {
+        RaftService { raft, last_contact, clients }
     }
 
     async fn dispatch(&self, request: Request) -> Response {
@@ -59,11 +88,24 @@ impl RaftService {
                 Err(Error::NoLeader) => Response::Error(WireError::NotLeader { leader: None }),
                 Err(e) => Response::Error(WireError::Fatal(e.to_string())),
             },
+            Request::ClientQuery { consistency, min_index, wait_ms, query } => {
+                let wait = Duration::from_millis(wait_ms).min(MAX_CLIENT_WAIT);
+                match self.clients.query(consistency, min_index, wait, &query).await {
+                    Ok((answer, index, meta)) => Response::ClientQuery { answer, index, meta },
+                    Err(e) => Response::Error(client_error(e)),
+                }
+            }
+            Request::ClientWrite(cmd) => {
+                self.clients.write(cmd).await.map_or_else(|e| Response::Error(client_error(e)), Response::ClientWrite)
+            }
+            Request::Status => {
+                self.clients.status().await.map_or_else(|e| Response::Error(client_error(e)), Response::Status)
+            }
         }
     }
 }
 
-impl Handler for RaftService {
+impl<C: ClientHandler> Handler for RaftService<C> {
     async fn handle(&self, body: Vec<u8>) -> Vec<u8> {
         let response = match postcard::from_bytes::<Request>(&body) {
             Ok(request) => self.dispatch(request).await,
@@ -79,4 +121,17 @@ impl Handler for RaftService {
 
 fn fatal<E: std::fmt::Display>(e: E) -> Response {
     Response::Error(WireError::Fatal(e.to_string()))
+}
+
+/// How a failed request is reported to the caller, so that it can tell what is safe to retry:
+/// routing errors mean nothing was appended, `Rejected` and `Indeterminate` must reach the client
+/// as they are, and anything else leaves a write's outcome unknown.
+fn client_error(e: Error) -> WireError {
+    match e {
+        Error::NoLeader => WireError::NotLeader { leader: None },
+        Error::NotLeader { leader } => WireError::NotLeader { leader: leader.map(|a| a.to_string()) },
+        Error::Rejected(why) => WireError::Rejected(why),
+        Error::Indeterminate(why) => WireError::Indeterminate(why),
+        other => WireError::Unavailable(other.to_string()),
+    }
 }

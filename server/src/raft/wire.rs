@@ -1,12 +1,19 @@
-//! The RPC message schema between servers (postcard bodies inside `rpc` frames).
+//! The RPC message schema between servers, and from client agents to servers (postcard bodies inside `rpc` frames).
 //!
 //! This is a persisted-compatibility surface like the log: add variants at the end, never reshape
 //! one; an incompatible change bumps `rpc::frame::WIRE_VERSION`.
+//!
+//! # Client requests
+//! `ClientQuery`, `ClientWrite` and `Status` come from `crate::Remote` and are served by any server:
+//! a follower forwards the write to its leader and runs the read's barrier through it, exactly as for
+//! its own HTTP API. A blocking `ClientQuery` parks on the server for up to its wait, so the caller's
+//! timeout is the wait plus a margin, and the transport's request ids keep it from holding up others.
 
 use serde::{Deserialize, Serialize};
 
 use super::{TypeConfig, Vote};
-use roster_kv::{Command, CommandResult};
+use crate::config::{ClusterStatus, Consistency, ReadMeta};
+use roster_kv::{Answer, Command, CommandResult, Query};
 
 /// A request from one server to another.
 #[derive(Debug, Serialize, Deserialize)]
@@ -33,6 +40,21 @@ pub(crate) enum Request {
     Forward(Command),
     /// A follower asks the leader for the index a linearizable read must wait for.
     ReadIndex(ReadPolicy),
+    /// A client agent's read, evaluated by the receiver after the barrier `consistency` asks for.
+    ClientQuery {
+        /// The barrier.
+        consistency: Consistency,
+        /// Block until the answer's index exceeds this; 0 answers at once.
+        min_index: u64,
+        /// The longest the receiver may block, in milliseconds (it caps this itself).
+        wait_ms: u64,
+        /// The read.
+        query: Query,
+    },
+    /// A client agent's write; the receiver proposes it, or forwards it to the leader.
+    ClientWrite(Command),
+    /// What the receiver knows of the cluster.
+    Status,
 }
 
 /// How the leader confirms its leadership for a forwarded read.
@@ -67,6 +89,19 @@ pub(crate) enum Response {
     ReadIndex(u64),
     /// The request could not be served.
     Error(WireError),
+    /// Answer to `ClientQuery`.
+    ClientQuery {
+        /// The query's answer.
+        answer: Answer,
+        /// The index that covers it.
+        index: u64,
+        /// The answering server's leader facts.
+        meta: ReadMeta,
+    },
+    /// Answer to `ClientWrite`: what `State::apply` returned.
+    ClientWrite(CommandResult),
+    /// Answer to `Status`.
+    Status(ClusterStatus),
 }
 
 /// Why a request failed on the receiver.
@@ -81,4 +116,12 @@ pub(crate) enum WireError {
     Fatal(String),
     /// The body did not decode: an incompatible peer.
     BadRequest(String),
+    /// A client write was refused deterministically; the text is for the client. Never retried.
+    Rejected(String),
+    /// A client write may or may not have been applied (a leader change displaced it, or forwarding
+    /// it to the leader failed midway). Never retried.
+    Indeterminate(String),
+    /// The receiver could not serve a client request now (it is stopping, timed out, or failed to
+    /// reach the leader). A read may be retried elsewhere; a write's outcome is unknown.
+    Unavailable(String),
 }

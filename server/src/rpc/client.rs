@@ -89,6 +89,9 @@ impl Peer {
         let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         conn.pending.lock().unwrap_or_else(PoisonError::into_inner).insert(id, tx);
+        // On success the reader already removed the entry; on failure, or when the caller drops this
+        // future (a client gave up on a blocking query), nobody else will.
+        let _forget = Forget { pending: &conn.pending, id };
         let exchange = async {
             conn.outbound.send((id, body)).await.map_err(|_| RpcError::Closed { addr: self.addr })?;
             // A request queued just as the connection broke would otherwise wait for its deadline.
@@ -98,13 +101,10 @@ impl Peer {
                 _ = conn.closed.cancelled() => Err(RpcError::Closed { addr: self.addr }),
             }
         };
-        let res = match tokio::time::timeout(timeout, exchange).await {
+        match tokio::time::timeout(timeout, exchange).await {
             Ok(res) => res,
             Err(_) => Err(RpcError::Timeout { addr: self.addr, timeout }),
-        };
-        // On success the reader already removed the entry; on failure nobody will.
-        conn.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
-        res
+        }
     }
 
     /// The current connection, dialling a new one if there is none or the last one broke.
@@ -129,6 +129,18 @@ impl Peer {
         // Raft messages are small and latency-bound: do not let Nagle hold them back.
         stream.set_nodelay(true).map_err(unreachable)?;
         Ok(stream)
+    }
+}
+
+/// Removes a call's response slot when the call ends, however it ends.
+struct Forget<'a> {
+    pending: &'a Pending,
+    id: u64,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.id);
     }
 }
 

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::Server;
 use crate::{Config, Consistency, Error};
 
-async fn start(node_id: u64, data_dir: Option<&Path>, bootstrap: bool) -> Server {
+pub(crate) async fn start(node_id: u64, data_dir: Option<&Path>, bootstrap: bool) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let rpc_advertise = listener.local_addr().unwrap();
     let config =
@@ -20,7 +20,7 @@ async fn start(node_id: u64, data_dir: Option<&Path>, bootstrap: bool) -> Server
     Server::start(config, CancellationToken::new()).await.unwrap()
 }
 
-fn set(key: &str, value: &str) -> Command {
+pub(crate) fn set(key: &str, value: &str) -> Command {
     Command::KvSet { key: key.to_owned(), value: value.as_bytes().to_vec(), flags: 0 }
 }
 
@@ -92,8 +92,8 @@ async fn restart_from_data_dir_keeps_every_write_with_and_without_snapshot() {
     server.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_nodes_elect_and_apply_a_write_forwarded_by_a_follower() {
+/// Three in-memory servers on loopback forming one cluster, returned once all agree on a leader.
+pub(crate) async fn three_node_cluster() -> ([Server; 3], std::net::SocketAddr) {
     let servers = [start(1, None, false).await, start(2, None, false).await, start(3, None, false).await];
     let members: Vec<_> = servers.iter().map(|s| (s.node_id(), s.rpc_addr())).collect();
     servers[0].initialize(&members).await.unwrap();
@@ -110,6 +110,12 @@ async fn three_nodes_elect_and_apply_a_write_forwarded_by_a_follower() {
         assert!(std::time::Instant::now() < deadline, "servers never agreed on a leader: {seen:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    (servers, leader)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_elect_and_apply_a_write_forwarded_by_a_follower() {
+    let (servers, leader) = three_node_cluster().await;
     assert!(servers.iter().any(|s| s.rpc_addr() == leader), "the agreed leader is one of the three");
     assert_eq!(servers[0].peers().len(), 3);
 
@@ -177,4 +183,54 @@ async fn blocking_read_wakes_only_for_its_key_and_times_out_at_the_same_index() 
     assert_eq!(same_index, index);
     assert_eq!(server.n_waiters(), 0);
     server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_answers_like_the_state_and_blocks_on_its_watch_keys() {
+    let server = start(1, None, true).await;
+    server.wait_for_leader(Duration::from_secs(2)).await.unwrap();
+    server.write(set("q", "1")).await.unwrap();
+    let query = roster_kv::Query::KvGet { key: "q".into() };
+    let (answer, index, meta) = server.query(Consistency::Default, 0, Duration::ZERO, &query).await.unwrap();
+    let expected = server.read_local(|state| query.eval(state));
+    assert_eq!((answer, index), expected);
+    assert!(meta.known_leader);
+
+    let parked = {
+        let (server, query) = (server.clone(), query.clone());
+        tokio::spawn(async move { server.query(Consistency::Stale, index, Duration::from_secs(10), &query).await })
+    };
+    while server.n_waiters() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.write(set("unrelated", "x")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!parked.is_finished(), "a write to another key must not wake the query");
+    server.write(set("q", "2")).await.unwrap();
+    let (answer, new_index, _) = parked.await.unwrap().unwrap();
+    assert!(new_index > index);
+    let roster_kv::Answer::Entry(Some(entry)) = answer else { panic!("q exists: {answer:?}") };
+    assert_eq!(entry.value, b"2");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_tells_a_pristine_server_from_a_cluster_member() {
+    let pristine = start(7, None, false).await;
+    let status = pristine.status().await.unwrap();
+    assert_eq!((status.id, status.addr), (7, pristine.rpc_addr()));
+    assert!(!status.initialized && status.servers.is_empty() && status.leader.is_none());
+    pristine.shutdown().await.unwrap();
+    assert!(matches!(pristine.status().await, Err(Error::Shutdown)));
+
+    let member = start(1, None, true).await;
+    member.wait_for_leader(Duration::from_secs(2)).await.unwrap();
+    member.write(set("a", "1")).await.unwrap();
+    let status = member.status().await.unwrap();
+    assert!(status.initialized);
+    assert_eq!(status.leader, Some(member.rpc_addr()));
+    assert_eq!(status.servers, vec![crate::RaftServer { id: 1, addr: member.rpc_addr(), voter: true }]);
+    // Raft's metrics trail the apply a little, so the applied index may not have caught up yet.
+    assert!(status.last_log_index >= 2 && status.applied_index <= status.last_log_index, "{status:?}");
+    member.shutdown().await.unwrap();
 }

@@ -1,0 +1,357 @@
+//! Reads as data: a `Query` names one read of `State`, `eval` runs it and returns an owned `Answer` with the index that covers it, and `watch_keys` says which changes can move that index.
+//!
+//! Closures cannot cross the network, so a client agent sends a `Query` to a server, which evaluates it locally (blocking on its watch keys when asked) and sends the `Answer` back.
+//! A server's own HTTP API runs the same queries in process, so both paths answer alike.
+//!
+//! # Wire format
+//! `Query` and `Answer` travel between agents and servers as postcard, which is not self-describing: variants are appended at the end and never reshaped, and the types they carry keep their field order (see `model`).
+//!
+//! # Indexes and watch keys
+//! Each query reports exactly the index of the `State` query it is built on, and watches exactly the keys that can move that index, so a blocking query sleeps through unrelated writes.
+//! The DNS lookups resolve names case-insensitively, so which service or node they read is only known while evaluating; they watch whole tables instead, and report the highest of those tables' indexes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{CheckStatus, HealthCheck, KvEntry, Node, Service, Weights};
+use crate::state::{HealthEntry, State};
+use crate::watch::{Table, WatchKey};
+
+/// One read of the replicated state.
+///
+/// Sent over the server RPC: new variants go at the end, and an existing variant's fields never change shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Query {
+    /// One KV entry (`GET /v1/kv/<key>`). Answers `Entry`.
+    KvGet {
+        /// The exact key.
+        key: String,
+    },
+    /// Every KV entry under a prefix (`?recurse`). Answers `Entries`.
+    KvList {
+        /// The prefix; empty lists everything.
+        prefix: String,
+    },
+    /// The keys under a prefix, folded at the first separator after it (`?keys&separator=`). Answers `Keys`.
+    KvKeys {
+        /// The prefix.
+        prefix: String,
+        /// Fold keys at the first occurrence of this after the prefix; none or empty lists every key.
+        separator: Option<String>,
+    },
+    /// Every catalog node. Answers `Nodes`.
+    Nodes,
+    /// One node (exact name) with its service instances. Answers `NodeServices`.
+    NodeServices {
+        /// The node name.
+        name: String,
+    },
+    /// Every service name with the union of its instances' tags. Answers `ServiceTags`.
+    Services,
+    /// The instances of a service carrying every tag in `tags`, each with its node. Answers `ServiceNodes`.
+    ServiceNodes {
+        /// The service name (exact).
+        name: String,
+        /// Tags every instance must carry (matched case-insensitively).
+        tags: Vec<String>,
+    },
+    /// The instances of a service with their checks (`/v1/health/service`). Answers `Health`.
+    ServiceHealth {
+        /// The service name (exact).
+        name: String,
+        /// Tags every instance must carry (matched case-insensitively).
+        tags: Vec<String>,
+        /// Leave out instances with any non-passing check.
+        passing: bool,
+    },
+    /// Every check of every instance of a service. Answers `Checks`.
+    ServiceChecks {
+        /// The service name.
+        name: String,
+    },
+    /// Every check on a node, node and service checks alike. Answers `Checks`.
+    NodeChecks {
+        /// The node name.
+        name: String,
+    },
+    /// Every check in a state. Answers `Checks`.
+    ChecksInState {
+        /// The state; `None` is Consul's `any`.
+        state: Option<CheckStatus>,
+    },
+    /// Only the highest index of the state, for replies that describe the agent rather than the state. Answers `Index`.
+    MaxIndex,
+    /// Only a table's index. Answers `Index`.
+    TableIndex(Table),
+    /// The worst status of a node's checks and, when `service_id` is given, of that instance's (alias checks). Answers `Status`.
+    NodeStatus {
+        /// The node name.
+        node: String,
+        /// An instance on the node whose checks count too; its absence answers `Status(None)`.
+        service_id: Option<String>,
+    },
+    /// The instances of a service with their aggregate health, the name matched exactly first and then ignoring ASCII case (DNS). Answers `Instances`.
+    ResolveService {
+        /// The service name as asked.
+        name: String,
+        /// A tag the instances must carry (case-insensitively).
+        tag: Option<String>,
+    },
+    /// The first node, in name order, whose name matches ignoring ASCII case (DNS). Answers `Node`.
+    ResolveNode {
+        /// The node name as asked.
+        name: String,
+    },
+    /// Nodes whose address is exactly `address` (DNS PTR). Answers `Nodes`.
+    NodesWithAddress {
+        /// The address text, as the catalog stores it.
+        address: String,
+    },
+    /// Service instances whose own address is exactly `address`, by service name, node and ID (DNS PTR). Answers `Instances`.
+    ServicesWithAddress {
+        /// The address text, as the catalog stores it.
+        address: String,
+    },
+}
+
+/// What a `Query` returns: owned data, free of the state's lock.
+///
+/// Sent over the server RPC: new variants go at the end, and an existing variant's fields never change shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Answer {
+    /// One KV entry, if it exists.
+    Entry(Option<KvEntry>),
+    /// KV entries, sorted by key.
+    Entries(Vec<KvEntry>),
+    /// KV keys, sorted.
+    Keys(Vec<String>),
+    /// Nodes, by name.
+    Nodes(Vec<Node>),
+    /// One node, if found.
+    Node(Option<Node>),
+    /// A node, if it exists, and its service instances by ID (empty without the node).
+    NodeServices {
+        /// The node.
+        node: Option<Node>,
+        /// Its instances, by ID.
+        services: Vec<Service>,
+    },
+    /// Service name → the sorted, deduplicated union of its instances' tags.
+    ServiceTags(BTreeMap<String, Vec<String>>),
+    /// Instances with their nodes, by node then ID.
+    ServiceNodes(Vec<(Node, Service)>),
+    /// Instances with their nodes and checks, by node then ID.
+    Health(Vec<ServiceEntry>),
+    /// Health checks, by node then check ID.
+    Checks(Vec<HealthCheck>),
+    /// A worst status; `None` when the instance the query named does not exist.
+    Status(Option<CheckStatus>),
+    /// Instances reduced to what name resolution needs.
+    Instances(Vec<InstanceHealth>),
+    /// Nothing but the index returned alongside.
+    Index,
+}
+
+/// One service instance with its node and every check that affects it: the owned form of `HealthEntry` (Consul's `ServiceEntry`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceEntry {
+    /// The node the instance runs on.
+    pub node: Node,
+    /// The instance.
+    pub service: Service,
+    /// Node checks first, then the instance's checks, each group ordered by check ID.
+    pub checks: Vec<HealthCheck>,
+}
+
+impl ServiceEntry {
+    /// The worst status of all the entry's checks; passing when it has none.
+    pub fn status(&self) -> CheckStatus {
+        self.checks.iter().map(|c| c.status).max().unwrap_or(CheckStatus::Passing)
+    }
+}
+
+impl From<&HealthEntry<'_>> for ServiceEntry {
+    fn from(entry: &HealthEntry<'_>) -> ServiceEntry {
+        ServiceEntry {
+            node: entry.node.clone(),
+            service: entry.service.clone(),
+            checks: entry.checks.iter().map(|c| (*c).clone()).collect(),
+        }
+    }
+}
+
+/// A service instance as name resolution sees it: where it is and how healthy it is, without the node's meta or the checks themselves.
+///
+/// DNS answers many small queries; copying whole nodes and checks for each of them was most of the work of an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceHealth {
+    /// The node's name.
+    pub node: String,
+    /// The node's address.
+    pub node_address: String,
+    /// The instance ID.
+    pub service_id: String,
+    /// The service name, as the catalog spells it.
+    pub service_name: String,
+    /// The instance's own address; empty means the node's.
+    pub address: String,
+    /// The port.
+    pub port: u16,
+    /// The tags, in registration order.
+    pub tags: Vec<String>,
+    /// SRV weights.
+    pub weights: Weights,
+    /// The worst of the node's and the instance's checks.
+    pub status: CheckStatus,
+}
+
+impl From<&HealthEntry<'_>> for InstanceHealth {
+    fn from(entry: &HealthEntry<'_>) -> InstanceHealth {
+        InstanceHealth {
+            node: entry.node.node.clone(),
+            node_address: entry.node.address.clone(),
+            service_id: entry.service.id.clone(),
+            service_name: entry.service.service.clone(),
+            address: entry.service.address.clone(),
+            port: entry.service.port,
+            tags: entry.service.tags.clone(),
+            weights: entry.service.weights,
+            status: entry.status(),
+        }
+    }
+}
+
+/// The tables whose changes can alter a case-insensitive DNS lookup of services: which names exist, their instances' checks, and their nodes.
+const RESOLVE_TABLES: [Table; 3] = [Table::Services, Table::Checks, Table::Nodes];
+
+impl Query {
+    /// What the answer depends on: a blocking query parks on these keys, and the index `eval` reports moves only when an apply touches one of them.
+    pub fn watch_keys(&self) -> Vec<WatchKey> {
+        match self {
+            Query::KvGet { key } => vec![WatchKey::Key(key.clone())],
+            Query::KvList { prefix } | Query::KvKeys { prefix, .. } => vec![WatchKey::Prefix(prefix.clone())],
+            Query::Nodes | Query::ResolveNode { .. } | Query::NodesWithAddress { .. } => {
+                vec![WatchKey::Table(Table::Nodes)]
+            }
+            Query::NodeServices { name } | Query::NodeChecks { name } => vec![WatchKey::Node(name.clone())],
+            Query::NodeStatus { node, .. } => vec![WatchKey::Node(node.clone())],
+            Query::Services => vec![WatchKey::Table(Table::Services)],
+            Query::ServiceNodes { name, .. } | Query::ServiceHealth { name, .. } | Query::ServiceChecks { name } => {
+                vec![WatchKey::Service(name.clone())]
+            }
+            Query::ChecksInState { .. } => vec![WatchKey::Table(Table::Checks)],
+            Query::TableIndex(table) => vec![WatchKey::Table(*table)],
+            Query::ResolveService { .. } | Query::ServicesWithAddress { .. } => {
+                RESOLVE_TABLES.into_iter().map(WatchKey::Table).collect()
+            }
+            // Every table: the closest set of keys to "anything". Raft entries that carry no command (elections, membership) move the index without touching a key, so a blocking MaxIndex may also wake late; nothing blocks on it today.
+            Query::MaxIndex => {
+                [Table::Kvs, Table::Nodes, Table::Services, Table::Checks].into_iter().map(WatchKey::Table).collect()
+            }
+        }
+    }
+
+    /// Runs the query on `state`: the owned answer and the index that covers it.
+    pub fn eval(&self, state: &State) -> (Answer, u64) {
+        match self {
+            Query::KvGet { key } => {
+                let (entry, index) = state.kv_get(key);
+                (Answer::Entry(entry.cloned()), index)
+            }
+            Query::KvList { prefix } => {
+                let (entries, index) = state.kv_list(prefix);
+                (Answer::Entries(entries.into_iter().cloned().collect()), index)
+            }
+            Query::KvKeys { prefix, separator } => {
+                let (keys, index) = state.kv_keys(prefix, separator.as_deref());
+                (Answer::Keys(keys), index)
+            }
+            Query::Nodes => {
+                let (nodes, index) = state.nodes();
+                (Answer::Nodes(nodes.into_iter().cloned().collect()), index)
+            }
+            Query::NodeServices { name } => {
+                let (node, index) = state.node(name);
+                let services = match node {
+                    Some(_) => state.node_services(name).0.into_iter().cloned().collect(),
+                    None => Vec::new(),
+                };
+                (Answer::NodeServices { node: node.cloned(), services }, index)
+            }
+            Query::Services => {
+                let (names, index) = state.service_names();
+                let tags = names
+                    .into_iter()
+                    .map(|(name, tags)| (name.to_owned(), tags.into_iter().map(str::to_owned).collect()))
+                    .collect();
+                (Answer::ServiceTags(tags), index)
+            }
+            Query::ServiceNodes { name, tags } => {
+                let (instances, index) = state.service_instances(name, tags);
+                let owned = instances.into_iter().map(|(node, service)| (node.clone(), service.clone())).collect();
+                (Answer::ServiceNodes(owned), index)
+            }
+            Query::ServiceHealth { name, tags, passing } => {
+                let (entries, index) = state.service_health(name, tags, *passing);
+                (Answer::Health(entries.iter().map(ServiceEntry::from).collect()), index)
+            }
+            Query::ServiceChecks { name } => owned_checks(state.service_checks(name)),
+            Query::NodeChecks { name } => owned_checks(state.node_checks(name)),
+            Query::ChecksInState { state: status } => owned_checks(state.checks_in_state(*status)),
+            Query::MaxIndex => (Answer::Index, state.max_index()),
+            Query::TableIndex(table) => (Answer::Index, state.table(*table)),
+            Query::NodeStatus { node, service_id } => node_status(state, node, service_id.as_deref()),
+            Query::ResolveService { name, tag } => {
+                let tags: Vec<String> = tag.iter().cloned().collect();
+                let instances = match state.resolve_service_name(name) {
+                    Some(resolved) => {
+                        state.service_health(resolved, &tags, false).0.iter().map(InstanceHealth::from).collect()
+                    }
+                    None => Vec::new(),
+                };
+                (Answer::Instances(instances), resolve_index(state))
+            }
+            Query::ResolveNode { name } => {
+                let (nodes, index) = state.nodes();
+                let found = nodes.into_iter().find(|n| n.node.eq_ignore_ascii_case(name)).cloned();
+                (Answer::Node(found), index)
+            }
+            Query::NodesWithAddress { address } => {
+                let (nodes, index) = state.nodes();
+                (Answer::Nodes(nodes.into_iter().filter(|n| n.address == *address).cloned().collect()), index)
+            }
+            Query::ServicesWithAddress { address } => {
+                let instances = state
+                    .service_name_list()
+                    .flat_map(|name| state.service_health(name, &[], false).0)
+                    .filter(|entry| entry.service.address == *address)
+                    .map(|entry| InstanceHealth::from(&entry))
+                    .collect();
+                (Answer::Instances(instances), resolve_index(state))
+            }
+        }
+    }
+}
+
+fn owned_checks((checks, index): (Vec<&HealthCheck>, u64)) -> (Answer, u64) {
+    (Answer::Checks(checks.into_iter().cloned().collect()), index)
+}
+
+/// The worst status of the node's own checks and the named instance's, or `None` when that instance is not on the node.
+fn node_status(state: &State, node: &str, service_id: Option<&str>) -> (Answer, u64) {
+    let (checks, index) = state.node_checks(node);
+    if service_id.is_some_and(|id| state.service(node, id).is_none()) {
+        return (Answer::Status(None), index);
+    }
+    let relevant = checks.into_iter().filter(|c| c.service_id.is_empty() || Some(c.service_id.as_str()) == service_id);
+    (Answer::Status(Some(relevant.map(|c| c.status).max().unwrap_or(CheckStatus::Passing))), index)
+}
+
+/// The index of the case-insensitive service lookups: the last change to any table they read.
+fn resolve_index(state: &State) -> u64 {
+    RESOLVE_TABLES.into_iter().map(|table| state.table(table)).max().unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,278 @@
+//! Tests for `Query`: each reports the index and watch keys of the `State` read it stands for, answers owned data, keeps the blocking-query invariant under random commands, and round-trips through postcard (the RPC codec).
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::command::Command;
+use crate::model::ServiceAddress;
+use crate::state::tests::{arb_command, check, node, register, run, service, set};
+
+/// A small catalog: `n1` runs `web-1` (passing) with a node check, `n2` runs `db-1` (critical) at its own address and `Cache-1`; three KV keys.
+fn sample_state() -> State {
+    let mut db = service("db-1", "db", &["primary"]);
+    db.address = "10.0.0.9".into();
+    let (state, _) = run(&[
+        set("a", "1"),
+        set("a/b", "2"),
+        set("b", "3"),
+        register(
+            "n1",
+            Some(service("web-1", "web", &["v1", "blue"])),
+            vec![check("c1", "web-1", CheckStatus::Passing)],
+        ),
+        register("n1", None, vec![check("serf", "", CheckStatus::Passing)]),
+        register("n2", Some(db), vec![check("c2", "db-1", CheckStatus::Critical)]),
+        register("n2", Some(service("Cache-1", "Cache", &[])), vec![]),
+    ]);
+    state
+}
+
+/// Every variant, as the HTTP API, the alias checks and DNS send them.
+fn sample_queries() -> Vec<Query> {
+    vec![
+        Query::KvGet { key: "a".into() },
+        Query::KvGet { key: "missing".into() },
+        Query::KvList { prefix: "a".into() },
+        Query::KvKeys { prefix: String::new(), separator: Some("/".into()) },
+        Query::Nodes,
+        Query::NodeServices { name: "n1".into() },
+        Query::NodeServices { name: "nope".into() },
+        Query::Services,
+        Query::ServiceNodes { name: "web".into(), tags: vec!["V1".into()] },
+        Query::ServiceHealth { name: "db".into(), tags: vec![], passing: true },
+        Query::ServiceHealth { name: "web".into(), tags: vec![], passing: false },
+        Query::ServiceChecks { name: "web".into() },
+        Query::NodeChecks { name: "n1".into() },
+        Query::ChecksInState { state: Some(CheckStatus::Critical) },
+        Query::ChecksInState { state: None },
+        Query::MaxIndex,
+        Query::TableIndex(Table::Services),
+        Query::NodeStatus { node: "n2".into(), service_id: None },
+        Query::NodeStatus { node: "n1".into(), service_id: Some("nope".into()) },
+        Query::ResolveService { name: "cache".into(), tag: None },
+        Query::ResolveService { name: "web".into(), tag: Some("BLUE".into()) },
+        Query::ResolveNode { name: "N2".into() },
+        Query::NodesWithAddress { address: "10.0.0.1".into() },
+        Query::ServicesWithAddress { address: "10.0.0.9".into() },
+    ]
+}
+
+/// The index and watch keys each query must report: those of the `State` read (and the blocking call site) it replaced.
+fn expected(state: &State, query: &Query) -> (u64, Vec<WatchKey>) {
+    let tables = |ts: &[Table]| ts.iter().map(|t| WatchKey::Table(*t)).collect::<Vec<_>>();
+    let resolve = [Table::Services, Table::Checks, Table::Nodes];
+    let resolve_index = resolve.iter().map(|t| state.table(*t)).max().unwrap_or(1);
+    match query {
+        Query::KvGet { key } => (state.kv_get(key).1, vec![WatchKey::Key(key.clone())]),
+        Query::KvList { prefix } => (state.kv_list(prefix).1, vec![WatchKey::Prefix(prefix.clone())]),
+        Query::KvKeys { prefix, separator } => {
+            (state.kv_keys(prefix, separator.as_deref()).1, vec![WatchKey::Prefix(prefix.clone())])
+        }
+        Query::Nodes => (state.nodes().1, tables(&[Table::Nodes])),
+        Query::NodeServices { name } => (state.node(name).1, vec![WatchKey::Node(name.clone())]),
+        Query::Services => (state.service_names().1, tables(&[Table::Services])),
+        Query::ServiceNodes { name, tags } => {
+            (state.service_instances(name, tags).1, vec![WatchKey::Service(name.clone())])
+        }
+        Query::ServiceHealth { name, tags, passing } => {
+            (state.service_health(name, tags, *passing).1, vec![WatchKey::Service(name.clone())])
+        }
+        Query::ServiceChecks { name } => (state.service_checks(name).1, vec![WatchKey::Service(name.clone())]),
+        Query::NodeChecks { name } => (state.node_checks(name).1, vec![WatchKey::Node(name.clone())]),
+        Query::ChecksInState { state: s } => (state.checks_in_state(*s).1, tables(&[Table::Checks])),
+        Query::MaxIndex => (state.max_index(), tables(&[Table::Kvs, Table::Nodes, Table::Services, Table::Checks])),
+        Query::TableIndex(t) => (state.table(*t), tables(&[*t])),
+        Query::NodeStatus { node, .. } => (state.node_checks(node).1, vec![WatchKey::Node(node.clone())]),
+        Query::ResolveService { .. } | Query::ServicesWithAddress { .. } => (resolve_index, tables(&resolve)),
+        Query::ResolveNode { .. } | Query::NodesWithAddress { .. } => (state.nodes().1, tables(&[Table::Nodes])),
+    }
+}
+
+#[test]
+fn every_query_reports_the_index_and_watch_keys_of_its_state_read() {
+    let state = sample_state();
+    for query in sample_queries() {
+        let (_, index) = query.eval(&state);
+        assert_eq!((index, query.watch_keys()), expected(&state, &query), "{query:?}");
+    }
+}
+
+/// Evaluates `query` on the sample state.
+fn answer(query: Query) -> Answer {
+    query.eval(&sample_state()).0
+}
+
+#[test]
+fn kv_queries_answer_owned_entries_and_folded_keys() {
+    let Answer::Entry(Some(entry)) = answer(Query::KvGet { key: "a/b".into() }) else { panic!("a/b exists") };
+    assert_eq!(entry.value, b"2");
+    assert_eq!(answer(Query::KvGet { key: "zz".into() }), Answer::Entry(None));
+    let Answer::Entries(entries) = answer(Query::KvList { prefix: "a".into() }) else { panic!("entries") };
+    assert_eq!(entries.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["a", "a/b"]);
+    let keys = answer(Query::KvKeys { prefix: String::new(), separator: Some("/".into()) });
+    assert_eq!(keys, Answer::Keys(vec!["a".into(), "a/".into(), "b".into()]));
+}
+
+#[test]
+fn node_services_of_a_missing_node_is_empty() {
+    assert_eq!(
+        answer(Query::NodeServices { name: "nope".into() }),
+        Answer::NodeServices { node: None, services: vec![] }
+    );
+    let Answer::NodeServices { node: Some(n2), services } = answer(Query::NodeServices { name: "n2".into() }) else {
+        panic!("n2 exists")
+    };
+    assert_eq!(n2.node, "n2");
+    assert_eq!(services.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["Cache-1", "db-1"]);
+}
+
+#[test]
+fn services_answer_the_sorted_union_of_tags() {
+    let want: BTreeMap<String, Vec<String>> = [
+        ("Cache".to_owned(), vec![]),
+        ("db".to_owned(), vec!["primary".to_owned()]),
+        ("web".to_owned(), vec!["blue".to_owned(), "v1".to_owned()]),
+    ]
+    .into();
+    assert_eq!(answer(Query::Services), Answer::ServiceTags(want));
+}
+
+#[test]
+fn health_answers_carry_node_and_service_checks() {
+    let Answer::Health(entries) = answer(Query::ServiceHealth { name: "web".into(), tags: vec![], passing: true })
+    else {
+        panic!("health")
+    };
+    assert_eq!(entries.len(), 1);
+    let ids: Vec<&str> = entries[0].checks.iter().map(|c| c.check_id.as_str()).collect();
+    assert_eq!(ids, ["serf", "c1"], "node checks first, then the instance's");
+    assert_eq!(entries[0].status(), CheckStatus::Passing);
+    let passing_db = answer(Query::ServiceHealth { name: "db".into(), tags: vec![], passing: true });
+    assert_eq!(passing_db, Answer::Health(vec![]));
+}
+
+#[test]
+fn node_status_is_the_worst_relevant_check_or_none_for_a_missing_instance() {
+    let status = |node: &str, service_id: Option<&str>| {
+        answer(Query::NodeStatus { node: node.into(), service_id: service_id.map(str::to_owned) })
+    };
+    // Without an instance only node checks count: db-1's critical check is its own.
+    assert_eq!(status("n2", None), Answer::Status(Some(CheckStatus::Passing)));
+    assert_eq!(status("n2", Some("db-1")), Answer::Status(Some(CheckStatus::Critical)));
+    // Cache-1 has no checks and n2 no node checks.
+    assert_eq!(status("n2", Some("Cache-1")), Answer::Status(Some(CheckStatus::Passing)));
+    assert_eq!(status("n1", Some("web-1")), Answer::Status(Some(CheckStatus::Passing)));
+    assert_eq!(status("n1", Some("nope")), Answer::Status(None));
+    assert_eq!(status("ghost", None), Answer::Status(Some(CheckStatus::Passing)));
+}
+
+#[test]
+fn dns_lookups_match_names_ignoring_case_and_prefer_the_exact_spelling() {
+    let Answer::Instances(found) = answer(Query::ResolveService { name: "cache".into(), tag: None }) else {
+        panic!("instances")
+    };
+    assert_eq!(found.iter().map(|i| i.service_name.as_str()).collect::<Vec<_>>(), ["Cache"]);
+    let Answer::Instances(db) = answer(Query::ResolveService { name: "DB".into(), tag: Some("PRIMARY".into()) }) else {
+        panic!("instances")
+    };
+    assert_eq!((db[0].node.as_str(), db[0].status), ("n2", CheckStatus::Critical));
+
+    // With both spellings registered, the exact one wins.
+    let mut state = sample_state();
+    state.apply(100, &register("n1", Some(service("cache-x", "cache", &[])), vec![]));
+    let Answer::Instances(exact) = Query::ResolveService { name: "cache".into(), tag: None }.eval(&state).0 else {
+        panic!("instances")
+    };
+    assert_eq!(exact.iter().map(|i| i.service_id.as_str()).collect::<Vec<_>>(), ["cache-x"]);
+
+    let Answer::Node(Some(n2)) = answer(Query::ResolveNode { name: "N2".into() }) else { panic!("node") };
+    assert_eq!(n2.node, "n2");
+    let Answer::Instances(by_address) = answer(Query::ServicesWithAddress { address: "10.0.0.9".into() }) else {
+        panic!("instances")
+    };
+    assert_eq!(by_address.iter().map(|i| i.service_id.as_str()).collect::<Vec<_>>(), ["db-1"]);
+    let Answer::Nodes(nodes) = answer(Query::NodesWithAddress { address: "10.0.0.1".into() }) else { panic!("nodes") };
+    assert_eq!(nodes.len(), 2, "both sample nodes share the address");
+}
+
+/// Encodes with postcard and decodes again.
+fn round_trip<T: Serialize + serde::de::DeserializeOwned>(value: &T) -> T {
+    let bytes = postcard::to_allocvec(value).expect("encodes");
+    postcard::from_bytes(&bytes).expect("decodes")
+}
+
+#[test]
+fn queries_and_answers_round_trip_through_postcard() {
+    let mut state = sample_state();
+    // Fill the optional and map-valued fields postcard must carry.
+    let mut rich = service("rich-1", "rich", &["x"]);
+    rich.tagged_addresses.insert("lan".into(), ServiceAddress { address: "10.1.1.1".into(), port: 80 });
+    rich.meta.insert("k".into(), "v".into());
+    rich.proxy_json = r#"{"Mode":""}"#.into();
+    let mut with_meta = node("n3");
+    with_meta.meta.insert("rack".into(), "r1".into());
+    with_meta.tagged_addresses.insert("wan".into(), "1.2.3.4".into());
+    let reg = crate::Registration { node: with_meta, skip_node_update: false, service: Some(rich), checks: vec![] };
+    state.apply(200, &Command::Register(Box::new(reg)));
+
+    let mut answers: Vec<Answer> = sample_queries().iter().map(|q| q.eval(&state).0).collect();
+    answers.push(Query::ServiceNodes { name: "rich".into(), tags: vec![] }.eval(&state).0);
+    answers.push(Query::ResolveNode { name: "none".into() }.eval(&state).0);
+    let locked = KvEntry {
+        key: "k".into(),
+        value: vec![0, 1, 255],
+        flags: u64::MAX,
+        lock_index: 3,
+        session: Some("sess".into()),
+        create_index: 1,
+        modify_index: 2,
+    };
+    answers.push(Answer::Entry(Some(locked)));
+    for answer in &answers {
+        assert_eq!(&round_trip(answer), answer);
+    }
+    for query in sample_queries() {
+        assert_eq!(round_trip(&query), query);
+    }
+}
+
+/// Every query but `MaxIndex`, whose index also moves on applies that change nothing (a failed CAS).
+fn watched_queries() -> Vec<Query> {
+    let mut queries: Vec<Query> = sample_queries().into_iter().filter(|q| *q != Query::MaxIndex).collect();
+    queries.extend([
+        Query::KvKeys { prefix: "a".into(), separator: None },
+        Query::NodeServices { name: "n2".into() },
+        Query::ServiceChecks { name: "db".into() },
+        Query::NodeStatus { node: "n1".into(), service_id: Some("web-1".into()) },
+        Query::TableIndex(Table::Kvs),
+    ]);
+    queries
+}
+
+proptest! {
+    #[test]
+    fn a_query_answer_changes_only_with_its_index_and_its_index_only_with_its_watch_keys(
+        cmds in prop::collection::vec(arb_command(), 1..60)
+    ) {
+        let queries = watched_queries();
+        let mut state = State::new();
+        for (i, cmd) in cmds.iter().enumerate() {
+            let before: Vec<(Answer, u64)> = queries.iter().map(|q| q.eval(&state)).collect();
+            // Raft's first entry is its membership, so commands start at 2: an index-1 command would be indistinguishable from the floor of 1 that untouched queries report.
+            let (_, changes) = state.apply(i as u64 + 2, cmd);
+            for (query, (old_answer, old_index)) in queries.iter().zip(before) {
+                let (new_answer, new_index) = query.eval(&state);
+                prop_assert!(new_index >= old_index, "{:?} went backwards", query);
+                if new_answer != old_answer {
+                    prop_assert!(new_index > old_index, "{:?} changed its answer at the same index after {:?}", query, cmd);
+                }
+                if new_index != old_index {
+                    let woken = query.watch_keys().iter().any(|k| changes.touches(k));
+                    prop_assert!(woken, "{:?} moved without touching its watch keys after {:?}", query, cmd);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The calling side of the client RPCs (`wire::Request::ClientQuery`, `ClientWrite`, `Status`), for `crate::Remote`.
+//!
+//! Each call reports a failure as a `Failure` that says what the caller may safely do next, so the
+//! retry policy in `remote.rs` needs neither the wire schema nor openraft.
+
+use std::time::Duration;
+
+use roster_kv::{Answer, Command, CommandResult, Query};
+
+use super::wire::{Request, Response, WireError};
+use super::{CallError, call_peer};
+use crate::config::{ClusterStatus, Consistency, ReadMeta};
+use crate::rpc::{Peer, RpcError};
+
+/// Why a client call failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The server could not be reached: nothing was sent, so any request may go elsewhere.
+    Unreachable(String),
+    /// The request was sent and no answer came (timeout, broken connection): it may have been served.
+    Lost {
+        /// What happened.
+        message: String,
+        /// The deadline that passed, for a timeout.
+        timeout: Option<Duration>,
+    },
+    /// The server knows no leader (or its leader turned it away): nothing was appended.
+    NoLeader,
+    /// The server could not serve the request now; a read may go elsewhere, a write's outcome is unknown.
+    Unavailable(String),
+    /// The write was refused deterministically.
+    Rejected(String),
+    /// The write may or may not have been applied.
+    Indeterminate(String),
+    /// The answer made no sense: an incompatible server.
+    Protocol(String),
+}
+
+/// Sends a query and waits up to `timeout` for its answer.
+pub(crate) async fn query(
+    peer: &Peer,
+    consistency: Consistency,
+    min_index: u64,
+    wait: Duration,
+    query: &Query,
+    timeout: Duration,
+) -> Result<(Answer, u64, ReadMeta), Failure> {
+    let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+    let request = Request::ClientQuery { consistency, min_index, wait_ms, query: query.clone() };
+    match call(peer, &request, timeout).await? {
+        Response::ClientQuery { answer, index, meta } => Ok((answer, index, meta)),
+        other => Err(mismatched(&other)),
+    }
+}
+
+/// Sends a write and waits up to `timeout` for its result.
+pub(crate) async fn write(peer: &Peer, cmd: Command, timeout: Duration) -> Result<CommandResult, Failure> {
+    match call(peer, &Request::ClientWrite(cmd), timeout).await? {
+        Response::ClientWrite(result) => Ok(result),
+        other => Err(mismatched(&other)),
+    }
+}
+
+/// Asks for the server's view of the cluster.
+pub(crate) async fn status(peer: &Peer, timeout: Duration) -> Result<ClusterStatus, Failure> {
+    match call(peer, &Request::Status, timeout).await? {
+        Response::Status(status) => Ok(status),
+        other => Err(mismatched(&other)),
+    }
+}
+
+async fn call(peer: &Peer, request: &Request, timeout: Duration) -> Result<Response, Failure> {
+    match call_peer(peer, request, timeout).await {
+        Ok(Response::Error(e)) => Err(match e {
+            WireError::NotLeader { .. } => Failure::NoLeader,
+            WireError::Rejected(why) => Failure::Rejected(why),
+            WireError::Indeterminate(why) => Failure::Indeterminate(why),
+            WireError::Unavailable(why) | WireError::Fatal(why) => Failure::Unavailable(why),
+            WireError::BadRequest(why) => Failure::Protocol(why),
+        }),
+        Ok(response) => Ok(response),
+        Err(CallError::Rpc(e @ RpcError::Unreachable { .. })) => Err(Failure::Unreachable(e.to_string())),
+        Err(CallError::Rpc(RpcError::Timeout { addr, timeout })) => {
+            Err(Failure::Lost { message: format!("no answer from {addr} within {timeout:?}"), timeout: Some(timeout) })
+        }
+        Err(CallError::Rpc(e @ RpcError::Closed { .. })) => {
+            Err(Failure::Lost { message: e.to_string(), timeout: None })
+        }
+        Err(CallError::Codec(e)) => Err(Failure::Protocol(e.to_string())),
+    }
+}
+
+fn mismatched(response: &Response) -> Failure {
+    Failure::Protocol(format!("unexpected response {response:?}"))
+}

@@ -1,0 +1,287 @@
+//! `Remote`: a client agent's connection to the servers, which hold all the state it reads and writes.
+//!
+//! The agent tells it which servers are alive (`set_servers`, from gossip). It sticks to one server,
+//! picked at random so that clients spread over the cluster, and moves to the next one in the list
+//! when that server cannot be reached or cannot serve. Any server can serve any request: a follower
+//! forwards writes to its leader and runs read barriers through it.
+//!
+//! # What is retried
+//! Retrying must never apply a write twice. A write is retried on another server only when it
+//! certainly was not applied: the connection could not be made, or the server answered that it has
+//! no leader (refused before anything was appended). A write that was sent and then lost (a timeout,
+//! a broken connection) or that the server could not finish is reported as it is. Reads and status
+//! requests change nothing, so every transport or availability failure is retried. Retries go on for
+//! up to `RETRY_HOLD` past the request's own wait, pacing themselves, so an election or a server
+//! restart is ridden out the way a server's own `LEADER_HOLD` rides out an election.
+//!
+//! # Blocking queries
+//! A blocking query parks on the server for up to its wait, so its call timeout is the wait plus
+//! `CALL_MARGIN`. Many can be in flight on one connection (the transport multiplexes by request id).
+//! When its server fails midway, the query moves to another server with what remains of its wait.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::BuildHasher;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use roster_kv::{Answer, Command, CommandResult, Query};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ClusterStatus, Consistency, ReadMeta};
+use crate::error::{Error, Result};
+use crate::raft::client::{self, Failure};
+use crate::rpc::Peer;
+
+/// How long requests are retried on other servers after their first failure (beyond a query's wait);
+/// the same hold a server gives an election (`server::LEADER_HOLD`).
+const RETRY_HOLD: Duration = Duration::from_secs(5);
+/// The first pause between retries; it doubles up to `RETRY_PAUSE_MAX`, so a cluster that is down
+/// entirely is not hammered.
+const RETRY_PAUSE_MIN: Duration = Duration::from_millis(50);
+const RETRY_PAUSE_MAX: Duration = Duration::from_secs(1);
+/// How long past its wait a call may take: the server may hold it for an election (5 s) and forward
+/// a barrier or a write to its leader (up to 10 s) before it answers.
+const CALL_MARGIN: Duration = Duration::from_secs(30);
+/// How long a status request to one server may take.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A client agent's handle on the servers. Clones share the server list and the connections.
+#[derive(Clone)]
+pub struct Remote {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Cancelled when the agent shuts down: calls in flight end with `Error::Shutdown`.
+    shutdown: CancellationToken,
+    /// The runtime that runs every call, and so owns every connection. Callers may run on runtimes
+    /// of their own (DNS has one per thread) that end before the agent does; a connection they
+    /// dialled would die with them, under the requests of everyone else sharing it.
+    runtime: Option<tokio::runtime::Handle>,
+    /// The known servers and the one in use.
+    servers: Mutex<Servers>,
+}
+
+#[derive(Default)]
+struct Servers {
+    /// The alive servers' RPC addresses, as last given to `set_servers`.
+    addrs: Vec<SocketAddr>,
+    /// The index in `addrs` of the server in use.
+    current: usize,
+    /// One connection per server in `addrs`, dialled on first use.
+    peers: HashMap<SocketAddr, Arc<Peer>>,
+}
+
+/// Whether a request may run twice: decides what is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A query or status request: changes nothing, so any failure may be retried.
+    Read,
+    /// A write: retried only when it certainly did not reach a leader.
+    Write,
+}
+
+impl Remote {
+    /// A handle that knows no server yet; every request fails with `NoServers` until `set_servers`.
+    ///
+    /// Call it on the runtime that should run the calls (the agent's main runtime); cancelling
+    /// `shutdown` ends every call in flight.
+    pub fn new(shutdown: CancellationToken) -> Remote {
+        let inner = Inner {
+            shutdown,
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            servers: Mutex::new(Servers::default()),
+        };
+        Remote { inner: Arc::new(inner) }
+    }
+
+    /// Replaces the list of servers to use (the alive servers gossip knows).
+    /// The server in use stays in use while it is listed; otherwise another is picked at random.
+    pub fn set_servers(&self, addrs: Vec<SocketAddr>) {
+        let mut servers = self.inner.servers.lock().unwrap_or_else(PoisonError::into_inner);
+        let in_use = servers.addrs.get(servers.current).copied();
+        servers.current = match in_use.and_then(|addr| addrs.iter().position(|a| *a == addr)) {
+            Some(idx) => idx,
+            None => random_index(addrs.len()),
+        };
+        servers.peers.retain(|addr, _| addrs.contains(addr));
+        servers.addrs = addrs;
+    }
+
+    /// The servers in use, as last given to `set_servers`.
+    pub fn servers(&self) -> Vec<SocketAddr> {
+        self.inner.servers.lock().unwrap_or_else(PoisonError::into_inner).addrs.clone()
+    }
+
+    /// Proposes `cmd` through a server (which forwards it to the leader) and returns its result once
+    /// it is applied. Retried on another server only when it certainly was not applied.
+    pub async fn write(&self, cmd: Command) -> Result<CommandResult> {
+        self.spawn(move |remote| async move {
+            let cmd = &cmd;
+            let op = |peer: Arc<Peer>, _| async move { client::write(&peer, cmd.clone(), CALL_MARGIN).await };
+            remote.failover(Kind::Write, Duration::ZERO, op).await
+        })
+        .await
+    }
+
+    /// Evaluates `query` on a server after the barrier `consistency` asks for, blocking there as
+    /// `Server::query` does when `min_index > 0`. `ReadMeta` is the answering server's.
+    pub async fn query(
+        &self,
+        consistency: Consistency,
+        min_index: u64,
+        wait: Duration,
+        query: &Query,
+    ) -> Result<(Answer, u64, ReadMeta)> {
+        let query = query.clone();
+        // Only a blocking query may take its wait; a plain read gets the margin alone, and so do its retries.
+        let wait = if min_index == 0 { Duration::ZERO } else { wait };
+        self.spawn(move |remote| async move {
+            let query = &query;
+            let op = |peer: Arc<Peer>, elapsed: Duration| async move {
+                // A retry on another server waits only for what is left of the wait.
+                let wait = wait.saturating_sub(elapsed);
+                client::query(&peer, consistency, min_index, wait, query, wait + CALL_MARGIN).await
+            };
+            remote.failover(Kind::Read, wait, op).await
+        })
+        .await
+    }
+
+    /// The cluster as the server in use sees it.
+    pub async fn status(&self) -> Result<ClusterStatus> {
+        self.spawn(move |remote| async move {
+            let op = |peer: Arc<Peer>, _| async move { client::status(&peer, STATUS_TIMEOUT).await };
+            remote.failover(Kind::Read, Duration::ZERO, op).await
+        })
+        .await
+    }
+
+    /// The cluster as the server at `addr` sees it, whether or not it is in the list; asked once.
+    /// `-bootstrap-expect` uses it to learn whether a server already belongs to a cluster.
+    pub async fn status_of(&self, addr: SocketAddr) -> Result<ClusterStatus> {
+        self.spawn(move |remote| async move {
+            let listed = remote.inner.servers.lock().unwrap_or_else(PoisonError::into_inner).peers.get(&addr).cloned();
+            let peer = listed.unwrap_or_else(|| Arc::new(Peer::new(addr)));
+            client::status(&peer, STATUS_TIMEOUT).await.map_err(|failure| to_error(addr, failure))
+        })
+        .await
+    }
+
+    /// Runs a call on the agent's runtime (see `Inner::runtime`), ending it with `Shutdown` when the
+    /// agent stops and cancelling it when the caller goes away.
+    async fn spawn<T, F, Fut>(&self, call: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Remote) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        let shutdown = self.inner.shutdown.clone();
+        let call = call(self.clone());
+        let guarded = async move {
+            tokio::select! {
+                res = call => res,
+                () = shutdown.cancelled() => Err(Error::Shutdown),
+            }
+        };
+        let Some(runtime) = &self.inner.runtime else { return guarded.await };
+        let mut task = AbortOnDrop(runtime.spawn(guarded));
+        match (&mut task.0).await {
+            Ok(res) => res,
+            Err(e) if e.is_cancelled() => Err(Error::Shutdown),
+            Err(e) => Err(Error::Fatal(format!("a server call panicked: {e}"))),
+        }
+    }
+
+    /// Runs `op` on the server in use, moving to the next one and trying again while the failure is
+    /// safe to retry for `kind`, until `budget + RETRY_HOLD` has passed. `op` gets the time spent so far.
+    async fn failover<T, F, Fut>(&self, kind: Kind, budget: Duration, op: F) -> Result<T>
+    where
+        F: Fn(Arc<Peer>, Duration) -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let started = Instant::now();
+        let deadline = started + budget + RETRY_HOLD;
+        let mut pause = RETRY_PAUSE_MIN;
+        loop {
+            let (addr, peer) = self.pick()?;
+            let failure = match op(peer, started.elapsed()).await {
+                Ok(value) => return Ok(value),
+                Err(failure) => failure,
+            };
+            if !retryable(kind, &failure) || Instant::now() + pause >= deadline {
+                return Err(to_error(addr, failure));
+            }
+            tracing::debug!(server = %addr, ?failure, "server call failed; trying the next server");
+            self.rotate(addr);
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(RETRY_PAUSE_MAX);
+        }
+    }
+
+    /// The server in use and its connection; `NoServers` when none is known.
+    fn pick(&self) -> Result<(SocketAddr, Arc<Peer>)> {
+        let mut servers = self.inner.servers.lock().unwrap_or_else(PoisonError::into_inner);
+        let addr = *servers.addrs.get(servers.current).ok_or(Error::NoServers)?;
+        let peer = servers.peers.entry(addr).or_insert_with(|| Arc::new(Peer::new(addr))).clone();
+        Ok((addr, peer))
+    }
+
+    /// Moves on from `failed`, unless another call already did.
+    fn rotate(&self, failed: SocketAddr) {
+        let mut servers = self.inner.servers.lock().unwrap_or_else(PoisonError::into_inner);
+        if servers.addrs.get(servers.current) == Some(&failed) {
+            servers.current = (servers.current + 1) % servers.addrs.len();
+        }
+    }
+}
+
+/// Whether a request of `kind` may be sent again after `failure`.
+fn retryable(kind: Kind, failure: &Failure) -> bool {
+    match failure {
+        // Nothing was sent, or the server refused before appending anything.
+        Failure::Unreachable(_) | Failure::NoLeader => true,
+        // The request may have been served: only a read can safely run again.
+        Failure::Lost { .. } | Failure::Unavailable(_) => kind == Kind::Read,
+        Failure::Rejected(_) | Failure::Indeterminate(_) | Failure::Protocol(_) => false,
+    }
+}
+
+fn to_error(addr: SocketAddr, failure: Failure) -> Error {
+    match failure {
+        Failure::NoLeader => Error::NoLeader,
+        Failure::Rejected(why) => Error::Rejected(why),
+        Failure::Indeterminate(why) => Error::Indeterminate(why),
+        Failure::Lost { timeout: Some(timeout), .. } => Error::Timeout(timeout),
+        Failure::Unreachable(message)
+        | Failure::Lost { message, .. }
+        | Failure::Unavailable(message)
+        | Failure::Protocol(message) => Error::Rpc { addr, message },
+    }
+}
+
+/// A random index below `len` (0 when empty), so that clients spread over the servers.
+/// std's hasher keys are random per process and per call, which is all the randomness this needs.
+fn random_index(len: usize) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    let draw = std::hash::RandomState::new().hash_one(std::time::SystemTime::now());
+    (draw % len as u64) as usize
+}
+
+/// Aborts a spawned call when its caller stops waiting for it (an HTTP client went away), so a
+/// blocking query does not stay parked on a server for nobody.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests;

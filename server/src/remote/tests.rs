@@ -1,0 +1,170 @@
+//! Tests for `Remote` against real servers on loopback: writes, reads of every consistency and
+//! blocking queries through a follower, status, failover when servers go away, and which failures
+//! are retried.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use roster_kv::{Answer, CommandResult, Query};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::server::tests::{set, start, three_node_cluster};
+
+/// The value of `key` as the remote reads it with `consistency`, and the index covering it.
+async fn get(remote: &Remote, consistency: Consistency, key: &str) -> (Option<String>, u64, ReadMeta) {
+    let query = Query::KvGet { key: key.into() };
+    let (answer, index, meta) = remote.query(consistency, 0, Duration::ZERO, &query).await.unwrap();
+    let Answer::Entry(entry) = answer else { panic!("a KvGet answers an Entry, not {answer:?}") };
+    (entry.map(|e| String::from_utf8_lossy(&e.value).into_owned()), index, meta)
+}
+
+/// An address where nothing listens.
+async fn dead_addr() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_on_a_follower_writes_reads_blocks_and_reports_status() {
+    let (servers, leader) = three_node_cluster().await;
+    let follower = servers.iter().find(|s| s.rpc_addr() != leader).unwrap();
+    let remote = Remote::new(CancellationToken::new());
+    remote.set_servers(vec![follower.rpc_addr()]);
+    assert_eq!(remote.servers(), vec![follower.rpc_addr()]);
+
+    assert_eq!(remote.write(set("k", "1")).await.unwrap(), CommandResult::Bool(true));
+    let cas = roster_kv::Command::KvCas { key: "k".into(), value: b"x".to_vec(), flags: 0, index: 999 };
+    assert_eq!(remote.write(cas).await.unwrap(), CommandResult::Bool(false));
+    for consistency in [Consistency::Default, Consistency::Consistent, Consistency::Stale] {
+        let (value, _, meta) = get(&remote, consistency, "k").await;
+        assert_eq!(value.as_deref(), Some("1"), "{consistency:?}");
+        assert!(meta.known_leader && meta.last_contact_ms < 1000, "the follower's facts: {meta:?}");
+    }
+
+    // A blocking query parks on the follower and wakes on a write sent over the same connection.
+    let (_, index, _) = get(&remote, Consistency::Default, "k").await;
+    let parked = {
+        let remote = remote.clone();
+        tokio::spawn(async move {
+            let query = Query::KvGet { key: "k".into() };
+            remote.query(Consistency::Default, index, Duration::from_secs(20), &query).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    remote.write(set("other", "x")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!parked.is_finished(), "a write to another key must not wake the query");
+    let woken_at = Instant::now();
+    remote.write(set("k", "2")).await.unwrap();
+    let (answer, new_index, _) = parked.await.unwrap().unwrap();
+    assert!(woken_at.elapsed() < Duration::from_secs(2));
+    assert!(new_index > index);
+    let Answer::Entry(Some(entry)) = answer else { panic!("k exists: {answer:?}") };
+    assert_eq!(entry.value, b"2");
+
+    let status = remote.status().await.unwrap();
+    assert_eq!((status.id, status.leader), (follower.node_id(), Some(leader)));
+    assert!(status.initialized);
+    let mut ids: Vec<(u64, bool)> = status.servers.iter().map(|s| (s.id, s.voter)).collect();
+    ids.sort();
+    assert_eq!(ids, [(1, true), (2, true), (3, true)]);
+    let leader_status = remote.status_of(leader).await.unwrap();
+    assert_eq!(leader_status.addr, leader);
+    for server in &servers {
+        server.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_moves_to_another_server_when_its_server_shuts_down() {
+    let (servers, _) = three_node_cluster().await;
+    let remote = Remote::new(CancellationToken::new());
+    remote.set_servers(servers.iter().map(|s| s.rpc_addr()).collect());
+    remote.write(set("k", "1")).await.unwrap();
+    let (_, index, _) = get(&remote, Consistency::Default, "k").await;
+    let used = remote.status().await.unwrap().id;
+
+    // A query parked on the server that goes away finishes its wait on another one.
+    let parked = {
+        let remote = remote.clone();
+        tokio::spawn(async move {
+            let query = Query::KvGet { key: "k".into() };
+            remote.query(Consistency::Default, index, Duration::from_secs(30), &query).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let gone = servers.iter().find(|s| s.node_id() == used).unwrap();
+    gone.shutdown().await.unwrap();
+
+    // Reads fail over at once; the write then goes to whichever server the remote moved to.
+    let (value, _, _) = get(&remote, Consistency::Default, "k").await;
+    assert_eq!(value.as_deref(), Some("1"));
+    assert_ne!(remote.status().await.unwrap().id, used);
+    assert_eq!(remote.write(set("k", "2")).await.unwrap(), CommandResult::Bool(true));
+    let (answer, new_index, _) = parked.await.unwrap().unwrap();
+    assert!(new_index > index);
+    assert!(matches!(answer, Answer::Entry(Some(entry)) if entry.value == b"2"));
+    for server in &servers {
+        server.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_moves_on_from_a_server_that_cannot_be_reached() {
+    let server = start(1, None, true).await;
+    server.wait_for_leader(Duration::from_secs(2)).await.unwrap();
+    let dead = dead_addr().await;
+    let remote = Remote::new(CancellationToken::new());
+    // The server in use stays in use when the list grows, so the dead one is tried first.
+    remote.set_servers(vec![dead]);
+    remote.set_servers(vec![dead, server.rpc_addr()]);
+    assert_eq!(remote.write(set("k", "1")).await.unwrap(), CommandResult::Bool(true));
+    assert_eq!(remote.status().await.unwrap().id, 1, "the remote stays on the server that answered");
+    assert!(matches!(remote.status_of(dead).await, Err(Error::Rpc { addr, .. }) if addr == dead));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_servers_every_call_fails_with_consuls_message() {
+    let remote = Remote::new(CancellationToken::new());
+    let err = remote.write(set("k", "1")).await.unwrap_err();
+    assert!(matches!(err, Error::NoServers));
+    assert_eq!(err.to_string(), "No known Consul servers");
+    let query = remote.query(Consistency::Stale, 0, Duration::ZERO, &Query::Nodes).await;
+    assert!(matches!(query, Err(Error::NoServers)));
+    assert!(matches!(remote.status().await, Err(Error::NoServers)));
+}
+
+#[tokio::test]
+async fn calls_end_when_the_agent_shuts_down() {
+    let shutdown = CancellationToken::new();
+    let remote = Remote::new(shutdown.clone());
+    remote.set_servers(vec![dead_addr().await]);
+    let pending = {
+        let remote = remote.clone();
+        tokio::spawn(async move { remote.status().await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    shutdown.cancel();
+    let res = tokio::time::timeout(Duration::from_secs(2), pending).await.expect("ends promptly").unwrap();
+    assert!(matches!(res, Err(Error::Shutdown)), "{res:?}");
+}
+
+#[test]
+fn only_failures_that_certainly_applied_nothing_retry_a_write() {
+    let lost = || Failure::Lost { message: "closed".into(), timeout: None };
+    let cases = [
+        (Failure::Unreachable("refused".into()), true, true),
+        (Failure::NoLeader, true, true),
+        (lost(), true, false),
+        (Failure::Unavailable("stopping".into()), true, false),
+        (Failure::Rejected("no".into()), false, false),
+        (Failure::Indeterminate("displaced".into()), false, false),
+        (Failure::Protocol("garbage".into()), false, false),
+    ];
+    for (failure, read, write) in cases {
+        assert_eq!((retryable(Kind::Read, &failure), retryable(Kind::Write, &failure)), (read, write), "{failure:?}");
+    }
+}
