@@ -33,6 +33,7 @@ pub(crate) mod definition;
 mod health;
 pub mod input;
 mod kv;
+mod members;
 mod output;
 mod query;
 mod reply;
@@ -76,18 +77,25 @@ pub struct Api {
     pub(crate) runner: Arc<crate::checks::Runner>,
     /// Cancelled when the agent starts draining: parked blocking queries then answer at once, as at the end of their wait.
     pub(crate) draining: CancellationToken,
+    /// This agent's gossip; `None` only for a `-dev` agent with `ports.serf_lan = -1`.
+    pub(crate) gossip: Option<crate::gossip::Gossip>,
+    /// Cancelling it stops the agent (after `/v1/agent/leave` has left the pool).
+    pub(crate) shutdown: CancellationToken,
 }
 
 impl Api {
     /// Builds the API over a backend; `draining` is the token whose cancellation starts the shutdown.
+    /// `gossip` is this agent's pool (None without one); cancelling `shutdown` stops the agent, as `/v1/agent/leave` does.
     pub fn new(
         backend: Backend,
         info: AgentInfo,
         local: Arc<crate::local::Local>,
         runner: Arc<crate::checks::Runner>,
         draining: CancellationToken,
+        gossip: Option<crate::gossip::Gossip>,
+        shutdown: CancellationToken,
     ) -> Api {
-        Api { backend, info: Arc::new(info), local, runner, draining }
+        Api { backend, info: Arc::new(info), local, runner, draining, gossip, shutdown }
     }
 }
 
@@ -100,7 +108,11 @@ pub fn router(api: Api) -> Router {
         .route("/v1/kv/", get(kv::get).put(kv::put).delete(kv::delete))
         .route("/v1/kv/{*key}", get(kv::get).put(kv::put).delete(kv::delete))
         .route("/v1/agent/self", get(agent::self_))
-        .route("/v1/agent/members", get(agent::members))
+        .route("/v1/agent/members", get(members::members))
+        .route("/v1/agent/join/{addr}", put(members::join))
+        .route("/v1/agent/leave", put(members::leave))
+        .route("/v1/agent/force-leave/{node}", put(members::force_leave))
+        .route("/v1/operator/raft/configuration", get(members::raft_configuration))
         .route("/v1/agent/services", get(agent::services))
         .route("/v1/agent/service/{id}", get(agent::service))
         .route("/v1/agent/service/register", put(agent::register))

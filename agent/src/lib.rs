@@ -15,8 +15,10 @@
 pub mod backend;
 pub mod checks;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod dns_view;
+pub mod gossip;
 pub mod http;
 pub mod local;
 pub mod logging;

@@ -2,8 +2,14 @@
 //!
 //! Consul agents hold their registrations locally and sync them to the servers (anti-entropy); roster does the same, so that a registration survives an agent restart with its check states (a TTL check that was passing comes back passing), and so that the catalog can be repaired from the agent after a server loss.
 //! Every change is pushed to the catalog first and written to `local.json` second, so a 200 means the change is both in the catalog and on this agent's disk.
+//! When no server can take the write (a client that has not found one yet, an election), the change is kept locally and the
+//! 200 still goes out, as Consul's agent does; anti-entropy pushes it as soon as a server answers.
 //! The file is replaced atomically (write, fsync, rename, fsync the directory); a `-dev` agent keeps it in memory only.
-//! Periodic re-sync and removal of catalog entries the agent does not know are the cluster issue's anti-entropy; here the agent pushes at start and on every change.
+//!
+//! Anti-entropy ([`Local::sync_full`], run by [`Local::run_anti_entropy`]): at start, after a deferred write, and
+//! periodically (every minute, stretched for large clusters, with jitter), the agent writes its node record, pushes every
+//! service and check, and deregisters what the catalog holds for its node that the agent does not know, except the
+//! leader-owned `serfHealth` check and `consul` service.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -11,7 +17,13 @@ use std::path::{Path, PathBuf};
 
 use roster_kv::{CheckStatus, Command, CommandResult, HealthCheck, Node, Registration, Service};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use roster_kv::{Answer, Query};
+use roster_server::Consistency;
+use tokio::sync::{Mutex, Notify};
+use tokio_util::sync::CancellationToken;
 
 use crate::backend::Backend;
 
@@ -49,7 +61,19 @@ pub struct Local {
     node: Node,
     path: Option<PathBuf>,
     inner: Mutex<Inner>,
+    /// Set when a catalog write was deferred because no server could take it.
+    out_of_sync: AtomicBool,
+    /// Wakes the anti-entropy loop early (after a deferred write).
+    kick: Notify,
 }
+
+/// The catalog entries of an agent's node that belong to the leader, not the agent.
+const LEADER_OWNED_CHECK: &str = "serfHealth";
+const LEADER_OWNED_SERVICE: &str = "consul";
+/// The base anti-entropy period (Consul's), for clusters up to 128 nodes.
+const SYNC_PERIOD: Duration = Duration::from_secs(60);
+/// Pause before retrying a full sync that failed.
+const SYNC_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct Inner {
@@ -85,7 +109,14 @@ impl Local {
             inner.services = persisted.services.into_iter().map(|s| (s.id.clone(), s)).collect();
             inner.checks = persisted.checks.into_iter().map(|c| (c.check_id.clone(), c)).collect();
         }
-        Ok(Local { backend, node, path, inner: Mutex::new(inner) })
+        Ok(Local {
+            backend,
+            node,
+            path,
+            inner: Mutex::new(inner),
+            out_of_sync: AtomicBool::new(false),
+            kick: Notify::new(),
+        })
     }
 
     /// This agent's node record.
@@ -306,10 +337,105 @@ impl Local {
         self.catalog(Command::Register(Box::new(reg))).await
     }
 
+    /// A change's catalog write. When no server can take it, the change still applies locally and
+    /// anti-entropy delivers it later; refusals and other errors go back to the caller.
     async fn catalog(&self, cmd: Command) -> Result<(), LocalError> {
+        match self.catalog_strict(cmd).await {
+            Err(LocalError::Server(err)) if unavailable(&err) => {
+                tracing::warn!("catalog unreachable ({err}); keeping the change locally until the next sync");
+                self.out_of_sync.store(true, Ordering::SeqCst);
+                self.kick.notify_one();
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    async fn catalog_strict(&self, cmd: Command) -> Result<(), LocalError> {
         match self.backend.write(cmd).await? {
             CommandResult::Bool(_) => Ok(()),
             CommandResult::Rejected(why) => Err(LocalError::Invalid(why)),
+        }
+    }
+
+    /// Makes the catalog's view of this node exactly the agent's: the node record, every local
+    /// service and check, and no service or check the agent does not know (leader-owned ones aside).
+    pub async fn sync_full(&self) -> Result<(), LocalError> {
+        // Held throughout, so no local change interleaves with the comparison below.
+        let inner = self.inner.lock().await;
+        let node = Registration { node: self.node.clone(), skip_node_update: false, service: None, checks: Vec::new() };
+        self.catalog_strict(Command::Register(Box::new(node))).await?;
+        for service in inner.services.values() {
+            let checks = inner.checks.values().filter(|c| c.service_id == service.id).cloned().collect();
+            let reg = Registration {
+                node: self.node.clone(),
+                skip_node_update: true,
+                service: Some(service.clone()),
+                checks,
+            };
+            self.catalog_strict(Command::Register(Box::new(reg))).await?;
+        }
+        let node_checks: Vec<HealthCheck> =
+            inner.checks.values().filter(|c| c.service_id.is_empty()).cloned().collect();
+        if !node_checks.is_empty() {
+            let reg =
+                Registration { node: self.node.clone(), skip_node_update: true, service: None, checks: node_checks };
+            self.catalog_strict(Command::Register(Box::new(reg))).await?;
+        }
+        let name = self.node.node.clone();
+        let (services, _, _) = self
+            .backend
+            .query(Consistency::Default, 0, Duration::ZERO, &Query::NodeServices { name: name.clone() })
+            .await?;
+        let (checks, _, _) = self
+            .backend
+            .query(Consistency::Default, 0, Duration::ZERO, &Query::NodeChecks { name: name.clone() })
+            .await?;
+        if let Answer::NodeServices { services, .. } = services {
+            for service in services {
+                if service.id != LEADER_OWNED_SERVICE && !inner.services.contains_key(&service.id) {
+                    tracing::info!(service = %service.id, "removing a catalog service this agent does not know");
+                    let cmd = Command::Deregister { node: name.clone(), service_id: Some(service.id), check_id: None };
+                    self.catalog_strict(cmd).await?;
+                }
+            }
+        }
+        if let Answer::Checks(checks) = checks {
+            for check in checks {
+                let service_gone = !check.service_id.is_empty() && !inner.services.contains_key(&check.service_id);
+                if check.check_id != LEADER_OWNED_CHECK && !inner.checks.contains_key(&check.check_id) && !service_gone
+                {
+                    tracing::info!(check = %check.check_id, "removing a catalog check this agent does not know");
+                    let cmd =
+                        Command::Deregister { node: name.clone(), service_id: None, check_id: Some(check.check_id) };
+                    self.catalog_strict(cmd).await?;
+                }
+            }
+        }
+        self.out_of_sync.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Runs anti-entropy until `token` is cancelled: a full sync now, again after every deferred
+    /// write, and every `SYNC_PERIOD` (scaled by `cluster_size()` as Consul scales it, plus up to
+    /// half a period of jitter so a thousand agents do not sync in step). Failures retry after a second.
+    pub async fn run_anti_entropy(&self, cluster_size: impl Fn() -> usize, token: CancellationToken) {
+        loop {
+            let wait = match self.sync_full().await {
+                Ok(()) => {
+                    let period = SYNC_PERIOD.mul_f64(scale_factor(cluster_size()));
+                    period + period.mul_f64(rand::random::<f64>() / 2.0)
+                }
+                Err(err) => {
+                    tracing::debug!("anti-entropy sync failed, retrying: {err}");
+                    SYNC_RETRY
+                }
+            };
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = self.kick.notified() => tokio::time::sleep(SYNC_RETRY / 10).await,
+                () = tokio::time::sleep(wait) => {}
+            }
         }
     }
 
@@ -321,6 +447,19 @@ impl Local {
         *inner = next;
         Ok(())
     }
+}
+
+/// Errors that mean "no server could take this now", as opposed to a refusal.
+fn unavailable(err: &roster_server::Error) -> bool {
+    use roster_server::Error as E;
+    matches!(err, E::NoServers | E::NoLeader | E::NotLeader { .. } | E::Rpc { .. } | E::Timeout(_))
+}
+
+/// Consul's anti-entropy scale: 1 up to 128 nodes, then one more period per doubling.
+fn scale_factor(nodes: usize) -> f64 {
+    const THRESHOLD: f64 = 128.0;
+    let nodes = nodes as f64;
+    if nodes <= THRESHOLD { 1.0 } else { (nodes.log2() - THRESHOLD.log2()).ceil() + 1.0 }
 }
 
 fn save(path: &Path, inner: &Inner) -> std::io::Result<()> {

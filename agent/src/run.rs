@@ -11,14 +11,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use roster_kv::{CheckStatus, Command, CommandResult, HealthCheck, Registration, Service};
+use roster_kv::{CheckStatus, Command, CommandResult, Registration, Service};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::Backend;
 use crate::checks::Runner;
+use crate::cluster;
 use crate::config::Config;
 use crate::dns_view::ServerView;
+use crate::gossip::{Gossip, GossipConfig, MemberMeta, Role};
 use crate::http::{self, AgentInfo, Api};
 use crate::local::Local;
 
@@ -27,53 +30,100 @@ const DRAIN_GRACE: Duration = Duration::from_secs(5);
 /// How long a fresh server may take to elect itself before start-up fails.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs the agent until a shutdown signal.
+/// Runs the agent until a shutdown signal, `/v1/agent/leave`, or a fatal join failure.
 pub async fn run_agent(config: Config) -> anyhow::Result<()> {
-    if !config.server {
-        anyhow::bail!(
-            "client agents join servers through gossip, which this build does not have yet; run with -server or -dev"
-        );
-    }
     let http_listeners = bind_all(&config.http_addrs(), "HTTP").await?;
     let dns_sockets = bind_dns(&config.dns_addrs())?;
-    let rpc_addr = config.rpc_addr().unwrap_or(SocketAddr::new(config.bind_addr, 0));
-    let rpc_listener =
-        TcpListener::bind(rpc_addr).await.with_context(|| format!("binding server RPC on {rpc_addr}"))?;
-    let rpc_local = rpc_listener.local_addr()?;
     let advertise_ip = advertise_ip(&config);
-    let rpc_advertise = SocketAddr::new(advertise_ip, rpc_local.port());
+    let rpc_listener = if config.server {
+        let rpc_addr = config.rpc_addr().unwrap_or(SocketAddr::new(config.bind_addr, 0));
+        Some(TcpListener::bind(rpc_addr).await.with_context(|| format!("binding server RPC on {rpc_addr}"))?)
+    } else {
+        None
+    };
+    let rpc_local = rpc_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+    let rpc_advertise = rpc_local.map(|local| SocketAddr::new(advertise_ip, local.port()));
 
     let node_id = node_id(&config)?;
+    let raft_id = cluster::raft_id(&node_id);
     let shutdown = CancellationToken::new();
-    let server_config = roster_server::Config {
-        node_id: 1,
-        data_dir: if config.dev { None } else { config.data_dir.clone() },
-        rpc_listener,
-        rpc_advertise,
-        bootstrap: config.bootstrap || config.bootstrap_expect == Some(1),
+    let gossip = start_gossip(&config, advertise_ip, &node_id, raft_id, rpc_advertise, &shutdown).await?;
+
+    let backend = match (rpc_listener, rpc_advertise) {
+        (Some(rpc_listener), Some(rpc_advertise)) => {
+            let server_config = roster_server::Config {
+                node_id: raft_id,
+                data_dir: if config.dev { None } else { config.data_dir.clone() },
+                rpc_listener,
+                rpc_advertise,
+                bootstrap: config.bootstrap,
+            };
+            let server = roster_server::Server::start(server_config, shutdown.child_token())
+                .await
+                .context("starting the Raft server")?;
+            if config.bootstrap {
+                server.wait_for_leader(LEADER_TIMEOUT).await.context("waiting for this server to become leader")?;
+            }
+            if let Some(gossip) = &gossip {
+                let duties = cluster::LeaderDuties {
+                    gossip: gossip.clone(),
+                    server: server.clone(),
+                    datacenter: config.datacenter.clone(),
+                    token: shutdown.child_token(),
+                };
+                duties.spawn();
+                if let Some(expect) = config.bootstrap_expect.filter(|n| *n > 1) {
+                    let probe = roster_server::Remote::new(shutdown.child_token());
+                    let (gossip, server, dc) = (gossip.clone(), server.clone(), config.datacenter.clone());
+                    cluster::spawn_bootstrap(gossip, server, probe, expect, dc, shutdown.child_token());
+                }
+            }
+            Backend::Local(server)
+        }
+        _ => {
+            let remote = roster_server::Remote::new(shutdown.child_token());
+            if let Some(gossip) = &gossip {
+                let dc = config.datacenter.clone();
+                cluster::spawn_server_tracker(gossip.clone(), remote.clone(), dc, shutdown.child_token());
+            }
+            Backend::Remote(remote)
+        }
     };
-    let server = roster_server::Server::start(server_config, shutdown.child_token())
-        .await
-        .context("starting the Raft server")?;
-    server.wait_for_leader(LEADER_TIMEOUT).await.context("waiting for this server to become leader")?;
+    if let Some(gossip) = &gossip {
+        join_at_start(gossip, &config, &shutdown).await?;
+    }
 
     let info = AgentInfo {
         node_name: config.node_name.clone(),
         node_id,
         datacenter: config.datacenter.clone(),
         advertise_addr: advertise_ip,
-        serf_port: config.ports.serf_lan.unwrap_or(8301),
-        rpc_port: rpc_advertise.port(),
-        server: true,
+        serf_port: gossip.as_ref().map_or(config.ports.serf_lan.unwrap_or(8301), |g| g.local_addr().port()),
+        rpc_port: rpc_advertise.map_or(0, |a| a.port()),
+        server: config.server,
         enable_script_checks: config.enable_script_checks,
         domain: config.domain.clone(),
     };
-    register_self(&server, &info, &config).await?;
-    let backend = crate::backend::Backend::Local(server.clone());
+    if let Backend::Local(server) = &backend
+        && config.bootstrap
+    {
+        // A bootstrapped server is usable the moment it is ready: register it now rather than at the
+        // leader's first reconcile, so the catalog is complete when the readiness line goes out.
+        register_self(server, &info, &config).await?;
+    }
     let data_dir = if config.dev { None } else { config.data_dir.as_deref() };
-    let local = Arc::new(Local::load(backend.clone(), http::agent_node(&info), data_dir)?);
-    local.sync_all().await.context("pushing this agent's services and checks to the catalog")?;
+    let mut node = http::agent_node(&info);
+    node.meta.extend(config.node_meta.clone());
+    let local = Arc::new(Local::load(backend.clone(), node, data_dir)?);
+    if config.bootstrap {
+        local.sync_full().await.context("pushing this agent's services and checks to the catalog")?;
+    }
     register_config_definitions(&local, &config).await?;
+    {
+        let (local, gossip, token) = (local.clone(), gossip.clone(), shutdown.child_token());
+        let cluster_size = move || gossip.as_ref().map_or(1, |g| g.members().len());
+        tokio::spawn(async move { local.run_anti_entropy(cluster_size, token).await });
+    }
     let runner = Runner::spawn(
         local.clone(),
         backend.clone(),
@@ -84,7 +134,8 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
     runner.sync().await;
 
     let http_token = shutdown.child_token();
-    let api = Api::new(backend.clone(), info, local.clone(), runner, http_token.clone());
+    let stop = CancellationToken::new();
+    let api = Api::new(backend.clone(), info, local.clone(), runner, http_token.clone(), gossip.clone(), stop.clone());
     let mut tasks = JoinSet::new();
     let mut http_addrs = Vec::new();
     for listener in http_listeners {
@@ -99,22 +150,112 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
             tasks.spawn(async move { done.await.unwrap_or_else(|_| Err(std::io::Error::other("a DNS thread died"))) });
         }
     }
-    let http_shown = http_addrs.first().map_or_else(|| "off".to_owned(), SocketAddr::to_string);
-    let dns_shown = dns_addrs.first().map_or_else(|| "off".to_owned(), SocketAddr::to_string);
+    let shown = |addr: Option<SocketAddr>| addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
+    let (http_shown, dns_shown) = (shown(http_addrs.first().copied()), shown(dns_addrs.first().copied()));
+    let (rpc_shown, serf_shown) = (shown(rpc_local), shown(gossip.as_ref().map(Gossip::local_addr)));
     // Tests and scripts wait for exactly this line; it comes only once every listener serves.
-    println!("roster: ready http={http_shown} dns={dns_shown} rpc={rpc_local} node={}", config.node_name);
-    tracing::info!(http = ?http_addrs, dns = ?dns_addrs, rpc = %rpc_local, node = %config.node_name, "agent ready");
+    println!(
+        "roster: ready http={http_shown} dns={dns_shown} rpc={rpc_shown} serf={serf_shown} node={}",
+        config.node_name
+    );
+    tracing::info!(http = ?http_addrs, dns = ?dns_addrs, rpc = %rpc_shown, serf = %serf_shown, node = %config.node_name, "agent ready");
 
-    wait_for_signal().await;
+    let leave = tokio::select! {
+        signal = wait_for_signal() => match signal {
+            Signal::Interrupt => !config.skip_leave_on_interrupt,
+            Signal::Terminate => config.leave_on_terminate,
+        },
+        // `/v1/agent/leave` has already left the pool; the process only has to stop.
+        () = stop.cancelled() => false,
+        () = shutdown.cancelled() => false,
+    };
+    if leave && let Some(gossip) = &gossip {
+        tracing::info!("leaving the cluster gracefully");
+        if let Err(err) = gossip.leave().await {
+            tracing::warn!("graceful leave failed: {err}");
+        }
+    }
     tracing::info!("shutting down: draining HTTP");
     http_token.cancel();
     if tokio::time::timeout(DRAIN_GRACE, async { while tasks.join_next().await.is_some() {} }).await.is_err() {
         tracing::warn!("HTTP drain exceeded {DRAIN_GRACE:?}; cutting remaining requests");
         tasks.abort_all();
     }
-    server.shutdown().await.context("shutting the Raft server down")?;
+    if let Some(server) = backend.server() {
+        server.shutdown().await.context("shutting the Raft server down")?;
+    }
     shutdown.cancel();
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Starts LAN gossip on `bind_addr:ports.serf_lan`; `None` when it is disabled (allowed only with `-dev`).
+async fn start_gossip(
+    config: &Config,
+    advertise_ip: IpAddr,
+    node_id: &str,
+    raft_id: u64,
+    rpc_advertise: Option<SocketAddr>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Gossip>> {
+    let Some(bind) = config.serf_lan_addr() else {
+        return Ok(None);
+    };
+    let meta = MemberMeta {
+        datacenter: config.datacenter.clone(),
+        role: if config.server { Role::Server } else { Role::Client },
+        rpc_addr: rpc_advertise,
+        raft_id: config.server.then_some(raft_id),
+        bootstrap_expect: config.server.then(|| config.bootstrap_expect.unwrap_or(u32::from(config.bootstrap))),
+        build: format!("roster-{}", env!("CARGO_PKG_VERSION")),
+        protocol: 2,
+        http_port: config.ports.http,
+        node_id: node_id.to_owned(),
+        tags: config.node_meta.clone(),
+    };
+    let mut gossip_config = GossipConfig::new(config.node_name.clone(), bind, meta);
+    gossip_config.advertise = Some(advertise_ip);
+    gossip_config.reconnect_timeout = config.reconnect_timeout;
+    let gossip = Gossip::start(gossip_config, shutdown.child_token())
+        .await
+        .with_context(|| format!("starting gossip on {bind}"))?;
+    Ok(Some(gossip))
+}
+
+/// `-join` must succeed before the agent serves (as Consul's `start_join`); `-retry-join` runs in the
+/// background every `retry_interval` until one address answers, and stops the agent after `retry_max` failed rounds.
+async fn join_at_start(gossip: &Gossip, config: &Config, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    if !config.start_join.is_empty() {
+        let joined = gossip.join(&config.start_join).await.context("joining the cluster (-join)")?;
+        tracing::info!(joined, "joined the cluster");
+    }
+    if config.retry_join.is_empty() {
+        return Ok(());
+    }
+    let (gossip, addrs, interval, max, token) =
+        (gossip.clone(), config.retry_join.clone(), config.retry_interval, config.retry_max, shutdown.clone());
+    tokio::spawn(async move {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match gossip.join(&addrs).await {
+                Ok(joined) => {
+                    tracing::info!(joined, attempt, "joined the cluster (-retry-join)");
+                    return;
+                }
+                Err(err) if max != 0 && attempt >= max => {
+                    tracing::error!("giving up -retry-join after {attempt} attempts: {err}");
+                    token.cancel();
+                    return;
+                }
+                Err(err) => tracing::warn!("-retry-join attempt {attempt} failed, retrying in {interval:?}: {err}"),
+            }
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    });
     Ok(())
 }
 
@@ -217,15 +358,19 @@ async fn bind_all(addrs: &[SocketAddr], what: &str) -> anyhow::Result<Vec<TcpLis
     Ok(out)
 }
 
-/// The address other nodes should use: the advertise address, else the bind address; an unspecified bind falls back to loopback (with a warning) because picking a LAN interface needs the gossip issue's interface discovery.
+/// The address other nodes should use: the advertise address, else the bind address; an unspecified bind
+/// advertises the source address of the default route (the host's LAN address, a container's network address),
+/// and loopback only when there is no route at all.
 fn advertise_ip(config: &Config) -> IpAddr {
     match config.advertise_addr {
         Some(ip) => ip,
         None if !config.bind_addr.is_unspecified() => config.bind_addr,
-        None => {
-            tracing::warn!("-bind is 0.0.0.0 and no -advertise was given; advertising 127.0.0.1");
+        None => cluster::default_route_ip().unwrap_or_else(|| {
+            tracing::warn!(
+                "-bind is 0.0.0.0, no -advertise was given and there is no default route; advertising 127.0.0.1"
+            );
             IpAddr::V4(Ipv4Addr::LOCALHOST)
-        }
+        }),
     }
 }
 
@@ -267,23 +412,7 @@ async fn register_self(server: &roster_server::Server, info: &AgentInfo, config:
         weights: roster_kv::Weights::default(),
         ..Service::default()
     };
-    let serf = HealthCheck {
-        node: info.node_name.clone(),
-        check_id: "serfHealth".into(),
-        name: "Serf Health Status".into(),
-        status: CheckStatus::Passing,
-        notes: String::new(),
-        output: "Agent alive and reachable".into(),
-        service_id: String::new(),
-        service_name: String::new(),
-        service_tags: Vec::new(),
-        check_type: String::new(),
-        interval: String::new(),
-        timeout: String::new(),
-        definition_json: String::new(),
-        create_index: 0,
-        modify_index: 0,
-    };
+    let serf = cluster::serf_check(&info.node_name, CheckStatus::Passing, "Agent alive and reachable");
     let reg = Registration { node, skip_node_update: false, service: Some(consul), checks: vec![serf] };
     match server.write(Command::Register(Box::new(reg))).await.context("registering this node")? {
         CommandResult::Bool(_) => Ok(()),
@@ -330,7 +459,13 @@ async fn register_config_definitions(local: &Local, config: &Config) -> anyhow::
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Which signal asked the agent to stop: Consul leaves the cluster on one and not the other, by config.
+enum Signal {
+    Interrupt,
+    Terminate,
+}
+
+async fn wait_for_signal() -> Signal {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -339,14 +474,17 @@ async fn wait_for_signal() {
             Err(err) => {
                 tracing::warn!("cannot listen for SIGTERM ({err}); only SIGINT stops the agent");
                 let _ = ctrl_c.await;
-                return;
+                return Signal::Interrupt;
             }
         };
         tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            _ = ctrl_c => Signal::Interrupt,
+            _ = term.recv() => Signal::Terminate,
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    {
+        let _ = ctrl_c.await;
+        Signal::Interrupt
+    }
 }

@@ -400,6 +400,9 @@ impl RaftNode {
             .await
             .map_err(|e| match e {
                 CallError::Rpc(RpcError::Timeout { timeout, .. }) => Error::Timeout(timeout),
+                // The request never left: the server we took for leader is down. That is "no leader
+                // reachable" (retried while an election runs, then Consul's "No cluster leader").
+                CallError::Rpc(RpcError::Unreachable { .. }) => Error::NoLeader,
                 other => Error::Rpc { addr, message: other.to_string() },
             })?
             .into_result(addr)

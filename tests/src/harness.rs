@@ -145,7 +145,7 @@ impl TestAgent {
     /// Starts an agent whose config file is the test defaults (HTTP and RPC on port 0, DNS off) with `extra` merged over them.
     pub async fn start_with_config(node_name: &str, mode: AgentMode, extra: Value) -> anyhow::Result<TestAgent> {
         let config_dir = tempfile::tempdir().context("creating the config dir")?;
-        let mut config = serde_json::json!({"ports": {"http": 0, "dns": -1, "server": 0}});
+        let mut config = serde_json::json!({"ports": {"http": 0, "dns": -1, "server": 0, "serf_lan": 0}});
         merge(&mut config, extra);
         std::fs::write(config_path(&config_dir), config.to_string()).context("writing the config file")?;
         let (process, ready) = spawn_agent(node_name, &mode, &config_path(&config_dir)).await?;
@@ -396,19 +396,7 @@ fn locate_or_build_roster() -> anyhow::Result<PathBuf> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
-    // The test runner sets variables (CARGO_PKG_*, CARGO_MANIFEST_DIR, NEXTEST_*, ...) that build scripts
-    // track with rerun-if-env-changed; passing them on would make cargo rebuild half the tree every run.
-    for (name, _) in std::env::vars_os() {
-        let name_text = name.to_string_lossy();
-        let runner_var =
-            (name_text.starts_with("CARGO_") && name_text != "CARGO_HOME" && name_text != "CARGO_TARGET_DIR")
-                || name_text.starts_with("NEXTEST")
-                || name_text.starts_with("__NEXTEST")
-                || name_text == "OUT_DIR";
-        if runner_var {
-            build.env_remove(&name);
-        }
-    }
+    strip_runner_env(&mut build);
     let output = build
         .args(["build", "--quiet", "-p", "roster-agent", "--bin", "roster", "--profile", &profile])
         .arg("--manifest-path")
@@ -423,6 +411,24 @@ fn locate_or_build_roster() -> anyhow::Result<PathBuf> {
     let bin = profile_dir.join("roster");
     anyhow::ensure!(bin.exists(), "cargo built roster-agent but {} does not exist", bin.display());
     Ok(bin)
+}
+
+/// Removes the variables the test runner sets (CARGO_PKG_*, CARGO_MANIFEST_DIR, NEXTEST_*, ...) from a
+/// nested `cargo build`: build scripts track some of them with rerun-if-env-changed, so passing them
+/// on would make cargo rebuild half the tree every run.
+pub(crate) fn strip_runner_env(build: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let name_text = name.to_string_lossy();
+        let runner_var =
+            (name_text.starts_with("CARGO_") && name_text != "CARGO_HOME" && name_text != "CARGO_TARGET_DIR")
+                || name_text.starts_with("NEXTEST")
+                || name_text.starts_with("__NEXTEST")
+                || name_text == "OUT_DIR"
+                || name_text == "RUSTFLAGS";
+        if runner_var {
+            build.env_remove(&name);
+        }
+    }
 }
 
 fn config_path(config_dir: &TempDir) -> PathBuf {

@@ -11,6 +11,7 @@
 //! - `http`: [`Resp`], a fully read HTTP response with helpers for the Consul headers.
 //! - `cluster`: [`TestCluster`], servers and clients as real processes on their own loopback addresses,
 //!   forming a cluster through gossip and `-bootstrap-expect`.
+//! - `docker`: the multi-host tier: a static roster image built offline, networks and containers.
 //! - `backend`: [`FlipBackend`], an HTTP backend whose health the test flips, for health checks to probe.
 //! - `shape`: the exact JSON key sets of compat.md and assertion helpers built on them.
 //!
@@ -22,6 +23,7 @@
 
 mod backend;
 mod cluster;
+pub mod docker;
 mod harness;
 mod http;
 pub mod shape;

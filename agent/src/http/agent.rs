@@ -141,8 +141,13 @@ pub fn self_node(info: &super::AgentInfo) -> Node {
     }
 }
 
-/// This agent as a gossip member.
+/// This agent as a gossip member: its own entry in the pool, or a description of itself when it runs without gossip.
 fn member(api: &Api) -> Value {
+    if let Some(gossip) = &api.gossip
+        && let Some(me) = gossip.members().iter().find(|m| m.name == api.info.node_name)
+    {
+        return super::members::member_json(me);
+    }
     let info = &api.info;
     json!({
         "Name": info.node_name,
@@ -157,7 +162,6 @@ fn member(api: &Api) -> Value {
             "vsn_min": "2",
             "vsn_max": "3",
             "id": info.node_id,
-            "expect": "1",
         },
         "Status": 1,
         "ProtocolMin": 1,
@@ -167,11 +171,6 @@ fn member(api: &Api) -> Value {
         "DelegateMax": 5,
         "DelegateCur": 4,
     })
-}
-
-pub async fn members(State(api): State<Api>, uri: Uri) -> ApiResult {
-    Query::parse(uri.query()).check_dc(&api)?;
-    local_reply(&api, &json!([member(&api)])).await
 }
 
 pub async fn self_(State(api): State<Api>) -> ApiResult {

@@ -1,0 +1,174 @@
+//! What the gossip layer knows besides foca's member list: each node's metadata and the leave intents, both spread as
+//! foca custom broadcasts and merged by push/pull.
+//!
+//! Foca owns its [`foca::BroadcastHandler`] and offers no way back to it, so the handler and the actor share one
+//! [`Known`] behind a mutex; only the actor's task ever locks it, so it is never contended.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::time::Instant;
+
+use super::MemberMeta;
+use super::wire::{Broadcast, LeaveIntent, MetaRecord};
+
+/// Metadata and leave intents by node name.
+#[derive(Default)]
+pub(crate) struct Known {
+    /// The newest metadata seen for each node, with when it arrived (for garbage collection).
+    pub(crate) metas: HashMap<String, (u64, MemberMeta, Instant)>,
+    /// The newest leave intent seen for each node, with when it arrived; kept as a tombstone after the member is
+    /// reaped so that stale gossip about it cannot bring it back as failed.
+    pub(crate) leaves: HashMap<String, (LeaveIntent, Instant)>,
+    /// Bumped on every change, so the actor can tell when to rebuild its member view.
+    pub(crate) version: u64,
+}
+
+impl Known {
+    /// Stores `item` if it is news; returns the key foca should keep disseminating it under, or `None` if stale.
+    pub(crate) fn receive(&mut self, item: Broadcast, now: Instant) -> Option<BroadcastKey> {
+        match item {
+            Broadcast::Meta(record) => self.receive_meta(record, now),
+            Broadcast::Leave(intent) => self.receive_leave(intent, now),
+        }
+    }
+
+    /// Stores a node's metadata if it is for a newer generation than the one held.
+    pub(crate) fn receive_meta(&mut self, record: MetaRecord, now: Instant) -> Option<BroadcastKey> {
+        if self.metas.get(&record.name).is_some_and(|(generation, _, _)| *generation >= record.generation) {
+            return None;
+        }
+        let key = BroadcastKey::Meta { name: record.name.clone(), generation: record.generation };
+        self.metas.insert(record.name, (record.generation, record.meta, now));
+        self.version += 1;
+        Some(key)
+    }
+
+    /// Stores a leave intent if it supersedes the one held.
+    pub(crate) fn receive_leave(&mut self, intent: LeaveIntent, now: Instant) -> Option<BroadcastKey> {
+        if self.leaves.get(&intent.name).is_some_and(|(held, _)| !intent.supersedes(held)) {
+            return None;
+        }
+        let key = BroadcastKey::Leave {
+            name: intent.name.clone(),
+            generation: intent.generation,
+            incarnation: intent.incarnation,
+            prune: intent.prune,
+        };
+        self.leaves.insert(intent.name.clone(), (intent, now));
+        self.version += 1;
+        Some(key)
+    }
+
+    /// The metadata held for `name`, with its generation.
+    pub(crate) fn meta(&self, name: &str) -> Option<(u64, &MemberMeta)> {
+        self.metas.get(name).map(|(generation, meta, _)| (*generation, meta))
+    }
+
+    /// The leave intent held for `name`.
+    pub(crate) fn leave(&self, name: &str) -> Option<&LeaveIntent> {
+        self.leaves.get(name).map(|(intent, _)| intent)
+    }
+
+    /// Forgets a node's metadata (its leave intent stays, as a tombstone).
+    pub(crate) fn forget_meta(&mut self, name: &str) {
+        if self.metas.remove(name).is_some() {
+            self.version += 1;
+        }
+    }
+}
+
+/// The shared [`Known`]; locking tolerates poisoning because every update leaves it consistent.
+#[derive(Clone, Default)]
+pub(crate) struct SharedKnown(Arc<Mutex<Known>>);
+
+impl SharedKnown {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Known> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Foca's view of our custom broadcasts: it decodes them and stores the news in [`Known`].
+pub(crate) struct Handler {
+    pub(crate) known: SharedKnown,
+}
+
+/// Identifies a broadcast in foca's dissemination backlog.
+pub(crate) enum BroadcastKey {
+    Meta { name: String, generation: u64 },
+    Leave { name: String, generation: u64, incarnation: u16, prune: bool },
+}
+
+impl foca::Invalidates for BroadcastKey {
+    /// A newer item about the same node replaces an older one still waiting to be sent.
+    fn invalidates(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                BroadcastKey::Meta { name, generation },
+                BroadcastKey::Meta { name: other_name, generation: other_gen },
+            ) => name == other_name && generation >= other_gen,
+            (
+                BroadcastKey::Leave { name, generation, incarnation, prune },
+                BroadcastKey::Leave { name: other_name, generation: g, incarnation: i, prune: p },
+            ) => name == other_name && (generation, incarnation, prune) >= (g, i, p),
+            _ => false,
+        }
+    }
+}
+
+/// A custom broadcast that did not decode.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed gossip broadcast: {0}")]
+pub(crate) struct BadBroadcast(#[from] postcard::Error);
+
+impl foca::BroadcastHandler<super::identity::NodeId> for Handler {
+    type Key = BroadcastKey;
+    type Error = BadBroadcast;
+
+    fn receive_item(
+        &mut self,
+        data: &[u8],
+        _sender: Option<&super::identity::NodeId>,
+    ) -> Result<Option<BroadcastKey>, BadBroadcast> {
+        let item: Broadcast = postcard::from_bytes(data)?;
+        Ok(self.known.lock().receive(item, Instant::now()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use foca::Invalidates;
+
+    use super::*;
+
+    fn meta(generation: u64, build: &str) -> MetaRecord {
+        MetaRecord {
+            name: "web1".into(),
+            generation,
+            meta: MemberMeta { build: build.into(), ..MemberMeta::default() },
+        }
+    }
+
+    #[test]
+    fn only_newer_generations_of_meta_are_news() {
+        let mut known = Known::default();
+        let now = Instant::now();
+        assert!(known.receive(Broadcast::Meta(meta(2, "a")), now).is_some());
+        assert!(known.receive(Broadcast::Meta(meta(2, "a")), now).is_none(), "a repeat is not news");
+        assert!(known.receive(Broadcast::Meta(meta(1, "old")), now).is_none(), "an older life is not news");
+        assert!(known.receive(Broadcast::Meta(meta(3, "b")), now).is_some());
+        assert_eq!(known.meta("web1").map(|(generation, meta)| (generation, meta.build.as_str())), Some((3, "b")));
+    }
+
+    #[test]
+    fn newer_keys_invalidate_older_ones_of_the_same_kind() {
+        let old = BroadcastKey::Meta { name: "a".into(), generation: 1 };
+        let new = BroadcastKey::Meta { name: "a".into(), generation: 2 };
+        let other = BroadcastKey::Meta { name: "b".into(), generation: 9 };
+        let leave = BroadcastKey::Leave { name: "a".into(), generation: 2, incarnation: 0, prune: false };
+        assert!(new.invalidates(&old));
+        assert!(!old.invalidates(&new));
+        assert!(!other.invalidates(&old));
+        assert!(!leave.invalidates(&new));
+    }
+}

@@ -1,0 +1,240 @@
+//! Gossip wire format, version 1: the UDP envelope around foca's packets, the custom broadcasts, and the TCP push/pull frames.
+//!
+//! Everything here is postcard-encoded, and every datagram or frame starts with [`MAGIC`] and [`PROTOCOL`], so a
+//! later version can be told apart (and refused with a clear error) instead of being misread.
+//! Decoding never trusts a length: frames are bounded by [`MAX_FRAME`], datagrams by foca's `max_packet_size`.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::MemberMeta;
+use super::identity::NodeId;
+
+/// The first bytes of every roster gossip datagram and push/pull frame.
+pub(crate) const MAGIC: [u8; 2] = *b"rG";
+/// The wire version this build speaks; a peer speaking another one is refused.
+pub(crate) const PROTOCOL: u8 = 1;
+/// The UDP envelope: magic, version, then a 32-bit tag of the datacenter name.
+pub(crate) const ENVELOPE_LEN: usize = 7;
+/// The largest UDP datagram we send, envelope included (memberlist's `UDPBufferSize`: fits a 1500-byte MTU).
+pub(crate) const MAX_DATAGRAM: usize = 1400;
+/// The largest push/pull frame either side accepts: about 5,000 members with full metadata.
+pub(crate) const MAX_FRAME: usize = 4 << 20;
+/// The TCP frame header: magic, version, then a big-endian u32 payload length.
+pub(crate) const FRAME_HEADER_LEN: usize = 7;
+
+/// The envelope every datagram of this datacenter starts with.
+///
+/// The datacenter tag makes a node drop datagrams from another datacenter's gossip pool outright (memberlist has the
+/// same idea as its "label"); it is not authentication.
+pub(crate) fn envelope(datacenter: &str) -> [u8; ENVELOPE_LEN] {
+    let tag = fnv1a(datacenter.as_bytes()).to_be_bytes();
+    [MAGIC[0], MAGIC[1], PROTOCOL, tag[0], tag[1], tag[2], tag[3]]
+}
+
+/// 32-bit FNV-1a: tiny, stable across builds and platforms, and good enough to tell datacenter names apart.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(*byte)).wrapping_mul(0x0100_0193))
+}
+
+/// A custom broadcast, disseminated by foca piggybacked on its own messages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Broadcast {
+    /// A node's metadata for one of its generations.
+    Meta(MetaRecord),
+    /// A node is leaving (graceful leave) or was force-left: once down it shows as left, not failed.
+    Leave(LeaveIntent),
+}
+
+/// One node's metadata, as of one generation of its identity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct MetaRecord {
+    pub(crate) name: String,
+    pub(crate) generation: u64,
+    pub(crate) meta: MemberMeta,
+}
+
+/// "Node `name`, generation `generation`, is leaving": a down member it matches shows as left.
+///
+/// `incarnation` bounds the refutation counter it applies to, so a force-leave issued against a failed life does not
+/// later turn into "left" a member that had refuted the failure in the meantime; a graceful leave uses `u16::MAX`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct LeaveIntent {
+    pub(crate) name: String,
+    pub(crate) generation: u64,
+    pub(crate) incarnation: u16,
+    /// Forget the member at once instead of keeping it as left until the tombstone timeout.
+    pub(crate) prune: bool,
+}
+
+impl LeaveIntent {
+    /// Whether this intent turns a down member with this identity and refutation counter into a left one.
+    pub(crate) fn covers(&self, id: &NodeId, incarnation: u16) -> bool {
+        *self.name == *id.name && self.generation == id.generation && incarnation <= self.incarnation
+    }
+
+    /// Newer information about the same node: a later life, a wider incarnation bound, or a prune.
+    pub(crate) fn supersedes(&self, other: &LeaveIntent) -> bool {
+        self.name == other.name
+            && (self.generation, self.incarnation, self.prune) > (other.generation, other.incarnation, other.prune)
+    }
+}
+
+/// One member in a push/pull: foca's view of it, in our own (versioned) shape.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct WireMember {
+    pub(crate) id: NodeId,
+    pub(crate) incarnation: u16,
+    pub(crate) state: WireState,
+}
+
+/// Foca's member states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum WireState {
+    Alive,
+    Suspect,
+    Down,
+}
+
+impl From<&foca::Member<NodeId>> for WireMember {
+    fn from(member: &foca::Member<NodeId>) -> Self {
+        let state = match member.state() {
+            foca::State::Alive => WireState::Alive,
+            foca::State::Suspect => WireState::Suspect,
+            foca::State::Down => WireState::Down,
+        };
+        WireMember { id: member.id().clone(), incarnation: member.incarnation(), state }
+    }
+}
+
+impl From<WireMember> for foca::Member<NodeId> {
+    fn from(member: WireMember) -> Self {
+        let state = match member.state {
+            WireState::Alive => foca::State::Alive,
+            WireState::Suspect => foca::State::Suspect,
+            WireState::Down => foca::State::Down,
+        };
+        foca::Member::new(member.id, member.incarnation, state)
+    }
+}
+
+/// One side's full state in a push/pull exchange; the header fields come first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PushPull {
+    /// The sender's datacenter: a mismatch is refused by both sides.
+    pub(crate) datacenter: String,
+    /// The sender's current identity.
+    pub(crate) sender: NodeId,
+    /// The sender's refutation counter, so the receiver learns it as alive at the right incarnation.
+    pub(crate) sender_incarnation: u16,
+    /// Whether this is a join (an operator asked for it) rather than the periodic anti-entropy exchange.
+    pub(crate) join: bool,
+    /// Every member the sender knows, down ones included (but not the sender itself).
+    pub(crate) members: Vec<WireMember>,
+    /// The newest metadata the sender knows for each node, its own included.
+    pub(crate) metas: Vec<MetaRecord>,
+    /// The leave intents the sender holds.
+    pub(crate) leaves: Vec<LeaveIntent>,
+}
+
+/// The responder's answer to a push/pull.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Reply {
+    /// The responder merged the request; here is its state.
+    Accepted(PushPull),
+    /// The responder refused the request and merged nothing.
+    Refused(Refusal),
+}
+
+/// Why a push/pull was refused; each side turns it into an error worded from its own point of view.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Refusal {
+    /// The two sides are in different datacenters; `responder` is the refusing side's.
+    DatacenterMismatch { responder: String },
+    /// The initiator's node name belongs to another live member, at `addr`.
+    NameInUse { name: String, addr: SocketAddr },
+    /// The responder has left the cluster and no longer takes part in it.
+    Left,
+}
+
+/// Prefixes `payload` with a frame header; `None` when it is over [`MAX_FRAME`].
+pub(crate) fn frame(payload: &[u8]) -> Option<Vec<u8>> {
+    if payload.len() > MAX_FRAME {
+        return None;
+    }
+    let len = u32::try_from(payload.len()).ok()?;
+    let mut out = Vec::with_capacity(FRAME_HEADER_LEN + payload.len());
+    out.extend_from_slice(&MAGIC);
+    out.push(PROTOCOL);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(payload);
+    Some(out)
+}
+
+/// What a frame header announces, checked before a single payload byte is read.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum FrameHeader {
+    /// A frame of ours with this many payload bytes.
+    Len(usize),
+    /// Not roster gossip at all.
+    NotGossip,
+    /// Roster gossip, another wire version.
+    Version(u8),
+    /// Longer than [`MAX_FRAME`].
+    TooLarge(u64),
+}
+
+/// Reads a frame header.
+pub(crate) fn parse_frame_header(header: &[u8; FRAME_HEADER_LEN]) -> FrameHeader {
+    if header[..2] != MAGIC {
+        return FrameHeader::NotGossip;
+    }
+    if header[2] != PROTOCOL {
+        return FrameHeader::Version(header[2]);
+    }
+    let len = u32::from_be_bytes([header[3], header[4], header[5], header[6]]);
+    match usize::try_from(len) {
+        Ok(len) if len <= MAX_FRAME => FrameHeader::Len(len),
+        _ => FrameHeader::TooLarge(u64::from(len)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_differs_by_datacenter() {
+        assert_eq!(envelope("dc1"), envelope("dc1"));
+        assert_ne!(envelope("dc1"), envelope("dc2"));
+        assert_eq!(&envelope("dc1")[..3], b"rG\x01");
+    }
+
+    #[test]
+    fn frame_headers_are_checked_before_reading() {
+        let framed = frame(b"hello").expect("small frame");
+        let header: [u8; FRAME_HEADER_LEN] = framed[..FRAME_HEADER_LEN].try_into().expect("header");
+        assert_eq!(parse_frame_header(&header), FrameHeader::Len(5));
+        assert_eq!(parse_frame_header(b"GET / H"), FrameHeader::NotGossip);
+        assert_eq!(parse_frame_header(&[b'r', b'G', 9, 0, 0, 0, 1]), FrameHeader::Version(9));
+        assert_eq!(
+            parse_frame_header(&[b'r', b'G', PROTOCOL, 0xff, 0xff, 0xff, 0xff]),
+            FrameHeader::TooLarge(u64::from(u32::MAX))
+        );
+    }
+
+    #[test]
+    fn leave_intent_covers_only_its_life_and_incarnations() {
+        let id = NodeId { name: "web1".into(), addr: SocketAddr::from(([127, 0, 0, 1], 8301)), generation: 7 };
+        let forced = LeaveIntent { name: "web1".into(), generation: 7, incarnation: 2, prune: false };
+        assert!(forced.covers(&id, 2));
+        assert!(forced.covers(&id, 0));
+        assert!(!forced.covers(&id, 3), "a member that refuted past the force-leave is not covered");
+        let next_life = NodeId { generation: 8, ..id };
+        assert!(!forced.covers(&next_life, 0));
+        let pruned = LeaveIntent { prune: true, ..forced.clone() };
+        assert!(pruned.supersedes(&forced));
+        assert!(!forced.supersedes(&pruned));
+    }
+}
