@@ -140,6 +140,21 @@ async fn three_servers_and_two_clients_form_one_cluster() {
         assert_eq!(names(&res.json()), ["c1"], "seen by {}", agent.node_name());
     }
 
+    // A check failing on c1 takes the instance out of ?passing everywhere, and back in when it passes.
+    cluster.clients[0].put("/v1/agent/check/fail/service:web-1", "").await.expect_status(200);
+    for agent in cluster.agents() {
+        eventually("web leaves ?passing on every agent", Duration::from_secs(5), || async {
+            names(&agent.get("/v1/health/service/web?passing").await.json()).is_empty().then_some(())
+        })
+        .await;
+    }
+    cluster.clients[0].put("/v1/agent/check/pass/service:web-1", "").await.expect_status(200);
+    let c2 = &cluster.clients[1];
+    eventually("web is passing again", Duration::from_secs(5), || async {
+        (names(&c2.get("/v1/health/service/web?passing").await.json()) == ["c1"]).then_some(())
+    })
+    .await;
+
     // The CLI shows the same pool.
     let out = cluster.servers[0].cli(&["members"]).await;
     out.expect_success();
