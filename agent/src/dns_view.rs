@@ -1,7 +1,7 @@
 //! The catalog as the DNS server sees it: `roster_dns::CatalogView` over the `Backend`.
 //!
 //! DNS reads are stale reads: they never wait on a leader, so names keep resolving while an election runs.
-//! A server agent evaluates each lookup on its own applied state in place, with no barrier and no round trip; a client agent sends it to a server as a stale query.
+//! A server agent evaluates each lookup on its own applied state in place, with no barrier and no round trip; a client agent answers from its `WatchCache` (`dns_cache.rs`), which fetches a name once and keeps it fresh with a blocking query, so repeat lookups cost no round trip and keep working without a leader.
 //! Both run the same `roster_kv::Query`, so both answer alike.
 //! Each instance's health is the worst of its node's checks and its own, which is what DNS filters on.
 
@@ -13,20 +13,31 @@ use roster_kv::{Answer, CheckStatus, InstanceHealth, Node, Query};
 use roster_server::Consistency;
 
 use crate::backend::Backend;
+use crate::dns_cache::WatchCache;
 
 /// The view the agent hands to the DNS server.
 pub struct ServerView {
     backend: Backend,
+    /// A client agent's watch-fed cache; `None` on a server, which reads its own state.
+    cache: Option<WatchCache>,
 }
 
 impl ServerView {
-    /// A view over `backend`'s catalog.
-    pub fn new(backend: Backend) -> ServerView {
-        ServerView { backend }
+    /// A view over `backend`'s catalog; a client serves answers up to `max_stale` old (`dns_config.max_stale`).
+    /// Call from inside the agent's main runtime: a client's cache runs its watchers there.
+    pub fn new(backend: Backend, max_stale: Duration) -> ServerView {
+        let cache = match &backend {
+            Backend::Local(_) => None,
+            Backend::Remote(remote) => Some(WatchCache::new(remote.clone(), max_stale)),
+        };
+        ServerView { backend, cache }
     }
 
     /// Evaluates `query` as it stands now: in place on a server, as a stale query from a client.
     async fn read(&self, query: Query) -> Result<Answer, ViewError> {
+        if let Some(cache) = &self.cache {
+            return cache.get(query).await.map_err(|err| ViewError::Other(err.to_string()));
+        }
         match &self.backend {
             Backend::Local(server) => Ok(server.read_local(|state| query.eval(state).0)),
             Backend::Remote(remote) => match remote.query(Consistency::Stale, 0, Duration::ZERO, &query).await {

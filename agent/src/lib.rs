@@ -17,6 +17,7 @@ pub mod checks;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod dns_cache;
 pub mod dns_view;
 pub mod gossip;
 pub mod http;

@@ -343,3 +343,44 @@ async fn the_agent_removes_catalog_entries_for_its_node_that_it_does_not_know() 
     .await;
     assert_eq!(s1.get("/v1/catalog/service/real").await.json().as_array().map(Vec::len), Some(1));
 }
+
+/// `dig +short NAME A` against `agent`'s DNS: the addresses answered.
+fn dig_a(agent: &TestAgent, name: &str) -> Vec<String> {
+    let addr = agent.dns_addr();
+    let output = std::process::Command::new("dig")
+        .arg(format!("@{}", addr.ip()))
+        .args(["-p", &addr.port().to_string(), "+short", "+time=3", "+tries=2", name, "A"])
+        .output()
+        .expect("dig is installed (apt-get install bind9-dnsutils; .ci/run does)");
+    String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).filter(|l| !l.starts_with(';')).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_answers_dns_from_its_watch_fed_cache_even_with_every_server_down() {
+    let mut cluster = TestCluster::try_start(3, 1, json!({"ports": {"dns": 0}})).await.expect("cluster with DNS");
+    let c1 = &cluster.clients[0];
+    let reg = json!({"Name": "files", "ID": "files-1", "Port": 80, "Check": {"TTL": "10m", "Status": "passing"}});
+    c1.put_json("/v1/agent/service/register", &reg).await.expect_status(200);
+    let c1_ip = cluster.ip(3).to_string();
+    assert_eq!(dig_a(c1, "files.service.consul"), [c1_ip.clone()]);
+
+    // The cached answer follows the catalog: the watch wakes on the check's change.
+    c1.put("/v1/agent/check/fail/service:files-1", "").await.expect_status(200);
+    eventually("the critical instance leaves the client's DNS answer", Duration::from_secs(5), || async {
+        dig_a(c1, "files.service.consul").is_empty().then_some(())
+    })
+    .await;
+    c1.put("/v1/agent/check/pass/service:files-1", "").await.expect_status(200);
+    eventually("the instance is back in the answer", Duration::from_secs(5), || async {
+        (dig_a(c1, "files.service.consul") == [c1_ip.clone()]).then_some(())
+    })
+    .await;
+
+    // No servers at all: the client keeps answering from its cache instead of failing.
+    for server in &mut cluster.servers {
+        server.kill9();
+    }
+    let c1 = &cluster.clients[0];
+    assert_eq!(dig_a(c1, "files.service.consul"), [c1_ip.clone()], "a stale answer beats no answer");
+    assert_eq!(dig_a(c1, "files.service"), [c1_ip], "the domain-less form is the same cached lookup");
+}
