@@ -43,8 +43,11 @@ pub struct WatchCache {
     /// Watchers run on the agent's main runtime, not on the DNS thread that saw the first lookup.
     runtime: tokio::runtime::Handle,
     max_stale: Duration,
-    entries: Arc<Mutex<HashMap<Vec<u8>, Arc<Mutex<Slot>>>>>,
+    entries: Entries,
 }
+
+/// Cached answers by the postcard encoding of their query.
+type Entries = Arc<Mutex<HashMap<Vec<u8>, Arc<Mutex<Slot>>>>>;
 
 struct Slot {
     answer: Answer,
@@ -77,15 +80,15 @@ impl WatchCache {
                 return Ok(slot.answer.clone());
             }
         }
-        let fetched = tokio::time::timeout(
-            FIRST_FETCH_TIMEOUT,
-            self.remote.query(Consistency::Stale, 0, Duration::ZERO, &query),
-        )
-        .await;
+        let fetched =
+            tokio::time::timeout(FIRST_FETCH_TIMEOUT, self.remote.query(Consistency::Stale, 0, Duration::ZERO, &query))
+                .await;
         let (answer, index, _) = match fetched {
             Ok(Ok(found)) => found,
             Ok(Err(err)) => return Err(CacheError::Unavailable(err.to_string())),
-            Err(_) => return Err(CacheError::Unavailable(format!("no server answered within {FIRST_FETCH_TIMEOUT:?}"))),
+            Err(_) => {
+                return Err(CacheError::Unavailable(format!("no server answered within {FIRST_FETCH_TIMEOUT:?}")));
+            }
         };
         let now = Instant::now();
         let slot = Arc::new(Mutex::new(Slot { answer: answer.clone(), index, fresh_at: now, used_at: now }));
@@ -122,7 +125,7 @@ impl WatchCache {
 /// Keeps one cached answer fresh until it is evicted or unused for `IDLE_EVICT`.
 struct Watcher {
     remote: Remote,
-    entries: Arc<Mutex<HashMap<Vec<u8>, Arc<Mutex<Slot>>>>>,
+    entries: Entries,
     key: Vec<u8>,
     slot: Arc<Mutex<Slot>>,
     query: Query,

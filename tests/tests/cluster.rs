@@ -362,7 +362,7 @@ async fn a_client_answers_dns_from_its_watch_fed_cache_even_with_every_server_do
     let reg = json!({"Name": "files", "ID": "files-1", "Port": 80, "Check": {"TTL": "10m", "Status": "passing"}});
     c1.put_json("/v1/agent/service/register", &reg).await.expect_status(200);
     let c1_ip = cluster.ip(3).to_string();
-    assert_eq!(dig_a(c1, "files.service.consul"), [c1_ip.clone()]);
+    assert_eq!(dig_a(c1, "files.service.consul"), vec![c1_ip.clone()]);
 
     // The cached answer follows the catalog: the watch wakes on the check's change.
     c1.put("/v1/agent/check/fail/service:files-1", "").await.expect_status(200);
@@ -381,6 +381,6 @@ async fn a_client_answers_dns_from_its_watch_fed_cache_even_with_every_server_do
         server.kill9();
     }
     let c1 = &cluster.clients[0];
-    assert_eq!(dig_a(c1, "files.service.consul"), [c1_ip.clone()], "a stale answer beats no answer");
+    assert_eq!(dig_a(c1, "files.service.consul"), vec![c1_ip.clone()], "a stale answer beats no answer");
     assert_eq!(dig_a(c1, "files.service"), [c1_ip], "the domain-less form is the same cached lookup");
 }
