@@ -28,6 +28,8 @@ const ALIAS_WAIT: Duration = Duration::from_secs(300);
 pub struct Runner {
     checks: Checks,
     local: Arc<Local>,
+    /// Consul's `check_update_interval`: how often an output-only change reaches the catalog.
+    check_update_interval: Duration,
     /// The (type, definition) each running check was started with, so unchanged checks are not restarted.
     running: Mutex<BTreeMap<String, (String, String)>>,
 }
@@ -39,13 +41,14 @@ impl Runner {
         backend: Backend,
         enable_script_checks: bool,
         exec: Option<Arc<dyn ContainerExec>>,
+        check_update_interval: Duration,
         shutdown: CancellationToken,
     ) -> Arc<Runner> {
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
         let alias = Arc::new(CatalogAlias { backend, own_node: local.node().node.clone() });
         let config = roster_health::Config { enable_script_checks, max_concurrent: MAX_CONCURRENT_PROBES };
         let checks = Checks::spawn(config, alias, exec, tx, shutdown.clone());
-        let runner = Arc::new(Runner { checks, local, running: Mutex::new(BTreeMap::new()) });
+        let runner = Arc::new(Runner { checks, local, check_update_interval, running: Mutex::new(BTreeMap::new()) });
         tokio::spawn(relay(runner.clone(), rx, shutdown));
         runner
     }
@@ -94,7 +97,8 @@ async fn relay(runner: Arc<Runner>, mut events: mpsc::Receiver<Event>, shutdown:
         };
         match event {
             Event::Status { check_id, status, output } => {
-                if let Err(err) = runner.local.set_status(&check_id, to_catalog(status), output).await {
+                let interval = runner.check_update_interval;
+                if let Err(err) = runner.local.set_probe_result(&check_id, to_catalog(status), output, interval).await {
                     tracing::warn!(check = %check_id, "recording check status failed: {err}");
                 }
             }

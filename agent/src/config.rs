@@ -103,6 +103,9 @@ pub struct Config {
     /// How long a failed node is kept (failed) in the member list and catalog before it is reaped
     /// (`reconnect_timeout`; default 72h, at least 8h).
     pub reconnect_timeout: Duration,
+    /// How often a check's output alone is sent to the catalog (`check_update_interval`; default 5m,
+    /// 0 sends every change). Status changes are always sent at once.
+    pub check_update_interval: Duration,
     /// Service definitions from config files (`service` / `services`), kept raw for the agent to register.
     pub services: Vec<serde_json::Value>,
     /// Check definitions from config files (`check` / `checks`), kept raw for the agent to register.

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use roster_kv::{CheckStatus, Command, CommandResult, HealthCheck, Node, Registration, Service};
 use serde::{Deserialize, Serialize};
@@ -65,6 +66,10 @@ pub struct Local {
     out_of_sync: AtomicBool,
     /// Wakes the anti-entropy loop early (after a deferred write).
     kick: Notify,
+    /// When each check's output last went to the catalog (`check_update_interval`).
+    output_pushed: std::sync::Mutex<BTreeMap<String, std::time::Instant>>,
+    /// Checks whose newer output waits for its interval to end.
+    output_pending: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// The catalog entries of an agent's node that belong to the leader, not the agent.
@@ -116,6 +121,8 @@ impl Local {
             inner: Mutex::new(inner),
             out_of_sync: AtomicBool::new(false),
             kick: Notify::new(),
+            output_pushed: std::sync::Mutex::default(),
+            output_pending: std::sync::Mutex::default(),
         })
     }
 
@@ -277,6 +284,55 @@ impl Local {
         }
         inner.checks.insert(check_id.to_owned(), check);
         Ok(())
+    }
+
+    /// A probe's result under Consul's `check_update_interval`: a status change goes to the catalog at
+    /// once; a change of output alone is kept here and sent at most once per `interval` (0: every
+    /// time), so a check whose output carries a timestamp or a counter does not cost a Raft write per probe.
+    pub async fn set_probe_result(
+        self: &Arc<Self>,
+        check_id: &str,
+        status: CheckStatus,
+        output: String,
+        interval: Duration,
+    ) -> Result<(), LocalError> {
+        if !interval.is_zero() {
+            let mut inner = self.inner.lock().await;
+            let Some(current) = inner.checks.get_mut(check_id) else {
+                return Err(LocalError::NotFound(format!("Unknown check ID {check_id:?}")));
+            };
+            if current.status == status {
+                if current.output == output {
+                    return Ok(());
+                }
+                let last = plain_lock(&self.output_pushed).get(check_id).copied();
+                if let Some(last) = last.filter(|last| last.elapsed() < interval) {
+                    current.output = output;
+                    if plain_lock(&self.output_pending).insert(check_id.to_owned()) {
+                        let (local, id) = (self.clone(), check_id.to_owned());
+                        let delay = interval.saturating_sub(last.elapsed());
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            local.flush_output(&id).await;
+                        });
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        self.set_status(check_id, status, output).await?;
+        plain_lock(&self.output_pushed).insert(check_id.to_owned(), std::time::Instant::now());
+        Ok(())
+    }
+
+    /// Sends a check's current state once its output interval has passed.
+    async fn flush_output(&self, check_id: &str) {
+        plain_lock(&self.output_pending).remove(check_id);
+        let Some(check) = self.check(check_id).await else { return };
+        if let Err(err) = self.push(None, vec![check]).await {
+            tracing::warn!(check = %check_id, "sending deferred check output failed: {err}");
+        }
+        plain_lock(&self.output_pushed).insert(check_id.to_owned(), std::time::Instant::now());
     }
 
     /// Turns maintenance mode on or off for one service (`Some(id)`) or the whole node (`None`).
@@ -447,6 +503,10 @@ impl Local {
         *inner = next;
         Ok(())
     }
+}
+
+fn plain_lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Errors that mean "no server could take this now", as opposed to a refusal.

@@ -129,6 +129,7 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
         backend.clone(),
         config.enable_script_checks || config.enable_local_script_checks,
         docker_exec().await,
+        config.check_update_interval,
         shutdown.child_token(),
     );
     runner.sync().await;

@@ -111,3 +111,81 @@ async fn deregistering_a_service_stops_its_check() {
     assert_eq!(check_of(&agent, "service:gone").await, Value::Null);
     assert_eq!(agent.get("/v1/health/checks/gone").await.json(), json!([]));
 }
+
+/// Consul's smallest `DeregisterCriticalServiceAfter` is one minute, so this test takes one: a service
+/// whose check stays critical is deregistered by the agent itself, from the agent and the catalog,
+/// while a sibling whose check passes stays.
+#[tokio::test]
+async fn a_service_critical_past_deregister_critical_service_after_is_removed() {
+    let agent = TestAgent::dev("reaper").await;
+    let doomed = json!({"Name": "doomed", "Port": 1,
+        "Check": {"TTL": "10m", "DeregisterCriticalServiceAfter": "1m"}});
+    agent.put_json("/v1/agent/service/register", &doomed).await.expect_status(200);
+    let kept = json!({"Name": "kept", "Port": 2,
+        "Check": {"TTL": "10m", "Status": "passing", "DeregisterCriticalServiceAfter": "1m"}});
+    agent.put_json("/v1/agent/service/register", &kept).await.expect_status(200);
+    let registered = Instant::now();
+    assert_eq!(check_of(&agent, "service:doomed").await["Status"], "critical");
+
+    let limit = Duration::from_secs(90);
+    loop {
+        let gone = agent.get("/v1/catalog/service/doomed").await.json() == json!([]);
+        if gone {
+            break;
+        }
+        assert!(registered.elapsed() < limit, "doomed still registered after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        registered.elapsed() >= Duration::from_secs(59),
+        "deregistered before the minute: {:?}",
+        registered.elapsed()
+    );
+    agent.get("/v1/agent/service/doomed").await.expect_status(404);
+    assert_eq!(agent.get("/v1/agent/checks").await.json().get("service:doomed"), None);
+    assert_eq!(agent.get("/v1/catalog/service/kept").await.json().as_array().map(Vec::len), Some(1));
+}
+
+/// The catalog's output of check `id` on `node`.
+async fn catalog_output(agent: &TestAgent, node: &str, id: &str) -> String {
+    let checks = agent.get(&format!("/v1/health/node/{node}")).await.json();
+    let check = checks.as_array().and_then(|list| list.iter().find(|c| c["CheckID"] == id).cloned());
+    check.map(|c| c["Output"].as_str().unwrap_or_default().to_owned()).unwrap_or_default()
+}
+
+/// `check_update_interval`: a check whose output changes on every probe (here, a counter) with an
+/// unchanged status reaches the catalog at most once per interval; with the interval at 0 every
+/// change goes through.
+#[tokio::test]
+async fn output_only_changes_reach_the_catalog_once_per_check_update_interval() {
+    for (interval, expect_catalog_moves) in [("1h", false), ("0s", true)] {
+        let config = json!({"enable_script_checks": true, "check_update_interval": interval});
+        let node = format!("output-{}", interval.trim_end_matches(char::is_alphabetic));
+        let agent = TestAgent::start_with_config(&node, roster_tests::AgentMode::Dev, config).await.expect("agent");
+        let counter = tempfile::NamedTempFile::new().expect("counter file");
+        let script = format!(
+            "n=$(($(cat {0} 2>/dev/null || echo 0)+1)); echo $n > {0}; echo probe-$n",
+            counter.path().display()
+        );
+        let check =
+            json!({"Name": "counter", "Args": ["/bin/sh", "-c", script], "Interval": "1s", "Status": "passing"});
+        agent.put_json("/v1/agent/check/register", &check).await.expect_status(200);
+
+        // Wait for the first probe's output to reach the catalog, then let several more probes run.
+        let started = Instant::now();
+        let first = loop {
+            let output = catalog_output(&agent, &node, "counter").await;
+            if output.starts_with("probe-") {
+                break output;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "no probe output in the catalog");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        let catalog = catalog_output(&agent, &node, "counter").await;
+        let probes = std::fs::read_to_string(counter.path()).unwrap_or_default().trim().parse::<u32>().unwrap_or(0);
+        assert!(probes >= 3, "the check kept probing ({probes} probes)");
+        assert_eq!(catalog != first, expect_catalog_moves, "interval {interval}: catalog {catalog:?}, first {first:?}");
+        assert_eq!(check_of(&agent, "counter").await["Status"], "passing");
+    }
+}

@@ -89,6 +89,7 @@ pub(super) fn build(layer: Layer, dev: bool, config_files: Vec<PathBuf>, errors:
         skip_leave_on_interrupt: layer.skip_leave_on_interrupt.unwrap_or(server),
         retry_interval: layer.retry_interval.unwrap_or(Duration::from_secs(30)),
         retry_max: layer.retry_max.unwrap_or(0),
+        check_update_interval: layer.check_update_interval.unwrap_or(Duration::from_secs(300)),
         reconnect_timeout: layer.reconnect_timeout.unwrap_or(Duration::from_secs(72 * 3600)),
         services: layer.services,
         checks: layer.checks,

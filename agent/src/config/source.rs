@@ -54,6 +54,7 @@ pub(super) struct Layer {
     pub retry_interval: Option<Duration>,
     pub retry_max: Option<u32>,
     pub reconnect_timeout: Option<Duration>,
+    pub check_update_interval: Option<Duration>,
     pub services: Vec<Value>,
     pub checks: Vec<Value>,
     pub acl: Option<Value>,
@@ -149,6 +150,7 @@ impl Layer {
         over(&mut self.retry_interval, later.retry_interval);
         over(&mut self.retry_max, later.retry_max);
         over(&mut self.reconnect_timeout, later.reconnect_timeout);
+        over(&mut self.check_update_interval, later.check_update_interval);
         self.services.extend(later.services);
         self.checks.extend(later.checks);
         self.acl = match (self.acl.take(), later.acl) {
@@ -384,6 +386,7 @@ impl Reader<'_> {
             "retry_interval" => positive_duration(value).map(|v| layer.retry_interval = Some(v)),
             "retry_max" => int_in(value, 0, i64::from(u32::MAX)).map(|v| layer.retry_max = Some(v)),
             "reconnect_timeout" => reconnect_timeout(value).map(|v| layer.reconnect_timeout = Some(v)),
+            "check_update_interval" => duration(value).map(|v| layer.check_update_interval = Some(v)),
             "service" => object(value).map(|v| layer.services.push(v)),
             "services" => objects(value).map(|v| layer.services.extend(v)),
             "check" => object(value).map(|v| layer.checks.push(v)),

@@ -391,6 +391,7 @@ fn join_retry_and_leave_settings_follow_consul() {
     assert_eq!(client.retry_interval, Duration::from_secs(5));
     assert_eq!(client.retry_max, 3);
     assert_eq!(client.reconnect_timeout, Duration::from_secs(72 * 3600));
+    assert_eq!(client.check_update_interval, Duration::from_secs(300), "Consul's default");
     assert!(!client.skip_leave_on_interrupt, "clients leave on Ctrl-C");
     let server = load_flags(&["-server", "-data-dir", "/tmp/x"]).expect("valid");
     assert!(server.skip_leave_on_interrupt, "servers stay in the quorum on Ctrl-C");
