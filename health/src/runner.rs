@@ -21,7 +21,7 @@ pub(crate) use http::HttpClients;
 
 /// What probes share across checks: HTTP clients, the container exec backend, the script switch.
 pub(crate) struct Runners {
-    /// Pooled-by-settings HTTP clients for http, grpc and TLS h2ping probes.
+    /// Pooled-by-settings HTTP clients for http and grpc probes (h2ping dials its own connection).
     pub(crate) http: HttpClients,
     /// The Docker exec backend; docker checks are critical without one.
     pub(crate) exec: Option<Arc<dyn ContainerExec>>,
@@ -52,7 +52,7 @@ impl Runners {
                 grpc::probe(&self.http, target, *use_tls, *tls_skip_verify, spec.timeout).await
             }
             CheckKind::H2Ping { addr, use_tls, tls_skip_verify } => {
-                h2ping::probe(&self.http, addr, *use_tls, *tls_skip_verify, spec.timeout).await
+                h2ping::probe(addr, *use_tls, *tls_skip_verify, spec.timeout).await
             }
             CheckKind::Script { args } if self.enable_script_checks => script::run(args, spec.timeout, max).await,
             CheckKind::Script { .. } => {

@@ -1,4 +1,5 @@
-//! Real servers for the tests, on loopback port 0: HTTP/1.1, HTTP/2 (h2c) and gRPC health, UDP echo.
+//! Real servers for the tests, on loopback port 0: HTTP/1.1, HTTP/2 (h2c and TLS) and gRPC health, UDP echo, and a
+//! TCP port that never says a word.
 //!
 //! Each runs on the test's runtime and dies with it.
 
@@ -10,7 +11,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::{TcpListener, UdpSocket};
+use tokio_rustls::TlsAcceptor;
 
 /// A request as the server saw it.
 #[derive(Debug, Clone)]
@@ -23,6 +26,9 @@ pub(crate) struct Seen {
 
 /// The requests a server has seen, in order.
 pub(crate) type Log = Arc<Mutex<Vec<Seen>>>;
+
+/// The SNI names a TLS server saw, one per handshake (`None` when the client sent none, as for an IP address).
+pub(crate) type SniLog = Arc<Mutex<Vec<Option<String>>>>;
 
 type Respond = Arc<dyn Fn(&Seen) -> (u16, Vec<(String, String)>, String) + Send + Sync>;
 
@@ -99,6 +105,43 @@ pub(crate) async fn grpc_server(status_of: impl Fn(&str) -> Option<u64> + Send +
     addr
 }
 
+/// A TLS server with a fresh self-signed certificate (for `localhost` and 127.0.0.1) that offers the ALPN protocols
+/// `alpn` and then speaks HTTP/2 on every connection, answering PINGs and leaving requests unanswered.
+pub(crate) async fn h2_tls_server(alpn: &[&[u8]]) -> (SocketAddr, SniLog) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let acceptor = TlsAcceptor::from(Arc::new(self_signed_server_config(alpn)));
+    let sni_log: SniLog = Arc::default();
+    let server_sni_log = sni_log.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, sni_log) = (acceptor.clone(), server_sni_log.clone());
+            tokio::spawn(async move {
+                let Ok(tls_stream) = acceptor.accept(stream).await else { return };
+                let sni = tls_stream.get_ref().1.server_name().map(str::to_string);
+                sni_log.lock().expect("sni log").push(sni);
+                let Ok(mut connection) = h2::server::handshake(tls_stream).await else { return };
+                // Polling for requests drives the connection, and with it the PONGs.
+                while let Some(Ok(_request)) = connection.accept().await {}
+            });
+        }
+    });
+    (addr, sni_log)
+}
+
+/// A TCP server that accepts connections and holds them open without ever sending a byte.
+pub(crate) async fn silent_tcp_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    addr
+}
+
 /// A UDP server that echoes every datagram it gets (an empty one as one byte).
 pub(crate) async fn udp_echo_server() -> SocketAddr {
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
@@ -117,6 +160,21 @@ pub(crate) async fn udp_echo_server() -> SocketAddr {
 pub(crate) async fn closed_tcp_addr() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     listener.local_addr().expect("addr")
+}
+
+fn self_signed_server_config(alpn: &[&[u8]]) -> rustls::ServerConfig {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("cert");
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .expect("server config");
+    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+    config
 }
 
 async fn seen(request: http::Request<Incoming>) -> Seen {

@@ -7,7 +7,9 @@ use crate::checks::ContainerExec;
 use crate::runner::{HttpClients, OutputBuffer, Runners};
 use crate::spec::{CheckKind, CheckSpec};
 use crate::status::{Status, Thresholds};
-use crate::test_servers::{closed_tcp_addr, grpc_server, http_server, udp_echo_server};
+use crate::test_servers::{
+    closed_tcp_addr, grpc_server, h2_tls_server, http_server, silent_tcp_server, udp_echo_server,
+};
 
 fn runners(enable_script_checks: bool, exec: Option<Arc<dyn ContainerExec>>) -> Runners {
     Runners { http: HttpClients::new(), exec, enable_script_checks }
@@ -203,6 +205,54 @@ async fn h2ping_cleartext_needs_an_http2_peer() {
     let (status, output) = probe(h2ping(http1_addr.to_string())).await;
     assert_eq!(status, Status::Critical);
     assert!(output.starts_with("HTTP2 ping failed: "), "{output}");
+}
+
+fn h2ping_tls(addr: String, tls_skip_verify: bool) -> CheckKind {
+    CheckKind::H2Ping { addr, use_tls: true, tls_skip_verify }
+}
+
+#[tokio::test]
+async fn h2ping_tls_with_skip_verify_pings_a_self_signed_server() {
+    let (addr, sni_log) = h2_tls_server(&[b"h2"]).await;
+    let passing = (Status::Passing, "HTTP2 ping was successful".to_string());
+    assert_eq!(probe(h2ping_tls(addr.to_string(), true)).await, passing);
+    assert_eq!(probe(h2ping_tls(format!("localhost:{}", addr.port()), true)).await, passing);
+    // The host part of the address is the server name: no SNI for an IP address, the name otherwise.
+    assert_eq!(*sni_log.lock().expect("sni log"), vec![None, Some("localhost".to_string())]);
+}
+
+#[tokio::test]
+async fn h2ping_tls_without_skip_verify_rejects_a_self_signed_certificate() {
+    let (addr, _sni_log) = h2_tls_server(&[b"h2"]).await;
+    for addr in [addr.to_string(), format!("localhost:{}", addr.port())] {
+        let (status, output) = probe(h2ping_tls(addr.clone(), false)).await;
+        assert_eq!(status, Status::Critical);
+        assert!(output.starts_with(&format!("HTTP2 ping failed: TLS handshake with {addr}: ")), "{output}");
+        assert!(output.contains("certificate") && output.contains("UnknownIssuer"), "{output}");
+    }
+}
+
+#[tokio::test]
+async fn h2ping_tls_needs_the_server_to_choose_alpn_h2() {
+    let (no_alpn_addr, _sni_log) = h2_tls_server(&[]).await;
+    let (status, output) = probe(h2ping_tls(no_alpn_addr.to_string(), true)).await;
+    assert_eq!(status, Status::Critical);
+    assert!(output.contains("chose no ALPN protocol, not h2"), "{output}");
+    // A server that offers only HTTP/1.1 refuses the handshake outright.
+    let (http1_addr, _sni_log) = h2_tls_server(&[b"http/1.1"]).await;
+    let (status, output) = probe(h2ping_tls(http1_addr.to_string(), true)).await;
+    assert_eq!(status, Status::Critical);
+    assert!(output.contains("NoApplicationProtocol"), "{output}");
+}
+
+#[tokio::test]
+async fn h2ping_tls_times_out_on_a_port_that_never_handshakes() {
+    let addr = silent_tcp_server().await;
+    let timeout = Duration::from_millis(500);
+    let started = Instant::now();
+    let res = runners(true, None).probe(&spec(h2ping_tls(addr.to_string(), true), timeout, 4096)).await;
+    assert_eq!(res, (Status::Critical, "HTTP2 ping failed: timed out after 500ms".to_string()));
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
 }
 
 fn sh(script: &str) -> CheckKind {
