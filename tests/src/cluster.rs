@@ -198,3 +198,20 @@ fn random_subnet() -> [u8; 3] {
     let b = 1 + ((mixed / 240) % 250) as u8;
     [127, a, b]
 }
+
+/// Polls `probe` until it returns `Some`, panicking with `what` once `timeout` has passed.
+/// For conditions a cluster reaches by itself (a failure detected, a leader elected, data replicated).
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

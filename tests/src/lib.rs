@@ -29,6 +29,6 @@ mod http;
 pub mod shape;
 
 pub use backend::FlipBackend;
-pub use cluster::{RPC_PORT, SERF_PORT, TestCluster, alive_members, member_names};
+pub use cluster::{RPC_PORT, SERF_PORT, TestCluster, alive_members, eventually, member_names};
 pub use harness::{AgentMode, CliOutput, TestAgent, roster_bin};
 pub use http::{Resp, b64, http_client, unb64};

@@ -3,27 +3,10 @@
 //! What a user does: join, list members, write through any agent, lose the leader, lose a client,
 //! restart, leave. What they get back: Consul's answers.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use roster_tests::{TestAgent, TestCluster, alive_members, member_names};
+use roster_tests::{TestAgent, TestCluster, alive_members, eventually, member_names};
 use serde_json::{Value, json};
-
-/// Polls `probe` until it returns `Some`, failing the test with `what` after `timeout`.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn put_kv(agent: &TestAgent, key: &str, value: &str) {
     let res = agent.put(&format!("/v1/kv/{key}"), value).await;

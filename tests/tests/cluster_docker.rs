@@ -7,12 +7,11 @@
 //! partitioned, and `ctl`, through which the test reaches every HTTP API even while a node is cut off.
 //! Skipped (with the reason) when no Docker engine answers, except under `ROSTER_REQUIRE_DOCKER=1`.
 
-use std::future::Future;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use roster_tests::docker::{Container, Network, docker_or_skip};
-use roster_tests::http_client;
+use roster_tests::{eventually, http_client};
 use serde_json::{Value, json};
 
 /// One agent container and the address the test reaches its HTTP API at.
@@ -54,21 +53,6 @@ async fn put(host: &Host, path: &str, body: &str) -> Option<(u16, String)> {
         http_client(4).put(host.url(path)).body(body.to_owned()).timeout(Duration::from_secs(15)).send().await.ok()?;
     let status = res.status().as_u16();
     Some((status, res.text().await.unwrap_or_default()))
-}
-
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// The leader every host in `hosts` names, once they agree.
