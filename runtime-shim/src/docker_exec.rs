@@ -51,34 +51,40 @@ impl ContainerExec for DockerExec {
         args: &[String],
         _timeout: Duration,
     ) -> Result<(i64, Vec<u8>), String> {
-        let config = ExecConfig {
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            cmd: Some(args.to_vec()),
-            ..ExecConfig::default()
-        };
-        let created =
-            self.docker.create_exec(container_id, config).await.map_err(|err| format!("docker exec: {err}"))?;
-        let started = self
-            .docker
-            .start_exec(&created.id, None::<StartExecOptions>)
-            .await
-            .map_err(|err| format!("docker exec: {err}"))?;
-        let mut output = Vec::new();
-        if let StartExecResults::Attached { output: mut stream, .. } = started {
-            while let Some(item) = stream.next().await {
-                let chunk = item.map_err(|err| format!("docker exec output: {err}"))?.into_bytes();
-                output.extend_from_slice(&chunk);
-                if output.len() > 2 * MAX_OUTPUT {
-                    // Keep reading to the end (the exit code comes after), holding only the tail.
-                    output.drain(..output.len() - MAX_OUTPUT);
-                }
-            }
-        }
-        let inspected = self.docker.inspect_exec(&created.id).await.map_err(|err| format!("docker exec: {err}"))?;
-        let exit_code = inspected.exit_code.ok_or("docker exec: the command ended without an exit code")?;
+        let (exit_code, output) =
+            run(&self.docker, container_id, args).await.map_err(|err| format!("docker exec: {err}"))?;
+        let exit_code = exit_code.ok_or("docker exec: the command ended without an exit code")?;
         Ok((exit_code, output))
     }
+}
+
+/// Runs `args` in the container and returns its exit code (absent if the engine reports none) and output, the tail
+/// of it past [`MAX_OUTPUT`]. Shared with the Docker driver's `exec`.
+pub(crate) async fn run(
+    docker: &Docker,
+    container_id: &str,
+    args: &[String],
+) -> Result<(Option<i64>, Vec<u8>), bollard::errors::Error> {
+    let config = ExecConfig {
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        cmd: Some(args.to_vec()),
+        ..ExecConfig::default()
+    };
+    let created = docker.create_exec(container_id, config).await?;
+    let started = docker.start_exec(&created.id, None::<StartExecOptions>).await?;
+    let mut output = Vec::new();
+    if let StartExecResults::Attached { output: mut stream, .. } = started {
+        while let Some(item) = stream.next().await {
+            output.extend_from_slice(&item?.into_bytes());
+            if output.len() > 2 * MAX_OUTPUT {
+                // Keep reading to the end (the exit code comes after), holding only the tail.
+                output.drain(..output.len() - MAX_OUTPUT);
+            }
+        }
+    }
+    let inspected = docker.inspect_exec(&created.id).await?;
+    Ok((inspected.exit_code, output))
 }
 
 #[cfg(test)]
