@@ -5,7 +5,7 @@
 //! - `reply`: errors with Consul's status codes and texts, and the `X-Consul-*` headers every read sends.
 //! - `input`: lenient JSON bodies (field names case- and `_`-insensitive, no Content-Type needed).
 //! - `output`: Consul's exact JSON shapes for nodes, services, checks and KV entries.
-//! - `kv`, `agent`, `catalog`, `health`, `status`: the endpoints.
+//! - `kv`, `session`, `txn`, `agent`, `catalog`, `health`, `status`: the endpoints.
 //!
 //! Handlers validate everything before proposing a write, so a rejected request changes nothing.
 //! Reads are `roster_kv::Query` values sent to the `Backend` (this agent's server, or a server for a client agent) with the consistency the request asked for; a read with `?index` parks on the watch keys of exactly the data it returns.
@@ -37,7 +37,9 @@ mod members;
 mod output;
 mod query;
 mod reply;
+mod session;
 mod status;
+mod txn;
 
 /// The largest request body the API reads, in bytes. KV values have their own, smaller limit (`roster_kv::MAX_VALUE_SIZE`) with Consul's 413 message.
 pub const MAX_BODY_SIZE: usize = 4 * 1024 * 1024;
@@ -107,6 +109,13 @@ pub fn router(api: Api) -> Router {
         .route("/v1/kv", get(kv::get).put(kv::put).delete(kv::delete))
         .route("/v1/kv/", get(kv::get).put(kv::put).delete(kv::delete))
         .route("/v1/kv/{*key}", get(kv::get).put(kv::put).delete(kv::delete))
+        .route("/v1/session/create", put(session::create))
+        .route("/v1/session/destroy/{id}", put(session::destroy))
+        .route("/v1/session/renew/{id}", put(session::renew))
+        .route("/v1/session/info/{id}", get(session::info))
+        .route("/v1/session/node/{node}", get(session::node))
+        .route("/v1/session/list", get(session::list))
+        .route("/v1/txn", put(txn::txn))
         .route("/v1/agent/self", get(agent::self_))
         .route("/v1/agent/members", get(members::members))
         .route("/v1/agent/join/{addr}", put(members::join))

@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{HealthCheck, Node, Service};
+use crate::model::{HealthCheck, Node, Service, Session};
+use crate::txn::{TxnOp, TxnOutcome};
 
 /// A change to the replicated state.
 ///
@@ -59,6 +60,48 @@ pub enum Command {
         /// If set (and `service_id` is not), remove only this check.
         check_id: Option<String>,
     },
+    /// Create a session. The proposer chose its ID (a UUID); its indexes are ignored.
+    /// Rejected when the node is not registered or a check it names is missing or critical.
+    SessionCreate(Box<Session>),
+    /// Destroy a session, releasing (or deleting) the keys it holds. A no-op for an unknown session.
+    SessionDestroy {
+        /// The session ID.
+        id: String,
+        /// The proposer's clock (Unix milliseconds), from which the held keys' lock-delay runs.
+        now_ms: u64,
+    },
+    /// Acquire the lock on a key for a session and set its value (`?acquire=`).
+    /// `false` when another session holds it or its lock-delay has not passed; rejected for an unknown session.
+    KvLock {
+        /// The key.
+        key: String,
+        /// The value.
+        value: Vec<u8>,
+        /// Client flags.
+        flags: u64,
+        /// The acquiring session.
+        session: String,
+        /// The proposer's clock (Unix milliseconds), compared with the key's lock-delay.
+        now_ms: u64,
+    },
+    /// Release a session's lock on a key and set its value (`?release=`). `false` when that session does not hold it.
+    KvUnlock {
+        /// The key.
+        key: String,
+        /// The value.
+        value: Vec<u8>,
+        /// Client flags.
+        flags: u64,
+        /// The releasing session.
+        session: String,
+    },
+    /// Apply every operation or none (`PUT /v1/txn`). `State::apply_command` answers `Outcome::Txn`.
+    Txn {
+        /// The operations, in order.
+        ops: Vec<TxnOp>,
+        /// The proposer's clock (Unix milliseconds), for lock operations' lock-delay.
+        now_ms: u64,
+    },
 }
 
 /// A catalog registration, as `PUT /v1/catalog/register` carries it.
@@ -81,4 +124,26 @@ pub enum CommandResult {
     Bool(bool),
     /// The command cannot be applied to this state; nothing changed. The text is for the client.
     Rejected(String),
+}
+
+/// Everything applying a command produced: its `CommandResult`, or for a `Command::Txn` the transaction's results or errors.
+///
+/// Kept apart from `CommandResult` so that callers that never propose transactions match on the two plain outcomes only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// A command other than `Txn`.
+    Result(CommandResult),
+    /// A `Command::Txn`.
+    Txn(TxnOutcome),
+}
+
+impl Outcome {
+    /// The plain result: a transaction counts as `Bool(true)` when applied and `Bool(false)` when rolled back.
+    pub fn into_result(self) -> CommandResult {
+        match self {
+            Outcome::Result(result) => result,
+            Outcome::Txn(TxnOutcome::Applied(_)) => CommandResult::Bool(true),
+            Outcome::Txn(TxnOutcome::RolledBack(_)) => CommandResult::Bool(false),
+        }
+    }
 }

@@ -1,11 +1,12 @@
 //! roster's replicated state: the KV store and the service catalog that every server holds, the `Command`s that change them, the queries that read them, and the watch keys that let a blocking query wake only when its own answer changed.
 //!
 //! # Layout
-//! - `model`: the persisted records (KV entries, nodes, services, checks). Their serde form is the Raft log and snapshot schema.
+//! - `model`: the persisted records (KV entries, nodes, services, checks, sessions). Their serde form is the Raft log and snapshot schema.
 //! - `command`: the `Command`s a Raft entry carries and their `CommandResult`.
 //! - `state`: `State`, with `apply` (the only mutation) and the read queries; each query returns its data plus the index that covers it.
 //! - `query`: `Query`, reads as data (what client agents send to servers), evaluated into an owned `Answer` with its index and watch keys.
 //! - `watch`: `WatchKey`s, the `Changes` an apply produced, and `Watchers`, the registry that maps changes to parked waiters.
+//! - `txn`: the operations of a transaction (`Command::Txn`, `Query::Txn`) and their results.
 //! - `snapshot`: versioned encode/decode of a whole `State`.
 //!
 //! # Invariants
@@ -21,13 +22,18 @@ mod model;
 mod query;
 mod snapshot;
 mod state;
+mod txn;
 mod watch;
 
-pub use command::{Command, CommandResult, Registration};
+pub use command::{Command, CommandResult, Outcome, Registration};
 pub use error::{Error, Result};
-pub use model::{CheckStatus, HealthCheck, KvEntry, Node, Service, ServiceAddress, Weights};
+pub use model::{
+    CheckStatus, HealthCheck, KvEntry, Node, Service, ServiceAddress, ServiceCheckRef, Session, SessionBehavior,
+    Weights,
+};
 pub use query::{Answer, InstanceHealth, Query, ServiceEntry};
 pub use state::{HealthEntry, State};
+pub use txn::{CatalogVerb, KvVerb, MAX_TXN_OPS, TxnError, TxnOp, TxnOutcome, TxnResult};
 pub use watch::{Changes, Table, WatchKey, Watchers};
 
 /// The largest KV value the store accepts, in bytes (Consul's limit).

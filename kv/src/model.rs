@@ -173,3 +173,59 @@ pub struct HealthCheck {
     /// Index of the last change.
     pub modify_index: u64,
 }
+
+/// What happens to the locks a session holds when it is invalidated (Consul's `Behavior`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum SessionBehavior {
+    /// The keys stay; their lock is released.
+    #[default]
+    Release,
+    /// The keys are deleted.
+    Delete,
+}
+
+impl SessionBehavior {
+    /// The lower-case name Consul uses on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionBehavior::Release => "release",
+            SessionBehavior::Delete => "delete",
+        }
+    }
+}
+
+/// A service check a session depends on (Consul's `ServiceCheck`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ServiceCheckRef {
+    /// The check ID, on the session's node.
+    pub id: String,
+    /// Consul Enterprise's namespace; kept and shown, never interpreted.
+    pub namespace: String,
+}
+
+/// A session: a named liveness contract that KV locks hang on (Consul's `Session`).
+///
+/// The session lives while its node is registered and every check it names exists and is not critical (and, with a TTL, while the leader hears renewals); when any of that stops holding it is destroyed, and its locks are released or their keys deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Session {
+    /// The session's UUID, chosen by whoever proposes its creation (apply must stay deterministic).
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// The node the session is tied to.
+    pub node: String,
+    /// Node check IDs whose failure invalidates the session.
+    pub node_checks: Vec<String>,
+    /// Service checks whose failure invalidates the session.
+    pub service_checks: Vec<ServiceCheckRef>,
+    /// How long, in nanoseconds, the keys it held stay unlockable after it is invalidated.
+    pub lock_delay_ns: u64,
+    /// Release or delete held keys on invalidation.
+    pub behavior: SessionBehavior,
+    /// The TTL as given (a Go duration such as `30s`), empty for none.
+    pub ttl: String,
+    /// Index of creation.
+    pub create_index: u64,
+    /// Index of the last change.
+    pub modify_index: u64,
+}

@@ -14,8 +14,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{CheckStatus, HealthCheck, KvEntry, Node, Service, Weights};
+use crate::model::{CheckStatus, HealthCheck, KvEntry, Node, Service, Session, Weights};
 use crate::state::{HealthEntry, State};
+use crate::txn::{TxnOp, TxnOutcome};
 use crate::watch::{Table, WatchKey};
 
 /// One read of the replicated state.
@@ -113,6 +114,20 @@ pub enum Query {
         /// The address text, as the catalog stores it.
         address: String,
     },
+    /// One session, if it exists (`/v1/session/info`). Answers `Sessions`.
+    SessionInfo {
+        /// The session ID.
+        id: String,
+    },
+    /// Every session, by ID. Answers `Sessions`.
+    SessionList,
+    /// The sessions of one node, by ID. Answers `Sessions`.
+    SessionNode {
+        /// The node name.
+        node: String,
+    },
+    /// A transaction of read operations only, run as a read (`PUT /v1/txn` without writes). Answers `Txn`.
+    Txn(Vec<TxnOp>),
 }
 
 /// What a `Query` returns: owned data, free of the state's lock.
@@ -151,6 +166,10 @@ pub enum Answer {
     Instances(Vec<InstanceHealth>),
     /// Nothing but the index returned alongside.
     Index,
+    /// Sessions, by ID.
+    Sessions(Vec<Session>),
+    /// What a read-only transaction found.
+    Txn(TxnOutcome),
 }
 
 /// One service instance with its node and every check that affects it: the owned form of `HealthEntry` (Consul's `ServiceEntry`).
@@ -225,6 +244,9 @@ impl From<&HealthEntry<'_>> for InstanceHealth {
 /// The tables whose changes can alter a case-insensitive DNS lookup of services: which names exist, their instances' checks, and their nodes.
 const RESOLVE_TABLES: [Table; 3] = [Table::Services, Table::Checks, Table::Nodes];
 
+/// Every table, for the reads whose answer may depend on anything.
+const ALL_TABLES: [Table; 5] = [Table::Kvs, Table::Nodes, Table::Services, Table::Checks, Table::Sessions];
+
 impl Query {
     /// What the answer depends on: a blocking query parks on these keys, and the index `eval` reports moves only when an apply touches one of them.
     pub fn watch_keys(&self) -> Vec<WatchKey> {
@@ -245,10 +267,11 @@ impl Query {
             Query::ResolveService { .. } | Query::ServicesWithAddress { .. } => {
                 RESOLVE_TABLES.into_iter().map(WatchKey::Table).collect()
             }
-            // Every table: the closest set of keys to "anything". Raft entries that carry no command (elections, membership) move the index without touching a key, so a blocking MaxIndex may also wake late; nothing blocks on it today.
-            Query::MaxIndex => {
-                [Table::Kvs, Table::Nodes, Table::Services, Table::Checks].into_iter().map(WatchKey::Table).collect()
+            Query::SessionInfo { .. } | Query::SessionList | Query::SessionNode { .. } => {
+                vec![WatchKey::Table(Table::Sessions)]
             }
+            // Every table: the closest set of keys to "anything". Raft entries that carry no command (elections, membership) move the index without touching a key, so a blocking MaxIndex may also wake late; nothing blocks on it today.
+            Query::MaxIndex | Query::Txn(_) => ALL_TABLES.into_iter().map(WatchKey::Table).collect(),
         }
     }
 
@@ -330,6 +353,20 @@ impl Query {
                     .collect();
                 (Answer::Instances(instances), resolve_index(state))
             }
+            Query::SessionInfo { id } => {
+                let (sessions, index) = state.sessions();
+                (Answer::Sessions(sessions.into_iter().filter(|s| s.id == *id).cloned().collect()), index)
+            }
+            Query::SessionList => {
+                let (sessions, index) = state.sessions();
+                (Answer::Sessions(sessions.into_iter().cloned().collect()), index)
+            }
+            Query::SessionNode { node } => {
+                let (sessions, index) = state.sessions();
+                (Answer::Sessions(sessions.into_iter().filter(|s| s.node == *node).cloned().collect()), index)
+            }
+            // A transaction reads across tables; like Consul's read-only transactions it does not block, so the state's index serves.
+            Query::Txn(ops) => (Answer::Txn(state.txn_read(ops)), state.max_index()),
         }
     }
 }

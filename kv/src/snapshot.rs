@@ -1,18 +1,23 @@
 //! Versioned snapshot encoding of a whole `State`: an 8-byte header (magic + format version) and a postcard body.
 //!
 //! Derived indexes (service name → instances) are not stored; decode rebuilds them, so a snapshot cannot disagree with itself.
+//!
+//! # Versions
+//! 1: KV, catalog and their indexes. 2: version 1's body followed by sessions, lock-delays and the sessions table index.
+//! This build writes version 2 and reads both; a version-1 snapshot decodes to a state without sessions.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::{HealthCheck, KvEntry, Node, Service};
+use crate::model::{HealthCheck, KvEntry, Node, Service, Session};
 use crate::state::State;
+use crate::state::session::LockDelay;
 use crate::watch::Table;
 
 const MAGIC: &[u8; 6] = b"RSTRSN";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
 
 /// The stored form of format version 1. Field order is the format: append only, in a new version.
 #[derive(Serialize, Deserialize)]
@@ -29,12 +34,22 @@ struct SnapshotV1 {
     table_index: [u64; 4],
 }
 
+/// The stored form of format version 2: version 1's fields, then the session tables. Postcard writes a nested struct as its fields in order, so `base` is exactly a version-1 body.
+#[derive(Serialize, Deserialize)]
+struct SnapshotV2 {
+    base: SnapshotV1,
+    sessions: Vec<Session>,
+    /// Key, start (Unix ms, unknown until a clock was seen), length in ms.
+    lock_delays: Vec<(String, Option<u64>, u64)>,
+    sessions_index: u64,
+}
+
 const TABLES: [Table; 4] = [Table::Kvs, Table::Nodes, Table::Services, Table::Checks];
 
 impl State {
     /// Encodes the whole state. Equal states give equal bytes.
     pub fn encode_snapshot(&self) -> Vec<u8> {
-        let body = SnapshotV1 {
+        let base = SnapshotV1 {
             index: self.index,
             kv: self.kv.values().cloned().collect(),
             kv_tombstones: self.kv_tombstones.iter().map(|(k, v)| (k.clone(), *v)).collect(),
@@ -44,6 +59,12 @@ impl State {
             service_index: self.service_index.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             node_index: self.node_index.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             table_index: TABLES.map(|t| self.table_index.get(&t).copied().unwrap_or(0)),
+        };
+        let body = SnapshotV2 {
+            base,
+            sessions: self.sessions.values().cloned().collect(),
+            lock_delays: self.lock_delays.iter().map(|(k, d)| (k.clone(), d.start_ms, d.delay_ms)).collect(),
+            sessions_index: self.table_index.get(&Table::Sessions).copied().unwrap_or(0),
         };
         let mut out = Vec::with_capacity(64 + self.kv.len() * 64);
         out.extend_from_slice(MAGIC);
@@ -61,27 +82,50 @@ impl State {
             return Err(Error::SnapshotFormat("missing roster snapshot header".into()));
         }
         let version = u16::from_be_bytes([bytes[6], bytes[7]]);
-        if version != VERSION {
-            return Err(Error::SnapshotFormat(format!("version {version} (this build reads {VERSION})")));
-        }
-        let body: SnapshotV1 = postcard::from_bytes(&bytes[8..])?;
-        let mut state = State {
-            index: body.index,
-            kv: body.kv.into_iter().map(|e| (e.key.clone(), e)).collect(),
-            kv_tombstones: body.kv_tombstones.into_iter().collect(),
-            nodes: body.nodes.into_iter().map(|n| (n.node.clone(), n)).collect(),
-            services: BTreeMap::new(),
-            checks: body.checks.into_iter().map(|c| ((c.node.clone(), c.check_id.clone()), c)).collect(),
-            service_index: body.service_index.into_iter().collect(),
-            node_index: body.node_index.into_iter().collect(),
-            table_index: TABLES.into_iter().zip(body.table_index).filter(|(_, i)| *i > 0).collect(),
-            service_names: BTreeMap::new(),
+        let body = match version {
+            1 => SnapshotV2 {
+                base: postcard::from_bytes(&bytes[8..])?,
+                sessions: Vec::new(),
+                lock_delays: Vec::new(),
+                sessions_index: 0,
+            },
+            2 => postcard::from_bytes(&bytes[8..])?,
+            _ => return Err(Error::SnapshotFormat(format!("version {version} (this build reads 1 to {VERSION})"))),
         };
-        for (node, service) in body.services {
-            let key = (node, service.id.clone());
-            state.service_names.entry(service.service.clone()).or_default().insert(key.clone());
-            state.services.insert(key, service);
+        let mut state = from_v1(body.base);
+        state.sessions = body.sessions.into_iter().map(|s| (s.id.clone(), s)).collect();
+        state.lock_delays = body
+            .lock_delays
+            .into_iter()
+            .map(|(key, start_ms, delay_ms)| (key, LockDelay { start_ms, delay_ms }))
+            .collect();
+        if body.sessions_index > 0 {
+            state.table_index.insert(Table::Sessions, body.sessions_index);
         }
         Ok(state)
     }
+}
+
+/// The state a version-1 body describes, with its derived indexes rebuilt.
+fn from_v1(body: SnapshotV1) -> State {
+    let mut state = State {
+        index: body.index,
+        kv: body.kv.into_iter().map(|e| (e.key.clone(), e)).collect(),
+        kv_tombstones: body.kv_tombstones.into_iter().collect(),
+        nodes: body.nodes.into_iter().map(|n| (n.node.clone(), n)).collect(),
+        services: BTreeMap::new(),
+        checks: body.checks.into_iter().map(|c| ((c.node.clone(), c.check_id.clone()), c)).collect(),
+        service_index: body.service_index.into_iter().collect(),
+        node_index: body.node_index.into_iter().collect(),
+        table_index: TABLES.into_iter().zip(body.table_index).filter(|(_, i)| *i > 0).collect(),
+        service_names: BTreeMap::new(),
+        sessions: BTreeMap::new(),
+        lock_delays: BTreeMap::new(),
+    };
+    for (node, service) in body.services {
+        let key = (node, service.id.clone());
+        state.service_names.entry(service.service.clone()).or_default().insert(key.clone());
+        state.services.insert(key, service);
+    }
+    state
 }

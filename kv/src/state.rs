@@ -13,8 +13,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::command::{Command, CommandResult};
-use crate::model::{CheckStatus, HealthCheck, KvEntry, Node, Service};
+use crate::command::{Command, CommandResult, Outcome};
+use crate::model::{CheckStatus, HealthCheck, KvEntry, Node, Service, Session};
 use crate::watch::{Changes, Table};
 
 /// (node name, ID): how services and checks are keyed.
@@ -36,6 +36,10 @@ pub struct State {
     pub(crate) table_index: BTreeMap<Table, u64>,
     /// Derived: service name → instances. Rebuilt on snapshot decode.
     pub(crate) service_names: BTreeMap<String, BTreeSet<NodeScoped>>,
+    /// Sessions by ID.
+    pub(crate) sessions: BTreeMap<String, Session>,
+    /// Keys whose lock-delay (after their holder's session was destroyed) may still be running.
+    pub(crate) lock_delays: BTreeMap<String, session::LockDelay>,
 }
 
 /// One service instance with its node and every check that affects it (the node's checks and its own).
@@ -74,6 +78,18 @@ impl State {
 
     /// Applies one committed command at Raft index `index`.
     pub fn apply(&mut self, index: u64, cmd: &Command) -> (CommandResult, Changes) {
+        let (outcome, changes) = self.apply_command(index, cmd);
+        (outcome.into_result(), changes)
+    }
+
+    /// Applies one committed command at Raft index `index`, keeping a transaction's results.
+    pub fn apply_command(&mut self, index: u64, cmd: &Command) -> (Outcome, Changes) {
+        if let Command::Txn { ops, now_ms } = cmd {
+            self.index = self.index.max(index);
+            let mut changes = Changes::default();
+            let outcome = self.apply_txn(index, ops, *now_ms, &mut changes);
+            return (Outcome::Txn(outcome), changes);
+        }
         self.index = self.index.max(index);
         let mut changes = Changes::default();
         let result = match cmd {
@@ -112,21 +128,62 @@ impl State {
                 Err(why) => CommandResult::Rejected(why),
                 Ok(()) => {
                     self.register(index, reg, &mut changes);
+                    self.invalidate_sessions(index, &mut changes);
                     CommandResult::Bool(true)
                 }
             },
             Command::Deregister { node, service_id, check_id } => {
                 self.deregister(index, node, service_id.as_deref(), check_id.as_deref(), &mut changes);
+                self.invalidate_sessions(index, &mut changes);
                 CommandResult::Bool(true)
             }
+            _ => self.apply_coordination(index, cmd, &mut changes),
         };
-        (result, changes)
+        (Outcome::Result(result), changes)
+    }
+
+    /// Sessions, locks and transactions: the commands of `session.rs` and `txn.rs`.
+    fn apply_coordination(&mut self, index: u64, cmd: &Command, changes: &mut Changes) -> CommandResult {
+        match cmd {
+            Command::SessionCreate(session) => match self.validate_session(session) {
+                Err(why) => CommandResult::Rejected(why),
+                Ok(()) => {
+                    self.session_create(index, session, changes);
+                    CommandResult::Bool(true)
+                }
+            },
+            Command::SessionDestroy { id, now_ms } => {
+                self.session_destroy(index, id, Some(*now_ms), changes);
+                CommandResult::Bool(true)
+            }
+            Command::KvLock { key, value, flags, session, now_ms } => {
+                let request = session::LockRequest { key, value, flags: *flags, session, now_ms: *now_ms };
+                match self.kv_lock(index, &request, changes) {
+                    Ok(outcome) => CommandResult::Bool(outcome == session::LockOutcome::Acquired),
+                    Err(why) => CommandResult::Rejected(why),
+                }
+            }
+            Command::KvUnlock { key, value, flags, session } => {
+                CommandResult::Bool(self.kv_unlock(index, key, value, *flags, session, changes))
+            }
+            // The KV and catalog commands, and transactions, are applied by `apply_command` itself.
+            Command::KvSet { .. }
+            | Command::KvCas { .. }
+            | Command::KvDelete { .. }
+            | Command::KvDeleteCas { .. }
+            | Command::KvDeleteTree { .. }
+            | Command::Register(_)
+            | Command::Deregister { .. }
+            | Command::Txn { .. } => CommandResult::Rejected("internal: misrouted command".into()),
+        }
     }
 }
 
 mod catalog;
 mod kv;
 mod query;
+pub(crate) mod session;
+mod txn;
 
 #[cfg(test)]
 pub(crate) mod tests;

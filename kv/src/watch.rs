@@ -21,6 +21,8 @@ pub enum Table {
     Services,
     /// Health checks.
     Checks,
+    /// Sessions.
+    Sessions,
 }
 
 /// Something a query's answer depends on.
@@ -55,6 +57,14 @@ impl Changes {
     /// True when the apply changed nothing.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty() && self.services.is_empty() && self.nodes.is_empty() && self.tables.is_empty()
+    }
+
+    /// Adds everything `other` changed.
+    pub fn merge(&mut self, other: Changes) {
+        self.keys.extend(other.keys);
+        self.services.extend(other.services);
+        self.nodes.extend(other.nodes);
+        self.tables.extend(other.tables);
     }
 
     /// Whether a query depending on `key` must be re-evaluated.

@@ -5,6 +5,7 @@
 //! - `server`: `Server`, the entry point: `start`, `write`, `read`, `query`, `blocking_read`, `status`, membership.
 //! - `remote`: `Remote`, a client agent's connection to the servers: the same `write`, `query` and
 //!   `status`, sent over the RPC with failover between servers.
+//! - `sessions`: the leader's session TTL timers.
 //! - `config`: `Config`, `Consistency`, `ReadMeta`, `ClusterStatus`.
 //! - `replica`: the applied state shared by the state machine and readers, and the watch registry
 //!   that wakes blocking queries.
@@ -22,6 +23,7 @@ mod remote;
 mod replica;
 mod rpc;
 mod server;
+mod sessions;
 
 pub use config::{ClusterStatus, Config, Consistency, RaftServer, ReadMeta};
 pub use error::{Error, Result};

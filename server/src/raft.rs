@@ -47,7 +47,7 @@ use std::time::Duration;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::errors::{ClientWriteError, ForwardToLeader, RaftError};
 use openraft::{BasicNode, ChangeMembers, RaftMetrics};
-use roster_kv::{Command, CommandResult, State};
+use roster_kv::{Command, Outcome, State};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -67,10 +67,10 @@ use state_machine::StateMachine;
 use wire::{ReadPolicy, Request, Response, WireError};
 
 openraft::declare_raft_types!(
-    /// roster's Raft type configuration: `LogCommand`s in, `CommandResult`s out, nodes addressed by RPC address.
+    /// roster's Raft type configuration: `LogCommand`s in, `Outcome`s out, nodes addressed by RPC address.
     pub(crate) TypeConfig:
         D = LogCommand,
-        R = CommandResult,
+        R = Outcome,
         NodeId = u64,
         Node = BasicNode,
 );
@@ -117,6 +117,11 @@ impl fmt::Display for LogCommand {
             Command::KvDeleteTree { prefix } => write!(f, "KvDeleteTree({prefix})"),
             Command::Register(reg) => write!(f, "Register({})", reg.node.node),
             Command::Deregister { node, .. } => write!(f, "Deregister({node})"),
+            Command::SessionCreate(session) => write!(f, "SessionCreate({}, {})", session.id, session.node),
+            Command::SessionDestroy { id, .. } => write!(f, "SessionDestroy({id})"),
+            Command::KvLock { key, session, .. } => write!(f, "KvLock({key}, {session})"),
+            Command::KvUnlock { key, session, .. } => write!(f, "KvUnlock({key}, {session})"),
+            Command::Txn { ops, .. } => write!(f, "Txn({} ops)", ops.len()),
         }
     }
 }
@@ -213,11 +218,12 @@ impl RaftNode {
     }
 
     /// Proposes `cmd` here if leader, else forwards it to the leader. Returns the result and its log index.
-    pub(crate) async fn write(&self, cmd: Command) -> Result<(CommandResult, u64)> {
+    pub(crate) async fn write(&self, cmd: Command) -> Result<(Outcome, u64)> {
         match self.write_local(cmd.clone()).await {
             Err(Error::NotLeader { leader: Some(addr) }) if addr != self.rpc_advertise => {
                 match self.call(addr, Request::Forward(cmd)).await? {
-                    Response::Forward { result, index } => Ok((result, index)),
+                    Response::Forward { result, index } => Ok((Outcome::Result(result), index)),
+                    Response::ForwardTxn { outcome, index } => Ok((Outcome::Txn(outcome), index)),
                     other => Err(unexpected(addr, &other)),
                 }
             }
@@ -226,7 +232,7 @@ impl RaftNode {
     }
 
     /// Proposes `cmd` on this node; `NotLeader` if it is not the leader.
-    pub(crate) async fn write_local(&self, cmd: Command) -> Result<(CommandResult, u64)> {
+    pub(crate) async fn write_local(&self, cmd: Command) -> Result<(Outcome, u64)> {
         match self.raft.client_write(LogCommand(cmd)).await {
             Ok(resp) => Ok((resp.data, resp.log_id.index())),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(not_leader(&f)),
@@ -237,6 +243,14 @@ impl RaftNode {
             }
             Err(RaftError::APIError(e)) => Err(Error::Rejected(e.to_string())),
             Err(RaftError::Fatal(e)) => Err(fatal(e)),
+        }
+    }
+
+    /// Sends a session renewal to the leader at `addr`.
+    pub(crate) async fn forward_renew(&self, addr: SocketAddr, id: &str) -> Result<Option<roster_kv::Session>> {
+        match self.call(addr, Request::SessionRenew(id.to_owned())).await? {
+            Response::SessionRenew(session) => Ok(session),
+            other => Err(unexpected(addr, &other)),
         }
     }
 

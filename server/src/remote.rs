@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use roster_kv::{Answer, Command, CommandResult, Query};
+use roster_kv::{Answer, Command, CommandResult, Query, Session, TxnOp, TxnOutcome};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -147,6 +147,29 @@ impl Remote {
                 client::query(&peer, consistency, min_index, wait, query, wait + CALL_MARGIN).await
             };
             remote.failover(Kind::Read, wait, op).await
+        })
+        .await
+    }
+
+    /// Runs a transaction through a server (which forwards it to the leader) and returns its outcome once applied.
+    /// Retried only when it certainly was not applied, like `write`.
+    pub async fn txn(&self, ops: Vec<TxnOp>, now_ms: u64) -> Result<TxnOutcome> {
+        self.spawn(move |remote| async move {
+            let ops = &ops;
+            let op = |peer: Arc<Peer>, _| async move { client::txn(&peer, ops.clone(), now_ms, CALL_MARGIN).await };
+            remote.failover(Kind::Write, Duration::ZERO, op).await
+        })
+        .await
+    }
+
+    /// Renews a session through a server (which forwards to the leader, whose timer it resets); `None` when the session does not exist.
+    /// Retried like a read: renewing twice only resets the timer twice.
+    pub async fn renew_session(&self, id: &str) -> Result<Option<Session>> {
+        let id = id.to_owned();
+        self.spawn(move |remote| async move {
+            let id = &id;
+            let op = |peer: Arc<Peer>, _| async move { client::renew_session(&peer, id, CALL_MARGIN).await };
+            remote.failover(Kind::Read, Duration::ZERO, op).await
         })
         .await
     }

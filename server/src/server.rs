@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use roster_kv::{Answer, Command, CommandResult, Query, State, WatchKey};
+use roster_kv::{Answer, Command, CommandResult, Outcome, Query, Session, State, TxnOp, TxnOutcome, WatchKey};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
@@ -16,6 +16,7 @@ use crate::config::{ClusterStatus, Config, Consistency, ReadMeta};
 use crate::error::{Error, Result};
 use crate::raft::{ClientHandler, NodeConfig, RaftNode};
 use crate::replica::Replica;
+use crate::sessions::{RECONCILE_EVERY, SessionTimers, ttl_of};
 
 /// How long a write or read waits for a leader (an election, a forward retry) before `NoLeader`.
 /// Consul holds RPCs for up to 7 s; elections here take well under one.
@@ -47,6 +48,8 @@ struct Inner {
     cancel: CancellationToken,
     /// Set by the first `shutdown`, so later calls return at once.
     stopped: AtomicBool,
+    /// Session TTL deadlines, armed only while this server leads.
+    timers: SessionTimers,
 }
 
 impl Server {
@@ -70,8 +73,10 @@ impl Server {
             tasks,
             cancel: cancel.clone(),
             stopped: AtomicBool::new(false),
+            timers: SessionTimers::default(),
         });
         inner.node.serve(config.rpc_listener, inner.clone(), &inner.tasks, cancel.clone());
+        inner.tasks.spawn(inner.clone().run_session_timers(cancel.clone()));
         let server = Server { inner, _cancel_on_drop: Arc::new(cancel.drop_guard()) };
         if config.bootstrap {
             server.inner.node.initialize(&[(config.node_id, config.rpc_advertise)]).await?;
@@ -84,6 +89,17 @@ impl Server {
     /// durable on a quorum and applied.
     pub async fn write(&self, cmd: Command) -> Result<CommandResult> {
         self.inner.write(cmd).await
+    }
+
+    /// Proposes a transaction (`Command::Txn`) and returns its outcome once applied: every operation's result, or every error and nothing applied.
+    pub async fn txn(&self, ops: Vec<TxnOp>, now_ms: u64) -> Result<TxnOutcome> {
+        self.inner.txn(ops, now_ms).await
+    }
+
+    /// Renews a session's TTL on the leader (forwarding there if need be) and returns the session, or `None` when it does not exist.
+    /// Consul does not write renewals to the log: only the leader's timer moves.
+    pub async fn renew_session(&self, id: &str) -> Result<Option<Session>> {
+        self.inner.renew_session(id).await
     }
 
     /// Runs `f` on the applied state after the barrier `consistency` asks for.
@@ -201,6 +217,12 @@ impl Server {
         self.inner.replica.n_waiters()
     }
 
+    /// The leader's session timers (tests shorten their waits).
+    #[cfg(test)]
+    pub(crate) fn session_timers(&self) -> &SessionTimers {
+        &self.inner.timers
+    }
+
     /// Purges the log up to `upto` (tests of restart from snapshot + log tail).
     #[cfg(test)]
     pub(crate) async fn purge_log(&self, upto: u64) -> Result<()> {
@@ -210,8 +232,16 @@ impl Server {
 
 impl Inner {
     async fn write(&self, cmd: Command) -> Result<CommandResult> {
-        let (result, _index) = self.with_leader(|| self.node.write(cmd.clone())).await?;
-        Ok(result)
+        let (outcome, _index) = self.with_leader(|| self.node.write(cmd.clone())).await?;
+        Ok(outcome.into_result())
+    }
+
+    async fn txn(&self, ops: Vec<TxnOp>, now_ms: u64) -> Result<TxnOutcome> {
+        let cmd = Command::Txn { ops, now_ms };
+        match self.with_leader(|| self.node.write(cmd.clone())).await? {
+            (Outcome::Txn(outcome), _index) => Ok(outcome),
+            (Outcome::Result(other), _index) => Err(Error::Fatal(format!("a transaction applied as {other:?}"))),
+        }
     }
 
     async fn read<T>(&self, consistency: Consistency, f: impl FnOnce(&State) -> T) -> Result<(T, ReadMeta)> {
@@ -302,6 +332,56 @@ impl Inner {
         }
     }
 
+    async fn renew_session(&self, id: &str) -> Result<Option<Session>> {
+        self.with_leader(|| async {
+            if self.node.is_leader() {
+                return Ok(self.renew_here(id));
+            }
+            match self.node.leader_addr() {
+                Some(addr) if addr != self.rpc_advertise => self.node.forward_renew(addr, id).await,
+                _ => Err(Error::NoLeader),
+            }
+        })
+        .await
+    }
+
+    /// Renews on this server, which must be the leader: the session as it is, with its timer reset.
+    fn renew_here(&self, id: &str) -> Option<Session> {
+        let session = self.replica.read(|state| state.sessions().0.into_iter().find(|s| s.id == id).cloned())?;
+        if let Some(ttl) = ttl_of(&session) {
+            self.timers.renew(Instant::now(), id, ttl);
+        }
+        Some(session)
+    }
+
+    /// The leader's session-expiry loop (see `sessions`): reconcile the timers with the state, destroy what expired, sleep until the next deadline or pass.
+    async fn run_session_timers(self: Arc<Self>, cancel: CancellationToken) {
+        loop {
+            let now = Instant::now();
+            if self.node.is_leader() {
+                let sessions = self.replica.read(|state| {
+                    state.sessions().0.into_iter().filter_map(|s| Some((s.id.clone(), ttl_of(s)?))).collect::<Vec<_>>()
+                });
+                self.timers.reconcile(now, &sessions);
+                for id in self.timers.take_expired(now) {
+                    tracing::info!(session = %id, "session TTL expired");
+                    let cmd = Command::SessionDestroy { id, now_ms: unix_ms() };
+                    // A failure (leadership lost midway) is repaired by the next leader, which re-arms every TTL session.
+                    if let Err(err) = self.node.write_local(cmd).await {
+                        tracing::warn!("destroying an expired session failed: {err}");
+                    }
+                }
+            } else {
+                self.timers.clear();
+            }
+            let wake = self.timers.next_deadline().map_or(now + RECONCILE_EVERY, |at| at.min(now + RECONCILE_EVERY));
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
     fn read_meta(&self) -> ReadMeta {
         ReadMeta { known_leader: self.node.leader_addr().is_some(), last_contact_ms: self.node.last_contact_ms() }
     }
@@ -325,6 +405,28 @@ impl ClientHandler for Inner {
     async fn status(&self) -> Result<ClusterStatus> {
         Inner::status(self)
     }
+
+    async fn renew_session(&self, id: &str) -> Result<Option<Session>> {
+        Inner::renew_session(self, id).await
+    }
+
+    async fn txn(&self, ops: Vec<TxnOp>, now_ms: u64) -> Result<TxnOutcome> {
+        Inner::txn(self, ops, now_ms).await
+    }
+
+    fn renew_session_as_leader(&self, id: &str) -> Result<Option<Session>> {
+        if self.node.is_leader() {
+            Ok(self.renew_here(id))
+        } else {
+            Err(Error::NotLeader { leader: self.node.leader_addr() })
+        }
+    }
+}
+
+/// The wall clock in Unix milliseconds, which lock-delays are measured against.
+fn unix_ms() -> u64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! `/v1/kv/<key>`: get (single, `?recurse`, `?keys&separator`, `?raw`), put (`?flags`, `?cas`) and delete (`?recurse`, `?cas`), with blocking reads on exactly the key or prefix asked for.
+//! `/v1/kv/<key>`: get (single, `?recurse`, `?keys&separator`, `?raw`), put (`?flags`, `?cas`, `?acquire`, `?release`) and delete (`?recurse`, `?cas`), with blocking reads on exactly the key or prefix asked for.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -71,11 +71,6 @@ pub async fn put(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResult {
     if key.is_empty() {
         return Err(ApiError::bad_request("Missing key name"));
     }
-    if q.get("acquire").is_some() || q.get("release").is_some() {
-        return Err(ApiError::bad_request(
-            "?acquire and ?release need sessions, which this roster build does not have yet",
-        ));
-    }
     if body.len() > MAX_VALUE_SIZE {
         return Err(ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
@@ -84,11 +79,24 @@ pub async fn put(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResult {
     }
     let flags = q.u64("flags")?.unwrap_or(0);
     let value = body.to_vec();
-    let cmd = match q.u64("cas")? {
-        Some(index) => Command::KvCas { key, value, flags, index },
-        None => Command::KvSet { key, value, flags },
+    let cmd = if let Some(session) = q.get("acquire") {
+        Command::KvLock { key, value, flags, session: session.to_owned(), now_ms: super::session::now_ms() }
+    } else if let Some(session) = q.get("release") {
+        if session.is_empty() {
+            return Err(ApiError::internal("missing session"));
+        }
+        Command::KvUnlock { key, value, flags, session: session.to_owned() }
+    } else {
+        match q.u64("cas")? {
+            Some(index) => Command::KvCas { key, value, flags, index },
+            None => Command::KvSet { key, value, flags },
+        }
     };
-    bool_result(write(&api, cmd).await?)
+    match write(&api, cmd).await? {
+        CommandResult::Bool(b) => Ok(bool_reply(b)),
+        // Only a lock refers to a session that may not exist; Consul's server refuses it with a 500.
+        CommandResult::Rejected(why) => Err(ApiError::internal(why)),
+    }
 }
 
 pub async fn delete(State(api): State<Api>, uri: Uri) -> ApiResult {

@@ -1,9 +1,9 @@
-//! Consul's JSON shapes for what the API returns: KV entries, nodes, service instances (agent, catalog and health views), and health checks.
+//! Consul's JSON shapes for what the API returns: KV entries, nodes, service instances (agent, catalog and health views), health checks, sessions and transaction results.
 //!
 //! Field casing is exact and some fields appear only when set (`Kind`, `TaggedAddresses`, `SocketPath`, `Proxy`, `Connect` on the agent view), because clients such as Nomad compare what they registered with what they read back.
 
 use base64::Engine;
-use roster_kv::{HealthCheck, KvEntry, Node, Service, ServiceEntry};
+use roster_kv::{HealthCheck, KvEntry, Node, Service, ServiceEntry, Session, TxnError, TxnResult};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -202,4 +202,37 @@ pub fn health_entry(e: &ServiceEntry) -> Value {
         "Service": node_service(&e.service),
         "Checks": e.checks.iter().map(check).collect::<Vec<_>>(),
     })
+}
+
+/// A session (`/v1/session/info`, `list`, `node`, `renew`).
+pub fn session(s: &Session) -> Value {
+    let service_checks: Option<Vec<Value>> = (!s.service_checks.is_empty())
+        .then(|| s.service_checks.iter().map(|c| json!({"ID": c.id, "Namespace": c.namespace})).collect());
+    json!({
+        "ID": s.id,
+        "Name": s.name,
+        "Node": s.node,
+        "LockDelay": s.lock_delay_ns,
+        "Behavior": s.behavior.as_str(),
+        "TTL": s.ttl,
+        "NodeChecks": if s.node_checks.is_empty() { Value::Null } else { json!(s.node_checks) },
+        "ServiceChecks": service_checks,
+        "CreateIndex": s.create_index,
+        "ModifyIndex": s.modify_index,
+    })
+}
+
+/// One entry of a transaction's `Results`: `{"KV": ...}`, `{"Node": ...}`, `{"Service": ...}` or `{"Check": ...}`.
+pub fn txn_result(r: &TxnResult) -> Value {
+    match r {
+        TxnResult::Kv(e) => json!({ "KV": KvOut::from(e) }),
+        TxnResult::Node(n) => json!({ "Node": node(n) }),
+        TxnResult::Service(s) => json!({ "Service": node_service(s) }),
+        TxnResult::Check(c) => json!({ "Check": check(c) }),
+    }
+}
+
+/// One entry of a rolled-back transaction's `Errors`.
+pub fn txn_error(e: &TxnError) -> Value {
+    json!({"OpIndex": e.op_index, "What": e.what})
 }

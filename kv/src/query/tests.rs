@@ -7,7 +7,8 @@ use proptest::prelude::*;
 use super::*;
 use crate::command::Command;
 use crate::model::ServiceAddress;
-use crate::state::tests::{arb_command, check, node, register, run, service, set};
+use crate::state::tests::{arb_command, check, kv_op, node, register, run, service, session_create, set};
+use crate::txn::KvVerb;
 
 /// A small catalog: `n1` runs `web-1` (passing) with a node check, `n2` runs `db-1` (critical) at its own address and `Cache-1`; three KV keys.
 fn sample_state() -> State {
@@ -25,6 +26,7 @@ fn sample_state() -> State {
         register("n1", None, vec![check("serf", "", CheckStatus::Passing)]),
         register("n2", Some(db), vec![check("c2", "db-1", CheckStatus::Critical)]),
         register("n2", Some(service("Cache-1", "Cache", &[])), vec![]),
+        session_create("s1", "n1", &["serf"]),
     ]);
     state
 }
@@ -56,6 +58,11 @@ fn sample_queries() -> Vec<Query> {
         Query::ResolveNode { name: "N2".into() },
         Query::NodesWithAddress { address: "10.0.0.1".into() },
         Query::ServicesWithAddress { address: "10.0.0.9".into() },
+        Query::SessionInfo { id: "s1".into() },
+        Query::SessionInfo { id: "nope".into() },
+        Query::SessionList,
+        Query::SessionNode { node: "n2".into() },
+        Query::Txn(vec![kv_op(KvVerb::Get, "a"), kv_op(KvVerb::GetTree, "a")]),
     ]
 }
 
@@ -82,7 +89,12 @@ fn expected(state: &State, query: &Query) -> (u64, Vec<WatchKey>) {
         Query::ServiceChecks { name } => (state.service_checks(name).1, vec![WatchKey::Service(name.clone())]),
         Query::NodeChecks { name } => (state.node_checks(name).1, vec![WatchKey::Node(name.clone())]),
         Query::ChecksInState { state: s } => (state.checks_in_state(*s).1, tables(&[Table::Checks])),
-        Query::MaxIndex => (state.max_index(), tables(&[Table::Kvs, Table::Nodes, Table::Services, Table::Checks])),
+        Query::MaxIndex | Query::Txn(_) => {
+            (state.max_index(), tables(&[Table::Kvs, Table::Nodes, Table::Services, Table::Checks, Table::Sessions]))
+        }
+        Query::SessionInfo { .. } | Query::SessionList | Query::SessionNode { .. } => {
+            (state.sessions().1, tables(&[Table::Sessions]))
+        }
         Query::TableIndex(t) => (state.table(*t), tables(&[*t])),
         Query::NodeStatus { node, .. } => (state.node_checks(node).1, vec![WatchKey::Node(node.clone())]),
         Query::ResolveService { .. } | Query::ServicesWithAddress { .. } => (resolve_index, tables(&resolve)),
@@ -113,6 +125,22 @@ fn kv_queries_answer_owned_entries_and_folded_keys() {
     assert_eq!(entries.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["a", "a/b"]);
     let keys = answer(Query::KvKeys { prefix: String::new(), separator: Some("/".into()) });
     assert_eq!(keys, Answer::Keys(vec!["a".into(), "a/".into(), "b".into()]));
+}
+
+#[test]
+fn session_queries_filter_by_id_and_node_and_read_only_txns_answer() {
+    let Answer::Sessions(found) = answer(Query::SessionInfo { id: "s1".into() }) else { panic!("sessions") };
+    assert_eq!(found.iter().map(|s| s.node.as_str()).collect::<Vec<_>>(), ["n1"]);
+    assert_eq!(answer(Query::SessionInfo { id: "nope".into() }), Answer::Sessions(vec![]));
+    assert_eq!(answer(Query::SessionNode { node: "n2".into() }), Answer::Sessions(vec![]));
+    let Answer::Txn(TxnOutcome::Applied(results)) = answer(Query::Txn(vec![kv_op(KvVerb::GetTree, "a")])) else {
+        panic!("txn")
+    };
+    assert_eq!(results.len(), 2);
+    let Answer::Txn(TxnOutcome::RolledBack(errors)) = answer(Query::Txn(vec![kv_op(KvVerb::Get, "zz")])) else {
+        panic!("txn")
+    };
+    assert_eq!(errors[0].what, "key \"zz\" doesn't exist");
 }
 
 #[test]
@@ -238,9 +266,10 @@ fn queries_and_answers_round_trip_through_postcard() {
     }
 }
 
-/// Every query but `MaxIndex`, whose index also moves on applies that change nothing (a failed CAS).
+/// Every query but `MaxIndex` and `Txn`, whose index also moves on applies that change nothing (a failed CAS).
 fn watched_queries() -> Vec<Query> {
-    let mut queries: Vec<Query> = sample_queries().into_iter().filter(|q| *q != Query::MaxIndex).collect();
+    let mut queries: Vec<Query> =
+        sample_queries().into_iter().filter(|q| *q != Query::MaxIndex && !matches!(q, Query::Txn(_))).collect();
     queries.extend([
         Query::KvKeys { prefix: "a".into(), separator: None },
         Query::NodeServices { name: "n2".into() },

@@ -225,7 +225,7 @@ impl State {
 }
 
 /// The instance ID, defaulting to the service name as Consul does.
-fn service_id(service: &Service) -> String {
+pub(super) fn service_id(service: &Service) -> String {
     if service.id.is_empty() { service.service.clone() } else { service.id.clone() }
 }
 

@@ -36,7 +36,7 @@ impl State {
         }
     }
 
-    fn kv_touched(&mut self, index: u64, key: &str, changes: &mut Changes) {
+    pub(super) fn kv_touched(&mut self, index: u64, key: &str, changes: &mut Changes) {
         self.table_index.insert(Table::Kvs, index);
         changes.keys.insert(key.to_owned());
         changes.tables.insert(Table::Kvs);

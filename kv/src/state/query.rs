@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{HealthEntry, State};
-use crate::model::{CheckStatus, HealthCheck, KvEntry, Node, Service};
+use crate::model::{CheckStatus, HealthCheck, KvEntry, Node, Service, Session};
 use crate::watch::Table;
 
 /// Query indexes are at least 1: Consul clients read 0 as "do not block".
@@ -127,6 +127,11 @@ impl State {
     /// The index of a whole table.
     pub fn table(&self, table: Table) -> u64 {
         at_least_one(self.table_index.get(&table).copied().unwrap_or(0))
+    }
+
+    /// Every session, by ID, and the sessions table's index.
+    pub fn sessions(&self) -> (Vec<&Session>, u64) {
+        (self.sessions.values().collect(), self.table(Table::Sessions))
     }
 
     /// The highest index of any change in the state.

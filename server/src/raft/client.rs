@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use roster_kv::{Answer, Command, CommandResult, Query};
+use roster_kv::{Answer, Command, CommandResult, Query, Session, TxnOp, TxnOutcome};
 
 use super::wire::{Request, Response, WireError};
 use super::{CallError, call_peer};
@@ -65,6 +65,22 @@ pub(crate) async fn write(peer: &Peer, cmd: Command, timeout: Duration) -> Resul
 pub(crate) async fn status(peer: &Peer, timeout: Duration) -> Result<ClusterStatus, Failure> {
     match call(peer, &Request::Status, timeout).await? {
         Response::Status(status) => Ok(status),
+        other => Err(mismatched(&other)),
+    }
+}
+
+/// Sends a transaction and waits up to `timeout` for its outcome.
+pub(crate) async fn txn(peer: &Peer, ops: Vec<TxnOp>, now_ms: u64, timeout: Duration) -> Result<TxnOutcome, Failure> {
+    match call(peer, &Request::ClientTxn { ops, now_ms }, timeout).await? {
+        Response::ClientTxn(outcome) => Ok(outcome),
+        other => Err(mismatched(&other)),
+    }
+}
+
+/// Asks a server to renew a session (it forwards to the leader); `None` when the session does not exist.
+pub(crate) async fn renew_session(peer: &Peer, id: &str, timeout: Duration) -> Result<Option<Session>, Failure> {
+    match call(peer, &Request::ClientSessionRenew(id.to_owned()), timeout).await? {
+        Response::SessionRenew(session) => Ok(session),
         other => Err(mismatched(&other)),
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use openraft::errors::{ClientWriteError, RaftError};
 use openraft::raft::AppendEntriesResponse;
-use roster_kv::{Answer, Command, CommandResult, Query};
+use roster_kv::{Answer, Command, CommandResult, Outcome, Query, Session, TxnOp, TxnOutcome};
 use tokio::time::Instant;
 
 use super::wire::{Request, Response, WireError};
@@ -36,6 +36,12 @@ pub(crate) trait ClientHandler: Send + Sync + 'static {
     fn write(&self, cmd: Command) -> impl Future<Output = Result<CommandResult>> + Send;
     /// This server's view of the cluster.
     fn status(&self) -> impl Future<Output = Result<ClusterStatus>> + Send;
+    /// Runs a transaction as `Server::txn` does, forwarding it to the leader if need be.
+    fn txn(&self, ops: Vec<TxnOp>, now_ms: u64) -> impl Future<Output = Result<TxnOutcome>> + Send;
+    /// Renews a session as `Server::renew_session` does, forwarding to the leader if need be.
+    fn renew_session(&self, id: &str) -> impl Future<Output = Result<Option<Session>>> + Send;
+    /// Renews a session here, which must be the leader (`NotLeader` otherwise): the end of a forwarded renewal.
+    fn renew_session_as_leader(&self, id: &str) -> Result<Option<Session>>;
 }
 
 /// Serves one node's RPCs.
@@ -74,7 +80,10 @@ impl<C: ClientHandler> RaftService<C> {
                 self.raft.handle_transfer_leader(req).await.map_or_else(fatal, Response::TransferLeader)
             }
             Request::Forward(cmd) => match self.raft.client_write(super::LogCommand(cmd)).await {
-                Ok(resp) => Response::Forward { result: resp.data, index: resp.log_id.index() },
+                Ok(resp) => match resp.data {
+                    Outcome::Result(result) => Response::Forward { result, index: resp.log_id.index() },
+                    Outcome::Txn(outcome) => Response::ForwardTxn { outcome, index: resp.log_id.index() },
+                },
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                     Response::Error(WireError::NotLeader { leader: f.leader_node.map(|n| n.addr) })
                 }
@@ -101,6 +110,20 @@ impl<C: ClientHandler> RaftService<C> {
             Request::Status => {
                 self.clients.status().await.map_or_else(|e| Response::Error(client_error(e)), Response::Status)
             }
+            Request::ClientTxn { ops, now_ms } => self
+                .clients
+                .txn(ops, now_ms)
+                .await
+                .map_or_else(|e| Response::Error(client_error(e)), Response::ClientTxn),
+            Request::SessionRenew(id) => self
+                .clients
+                .renew_session_as_leader(&id)
+                .map_or_else(|e| Response::Error(client_error(e)), Response::SessionRenew),
+            Request::ClientSessionRenew(id) => self
+                .clients
+                .renew_session(&id)
+                .await
+                .map_or_else(|e| Response::Error(client_error(e)), Response::SessionRenew),
         }
     }
 }

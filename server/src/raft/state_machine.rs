@@ -69,7 +69,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 let index = entry.log_id.index();
                 let result = match &entry.payload {
                     EntryPayload::Normal(command) => {
-                        let (result, changed) = applied.state.apply(index, &command.0);
+                        let (result, changed) = applied.state.apply_command(index, &command.0);
                         if !changed.is_empty() {
                             changes.push(changed);
                         }
@@ -77,12 +77,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                     EntryPayload::Blank => {
                         applied.state.apply_noop(index);
-                        roster_kv::CommandResult::Bool(true)
+                        roster_kv::Outcome::Result(roster_kv::CommandResult::Bool(true))
                     }
                     EntryPayload::Membership(membership) => {
                         applied.state.apply_noop(index);
                         applied.meta.last_membership = StoredMembership::new(Some(entry.log_id), membership.clone());
-                        roster_kv::CommandResult::Bool(true)
+                        roster_kv::Outcome::Result(roster_kv::CommandResult::Bool(true))
                     }
                 };
                 applied.meta.last_applied = Some(entry.log_id);

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{TypeConfig, Vote};
 use crate::config::{ClusterStatus, Consistency, ReadMeta};
-use roster_kv::{Answer, Command, CommandResult, Query};
+use roster_kv::{Answer, Command, CommandResult, Query, Session, TxnOp, TxnOutcome};
 
 /// A request from one server to another.
 #[derive(Debug, Serialize, Deserialize)]
@@ -55,6 +55,17 @@ pub(crate) enum Request {
     ClientWrite(Command),
     /// What the receiver knows of the cluster.
     Status,
+    /// A renewal forwarded to the leader, which resets the session's timer; `NotLeader` anywhere else.
+    SessionRenew(String),
+    /// A client agent's renewal; the receiver renews it as leader or forwards it to the leader.
+    ClientSessionRenew(String),
+    /// A client agent's transaction; the receiver proposes it as `Command::Txn`, or forwards it to the leader.
+    ClientTxn {
+        /// The operations.
+        ops: Vec<TxnOp>,
+        /// The client's clock, for lock-delays.
+        now_ms: u64,
+    },
 }
 
 /// How the leader confirms its leadership for a forwarded read.
@@ -102,6 +113,17 @@ pub(crate) enum Response {
     ClientWrite(CommandResult),
     /// Answer to `Status`.
     Status(ClusterStatus),
+    /// Answer to `SessionRenew` and `ClientSessionRenew`: the session, or `None` when it does not exist.
+    SessionRenew(Option<Session>),
+    /// Answer to a `Forward` of a `Command::Txn`: the transaction's outcome and the log index it was applied at.
+    ForwardTxn {
+        /// What the transaction did.
+        outcome: TxnOutcome,
+        /// The entry's log index.
+        index: u64,
+    },
+    /// Answer to `ClientTxn`.
+    ClientTxn(TxnOutcome),
 }
 
 /// Why a request failed on the receiver.

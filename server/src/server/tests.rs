@@ -234,3 +234,89 @@ async fn status_tells_a_pristine_server_from_a_cluster_member() {
     assert!(status.last_log_index >= 2 && status.applied_index <= status.last_log_index, "{status:?}");
     member.shutdown().await.unwrap();
 }
+
+/// Registers node `n1` and creates session `id` on it with `ttl`, through `server`.
+async fn node_and_session(server: &Server, id: &str, ttl: &str) {
+    let node = roster_kv::Node { node: "n1".into(), address: "10.0.0.1".into(), ..roster_kv::Node::default() };
+    let reg = roster_kv::Registration { node, ..roster_kv::Registration::default() };
+    server.write(Command::Register(Box::new(reg))).await.unwrap();
+    let session = roster_kv::Session { id: id.into(), node: "n1".into(), ttl: ttl.into(), ..Default::default() };
+    assert_eq!(server.write(Command::SessionCreate(Box::new(session))).await.unwrap(), CommandResult::Bool(true));
+}
+
+fn session_ids(server: &Server) -> Vec<String> {
+    server.read_local(|state| state.sessions().0.iter().map(|s| s.id.clone()).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrenewed_ttl_session_expires_on_the_leader_and_frees_its_lock() {
+    let server = start(1, None, true).await;
+    server.wait_for_leader(Duration::from_secs(2)).await.unwrap();
+    // 10 s TTL, waited twice over, shortened 100 times: expiry 200 ms after the timer is armed.
+    server.session_timers().set_divisor(100);
+    node_and_session(&server, "ttl", "10s").await;
+    node_and_session(&server, "forever", "").await;
+    let lock = Command::KvLock { key: "k".into(), value: vec![], flags: 0, session: "ttl".into(), now_ms: 0 };
+    assert_eq!(server.write(lock).await.unwrap(), CommandResult::Bool(true));
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while session_ids(&server).contains(&"ttl".to_string()) {
+        assert!(Instant::now() < deadline, "the TTL session was never destroyed");
+        // Renewing the other session keeps nothing alive here: it has no TTL, and renew just returns it.
+        assert!(server.renew_session("forever").await.unwrap().is_some());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(session_ids(&server), ["forever"]);
+    let holder = server.read_local(|state| state.kv_get("k").0.map(|e| e.session.clone()));
+    assert_eq!(holder, Some(None), "the expired session's lock was released");
+    assert_eq!(server.session_timers().len(), 0);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewals_keep_a_session_alive_and_unknown_sessions_renew_to_none() {
+    let server = start(1, None, true).await;
+    server.wait_for_leader(Duration::from_secs(2)).await.unwrap();
+    // 10 s × 2 / 20: a one-second grace, renewed every 200 ms for three seconds.
+    server.session_timers().set_divisor(20);
+    node_and_session(&server, "kept", "10s").await;
+    assert!(server.renew_session("nope").await.unwrap().is_none());
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        let renewed = server.renew_session("kept").await.unwrap().expect("still there");
+        assert_eq!(renewed.ttl, "10s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(session_ids(&server), ["kept"]);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_and_a_client_forward_renewals_and_transactions_to_the_leader() {
+    let (servers, _leader) = three_node_cluster().await;
+    let follower = servers.iter().find(|s| !s.is_leader()).unwrap();
+    node_and_session(follower, "s", "30s").await;
+    let renewed = follower.renew_session("s").await.unwrap().expect("the leader knows it");
+    assert_eq!(renewed.id, "s");
+    assert!(follower.renew_session("missing").await.unwrap().is_none());
+
+    let remote = crate::Remote::new(CancellationToken::new());
+    remote.set_servers(vec![follower.rpc_addr()]);
+    assert_eq!(remote.renew_session("s").await.unwrap().map(|s| s.node), Some("n1".into()));
+
+    let op = |verb, index| roster_kv::TxnOp::Kv {
+        verb,
+        key: "t".into(),
+        value: b"1".to_vec(),
+        flags: 0,
+        index,
+        session: String::new(),
+    };
+    let applied = follower.txn(vec![op(roster_kv::KvVerb::Set, 0)], 0).await.unwrap();
+    assert!(matches!(&applied, roster_kv::TxnOutcome::Applied(results) if results.len() == 1), "{applied:?}");
+    let stale = remote.txn(vec![op(roster_kv::KvVerb::Cas, 999)], 0).await.unwrap();
+    assert!(matches!(&stale, roster_kv::TxnOutcome::RolledBack(errors) if errors[0].op_index == 0), "{stale:?}");
+    for server in &servers {
+        server.shutdown().await.unwrap();
+    }
+}
