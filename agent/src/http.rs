@@ -30,6 +30,7 @@ mod agent;
 mod agent_checks;
 mod catalog;
 pub(crate) mod definition;
+mod filter;
 mod health;
 pub mod input;
 mod kv;

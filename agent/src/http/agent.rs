@@ -12,6 +12,7 @@ use roster_kv::{Answer, Node, Query as StateQuery, Service};
 use roster_server::{Consistency, ReadMeta};
 use serde_json::{Value, json};
 
+use super::filter::{keep, schema};
 use super::input::{Obj, parse_object};
 use super::query::{Query, ReadOpts};
 use super::reply::{ApiError, ApiResult, empty_ok, local_reply, read_reply};
@@ -34,11 +35,13 @@ fn local(api: &Api, q: &Query) -> Result<ReadOpts, ApiError> {
 pub async fn services(State(api): State<Api>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = local(&api, &q)?;
+    let filter = q.filter(&schema::AGENT_SERVICE)?;
     let (services, index, meta) = own_services(&api, &opts).await?;
     let map: BTreeMap<&str, Value> = services
         .iter()
         .filter(|svc| svc.id != CLUSTER_SERVICE)
         .map(|svc| (svc.id.as_str(), output::agent_service(svc, &api.info.datacenter)))
+        .filter(|(_, body)| keep(filter.as_ref(), body))
         .collect();
     Ok(read_reply(&json!(map), index, meta))
 }
@@ -80,11 +83,16 @@ fn content_hash(body: &Value) -> String {
 pub async fn checks(State(api): State<Api>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = local(&api, &q)?;
+    let filter = q.filter(&schema::CHECK)?;
     let query = StateQuery::NodeChecks { name: api.info.node_name.clone() };
     let (answer, index, meta) = read(&api, &opts, &query).await?;
     let Answer::Checks(checks) = answer else { return Err(unexpected()) };
-    let map: BTreeMap<&str, Value> =
-        checks.iter().filter(|c| c.check_id != GOSSIP_CHECK).map(|c| (c.check_id.as_str(), output::check(c))).collect();
+    let map: BTreeMap<&str, Value> = checks
+        .iter()
+        .filter(|c| c.check_id != GOSSIP_CHECK)
+        .map(|c| (c.check_id.as_str(), output::check(c)))
+        .filter(|(_, body)| keep(filter.as_ref(), body))
+        .collect();
     Ok(read_reply(&json!(map), index, meta))
 }
 

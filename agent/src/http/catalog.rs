@@ -8,6 +8,7 @@ use axum::http::Uri;
 use roster_kv::{Answer, Command, CommandResult, Node, Query as StateQuery, Registration};
 use serde_json::{Value, json};
 
+use super::filter::{Filter, keep, schema};
 use super::input::{Obj, parse_object};
 use super::query::Query;
 use super::reply::{ApiError, ApiResult, bool_reply, local_reply, read_reply};
@@ -20,9 +21,10 @@ pub async fn datacenters(State(api): State<Api>) -> ApiResult {
 pub async fn nodes(State(api): State<Api>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
+    let filter = q.filter(&schema::NODE)?;
     let (answer, index, meta) = read(&api, &opts, &StateQuery::Nodes).await?;
     let Answer::Nodes(nodes) = answer else { return Err(unexpected()) };
-    Ok(read_reply(&Value::Array(nodes.iter().map(output::node).collect()), index, meta))
+    Ok(read_reply(&kept(filter.as_ref(), nodes.iter().map(output::node)), index, meta))
 }
 
 pub async fn services(State(api): State<Api>, uri: Uri) -> ApiResult {
@@ -36,23 +38,29 @@ pub async fn services(State(api): State<Api>, uri: Uri) -> ApiResult {
 pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
+    let filter = q.filter(&schema::CATALOG_SERVICE)?;
     let query = StateQuery::ServiceNodes { name, tags: q.all("tag") };
     let (answer, index, meta) = read(&api, &opts, &query).await?;
     let Answer::ServiceNodes(instances) = answer else { return Err(unexpected()) };
-    let body = Value::Array(instances.iter().map(|(n, svc)| output::catalog_service(n, svc)).collect());
+    let body = kept(filter.as_ref(), instances.iter().map(|(n, svc)| output::catalog_service(n, svc)));
     Ok(read_reply(&body, index, meta))
 }
 
 pub async fn node(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
+    // Consul filters the node's services here, not the node.
+    let filter = q.filter(&schema::NODE_SERVICE)?;
     let (answer, index, meta) = read(&api, &opts, &StateQuery::NodeServices { name }).await?;
     let Answer::NodeServices { node, services } = answer else { return Err(unexpected()) };
     let body = match node {
         None => Value::Null,
         Some(n) => {
-            let services: BTreeMap<&str, Value> =
-                services.iter().map(|svc| (svc.id.as_str(), output::node_service(svc))).collect();
+            let services: BTreeMap<&str, Value> = services
+                .iter()
+                .map(|svc| (svc.id.as_str(), output::node_service(svc)))
+                .filter(|(_, body)| keep(filter.as_ref(), body))
+                .collect();
             json!({"Node": output::node(&n), "Services": services})
         }
     };
@@ -62,16 +70,22 @@ pub async fn node(State(api): State<Api>, Path(name): Path<String>, uri: Uri) ->
 pub async fn node_services(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
+    let filter = q.filter(&schema::NODE_SERVICE)?;
     let (answer, index, meta) = read(&api, &opts, &StateQuery::NodeServices { name }).await?;
     let Answer::NodeServices { node, services } = answer else { return Err(unexpected()) };
     let body = match node {
         None => json!({"Node": null, "Services": []}),
         Some(n) => {
-            let services: Vec<Value> = services.iter().map(output::node_service).collect();
+            let services = kept(filter.as_ref(), services.iter().map(output::node_service));
             json!({"Node": output::node(&n), "Services": services})
         }
     };
     Ok(read_reply(&body, index, meta))
+}
+
+/// The rendered elements the filter keeps, as a JSON array.
+fn kept(filter: Option<&Filter>, items: impl Iterator<Item = Value>) -> Value {
+    Value::Array(items.filter(|item| keep(filter, item)).collect())
 }
 
 pub async fn register(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResult {

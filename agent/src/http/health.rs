@@ -5,6 +5,7 @@ use axum::http::Uri;
 use roster_kv::{Answer, CheckStatus, Query as StateQuery, Table};
 use serde_json::Value;
 
+use super::filter::{keep, schema};
 use super::query::{Query, ReadOpts};
 use super::reply::{ApiError, ApiResult, read_reply};
 use super::{Api, output, read, unexpected};
@@ -12,22 +13,25 @@ use super::{Api, output, read, unexpected};
 pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
+    let filter = q.filter(&schema::HEALTH_ENTRY)?;
     let query = StateQuery::ServiceHealth { name, tags: q.all("tag"), passing: q.flag("passing") };
     let (answer, index, meta) = read(&api, &opts, &query).await?;
     let Answer::Health(entries) = answer else { return Err(unexpected()) };
-    Ok(read_reply(&Value::Array(entries.iter().map(output::health_entry).collect()), index, meta))
+    let body: Vec<Value> =
+        entries.iter().map(output::health_entry).filter(|entry| keep(filter.as_ref(), entry)).collect();
+    Ok(read_reply(&Value::Array(body), index, meta))
 }
 
 pub async fn checks(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
-    checks_reply(&api, &opts, &StateQuery::ServiceChecks { name }).await
+    checks_reply(&api, &opts, &q, &StateQuery::ServiceChecks { name }).await
 }
 
 pub async fn node(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
-    checks_reply(&api, &opts, &StateQuery::NodeChecks { name }).await
+    checks_reply(&api, &opts, &q, &StateQuery::NodeChecks { name }).await
 }
 
 pub async fn state(State(api): State<Api>, Path(state): Path<String>, uri: Uri) -> ApiResult {
@@ -39,14 +43,16 @@ pub async fn state(State(api): State<Api>, Path(state): Path<String>, uri: Uri) 
             ApiError::bad_request(format!("Invalid check state {other:?}: use any, passing, warning or critical"))
         })?),
     };
-    checks_reply(&api, &opts, &StateQuery::ChecksInState { state: status }).await
+    checks_reply(&api, &opts, &q, &StateQuery::ChecksInState { state: status }).await
 }
 
 /// A read of a list of checks, as the checks endpoints answer it.
-async fn checks_reply(api: &Api, opts: &ReadOpts, query: &StateQuery) -> ApiResult {
+async fn checks_reply(api: &Api, opts: &ReadOpts, q: &Query, query: &StateQuery) -> ApiResult {
+    let filter = q.filter(&schema::CHECK)?;
     let (answer, index, meta) = read(api, opts, query).await?;
     let Answer::Checks(checks) = answer else { return Err(unexpected()) };
-    Ok(read_reply(&Value::Array(checks.iter().map(output::check).collect()), index, meta))
+    let body: Vec<Value> = checks.iter().map(output::check).filter(|check| keep(filter.as_ref(), check)).collect();
+    Ok(read_reply(&Value::Array(body), index, meta))
 }
 
 /// Connect and ingress views: roster has no service mesh, so every service has no such instances.

@@ -6,6 +6,7 @@ use percent_encoding::percent_decode_str;
 use roster_server::Consistency;
 
 use super::Api;
+use super::filter::{Field, Filter};
 use super::reply::ApiError;
 use crate::config::duration::parse_go_duration;
 
@@ -71,6 +72,14 @@ impl Query {
         match self.get(name) {
             None | Some("") => Ok(None),
             Some(v) => v.parse().map(Some).map_err(|_| ApiError::bad_request(format!("Invalid {name}: {v:?}"))),
+        }
+    }
+
+    /// `?filter=`, parsed and validated against `shape`, the type of one element of the endpoint's answer; absent or empty means no filter, as in Consul.
+    pub fn filter(&self, shape: &'static Field) -> Result<Option<Filter>, ApiError> {
+        match self.get("filter") {
+            None | Some("") => Ok(None),
+            Some(text) => Filter::new(text, shape).map(Some).map_err(|err| ApiError::bad_request(err.to_string())),
         }
     }
 
