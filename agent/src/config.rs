@@ -139,11 +139,23 @@ pub struct Ports {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Addresses {
     /// `addresses.http` (space-separated).
-    pub http: Option<Vec<IpAddr>>,
+    pub http: Option<Vec<ListenAddr>>,
     /// `addresses.https` (space-separated).
-    pub https: Option<Vec<IpAddr>>,
+    pub https: Option<Vec<ListenAddr>>,
     /// `addresses.dns` (space-separated).
-    pub dns: Option<Vec<IpAddr>>,
+    pub dns: Option<Vec<ListenAddr>>,
+}
+
+/// One entry of `addresses.*`: an IP, or (a roster extension) `IP:port` / `[v6]:port`.
+///
+/// The port form exists for DNS on a container network's gateway: resolv.conf cannot name a port, so
+/// containers need port 53 there while the agent keeps 8600 on loopback, all in one listener set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddr {
+    /// The address to bind.
+    pub ip: IpAddr,
+    /// This address's own port; `None` takes the interface's `ports.*` value.
+    pub port: Option<u16>,
 }
 
 /// DNS answer tuning (`dns_config.*`).
@@ -226,12 +238,16 @@ impl Config {
         self.ports.serf_lan.map(|port| SocketAddr::new(self.bind_addr, port))
     }
 
-    /// Pairs the interface's own addresses (or `client_addrs`) with its port.
-    fn listen_addrs(&self, own: Option<&Vec<IpAddr>>, port: Option<u16>) -> Vec<SocketAddr> {
+    /// Pairs the interface's own addresses (or `client_addrs`) with its port; a disabled port (-1)
+    /// turns the interface off, including addresses that name their own port.
+    fn listen_addrs(&self, own: Option<&Vec<ListenAddr>>, port: Option<u16>) -> Vec<SocketAddr> {
         let Some(port) = port else {
             return Vec::new();
         };
-        own.unwrap_or(&self.client_addrs).iter().map(|ip| SocketAddr::new(*ip, port)).collect()
+        match own {
+            Some(own) => own.iter().map(|addr| SocketAddr::new(addr.ip, addr.port.unwrap_or(port))).collect(),
+            None => self.client_addrs.iter().map(|ip| SocketAddr::new(*ip, port)).collect(),
+        }
     }
 }
 

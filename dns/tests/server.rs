@@ -628,11 +628,11 @@ async fn malformed_packets_do_not_kill_the_server() {
     for garbage in [&b""[..], b"\x00", b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", &[0u8; 600][..]] {
         socket.send_to(garbage, harness.udp).await.expect("send garbage");
     }
-    // A header that promises a question and then ends.
-    socket
-        .send_to(&[0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0x03, b'w'], harness.udp)
-        .await
-        .expect("send");
+    // A header that promises a question and then ends: FORMERR, echoing the id so the client stops waiting.
+    let reply = udp_exchange(harness.udp, &[0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0x03, b'w']).await;
+    let reply = Message::from_vec(&reply).expect("a DNS message");
+    assert_eq!(reply.metadata.id, 0x1234);
+    assert_eq!(rcode(&reply), ResponseCode::FormErr);
     let mut stream = TcpStream::connect(harness.tcp).await.expect("connect");
     tcp_send(&mut stream, b"\x00\x01garbage-that-is-not-dns").await;
     drop(stream);

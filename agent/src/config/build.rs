@@ -144,8 +144,8 @@ fn check_addresses(config: &Config, errors: &mut Vec<String>) {
         ("dns", &config.addresses.dns, config.ports.dns),
     ];
     for (name, own, port) in interfaces {
-        let addrs = own.as_ref().unwrap_or(&config.client_addrs);
-        if port.is_some() && addrs.is_empty() {
+        let empty = own.as_ref().map_or(config.client_addrs.is_empty(), |own| own.is_empty());
+        if port.is_some() && empty {
             errors.push(format!("ports.{name} is enabled but there is no address to listen on (client_addr)"));
         }
     }

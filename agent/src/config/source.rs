@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::{EnvSource, LogLevel};
+use super::{EnvSource, ListenAddr, LogLevel};
 use crate::cli::AgentArgs;
 
 /// One layer's settings, typed and range-checked; `None` / empty means "not set by this layer".
@@ -30,9 +30,9 @@ pub(super) struct Layer {
     pub bind_addr: Option<IpAddr>,
     pub advertise_addr: Option<IpAddr>,
     pub client_addrs: Option<Vec<IpAddr>>,
-    pub http_addrs: Option<Vec<IpAddr>>,
-    pub https_addrs: Option<Vec<IpAddr>>,
-    pub dns_addrs: Option<Vec<IpAddr>>,
+    pub http_addrs: Option<Vec<ListenAddr>>,
+    pub https_addrs: Option<Vec<ListenAddr>>,
+    pub dns_addrs: Option<Vec<ListenAddr>>,
     pub ports: PortsLayer,
     pub start_join: Vec<String>,
     pub retry_join: Vec<String>,
@@ -354,9 +354,9 @@ impl Reader<'_> {
             "bind_addr" => ip(value).map(|v| layer.bind_addr = Some(v)),
             "advertise_addr" => ip(value).map(|v| layer.advertise_addr = Some(v)),
             "client_addr" => ip_list(value).map(|v| layer.client_addrs = Some(v)),
-            "addresses.http" => ip_list(value).map(|v| layer.http_addrs = Some(v)),
-            "addresses.https" => ip_list(value).map(|v| layer.https_addrs = Some(v)),
-            "addresses.dns" => ip_list(value).map(|v| layer.dns_addrs = Some(v)),
+            "addresses.http" => listen_list(value).map(|v| layer.http_addrs = Some(v)),
+            "addresses.https" => listen_list(value).map(|v| layer.https_addrs = Some(v)),
+            "addresses.dns" => listen_list(value).map(|v| layer.dns_addrs = Some(v)),
             "ports.http" => port(value).map(|v| layer.ports.http = Some(v)),
             "ports.https" => port(value).map(|v| layer.ports.https = Some(v)),
             "ports.dns" => port(value).map(|v| layer.ports.dns = Some(v)),
@@ -545,6 +545,26 @@ fn string_map(value: &Value) -> Result<BTreeMap<String, String>, String> {
         return Err(format!("expected an object, got {}", shown(value)));
     };
     map.iter().map(|(key, value)| Ok((key.clone(), string(value)?))).collect()
+}
+
+/// `addresses.*`: IPs as in `client_addr`, each optionally with its own port (`IP:port`, `[v6]:port`).
+fn listen_list(value: &Value) -> Result<Vec<ListenAddr>, String> {
+    let words: Vec<String> =
+        strings(value)?.iter().flat_map(|text| text.split_whitespace().map(str::to_owned)).collect();
+    if words.is_empty() {
+        return Err("must name at least one IP address".to_owned());
+    }
+    words
+        .iter()
+        .map(|word| {
+            if let Ok(ip) = word.parse::<IpAddr>() {
+                return Ok(ListenAddr { ip, port: None });
+            }
+            word.parse::<SocketAddr>()
+                .map(|addr| ListenAddr { ip: addr.ip(), port: Some(addr.port()) })
+                .map_err(|_| format!("{word:?} is not an IP address or IP:port"))
+        })
+        .collect()
 }
 
 /// DNS upstreams: `IP` or `IP:port` (`[v6]:port`), port 53 by default.

@@ -270,6 +270,27 @@ fn addresses_override_client_addr_per_interface() {
 }
 
 #[test]
+fn addresses_may_carry_their_own_port() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = write(tmp.path(), "a.json", r#"{"addresses":{"dns":"127.0.0.1 172.18.0.1:53 [::1]:5353"}}"#);
+    let config = load_flags(&["-config-file", &file]).expect("valid");
+    let want: Vec<SocketAddr> = vec![
+        SocketAddr::from(([127, 0, 0, 1], 8600)),
+        SocketAddr::from(([172, 18, 0, 1], 53)),
+        "[::1]:5353".parse().expect("addr"),
+    ];
+    assert_eq!(config.dns_addrs(), want);
+
+    let off = write(tmp.path(), "b.json", r#"{"addresses":{"dns":"172.18.0.1:53"},"ports":{"dns":-1}}"#);
+    let config = load_flags(&["-config-file", &off]).expect("valid");
+    assert!(config.dns_addrs().is_empty(), "ports.dns = -1 turns DNS off everywhere");
+
+    let bad = write(tmp.path(), "c.json", r#"{"addresses":{"dns":"172.18.0.1:99999"}}"#);
+    let error = load_flags(&["-config-file", &bad]).expect_err("port out of range").to_string();
+    assert!(error.contains("is not an IP address or IP:port"), "{error}");
+}
+
+#[test]
 fn node_meta_and_domains_are_normalised() {
     let config = load_flags(&[
         "-node-meta",
