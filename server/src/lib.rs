@@ -24,6 +24,7 @@ mod replica;
 mod rpc;
 mod server;
 mod sessions;
+mod shared_eval;
 
 pub use config::{ClusterStatus, Config, Consistency, RaftServer, ReadMeta};
 pub use error::{Error, Result};

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::raft::{ClientHandler, NodeConfig, RaftNode};
 use crate::replica::Replica;
 use crate::sessions::{RECONCILE_EVERY, SessionTimers, ttl_of};
+use crate::shared_eval::SharedEvals;
 
 /// How long a write or read waits for a leader (an election, a forward retry) before `NoLeader`.
 /// Consul holds RPCs for up to 7 s; elections here take well under one.
@@ -50,6 +51,8 @@ struct Inner {
     stopped: AtomicBool,
     /// Session TTL deadlines, armed only while this server leads.
     timers: SessionTimers,
+    /// Answers shared by blocking queries woken by the same write.
+    shared: SharedEvals,
 }
 
 impl Server {
@@ -74,6 +77,7 @@ impl Server {
             cancel: cancel.clone(),
             stopped: AtomicBool::new(false),
             timers: SessionTimers::default(),
+            shared: SharedEvals::default(),
         });
         inner.node.serve(config.rpc_listener, inner.clone(), &inner.tasks, cancel.clone());
         inner.tasks.spawn(inner.clone().run_session_timers(cancel.clone()));
@@ -211,6 +215,12 @@ impl Server {
         self.inner.node.shutdown().await
     }
 
+    /// How many blocking-query evaluations actually ran (the rest were shared).
+    #[cfg(test)]
+    pub(crate) fn shared_evaluations(&self) -> u64 {
+        self.inner.shared.evaluations()
+    }
+
     /// Number of parked blocking queries (exposed to tests).
     #[cfg(test)]
     pub(crate) fn n_waiters(&self) -> usize {
@@ -262,7 +272,15 @@ impl Inner {
             let ((answer, index), meta) = self.read(consistency, |state| query.eval(state)).await?;
             return Ok((answer, index, meta));
         }
-        self.blocking_read(consistency, min_index, wait, query.watch_keys(), |state| query.eval(state)).await
+        // Watchers of one query woken by one write share its evaluation; the encoding is the key.
+        let Ok(key) = postcard::to_allocvec(query) else {
+            return self
+                .blocking_read(consistency, min_index, wait, query.watch_keys(), |state| query.eval(state))
+                .await;
+        };
+        let shared = &self.shared;
+        self.blocking_read(consistency, min_index, wait, query.watch_keys(), |state| shared.eval(&key, query, state))
+            .await
     }
 
     fn status(&self) -> Result<ClusterStatus> {

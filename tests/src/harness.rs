@@ -182,6 +182,11 @@ impl TestAgent {
         self.process.is_some()
     }
 
+    /// The agent's process id while it runs (benchmarks read its memory from `/proc`).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(|process| process.child.id())
+    }
+
     /// The `-node` name.
     pub fn node_name(&self) -> &str {
         &self.node_name

@@ -13,6 +13,7 @@
 //!   forming a cluster through gossip and `-bootstrap-expect`.
 //! - `docker`: the multi-host tier: a static roster image built offline, networks and containers.
 //! - `backend`: [`FlipBackend`], an HTTP backend whose health the test flips, for health checks to probe.
+//! - `etcd`: [`etcd::EtcdProcess`], a throwaway etcd the benchmarks compare against.
 //! - `shape`: the exact JSON key sets of compat.md and assertion helpers built on them.
 //!
 //! The integration tests live in `tests/tests/*.rs`, one file per API area; the benchmark is
@@ -24,6 +25,7 @@
 mod backend;
 mod cluster;
 pub mod docker;
+pub mod etcd;
 mod harness;
 mod http;
 pub mod shape;

@@ -162,3 +162,38 @@ async fn health_service_watch_wakes_when_an_instance_registers() {
     assert!(res.index() > index);
     assert_eq!(res.json().as_array().map(Vec::len), Some(1), "{}", res.text());
 }
+
+#[tokio::test]
+async fn a_thousand_http_watchers_of_one_prefix_all_wake_on_one_write() {
+    let agent = TestAgent::dev("block-thousand").await;
+    put_ok(&agent, "lb/web/a", "10.0.0.1").await;
+    let index = agent.get("/v1/kv/lb/web/?recurse").await.index();
+    // Each watcher holds its own connection, as a thousand separate clients would.
+    let client = roster_tests::http_client(0);
+    let url = agent.url(&format!("/v1/kv/lb/web/?recurse&index={index}&wait=30s"));
+    let watchers: Vec<_> = (0..1000)
+        .map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                let res = client.get(&url).send().await.expect("watcher request");
+                let index: u64 = res.headers()["x-consul-index"].to_str().expect("ascii").parse().expect("number");
+                let body: serde_json::Value = res.json().await.expect("json body");
+                (index, body)
+            })
+        })
+        .collect();
+    // A write elsewhere first: none of them may answer for it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    put_ok(&agent, "other/key", "x").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(watchers.iter().all(|watcher| !watcher.is_finished()), "a write elsewhere woke a watcher");
+
+    let written = Instant::now();
+    put_ok(&agent, "lb/web/b", "10.0.0.2").await;
+    for watcher in watchers {
+        let (new_index, body) = watcher.await.expect("watcher task");
+        assert!(new_index > index);
+        assert_eq!(pluck(&body, "Key"), ["lb/web/a", "lb/web/b"]);
+    }
+    assert!(written.elapsed() < Duration::from_secs(10), "all woken within {:?}", written.elapsed());
+}

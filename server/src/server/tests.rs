@@ -320,3 +320,41 @@ async fn a_follower_and_a_client_forward_renewals_and_transactions_to_the_leader
         server.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_watchers_of_one_prefix_wake_on_one_write_and_share_one_evaluation() {
+    let server = start(1, None, true).await;
+    server.wait_for_leader(Duration::from_secs(2)).await.unwrap();
+    server.write(set("lb/web/1", "a")).await.unwrap();
+    let query = roster_kv::Query::KvList { prefix: "lb/web/".to_owned() };
+    let (_, index, _) = server.query(Consistency::Default, 0, Duration::ZERO, &query).await.unwrap();
+
+    let watchers: Vec<_> = (0..1000)
+        .map(|_| {
+            let (server, query) = (server.clone(), query.clone());
+            tokio::spawn(async move {
+                server.query(Consistency::Default, index, Duration::from_secs(30), &query).await.unwrap()
+            })
+        })
+        .collect();
+    while server.n_waiters() < 1000 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // A write elsewhere wakes none of them.
+    server.write(set("other/x", "1")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(server.n_waiters(), 1000);
+
+    let before = server.shared_evaluations();
+    server.write(set("lb/web/2", "b")).await.unwrap();
+    for watcher in watchers {
+        let (answer, new_index, _) = watcher.await.unwrap();
+        assert!(new_index > index);
+        let roster_kv::Answer::Entries(entries) = answer else { panic!("entries expected, got {answer:?}") };
+        assert_eq!(entries.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["lb/web/1", "lb/web/2"]);
+    }
+    assert_eq!(server.n_waiters(), 0);
+    // One evaluation served all thousand: the state did not move between their wake-ups.
+    assert_eq!(server.shared_evaluations() - before, 1);
+    server.shutdown().await.unwrap();
+}
