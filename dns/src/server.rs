@@ -1,16 +1,12 @@
-//! The entry point: builds the handler and the optional forwarder, then serves sockets the agent
-//! already bound (UDP on roster's own loop, TCP on hickory's `Server`) until the shutdown token is cancelled.
-
-mod udp;
+//! The entry point: builds the handler and the optional forwarder, then runs hickory's `Server` on
+//! sockets the agent already bound, until the shutdown token is cancelled.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::rr::{LowerName, Name};
 use hickory_server::Server;
-use hickory_server::net::runtime::Time;
 use hickory_server::resolver::config::{NameServerConfig, ResolverOpts, ServerOrderingStrategy};
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::store::forwarder::{ForwardConfig, ForwardZoneHandler};
 use hickory_server::zone_handler::Catalog;
 use tokio::net::{TcpListener, UdpSocket};
@@ -41,59 +37,28 @@ pub async fn serve(
 ) -> Result<()> {
     let zones = Zones { primary: apex(&config.domain)?, alt: config.alt_domain.as_deref().map(apex).transpose()? };
     let forwarder = forwarder(&config)?;
-    let handler = Arc::new(DnsHandler { config: Arc::new(config), zones, view, forwarder });
-    let mut udp_tasks = tokio::task::JoinSet::new();
+    let handler = DnsHandler { config: Arc::new(config), zones, view, forwarder };
+    if udp.is_empty() && tcp.is_empty() {
+        // hickory's `block_until_done` returns at once with no listeners; keep the documented contract instead.
+        shutdown.cancelled().await;
+        return Ok(());
+    }
+    let mut server = Server::new(handler);
     for socket in udp {
-        udp_tasks.spawn(udp::serve_udp(socket, handler.clone(), shutdown.clone()));
+        server.register_socket(socket);
     }
-    let tcp_served = async {
-        if tcp.is_empty() {
-            shutdown.cancelled().await;
-            return Ok(());
-        }
-        let mut server = Server::new(SharedHandler(handler.clone()));
-        for listener in tcp {
-            server.register_listener(listener, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
-        }
-        let finished = tokio::select! {
-            () = shutdown.cancelled() => None,
-            res = server.block_until_done() => Some(res),
-        };
-        let res = match finished {
-            Some(res) => res,
-            None => server.shutdown_gracefully().await,
-        };
-        res.map_err(|error| Error::Listener(error.to_string()))
-    };
-    let udp_served = async {
-        let mut first_error = None;
-        while let Some(done) = udp_tasks.join_next().await {
-            match done {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    tracing::error!(%error, "a DNS UDP socket failed");
-                    first_error.get_or_insert(Error::Listener(error.to_string()));
-                }
-                Err(join) => {
-                    first_error.get_or_insert(Error::Listener(join.to_string()));
-                }
-            }
-        }
-        first_error.map_or(Ok(()), Err)
-    };
-    // Both halves run until shutdown; a listener failing early is reported once everything stops.
-    let (tcp_res, udp_res) = tokio::join!(tcp_served, udp_served);
-    tcp_res.and(udp_res)
-}
-
-/// Lets hickory's TCP `Server` and the UDP loops share one handler (and one forwarder).
-struct SharedHandler(Arc<DnsHandler>);
-
-#[async_trait::async_trait]
-impl RequestHandler for SharedHandler {
-    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, response_handle: R) -> ResponseInfo {
-        self.0.handle_request::<R, T>(request, response_handle).await
+    for listener in tcp {
+        server.register_listener(listener, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
     }
+    let finished = tokio::select! {
+        () = shutdown.cancelled() => None,
+        res = server.block_until_done() => Some(res),
+    };
+    let res = match finished {
+        Some(res) => res,
+        None => server.shutdown_gracefully().await,
+    };
+    res.map_err(|error| Error::Listener(error.to_string()))
 }
 
 /// The fully qualified apex name of a configured domain.
