@@ -10,7 +10,9 @@
 //! other subcommand is an HTTP client of a running agent, run by [`run_client`].
 
 mod client;
+mod lock;
 mod output;
+mod watch;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -19,6 +21,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 pub use client::{resolve_http_addr, resolve_token, run_client};
+pub use lock::LockArgs;
+pub use watch::{WatchArgs, WatchType};
 
 /// The whole command line.
 #[derive(Debug, Clone, Parser)]
@@ -58,6 +62,10 @@ pub enum Command {
     Catalog(CatalogCommand),
     /// Print the roster version and the Consul version it is compatible with.
     Version,
+    /// Watch a view of the catalog, KV or events and run a handler on every change.
+    Watch(WatchArgs),
+    /// Run a command while holding a lock on a KV prefix.
+    Lock(LockArgs),
 }
 
 /// Flags of `roster agent`. Every field is optional so that config files are only overridden

@@ -30,6 +30,8 @@ pub async fn run_client(command: &Command, env: &dyn EnvSource) -> anyhow::Resul
     match command {
         Command::Agent(_) => bail!("`roster agent` runs the agent; it is not a client command"),
         Command::Version => print_stdout(output::version_text().as_bytes()),
+        Command::Watch(args) => super::watch::run(args, env).await,
+        Command::Lock(args) => super::lock::run(args, env).await,
         Command::Members(args) => {
             let agent = AgentClient::new(&args.http, env)?;
             let members = agent.get_json("/v1/agent/members").await?;
