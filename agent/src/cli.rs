@@ -423,8 +423,24 @@ where
     T: Into<OsString>,
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let rewritten = rewrite_single_dash(args, &known_long_flags());
+    let mut rewritten = rewrite_single_dash(args.clone(), &known_long_flags());
+    // A child command (`roster lock PREFIX cmd -x`, `roster watch ... handler -y`) keeps its own
+    // flags as written: as with Go's flag package, flags end where the command begins.
+    if let Some(start) = child_command_start(&rewritten) {
+        rewritten.truncate(start);
+        rewritten.extend(args.into_iter().skip(start));
+    }
     Cli::try_parse_from(rewritten)
+}
+
+/// Where the trailing child command of `lock` or `watch` starts in `args`, if there is one.
+fn child_command_start(args: &[OsString]) -> Option<usize> {
+    let matches = <Cli as clap::CommandFactory>::command().try_get_matches_from(args).ok()?;
+    let (name, sub) = matches.subcommand()?;
+    if !matches!(name, "lock" | "watch") {
+        return None;
+    }
+    sub.index_of("child")
 }
 
 /// Every long flag name of every subcommand, plus clap's own `help` and `version`.

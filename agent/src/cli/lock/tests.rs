@@ -45,3 +45,16 @@ fn consul_style_flags_and_the_command_words_parse() {
     assert!(args.shell, "a shell by default");
     assert_eq!(lock_args(&["roster", "lock", "p", "true"]).lock_delay, "15s");
 }
+
+#[test]
+fn the_commands_own_long_flags_are_not_rewritten() {
+    // `-name` and `-timeout` are roster flags too; after the prefix they belong to the command.
+    let args = lock_args(&["roster", "lock", "-name", "deploy", "jobs", "tool", "-name", "x", "-timeout=3"]);
+    assert_eq!(args.name.as_deref(), Some("deploy"));
+    assert_eq!(args.child, ["tool", "-name", "x", "-timeout=3"]);
+    let watch = match crate::cli::parse(["roster", "watch", "-type", "key", "-key", "k", "handler", "-key", "y"]) {
+        Ok(crate::cli::Cli { command: crate::cli::Command::Watch(args) }) => args,
+        other => panic!("not a watch command: {other:?}"),
+    };
+    assert_eq!(watch.child, ["handler", "-key", "y"]);
+}
