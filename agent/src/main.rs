@@ -5,7 +5,16 @@ use std::process::ExitCode;
 use roster_agent::cli::{self, Command};
 use roster_agent::config::{self, ProcessEnv};
 
+/// The hidden subcommand the exec driver re-executes this binary with to supervise one task.
+const SUPERVISE: &str = "__supervise";
+
 fn main() -> ExitCode {
+    // The exec driver's task supervisor must stay single-threaded (it forks into namespaces), so it
+    // is dispatched before any runtime, thread or crypto provider exists.
+    let mut args = std::env::args_os().skip(1).peekable();
+    if args.peek().is_some_and(|arg| arg == SUPERVISE) {
+        return roster_runtime_shim::supervise_main(args.skip(1));
+    }
     // One crypto provider for every TLS user in the process, installed before any client or config exists.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = match cli::parse(std::env::args_os()) {

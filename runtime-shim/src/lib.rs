@@ -15,7 +15,7 @@
 //! - `restart.rs`: the restart policy as a pure state machine.
 //! - `docker_exec.rs`: [`DockerExec`], `roster_health::ContainerExec` over the Engine API.
 //! - `error.rs`: [`Error`] and [`Result`].
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod docker;
@@ -23,6 +23,7 @@ mod docker_exec;
 mod driver;
 mod duration;
 mod error;
+mod exec;
 mod restart;
 mod spec;
 
@@ -34,6 +35,7 @@ pub use driver::{
 };
 pub use duration::GoDuration;
 pub use error::{Error, Result};
+pub use exec::{ExecConfig, ExecDriver, supervise_main};
 pub use restart::{Decision, RestartTracker, StayReason};
 pub use spec::{
     AddressMode, DriverKind, FieldError, HealthcheckSpec, JobSpec, MountSpec, PortSpec, Protocol, Resources,
