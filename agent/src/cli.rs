@@ -10,6 +10,7 @@
 //! other subcommand is an HTTP client of a running agent, run by [`run_client`].
 
 mod client;
+mod job;
 mod lock;
 mod output;
 mod watch;
@@ -66,6 +67,57 @@ pub enum Command {
     Watch(WatchArgs),
     /// Run a command while holding a lock on a KV prefix.
     Lock(LockArgs),
+    /// Submit a job spec (TOML or JSON) to the agent's runtime shim.
+    Run(RunArgs),
+    /// Show, stop or read the logs of the agent's jobs.
+    #[command(subcommand)]
+    Job(JobCommand),
+}
+
+/// `roster run FILE`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Agent address and token.
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// The job spec: TOML (`.toml`) or JSON.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// `roster job ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum JobCommand {
+    /// Every job's tasks, or one job's.
+    Status {
+        /// Agent address and token.
+        #[command(flatten)]
+        http: HttpArgs,
+        /// The job (default: all).
+        name: Option<String>,
+    },
+    /// Deregister a job's services, then stop and remove its tasks.
+    Stop {
+        /// Agent address and token.
+        #[command(flatten)]
+        http: HttpArgs,
+        /// The job.
+        name: String,
+    },
+    /// The last lines a task wrote.
+    Logs {
+        /// Agent address and token.
+        #[command(flatten)]
+        http: HttpArgs,
+        /// The task (default: the job's first).
+        #[arg(long, value_name = "TASK")]
+        task: Option<String>,
+        /// How many lines.
+        #[arg(short = 'n', default_value_t = 100)]
+        lines: usize,
+        /// The job.
+        name: String,
+    },
 }
 
 /// Flags of `roster agent`. Every field is optional so that config files are only overridden

@@ -33,6 +33,7 @@ pub(crate) mod definition;
 mod filter;
 mod health;
 pub mod input;
+mod job;
 mod kv;
 mod members;
 mod output;
@@ -84,6 +85,8 @@ pub struct Api {
     pub(crate) gossip: Option<crate::gossip::Gossip>,
     /// Cancelling it stops the agent (after `/v1/agent/leave` has left the pool).
     pub(crate) shutdown: CancellationToken,
+    /// The runtime shim's jobs; `None` until the agent attaches its manager.
+    pub(crate) jobs: Option<crate::jobs::JobManager>,
 }
 
 impl Api {
@@ -98,7 +101,13 @@ impl Api {
         gossip: Option<crate::gossip::Gossip>,
         shutdown: CancellationToken,
     ) -> Api {
-        Api { backend, info: Arc::new(info), local, runner, draining, gossip, shutdown }
+        Api { backend, info: Arc::new(info), local, runner, draining, gossip, shutdown, jobs: None }
+    }
+
+    /// Serves the job endpoints from `jobs`.
+    pub fn with_jobs(mut self, jobs: crate::jobs::JobManager) -> Api {
+        self.jobs = Some(jobs);
+        self
     }
 }
 
@@ -117,6 +126,10 @@ pub fn router(api: Api) -> Router {
         .route("/v1/session/node/{node}", get(session::node))
         .route("/v1/session/list", get(session::list))
         .route("/v1/txn", put(txn::txn))
+        .route("/v1/agent/job", put(job::submit))
+        .route("/v1/agent/jobs", get(job::list))
+        .route("/v1/agent/job/{name}", get(job::status).delete(job::stop))
+        .route("/v1/agent/job/{name}/logs", get(job::logs))
         .route("/v1/agent/self", get(agent::self_))
         .route("/v1/agent/members", get(members::members))
         .route("/v1/agent/join/{addr}", put(members::join))

@@ -21,6 +21,7 @@ pub mod dns_cache;
 pub mod dns_view;
 pub mod gossip;
 pub mod http;
+pub mod jobs;
 pub mod local;
 pub mod logging;
 pub mod run;

@@ -136,7 +136,16 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
 
     let http_token = shutdown.child_token();
     let stop = CancellationToken::new();
-    let api = Api::new(backend.clone(), info, local.clone(), runner, http_token.clone(), gossip.clone(), stop.clone());
+    let jobs_config = crate::jobs::JobsConfig {
+        node: config.node_name.clone(),
+        advertise: advertise_ip,
+        data_dir: data_dir.map(Path::to_path_buf),
+        dns: crate::jobs::container_dns(&dns_sockets.addrs, &config.domain),
+        enable_script_checks: config.enable_script_checks,
+    };
+    let jobs = crate::jobs::JobManager::start(jobs_config, local.clone(), runner.clone(), shutdown.child_token()).await;
+    let api = Api::new(backend.clone(), info, local.clone(), runner, http_token.clone(), gossip.clone(), stop.clone())
+        .with_jobs(jobs);
     let mut tasks = JoinSet::new();
     let mut http_addrs = Vec::new();
     for listener in http_listeners {

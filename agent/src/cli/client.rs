@@ -32,6 +32,8 @@ pub async fn run_client(command: &Command, env: &dyn EnvSource) -> anyhow::Resul
         Command::Version => print_stdout(output::version_text().as_bytes()),
         Command::Watch(args) => super::watch::run(args, env).await,
         Command::Lock(args) => super::lock::run(args, env).await,
+        Command::Run(args) => super::job::run(args, env).await,
+        Command::Job(command) => super::job::job(command, env).await,
         Command::Members(args) => {
             let agent = AgentClient::new(&args.http, env)?;
             let members = agent.get_json("/v1/agent/members").await?;
@@ -285,7 +287,7 @@ fn json_or_error(status: StatusCode, body: &[u8]) -> anyhow::Result<Value> {
 }
 
 /// Writes to stdout and reports success as exit code 0.
-fn print_stdout(bytes: &[u8]) -> anyhow::Result<i32> {
+pub(super) fn print_stdout(bytes: &[u8]) -> anyhow::Result<i32> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(bytes)?;
     stdout.flush()?;
@@ -293,7 +295,7 @@ fn print_stdout(bytes: &[u8]) -> anyhow::Result<i32> {
 }
 
 /// A connection to one agent's HTTP API.
-struct AgentClient {
+pub(super) struct AgentClient {
     /// The shared HTTP client (connection pool).
     http: reqwest::Client,
     /// `http://host:port`, without a trailing slash.
@@ -304,7 +306,7 @@ struct AgentClient {
 
 impl AgentClient {
     /// Resolves the address and token and builds the HTTP client.
-    fn new(args: &HttpArgs, env: &dyn EnvSource) -> anyhow::Result<AgentClient> {
+    pub(super) fn new(args: &HttpArgs, env: &dyn EnvSource) -> anyhow::Result<AgentClient> {
         install_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -319,7 +321,12 @@ impl AgentClient {
     }
 
     /// Sends one request; only transport failures are errors, any status comes back.
-    async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<(StatusCode, Vec<u8>)> {
+    pub(super) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<(StatusCode, Vec<u8>)> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = &self.token {
             request = request.header("X-Consul-Token", token);
@@ -335,7 +342,7 @@ impl AgentClient {
     }
 
     /// GETs a JSON document; non-2xx answers are errors.
-    async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
+    pub(super) async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
         let (status, body) = self.send(Method::GET, path, None).await?;
         json_or_error(status, &body)
     }

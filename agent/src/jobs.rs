@@ -1,0 +1,417 @@
+//! The job manager: runs the tasks of submitted jobs through the runtime-shim drivers and keeps their services
+//! registered in the agent's local state exactly while they run.
+//!
+//! A started task's services are registered through the same path as `PUT /v1/agent/service/register`, each with
+//! the spec's checks (critical until they pass) plus a roster-owned TTL check `<service id>:task` that the manager
+//! holds passing while the task runs and turns critical the moment the driver reports its exit, so a dead task
+//! leaves DNS and `?passing` at once instead of after its next probe. The restart policy then decides: the task is
+//! started again after the backoff and its services re-registered under the same IDs (nothing doubles), or it
+//! stays down and its services are deregistered. Stopping a job deregisters first, then stops.
+//!
+//! Submitted jobs are saved in `data_dir/jobs.json`; at start the manager starts every saved job again, and a
+//! driver's `start` is idempotent (a running task with the same labels and spec hash is returned as it is), so a
+//! restarted agent adopts its tasks instead of launching them twice. Tasks the driver reports for this node that no
+//! job claims are logged and removed after [`ORPHAN_GRACE`].
+
+mod task;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use roster_runtime_shim::{
+    DnsOptions, DockerDriver, Driver, DriverEvent, DriverKind, ExecConfig, ExecDriver, JobSpec, StartOptions,
+    TaskEventKind,
+};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::checks::Runner;
+use crate::local::Local;
+use task::TaskRun;
+
+/// How long a task that no saved job claims is left alone before it is removed (an operator may be mid-change).
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(60);
+
+/// What the manager needs from the agent.
+pub struct JobsConfig {
+    /// This node's name (labels, service IDs).
+    pub node: String,
+    /// The address host-mode services are registered at.
+    pub advertise: IpAddr,
+    /// Where `jobs.json` and the exec driver's task dirs live; `None` (`-dev`): in memory and a temp dir.
+    pub data_dir: Option<PathBuf>,
+    /// The resolver roster-launched containers get: the agent's DNS on a container network's gateway, port 53.
+    pub dns: DnsOptions,
+    /// `enable_script_checks`, for the spec's checks.
+    pub enable_script_checks: bool,
+}
+
+/// Errors a caller gets back, with the HTTP status Consul-style clients expect.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The spec is invalid, or names what cannot be run (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// No such job (404).
+    #[error("Unknown job {0:?}")]
+    NotFound(String),
+    /// The runtime failed or is unreachable (500).
+    #[error("{0}")]
+    Runtime(String),
+}
+
+/// The agent's jobs. Cheap to clone.
+#[derive(Clone)]
+pub struct JobManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: JobsConfig,
+    local: Arc<Local>,
+    runner: Arc<Runner>,
+    docker: Option<Arc<DockerDriver>>,
+    exec: Arc<ExecDriver>,
+    jobs: Mutex<BTreeMap<String, Job>>,
+    shutdown: CancellationToken,
+}
+
+/// A submitted job and the runs of its tasks.
+struct Job {
+    spec: JobSpec,
+    tasks: BTreeMap<String, TaskRun>,
+}
+
+impl JobManager {
+    /// Builds the manager, starts following the drivers' events, and restarts (adopts) the saved jobs.
+    pub async fn start(
+        config: JobsConfig,
+        local: Arc<Local>,
+        runner: Arc<Runner>,
+        shutdown: CancellationToken,
+    ) -> JobManager {
+        let docker = match DockerDriver::connect_local(config.node.clone()) {
+            Ok(driver) => Some(Arc::new(driver)),
+            Err(error) => {
+                tracing::warn!(%error, "no Docker engine client; docker tasks will be refused");
+                None
+            }
+        };
+        let exec_dir = match &config.data_dir {
+            Some(dir) => dir.join("exec"),
+            None => std::env::temp_dir().join(format!("roster-exec-{}", config.node)),
+        };
+        let supervisor = std::env::current_exe().map(|exe| vec![exe.into_os_string(), "__supervise".into()]);
+        let exec = Arc::new(ExecDriver::new(ExecConfig::new(
+            config.node.clone(),
+            exec_dir,
+            supervisor.unwrap_or_else(|_| vec!["roster".into(), "__supervise".into()]),
+        )));
+        let inner =
+            Arc::new(Inner { config, local, runner, docker, exec, jobs: Mutex::new(BTreeMap::new()), shutdown });
+        let manager = JobManager { inner };
+        manager.follow_events();
+        manager.restore().await;
+        manager
+    }
+
+    /// Starts (or adopts) every task of `spec` and registers its services; a job of the same name is replaced.
+    pub async fn submit(&self, spec: JobSpec) -> Result<Value, JobError> {
+        let mut jobs = self.inner.jobs.lock().await;
+        if let Some(old) = jobs.remove(&spec.name) {
+            // Tasks the new spec drops are stopped; the others are replaced or adopted by `start` below.
+            for (name, run) in old.tasks {
+                if !spec.tasks.iter().any(|task| task.name == name) {
+                    self.stop_run(run).await;
+                }
+            }
+        }
+        let mut job = Job { spec: spec.clone(), tasks: BTreeMap::new() };
+        for task in &spec.tasks {
+            let driver = self.driver(task.driver)?;
+            driver.ensure_image(task).await.map_err(runtime_error)?;
+            let mut run = TaskRun::new(&spec.name, task.clone());
+            run.start(driver.as_ref(), &self.start_options()).await.map_err(runtime_error)?;
+            run.register(&self.inner.local, &self.inner.config).await;
+            job.tasks.insert(task.name.clone(), run);
+        }
+        jobs.insert(spec.name.clone(), job);
+        self.save(&jobs);
+        drop(jobs);
+        self.inner.runner.sync().await;
+        self.status(&spec.name).await
+    }
+
+    /// Deregisters a job's services, then stops and removes its tasks.
+    pub async fn stop(&self, name: &str) -> Result<(), JobError> {
+        let job = {
+            let mut jobs = self.inner.jobs.lock().await;
+            let job = jobs.remove(name).ok_or_else(|| JobError::NotFound(name.to_owned()))?;
+            self.save(&jobs);
+            job
+        };
+        for run in job.tasks.into_values() {
+            self.stop_run(run).await;
+        }
+        self.inner.runner.sync().await;
+        Ok(())
+    }
+
+    /// Every job's status.
+    pub async fn list(&self) -> Value {
+        let jobs = self.inner.jobs.lock().await;
+        Value::Array(jobs.values().map(|job| self.job_json(job)).collect())
+    }
+
+    /// One job's status: per task, its state, the runtime ID, addresses, restarts, last exit code and health.
+    pub async fn status(&self, name: &str) -> Result<Value, JobError> {
+        let jobs = self.inner.jobs.lock().await;
+        let job = jobs.get(name).ok_or_else(|| JobError::NotFound(name.to_owned()))?;
+        Ok(self.job_json(job))
+    }
+
+    /// The last `lines` lines a task wrote.
+    pub async fn logs(&self, name: &str, task: Option<&str>, lines: usize) -> Result<Vec<String>, JobError> {
+        let jobs = self.inner.jobs.lock().await;
+        let job = jobs.get(name).ok_or_else(|| JobError::NotFound(name.to_owned()))?;
+        let run = match task {
+            Some(task) => job.tasks.get(task).ok_or_else(|| JobError::NotFound(format!("{name}/{task}")))?,
+            None => job.tasks.values().next().ok_or_else(|| JobError::NotFound(name.to_owned()))?,
+        };
+        let handle = run.handle.clone().ok_or_else(|| JobError::Runtime("the task has not started".to_owned()))?;
+        let driver = self.driver(run.spec.driver)?;
+        driver.logs(&handle, lines).await.map_err(runtime_error)
+    }
+
+    fn job_json(&self, job: &Job) -> Value {
+        json!({
+            "Name": job.spec.name,
+            "Tasks": job.tasks.values().map(TaskRun::status_json).collect::<Vec<_>>(),
+        })
+    }
+
+    fn driver(&self, kind: DriverKind) -> Result<Arc<dyn Driver>, JobError> {
+        match kind {
+            DriverKind::Docker => match &self.inner.docker {
+                Some(docker) => Ok(docker.clone()),
+                None => Err(JobError::Runtime("the Docker engine is not reachable (no client)".to_owned())),
+            },
+            DriverKind::Exec => Ok(self.inner.exec.clone()),
+        }
+    }
+
+    fn start_options(&self) -> StartOptions {
+        StartOptions { dns: self.inner.config.dns.clone(), env: BTreeMap::new() }
+    }
+
+    async fn stop_run(&self, mut run: TaskRun) {
+        run.deregister(&self.inner.local).await;
+        let Ok(driver) = self.driver(run.spec.driver) else { return };
+        if let Err(error) = run.stop(driver.as_ref()).await {
+            tracing::warn!(task = %run.spec.name, %error, "stopping a task failed");
+        }
+    }
+
+    /// Restarts the saved jobs; `start` adopts what still runs. Then reports and reaps tasks nobody claims.
+    async fn restore(&self) {
+        let Some(path) = self.jobs_file() else { return };
+        let specs: Vec<JobSpec> = match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<Vec<Value>>(&bytes) {
+                Ok(values) => values.iter().filter_map(|v| JobSpec::from_json(&v.to_string()).ok()).collect(),
+                Err(error) => {
+                    tracing::error!(path = %path.display(), %error, "unreadable jobs file; starting with no jobs");
+                    Vec::new()
+                }
+            },
+            Err(_) => Vec::new(),
+        };
+        for spec in specs {
+            let name = spec.name.clone();
+            if let Err(error) = self.submit(spec).await {
+                tracing::error!(job = %name, %error, "could not restart a saved job");
+            }
+        }
+        let manager = self.clone();
+        tokio::spawn(async move { manager.reap_orphans().await });
+    }
+
+    async fn reap_orphans(&self) {
+        for driver in [self.inner.docker.clone().map(|d| d as Arc<dyn Driver>), Some(self.inner.exec.clone() as _)] {
+            let Some(driver) = driver else { continue };
+            let Ok(found) = driver.recover().await else { continue };
+            let orphans: Vec<_> = {
+                let jobs = self.inner.jobs.lock().await;
+                found
+                    .into_iter()
+                    .filter(|handle| !jobs.get(&handle.job).is_some_and(|job| job.tasks.contains_key(&handle.task)))
+                    .collect()
+            };
+            if orphans.is_empty() {
+                continue;
+            }
+            for handle in &orphans {
+                tracing::warn!(task = %handle.name, "a task no job claims; removing it after the grace period");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(ORPHAN_GRACE) => {}
+                () = self.inner.shutdown.cancelled() => return,
+            }
+            let jobs = self.inner.jobs.lock().await;
+            for handle in orphans {
+                if jobs.get(&handle.job).is_some_and(|job| job.tasks.contains_key(&handle.task)) {
+                    continue;
+                }
+                let _ = driver.stop(&handle, "SIGTERM", Duration::from_secs(5)).await;
+                let _ = driver.destroy(&handle).await;
+            }
+        }
+    }
+
+    /// Follows each driver's events: an exit turns the task's services critical at once, then the restart policy
+    /// decides; a broken stream makes every task be inspected again.
+    fn follow_events(&self) {
+        let drivers: Vec<Arc<dyn Driver>> = self
+            .inner
+            .docker
+            .iter()
+            .map(|d| d.clone() as Arc<dyn Driver>)
+            .chain([self.inner.exec.clone() as _])
+            .collect();
+        for driver in drivers {
+            let manager = self.clone();
+            tokio::spawn(async move {
+                let mut events = driver.events();
+                loop {
+                    let event = tokio::select! {
+                        event = events.next() => event,
+                        () = manager.inner.shutdown.cancelled() => return,
+                    };
+                    match event {
+                        Some(DriverEvent::Task { job, task, kind: TaskEventKind::Died { exit_code }, .. }) => {
+                            manager.task_died(driver.clone(), &job, &task, exit_code).await;
+                        }
+                        Some(DriverEvent::Resync { reason }) => {
+                            tracing::warn!(driver = driver.name(), %reason, "driver events interrupted; re-inspecting");
+                            manager.resync(driver.clone()).await;
+                        }
+                        Some(_) => {}
+                        None => return,
+                    }
+                }
+            });
+        }
+    }
+
+    async fn task_died(&self, driver: Arc<dyn Driver>, job: &str, task: &str, exit_code: i64) {
+        let decision = {
+            let mut jobs = self.inner.jobs.lock().await;
+            let Some(run) = jobs.get_mut(job).and_then(|job| job.tasks.get_mut(task)) else { return };
+            run.exited(&self.inner.local, exit_code).await
+        };
+        let Some(after) = decision else {
+            let mut jobs = self.inner.jobs.lock().await;
+            if let Some(run) = jobs.get_mut(job).and_then(|job| job.tasks.get_mut(task)) {
+                run.deregister(&self.inner.local).await;
+            }
+            drop(jobs);
+            self.inner.runner.sync().await;
+            return;
+        };
+        let manager = self.clone();
+        let (job, task) = (job.to_owned(), task.to_owned());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(after) => {}
+                () = manager.inner.shutdown.cancelled() => return,
+            }
+            let options = manager.start_options();
+            let mut jobs = manager.inner.jobs.lock().await;
+            let Some(run) = jobs.get_mut(&job).and_then(|job| job.tasks.get_mut(&task)) else { return };
+            if !run.wants_restart() {
+                return;
+            }
+            match run.start(driver.as_ref(), &options).await {
+                Ok(()) => run.register(&manager.inner.local, &manager.inner.config).await,
+                Err(error) => tracing::error!(%job, %task, %error, "restarting a task failed"),
+            }
+            drop(jobs);
+            manager.inner.runner.sync().await;
+        });
+    }
+
+    async fn resync(&self, driver: Arc<dyn Driver>) {
+        let dead: Vec<(String, String, i64)> = {
+            let mut jobs = self.inner.jobs.lock().await;
+            let mut dead = Vec::new();
+            for job in jobs.values_mut() {
+                for run in job.tasks.values_mut() {
+                    if run.spec.driver.as_str() != driver.name() {
+                        continue;
+                    }
+                    if let Some(code) = run.refresh(driver.as_ref()).await {
+                        dead.push((job.spec.name.clone(), run.spec.name.clone(), code));
+                    }
+                }
+            }
+            dead
+        };
+        for (job, task, code) in dead {
+            self.task_died(driver.clone(), &job, &task, code).await;
+        }
+    }
+
+    fn jobs_file(&self) -> Option<PathBuf> {
+        self.inner.config.data_dir.as_ref().map(|dir| dir.join("jobs.json"))
+    }
+
+    /// Saves the job specs atomically (write a temp file, fsync, rename), as `local.json` is saved.
+    fn save(&self, jobs: &BTreeMap<String, Job>) {
+        let Some(path) = self.jobs_file() else { return };
+        let specs: Vec<&JobSpec> = jobs.values().map(|job| &job.spec).collect();
+        let write = || -> std::io::Result<()> {
+            let tmp = path.with_extension("json.tmp");
+            let bytes = serde_json::to_vec_pretty(&specs).map_err(std::io::Error::other)?;
+            let file = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut &file, &bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        };
+        if let Err(error) = write() {
+            tracing::error!(path = %path.display(), %error, "could not save the jobs file");
+        }
+    }
+}
+
+fn runtime_error(error: roster_runtime_shim::Error) -> JobError {
+    match error {
+        roster_runtime_shim::Error::Spec(why) => JobError::Invalid(why.to_string()),
+        roster_runtime_shim::Error::ImageMissing { .. } | roster_runtime_shim::Error::NetworkMissing { .. } => {
+            JobError::Invalid(error.to_string())
+        }
+        other => JobError::Runtime(other.to_string()),
+    }
+}
+
+/// The resolver settings for roster-launched tasks: the first DNS listener on port 53 that is not loopback (a
+/// container network's gateway), with search domains so `files` and `files.service` resolve on glibc and musl.
+pub fn container_dns(dns_addrs: &[std::net::SocketAddr], domain: &str) -> DnsOptions {
+    let servers: Vec<IpAddr> = dns_addrs
+        .iter()
+        .filter(|addr| addr.port() == 53 && !addr.ip().is_loopback())
+        .map(|addr| addr.ip())
+        .take(1)
+        .collect();
+    if servers.is_empty() {
+        return DnsOptions::default();
+    }
+    let domain = domain.trim_matches('.');
+    DnsOptions { servers, search: vec![format!("service.{domain}"), domain.to_owned()], ndots: Some(1) }
+}
+
+#[cfg(test)]
+mod tests;
