@@ -289,8 +289,10 @@ async fn the_files_example_builds_offline_serves_and_turns_healthy() {
     let job = JobSpec::from_toml(&text).expect("valid example");
     let mut spec = job.tasks[0].clone();
     spec.image = Some(image);
-    // No fixed host port (another test or program may hold 8080), and a quick healthcheck.
+    // No fixed host port (another test or program may hold 8080), the default bridge rather than the tour's
+    // files-net, and a quick healthcheck.
     spec.ports[0].host_port = None;
+    spec.network = None;
     if let Some(check) = spec.healthcheck.as_mut() {
         check.interval = Some(Duration::from_millis(200).into());
     }
