@@ -201,6 +201,10 @@ pub struct AgentArgs {
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
           value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
     pub enable_local_script_checks: Option<bool>,
+    /// Registrator mode: register containers roster did not start from their `SERVICE_*` labels or env.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    pub watch_docker: Option<bool>,
     /// HTTP API port (-1 disables, 0 picks a free port).
     #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
     pub http_port: Option<i64>,

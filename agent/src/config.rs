@@ -79,6 +79,9 @@ pub struct Config {
     pub enable_script_checks: bool,
     /// Allow script checks only from config files and the local agent (`enable_local_script_checks`).
     pub enable_local_script_checks: bool,
+    /// Registrator mode (`watch_docker`, `-watch-docker`, a roster extension): containers roster did not start are
+    /// registered from their `SERVICE_*` labels or env and deregistered when they stop.
+    pub watch_docker: bool,
     /// DNS domain answered authoritatively (`domain`, `-domain`; default `consul`), without dots at either end.
     pub domain: String,
     /// A second domain answered like `domain` (`alt_domain`, `-alt-domain`), without dots at either end.

@@ -24,4 +24,5 @@ pub mod http;
 pub mod jobs;
 pub mod local;
 pub mod logging;
+pub mod registrator;
 pub mod run;

@@ -144,6 +144,11 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
         enable_script_checks: config.enable_script_checks,
     };
     let jobs = crate::jobs::JobManager::start(jobs_config, local.clone(), runner.clone(), shutdown.child_token()).await;
+    if config.watch_docker {
+        let (node, local, runner, token) =
+            (config.node_name.clone(), local.clone(), runner.clone(), shutdown.child_token());
+        tokio::spawn(crate::registrator::run(node, advertise_ip, local, runner, token));
+    }
     let api = Api::new(backend.clone(), info, local.clone(), runner, http_token.clone(), gossip.clone(), stop.clone())
         .with_jobs(jobs);
     let mut tasks = JoinSet::new();

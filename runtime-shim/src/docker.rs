@@ -32,6 +32,7 @@ use crate::spec::{DriverKind, TaskSpec};
 
 mod create;
 mod events;
+mod foreign;
 mod state;
 
 /// The driver name in errors and specs.

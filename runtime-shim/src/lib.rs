@@ -24,6 +24,7 @@ mod driver;
 mod duration;
 mod error;
 mod exec;
+mod registrator;
 mod restart;
 mod spec;
 
@@ -36,6 +37,7 @@ pub use driver::{
 pub use duration::GoDuration;
 pub use error::{Error, Result};
 pub use exec::{ExecConfig, ExecDriver, supervise_main};
+pub use registrator::{ContainerInfo, registrations};
 pub use restart::{Decision, RestartTracker, StayReason};
 pub use spec::{
     AddressMode, DriverKind, FieldError, HealthcheckSpec, JobSpec, MountSpec, PortSpec, Protocol, Resources,

@@ -189,3 +189,68 @@ async fn invalid_specs_and_missing_images_are_clear_errors() {
     assert!(missing.text().contains("roster-test/never-built:1"), "{}", missing.text());
     agent.get("/v1/agent/job/x").await.expect_status(404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_docker_registers_labelled_containers_and_deregisters_them_when_they_stop() {
+    if !docker_or_skip("the registrator-mode test") {
+        return;
+    }
+    let suffix = format!("reg-{}", std::process::id());
+    let image = format!("roster-test/files:{suffix}");
+    let container = format!("roster-test-labelled-{suffix}");
+    // The Cleanup guard removes containers by this label (no roster.node label, so they stay foreign to roster).
+    let cleanup_label = format!("roster.job={suffix}");
+    let _cleanup = Cleanup { job: suffix.clone(), image: image.clone() };
+    let built = std::process::Command::new("sh")
+        .arg(repo_root().join("examples/files/build-image.sh"))
+        .arg(&image)
+        .output()
+        .expect("running build-image.sh");
+    assert!(built.status.success(), "build-image.sh: {}", String::from_utf8_lossy(&built.stderr));
+    let agent = TestAgent::start_with_config("registrator", AgentMode::Dev, json!({"watch_docker": true}))
+        .await
+        .expect("agent");
+
+    // A container nobody told roster about, carrying registrator's labels; and one with none, which stays unknown.
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &container,
+        "--label",
+        &cleanup_label,
+        "--label",
+        "SERVICE_NAME=labelled",
+        "--label",
+        "SERVICE_TAGS=a,b",
+        "--label",
+        "SERVICE_CHECK_HTTP=/",
+        "--label",
+        "SERVICE_CHECK_INTERVAL=1s",
+        "--label",
+        "SERVICE_OWNER=ops",
+        &image,
+    ])
+    .expect("docker run");
+    let unlabelled = format!("{container}-plain");
+    docker(&["run", "-d", "--name", &unlabelled, "--label", &cleanup_label, &image]).expect("docker run");
+
+    let ip = docker(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", &container]).expect("inspect");
+    let entry = eventually("the labelled container passing", Duration::from_secs(20), || async {
+        let health = agent.get("/v1/health/service/labelled?passing").await.json();
+        health.as_array().and_then(|a| a.first()).cloned()
+    })
+    .await;
+    assert_eq!(entry["Service"]["Address"], ip.as_str());
+    assert_eq!(entry["Service"]["Port"], 80);
+    assert_eq!(entry["Service"]["Tags"], json!(["a", "b"]));
+    assert_eq!(entry["Service"]["Meta"]["owner"], "ops");
+    let services = agent.get("/v1/agent/services").await.json();
+    assert_eq!(services.as_object().map_or(0, |s| s.len()), 1, "only the labelled container: {services}");
+
+    docker(&["rm", "-f", &container]).expect("docker rm");
+    eventually("the service deregistered", Duration::from_secs(10), || async {
+        agent.get("/v1/agent/services").await.json().as_object().is_some_and(|s| s.is_empty()).then_some(())
+    })
+    .await;
+}

@@ -72,6 +72,7 @@ pub(super) fn build(layer: Layer, dev: bool, config_files: Vec<PathBuf>, errors:
         recursors: layer.recursors,
         enable_script_checks: layer.enable_script_checks.unwrap_or(false),
         enable_local_script_checks: layer.enable_local_script_checks.unwrap_or(false),
+        watch_docker: layer.watch_docker.unwrap_or(false),
         domain: layer.domain.unwrap_or_else(|| DEFAULT_DOMAIN.to_owned()),
         alt_domain: layer.alt_domain,
         dns: DnsConfig {

@@ -39,6 +39,7 @@ pub(super) struct Layer {
     pub recursors: Vec<SocketAddr>,
     pub enable_script_checks: Option<bool>,
     pub enable_local_script_checks: Option<bool>,
+    pub watch_docker: Option<bool>,
     pub domain: Option<String>,
     pub alt_domain: Option<String>,
     pub node_ttl: Option<Duration>,
@@ -135,6 +136,7 @@ impl Layer {
         self.recursors.extend(later.recursors);
         over(&mut self.enable_script_checks, later.enable_script_checks);
         over(&mut self.enable_local_script_checks, later.enable_local_script_checks);
+        over(&mut self.watch_docker, later.watch_docker);
         over(&mut self.domain, later.domain);
         over(&mut self.alt_domain, later.alt_domain);
         over(&mut self.node_ttl, later.node_ttl);
@@ -285,6 +287,7 @@ fn read_flags(args: &AgentArgs, errors: &mut Vec<String>) -> Layer {
     put("retry_max", number(&args.retry_max));
     put("enable_script_checks", args.enable_script_checks.map(Value::Bool));
     put("enable_local_script_checks", args.enable_local_script_checks.map(Value::Bool));
+    put("watch_docker", args.watch_docker.map(Value::Bool));
     let ports = [
         ("http", number(&args.http_port)),
         ("https", number(&args.https_port)),
@@ -369,6 +372,7 @@ impl Reader<'_> {
             "recursors" => recursors(value).map(|v| layer.recursors.extend(v)),
             "enable_script_checks" => boolean(value).map(|v| layer.enable_script_checks = Some(v)),
             "enable_local_script_checks" => boolean(value).map(|v| layer.enable_local_script_checks = Some(v)),
+            "watch_docker" => boolean(value).map(|v| layer.watch_docker = Some(v)),
             "domain" => domain(value).map(|v| layer.domain = Some(v)),
             "alt_domain" => domain(value).map(|v| layer.alt_domain = Some(v)),
             "dns_config.node_ttl" => duration(value).map(|v| layer.node_ttl = Some(v)),
