@@ -64,6 +64,11 @@ mod timers;
 mod view;
 mod wire;
 
+pub use wire::UserEvent;
+
+/// User events queued for a slow subscriber before it starts missing some (it is told how many).
+const EVENT_QUEUE: usize = 1024;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -287,6 +292,8 @@ pub(crate) struct Shared {
     active_members: AtomicU32,
     /// Set once this node has left gracefully.
     left: AtomicBool,
+    /// User events delivered to this node (fired here or received by gossip), each once.
+    events: tokio::sync::broadcast::Sender<UserEvent>,
 }
 
 impl Shared {
@@ -379,6 +386,7 @@ impl Gossip {
             local_health: AtomicU32::new(1),
             active_members: AtomicU32::new(1),
             left: AtomicBool::new(false),
+            events: tokio::sync::broadcast::Sender::new(EVENT_QUEUE),
         });
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let datacenter = meta.datacenter.clone();
@@ -409,6 +417,16 @@ impl Gossip {
             _stop_on_drop: stop.drop_guard(),
         };
         Ok(Gossip { inner: Arc::new(inner) })
+    }
+
+    /// Delivers `event` here and spreads it to every member by gossip.
+    pub async fn fire(&self, event: UserEvent) -> Result<(), GossipError> {
+        self.inner.commands.send(actor::Command::Fire { event }).await.map_err(|_| GossipError::Shutdown)
+    }
+
+    /// User events as this node receives them (its own fires included), each once.
+    pub fn subscribe_events(&self) -> tokio::sync::broadcast::Receiver<UserEvent> {
+        self.inner.shared.events.subscribe()
     }
 
     /// The gossip address other members use: the advertised IP and the bound port.

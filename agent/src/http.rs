@@ -30,6 +30,7 @@ mod agent;
 mod agent_checks;
 mod catalog;
 pub(crate) mod definition;
+mod event;
 mod filter;
 mod health;
 pub mod input;
@@ -87,6 +88,8 @@ pub struct Api {
     pub(crate) shutdown: CancellationToken,
     /// The runtime shim's jobs; `None` until the agent attaches its manager.
     pub(crate) jobs: Option<crate::jobs::JobManager>,
+    /// The user events this agent keeps; `None` until the agent attaches its store.
+    pub(crate) events: Option<Arc<crate::events::EventStore>>,
 }
 
 impl Api {
@@ -101,7 +104,13 @@ impl Api {
         gossip: Option<crate::gossip::Gossip>,
         shutdown: CancellationToken,
     ) -> Api {
-        Api { backend, info: Arc::new(info), local, runner, draining, gossip, shutdown, jobs: None }
+        Api { backend, info: Arc::new(info), local, runner, draining, gossip, shutdown, jobs: None, events: None }
+    }
+
+    /// Serves the event endpoints from `events`.
+    pub fn with_events(mut self, events: Arc<crate::events::EventStore>) -> Api {
+        self.events = Some(events);
+        self
     }
 
     /// Serves the job endpoints from `jobs`.
@@ -126,6 +135,8 @@ pub fn router(api: Api) -> Router {
         .route("/v1/session/node/{node}", get(session::node))
         .route("/v1/session/list", get(session::list))
         .route("/v1/txn", put(txn::txn))
+        .route("/v1/event/fire/{name}", put(event::fire))
+        .route("/v1/event/list", get(event::list))
         .route("/v1/agent/job", put(job::submit))
         .route("/v1/agent/jobs", get(job::list))
         .route("/v1/agent/job/{name}", get(job::status).delete(job::stop))

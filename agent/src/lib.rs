@@ -19,6 +19,7 @@ pub mod cluster;
 pub mod config;
 pub mod dns_cache;
 pub mod dns_view;
+pub mod events;
 pub mod gossip;
 pub mod http;
 pub mod jobs;

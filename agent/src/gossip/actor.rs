@@ -74,6 +74,8 @@ pub(crate) enum Command {
     ForceLeave { node: String, prune: bool, reply: oneshot::Sender<Result<(), GossipError>> },
     /// A periodic or repair push/pull finished (after its `Merge`, if it got that far).
     PushPullDone,
+    /// Deliver a user event here and spread it to everyone.
+    Fire { event: super::wire::UserEvent },
 }
 
 /// What the actor's timers stand for.
@@ -164,6 +166,7 @@ impl Actor {
     pub(crate) fn new(parts: Parts) -> Actor {
         let Parts { identity, settings, shared, socket, commands, tasks, shutdown } = parts;
         let known = SharedKnown::default();
+        known.lock().events_out = Some(shared.events.clone());
         let config = health::foca_config(1, 1);
         let handler = Handler { known: known.clone() };
         let foca = Foca::with_custom_broadcast(identity.clone(), config, rand::make_rng(), PostcardCodec, handler);
@@ -339,6 +342,8 @@ impl Actor {
                 let _ = reply.send(forced);
             }
             Command::PushPullDone => self.push_pull_running = false,
+            // foca hands the item to our own handler first, which delivers it here and marks it seen.
+            Command::Fire { event } => self.add_broadcast(&super::wire::Broadcast::Event(event)),
         }
     }
 

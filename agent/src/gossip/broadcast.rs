@@ -10,7 +10,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::time::Instant;
 
 use super::MemberMeta;
-use super::wire::{Broadcast, LeaveIntent, MetaRecord};
+use super::wire::{Broadcast, LeaveIntent, MetaRecord, UserEvent};
+
+/// User event IDs remembered to drop repeats: far more than are in flight at once.
+const SEEN_EVENTS: usize = 4096;
 
 /// Metadata and leave intents by node name.
 #[derive(Default)]
@@ -22,6 +25,10 @@ pub(crate) struct Known {
     pub(crate) leaves: HashMap<String, (LeaveIntent, Instant)>,
     /// Bumped on every change, so the actor can tell when to rebuild its member view.
     pub(crate) version: u64,
+    /// User event IDs already delivered, oldest first.
+    pub(crate) seen_events: std::collections::VecDeque<String>,
+    /// Where delivered user events go (the agent's event store); `None` drops them.
+    pub(crate) events_out: Option<tokio::sync::broadcast::Sender<UserEvent>>,
 }
 
 impl Known {
@@ -30,7 +37,25 @@ impl Known {
         match item {
             Broadcast::Meta(record) => self.receive_meta(record, now),
             Broadcast::Leave(intent) => self.receive_leave(intent, now),
+            Broadcast::Event(event) => self.receive_event(event),
         }
+    }
+
+    /// Delivers a user event the first time it is seen, and keeps spreading it.
+    pub(crate) fn receive_event(&mut self, event: UserEvent) -> Option<BroadcastKey> {
+        if self.seen_events.contains(&event.id) {
+            return None;
+        }
+        if self.seen_events.len() >= SEEN_EVENTS {
+            self.seen_events.pop_front();
+        }
+        self.seen_events.push_back(event.id.clone());
+        let key = BroadcastKey::Event { id: event.id.clone() };
+        if let Some(out) = &self.events_out {
+            // No receiver only means nobody listens yet.
+            let _ = out.send(event);
+        }
+        Some(key)
     }
 
     /// Stores a node's metadata if it is for a newer generation than the one held.
@@ -97,6 +122,7 @@ pub(crate) struct Handler {
 pub(crate) enum BroadcastKey {
     Meta { name: String, generation: u64 },
     Leave { name: String, generation: u64, incarnation: u16, prune: bool },
+    Event { id: String },
 }
 
 impl foca::Invalidates for BroadcastKey {
@@ -111,6 +137,7 @@ impl foca::Invalidates for BroadcastKey {
                 BroadcastKey::Leave { name, generation, incarnation, prune },
                 BroadcastKey::Leave { name: other_name, generation: g, incarnation: i, prune: p },
             ) => name == other_name && (generation, incarnation, prune) >= (g, i, p),
+            (BroadcastKey::Event { id }, BroadcastKey::Event { id: other }) => id == other,
             _ => false,
         }
     }
@@ -170,5 +197,27 @@ mod tests {
         assert!(!old.invalidates(&new));
         assert!(!other.invalidates(&old));
         assert!(!leave.invalidates(&new));
+    }
+
+    #[test]
+    fn a_user_event_is_delivered_once_and_spread_under_its_own_key() {
+        let (tx, mut rx) = tokio::sync::broadcast::channel(8);
+        let mut known = Known { events_out: Some(tx), ..Known::default() };
+        let event = UserEvent {
+            id: "e1".into(),
+            name: "deploy".into(),
+            payload: b"x".to_vec(),
+            node_filter: String::new(),
+            service_filter: String::new(),
+            tag_filter: String::new(),
+            ltime: 3,
+        };
+        let key = known.receive(Broadcast::Event(event.clone()), Instant::now()).expect("news");
+        assert!(known.receive(Broadcast::Event(event.clone()), Instant::now()).is_none(), "a repeat is not news");
+        assert_eq!(rx.try_recv().expect("delivered"), event);
+        assert!(rx.try_recv().is_err(), "delivered once");
+        let other = BroadcastKey::Event { id: "e2".into() };
+        assert!(key.invalidates(&BroadcastKey::Event { id: "e1".into() }));
+        assert!(!key.invalidates(&other), "distinct events never replace each other");
     }
 }

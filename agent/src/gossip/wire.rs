@@ -45,6 +45,27 @@ pub(crate) enum Broadcast {
     Meta(MetaRecord),
     /// A node is leaving (graceful leave) or was force-left: once down it shows as left, not failed.
     Leave(LeaveIntent),
+    /// A user event (`PUT /v1/event/fire/:name`). New variants go at the end: postcard numbers them in order.
+    Event(UserEvent),
+}
+
+/// A user event as it travels: every agent that receives it checks the filters against itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserEvent {
+    /// A UUID, which de-duplicates deliveries.
+    pub id: String,
+    /// The event's name.
+    pub name: String,
+    /// The opaque payload (at most `MAX_EVENT_PAYLOAD` bytes).
+    pub payload: Vec<u8>,
+    /// A regular expression the receiving node's name must match; empty matches everything.
+    pub node_filter: String,
+    /// A regular expression one of the receiving node's services must match; empty matches everything.
+    pub service_filter: String,
+    /// With `service_filter`: a regular expression one of that service's tags must match.
+    pub tag_filter: String,
+    /// The Lamport time the firing agent gave it.
+    pub ltime: u64,
 }
 
 /// One node's metadata, as of one generation of its identity.
