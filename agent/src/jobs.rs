@@ -34,6 +34,9 @@ use crate::checks::Runner;
 use crate::local::Local;
 use task::TaskRun;
 
+/// Lines of a dead task's output kept for `job status`.
+const LAST_LOG_LINES: usize = 10;
+
 /// How long a task that no saved job claims is left alone before it is removed (an operator may be mid-change).
 pub const ORPHAN_GRACE: Duration = Duration::from_secs(60);
 
@@ -311,7 +314,11 @@ impl JobManager {
         let decision = {
             let mut jobs = self.inner.jobs.lock().await;
             let Some(run) = jobs.get_mut(job).and_then(|job| job.tasks.get_mut(task)) else { return };
-            run.exited(&self.inner.local, exit_code).await
+            let decision = run.exited(&self.inner.local, exit_code).await;
+            if let Some(handle) = run.handle.clone() {
+                run.last_logs = driver.logs(&handle, LAST_LOG_LINES).await.unwrap_or_default();
+            }
+            decision
         };
         let Some(after) = decision else {
             let mut jobs = self.inner.jobs.lock().await;

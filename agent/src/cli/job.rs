@@ -79,6 +79,12 @@ fn tasks_table(jobs: &[Value]) -> String {
                 if task["LastExitCode"].is_null() { "-".to_owned() } else { task["LastExitCode"].to_string() },
                 id
             ));
+            // A task that is down shows what it last wrote, so a crash loop explains itself.
+            if task["State"] != "running" {
+                for line in task["LastLogs"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                    out.push_str(&format!("    | {line}\n"));
+                }
+            }
         }
     }
     out

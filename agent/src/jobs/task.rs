@@ -30,6 +30,8 @@ pub(super) struct TaskRun {
     registered: Vec<String>,
     /// Set while a restart is scheduled; cleared by an explicit stop.
     restart_pending: bool,
+    /// The last lines the task wrote before its last exit, for `job status`.
+    pub(super) last_logs: Vec<String>,
 }
 
 impl TaskRun {
@@ -45,6 +47,7 @@ impl TaskRun {
             last_exit: None,
             registered: Vec::new(),
             restart_pending: false,
+            last_logs: Vec::new(),
         }
     }
 
@@ -179,6 +182,7 @@ impl TaskRun {
             "OOMKilled": state.is_some_and(|s| s.oom_killed),
             "Restarts": self.restarts,
             "LastExitCode": self.last_exit,
+            "LastLogs": self.last_logs,
             "Services": self.registered,
         })
     }

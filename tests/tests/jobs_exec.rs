@@ -1,0 +1,152 @@
+//! The exec driver through the agent: a busybox rootfs task with a memory limit and an HTTP check is registered
+//! once it serves, survives an agent restart as the same process (adopted, not relaunched), and stopping the job
+//! deregisters it and ends the process.
+//!
+//! Needs root (namespaces, cgroups): skipped with a printed reason otherwise, required under `ROSTER_REQUIRE_EXEC=1` (CI).
+
+use std::path::Path;
+use std::time::Duration;
+
+use roster_tests::etcd::free_port;
+use roster_tests::{AgentMode, TestAgent, eventually};
+use serde_json::{Value, json};
+
+fn exec_or_skip() -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false);
+    let busybox = Path::new("/bin/busybox").exists();
+    if root && busybox {
+        return true;
+    }
+    let reason = if root { "busybox-static is not installed" } else { "not running as root" };
+    if std::env::var("ROSTER_REQUIRE_EXEC").as_deref() == Ok("1") {
+        panic!("ROSTER_REQUIRE_EXEC=1 but {reason}");
+    }
+    eprintln!("skipping the exec-driver job test: {reason}");
+    false
+}
+
+/// A rootfs holding busybox and one page.
+fn busybox_rootfs(dir: &Path) {
+    std::fs::create_dir_all(dir.join("bin")).expect("bin");
+    std::fs::create_dir_all(dir.join("www")).expect("www");
+    std::fs::copy("/bin/busybox", dir.join("bin/busybox")).expect("copy busybox");
+    for applet in ["sh", "httpd", "sleep", "cat"] {
+        std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).expect("symlink");
+    }
+    std::fs::write(dir.join("www/index.html"), "served from an exec task\n").expect("page");
+}
+
+/// The task's main process ID, from the supervisor's state file.
+fn task_pid(data: &Path, job: &str) -> Option<i64> {
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(data.join(format!("exec/{job}.web/state.json"))).ok()?).ok()?;
+    state["pid"].as_i64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_task_is_registered_adopted_across_agent_restarts_and_stopped() {
+    if !exec_or_skip() {
+        return;
+    }
+    let data = tempfile::tempdir().expect("data dir");
+    let rootfs = tempfile::tempdir().expect("rootfs");
+    busybox_rootfs(rootfs.path());
+    let port = free_port().expect("port");
+    let job = format!("static-{}", std::process::id());
+    let mut agent = TestAgent::start_with_config(
+        "exec-agent",
+        AgentMode::Server { data_dir: data.path().to_path_buf() },
+        json!({}),
+    )
+    .await
+    .expect("agent");
+
+    let spec = json!({
+        "name": job,
+        "tasks": [{
+            "name": "web",
+            "driver": "exec",
+            "rootfs": rootfs.path(),
+            "command": "/bin/httpd",
+            "args": ["-f", "-p", port.to_string(), "-h", "/www"],
+            "resources": {"memory_mb": 32, "pids": 16},
+            "restart": {"policy": "on-failure"},
+            "stop_timeout": "2s",
+            "services": [{
+                "name": "static",
+                "port": "http",
+                "checks": [{"http": "http://${address}:${port}/", "interval": "1s", "timeout": "1s"}],
+            }],
+            "ports": [{"label": "http", "container_port": port, "host_port": port}],
+        }],
+    });
+    let submitted = agent.put_json("/v1/agent/job", &spec).await;
+    submitted.expect_status(200);
+    eventually("the exec task passing", Duration::from_secs(20), || async {
+        let health = agent.get("/v1/health/service/static?passing").await.json();
+        (health.as_array().map_or(0, Vec::len) == 1).then_some(())
+    })
+    .await;
+    let pid = task_pid(data.path(), &job).expect("the task's pid");
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("the task's cgroups");
+    assert!(cgroups.contains(&format!("roster/exec-agent/{job}.web")), "in its own cgroup: {cgroups}");
+
+    // An agent restart adopts the running task: the same process keeps serving.
+    agent.restart().await;
+    eventually("passing after the restart", Duration::from_secs(20), || async {
+        let health = agent.get("/v1/health/service/static?passing").await.json();
+        (health.as_array().map_or(0, Vec::len) == 1).then_some(())
+    })
+    .await;
+    assert_eq!(task_pid(data.path(), &job), Some(pid), "adopted, not relaunched");
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+
+    agent.delete(&format!("/v1/agent/job/{job}")).await.expect_status(200);
+    assert_eq!(agent.get("/v1/catalog/service/static").await.json(), json!([]));
+    eventually("the task's process gone", Duration::from_secs(10), || async {
+        (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_task_shows_its_exit_code_and_last_lines_and_leaves_passing() {
+    if !exec_or_skip() {
+        return;
+    }
+    let rootfs = tempfile::tempdir().expect("rootfs");
+    busybox_rootfs(rootfs.path());
+    let agent = TestAgent::dev("exec-crash").await;
+    let job = format!("crash-{}", std::process::id());
+    let spec = json!({
+        "name": job,
+        "tasks": [{
+            "name": "web",
+            "driver": "exec",
+            "rootfs": rootfs.path(),
+            "command": "/bin/sh",
+            "args": ["-c", "echo starting; sleep 1; echo boom: cannot open config; exit 3"],
+            "restart": {"policy": "no"},
+            "services": [{"name": "crashy"}],
+        }],
+    });
+    agent.put_json("/v1/agent/job", &spec).await.expect_status(200);
+    let task = eventually("the task exited", Duration::from_secs(15), || async {
+        let task = agent.get(&format!("/v1/agent/job/{job}")).await.json()["Tasks"][0].clone();
+        (task["LastExitCode"] == 3).then_some(task)
+    })
+    .await;
+    let logs: Vec<&str> = task["LastLogs"].as_array().expect("logs").iter().filter_map(Value::as_str).collect();
+    assert!(logs.iter().any(|l| l.contains("boom: cannot open config")), "{logs:?}");
+    // Policy "no": it stays down and its service is deregistered.
+    eventually("the service gone", Duration::from_secs(5), || async {
+        (agent.get("/v1/catalog/service/crashy").await.json() == json!([])).then_some(())
+    })
+    .await;
+    let status = agent.cli(&["job", "status", &job]).await;
+    assert!(status.stdout.contains("boom: cannot open config"), "{}", status.stdout);
+    agent.delete(&format!("/v1/agent/job/{job}")).await.expect_status(200);
+}
