@@ -34,6 +34,16 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root").to_path_buf()
 }
 
+/// Builds the files example's image under `image` with its own offline script.
+fn build_files_image(image: &str) {
+    let built = std::process::Command::new("sh")
+        .arg(repo_root().join("examples/files/build-image.sh"))
+        .arg(image)
+        .output()
+        .expect("running build-image.sh");
+    assert!(built.status.success(), "build-image.sh: {}", String::from_utf8_lossy(&built.stderr));
+}
+
 fn passing(agent_health: &Value) -> usize {
     agent_health.as_array().map_or(0, Vec::len)
 }
@@ -58,12 +68,7 @@ async fn roster_runs_files_and_containers_find_it_by_name_through_kills_and_agen
     let job = format!("files-{suffix}");
     let image = format!("roster-test/files:{suffix}");
     let _cleanup = Cleanup { job: job.clone(), image: image.clone() };
-    let built = std::process::Command::new("sh")
-        .arg(repo_root().join("examples/files/build-image.sh"))
-        .arg(&image)
-        .output()
-        .expect("running build-image.sh");
-    assert!(built.status.success(), "build-image.sh: {}", String::from_utf8_lossy(&built.stderr));
+    build_files_image(&image);
 
     let network = Network::create("jobs").expect("network");
     let gateway = docker(&["network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}", &network.name])
@@ -201,12 +206,7 @@ async fn watch_docker_registers_labelled_containers_and_deregisters_them_when_th
     // The Cleanup guard removes containers by this label (no roster.node label, so they stay foreign to roster).
     let cleanup_label = format!("roster.job={suffix}");
     let _cleanup = Cleanup { job: suffix.clone(), image: image.clone() };
-    let built = std::process::Command::new("sh")
-        .arg(repo_root().join("examples/files/build-image.sh"))
-        .arg(&image)
-        .output()
-        .expect("running build-image.sh");
-    assert!(built.status.success(), "build-image.sh: {}", String::from_utf8_lossy(&built.stderr));
+    build_files_image(&image);
     let agent = TestAgent::start_with_config("registrator", AgentMode::Dev, json!({"watch_docker": true}))
         .await
         .expect("agent");

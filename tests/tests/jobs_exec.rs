@@ -39,6 +39,12 @@ fn busybox_rootfs(dir: &Path) {
     std::fs::write(dir.join("www/index.html"), "served from an exec task\n").expect("page");
 }
 
+/// `Some` once exactly one `static` instance passes.
+async fn one_passing(agent: &TestAgent) -> Option<()> {
+    let health = agent.get("/v1/health/service/static?passing").await.json();
+    (health.as_array().map_or(0, Vec::len) == 1).then_some(())
+}
+
 /// The task's main process ID, from the supervisor's state file.
 fn task_pid(data: &Path, job: &str) -> Option<i64> {
     let state: Value =
@@ -85,22 +91,14 @@ async fn an_exec_task_is_registered_adopted_across_agent_restarts_and_stopped() 
     });
     let submitted = agent.put_json("/v1/agent/job", &spec).await;
     submitted.expect_status(200);
-    eventually("the exec task passing", Duration::from_secs(20), || async {
-        let health = agent.get("/v1/health/service/static?passing").await.json();
-        (health.as_array().map_or(0, Vec::len) == 1).then_some(())
-    })
-    .await;
+    eventually("the exec task passing", Duration::from_secs(20), || one_passing(&agent)).await;
     let pid = task_pid(data.path(), &job).expect("the task's pid");
     let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("the task's cgroups");
     assert!(cgroups.contains(&format!("roster/exec-agent/{job}.web")), "in its own cgroup: {cgroups}");
 
     // An agent restart adopts the running task: the same process keeps serving.
     agent.restart().await;
-    eventually("passing after the restart", Duration::from_secs(20), || async {
-        let health = agent.get("/v1/health/service/static?passing").await.json();
-        (health.as_array().map_or(0, Vec::len) == 1).then_some(())
-    })
-    .await;
+    eventually("passing after the restart", Duration::from_secs(20), || one_passing(&agent)).await;
     assert_eq!(task_pid(data.path(), &job), Some(pid), "adopted, not relaunched");
     assert!(Path::new(&format!("/proc/{pid}")).exists());
 
