@@ -7,9 +7,12 @@
 //! openraft hands `append` every entry that queued up while the previous fsync ran (up to
 //! `Config::max_append_entries`), which is the group commit: under load one fsync covers many writes.
 //!
-//! The vote and truncation are committed durably too. The committed pointer and purges are not:
-//! losing them only makes openraft re-apply or re-purge after a crash, and the next durable commit
-//! persists them anyway.
+//! The vote and truncation are committed durably too. The committed pointer is not written on its
+//! own: `save_committed` only records it, and the next `append` writes it in the same transaction as
+//! the entries. A transaction of its own cost ~0.3 ms per write (measured on an isolated PUT: 1.59 ms
+//! against 1.30 ms), and a stale pointer after a crash is safe: it is a lower bound, and openraft
+//! re-learns the rest from the leader (or, alone, by committing its next entry). Purges are not durable
+//! either: losing one only makes openraft re-purge.
 //!
 //! redb calls block, so write transactions run on the blocking pool; reads are short and run inline.
 
@@ -41,6 +44,8 @@ const KEY_LAST_PURGED: &str = "last_purged";
 #[derive(Clone)]
 pub(crate) struct LogStore {
     db: Arc<Db>,
+    /// The committed pointer openraft reported last, not yet written (it rides on the next append).
+    pending_committed: Arc<std::sync::Mutex<Option<Option<LogId>>>>,
 }
 
 /// The database plus a signal sent once it is closed.
@@ -89,7 +94,8 @@ impl LogStore {
         txn.open_table(META).map_err(io::Error::other)?;
         txn.commit().map_err(io::Error::other)?;
         let (tx, closed) = oneshot::channel();
-        Ok((LogStore { db: Arc::new(Db { database: db, _closed: ClosedSignal(Some(tx)) }) }, closed))
+        let db = Arc::new(Db { database: db, _closed: ClosedSignal(Some(tx)) });
+        Ok((LogStore { db, pending_committed: Arc::default() }, closed))
     }
 
     fn get_meta<T: DeserializeOwned>(&self, key: &str) -> io::Result<Option<T>> {
@@ -174,10 +180,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        self.put_meta(KEY_COMMITTED, &committed, Durability::None).await
+        *self.pending_committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(committed);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        if let Some(pending) = *self.pending_committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            return Ok(pending);
+        }
         Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
     }
 
@@ -190,11 +200,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         for entry in entries {
             encoded.push((entry.log_id.index(), encode(&entry)?));
         }
+        let committed = self.pending_committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let committed = committed.map(|committed| encode(&committed)).transpose()?;
         let res = self
             .write(Durability::Immediate, move |txn| {
                 let mut table = txn.open_table(LOGS).map_err(io::Error::other)?;
                 for (index, bytes) in &encoded {
                     table.insert(*index, bytes.as_slice()).map_err(io::Error::other)?;
+                }
+                if let Some(committed) = &committed {
+                    let mut meta = txn.open_table(META).map_err(io::Error::other)?;
+                    meta.insert(KEY_COMMITTED, committed.as_slice()).map_err(io::Error::other)?;
                 }
                 Ok(())
             })
