@@ -2,184 +2,184 @@
 //! tags match the event's filters, in a ring of the last [`MAX_EVENTS`], as Consul's agent keeps them.
 //!
 //! Each event carries a Lamport time: a fire takes one more than the highest seen, and every delivery raises the
-//! local clock to the event's, as Serf does. `GET /v1/event/list` answers with an index derived from the last
-//! event's ID (Consul's scheme), so a blocking list returns when a new event is stored.
+//! local clock to the event's, as Serf does, so an event fired after another was seen orders after it.
+//! `GET /v1/event/list` answers with an index derived from the last event's ID (Consul's scheme), so a blocking list
+//! returns when a new event is stored.
+//!
+//! # Layout
+//! - `ring`: the buffer and the clock; `filter`: checking filters at fire time and matching them on delivery.
+//!
+//! # Limits
+//! The name is at most [`MAX_NAME`] bytes and the payload at most [`MAX_PAYLOAD`] (Serf's default limit, which in
+//! Consul covers name and payload together); the whole event must encode within [`MAX_EVENT_BYTES`] so it fits one
+//! gossip datagram, which bounds the filters too.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, PoisonError};
+mod filter;
+mod ring;
 
-use regex::Regex;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tracing::Instrument as _;
 
-use crate::gossip::{Gossip, UserEvent};
+pub use filter::Filters;
+pub use ring::{MAX_EVENTS, uuid_index};
+
+use crate::gossip::{Gossip, MAX_EVENT_BYTES, UserEvent};
 use crate::local::Local;
+use ring::Ring;
 
-/// Events kept per agent, oldest dropped first (Consul keeps 256).
-pub const MAX_EVENTS: usize = 256;
-/// The largest payload an event may carry, in bytes: it travels inside gossip datagrams.
+/// The largest payload an event may carry, in bytes (Serf's default `UserEventSizeLimit`).
 pub const MAX_PAYLOAD: usize = 512;
-/// The longest event name.
+/// The longest event name, in bytes.
 pub const MAX_NAME: usize = 128;
 
 /// This agent's received events.
 pub struct EventStore {
+    /// This agent's node name, which node filters match.
     node: String,
-    local: Arc<Local>,
+    /// Where service and tag filters find this agent's services.
+    services: Services,
+    /// Spreads fires to the cluster; `None` when the agent runs without gossip (`-dev` may), then fires stay here.
     gossip: Option<Gossip>,
-    state: Mutex<State>,
+    /// The stored events and the Lamport clock.
+    ring: Mutex<Ring>,
+    /// Bumped whenever an event is stored; blocking lists wait on it.
     changes: watch::Sender<u64>,
+    /// Stops the gossip receiver when the store goes away.
+    _stop_on_drop: DropGuard,
 }
 
-#[derive(Default)]
-struct State {
-    ring: VecDeque<UserEvent>,
-    ltime: u64,
-}
-
-/// The filters of a fire request, as given.
-#[derive(Debug, Default, Clone)]
-pub struct Filters {
-    /// Regular expression over node names.
-    pub node: String,
-    /// Regular expression over service names.
-    pub service: String,
-    /// Regular expression over the tags of the matching service.
-    pub tag: String,
+/// The agent's services, as filters see them.
+enum Services {
+    /// The agent's local state.
+    Local(Arc<Local>),
+    /// A fixed list, for tests that have no catalog behind them.
+    #[cfg(test)]
+    Fixed(Vec<roster_kv::Service>),
 }
 
 impl EventStore {
-    /// Starts receiving events from `gossip` (when the agent gossips) until `shutdown`.
+    /// Starts receiving events from `gossip` (when the agent gossips) until `shutdown` or the store is dropped.
     pub fn start(
         node: String,
         local: Arc<Local>,
         gossip: Option<Gossip>,
         shutdown: CancellationToken,
     ) -> Arc<EventStore> {
+        EventStore::with_services(node, Services::Local(local), gossip, shutdown)
+    }
+
+    fn with_services(
+        node: String,
+        services: Services,
+        gossip: Option<Gossip>,
+        shutdown: CancellationToken,
+    ) -> Arc<EventStore> {
+        let stop = shutdown.child_token();
         let store = Arc::new(EventStore {
             node,
-            local,
+            services,
             gossip: gossip.clone(),
-            state: Mutex::new(State::default()),
+            ring: Mutex::new(Ring::default()),
             changes: watch::Sender::new(0),
+            _stop_on_drop: stop.clone().drop_guard(),
         });
         if let Some(gossip) = gossip {
-            let mut events = gossip.subscribe_events();
-            let store = store.clone();
-            tokio::spawn(async move {
-                loop {
-                    let event = tokio::select! {
-                        event = events.recv() => event,
-                        () = shutdown.cancelled() => return,
-                    };
-                    match event {
-                        Ok(event) => store.deliver(event).await,
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                            tracing::warn!(
-                                missed,
-                                "user events arrived faster than they were stored; some were dropped"
-                            );
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    }
-                }
-            });
+            let span = tracing::info_span!("events", node = %store.node);
+            // The task holds the store weakly, so dropping the store's last handle ends it through the guard above.
+            tokio::spawn(receive(Arc::downgrade(&store), gossip, stop).instrument(span));
         }
         store
     }
 
-    /// Fires an event: checked, stamped with the next Lamport time, delivered here and spread by gossip.
+    /// Fires an event: checked, stamped with the next Lamport time, stored here if it matches, spread by gossip.
+    ///
+    /// Returns the event as Consul's fire answers it, with `ltime` 0: Consul learns the Lamport time only when Serf
+    /// delivers the event back, after the answer.
     pub async fn fire(&self, name: &str, payload: Vec<u8>, filters: Filters) -> Result<UserEvent, String> {
         if name.is_empty() || name.len() > MAX_NAME {
-            return Err(format!("Event name must be 1 to {MAX_NAME} bytes"));
+            return Err(format!("User event name must be 1 to {MAX_NAME} bytes"));
         }
         if payload.len() > MAX_PAYLOAD {
             return Err(format!("User event payload exceeds limit of {MAX_PAYLOAD} bytes ({} given)", payload.len()));
         }
-        for (what, pattern) in [("node", &filters.node), ("service", &filters.service), ("tag", &filters.tag)] {
-            Regex::new(pattern).map_err(|error| format!("Invalid {what} filter {pattern:?}: {error}"))?;
-        }
-        if !filters.tag.is_empty() && filters.service.is_empty() {
-            return Err("Cannot provide tag filter without service filter".to_owned());
-        }
-        let ltime = {
-            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            state.ltime += 1;
-            state.ltime
-        };
-        let event = UserEvent {
+        filters.validate()?;
+        let Filters { node, service, tag } = filters;
+        let mut event = UserEvent {
             id: uuid::Uuid::new_v4().to_string(),
             name: name.to_owned(),
             payload,
-            node_filter: filters.node,
-            service_filter: filters.service,
-            tag_filter: filters.tag,
-            ltime,
+            node_filter: node,
+            service_filter: service,
+            tag_filter: tag,
+            ltime: 0,
         };
-        // Stored here before the answer, so a list right after a fire sees it; gossip's echo is a repeat.
+        let size = event.encoded_len();
+        if size > MAX_EVENT_BYTES {
+            return Err(format!("User event exceeds limit of {MAX_EVENT_BYTES} bytes after encoding ({size})"));
+        }
+        event.ltime = self.lock().next_ltime();
+        // Stored before the answer, so a list right after a fire sees it; gossip's echo is then a repeat.
         self.deliver(event.clone()).await;
         if let Some(gossip) = &self.gossip {
             gossip.fire(event.clone()).await.map_err(|error| error.to_string())?;
         }
-        Ok(event)
+        Ok(UserEvent { ltime: 0, ..event })
     }
 
-    /// Stores `event` if this agent matches its filters; always advances the Lamport clock.
-    async fn deliver(&self, event: UserEvent) {
-        let wanted = self.matches(&event).await;
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.ltime = state.ltime.max(event.ltime);
-        if !wanted || state.ring.iter().any(|held| held.id == event.id) {
-            return;
-        }
-        if state.ring.len() >= MAX_EVENTS {
-            state.ring.pop_front();
-        }
-        state.ring.push_back(event);
-        drop(state);
-        self.changes.send_modify(|version| *version += 1);
-    }
-
-    async fn matches(&self, event: &UserEvent) -> bool {
-        let compiled = |pattern: &str| Regex::new(pattern).ok();
-        if !event.node_filter.is_empty() && !compiled(&event.node_filter).is_some_and(|re| re.is_match(&self.node)) {
-            return false;
-        }
-        if event.service_filter.is_empty() {
-            return true;
-        }
-        let (Some(service_re), tag_re) = (compiled(&event.service_filter), compiled(&event.tag_filter)) else {
-            return false;
-        };
-        let (services, _) = self.local.snapshot().await;
-        services.iter().any(|service| {
-            service_re.is_match(&service.service)
-                && (event.tag_filter.is_empty()
-                    || service.tags.iter().any(|tag| tag_re.as_ref().is_some_and(|re| re.is_match(tag))))
-        })
-    }
-
-    /// The stored events named `name` (all without one), oldest first, with their index.
+    /// The stored events named `name` (all without one), oldest first, with their index (1 when there are none).
     pub fn list(&self, name: Option<&str>) -> (Vec<UserEvent>, u64) {
-        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let events: Vec<UserEvent> =
-            state.ring.iter().filter(|event| name.is_none_or(|name| event.name == name)).cloned().collect();
-        let index = events.last().map_or(0, |event| uuid_index(&event.id));
-        (events, index)
+        self.lock().list(name)
     }
 
     /// Changes whenever an event is stored.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
     }
+
+    /// Stores `event` if this agent matches its filters; always advances the Lamport clock.
+    async fn deliver(&self, event: UserEvent) {
+        let wanted = match &self.services {
+            Services::Local(local) => filter::matches(&event, &self.node, &local.snapshot().await.0),
+            #[cfg(test)]
+            Services::Fixed(services) => filter::matches(&event, &self.node, services),
+        };
+        let mut ring = self.lock();
+        ring.witness(event.ltime);
+        if wanted && ring.insert(event) {
+            drop(ring);
+            self.changes.send_modify(|version| *version += 1);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Ring> {
+        self.ring.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
-/// Consul's index for an event list: the two halves of the last event's UUID, XORed.
-pub fn uuid_index(id: &str) -> u64 {
-    uuid::Uuid::parse_str(id).map_or(0, |uuid| {
-        let (high, low) = uuid.as_u64_pair();
-        high ^ low
-    })
+/// Hands every event gossip delivers to the store, until `stop` or the store is gone.
+async fn receive(store: Weak<EventStore>, gossip: Gossip, stop: CancellationToken) {
+    let mut events = gossip.subscribe_events();
+    drop(gossip);
+    loop {
+        let received = tokio::select! {
+            received = events.recv() => received,
+            () = stop.cancelled() => return,
+        };
+        match received {
+            Ok(event) => match store.upgrade() {
+                Some(store) => store.deliver(event).await,
+                None => return,
+            },
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "user events arrived faster than they were stored; {missed} were dropped");
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
 }
 
 #[cfg(test)]

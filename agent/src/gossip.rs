@@ -7,7 +7,7 @@
 //! - `actor`: the single task that owns foca, the UDP socket and every timer; handles send it commands.
 //! - `pushpull`: the TCP full-state exchange, on join and periodically (anti-entropy).
 //! - `runtime`: how foca's calls reach the socket and the timers; `view`: the member list handles read.
-//! - `identity`: foca's identity type; `broadcast`: metadata and leave intents; `wire`: every byte format.
+//! - `identity`: foca's identity type; `broadcast`: metadata, leave intents and user events; `wire`: every byte format.
 //! - `health`: the failure-detector tuning and the Lifeguard local-health multiplier, with the reasoning behind them.
 //! - `timers`: the actor's deadline queue.
 //!
@@ -42,7 +42,12 @@
 //! other member after 1.8–2.4 s with 5 members, 3–3.8 s with 50; steady state costs each member about 4 datagrams
 //! (240 bytes) per second each way, plus a push/pull of the full state every 30–60 s.
 //!
-//! Not done: gossip encryption (anyone who can reach the port can inject members), Serf user events and queries,
+//! **User events** ([`Gossip::fire`]) are custom broadcasts too, de-duplicated by event ID (the last 4096 seen), and
+//! handed once each to [`Gossip::subscribe_events`]; filtering, ordering and keeping them is the agent's `events`.
+//! Unlike Serf, push/pull does not carry recent events: a joining node sees only events fired after it joined, which
+//! is what Consul asks of Serf anyway (it joins with `ignoreOld`).
+//!
+//! Not done: gossip encryption (anyone who can reach the port can inject members), Serf queries,
 //! network coordinates. A name conflict is refused at join time only: if two pools that each admitted a node under one
 //! name merge, the two keep declaring each other down (foca renews the loser), which is logged as a warning.
 //!
@@ -64,11 +69,6 @@ mod timers;
 mod view;
 mod wire;
 
-pub use wire::UserEvent;
-
-/// User events queued for a slow subscriber before it starts missing some (it is told how many).
-const EVENT_QUEUE: usize = 1024;
-
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -84,6 +84,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 pub use error::{GossipError, JoinFailure};
+pub use wire::{MAX_EVENT_BYTES, UserEvent};
 
 use actor::{Actor, Command, Parts, Settings};
 use identity::NodeId;
@@ -97,6 +98,8 @@ pub const MAX_META_BYTES: usize = 512;
 pub const MAX_NAME_BYTES: usize = 128;
 /// Commands queued for the actor before callers wait.
 const COMMAND_QUEUE: usize = 256;
+/// User events queued for a slow subscriber before it starts missing some (it is told how many).
+const EVENT_QUEUE: usize = 1024;
 /// Rounds of spreading the leave intent before declaring ourselves down, and the pause between them.
 const LEAVE_ROUNDS: u32 = 4;
 const LEAVE_ROUND_PAUSE: Duration = Duration::from_millis(150);

@@ -5,6 +5,11 @@ use std::time::{Duration, Instant};
 use roster_tests::{TestAgent, TestCluster, b64, eventually};
 use serde_json::{Value, json};
 
+/// The Lamport time of the first event named `name` that `agent` keeps.
+async fn ltime(agent: &TestAgent, name: &str) -> Option<u64> {
+    agent.get(&format!("/v1/event/list?name={name}")).await.json()[0]["LTime"].as_u64()
+}
+
 fn names(list: &Value) -> Vec<String> {
     list.as_array().into_iter().flatten().filter_map(|e| e["Name"].as_str().map(str::to_owned)).collect()
 }
@@ -19,12 +24,13 @@ async fn fire_returns_consuls_shape_and_list_holds_it() {
     assert_eq!(event["Payload"], b64("v1.2"));
     assert_eq!((event["Version"].clone(), event["NodeFilter"].clone()), (json!(1), json!("")));
     assert!(event["ID"].as_str().is_some_and(|id| id.len() == 36), "{event}");
-    assert_eq!(event["LTime"], 1);
+    assert_eq!(event["LTime"], 0, "Consul's fire answers before the event has a Lamport time");
 
     agent.put("/v1/event/fire/other", "").await.expect_status(200);
     let list = agent.get("/v1/event/list").await;
     list.expect_status(200);
     assert_eq!(names(&list.json()), ["deploy", "other"]);
+    assert_eq!(list.json()[0]["LTime"], 1);
     assert_eq!(list.json()[1]["Payload"], Value::Null, "an empty payload is null, as Consul");
     assert_eq!(list.json()[1]["LTime"], 2);
     let deploys = agent.get("/v1/event/list?name=deploy").await;
@@ -35,8 +41,14 @@ async fn fire_returns_consuls_shape_and_list_holds_it() {
 #[tokio::test]
 async fn a_blocking_list_wakes_on_the_next_fire_only() {
     let agent = TestAgent::dev("events-block").await;
-    agent.put("/v1/event/fire/a", "").await.expect_status(200);
-    let index = agent.get("/v1/event/list").await.index();
+    let empty = agent.get("/v1/event/list").await;
+    assert_eq!((empty.json(), empty.index()), (json!([]), 1), "no events is index 1, as Consul, so watchers block");
+    let (first, ()) = tokio::join!(agent.get("/v1/event/list?index=1&wait=5s"), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        agent.put("/v1/event/fire/a", "").await.expect_status(200);
+    });
+    assert_eq!(names(&first.json()), ["a"], "a watcher on an empty list is woken by the first event");
+    let index = first.index();
     let started = Instant::now();
     let path = format!("/v1/event/list?index={index}&wait=5s");
     let (woken, ()) = tokio::join!(agent.get(&path), async {
@@ -97,7 +109,8 @@ async fn an_event_fired_on_one_agent_reaches_every_agent_once() {
     })
     .await;
     assert!(names(&c2.get("/v1/event/list?name=only-c1").await.json()).is_empty());
-    // A later fire anywhere has a higher Lamport time than the first.
-    let later = c2.put("/v1/event/fire/later", "").await.json();
-    assert!(later["LTime"].as_u64() > fired.json()["LTime"].as_u64(), "{later}");
+    // A later fire on another agent has a higher Lamport time than the first: c2 has seen it.
+    c2.put("/v1/event/fire/later", "").await.expect_status(200);
+    let (first, later) = (ltime(c2, "rollout").await, ltime(c2, "later").await);
+    assert!(first.is_some() && later > first, "rollout at {first:?}, later at {later:?}");
 }

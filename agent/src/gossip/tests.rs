@@ -374,6 +374,57 @@ async fn garbage_on_the_gossip_port_is_dropped() -> Result<()> {
     Ok(())
 }
 
+fn user_event(id: &str) -> UserEvent {
+    UserEvent {
+        id: id.into(),
+        name: "deploy".into(),
+        payload: b"v2".to_vec(),
+        node_filter: String::new(),
+        service_filter: String::new(),
+        tag_filter: String::new(),
+        ltime: 1,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_events_reach_every_member_once_even_at_the_size_limit() -> Result<()> {
+    // The longest names make the longest packet headers, leaving the least room for the event.
+    let (long_a, long_b) = ("a".repeat(MAX_NAME_BYTES), "b".repeat(MAX_NAME_BYTES));
+    let nodes = cluster(40, &[&long_a, &long_b, "c", "d", "e"]).await?;
+    let mut inboxes: Vec<_> = nodes.iter().map(|node| node.gossip.subscribe_events()).collect();
+    let mut largest = user_event("largest");
+    while largest.encoded_len() < MAX_EVENT_BYTES {
+        largest.tag_filter.push('x');
+    }
+    if largest.encoded_len() > MAX_EVENT_BYTES {
+        largest.tag_filter.pop();
+    }
+    let fired = [user_event("from-a"), user_event("from-d"), largest];
+    nodes[0].gossip.fire(fired[0].clone()).await?;
+    nodes[3].gossip.fire(fired[1].clone()).await?;
+    nodes[1].gossip.fire(fired[2].clone()).await?;
+
+    let start = Instant::now();
+    for (node, inbox) in nodes.iter().zip(&mut inboxes) {
+        let mut received = Vec::new();
+        while received.len() < fired.len() {
+            let event = tokio::time::timeout(PATIENCE, inbox.recv())
+                .await
+                .with_context(|| format!("{} got only {received:?}", node.name()))??;
+            received.push(event.id);
+        }
+        received.sort();
+        ensure!(received == ["from-a", "from-d", "largest"], "{}: {received:?}", node.name());
+    }
+    println!("3 events everywhere after {:?}", start.elapsed());
+    // Each is re-gossiped several times by every member; none may be handed over twice.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (node, inbox) in nodes.iter().zip(&mut inboxes) {
+        ensure!(inbox.try_recv().is_err(), "{} received an event twice", node.name());
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_stops_every_task_and_closes_the_sockets() -> Result<()> {
     let node = start(config(19, 1, "a", "dc1")).await?;

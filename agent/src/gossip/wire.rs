@@ -56,7 +56,7 @@ pub struct UserEvent {
     pub id: String,
     /// The event's name.
     pub name: String,
-    /// The opaque payload (at most `MAX_EVENT_PAYLOAD` bytes).
+    /// The opaque payload (the agent allows at most 512 bytes, Serf's default limit).
     pub payload: Vec<u8>,
     /// A regular expression the receiving node's name must match; empty matches everything.
     pub node_filter: String,
@@ -66,6 +66,19 @@ pub struct UserEvent {
     pub tag_filter: String,
     /// The Lamport time the firing agent gave it.
     pub ltime: u64,
+}
+
+/// The most bytes a user event may take as an encoded broadcast, Serf's "sane limit after encoding" sized for us.
+///
+/// A custom broadcast travels after a header holding two identities (names up to 128 bytes, IPv6 addresses: about
+/// 330 bytes) inside a 1400-byte datagram; an item that can never fit would be queued and never sent.
+pub const MAX_EVENT_BYTES: usize = 1000;
+
+impl UserEvent {
+    /// Its size as a gossip broadcast, which [`MAX_EVENT_BYTES`] bounds.
+    pub fn encoded_len(&self) -> usize {
+        postcard::to_stdvec(&Broadcast::Event(self.clone())).map_or(usize::MAX, |bytes| bytes.len())
+    }
 }
 
 /// One node's metadata, as of one generation of its identity.
@@ -257,5 +270,38 @@ mod tests {
         let pruned = LeaveIntent { prune: true, ..forced.clone() };
         assert!(pruned.supersedes(&forced));
         assert!(!forced.supersedes(&pruned));
+    }
+
+    /// foca sends a custom broadcast only where it fits whole, so one that never fits would never leave this node.
+    #[test]
+    fn the_largest_user_event_fits_a_broadcast_between_the_longest_identities() {
+        use foca::Codec as _;
+        let longest = |host: u16| NodeId {
+            name: "n".repeat(super::super::MAX_NAME_BYTES).into(),
+            addr: SocketAddr::new(std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0xffff, host).into(), u16::MAX),
+            generation: u64::MAX,
+        };
+        let header = foca::Header {
+            src: longest(1),
+            src_incarnation: u16::MAX,
+            dst: longest(2),
+            message: foca::Message::Broadcast,
+        };
+        let mut encoded = Vec::new();
+        foca::PostcardCodec.encode_header(&header, &mut encoded).expect("a header encodes");
+        // foca prefixes every custom broadcast with its length, a u16.
+        let needed = ENVELOPE_LEN + encoded.len() + 2 + MAX_EVENT_BYTES;
+        assert!(needed <= MAX_DATAGRAM, "{needed} bytes needed (header {})", encoded.len());
+
+        let event = UserEvent {
+            id: "6ba7b810-9dad-11d1-80b4-00c04fd430c8".into(),
+            name: "n".repeat(128),
+            payload: vec![0xff; 512],
+            node_filter: String::new(),
+            service_filter: String::new(),
+            tag_filter: String::new(),
+            ltime: u64::MAX,
+        };
+        assert!(event.encoded_len() + 200 <= MAX_EVENT_BYTES, "the longest name and payload leave room for filters");
     }
 }
