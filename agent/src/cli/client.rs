@@ -296,28 +296,15 @@ pub(super) fn print_stdout(bytes: &[u8]) -> anyhow::Result<i32> {
 
 /// A connection to one agent's HTTP API.
 pub(super) struct AgentClient {
-    /// The shared HTTP client (connection pool).
-    http: reqwest::Client,
-    /// `http://host:port`, without a trailing slash.
-    base: String,
-    /// Sent as `X-Consul-Token` when set.
-    token: Option<String>,
+    /// The same HTTP client `watch` and `lock` use, with a one-shot request timeout.
+    http: super::watch::agent_http::AgentHttp,
 }
 
 impl AgentClient {
     /// Resolves the address and token and builds the HTTP client.
     pub(super) fn new(args: &HttpArgs, env: &dyn EnvSource) -> anyhow::Result<AgentClient> {
         install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .context("cannot build the HTTP client")?;
-        Ok(AgentClient {
-            http,
-            base: resolve_http_addr(args.http_addr.as_deref(), env),
-            token: resolve_token(args.token.as_deref(), env),
-        })
+        Ok(AgentClient { http: super::watch::agent_http::AgentHttp::with_timeout(args, env, Duration::from_secs(60))? })
     }
 
     /// Sends one request; only transport failures are errors, any status comes back.
@@ -327,18 +314,8 @@ impl AgentClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> anyhow::Result<(StatusCode, Vec<u8>)> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = &self.token {
-            request = request.header("X-Consul-Token", token);
-        }
-        if let Some(body) = body {
-            request = request.body(body);
-        }
-        let unreachable = || format!("cannot reach the roster agent at {}", self.base);
-        let response = request.send().await.with_context(unreachable)?;
-        let status = response.status();
-        let bytes = response.bytes().await.with_context(unreachable)?;
-        Ok((status, bytes.to_vec()))
+        let reply = self.http.send(method, path, body).await?;
+        Ok((reply.status, reply.body))
     }
 
     /// GETs a JSON document; non-2xx answers are errors.

@@ -63,9 +63,14 @@ pub(in crate::cli) struct AgentHttp {
 impl AgentHttp {
     /// Resolves `-http-addr`/`-token` (and their environment variables) and builds the client.
     pub fn new(args: &HttpArgs, env: &dyn EnvSource) -> anyhow::Result<AgentHttp> {
+        AgentHttp::with_timeout(args, env, REQUEST_TIMEOUT)
+    }
+
+    /// The same, for requests that never park: `timeout` bounds each whole request.
+    pub fn with_timeout(args: &HttpArgs, env: &dyn EnvSource, timeout: Duration) -> anyhow::Result<AgentHttp> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(timeout)
             .build()
             .context("cannot build the HTTP client")?;
         Ok(AgentHttp {
