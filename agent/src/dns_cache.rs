@@ -11,6 +11,7 @@
 //! fetched again, and fails if that fails.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -44,6 +45,8 @@ pub struct WatchCache {
     runtime: tokio::runtime::Handle,
     max_stale: Duration,
     entries: Entries,
+    /// Moves whenever a cached answer is added or replaced, so DNS knows when its encoded answers are stale.
+    generation: Arc<AtomicU64>,
 }
 
 /// Cached answers by the postcard encoding of their query.
@@ -66,7 +69,13 @@ impl WatchCache {
             runtime: tokio::runtime::Handle::current(),
             max_stale,
             entries: Arc::new(Mutex::new(HashMap::new())),
+            generation: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// A number that changes whenever any cached answer does.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The answer to `query`: cached when a fresh enough one is there, else fetched (and watched from now on).
@@ -99,6 +108,7 @@ impl WatchCache {
             existing.answer = answer.clone();
             existing.fresh_at = now;
             existing.used_at = now;
+            self.generation.fetch_add(1, Ordering::AcqRel);
             return Ok(answer);
         }
         if entries.len() >= MAX_ENTRIES {
@@ -106,7 +116,10 @@ impl WatchCache {
         }
         entries.insert(key.clone(), slot.clone());
         drop(entries);
-        let watcher = Watcher { remote: self.remote.clone(), entries: self.entries.clone(), key, slot, query };
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let generation = self.generation.clone();
+        let watcher =
+            Watcher { remote: self.remote.clone(), entries: self.entries.clone(), key, slot, query, generation };
         self.runtime.spawn(watcher.run());
         Ok(answer)
     }
@@ -129,6 +142,7 @@ struct Watcher {
     key: Vec<u8>,
     slot: Arc<Mutex<Slot>>,
     query: Query,
+    generation: Arc<AtomicU64>,
 }
 
 impl Watcher {
@@ -148,8 +162,11 @@ impl Watcher {
             match self.remote.query(Consistency::Stale, index, WATCH_WAIT, &self.query).await {
                 Ok((answer, index, _)) => {
                     let mut slot = lock(&self.slot);
-                    slot.answer = answer;
-                    slot.index = index;
+                    if slot.index != index {
+                        slot.answer = answer;
+                        slot.index = index;
+                        self.generation.fetch_add(1, Ordering::AcqRel);
+                    }
                     slot.fresh_at = Instant::now();
                 }
                 Err(err) => {

@@ -105,6 +105,14 @@ impl CatalogView for ServerView {
         self.instances(Query::ServicesWithAddress { address: ip.to_string() }).await
     }
 
+    fn generation(&self) -> Option<u64> {
+        match (&self.cache, &self.backend) {
+            (Some(cache), _) => Some(cache.generation()),
+            (None, Backend::Local(server)) => Some(server.read_local(roster_kv::State::catalog_index)),
+            (None, Backend::Remote(_)) => None,
+        }
+    }
+
     async fn nodes_with_address(&self, ip: IpAddr) -> Result<Vec<NodeRecord>, ViewError> {
         match self.read(Query::NodesWithAddress { address: ip.to_string() }).await? {
             Answer::Nodes(nodes) => Ok(nodes.into_iter().map(record).collect()),

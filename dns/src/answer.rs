@@ -44,6 +44,7 @@ pub(crate) struct Answer {
 }
 
 /// The parts of [`Config`] the lookup needs in wire form, built once at start.
+#[derive(Clone)]
 pub(crate) struct Zones {
     /// The primary domain's apex, fully qualified.
     pub(crate) primary: Name,

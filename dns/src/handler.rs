@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::net::runtime::Time;
@@ -18,9 +18,11 @@ use hickory_server::zone_handler::{Catalog, MessageResponseBuilder};
 use tracing::{debug, warn};
 
 use crate::answer::{self, Answer, Outcome, Zones};
+use crate::cache::{AnswerCache, Entry};
 use crate::config::Config;
 use crate::name::parse_query_name;
 use crate::view::CatalogView;
+use crate::wire;
 
 /// RFC 1035 §4.2.1: a UDP message without EDNS0 carries at most 512 octets.
 const UDP_MIN_PAYLOAD: u16 = 512;
@@ -34,7 +36,8 @@ const TCP_MAX_MESSAGE: usize = u16::MAX as usize;
 /// A compressed owner name (2) plus type, class, TTL and RDLENGTH (10) plus at least one octet of data.
 const MIN_RECORD_LEN: usize = 13;
 
-/// The DNS request handler the hickory `Server` drives.
+/// The DNS request handler the hickory `Server` drives (TCP) and our own UDP loop falls back to.
+#[derive(Clone)]
 pub(crate) struct DnsHandler {
     /// The settings, shared read-only by every request.
     pub(crate) config: Arc<Config>,
@@ -43,7 +46,9 @@ pub(crate) struct DnsHandler {
     /// Where the answers come from.
     pub(crate) view: Arc<dyn CatalogView>,
     /// hickory's forwarder behind a `Catalog` rooted at `.`; `None` without recursors.
-    pub(crate) forwarder: Option<Catalog>,
+    pub(crate) forwarder: Option<Arc<Catalog>>,
+    /// Local answers in wire form, filled here and read by the UDP loop.
+    pub(crate) cache: Arc<AnswerCache>,
 }
 
 #[async_trait::async_trait]
@@ -65,9 +70,15 @@ impl RequestHandler for DnsHandler {
         let config = &self.config;
         let kind = parse_query_name(&qname.to_ascii(), &config.domain, config.alt_domain.as_deref());
         debug!(%qname, %qtype, ?kind, "dns query");
+        // Read before the lookup, so a write racing it leaves an entry that is already out of date, never a stale
+        // answer filed under the new generation.
+        let generation = self.view.generation();
         let lookup = answer::lookup(config, &self.zones, self.view.as_ref(), kind, &qname, qtype);
         match tokio::time::timeout(config.query_timeout, lookup).await {
             Ok(Ok(Outcome::Local(answer))) => {
+                if let Some(generation) = generation {
+                    self.remember(request, info.query.original(), qtype, &answer, generation);
+                }
                 self.send_answer(request, response_edns.as_ref(), qtype, answer, response_handle).await
             }
             Ok(Ok(Outcome::Forward)) => self.forward::<R, T>(request, response_edns.as_ref(), response_handle).await,
@@ -95,13 +106,29 @@ impl DnsHandler {
             // Consul refuses at once rather than pretending to recurse.
             return send_error(request, response_edns, ResponseCode::Refused, response_handle).await;
         };
-        let forwarded = forwarder.handle_request::<R, T>(request, response_handle.clone());
+        let forwarded = forwarder.as_ref().handle_request::<R, T>(request, response_handle.clone());
         match tokio::time::timeout(self.config.recursor_timeout, forwarded).await {
             Ok(info) => info,
             Err(_) => {
                 warn!(timeout = ?self.config.recursor_timeout, "recursors did not answer in time");
                 send_error(request, response_edns, ResponseCode::ServFail, response_handle).await
             }
+        }
+    }
+
+    /// Files a local answer to a UDP question in the answer cache, for the UDP loop's next identical question.
+    fn remember(&self, request: &Request, query: &Query, qtype: RecordType, answer: &Answer, generation: u64) {
+        if request.protocol() != Protocol::Udp {
+            return;
+        }
+        let mut key = Vec::with_capacity(64);
+        if wire::parse_query(request.as_slice(), &mut key).is_none() {
+            return;
+        }
+        let (answer_limit, _) = self.limits(request, qtype);
+        let recursion_available = self.forwarder.is_some();
+        if let Some(entry) = Entry::build(answer, query, generation, recursion_available, answer_limit) {
+            self.cache.insert(&key, entry);
         }
     }
 
@@ -154,8 +181,8 @@ impl DnsHandler {
         if request.protocol() != Protocol::Udp {
             return (usize::MAX, TCP_MAX_MESSAGE);
         }
-        let payload = request.edns.as_ref().map_or(UDP_MIN_PAYLOAD, Edns::max_payload);
-        let max_bytes = usize::from(payload.clamp(UDP_MIN_PAYLOAD, UDP_MAX_PAYLOAD));
+        let max_bytes =
+            usize::from(request.edns.as_ref().map_or(UDP_MIN_PAYLOAD, |edns| advertised_payload(edns.max_payload())));
         let limit = self.config.udp_answer_limit;
         let max_answers = if limit > 0 && matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::ANY) {
             usize::try_from(limit).unwrap_or(usize::MAX)
@@ -184,9 +211,14 @@ fn screen(request: &Request) -> Option<ResponseCode> {
 fn response_edns(request: &Request) -> Option<Edns> {
     let request_edns = request.edns.as_ref()?;
     let mut edns = Edns::new();
-    edns.set_max_payload(request_edns.max_payload().clamp(UDP_MIN_PAYLOAD, UDP_MAX_PAYLOAD));
+    edns.set_max_payload(advertised_payload(request_edns.max_payload()));
     edns.set_version(0);
     Some(edns)
+}
+
+/// The UDP payload we fill, and advertise, for a client that advertised `payload`.
+pub(crate) fn advertised_payload(payload: u16) -> u16 {
+    payload.clamp(UDP_MIN_PAYLOAD, UDP_MAX_PAYLOAD)
 }
 
 /// The answer records and their de-duplicated additionals, in order.

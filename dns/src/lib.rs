@@ -5,8 +5,12 @@
 //! # Layout
 //! - `name`: the pure query-name parser, [`parse_query_name`] → [`QueryKind`].
 //! - `answer`: records from the catalog view (health filter, shuffle, SRV, TXT, PTR, SOA).
-//! - `handler`: the `RequestHandler` (screening, time bounds, forwarding, truncation).
-//! - `server`: [`serve`], which runs hickory's `Server` on sockets bound by the agent.
+//! - `handler`: the `RequestHandler` (screening, time bounds, forwarding, truncation), which also files local
+//!   UDP answers in the answer cache.
+//! - `cache` and `wire`: the answer cache of pre-encoded records, and the strict scan of a plain query that
+//!   finds a cached answer without a full parse.
+//! - `udp`: our UDP loop (cache hits inline, the rest through the handler).
+//! - `server`: [`serve`], which runs the UDP loops and hickory's `Server` for TCP on sockets bound by the agent.
 //! - `view`: the [`CatalogView`] trait the agent implements, and its record types.
 //!
 //! **Architecture Invariant:** dns never writes the catalog and never waits unboundedly: every
@@ -15,12 +19,15 @@
 #![warn(missing_docs)]
 
 mod answer;
+mod cache;
 mod config;
 mod error;
 mod handler;
 mod name;
 mod server;
+mod udp;
 mod view;
+mod wire;
 
 pub use config::Config;
 pub use error::{Error, Result};

@@ -1,5 +1,6 @@
-//! The entry point: builds the handler and the optional forwarder, then runs hickory's `Server` on
-//! sockets the agent already bound, until the shutdown token is cancelled.
+//! The entry point: builds the handler and the optional forwarder, then serves sockets the agent already
+//! bound, UDP with our own loops (`udp.rs`) and TCP with hickory's `Server`, until the shutdown token is
+//! cancelled.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +12,10 @@ use hickory_server::store::forwarder::{ForwardConfig, ForwardZoneHandler};
 use hickory_server::zone_handler::Catalog;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::answer::Zones;
+use crate::cache::AnswerCache;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::handler::DnsHandler;
@@ -37,16 +40,42 @@ pub async fn serve(
 ) -> Result<()> {
     let zones = Zones { primary: apex(&config.domain)?, alt: config.alt_domain.as_deref().map(apex).transpose()? };
     let forwarder = forwarder(&config)?;
-    let handler = DnsHandler { config: Arc::new(config), zones, view, forwarder };
-    if udp.is_empty() && tcp.is_empty() {
+    let handler =
+        DnsHandler { config: Arc::new(config), zones, view, forwarder, cache: Arc::new(AnswerCache::default()) };
+    // One receiving task per worker thread, so hits on one socket use every core; on a current-thread runtime
+    // (the agent runs one per core, each with its own SO_REUSEPORT socket) a second task would only take turns.
+    let loops = match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::CurrentThread => 1,
+        _ => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    let misses = TaskTracker::new();
+    let udp_loops: Vec<_> = udp
+        .into_iter()
+        .map(|socket| {
+            let serve = crate::udp::serve(Arc::new(socket), handler.clone(), loops, misses.clone(), shutdown.clone());
+            tokio::spawn(serve)
+        })
+        .collect();
+    let tcp_result = serve_tcp(handler, tcp, &shutdown).await;
+    for udp_loop in udp_loops {
+        if let Err(error) = udp_loop.await {
+            tracing::warn!(%error, "dns udp loop ended abnormally");
+        }
+    }
+    // Every miss is bounded by query_timeout or recursor_timeout, so this drain ends.
+    misses.close();
+    misses.wait().await;
+    tcp_result
+}
+
+/// Serves TCP with hickory's server until `shutdown`, then drains it.
+async fn serve_tcp(handler: DnsHandler, tcp: Vec<TcpListener>, shutdown: &CancellationToken) -> Result<()> {
+    if tcp.is_empty() {
         // hickory's `block_until_done` returns at once with no listeners; keep the documented contract instead.
         shutdown.cancelled().await;
         return Ok(());
     }
     let mut server = Server::new(handler);
-    for socket in udp {
-        server.register_socket(socket);
-    }
     for listener in tcp {
         server.register_listener(listener, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
     }
@@ -76,7 +105,7 @@ fn apex(domain: &str) -> Result<Name> {
 /// All recursors are asked together and the first answer wins, each with one attempt of
 /// `recursor_timeout`, so a dead recursor costs nothing when another is alive. Nothing is cached:
 /// Consul's recursor path is a plain forwarder and clients cache by TTL themselves.
-fn forwarder(config: &Config) -> Result<Option<Catalog>> {
+fn forwarder(config: &Config) -> Result<Option<Arc<Catalog>>> {
     if config.recursors.is_empty() {
         return Ok(None);
     }
@@ -102,5 +131,5 @@ fn forwarder(config: &Config) -> Result<Option<Catalog>> {
         .map_err(Error::Recursor)?;
     let mut catalog = Catalog::new();
     catalog.upsert(LowerName::from(Name::root()), vec![Arc::new(handler)]);
-    Ok(Some(catalog))
+    Ok(Some(Arc::new(catalog)))
 }

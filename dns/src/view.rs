@@ -83,4 +83,11 @@ pub trait CatalogView: Send + Sync + 'static {
         let _ = ip;
         Ok(Vec::new())
     }
+
+    /// A number that changes whenever any answer this view gives could change (a catalog write, a refreshed
+    /// client cache), read on every UDP query, so it must be cheap. Answers are cached per question until it
+    /// moves (and for at most a second). `None`, the default, turns the answer cache off.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant as StdInstant};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
@@ -23,6 +24,12 @@ struct FakeView {
     nodes: Vec<NodeRecord>,
     /// Every call parks forever, as a view stuck behind a lost leader would.
     hang: bool,
+    /// Service lookups so far: a cached answer makes none.
+    service_lookups: AtomicUsize,
+    /// Every instance is critical, as after a failed node: the test flips it (and bumps `generation`).
+    all_critical: AtomicBool,
+    /// The catalog generation the answer cache goes by.
+    generation: AtomicU64,
 }
 
 #[async_trait::async_trait]
@@ -31,13 +38,22 @@ impl CatalogView for FakeView {
         if self.hang {
             std::future::pending::<()>().await;
         }
+        self.service_lookups.fetch_add(1, Ordering::SeqCst);
+        let all_critical = self.all_critical.load(Ordering::SeqCst);
         Ok(self
             .instances
             .iter()
             .filter(|instance| instance.service_name.eq_ignore_ascii_case(service))
             .filter(|instance| tag.is_none_or(|tag| instance.tags.iter().any(|have| have.eq_ignore_ascii_case(tag))))
-            .cloned()
+            .map(|instance| Instance {
+                health: if all_critical { Health::Critical } else { instance.health },
+                ..instance.clone()
+            })
             .collect())
+    }
+
+    fn generation(&self) -> Option<u64> {
+        Some(self.generation.load(Ordering::SeqCst))
     }
 
     async fn node(&self, name: &str) -> Result<Option<NodeRecord>, ViewError> {
@@ -97,7 +113,7 @@ fn catalog() -> FakeView {
             instance(n3.clone(), "down", "", 1, &[], Health::Critical),
         ],
         nodes: vec![n1, n2, n3, n4, n6],
-        hang: false,
+        ..FakeView::default()
     }
 }
 
@@ -114,6 +130,7 @@ fn many_instances(count: usize) -> FakeView {
 // ---------------------------------------------------------------- harness
 
 struct Harness {
+    view: Arc<FakeView>,
     udp: SocketAddr,
     tcp: SocketAddr,
     shutdown: CancellationToken,
@@ -127,14 +144,15 @@ impl Harness {
         let udp = udp_socket.local_addr().expect("udp addr");
         let tcp = tcp_listener.local_addr().expect("tcp addr");
         let shutdown = CancellationToken::new();
+        let view = Arc::new(view);
         let task = tokio::spawn(roster_dns::serve(
             config,
-            Arc::new(view),
+            view.clone(),
             vec![udp_socket],
             vec![tcp_listener],
             shutdown.clone(),
         ));
-        Self { udp, tcp, shutdown, task }
+        Self { view, udp, tcp, shutdown, task }
     }
 
     async fn udp(&self, name: &str, record_type: RecordType) -> Message {
@@ -287,6 +305,72 @@ async fn answers_are_shuffled() {
     first_answers.sort();
     first_answers.dedup();
     assert!(first_answers.len() > 1, "30 answers always started with the same record");
+    harness.stop().await;
+}
+
+/// A decoded response with its answers in a fixed order and the SOA serial (the current time) zeroed, so two
+/// answers to the same question compare equal whatever the shuffle and the clock did.
+fn canonical(mut message: Message) -> String {
+    message.metadata.id = 0;
+    message.answers.sort_by_key(|record| record.to_string());
+    message.additionals.sort_by_key(|record| record.to_string());
+    for record in &mut message.authorities {
+        if let RData::SOA(soa) = &mut record.data {
+            *soa = hickory_proto::rr::rdata::SOA::new(
+                soa.mname.clone(),
+                soa.rname.clone(),
+                0,
+                soa.refresh,
+                soa.retry,
+                soa.expire,
+                soa.minimum,
+            );
+        }
+    }
+    format!("{message:?}")
+}
+
+#[tokio::test]
+async fn repeat_udp_questions_are_answered_from_the_cache_exactly_as_the_first_time() {
+    let harness = Harness::start(config(), catalog()).await;
+    let questions = [
+        ("web.service.consul.", RecordType::A, None),
+        ("WEB.Service.Consul.", RecordType::A, Some(1232)),
+        ("web.service.consul.", RecordType::SRV, Some(4096)),
+        ("_web._v1.service.consul.", RecordType::SRV, None),
+        ("db6.service.consul.", RecordType::AAAA, None),
+        ("db6.service.consul.", RecordType::A, None),
+        ("nope.service.consul.", RecordType::A, None),
+        ("n1.node.consul.", RecordType::TXT, None),
+    ];
+    for (name, record_type, edns) in questions {
+        let first = udp_query(harness.udp, &request(name, record_type, edns)).await;
+        let lookups = harness.view.service_lookups.load(Ordering::SeqCst);
+        for _ in 0..5 {
+            let again = udp_query(harness.udp, &request(name, record_type, edns)).await;
+            assert_eq!(canonical(again.clone()), canonical(first.clone()), "{name} {record_type}");
+        }
+        assert_eq!(harness.view.service_lookups.load(Ordering::SeqCst), lookups, "{name} {record_type}: no lookups");
+    }
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_catalog_change_retires_cached_answers_at_once() {
+    let harness = Harness::start(Config { udp_answer_limit: 0, ..config() }, catalog()).await;
+    for _ in 0..3 {
+        let response = harness.udp("web.service.consul.", RecordType::A).await;
+        assert_eq!(ips(&response.answers), vec![ip("10.0.0.1"), ip("10.0.0.2"), ip("192.168.9.9")]);
+    }
+    assert_eq!(harness.view.service_lookups.load(Ordering::SeqCst), 1, "the repeats came from the cache");
+    harness.view.all_critical.store(true, Ordering::SeqCst);
+    harness.view.generation.fetch_add(1, Ordering::SeqCst);
+    let response = harness.udp("web.service.consul.", RecordType::A).await;
+    assert_eq!(rcode(&response), ResponseCode::NXDomain, "the failed instances are gone from the next answer");
+    harness.view.all_critical.store(false, Ordering::SeqCst);
+    harness.view.generation.fetch_add(1, Ordering::SeqCst);
+    let response = harness.udp("web.service.consul.", RecordType::A).await;
+    assert_eq!(ips(&response.answers), vec![ip("10.0.0.1"), ip("10.0.0.2"), ip("192.168.9.9")]);
     harness.stop().await;
 }
 

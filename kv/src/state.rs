@@ -71,6 +71,17 @@ impl State {
         self.index
     }
 
+    /// The last change to nodes, services or checks: everything a DNS answer is made of. KV and session writes
+    /// leave it alone, so they do not retire cached DNS answers.
+    pub fn catalog_index(&self) -> u64 {
+        [Table::Nodes, Table::Services, Table::Checks]
+            .iter()
+            .filter_map(|table| self.table_index.get(table))
+            .copied()
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Records that entry `index` carried no command (Raft blank and membership entries).
     pub fn apply_noop(&mut self, index: u64) {
         self.index = self.index.max(index);

@@ -448,3 +448,15 @@ proptest! {
 
 mod sessions;
 mod txn;
+
+#[test]
+fn catalog_index_moves_with_catalog_writes_and_not_with_kv_writes() {
+    let (mut state, _) = run(&[register("n1", Some(service("web1", "web", &[])), vec![])]);
+    assert_eq!(state.catalog_index(), 1);
+    state.apply(2, &set("config/x", "1"));
+    assert_eq!((state.last_index(), state.catalog_index()), (2, 1), "a KV write leaves DNS answers standing");
+    state.apply(3, &register("n1", Some(service("web1", "web", &[])), vec![check("c", "web1", CheckStatus::Critical)]));
+    assert_eq!(state.catalog_index(), 3, "a check write retires them");
+    let restored = State::decode_snapshot(&state.encode_snapshot()).unwrap();
+    assert_eq!(restored.catalog_index(), 3, "and a snapshot keeps it");
+}
