@@ -23,9 +23,10 @@ pub(super) fn unshare_task_namespaces() -> io::Result<()> {
     unsafe { rustix::thread::unshare_unsafe(flags) }.map_err(io::Error::from)
 }
 
-/// Moves the caller into a new network namespace (the supervisor does this for a task with a network of its own,
-/// spawns the task into it, and returns to the host's with `setns`).
+/// Moves the calling thread into a new network namespace (the supervisor does this for a task with a network of its
+/// own, spawns the task into it, and returns to the host's with `setns`).
 pub(super) fn unshare_network() -> io::Result<()> {
-    // SAFETY: no CLONE_FILES, and the caller is single-threaded (see the module doc).
+    // SAFETY: no CLONE_FILES, so no descriptor table changes under another thread. (The supervisor is
+    // single-threaded anyway; a test calls this from one thread of its harness, and only that thread moves.)
     unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNET) }.map_err(io::Error::from)
 }
