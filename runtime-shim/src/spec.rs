@@ -21,6 +21,9 @@
 //! checks = [{ http = "http://${address}:${port}/", interval = "10s" }]
 //! ```
 //!
+//! An exec task names a `rootfs` and a `command` instead of an `image`, and runs on the host's network unless it
+//! asks for `network = "bridge"` (its own address on the node's roster bridge) or `network = "none"`.
+//!
 //! Every duration is a Go duration string (`"10s"`, `"1m30s"`). Unknown fields are refused everywhere except inside
 //! a service's `checks`, which are Consul check definitions kept as JSON values for the agent's own parser.
 

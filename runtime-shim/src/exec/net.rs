@@ -23,7 +23,9 @@
 //!
 //! Nothing here touches iptables or nftables, nor `net.ipv4.ip_forward`: the host reaches a bridge task through
 //! the bridge's connected route, tasks on one bridge reach each other through it, and reaching further out is the
-//! operator's routing and NAT to set up.
+//! operator's routing and NAT to set up. Where `br_netfilter` is loaded, bridged packets also pass the host's
+//! iptables `FORWARD` chain, so on a Docker host (whose policy there is `DROP`) tasks reach each other only once
+//! the operator accepts `roster0`'s traffic (Docker's `DOCKER-USER` chain is the place for it).
 
 use std::collections::BTreeSet;
 use std::fs::File;
