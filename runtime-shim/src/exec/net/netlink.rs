@@ -255,3 +255,6 @@ fn context(what: &str, err: rustix::io::Errno) -> io::Error {
     let err = io::Error::from(err);
     io::Error::new(err.kind(), format!("{what}: {err}"))
 }
+
+#[cfg(test)]
+mod tests;
