@@ -7,8 +7,11 @@
 //! driver holds no state of its own: every call reads the task directories, so a new driver instance (a restarted
 //! agent) sees exactly what the old one did, and `recover` is a directory scan.
 //!
-//! The network namespace is the host's (exec specs have no `network`), so a task's ports are the host's ports and
-//! its services register with the node's address.
+//! A task's `network` (`net.rs`) is the host's by default, so its ports are the host's ports and its services
+//! register with the node's address. With `none` it has a network namespace of its own with only loopback; with
+//! `bridge`, also an `eth0` on the node's roster bridge ([`BridgeConfig`], `roster0`, 10.89.0.0/24) at an address
+//! the driver allocates, which `inspect` reports under the network name `bridge`, so services with
+//! `address_mode = "container"` register it.
 //!
 //! The supervisor is the agent's own binary run with a hidden subcommand ([`ExecConfig::supervisor`]), a fresh
 //! single-threaded process, because creating namespaces and forking are not safe in the agent's multi-threaded
@@ -24,7 +27,7 @@ use std::fs::OpenOptions;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -41,13 +44,16 @@ mod cgroup;
 mod enter;
 mod events;
 mod init;
+mod net;
 mod procfs;
 mod supervise;
 mod sys;
 mod wire;
 
+pub use net::BridgeConfig;
 pub use supervise::supervise_main;
 
+use net::NetworkFile;
 use wire::{OUTPUT_LOG, STATE_FILE, SUPERVISOR_LOG, StateFile, TASK_FILE, TaskFile};
 
 /// The driver name in errors and specs.
@@ -79,6 +85,10 @@ pub struct ExecConfig {
     pub poll_interval: Duration,
     /// How long `start` waits for the supervisor to report the task started (default 10 s).
     pub start_timeout: Duration,
+    /// The bridge that tasks with `network = "bridge"` are attached to, and the subnet of their addresses (default
+    /// `roster0`, 10.89.0.1/24). Drivers sharing a bridge must share a state directory, because the addresses in
+    /// use are read from it.
+    pub bridge: BridgeConfig,
 }
 
 /// Runs tasks as supervised processes in namespaces and cgroups, for one node.
@@ -86,6 +96,9 @@ pub struct ExecConfig {
 pub struct ExecDriver {
     /// The settings; shared by clones.
     config: Arc<ExecConfig>,
+    /// Held while a bridge address is chosen and its `task.json` written, so two starts never pick the same one;
+    /// shared by clones.
+    allocation: Arc<Mutex<()>>,
 }
 
 impl ExecConfig {
@@ -102,6 +115,7 @@ impl ExecConfig {
             cgroup_prefix: "roster".to_string(),
             poll_interval: Duration::from_millis(250),
             start_timeout: Duration::from_secs(10),
+            bridge: BridgeConfig::default(),
         }
     }
 }
@@ -109,7 +123,7 @@ impl ExecConfig {
 impl ExecDriver {
     /// A driver with these settings. It does no I/O until asked; [`Driver::probe`] says whether it can work here.
     pub fn new(config: ExecConfig) -> ExecDriver {
-        ExecDriver { config: Arc::new(config) }
+        ExecDriver { config: Arc::new(config), allocation: Arc::default() }
     }
 
     /// The directory of a task of this node: `<state_dir>/<job>.<task>` (both DNS labels, so the name parses
@@ -166,6 +180,7 @@ impl ExecDriver {
             resources: task.resources,
             resolv_conf: resolv_conf(options),
             cgroup,
+            network: NetworkFile::Host,
             supervisor_args: self
                 .config
                 .supervisor
@@ -174,6 +189,33 @@ impl ExecDriver {
                 .map(|arg| arg.to_string_lossy().into_owned())
                 .collect(),
         })
+    }
+
+    /// Writes the task's `task.json` with its network, allocating a bridge address for a bridge task: the lowest
+    /// one no other task directory holds, chosen and written under the allocation lock so two starts cannot pick
+    /// the same one.
+    fn save_task_file(&self, dir: &Path, mut file: TaskFile, task: &TaskSpec) -> Result<TaskFile> {
+        let _allocating = self.allocation.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        file.network = match task.network.as_deref() {
+            None | Some("host") => NetworkFile::Host,
+            Some("none") => NetworkFile::None,
+            Some("bridge") => {
+                let used = net::used_addresses(&self.config.state_dir, dir).map_err(|err| runtime("start", err))?;
+                let bridge = &self.config.bridge;
+                let address = net::allocate(bridge, &used).ok_or_else(|| Error::Runtime {
+                    driver: DRIVER,
+                    op: "start",
+                    message: format!(
+                        "no free address left on {} ({}/{})",
+                        bridge.name, bridge.address, bridge.prefix_len
+                    ),
+                })?;
+                NetworkFile::bridge(bridge, address, &file.node, &file.job, &file.task)
+            }
+            Some(other) => return Err(Error::Unsupported(format!("exec network {other:?}"))),
+        };
+        wire::write(&dir.join(TASK_FILE), &file).map_err(|err| runtime("start", err))?;
+        Ok(file)
     }
 
     /// Spawns the supervisor's detaching hop for the task in `dir` and reaps it.
@@ -344,14 +386,14 @@ impl Driver for ExecDriver {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {}
             Err(err) => return Err(runtime("start", err)),
         }
-        wire::write(&dir.join(TASK_FILE), &file).map_err(|err| runtime("start", err))?;
+        let file = self.save_task_file(&dir, file, task)?;
         self.spawn_supervisor(&dir, "start").await?;
         self.wait_started(&dir).await?;
         Ok(self.handle(&file))
     }
 
     async fn inspect(&self, handle: &TaskHandle) -> Result<TaskState> {
-        let (_, _, state) = self.load(handle)?;
+        let (_, task, state) = self.load(handle)?;
         let state = state.unwrap_or_default();
         let status = match &state {
             state if state.exited() => TaskStatus::Exited { exit_code: state.exit_code.unwrap_or(-1) },
@@ -359,11 +401,16 @@ impl Driver for ExecDriver {
             state if state.pid.is_some() => TaskStatus::Running,
             _ => TaskStatus::Created,
         };
+        // Named for the spec's network, as Docker names a container's addresses, so the agent finds it by name.
+        let addresses = match task.network.address() {
+            Some(address) if status == TaskStatus::Running => [("bridge".to_string(), address.into())].into(),
+            _ => Default::default(),
+        };
         Ok(TaskState {
             status,
             started_at: state.started_at.map(wire::time_of),
             finished_at: state.exited_at.map(wire::time_of),
-            addresses: Default::default(),
+            addresses,
             health: None,
             oom_killed: state.oom,
         })
@@ -403,6 +450,9 @@ impl Driver for ExecDriver {
             self.wait_exited(&dir, KILL_WAIT).await;
         }
         self.reap_cgroup(&task).await?;
+        // The supervisor deletes the host veth end when the task exits; this covers a supervisor that died first.
+        net::remove_host_veth(&task.network).map_err(|err| runtime("remove", err))?;
+        // Removing the directory frees the task's bridge address.
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),

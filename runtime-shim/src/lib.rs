@@ -36,7 +36,7 @@ pub use driver::{
 };
 pub use duration::GoDuration;
 pub use error::{Error, Result};
-pub use exec::{ExecConfig, ExecDriver, supervise_main};
+pub use exec::{BridgeConfig, ExecConfig, ExecDriver, supervise_main};
 pub use registrator::{ContainerInfo, registrations};
 pub use restart::{Decision, RestartTracker, StayReason};
 pub use spec::{

@@ -21,6 +21,9 @@
 //! checks = [{ http = "http://${address}:${port}/", interval = "10s" }]
 //! ```
 //!
+//! An exec task names a `rootfs` and a `command` instead of an `image`, and runs on the host's network unless it
+//! asks for `network = "bridge"` (its own address on the node's roster bridge) or `network = "none"`.
+//!
 //! Every duration is a Go duration string (`"10s"`, `"1m30s"`). Unknown fields are refused everywhere except inside
 //! a service's `checks`, which are Consul check definitions kept as JSON values for the agent's own parser.
 
@@ -73,8 +76,14 @@ pub struct TaskSpec {
     /// The ports the task listens on, each with a label that services refer to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortSpec>,
-    /// The Docker network to connect the container to (docker only); it must exist, roster creates none.
-    /// Absent: Docker's default bridge.
+    /// Docker: the Docker network to connect the container to; it must exist, roster creates none. Absent: Docker's
+    /// default bridge.
+    ///
+    /// Exec: `"host"` (the default: the host's network namespace, so the task binds the host's ports), `"none"` (a
+    /// network namespace of its own with only `lo`) or `"bridge"` (its own namespace with `eth0` on the node's
+    /// `roster0` bridge, at an address from 10.89.0.0/24 that the driver allocates, and a default route via the
+    /// bridge's 10.89.0.1). A bridge task is reached at its own address, so its services use
+    /// `address_mode = "container"` and its ports have no `host_port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
     /// Host directories bind-mounted into the task.

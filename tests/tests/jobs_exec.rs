@@ -1,6 +1,6 @@
 //! The exec driver through the agent: a busybox rootfs task with a memory limit and an HTTP check is registered
 //! once it serves, survives an agent restart as the same process (adopted, not relaunched), and stopping the job
-//! deregisters it and ends the process.
+//! deregisters it and ends the process; a task on the roster bridge is registered at its own address.
 //!
 //! Needs root (namespaces, cgroups): skipped with a printed reason otherwise, required under `ROSTER_REQUIRE_EXEC=1` (CI).
 
@@ -147,4 +147,69 @@ async fn a_crashed_task_shows_its_exit_code_and_last_lines_and_leaves_passing() 
     let status = agent.cli(&["job", "status", &job]).await;
     assert!(status.stdout.contains("boom: cannot open config"), "{}", status.stdout);
     agent.delete(&format!("/v1/agent/job/{job}")).await.expect_status(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_bridge_task_is_registered_and_served_at_its_own_address() {
+    if !exec_or_skip() {
+        return;
+    }
+    let data = tempfile::tempdir().expect("data dir");
+    let rootfs = tempfile::tempdir().expect("rootfs");
+    busybox_rootfs(rootfs.path());
+    let agent = TestAgent::start_with_config(
+        "exec-bridge",
+        AgentMode::Server { data_dir: data.path().to_path_buf() },
+        json!({}),
+    )
+    .await
+    .expect("agent");
+    let job = format!("bridged-{}", std::process::id());
+    // Port 80 inside the task's own network namespace: no host port is taken, so no conflict with the host.
+    let spec = json!({
+        "name": job,
+        "tasks": [{
+            "name": "web",
+            "driver": "exec",
+            "network": "bridge",
+            "rootfs": rootfs.path(),
+            "command": "/bin/httpd",
+            "args": ["-f", "-p", "80", "-h", "/www"],
+            "stop_timeout": "1s",
+            "services": [{
+                "name": "bridged",
+                "port": "http",
+                "address_mode": "container",
+                "checks": [{"http": "http://${address}:${port}/", "interval": "1s", "timeout": "1s"}],
+            }],
+            "ports": [{"label": "http", "container_port": 80}],
+        }],
+    });
+    agent.put_json("/v1/agent/job", &spec).await.expect_status(200);
+    let passing = eventually("the bridge task passing", Duration::from_secs(20), || async {
+        let health = agent.get("/v1/health/service/bridged?passing").await.json();
+        health.as_array().filter(|instances| instances.len() == 1).map(|instances| instances[0].clone())
+    })
+    .await;
+
+    // The registered address is the one the driver allocated and recorded for the task.
+    let task: Value = serde_json::from_slice(
+        &std::fs::read(data.path().join(format!("exec/{job}.web/task.json"))).expect("the task's task.json"),
+    )
+    .expect("task.json");
+    let address = task["network"]["address"].as_str().expect("a bridge address").to_string();
+    assert!(address.starts_with("10.89.0."), "{address}");
+    assert_eq!(passing["Service"]["Address"], json!(address));
+    assert_eq!(passing["Service"]["Port"], json!(80));
+    let page = reqwest::get(format!("http://{address}:80/")).await.expect("GET the task").text().await.expect("body");
+    assert_eq!(page, "served from an exec task\n");
+
+    let veth = task["network"]["host_veth"].as_str().expect("the host veth").to_string();
+    assert!(Path::new("/sys/class/net").join(&veth).exists(), "{veth} is on the host");
+    agent.delete(&format!("/v1/agent/job/{job}")).await.expect_status(200);
+    assert_eq!(agent.get("/v1/catalog/service/bridged").await.json(), json!([]));
+    eventually("the veth gone", Duration::from_secs(10), || async {
+        (!Path::new("/sys/class/net").join(&veth).exists()).then_some(())
+    })
+    .await;
 }

@@ -207,7 +207,7 @@ impl TaskRun {
                     None => addresses.values().next().copied(),
                 }
                 .or_else(|| addresses.values().next().copied())
-                // An exec task shares the host's network.
+                // An exec task on the host's network (or on none) has no address of its own; a bridge one has.
                 .or(Some(advertise))?;
                 let container_port = port.and_then(|p| u16::try_from(p.container_port).ok());
                 Some((ip, container_port))

@@ -2,8 +2,8 @@
 //! [`Driver::exec`](crate::Driver::exec) and so for health checks.
 //!
 //! It joins the task's cgroup (so the command counts against the task's limits and dies with it), opens the task's
-//! namespaces and root from `/proc/<pid>` while the host's `/proc` is still visible, `setns`es into IPC, UTS, PID
-//! and mount (mount last: it changes what paths mean), `chroot`s to the task's root, and spawns the command. It
+//! namespaces and root from `/proc/<pid>` while the host's `/proc` is still visible, `setns`es into IPC, UTS, network
+//! (the host's, for a task on the host network), PID and mount (mount last: it changes what paths mean), `chroot`s to the task's root, and spawns the command. It
 //! spawns rather than `exec`s because joining a PID namespace applies to children only. Its exit status is the
 //! command's (128 + signal when a signal ended it), or 125 when it could not enter.
 //!
@@ -23,9 +23,10 @@ use super::supervise::{SETUP_FAILED, read_task};
 use super::wire::{self, STATE_FILE, StateFile};
 
 /// The namespaces a command joins, in the order it joins them.
-const NAMESPACES: [(&str, LinkNameSpaceType); 4] = [
+const NAMESPACES: [(&str, LinkNameSpaceType); 5] = [
     ("ipc", LinkNameSpaceType::InterProcessCommunication),
     ("uts", LinkNameSpaceType::HostNameAndNISDomainName),
+    ("net", LinkNameSpaceType::Network),
     ("pid", LinkNameSpaceType::ProcessID),
     ("mnt", LinkNameSpaceType::Mount),
 ];

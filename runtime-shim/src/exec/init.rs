@@ -8,8 +8,9 @@
 //! then `pivot_root`ed into (falling back to `chroot` where the host's root cannot be pivoted, an initramfs). Without
 //! one the task sees the host's filesystem, with its own `/proc` and mounts.
 //!
-//! The network namespace is the host's: the spec has no network for exec tasks, and an isolated namespace without
-//! veth plumbing would leave the task unreachable. Its ports are therefore bound on the host's addresses.
+//! The network namespace is not made here: `init` runs in the one the supervisor spawned it into, the host's for a
+//! task on the host network, or a new one the supervisor already set up (loopback, and for a bridge task `eth0` with
+//! its address and default route; see `net.rs`), so nothing here needs the host's namespace.
 //!
 //! A failure before the `exec` is written to the task's log and ends the process with status 125; a command that
 //! cannot be run ends it with 127 (not found) or 126, as a shell does.

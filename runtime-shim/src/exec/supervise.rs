@@ -5,9 +5,11 @@
 //! - `start`: the detaching hop. The agent spawns it and reaps it at once; it leaves the agent's session
 //!   (`setsid`) and spawns `run`, which is thereby orphaned to init and belongs to no terminal or agent process.
 //! - `run`: the supervisor proper. It records itself in `state.json`, creates the task's cgroup with its limits,
-//!   unshares a PID namespace for its children, spawns `init` (which becomes PID 1 there), records the task's
-//!   PID, waits, and records the exit (code or signal, OOM) before removing the cgroup. It never joins the task's
-//!   cgroup, so an OOM kill there cannot take it.
+//!   unshares a PID namespace for its children, for a task with a network of its own makes its network namespace
+//!   (and veth pair) and steps into it (`net.rs`), spawns `init` (which becomes PID 1 there), returns to the
+//!   host's network namespace, records the task's PID, waits, and records the exit (code or signal, OOM) before
+//!   removing the cgroup and the host veth end. It never joins the task's cgroup, so an OOM kill there cannot
+//!   take it.
 //! - `init` (`init.rs`): the task's first process, which sets up its namespaces and root and `exec`s the command.
 //! - `enter` (`enter.rs`): runs a command inside a running task, for [`Driver::exec`](crate::Driver::exec).
 //! - `probe`: checks that this host lets the supervisor create namespaces.
@@ -23,7 +25,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use super::wire::{self, OUTPUT_LOG, STATE_FILE, StateFile, TASK_FILE, TaskFile};
-use super::{enter, init, procfs, sys};
+use super::{enter, init, net, procfs, sys};
 
 /// The exit status of a supervisor mode that could not do its work (Docker's for its own failures).
 pub(crate) const SETUP_FAILED: u8 = 125;
@@ -153,12 +155,13 @@ fn spawn_task(dir: &Path, task: &TaskFile) -> Result<std::process::Child, String
         .open(dir.join(OUTPUT_LOG))
         .map_err(|err| format!("opening {OUTPUT_LOG}: {err}"))?;
     let stderr = output.try_clone().map_err(|err| format!("opening {OUTPUT_LOG}: {err}"))?;
-    self_command(task, "init", dir)
-        .stdin(Stdio::null())
-        .stdout(output)
-        .stderr(stderr)
-        .spawn()
-        .map_err(|err| format!("spawning the task: {err}"))
+    // `init` inherits the network namespace this leaves the supervisor in; the supervisor returns to the host's.
+    let namespace = net::enter(&task.network).map_err(|err| format!("setting up the network: {err}"))?;
+    let spawned = self_command(task, "init", dir).stdin(Stdio::null()).stdout(output).stderr(stderr).spawn();
+    if let Some(namespace) = namespace {
+        namespace.leave().map_err(|err| format!("{err}"))?;
+    }
+    spawned.map_err(|err| format!("spawning the task: {err}"))
 }
 
 /// Records a failure to start as an exit with [`SETUP_FAILED`] and the reason, and cleans up.
@@ -173,8 +176,11 @@ fn fail(dir: &Path, task: &TaskFile, mut state: StateFile, error: String) -> Exi
 }
 
 /// Kills what is left in the task's cgroup and removes it, waiting up to [`CLEANUP_WAIT`] for the kernel to let
-/// go of exiting processes.
+/// go of exiting processes, and deletes the task's host veth end.
 fn cleanup(task: &TaskFile) {
+    if let Err(err) = net::remove_host_veth(&task.network) {
+        eprintln!("roster supervisor: {err}");
+    }
     let deadline = Instant::now() + CLEANUP_WAIT;
     task.cgroup.kill_all();
     loop {

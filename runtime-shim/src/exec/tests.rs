@@ -7,19 +7,25 @@
 //! `ROSTER_REQUIRE_EXEC=1`, which makes it fail instead. Each test is its own node (so its own cgroup subtree
 //! below `roster-test/`), and its `Fixture` kills and removes whatever it started however the test ends.
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::net::{self, NetworkFile, netlink::Netlink};
 use super::wire::{self, TASK_FILE, TaskFile};
-use super::{ExecConfig, ExecDriver, resolv_conf, tail_lines};
+use super::{BridgeConfig, ExecConfig, ExecDriver, resolv_conf, tail_lines};
 use crate::driver::{DnsOptions, Driver, DriverEvent, StartOptions, TaskEventKind, TaskHandle, TaskStatus};
 use crate::error::Error;
 use crate::spec::{DriverKind, JobSpec, Resources, TaskSpec};
 
 /// The busybox applets the test rootfs links.
-const APPLETS: [&str; 12] = ["sh", "sleep", "cat", "echo", "hostname", "dd", "seq", "ls", "true", "grep", "wc", "head"];
+const APPLETS: [&str; 14] =
+    ["sh", "sleep", "cat", "echo", "hostname", "dd", "seq", "ls", "true", "grep", "wc", "head", "httpd", "wget"];
+/// The page the bridge tests' `httpd` serves from `/www`.
+const PAGE: &str = "served over the bridge";
 
 /// One test's driver, state directory and rootfs; kills and removes its tasks on drop.
 struct Fixture {
@@ -27,6 +33,8 @@ struct Fixture {
     config: ExecConfig,
     rootfs: tempfile::TempDir,
     _state: tempfile::TempDir,
+    /// Whether the test made its own bridge (`config.bridge`), to delete on drop; never the default `roster0`.
+    owns_bridge: bool,
 }
 
 impl Drop for Fixture {
@@ -42,6 +50,10 @@ impl Drop for Fixture {
                 std::thread::sleep(Duration::from_millis(20));
             }
             task.cgroup.remove_parent_if_empty();
+            let _ = net::remove_host_veth(&task.network);
+        }
+        if self.owns_bridge {
+            let _ = Netlink::open().and_then(|mut link| link.delete_link(&self.config.bridge.name));
         }
     }
 }
@@ -90,7 +102,20 @@ async fn setup(tag: &str) -> Option<Fixture> {
     for applet in APPLETS {
         std::os::unix::fs::symlink("busybox", rootfs.path().join("bin").join(applet)).expect("applet link");
     }
-    Some(Fixture { driver, config, rootfs, _state: state })
+    std::fs::create_dir(rootfs.path().join("www")).expect("www dir");
+    std::fs::write(rootfs.path().join("www/index.html"), PAGE).expect("page");
+    Some(Fixture { driver, config, rootfs, _state: state, owns_bridge: false })
+}
+
+/// [`setup`] with a bridge of the test's own, `rt-<tag>` on 10.89.`<octet>`.0/24, so tests running in parallel
+/// neither share addresses nor touch the default `roster0`.
+async fn setup_bridge(tag: &str, octet: u8) -> Option<Fixture> {
+    let mut fixture = setup(tag).await?;
+    fixture.config.bridge =
+        BridgeConfig { name: format!("rt-{tag}"), address: Ipv4Addr::new(10, 89, octet, 1), prefix_len: 24 };
+    fixture.driver = ExecDriver::new(fixture.config.clone());
+    fixture.owns_bridge = true;
+    Some(fixture)
 }
 
 impl Fixture {
@@ -103,6 +128,31 @@ impl Fixture {
         );
         let job = JobSpec::from_json(&text).expect("valid job");
         job.tasks.into_iter().next().expect("one task")
+    }
+
+    /// An exec task on `network` running `script`.
+    fn network_task(&self, name: &str, network: &str, script: &str) -> TaskSpec {
+        TaskSpec { network: Some(network.to_string()), ..self.shell_task(name, script) }
+    }
+
+    /// Starts a bridge task that only sleeps.
+    async fn start_sleeper(&self, name: &str) -> TaskHandle {
+        let spec = self.network_task(name, "bridge", "exec sleep 1000");
+        self.driver.start("job", &spec, &StartOptions::default()).await.expect("start")
+    }
+
+    /// Runs `command` in the task and returns its output, asserting it succeeded.
+    async fn exec_ok(&self, handle: &TaskHandle, command: &[&str]) -> String {
+        let command: Vec<String> = command.iter().map(|arg| arg.to_string()).collect();
+        let output = self.driver.exec(handle, &command, Duration::from_secs(10)).await.expect("exec");
+        let text = String::from_utf8_lossy(&output.output).into_owned();
+        assert_eq!(output.exit_code, 0, "{command:?}: {text}");
+        text
+    }
+
+    /// The task's bridge address as `task.json` records it.
+    fn bridge_address(&self, handle: &TaskHandle) -> Ipv4Addr {
+        self.task_file(handle).network.address().expect("a bridge address")
     }
 
     /// The saved task file of a task.
@@ -389,4 +439,158 @@ fn exec_tail_lines_reads_backwards_across_blocks() {
     assert!(tail_lines(&dir.path().join("missing"), 3).expect("missing").is_empty());
     std::fs::write(&path, "no newline at the end").expect("write");
     assert_eq!(tail_lines(&path, 5).expect("one line"), ["no newline at the end"]);
+}
+
+/// The interface names in a `/proc/net/dev`, sorted.
+fn interfaces(proc_net_dev: &str) -> Vec<String> {
+    let mut names: Vec<String> = proc_net_dev
+        .lines()
+        .skip(2)
+        .filter_map(|line| line.split_once(':').map(|(name, _)| name.trim().to_string()))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The host end of a bridge task's veth pair.
+fn host_veth(file: &TaskFile) -> String {
+    match &file.network {
+        NetworkFile::Bridge { host_veth, .. } => host_veth.clone(),
+        other => panic!("not a bridge task: {other:?}"),
+    }
+}
+
+/// Whether the host has an interface of this name.
+fn host_has_link(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+/// The body of `GET /` from `address:port` over plain HTTP, retried until a deadline (the server may still be
+/// starting), or panics.
+async fn http_get(address: Ipv4Addr, port: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = async {
+            let mut stream = tokio::net::TcpStream::connect((address, port)).await?;
+            stream.write_all(b"GET / HTTP/1.0\r\nHost: task\r\n\r\n").await?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response).await?;
+            std::io::Result::Ok(response)
+        };
+        match tokio::time::timeout(Duration::from_secs(2), attempt).await {
+            Ok(Ok(response)) => return response,
+            Ok(Err(err)) => assert!(Instant::now() < deadline, "GET http://{address}:{port}/: {err}"),
+            Err(_) => assert!(Instant::now() < deadline, "GET http://{address}:{port}/ timed out"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn exec_bridge_task_serves_at_its_address_and_sees_only_lo_and_eth0() {
+    let Some(fixture) = setup_bridge("serve", 101).await else { return };
+    let spec = fixture.network_task("web", "bridge", "exec httpd -f -p 8080 -h /www");
+    let handle = fixture.driver.start("job", &spec, &StartOptions::default()).await.expect("start");
+    let address = fixture.bridge_address(&handle);
+    assert_eq!(address, Ipv4Addr::new(10, 89, 101, 2), "the lowest free address after the bridge's");
+    let state = fixture.driver.inspect(&handle).await.expect("inspect");
+    assert_eq!(state.addresses, [("bridge".to_string(), address.into())].into());
+
+    // The host reaches the task through the bridge's connected route.
+    let response = http_get(address, 8080).await;
+    assert!(response.starts_with("HTTP/1.") && response.ends_with(PAGE), "{response}");
+
+    let dev = fixture.exec_ok(&handle, &["cat", "/proc/net/dev"]).await;
+    assert_eq!(interfaces(&dev), ["eth0", "lo"], "{dev}");
+    // /proc/net/route: the default route (destination 0) leaves eth0 via the bridge's address (little-endian hex).
+    let routes = fixture.exec_ok(&handle, &["cat", "/proc/net/route"]).await;
+    let gateway = format!("{:08X}", u32::from_le_bytes(fixture.config.bridge.address.octets()));
+    let default =
+        routes.lines().map(|line| line.split_whitespace().take(3).collect::<Vec<_>>()).find(|f| f[1] == "00000000");
+    assert_eq!(default, Some(vec!["eth0", "00000000", gateway.as_str()]), "{routes}");
+
+    let veth = host_veth(&fixture.task_file(&handle));
+    let master = std::fs::read_link(Path::new("/sys/class/net").join(&veth).join("master")).expect("enslaved");
+    assert!(master.ends_with(&fixture.config.bridge.name), "{}", master.display());
+    fixture.driver.destroy(&handle).await.expect("destroy");
+    assert!(!host_has_link(&veth), "the host end is deleted with the task");
+}
+
+#[tokio::test]
+async fn exec_bridge_tasks_get_different_addresses_and_reach_each_other() {
+    // Tasks on one bridge talk through the host's bridge code, which, where br_netfilter is loaded, passes their
+    // packets through the host's iptables FORWARD chain: on a Docker host (policy DROP) they are dropped, and roster
+    // leaves the firewall to the operator. So this test runs its driver, bridge and tasks in a network namespace of
+    // its own, which has no firewall rules; the host-facing tests run in the host's. Only this thread (the
+    // current-thread runtime's, which spawns the supervisors) moves.
+    super::sys::unshare_network().expect("a network namespace for the test");
+    let Some(fixture) = setup_bridge("pair", 102).await else { return };
+    let server = fixture.network_task("server", "bridge", "exec httpd -f -p 8080 -h /www");
+    let server = fixture.driver.start("job", &server, &StartOptions::default()).await.expect("start server");
+    let client = fixture.network_task("client", "bridge", "exec sleep 1000");
+    let client = fixture.driver.start("job", &client, &StartOptions::default()).await.expect("start client");
+    let (server_address, client_address) = (fixture.bridge_address(&server), fixture.bridge_address(&client));
+    assert_eq!((server_address, client_address), (Ipv4Addr::new(10, 89, 102, 2), Ipv4Addr::new(10, 89, 102, 3)));
+    http_get(server_address, 8080).await;
+    let url = format!("http://{server_address}:8080/");
+    let page = fixture.exec_ok(&client, &["wget", "-q", "-O", "-", &url]).await;
+    assert_eq!(page, PAGE);
+    fixture.driver.destroy(&server).await.expect("destroy server");
+    fixture.driver.destroy(&client).await.expect("destroy client");
+}
+
+#[tokio::test]
+async fn exec_none_task_has_only_a_working_loopback() {
+    let Some(fixture) = setup("nonet").await else { return };
+    let spec = fixture.network_task("alone", "none", "httpd -p 127.0.0.1:8080 -h /www; exec sleep 1000");
+    let handle = fixture.driver.start("job", &spec, &StartOptions::default()).await.expect("start");
+    assert_eq!(fixture.task_file(&handle).network, NetworkFile::None);
+    let dev = fixture.exec_ok(&handle, &["cat", "/proc/net/dev"]).await;
+    assert_eq!(interfaces(&dev), ["lo"], "{dev}");
+    let page = fixture.exec_ok(&handle, &["wget", "-q", "-O", "-", "http://127.0.0.1:8080/"]).await;
+    assert_eq!(page, PAGE, "lo is up");
+    assert!(fixture.driver.inspect(&handle).await.expect("inspect").addresses.is_empty());
+    fixture.driver.destroy(&handle).await.expect("destroy");
+}
+
+#[tokio::test]
+async fn exec_host_network_task_keeps_the_host_interfaces() {
+    let Some(fixture) = setup("hostnet").await else { return };
+    let spec = fixture.network_task("hosted", "host", "exec sleep 1000");
+    let handle = fixture.driver.start("job", &spec, &StartOptions::default()).await.expect("start");
+    let dev = fixture.exec_ok(&handle, &["cat", "/proc/net/dev"]).await;
+    let host = interfaces(&std::fs::read_to_string("/proc/net/dev").expect("the host's /proc/net/dev"));
+    assert_eq!(interfaces(&dev), host);
+    assert!(fixture.driver.inspect(&handle).await.expect("inspect").addresses.is_empty());
+    fixture.driver.destroy(&handle).await.expect("destroy");
+}
+
+#[tokio::test]
+async fn exec_stop_and_destroy_leave_no_veth_and_free_the_address_for_the_next_task() {
+    let Some(fixture) = setup_bridge("reuse", 103).await else { return };
+    let first = fixture.start_sleeper("first").await;
+    let second = fixture.start_sleeper("second").await;
+    assert_eq!(fixture.bridge_address(&first), Ipv4Addr::new(10, 89, 103, 2));
+    assert_eq!(fixture.bridge_address(&second), Ipv4Addr::new(10, 89, 103, 3));
+    let (first_veth, second_veth) = (host_veth(&fixture.task_file(&first)), host_veth(&fixture.task_file(&second)));
+    assert!(host_has_link(&first_veth) && host_has_link(&second_veth));
+
+    // A new driver instance (a restarted agent) reports the address task.json kept.
+    let recovered = ExecDriver::new(fixture.config.clone());
+    assert_eq!(recovered.recover().await.expect("recover").len(), 2);
+    let state = recovered.inspect(&second).await.expect("inspect");
+    assert_eq!(state.addresses.get("bridge"), Some(&Ipv4Addr::new(10, 89, 103, 3).into()));
+
+    // A stopped task's supervisor deletes the host end as it records the exit.
+    fixture.driver.stop(&first, "SIGKILL", Duration::from_secs(1)).await.expect("stop");
+    fixture.wait_exit(&first).await;
+    assert!(!host_has_link(&first_veth), "no veth left after a stop");
+    fixture.driver.destroy(&first).await.expect("destroy first");
+
+    // Destroying the first task freed the lowest address; the next task takes it.
+    let third = fixture.start_sleeper("third").await;
+    assert_eq!(fixture.bridge_address(&third), Ipv4Addr::new(10, 89, 103, 2));
+    fixture.driver.destroy(&second).await.expect("destroy second");
+    assert!(!host_has_link(&second_veth), "no veth left after a destroy");
+    fixture.driver.destroy(&third).await.expect("destroy third");
 }

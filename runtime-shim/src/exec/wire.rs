@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::cgroup::CgroupDirs;
+use super::net::NetworkFile;
 use crate::spec::{MountSpec, Resources};
 
 /// The format version of both files; a reader refuses another.
@@ -62,6 +63,10 @@ pub(crate) struct TaskFile {
     pub(crate) resolv_conf: Option<String>,
     /// The task's cgroups.
     pub(crate) cgroup: CgroupDirs,
+    /// The task's network, with its bridge address when it has one. Absent in files written before exec tasks had
+    /// networks, which ran on the host's; the default says so.
+    #[serde(default)]
+    pub(crate) network: NetworkFile,
     /// The supervisor command's arguments before the mode word: how the supervisor re-runs itself (as
     /// `/proc/self/exe`, so a binary upgraded meanwhile is not mixed with the running one).
     pub(crate) supervisor_args: Vec<String>,

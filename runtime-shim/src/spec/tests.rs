@@ -220,10 +220,34 @@ fn task_rules() {
     let exec = "name = \"web\"\n[[tasks]]\nname = \"a\"\ndriver = \"exec\"\nimage = \"x\"\nnetwork = \"n\"\npull = true\nrootfs = \"srv\"\nhealthcheck = { test = [\"NONE\"] }\n";
     check(
         exec,
-        "tasks[0].image: only docker tasks have this field; tasks[0].network: only docker tasks have \
-         this field; tasks[0].healthcheck: only docker tasks have this field; tasks[0].pull: only docker tasks have \
-         this field; tasks[0].command: an exec task needs a command; tasks[0].rootfs: \"srv\" is not an absolute path",
+        "tasks[0].image: only docker tasks have this field; tasks[0].healthcheck: only docker tasks have this field; \
+         tasks[0].pull: only docker tasks have this field; tasks[0].command: an exec task needs a command; \
+         tasks[0].rootfs: \"srv\" is not an absolute path; \
+         tasks[0].network: \"n\" is not an exec network (want host, none, bridge)",
     );
+}
+
+#[test]
+fn exec_network_rules() {
+    let exec =
+        |extra: &str| format!("name = \"web\"\n[[tasks]]\nname = \"a\"\ndriver = \"exec\"\ncommand = \"sh\"\n{extra}");
+    for network in ["host", "none", "bridge"] {
+        let job = JobSpec::from_toml(&exec(&format!("network = \"{network}\""))).expect(network);
+        assert_eq!(job.tasks[0].network.as_deref(), Some(network));
+    }
+    check(
+        &exec("network = \"roster\""),
+        "tasks[0].network: \"roster\" is not an exec network (want host, none, bridge)",
+    );
+    check(
+        &exec("network = \"bridge\"\nports = [{ label = \"http\", container_port = 80, host_port = 8080 }]"),
+        "tasks[0].ports[0].host_port: an exec task on the bridge network publishes no host ports (reach it at its own \
+         address, address_mode = \"container\")",
+    );
+    JobSpec::from_toml(&exec(
+        "network = \"host\"\nports = [{ label = \"http\", container_port = 80, host_port = 80 }]",
+    ))
+    .expect("a host-network exec task binds the host's port");
 }
 
 #[test]

@@ -56,6 +56,8 @@ const MAX_META_KEY: usize = 128;
 const MAX_META_VALUE: usize = 512;
 /// Docker refuses a memory limit below 6 MiB.
 const MIN_MEMORY_MB: u64 = 6;
+/// The networks of the exec driver: the host's (the default), a namespace with only loopback, or the roster bridge.
+const EXEC_NETWORKS: [&str; 3] = ["host", "none", "bridge"];
 /// Docker refuses healthcheck intervals and timeouts below a millisecond.
 const MIN_HEALTHCHECK_STEP: Duration = Duration::from_millis(1);
 
@@ -146,12 +148,8 @@ fn driver_fields(problems: &mut Problems, path: &str, task: &TaskSpec) {
             }
         }
         DriverKind::Exec => {
-            let docker_only = [
-                ("image", task.image.is_some()),
-                ("network", task.network.is_some()),
-                ("healthcheck", task.healthcheck.is_some()),
-                ("pull", task.pull),
-            ];
+            let docker_only =
+                [("image", task.image.is_some()), ("healthcheck", task.healthcheck.is_some()), ("pull", task.pull)];
             for (field, _) in docker_only.iter().filter(|(_, set)| *set) {
                 problems.add(format!("{path}.{field}"), "only docker tasks have this field");
             }
@@ -161,7 +159,30 @@ fn driver_fields(problems: &mut Problems, path: &str, task: &TaskSpec) {
             if let Some(rootfs) = task.rootfs.as_deref().filter(|rootfs| !rootfs.starts_with('/')) {
                 problems.add(format!("{path}.rootfs"), format!("{rootfs:?} is not an absolute path"));
             }
+            exec_network(problems, path, task);
         }
+    }
+}
+
+/// An exec task's network is one of the driver's modes; off the host's network nothing publishes host ports.
+fn exec_network(problems: &mut Problems, path: &str, task: &TaskSpec) {
+    match task.network.as_deref() {
+        None | Some("host") => {}
+        Some(network) if EXEC_NETWORKS.contains(&network) => {
+            for (idx, _) in task.ports.iter().enumerate().filter(|(_, port)| port.host_port.is_some()) {
+                problems.add(
+                    format!("{path}.ports[{idx}].host_port"),
+                    format!(
+                        "an exec task on the {network} network publishes no host ports (reach it at its own address, \
+                         address_mode = \"container\")"
+                    ),
+                );
+            }
+        }
+        Some(network) => problems.add(
+            format!("{path}.network"),
+            format!("{network:?} is not an exec network (want {})", EXEC_NETWORKS.join(", ")),
+        ),
     }
 }
 
