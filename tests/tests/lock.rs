@@ -173,19 +173,26 @@ async fn session_ids(agent: &TestAgent, names: &[&str]) -> Vec<String> {
     names.iter().map(|name| id_of(name)).collect()
 }
 
+/// Starts `roster lock -n 2 -name=<name> jobs/pool` with the gated command `name`.
+fn join_pool(agent: &TestAgent, dir: &Path, name: &str) -> Lock {
+    let session_name = format!("-name={name}");
+    Lock::start(agent, &["-n", "2", &session_name], "jobs/pool", &gated(dir, name), dir, name)
+}
+
+/// Starts holders `a` and `b` of the two-slot `jobs/pool` and waits until both commands run.
+async fn fill_pool(agent: &TestAgent, dir: &Path) -> (Lock, Lock) {
+    let holders = (join_pool(agent, dir, "a"), join_pool(agent, dir, "b"));
+    wait_for_text(&dir.join("log"), "a-start").await;
+    wait_for_text(&dir.join("log"), "b-start").await;
+    holders
+}
+
 #[tokio::test]
 async fn semaphore_of_two_runs_two_commands_at_once_and_the_third_waits() {
     let agent = TestAgent::dev("lock-semaphore").await;
     let dir = tempfile::tempdir().expect("temp dir");
     let log = dir.path().join("log");
-    let start = |name: &str| {
-        let session_name = format!("-name={name}");
-        Lock::start(&agent, &["-n", "2", &session_name], "jobs/pool", &gated(dir.path(), name), dir.path(), name)
-    };
-    let mut first = start("a");
-    let mut second = start("b");
-    wait_for_text(&log, "a-start").await;
-    wait_for_text(&log, "b-start").await;
+    let (mut first, mut second) = fill_pool(&agent, dir.path()).await;
 
     // Consul's shape, so a Go `api.Semaphore` on this prefix counts these two holders.
     let ids = session_ids(&agent, &["a", "b"]).await;
@@ -196,7 +203,7 @@ async fn semaphore_of_two_runs_two_commands_at_once_and_the_third_waits() {
         assert_eq!(contender[0]["Session"], id.as_str(), "each holder's contender key is locked by its session");
     }
 
-    let mut third = start("c");
+    let mut third = join_pool(&agent, dir.path(), "c");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(third.running() && !read(&log).contains("c-start"), "both slots are taken: {}", third.stderr());
 
@@ -248,16 +255,9 @@ async fn destroying_a_holders_session_frees_its_slot_for_the_waiter() {
     let agent = TestAgent::dev("lock-semaphore-handover").await;
     let dir = tempfile::tempdir().expect("temp dir");
     let log = dir.path().join("log");
-    let start = |name: &str| {
-        let session_name = format!("-name={name}");
-        Lock::start(&agent, &["-n", "2", &session_name], "jobs/pool", &gated(dir.path(), name), dir.path(), name)
-    };
-    let mut doomed = start("a");
-    let mut survivor = start("b");
-    wait_for_text(&log, "a-start").await;
-    wait_for_text(&log, "b-start").await;
+    let (mut doomed, mut survivor) = fill_pool(&agent, dir.path()).await;
     let doomed_pid: u32 = read(&dir.path().join("a.pid")).trim().parse().expect("a pid");
-    let mut waiter = start("c");
+    let mut waiter = join_pool(&agent, dir.path(), "c");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(waiter.running() && !read(&log).contains("c-start"), "the waiter must wait: {}", waiter.stderr());
 
