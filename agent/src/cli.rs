@@ -499,13 +499,15 @@ fn child_command_start(args: &[OsString]) -> Option<usize> {
     sub.index_of("child")
 }
 
-/// Every long flag name of every subcommand, plus clap's own `help` and `version`.
+/// Every long flag name and alias of every subcommand, plus clap's own `help` and `version`.
 pub fn known_long_flags() -> BTreeSet<String> {
     fn walk(command: &clap::Command, names: &mut BTreeSet<String>) {
         for arg in command.get_arguments() {
             if let Some(long) = arg.get_long() {
                 names.insert(long.to_owned());
             }
+            // Consul's deprecated spellings (`lock -try`) are written with one dash too.
+            names.extend(arg.get_all_aliases().unwrap_or_default().into_iter().map(str::to_owned));
         }
         for sub in command.get_subcommands() {
             walk(sub, names);

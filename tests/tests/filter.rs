@@ -1,5 +1,6 @@
 //! `?filter=` (Consul's go-bexpr expressions) on the agent, catalog and health listings: what each keeps, the 400s for malformed or
-//! unknown-field filters, the limits, and that a blocking query's index stays the unfiltered one.
+//! unknown-field filters, the limits, that a blocking query's index stays the unfiltered one, and go-bexpr's `any`/`all`
+//! collection expressions over checks, tags and metadata.
 
 use roster_tests::TestAgent;
 use roster_tests::shape::{array, pluck};
@@ -133,6 +134,39 @@ async fn health_listings_filter_entries_and_checks() {
     assert_eq!(pluck(&checks, "CheckID"), ["serfHealth"]);
     let checks = get_filtered(&agent, "/v1/health/state/critical", "ServiceID matches `^web`").await;
     assert_eq!(pluck(&checks, "CheckID"), ["service:web-2"]);
+}
+
+#[tokio::test]
+async fn any_and_all_collection_expressions_select_over_checks_tags_and_meta() {
+    let agent = agent_with_services("filter-collections").await;
+    let ids = |entries: &Value| {
+        sorted(array(entries).iter().map(|e| e["Service"]["ID"].as_str().unwrap_or_default().to_owned()).collect())
+    };
+    // web-1: serfHealth + its passing check; web-2: serfHealth + its critical check; web-ext: no checks.
+    let entries = get_filtered(&agent, "/v1/health/service/web", r#"any Checks as c { c.Status == "critical" }"#).await;
+    assert_eq!(ids(&entries), ["web-2"]);
+    let entries = get_filtered(&agent, "/v1/health/service/web", "all Checks as c { c.Status == passing }").await;
+    assert_eq!(ids(&entries), ["web-1", "web-ext"], "all over no checks is true");
+    let entries = get_filtered(
+        &agent,
+        "/v1/health/service/web",
+        "(any Service.Tags as t { t matches `^v` }) and Checks is not empty",
+    )
+    .await;
+    assert_eq!(ids(&entries), ["web-1", "web-2"]);
+
+    let services =
+        keys(&get_filtered(&agent, "/v1/agent/services", "any Meta as k, v { k == version and v == \"2.0\" }").await);
+    assert_eq!(services, ["web-2"]);
+    let services = keys(&get_filtered(&agent, "/v1/agent/services", "all Tags as t { t == primary }").await);
+    assert_eq!(services, ["db-1"]);
+
+    let res = agent.get(&filtered("/v1/agent/services", "any Port as p { p == 1 }")).await;
+    res.expect_status(400);
+    assert!(res.text().contains("Port is not a list or a map"), "{}", res.text());
+    let res = agent.get(&filtered("/v1/agent/services", "any Tags as t { t == x")).await;
+    res.expect_status(400);
+    assert!(res.text().contains("Failed to parse filter expression: 1:"), "{}", res.text());
 }
 
 #[tokio::test]

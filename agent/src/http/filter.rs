@@ -10,7 +10,7 @@
 //! - `eval`: go-bexpr's semantics (any-element for lists of objects, absent map keys, typed literals).
 //!
 //! Limits: an expression is at most `MAX_LENGTH` bytes and nests at most `parse::MAX_DEPTH` levels, so a hostile filter costs a bounded parse and cannot overflow the stack.
-//! Not supported: go-bexpr's `any`/`all` collection expressions (newer than Consul's documented language); they fail to parse.
+//! Collection expressions (`any Checks as c { c.Status == critical }`, `all Meta as k, v { .. }`) follow go-bexpr: see `parse` for where they may stand and `eval` for what the names after `as` mean.
 
 use std::fmt;
 

@@ -12,6 +12,7 @@ use anyhow::bail;
 use reqwest::Method;
 use serde_json::Value;
 
+use super::monitor;
 use crate::cli::watch::agent_http::{AgentHttp, kv_path, segment};
 
 /// Consul's `LockFlagValue`, the `Flags` of every lock key.
@@ -19,8 +20,6 @@ pub(super) const LOCK_FLAG_VALUE: u64 = 0x2ddc_cbc0_58a5_0c18;
 /// How often a waiter retries while a lock-delay blocks the key (Consul waits 5 s; a shorter poll
 /// costs one request a second and takes over a freed lock sooner).
 const LOCK_DELAY_RETRY: Duration = Duration::from_secs(1);
-/// The pause between monitor retries after an agent error (Consul's `-monitor-retry` wait).
-const MONITOR_RETRY_WAIT: Duration = Duration::from_secs(1);
 
 /// The lock key of a prefix.
 pub(super) fn lock_key(prefix: &str) -> String {
@@ -92,26 +91,11 @@ pub(super) async fn acquire(agent: &AgentHttp, key: &str, session: &str) -> anyh
 /// Returns once `session` no longer holds `key` (released, deleted, session invalidated), or
 /// after `retries` consecutive agent errors, since then the lock can no longer be vouched for.
 pub(super) async fn until_lost(agent: &AgentHttp, key: &str, session: &str, retries: u32) {
-    let mut wait_index = 0;
-    let mut failures = 0;
-    loop {
-        match read(agent, key, session, wait_index).await {
-            Ok((Holder::Us, index)) => {
-                failures = 0;
-                wait_index = index;
-            }
-            Ok(_) => return,
-            Err(err) => {
-                failures += 1;
-                if failures > retries {
-                    eprintln!("roster lock: cannot monitor the lock: {err:#}");
-                    return;
-                }
-                wait_index = 0;
-                tokio::time::sleep(MONITOR_RETRY_WAIT).await;
-            }
-        }
-    }
+    monitor::until_lost(retries, |wait_index| async move {
+        let (holder, index) = read(agent, key, session, wait_index).await?;
+        Ok((holder == Holder::Us).then_some(index))
+    })
+    .await;
 }
 
 /// Releases the key if this session still holds it.

@@ -1,4 +1,4 @@
-//! The session behind a lock: created with a TTL, renewed at half of it, destroyed at the end.
+//! The session behind a lock or semaphore slot: created with a TTL, renewed at half of it, destroyed at the end.
 //!
 //! The session, not the process, is what holds the key: if `roster lock` dies without cleaning
 //! up, the TTL runs out and the agent releases the key, so another waiter can take over.
@@ -15,12 +15,30 @@ use crate::cli::watch::agent_http::{AgentHttp, segment};
 /// Consul's `DefaultLockSessionTTL`.
 pub(super) const SESSION_TTL: Duration = Duration::from_secs(15);
 
-/// Creates a session that releases its locks when it ends and returns its ID.
-pub(super) async fn create(agent: &AgentHttp, name: &str, lock_delay: Duration) -> anyhow::Result<String> {
+/// What the agent does with the session's keys when the session ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Behavior {
+    /// Unlock them: a lock key outlives its holders.
+    Release,
+    /// Delete them: a semaphore's contender key exists only while its session lives.
+    Delete,
+}
+
+/// Creates a session with the given end-of-life `behavior` and returns its ID.
+pub(super) async fn create(
+    agent: &AgentHttp,
+    name: &str,
+    behavior: Behavior,
+    lock_delay: Duration,
+) -> anyhow::Result<String> {
+    let behavior = match behavior {
+        Behavior::Release => "release",
+        Behavior::Delete => "delete",
+    };
     let body = json!({
         "Name": name,
         "TTL": format!("{}s", SESSION_TTL.as_secs()),
-        "Behavior": "release",
+        "Behavior": behavior,
         "LockDelay": format!("{}ms", lock_delay.as_millis()),
     });
     let reply = agent.send(Method::PUT, "/v1/session/create", Some(serde_json::to_vec(&body)?)).await?;

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::schema::Field;
+
 /// A boolean expression over one result element.
 #[derive(Debug)]
 pub enum Expr {
@@ -13,6 +15,46 @@ pub enum Expr {
     Not(Box<Expr>),
     /// A comparison of a selected value with a literal.
     Match(Match),
+    /// `any`/`all` of a list's elements or a map's entries satisfy an inner expression.
+    Collection(Collection),
+}
+
+/// `any <selector> as <binding> { <expr> }` or `all ...`: go-bexpr's collection expression.
+#[derive(Debug)]
+pub struct Collection {
+    /// Whether one element or every element must satisfy `inner`.
+    pub quantifier: Quantifier,
+    /// The list or map iterated over.
+    pub selector: Selector,
+    /// The names the elements are known by inside the braces.
+    pub binding: Binding,
+    /// The expression tried on each element.
+    pub inner: Box<Expr>,
+    /// The type of what `selector` names; `None` until the expression is validated.
+    pub shape: Option<&'static Field>,
+}
+
+/// `any` or `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantifier {
+    /// True when some element satisfies the inner expression; false for an empty or absent collection.
+    Any,
+    /// True when every element does; true for an empty or absent collection.
+    All,
+}
+
+/// The names after `as`. go-bexpr gives a single name different meanings by collection: a list's
+/// element, but a map's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Binding {
+    /// `as x`: the element of a list, the key of a map.
+    Default(String),
+    /// `as i, _`: only the index of a list or the key of a map.
+    Index(String),
+    /// `as _, v`: only the element of a list or the value of a map.
+    Value(String),
+    /// `as i, v`: the index or key, and the element or value.
+    IndexAndValue(String, String),
 }
 
 /// `<selector> <op> <value>`, `<value> in <selector>` or `<selector> is [not] empty|nil`.
@@ -128,6 +170,13 @@ impl fmt::Display for Expr {
             Expr::Or(items) => list(f, "or", items),
             Expr::And(items) => list(f, "and", items),
             Expr::Not(inner) => write!(f, "(not {inner})"),
+            Expr::Collection(c) => {
+                let quantifier = match c.quantifier {
+                    Quantifier::Any => "any",
+                    Quantifier::All => "all",
+                };
+                write!(f, "({quantifier} {} as {} {})", c.selector, c.binding, c.inner)
+            }
             Expr::Match(m) => {
                 write!(f, "({} {}", m.op.name(), m.selector)?;
                 if let Some(value) = &m.value {
@@ -135,6 +184,38 @@ impl fmt::Display for Expr {
                 }
                 f.write_str(")")
             }
+        }
+    }
+}
+
+impl Binding {
+    /// The name of the index (a list) or key (a map), if bound: for a map, a lone name is the key.
+    pub fn index_name(&self, is_map: bool) -> Option<&str> {
+        match self {
+            Binding::Default(name) if is_map => Some(name),
+            Binding::Index(name) | Binding::IndexAndValue(name, _) => Some(name),
+            Binding::Default(_) | Binding::Value(_) => None,
+        }
+    }
+
+    /// The name of the element (a list) or value (a map), if bound: for a list, a lone name is the element.
+    pub fn value_name(&self, is_map: bool) -> Option<&str> {
+        match self {
+            Binding::Default(name) if !is_map => Some(name),
+            Binding::Value(name) | Binding::IndexAndValue(_, name) => Some(name),
+            Binding::Default(_) | Binding::Index(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Binding {
+    /// As written after `as`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Binding::Default(name) => f.write_str(name),
+            Binding::Index(name) => write!(f, "{name}, _"),
+            Binding::Value(name) => write!(f, "_, {name}"),
+            Binding::IndexAndValue(index, value) => write!(f, "{index}, {value}"),
         }
     }
 }

@@ -4,19 +4,113 @@
 //! - A map key that is not there (`Meta.env` without `env`) is go-bexpr's "not present": `==`, `in`, `matches` and `is not empty` are false, their negations true.
 //! - A field of an object that the JSON leaves out (`Kind` on a plain service) is its zero value, as the Go struct field would be.
 //! - A literal is read as the selected value's type: `Port == 8080` compares numbers, `EnableTagOverride == true` bools, anything else strings.
+//! - `any`/`all` try the inner expression once per element of a list (index and element) or entry of a map (key and value), with the names after `as` bound to them; an absent or null collection has no elements, so `any` is false and `all` true.
 
 use serde_json::{Map, Value};
 
-use super::ast::{Expr, Match, Op};
+use super::ast::{Collection, Expr, Match, Op, Quantifier};
 use super::schema::Field;
 
 /// Whether `doc` satisfies `expr`; `root` is the shape `expr` was validated against.
 pub fn eval(expr: &Expr, doc: &Value, root: &Field) -> bool {
-    match expr {
-        Expr::Or(items) => items.iter().any(|item| eval(item, doc, root)),
-        Expr::And(items) => items.iter().all(|item| eval(item, doc, root)),
-        Expr::Not(inner) => !eval(inner, doc, root),
-        Expr::Match(m) => select(m, Some(doc), root, &m.selector.0),
+    Env { doc, root, bound: Vec::new() }.eval(expr)
+}
+
+/// What an expression is evaluated against: the document, and the names bound by the collection expressions around it.
+struct Env<'a> {
+    /// The result element.
+    doc: &'a Value,
+    /// Its shape.
+    root: &'a Field,
+    /// Bound names, innermost last, so a later binding of a name shadows an earlier one.
+    bound: Vec<(&'a str, Bound<'a>)>,
+}
+
+/// What a name after `as` stands for in one round of a collection expression.
+enum Bound<'a> {
+    /// An element of a list or a value of a map, and its type.
+    Value(&'a Value, &'a Field),
+    /// A key of a map, or an index of a list (as a JSON number), a value of its own.
+    Scalar(Value),
+}
+
+impl<'a> Env<'a> {
+    fn eval(&mut self, expr: &'a Expr) -> bool {
+        match expr {
+            Expr::Or(items) => items.iter().any(|item| self.eval(item)),
+            Expr::And(items) => items.iter().all(|item| self.eval(item)),
+            Expr::Not(inner) => !self.eval(inner),
+            Expr::Match(m) => self.eval_match(m),
+            Expr::Collection(c) => self.eval_collection(c),
+        }
+    }
+
+    fn eval_match(&self, m: &Match) -> bool {
+        let path = m.selector.0.as_slice();
+        match path.split_first().and_then(|(first, rest)| Some((self.lookup(first)?, rest))) {
+            Some((Bound::Value(value, field), rest)) => select(m, Some(value), field, rest),
+            // Only pass-through JSON gets a path past a key (validation refuses it elsewhere); go-bexpr errors, and no match is the nearest answer.
+            Some((Bound::Scalar(value), rest)) => rest.is_empty() && leaf(m, Some(value), &Field::Any),
+            None => select(m, Some(self.doc), self.root, path),
+        }
+    }
+
+    /// What `name` is bound to, innermost first.
+    fn lookup(&self, name: &str) -> Option<&Bound<'a>> {
+        self.bound.iter().rev().find(|(bound, _)| *bound == name).map(|(_, bound)| bound)
+    }
+
+    fn eval_collection(&mut self, c: &'a Collection) -> bool {
+        let Some(field) = c.shape else { return false };
+        let element = match field {
+            Field::List(inner) => *inner,
+            Field::Map(values) => *values,
+            Field::StrList => &Field::Str,
+            _ => &Field::Any,
+        };
+        let entries: Vec<(Value, &'a Value)> = match self.collection(c) {
+            Some(Value::Array(items)) => items.iter().enumerate().map(|(idx, item)| (Value::from(idx), item)).collect(),
+            Some(Value::Object(map)) => map.iter().map(|(key, value)| (Value::from(key.as_str()), value)).collect(),
+            // Absent, null, or (pass-through JSON only) a scalar: nothing to iterate.
+            _ => Vec::new(),
+        };
+        let outer = self.bound.len();
+        let wanted = c.quantifier == Quantifier::Any;
+        let mut res = !wanted;
+        for (key, value) in entries {
+            let is_map = key.is_string();
+            if let Some(name) = c.binding.index_name(is_map) {
+                self.bound.push((name, Bound::Scalar(key)));
+            }
+            if let Some(name) = c.binding.value_name(is_map) {
+                self.bound.push((name, Bound::Value(value, element)));
+            }
+            let matched = self.eval(&c.inner);
+            self.bound.truncate(outer);
+            if matched == wanted {
+                res = wanted;
+                break;
+            }
+        }
+        res
+    }
+
+    /// The list or map a collection expression names, if the document has one there.
+    fn collection(&self, c: &Collection) -> Option<&'a Value> {
+        let path = c.selector.0.as_slice();
+        let (mut value, rest) = match path.split_first().and_then(|(first, rest)| Some((self.lookup(first)?, rest))) {
+            Some((Bound::Value(value, _), rest)) => (*value, rest),
+            Some((Bound::Scalar(_), _)) => return None,
+            None => (self.doc, path),
+        };
+        for part in rest {
+            value = match value {
+                Value::Object(map) => map.get(part)?,
+                Value::Array(items) => items.get(part.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        Some(value)
     }
 }
 

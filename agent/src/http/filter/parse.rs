@@ -4,7 +4,9 @@
 //!
 //! ```text
 //! input    = ws? or ws? EOF
-//! or       = and (ws "or" ws and)*
+//! or       = and (ws "or" ws and)* (ws "or" ws collection)? | collection
+//! collection = ("any" | "all") ws selector ws "as" ws binding ws? "{" ws? or ws? "}"
+//! binding  = ident ws? "," ws? ident | ident ws? "," ws? "_" | "_" ws? "," ws? ident | ident
 //! and      = not (ws "and" ws not)*
 //! not      = "not" ws not | group
 //! group    = "(" ws? or ws? ")" | match
@@ -19,6 +21,9 @@
 //! string   = '"' chars with Go escapes '"' | '`' raw chars '`'
 //! ```
 //!
+//! A collection expression stands where a whole `or` does (the whole input, inside `( )` or `{ }`, after the last `or` of a chain), so elsewhere it joins `and`/`or`/`not` only in parentheses, as in go-bexpr: `(any Checks as c { c.Status == critical }) and Port == 80`.
+//! It is tried only after the `or` alternative fails, so `any` and `all` stay usable as field names (`any == x`).
+//!
 //! Keywords need whitespace around them (`not(`, `a==b and(` do not parse), as in go-bexpr, because its PEG spells them that way.
 //! Like a PEG, the parser backtracks, and a failure reports the farthest position any alternative reached with everything that could have come there, which is what pigeon (go-bexpr's generator) reports.
 //! Errors go-bexpr raises on the spot (an unterminated string, a bad number, an unclosed `(` or `[`) stop the parse at once.
@@ -27,7 +32,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use super::ast::{Expr, Match, Op, Selector};
+use super::ast::{Binding, Collection, Expr, Match, Op, Quantifier, Selector};
 
 /// How deep parentheses and `not` may nest; the parser and the evaluator recurse once per level, and the request runs on a task's stack.
 pub const MAX_DEPTH: usize = 32;
@@ -129,18 +134,93 @@ impl Parser<'_> {
     }
 
     fn or(&mut self) -> Step<Expr> {
-        self.chain("or", Self::and, Expr::Or)
+        let start = self.pos;
+        match self.chain("or", Self::and, Some(Self::collection), Expr::Or) {
+            Err(Stop::NoMatch) => {
+                self.pos = start;
+                self.collection()
+            }
+            res => res,
+        }
+    }
+
+    /// `any|all <selector> as <binding> { <or> }`; consumes nothing when it does not match.
+    fn collection(&mut self) -> Step<Expr> {
+        let start = self.pos;
+        let res = self.nested(start, |p| {
+            let quantifier = if p.seq(&[Lit("any"), Ws]) {
+                Quantifier::Any
+            } else if p.seq(&[Lit("all"), Ws]) {
+                Quantifier::All
+            } else {
+                return Err(Stop::NoMatch);
+            };
+            let selector = p.selector()?;
+            if !p.seq(&[Ws, Lit("as"), Ws]) {
+                return Err(Stop::NoMatch);
+            }
+            let binding = p.binding().ok_or(Stop::NoMatch)?;
+            if !p.seq(&[OptWs, Lit("{"), OptWs]) {
+                return Err(Stop::NoMatch);
+            }
+            let inner = p.or()?;
+            if !p.seq(&[OptWs, Lit("}")]) {
+                return Err(Stop::NoMatch);
+            }
+            Ok(Expr::Collection(Collection { quantifier, selector, binding, inner: Box::new(inner), shape: None }))
+        });
+        if matches!(res, Err(Stop::NoMatch)) {
+            self.pos = start;
+        }
+        res
+    }
+
+    /// The names after `as`: `x`, `i, v`, `i, _` or `_, v`, trying go-bexpr's alternatives in its order.
+    fn binding(&mut self) -> Option<Binding> {
+        let start = self.pos;
+        let first = self.binding_name()?;
+        let after_first = self.pos;
+        if self.seq(&[OptWs, Lit(","), OptWs]) {
+            match (first.clone(), self.binding_name()) {
+                (Some(index), Some(Some(value))) => return Some(Binding::IndexAndValue(index, value)),
+                (Some(index), Some(None)) => return Some(Binding::Index(index)),
+                (None, Some(Some(value))) => return Some(Binding::Value(value)),
+                _ => {}
+            }
+        }
+        self.pos = after_first;
+        match first {
+            Some(name) => Some(Binding::Default(name)),
+            None => {
+                self.pos = start;
+                None
+            }
+        }
+    }
+
+    /// An identifier (`Some(name)`) or the placeholder `_` (`None`); `None` outside when neither is here.
+    fn binding_name(&mut self) -> Option<Option<String>> {
+        if let Some(name) = self.identifier() {
+            return Some(Some(name));
+        }
+        if self.lit("_") {
+            return Some(None);
+        }
+        self.expect("identifier");
+        None
     }
 
     fn and(&mut self) -> Step<Expr> {
-        self.chain("and", Self::not, Expr::And)
+        self.chain("and", Self::not, None, Expr::And)
     }
 
     /// `item (ws keyword ws item)*`, one node for the whole run; a keyword without an item after it is left for the caller, as the PEG's fallback alternative does.
+    /// `last`, when given, may stand after the final keyword instead of an item: go-bexpr's `or` takes a whole `or` expression on its right, so `a == 1 or any ..` parses where `any .. or a == 1` does not.
     fn chain(
         &mut self,
         keyword: &'static str,
         item: fn(&mut Self) -> Step<Expr>,
+        last: Option<fn(&mut Self) -> Step<Expr>>,
         node: fn(Vec<Expr>) -> Expr,
     ) -> Step<Expr> {
         let mut items = vec![item(self)?];
@@ -149,8 +229,21 @@ impl Parser<'_> {
             if !self.seq(&[Ws, Lit(keyword), Ws]) {
                 break;
             }
-            match item(self) {
-                Ok(expr) => items.push(expr),
+            let after_keyword = self.pos;
+            let res = match item(self) {
+                Err(Stop::NoMatch) if let Some(last) = last => {
+                    self.pos = after_keyword;
+                    last(self).map(|expr| (expr, true))
+                }
+                res => res.map(|expr| (expr, false)),
+            };
+            match res {
+                Ok((expr, is_last)) => {
+                    items.push(expr);
+                    if is_last {
+                        break;
+                    }
+                }
                 Err(Stop::NoMatch) => {
                     self.pos = before;
                     break;

@@ -3,7 +3,7 @@
 //! Consul validates a filter against the Go type of the result (go-bexpr's field configurations), so a misspelled field is a 400, not an empty answer.
 //! Here the type is the JSON shape: these tables must list what `output.rs` renders, and the tests compare them with its output.
 
-use super::ast::{Expr, Match, Op, Selector};
+use super::ast::{Binding, Collection, Expr, Match, Op, Selector};
 use super::eval::{parse_bool, parse_int};
 
 /// The type of a field, as far as filtering cares.
@@ -134,17 +134,64 @@ pub const CHECK: Field = Obj(&[
 pub const HEALTH_ENTRY: Field = Obj(&[("Node", NODE), ("Service", NODE_SERVICE), ("Checks", Field::List(&CHECK))]);
 
 /// Checks every match of `expr` against `root`: its selector names a field, its operator applies to that field's type, its literal reads as that type, and its pattern compiles.
-/// Compiles the patterns on the way, so evaluation never fails.
-pub fn validate(expr: &mut Expr, root: &Field) -> Result<(), String> {
+/// Collection expressions must iterate over a list or a map, and the names they bind are in scope inside their braces.
+/// Compiles the patterns and records each collection's type on the way, so evaluation never fails.
+pub fn validate(expr: &mut Expr, root: &'static Field) -> Result<(), String> {
+    validate_in(expr, root, &mut Vec::new())
+}
+
+/// A name bound by an enclosing collection expression.
+struct Bound {
+    /// The name as written after `as`.
+    name: String,
+    /// The type of what it stands for.
+    field: &'static Field,
+    /// A key or an index: a value of its own, with no fields to select into.
+    scalar: bool,
+}
+
+fn validate_in(expr: &mut Expr, root: &'static Field, scope: &mut Vec<Bound>) -> Result<(), String> {
     match expr {
-        Expr::Or(items) | Expr::And(items) => items.iter_mut().try_for_each(|item| validate(item, root)),
-        Expr::Not(inner) => validate(inner, root),
-        Expr::Match(m) => validate_match(m, root),
+        Expr::Or(items) | Expr::And(items) => items.iter_mut().try_for_each(|item| validate_in(item, root, scope)),
+        Expr::Not(inner) => validate_in(inner, root, scope),
+        Expr::Match(m) => validate_match(m, root, scope),
+        Expr::Collection(c) => validate_collection(c, root, scope),
     }
 }
 
-fn validate_match(m: &mut Match, root: &Field) -> Result<(), String> {
-    let field = resolve(root, &m.selector)?;
+fn validate_collection(c: &mut Collection, root: &'static Field, scope: &mut Vec<Bound>) -> Result<(), String> {
+    let (field, through_list) = resolve(root, &c.selector, scope)?;
+    // A selector through a list means "any element's" in a match, which names no one collection.
+    let (key, element) = match field {
+        _ if through_list => return Err(format!("{} is not a list or a map", c.selector)),
+        StrList => (&Int, &Str),
+        Field::List(inner) => (&Int, *inner),
+        Field::Map(values) => (&Str, *values),
+        Any => (&Any, &Any),
+        _ => return Err(format!("{} is not a list or a map", c.selector)),
+    };
+    if let Binding::IndexAndValue(index, value) = &c.binding
+        && index == value
+    {
+        return Err(format!("{index:?} cannot be used as a placeholder for both the index and the value"));
+    }
+    // For pass-through JSON the kind is known only per document; either reading binds the same names.
+    let is_map = matches!(field, Field::Map(_));
+    let outer = scope.len();
+    if let Some(name) = c.binding.index_name(is_map) {
+        scope.push(Bound { name: name.to_owned(), field: key, scalar: true });
+    }
+    if let Some(name) = c.binding.value_name(is_map) {
+        scope.push(Bound { name: name.to_owned(), field: element, scalar: false });
+    }
+    let res = validate_in(&mut c.inner, root, scope);
+    scope.truncate(outer);
+    c.shape = Some(field);
+    res
+}
+
+fn validate_match(m: &mut Match, root: &'static Field, scope: &[Bound]) -> Result<(), String> {
+    let (field, _) = resolve(root, &m.selector, scope)?;
     if !allowed(field, m.op) {
         return Err(format!("Invalid match operator {:?} for selector {:?}", m.op.name(), m.selector.to_string()));
     }
@@ -171,27 +218,36 @@ fn validate_match(m: &mut Match, root: &Field) -> Result<(), String> {
     Ok(())
 }
 
-/// The type a selector ends at; lists of objects are stepped through, since a selector into one matches any element.
-fn resolve<'a>(root: &'a Field, selector: &Selector) -> Result<&'a Field, String> {
+/// The type a selector ends at, and whether it stepped through a list of objects on the way (a
+/// selector into one matches any element). A selector that starts with a name in `scope` starts
+/// from what the name is bound to; the innermost binding of a name wins.
+fn resolve(root: &'static Field, selector: &Selector, scope: &[Bound]) -> Result<(&'static Field, bool), String> {
     let invalid = |len: usize| format!("Selector {:?} is not valid", Selector(selector.0[..len].to_vec()).to_string());
-    if selector.0.is_empty() {
-        return Err(invalid(0));
-    }
-    let mut field = root;
-    for (idx, part) in selector.0.iter().enumerate() {
+    let Some(first) = selector.0.first() else { return Err(invalid(0)) };
+    let (mut field, skip) = match scope.iter().rev().find(|bound| bound.name == *first) {
+        Some(bound) if bound.scalar && selector.0.len() > 1 => {
+            let kind = if matches!(bound.field, Int) { "an index" } else { "a key" };
+            return Err(format!("Selector {:?} is not valid: {first} is {kind}", selector.to_string()));
+        }
+        Some(bound) => (bound.field, 1),
+        None => (root, 0),
+    };
+    let mut through_list = false;
+    for (idx, part) in selector.0.iter().enumerate().skip(skip) {
         if let Field::List(inner) = field {
             field = inner;
+            through_list = true;
         }
         field = match field {
             Obj(fields) => {
                 fields.iter().find(|(name, _)| name == part).map(|(_, f)| f).ok_or_else(|| invalid(idx + 1))?
             }
             Field::Map(values) => values,
-            Any => return Ok(&Any),
+            Any => return Ok((&Any, through_list)),
             _ => return Err(invalid(idx + 1)),
         };
     }
-    Ok(field)
+    Ok((field, through_list))
 }
 
 /// The operators each type supports (the "Supported Operations" of Consul's filtering tables, plus `is empty` on strings and `is nil` on containers, which newer go-bexpr allows).

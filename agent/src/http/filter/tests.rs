@@ -104,7 +104,7 @@ fn errors_name_the_position_and_what_was_expected() {
         ),
         ("a == 1 and", "error 1:11 (10): no match found, expected: whitespace"),
         ("a == 1 b", r#"error 1:8 (7): no match found, expected: "and", "or" or end of input"#),
-        ("", r#"error 1:1 (0): no match found, expected: "(", "not", selector, value or whitespace"#),
+        ("", r#"error 1:1 (0): no match found, expected: "(", "all", "any", "not", selector, value or whitespace"#),
         (
             "a == 1\nand b = 2",
             r#"error 2:7 (13): no match found, expected: "!=", "==", "contains", "in", "is", "matches" or "not""#,
@@ -119,7 +119,10 @@ fn errors_name_the_position_and_what_was_expected() {
         ("Port == 1.", "error 1:9 (8): Invalid number literal"),
         (r#"Name == "a\qb""#, r"error 1:11 (10): invalid escape sequence in string literal at \q"),
         (r#"Name == "\u12""#, r"error 1:10 (9): invalid escape sequence in string literal at \u"),
-        ("é == x", r#"error 1:1 (0): no match found, expected: "(", "not", selector, value or whitespace"#),
+        (
+            "é == x",
+            r#"error 1:1 (0): no match found, expected: "(", "all", "any", "not", selector, value or whitespace"#,
+        ),
     ]);
 }
 
@@ -297,6 +300,103 @@ fn lists_of_objects_match_when_any_element_does() {
             (r#""/Service/Meta/version" == "2.0""#, &["no-checks"]),
         ],
     );
+}
+
+#[test]
+fn collection_expressions_parse_with_every_binding_form() {
+    check_parse(&[
+        (r#"any Checks as c { c.Status == "critical" }"#, r#"(any Checks as c (Equal c.Status "critical"))"#),
+        ("all Service.Tags as t {t != x}", r#"(all Service.Tags as t (Not Equal t "x"))"#),
+        ("any Meta as k, v { k == env and v == qa }", r#"(any Meta as k, v (and (Equal k "env") (Equal v "qa")))"#),
+        ("all Meta as k , _ { k != x }", r#"(all Meta as k, _ (Not Equal k "x"))"#),
+        ("any Meta as _,v { v == qa }", r#"(any Meta as _, v (Equal v "qa"))"#),
+        (
+            "any Checks as c { all c.ServiceTags as t { t == x } }",
+            r#"(any Checks as c (all c.ServiceTags as t (Equal t "x")))"#,
+        ),
+        // A whole `or` expression: alone, in parentheses, or after the last `or`.
+        ("(any Tags as t { t == x }) and Port == 1", r#"(and (any Tags as t (Equal t "x")) (Equal Port "1"))"#),
+        ("Port == 1 or any Tags as t { t == x }", r#"(or (Equal Port "1") (any Tags as t (Equal t "x")))"#),
+        ("not (all Tags as t { t == x })", r#"(not (all Tags as t (Equal t "x")))"#),
+        // `any` and `all` are still field names and values where a match fits.
+        ("any == x", r#"(Equal any "x")"#),
+        ("all in Tags", r#"(In Tags "all")"#),
+    ]);
+}
+
+#[test]
+fn collection_expressions_fail_where_go_bexpr_does() {
+    check_parse(&[
+        (r#"all Checks as { c.Status == "x" }"#, r#"error 1:15 (14): no match found, expected: "_" or identifier"#),
+        (r#"all as t { t.Name == "x" }"#, r#"error 1:8 (7): no match found, expected: "as""#),
+        ("any Tags as t { t == x", r#"error 1:23 (22): no match found, expected: "}" or whitespace"#),
+        ("any Tags as t { t == x } and Port == 1", r#"error 1:26 (25): no match found, expected: end of input"#),
+        ("any Tags as _, _ { Port == 1 }", r#"error 1:14 (13): no match found, expected: whitespace"#),
+    ]);
+}
+
+/// Services whose tags, metadata and checks the collection expressions look into.
+fn tagged_entries() -> Value {
+    let check =
+        |status: &str, tags: Value| json!({"CheckID": format!("c-{status}"), "Status": status, "ServiceTags": tags});
+    let entry = |tags: Value, meta: Value, checks: Value| json!({"Node": {"Node": "n1", "Meta": {}}, "Service": {"ID": "s", "Tags": tags, "Meta": meta}, "Checks": checks});
+    json!({
+        "healthy": entry(json!(["v1", "primary"]), json!({"env": "qa"}),
+                         json!([check("passing", json!(["v1"])), check("passing", json!([]))])),
+        "sick": entry(json!(["v2"]), json!({"env": "prod", "tier": "db"}),
+                      json!([check("passing", json!(["v2"])), check("critical", json!(["v2", "x"]))])),
+        "bare": entry(json!([]), Value::Null, json!([])),
+    })
+}
+
+#[test]
+fn any_and_all_quantify_over_lists_and_maps() {
+    check_kept(
+        &schema::HEALTH_ENTRY,
+        &tagged_entries(),
+        &[
+            // Lists of objects: the name stands for each element.
+            (r#"any Checks as c { c.Status == "critical" }"#, &["sick"]),
+            ("all Checks as c { c.Status == passing }", &["bare", "healthy"]),
+            ("all Checks as c { c.Status == passing and c.CheckID matches `^c-` }", &["bare", "healthy"]),
+            // Lists of strings; an empty list makes `any` false and `all` true.
+            ("any Service.Tags as t { t == v2 }", &["sick"]),
+            ("all Service.Tags as t { t matches `^v` }", &["bare", "sick"]),
+            // With two names a list gives the index first.
+            ("any Service.Tags as i, t { i == 1 and t == primary }", &["healthy"]),
+            ("any Service.Tags as i, _ { i == 1 }", &["healthy"]),
+            // Maps: one name is the key; `_, v` the value; an absent map has no entries.
+            ("any Service.Meta as k { k == tier }", &["sick"]),
+            ("any Service.Meta as _, v { v == qa }", &["healthy"]),
+            ("all Service.Meta as k, v { k == env and v != prod }", &["bare", "healthy"]),
+            // Nesting, shadowing, and negation around a collection.
+            ("any Checks as c { any c.ServiceTags as t { t == x } }", &["sick"]),
+            ("any Checks as t { any t.ServiceTags as t { t == v1 } }", &["healthy"]),
+            ("not (any Checks as c { c.Status == critical })", &["bare", "healthy"]),
+            ("Service.ID == none or all Checks as c { c.Status != critical }", &["bare", "healthy"]),
+        ],
+    );
+}
+
+#[test]
+fn collection_expressions_are_validated_against_the_shape() {
+    let shape = &schema::HEALTH_ENTRY;
+    assert_eq!(refused(shape, "any Service.ID as i { i == x }"), "Service.ID is not a list or a map");
+    assert_eq!(refused(shape, "any Checks.ServiceTags as t { t == x }"), "Checks.ServiceTags is not a list or a map");
+    assert_eq!(refused(shape, "any Checks as c { c.Nope == x }"), r#"Selector "c.Nope" is not valid"#);
+    assert_eq!(refused(shape, "any Checks as c { Nope == x }"), r#"Selector "Nope" is not valid"#);
+    assert_eq!(refused(shape, "any Checks as c { c == x }"), r#"Invalid match operator "Equal" for selector "c""#);
+    assert_eq!(
+        refused(shape, "any Checks as i, _ { i == x }"),
+        r#"Failed to coerce value "x" for selector "i": invalid syntax"#
+    );
+    assert_eq!(refused(shape, "any Service.Meta as k { k.x == y }"), r#"Selector "k.x" is not valid: k is a key"#);
+    assert_eq!(
+        refused(shape, "all Service.Meta as k, k { k == x }"),
+        r#""k" cannot be used as a placeholder for both the index and the value"#
+    );
+    // A name is bound only inside its own braces.
+    assert_eq!(refused(shape, "(any Checks as c { c.Status == x }) or c.Status == x"), r#"Selector "c" is not valid"#);
 }
 
 #[track_caller]
