@@ -14,7 +14,9 @@
 //!   watcher, like roster's), woken when the event arrives on its stream.
 //!
 //! Both are written through their HTTP APIs, and the clock starts just before the write is sent, so
-//! the numbers include the write's own commit. Everything listens on 127.0.0.1; every process the
+//! the numbers include the write's own commit. Before every write both sit idle for the same settle time
+//! (`park_time`), which roster's watchers need to re-park; an idle process pays for waking its threads, so
+//! measuring one system hot and the other after a pause would compare the pause, not the systems. Everything listens on 127.0.0.1; every process the
 //! bench starts is killed when it ends. N is bounded by the open-file limit (two sockets per watcher
 //! on this host: the bench's and the server's).
 
@@ -185,6 +187,9 @@ async fn bench_etcd(addr: SocketAddr, pid: u32, n: usize, rounds: u64) -> anyhow
             })
             .collect();
         barrier.wait().await;
+        // The same quiet spell before each write as roster's watchers get to re-park: a write into a process that
+        // has idled for a while pays for waking its threads, and both systems must be measured alike.
+        tokio::time::sleep(park_time(n)).await;
         started.set(Instant::now()).ok();
         writer.etcd_put(&key, &round.to_string()).await?;
         for task in join_all(tasks).await {
