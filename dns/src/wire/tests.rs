@@ -109,3 +109,55 @@ fn format_error_echoes_the_id_and_ignores_responses() {
     assert_eq!(format_error(&response), None);
     assert_eq!(format_error(&[0x12]), None);
 }
+
+mod properties {
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::{Name, RecordType};
+    use proptest::prelude::*;
+
+    use super::super::parse_query;
+    use super::query;
+
+    proptest! {
+        /// Arbitrary datagrams never panic the scan.
+        #[test]
+        fn any_bytes_are_scanned_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = parse_query(&bytes, &mut Vec::new());
+        }
+
+        /// Whatever the scan accepts, hickory's full parser reads as the same single question, so a cached answer
+        /// is never given to a datagram the full path would have answered differently (or rejected).
+        #[test]
+        fn accepted_queries_agree_with_the_full_parser(
+            labels in proptest::collection::vec("[a-zA-Z][a-zA-Z0-9]{0,19}", 1..5),
+            record_type in prop_oneof![Just(RecordType::A), Just(RecordType::AAAA), Just(RecordType::SRV), Just(RecordType::TXT)],
+            edns in proptest::option::of(512u16..4096),
+            flip_at in 0usize..64,
+            flip_bits in any::<u8>(),
+        ) {
+            let name = format!("{}.", labels.join("."));
+            let mut packet = query(&name, record_type, edns);
+            // Corrupt one byte (or none, when the position is past the end) and compare both parsers' verdicts.
+            if let Some(byte) = packet.get_mut(flip_at) {
+                *byte ^= flip_bits;
+            }
+            let mut key = Vec::new();
+            if let Some(plain) = parse_query(&packet, &mut key) {
+                let message = Message::from_vec(&packet).expect("the full parser accepts what the scan accepts");
+                prop_assert_eq!(message.queries.len(), 1);
+                prop_assert_eq!(message.metadata.id, plain.id);
+                let question = &message.queries[0];
+                let lowered: Name = question.name().to_lowercase();
+                let mut expected = Vec::new();
+                for label in lowered.iter() {
+                    expected.push(label.len() as u8);
+                    expected.extend_from_slice(label);
+                }
+                expected.push(0);
+                expected.extend_from_slice(&u16::from(question.query_type()).to_be_bytes());
+                prop_assert_eq!(key, expected);
+                prop_assert_eq!(message.edns.as_ref().map(|edns| edns.max_payload()), plain.edns_payload);
+            }
+        }
+    }
+}
