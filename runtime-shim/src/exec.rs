@@ -45,6 +45,7 @@ mod enter;
 mod events;
 mod init;
 mod net;
+mod output;
 mod procfs;
 mod supervise;
 mod sys;
@@ -54,7 +55,7 @@ pub use net::BridgeConfig;
 pub use supervise::supervise_main;
 
 use net::NetworkFile;
-use wire::{OUTPUT_LOG, STATE_FILE, SUPERVISOR_LOG, StateFile, TASK_FILE, TaskFile};
+use wire::{STATE_FILE, SUPERVISOR_LOG, StateFile, TASK_FILE, TaskFile};
 
 /// The driver name in errors and specs.
 const DRIVER: &str = "exec";
@@ -181,6 +182,7 @@ impl ExecDriver {
             resolv_conf: resolv_conf(options),
             cgroup,
             network: NetworkFile::Host,
+            logs: task.logs.unwrap_or_default(),
             supervisor_args: self
                 .config
                 .supervisor
@@ -519,7 +521,7 @@ impl Driver for ExecDriver {
 
     async fn logs(&self, handle: &TaskHandle, lines: usize) -> Result<Vec<String>> {
         let (dir, _, _) = self.load(handle)?;
-        tail_lines(&dir.join(OUTPUT_LOG), lines).map_err(|err| runtime("logs", err))
+        tail_output(&dir, lines).map_err(|err| runtime("logs", err))
     }
 
     fn events(&self) -> BoxStream<'static, DriverEvent> {
@@ -596,6 +598,23 @@ pub(crate) fn tail_lines(path: &Path, lines: usize) -> io::Result<Vec<String>> {
     // A first line that starts mid-file is partial; it is dropped unless it is all there is.
     let all = if start > 0 && all.len() > lines { &all[1..] } else { &all[..] };
     Ok(all[all.len().saturating_sub(lines)..].iter().map(|line| line.to_string()).collect())
+}
+
+/// The last `lines` lines of the task's output, reaching into the rotated files when the current one holds fewer.
+pub(crate) fn tail_output(dir: &Path, lines: usize) -> io::Result<Vec<String>> {
+    let mut kept: Vec<String> = Vec::new();
+    let mut index = 0;
+    while kept.len() < lines {
+        let path = output::rotated_path(dir, index);
+        if index > 0 && !path.exists() {
+            break;
+        }
+        let mut older = tail_lines(&path, lines - kept.len())?;
+        older.append(&mut kept);
+        kept = older;
+        index += 1;
+    }
+    Ok(kept)
 }
 
 /// The last lines of a file as one string, for error messages.

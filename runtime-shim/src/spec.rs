@@ -24,6 +24,9 @@
 //! An exec task names a `rootfs` and a `command` instead of an `image`, and runs on the host's network unless it
 //! asks for `network = "bridge"` (its own address on the node's roster bridge) or `network = "none"`.
 //!
+//! `logs = { max_size_kb = 10240, max_files = 3 }` bounds a task's kept output (json-file rotation): always on for
+//! exec tasks (these are the defaults), and given to Docker as `max-size`/`max-file` when set on a docker task.
+//!
 //! Every duration is a Go duration string (`"10s"`, `"1m30s"`). Unknown fields are refused everywhere except inside
 //! a service's `checks`, which are Consul check definitions kept as JSON values for the agent's own parser.
 
@@ -92,6 +95,11 @@ pub struct TaskSpec {
     /// Memory, CPU and process-count limits.
     #[serde(default)]
     pub resources: Resources,
+    /// How much of the task's output is kept. Exec: always applied (defaults below). Docker: when the block is
+    /// present, the container gets the `json-file` log driver with these as `max-size`/`max-file`; when absent, the
+    /// daemon's own log settings apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<LogsSpec>,
     /// What roster does when the task exits.
     #[serde(default)]
     pub restart: RestartSpec,
@@ -157,6 +165,34 @@ pub struct Resources {
     /// The most processes and threads the task may have at once (cgroup `pids.max`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pids: Option<u64>,
+}
+
+/// Bounds on a task's kept output, with Docker's json-file semantics: the current file grows to `max_size_kb`, then
+/// becomes `output.log.1` (older ones shift up) and a new one starts; at most `max_files` files, the current one
+/// included, are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsSpec {
+    /// The most KiB one file holds (default 10240, 10 MiB; 16 to 1048576).
+    #[serde(default = "default_log_max_size_kb")]
+    pub max_size_kb: u64,
+    /// The most files kept, the current one included (default 3; 1 to 100).
+    #[serde(default = "default_log_max_files")]
+    pub max_files: u32,
+}
+
+impl Default for LogsSpec {
+    fn default() -> LogsSpec {
+        LogsSpec { max_size_kb: default_log_max_size_kb(), max_files: default_log_max_files() }
+    }
+}
+
+fn default_log_max_size_kb() -> u64 {
+    10 * 1024
+}
+
+fn default_log_max_files() -> u32 {
+    3
 }
 
 /// The restart policy, with Docker's names and systemd's backoff: `delay` before the first restart, multiplied by

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, HealthConfig, HostConfig, Mount, MountType, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, Mount, MountType, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 
 use crate::driver::{LABEL_JOB, LABEL_NODE, LABEL_SPEC_HASH, LABEL_TASK, StartOptions};
@@ -91,6 +92,13 @@ fn host_config(task: &TaskSpec, options: &StartOptions) -> Result<HostConfig> {
         dns_options: dns.ndots.map(|ndots| vec![format!("ndots:{ndots}")]),
         // roster decides restarts (see crate::restart): Docker restarting by itself would hide exits from it.
         restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: None }),
+        log_config: task.logs.map(|logs| HostConfigLogConfig {
+            typ: Some("json-file".to_string()),
+            config: Some(HashMap::from([
+                ("max-size".to_string(), format!("{}k", logs.max_size_kb)),
+                ("max-file".to_string(), logs.max_files.to_string()),
+            ])),
+        }),
         ..HostConfig::default()
     })
 }

@@ -112,7 +112,8 @@ async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut probe
 async fn task_lifecycle_start_inspect_exec_logs_stop_recover() {
     let Some(fixture) = setup("life").await else { return };
     let driver = &fixture.driver;
-    let spec = task(&fixture, "web", POLITE);
+    let logs = crate::spec::LogsSpec { max_size_kb: 512, max_files: 2 };
+    let spec = TaskSpec { logs: Some(logs), ..task(&fixture, "web", POLITE) };
     driver.ensure_image(&spec).await.expect("the imported image is there");
     let options = StartOptions {
         dns: DnsOptions {
@@ -139,6 +140,11 @@ async fn task_lifecycle_start_inspect_exec_logs_stop_recover() {
     let host = raw.inspect_container(&handle.id.0, None).await.expect("raw inspect").host_config.expect("host config");
     assert_eq!(host.memory, Some(48 * 1024 * 1024));
     assert_eq!((host.pids_limit, host.nano_cpus), (Some(32), Some(500_000_000)));
+    // The spec's logs block is Docker's json-file rotation.
+    let log_config = host.log_config.expect("log config");
+    assert_eq!(log_config.typ.as_deref(), Some("json-file"));
+    let log_options = log_config.config.expect("log options");
+    assert_eq!((log_options["max-size"].as_str(), log_options["max-file"].as_str()), ("512k", "2"));
 
     let sh = |line: &str| vec!["/bin/sh".to_string(), "-c".to_string(), line.to_string()];
     let out = driver.exec(&handle, &sh("cat /etc/resolv.conf; echo oops >&2; exit 3"), Duration::from_secs(10)).await;

@@ -18,14 +18,13 @@
 //! `setns` of a mount namespace require, and why the re-executions go through `/proc/self/exe`.
 
 use std::ffi::OsString;
-use std::fs::OpenOptions;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use super::wire::{self, OUTPUT_LOG, STATE_FILE, StateFile, TASK_FILE, TaskFile};
-use super::{enter, init, net, procfs, sys};
+use super::{enter, init, net, output, procfs, sys};
 
 /// The exit status of a supervisor mode that could not do its work (Docker's for its own failures).
 pub(crate) const SETUP_FAILED: u8 = 125;
@@ -117,13 +116,20 @@ fn run(dir: &Path) -> ExitCode {
         ..StateFile::default()
     };
     save(dir, &state);
-    let mut child = match spawn_task(dir, &task) {
-        Ok(child) => child,
+    let (mut child, output) = match spawn_task(dir, &task) {
+        Ok(spawned) => spawned,
         Err(err) => return fail(dir, &task, state, err),
     };
     state.pid = i32::try_from(child.id()).ok();
     state.started_at = Some(wire::now_ms());
     save(dir, &state);
+    // Until the task's output ends, which is at the latest when it does; so everything it wrote is in the log before
+    // its exit is recorded, and `job status` shows its last words.
+    match output::copy(output, dir, task.logs) {
+        Ok(0) => {}
+        Ok(dropped) => eprintln!("roster supervisor: {dropped} bytes of task output could not be written"),
+        Err(err) => eprintln!("roster supervisor: opening {OUTPUT_LOG}: {err}"),
+    }
     let status = child.wait();
     // PID 1 of the namespace is gone, so the kernel has killed the rest of it; processes that `enter` put in the
     // cgroup from outside the namespace, if any, go now, before the group is removed.
@@ -145,23 +151,21 @@ fn run(dir: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Creates the cgroup and spawns `init` as PID 1 of a new PID namespace, its output to the task's log.
-fn spawn_task(dir: &Path, task: &TaskFile) -> Result<std::process::Child, String> {
+/// Creates the cgroup and spawns `init` as PID 1 of a new PID namespace, its output into a pipe whose read end is
+/// returned, for the copier that keeps the task's log within its limits (`output.rs`).
+fn spawn_task(dir: &Path, task: &TaskFile) -> Result<(std::process::Child, std::io::PipeReader), String> {
     task.cgroup.create(&task.resources).map_err(|err| format!("creating the cgroup: {err}"))?;
     sys::unshare_pid_for_children().map_err(|err| format!("unsharing the PID namespace: {err}"))?;
-    let output = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(OUTPUT_LOG))
-        .map_err(|err| format!("opening {OUTPUT_LOG}: {err}"))?;
-    let stderr = output.try_clone().map_err(|err| format!("opening {OUTPUT_LOG}: {err}"))?;
+    let (reader, output) = std::io::pipe().map_err(|err| format!("creating the output pipe: {err}"))?;
+    let stderr = output.try_clone().map_err(|err| format!("creating the output pipe: {err}"))?;
     // `init` inherits the network namespace this leaves the supervisor in; the supervisor returns to the host's.
     let namespace = net::enter(&task.network).map_err(|err| format!("setting up the network: {err}"))?;
     let spawned = self_command(task, "init", dir).stdin(Stdio::null()).stdout(output).stderr(stderr).spawn();
     if let Some(namespace) = namespace {
         namespace.leave().map_err(|err| format!("{err}"))?;
     }
-    spawned.map_err(|err| format!("spawning the task: {err}"))
+    let child = spawned.map_err(|err| format!("spawning the task: {err}"))?;
+    Ok((child, reader))
 }
 
 /// Records a failure to start as an exit with [`SETUP_FAILED`] and the reason, and cleans up.

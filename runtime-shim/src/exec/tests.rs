@@ -367,6 +367,34 @@ async fn exec_logs_return_the_tail_and_events_follow_runs() {
 }
 
 #[tokio::test]
+async fn exec_output_is_rotated_within_the_spec_limits_and_nothing_before_exit_is_lost() {
+    let Some(fixture) = setup("rotate").await else { return };
+    // About 1.2 MiB on stdout and a last line on stderr just before exiting, through a 16 KiB x 3 bound.
+    let script =
+        "i=0; while [ $i -lt 30000 ]; do echo \"line $i of the task output\"; i=$((i+1)); done; echo last-words >&2";
+    let spec = TaskSpec {
+        logs: Some(crate::spec::LogsSpec { max_size_kb: 16, max_files: 3 }),
+        ..fixture.shell_task("chatty", script)
+    };
+    let handle = fixture.driver.start("job", &spec, &StartOptions::default()).await.expect("start");
+    assert_eq!(fixture.wait_exit(&handle).await, (0, false));
+    let dir = fixture.driver.task_dir(&handle.job, &handle.task);
+    let mut kept: Vec<(String, u64)> = std::fs::read_dir(&dir)
+        .expect("task dir")
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("output.log"))
+        .map(|entry| (entry.file_name().to_string_lossy().into_owned(), entry.metadata().expect("meta").len()))
+        .collect();
+    kept.sort();
+    let names: Vec<&str> = kept.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["output.log", "output.log.1", "output.log.2"]);
+    assert!(kept.iter().all(|(_, len)| *len <= 16 * 1024), "every file within 16 KiB: {kept:?}");
+    let lines = fixture.driver.logs(&handle, 2).await.expect("logs");
+    assert_eq!(lines, ["line 29999 of the task output", "last-words"], "stdout and stderr, the end all there");
+    fixture.driver.destroy(&handle).await.expect("destroy");
+}
+
+#[tokio::test]
 async fn exec_without_rootfs_sees_the_host_files_with_its_own_proc_and_resolv_conf() {
     let Some(fixture) = setup("hostfs").await else { return };
     let mut spec = fixture.shell_task("hostfs", "echo pid=$$; cat /etc/resolv.conf; exec sleep 1000");

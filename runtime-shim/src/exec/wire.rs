@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cgroup::CgroupDirs;
 use super::net::NetworkFile;
-use crate::spec::{MountSpec, Resources};
+use crate::spec::{LogsSpec, MountSpec, Resources};
 
 /// The format version of both files; a reader refuses another.
 pub(crate) const VERSION: u32 = 1;
@@ -67,6 +67,10 @@ pub(crate) struct TaskFile {
     /// networks, which ran on the host's; the default says so.
     #[serde(default)]
     pub(crate) network: NetworkFile,
+    /// How much output the supervisor keeps (`output.log` and its rotated files). Absent in older files: the
+    /// defaults.
+    #[serde(default)]
+    pub(crate) logs: LogsSpec,
     /// The supervisor command's arguments before the mode word: how the supervisor re-runs itself (as
     /// `/proc/self/exe`, so a binary upgraded meanwhile is not mixed with the running one).
     pub(crate) supervisor_args: Vec<String>,

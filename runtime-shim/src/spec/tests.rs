@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{AddressMode, DriverKind, JobSpec, Protocol, RestartPolicy, service_id};
+use super::{AddressMode, DriverKind, JobSpec, LogsSpec, Protocol, RestartPolicy, service_id};
 use crate::duration::GoDuration;
 
 const FULL_TOML: &str = r#"
@@ -151,7 +151,7 @@ fn parse_errors_name_the_field() {
     );
     check(
         &toml_job("driver2 = 1"),
-        "tasks[0].driver2: unknown field `driver2`, expected one of `name`, `driver`, `image`, `rootfs`, `command`, `args`, `env`, `ports`, `network`, `mounts`, `resources`, `restart`, `stop_signal`, `stop_timeout`, `healthcheck`, `pull`, `services` (line 6)",
+        "tasks[0].driver2: unknown field `driver2`, expected one of `name`, `driver`, `image`, `rootfs`, `command`, `args`, `env`, `ports`, `network`, `mounts`, `resources`, `logs`, `restart`, `stop_signal`, `stop_timeout`, `healthcheck`, `pull`, `services` (line 6)",
     );
     check(
         "name = \"web\"\n[[tasks]]\nname = \"app\"\ndriver = \"podman\"\n",
@@ -180,7 +180,7 @@ fn parse_errors_name_the_field() {
         .expect_err("unknown field");
     assert_eq!(
         json_err.to_string(),
-        "tasks[0].imag: unknown field `imag`, expected one of `name`, `driver`, `image`, `rootfs`, `command`, `args`, `env`, `ports`, `network`, `mounts`, `resources`, `restart`, `stop_signal`, `stop_timeout`, `healthcheck`, `pull`, `services` (line 1, column 66)"
+        "tasks[0].imag: unknown field `imag`, expected one of `name`, `driver`, `image`, `rootfs`, `command`, `args`, `env`, `ports`, `network`, `mounts`, `resources`, `logs`, `restart`, `stop_signal`, `stop_timeout`, `healthcheck`, `pull`, `services` (line 1, column 66)"
     );
 }
 
@@ -271,6 +271,19 @@ fn port_rules() {
         &toml_job("ports = [{ label = \"a\", container_port = -1 }]"),
         "tasks[0].ports[0].container_port: invalid value: integer `-1`, expected u32 (line 6)",
     );
+}
+
+#[test]
+fn logs_bounds_are_checked_and_default_when_left_out() {
+    check(
+        &toml_job("logs = { max_size_kb = 8, max_files = 0 }"),
+        "tasks[0].logs.max_size_kb: 8 is out of range (want 16-1048576); \
+         tasks[0].logs.max_files: 0 is out of range (want 1-100)",
+    );
+    let job = JobSpec::from_toml(&toml_job("logs = { max_files = 5 }")).expect("valid");
+    assert_eq!(job.tasks[0].logs, Some(LogsSpec { max_size_kb: 10 * 1024, max_files: 5 }));
+    let job = JobSpec::from_toml(&toml_job("")).expect("valid");
+    assert_eq!(job.tasks[0].logs, None, "absent: Docker keeps its daemon's settings, exec uses the defaults");
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
-use super::{DriverKind, HealthcheckSpec, JobSpec, PortSpec, Resources, RestartSpec, ServiceSpec, TaskSpec};
+use super::{DriverKind, HealthcheckSpec, JobSpec, LogsSpec, PortSpec, Resources, RestartSpec, ServiceSpec, TaskSpec};
 use crate::spec::AddressMode;
 
 /// One problem in a job spec.
@@ -124,6 +124,9 @@ fn task(problems: &mut Problems, path: &str, task: &TaskSpec) {
         }
     }
     resources(problems, &format!("{path}.resources"), &task.resources);
+    if let Some(logs_spec) = &task.logs {
+        logs(problems, &format!("{path}.logs"), logs_spec);
+    }
     restart(problems, &format!("{path}.restart"), &task.restart);
     if let Some(check) = &task.healthcheck {
         healthcheck(problems, &format!("{path}.healthcheck"), check);
@@ -223,6 +226,23 @@ fn resources(problems: &mut Problems, path: &str, resources: &Resources) {
     }
     if resources.pids == Some(0) {
         problems.add(format!("{path}.pids"), "must be at least 1 (omit it for no limit)");
+    }
+}
+
+/// The bounds of a `logs` block: a file smaller than 16 KiB would rotate on every burst, and one above 1 GiB or
+/// more than 100 files defeats the point of a bound.
+const LOG_MAX_SIZE_KB: std::ops::RangeInclusive<u64> = 16..=1024 * 1024;
+const LOG_MAX_FILES: std::ops::RangeInclusive<u32> = 1..=100;
+
+fn logs(problems: &mut Problems, path: &str, logs: &LogsSpec) {
+    if !LOG_MAX_SIZE_KB.contains(&logs.max_size_kb) {
+        let (low, high) = (LOG_MAX_SIZE_KB.start(), LOG_MAX_SIZE_KB.end());
+        problems
+            .add(format!("{path}.max_size_kb"), format!("{} is out of range (want {low}-{high})", logs.max_size_kb));
+    }
+    if !LOG_MAX_FILES.contains(&logs.max_files) {
+        let (low, high) = (LOG_MAX_FILES.start(), LOG_MAX_FILES.end());
+        problems.add(format!("{path}.max_files"), format!("{} is out of range (want {low}-{high})", logs.max_files));
     }
 }
 
