@@ -82,6 +82,10 @@ pub struct Config {
     /// Registrator mode (`watch_docker`, `-watch-docker`, a roster extension): containers roster did not start are
     /// registered from their `SERVICE_*` labels or env and deregistered when they stop.
     pub watch_docker: bool,
+    /// The exec driver's bridge for `network = "bridge"` tasks (`exec { bridge, bridge_cidr }`, a roster
+    /// extension; default `roster0` with `10.89.0.1/24`): its device name, and its own address, which is the tasks'
+    /// gateway, with the prefix of the subnet their addresses come from.
+    pub exec_bridge: roster_runtime_shim::BridgeConfig,
     /// DNS domain answered authoritatively (`domain`, `-domain`; default `consul`), without dots at either end.
     pub domain: String,
     /// A second domain answered like `domain` (`alt_domain`, `-alt-domain`), without dots at either end.

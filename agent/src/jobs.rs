@@ -50,6 +50,8 @@ pub struct JobsConfig {
     pub data_dir: Option<PathBuf>,
     /// The resolver roster-launched containers get: the agent's DNS on a container network's gateway, port 53.
     pub dns: DnsOptions,
+    /// The exec driver's bridge for `network = "bridge"` tasks.
+    pub exec_bridge: roster_runtime_shim::BridgeConfig,
     /// `enable_script_checks`, for the spec's checks.
     pub enable_script_checks: bool,
 }
@@ -110,11 +112,15 @@ impl JobManager {
             None => std::env::temp_dir().join(format!("roster-exec-{}", config.node)),
         };
         let supervisor = std::env::current_exe().map(|exe| vec![exe.into_os_string(), "__supervise".into()]);
-        let exec = Arc::new(ExecDriver::new(ExecConfig::new(
-            config.node.clone(),
-            exec_dir,
-            supervisor.unwrap_or_else(|_| vec!["roster".into(), "__supervise".into()]),
-        )));
+        let exec_config = ExecConfig {
+            bridge: config.exec_bridge.clone(),
+            ..ExecConfig::new(
+                config.node.clone(),
+                exec_dir,
+                supervisor.unwrap_or_else(|_| vec!["roster".into(), "__supervise".into()]),
+            )
+        };
+        let exec = Arc::new(ExecDriver::new(exec_config));
         let inner =
             Arc::new(Inner { config, local, runner, docker, exec, jobs: Mutex::new(BTreeMap::new()), shutdown });
         let manager = JobManager { inner };

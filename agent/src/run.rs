@@ -141,6 +141,7 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
         advertise: advertise_ip,
         data_dir: data_dir.map(Path::to_path_buf),
         dns: crate::jobs::container_dns(&dns_sockets.addrs, &config.domain),
+        exec_bridge: config.exec_bridge.clone(),
         enable_script_checks: config.enable_script_checks,
     };
     let jobs = crate::jobs::JobManager::start(jobs_config, local.clone(), runner.clone(), shutdown.child_token()).await;

@@ -73,6 +73,11 @@ pub(super) fn build(layer: Layer, dev: bool, config_files: Vec<PathBuf>, errors:
         enable_script_checks: layer.enable_script_checks.unwrap_or(false),
         enable_local_script_checks: layer.enable_local_script_checks.unwrap_or(false),
         watch_docker: layer.watch_docker.unwrap_or(false),
+        exec_bridge: {
+            let default = roster_runtime_shim::BridgeConfig::default();
+            let (address, prefix_len) = layer.exec_bridge_cidr.unwrap_or((default.address, default.prefix_len));
+            roster_runtime_shim::BridgeConfig { name: layer.exec_bridge.unwrap_or(default.name), address, prefix_len }
+        },
         domain: layer.domain.unwrap_or_else(|| DEFAULT_DOMAIN.to_owned()),
         alt_domain: layer.alt_domain,
         dns: DnsConfig {

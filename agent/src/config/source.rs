@@ -40,6 +40,8 @@ pub(super) struct Layer {
     pub enable_script_checks: Option<bool>,
     pub enable_local_script_checks: Option<bool>,
     pub watch_docker: Option<bool>,
+    pub exec_bridge: Option<String>,
+    pub exec_bridge_cidr: Option<(std::net::Ipv4Addr, u8)>,
     pub domain: Option<String>,
     pub alt_domain: Option<String>,
     pub node_ttl: Option<Duration>,
@@ -137,6 +139,8 @@ impl Layer {
         over(&mut self.enable_script_checks, later.enable_script_checks);
         over(&mut self.enable_local_script_checks, later.enable_local_script_checks);
         over(&mut self.watch_docker, later.watch_docker);
+        over(&mut self.exec_bridge, later.exec_bridge);
+        over(&mut self.exec_bridge_cidr, later.exec_bridge_cidr);
         over(&mut self.domain, later.domain);
         over(&mut self.alt_domain, later.alt_domain);
         over(&mut self.node_ttl, later.node_ttl);
@@ -339,7 +343,7 @@ impl Reader<'_> {
     /// Applies one key given by its dotted path.
     fn apply(&mut self, layer: &mut Layer, key: &str, value: &Value) {
         let res = match key {
-            "ports" | "addresses" | "dns_config" | "performance" => match value {
+            "ports" | "addresses" | "dns_config" | "performance" | "exec" => match value {
                 Value::Object(map) => {
                     self.apply_object(layer, key, map);
                     Ok(())
@@ -373,6 +377,8 @@ impl Reader<'_> {
             "enable_script_checks" => boolean(value).map(|v| layer.enable_script_checks = Some(v)),
             "enable_local_script_checks" => boolean(value).map(|v| layer.enable_local_script_checks = Some(v)),
             "watch_docker" => boolean(value).map(|v| layer.watch_docker = Some(v)),
+            "exec.bridge" => bridge_name(value).map(|v| layer.exec_bridge = Some(v)),
+            "exec.bridge_cidr" => bridge_cidr(value).map(|v| layer.exec_bridge_cidr = Some(v)),
             "domain" => domain(value).map(|v| layer.domain = Some(v)),
             "alt_domain" => domain(value).map(|v| layer.alt_domain = Some(v)),
             "dns_config.node_ttl" => duration(value).map(|v| layer.node_ttl = Some(v)),
@@ -519,6 +525,39 @@ fn reconnect_timeout(value: &Value) -> Result<Duration, String> {
 
 /// The smallest `reconnect_timeout` accepted.
 const MIN_RECONNECT_TIMEOUT: Duration = Duration::from_secs(8 * 3600);
+
+/// A network device name for the exec bridge: what the kernel accepts (1–15 bytes, no `/`, `:` or whitespace).
+fn bridge_name(value: &Value) -> Result<String, String> {
+    let name = string(value)?;
+    if name.is_empty() || name.len() > 15 {
+        return Err(format!("{name:?} must be 1 to 15 bytes long (a network device name)"));
+    }
+    if name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace()) || name == "." || name == ".." {
+        return Err(format!("{name:?} is not a valid network device name"));
+    }
+    Ok(name)
+}
+
+/// The bridge's own address with its subnet's prefix, `10.89.0.1/24`: a prefix from 8 to 30 (room for tasks), and
+/// an address inside the subnet that is neither its network nor its broadcast address.
+fn bridge_cidr(value: &Value) -> Result<(std::net::Ipv4Addr, u8), String> {
+    let text = string(value)?;
+    let invalid = || format!("{text:?} is not an IPv4 address with a prefix length, like \"10.89.0.1/24\"");
+    let (address, prefix) = text.trim().split_once('/').ok_or_else(invalid)?;
+    let address: std::net::Ipv4Addr = address.parse().map_err(|_| invalid())?;
+    let prefix: u8 = prefix.parse().map_err(|_| invalid())?;
+    if !(8..=30).contains(&prefix) {
+        return Err(format!("{text:?}: the prefix length must be 8 to 30, so the subnet has room for tasks"));
+    }
+    let host_bits = u32::MAX >> prefix;
+    let host = u32::from(address) & host_bits;
+    if host == 0 || host == host_bits {
+        return Err(format!(
+            "{text:?}: the bridge needs a host address, not the subnet's network or broadcast address"
+        ));
+    }
+    Ok((address, prefix))
+}
 
 fn ip(value: &Value) -> Result<IpAddr, String> {
     let text = string(value)?;

@@ -425,3 +425,29 @@ fn join_retry_and_leave_settings_follow_consul() {
     check_errors(load_flags(&["-config-file", &file]), &["reconnect_timeout", "at least 8h"]);
     check_errors(load_flags(&["-serf-lan-port", "-1"]), &["serf_lan cannot be disabled"]);
 }
+
+#[test]
+fn exec_bridge_defaults_and_overrides_are_checked() {
+    let config = load_flags(&[]).expect("defaults are valid");
+    assert_eq!(config.exec_bridge, roster_runtime_shim::BridgeConfig::default());
+    assert_eq!((config.exec_bridge.name.as_str(), config.exec_bridge.prefix_len), ("roster0", 24));
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = write(tmp.path(), "exec.json", r#"{"exec":{"bridge":"tasks1","bridge_cidr":"172.30.8.1/22"}}"#);
+    let config = load_flags(&["-config-file", &file]).expect("valid");
+    assert_eq!(config.exec_bridge.name, "tasks1");
+    assert_eq!((config.exec_bridge.address, config.exec_bridge.prefix_len), (Ipv4Addr::new(172, 30, 8, 1), 22));
+
+    for (value, needle) in [
+        (r#"{"exec":{"bridge":"a-name-longer-than-15"}}"#, "1 to 15 bytes"),
+        (r#"{"exec":{"bridge":"br/0"}}"#, "not a valid network device name"),
+        (r#"{"exec":{"bridge_cidr":"10.89.0.1"}}"#, "prefix length, like"),
+        (r#"{"exec":{"bridge_cidr":"10.89.0.1/31"}}"#, "must be 8 to 30"),
+        (r#"{"exec":{"bridge_cidr":"10.89.0.0/24"}}"#, "not the subnet's network or broadcast"),
+        (r#"{"exec":{"bridge_cidr":"10.89.0.255/24"}}"#, "not the subnet's network or broadcast"),
+        (r#"{"exec":{"bridg":"x"}}"#, "exec.bridg"),
+    ] {
+        let file = write(tmp.path(), "bad.json", value);
+        check_errors(load_flags(&["-config-file", &file]), &[needle]);
+    }
+}
