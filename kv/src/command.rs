@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::acl::{AclPolicy, AclRole, AclToken};
 use crate::model::{HealthCheck, Node, Service, Session};
 use crate::txn::{TxnOp, TxnOutcome};
 
@@ -101,6 +102,40 @@ pub enum Command {
         ops: Vec<TxnOp>,
         /// The proposer's clock (Unix milliseconds), for lock operations' lock-delay.
         now_ms: u64,
+    },
+    /// Create the built-in ACL policies and the anonymous token where they are missing. Idempotent; the leader proposes it while ACLs are on.
+    AclInit {
+        /// The proposer's clock (Unix milliseconds), the anonymous token's creation time.
+        now_ms: u64,
+    },
+    /// Store the first management token (`/v1/acl/bootstrap`). Rejected once bootstrapped, unless `reset_index` is the index the
+    /// bootstrap happened at (Consul's `acl-bootstrap-reset` file).
+    AclBootstrap {
+        /// The new token; it is linked to the global-management policy at apply.
+        token: Box<AclToken>,
+        /// 0, or the reset index an operator wrote to the reset file.
+        reset_index: u64,
+    },
+    /// Create or update a token, keyed by its accessor ID. Its policy and role links must exist; its secret cannot change or be another token's.
+    AclTokenSet(Box<AclToken>),
+    /// Delete a token. Rejected for the anonymous token; a no-op for an unknown one.
+    AclTokenDelete {
+        /// The accessor ID.
+        accessor_id: String,
+    },
+    /// Create or update a policy, keyed by its ID. Its name must be unique; the built-in management policy's rules cannot change.
+    AclPolicySet(Box<AclPolicy>),
+    /// Delete a policy. Rejected for the built-in ones; a no-op for an unknown one.
+    AclPolicyDelete {
+        /// The policy ID.
+        id: String,
+    },
+    /// Create or update a role, keyed by its ID. Its name must be unique and its policy links must exist.
+    AclRoleSet(Box<AclRole>),
+    /// Delete a role; a no-op for an unknown one.
+    AclRoleDelete {
+        /// The role ID.
+        id: String,
     },
 }
 

@@ -1,7 +1,7 @@
 //! roster's replicated state: the KV store and the service catalog that every server holds, the `Command`s that change them, the queries that read them, and the watch keys that let a blocking query wake only when its own answer changed.
 //!
 //! # Layout
-//! - `model`: the persisted records (KV entries, nodes, services, checks, sessions). Their serde form is the Raft log and snapshot schema.
+//! - `model`: the persisted records (KV entries, nodes, services, checks, sessions); `acl`: the ACL tokens, policies and roles. Their serde form is the Raft log and snapshot schema.
 //! - `command`: the `Command`s a Raft entry carries and their `CommandResult`.
 //! - `state`: `State`, with `apply` (the only mutation) and the read queries; each query returns its data plus the index that covers it.
 //! - `query`: `Query`, reads as data (what client agents send to servers), evaluated into an owned `Answer` with its index and watch keys.
@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod acl;
 mod command;
 mod error;
 mod model;
@@ -25,6 +26,11 @@ mod state;
 mod txn;
 mod watch;
 
+pub use acl::{
+    ANONYMOUS_TOKEN_ACCESSOR_ID, ANONYMOUS_TOKEN_SECRET, AclLink, AclNodeIdentity, AclPolicy, AclRole,
+    AclServiceIdentity, AclTemplatedPolicy, AclToken, GLOBAL_MANAGEMENT_POLICY_ID, GLOBAL_MANAGEMENT_POLICY_NAME,
+    GLOBAL_READ_ONLY_POLICY_ID, GLOBAL_READ_ONLY_POLICY_NAME, ResolvedToken, secret_matches,
+};
 pub use command::{Command, CommandResult, Outcome, Registration};
 pub use error::{Error, Result};
 pub use model::{
@@ -32,6 +38,7 @@ pub use model::{
     Weights,
 };
 pub use query::{Answer, InstanceHealth, Query, ServiceEntry};
+pub use state::acl::{MAX_ACL_DESCRIPTION_LEN, MAX_ACL_LINKS, MAX_ACL_NAME_LEN, MAX_ACL_RULES_LEN};
 pub use state::{HealthEntry, State};
 pub use txn::{CatalogVerb, KvVerb, MAX_TXN_OPS, TxnError, TxnOp, TxnOutcome, TxnResult};
 pub use watch::{Changes, Table, WatchKey, Watchers};

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::acl::{AclPolicy, AclRole, AclToken, ResolvedToken};
 use crate::model::{CheckStatus, HealthCheck, KvEntry, Node, Service, Session, Weights};
 use crate::state::{HealthEntry, State};
 use crate::txn::{TxnOp, TxnOutcome};
@@ -128,6 +129,19 @@ pub enum Query {
     },
     /// A transaction of read operations only, run as a read (`PUT /v1/txn` without writes). Answers `Txn`.
     Txn(Vec<TxnOp>),
+    /// A token by secret with every policy and role it grants (what authorizing a request needs). Answers `AclResolved`.
+    AclResolve {
+        /// The secret.
+        secret_id: String,
+    },
+    /// Every token, by accessor ID. Answers `AclTokens`.
+    AclTokens,
+    /// Every policy, by ID. Answers `AclPolicies`.
+    AclPolicies,
+    /// Every role, by ID. Answers `AclRoles`.
+    AclRoles,
+    /// The index ACLs were bootstrapped at, if they were. Answers `AclBootstrap`.
+    AclBootstrapState,
 }
 
 /// What a `Query` returns: owned data, free of the state's lock.
@@ -170,6 +184,16 @@ pub enum Answer {
     Sessions(Vec<Session>),
     /// What a read-only transaction found.
     Txn(TxnOutcome),
+    /// A resolved token, if the secret names one.
+    AclResolved(Option<Box<ResolvedToken>>),
+    /// ACL tokens, by accessor ID.
+    AclTokens(Vec<AclToken>),
+    /// ACL policies, by ID.
+    AclPolicies(Vec<AclPolicy>),
+    /// ACL roles, by ID.
+    AclRoles(Vec<AclRole>),
+    /// The bootstrap index, if bootstrapped.
+    AclBootstrap(Option<u64>),
 }
 
 /// One service instance with its node and every check that affects it: the owned form of `HealthEntry` (Consul's `ServiceEntry`).
@@ -245,7 +269,19 @@ impl From<&HealthEntry<'_>> for InstanceHealth {
 const RESOLVE_TABLES: [Table; 3] = [Table::Services, Table::Checks, Table::Nodes];
 
 /// Every table, for the reads whose answer may depend on anything.
-const ALL_TABLES: [Table; 5] = [Table::Kvs, Table::Nodes, Table::Services, Table::Checks, Table::Sessions];
+const ALL_TABLES: [Table; 8] = [
+    Table::Kvs,
+    Table::Nodes,
+    Table::Services,
+    Table::Checks,
+    Table::Sessions,
+    Table::AclTokens,
+    Table::AclPolicies,
+    Table::AclRoles,
+];
+
+/// The ACL tables: what a token's resolution depends on.
+const ACL_TABLES: [Table; 3] = [Table::AclTokens, Table::AclPolicies, Table::AclRoles];
 
 impl Query {
     /// What the answer depends on: a blocking query parks on these keys, and the index `eval` reports moves only when an apply touches one of them.
@@ -272,6 +308,13 @@ impl Query {
             }
             // Every table: the closest set of keys to "anything". Raft entries that carry no command (elections, membership) move the index without touching a key, so a blocking MaxIndex may also wake late; nothing blocks on it today.
             Query::MaxIndex | Query::Txn(_) => ALL_TABLES.into_iter().map(WatchKey::Table).collect(),
+            Query::AclResolve { .. } | Query::AclBootstrapState => {
+                ACL_TABLES.into_iter().map(WatchKey::Table).collect()
+            }
+            // Tokens and roles show their links by current name, so a rename or delete of what they link to moves their lists too.
+            Query::AclTokens => ACL_TABLES.into_iter().map(WatchKey::Table).collect(),
+            Query::AclRoles => vec![WatchKey::Table(Table::AclRoles), WatchKey::Table(Table::AclPolicies)],
+            Query::AclPolicies => vec![WatchKey::Table(Table::AclPolicies)],
         }
     }
 
@@ -367,6 +410,22 @@ impl Query {
             }
             // A transaction reads across tables; like Consul's read-only transactions it does not block, so the state's index serves.
             Query::Txn(ops) => (Answer::Txn(state.txn_read(ops)), state.max_index()),
+            Query::AclResolve { secret_id } => {
+                (Answer::AclResolved(state.acl_resolve(secret_id).map(Box::new)), state.acl_index())
+            }
+            Query::AclTokens => {
+                let (tokens, _) = state.acl_tokens();
+                (Answer::AclTokens(tokens), state.acl_index())
+            }
+            Query::AclPolicies => {
+                let (policies, index) = state.acl_policies();
+                (Answer::AclPolicies(policies.into_iter().cloned().collect()), index)
+            }
+            Query::AclRoles => {
+                let (roles, index) = state.acl_roles();
+                (Answer::AclRoles(roles), index.max(state.table(Table::AclPolicies)))
+            }
+            Query::AclBootstrapState => (Answer::AclBootstrap(state.acl_bootstrap_index()), state.acl_index()),
         }
     }
 }

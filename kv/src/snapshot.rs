@@ -4,12 +4,14 @@
 //!
 //! # Versions
 //! 1: KV, catalog and their indexes. 2: version 1's body followed by sessions, lock-delays and the sessions table index.
-//! This build writes version 2 and reads both; a version-1 snapshot decodes to a state without sessions.
+//! 3: version 2's body followed by the ACL tables (tokens, policies, roles, the bootstrap index and the three tables' indexes).
+//! This build writes version 3 and reads all three; an older snapshot decodes to a state without what it did not have.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::acl::{AclPolicy, AclRole, AclToken};
 use crate::error::{Error, Result};
 use crate::model::{HealthCheck, KvEntry, Node, Service, Session};
 use crate::state::State;
@@ -17,7 +19,7 @@ use crate::state::session::LockDelay;
 use crate::watch::Table;
 
 const MAGIC: &[u8; 6] = b"RSTRSN";
-const VERSION: u16 = 2;
+const VERSION: u16 = 3;
 
 /// The stored form of format version 1. Field order is the format: append only, in a new version.
 #[derive(Serialize, Deserialize)]
@@ -44,6 +46,20 @@ struct SnapshotV2 {
     sessions_index: u64,
 }
 
+/// The stored form of format version 3: version 2's fields, then the ACL tables.
+#[derive(Serialize, Deserialize)]
+struct SnapshotV3 {
+    base: SnapshotV2,
+    acl_tokens: Vec<AclToken>,
+    acl_policies: Vec<AclPolicy>,
+    acl_roles: Vec<AclRole>,
+    acl_bootstrap_index: Option<u64>,
+    /// AclTokens, AclPolicies, AclRoles.
+    acl_table_index: [u64; 3],
+}
+
+const ACL_TABLES: [Table; 3] = [Table::AclTokens, Table::AclPolicies, Table::AclRoles];
+
 const TABLES: [Table; 4] = [Table::Kvs, Table::Nodes, Table::Services, Table::Checks];
 
 impl State {
@@ -60,11 +76,19 @@ impl State {
             node_index: self.node_index.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             table_index: TABLES.map(|t| self.table_index.get(&t).copied().unwrap_or(0)),
         };
-        let body = SnapshotV2 {
+        let v2 = SnapshotV2 {
             base,
             sessions: self.sessions.values().cloned().collect(),
             lock_delays: self.lock_delays.iter().map(|(k, d)| (k.clone(), d.start_ms, d.delay_ms)).collect(),
             sessions_index: self.table_index.get(&Table::Sessions).copied().unwrap_or(0),
+        };
+        let body = SnapshotV3 {
+            base: v2,
+            acl_tokens: self.acl_tokens.values().cloned().collect(),
+            acl_policies: self.acl_policies.values().cloned().collect(),
+            acl_roles: self.acl_roles.values().cloned().collect(),
+            acl_bootstrap_index: self.acl_bootstrap_index,
+            acl_table_index: ACL_TABLES.map(|t| self.table_index.get(&t).copied().unwrap_or(0)),
         };
         let mut out = Vec::with_capacity(64 + self.kv.len() * 64);
         out.extend_from_slice(MAGIC);
@@ -82,17 +106,31 @@ impl State {
             return Err(Error::SnapshotFormat("missing roster snapshot header".into()));
         }
         let version = u16::from_be_bytes([bytes[6], bytes[7]]);
-        let body = match version {
-            1 => SnapshotV2 {
+        let v3 = match version {
+            1 => v3_of(SnapshotV2 {
                 base: postcard::from_bytes(&bytes[8..])?,
                 sessions: Vec::new(),
                 lock_delays: Vec::new(),
                 sessions_index: 0,
-            },
-            2 => postcard::from_bytes(&bytes[8..])?,
+            }),
+            2 => v3_of(postcard::from_bytes(&bytes[8..])?),
+            3 => postcard::from_bytes(&bytes[8..])?,
             _ => return Err(Error::SnapshotFormat(format!("version {version} (this build reads 1 to {VERSION})"))),
         };
+        let body = v3.base;
         let mut state = from_v1(body.base);
+        for token in v3.acl_tokens {
+            state.acl_secrets.insert(crate::acl::secret_digest(&token.secret_id), token.accessor_id.clone());
+            state.acl_tokens.insert(token.accessor_id.clone(), token);
+        }
+        state.acl_policies = v3.acl_policies.into_iter().map(|p| (p.id.clone(), p)).collect();
+        state.acl_roles = v3.acl_roles.into_iter().map(|r| (r.id.clone(), r)).collect();
+        state.acl_bootstrap_index = v3.acl_bootstrap_index;
+        for (table, index) in ACL_TABLES.into_iter().zip(v3.acl_table_index) {
+            if index > 0 {
+                state.table_index.insert(table, index);
+            }
+        }
         state.sessions = body.sessions.into_iter().map(|s| (s.id.clone(), s)).collect();
         state.lock_delays = body
             .lock_delays
@@ -103,6 +141,18 @@ impl State {
             state.table_index.insert(Table::Sessions, body.sessions_index);
         }
         Ok(state)
+    }
+}
+
+/// An older body with empty ACL tables.
+fn v3_of(base: SnapshotV2) -> SnapshotV3 {
+    SnapshotV3 {
+        base,
+        acl_tokens: Vec::new(),
+        acl_policies: Vec::new(),
+        acl_roles: Vec::new(),
+        acl_bootstrap_index: None,
+        acl_table_index: [0; 3],
     }
 }
 
@@ -119,8 +169,7 @@ fn from_v1(body: SnapshotV1) -> State {
         node_index: body.node_index.into_iter().collect(),
         table_index: TABLES.into_iter().zip(body.table_index).filter(|(_, i)| *i > 0).collect(),
         service_names: BTreeMap::new(),
-        sessions: BTreeMap::new(),
-        lock_delays: BTreeMap::new(),
+        ..State::default()
     };
     for (node, service) in body.services {
         let key = (node, service.id.clone());

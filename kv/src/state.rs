@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::acl::{AclPolicy, AclRole, AclToken};
 use crate::command::{Command, CommandResult, Outcome};
 use crate::model::{CheckStatus, HealthCheck, KvEntry, Node, Service, Session};
 use crate::watch::{Changes, Table};
@@ -40,6 +41,16 @@ pub struct State {
     pub(crate) sessions: BTreeMap<String, Session>,
     /// Keys whose lock-delay (after their holder's session was destroyed) may still be running.
     pub(crate) lock_delays: BTreeMap<String, session::LockDelay>,
+    /// ACL tokens by accessor ID.
+    pub(crate) acl_tokens: BTreeMap<String, AclToken>,
+    /// Derived: SHA-256 of each token's secret → its accessor ID. Rebuilt on snapshot decode.
+    pub(crate) acl_secrets: BTreeMap<[u8; 32], String>,
+    /// ACL policies by ID.
+    pub(crate) acl_policies: BTreeMap<String, AclPolicy>,
+    /// ACL roles by ID.
+    pub(crate) acl_roles: BTreeMap<String, AclRole>,
+    /// The index at which ACLs were bootstrapped; `None` until then.
+    pub(crate) acl_bootstrap_index: Option<u64>,
 }
 
 /// One service instance with its node and every check that affects it (the node's checks and its own).
@@ -177,6 +188,14 @@ impl State {
             Command::KvUnlock { key, value, flags, session } => {
                 CommandResult::Bool(self.kv_unlock(index, key, value, *flags, session, changes))
             }
+            Command::AclInit { .. }
+            | Command::AclBootstrap { .. }
+            | Command::AclTokenSet(_)
+            | Command::AclTokenDelete { .. }
+            | Command::AclPolicySet(_)
+            | Command::AclPolicyDelete { .. }
+            | Command::AclRoleSet(_)
+            | Command::AclRoleDelete { .. } => self.apply_acl(index, cmd, changes),
             // The KV and catalog commands, and transactions, are applied by `apply_command` itself.
             Command::KvSet { .. }
             | Command::KvCas { .. }
@@ -190,6 +209,7 @@ impl State {
     }
 }
 
+pub(crate) mod acl;
 mod catalog;
 mod kv;
 mod query;

@@ -23,6 +23,12 @@ pub enum Table {
     Checks,
     /// Sessions.
     Sessions,
+    /// ACL tokens.
+    AclTokens,
+    /// ACL policies.
+    AclPolicies,
+    /// ACL roles.
+    AclRoles,
 }
 
 /// Something a query's answer depends on.

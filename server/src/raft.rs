@@ -122,6 +122,15 @@ impl fmt::Display for LogCommand {
             Command::KvLock { key, session, .. } => write!(f, "KvLock({key}, {session})"),
             Command::KvUnlock { key, session, .. } => write!(f, "KvUnlock({key}, {session})"),
             Command::Txn { ops, .. } => write!(f, "Txn({} ops)", ops.len()),
+            // Secrets never reach a log line: tokens are named by their accessor ID only.
+            Command::AclInit { .. } => write!(f, "AclInit"),
+            Command::AclBootstrap { token, .. } => write!(f, "AclBootstrap({})", token.accessor_id),
+            Command::AclTokenSet(token) => write!(f, "AclTokenSet({})", token.accessor_id),
+            Command::AclTokenDelete { accessor_id } => write!(f, "AclTokenDelete({accessor_id})"),
+            Command::AclPolicySet(policy) => write!(f, "AclPolicySet({})", policy.id),
+            Command::AclPolicyDelete { id } => write!(f, "AclPolicyDelete({id})"),
+            Command::AclRoleSet(role) => write!(f, "AclRoleSet({})", role.id),
+            Command::AclRoleDelete { id } => write!(f, "AclRoleDelete({id})"),
         }
     }
 }

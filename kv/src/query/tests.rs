@@ -63,6 +63,11 @@ fn sample_queries() -> Vec<Query> {
         Query::SessionList,
         Query::SessionNode { node: "n2".into() },
         Query::Txn(vec![kv_op(KvVerb::Get, "a"), kv_op(KvVerb::GetTree, "a")]),
+        Query::AclResolve { secret_id: "nope".into() },
+        Query::AclTokens,
+        Query::AclPolicies,
+        Query::AclRoles,
+        Query::AclBootstrapState,
     ]
 }
 
@@ -89,8 +94,25 @@ fn expected(state: &State, query: &Query) -> (u64, Vec<WatchKey>) {
         Query::ServiceChecks { name } => (state.service_checks(name).1, vec![WatchKey::Service(name.clone())]),
         Query::NodeChecks { name } => (state.node_checks(name).1, vec![WatchKey::Node(name.clone())]),
         Query::ChecksInState { state: s } => (state.checks_in_state(*s).1, tables(&[Table::Checks])),
-        Query::MaxIndex | Query::Txn(_) => {
-            (state.max_index(), tables(&[Table::Kvs, Table::Nodes, Table::Services, Table::Checks, Table::Sessions]))
+        Query::MaxIndex | Query::Txn(_) => (
+            state.max_index(),
+            tables(&[
+                Table::Kvs,
+                Table::Nodes,
+                Table::Services,
+                Table::Checks,
+                Table::Sessions,
+                Table::AclTokens,
+                Table::AclPolicies,
+                Table::AclRoles,
+            ]),
+        ),
+        Query::AclResolve { .. } | Query::AclBootstrapState | Query::AclTokens => {
+            (state.acl_index(), tables(&[Table::AclTokens, Table::AclPolicies, Table::AclRoles]))
+        }
+        Query::AclPolicies => (state.acl_policies().1, tables(&[Table::AclPolicies])),
+        Query::AclRoles => {
+            (state.acl_roles().1.max(state.table(Table::AclPolicies)), tables(&[Table::AclRoles, Table::AclPolicies]))
         }
         Query::SessionInfo { .. } | Query::SessionList | Query::SessionNode { .. } => {
             (state.sessions().1, tables(&[Table::Sessions]))

@@ -446,6 +446,7 @@ proptest! {
     }
 }
 
+mod acl;
 mod sessions;
 mod txn;
 

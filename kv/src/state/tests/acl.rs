@@ -1,0 +1,161 @@
+//! ACL tokens, policies and roles in the state: bootstrap once (and its reset), links that must exist, unique names and secrets, built-ins that cannot be broken, resolution by secret, and the snapshot round trip.
+
+use super::run;
+use crate::acl::{
+    ANONYMOUS_TOKEN_ACCESSOR_ID, ANONYMOUS_TOKEN_SECRET, AclLink, AclPolicy, AclRole, AclToken,
+    GLOBAL_MANAGEMENT_POLICY_ID, GLOBAL_READ_ONLY_POLICY_ID,
+};
+use crate::command::{Command, CommandResult};
+use crate::query::{Answer, Query};
+use crate::state::State;
+use crate::watch::{Table, WatchKey};
+
+fn token(accessor: &str, secret: &str, policies: &[&str]) -> AclToken {
+    AclToken {
+        accessor_id: accessor.into(),
+        secret_id: secret.into(),
+        policies: policies.iter().map(|id| AclLink { id: (*id).into(), name: String::new() }).collect(),
+        create_time_ms: 1_000,
+        ..AclToken::default()
+    }
+}
+
+fn policy(id: &str, name: &str, rules: &str) -> Command {
+    Command::AclPolicySet(Box::new(AclPolicy {
+        id: id.into(),
+        name: name.into(),
+        rules: rules.into(),
+        ..AclPolicy::default()
+    }))
+}
+
+fn bootstrap(secret: &str, reset_index: u64) -> Command {
+    Command::AclBootstrap { token: Box::new(token(&format!("acc-{secret}"), secret, &[])), reset_index }
+}
+
+fn rejected(result: &CommandResult) -> &str {
+    match result {
+        CommandResult::Rejected(why) => why,
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+#[test]
+fn bootstrap_creates_builtins_and_a_management_token_once() {
+    let (state, results) = run(&[bootstrap("s1", 0), bootstrap("s2", 0)]);
+    assert_eq!(results[0], CommandResult::Bool(true));
+    assert_eq!(rejected(&results[1]), "ACL bootstrap no longer allowed (reset index: 1)");
+    let resolved = state.acl_resolve("s1").expect("the bootstrap token resolves");
+    assert_eq!(resolved.token.policies[0].name, "global-management");
+    assert_eq!(resolved.policies[0].id, GLOBAL_MANAGEMENT_POLICY_ID);
+    assert!(state.acl_resolve("s2").is_none(), "the refused bootstrap stored nothing");
+    let anonymous = state.acl_resolve(ANONYMOUS_TOKEN_SECRET).expect("anonymous exists");
+    assert_eq!(anonymous.token.accessor_id, ANONYMOUS_TOKEN_ACCESSOR_ID);
+    assert!(state.acl_policies.contains_key(GLOBAL_READ_ONLY_POLICY_ID));
+}
+
+#[test]
+fn bootstrap_reset_needs_the_exact_reset_index() {
+    let (state, results) = run(&[bootstrap("s1", 0), bootstrap("s2", 7), bootstrap("s3", 1), bootstrap("s4", 1)]);
+    assert_eq!(rejected(&results[1]), "Invalid bootstrap reset index (specified 7, reset index: 1)");
+    assert_eq!(results[2], CommandResult::Bool(true));
+    assert_eq!(state.acl_bootstrap_index(), Some(3));
+    assert_eq!(rejected(&results[3]), "Invalid bootstrap reset index (specified 1, reset index: 3)");
+    assert!(state.acl_resolve("s3").is_some() && state.acl_resolve("s1").is_some());
+}
+
+#[test]
+fn token_links_must_exist_and_secrets_are_unique_and_fixed() {
+    let (state, results) = run(&[
+        Command::AclInit { now_ms: 5 },
+        Command::AclTokenSet(Box::new(token("a1", "sec1", &["missing"]))),
+        policy("p1", "web", r#"service "web" { policy = "write" }"#),
+        Command::AclTokenSet(Box::new(token("a1", "sec1", &["p1"]))),
+        Command::AclTokenSet(Box::new(token("a2", "sec1", &[]))),
+        Command::AclTokenSet(Box::new(token("a1", "other", &["p1"]))),
+    ]);
+    assert_eq!(rejected(&results[1]), "cannot find policy missing");
+    assert_eq!(results[3], CommandResult::Bool(true));
+    assert_eq!(rejected(&results[4]), "Invalid Token: SecretID is already in use");
+    assert_eq!(rejected(&results[5]), "Changing a token's SecretID is not permitted");
+    let resolved = state.acl_resolve("sec1").expect("token resolves");
+    assert_eq!(resolved.token.accessor_id, "a1");
+    assert_eq!((resolved.token.create_index, resolved.token.policies[0].name.as_str()), (4, "web"));
+    assert!(state.acl_resolve("sec").is_none() && state.acl_resolve("sec1 ").is_none());
+}
+
+#[test]
+fn policy_names_are_unique_and_builtins_keep_their_meaning() {
+    let (state, results) = run(&[
+        Command::AclInit { now_ms: 0 },
+        policy("p1", "web", ""),
+        policy("p2", "web", ""),
+        policy(GLOBAL_MANAGEMENT_POLICY_ID, "global-management", "acl = \"read\""),
+        Command::AclPolicyDelete { id: GLOBAL_MANAGEMENT_POLICY_ID.into() },
+        Command::AclTokenDelete { accessor_id: ANONYMOUS_TOKEN_ACCESSOR_ID.into() },
+    ]);
+    assert_eq!(rejected(&results[2]), "Invalid Policy: A Policy with Name \"web\" already exists");
+    assert_eq!(rejected(&results[3]), "Changing the Rules for the builtin global-management policy is not permitted");
+    assert_eq!(rejected(&results[4]), "Delete operation not permitted on a builtin policy");
+    assert_eq!(rejected(&results[5]), "Delete operation not permitted on the anonymous token");
+    assert_eq!(state.acl_policies().0.len(), 3);
+}
+
+#[test]
+fn a_deleted_policy_disappears_from_the_links_and_a_rename_shows() {
+    let role = AclRole {
+        id: "r1".into(),
+        name: "ops".into(),
+        policies: vec![AclLink { id: "p2".into(), name: "kv".into() }],
+        ..AclRole::default()
+    };
+    let mut tok = token("a1", "sec1", &["p1"]);
+    tok.roles = vec![AclLink { id: "r1".into(), name: "ops".into() }];
+    let (state, results) = run(&[
+        policy("p1", "web", ""),
+        policy("p2", "kv", "key_prefix \"\" { policy = \"read\" }"),
+        Command::AclRoleSet(Box::new(role)),
+        Command::AclTokenSet(Box::new(tok)),
+        Command::AclPolicyDelete { id: "p1".into() },
+        policy("p2", "kv-read", "key_prefix \"\" { policy = \"read\" }"),
+    ]);
+    assert!(results.iter().all(|r| *r == CommandResult::Bool(true)), "{results:?}");
+    let resolved = state.acl_resolve("sec1").expect("resolves");
+    assert!(resolved.token.policies.is_empty(), "the deleted policy's link is gone");
+    assert_eq!(resolved.roles[0].policies[0].name, "kv-read");
+    assert_eq!(resolved.policies.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["p2"]);
+}
+
+#[test]
+fn acl_writes_wake_acl_watchers_and_not_kv_ones() {
+    let mut state = State::new();
+    let (_, changes) = state.apply(1, &policy("p1", "web", ""));
+    assert!(changes.touches(&WatchKey::Table(Table::AclPolicies)));
+    assert!(!changes.touches(&WatchKey::Table(Table::Kvs)));
+    for key in (Query::AclResolve { secret_id: "x".into() }).watch_keys() {
+        if key == WatchKey::Table(Table::AclPolicies) {
+            return;
+        }
+    }
+    panic!("resolution must watch the policies table");
+}
+
+#[test]
+fn acl_tables_survive_a_snapshot_and_resolve_after_it() {
+    let (state, _) = run(&[
+        bootstrap("root", 0),
+        policy("p1", "web", r#"service "web" { policy = "write" }"#),
+        Command::AclTokenSet(Box::new(token("a1", "sec1", &["p1"]))),
+    ]);
+    let bytes = state.encode_snapshot();
+    let decoded = State::decode_snapshot(&bytes).expect("decodes");
+    assert_eq!(decoded, state);
+    assert_eq!(decoded.encode_snapshot(), bytes);
+    let (answer, index) = Query::AclResolve { secret_id: "sec1".into() }.eval(&decoded);
+    assert_eq!(index, 3);
+    match answer {
+        Answer::AclResolved(Some(resolved)) => assert_eq!(resolved.policies[0].name, "web"),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(decoded.acl_bootstrap_index(), Some(1));
+}
