@@ -94,7 +94,9 @@ impl Authorizer {
     pub fn key_read(&self, key: &str) -> bool {
         self.named(Resource::Key, key, AccessLevel::Read)
     }
-    /// Listing keys under `prefix`: the rule that applies to `prefix` grants list (or write).
+    /// Listing keys under `prefix`: the rule that applies to `prefix` grants list (or write); read does
+    /// not. (Consul's KV endpoint asks this only with `acl.enable_key_list_policy`; otherwise it asks
+    /// [`Authorizer::key_read`].)
     pub fn key_list(&self, prefix: &str) -> bool {
         self.named(Resource::Key, prefix, AccessLevel::List)
     }
