@@ -154,65 +154,6 @@ pub struct ResolvedToken {
     pub roles: Vec<AclRole>,
 }
 
-/// The rules of the built-in read-only policy (Consul's `builtin/global-read-only`).
-pub const GLOBAL_READ_ONLY_RULES: &str = r#"acl = "read"
-agent_prefix "" {
-  policy = "read"
-}
-event_prefix "" {
-  policy = "read"
-}
-key_prefix "" {
-  policy = "read"
-}
-keyring = "read"
-node_prefix "" {
-  policy = "read"
-}
-operator = "read"
-mesh = "read"
-peering = "read"
-query_prefix "" {
-  policy = "read"
-}
-service_prefix "" {
-  policy = "read"
-}
-session_prefix "" {
-  policy = "read"
-}
-"#;
-
-/// The rules text of the global-management policy. Resolvers recognise the policy by ID and grant everything; the text is what Consul shows.
-pub const GLOBAL_MANAGEMENT_RULES: &str = r#"acl = "write"
-agent_prefix "" {
-  policy = "write"
-}
-event_prefix "" {
-  policy = "write"
-}
-key_prefix "" {
-  policy = "write"
-}
-keyring = "write"
-node_prefix "" {
-  policy = "write"
-}
-operator = "write"
-mesh = "write"
-peering = "write"
-query_prefix "" {
-  policy = "write"
-}
-service_prefix "" {
-  policy = "write"
-  intentions = "write"
-}
-session_prefix "" {
-  policy = "write"
-}
-"#;
-
 /// The digest by which the state indexes a secret.
 pub(crate) fn secret_digest(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
@@ -234,14 +175,14 @@ pub(crate) fn builtin_policies() -> [AclPolicy; 2] {
             id: GLOBAL_MANAGEMENT_POLICY_ID.into(),
             name: GLOBAL_MANAGEMENT_POLICY_NAME.into(),
             description: "Builtin Policy that grants unlimited access".into(),
-            rules: GLOBAL_MANAGEMENT_RULES.into(),
+            rules: roster_acl::GLOBAL_MANAGEMENT_RULES.into(),
             ..AclPolicy::default()
         },
         AclPolicy {
             id: GLOBAL_READ_ONLY_POLICY_ID.into(),
             name: GLOBAL_READ_ONLY_POLICY_NAME.into(),
             description: "Builtin Policy that grants unlimited read-only access to all components".into(),
-            rules: GLOBAL_READ_ONLY_RULES.into(),
+            rules: roster_acl::GLOBAL_READ_ONLY_RULES.into(),
             ..AclPolicy::default()
         },
     ]

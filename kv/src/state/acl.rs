@@ -147,7 +147,9 @@ impl State {
         if policy.id.is_empty() || policy.name.is_empty() {
             return Err("Invalid Policy: no Name is set".into());
         }
-        rules_valid(&policy.rules)?;
+        if let Err(err) = roster_acl::Policy::parse(&policy.rules) {
+            return Err(err.to_string());
+        }
         if self.acl_policies.values().any(|p| p.name == policy.name && p.id != policy.id) {
             return Err(format!("Invalid Policy: A Policy with Name {:?} already exists", policy.name));
         }
@@ -297,10 +299,5 @@ fn check_count(n: usize) -> Result<(), String> {
     if n > MAX_ACL_LINKS {
         return Err(format!("too many links ({n}, at most {MAX_ACL_LINKS} of each kind)"));
     }
-    Ok(())
-}
-
-/// FIXME-MERGE: parse with roster_acl::Policy::parse once the acl crate lands.
-fn rules_valid(_rules: &str) -> Result<(), String> {
     Ok(())
 }

@@ -93,11 +93,13 @@ fn policy_names_are_unique_and_builtins_keep_their_meaning() {
         policy(GLOBAL_MANAGEMENT_POLICY_ID, "global-management", "acl = \"read\""),
         Command::AclPolicyDelete { id: GLOBAL_MANAGEMENT_POLICY_ID.into() },
         Command::AclTokenDelete { accessor_id: ANONYMOUS_TOKEN_ACCESSOR_ID.into() },
+        policy("p3", "bad", "key_prefix \"\" { policy = \"reed\" }"),
     ]);
     assert_eq!(rejected(&results[2]), "Invalid Policy: A Policy with Name \"web\" already exists");
     assert_eq!(rejected(&results[3]), "Changing the Rules for the builtin global-management policy is not permitted");
     assert_eq!(rejected(&results[4]), "Delete operation not permitted on a builtin policy");
     assert_eq!(rejected(&results[5]), "Delete operation not permitted on the anonymous token");
+    assert!(rejected(&results[6]).starts_with("Failed to parse ACL rules"), "apply parses rules again: {results:?}");
     assert_eq!(state.acl_policies().0.len(), 3);
 }
 
