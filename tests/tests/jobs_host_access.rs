@@ -63,7 +63,7 @@ async fn an_exec_task_without_rootfs_is_refused_naming_the_config_key_and_nothin
     let refused = agent.put_json("/v1/agent/job", &host_exec_job("hostfs")).await;
     refused.expect_status(400);
     assert_eq!(
-        refused.text(),
+        refused.text().trim_end(),
         "Job not allowed by the agent's config: tasks[0].rootfs: an exec task without a rootfs runs on the host's \
          filesystem as root; give it a rootfs, or set exec.allow_host_rootfs = true in the agent config"
     );
@@ -94,7 +94,7 @@ async fn a_docker_mount_outside_the_allowed_host_paths_is_refused() {
     for source in sources {
         let refused = agent.put_json("/v1/agent/job", &mounting_job("mounts", "busybox:any", &source)).await;
         refused.expect_status(400);
-        let text = refused.text();
+        let text = refused.text().trim_end().to_owned();
         assert!(
             text.starts_with("Job not allowed by the agent's config: tasks[0].mounts[0].source: host path"),
             "{text}"
@@ -179,7 +179,7 @@ async fn a_saved_job_the_config_no_longer_allows_fails_to_start_and_the_agent_se
         .find(|line| line.contains("could not restart a saved job") && line.contains(&job))
         .unwrap_or_else(|| panic!("no refusal logged:\n{log}"));
     assert!(refusal.contains("tasks[0].rootfs") && refusal.contains("exec.allow_host_rootfs"), "{refusal}");
-    agent.put_json("/v1/agent/kv/still-serving", &json!("yes")).await.expect_status(200);
+    agent.put_json("/v1/kv/still-serving", &json!("yes")).await.expect_status(200);
 
     // Allowed again, the saved job (still in jobs.json) comes back, adopting the task that kept running.
     agent.rewrite_config(allow);
