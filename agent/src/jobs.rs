@@ -12,6 +12,11 @@
 //! driver's `start` is idempotent (a running task with the same labels and spec hash is returned as it is), so a
 //! restarted agent adopts its tasks instead of launching them twice. Tasks the driver reports for this node that no
 //! job claims are logged and removed after [`ORPHAN_GRACE`].
+//!
+//! What of the host a job may reach ([`HostAccess`]: exec tasks without a rootfs, Docker bind mounts) is checked at
+//! submission, before the job it would replace is touched, and again by the drivers at every start. A saved job the
+//! current config no longer allows is therefore refused at restore with a logged error, like any job that fails to
+//! start; it stays in `jobs.json` until the next save, and the tasks it left running are reaped as orphans.
 
 mod task;
 
