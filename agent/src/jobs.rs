@@ -12,19 +12,24 @@
 //! driver's `start` is idempotent (a running task with the same labels and spec hash is returned as it is), so a
 //! restarted agent adopts its tasks instead of launching them twice. Tasks the driver reports for this node that no
 //! job claims are logged and removed after [`ORPHAN_GRACE`].
+//!
+//! What of the host a job may reach ([`HostAccess`]: exec tasks without a rootfs, Docker bind mounts) is checked at
+//! submission, before the job it would replace is touched, and again by the drivers at every start. A saved job the
+//! current config no longer allows is therefore refused at restore with a logged error, like any job that fails to
+//! start; it stays in `jobs.json` until the next save, and the tasks it left running are reaped as orphans.
 
 mod task;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use roster_runtime_shim::{
-    DnsOptions, DockerDriver, Driver, DriverEvent, DriverKind, ExecConfig, ExecDriver, JobSpec, StartOptions,
-    TaskEventKind,
+    DnsOptions, DockerDriver, Driver, DriverEvent, DriverKind, ExecConfig, ExecDriver, HostAccess, JobSpec,
+    StartOptions, TaskEventKind, ensure_private_dir,
 };
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -33,6 +38,9 @@ use tokio_util::sync::CancellationToken;
 use crate::checks::Runner;
 use crate::local::Local;
 use task::TaskRun;
+
+/// The root-owned parent of a `-dev` agent's exec state directory (see [`exec_state_dir`]).
+const RUN_DIR: &str = "/run/roster";
 
 /// Lines of a dead task's output kept for `job status`.
 const LAST_LOG_LINES: usize = 10;
@@ -46,7 +54,7 @@ pub struct JobsConfig {
     pub node: String,
     /// The address host-mode services are registered at.
     pub advertise: IpAddr,
-    /// Where `jobs.json` and the exec driver's task dirs live; `None` (`-dev`): in memory and a temp dir.
+    /// Where `jobs.json` and the exec driver's task dirs live; `None` (`-dev`): in memory, and see [`exec_state_dir`].
     pub data_dir: Option<PathBuf>,
     /// The resolver roster-launched containers get: the agent's DNS on a container network's gateway, port 53.
     pub dns: DnsOptions,
@@ -54,6 +62,9 @@ pub struct JobsConfig {
     pub exec_bridge: roster_runtime_shim::BridgeConfig,
     /// `enable_script_checks`, for the spec's checks.
     pub enable_script_checks: bool,
+    /// What of the host jobs may reach (`exec.allow_host_rootfs`, `docker.host_mounts`): checked when a job is
+    /// submitted, and handed to the drivers, which check again at every start.
+    pub host_access: HostAccess,
 }
 
 /// Errors a caller gets back, with the HTTP status Consul-style clients expect.
@@ -81,7 +92,8 @@ struct Inner {
     local: Arc<Local>,
     runner: Arc<Runner>,
     docker: Option<Arc<DockerDriver>>,
-    exec: Arc<ExecDriver>,
+    /// The exec driver, or why there is none (its state directory could not be made private).
+    exec: Result<Arc<ExecDriver>, String>,
     jobs: Mutex<BTreeMap<String, Job>>,
     shutdown: CancellationToken,
 }
@@ -107,20 +119,29 @@ impl JobManager {
                 None
             }
         };
-        let exec_dir = match &config.data_dir {
-            Some(dir) => dir.join("exec"),
-            None => std::env::temp_dir().join(format!("roster-exec-{}", config.node)),
+        let docker = docker.map(|driver| {
+            Arc::new(Arc::unwrap_or_clone(driver).with_host_mounts(config.host_access.host_mounts.clone()))
+        });
+        let exec = match exec_state_dir(config.data_dir.as_deref(), &config.node) {
+            Ok(exec_dir) => {
+                tracing::debug!(dir = %exec_dir.display(), "exec driver state directory");
+                let supervisor = std::env::current_exe().map(|exe| vec![exe.into_os_string(), "__supervise".into()]);
+                let exec_config = ExecConfig {
+                    bridge: config.exec_bridge.clone(),
+                    allow_host_rootfs: config.host_access.allow_host_rootfs,
+                    ..ExecConfig::new(
+                        config.node.clone(),
+                        exec_dir,
+                        supervisor.unwrap_or_else(|_| vec!["roster".into(), "__supervise".into()]),
+                    )
+                };
+                Ok(Arc::new(ExecDriver::new(exec_config)))
+            }
+            Err(error) => {
+                tracing::error!(%error, "no private state directory for the exec driver; exec tasks will be refused");
+                Err(error.to_string())
+            }
         };
-        let supervisor = std::env::current_exe().map(|exe| vec![exe.into_os_string(), "__supervise".into()]);
-        let exec_config = ExecConfig {
-            bridge: config.exec_bridge.clone(),
-            ..ExecConfig::new(
-                config.node.clone(),
-                exec_dir,
-                supervisor.unwrap_or_else(|_| vec!["roster".into(), "__supervise".into()]),
-            )
-        };
-        let exec = Arc::new(ExecDriver::new(exec_config));
         let inner =
             Arc::new(Inner { config, local, runner, docker, exec, jobs: Mutex::new(BTreeMap::new()), shutdown });
         let manager = JobManager { inner };
@@ -130,7 +151,14 @@ impl JobManager {
     }
 
     /// Starts (or adopts) every task of `spec` and registers its services; a job of the same name is replaced.
+    /// A job that reaches more of the host than the config allows is refused before anything changes, so the job
+    /// it would replace keeps running.
     pub async fn submit(&self, spec: JobSpec) -> Result<Value, JobError> {
+        self.inner
+            .config
+            .host_access
+            .check_job(&spec)
+            .map_err(|refusals| JobError::Invalid(format!("Job not allowed by the agent's config: {refusals}")))?;
         let mut jobs = self.inner.jobs.lock().await;
         if let Some(old) = jobs.remove(&spec.name) {
             // Tasks the new spec drops are stopped; the others are replaced or adopted by `start` below.
@@ -210,7 +238,10 @@ impl JobManager {
                 Some(docker) => Ok(docker.clone()),
                 None => Err(JobError::Runtime("the Docker engine is not reachable (no client)".to_owned())),
             },
-            DriverKind::Exec => Ok(self.inner.exec.clone()),
+            DriverKind::Exec => match &self.inner.exec {
+                Ok(exec) => Ok(exec.clone()),
+                Err(why) => Err(JobError::Runtime(format!("the exec driver is unavailable: {why}"))),
+            },
         }
     }
 
@@ -250,7 +281,8 @@ impl JobManager {
     }
 
     async fn reap_orphans(&self) {
-        for driver in [self.inner.docker.clone().map(|d| d as Arc<dyn Driver>), Some(self.inner.exec.clone() as _)] {
+        let exec = self.inner.exec.clone().ok().map(|d| d as Arc<dyn Driver>);
+        for driver in [self.inner.docker.clone().map(|d| d as Arc<dyn Driver>), exec] {
             let Some(driver) = driver else { continue };
             let Ok(found) = driver.recover().await else { continue };
             let orphans: Vec<_> = {
@@ -289,7 +321,7 @@ impl JobManager {
             .docker
             .iter()
             .map(|d| d.clone() as Arc<dyn Driver>)
-            .chain([self.inner.exec.clone() as _])
+            .chain(self.inner.exec.clone().ok().map(|d| d as Arc<dyn Driver>))
             .collect();
         for driver in drivers {
             let manager = self.clone();
@@ -403,10 +435,58 @@ impl JobManager {
 fn runtime_error(error: roster_runtime_shim::Error) -> JobError {
     match error {
         roster_runtime_shim::Error::Spec(why) => JobError::Invalid(why.to_string()),
-        roster_runtime_shim::Error::ImageMissing { .. } | roster_runtime_shim::Error::NetworkMissing { .. } => {
-            JobError::Invalid(error.to_string())
-        }
+        roster_runtime_shim::Error::ImageMissing { .. }
+        | roster_runtime_shim::Error::NetworkMissing { .. }
+        | roster_runtime_shim::Error::NotAllowed { .. } => JobError::Invalid(error.to_string()),
         other => JobError::Runtime(other.to_string()),
+    }
+}
+
+/// Where the exec driver keeps its task directories, made private to this user ([`ensure_private_dir`]: mode
+/// 0700, no symlink, no one else's), because the root supervisors run what their `task.json` files say.
+///
+/// With a data dir: `<data_dir>/exec`, which survives restarts, so a restarted agent re-adopts its tasks.
+/// Without one (`-dev`): `/run/roster/exec-<node>` when this process may create it (root; `/run` is root-owned and
+/// emptied at boot), so a restarted `-dev` agent still finds, and reaps, the tasks its predecessor left; otherwise a
+/// fresh `roster-exec-<random>` in the temp dir, private and unguessable, which a later agent never sees (the exec
+/// driver needs root anyway). Never a predictable path in a world-writable directory: anyone could plant a symlink
+/// or a directory of their own there first.
+pub fn exec_state_dir(data_dir: Option<&Path>, node: &str) -> std::io::Result<PathBuf> {
+    if let Some(data_dir) = data_dir {
+        std::fs::create_dir_all(data_dir)?;
+        let dir = data_dir.join("exec");
+        ensure_private_dir(&dir)?;
+        return Ok(dir);
+    }
+    let run = Path::new(RUN_DIR);
+    let attempt = if rustix::process::geteuid().is_root() {
+        ensure_private_dir(run)
+    } else {
+        Err(std::io::ErrorKind::PermissionDenied.into())
+    };
+    match attempt {
+        Ok(()) => {
+            let name: String =
+                node.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' }).collect();
+            let dir = run.join(format!("exec-{name}"));
+            ensure_private_dir(&dir)?;
+            Ok(dir)
+        }
+        // Not root, or no /run: a private directory no one can have guessed. Any other failure (something planted
+        // at /run/roster) is refused, not worked around.
+        Err(error)
+            if matches!(
+                error.kind(),
+                std::io::ErrorKind::PermissionDenied
+                    | std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            let dir = std::env::temp_dir().join(format!("roster-exec-{}", uuid::Uuid::new_v4().simple()));
+            ensure_private_dir(&dir)?;
+            Ok(dir)
+        }
+        Err(error) => Err(error),
     }
 }
 

@@ -143,6 +143,7 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
         dns: crate::jobs::container_dns(&dns_sockets.addrs, &config.domain),
         exec_bridge: config.exec_bridge.clone(),
         enable_script_checks: config.enable_script_checks,
+        host_access: config.host_access.clone(),
     };
     let jobs = crate::jobs::JobManager::start(jobs_config, local.clone(), runner.clone(), shutdown.child_token()).await;
     if config.watch_docker {
@@ -295,23 +296,74 @@ struct DnsSockets {
     addrs: Vec<SocketAddr>,
 }
 
+/// How many port numbers `ports.dns = 0` tries before giving up on finding one free for both UDP and TCP.
+const DNS_PORT_ATTEMPTS: usize = 64;
+
 fn bind_dns(addrs: &[SocketAddr]) -> anyhow::Result<DnsSockets> {
     let n_threads = dns_threads();
     let mut sockets =
         DnsSockets { udp: (0..n_threads).map(|_| Vec::new()).collect(), tcp: Vec::new(), addrs: Vec::new() };
     for addr in addrs {
-        let mut chosen = *addr;
-        for thread_sockets in &mut sockets.udp {
-            let socket = reuseport_udp(chosen).with_context(|| format!("binding DNS (UDP) on {chosen}"))?;
-            chosen = socket.local_addr()?;
+        let (udp, tcp) = bind_dns_addr(*addr, n_threads, std::iter::repeat(0))?;
+        for (thread_sockets, socket) in sockets.udp.iter_mut().zip(udp) {
             thread_sockets.push(socket);
         }
-        let tcp = std::net::TcpListener::bind(chosen).with_context(|| format!("binding DNS (TCP) on {chosen}"))?;
-        tcp.set_nonblocking(true)?;
+        sockets.addrs.push(tcp.local_addr()?);
         sockets.tcp.push(tcp);
-        sockets.addrs.push(chosen);
     }
     Ok(sockets)
+}
+
+/// Binds `n_threads` UDP sockets and one TCP listener on one port of `addr`.
+///
+/// A fixed port either binds or fails naming the protocol. For port 0 the OS picks a number free for UDP, but the
+/// same number may be taken for TCP by someone else, so each attempt binds UDP on the next of `candidates` (0: the
+/// OS chooses) and then TCP on that number, and an address in use on either side releases everything and tries the
+/// next, up to [`DNS_PORT_ATTEMPTS`]. UDP goes first because an OS-chosen UDP port has no other socket on it, so no
+/// foreign `SO_REUSEPORT` socket can end up sharing our UDP traffic. `candidates` is `repeat(0)` outside tests,
+/// which inject a first number they know to be taken.
+fn bind_dns_addr(
+    addr: SocketAddr,
+    n_threads: usize,
+    candidates: impl IntoIterator<Item = u16>,
+) -> anyhow::Result<(Vec<std::net::UdpSocket>, std::net::TcpListener)> {
+    if addr.port() != 0 {
+        return bind_dns_pair(addr, n_threads)
+            .map_err(|(protocol, err)| anyhow::Error::new(err).context(format!("binding DNS ({protocol}) on {addr}")));
+    }
+    for candidate in candidates.into_iter().take(DNS_PORT_ATTEMPTS) {
+        match bind_dns_pair(SocketAddr::new(addr.ip(), candidate), n_threads) {
+            Ok(pair) => return Ok(pair),
+            Err((protocol, err)) if err.kind() == std::io::ErrorKind::AddrInUse => {
+                tracing::debug!(port = candidate, protocol, "DNS port taken for one protocol; trying another");
+            }
+            Err((protocol, err)) => {
+                return Err(anyhow::Error::new(err).context(format!("binding DNS ({protocol}) on {addr}")));
+            }
+        }
+    }
+    anyhow::bail!(
+        "binding DNS on {addr}: no port found free for both UDP and TCP in {DNS_PORT_ATTEMPTS} attempts; \
+         set ports.dns to a free port"
+    )
+}
+
+/// One attempt at `addr`: the UDP sockets (the first fixes the port when it is 0), then TCP on the same number.
+/// On failure, names the protocol that failed; everything bound so far is dropped, so released.
+fn bind_dns_pair(
+    addr: SocketAddr,
+    n_threads: usize,
+) -> Result<(Vec<std::net::UdpSocket>, std::net::TcpListener), (&'static str, std::io::Error)> {
+    let mut chosen = addr;
+    let mut udp = Vec::with_capacity(n_threads);
+    for _ in 0..n_threads.max(1) {
+        let socket = reuseport_udp(chosen).map_err(|err| ("UDP", err))?;
+        chosen = socket.local_addr().map_err(|err| ("UDP", err))?;
+        udp.push(socket);
+    }
+    let tcp = std::net::TcpListener::bind(chosen).map_err(|err| ("TCP", err))?;
+    tcp.set_nonblocking(true).map_err(|err| ("TCP", err))?;
+    Ok((udp, tcp))
 }
 
 fn reuseport_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
@@ -510,3 +562,6 @@ async fn wait_for_signal() -> Signal {
         Signal::Interrupt
     }
 }
+
+#[cfg(test)]
+mod tests;

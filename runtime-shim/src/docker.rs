@@ -28,6 +28,7 @@ use crate::driver::{
     TaskHandle, TaskId, TaskState, spec_hash,
 };
 use crate::error::{Error, Result};
+use crate::host_access::{HostAccess, HostPaths};
 use crate::spec::{DriverKind, TaskSpec};
 
 mod create;
@@ -49,6 +50,9 @@ pub struct DockerDriver {
     docker: Docker,
     /// The node whose tasks this driver starts and recovers (the `roster.node` label).
     node: String,
+    /// The host paths tasks may bind-mount (default none; the agent's `docker.host_mounts`), checked on every
+    /// start, adoption included, so a job saved under an older config cannot bypass it.
+    host_mounts: HostPaths,
 }
 
 impl DockerDriver {
@@ -68,7 +72,12 @@ impl DockerDriver {
 
     /// Wraps an existing client.
     pub fn new(docker: Docker, node: impl Into<String>) -> DockerDriver {
-        DockerDriver { docker, node: node.into() }
+        DockerDriver { docker, node: node.into(), host_mounts: HostPaths::default() }
+    }
+
+    /// The same driver allowing bind mounts of these host paths.
+    pub fn with_host_mounts(self, host_mounts: HostPaths) -> DockerDriver {
+        DockerDriver { host_mounts, ..self }
     }
 
     /// The container name of a task of this node: `roster-<job>.<task>.<node>`, with any character Docker refuses
@@ -204,6 +213,7 @@ impl Driver for DockerDriver {
 
     async fn start(&self, job: &str, task: &TaskSpec, options: &StartOptions) -> Result<TaskHandle> {
         docker_image(task)?;
+        HostAccess { allow_host_rootfs: false, host_mounts: self.host_mounts.clone() }.task_allowed(task)?;
         let name = self.container_name(job, &task.name);
         let hash = spec_hash(job, task, options);
         match self.docker.inspect_container(&name, None).await {

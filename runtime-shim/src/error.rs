@@ -54,6 +54,15 @@ pub enum Error {
         /// Who holds it.
         reason: String,
     },
+    /// The task reaches more of the host than the agent's config allows (see [`crate::HostAccess`]); the message
+    /// names the field and the config key that would allow it.
+    #[error("task {task:?} is not allowed: {reason}")]
+    NotAllowed {
+        /// The task's name.
+        task: String,
+        /// The field and why, e.g. `rootfs: an exec task without a rootfs runs on the host's filesystem as root; ...`.
+        reason: String,
+    },
     /// The task's spec cannot run on this driver (for example an exec task given to the docker driver).
     #[error("unsupported: {0}")]
     Unsupported(String),

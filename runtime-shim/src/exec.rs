@@ -38,6 +38,7 @@ use crate::driver::{
     Driver, DriverEvent, DriverInfo, ExecOutput, StartOptions, TaskHandle, TaskId, TaskState, TaskStatus, spec_hash,
 };
 use crate::error::{Error, Result};
+use crate::host_access::{HostAccess, HostPaths};
 use crate::spec::{DriverKind, Resources, TaskSpec};
 
 mod cgroup;
@@ -46,12 +47,14 @@ mod events;
 mod init;
 mod net;
 mod output;
+mod private_dir;
 mod procfs;
 mod supervise;
 mod sys;
 mod wire;
 
 pub use net::BridgeConfig;
+pub use private_dir::ensure_private_dir;
 pub use supervise::supervise_main;
 
 use net::NetworkFile;
@@ -74,7 +77,13 @@ pub struct ExecConfig {
     /// The node whose tasks this driver starts and recovers; part of each task's cgroup path.
     pub node: String,
     /// Where task directories live, `<data_dir>/exec`. It survives agent restarts; that is what `recover` scans.
+    /// It must be private to the agent's user ([`ensure_private_dir`]): the supervisors, as root, run what its
+    /// `task.json` files say.
     pub state_dir: PathBuf,
+    /// Whether tasks without a `rootfs` may run, on the host's filesystem as root (default false; the agent's
+    /// `exec.allow_host_rootfs`). Checked on every start, adoption included, so a job saved under an older config
+    /// cannot bypass it.
+    pub allow_host_rootfs: bool,
     /// The supervisor command: a program and its leading arguments, to which the driver appends a mode word and a
     /// task directory. For the agent, `[<roster binary>, "__supervise"]`; tests use a small binary that calls
     /// [`supervise_main`] directly.
@@ -112,6 +121,7 @@ impl ExecConfig {
         ExecConfig {
             node: node.into(),
             state_dir: state_dir.into(),
+            allow_host_rootfs: false,
             supervisor: supervisor.into_iter().map(Into::into).collect(),
             cgroup_prefix: "roster".to_string(),
             poll_interval: Duration::from_millis(250),
@@ -360,6 +370,8 @@ impl Driver for ExecDriver {
 
     async fn start(&self, job: &str, task: &TaskSpec, options: &StartOptions) -> Result<TaskHandle> {
         check_exec(task)?;
+        HostAccess { allow_host_rootfs: self.config.allow_host_rootfs, host_mounts: HostPaths::Any }
+            .task_allowed(task)?;
         let dir = self.task_dir(job, &task.name);
         let hash = spec_hash(job, task, options);
         if let Some(existing) = wire::read::<TaskFile>(&dir.join(TASK_FILE)).map_err(|err| runtime("start", err))? {

@@ -12,6 +12,7 @@
 //! - `duration.rs`: Go-style duration strings.
 //! - `driver.rs`: the [`Driver`] trait and the task types, labels and spec hash.
 //! - `docker.rs` (+ `docker/`): [`DockerDriver`]: create-request mapping, inspect mapping, the event stream.
+//! - `host_access.rs`: [`HostAccess`], what of the host (its root filesystem, bind mounts) a job may reach.
 //! - `restart.rs`: the restart policy as a pure state machine.
 //! - `docker_exec.rs`: [`DockerExec`], `roster_health::ContainerExec` over the Engine API.
 //! - `error.rs`: [`Error`] and [`Result`].
@@ -24,6 +25,7 @@ mod driver;
 mod duration;
 mod error;
 mod exec;
+mod host_access;
 mod registrator;
 mod restart;
 mod spec;
@@ -36,7 +38,8 @@ pub use driver::{
 };
 pub use duration::GoDuration;
 pub use error::{Error, Result};
-pub use exec::{BridgeConfig, ExecConfig, ExecDriver, supervise_main};
+pub use exec::{BridgeConfig, ExecConfig, ExecDriver, ensure_private_dir, supervise_main};
+pub use host_access::{HostAccess, HostPaths};
 pub use registrator::{ContainerInfo, registrations};
 pub use restart::{Decision, RestartTracker, StayReason};
 pub use spec::{

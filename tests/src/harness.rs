@@ -145,9 +145,7 @@ impl TestAgent {
     /// Starts an agent whose config file is the test defaults (HTTP and RPC on port 0, DNS off) with `extra` merged over them.
     pub async fn start_with_config(node_name: &str, mode: AgentMode, extra: Value) -> anyhow::Result<TestAgent> {
         let config_dir = tempfile::tempdir().context("creating the config dir")?;
-        let mut config = serde_json::json!({"ports": {"http": 0, "dns": -1, "server": 0, "serf_lan": 0}});
-        merge(&mut config, extra);
-        std::fs::write(config_path(&config_dir), config.to_string()).context("writing the config file")?;
+        std::fs::write(config_path(&config_dir), test_config(extra).to_string()).context("writing the config file")?;
         let (process, ready) = spawn_agent(node_name, &mode, &config_path(&config_dir)).await?;
         let agent = TestAgent {
             node_name: node_name.to_owned(),
@@ -271,6 +269,13 @@ impl TestAgent {
         let stderr = if status.is_some() { process.stderr_text() } else { process.kill_and_reap() };
         self.past_stderr.push_str(&stderr);
         status
+    }
+
+    /// Replaces the config file the next `restart` reads: the test defaults with `extra` merged over them, as
+    /// [`TestAgent::start_with_config`] writes it.
+    pub fn rewrite_config(&self, extra: Value) {
+        std::fs::write(config_path(&self.config_dir), test_config(extra).to_string())
+            .expect("rewriting the config file");
     }
 
     /// Starts the agent again with the same node name, mode, data dir and config; kills it first
@@ -434,6 +439,13 @@ pub(crate) fn strip_runner_env(build: &mut Command) {
             build.env_remove(&name);
         }
     }
+}
+
+/// The test defaults (HTTP, RPC and gossip on port 0, DNS off) with `extra` merged over them.
+fn test_config(extra: Value) -> Value {
+    let mut config = serde_json::json!({"ports": {"http": 0, "dns": -1, "server": 0, "serf_lan": 0}});
+    merge(&mut config, extra);
+    config
 }
 
 fn config_path(config_dir: &TempDir) -> PathBuf {

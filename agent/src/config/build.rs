@@ -78,6 +78,15 @@ pub(super) fn build(layer: Layer, dev: bool, config_files: Vec<PathBuf>, errors:
             let (address, prefix_len) = layer.exec_bridge_cidr.unwrap_or((default.address, default.prefix_len));
             roster_runtime_shim::BridgeConfig { name: layer.exec_bridge.unwrap_or(default.name), address, prefix_len }
         },
+        // `-dev` is a laptop sandbox: its jobs may reach the whole host unless a config file narrows it.
+        host_access: roster_runtime_shim::HostAccess {
+            allow_host_rootfs: layer.exec_allow_host_rootfs.unwrap_or(dev),
+            host_mounts: match layer.docker_host_mounts {
+                Some(paths) => roster_runtime_shim::HostPaths::Under(paths),
+                None if dev => roster_runtime_shim::HostPaths::Any,
+                None => roster_runtime_shim::HostPaths::default(),
+            },
+        },
         domain: layer.domain.unwrap_or_else(|| DEFAULT_DOMAIN.to_owned()),
         alt_domain: layer.alt_domain,
         dns: DnsConfig {

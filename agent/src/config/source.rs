@@ -42,6 +42,9 @@ pub(super) struct Layer {
     pub watch_docker: Option<bool>,
     pub exec_bridge: Option<String>,
     pub exec_bridge_cidr: Option<(std::net::Ipv4Addr, u8)>,
+    pub exec_allow_host_rootfs: Option<bool>,
+    /// `None` when no layer names `docker.host_mounts`, so `-dev` can tell "unset" (any path) from "empty" (none).
+    pub docker_host_mounts: Option<Vec<PathBuf>>,
     pub domain: Option<String>,
     pub alt_domain: Option<String>,
     pub node_ttl: Option<Duration>,
@@ -141,6 +144,14 @@ impl Layer {
         over(&mut self.watch_docker, later.watch_docker);
         over(&mut self.exec_bridge, later.exec_bridge);
         over(&mut self.exec_bridge_cidr, later.exec_bridge_cidr);
+        over(&mut self.exec_allow_host_rootfs, later.exec_allow_host_rootfs);
+        self.docker_host_mounts = match (self.docker_host_mounts.take(), later.docker_host_mounts) {
+            (Some(mut earlier), Some(later_paths)) => {
+                earlier.extend(later_paths);
+                Some(earlier)
+            }
+            (earlier, later_paths) => later_paths.or(earlier),
+        };
         over(&mut self.domain, later.domain);
         over(&mut self.alt_domain, later.alt_domain);
         over(&mut self.node_ttl, later.node_ttl);
@@ -343,7 +354,7 @@ impl Reader<'_> {
     /// Applies one key given by its dotted path.
     fn apply(&mut self, layer: &mut Layer, key: &str, value: &Value) {
         let res = match key {
-            "ports" | "addresses" | "dns_config" | "performance" | "exec" => match value {
+            "ports" | "addresses" | "dns_config" | "performance" | "exec" | "docker" => match value {
                 Value::Object(map) => {
                     self.apply_object(layer, key, map);
                     Ok(())
@@ -379,6 +390,10 @@ impl Reader<'_> {
             "watch_docker" => boolean(value).map(|v| layer.watch_docker = Some(v)),
             "exec.bridge" => bridge_name(value).map(|v| layer.exec_bridge = Some(v)),
             "exec.bridge_cidr" => bridge_cidr(value).map(|v| layer.exec_bridge_cidr = Some(v)),
+            "exec.allow_host_rootfs" => boolean(value).map(|v| layer.exec_allow_host_rootfs = Some(v)),
+            "docker.host_mounts" => {
+                host_paths(value).map(|v| layer.docker_host_mounts.get_or_insert_with(Vec::new).extend(v))
+            }
             "domain" => domain(value).map(|v| layer.domain = Some(v)),
             "alt_domain" => domain(value).map(|v| layer.alt_domain = Some(v)),
             "dns_config.node_ttl" => duration(value).map(|v| layer.node_ttl = Some(v)),
@@ -557,6 +572,26 @@ fn bridge_cidr(value: &Value) -> Result<(std::net::Ipv4Addr, u8), String> {
         ));
     }
     Ok((address, prefix))
+}
+
+/// Host paths a bind mount may be at or below: absolute, without `..`, so the allowlist says what it allows.
+fn host_paths(value: &Value) -> Result<Vec<PathBuf>, String> {
+    let Value::Array(_) = value else {
+        return Err(format!("expected a list of absolute paths, got {}", shown(value)));
+    };
+    strings(value)?
+        .into_iter()
+        .map(|text| {
+            let path = PathBuf::from(&text);
+            if !path.is_absolute() {
+                return Err(format!("{text:?} is not an absolute path"));
+            }
+            if path.components().any(|component| component == std::path::Component::ParentDir) {
+                return Err(format!("{text:?} contains \"..\"; write the path without it"));
+            }
+            Ok(path)
+        })
+        .collect()
 }
 
 fn ip(value: &Value) -> Result<IpAddr, String> {

@@ -451,3 +451,41 @@ fn exec_bridge_defaults_and_overrides_are_checked() {
         check_errors(load_flags(&["-config-file", &file]), &[needle]);
     }
 }
+
+#[test]
+fn host_access_is_closed_by_default_open_under_dev_and_narrowed_by_config() {
+    use roster_runtime_shim::{HostAccess, HostPaths};
+    let closed = load_flags(&[]).expect("defaults are valid");
+    assert_eq!(closed.host_access, HostAccess { allow_host_rootfs: false, host_mounts: HostPaths::Under(vec![]) });
+    let dev = load_flags(&["-dev"]).expect("dev is valid");
+    assert_eq!(dev.host_access, HostAccess::unrestricted());
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let first =
+        write(tmp.path(), "a.json", r#"{"exec":{"allow_host_rootfs":true},"docker":{"host_mounts":["/srv/data"]}}"#);
+    let second = write(tmp.path(), "b.json", r#"{"docker":{"host_mounts":["/var/lib/files/"]}}"#);
+    let config = load_flags(&["-config-file", &first, "-config-file", &second]).expect("valid");
+    let lists = vec![PathBuf::from("/srv/data"), PathBuf::from("/var/lib/files/")];
+    assert_eq!(config.host_access, HostAccess { allow_host_rootfs: true, host_mounts: HostPaths::Under(lists) });
+
+    // Under -dev, a config file that names the keys still narrows them.
+    let narrow = write(tmp.path(), "c.json", r#"{"exec":{"allow_host_rootfs":false},"docker":{"host_mounts":[]}}"#);
+    let config = load_flags(&["-dev", "-config-file", &narrow]).expect("valid");
+    assert_eq!(config.host_access, HostAccess::default());
+}
+
+#[test]
+fn host_access_values_are_checked_and_unknown_keys_named() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (value, needle) in [
+        (r#"{"exec":{"allow_host_rootfs":"yes"}}"#, "exec.allow_host_rootfs: expected true or false"),
+        (r#"{"docker":{"host_mounts":["srv/data"]}}"#, r#"docker.host_mounts: "srv/data" is not an absolute path"#),
+        (r#"{"docker":{"host_mounts":["/srv/../etc"]}}"#, r#"docker.host_mounts: "/srv/../etc" contains "..""#),
+        (r#"{"docker":{"host_mounts":"/srv/data"}}"#, "docker.host_mounts: expected a list of absolute paths"),
+        (r#"{"docker":{"host_mount":["/srv"]}}"#, r#"unknown key "docker.host_mount""#),
+        (r#"{"docker":true}"#, "docker: expected an object"),
+    ] {
+        let file = write(tmp.path(), "bad.json", value);
+        check_errors(load_flags(&["-config-file", &file]), &[needle]);
+    }
+}

@@ -347,3 +347,40 @@ async fn eventually_get(ip: std::net::IpAddr, port: u32) -> String {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_bind_mount_outside_the_allowed_host_paths_is_refused_and_one_inside_is_mounted() {
+    let Some(fixture) = setup("mounts").await else { return };
+    let host = tempfile::tempdir().expect("tempdir");
+    let data = host.path().join("data");
+    std::fs::create_dir(&data).expect("data");
+    std::fs::write(data.join("greeting"), "from the host\n").expect("file");
+    std::fs::create_dir(host.path().join("data2")).expect("data2");
+    let mounted = |source: &std::path::Path| {
+        let text = format!(
+            "name = \"job\"\n[[tasks]]\nname = \"reader\"\ndriver = \"docker\"\nimage = \"{}\"\ncommand = \"/bin/sh\"\n\
+             args = [\"-c\", \"cat /m/greeting; sleep 1000\"]\n\
+             mounts = [{{ source = \"{}\", target = \"/m\", read_only = true }}]\n",
+            fixture.image,
+            source.display()
+        );
+        JobSpec::from_toml(&text).expect("valid test job").tasks.remove(0)
+    };
+
+    // The driver's default allows no host path; the refusal comes before the engine is asked anything.
+    let refused = fixture.driver.start("job", &mounted(&data), &StartOptions::default()).await;
+    assert!(matches!(&refused, Err(Error::NotAllowed { .. })), "{refused:?}");
+
+    let driver = fixture.driver.clone().with_host_mounts(crate::HostPaths::Under(vec![data.clone()]));
+    let refused = driver.start("job", &mounted(&host.path().join("data2")), &StartOptions::default()).await;
+    let Err(Error::NotAllowed { reason, .. }) = refused else { panic!("a sibling sharing the prefix: {refused:?}") };
+    assert!(reason.starts_with("mounts[0].source: host path"), "{reason}");
+    assert!(reason.contains("docker.host_mounts"), "{reason}");
+
+    let handle = driver.start("job", &mounted(&data), &StartOptions::default()).await.expect("allowed");
+    eventually("the mounted file in the logs", || async {
+        driver.logs(&handle, 5).await.unwrap_or_default().iter().any(|line| line.contains("from the host"))
+    })
+    .await;
+    driver.destroy(&handle).await.expect("destroy");
+}

@@ -402,7 +402,10 @@ async fn exec_without_rootfs_sees_the_host_files_with_its_own_proc_and_resolv_co
     spec.command = Some("/bin/sh".into());
     let dns = DnsOptions { servers: vec!["10.9.8.7".parse().expect("ip")], search: vec!["consul".into()], ndots: None };
     let options = StartOptions { dns, ..StartOptions::default() };
-    let handle = fixture.driver.start("job", &spec, &options).await.expect("start");
+    let refused = fixture.driver.start("job", &spec, &options).await;
+    assert!(matches!(&refused, Err(Error::NotAllowed { .. })), "refused by default: {refused:?}");
+    let driver = ExecDriver::new(ExecConfig { allow_host_rootfs: true, ..fixture.config.clone() });
+    let handle = driver.start("job", &spec, &options).await.expect("start");
     let lines = fixture.wait_log(&handle, "search consul").await;
     assert!(lines.contains(&"pid=1".to_string()) && lines.contains(&"nameserver 10.9.8.7".to_string()), "{lines:?}");
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -439,6 +442,11 @@ async fn exec_refuses_docker_tasks_and_missing_rootfs() {
     assert!(matches!(driver.ensure_image(&spec).await, Err(Error::ImageMissing { .. })));
     spec.rootfs = None;
     driver.ensure_image(&spec).await.expect("the host's root is always there");
+    // Refused before the driver touches anything (the state directory here does not even exist).
+    let refused = driver.start("j", &spec, &StartOptions::default()).await;
+    let Err(Error::NotAllowed { reason, .. }) = refused else { panic!("not refused: {refused:?}") };
+    assert!(reason.starts_with("rootfs: an exec task without a rootfs runs on the host's filesystem as root"));
+    assert!(reason.contains("exec.allow_host_rootfs"), "{reason}");
 }
 
 #[test]
