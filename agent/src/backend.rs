@@ -1,12 +1,16 @@
 //! `Backend`: where this agent's reads and writes go. A server agent runs them on its own Raft server;
 //! a client agent, which holds no state, sends them to a server over the RPC.
 //!
+//! The `_as` methods act for an HTTP caller: the server authorizes the caller's token (and filters reads) whether it
+//! serves this agent in process or a client agent over the RPC. The plain methods are the agent's own: in process on a
+//! server (which needs no permission to change its own state), and with the agent token (`Remote::set_token`) from a client.
+//!
 //! Reads are `roster_kv::Query` values rather than closures so that both cases run the same code:
 //! a server evaluates the query in process, or on behalf of the client that sent it.
 
 use std::time::Duration;
 
-use roster_kv::{Answer, Command, CommandResult, Query};
+use roster_kv::{Answer, Command, CommandResult, Query, Session, TxnOp, TxnOutcome};
 use roster_server::{ClusterStatus, Consistency, ReadMeta, Remote, Result, Server};
 
 /// The agent's way to the replicated state. Cheap to clone.
@@ -39,6 +43,46 @@ impl Backend {
         match self {
             Backend::Local(server) => server.query(consistency, min_index, wait, query).await,
             Backend::Remote(remote) => remote.query(consistency, min_index, wait, query).await,
+        }
+    }
+
+    /// `write` on behalf of the caller holding `secret`: the server that proposes it authorizes it first.
+    pub async fn write_as(&self, secret: &str, cmd: Command) -> Result<CommandResult> {
+        match self {
+            Backend::Local(server) => server.write_as(secret, cmd).await,
+            Backend::Remote(remote) => remote.write_as(secret, cmd).await,
+        }
+    }
+
+    /// `query` on behalf of the caller holding `secret`: authorized and filtered by the server that answers it; the flag
+    /// says whether the caller's token kept anything out.
+    pub async fn query_as(
+        &self,
+        secret: &str,
+        consistency: Consistency,
+        min_index: u64,
+        wait: Duration,
+        query: &Query,
+    ) -> Result<(Answer, u64, ReadMeta, bool)> {
+        match self {
+            Backend::Local(server) => server.query_as(secret, consistency, min_index, wait, query).await,
+            Backend::Remote(remote) => remote.query_as(secret, consistency, min_index, wait, query).await,
+        }
+    }
+
+    /// A transaction on behalf of the caller holding `secret`.
+    pub async fn txn_as(&self, secret: &str, ops: Vec<TxnOp>, now_ms: u64) -> Result<TxnOutcome> {
+        match self {
+            Backend::Local(server) => server.txn_as(secret, ops, now_ms).await,
+            Backend::Remote(remote) => remote.txn_as(secret, ops, now_ms).await,
+        }
+    }
+
+    /// A session renewal on behalf of the caller holding `secret`.
+    pub async fn renew_session_as(&self, secret: &str, id: &str) -> Result<Option<Session>> {
+        match self {
+            Backend::Local(server) => server.renew_session_as(secret, id).await,
+            Backend::Remote(remote) => remote.renew_session_as(secret, id).await,
         }
     }
 

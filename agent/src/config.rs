@@ -11,6 +11,7 @@
 //! mistake at once instead of fixing them one restart at a time.
 //! Subsystem crates never read files or the environment; `main` hands them pieces of `Config`.
 
+mod acl;
 mod build;
 pub mod duration;
 mod env;
@@ -22,6 +23,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use acl::{AclConfig, AclTokens, DefaultPolicy, DownPolicy};
 pub use duration::{duration_from_json, format_go_duration, parse_go_duration};
 pub use env::{EmptyEnv, EnvSource, ProcessEnv};
 
@@ -124,8 +126,8 @@ pub struct Config {
     pub services: Vec<serde_json::Value>,
     /// Check definitions from config files (`check` / `checks`), kept raw for the agent to register.
     pub checks: Vec<serde_json::Value>,
-    /// The `acl` block, kept raw and deep-merged across layers; ACLs are not enforced yet.
-    pub acl: Option<serde_json::Value>,
+    /// The `acl` block, deep-merged across layers, then typed: ACL enforcement and the agent's own tokens.
+    pub acl: AclConfig,
     /// Config files actually read, in order, so the agent can log where its settings came from.
     pub config_files: Vec<PathBuf>,
 }

@@ -28,6 +28,7 @@ use reply::ApiError;
 
 mod agent;
 mod agent_checks;
+pub(crate) mod caller;
 mod catalog;
 pub(crate) mod definition;
 mod event;
@@ -90,6 +91,8 @@ pub struct Api {
     pub(crate) jobs: Option<crate::jobs::JobManager>,
     /// The user events this agent keeps; `None` until the agent attaches its store.
     pub(crate) events: Option<Arc<crate::events::EventStore>>,
+    /// ACL enforcement: the agent's tokens and token resolution for its own endpoints.
+    pub(crate) acl: Arc<crate::acl::Acl>,
 }
 
 impl Api {
@@ -103,8 +106,9 @@ impl Api {
         draining: CancellationToken,
         gossip: Option<crate::gossip::Gossip>,
         shutdown: CancellationToken,
+        acl: Arc<crate::acl::Acl>,
     ) -> Api {
-        Api { backend, info: Arc::new(info), local, runner, draining, gossip, shutdown, jobs: None, events: None }
+        Api { backend, info: Arc::new(info), local, runner, draining, gossip, shutdown, jobs: None, events: None, acl }
     }
 
     /// Serves the event endpoints from `events`.
@@ -179,6 +183,7 @@ pub fn router(api: Api) -> Router {
         .fallback(reply::not_found)
         .method_not_allowed_fallback(reply::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_SIZE))
+        .layer(axum::middleware::from_fn_with_state(api.clone(), caller::layer))
         .with_state(api)
 }
 
@@ -188,22 +193,29 @@ pub async fn serve(listener: TcpListener, api: Api, shutdown: CancellationToken)
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }
 
-/// Runs a read with the request's consistency; with `?index`, parks on the query's watch keys until the answer's index passes it or the wait ends.
+/// Runs a read with the request's consistency, as the request's caller (the server authorizes and filters it); with
+/// `?index`, parks on the query's watch keys until the answer's index passes it or the wait ends.
 pub(crate) async fn read(
     api: &Api,
     opts: &query::ReadOpts,
     query: &Query,
 ) -> Result<(Answer, u64, ReadMeta), ApiError> {
-    if opts.min_index == 0 || api.draining.is_cancelled() {
-        return Ok(api.backend.query(opts.consistency, 0, Duration::ZERO, query).await?);
-    }
-    tokio::select! {
-        res = api.backend.query(opts.consistency, opts.min_index, opts.wait, query) => Ok(res?),
-        () = api.draining.cancelled() => {
-            // Shutting down: answer with what is there now, exactly as a wait that ran out would.
-            Ok(api.backend.query(Consistency::Stale, 0, Duration::ZERO, query).await?)
+    let secret = caller::secret();
+    let (answer, index, meta, filtered) = if opts.min_index == 0 || api.draining.is_cancelled() {
+        api.backend.query_as(&secret, opts.consistency, 0, Duration::ZERO, query).await?
+    } else {
+        tokio::select! {
+            res = api.backend.query_as(&secret, opts.consistency, opts.min_index, opts.wait, query) => res?,
+            () = api.draining.cancelled() => {
+                // Shutting down: answer with what is there now, exactly as a wait that ran out would.
+                api.backend.query_as(&secret, Consistency::Stale, 0, Duration::ZERO, query).await?
+            }
         }
+    };
+    if filtered {
+        caller::note_filtered();
     }
+    Ok((answer, index, meta))
 }
 
 /// The error for an answer of the wrong kind, which only a server that does not speak this agent's queries can send.
@@ -211,9 +223,9 @@ pub(crate) fn unexpected() -> ApiError {
     ApiError::internal("unexpected answer from the server")
 }
 
-/// Proposes a write and waits until it is durable and applied.
+/// Proposes a write as the request's caller (the server authorizes it) and waits until it is durable and applied.
 pub(crate) async fn write(api: &Api, cmd: roster_kv::Command) -> Result<roster_kv::CommandResult, ApiError> {
-    Ok(api.backend.write(cmd).await?)
+    Ok(api.backend.write_as(&caller::secret(), cmd).await?)
 }
 
 /// The catalog node record an agent registers for itself.

@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::acl::Acl;
 use crate::backend::Backend;
 use crate::checks::Runner;
 use crate::cluster;
@@ -48,6 +49,8 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
     let raft_id = cluster::raft_id(&node_id);
     let shutdown = CancellationToken::new();
     let gossip = start_gossip(&config, advertise_ip, &node_id, raft_id, rpc_advertise, &shutdown).await?;
+    let acl_data_dir = if config.dev { None } else { config.data_dir.as_deref() };
+    let acl = Arc::new(Acl::new(&config.acl, &config.datacenter, &config.node_name, acl_data_dir));
 
     let backend = match (rpc_listener, rpc_advertise) {
         (Some(rpc_listener), Some(rpc_advertise)) => {
@@ -57,12 +60,16 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
                 rpc_listener,
                 rpc_advertise,
                 bootstrap: config.bootstrap,
+                acl: acl.server_settings(),
             };
             let server = roster_server::Server::start(server_config, shutdown.child_token())
                 .await
                 .context("starting the Raft server")?;
             if config.bootstrap {
                 server.wait_for_leader(LEADER_TIMEOUT).await.context("waiting for this server to become leader")?;
+            }
+            if acl.enabled() {
+                crate::acl::spawn_leader_duties(acl.clone(), server.clone(), shutdown.child_token());
             }
             if let Some(gossip) = &gossip {
                 let duties = cluster::LeaderDuties {
@@ -82,6 +89,7 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
         }
         _ => {
             let remote = roster_server::Remote::new(shutdown.child_token());
+            remote.set_token(&acl.agent_secret());
             if let Some(gossip) = &gossip {
                 let dc = config.datacenter.clone();
                 cluster::spawn_server_tracker(gossip.clone(), remote.clone(), dc, shutdown.child_token());
@@ -151,14 +159,23 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
             (config.node_name.clone(), local.clone(), runner.clone(), shutdown.child_token());
         tokio::spawn(crate::registrator::run(node, advertise_ip, local, runner, token));
     }
-    let api = Api::new(backend.clone(), info, local.clone(), runner, http_token.clone(), gossip.clone(), stop.clone())
-        .with_jobs(jobs)
-        .with_events(crate::events::EventStore::start(
-            config.node_name.clone(),
-            local.clone(),
-            gossip.clone(),
-            shutdown.child_token(),
-        ));
+    let api = Api::new(
+        backend.clone(),
+        info,
+        local.clone(),
+        runner,
+        http_token.clone(),
+        gossip.clone(),
+        stop.clone(),
+        acl.clone(),
+    )
+    .with_jobs(jobs)
+    .with_events(crate::events::EventStore::start(
+        config.node_name.clone(),
+        local.clone(),
+        gossip.clone(),
+        shutdown.child_token(),
+    ));
     let mut tasks = JoinSet::new();
     let mut http_addrs = Vec::new();
     for listener in http_listeners {

@@ -21,6 +21,8 @@ pub struct Config {
     pub rpc_advertise: SocketAddr,
     /// Form a single-server cluster on first start (`-dev`, `-bootstrap`). Ignored once a log exists.
     pub bootstrap: bool,
+    /// How tokens are enforced; `None` when ACLs are off (every caller may do everything, as in Consul).
+    pub acl: Option<crate::access::AclSettings>,
 }
 
 /// How fresh a read must be; Consul's default, `?consistent` and `?stale` modes.

@@ -52,6 +52,15 @@ pub enum Error {
     /// The text is Consul's, which clients and operators recognise.
     #[error("No known Consul servers")]
     NoServers,
+    /// The caller's token may not do this; the text is Consul's ("Permission denied: token with AccessorID ...").
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The caller's token does not exist (or has expired), in Consul's words.
+    #[error("ACL not found")]
+    AclNotFound,
+    /// The caller sent one of the reserved names `allow`, `deny` or `manage` as a token.
+    #[error("Cannot resolve root ACL")]
+    AclRootDenied,
 }
 
 /// This crate's result type.

@@ -5,6 +5,7 @@
 //! - `server`: `Server`, the entry point: `start`, `write`, `read`, `query`, `blocking_read`, `status`, membership.
 //! - `remote`: `Remote`, a client agent's connection to the servers: the same `write`, `query` and
 //!   `status`, sent over the RPC with failover between servers.
+//! - `access`: ACL enforcement: tokens resolved against the replicated ACL tables, commands authorized, answers filtered.
 //! - `sessions`: the leader's session TTL timers.
 //! - `config`: `Config`, `Consistency`, `ReadMeta`, `ClusterStatus`.
 //! - `replica`: the applied state shared by the state machine and readers, and the watch registry
@@ -16,6 +17,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod access;
 mod config;
 mod error;
 mod raft;
@@ -26,6 +28,7 @@ mod server;
 mod sessions;
 mod shared_eval;
 
+pub use access::{Access, AclSettings, PolicyCache};
 pub use config::{ClusterStatus, Config, Consistency, RaftServer, ReadMeta};
 pub use error::{Error, Result};
 pub use remote::Remote;

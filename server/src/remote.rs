@@ -63,6 +63,9 @@ struct Inner {
     runtime: Option<tokio::runtime::Handle>,
     /// The known servers and the one in use.
     servers: Mutex<Servers>,
+    /// The secret the untokened calls (`write`, `query`, `txn`, `renew_session`) carry: the agent's own token, for its
+    /// catalog sync and checks. Empty means the anonymous token.
+    token: Mutex<String>,
 }
 
 #[derive(Default)]
@@ -94,8 +97,18 @@ impl Remote {
             shutdown,
             runtime: tokio::runtime::Handle::try_current().ok(),
             servers: Mutex::new(Servers::default()),
+            token: Mutex::new(String::new()),
         };
         Remote { inner: Arc::new(inner) }
+    }
+
+    /// Sets the secret the untokened calls carry (the agent token); the servers authorize them with it.
+    pub fn set_token(&self, secret: &str) {
+        *self.inner.token.lock().unwrap_or_else(PoisonError::into_inner) = secret.to_owned();
+    }
+
+    fn token(&self) -> String {
+        self.inner.token.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Replaces the list of servers to use (the alive servers gossip knows).
@@ -117,18 +130,13 @@ impl Remote {
     }
 
     /// Proposes `cmd` through a server (which forwards it to the leader) and returns its result once
-    /// it is applied. Retried on another server only when it certainly was not applied.
+    /// it is applied, with the agent's token (`set_token`). Retried on another server only when it certainly was not applied.
     pub async fn write(&self, cmd: Command) -> Result<CommandResult> {
-        self.spawn(move |remote| async move {
-            let cmd = &cmd;
-            let op = |peer: Arc<Peer>, _| async move { client::write(&peer, cmd.clone(), CALL_MARGIN).await };
-            remote.failover(Kind::Write, Duration::ZERO, op).await
-        })
-        .await
+        self.write_as(&self.token(), cmd).await
     }
 
-    /// Evaluates `query` on a server after the barrier `consistency` asks for, blocking there as
-    /// `Server::query` does when `min_index > 0`. `ReadMeta` is the answering server's.
+    /// Evaluates `query` on a server after the barrier `consistency` asks for, with the agent's token, blocking there
+    /// as `Server::query` does when `min_index > 0`. `ReadMeta` is the answering server's.
     pub async fn query(
         &self,
         consistency: Consistency,
@@ -136,39 +144,72 @@ impl Remote {
         wait: Duration,
         query: &Query,
     ) -> Result<(Answer, u64, ReadMeta)> {
-        let query = query.clone();
-        // Only a blocking query may take its wait; a plain read gets the margin alone, and so do its retries.
+        let (answer, index, meta, _) = self.query_as(&self.token(), consistency, min_index, wait, query).await?;
+        Ok((answer, index, meta))
+    }
+
+    /// Runs a transaction through a server (which forwards it to the leader), with the agent's token.
+    pub async fn txn(&self, ops: Vec<TxnOp>, now_ms: u64) -> Result<TxnOutcome> {
+        self.txn_as(&self.token(), ops, now_ms).await
+    }
+
+    /// Renews a session through a server (which forwards to the leader), with the agent's token.
+    pub async fn renew_session(&self, id: &str) -> Result<Option<Session>> {
+        self.renew_session_as(&self.token(), id).await
+    }
+
+    /// `write` on behalf of the caller holding `token`: the server authorizes it (`Server::write_as`).
+    pub async fn write_as(&self, token: &str, cmd: Command) -> Result<CommandResult> {
+        let token = token.to_owned();
+        self.spawn(move |remote| async move {
+            let (cmd, token) = (&cmd, &token);
+            let op = |peer: Arc<Peer>, _| async move { client::write_as(&peer, token, cmd.clone(), CALL_MARGIN).await };
+            remote.failover(Kind::Write, Duration::ZERO, op).await
+        })
+        .await
+    }
+
+    /// `query` on behalf of the caller holding `token`: the server authorizes and filters it (`Server::query_as`).
+    pub async fn query_as(
+        &self,
+        token: &str,
+        consistency: Consistency,
+        min_index: u64,
+        wait: Duration,
+        query: &Query,
+    ) -> Result<(Answer, u64, ReadMeta, bool)> {
+        let (query, token) = (query.clone(), token.to_owned());
         let wait = if min_index == 0 { Duration::ZERO } else { wait };
         self.spawn(move |remote| async move {
-            let query = &query;
+            let (query, token) = (&query, &token);
             let op = |peer: Arc<Peer>, elapsed: Duration| async move {
-                // A retry on another server waits only for what is left of the wait.
                 let wait = wait.saturating_sub(elapsed);
-                client::query(&peer, consistency, min_index, wait, query, wait + CALL_MARGIN).await
+                client::query_as(&peer, token, consistency, min_index, wait, query, wait + CALL_MARGIN).await
             };
             remote.failover(Kind::Read, wait, op).await
         })
         .await
     }
 
-    /// Runs a transaction through a server (which forwards it to the leader) and returns its outcome once applied.
-    /// Retried only when it certainly was not applied, like `write`.
-    pub async fn txn(&self, ops: Vec<TxnOp>, now_ms: u64) -> Result<TxnOutcome> {
+    /// `txn` on behalf of the caller holding `token` (`Server::txn_as`).
+    pub async fn txn_as(&self, token: &str, ops: Vec<TxnOp>, now_ms: u64) -> Result<TxnOutcome> {
+        let token = token.to_owned();
         self.spawn(move |remote| async move {
-            let ops = &ops;
-            let op = |peer: Arc<Peer>, _| async move { client::txn(&peer, ops.clone(), now_ms, CALL_MARGIN).await };
+            let (ops, token) = (&ops, &token);
+            let op = |peer: Arc<Peer>, _| async move {
+                client::txn_as(&peer, token, ops.clone(), now_ms, CALL_MARGIN).await
+            };
             remote.failover(Kind::Write, Duration::ZERO, op).await
         })
         .await
     }
 
-    /// Renews a session through a server (which forwards to the leader, whose timer it resets); `None` when the session does not exist.
-    /// Retried like a read: renewing twice only resets the timer twice.
-    pub async fn renew_session(&self, id: &str) -> Result<Option<Session>> {
-        let id = id.to_owned();
+    /// `renew_session` on behalf of the caller holding `token` (`Server::renew_session_as`).
+    pub async fn renew_session_as(&self, token: &str, id: &str) -> Result<Option<Session>> {
+        let (id, token) = (id.to_owned(), token.to_owned());
         self.spawn(move |remote| async move {
-            let id = &id;
-            let op = |peer: Arc<Peer>, _| async move { client::renew_session(&peer, id, CALL_MARGIN).await };
+            let (id, token) = (&id, &token);
+            let op = |peer: Arc<Peer>, _| async move { client::renew_session_as(&peer, token, id, CALL_MARGIN).await };
             remote.failover(Kind::Read, Duration::ZERO, op).await
         })
         .await
@@ -269,13 +310,14 @@ fn retryable(kind: Kind, failure: &Failure) -> bool {
         Failure::Unreachable(_) | Failure::NoLeader => true,
         // The request may have been served: only a read can safely run again.
         Failure::Lost { .. } | Failure::Unavailable(_) => kind == Kind::Read,
-        Failure::Rejected(_) | Failure::Indeterminate(_) | Failure::Protocol(_) => false,
+        Failure::Rejected(_) | Failure::Indeterminate(_) | Failure::Protocol(_) | Failure::Denied(_) => false,
     }
 }
 
 fn to_error(addr: SocketAddr, failure: Failure) -> Error {
     match failure {
         Failure::NoLeader => Error::NoLeader,
+        Failure::Denied(err) => err,
         Failure::Rejected(why) => Error::Rejected(why),
         Failure::Indeterminate(why) => Error::Indeterminate(why),
         Failure::Lost { timeout: Some(timeout), .. } => Error::Timeout(timeout),

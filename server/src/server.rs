@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 
+use crate::access::{Access, AclSettings, Resolver, authorize_command, authorize_query, authorize_txn, filter_answer};
 use crate::config::{ClusterStatus, Config, Consistency, ReadMeta};
 use crate::error::{Error, Result};
 use crate::raft::{ClientHandler, NodeConfig, RaftNode};
@@ -53,6 +54,10 @@ struct Inner {
     timers: SessionTimers,
     /// Answers shared by blocking queries woken by the same write.
     shared: SharedEvals,
+    /// How tokens are enforced; `None` when ACLs are off.
+    acl: Option<AclSettings>,
+    /// Resolved tokens and parsed policies.
+    resolver: Resolver,
 }
 
 impl Server {
@@ -78,6 +83,8 @@ impl Server {
             stopped: AtomicBool::new(false),
             timers: SessionTimers::default(),
             shared: SharedEvals::default(),
+            acl: config.acl,
+            resolver: Resolver::default(),
         });
         inner.node.serve(config.rpc_listener, inner.clone(), &inner.tasks, cancel.clone());
         inner.tasks.spawn(inner.clone().run_session_timers(cancel.clone()));
@@ -123,6 +130,43 @@ impl Server {
         query: &Query,
     ) -> Result<(Answer, u64, ReadMeta)> {
         self.inner.query(consistency, min_index, wait, query).await
+    }
+
+    /// What `secret` may do, resolved against this server's applied state (an empty secret is the anonymous token).
+    /// With ACLs off, everything. An unknown or expired token is `AclNotFound`.
+    pub fn resolve_token(&self, secret: &str) -> Result<Access> {
+        self.inner.resolve(secret)
+    }
+
+    /// `write` on behalf of the caller holding `secret`: refused with `PermissionDenied` when its token may not.
+    pub async fn write_as(&self, secret: &str, cmd: Command) -> Result<CommandResult> {
+        self.inner.write_as(secret, cmd).await
+    }
+
+    /// `txn` on behalf of the caller holding `secret`: operations its token may not run roll the transaction back,
+    /// each named with its denial, and nothing is proposed.
+    pub async fn txn_as(&self, secret: &str, ops: Vec<TxnOp>, now_ms: u64) -> Result<TxnOutcome> {
+        self.inner.txn_as(secret, ops, now_ms).await
+    }
+
+    /// `query` on behalf of the caller holding `secret`: refused when it names one thing the token may not read, and
+    /// otherwise filtered to what the token may read; the flag says whether anything was left out.
+    /// A blocking query resolves the token again when it wakes, so a token deleted or narrowed while it waited answers
+    /// by what it is now.
+    pub async fn query_as(
+        &self,
+        secret: &str,
+        consistency: Consistency,
+        min_index: u64,
+        wait: Duration,
+        query: &Query,
+    ) -> Result<(Answer, u64, ReadMeta, bool)> {
+        self.inner.query_as(secret, consistency, min_index, wait, query).await
+    }
+
+    /// `renew_session` on behalf of the caller holding `secret`: it needs session write on the session's node.
+    pub async fn renew_session_as(&self, secret: &str, id: &str) -> Result<Option<Session>> {
+        self.inner.renew_session_as(secret, id).await
     }
 
     /// This server's view of the cluster: the leader, the Raft membership, log and apply progress,
@@ -241,6 +285,60 @@ impl Server {
 }
 
 impl Inner {
+    fn resolve(&self, secret: &str) -> Result<Access> {
+        let Some(settings) = &self.acl else {
+            return Ok(Access::manage_all());
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.replica.read(|state| self.resolver.resolve(settings, state, secret, now_ms))
+    }
+
+    async fn write_as(&self, secret: &str, cmd: Command) -> Result<CommandResult> {
+        let access = self.resolve(secret)?;
+        self.replica.read(|state| authorize_command(&access, &cmd, state))?;
+        self.write(cmd).await
+    }
+
+    async fn txn_as(&self, secret: &str, ops: Vec<TxnOp>, now_ms: u64) -> Result<TxnOutcome> {
+        let access = self.resolve(secret)?;
+        let denied = self.replica.read(|state| authorize_txn(&access, &ops, state));
+        if !denied.is_empty() {
+            return Ok(TxnOutcome::RolledBack(denied));
+        }
+        self.txn(ops, now_ms).await
+    }
+
+    async fn query_as(
+        &self,
+        secret: &str,
+        consistency: Consistency,
+        min_index: u64,
+        wait: Duration,
+        query: &Query,
+    ) -> Result<(Answer, u64, ReadMeta, bool)> {
+        let access = self.resolve(secret)?;
+        authorize_query(&access, query)?;
+        let (mut answer, index, meta) = self.query(consistency, min_index, wait, query).await?;
+        // Re-checked after the wait: the token may have been deleted or its policies narrowed meanwhile.
+        let access = if min_index > 0 { self.resolve(secret)? } else { access };
+        authorize_query(&access, query)?;
+        let filtered = filter_answer(&access, &mut answer);
+        Ok((answer, index, meta, filtered))
+    }
+
+    async fn renew_session_as(&self, secret: &str, id: &str) -> Result<Option<Session>> {
+        let access = self.resolve(secret)?;
+        let node =
+            self.replica.read(|state| state.sessions().0.into_iter().find(|s| s.id == id).map(|s| s.node.clone()));
+        if let Some(node) = node {
+            let allowed = access.authorizer().session_write(&node);
+            access.require(allowed, roster_acl::Resource::Session, roster_acl::AccessLevel::Write, Some(&node))?;
+        }
+        self.renew_session(id).await
+    }
+
     async fn write(&self, cmd: Command) -> Result<CommandResult> {
         let (outcome, _index) = self.with_leader(|| self.node.write(cmd.clone())).await?;
         Ok(outcome.into_result())
@@ -408,28 +506,29 @@ impl Inner {
 impl ClientHandler for Inner {
     async fn query(
         &self,
+        token: &str,
         consistency: Consistency,
         min_index: u64,
         wait: Duration,
         query: &Query,
-    ) -> Result<(Answer, u64, ReadMeta)> {
-        Inner::query(self, consistency, min_index, wait, query).await
+    ) -> Result<(Answer, u64, ReadMeta, bool)> {
+        Inner::query_as(self, token, consistency, min_index, wait, query).await
     }
 
-    async fn write(&self, cmd: Command) -> Result<CommandResult> {
-        Inner::write(self, cmd).await
+    async fn write(&self, token: &str, cmd: Command) -> Result<CommandResult> {
+        Inner::write_as(self, token, cmd).await
     }
 
     async fn status(&self) -> Result<ClusterStatus> {
         Inner::status(self)
     }
 
-    async fn renew_session(&self, id: &str) -> Result<Option<Session>> {
-        Inner::renew_session(self, id).await
+    async fn renew_session(&self, token: &str, id: &str) -> Result<Option<Session>> {
+        Inner::renew_session_as(self, token, id).await
     }
 
-    async fn txn(&self, ops: Vec<TxnOp>, now_ms: u64) -> Result<TxnOutcome> {
-        Inner::txn(self, ops, now_ms).await
+    async fn txn(&self, token: &str, ops: Vec<TxnOp>, now_ms: u64) -> Result<TxnOutcome> {
+        Inner::txn_as(self, token, ops, now_ms).await
     }
 
     fn renew_session_as_leader(&self, id: &str) -> Result<Option<Session>> {

@@ -108,9 +108,18 @@ pub(super) fn build(layer: Layer, dev: bool, config_files: Vec<PathBuf>, errors:
         reconnect_timeout: layer.reconnect_timeout.unwrap_or(Duration::from_secs(72 * 3600)),
         services: layer.services,
         checks: layer.checks,
-        acl: layer.acl,
+        acl: super::acl::acl_config(layer.acl.as_ref(), errors),
         config_files,
     };
+    if let Some(primary) = &layer.primary_datacenter
+        && *primary != config.datacenter
+    {
+        errors.push(format!(
+            "primary_datacenter: {primary:?} is not this agent's datacenter {:?}; roster runs one datacenter, \
+             which is its own primary",
+            config.datacenter
+        ));
+    }
     check_roles(&config, layer.bootstrap, errors);
     check_addresses(&config, errors);
     check_port_clashes(&config.ports, errors);

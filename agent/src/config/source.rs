@@ -20,6 +20,7 @@ use crate::cli::AgentArgs;
 #[derive(Debug, Default)]
 pub(super) struct Layer {
     pub datacenter: Option<String>,
+    pub primary_datacenter: Option<String>,
     pub node_name: Option<String>,
     pub node_id: Option<uuid::Uuid>,
     pub node_meta: BTreeMap<String, String>,
@@ -122,6 +123,7 @@ impl Layer {
     /// Overlays `later` on `self`: later scalars win, lists and maps accumulate.
     pub(super) fn merge(&mut self, later: Layer) {
         over(&mut self.datacenter, later.datacenter);
+        over(&mut self.primary_datacenter, later.primary_datacenter);
         over(&mut self.node_name, later.node_name);
         over(&mut self.node_id, later.node_id);
         self.node_meta.extend(later.node_meta);
@@ -362,6 +364,7 @@ impl Reader<'_> {
                 _ => Err("expected an object".to_owned()),
             },
             "datacenter" => datacenter(value).map(|v| layer.datacenter = Some(v)),
+            "primary_datacenter" => datacenter(value).map(|v| layer.primary_datacenter = Some(v)),
             "node_name" => non_empty(value).map(|v| layer.node_name = Some(v)),
             "node_id" => node_id(value).map(|v| layer.node_id = Some(v)),
             "node_meta" => string_map(value).map(|v| layer.node_meta.extend(v)),

@@ -253,7 +253,44 @@ fn services_checks_and_acl_accumulate_across_files() {
     let names: Vec<&str> = config.services.iter().filter_map(|service| service["name"].as_str()).collect();
     assert_eq!(names, ["a", "b", "c"]);
     assert_eq!(config.checks.len(), 2);
-    assert_eq!(config.acl, Some(serde_json::json!({"enabled":true,"tokens":{"agent":"x","default":"y"}})));
+    assert!(config.acl.enabled);
+    assert_eq!(config.acl.tokens.agent.as_deref(), Some("x"));
+    assert_eq!(config.acl.tokens.default.as_deref(), Some("y"));
+}
+
+#[test]
+fn the_acl_block_is_typed_and_every_unsupported_key_is_named() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let good = write(
+        tmp.path(),
+        "acl.json",
+        r#"{"primary_datacenter":"dc1","acl":{"enabled":true,"default_policy":"deny","down_policy":"async-cache",
+            "enable_token_persistence":true,"token_ttl":"45s","tokens":{"master":"m","agent_master":"r","dns":"d"}}}"#,
+    );
+    let config = load_flags(&["-config-file", &good]).expect("valid");
+    assert_eq!(config.acl.default_policy, crate::config::DefaultPolicy::Deny);
+    assert_eq!(config.acl.down_policy, crate::config::DownPolicy::AsyncCache);
+    assert_eq!(config.acl.token_ttl, std::time::Duration::from_secs(45));
+    assert_eq!(config.acl.tokens.initial_management.as_deref(), Some("m"), "the legacy name is an alias");
+    assert_eq!(config.acl.tokens.agent_recovery.as_deref(), Some("r"));
+    let bad = write(
+        tmp.path(),
+        "bad.json",
+        r#"{"primary_datacenter":"dc2","acl":{"enabled":"yes","default_policy":"denny","bogus":1,
+            "tokens":{"agnet":"s3cret"},"token_ttl":"0s"}}"#,
+    );
+    let err = load_flags(&["-config-file", &bad]).expect_err("invalid").to_string();
+    for needle in [
+        "acl.enabled: expected true or false",
+        "acl.default_policy: expected \"allow\" or \"deny\"",
+        "acl.bogus: unknown key",
+        "acl.tokens.agnet: unknown token",
+        "acl.token_ttl: must be more than 0",
+        "primary_datacenter: \"dc2\" is not this agent's datacenter",
+    ] {
+        assert!(err.contains(needle), "{needle:?} missing from {err}");
+    }
+    assert!(!err.contains("s3cret"), "a token's value never appears in an error");
 }
 
 #[test]

@@ -35,6 +35,11 @@ impl ApiError {
         ApiError { status: StatusCode::NOT_FOUND, message: message.into() }
     }
 
+    /// 403.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::FORBIDDEN, message: message.into() }
+    }
+
     /// 500.
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: message.into() }
@@ -45,6 +50,8 @@ impl From<roster_server::Error> for ApiError {
     fn from(err: roster_server::Error) -> ApiError {
         match err {
             roster_server::Error::Rejected(why) => ApiError::bad_request(why),
+            roster_server::Error::PermissionDenied(why) => ApiError { status: StatusCode::FORBIDDEN, message: why },
+            roster_server::Error::AclNotFound => ApiError::forbidden("ACL not found"),
             other => ApiError::internal(other.to_string()),
         }
     }
@@ -67,6 +74,9 @@ pub fn read_headers(index: u64, meta: ReadMeta) -> HeaderMap {
     headers.insert("X-Consul-Index", HeaderValue::from(index.max(1)));
     headers.insert("X-Consul-KnownLeader", HeaderValue::from_static(if meta.known_leader { "true" } else { "false" }));
     headers.insert("X-Consul-LastContact", HeaderValue::from(meta.last_contact_ms));
+    if super::caller::filtered() {
+        headers.insert("X-Consul-Results-Filtered-By-ACLs", HeaderValue::from_static("true"));
+    }
     headers
 }
 

@@ -18,7 +18,6 @@ use super::output;
 use super::query::Query;
 use super::reply::{ApiError, ApiResult, bool_reply, read_reply};
 use super::{Api, read, unexpected, write};
-use crate::backend::Backend;
 use crate::config::duration::{duration_from_json, parse_go_duration};
 
 /// Consul's default lock-delay.
@@ -119,10 +118,7 @@ pub async fn destroy(State(api): State<Api>, Path(id): Path<String>, uri: Uri) -
 
 pub async fn renew(State(api): State<Api>, Path(id): Path<String>, uri: Uri) -> ApiResult {
     Query::parse(uri.query()).check_dc(&api)?;
-    let renewed = match &api.backend {
-        Backend::Local(server) => server.renew_session(&id).await?,
-        Backend::Remote(remote) => remote.renew_session(&id).await?,
-    };
+    let renewed = api.backend.renew_session_as(&super::caller::secret(), &id).await?;
     match renewed {
         Some(session) => Ok(axum::Json(json!([output::session(&session)])).into_response()),
         None => Err(ApiError::not_found(format!("Session id '{id}' not found"))),

@@ -19,7 +19,6 @@ use super::input::Obj;
 use super::query::Query;
 use super::reply::{ApiError, ApiResult, read_headers};
 use super::{Api, definition, output, read, unexpected};
-use crate::backend::Backend;
 
 pub async fn txn(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResult {
     let q = Query::parse(uri.query());
@@ -27,10 +26,7 @@ pub async fn txn(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResult {
     let ops = parse_ops(&api, &body)?;
     if ops.iter().any(TxnOp::is_write) {
         let now_ms = super::session::now_ms();
-        let outcome = match &api.backend {
-            Backend::Local(server) => server.txn(ops, now_ms).await?,
-            Backend::Remote(remote) => remote.txn(ops, now_ms).await?,
-        };
+        let outcome = api.backend.txn_as(&super::caller::secret(), ops, now_ms).await?;
         return Ok(reply(&outcome).into_response());
     }
     // Read-only transactions do not block (as in Consul), so `?index` is ignored.

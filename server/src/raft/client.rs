@@ -1,4 +1,5 @@
-//! The calling side of the client RPCs (`wire::Request::ClientQuery`, `ClientWrite`, `Status`), for `crate::Remote`.
+//! The calling side of the client RPCs (`wire::Request::ClientQueryAs`, `ClientWriteAs`, `ClientTxnAs`, `ClientSessionRenewAs`, `Status`), for `crate::Remote`.
+//! The untokened `ClientQuery`/`ClientWrite`/`ClientTxn`/`ClientSessionRenew` of older builds are still served, as the anonymous token.
 //!
 //! Each call reports a failure as a `Failure` that says what the caller may safely do next, so the
 //! retry policy in `remote.rs` needs neither the wire schema nor openraft.
@@ -34,29 +35,65 @@ pub(crate) enum Failure {
     Indeterminate(String),
     /// The answer made no sense: an incompatible server.
     Protocol(String),
+    /// The caller's token may not do this, or does not exist: the error to return as it is.
+    Denied(crate::error::Error),
 }
 
-/// Sends a query and waits up to `timeout` for its answer.
-pub(crate) async fn query(
+/// Sends a query on behalf of the caller holding `token` and waits up to `timeout` for its filtered answer.
+pub(crate) async fn query_as(
     peer: &Peer,
+    token: &str,
     consistency: Consistency,
     min_index: u64,
     wait: Duration,
     query: &Query,
     timeout: Duration,
-) -> Result<(Answer, u64, ReadMeta), Failure> {
+) -> Result<(Answer, u64, ReadMeta, bool), Failure> {
     let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-    let request = Request::ClientQuery { consistency, min_index, wait_ms, query: query.clone() };
+    let request =
+        Request::ClientQueryAs { token: token.to_owned(), consistency, min_index, wait_ms, query: query.clone() };
     match call(peer, &request, timeout).await? {
-        Response::ClientQuery { answer, index, meta } => Ok((answer, index, meta)),
+        Response::ClientQueryAs { answer, index, meta, filtered } => Ok((answer, index, meta, filtered)),
         other => Err(mismatched(&other)),
     }
 }
 
-/// Sends a write and waits up to `timeout` for its result.
-pub(crate) async fn write(peer: &Peer, cmd: Command, timeout: Duration) -> Result<CommandResult, Failure> {
-    match call(peer, &Request::ClientWrite(cmd), timeout).await? {
+/// Sends a write on behalf of the caller holding `token`.
+pub(crate) async fn write_as(
+    peer: &Peer,
+    token: &str,
+    cmd: Command,
+    timeout: Duration,
+) -> Result<CommandResult, Failure> {
+    match call(peer, &Request::ClientWriteAs { token: token.to_owned(), cmd }, timeout).await? {
         Response::ClientWrite(result) => Ok(result),
+        other => Err(mismatched(&other)),
+    }
+}
+
+/// Sends a transaction on behalf of the caller holding `token`.
+pub(crate) async fn txn_as(
+    peer: &Peer,
+    token: &str,
+    ops: Vec<TxnOp>,
+    now_ms: u64,
+    timeout: Duration,
+) -> Result<TxnOutcome, Failure> {
+    match call(peer, &Request::ClientTxnAs { token: token.to_owned(), ops, now_ms }, timeout).await? {
+        Response::ClientTxn(outcome) => Ok(outcome),
+        other => Err(mismatched(&other)),
+    }
+}
+
+/// Asks a server to renew a session on behalf of the caller holding `token`.
+pub(crate) async fn renew_session_as(
+    peer: &Peer,
+    token: &str,
+    id: &str,
+    timeout: Duration,
+) -> Result<Option<Session>, Failure> {
+    match call(peer, &Request::ClientSessionRenewAs { token: token.to_owned(), id: id.to_owned() }, timeout).await? {
+        Response::SessionRenew(session) => Ok(session),
         other => Err(mismatched(&other)),
     }
 }
@@ -69,22 +106,6 @@ pub(crate) async fn status(peer: &Peer, timeout: Duration) -> Result<ClusterStat
     }
 }
 
-/// Sends a transaction and waits up to `timeout` for its outcome.
-pub(crate) async fn txn(peer: &Peer, ops: Vec<TxnOp>, now_ms: u64, timeout: Duration) -> Result<TxnOutcome, Failure> {
-    match call(peer, &Request::ClientTxn { ops, now_ms }, timeout).await? {
-        Response::ClientTxn(outcome) => Ok(outcome),
-        other => Err(mismatched(&other)),
-    }
-}
-
-/// Asks a server to renew a session (it forwards to the leader); `None` when the session does not exist.
-pub(crate) async fn renew_session(peer: &Peer, id: &str, timeout: Duration) -> Result<Option<Session>, Failure> {
-    match call(peer, &Request::ClientSessionRenew(id.to_owned()), timeout).await? {
-        Response::SessionRenew(session) => Ok(session),
-        other => Err(mismatched(&other)),
-    }
-}
-
 async fn call(peer: &Peer, request: &Request, timeout: Duration) -> Result<Response, Failure> {
     match call_peer(peer, request, timeout).await {
         Ok(Response::Error(e)) => Err(match e {
@@ -93,6 +114,9 @@ async fn call(peer: &Peer, request: &Request, timeout: Duration) -> Result<Respo
             WireError::Indeterminate(why) => Failure::Indeterminate(why),
             WireError::Unavailable(why) | WireError::Fatal(why) => Failure::Unavailable(why),
             WireError::BadRequest(why) => Failure::Protocol(why),
+            WireError::PermissionDenied(why) => Failure::Denied(crate::error::Error::PermissionDenied(why)),
+            WireError::AclNotFound => Failure::Denied(crate::error::Error::AclNotFound),
+            WireError::AclRootDenied => Failure::Denied(crate::error::Error::AclRootDenied),
         }),
         Ok(response) => Ok(response),
         Err(CallError::Rpc(e @ RpcError::Unreachable { .. })) => Err(Failure::Unreachable(e.to_string())),

@@ -24,22 +24,23 @@ const MAX_CLIENT_WAIT: Duration = Duration::from_secs(660);
 /// What serves client agents' requests: the server itself, which this module does not otherwise
 /// see (it owns the barriers, the watchers and the leader retries).
 pub(crate) trait ClientHandler: Send + Sync + 'static {
-    /// Evaluates `query` as `Server::query` does.
+    /// Evaluates `query` as `Server::query_as` does for the caller holding `token`.
     fn query(
         &self,
+        token: &str,
         consistency: Consistency,
         min_index: u64,
         wait: Duration,
         query: &Query,
-    ) -> impl Future<Output = Result<(Answer, u64, ReadMeta)>> + Send;
-    /// Proposes `cmd` as `Server::write` does, forwarding it to the leader if need be.
-    fn write(&self, cmd: Command) -> impl Future<Output = Result<CommandResult>> + Send;
+    ) -> impl Future<Output = Result<(Answer, u64, ReadMeta, bool)>> + Send;
+    /// Proposes `cmd` as `Server::write_as` does, forwarding it to the leader if need be.
+    fn write(&self, token: &str, cmd: Command) -> impl Future<Output = Result<CommandResult>> + Send;
     /// This server's view of the cluster.
     fn status(&self) -> impl Future<Output = Result<ClusterStatus>> + Send;
-    /// Runs a transaction as `Server::txn` does, forwarding it to the leader if need be.
-    fn txn(&self, ops: Vec<TxnOp>, now_ms: u64) -> impl Future<Output = Result<TxnOutcome>> + Send;
-    /// Renews a session as `Server::renew_session` does, forwarding to the leader if need be.
-    fn renew_session(&self, id: &str) -> impl Future<Output = Result<Option<Session>>> + Send;
+    /// Runs a transaction as `Server::txn_as` does, forwarding it to the leader if need be.
+    fn txn(&self, token: &str, ops: Vec<TxnOp>, now_ms: u64) -> impl Future<Output = Result<TxnOutcome>> + Send;
+    /// Renews a session as `Server::renew_session_as` does, forwarding to the leader if need be.
+    fn renew_session(&self, token: &str, id: &str) -> impl Future<Output = Result<Option<Session>>> + Send;
     /// Renews a session here, which must be the leader (`NotLeader` otherwise): the end of a forwarded renewal.
     fn renew_session_as_leader(&self, id: &str) -> Result<Option<Session>>;
 }
@@ -99,20 +100,44 @@ impl<C: ClientHandler> RaftService<C> {
             },
             Request::ClientQuery { consistency, min_index, wait_ms, query } => {
                 let wait = Duration::from_millis(wait_ms).min(MAX_CLIENT_WAIT);
-                match self.clients.query(consistency, min_index, wait, &query).await {
-                    Ok((answer, index, meta)) => Response::ClientQuery { answer, index, meta },
+                match self.clients.query("", consistency, min_index, wait, &query).await {
+                    Ok((answer, index, meta, _)) => Response::ClientQuery { answer, index, meta },
                     Err(e) => Response::Error(client_error(e)),
                 }
             }
-            Request::ClientWrite(cmd) => {
-                self.clients.write(cmd).await.map_or_else(|e| Response::Error(client_error(e)), Response::ClientWrite)
+            Request::ClientQueryAs { token, consistency, min_index, wait_ms, query } => {
+                let wait = Duration::from_millis(wait_ms).min(MAX_CLIENT_WAIT);
+                match self.clients.query(&token, consistency, min_index, wait, &query).await {
+                    Ok((answer, index, meta, filtered)) => Response::ClientQueryAs { answer, index, meta, filtered },
+                    Err(e) => Response::Error(client_error(e)),
+                }
             }
+            Request::ClientWrite(cmd) => self
+                .clients
+                .write("", cmd)
+                .await
+                .map_or_else(|e| Response::Error(client_error(e)), Response::ClientWrite),
+            Request::ClientWriteAs { token, cmd } => self
+                .clients
+                .write(&token, cmd)
+                .await
+                .map_or_else(|e| Response::Error(client_error(e)), Response::ClientWrite),
+            Request::ClientTxnAs { token, ops, now_ms } => self
+                .clients
+                .txn(&token, ops, now_ms)
+                .await
+                .map_or_else(|e| Response::Error(client_error(e)), Response::ClientTxn),
+            Request::ClientSessionRenewAs { token, id } => self
+                .clients
+                .renew_session(&token, &id)
+                .await
+                .map_or_else(|e| Response::Error(client_error(e)), Response::SessionRenew),
             Request::Status => {
                 self.clients.status().await.map_or_else(|e| Response::Error(client_error(e)), Response::Status)
             }
             Request::ClientTxn { ops, now_ms } => self
                 .clients
-                .txn(ops, now_ms)
+                .txn("", ops, now_ms)
                 .await
                 .map_or_else(|e| Response::Error(client_error(e)), Response::ClientTxn),
             Request::SessionRenew(id) => self
@@ -121,7 +146,7 @@ impl<C: ClientHandler> RaftService<C> {
                 .map_or_else(|e| Response::Error(client_error(e)), Response::SessionRenew),
             Request::ClientSessionRenew(id) => self
                 .clients
-                .renew_session(&id)
+                .renew_session("", &id)
                 .await
                 .map_or_else(|e| Response::Error(client_error(e)), Response::SessionRenew),
         }
@@ -155,6 +180,9 @@ fn client_error(e: Error) -> WireError {
         Error::NotLeader { leader } => WireError::NotLeader { leader: leader.map(|a| a.to_string()) },
         Error::Rejected(why) => WireError::Rejected(why),
         Error::Indeterminate(why) => WireError::Indeterminate(why),
+        Error::PermissionDenied(why) => WireError::PermissionDenied(why),
+        Error::AclNotFound => WireError::AclNotFound,
+        Error::AclRootDenied => WireError::AclRootDenied,
         other => WireError::Unavailable(other.to_string()),
     }
 }

@@ -66,6 +66,43 @@ pub(crate) enum Request {
         /// The client's clock, for lock-delays.
         now_ms: u64,
     },
+    /// `ClientQuery` on behalf of the caller holding `token` (empty: anonymous): the receiver authorizes and filters.
+    /// The untokened client requests above are served as the anonymous token.
+    ClientQueryAs {
+        /// The caller's secret.
+        token: String,
+        /// The barrier.
+        consistency: Consistency,
+        /// Block until the answer's index exceeds this; 0 answers at once.
+        min_index: u64,
+        /// The longest the receiver may block, in milliseconds (it caps this itself).
+        wait_ms: u64,
+        /// The read.
+        query: Query,
+    },
+    /// `ClientWrite` on behalf of the caller holding `token`.
+    ClientWriteAs {
+        /// The caller's secret.
+        token: String,
+        /// The write.
+        cmd: Command,
+    },
+    /// `ClientTxn` on behalf of the caller holding `token`.
+    ClientTxnAs {
+        /// The caller's secret.
+        token: String,
+        /// The operations.
+        ops: Vec<TxnOp>,
+        /// The client's clock, for lock-delays.
+        now_ms: u64,
+    },
+    /// `ClientSessionRenew` on behalf of the caller holding `token`.
+    ClientSessionRenewAs {
+        /// The caller's secret.
+        token: String,
+        /// The session ID.
+        id: String,
+    },
 }
 
 /// How the leader confirms its leadership for a forwarded read.
@@ -124,6 +161,17 @@ pub(crate) enum Response {
     },
     /// Answer to `ClientTxn`.
     ClientTxn(TxnOutcome),
+    /// Answer to `ClientQueryAs`: `ClientQuery`'s, and whether the caller's token kept anything out of the answer.
+    ClientQueryAs {
+        /// The query's answer, filtered.
+        answer: Answer,
+        /// The index that covers it.
+        index: u64,
+        /// The answering server's leader facts.
+        meta: ReadMeta,
+        /// Whether ACLs removed anything.
+        filtered: bool,
+    },
 }
 
 /// Why a request failed on the receiver.
@@ -146,4 +194,10 @@ pub(crate) enum WireError {
     /// The receiver could not serve a client request now (it is stopping, timed out, or failed to
     /// reach the leader). A read may be retried elsewhere; a write's outcome is unknown.
     Unavailable(String),
+    /// The caller's token may not do this; Consul's text. Never retried.
+    PermissionDenied(String),
+    /// The caller's token does not exist or has expired. Never retried.
+    AclNotFound,
+    /// The caller sent a reserved name (`allow`, `deny`, `manage`) as its token. Never retried.
+    AclRootDenied,
 }

@@ -15,8 +15,14 @@ use crate::{Config, Consistency, Error};
 pub(crate) async fn start(node_id: u64, data_dir: Option<&Path>, bootstrap: bool) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let rpc_advertise = listener.local_addr().unwrap();
-    let config =
-        Config { node_id, data_dir: data_dir.map(Path::to_path_buf), rpc_listener: listener, rpc_advertise, bootstrap };
+    let config = Config {
+        node_id,
+        data_dir: data_dir.map(Path::to_path_buf),
+        rpc_listener: listener,
+        rpc_advertise,
+        bootstrap,
+        acl: None,
+    };
     Server::start(config, CancellationToken::new()).await.unwrap()
 }
 

@@ -1,0 +1,91 @@
+//! Who is calling: the token a request carries, found once by a middleware and kept for the request's task, so that every
+//! read and write a handler makes carries it to the server without any handler having to pass it along.
+//!
+//! Consul's order: `?token=` wins, then `X-Consul-Token`, then `Authorization: Bearer <token>`; a request with none acts
+//! with the agent's default token, and without that as the anonymous token.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use percent_encoding::percent_decode_str;
+use roster_server::Access;
+
+use super::Api;
+use super::reply::ApiError;
+
+/// The caller of the request being served.
+pub(crate) struct Caller {
+    /// The secret to act with (after the default-token fallback); empty is the anonymous token.
+    secret: String,
+    /// Set when a read left something out for this caller.
+    filtered: AtomicBool,
+}
+
+tokio::task_local! {
+    static CALLER: Arc<Caller>;
+}
+
+/// Finds the request's token and serves the request with it as the caller; every response says which default policy
+/// the agent enforces, as Consul's do.
+pub(crate) async fn layer(State(api): State<Api>, request: Request, next: Next) -> Response {
+    let sent = token_of(request.uri().query(), request.headers());
+    let caller = Arc::new(Caller { secret: api.acl.caller_secret(sent.as_deref()), filtered: AtomicBool::new(false) });
+    let mut response = CALLER.scope(caller, next.run(request)).await;
+    if api.acl.enabled() {
+        response
+            .headers_mut()
+            .insert("X-Consul-Default-ACL-Policy", HeaderValue::from_static(api.acl.default_policy_name()));
+    }
+    response
+}
+
+/// The token a request sent, in Consul's order of precedence.
+fn token_of(query: Option<&str>, headers: &HeaderMap) -> Option<String> {
+    let from_query = query.into_iter().flat_map(|q| q.split('&')).find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == "token" && !value.is_empty()).then(|| percent_decode_str(value).decode_utf8_lossy().into_owned())
+    });
+    if from_query.is_some() {
+        return from_query;
+    }
+    if let Some(value) = headers.get("X-Consul-Token").and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()) {
+        return Some(value.to_owned());
+    }
+    let authorization = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = authorization.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    rest.split_whitespace().next().map(str::to_owned)
+}
+
+/// The secret the current request acts with; anonymous outside a request.
+pub(crate) fn secret() -> String {
+    CALLER.try_with(|caller| caller.secret.clone()).unwrap_or_default()
+}
+
+/// Records that a read left something out for the current caller.
+pub(crate) fn note_filtered() {
+    let _ = CALLER.try_with(|caller| caller.filtered.store(true, Ordering::Relaxed));
+}
+
+/// Whether to send `X-Consul-Results-Filtered-By-ACLs: true`: something was left out, and the caller named a token
+/// (Consul never tells the anonymous token that it missed something).
+pub(crate) fn filtered() -> bool {
+    CALLER.try_with(|caller| caller.filtered.load(Ordering::Relaxed) && !caller.secret.is_empty()).unwrap_or(false)
+}
+
+/// What the current caller may do, for the endpoints the agent answers itself.
+pub(crate) async fn access(api: &Api) -> Result<Access, ApiError> {
+    match api.acl.resolve(&api.backend, &secret()).await {
+        Ok(access) => Ok(access),
+        Err(crate::acl::ResolveError::Server(err)) => Err(err.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
