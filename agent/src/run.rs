@@ -169,6 +169,7 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
         stop.clone(),
         acl.clone(),
     )
+    .with_data_dir(acl_data_dir.map(Path::to_path_buf))
     .with_jobs(jobs)
     .with_events(crate::events::EventStore::start(
         config.node_name.clone(),
