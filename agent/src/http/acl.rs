@@ -68,7 +68,9 @@ fn chosen_id(field: &str, value: String) -> Result<String, ApiError> {
         return Err(ApiError::bad_request(format!("Invalid Token: {field} - not a valid UUID")));
     }
     if value.starts_with(RESERVED_ID_PREFIX) {
-        return Err(ApiError::bad_request(format!("Invalid Token: UUIDs with the prefix {RESERVED_ID_PREFIX:?} are reserved")));
+        return Err(ApiError::bad_request(format!(
+            "Invalid Token: UUIDs with the prefix {RESERVED_ID_PREFIX:?} are reserved"
+        )));
     }
     Ok(value)
 }
@@ -176,7 +178,11 @@ fn read_reset_index(path: &std::path::Path) -> u64 {
 }
 
 /// The token a create or update body describes, over `base` (the existing token for an update).
-async fn token_from_body(api: &Api, map: &serde_json::Map<String, Value>, base: AclToken) -> Result<AclToken, ApiError> {
+async fn token_from_body(
+    api: &Api,
+    map: &serde_json::Map<String, Value>,
+    base: AclToken,
+) -> Result<AclToken, ApiError> {
     let body = Obj(map);
     if !body.str(&["AuthMethod"]).map_err(ApiError::decode)?.is_empty() {
         return Err(ApiError::bad_request("AuthMethod field is disallowed outside of login"));
@@ -332,7 +338,8 @@ pub async fn token_clone(State(api): State<Api>, Path(id): Path<String>, uri: Ur
     let description = Obj(&map).str(&["Description"]).map_err(ApiError::decode)?;
     let (tokens, _, _) = tokens(&api, &Query::parse(None)).await?;
     let now_ms = unix_ms();
-    let Some(source) = tokens.into_iter().find(|t| t.accessor_id == id && t.expiration_time_ms.is_none_or(|at| at > now_ms))
+    let Some(source) =
+        tokens.into_iter().find(|t| t.accessor_id == id && t.expiration_time_ms.is_none_or(|at| at > now_ms))
     else {
         return Err(ApiError::forbidden("ACL not found"));
     };
@@ -394,7 +401,12 @@ pub async fn agent_token(State(api): State<Api>, Path(kind): Path<String>, body:
     enabled(&api)?;
     let access = caller::access(&api).await?;
     let node = api.info.node_name.as_str();
-    access.require(access.authorizer().agent_write(node), roster_acl::Resource::Agent, roster_acl::AccessLevel::Write, Some(node))?;
+    access.require(
+        access.authorizer().agent_write(node),
+        roster_acl::Resource::Agent,
+        roster_acl::AccessLevel::Write,
+        Some(node),
+    )?;
     let Some(kind) = TokenKind::parse(&kind) else {
         return Err(ApiError::not_found(format!("Token {kind:?} is unknown")));
     };

@@ -74,7 +74,10 @@ fn objects<'a>(body: &Obj<'a>, field: &str) -> Result<Vec<&'a Map<String, Value>
     if items.len() > MAX_ACL_LINKS {
         return Err(ApiError::bad_request(format!("{field}: at most {MAX_ACL_LINKS} entries")));
     }
-    items.iter().map(|item| item.as_object().ok_or_else(|| ApiError::decode(format!("{field}: expected objects")))).collect()
+    items
+        .iter()
+        .map(|item| item.as_object().ok_or_else(|| ApiError::decode(format!("{field}: expected objects"))))
+        .collect()
 }
 
 /// Service identities, node identities and templated policies of a token or role body, validated as Consul validates them.

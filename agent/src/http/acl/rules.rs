@@ -154,7 +154,9 @@ async fn role_from_body(api: &Api, map: &serde_json::Map<String, Value>, base: A
         return Err(ApiError::bad_request("Invalid Role: no Name is set"));
     }
     if !valid_name(&role.name) {
-        return Err(ApiError::bad_request("Invalid Role: invalid Name. Only alphanumeric characters, '-' and '_' are allowed"));
+        return Err(ApiError::bad_request(
+            "Invalid Role: invalid Name. Only alphanumeric characters, '-' and '_' are allowed",
+        ));
     }
     role.hash = json::role_hash(&role);
     Ok(role)
@@ -176,7 +178,8 @@ pub async fn role_create(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiRe
     if !Obj(&map).str(&["ID"]).map_err(ApiError::decode)?.is_empty() {
         return Err(ApiError::bad_request("Cannot specify the ID when creating a new role"));
     }
-    let role = role_from_body(&api, &map, AclRole { id: uuid::Uuid::new_v4().to_string(), ..AclRole::default() }).await?;
+    let role =
+        role_from_body(&api, &map, AclRole { id: uuid::Uuid::new_v4().to_string(), ..AclRole::default() }).await?;
     let id = role.id.clone();
     apply(&api, Command::AclRoleSet(Box::new(role))).await?;
     written_role(&api, &id).await
@@ -233,18 +236,20 @@ pub async fn role_list(State(api): State<Api>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let policy = q.get("policy");
     let (roles, index, meta) = roles(&api, &q).await?;
-    let list: Vec<Value> = roles
-        .iter()
-        .filter(|r| policy.is_none_or(|p| r.policies.iter().any(|l| l.id == p)))
-        .map(json::role)
-        .collect();
+    let list: Vec<Value> =
+        roles.iter().filter(|r| policy.is_none_or(|p| r.policies.iter().any(|l| l.id == p))).map(json::role).collect();
     Ok(read_reply(&list, index, meta))
 }
 
 /// Templated policies are compiled in, so reading them needs only the caller's `acl:read`, checked here.
 async fn require_acl_read(api: &Api) -> Result<(), ApiError> {
     let access = caller::access(api).await?;
-    Ok(access.require(access.authorizer().acl_read(), roster_acl::Resource::Acl, roster_acl::AccessLevel::Read, None)?)
+    Ok(access.require(
+        access.authorizer().acl_read(),
+        roster_acl::Resource::Acl,
+        roster_acl::AccessLevel::Read,
+        None,
+    )?)
 }
 
 fn templated(t: &roster_acl::TemplatedPolicy) -> Value {
