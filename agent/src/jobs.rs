@@ -13,7 +13,7 @@
 //! restarted agent adopts its tasks instead of launching them twice. Tasks the driver reports for this node that no
 //! job claims are logged and removed after [`ORPHAN_GRACE`].
 //!
-//! What of the host a job may reach ([`HostAccess`]: exec tasks without a rootfs, Docker bind mounts) is checked at
+//! What of the host a job may reach ([`HostAccess`]: exec tasks without a rootfs, exec and Docker bind mounts) is checked at
 //! submission, before the job it would replace is touched, and again by the drivers at every start. A saved job the
 //! current config no longer allows is therefore refused at restore with a logged error, like any job that fails to
 //! start; it stays in `jobs.json` until the next save, and the tasks it left running are reaped as orphans.
@@ -62,7 +62,7 @@ pub struct JobsConfig {
     pub exec_bridge: roster_runtime_shim::BridgeConfig,
     /// `enable_script_checks`, for the spec's checks.
     pub enable_script_checks: bool,
-    /// What of the host jobs may reach (`exec.allow_host_rootfs`, `docker.host_mounts`): checked when a job is
+    /// What of the host jobs may reach (`exec.allow_host_rootfs`, `exec.host_mounts`, `docker.host_mounts`): checked when a job is
     /// submitted, and handed to the drivers, which check again at every start.
     pub host_access: HostAccess,
 }
@@ -120,7 +120,7 @@ impl JobManager {
             }
         };
         let docker = docker.map(|driver| {
-            Arc::new(Arc::unwrap_or_clone(driver).with_host_mounts(config.host_access.host_mounts.clone()))
+            Arc::new(Arc::unwrap_or_clone(driver).with_host_mounts(config.host_access.docker_mounts.clone()))
         });
         let exec = match exec_state_dir(config.data_dir.as_deref(), &config.node) {
             Ok(exec_dir) => {
@@ -129,6 +129,7 @@ impl JobManager {
                 let exec_config = ExecConfig {
                     bridge: config.exec_bridge.clone(),
                     allow_host_rootfs: config.host_access.allow_host_rootfs,
+                    host_mounts: config.host_access.exec_mounts.clone(),
                     ..ExecConfig::new(
                         config.node.clone(),
                         exec_dir,
