@@ -186,7 +186,7 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
     }
     let dns_addrs = dns_sockets.addrs.clone();
     if !dns_addrs.is_empty() {
-        let view = Arc::new(ServerView::new(backend.clone(), config.dns.max_stale));
+        let view = Arc::new(ServerView::new(backend.clone(), acl.clone(), config.dns.max_stale));
         for done in spawn_dns_threads(&dns_config(&config), &view, dns_sockets, &http_token)? {
             tasks.spawn(async move { done.await.unwrap_or_else(|_| Err(std::io::Error::other("a DNS thread died"))) });
         }

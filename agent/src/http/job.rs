@@ -8,9 +8,9 @@ use axum::http::{HeaderMap, Uri, header};
 use axum::response::IntoResponse as _;
 use roster_runtime_shim::JobSpec;
 
-use super::{Api, caller};
 use super::query::Query;
 use super::reply::{ApiError, ApiResult, empty_ok};
+use super::{Api, caller};
 use crate::jobs::{JobError, JobManager};
 
 /// The most log lines one request returns.
