@@ -370,6 +370,12 @@ fn shipped_examples_parse() {
     assert_eq!(config.bootstrap_expect, Some(3));
     assert_eq!(config.retry_join.len(), 2);
     assert_eq!(config.http_addrs().len(), 2);
+
+    let acl = examples.join("acl.json").display().to_string();
+    let config = load_flags(&["-config-file", &server, "-config-file", &acl]).expect("examples/acl.json");
+    assert!(config.acl.enabled, "a later file turns ACLs on over server.json's off");
+    assert_eq!(config.acl.default_policy, crate::config::DefaultPolicy::Deny);
+    assert!(config.acl.tokens.agent.is_some() && config.acl.enable_token_persistence);
 }
 
 #[test]

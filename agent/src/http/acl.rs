@@ -396,6 +396,15 @@ pub async fn token_list(State(api): State<Api>, uri: Uri) -> ApiResult {
     Ok(read_reply(&list, index, meta))
 }
 
+/// Auth methods, binding rules and login are not built yet: said plainly (501), rather than a 404 a client could take for
+/// "no such method".
+pub async fn not_built() -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_IMPLEMENTED,
+        message: "roster does not implement ACL auth methods, binding rules, login or logout yet".into(),
+    }
+}
+
 /// `PUT /v1/agent/token/:kind`: sets one of the agent's tokens (`{"Token": "..."}`); needs `agent:write` on this agent.
 pub async fn agent_token(State(api): State<Api>, Path(kind): Path<String>, body: Bytes) -> ApiResult {
     enabled(&api)?;
