@@ -162,9 +162,10 @@ fn errors_name_line_and_resource() {
         ),
         ("\noperator = \"sudo\"", Some(2), Some("operator"), "invalid policy \"sudo\""),
         ("acl = \"list\"", Some(1), Some("acl"), "invalid policy"),
-        // hcl-edit refuses a repeated attribute itself (as Consul's DecodeErrorOnDuplicates does).
+        // The parser refuses a repeated attribute itself (as Consul's DecodeErrorOnDuplicates does),
+        // naming the block it is in.
         ("mesh = \"read\"\nmesh = \"write\"", Some(2), None, "redefined attribute"),
-        ("key \"a\" {\n policy = \"read\"\n policy = \"write\"\n}", Some(3), None, "redefined attribute"),
+        ("key \"a\" {\n policy = \"read\"\n policy = \"write\"\n}", Some(3), Some(r#"key "a""#), "redefined attribute"),
         ("key \"a\" { intentions = \"read\" }", Some(1), Some(r#"key "a""#), "unknown attribute"),
         ("keyring = 3", Some(1), Some("keyring"), "expected a string"),
         ("key = \"read\"", Some(1), Some("key"), "expected a block"),
