@@ -18,14 +18,18 @@
 //! value = string | heredoc | number | bool | "{" body "}" | "[" [ value { "," value } [","] ] "]"
 //! ```
 //!
-//! Deliberate differences from HCL v1, each refusing nothing Consul accepts (but one, below):
+//! Deliberate differences from HCL v1:
 //! - A bare word as a value (`policy = read`) is kept as a non-string value, so the error is
-//!   "expected a string" on the attribute's rule rather than a bare syntax error.
+//!   "expected a string" on the attribute's rule instead of a bare syntax error (both refuse it).
+//! - Numbers are kept as non-strings too (HCL v1 would hand `policy = 3` on as the text "3",
+//!   which is no level either), for the same clearer "expected a string".
 //! - A heredoc may end at the end of the text without a final newline (HCL v1 wants one).
-//! - Duplicate attributes are compared by their decoded name and quoting, not their raw text.
-//! - Octal and `\x` escapes that spell invalid UTF-8 are an error (Go would keep the raw bytes).
+//! - Repeated `=` attributes are compared by decoded name and quoting, not raw text, so the
+//!   far-fetched `"a" = ...` plus `"\x61" = ...` is refused here and not by HCL v1.
+//! - Octal and `\x` escapes that spell invalid UTF-8 are an error (Go would keep the raw bytes;
+//!   a Rust `String` cannot).
 //! - Nesting (objects, lists and block labels together) deeper than [`MAX_NESTING`] is refused:
-//!   Consul has no such limit, but no real rules come close to it.
+//!   Consul has no such limit, but real rules never nest more than three levels.
 
 use std::collections::HashSet;
 
