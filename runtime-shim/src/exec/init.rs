@@ -5,8 +5,9 @@
 //! every mount private (nothing done here may propagate to the host), set the hostname, build the root, mount a
 //! fresh `/proc` for the new PID namespace, and `exec`. With a `rootfs`, the root is that directory bind-mounted
 //! onto itself, with the spec's mounts, a generated `resolv.conf`, a minimal `/dev` when it has none, and `/proc`
-//! (every one of their paths resolved inside the rootfs, symlinks included, by `in_root.rs`), then `pivot_root`ed into (falling back to `chroot` where the host's root cannot be pivoted, an initramfs). Without
-//! one the task sees the host's filesystem, with its own `/proc` and mounts.
+//! (every one of their paths resolved inside the rootfs, symlinks included, by `in_root.rs`), then `pivot_root`ed
+//! into (falling back to `chroot` where the host's root cannot be pivoted, an initramfs). Without one the task sees
+//! the host's filesystem, with its own `/proc` and mounts.
 //!
 //! The network namespace is not made here: `init` runs in the one the supervisor spawned it into, the host's for a
 //! task on the host network, or a new one the supervisor already set up (loopback, and for a bridge task `eth0` with

@@ -541,6 +541,22 @@ async fn exec_refuses_docker_tasks_and_missing_rootfs() {
     assert!(reason.contains("exec.allow_host_rootfs"), "{reason}");
 }
 
+#[tokio::test]
+async fn exec_refuses_mount_targets_outside_the_task_before_touching_anything() {
+    let driver = ExecDriver::new(ExecConfig::new("n1", "/nonexistent/state", ["/nonexistent/supervisor"]));
+    let text = r#"{"name":"j","tasks":[{"name":"t","driver":"exec","rootfs":"/srv","command":"sh",
+        "mounts":[{"source":"/srv","target":"/ok"}]}]}"#;
+    let mut spec = JobSpec::from_json(text).expect("job").tasks.remove(0);
+    // A spec that skipped submission's validation (built in code here) is still held to its rule.
+    spec.mounts.push(MountSpec { source: "/srv".into(), target: "/www/../../etc".into(), read_only: false });
+    let refused = driver.start("j", &spec, &StartOptions::default()).await;
+    let Err(Error::Spec(err)) = refused else { panic!("not refused: {refused:?}") };
+    assert_eq!(
+        err.to_string(),
+        "mounts[1].target: \"/www/../../etc\" has a .. component (name the path inside the task without ..)"
+    );
+}
+
 #[test]
 fn exec_resolv_conf_is_written_only_with_dns_options() {
     assert_eq!(resolv_conf(&StartOptions::default()), None);
