@@ -39,7 +39,7 @@ use crate::driver::{
 };
 use crate::error::{Error, Result};
 use crate::host_access::{HostAccess, HostPaths};
-use crate::spec::{DriverKind, Resources, TaskSpec};
+use crate::spec::{DriverKind, Resources, SpecError, TaskSpec, mount_target_problem};
 
 mod cgroup;
 mod enter;
@@ -563,6 +563,13 @@ fn check_exec(task: &TaskSpec) -> Result<()> {
     }
     if task.command.as_deref().is_none_or(|command| command.trim().is_empty()) {
         return Err(Error::Unsupported(format!("exec task {:?} has no command", task.name)));
+    }
+    // Submission refused these already; a task that reached the driver another way (a test, an older agent's
+    // spec) is held to the same rule before the supervisor, which runs as root, sees its mounts.
+    for (idx, mount) in task.mounts.iter().enumerate() {
+        if let Some(why) = mount_target_problem(&mount.target) {
+            return Err(Error::Spec(SpecError::one(format!("mounts[{idx}].target"), why)));
+        }
     }
     Ok(())
 }

@@ -40,6 +40,7 @@ mod enums;
 mod validate;
 
 pub use enums::{AddressMode, DriverKind, Protocol, RestartPolicy};
+pub(crate) use validate::mount_target_problem;
 pub use validate::{FieldError, SpecError};
 
 /// One job: a named group of tasks that a node runs together.
@@ -144,7 +145,8 @@ pub struct PortSpec {
 pub struct MountSpec {
     /// The absolute host path.
     pub source: String,
-    /// The absolute path inside the task.
+    /// The absolute path inside the task: no `..` components, and not `/` itself. On the exec driver a symlink in
+    /// the rootfs on the way is followed inside the rootfs, as Docker does.
     pub target: String,
     /// Mount read-only (default false).
     #[serde(default)]

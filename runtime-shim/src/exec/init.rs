@@ -4,9 +4,10 @@
 //! In order: join the task's cgroup (before anything can allocate), unshare mount, UTS and IPC namespaces, make
 //! every mount private (nothing done here may propagate to the host), set the hostname, build the root, mount a
 //! fresh `/proc` for the new PID namespace, and `exec`. With a `rootfs`, the root is that directory bind-mounted
-//! onto itself, with the spec's mounts, a generated `resolv.conf`, a minimal `/dev` when it has none, and `/proc`,
-//! then `pivot_root`ed into (falling back to `chroot` where the host's root cannot be pivoted, an initramfs). Without
-//! one the task sees the host's filesystem, with its own `/proc` and mounts.
+//! onto itself, with the spec's mounts, a generated `resolv.conf`, a minimal `/dev` when it has none, and `/proc`
+//! (every one of their paths resolved inside the rootfs, symlinks included, by `in_root.rs`), then `pivot_root`ed
+//! into (falling back to `chroot` where the host's root cannot be pivoted, an initramfs). Without one the task sees
+//! the host's filesystem, with its own `/proc` and mounts.
 //!
 //! The network namespace is not made here: `init` runs in the one the supervisor spawned it into, the host's for a
 //! task on the host network, or a new one the supervisor already set up (loopback, and for a bridge task `eth0` with
@@ -17,15 +18,20 @@
 
 use std::fs::OpenOptions;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode};
 
+use rustix::fs::FileType;
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 
+use self::in_root::{Create, Root, proc_path};
 use super::supervise::{SETUP_FAILED, read_task};
 use super::sys;
 use super::wire::TaskFile;
+
+mod in_root;
 
 /// The host device nodes bound into a rootfs that has no `/dev/null`.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
@@ -67,23 +73,27 @@ fn prepare(dir: &Path, task: &TaskFile) -> io::Result<()> {
 fn enter_rootfs(task: &TaskFile, rootfs: &Path, resolv_conf: Option<&Path>) -> io::Result<()> {
     // pivot_root needs the new root to be a mount point of its own.
     bind(rootfs, rootfs, false).map_err(|err| context("binding the rootfs", err))?;
+    // Opened after that bind, so the mounts below land in the new root's mount. Everything inside is resolved
+    // through `root` (see `in_root.rs`): the rootfs's contents are the task's, and a symlink in it must not lead
+    // any of these mounts, or the directories made for them, out onto the host.
+    let root = Root::open(rootfs).map_err(|err| context("opening the rootfs", err))?;
     for mount in &task.mounts {
-        let target = inside(rootfs, &mount.target);
-        create_target(Path::new(&mount.source), &target)?;
-        bind(Path::new(&mount.source), &target, mount.read_only)
+        let source = Path::new(&mount.source);
+        let create = if source.is_dir() { Create::Dir } else { Create::File };
+        bind_inside(&root, source, &mount.target, create, mount.read_only)
             .map_err(|err| context(&format!("mounting {} at {}", mount.source, mount.target), err))?;
     }
     if let Some(resolv_conf) = resolv_conf
-        && rootfs.join("etc").is_dir()
+        && root.resolve(Path::new("/etc"), Create::Nothing).is_ok_and(|etc| is_dir(&etc))
     {
-        let target = rootfs.join("etc/resolv.conf");
-        create_target(resolv_conf, &target)?;
-        bind(resolv_conf, &target, true).map_err(|err| context("mounting resolv.conf", err))?;
+        bind_inside(&root, resolv_conf, "/etc/resolv.conf", Create::File, true)
+            .map_err(|err| context("mounting resolv.conf", err))?;
     }
-    if !rootfs.join("dev/null").exists() {
-        minimal_dev(&rootfs.join("dev")).map_err(|err| context("populating /dev", err))?;
+    if root.resolve(Path::new("/dev/null"), Create::Nothing).is_err() {
+        minimal_dev(&root).map_err(|err| context("populating /dev", err))?;
     }
-    mount_proc(&rootfs.join("proc"))?;
+    let proc = root.resolve(Path::new("/proc"), Create::Dir).map_err(|err| context("making /proc", err))?;
+    mount_proc(&proc_path(&proc))?;
     std::env::set_current_dir(rootfs)?;
     // pivot_root(".", ".") stacks the old root on the new one; detaching the top mount then leaves only the new.
     match rustix::process::pivot_root(".", ".") {
@@ -95,6 +105,29 @@ fn enter_rootfs(task: &TaskFile, rootfs: &Path, resolv_conf: Option<&Path>) -> i
         Err(err) => return Err(context("pivot_root", err.into())),
     }
     std::env::set_current_dir("/")
+}
+
+/// Bind-mounts the host's `source` at `target` inside `root`, making the mount point as `create` says.
+fn bind_inside(root: &Root, source: &Path, target: &str, create: Create, read_only: bool) -> io::Result<()> {
+    let mount_point = root.resolve(Path::new(target), create)?;
+    rustix::mount::mount_bind_recursive(source, proc_path(&mount_point))?;
+    if read_only {
+        // The fd still holds the directory under the new mount, and a remount must name the mount itself, so the
+        // target is resolved again (as runc does), which now ends on the mount's root. That second lookup must
+        // find what was just mounted, or the read-only flag would go to some other mount.
+        let mounted = root.resolve(Path::new(target), Create::Nothing)?;
+        let (expected, found) = (rustix::fs::stat(source)?, rustix::fs::fstat(&mounted)?);
+        if (expected.st_dev, expected.st_ino) != (found.st_dev, found.st_ino) {
+            return Err(io::Error::other("the mount point changed while it was being mounted"));
+        }
+        rustix::mount::mount_remount(proc_path(&mounted), MountFlags::BIND | MountFlags::RDONLY, "")?;
+    }
+    Ok(())
+}
+
+/// Whether `fd` holds a directory.
+fn is_dir(fd: &OwnedFd) -> bool {
+    rustix::fs::fstat(fd).is_ok_and(|stat| FileType::from_raw_mode(stat.st_mode) == FileType::Directory)
 }
 
 /// Keeps the host's root, with the task's own `/proc`, mounts and `resolv.conf` (all private to it).
@@ -111,17 +144,20 @@ fn host_root(task: &TaskFile, resolv_conf: Option<&Path>) -> io::Result<()> {
     Ok(())
 }
 
-/// A fresh procfs at `target`, showing the task's PID namespace.
+/// A fresh procfs at `target` (which exists), showing the task's PID namespace.
 fn mount_proc(target: &Path) -> io::Result<()> {
-    std::fs::create_dir_all(target)?;
     let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
     rustix::mount::mount("proc", target, "proc", flags, None).map_err(|err| context("mounting /proc", err.into()))
 }
 
-/// A tmpfs `/dev` with the usual device nodes bound from the host's, `/dev/shm`, and the `fd` links.
-fn minimal_dev(dev: &Path) -> io::Result<()> {
-    std::fs::create_dir_all(dev)?;
-    rustix::mount::mount("tmpfs", dev, "tmpfs", MountFlags::NOSUID, c"mode=755")?;
+/// A tmpfs `/dev` in `root` with the usual device nodes bound from the host's, `/dev/shm`, and the `fd` links.
+fn minimal_dev(root: &Root) -> io::Result<()> {
+    let mount_point = root.resolve(Path::new("/dev"), Create::Dir)?;
+    rustix::mount::mount("tmpfs", proc_path(&mount_point), "tmpfs", MountFlags::NOSUID, c"mode=755")?;
+    // The fresh tmpfs is roster's alone, with no symlinks of the task's in it, so below it plain paths are safe;
+    // they start at the tmpfs's root through its fd.
+    let mounted = root.resolve(Path::new("/dev"), Create::Nothing)?;
+    let dev = proc_path(&mounted);
     for name in DEVICES {
         let host = Path::new("/dev").join(name);
         if host.exists() {
@@ -148,25 +184,6 @@ fn bind(source: &Path, target: &Path, read_only: bool) -> io::Result<()> {
         rustix::mount::mount_remount(target, MountFlags::BIND | MountFlags::RDONLY, "")?;
     }
     Ok(())
-}
-
-/// Creates a bind mount's target inside the rootfs: a directory for a directory, an empty file for a file.
-fn create_target(source: &Path, target: &Path) -> io::Result<()> {
-    if target.exists() {
-        return Ok(());
-    }
-    if source.is_dir() {
-        return std::fs::create_dir_all(target);
-    }
-    if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    OpenOptions::new().create(true).truncate(false).write(true).open(target).map(drop)
-}
-
-/// An absolute path inside the task as a host path below `rootfs`.
-fn inside(rootfs: &Path, path: &str) -> PathBuf {
-    rootfs.join(path.trim_start_matches('/'))
 }
 
 /// An error with what was being done.

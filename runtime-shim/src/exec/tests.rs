@@ -442,6 +442,69 @@ async fn exec_mounts_into_a_rootfs_are_refused_at_start_outside_host_mounts() {
     driver.destroy(&handle).await.expect("destroy");
 }
 
+/// Whether the calling process's mount table has a mount point at or below `dir`.
+fn host_has_mount_under(dir: &Path) -> bool {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let dir = dir.display().to_string();
+    // The fifth field is the mount point (octal-escaped, which a tempdir's name never needs).
+    mountinfo.lines().filter_map(|line| line.split(' ').nth(4)).any(|point| point.starts_with(&dir))
+}
+
+/// A directory in the host's `/tmp` with one marker file, for a rootfs symlink to point at.
+fn host_decoy(tag: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix(&format!("roster-{tag}-")).tempdir_in("/tmp").expect("decoy dir");
+    std::fs::write(dir.path().join("marker"), "the host's\n").expect("marker");
+    dir
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let entries = std::fs::read_dir(dir).expect("read dir").flatten();
+    let mut names: Vec<String> = entries.map(|entry| entry.file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn exec_mount_targets_through_rootfs_symlinks_resolve_inside_the_rootfs() {
+    let Some(fixture) = setup("symlinks").await else { return };
+    // Two host directories a planted symlink points at: absolutely, and by climbing with `..` past the rootfs.
+    let absolute = host_decoy("evil");
+    let climbing = host_decoy("climb");
+    let rootfs = fixture.rootfs.path();
+    std::os::unix::fs::symlink(absolute.path(), rootfs.join("evil")).expect("evil link");
+    let climb = format!("{}{}", "../".repeat(rootfs.components().count() + 2), climbing.path().display());
+    std::os::unix::fs::symlink(&climb, rootfs.join("climb")).expect("climb link");
+    let allowed = tempfile::tempdir().expect("allowed host dir");
+    std::fs::write(allowed.path().join("note"), "from the host\n").expect("note");
+    let host_mounts = HostPaths::Under(vec![allowed.path().to_path_buf()]);
+    let driver = ExecDriver::new(ExecConfig { host_mounts, ..fixture.config.clone() });
+    let mount = |target: &str| MountSpec {
+        source: allowed.path().display().to_string(),
+        target: target.to_string(),
+        read_only: true,
+    };
+    let script = "cat /evil/note /climb/sub/note && echo mounted inside; exec sleep 1000";
+    let mut spec = fixture.shell_task("symlinks", script);
+    spec.mounts = vec![mount("/evil"), mount("/climb/sub")];
+    let handle = driver.start("job", &spec, &StartOptions::default()).await.expect("start");
+    let lines = fixture.wait_log(&handle, "mounted inside").await;
+    assert_eq!(lines.iter().filter(|line| *line == "from the host").count(), 2, "{lines:?}");
+
+    // As runc does, the symlinks were followed inside the rootfs: the mounts sit at the links' targets there.
+    let mountinfo = fixture.exec_ok(&handle, &["cat", "/proc/self/mountinfo"]).await;
+    let absolute_inside = format!(" {} ", absolute.path().display());
+    let climbing_inside = format!(" {}/sub ", climbing.path().display());
+    assert!(mountinfo.contains(&absolute_inside) && mountinfo.contains(&climbing_inside), "{mountinfo}");
+    assert!(rootfs.join(absolute.path().strip_prefix("/").expect("absolute")).is_dir(), "made inside the rootfs");
+    // The host directories are untouched: nothing created in them and nothing mounted there.
+    for decoy in [&absolute, &climbing] {
+        assert_eq!(names(decoy.path()), ["marker"], "{}", decoy.path().display());
+        assert!(!host_has_mount_under(decoy.path()), "{}", decoy.path().display());
+    }
+    driver.destroy(&handle).await.expect("destroy");
+}
+
 #[tokio::test]
 async fn exec_probe_reports_a_broken_supervisor() {
     let Some(fixture) = setup("probe").await else { return };
@@ -476,6 +539,22 @@ async fn exec_refuses_docker_tasks_and_missing_rootfs() {
     let Err(Error::NotAllowed { reason, .. }) = refused else { panic!("not refused: {refused:?}") };
     assert!(reason.starts_with("rootfs: an exec task without a rootfs runs on the host's filesystem as root"));
     assert!(reason.contains("exec.allow_host_rootfs"), "{reason}");
+}
+
+#[tokio::test]
+async fn exec_refuses_mount_targets_outside_the_task_before_touching_anything() {
+    let driver = ExecDriver::new(ExecConfig::new("n1", "/nonexistent/state", ["/nonexistent/supervisor"]));
+    let text = r#"{"name":"j","tasks":[{"name":"t","driver":"exec","rootfs":"/srv","command":"sh",
+        "mounts":[{"source":"/srv","target":"/ok"}]}]}"#;
+    let mut spec = JobSpec::from_json(text).expect("job").tasks.remove(0);
+    // A spec that skipped submission's validation (built in code here) is still held to its rule.
+    spec.mounts.push(MountSpec { source: "/srv".into(), target: "/www/../../etc".into(), read_only: false });
+    let refused = driver.start("j", &spec, &StartOptions::default()).await;
+    let Err(Error::Spec(err)) = refused else { panic!("not refused: {refused:?}") };
+    assert_eq!(
+        err.to_string(),
+        "mounts[1].target: \"/www/../../etc\" has a .. component (name the path inside the task without ..)"
+    );
 }
 
 #[test]

@@ -201,6 +201,39 @@ fn names_must_be_dns_labels() {
 }
 
 #[test]
+fn mount_targets_stay_inside_the_task() {
+    let mounts = |target: &str| toml_job(&format!("mounts = [{{ source = \"/srv\", target = {target:?} }}]"));
+    for fine in ["/www", "/a/b.c/d", "/a/./b", "/www/", "//www", "/..a/b..", "/a/...", "/./a"] {
+        JobSpec::from_toml(&mounts(fine)).unwrap_or_else(|err| panic!("{fine:?}: {err}"));
+    }
+    check(&mounts("www"), "tasks[0].mounts[0].target: \"www\" is not an absolute path");
+    check(&mounts(""), "tasks[0].mounts[0].target: \"\" is not an absolute path");
+    check(&mounts("./www"), "tasks[0].mounts[0].target: \"./www\" is not an absolute path");
+    for climbing in ["/..", "/../etc", "/www/../../etc", "/www/..", "/a/../b"] {
+        check(
+            &mounts(climbing),
+            &format!(
+                "tasks[0].mounts[0].target: {climbing:?} has a .. component (name the path inside the task without ..)"
+            ),
+        );
+    }
+    for root in ["/", "//", "/.", "/./"] {
+        check(
+            &mounts(root),
+            &format!("tasks[0].mounts[0].target: {root:?} is the task's root (mount at a path below /)"),
+        );
+    }
+    // Both ends of one mount are reported, under their own paths, and the rule is the same for exec tasks.
+    let exec = "name = \"web\"\n[[tasks]]\nname = \"a\"\ndriver = \"exec\"\ncommand = \"sh\"\n\
+                mounts = [{ source = \"/srv\", target = \"/ok\" }, { source = \"srv\", target = \"/x/../..\" }]\n";
+    check(
+        exec,
+        "tasks[0].mounts[1].source: \"srv\" is not an absolute path; \
+         tasks[0].mounts[1].target: \"/x/../..\" has a .. component (name the path inside the task without ..)",
+    );
+}
+
+#[test]
 fn task_rules() {
     let two = "name = \"web\"\n[[tasks]]\nname = \"a\"\ndriver = \"docker\"\nimage = \"x\"\n[[tasks]]\nname = \"a\"\ndriver = \"docker\"\nimage = \"x\"\n";
     check(two, "tasks[1].name: duplicate task name \"a\"");

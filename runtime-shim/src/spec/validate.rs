@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::path::{Component, Path};
 use std::time::Duration;
 
 use super::{DriverKind, HealthcheckSpec, JobSpec, LogsSpec, PortSpec, Resources, RestartSpec, ServiceSpec, TaskSpec};
@@ -117,10 +118,12 @@ fn task(problems: &mut Problems, path: &str, task: &TaskSpec) {
     }
     ports(problems, path, &task.ports);
     for (idx, mount) in task.mounts.iter().enumerate() {
-        for (field, value) in [("source", &mount.source), ("target", &mount.target)] {
-            if !value.starts_with('/') {
-                problems.add(format!("{path}.mounts[{idx}].{field}"), format!("{value:?} is not an absolute path"));
-            }
+        let mount_path = format!("{path}.mounts[{idx}]");
+        if !mount.source.starts_with('/') {
+            problems.add(format!("{mount_path}.source"), format!("{:?} is not an absolute path", mount.source));
+        }
+        if let Some(why) = mount_target_problem(&mount.target) {
+            problems.add(format!("{mount_path}.target"), why);
         }
     }
     resources(problems, &format!("{path}.resources"), &task.resources);
@@ -132,6 +135,24 @@ fn task(problems: &mut Problems, path: &str, task: &TaskSpec) {
         healthcheck(problems, &format!("{path}.healthcheck"), check);
     }
     services(problems, path, task);
+}
+
+/// Why a mount's `target` is refused, if it is. It names a path inside the task, so it must be absolute; it must not
+/// hold `..`, which names nothing inside a container that the path without it would not, and which the exec driver
+/// (which makes the mount before the task's root switch) must never follow out of the rootfs; and it must not be
+/// the task's root itself, which the mount would replace (Docker refuses that too). The exec driver checks it
+/// again at start, as its caller may not have come through here.
+pub(crate) fn mount_target_problem(target: &str) -> Option<String> {
+    let components = Path::new(target).components();
+    if !target.starts_with('/') {
+        Some(format!("{target:?} is not an absolute path"))
+    } else if components.clone().any(|component| component == Component::ParentDir) {
+        Some(format!("{target:?} has a .. component (name the path inside the task without ..)"))
+    } else if components.clone().all(|component| matches!(component, Component::RootDir | Component::CurDir)) {
+        Some(format!("{target:?} is the task's root (mount at a path below /)"))
+    } else {
+        None
+    }
 }
 
 /// The fields one driver needs and the other cannot use.
