@@ -371,7 +371,19 @@ impl JobManager {
         let Some(path) = self.jobs_file() else { return };
         let specs: Vec<JobSpec> = match std::fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice::<Vec<Value>>(&bytes) {
-                Ok(values) => values.iter().filter_map(|v| JobSpec::from_json(&v.to_string()).ok()).collect(),
+                Ok(values) => values
+                    .iter()
+                    .filter_map(|v| match JobSpec::from_json(&v.to_string()) {
+                        Ok(spec) => Some(spec),
+                        // A job saved under an older, laxer build (a mount target with `..`, say) no longer
+                        // validates: say so, and leave its tasks to be reaped as unclaimed.
+                        Err(error) => {
+                            let name = v.get("name").and_then(Value::as_str).unwrap_or("?");
+                            tracing::error!(job = %name, %error, "a saved job is no longer valid; not restarting it");
+                            None
+                        }
+                    })
+                    .collect(),
                 Err(error) => {
                     tracing::error!(path = %path.display(), %error, "unreadable jobs file; starting with no jobs");
                     Vec::new()
