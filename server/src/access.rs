@@ -291,17 +291,7 @@ pub(crate) fn authorize_command(access: &Access, cmd: &Command, state: &State) -
 fn authorize_register(access: &Access, reg: &roster_kv::Registration, state: &State) -> Result<()> {
     let authz = access.authorizer();
     let name = reg.node.node.as_str();
-    let existing = state.node(name).0;
-    let changes_node = existing.is_none_or(|n| {
-        !reg.skip_node_update
-            && (n.address != reg.node.address
-                || n.tagged_addresses != reg.node.tagged_addresses
-                || n.meta != reg.node.meta
-                || n.id != reg.node.id)
-    });
-    if changes_node {
-        access.require(authz.node_write(name), Resource::Node, AccessLevel::Write, Some(name))?;
-    }
+    // Consul asks for the service first (`servicePreApply`), then the node, then each check.
     if let Some(service) = &reg.service {
         access.require(
             authz.service_write(&service.service),
@@ -314,8 +304,25 @@ fn authorize_register(access: &Access, reg: &roster_kv::Registration, state: &St
             access.require(authz.service_write(old), Resource::Service, AccessLevel::Write, Some(old))?;
         }
     }
+    let existing = state.node(name).0;
+    let changes_node = existing.is_none_or(|n| {
+        !reg.skip_node_update
+            && (n.address != reg.node.address
+                || n.tagged_addresses != reg.node.tagged_addresses
+                || n.meta != reg.node.meta
+                || n.id != reg.node.id)
+    });
+    if changes_node {
+        access.require(authz.node_write(name), Resource::Node, AccessLevel::Write, Some(name))?;
+    }
     for check in &reg.checks {
-        authorize_check_write(access, check, reg.service.as_ref(), state)?;
+        // A check without a node belongs to the registration's node, as apply will record it.
+        if check.node.is_empty() {
+            let on_node = HealthCheck { node: name.to_owned(), ..check.clone() };
+            authorize_check_write(access, &on_node, reg.service.as_ref(), state)?;
+        } else {
+            authorize_check_write(access, check, reg.service.as_ref(), state)?;
+        }
     }
     Ok(())
 }

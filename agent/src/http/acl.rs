@@ -209,6 +209,11 @@ async fn token_from_body(
 
 /// The expiry a create body asks for: `ExpirationTime`, or `ExpirationTTL` from now, within Consul's default bounds.
 fn expiration(body: &Obj<'_>, now_ms: u64) -> Result<Option<u64>, ApiError> {
+    if let Some(Value::String(text)) = body.get(&["ExpirationTTL"])
+        && text.trim_start().starts_with('-')
+    {
+        return Err(ApiError::bad_request(format!("Token Expiration TTL '{text}' should be > 0")));
+    }
     let ttl = body.duration(&["ExpirationTTL"]).map_err(ApiError::decode)?;
     let at = match body.str(&["ExpirationTime"]).map_err(ApiError::decode)? {
         text if text.is_empty() => None,
@@ -218,9 +223,8 @@ fn expiration(body: &Obj<'_>, now_ms: u64) -> Result<Option<u64>, ApiError> {
         (Some(_), Some(_)) => {
             return Err(ApiError::bad_request("Token Expiration TTL and Expiration Time cannot both be set"));
         }
-        (Some(ttl), None) if ttl.is_zero() => {
-            return Err(ApiError::bad_request(format!("Token Expiration TTL '{ttl:?}' should be > 0")));
-        }
+        // Consul reads a zero TTL as "no expiry".
+        (Some(ttl), None) if ttl.is_zero() => return Ok(None),
         (Some(ttl), None) => now_ms.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
         (None, Some(at)) => at,
         (None, None) => return Ok(None),
@@ -229,14 +233,20 @@ fn expiration(body: &Obj<'_>, now_ms: u64) -> Result<Option<u64>, ApiError> {
         return Err(ApiError::bad_request("ExpirationTime cannot be before CreateTime"));
     }
     let ahead = Duration::from_millis(at - now_ms);
+    // Consul's texts print Go durations ("24h0m0s").
+    let go = super::input::format_go_duration;
     if ahead > MAX_EXPIRATION_TTL {
         return Err(ApiError::bad_request(format!(
-            "ExpirationTime cannot be more than {MAX_EXPIRATION_TTL:?} in the future (was {ahead:?})"
+            "ExpirationTime cannot be more than {} in the future (was {})",
+            go(MAX_EXPIRATION_TTL),
+            go(ahead)
         )));
     }
     if ahead < MIN_EXPIRATION_TTL {
         return Err(ApiError::bad_request(format!(
-            "ExpirationTime cannot be less than {MIN_EXPIRATION_TTL:?} in the future (was {ahead:?})"
+            "ExpirationTime cannot be less than {} in the future (was {})",
+            go(MIN_EXPIRATION_TTL),
+            go(ahead)
         )));
     }
     Ok(Some(at))

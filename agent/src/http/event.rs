@@ -54,6 +54,9 @@ pub async fn list(State(api): State<Api>, uri: Uri) -> ApiResult {
     let body: Vec<Value> = events.iter().map(event_json).collect();
     let mut response = Json(body).into_response();
     response.headers_mut().insert("X-Consul-Index", HeaderValue::from(index));
+    if super::caller::filtered() {
+        response.headers_mut().insert("X-Consul-Results-Filtered-By-ACLs", HeaderValue::from_static("true"));
+    }
     Ok(response)
 }
 
