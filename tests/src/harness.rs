@@ -232,7 +232,22 @@ impl TestAgent {
 
     /// Any method with an optional raw body; panics when the request cannot be sent at all.
     pub async fn request(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> Resp {
+        self.request_with_headers(method, path, &[], body).await
+    }
+
+    /// Any method with extra request headers (e.g. `X-Consul-Token`, `Authorization`) and an optional raw body;
+    /// panics when the request cannot be sent at all.
+    pub async fn request_with_headers(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Resp {
         let mut builder = self.client.request(method.clone(), self.url(path));
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
         if let Some(body) = body {
             builder = builder.body(body);
         }
