@@ -109,8 +109,9 @@ impl Api {
         draining: CancellationToken,
         gossip: Option<crate::gossip::Gossip>,
         shutdown: CancellationToken,
-        acl: Arc<crate::acl::Acl>,
     ) -> Api {
+        // ACLs are off until the agent attaches its own (`with_acl`).
+        let acl = Arc::new(crate::acl::Acl::new(&crate::config::AclConfig::default(), "", "", None));
         Api {
             backend,
             info: Arc::new(info),
@@ -129,6 +130,12 @@ impl Api {
     /// Serves the event endpoints from `events`.
     pub fn with_events(mut self, events: Arc<crate::events::EventStore>) -> Api {
         self.events = Some(events);
+        self
+    }
+
+    /// Enforces ACLs with the agent's tokens and settings.
+    pub fn with_acl(mut self, acl: Arc<crate::acl::Acl>) -> Api {
+        self.acl = acl;
         self
     }
 

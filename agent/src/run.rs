@@ -159,24 +159,16 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
             (config.node_name.clone(), local.clone(), runner.clone(), shutdown.child_token());
         tokio::spawn(crate::registrator::run(node, advertise_ip, local, runner, token));
     }
-    let api = Api::new(
-        backend.clone(),
-        info,
-        local.clone(),
-        runner,
-        http_token.clone(),
-        gossip.clone(),
-        stop.clone(),
-        acl.clone(),
-    )
-    .with_data_dir(acl_data_dir.map(Path::to_path_buf))
-    .with_jobs(jobs)
-    .with_events(crate::events::EventStore::start(
-        config.node_name.clone(),
-        local.clone(),
-        gossip.clone(),
-        shutdown.child_token(),
-    ));
+    let api = Api::new(backend.clone(), info, local.clone(), runner, http_token.clone(), gossip.clone(), stop.clone())
+        .with_acl(acl.clone())
+        .with_data_dir(acl_data_dir.map(Path::to_path_buf))
+        .with_jobs(jobs)
+        .with_events(crate::events::EventStore::start(
+            config.node_name.clone(),
+            local.clone(),
+            gossip.clone(),
+            shutdown.child_token(),
+        ));
     let mut tasks = JoinSet::new();
     let mut http_addrs = Vec::new();
     for listener in http_listeners {

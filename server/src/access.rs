@@ -121,6 +121,13 @@ impl Access {
     /// Consul's text for a denied permission.
     pub fn denial(&self, resource: Resource, level: AccessLevel, name: Option<&str>) -> String {
         let on = name.map(|n| format!(" on {n:?}")).unwrap_or_default();
+        if self.accessor_id.is_empty() && !self.anonymous {
+            // Only an access decided without a token record has no accessor: `down_policy` with no server to ask.
+            return format!(
+                "Permission denied: the token could not be resolved (no server answered) and acl.down_policy denies \
+                 '{resource}:{level}'{on}"
+            );
+        }
         if self.anonymous {
             format!(
                 "Permission denied: anonymous token lacks permission '{resource}:{level}'{on}. \

@@ -119,15 +119,33 @@ pub(super) fn acl_config(value: Option<&Value>, errors: &mut Vec<String>) -> Acl
         let res = match key.as_str() {
             "enabled" => boolean(value).map(|v| config.enabled = v),
             "default_policy" => match value.as_str() {
-                Some("allow") => Ok(config.default_policy = DefaultPolicy::Allow),
-                Some("deny") => Ok(config.default_policy = DefaultPolicy::Deny),
+                Some("allow") => {
+                    config.default_policy = DefaultPolicy::Allow;
+                    Ok(())
+                }
+                Some("deny") => {
+                    config.default_policy = DefaultPolicy::Deny;
+                    Ok(())
+                }
                 _ => Err(format!("expected \"allow\" or \"deny\", got {value}")),
             },
             "down_policy" => match value.as_str() {
-                Some("allow") => Ok(config.down_policy = DownPolicy::Allow),
-                Some("deny") => Ok(config.down_policy = DownPolicy::Deny),
-                Some("extend-cache") => Ok(config.down_policy = DownPolicy::ExtendCache),
-                Some("async-cache") => Ok(config.down_policy = DownPolicy::AsyncCache),
+                Some("allow") => {
+                    config.down_policy = DownPolicy::Allow;
+                    Ok(())
+                }
+                Some("deny") => {
+                    config.down_policy = DownPolicy::Deny;
+                    Ok(())
+                }
+                Some("extend-cache") => {
+                    config.down_policy = DownPolicy::ExtendCache;
+                    Ok(())
+                }
+                Some("async-cache") => {
+                    config.down_policy = DownPolicy::AsyncCache;
+                    Ok(())
+                }
                 _ => Err(format!("expected \"allow\", \"deny\", \"extend-cache\" or \"async-cache\", got {value}")),
             },
             "enable_token_persistence" => boolean(value).map(|v| config.enable_token_persistence = v),

@@ -41,7 +41,7 @@ pub async fn register(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResul
 }
 
 /// What writing a check needs: `service:write` on its service, or `node:write` on this node for a node check.
-/// A check on a service this agent does not have is a 404, as in Consul.
+/// A check on a service this agent does not have is refused (400) before any permission check.
 async fn may_write_check(api: &Api, service_id: &str) -> Result<(), ApiError> {
     if service_id.is_empty() {
         caller::node_write(api, &api.info.node_name).await?;
@@ -50,7 +50,7 @@ async fn may_write_check(api: &Api, service_id: &str) -> Result<(), ApiError> {
     let (services, _) = api.local.snapshot().await;
     match services.iter().find(|s| s.id == service_id) {
         Some(service) => caller::service_write(api, &service.service).await.map(|_| ()),
-        None => Err(ApiError::not_found(format!("ServiceID {service_id:?} does not exist"))),
+        None => Err(ApiError::bad_request(format!("ServiceID {service_id:?} does not exist"))),
     }
 }
 

@@ -80,11 +80,11 @@ fn objects<'a>(body: &Obj<'a>, field: &str) -> Result<Vec<&'a Map<String, Value>
         .collect()
 }
 
+/// What a token or role grants besides its links: service identities, node identities and templated policies.
+pub(super) type Identities = (Vec<AclServiceIdentity>, Vec<AclNodeIdentity>, Vec<AclTemplatedPolicy>);
+
 /// Service identities, node identities and templated policies of a token or role body, validated as Consul validates them.
-pub(super) fn identities(
-    body: &Obj<'_>,
-    local: bool,
-) -> Result<(Vec<AclServiceIdentity>, Vec<AclNodeIdentity>, Vec<AclTemplatedPolicy>), ApiError> {
+pub(super) fn identities(body: &Obj<'_>, local: bool) -> Result<Identities, ApiError> {
     let mut services = Vec::new();
     for item in objects(body, "ServiceIdentities")? {
         let item = Obj(item);
