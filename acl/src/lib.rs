@@ -23,7 +23,8 @@
 //!
 //! - `error.rs`: [`ParseError`] and [`Result`].
 //! - `policy.rs`: [`AccessLevel`], [`Resource`], [`Policy`] (validation, merging);
-//!   `policy/syntax.rs` turns HCL (hcl-rs, with line numbers) and JSON into one tree.
+//!   `policy/syntax.rs` turns HCL (a hand-written parser for the HCL v1 that Consul reads, with
+//!   line numbers) and JSON into one tree.
 //! - `authorizer.rs`: [`Authorizer`], [`DefaultPolicy`]: lookups and the fallback chain.
 //! - `builtin.rs`: synthesized rules: [`service_identity_rules`], [`node_identity_rules`],
 //!   [`GLOBAL_READ_ONLY_RULES`], [`GLOBAL_MANAGEMENT_RULES`], [`templated_policies`],

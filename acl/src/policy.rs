@@ -189,7 +189,7 @@ pub struct Policy {
     pub(crate) intentions: Table,
 }
 
-/// Nesting deeper than this is refused before parsing, so hostile input cannot exhaust the stack.
+/// Nesting deeper than this is refused while parsing, so hostile input cannot exhaust the stack.
 const MAX_NESTING: usize = 64;
 
 impl Policy {
@@ -199,10 +199,16 @@ impl Policy {
         if trimmed.is_empty() {
             return Ok(Policy::default());
         }
-        if nesting_depth(trimmed) > MAX_NESTING {
-            return Err(ParseError::new(None, None, format!("nesting deeper than {MAX_NESTING} levels")));
-        }
-        let entries = if trimmed.starts_with('{') { syntax::json(rules)? } else { syntax::hcl(rules)? };
+        let entries = if trimmed.starts_with('{') {
+            // serde_json stops at 128 levels; the bracket count holds JSON to the same 64 as HCL.
+            if nesting_depth(trimmed) > MAX_NESTING {
+                return Err(ParseError::new(None, None, format!("nesting deeper than {MAX_NESTING} levels")));
+            }
+            syntax::json(rules)?
+        } else {
+            // The HCL parser counts its own nesting (not brackets in strings or comments).
+            syntax::hcl(rules)?
+        };
         let mut policy = Policy::default();
         let mut scalars_seen = Vec::new();
         for entry in entries {

@@ -4,7 +4,7 @@
 //! given) → `-config-dir` directories (every `*.json`, lexical order) → `ROSTER_*` environment
 //! variables → command-line flags.
 //! Scalars are replaced by later layers; lists (`retry_join`, `start_join`, `recursors`,
-//! `services`, `checks`, `docker.host_mounts`) are concatenated, as Consul's config merge does.
+//! `services`, `checks`, `exec.host_mounts`, `docker.host_mounts`) are concatenated, as Consul's config merge does.
 //!
 //! Every layer is first read into a loose [`source`] shape (unknown keys rejected, values kept
 //! raw), then the merged result is checked in one pass in [`build`], so a user sees every
@@ -92,8 +92,9 @@ pub struct Config {
     /// task start, so saved jobs cannot bypass them).
     /// `exec { allow_host_rootfs }` (default false, `-dev` true): exec tasks without a `rootfs` run on the host's
     /// filesystem as root, which hands root on the host to anyone who can reach the HTTP API.
-    /// `docker { host_mounts }` (default none, `-dev` any): the host paths Docker tasks may bind-mount, each an
-    /// absolute path without `..`; a mount is allowed at or below one, component by component, after symlinks.
+    /// `exec { host_mounts }` and `docker { host_mounts }` (default none, `-dev` any): the host paths exec and Docker
+    /// tasks may bind-mount, each an absolute path without `..`; a mount is allowed at or below one, component by
+    /// component, after symlinks. An exec task's rootfs does not contain it: mounting `/` into it reaches the host.
     pub host_access: roster_runtime_shim::HostAccess,
     /// DNS domain answered authoritatively (`domain`, `-domain`; default `consul`), without dots at either end.
     pub domain: String,

@@ -41,6 +41,8 @@ pub enum CacheError {
 /// The cache; cheap to share across DNS threads.
 pub struct WatchCache {
     remote: Remote,
+    /// Whose token DNS reads with (`acl.tokens.dns`, else `default`); the servers filter answers by it.
+    acl: Arc<crate::acl::Acl>,
     /// Watchers run on the agent's main runtime, not on the DNS thread that saw the first lookup.
     runtime: tokio::runtime::Handle,
     max_stale: Duration,
@@ -63,9 +65,10 @@ struct Slot {
 
 impl WatchCache {
     /// A cache reading through `remote`; call from inside the agent's main runtime.
-    pub fn new(remote: Remote, max_stale: Duration) -> WatchCache {
+    pub fn new(remote: Remote, acl: Arc<crate::acl::Acl>, max_stale: Duration) -> WatchCache {
         WatchCache {
             remote,
+            acl,
             runtime: tokio::runtime::Handle::current(),
             max_stale,
             entries: Arc::new(Mutex::new(HashMap::new())),
@@ -89,10 +92,10 @@ impl WatchCache {
                 return Ok(slot.answer.clone());
             }
         }
-        let fetched =
-            tokio::time::timeout(FIRST_FETCH_TIMEOUT, self.remote.query(Consistency::Stale, 0, Duration::ZERO, &query))
-                .await;
-        let (answer, index, _) = match fetched {
+        let secret = self.acl.dns_secret();
+        let fetch = self.remote.query_as(&secret, Consistency::Stale, 0, Duration::ZERO, &query);
+        let fetched = tokio::time::timeout(FIRST_FETCH_TIMEOUT, fetch).await;
+        let (answer, index, _, _) = match fetched {
             Ok(Ok(found)) => found,
             Ok(Err(err)) => return Err(CacheError::Unavailable(err.to_string())),
             Err(_) => {
@@ -118,8 +121,15 @@ impl WatchCache {
         drop(entries);
         self.generation.fetch_add(1, Ordering::AcqRel);
         let generation = self.generation.clone();
-        let watcher =
-            Watcher { remote: self.remote.clone(), entries: self.entries.clone(), key, slot, query, generation };
+        let watcher = Watcher {
+            remote: self.remote.clone(),
+            acl: self.acl.clone(),
+            entries: self.entries.clone(),
+            key,
+            slot,
+            query,
+            generation,
+        };
         self.runtime.spawn(watcher.run());
         Ok(answer)
     }
@@ -138,6 +148,7 @@ impl WatchCache {
 /// Keeps one cached answer fresh until it is evicted or unused for `IDLE_EVICT`.
 struct Watcher {
     remote: Remote,
+    acl: Arc<crate::acl::Acl>,
     entries: Entries,
     key: Vec<u8>,
     slot: Arc<Mutex<Slot>>,
@@ -159,8 +170,9 @@ impl Watcher {
                 }
                 return;
             }
-            match self.remote.query(Consistency::Stale, index, WATCH_WAIT, &self.query).await {
-                Ok((answer, index, _)) => {
+            let secret = self.acl.dns_secret();
+            match self.remote.query_as(&secret, Consistency::Stale, index, WATCH_WAIT, &self.query).await {
+                Ok((answer, index, _, _)) => {
                     let mut slot = lock(&self.slot);
                     if slot.index != index {
                         slot.answer = answer;

@@ -18,6 +18,8 @@ use crate::dns_cache::WatchCache;
 /// The view the agent hands to the DNS server.
 pub struct ServerView {
     backend: Backend,
+    /// ACLs: DNS answers with the `dns` token (else `default`), and leaves out what it may not read.
+    acl: std::sync::Arc<crate::acl::Acl>,
     /// A client agent's watch-fed cache; `None` on a server, which reads its own state.
     cache: Option<WatchCache>,
 }
@@ -25,12 +27,12 @@ pub struct ServerView {
 impl ServerView {
     /// A view over `backend`'s catalog; a client serves answers up to `max_stale` old (`dns_config.max_stale`).
     /// Call from inside the agent's main runtime: a client's cache runs its watchers there.
-    pub fn new(backend: Backend, max_stale: Duration) -> ServerView {
+    pub fn new(backend: Backend, acl: std::sync::Arc<crate::acl::Acl>, max_stale: Duration) -> ServerView {
         let cache = match &backend {
             Backend::Local(_) => None,
-            Backend::Remote(remote) => Some(WatchCache::new(remote.clone(), max_stale)),
+            Backend::Remote(remote) => Some(WatchCache::new(remote.clone(), acl.clone(), max_stale)),
         };
-        ServerView { backend, cache }
+        ServerView { backend, acl, cache }
     }
 
     /// Evaluates `query` as it stands now: in place on a server, as a stale query from a client.
@@ -39,6 +41,13 @@ impl ServerView {
             return cache.get(query).await.map_err(|err| ViewError::Other(err.to_string()));
         }
         match &self.backend {
+            // With ACLs on, the server filters the answer by the DNS token as it filters any caller's read.
+            Backend::Local(server) if self.acl.enabled() => {
+                match server.query_as(&self.acl.dns_secret(), Consistency::Stale, 0, Duration::ZERO, &query).await {
+                    Ok((answer, ..)) => Ok(answer),
+                    Err(err) => Err(ViewError::Other(err.to_string())),
+                }
+            }
             Backend::Local(server) => Ok(server.read_local(|state| query.eval(state).0)),
             Backend::Remote(remote) => match remote.query(Consistency::Stale, 0, Duration::ZERO, &query).await {
                 Ok((answer, _, _)) => Ok(answer),
@@ -108,6 +117,10 @@ impl CatalogView for ServerView {
     fn generation(&self) -> Option<u64> {
         match (&self.cache, &self.backend) {
             (Some(cache), _) => Some(cache.generation()),
+            // An ACL change can change what the DNS token sees without touching the catalog.
+            (None, Backend::Local(server)) if self.acl.enabled() => {
+                Some(server.read_local(|state| state.catalog_index().max(state.acl_index())))
+            }
             (None, Backend::Local(server)) => Some(server.read_local(roster_kv::State::catalog_index)),
             (None, Backend::Remote(_)) => None,
         }

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::Backend;
 use reply::ApiError;
 
+mod acl;
 mod agent;
 mod agent_checks;
 pub(crate) mod caller;
@@ -93,6 +94,8 @@ pub struct Api {
     pub(crate) events: Option<Arc<crate::events::EventStore>>,
     /// ACL enforcement: the agent's tokens and token resolution for its own endpoints.
     pub(crate) acl: Arc<crate::acl::Acl>,
+    /// The agent's data dir (none for `-dev`), where an operator's `acl-bootstrap-reset` file is read.
+    pub(crate) data_dir: Option<std::path::PathBuf>,
 }
 
 impl Api {
@@ -108,12 +111,30 @@ impl Api {
         shutdown: CancellationToken,
         acl: Arc<crate::acl::Acl>,
     ) -> Api {
-        Api { backend, info: Arc::new(info), local, runner, draining, gossip, shutdown, jobs: None, events: None, acl }
+        Api {
+            backend,
+            info: Arc::new(info),
+            local,
+            runner,
+            draining,
+            gossip,
+            shutdown,
+            jobs: None,
+            events: None,
+            acl,
+            data_dir: None,
+        }
     }
 
     /// Serves the event endpoints from `events`.
     pub fn with_events(mut self, events: Arc<crate::events::EventStore>) -> Api {
         self.events = Some(events);
+        self
+    }
+
+    /// Reads the ACL bootstrap reset file from `data_dir`.
+    pub fn with_data_dir(mut self, data_dir: Option<std::path::PathBuf>) -> Api {
+        self.data_dir = data_dir;
         self
     }
 
@@ -145,6 +166,32 @@ pub fn router(api: Api) -> Router {
         .route("/v1/agent/jobs", get(job::list))
         .route("/v1/agent/job/{name}", get(job::status).delete(job::stop))
         .route("/v1/agent/job/{name}/logs", get(job::logs))
+        .route("/v1/acl/bootstrap", put(acl::bootstrap))
+        .route("/v1/acl/token", put(acl::token_create))
+        .route("/v1/acl/token/self", get(acl::token_self))
+        .route("/v1/acl/token/{id}", get(acl::token_read).put(acl::token_update).delete(acl::token_delete))
+        .route("/v1/acl/token/{id}/clone", put(acl::token_clone))
+        .route("/v1/acl/tokens", get(acl::token_list))
+        .route("/v1/acl/policy", put(acl::policy_create))
+        .route("/v1/acl/policy/name/{name}", get(acl::policy_read_by_name))
+        .route("/v1/acl/policy/{id}", get(acl::policy_read).put(acl::policy_update).delete(acl::policy_delete))
+        .route("/v1/acl/policies", get(acl::policy_list))
+        .route("/v1/acl/role", put(acl::role_create))
+        .route("/v1/acl/role/name/{name}", get(acl::role_read_by_name))
+        .route("/v1/acl/role/{id}", get(acl::role_read).put(acl::role_update).delete(acl::role_delete))
+        .route("/v1/acl/roles", get(acl::role_list))
+        .route("/v1/acl/templated-policies", get(acl::templated_policy_list))
+        .route("/v1/acl/templated-policy/name/{*name}", get(acl::templated_policy_read))
+        .route("/v1/acl/templated-policy/preview/{*name}", axum::routing::post(acl::templated_policy_preview))
+        .route("/v1/agent/token/{kind}", put(acl::agent_token))
+        .route("/v1/acl/auth-method", axum::routing::any(acl::not_built))
+        .route("/v1/acl/auth-method/{*rest}", axum::routing::any(acl::not_built))
+        .route("/v1/acl/auth-methods", axum::routing::any(acl::not_built))
+        .route("/v1/acl/binding-rule", axum::routing::any(acl::not_built))
+        .route("/v1/acl/binding-rule/{*rest}", axum::routing::any(acl::not_built))
+        .route("/v1/acl/binding-rules", axum::routing::any(acl::not_built))
+        .route("/v1/acl/login", axum::routing::any(acl::not_built))
+        .route("/v1/acl/logout", axum::routing::any(acl::not_built))
         .route("/v1/agent/self", get(agent::self_))
         .route("/v1/agent/members", get(members::members))
         .route("/v1/agent/join/{addr}", put(members::join))

@@ -13,7 +13,7 @@
 //! restarted agent adopts its tasks instead of launching them twice. Tasks the driver reports for this node that no
 //! job claims are logged and removed after [`ORPHAN_GRACE`].
 //!
-//! What of the host a job may reach ([`HostAccess`]: exec tasks without a rootfs, Docker bind mounts) is checked at
+//! What of the host a job may reach ([`HostAccess`]: exec tasks without a rootfs, exec and Docker bind mounts) is checked at
 //! submission, before the job it would replace is touched, and again by the drivers at every start. A saved job the
 //! current config no longer allows is therefore refused at restore with a logged error, like any job that fails to
 //! start; it stays in `jobs.json` until the next save, and the tasks it left running are reaped as orphans.
@@ -29,7 +29,7 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use roster_runtime_shim::{
     DnsOptions, DockerDriver, Driver, DriverEvent, DriverKind, ExecConfig, ExecDriver, HostAccess, JobSpec,
-    StartOptions, TaskEventKind, ensure_private_dir,
+    StartOptions, TaskEventKind, TaskId, TaskSpec, ensure_private_dir,
 };
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -62,7 +62,7 @@ pub struct JobsConfig {
     pub exec_bridge: roster_runtime_shim::BridgeConfig,
     /// `enable_script_checks`, for the spec's checks.
     pub enable_script_checks: bool,
-    /// What of the host jobs may reach (`exec.allow_host_rootfs`, `docker.host_mounts`): checked when a job is
+    /// What of the host jobs may reach (`exec.allow_host_rootfs`, `exec.host_mounts`, `docker.host_mounts`): checked when a job is
     /// submitted, and handed to the drivers, which check again at every start.
     pub host_access: HostAccess,
 }
@@ -98,6 +98,13 @@ struct Inner {
     shutdown: CancellationToken,
 }
 
+/// A submission's start that failed part-way: the runs it had started, the task that failed, and why.
+struct StartFailure {
+    started: Vec<TaskRun>,
+    failed: TaskSpec,
+    error: JobError,
+}
+
 /// A submitted job and the runs of its tasks.
 struct Job {
     spec: JobSpec,
@@ -120,7 +127,7 @@ impl JobManager {
             }
         };
         let docker = docker.map(|driver| {
-            Arc::new(Arc::unwrap_or_clone(driver).with_host_mounts(config.host_access.host_mounts.clone()))
+            Arc::new(Arc::unwrap_or_clone(driver).with_host_mounts(config.host_access.docker_mounts.clone()))
         });
         let exec = match exec_state_dir(config.data_dir.as_deref(), &config.node) {
             Ok(exec_dir) => {
@@ -129,6 +136,7 @@ impl JobManager {
                 let exec_config = ExecConfig {
                     bridge: config.exec_bridge.clone(),
                     allow_host_rootfs: config.host_access.allow_host_rootfs,
+                    host_mounts: config.host_access.exec_mounts.clone(),
                     ..ExecConfig::new(
                         config.node.clone(),
                         exec_dir,
@@ -153,6 +161,15 @@ impl JobManager {
     /// Starts (or adopts) every task of `spec` and registers its services; a job of the same name is replaced.
     /// A job that reaches more of the host than the config allows is refused before anything changes, so the job
     /// it would replace keeps running.
+    ///
+    /// All or nothing, as far as the drivers allow: the tasks are started in order, and only once every one has
+    /// started are their services registered and the previous version replaced (its tasks the new spec drops
+    /// stopped, its services the new tasks no longer register removed). If a task cannot start, the submission is
+    /// rolled back ([`JobManager::roll_back`]) and its error returned, and the previous version stays recorded.
+    /// Because a task's runtime name is its job and task name, a task whose spec changed is replaced in place when
+    /// it starts; on a rollback such tasks are started again from their previous spec, so they run again but are
+    /// new processes (or containers). Tasks the new spec drops still run until the new ones have started, so a
+    /// new task that needs one's host port fails; stop the job first then.
     pub async fn submit(&self, spec: JobSpec) -> Result<Value, JobError> {
         self.inner
             .config
@@ -160,22 +177,21 @@ impl JobManager {
             .check_job(&spec)
             .map_err(|refusals| JobError::Invalid(format!("Job not allowed by the agent's config: {refusals}")))?;
         let mut jobs = self.inner.jobs.lock().await;
-        if let Some(old) = jobs.remove(&spec.name) {
-            // Tasks the new spec drops are stopped; the others are replaced or adopted by `start` below.
-            for (name, run) in old.tasks {
-                if !spec.tasks.iter().any(|task| task.name == name) {
-                    self.stop_run(run).await;
-                }
-            }
-        }
+        let started = match self.start_tasks(&spec).await {
+            Ok(started) => started,
+            Err(failure) => return Err(self.roll_back(&spec.name, failure, jobs.get_mut(&spec.name)).await),
+        };
+        let mut previous = jobs.remove(&spec.name).map(|job| job.tasks).unwrap_or_default();
         let mut job = Job { spec: spec.clone(), tasks: BTreeMap::new() };
-        for task in &spec.tasks {
-            let driver = self.driver(task.driver)?;
-            driver.ensure_image(task).await.map_err(runtime_error)?;
-            let mut run = TaskRun::new(&spec.name, task.clone());
-            run.start(driver.as_ref(), &self.start_options()).await.map_err(runtime_error)?;
+        for mut run in started {
             run.register(&self.inner.local, &self.inner.config).await;
-            job.tasks.insert(task.name.clone(), run);
+            if let Some(mut replaced) = previous.remove(&run.spec.name) {
+                replaced.deregister_unless_kept(&self.inner.local, &run).await;
+            }
+            job.tasks.insert(run.spec.name.clone(), run);
+        }
+        for run in previous.into_values() {
+            self.stop_run(run).await;
         }
         jobs.insert(spec.name.clone(), job);
         self.save(&jobs);
@@ -223,6 +239,99 @@ impl JobManager {
         let handle = run.handle.clone().ok_or_else(|| JobError::Runtime("the task has not started".to_owned()))?;
         let driver = self.driver(run.spec.driver)?;
         driver.logs(&handle, lines).await.map_err(runtime_error)
+    }
+
+    /// Starts (or adopts) the tasks of `spec` in order, registering nothing; stops at the first that fails.
+    async fn start_tasks(&self, spec: &JobSpec) -> Result<Vec<TaskRun>, StartFailure> {
+        let mut started = Vec::new();
+        for task in &spec.tasks {
+            match self.start_task(&spec.name, task).await {
+                Ok(run) => started.push(run),
+                Err(error) => return Err(StartFailure { started, failed: task.clone(), error }),
+            }
+        }
+        Ok(started)
+    }
+
+    async fn start_task(&self, job: &str, task: &TaskSpec) -> Result<TaskRun, JobError> {
+        let driver = self.driver(task.driver)?;
+        driver.ensure_image(task).await.map_err(runtime_error)?;
+        let mut run = TaskRun::new(job, task.clone());
+        run.start(driver.as_ref(), &self.start_options()).await.map_err(runtime_error)?;
+        Ok(run)
+    }
+
+    /// Undoes a submission whose task `failure.failed` could not start, and returns the error to answer with.
+    ///
+    /// The tasks it started are stopped and removed, except those the previous version runs unchanged (their start
+    /// adopted them), and so is whatever the failed start left behind (a created container, a task directory). The
+    /// previous version's tasks that a start replaced in place (same name, another spec) are started again from
+    /// their old spec; their services were never touched, so they stay registered. What cannot be restored is
+    /// logged and named in the error.
+    async fn roll_back(&self, job: &str, failure: StartFailure, mut previous: Option<&mut Job>) -> JobError {
+        let StartFailure { started, failed, error } = failure;
+        let unchanged = |task: &TaskSpec| {
+            previous.as_ref().and_then(|job| job.tasks.get(&task.name)).is_some_and(|run| run.spec == *task)
+        };
+        // The names whose previous version a start replaced in place.
+        let mut replaced: Vec<String> = Vec::new();
+        if !unchanged(&failed) {
+            self.remove_leftovers(job, &failed).await;
+            replaced.push(failed.name.clone());
+        }
+        for run in started.into_iter().rev() {
+            if !unchanged(&run.spec) {
+                replaced.push(run.spec.name.clone());
+                self.stop_run(run).await;
+            }
+        }
+        let mut not_restored = Vec::new();
+        for name in replaced {
+            let Some(run) = previous.as_mut().and_then(|job| job.tasks.get_mut(&name)) else { continue };
+            if let Err(why) = self.restore_run(run).await {
+                tracing::error!(%job, task = %name, %why, "could not start the previous version of a task again");
+                not_restored.push(format!("{name} ({why})"));
+            }
+        }
+        if not_restored.is_empty() {
+            return error;
+        }
+        let message =
+            format!("{error}; the previous version of task(s) {} could not be started again", not_restored.join(", "));
+        match error {
+            JobError::Invalid(_) => JobError::Invalid(message),
+            _ => JobError::Runtime(message),
+        }
+    }
+
+    /// Stops and removes what a failed start of `task` left in its driver: found by the driver's own listing,
+    /// because the failed start returned no handle.
+    async fn remove_leftovers(&self, job: &str, task: &TaskSpec) {
+        let Ok(driver) = self.driver(task.driver) else { return };
+        let found = match driver.recover().await {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(%job, task = %task.name, %error, "cannot list what a failed start left behind");
+                return;
+            }
+        };
+        for handle in found.into_iter().filter(|handle| handle.job == job && handle.task == task.name) {
+            if let Err(error) = driver.stop(&handle, &task.stop_signal, task.stop_timeout.0).await {
+                tracing::debug!(task = %handle.name, %error, "stopping what a failed start left");
+            }
+            if let Err(error) = driver.destroy(&handle).await {
+                tracing::warn!(task = %handle.name, %error, "removing what a failed start left failed");
+            }
+        }
+    }
+
+    /// Starts a previous version's task again from its spec after a rollback removed its replacement, and marks
+    /// its services passing again (they stayed registered).
+    async fn restore_run(&self, run: &mut TaskRun) -> Result<(), JobError> {
+        let driver = self.driver(run.spec.driver)?;
+        run.start(driver.as_ref(), &self.start_options()).await.map_err(runtime_error)?;
+        run.register(&self.inner.local, &self.inner.config).await;
+        Ok(())
     }
 
     fn job_json(&self, job: &Job) -> Value {
@@ -333,8 +442,8 @@ impl JobManager {
                         () = manager.inner.shutdown.cancelled() => return,
                     };
                     match event {
-                        Some(DriverEvent::Task { job, task, kind: TaskEventKind::Died { exit_code }, .. }) => {
-                            manager.task_died(driver.clone(), &job, &task, exit_code).await;
+                        Some(DriverEvent::Task { id, job, task, kind: TaskEventKind::Died { exit_code } }) => {
+                            manager.task_died(driver.clone(), &job, &task, Some(&id), exit_code).await;
                         }
                         Some(DriverEvent::Resync { reason }) => {
                             tracing::warn!(driver = driver.name(), %reason, "driver events interrupted; re-inspecting");
@@ -348,10 +457,16 @@ impl JobManager {
         }
     }
 
-    async fn task_died(&self, driver: Arc<dyn Driver>, job: &str, task: &str, exit_code: i64) {
+    /// A task's exit, from an event (`id`: the runtime's ID of what died) or a resync (`None`: the current run).
+    async fn task_died(&self, driver: Arc<dyn Driver>, job: &str, task: &str, id: Option<&TaskId>, exit_code: i64) {
         let decision = {
             let mut jobs = self.inner.jobs.lock().await;
             let Some(run) = jobs.get_mut(job).and_then(|job| job.tasks.get_mut(task)) else { return };
+            // The death of a container this run replaced (a spec change, a rollback) is not this run's exit. Exec
+            // task IDs are `<job>.<task>` for every run, so for them this cannot tell runs apart.
+            if id.is_some_and(|id| run.handle.as_ref().is_some_and(|handle| handle.id != *id)) {
+                return;
+            }
             let decision = run.exited(&self.inner.local, exit_code).await;
             if let Some(handle) = run.handle.clone() {
                 run.last_logs = driver.logs(&handle, LAST_LOG_LINES).await.unwrap_or_default();
@@ -406,7 +521,7 @@ impl JobManager {
             dead
         };
         for (job, task, code) in dead {
-            self.task_died(driver.clone(), &job, &task, code).await;
+            self.task_died(driver.clone(), &job, &task, None, code).await;
         }
     }
 

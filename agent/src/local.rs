@@ -70,6 +70,9 @@ pub struct Local {
     output_pushed: std::sync::Mutex<BTreeMap<String, std::time::Instant>>,
     /// Checks whose newer output waits for its interval to end.
     output_pending: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Services defined in config files, and the token their catalog writes carry from a client agent
+    /// (`acl.tokens.config_file_service_registration`, else the agent token); `None` until the agent sets it.
+    config_services: std::sync::Mutex<(std::collections::BTreeSet<String>, Option<std::sync::Arc<crate::acl::Acl>>)>,
 }
 
 /// The catalog entries of an agent's node that belong to the leader, not the agent.
@@ -123,7 +126,25 @@ impl Local {
             kick: Notify::new(),
             output_pushed: std::sync::Mutex::default(),
             output_pending: std::sync::Mutex::default(),
+            config_services: std::sync::Mutex::default(),
         })
+    }
+
+    /// Marks `service_id` as defined in a config file: from a client agent its catalog writes carry the
+    /// `config_file_service_registration` token (else the agent token), as Consul's anti-entropy does.
+    pub fn mark_config_service(&self, service_id: &str, acl: &std::sync::Arc<crate::acl::Acl>) {
+        let mut marked = self.config_services.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        marked.0.insert(service_id.to_owned());
+        marked.1 = Some(acl.clone());
+    }
+
+    /// The token a catalog write of this agent carries when it is not the agent token: a config-file service's.
+    fn token_for(&self, cmd: &Command) -> Option<String> {
+        let Command::Register(reg) = cmd else { return None };
+        let service = reg.service.as_ref()?;
+        let marked = self.config_services.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let acl = marked.1.as_ref().filter(|_| marked.0.contains(&service.id))?;
+        Some(acl.config_file_secret())
     }
 
     /// This agent's node record.
@@ -408,7 +429,11 @@ impl Local {
     }
 
     async fn catalog_strict(&self, cmd: Command) -> Result<(), LocalError> {
-        match self.backend.write(cmd).await? {
+        let written = match self.token_for(&cmd) {
+            Some(secret) => self.backend.write_as_agent(&secret, cmd).await?,
+            None => self.backend.write(cmd).await?,
+        };
+        match written {
             CommandResult::Bool(_) => Ok(()),
             CommandResult::Rejected(why) => Err(LocalError::Invalid(why)),
         }

@@ -126,7 +126,7 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
     if config.bootstrap {
         local.sync_full().await.context("pushing this agent's services and checks to the catalog")?;
     }
-    register_config_definitions(&local, &config).await?;
+    register_config_definitions(&local, &config, &acl).await?;
     {
         let (local, gossip, token) = (local.clone(), gossip.clone(), shutdown.child_token());
         let cluster_size = move || gossip.as_ref().map_or(1, |g| g.members().len());
@@ -169,6 +169,7 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
         stop.clone(),
         acl.clone(),
     )
+    .with_data_dir(acl_data_dir.map(Path::to_path_buf))
     .with_jobs(jobs)
     .with_events(crate::events::EventStore::start(
         config.node_name.clone(),
@@ -185,7 +186,7 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
     }
     let dns_addrs = dns_sockets.addrs.clone();
     if !dns_addrs.is_empty() {
-        let view = Arc::new(ServerView::new(backend.clone(), config.dns.max_stale));
+        let view = Arc::new(ServerView::new(backend.clone(), acl.clone(), config.dns.max_stale));
         for done in spawn_dns_threads(&dns_config(&config), &view, dns_sockets, &http_token)? {
             tasks.spawn(async move { done.await.unwrap_or_else(|_| Err(std::io::Error::other("a DNS thread died"))) });
         }
@@ -528,13 +529,14 @@ async fn docker_exec() -> Option<Arc<dyn roster_health::ContainerExec>> {
 }
 
 /// Registers the `services` and `checks` given in config files, as Consul does at start; an invalid one stops the agent with its position and reason.
-async fn register_config_definitions(local: &Local, config: &Config) -> anyhow::Result<()> {
+async fn register_config_definitions(local: &Local, config: &Config, acl: &Arc<Acl>) -> anyhow::Result<()> {
     // Config files are written by the operator, so local script checks count here.
     let scripts = config.enable_script_checks || config.enable_local_script_checks;
     for (idx, value) in config.services.iter().enumerate() {
         let map = value.as_object().with_context(|| format!("services[{idx}] is not an object"))?;
         let (service, checks) = http::definition::service(http::input::Obj(map), scripts)
             .map_err(|why| anyhow::anyhow!("services[{idx}]: {why}"))?;
+        local.mark_config_service(&service.id, acl);
         local.add_service(service, checks, false).await.with_context(|| format!("registering services[{idx}]"))?;
     }
     for (idx, value) in config.checks.iter().enumerate() {

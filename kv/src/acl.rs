@@ -61,8 +61,8 @@ pub struct AclTemplatedPolicy {
     pub datacenters: Vec<String>,
 }
 
-/// An ACL token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// An ACL token. Its `Debug` leaves the secret out, so no log line or panic message can carry it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct AclToken {
     /// The public identifier (a UUID).
     pub accessor_id: String,
@@ -94,6 +94,25 @@ pub struct AclToken {
     pub create_index: u64,
     /// Index of the last change.
     pub modify_index: u64,
+}
+
+impl std::fmt::Debug for AclToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AclToken")
+            .field("accessor_id", &self.accessor_id)
+            .field("secret_id", &"<hidden>")
+            .field("description", &self.description)
+            .field("policies", &self.policies)
+            .field("roles", &self.roles)
+            .field("service_identities", &self.service_identities)
+            .field("node_identities", &self.node_identities)
+            .field("templated_policies", &self.templated_policies)
+            .field("local", &self.local)
+            .field("expiration_time_ms", &self.expiration_time_ms)
+            .field("create_index", &self.create_index)
+            .field("modify_index", &self.modify_index)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An ACL policy: named rules.

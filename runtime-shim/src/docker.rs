@@ -213,7 +213,12 @@ impl Driver for DockerDriver {
 
     async fn start(&self, job: &str, task: &TaskSpec, options: &StartOptions) -> Result<TaskHandle> {
         docker_image(task)?;
-        HostAccess { allow_host_rootfs: false, host_mounts: self.host_mounts.clone() }.task_allowed(task)?;
+        let access = HostAccess {
+            allow_host_rootfs: false,
+            exec_mounts: HostPaths::default(),
+            docker_mounts: self.host_mounts.clone(),
+        };
+        access.task_allowed(task)?;
         let name = self.container_name(job, &task.name);
         let hash = spec_hash(job, task, options);
         match self.docker.inspect_container(&name, None).await {

@@ -84,6 +84,10 @@ pub struct ExecConfig {
     /// `exec.allow_host_rootfs`). Checked on every start, adoption included, so a job saved under an older config
     /// cannot bypass it.
     pub allow_host_rootfs: bool,
+    /// The host paths tasks may bind-mount (default none; the agent's `exec.host_mounts`), into their rootfs or, for
+    /// a task without one, over the host's paths. Checked on every start like `allow_host_rootfs`: a task with a
+    /// rootfs that mounts `/` is as much root on the host as one without a rootfs.
+    pub host_mounts: HostPaths,
     /// The supervisor command: a program and its leading arguments, to which the driver appends a mode word and a
     /// task directory. For the agent, `[<roster binary>, "__supervise"]`; tests use a small binary that calls
     /// [`supervise_main`] directly.
@@ -122,6 +126,7 @@ impl ExecConfig {
             node: node.into(),
             state_dir: state_dir.into(),
             allow_host_rootfs: false,
+            host_mounts: HostPaths::default(),
             supervisor: supervisor.into_iter().map(Into::into).collect(),
             cgroup_prefix: "roster".to_string(),
             poll_interval: Duration::from_millis(250),
@@ -370,8 +375,12 @@ impl Driver for ExecDriver {
 
     async fn start(&self, job: &str, task: &TaskSpec, options: &StartOptions) -> Result<TaskHandle> {
         check_exec(task)?;
-        HostAccess { allow_host_rootfs: self.config.allow_host_rootfs, host_mounts: HostPaths::Any }
-            .task_allowed(task)?;
+        let access = HostAccess {
+            allow_host_rootfs: self.config.allow_host_rootfs,
+            exec_mounts: self.config.host_mounts.clone(),
+            docker_mounts: HostPaths::default(),
+        };
+        access.task_allowed(task)?;
         let dir = self.task_dir(job, &task.name);
         let hash = spec_hash(job, task, options);
         if let Some(existing) = wire::read::<TaskFile>(&dir.join(TASK_FILE)).map_err(|err| runtime("start", err))? {

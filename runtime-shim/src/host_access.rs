@@ -1,5 +1,6 @@
 //! What of the host a job may reach: exec tasks without a `rootfs` (they run on the host's filesystem as root) and
-//! Docker bind mounts of host paths. Both are refused unless the agent's config allows them.
+//! bind mounts of host paths, by exec and Docker tasks alike (an exec task with a rootfs that mounts `/` reaches the
+//! whole host as root, as a task without one does). All are refused unless the agent's config allows them.
 //!
 //! The check runs twice: when a job is submitted (so the caller gets a 400 naming the field) and again in the driver
 //! when a task is started, because the agent also starts jobs it saved in `jobs.json` under an older config, and the
@@ -20,15 +21,18 @@ use crate::spec::{DriverKind, FieldError, JobSpec, SpecError, TaskSpec};
 
 /// The config keys an operator changes to allow what is refused, named in every refusal.
 const ROOTFS_KEY: &str = "exec.allow_host_rootfs";
-const MOUNTS_KEY: &str = "docker.host_mounts";
+const EXEC_MOUNTS_KEY: &str = "exec.host_mounts";
+const DOCKER_MOUNTS_KEY: &str = "docker.host_mounts";
 
 /// What of the host a job's tasks may reach.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HostAccess {
     /// Whether exec tasks without a `rootfs` may run (on the host's filesystem, as root).
     pub allow_host_rootfs: bool,
-    /// The host paths Docker tasks may bind-mount.
-    pub host_mounts: HostPaths,
+    /// The host paths exec tasks may bind-mount (`exec.host_mounts`).
+    pub exec_mounts: HostPaths,
+    /// The host paths Docker tasks may bind-mount (`docker.host_mounts`).
+    pub docker_mounts: HostPaths,
 }
 
 /// The host paths a task may bind-mount.
@@ -49,7 +53,7 @@ impl Default for HostPaths {
 impl HostAccess {
     /// Everything allowed: `-dev`'s policy.
     pub fn unrestricted() -> HostAccess {
-        HostAccess { allow_host_rootfs: true, host_mounts: HostPaths::Any }
+        HostAccess { allow_host_rootfs: true, exec_mounts: HostPaths::Any, docker_mounts: HostPaths::Any }
     }
 
     /// Checks every task of `job`, reporting each refusal under its field path (`tasks[0].rootfs`).
@@ -75,24 +79,24 @@ impl HostAccess {
     pub fn check_task(&self, path: &str, task: &TaskSpec) -> Vec<FieldError> {
         let field = |name: String| if path.is_empty() { name } else { format!("{path}.{name}") };
         let mut errors = Vec::new();
-        match task.driver {
-            DriverKind::Exec => {
-                if task.rootfs.is_none() && !self.allow_host_rootfs {
-                    errors.push(FieldError {
-                        path: field("rootfs".to_string()),
-                        message: format!(
-                            "an exec task without a rootfs runs on the host's filesystem as root; give it a rootfs, \
-                             or set {ROOTFS_KEY} = true in the agent config"
-                        ),
-                    });
-                }
-            }
-            DriverKind::Docker => {
-                for (idx, mount) in task.mounts.iter().enumerate() {
-                    if let Err(message) = self.host_mounts.allows(Path::new(&mount.source)) {
-                        errors.push(FieldError { path: field(format!("mounts[{idx}].source")), message });
-                    }
-                }
+        if task.driver == DriverKind::Exec && task.rootfs.is_none() && !self.allow_host_rootfs {
+            errors.push(FieldError {
+                path: field("rootfs".to_string()),
+                message: format!(
+                    "an exec task without a rootfs runs on the host's filesystem as root; give it a rootfs, \
+                     or set {ROOTFS_KEY} = true in the agent config"
+                ),
+            });
+        }
+        // Checked whatever the rootfs: a task allowed the host's filesystem may still be one the operator wants
+        // kept off a path, and one rule per driver is simpler to state than one per combination.
+        let (allowed, key) = match task.driver {
+            DriverKind::Exec => (&self.exec_mounts, EXEC_MOUNTS_KEY),
+            DriverKind::Docker => (&self.docker_mounts, DOCKER_MOUNTS_KEY),
+        };
+        for (idx, mount) in task.mounts.iter().enumerate() {
+            if let Err(message) = allowed.allows(Path::new(&mount.source), key) {
+                errors.push(FieldError { path: field(format!("mounts[{idx}].source")), message });
             }
         }
         errors
@@ -100,8 +104,9 @@ impl HostAccess {
 }
 
 impl HostPaths {
-    /// Whether `source` may be bind-mounted; the refusal says why and which config key would allow it.
-    pub fn allows(&self, source: &Path) -> Result<(), String> {
+    /// Whether `source` may be bind-mounted; the refusal says why and that `key` (the config key these paths come
+    /// from) would allow it.
+    pub fn allows(&self, source: &Path, key: &str) -> Result<(), String> {
         let HostPaths::Under(allowed) = self else { return Ok(()) };
         check_written_form(source)?;
         let resolved =
@@ -117,8 +122,8 @@ impl HostPaths {
         let resolved_note =
             if resolved == source { String::new() } else { format!(" (it resolves to {})", resolved.display()) };
         Err(format!(
-            "host path {}{resolved_note} is not at or below a path the agent allows ({MOUNTS_KEY}: {listed}); \
-             add it to {MOUNTS_KEY} in the agent config",
+            "host path {}{resolved_note} is not at or below a path the agent allows ({key}: {listed}); \
+             add it to {key} in the agent config",
             source.display()
         ))
     }

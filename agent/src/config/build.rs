@@ -81,11 +81,8 @@ pub(super) fn build(layer: Layer, dev: bool, config_files: Vec<PathBuf>, errors:
         // `-dev` is a laptop sandbox: its jobs may reach the whole host unless a config file narrows it.
         host_access: roster_runtime_shim::HostAccess {
             allow_host_rootfs: layer.exec_allow_host_rootfs.unwrap_or(dev),
-            host_mounts: match layer.docker_host_mounts {
-                Some(paths) => roster_runtime_shim::HostPaths::Under(paths),
-                None if dev => roster_runtime_shim::HostPaths::Any,
-                None => roster_runtime_shim::HostPaths::default(),
-            },
+            exec_mounts: host_paths(layer.exec_host_mounts, dev),
+            docker_mounts: host_paths(layer.docker_host_mounts, dev),
         },
         domain: layer.domain.unwrap_or_else(|| DEFAULT_DOMAIN.to_owned()),
         alt_domain: layer.alt_domain,
@@ -127,6 +124,16 @@ pub(super) fn build(layer: Layer, dev: bool, config_files: Vec<PathBuf>, errors:
 }
 
 /// Server, bootstrap and data-dir rules.
+/// The host paths a `*.host_mounts` key allows: the listed ones when any layer names the key (`[]`: none), else
+/// any under `-dev` and none otherwise.
+fn host_paths(listed: Option<Vec<PathBuf>>, dev: bool) -> roster_runtime_shim::HostPaths {
+    match listed {
+        Some(paths) => roster_runtime_shim::HostPaths::Under(paths),
+        None if dev => roster_runtime_shim::HostPaths::Any,
+        None => roster_runtime_shim::HostPaths::default(),
+    }
+}
+
 fn check_roles(config: &Config, explicit_bootstrap: Option<bool>, errors: &mut Vec<String>) {
     if config.server && !config.dev && config.data_dir.is_none() {
         errors.push(

@@ -44,7 +44,9 @@ pub(super) struct Layer {
     pub exec_bridge: Option<String>,
     pub exec_bridge_cidr: Option<(std::net::Ipv4Addr, u8)>,
     pub exec_allow_host_rootfs: Option<bool>,
-    /// `None` when no layer names `docker.host_mounts`, so `-dev` can tell "unset" (any path) from "empty" (none).
+    /// `None` when no layer names `exec.host_mounts`, so `-dev` can tell "unset" (any path) from "empty" (none).
+    pub exec_host_mounts: Option<Vec<PathBuf>>,
+    /// `None` when no layer names `docker.host_mounts`, as for `exec.host_mounts`.
     pub docker_host_mounts: Option<Vec<PathBuf>>,
     pub domain: Option<String>,
     pub alt_domain: Option<String>,
@@ -147,13 +149,8 @@ impl Layer {
         over(&mut self.exec_bridge, later.exec_bridge);
         over(&mut self.exec_bridge_cidr, later.exec_bridge_cidr);
         over(&mut self.exec_allow_host_rootfs, later.exec_allow_host_rootfs);
-        self.docker_host_mounts = match (self.docker_host_mounts.take(), later.docker_host_mounts) {
-            (Some(mut earlier), Some(later_paths)) => {
-                earlier.extend(later_paths);
-                Some(earlier)
-            }
-            (earlier, later_paths) => later_paths.or(earlier),
-        };
+        concat_paths(&mut self.exec_host_mounts, later.exec_host_mounts);
+        concat_paths(&mut self.docker_host_mounts, later.docker_host_mounts);
         over(&mut self.domain, later.domain);
         over(&mut self.alt_domain, later.alt_domain);
         over(&mut self.node_ttl, later.node_ttl);
@@ -394,6 +391,9 @@ impl Reader<'_> {
             "exec.bridge" => bridge_name(value).map(|v| layer.exec_bridge = Some(v)),
             "exec.bridge_cidr" => bridge_cidr(value).map(|v| layer.exec_bridge_cidr = Some(v)),
             "exec.allow_host_rootfs" => boolean(value).map(|v| layer.exec_allow_host_rootfs = Some(v)),
+            "exec.host_mounts" => {
+                host_paths(value).map(|v| layer.exec_host_mounts.get_or_insert_with(Vec::new).extend(v))
+            }
             "docker.host_mounts" => {
                 host_paths(value).map(|v| layer.docker_host_mounts.get_or_insert_with(Vec::new).extend(v))
             }
@@ -578,6 +578,15 @@ fn bridge_cidr(value: &Value) -> Result<(std::net::Ipv4Addr, u8), String> {
 }
 
 /// Host paths a bind mount may be at or below: absolute, without `..`, so the allowlist says what it allows.
+/// Appends a later layer's host paths to an earlier one's; a layer that names the key, even with `[]`, makes it set.
+fn concat_paths(earlier: &mut Option<Vec<PathBuf>>, later: Option<Vec<PathBuf>>) {
+    match (earlier.as_mut(), later) {
+        (Some(paths), Some(later_paths)) => paths.extend(later_paths),
+        (None, later_paths) => *earlier = later_paths,
+        (Some(_), None) => {}
+    }
+}
+
 fn host_paths(value: &Value) -> Result<Vec<PathBuf>, String> {
     let Value::Array(_) = value else {
         return Err(format!("expected a list of absolute paths, got {}", shown(value)));

@@ -370,6 +370,12 @@ fn shipped_examples_parse() {
     assert_eq!(config.bootstrap_expect, Some(3));
     assert_eq!(config.retry_join.len(), 2);
     assert_eq!(config.http_addrs().len(), 2);
+
+    let acl = examples.join("acl.json").display().to_string();
+    let config = load_flags(&["-config-file", &server, "-config-file", &acl]).expect("examples/acl.json");
+    assert!(config.acl.enabled, "a later file turns ACLs on over server.json's off");
+    assert_eq!(config.acl.default_policy, crate::config::DefaultPolicy::Deny);
+    assert!(config.acl.tokens.agent.is_some() && config.acl.enable_token_persistence);
 }
 
 #[test]
@@ -493,20 +499,46 @@ fn exec_bridge_defaults_and_overrides_are_checked() {
 fn host_access_is_closed_by_default_open_under_dev_and_narrowed_by_config() {
     use roster_runtime_shim::{HostAccess, HostPaths};
     let closed = load_flags(&[]).expect("defaults are valid");
-    assert_eq!(closed.host_access, HostAccess { allow_host_rootfs: false, host_mounts: HostPaths::Under(vec![]) });
+    assert_eq!(closed.host_access, HostAccess::default());
+    assert_eq!(closed.host_access.exec_mounts, HostPaths::Under(vec![]));
     let dev = load_flags(&["-dev"]).expect("dev is valid");
     assert_eq!(dev.host_access, HostAccess::unrestricted());
 
     let tmp = tempfile::tempdir().expect("tempdir");
-    let first =
-        write(tmp.path(), "a.json", r#"{"exec":{"allow_host_rootfs":true},"docker":{"host_mounts":["/srv/data"]}}"#);
-    let second = write(tmp.path(), "b.json", r#"{"docker":{"host_mounts":["/var/lib/files/"]}}"#);
+    let first = write(
+        tmp.path(),
+        "a.json",
+        r#"{"exec":{"allow_host_rootfs":true,"host_mounts":["/srv/exec"]},"docker":{"host_mounts":["/srv/data"]}}"#,
+    );
+    let second = write(
+        tmp.path(),
+        "b.json",
+        r#"{"exec":{"host_mounts":["/srv/more"]},"docker":{"host_mounts":["/var/lib/files/"]}}"#,
+    );
     let config = load_flags(&["-config-file", &first, "-config-file", &second]).expect("valid");
-    let lists = vec![PathBuf::from("/srv/data"), PathBuf::from("/var/lib/files/")];
-    assert_eq!(config.host_access, HostAccess { allow_host_rootfs: true, host_mounts: HostPaths::Under(lists) });
+    let exec_lists = vec![PathBuf::from("/srv/exec"), PathBuf::from("/srv/more")];
+    let docker_lists = vec![PathBuf::from("/srv/data"), PathBuf::from("/var/lib/files/")];
+    let expected = HostAccess {
+        allow_host_rootfs: true,
+        exec_mounts: HostPaths::Under(exec_lists),
+        docker_mounts: HostPaths::Under(docker_lists),
+    };
+    assert_eq!(config.host_access, expected);
 
-    // Under -dev, a config file that names the keys still narrows them.
-    let narrow = write(tmp.path(), "c.json", r#"{"exec":{"allow_host_rootfs":false},"docker":{"host_mounts":[]}}"#);
+    // Under -dev, a config file that names the keys still narrows them, each on its own.
+    let exec_only = write(tmp.path(), "d.json", r#"{"exec":{"host_mounts":["/srv/exec"]}}"#);
+    let config = load_flags(&["-dev", "-config-file", &exec_only]).expect("valid");
+    let expected = HostAccess {
+        allow_host_rootfs: true,
+        exec_mounts: HostPaths::Under(vec![PathBuf::from("/srv/exec")]),
+        docker_mounts: HostPaths::Any,
+    };
+    assert_eq!(config.host_access, expected);
+    let narrow = write(
+        tmp.path(),
+        "c.json",
+        r#"{"exec":{"allow_host_rootfs":false,"host_mounts":[]},"docker":{"host_mounts":[]}}"#,
+    );
     let config = load_flags(&["-dev", "-config-file", &narrow]).expect("valid");
     assert_eq!(config.host_access, HostAccess::default());
 }
@@ -519,6 +551,9 @@ fn host_access_values_are_checked_and_unknown_keys_named() {
         (r#"{"docker":{"host_mounts":["srv/data"]}}"#, r#"docker.host_mounts: "srv/data" is not an absolute path"#),
         (r#"{"docker":{"host_mounts":["/srv/../etc"]}}"#, r#"docker.host_mounts: "/srv/../etc" contains "..""#),
         (r#"{"docker":{"host_mounts":"/srv/data"}}"#, "docker.host_mounts: expected a list of absolute paths"),
+        (r#"{"exec":{"host_mounts":["srv/data"]}}"#, r#"exec.host_mounts: "srv/data" is not an absolute path"#),
+        (r#"{"exec":{"host_mounts":["/srv/../etc"]}}"#, r#"exec.host_mounts: "/srv/../etc" contains "..""#),
+        (r#"{"exec":{"host_mounts":"/srv/data"}}"#, "exec.host_mounts: expected a list of absolute paths"),
         (r#"{"docker":{"host_mount":["/srv"]}}"#, r#"unknown key "docker.host_mount""#),
         (r#"{"docker":true}"#, "docker: expected an object"),
     ] {

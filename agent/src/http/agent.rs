@@ -16,7 +16,8 @@ use super::filter::{keep, schema};
 use super::input::{Obj, parse_object};
 use super::query::{Query, ReadOpts};
 use super::reply::{ApiError, ApiResult, empty_ok, local_reply, read_reply};
-use super::{Api, definition, output, read, unexpected};
+use super::{Api, caller, definition, output, unexpected};
+use roster_acl::{AccessLevel, Resource};
 
 /// The version string version-gated Consul clients see.
 pub const CONSUL_COMPAT_VERSION: &str = "1.22.0";
@@ -36,7 +37,9 @@ pub async fn services(State(api): State<Api>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = local(&api, &q)?;
     let filter = q.filter(&schema::AGENT_SERVICE)?;
-    let (services, index, meta) = own_services(&api, &opts).await?;
+    let (mut services, index, meta) = own_services(&api, &opts).await?;
+    let access = caller::access(&api).await?;
+    caller::keep_visible(&mut services, |svc| access.authorizer().service_read(&svc.service));
     let map: BTreeMap<&str, Value> = services
         .iter()
         .filter(|svc| svc.id != CLUSTER_SERVICE)
@@ -46,10 +49,11 @@ pub async fn services(State(api): State<Api>, uri: Uri) -> ApiResult {
     Ok(read_reply(&json!(map), index, meta))
 }
 
-/// This node's service instances as the catalog holds them.
+/// This node's service instances as the catalog holds them, read as the agent itself: the agent endpoints decide
+/// per service what the caller may see, as Consul's agent does from its local state.
 async fn own_services(api: &Api, opts: &ReadOpts) -> Result<(Vec<Service>, u64, ReadMeta), ApiError> {
     let query = StateQuery::NodeServices { name: api.info.node_name.clone() };
-    let (answer, index, meta) = read(api, opts, &query).await?;
+    let (answer, index, meta) = api.backend.query(opts.consistency, opts.min_index, opts.wait, &query).await?;
     let Answer::NodeServices { services, .. } = answer else { return Err(unexpected()) };
     Ok((services, index, meta))
 }
@@ -59,9 +63,12 @@ pub async fn service(State(api): State<Api>, Path(id): Path<String>, uri: Uri) -
     let opts = local(&api, &q)?;
     let (services, index, meta) = own_services(&api, &opts).await?;
     let found = services.iter().find(|svc| svc.id == id && svc.id != CLUSTER_SERVICE);
-    let Some(mut body) = found.map(|svc| output::agent_service(svc, &api.info.datacenter)) else {
+    let Some(svc) = found else {
         return Err(ApiError::not_found(format!("unknown service ID: {id}")));
     };
+    caller::require(&api, Resource::Service, AccessLevel::Read, Some(&svc.service), |a| a.service_read(&svc.service))
+        .await?;
+    let mut body = output::agent_service(svc, &api.info.datacenter);
     let hash = content_hash(&body);
     if let Some(obj) = body.as_object_mut() {
         obj.insert("ContentHash".into(), json!(hash));
@@ -85,8 +92,13 @@ pub async fn checks(State(api): State<Api>, uri: Uri) -> ApiResult {
     let opts = local(&api, &q)?;
     let filter = q.filter(&schema::CHECK)?;
     let query = StateQuery::NodeChecks { name: api.info.node_name.clone() };
-    let (answer, index, meta) = read(&api, &opts, &query).await?;
-    let Answer::Checks(checks) = answer else { return Err(unexpected()) };
+    let (answer, index, meta) = api.backend.query(opts.consistency, opts.min_index, opts.wait, &query).await?;
+    let Answer::Checks(mut checks) = answer else { return Err(unexpected()) };
+    let access = caller::access(&api).await?;
+    let authz = access.authorizer();
+    caller::keep_visible(&mut checks, |c| {
+        if c.service_name.is_empty() { authz.node_read(&c.node) } else { authz.service_read(&c.service_name) }
+    });
     let map: BTreeMap<&str, Value> = checks
         .iter()
         .filter(|c| c.check_id != GOSSIP_CHECK)
@@ -101,6 +113,11 @@ pub async fn register(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResul
     q.check_dc(&api)?;
     let map = parse_object(&body).map_err(ApiError::decode)?;
     let (service, checks) = definition::service(Obj(&map), api.info.enable_script_checks).map_err(bad_registration)?;
+    caller::service_write(&api, &service.service).await?;
+    let (existing, _) = api.local.snapshot().await;
+    if let Some(old) = existing.iter().find(|s| s.id == service.id && s.service != service.service) {
+        caller::service_write(&api, &old.service).await?;
+    }
     api.local.add_service(service, checks, q.flag("replace-existing-checks")).await.map_err(local_error)?;
     api.runner.sync().await;
     Ok(empty_ok())
@@ -128,6 +145,13 @@ fn bad_registration(why: String) -> ApiError {
 
 pub async fn deregister(State(api): State<Api>, Path(id): Path<String>, uri: Uri) -> ApiResult {
     Query::parse(uri.query()).check_dc(&api)?;
+    let (existing, _) = api.local.snapshot().await;
+    let Some(service) = existing.iter().find(|s| s.id == id) else {
+        return Err(ApiError::not_found(format!(
+            "Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."
+        )));
+    };
+    caller::service_write(&api, &service.service).await?;
     api.local.remove_service(&id).await.map_err(local_error)?;
     api.runner.sync().await;
     Ok(empty_ok())
@@ -182,6 +206,7 @@ fn member(api: &Api) -> Value {
 }
 
 pub async fn self_(State(api): State<Api>) -> ApiResult {
+    caller::agent_read(&api).await?;
     let info = &api.info;
     // The agent describes itself even when no server answers; the leader is then unknown.
     let leader_addr = match api.backend.status().await {

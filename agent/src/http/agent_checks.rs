@@ -13,7 +13,7 @@ use super::agent::local_error;
 use super::input::{Obj, parse_object};
 use super::query::Query;
 use super::reply::{ApiError, ApiResult, empty_ok};
-use super::{Api, definition, output};
+use super::{Api, caller, definition, output};
 
 pub async fn register(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResult {
     Query::parse(uri.query()).check_dc(&api)?;
@@ -31,12 +31,42 @@ pub async fn register(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResul
     if check.check_id.is_empty() {
         check.check_id = check.name.clone();
     }
+    may_write_check(&api, &check.service_id).await?;
+    if let Some(existing) = api.local.check(&check.check_id).await {
+        may_write_check(&api, &existing.service_id).await?;
+    }
     api.local.add_check(check).await.map_err(local_error)?;
     api.runner.sync().await;
     Ok(empty_ok())
 }
 
+/// What writing a check needs: `service:write` on its service, or `node:write` on this node for a node check.
+/// A check on a service this agent does not have is a 404, as in Consul.
+async fn may_write_check(api: &Api, service_id: &str) -> Result<(), ApiError> {
+    if service_id.is_empty() {
+        caller::node_write(api, &api.info.node_name).await?;
+        return Ok(());
+    }
+    let (services, _) = api.local.snapshot().await;
+    match services.iter().find(|s| s.id == service_id) {
+        Some(service) => caller::service_write(api, &service.service).await.map(|_| ()),
+        None => Err(ApiError::not_found(format!("ServiceID {service_id:?} does not exist"))),
+    }
+}
+
+/// An existing check the caller may write, or Consul's 404 for an unknown one.
+async fn writable_check(api: &Api, id: &str) -> Result<HealthCheck, ApiError> {
+    let Some(check) = api.local.check(id).await else {
+        return Err(ApiError::not_found(format!(
+            "Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name."
+        )));
+    };
+    may_write_check(api, &check.service_id).await?;
+    Ok(check)
+}
+
 pub async fn deregister(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
+    writable_check(&api, &id).await?;
     api.local.remove_check(&id).await.map_err(local_error)?;
     api.runner.sync().await;
     Ok(empty_ok())
@@ -72,7 +102,7 @@ pub async fn update(State(api): State<Api>, Path(id): Path<String>, body: Bytes)
 }
 
 async fn ttl(api: &Api, id: &str, status: CheckStatus, mut output: String) -> ApiResult {
-    let check = api.local.check(id).await.ok_or_else(|| ApiError::not_found(format!("Unknown check ID {id:?}")))?;
+    let check = writable_check(api, id).await?;
     if check.check_type != "ttl" {
         return Err(ApiError::bad_request(format!("Check {id:?} is not a TTL check")));
     }
@@ -92,12 +122,18 @@ async fn ttl(api: &Api, id: &str, status: CheckStatus, mut output: String) -> Ap
 
 pub async fn node_maintenance(State(api): State<Api>, uri: Uri) -> ApiResult {
     let (enable, reason) = maintenance_args(&uri)?;
+    caller::node_write(&api, &api.info.node_name).await?;
     api.local.set_maintenance(None, enable, &reason).await.map_err(local_error)?;
     Ok(empty_ok())
 }
 
 pub async fn service_maintenance(State(api): State<Api>, Path(id): Path<String>, uri: Uri) -> ApiResult {
     let (enable, reason) = maintenance_args(&uri)?;
+    let (services, _) = api.local.snapshot().await;
+    match services.iter().find(|s| s.id == id) {
+        Some(service) => caller::service_write(&api, &service.service).await.map(|_| ())?,
+        None => return Err(ApiError::not_found(format!("Unknown service ID {id:?}"))),
+    }
     api.local.set_maintenance(Some(&id), enable, &reason).await.map_err(local_error)?;
     Ok(empty_ok())
 }
@@ -151,12 +187,14 @@ pub async fn health_by_id(State(api): State<Api>, Path(id): Path<String>, uri: U
     let Some(service) = services.iter().find(|s| s.id == id) else {
         return Err(ApiError::not_found(format!("ServiceId {id} not found")));
     };
+    service_read(&api, &service.service).await?;
     let (status, body) = summary(service, &checks, &api.info.datacenter);
     health_reply(status, body, as_text)
 }
 
 pub async fn health_by_name(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
     let as_text = Query::parse(uri.query()).get("format") == Some("text");
+    service_read(&api, &name).await?;
     let (services, checks) = api.local.snapshot().await;
     let entries: Vec<(CheckStatus, Value)> =
         services.iter().filter(|s| s.service == name).map(|s| summary(s, &checks, &api.info.datacenter)).collect();
@@ -165,4 +203,9 @@ pub async fn health_by_name(State(api): State<Api>, Path(name): Path<String>, ur
     }
     let status = entries.iter().map(|(s, _)| *s).max().unwrap_or(CheckStatus::Passing);
     health_reply(status, Value::Array(entries.into_iter().map(|(_, b)| b).collect()), as_text)
+}
+
+async fn service_read(api: &Api, name: &str) -> Result<(), ApiError> {
+    let (resource, level) = (roster_acl::Resource::Service, roster_acl::AccessLevel::Read);
+    caller::require(api, resource, level, Some(name), |a| a.service_read(name)).await.map(|_| ())
 }

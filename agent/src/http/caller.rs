@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use percent_encoding::percent_decode_str;
+use roster_acl::{AccessLevel, Authorizer, Resource};
 use roster_server::Access;
 
 use super::Api;
@@ -73,10 +74,10 @@ pub(crate) fn note_filtered() {
     let _ = CALLER.try_with(|caller| caller.filtered.store(true, Ordering::Relaxed));
 }
 
-/// Whether to send `X-Consul-Results-Filtered-By-ACLs: true`: something was left out, and the caller named a token
-/// (Consul never tells the anonymous token that it missed something).
+/// Whether to send `X-Consul-Results-Filtered-By-ACLs: true`: something was left out for this caller, the anonymous
+/// token included, so that an empty answer under `default_policy = "deny"` says why it is empty.
 pub(crate) fn filtered() -> bool {
-    CALLER.try_with(|caller| caller.filtered.load(Ordering::Relaxed) && !caller.secret.is_empty()).unwrap_or(false)
+    CALLER.try_with(|caller| caller.filtered.load(Ordering::Relaxed)).unwrap_or(false)
 }
 
 /// What the current caller may do, for the endpoints the agent answers itself.
@@ -84,6 +85,50 @@ pub(crate) async fn access(api: &Api) -> Result<Access, ApiError> {
     match api.acl.resolve(&api.backend, &secret()).await {
         Ok(access) => Ok(access),
         Err(crate::acl::ResolveError::Server(err)) => Err(err.into()),
+    }
+}
+
+/// Checks one permission of the current caller on an endpoint the agent answers itself; 403 with Consul's text when denied.
+pub(crate) async fn require(
+    api: &Api,
+    resource: Resource,
+    level: AccessLevel,
+    name: Option<&str>,
+    allowed: impl FnOnce(&Authorizer) -> bool,
+) -> Result<Access, ApiError> {
+    let access = access(api).await?;
+    access.require(allowed(access.authorizer()), resource, level, name)?;
+    Ok(access)
+}
+
+/// `agent:read` on this agent.
+pub(crate) async fn agent_read(api: &Api) -> Result<Access, ApiError> {
+    let node = api.info.node_name.as_str();
+    require(api, Resource::Agent, AccessLevel::Read, Some(node), |a| a.agent_read(node)).await
+}
+
+/// `agent:write` on this agent.
+pub(crate) async fn agent_write(api: &Api) -> Result<Access, ApiError> {
+    let node = api.info.node_name.as_str();
+    require(api, Resource::Agent, AccessLevel::Write, Some(node), |a| a.agent_write(node)).await
+}
+
+/// `service:write` on `name`.
+pub(crate) async fn service_write(api: &Api, name: &str) -> Result<Access, ApiError> {
+    require(api, Resource::Service, AccessLevel::Write, Some(name), |a| a.service_write(name)).await
+}
+
+/// `node:write` on `name`.
+pub(crate) async fn node_write(api: &Api, name: &str) -> Result<Access, ApiError> {
+    require(api, Resource::Node, AccessLevel::Write, Some(name), |a| a.node_write(name)).await
+}
+
+/// Keeps the items `visible` allows and records whether any was dropped, for the filtered header.
+pub(crate) fn keep_visible<T>(items: &mut Vec<T>, visible: impl Fn(&T) -> bool) {
+    let before = items.len();
+    items.retain(|item| visible(item));
+    if items.len() != before {
+        note_filtered();
     }
 }
 

@@ -18,6 +18,8 @@ use crate::gossip::UserEvent;
 pub async fn fire(State(api): State<Api>, Path(name): Path<String>, uri: Uri, body: Bytes) -> ApiResult {
     let q = Query::parse(uri.query());
     q.check_dc(&api)?;
+    let (resource, level) = (roster_acl::Resource::Event, roster_acl::AccessLevel::Write);
+    super::caller::require(&api, resource, level, Some(&name), |a| a.event_write(&name)).await?;
     let filters = Filters {
         node: q.get("node").unwrap_or("").to_owned(),
         service: q.get("service").unwrap_or("").to_owned(),
@@ -46,6 +48,9 @@ pub async fn list(State(api): State<Api>, uri: Uri) -> ApiResult {
             () = api.draining.cancelled() => break (events, index),
         }
     };
+    let mut events = events;
+    let access = super::caller::access(&api).await?;
+    super::caller::keep_visible(&mut events, |e| access.authorizer().event_read(&e.name));
     let body: Vec<Value> = events.iter().map(event_json).collect();
     let mut response = Json(body).into_response();
     response.headers_mut().insert("X-Consul-Index", HeaderValue::from(index));

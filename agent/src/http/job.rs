@@ -8,9 +8,9 @@ use axum::http::{HeaderMap, Uri, header};
 use axum::response::IntoResponse as _;
 use roster_runtime_shim::JobSpec;
 
-use super::Api;
 use super::query::Query;
 use super::reply::{ApiError, ApiResult, empty_ok};
+use super::{Api, caller};
 use crate::jobs::{JobError, JobManager};
 
 /// The most log lines one request returns.
@@ -26,20 +26,28 @@ pub async fn submit(State(api): State<Api>, uri: Uri, headers: HeaderMap, body: 
         .is_some_and(|v| v.starts_with("application/toml"));
     let spec = if is_toml { JobSpec::from_toml(text) } else { JobSpec::from_json(text) };
     let spec = spec.map_err(|error| ApiError::bad_request(format!("Invalid job: {error}")))?;
+    // Starting processes on this host is agent:write; registering their services is service:write on each.
+    caller::agent_write(&api).await?;
+    for service in spec.tasks.iter().flat_map(|task| &task.services) {
+        caller::service_write(&api, &service.name).await?;
+    }
     let status = manager(&api)?.submit(spec).await.map_err(job_error)?;
     Ok(Json(status).into_response())
 }
 
 pub async fn list(State(api): State<Api>) -> ApiResult {
+    caller::agent_read(&api).await?;
     Ok(Json(manager(&api)?.list().await).into_response())
 }
 
 pub async fn status(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
+    caller::agent_read(&api).await?;
     Ok(Json(manager(&api)?.status(&name).await.map_err(job_error)?).into_response())
 }
 
 /// Deregisters the job's services, then stops and removes its tasks.
 pub async fn stop(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
+    caller::agent_write(&api).await?;
     manager(&api)?.stop(&name).await.map_err(job_error)?;
     Ok(empty_ok())
 }
@@ -47,6 +55,7 @@ pub async fn stop(State(api): State<Api>, Path(name): Path<String>) -> ApiResult
 /// `?task=T&lines=N` (default the first task, 100 lines).
 pub async fn logs(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
+    caller::agent_read(&api).await?;
     let lines = match q.get("lines") {
         Some(text) => text
             .parse::<usize>()

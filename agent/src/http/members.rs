@@ -5,10 +5,12 @@ use axum::extract::{Path, State};
 use axum::http::Uri;
 use serde_json::{Value, json};
 
-use super::Api;
+use roster_acl::{AccessLevel, Resource};
+
 use super::agent::CONSUL_COMPAT_VERSION;
 use super::query::Query;
 use super::reply::{ApiError, ApiResult, empty_ok, local_reply, read_reply};
+use super::{Api, caller};
 use crate::gossip::{Gossip, Member, Role};
 
 /// Every member this agent's gossip knows, in Consul's `agent/members` shape, sorted by name.
@@ -16,6 +18,8 @@ pub async fn members(State(api): State<Api>, uri: Uri) -> ApiResult {
     Query::parse(uri.query()).check_dc(&api)?;
     let mut members = gossip(&api)?.members();
     members.sort_by(|a, b| a.name.cmp(&b.name));
+    let access = caller::access(&api).await?;
+    caller::keep_visible(&mut members, |m| access.authorizer().node_read(&m.name));
     let body: Vec<Value> = members.iter().map(member_json).collect();
     local_reply(&api, &body).await
 }
@@ -23,6 +27,7 @@ pub async fn members(State(api): State<Api>, uri: Uri) -> ApiResult {
 /// Joins the pool through `addr`; 500 with the reason when it cannot be reached or refuses us.
 pub async fn join(State(api): State<Api>, Path(addr): Path<String>, uri: Uri) -> ApiResult {
     Query::parse(uri.query()).check_dc(&api)?;
+    caller::agent_write(&api).await?;
     gossip(&api)?.join(&[addr]).await.map_err(|err| ApiError::internal(err.to_string()))?;
     Ok(empty_ok())
 }
@@ -30,6 +35,7 @@ pub async fn join(State(api): State<Api>, Path(addr): Path<String>, uri: Uri) ->
 /// Leaves the pool gracefully, then shuts the agent down (the answer goes out first).
 pub async fn leave(State(api): State<Api>, uri: Uri) -> ApiResult {
     Query::parse(uri.query()).check_dc(&api)?;
+    caller::agent_write(&api).await?;
     gossip(&api)?.leave().await.map_err(|err| ApiError::internal(err.to_string()))?;
     api.shutdown.cancel();
     Ok(empty_ok())
@@ -39,6 +45,7 @@ pub async fn leave(State(api): State<Api>, uri: Uri) -> ApiResult {
 pub async fn force_leave(State(api): State<Api>, Path(node): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     q.check_dc(&api)?;
+    caller::require(&api, Resource::Operator, AccessLevel::Write, None, |a| a.operator_write()).await?;
     let res = gossip(&api)?.force_leave(&node, q.flag("prune")).await;
     res.map_err(|err| match err {
         crate::gossip::GossipError::NoSuchMember(_) => {
@@ -52,6 +59,7 @@ pub async fn force_leave(State(api): State<Api>, Path(node): Path<String>, uri: 
 /// The Raft configuration: every server with its node name (from gossip), ID, address, and which one leads.
 pub async fn raft_configuration(State(api): State<Api>, uri: Uri) -> ApiResult {
     Query::parse(uri.query()).check_dc(&api)?;
+    caller::require(&api, Resource::Operator, AccessLevel::Read, None, |a| a.operator_read()).await?;
     let status = api.backend.status().await?;
     let names: std::collections::BTreeMap<u64, String> = api
         .gossip

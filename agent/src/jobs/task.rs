@@ -107,6 +107,19 @@ impl TaskRun {
         }
     }
 
+    /// Removes the services this run registered that `replacement` (the same task of the job's next version) does
+    /// not register again, so a service dropped or renamed by the new spec does not linger.
+    pub(super) async fn deregister_unless_kept(&mut self, local: &Local, replacement: &TaskRun) {
+        for id in self.registered.drain(..) {
+            if replacement.registered.contains(&id) {
+                continue;
+            }
+            if let Err(error) = local.remove_service(&id).await {
+                tracing::debug!(%id, %error, "deregistering a replaced task's service");
+            }
+        }
+    }
+
     /// Records an exit: the task checks go critical at once; returns the delay before a restart, or `None` when
     /// the task stays down.
     pub(super) async fn exited(&mut self, local: &Local, exit_code: i64) -> Option<Duration> {

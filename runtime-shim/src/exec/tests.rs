@@ -19,7 +19,8 @@ use super::wire::{self, TASK_FILE, TaskFile};
 use super::{BridgeConfig, ExecConfig, ExecDriver, resolv_conf, tail_lines};
 use crate::driver::{DnsOptions, Driver, DriverEvent, StartOptions, TaskEventKind, TaskHandle, TaskStatus};
 use crate::error::Error;
-use crate::spec::{DriverKind, JobSpec, Resources, TaskSpec};
+use crate::host_access::HostPaths;
+use crate::spec::{DriverKind, JobSpec, MountSpec, Resources, TaskSpec};
 
 /// The busybox applets the test rootfs links.
 const APPLETS: [&str; 14] =
@@ -411,6 +412,34 @@ async fn exec_without_rootfs_sees_the_host_files_with_its_own_proc_and_resolv_co
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     assert!(!host_resolv.contains("10.9.8.7"), "the host's resolv.conf is untouched");
     fixture.driver.destroy(&handle).await.expect("destroy");
+}
+
+#[tokio::test]
+async fn exec_mounts_into_a_rootfs_are_refused_at_start_outside_host_mounts() {
+    let Some(fixture) = setup("mounts").await else { return };
+    let allowed = tempfile::tempdir().expect("allowed host dir");
+    std::fs::write(allowed.path().join("note"), "from the host\n").expect("note");
+    let mount = |source: &Path| MountSpec {
+        source: source.display().to_string(),
+        target: "/mnt/host".to_string(),
+        read_only: true,
+    };
+    let mut spec = fixture.shell_task("mounts", "cat /mnt/host/note; exec sleep 1000");
+    spec.mounts = vec![mount(Path::new("/"))];
+    let refused = fixture.driver.start("job", &spec, &StartOptions::default()).await;
+    let Err(Error::NotAllowed { reason, .. }) = refused else { panic!("not refused: {refused:?}") };
+    assert!(reason.starts_with("mounts[0].source: host path / is not at or below"), "{reason}");
+    assert!(reason.ends_with("add it to exec.host_mounts in the agent config"), "{reason}");
+    assert!(!fixture.driver.task_dir("job", "mounts").exists(), "refused before anything was written");
+
+    let host_mounts = HostPaths::Under(vec![allowed.path().to_path_buf()]);
+    let driver = ExecDriver::new(ExecConfig { host_mounts, ..fixture.config.clone() });
+    let refused = driver.start("job", &spec, &StartOptions::default()).await;
+    assert!(matches!(&refused, Err(Error::NotAllowed { .. })), "/ is not below the allowed dir: {refused:?}");
+    spec.mounts = vec![mount(allowed.path())];
+    let handle = driver.start("job", &spec, &StartOptions::default()).await.expect("start");
+    fixture.wait_log(&handle, "from the host").await;
+    driver.destroy(&handle).await.expect("destroy");
 }
 
 #[tokio::test]

@@ -20,11 +20,20 @@ fn check(access: &HostAccess, job: &JobSpec) -> String {
     access.check_job(job).err().map(|err| err.to_string()).unwrap_or_default()
 }
 
-fn under(paths: &[&Path]) -> HostAccess {
-    HostAccess {
-        allow_host_rootfs: false,
-        host_mounts: HostPaths::Under(paths.iter().map(|p| p.to_path_buf()).collect()),
-    }
+fn exec_mount(source: &str) -> JobSpec {
+    job(&format!(
+        r#"{{"name": "t", "driver": "exec", "rootfs": "/srv/root", "command": "/bin/true",
+             "mounts": [{{"source": "{source}", "target": "/m"}}]}}"#
+    ))
+}
+
+fn paths(paths: &[&Path]) -> HostPaths {
+    HostPaths::Under(paths.iter().map(|p| p.to_path_buf()).collect())
+}
+
+/// Docker tasks may mount below `paths`; exec tasks nothing.
+fn under(allowed: &[&Path]) -> HostAccess {
+    HostAccess { docker_mounts: paths(allowed), ..HostAccess::default() }
 }
 
 #[test]
@@ -104,6 +113,7 @@ fn an_allowlist_entry_that_is_a_symlink_allows_its_target() {
 fn unrestricted_access_allows_host_rootfs_and_any_mount() {
     let access = HostAccess::unrestricted();
     assert_eq!(check(&access, &docker_mount("/")), "");
+    assert_eq!(check(&access, &exec_mount("/")), "");
     assert_eq!(check(&access, &job(r#"{"name": "t", "driver": "exec", "command": "/bin/true"}"#)), "");
 }
 
@@ -115,4 +125,63 @@ fn every_refusal_of_a_job_is_reported_at_once() {
     let errors = HostAccess::default().check_job(&spec).expect_err("refused");
     let paths: Vec<&str> = errors.errors.iter().map(|error| error.path.as_str()).collect();
     assert_eq!(paths, ["tasks[0].rootfs", "tasks[1].mounts[0].source", "tasks[1].mounts[1].source"]);
+}
+
+#[test]
+fn an_exec_task_with_a_rootfs_may_not_mount_the_host_without_an_allowlist() {
+    for source in ["/", "/etc"] {
+        let refused = check(&HostAccess::default(), &exec_mount(source));
+        assert!(
+            refused.starts_with(&format!("tasks[0].mounts[0].source: host path {source} is not at or below")),
+            "{refused}"
+        );
+        assert!(refused.ends_with("(exec.host_mounts: it is empty); add it to exec.host_mounts in the agent config"));
+    }
+}
+
+#[test]
+fn exec_and_docker_mounts_are_judged_by_their_own_allowlists() {
+    let root = tempfile::tempdir().expect("dir");
+    let exec_data = root.path().join("exec-data");
+    let docker_data = root.path().join("docker-data");
+    std::fs::create_dir_all(&exec_data).expect("exec-data");
+    std::fs::create_dir_all(&docker_data).expect("docker-data");
+    let access = HostAccess {
+        exec_mounts: paths(&[&exec_data]),
+        docker_mounts: paths(&[&docker_data]),
+        ..HostAccess::default()
+    };
+    let shown = |path: &Path| format!("{}/x", path.display());
+    assert_eq!(check(&access, &exec_mount(&shown(&exec_data))), "");
+    assert_eq!(check(&access, &docker_mount(&shown(&docker_data))), "");
+    let refused = check(&access, &exec_mount(&shown(&docker_data)));
+    assert!(refused.contains(&format!("(exec.host_mounts: {:?})", exec_data.display().to_string())), "{refused}");
+    let refused = check(&access, &docker_mount(&shown(&exec_data)));
+    assert!(refused.ends_with("add it to docker.host_mounts in the agent config"), "{refused}");
+}
+
+#[test]
+fn exec_mounts_get_the_same_component_dotdot_and_symlink_rules() {
+    let root = tempfile::tempdir().expect("dir");
+    let data = root.path().join("data");
+    std::fs::create_dir_all(&data).expect("data");
+    std::fs::create_dir_all(root.path().join("data2")).expect("data2");
+    std::os::unix::fs::symlink(root.path(), data.join("up")).expect("symlink");
+    let access = HostAccess { exec_mounts: paths(&[&data]), ..HostAccess::default() };
+    let sibling = check(&access, &exec_mount(&root.path().join("data2").display().to_string()));
+    assert!(sibling.contains("is not at or below a path the agent allows (exec.host_mounts:"), "{sibling}");
+    let dotdot = check(&access, &exec_mount(&format!("{}/../data2", data.display())));
+    assert!(dotdot.ends_with("contains \"..\"; write it without"), "{dotdot}");
+    let escape = check(&access, &exec_mount(&format!("{}/up", data.display())));
+    assert!(escape.contains(&format!("(it resolves to {})", root.path().display())), "{escape}");
+}
+
+#[test]
+fn an_exec_task_on_the_host_rootfs_still_needs_its_mounts_allowed() {
+    let spec = job(r#"{"name": "t", "driver": "exec", "command": "/bin/true",
+                       "mounts": [{"source": "/etc", "target": "/m"}]}"#);
+    let access = HostAccess { allow_host_rootfs: true, ..HostAccess::default() };
+    let refused = check(&access, &spec);
+    assert!(refused.starts_with("tasks[0].mounts[0].source: host path /etc"), "{refused}");
+    assert_eq!(check(&HostAccess::unrestricted(), &spec), "");
 }

@@ -161,3 +161,9 @@ fn acl_tables_survive_a_snapshot_and_resolve_after_it() {
     }
     assert_eq!(decoded.acl_bootstrap_index(), Some(1));
 }
+
+#[test]
+fn a_token_never_prints_its_secret() {
+    let text = format!("{:?}", Command::AclTokenSet(Box::new(token("acc", "very-secret-value", &[]))));
+    assert!(text.contains("acc") && !text.contains("very-secret-value"), "{text}");
+}
