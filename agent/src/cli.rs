@@ -9,6 +9,7 @@
 //! `roster agent` becomes a [`crate::config::Config`] through [`crate::config::load`]; every
 //! other subcommand is an HTTP client of a running agent, run by [`run_client`].
 
+mod acl;
 mod client;
 mod job;
 mod lock;
@@ -21,6 +22,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use acl::AclCommand;
 pub use client::{resolve_http_addr, resolve_token, run_client};
 pub use lock::LockArgs;
 pub use watch::{WatchArgs, WatchType};
@@ -72,6 +74,9 @@ pub enum Command {
     /// Show, stop or read the logs of the agent's jobs.
     #[command(subcommand)]
     Job(JobCommand),
+    /// Manage ACL tokens, policies, roles and the agent's own tokens.
+    #[command(subcommand)]
+    Acl(AclCommand),
 }
 
 /// `roster run FILE`.
@@ -241,6 +246,9 @@ pub struct HttpArgs {
     /// ACL token (default: $CONSUL_HTTP_TOKEN, then $ROSTER_HTTP_TOKEN).
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
+    /// File holding the ACL token; wins over -token, as in Consul (default: $CONSUL_HTTP_TOKEN_FILE).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// `roster members`.

@@ -5,6 +5,7 @@
 //! `main` to print as `Error: ...`.
 
 use std::io::Write;
+use std::path::Path;
 use std::sync::Once;
 use std::time::Duration;
 
@@ -34,6 +35,7 @@ pub async fn run_client(command: &Command, env: &dyn EnvSource) -> anyhow::Resul
         Command::Lock(args) => super::lock::run(args, env).await,
         Command::Run(args) => super::job::run(args, env).await,
         Command::Job(command) => super::job::job(command, env).await,
+        Command::Acl(command) => super::acl::run(command, env).await,
         Command::Members(args) => {
             let agent = AgentClient::new(&args.http, env)?;
             let members = agent.get_json("/v1/agent/members").await?;
@@ -144,12 +146,34 @@ pub fn resolve_http_addr(flag: Option<&str>, env: &dyn EnvSource) -> String {
     format!("{scheme}://{addr}")
 }
 
-/// The ACL token: `-token`, else `CONSUL_HTTP_TOKEN`, else `ROSTER_HTTP_TOKEN`; empty means none.
-pub fn resolve_token(flag: Option<&str>, env: &dyn EnvSource) -> Option<String> {
-    flag.map(str::to_owned)
-        .or_else(|| env.var("CONSUL_HTTP_TOKEN"))
-        .or_else(|| env.var("ROSTER_HTTP_TOKEN"))
-        .filter(|token| !token.is_empty())
+/// The ACL token, in the Consul API client's precedence (`api.NewClient`): `-token-file`, then
+/// `-token`, then `CONSUL_HTTP_TOKEN_FILE`, then `CONSUL_HTTP_TOKEN`, then roster's own
+/// `ROSTER_HTTP_TOKEN`. A token file is read whole and trimmed; an empty one (or an empty
+/// variable) falls through to the next source, and an unreadable one is an error rather than
+/// a silent anonymous request, as in Consul.
+pub fn resolve_token(
+    flag: Option<&str>,
+    file_flag: Option<&Path>,
+    env: &dyn EnvSource,
+) -> anyhow::Result<Option<String>> {
+    let non_empty = |token: String| Some(token).filter(|token| !token.is_empty());
+    if let Some(token) = file_flag.map(read_token_file).transpose()?.and_then(non_empty) {
+        return Ok(Some(token));
+    }
+    if let Some(token) = flag.map(str::to_owned).and_then(non_empty) {
+        return Ok(Some(token));
+    }
+    let env_file = env.var("CONSUL_HTTP_TOKEN_FILE").filter(|path| !path.trim().is_empty());
+    if let Some(token) = env_file.map(|path| read_token_file(Path::new(&path))).transpose()?.and_then(non_empty) {
+        return Ok(Some(token));
+    }
+    Ok(env.var("CONSUL_HTTP_TOKEN").and_then(non_empty).or_else(|| env.var("ROSTER_HTTP_TOKEN").and_then(non_empty)))
+}
+
+/// A token file's content without surrounding whitespace (editors add a final newline).
+fn read_token_file(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("Error loading token file {}", path.display()))?;
+    Ok(text.trim().to_owned())
 }
 
 /// `kv get`: one value, `-recurse` lines, `-keys` names or `-detailed` blocks.
@@ -274,7 +298,7 @@ async fn read_value(value: Option<&str>) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Percent-encodes one path segment or query value.
-fn segment(text: &str) -> String {
+pub(super) fn segment(text: &str) -> String {
     utf8_percent_encode(text, SEGMENT_ESCAPES).to_string()
 }
 

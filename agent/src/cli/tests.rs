@@ -161,13 +161,59 @@ fn http_addr_comes_from_flag_then_consul_env_then_roster_env() {
     );
 }
 
+/// Resolves the token with an optional `-token` and `-token-file`, failing the test on a read error.
+fn token(
+    flag: Option<&str>,
+    file_flag: Option<&std::path::Path>,
+    env: &dyn crate::config::EnvSource,
+) -> Option<String> {
+    match resolve_token(flag, file_flag, env) {
+        Ok(token) => token,
+        Err(err) => panic!("token resolution failed: {err:#}"),
+    }
+}
+
 #[test]
-fn token_comes_from_flag_then_consul_env_then_roster_env() {
-    let env = [("CONSUL_HTTP_TOKEN", "c"), ("ROSTER_HTTP_TOKEN", "r")];
-    assert_eq!(resolve_token(Some("f"), &env).as_deref(), Some("f"));
-    assert_eq!(resolve_token(None, &env).as_deref(), Some("c"));
-    assert_eq!(resolve_token(None, &[("ROSTER_HTTP_TOKEN", "r")]).as_deref(), Some("r"));
-    assert_eq!(resolve_token(None, &[("CONSUL_HTTP_TOKEN", "")]), None);
+fn token_precedence_is_consuls_file_flag_flag_env_file_env_then_roster_env() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let flag_file = dir.path().join("flag-token");
+    let env_file = dir.path().join("env-token");
+    let blank_file = dir.path().join("blank");
+    std::fs::write(&flag_file, "  from-flag-file\n").expect("write");
+    std::fs::write(&env_file, "from-env-file\n").expect("write");
+    std::fs::write(&blank_file, " \n").expect("write");
+    let env_file_text = env_file.to_string_lossy().into_owned();
+    let every_env = [
+        ("CONSUL_HTTP_TOKEN_FILE", env_file_text.as_str()),
+        ("CONSUL_HTTP_TOKEN", "from-env"),
+        ("ROSTER_HTTP_TOKEN", "from-roster-env"),
+    ];
+    // Each source wins over everything after it.
+    assert_eq!(token(Some("from-flag"), Some(&flag_file), &every_env).as_deref(), Some("from-flag-file"));
+    assert_eq!(token(Some("from-flag"), None, &every_env).as_deref(), Some("from-flag"));
+    assert_eq!(token(None, None, &every_env).as_deref(), Some("from-env-file"));
+    let without_env_file = [("CONSUL_HTTP_TOKEN", "from-env"), ("ROSTER_HTTP_TOKEN", "from-roster-env")];
+    assert_eq!(token(None, None, &without_env_file).as_deref(), Some("from-env"));
+    assert_eq!(token(None, None, &[("ROSTER_HTTP_TOKEN", "r")]).as_deref(), Some("r"));
+    // Empty values and blank files fall through; nothing at all means the agent's default token.
+    assert_eq!(token(Some(""), Some(&blank_file), &without_env_file).as_deref(), Some("from-env"));
+    assert_eq!(token(None, None, &[("CONSUL_HTTP_TOKEN", ""), ("CONSUL_HTTP_TOKEN_FILE", "")]), None);
+    assert_eq!(token(None, None, &EmptyEnv), None);
+    // A token file that cannot be read is an error, not an anonymous request.
+    let missing = dir.path().join("missing");
+    assert!(resolve_token(Some("x"), Some(&missing), &EmptyEnv).is_err());
+    let missing_text = missing.to_string_lossy().into_owned();
+    assert!(resolve_token(None, None, &[("CONSUL_HTTP_TOKEN_FILE", missing_text.as_str())]).is_err());
+}
+
+#[test]
+fn token_file_flag_parses_in_both_spellings() {
+    for line in ["roster members -token-file /t", "roster members --token-file=/t"] {
+        let Command::Members(args) = parse_line(line).command else {
+            panic!("{line}: not members");
+        };
+        assert_eq!(args.http.token_file, Some(PathBuf::from("/t")), "{line}");
+    }
 }
 
 #[test]

@@ -76,7 +76,7 @@ impl AgentHttp {
         Ok(AgentHttp {
             http,
             base: resolve_http_addr(args.http_addr.as_deref(), env),
-            token: resolve_token(args.token.as_deref(), env),
+            token: resolve_token(args.token.as_deref(), args.token_file.as_deref(), env)?,
         })
     }
 
