@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use roster_kv::{ANONYMOUS_TOKEN_SECRET, Answer, Query, secret_matches};
@@ -99,9 +99,64 @@ pub struct Acl {
     tokens: RwLock<Tokens>,
     /// Where tokens set through the API are kept, when `enable_token_persistence` is on and there is a data dir.
     persist_path: Option<PathBuf>,
-    policies: PolicyCache,
+    policies: Arc<PolicyCache>,
     /// A client agent's resolved tokens, by the SHA-256 of the secret.
-    cache: Mutex<HashMap<[u8; 32], (Instant, Access)>>,
+    cache: Arc<Cache>,
+}
+
+/// Resolved tokens by the SHA-256 of their secret, with when they were fetched, and the ones being refreshed in the
+/// background (`async-cache`), so one token is never refreshed twice at once.
+#[derive(Default)]
+struct Cache {
+    tokens: Mutex<HashMap<[u8; 32], (Instant, Access)>>,
+    refreshing: Mutex<std::collections::HashSet<[u8; 32]>>,
+}
+
+impl Cache {
+    fn get(&self, digest: &[u8; 32]) -> Option<(Instant, Access)> {
+        self.tokens.lock().unwrap_or_else(PoisonError::into_inner).get(digest).cloned()
+    }
+
+    fn put(&self, digest: [u8; 32], access: Access) {
+        let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+        if tokens.len() >= CACHE_MAX {
+            tokens.clear();
+        }
+        tokens.insert(digest, (Instant::now(), access));
+    }
+
+    fn forget(&self, digest: &[u8; 32]) {
+        self.tokens.lock().unwrap_or_else(PoisonError::into_inner).remove(digest);
+    }
+}
+
+/// Asks a server for `secret` and caches what it grants; an unknown token is forgotten.
+async fn fetch(
+    backend: &Backend,
+    settings: &AclSettings,
+    policies: &PolicyCache,
+    cache: &Cache,
+    secret: &str,
+    digest: [u8; 32],
+) -> Result<Access, roster_server::Error> {
+    let query = Query::AclResolve { secret_id: secret.to_owned() };
+    let answer = Box::pin(backend.query_as(secret, Consistency::Stale, 0, Duration::ZERO, &query)).await;
+    match answer {
+        Ok((Answer::AclResolved(Some(resolved)), ..)) => {
+            let access = Access::from_resolved(settings, &resolved, policies);
+            cache.put(digest, access.clone());
+            Ok(access)
+        }
+        Ok(_) => {
+            cache.forget(&digest);
+            Err(roster_server::Error::AclNotFound)
+        }
+        Err(err @ (roster_server::Error::AclNotFound | roster_server::Error::AclRootDenied)) => {
+            cache.forget(&digest);
+            Err(err)
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// More cached tokens than this and the cache starts over.
@@ -140,8 +195,8 @@ impl Acl {
             node_name: node_name.to_owned(),
             tokens: RwLock::new(tokens),
             persist_path,
-            policies: PolicyCache::default(),
-            cache: Mutex::new(HashMap::new()),
+            policies: Arc::new(PolicyCache::default()),
+            cache: Arc::new(Cache::default()),
         }
     }
 
@@ -240,33 +295,41 @@ impl Acl {
     async fn resolve_remote(&self, backend: &Backend, secret: &str) -> Result<Access, ResolveError> {
         let asked = if secret.is_empty() { ANONYMOUS_TOKEN_SECRET } else { secret };
         let digest: [u8; 32] = Sha256::digest(asked.as_bytes()).into();
-        let cached = self.cache.lock().unwrap_or_else(PoisonError::into_inner).get(&digest).cloned();
-        let fresh_for = self.cache_ttl();
+        let cached = self.cache.get(&digest);
         let now_ms = unix_ms();
-        if let Some((at, access)) = &cached
-            && at.elapsed() < fresh_for
-        {
-            return unexpired(access.clone(), now_ms);
-        }
-        let query = Query::AclResolve { secret_id: asked.to_owned() };
-        let answer = Box::pin(backend.query_as(asked, Consistency::Stale, 0, Duration::ZERO, &query)).await;
-        match answer {
-            Ok((Answer::AclResolved(Some(resolved)), ..)) => {
-                let access = Access::from_resolved(&self.settings, &resolved, &self.policies);
-                let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-                if cache.len() >= CACHE_MAX {
-                    cache.clear();
-                }
-                cache.insert(digest, (Instant::now(), access.clone()));
-                unexpired(access, now_ms)
+        if let Some((at, access)) = &cached {
+            if at.elapsed() < self.cache_ttl() {
+                return unexpired(access.clone(), now_ms);
             }
-            Ok(_) => Err(ResolveError::Server(roster_server::Error::AclNotFound)),
+            // async-cache: answer from the expired entry at once and refresh it behind the request.
+            if self.config.down_policy == DownPolicy::AsyncCache {
+                self.refresh_in_background(backend, asked, digest);
+                return unexpired(access.clone(), now_ms);
+            }
+        }
+        match fetch(backend, &self.settings, &self.policies, &self.cache, asked, digest).await {
+            Ok(access) => unexpired(access, now_ms),
             Err(err @ (roster_server::Error::AclNotFound | roster_server::Error::AclRootDenied)) => {
-                self.cache.lock().unwrap_or_else(PoisonError::into_inner).remove(&digest);
                 Err(ResolveError::Server(err))
             }
             Err(err) => self.down(cached.map(|(_, access)| access), err, now_ms),
         }
+    }
+
+    /// Refreshes one cached token off the request path, unless a refresh of it is already running.
+    fn refresh_in_background(&self, backend: &Backend, secret: &str, digest: [u8; 32]) {
+        if !self.cache.refreshing.lock().unwrap_or_else(PoisonError::into_inner).insert(digest) {
+            return;
+        }
+        let (backend, settings, policies, cache) =
+            (backend.clone(), self.settings.clone(), self.policies.clone(), self.cache.clone());
+        let secret = secret.to_owned();
+        tokio::spawn(async move {
+            if let Err(err) = fetch(&backend, &settings, &policies, &cache, &secret, digest).await {
+                tracing::debug!(%err, "background token refresh failed; the cached entry stays");
+            }
+            cache.refreshing.lock().unwrap_or_else(PoisonError::into_inner).remove(&digest);
+        });
     }
 
     /// No server answered: `down_policy` decides.

@@ -3,6 +3,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use sha2::{Digest, Sha256};
+
 use super::{Acl, TokenKind};
 use crate::config::{AclConfig, AclTokens};
 
@@ -61,4 +63,101 @@ fn without_persistence_nothing_is_written() {
 fn the_store_never_prints_a_secret() {
     let text = format!("{:?}", config(false));
     assert!(!text.contains("dflt") && !text.contains("agnt"), "{text}");
+}
+
+/// A one-server cluster in process with ACLs on, a client `Backend` reaching it over the RPC, and a token `sec1`
+/// whose policy `p1` has `rules`.
+async fn cluster_with_token(rules: &str) -> (roster_server::Server, crate::backend::Backend) {
+    use roster_kv::{AclLink, AclToken, Command};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let rpc = listener.local_addr().expect("addr");
+    let settings = roster_server::AclSettings {
+        default_policy: roster_acl::DefaultPolicy::Deny,
+        enable_key_list_policy: false,
+        datacenter: "dc1".into(),
+    };
+    let config = roster_server::Config {
+        node_id: 1,
+        data_dir: None,
+        rpc_listener: listener,
+        rpc_advertise: rpc,
+        bootstrap: true,
+        acl: Some(settings),
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let server = roster_server::Server::start(config, shutdown.clone()).await.expect("server starts");
+    server.wait_for_leader(std::time::Duration::from_secs(10)).await.expect("leader");
+    set_policy(&server, rules).await;
+    let token = AclToken {
+        accessor_id: "a1".into(),
+        secret_id: "sec1".into(),
+        policies: vec![AclLink { id: "p1".into(), name: String::new() }],
+        ..AclToken::default()
+    };
+    server.write(Command::AclTokenSet(Box::new(token))).await.expect("token");
+    let remote = roster_server::Remote::new(shutdown.child_token());
+    remote.set_servers(vec![rpc]);
+    (server, crate::backend::Backend::Remote(remote))
+}
+
+async fn set_policy(server: &roster_server::Server, rules: &str) {
+    let policy = roster_kv::AclPolicy { id: "p1".into(), name: "p1".into(), rules: rules.into(), ..Default::default() };
+    server.write(roster_kv::Command::AclPolicySet(Box::new(policy))).await.expect("policy");
+}
+
+fn client_acl(down_policy: crate::config::DownPolicy) -> Acl {
+    let ttl = std::time::Duration::from_millis(200);
+    let config = AclConfig {
+        enabled: true,
+        default_policy: crate::config::DefaultPolicy::Deny,
+        down_policy,
+        token_ttl: ttl,
+        policy_ttl: ttl,
+        role_ttl: ttl,
+        ..AclConfig::default()
+    };
+    Acl::new(&config, "dc1", "c1", None)
+}
+
+async fn may_write(acl: &Acl, backend: &crate::backend::Backend) -> bool {
+    match acl.resolve(backend, "sec1").await {
+        Ok(access) => access.authorizer().key_write("app/x"),
+        Err(_) => panic!("sec1 resolves"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extend_cache_refetches_an_expired_entry_before_answering() {
+    let (server, backend) = cluster_with_token(r#"key_prefix "app/" { policy = "write" }"#).await;
+    let acl = client_acl(crate::config::DownPolicy::ExtendCache);
+    assert!(may_write(&acl, &backend).await);
+    set_policy(&server, r#"key_prefix "app/" { policy = "read" }"#).await;
+    assert!(may_write(&acl, &backend).await, "within the TTL the cached grant answers");
+    // Let the entry expire; what is asserted is the answer after it, not how long anything took.
+    tokio::time::sleep(acl.cache_ttl()).await;
+    assert!(!may_write(&acl, &backend).await, "an expired entry is fetched again before the answer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_cache_answers_from_an_expired_entry_and_refreshes_it_behind_the_request() {
+    let (server, backend) = cluster_with_token(r#"key_prefix "app/" { policy = "write" }"#).await;
+    let acl = client_acl(crate::config::DownPolicy::AsyncCache);
+    assert!(may_write(&acl, &backend).await);
+    set_policy(&server, r#"key_prefix "app/" { policy = "read" }"#).await;
+    tokio::time::sleep(acl.cache_ttl()).await;
+    assert!(may_write(&acl, &backend).await, "the expired grant answers at once");
+    // The refresh it started lands in the cache; poll for it rather than for a time.
+    let mut refreshed = false;
+    for _ in 0..500 {
+        let fresh =
+            acl.cache.get(&Sha256::digest(b"sec1").into()).is_some_and(|(at, _)| at.elapsed() < acl.cache_ttl());
+        if fresh {
+            refreshed = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(refreshed, "the background refresh stored a fresh entry");
+    assert!(!may_write(&acl, &backend).await, "the refreshed grant is the narrowed policy");
 }
