@@ -10,6 +10,8 @@
 //! ephemeral ports with a temp data dir and drives its JSON gateway the same way: `put` is
 //! `POST /v3/kv/put`, and both gets are `POST /v3/kv/range`, which is linearizable by default —
 //! etcd has no lease-read mode, and Consul's default mode also promises a read from the leader.
+//! With `--acl`, a second durable roster server runs with ACLs on (`default_policy = "deny"`) and every request carries
+//! a token whose policy is `key_prefix "bench/" { policy = "write" }`, so the table shows what enforcement costs.
 //! Everything listens on 127.0.0.1 only, the run is bounded by `--seconds` per operation, and every
 //! process it started is killed when it ends, on error, or on Ctrl-C.
 
@@ -42,6 +44,9 @@ struct Args {
     /// Number of distinct keys written and read.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     keys: u64,
+    /// Also run roster with ACLs enforced (default deny, a token with write on `bench/`), in the same run.
+    #[arg(long)]
+    acl: bool,
     /// Size of each written value in bytes.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(0..=524_288))]
     value_size: u64,
@@ -51,6 +56,8 @@ struct Args {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TargetKind {
     Roster,
+    /// roster with ACLs enforced; requests carry a token.
+    RosterAcl,
     Etcd,
 }
 
@@ -71,6 +78,8 @@ struct Target {
     client: reqwest::Client,
     value: String,
     n_keys: u64,
+    /// Sent as `X-Consul-Token` on every request.
+    token: Option<String>,
 }
 
 /// The outcome of one operation run against one target.
@@ -104,6 +113,11 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     let agent = TestAgent::start("bench", AgentMode::Server { data_dir: data_dir.path().to_path_buf() }).await?;
     let roster = Arc::new(Target::new(TargetKind::Roster, format!("http://{}", agent.http_addr()), args, &value));
     let mut outcomes = bench_target(&roster, args).await?;
+    drop(roster);
+    drop(agent);
+    if args.acl {
+        outcomes.extend(bench_roster_with_acl(args, &value).await?);
+    }
 
     let _etcd_guard = match find_etcd(args.etcd_bin.as_deref()) {
         Some(etcd_bin) => {
@@ -127,8 +141,45 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         }
     };
     print_table(&outcomes);
-    drop(agent);
     Ok(())
+}
+
+/// The same operations against a server that enforces ACLs, with a token allowed exactly the bench's keys.
+async fn bench_roster_with_acl(args: &Args, value: &str) -> anyhow::Result<Vec<Outcome>> {
+    const MANAGEMENT: &str = "3c1f6d2e-8b4a-4e7f-9a1b-2d5c7e9f0a13";
+    let data_dir = tempfile::tempdir().context("creating roster's data dir")?;
+    eprintln!("starting roster with ACLs (durable single server, default deny) ...");
+    let extra =
+        json!({"acl": {"enabled": true, "default_policy": "deny", "tokens": {"initial_management": MANAGEMENT}}});
+    let mode = AgentMode::Server { data_dir: data_dir.path().to_path_buf() };
+    let agent = TestAgent::start_with_config("bench-acl", mode, extra).await?;
+    let admin = http_client(1);
+    let url = |path: &str| format!("http://{}{path}", agent.http_addr());
+    // The leader creates the management token from the config within its first duty pass.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let res = admin.get(url("/v1/acl/token/self")).header("X-Consul-Token", MANAGEMENT).send().await?;
+        if res.status().is_success() {
+            break;
+        }
+        ensure!(Instant::now() < deadline, "the initial management token never appeared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let policy = json!({"Name": "bench", "Rules": "key_prefix \"bench/\" { policy = \"write\" }"});
+    let res =
+        admin.put(url("/v1/acl/policy")).header("X-Consul-Token", MANAGEMENT).body(policy.to_string()).send().await?;
+    ensure!(res.status().is_success(), "creating the bench policy: {}", res.status());
+    let token = json!({"Policies": [{"Name": "bench"}]});
+    let res =
+        admin.put(url("/v1/acl/token")).header("X-Consul-Token", MANAGEMENT).body(token.to_string()).send().await?;
+    ensure!(res.status().is_success(), "creating the bench token: {}", res.status());
+    let body: serde_json::Value = res.json().await?;
+    let secret = body["SecretID"].as_str().context("the token has a SecretID")?.to_owned();
+    let mut target = Target::new(TargetKind::RosterAcl, format!("http://{}", agent.http_addr()), args, value);
+    target.token = Some(secret);
+    let outcomes = bench_target(&Arc::new(target), args).await?;
+    drop(agent);
+    Ok(outcomes)
 }
 
 /// Pre-fills the key space, then runs every operation for the configured time.
@@ -212,12 +263,12 @@ fn percentile(sorted_us: &[u32], pct: usize) -> Duration {
 
 fn print_table(outcomes: &[Outcome]) {
     println!(
-        "{:<8} {:<15} {:>7} {:>12} {:>10} {:>10} {:>8}",
+        "{:<10} {:<15} {:>7} {:>12} {:>10} {:>10} {:>8}",
         "target", "op", "clients", "ops/s", "p50(ms)", "p99(ms)", "errors"
     );
     for outcome in outcomes {
         println!(
-            "{:<8} {:<15} {:>7} {:>12.1} {:>10.3} {:>10.3} {:>8}",
+            "{:<10} {:<15} {:>7} {:>12.1} {:>10.3} {:>10.3} {:>8}",
             outcome.kind.name(),
             outcome.op.name(),
             outcome.clients,
@@ -234,24 +285,32 @@ fn print_table(outcomes: &[Outcome]) {
         {
             println!("roster/etcd {:<15} {:.2}x throughput", op.name(), roster.ops_per_sec / etcd.ops_per_sec);
         }
+        if let (Some(roster), Some(acl)) = (find(TargetKind::Roster), find(TargetKind::RosterAcl))
+            && roster.ops_per_sec > 0.0
+        {
+            println!("acl/no-acl  {:<15} {:.2}x throughput", op.name(), acl.ops_per_sec / roster.ops_per_sec);
+        }
     }
 }
 
 impl Target {
     fn new(kind: TargetKind, base_url: String, args: &Args, value: &str) -> Target {
         let pool_size = usize::try_from(args.clients).unwrap_or(usize::MAX);
-        Target { kind, base_url, client: http_client(pool_size), value: value.to_owned(), n_keys: args.keys }
+        let client = http_client(pool_size);
+        Target { kind, base_url, client, value: value.to_owned(), n_keys: args.keys, token: None }
     }
 
     /// Sends one request and checks the answer means success for that API.
     async fn request(&self, op: Op, key_idx: u64) -> anyhow::Result<()> {
         let key = format!("bench/{key_idx}");
         let builder = match (self.kind, op) {
-            (TargetKind::Roster, Op::Put) => {
+            (TargetKind::Roster | TargetKind::RosterAcl, Op::Put) => {
                 self.client.put(format!("{}/v1/kv/{key}", self.base_url)).body(self.value.clone())
             }
-            (TargetKind::Roster, Op::Get) => self.client.get(format!("{}/v1/kv/{key}", self.base_url)),
-            (TargetKind::Roster, Op::GetConsistent) => {
+            (TargetKind::Roster | TargetKind::RosterAcl, Op::Get) => {
+                self.client.get(format!("{}/v1/kv/{key}", self.base_url))
+            }
+            (TargetKind::Roster | TargetKind::RosterAcl, Op::GetConsistent) => {
                 self.client.get(format!("{}/v1/kv/{key}?consistent", self.base_url))
             }
             (TargetKind::Etcd, Op::Put) => self
@@ -265,11 +324,15 @@ impl Target {
                 .header("Content-Type", "application/json")
                 .body(json!({"key": b64(&key)}).to_string()),
         };
+        let builder = match &self.token {
+            Some(token) => builder.header("X-Consul-Token", token),
+            None => builder,
+        };
         let res = builder.send().await?;
         let status = res.status();
         let body = res.bytes().await?;
         ensure!(status.is_success(), "{:?} {} answered {status}", self.kind, op.name());
-        if self.kind == TargetKind::Roster && op == Op::Put {
+        if self.kind != TargetKind::Etcd && op == Op::Put {
             ensure!(body.as_ref() == b"true", "roster PUT answered {:?}", String::from_utf8_lossy(&body));
         }
         Ok(())
@@ -280,6 +343,7 @@ impl TargetKind {
     fn name(self) -> &'static str {
         match self {
             TargetKind::Roster => "roster",
+            TargetKind::RosterAcl => "roster+acl",
             TargetKind::Etcd => "etcd",
         }
     }
