@@ -8,17 +8,19 @@
 //! - `watch`: `WatchKey`s, the `Changes` an apply produced, and `Watchers`, the registry that maps changes to parked waiters.
 //! - `txn`: the operations of a transaction (`Command::Txn`, `Query::Txn`) and their results.
 //! - `snapshot`: versioned encode/decode of a whole `State`.
+//! - `limits`: the size limits the HTTP edge and `apply` both hold every command to.
 //!
 //! # Invariants
 //! This crate is deterministic: no I/O, no clock, no randomness, no threads.
 //! Applying the same commands at the same indexes to two `State`s gives byte-identical snapshots, which is what keeps replicas from diverging.
-//! `apply` never panics; a command that cannot be applied is a deterministic `CommandResult::Rejected`.
+//! `apply` never panics; a command that cannot be applied, or that exceeds a limit of `limits`, is a deterministic `CommandResult::Rejected`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod acl;
 mod command;
 mod error;
+mod limits;
 mod model;
 mod query;
 mod snapshot;
@@ -33,6 +35,10 @@ pub use acl::{
 };
 pub use command::{Command, CommandResult, Outcome, Registration};
 pub use error::{Error, Result};
+pub use limits::{
+    MAX_KEY_LEN, MAX_META_KEY_LEN, MAX_META_PAIRS, MAX_META_VALUE_LEN, MAX_VALUE_SIZE, check_key, check_service_meta,
+    check_value,
+};
 pub use model::{
     CheckStatus, HealthCheck, KvEntry, Node, Service, ServiceAddress, ServiceCheckRef, Session, SessionBehavior,
     Weights,
@@ -42,6 +48,3 @@ pub use state::acl::{MAX_ACL_DESCRIPTION_LEN, MAX_ACL_LINKS, MAX_ACL_NAME_LEN, M
 pub use state::{HealthEntry, State};
 pub use txn::{CatalogVerb, KvVerb, MAX_TXN_OPS, TxnError, TxnOp, TxnOutcome, TxnResult};
 pub use watch::{Changes, Table, WatchKey, Watchers};
-
-/// The largest KV value the store accepts, in bytes (Consul's limit).
-pub const MAX_VALUE_SIZE: usize = 512 * 1024;

@@ -15,7 +15,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::acl::{AclPolicy, AclRole, AclToken};
 use crate::command::{Command, CommandResult, Outcome};
+use crate::limits::{check_key, check_value};
 use crate::model::{CheckStatus, HealthCheck, KvEntry, Node, Service, Session};
+use crate::txn::{MAX_TXN_OPS, TxnError, TxnOutcome};
 use crate::watch::{Changes, Table};
 
 /// (node name, ID): how services and checks are keyed.
@@ -108,12 +110,22 @@ impl State {
     pub fn apply_command(&mut self, index: u64, cmd: &Command) -> (Outcome, Changes) {
         if let Command::Txn { ops, now_ms } = cmd {
             self.index = self.index.max(index);
+            if ops.len() > MAX_TXN_OPS {
+                // Refused whole, before the scratch copy is even made: the count bounds what one entry may cost to apply.
+                let what = format!("Transaction contains too many operations ({} > {MAX_TXN_OPS})", ops.len());
+                let error = TxnError { op_index: MAX_TXN_OPS as u64, what };
+                return (Outcome::Txn(TxnOutcome::RolledBack(vec![error])), Changes::default());
+            }
             let mut changes = Changes::default();
             let outcome = self.apply_txn(index, ops, *now_ms, &mut changes);
             return (Outcome::Txn(outcome), changes);
         }
         self.index = self.index.max(index);
         let mut changes = Changes::default();
+        // The edge checked these limits already; a peer on the RPC port may not have, and this is where every command passes.
+        if let Err(why) = check_limits(cmd) {
+            return (Outcome::Result(CommandResult::Rejected(why)), changes);
+        }
         let result = match cmd {
             Command::KvSet { key, value, flags } => {
                 self.kv_write(index, key, value, *flags, &mut changes);
@@ -206,6 +218,23 @@ impl State {
             | Command::Deregister { .. }
             | Command::Txn { .. } => CommandResult::Rejected("internal: misrouted command".into()),
         }
+    }
+}
+
+/// The size limits of a command other than `Txn` (whose operations `txn_op` checks one by one).
+/// Service meta is checked by `validate_registration`, which transactions share.
+fn check_limits(cmd: &Command) -> Result<(), String> {
+    match cmd {
+        Command::KvSet { key, value, .. }
+        | Command::KvCas { key, value, .. }
+        | Command::KvLock { key, value, .. }
+        | Command::KvUnlock { key, value, .. } => {
+            check_key(key)?;
+            check_value(value)
+        }
+        Command::KvDelete { key } | Command::KvDeleteCas { key, .. } => check_key(key),
+        Command::KvDeleteTree { prefix } => check_key(prefix),
+        _ => Ok(()),
     }
 }
 

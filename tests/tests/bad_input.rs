@@ -1,6 +1,6 @@
 //! Rejected requests: Consul's status code, a message that names the problem, and nothing written.
 //! Covers malformed JSON, a missing service name, bad durations and indexes, an unknown `?dc=`,
-//! oversized KV values, unknown paths and wrong methods.
+//! oversized KV values and keys, unknown paths and wrong methods.
 
 use roster_tests::TestAgent;
 use serde_json::json;
@@ -145,4 +145,17 @@ async fn wrong_methods_are_405() {
         assert_eq!(res.status, 405, "{method} {path}: {:?}", res.text());
     }
     agent.get("/v1/kv/k").await.expect_status(404);
+}
+
+#[tokio::test]
+async fn txn_key_over_64_kib_is_400_naming_the_limit_and_nothing_is_written() {
+    let agent = TestAgent::dev("txn-key-too-long").await;
+    let long_key = "k".repeat(64 * 1024 + 1);
+    let ops = json!([
+        {"KV": {"Verb": "set", "Key": "txn-key/ok", "Value": "dg=="}},
+        {"KV": {"Verb": "set", "Key": long_key, "Value": "dg=="}},
+    ]);
+    let res = agent.put_json("/v1/txn", &ops).await;
+    assert_rejected(&res, 400, "max size: 65536 bytes");
+    agent.get("/v1/kv/txn-key/ok").await.expect_status(404);
 }

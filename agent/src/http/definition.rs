@@ -12,11 +12,6 @@ use serde_json::{Map, Value, json};
 
 use super::input::{Obj, format_go_duration};
 
-/// Limits on service metadata, as Consul enforces them.
-const MAX_META_PAIRS: usize = 64;
-const MAX_META_KEY_LEN: usize = 128;
-const MAX_META_VALUE_LEN: usize = 512;
-
 /// Parses a service definition (`Name`, `ID`, `Tags`, `Port`, ...) and its `Check`/`Checks`.
 pub fn service(o: Obj<'_>, enable_scripts: bool) -> Result<(Service, Vec<HealthCheck>), String> {
     let name = o.str(&["Name", "Service"])?;
@@ -120,27 +115,9 @@ fn raw_object(o: Obj<'_>, name: &str) -> Result<String, String> {
     }
 }
 
+/// The server checks the same at apply (`roster_kv::check_service_meta`); calling it here keeps the two from disagreeing.
 fn validate_meta(meta: &BTreeMap<String, String>) -> Result<(), String> {
-    if meta.len() > MAX_META_PAIRS {
-        return Err(format!(
-            "Invalid Service Meta: Node metadata cannot contain more than {MAX_META_PAIRS} key/value pairs"
-        ));
-    }
-    for (key, value) in meta {
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return Err(format!("Invalid Service Meta: Key contains invalid characters: {key:?}"));
-        }
-        if key.len() > MAX_META_KEY_LEN {
-            return Err(format!("Invalid Service Meta: Key is too long (limit: {MAX_META_KEY_LEN} characters)"));
-        }
-        if key.starts_with("consul-") {
-            return Err(format!("Invalid Service Meta: Key prefix 'consul-' is reserved for internal use: {key:?}"));
-        }
-        if value.len() > MAX_META_VALUE_LEN {
-            return Err(format!("Invalid Service Meta: Value is too long (limit: {MAX_META_VALUE_LEN} characters)"));
-        }
-    }
-    Ok(())
+    roster_kv::check_service_meta(meta)
 }
 
 /// The kinds of check Consul knows, each named by the field that defines it.

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::IntoResponse;
 use percent_encoding::percent_decode_str;
-use roster_kv::{Answer, Command, CommandResult, MAX_VALUE_SIZE, Query as StateQuery};
+use roster_kv::{Answer, Command, CommandResult, MAX_VALUE_SIZE, Query as StateQuery, check_key};
 
 use super::output::KvOut;
 use super::query::Query;
@@ -71,6 +71,7 @@ pub async fn put(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResult {
     if key.is_empty() {
         return Err(ApiError::bad_request("Missing key name"));
     }
+    check_key(&key).map_err(ApiError::bad_request)?;
     if body.len() > MAX_VALUE_SIZE {
         return Err(ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
@@ -103,6 +104,8 @@ pub async fn delete(State(api): State<Api>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     q.check_dc(&api)?;
     let key = key_of(&uri);
+    // The server refuses a longer key too; saying so here makes it a 400 rather than a refused write.
+    check_key(&key).map_err(ApiError::bad_request)?;
     let cmd = if q.flag("recurse") {
         Command::KvDeleteTree { prefix: key }
     } else if key.is_empty() {

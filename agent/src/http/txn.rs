@@ -99,6 +99,7 @@ fn kv_op(o: Obj<'_>) -> Result<TxnOp, ApiError> {
     let verb =
         KvVerb::parse(&verb_name).ok_or_else(|| ApiError::bad_request(format!("unknown KV verb {verb_name:?}")))?;
     let key = o.str(&["Key"]).map_err(decode)?;
+    roster_kv::check_key(&key).map_err(ApiError::bad_request)?;
     let value = match o.str(&["Value"]).map_err(decode)? {
         text if text.is_empty() => Vec::new(),
         text => base64::engine::general_purpose::STANDARD

@@ -20,6 +20,9 @@ impl State {
         if reg.service.as_ref().is_some_and(|s| s.service.is_empty()) {
             return Err("Must provide service name with ID".into());
         }
+        if let Some(service) = &reg.service {
+            crate::limits::check_service_meta(&service.meta)?;
+        }
         let registered_id = reg.service.as_ref().map(service_id);
         for check in &reg.checks {
             if check.check_id.is_empty() {

@@ -447,6 +447,7 @@ proptest! {
 }
 
 mod acl;
+mod limits;
 mod sessions;
 mod txn;
 

@@ -6,6 +6,7 @@
 use super::State;
 use super::session::{LockOutcome, LockRequest, without_value};
 use crate::command::Registration;
+use crate::limits::{check_key, check_value};
 use crate::model::{HealthCheck, KvEntry, Node, Service};
 use crate::txn::{CatalogVerb, KvVerb, TxnError, TxnOp, TxnOutcome, TxnResult};
 use crate::watch::Changes;
@@ -52,6 +53,9 @@ impl State {
                 if key.is_empty() && *verb != KvVerb::DeleteTree {
                     return Err("Must provide key".into());
                 }
+                // The same limits as a lone KV command; the failed op rolls the whole transaction back.
+                check_key(key)?;
+                check_value(value)?;
                 let write = KvWrite { key, value, flags: *flags, expected: *expected, session, now_ms };
                 self.txn_kv_write(index, *verb, &write, changes)?
             }
