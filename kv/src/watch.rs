@@ -2,9 +2,14 @@
 //!
 //! A blocking query registers one or more `WatchKey`s before it evaluates its answer; every apply reports the `Changes` it made; `Watchers::fire` hands back exactly the waiters whose keys were touched.
 //! A prefix watch on `lb/web/` is woken by a change to `lb/web/1` and not by a change to `other/x`; a watch on a missing key is woken when that key is created, not by unrelated writes (Consul issue #9449 is a defect we do not copy).
-//! Matching a changed key against prefix watchers looks up each of the key's prefixes in a hash map, so the cost is O(key length), independent of how many prefixes are watched.
+//!
+//! # Cost of matching prefixes
+//! A changed key must wake every waiter on a prefix of it.
+//! Building each of the key's prefixes and looking it up would cost O(key length²) per key (a 64 KiB key is 2 GiB of copies), inside apply.
+//! Instead `Watchers` remembers the distinct lengths of the prefixes it holds, and for a changed key looks up only the key's prefixes of those lengths, as borrowed slices of the key.
+//! So the cost per changed key is at most one hash of at most the key's length per distinct watched prefix length (usually a handful), and nothing is allocated for the prefixes.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -94,13 +99,24 @@ pub type WaiterId = u64;
 #[derive(Debug)]
 pub struct Watchers<T> {
     next_id: WaiterId,
+    /// Waiters by every watch key except prefixes.
     by_key: HashMap<WatchKey, BTreeSet<WaiterId>>,
+    /// Waiters by watched prefix, kept apart so a slice of a changed key can be looked up without building a `WatchKey`.
+    by_prefix: HashMap<String, BTreeSet<WaiterId>>,
+    /// Length in bytes → how many prefixes of `by_prefix` have it: the only prefix lengths of a changed key worth looking up.
+    prefix_lens: BTreeMap<usize, usize>,
     waiters: HashMap<WaiterId, (Vec<WatchKey>, T)>,
 }
 
 impl<T> Default for Watchers<T> {
     fn default() -> Self {
-        Watchers { next_id: 0, by_key: HashMap::new(), waiters: HashMap::new() }
+        Watchers {
+            next_id: 0,
+            by_key: HashMap::new(),
+            by_prefix: HashMap::new(),
+            prefix_lens: BTreeMap::new(),
+            waiters: HashMap::new(),
+        }
     }
 }
 
@@ -110,7 +126,18 @@ impl<T> Watchers<T> {
         self.next_id += 1;
         let id = self.next_id;
         for key in &keys {
-            self.by_key.entry(key.clone()).or_default().insert(id);
+            match key {
+                WatchKey::Prefix(prefix) => {
+                    let ids = self.by_prefix.entry(prefix.clone()).or_default();
+                    if ids.is_empty() {
+                        *self.prefix_lens.entry(prefix.len()).or_default() += 1;
+                    }
+                    ids.insert(id);
+                }
+                other => {
+                    self.by_key.entry(other.clone()).or_default().insert(id);
+                }
+            }
         }
         self.waiters.insert(id, (keys, waiter));
         id
@@ -120,10 +147,15 @@ impl<T> Watchers<T> {
     pub fn remove(&mut self, id: WaiterId) -> Option<T> {
         let (keys, waiter) = self.waiters.remove(&id)?;
         for key in keys {
-            if let Some(ids) = self.by_key.get_mut(&key) {
-                ids.remove(&id);
-                if ids.is_empty() {
-                    self.by_key.remove(&key);
+            match key {
+                WatchKey::Prefix(prefix) => self.remove_prefix(&prefix, id),
+                other => {
+                    if let Some(ids) = self.by_key.get_mut(&other) {
+                        ids.remove(&id);
+                        if ids.is_empty() {
+                            self.by_key.remove(&other);
+                        }
+                    }
                 }
             }
         }
@@ -148,11 +180,7 @@ impl<T> Watchers<T> {
         let mut hit = BTreeSet::new();
         for key in &changes.keys {
             self.collect(&WatchKey::Key(key.clone()), &mut hit);
-            // Every prefix of the key, including the empty one and the key itself.
-            for (idx, _) in key.char_indices() {
-                self.collect(&WatchKey::Prefix(key[..idx].to_owned()), &mut hit);
-            }
-            self.collect(&WatchKey::Prefix(key.clone()), &mut hit);
+            self.collect_prefixes_of(key, &mut hit);
         }
         for service in &changes.services {
             self.collect(&WatchKey::Service(service.clone()), &mut hit);
@@ -164,6 +192,33 @@ impl<T> Watchers<T> {
             self.collect(&WatchKey::Table(*table), &mut hit);
         }
         hit.into_iter().filter_map(|id| self.remove(id)).collect()
+    }
+
+    /// Adds the waiters on every watched prefix of `key` (the empty prefix and `key` itself included).
+    /// Only lengths some watched prefix has are looked up, each as a slice of `key`: see the module doc for the cost.
+    fn collect_prefixes_of(&self, key: &str, hit: &mut BTreeSet<WaiterId>) {
+        for &len in self.prefix_lens.range(..=key.len()).map(|(len, _)| len) {
+            // A length inside a multi-byte character cannot be a prefix of this key: prefixes are whole strings.
+            let Some(prefix) = key.get(..len) else { continue };
+            if let Some(ids) = self.by_prefix.get(prefix) {
+                hit.extend(ids.iter().copied());
+            }
+        }
+    }
+
+    fn remove_prefix(&mut self, prefix: &str, id: WaiterId) {
+        let Some(ids) = self.by_prefix.get_mut(prefix) else { return };
+        ids.remove(&id);
+        if !ids.is_empty() {
+            return;
+        }
+        self.by_prefix.remove(prefix);
+        if let Some(count) = self.prefix_lens.get_mut(&prefix.len()) {
+            *count -= 1;
+            if *count == 0 {
+                self.prefix_lens.remove(&prefix.len());
+            }
+        }
     }
 
     fn collect(&self, key: &WatchKey, hit: &mut BTreeSet<WaiterId>) {

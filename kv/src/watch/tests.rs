@@ -71,3 +71,37 @@ fn touches_agrees_with_fire() {
     assert!(!changes.touches(&WatchKey::Key("lb/web".into())));
     assert!(!changes.touches(&WatchKey::Table(Table::Kvs)));
 }
+
+#[test]
+fn a_64_kib_key_wakes_its_short_prefix_and_exact_key_watchers_and_no_other() {
+    let key = format!("big/{}", "x".repeat(crate::MAX_KEY_LEN - 4));
+    assert_eq!(key.len(), 64 * 1024);
+    let mut watchers = Watchers::default();
+    watchers.register(vec![WatchKey::Prefix("big/".into())], "short prefix");
+    watchers.register(vec![WatchKey::Key(key.clone())], "exact key");
+    watchers.register(vec![WatchKey::Prefix(key.clone())], "whole key as prefix");
+    watchers.register(vec![WatchKey::Prefix("bigger/".into())], "other prefix");
+    watchers.register(vec![WatchKey::Prefix(format!("{key}y"))], "longer than the key");
+    // The write goes through `apply`, so the test also shows a key of exactly `MAX_KEY_LEN` is accepted there.
+    let mut state = crate::State::new();
+    let write = crate::Command::KvSet { key: key.clone(), value: b"v".to_vec(), flags: 0 };
+    let (result, changes) = state.apply(1, &write);
+    assert_eq!(result, crate::CommandResult::Bool(true));
+    let mut woken = watchers.fire(&changes);
+    woken.sort();
+    assert_eq!(woken, vec!["exact key", "short prefix", "whole key as prefix"]);
+    assert_eq!(watchers.len(), 2, "the others are still parked");
+}
+
+#[test]
+fn prefix_lengths_are_forgotten_when_their_last_waiter_goes() {
+    let mut watchers = Watchers::default();
+    let first = watchers.register(vec![WatchKey::Prefix("ab".into())], 1);
+    let second = watchers.register(vec![WatchKey::Prefix("cd".into())], 2);
+    watchers.remove(first);
+    assert_eq!(watchers.prefix_lens.get(&2), Some(&1), "cd still has length 2");
+    watchers.remove(second);
+    assert!(watchers.prefix_lens.is_empty() && watchers.by_prefix.is_empty());
+    watchers.register(vec![WatchKey::Prefix("ab".into())], 3);
+    assert_eq!(watchers.fire(&changed_keys(&["abc"])), vec![3]);
+}
