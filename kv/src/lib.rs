@@ -8,6 +8,7 @@
 //! - `watch`: `WatchKey`s, the `Changes` an apply produced, and `Watchers`, the registry that maps changes to parked waiters.
 //! - `txn`: the operations of a transaction (`Command::Txn`, `Query::Txn`) and their results.
 //! - `snapshot`: versioned encode/decode of a whole `State`.
+//! - `duration`: the Go-duration parser and the session TTL rule that apply, the leader's timers and the edge share.
 //! - `limits`: the size limits the HTTP edge and `apply` both hold every command to.
 //!
 //! # Invariants
@@ -19,6 +20,7 @@
 
 mod acl;
 mod command;
+mod duration;
 mod error;
 mod limits;
 mod model;
@@ -34,6 +36,7 @@ pub use acl::{
     GLOBAL_READ_ONLY_POLICY_ID, GLOBAL_READ_ONLY_POLICY_NAME, ResolvedToken, secret_matches,
 };
 pub use command::{Command, CommandResult, Outcome, Registration};
+pub use duration::{SESSION_TTL_MAX, SESSION_TTL_MIN, parse_go_duration, session_ttl};
 pub use error::{Error, Result};
 pub use limits::{
     MAX_KEY_LEN, MAX_META_KEY_LEN, MAX_META_PAIRS, MAX_META_VALUE_LEN, MAX_VALUE_SIZE, check_key, check_service_meta,

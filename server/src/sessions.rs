@@ -18,6 +18,9 @@ use tokio::time::Instant;
 pub(crate) const RECONCILE_EVERY: Duration = Duration::from_secs(1);
 /// How many TTLs the leader waits before expiring a session (Consul's `SessionTTLMultiplier`).
 const TTL_MULTIPLIER: u32 = 2;
+/// The longest wait before an expiry: the multiplier times the longest TTL apply accepts.
+/// Only a session stored before apply checked TTLs can ask for more; capping it keeps the deadline arithmetic far from overflow.
+const MAX_GRACE: Duration = roster_kv::SESSION_TTL_MAX.saturating_mul(TTL_MULTIPLIER);
 
 /// The leader's session deadlines. Pure bookkeeping over the instants it is given; the server drives it.
 #[derive(Debug)]
@@ -41,14 +44,14 @@ impl SessionTimers {
         deadlines.retain(|id, _| sessions.iter().any(|(s, _)| s == id));
         for (id, ttl) in sessions {
             if !deadlines.contains_key(id) {
-                deadlines.insert(id.clone(), now + self.grace(*ttl));
+                deadlines.insert(id.clone(), self.deadline(now, *ttl));
             }
         }
     }
 
     /// Pushes a session's deadline back to twice its TTL from `now`.
     pub(crate) fn renew(&self, now: Instant, id: &str, ttl: Duration) {
-        let deadline = now + self.grace(ttl);
+        let deadline = self.deadline(now, ttl);
         self.lock().insert(id.to_owned(), deadline);
     }
 
@@ -86,8 +89,17 @@ impl SessionTimers {
         self.divisor.store(divisor.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// When a session renewed at `now` expires: `now` plus its grace.
+    /// `Instant + Duration` panics on overflow, and this runs in the leader's timer task, so the sum is checked; it cannot fail
+    /// with the grace capped at two days, and if a platform's clock were that close to its end, expiring at once is the safe side.
+    fn deadline(&self, now: Instant, ttl: Duration) -> Instant {
+        now.checked_add(self.grace(ttl)).unwrap_or(now)
+    }
+
+    /// Twice the TTL, at most `MAX_GRACE`, divided by the test divisor. Saturating, so no TTL can make it panic.
     fn grace(&self, ttl: Duration) -> Duration {
-        ttl * TTL_MULTIPLIER / self.divisor.load(std::sync::atomic::Ordering::Relaxed)
+        let divisor = self.divisor.load(std::sync::atomic::Ordering::Relaxed).max(1);
+        ttl.saturating_mul(TTL_MULTIPLIER).min(MAX_GRACE) / divisor
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
@@ -95,36 +107,12 @@ impl SessionTimers {
     }
 }
 
-/// A session's TTL, when it has a non-zero one that parses (the HTTP layer validated it before creation).
+/// A session's TTL, when it has a non-zero one.
+///
+/// Parsed by `roster_kv::parse_go_duration`, the parser `State::apply` validated it with, so a TTL that apply accepted is one this reads.
+/// The range is not checked again: a session stored before apply checked it still expires, its wait capped by `grace`.
 pub(crate) fn ttl_of(session: &Session) -> Option<Duration> {
-    parse_go_duration(&session.ttl).filter(|ttl| !ttl.is_zero())
-}
-
-/// Parses a Go duration such as `10s`, `1m30s`, `1.5h` or `250ms`; `None` when it is not one.
-fn parse_go_duration(text: &str) -> Option<Duration> {
-    if text.is_empty() {
-        return None;
-    }
-    let mut rest = text;
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let number: f64 = rest[..number_len].parse().ok()?;
-        rest = &rest[number_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let seconds_per_unit = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += number * seconds_per_unit;
-        rest = &rest[unit_len..];
-    }
-    Duration::try_from_secs_f64(total).ok()
+    roster_kv::parse_go_duration(&session.ttl).ok().filter(|ttl| !ttl.is_zero())
 }
 
 #[cfg(test)]

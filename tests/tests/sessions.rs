@@ -179,3 +179,19 @@ async fn a_named_check_going_critical_destroys_the_session_and_releases_its_lock
     res.expect_status(500);
     assert_eq!(res.text().trim(), "Check 'guard' is in critical state");
 }
+
+#[tokio::test]
+async fn ttls_the_server_cannot_read_are_refused_at_the_edge_and_nothing_is_created() {
+    let agent = TestAgent::dev("sess-bad-ttl").await;
+    // "15s " was accepted here (the config parser trims) and then never expired on the server, whose parser refused it.
+    let res = agent.put_json("/v1/session/create", &json!({"TTL": "15s "})).await;
+    res.expect_status(500);
+    assert!(res.text().starts_with("Session TTL '15s ' invalid"), "{:?}", res.text());
+    let res = agent.put_json("/v1/session/create", &json!({"TTL": "9999999999999999999999h"})).await;
+    res.expect_status(500);
+    assert!(res.text().contains("too large"), "{:?}", res.text());
+    let res = agent.put_json("/v1/session/create", &json!({"TTL": "24h0m1s"})).await;
+    res.expect_status(500);
+    assert!(res.text().contains("must be between [10s=24h0m0s]"), "{:?}", res.text());
+    assert_eq!(agent.get("/v1/session/list").await.json(), json!([]), "refused creations wrote nothing");
+}

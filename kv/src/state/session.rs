@@ -58,6 +58,8 @@ impl State {
         if !self.nodes.contains_key(&session.node) {
             return Err("Missing node registration".into());
         }
+        // The leader's timer reads the TTL with the same function; a TTL it could not read would never expire.
+        crate::duration::session_ttl(&session.ttl)?;
         for check_id in session_check_ids(session) {
             match self.check(&session.node, check_id) {
                 None => return Err(format!("Missing check '{check_id}' registration")),

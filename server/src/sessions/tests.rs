@@ -44,3 +44,26 @@ fn reconcile_drops_timers_of_destroyed_sessions_and_clear_drops_all() {
     timers.clear();
     assert_eq!(timers.next_deadline(), None);
 }
+
+#[test]
+fn ttls_the_kv_parser_refuses_are_not_armed() {
+    // "15s " once passed the edge, which trimmed it, and was then unreadable here: a session that never expired.
+    // Apply now refuses it; a timer sees it only in a state stored before that, and cannot read it either way.
+    assert_eq!(ttl_of(&ttl_session("a", "15s ")), None);
+    assert_eq!(ttl_of(&ttl_session("a", "9999999999999999999999h")), None);
+}
+
+#[test]
+fn deadlines_of_the_max_ttl_and_beyond_never_overflow() {
+    let timers = SessionTimers::default();
+    let now = Instant::now();
+    assert_eq!(timers.deadline(now, roster_kv::SESSION_TTL_MAX), now + Duration::from_secs(2 * 86_400));
+    // Longer TTLs (stored before apply checked them, or any Duration at all) wait no longer than the max TTL's grace.
+    let longest = ttl_of(&ttl_session("a", "2562047h")).expect("Go's largest hour count parses");
+    for ttl in [longest, Duration::MAX] {
+        assert_eq!(timers.deadline(now, ttl), now + Duration::from_secs(2 * 86_400));
+        timers.renew(now, "a", ttl);
+        timers.reconcile(now, &[("a".into(), ttl), ("b".into(), ttl)]);
+    }
+    assert_eq!(timers.next_deadline(), Some(now + Duration::from_secs(2 * 86_400)));
+}

@@ -126,3 +126,20 @@ fn service_meta_over_a_limit_is_refused_at_apply_and_in_a_txn() {
         check_refused(&txn(vec![TxnOp::Service { verb: CatalogVerb::Set, node: "n1".into(), service: svc }]), expect);
     }
 }
+
+#[test]
+fn sessions_with_a_ttl_the_timer_could_not_honour_are_refused_at_apply() {
+    let with_ttl = |ttl: &str| {
+        let mut created = session("s2", "n1", &[]);
+        created.ttl = ttl.into();
+        Command::SessionCreate(Box::new(created))
+    };
+    check_refused(&with_ttl("15s "), "Session TTL '15s ' invalid");
+    check_refused(&with_ttl("9s"), "must be between [10s=24h0m0s]");
+    check_refused(&with_ttl("24h1s"), "must be between [10s=24h0m0s]");
+    check_refused(&with_ttl("99999999999999999999h"), "too large");
+    for accepted in ["", "0s", "10s", "24h"] {
+        let mut state = populated();
+        assert_eq!(state.apply(10, &with_ttl(accepted)).0, CommandResult::Bool(true), "TTL {accepted:?}");
+    }
+}
