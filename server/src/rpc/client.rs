@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::frame::{read_frame, write_frame};
+use super::frame::{FRAME_STALL_TIMEOUT, read_frame, write_frame};
 
 /// How long dialling a peer may take before the call fails as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -192,7 +192,7 @@ where
     loop {
         let frame = tokio::select! {
             _ = closed.cancelled() => break,
-            frame = read_frame(&mut reader) => frame,
+            frame = read_frame(&mut reader, FRAME_STALL_TIMEOUT) => frame,
         };
         match frame {
             Ok(Some((id, body))) => {

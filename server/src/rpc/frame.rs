@@ -1,6 +1,14 @@
 //! Reading and writing one length-prefixed, versioned RPC frame.
+//!
+//! # What a frame may cost the reader
+//! A frame announces its length up front, and any peer that can reach the RPC port can announce `MAX_FRAME_LEN`.
+//! So the body is read in chunks of at most `BODY_CHUNK`, and the buffer grows only as bytes arrive: memory follows what a peer sent, not what it claimed.
+//! Once a frame has begun (its length arrived), every read must make progress within a stall timeout (`FRAME_STALL_TIMEOUT` outside tests), or the frame fails and the connection is dropped.
+//! The timeout is per read rather than per frame, so a 512 MiB snapshot over a slow link still arrives, while a peer that stops mid-frame holds its connection slot for at most that long.
+//! Between frames there is no timeout: an idle connection is normal.
 
 use std::io;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -11,8 +19,14 @@ pub(crate) const WIRE_VERSION: u8 = 1;
 /// It must hold a whole snapshot (sent in one frame) and a batch of `max_payload_entries` entries.
 pub(crate) const MAX_FRAME_LEN: usize = 512 << 20;
 
+/// How long a read inside a frame may wait for its next bytes before the frame fails.
+pub(crate) const FRAME_STALL_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Bytes after the length prefix and before the body: version and request id.
 const HEADER_LEN: usize = 1 + 8;
+
+/// The most the body buffer grows by per read, so a frame's memory tracks the bytes that actually arrived.
+const BODY_CHUNK: usize = 64 * 1024;
 
 /// Writes one frame; the caller flushes.
 pub(crate) async fn write_frame<W>(writer: &mut W, id: u64, body: &[u8]) -> io::Result<()>
@@ -34,7 +48,8 @@ where
 }
 
 /// Reads one frame: `Ok(None)` at a clean end of stream between frames.
-pub(crate) async fn read_frame<R>(reader: &mut R) -> io::Result<Option<(u64, Vec<u8>)>>
+/// Inside a frame, a read that waits longer than `stall` fails with `TimedOut` (see the module doc).
+pub(crate) async fn read_frame<R>(reader: &mut R, stall: Duration) -> io::Result<Option<(u64, Vec<u8>)>>
 where
     R: AsyncRead + Unpin,
 {
@@ -49,7 +64,7 @@ where
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("bad frame length {len}")));
     }
     let mut header = [0u8; HEADER_LEN];
-    reader.read_exact(&mut header).await?;
+    within(stall, reader.read_exact(&mut header)).await?;
     if header[0] != WIRE_VERSION {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -58,9 +73,34 @@ where
     }
     let mut id_bytes = [0u8; 8];
     id_bytes.copy_from_slice(&header[1..]);
-    let mut body = vec![0u8; len - HEADER_LEN];
-    reader.read_exact(&mut body).await?;
+    let body = read_body(reader, len - HEADER_LEN, stall).await?;
     Ok(Some((u64::from_be_bytes(id_bytes), body)))
+}
+
+/// Reads exactly `body_len` bytes, growing the buffer by at most `BODY_CHUNK` per read.
+async fn read_body<R>(reader: &mut R, body_len: usize, stall: Duration) -> io::Result<Vec<u8>>
+where
+    R: AsyncRead + Unpin,
+{
+    let mut body = Vec::with_capacity(body_len.min(BODY_CHUNK));
+    while body.len() < body_len {
+        let start = body.len();
+        body.resize(start + (body_len - start).min(BODY_CHUNK), 0);
+        let n_read = within(stall, reader.read(&mut body[start..])).await?;
+        if n_read == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed inside a frame"));
+        }
+        body.truncate(start + n_read);
+    }
+    Ok(body)
+}
+
+/// Runs one read, failing with `TimedOut` when it waits longer than `stall`.
+async fn within<T>(stall: Duration, read: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    match tokio::time::timeout(stall, read).await {
+        Ok(res) => res,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, format!("no bytes of a started frame for {stall:?}"))),
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -9,7 +10,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::frame::{read_frame, write_frame};
+use super::frame::{FRAME_STALL_TIMEOUT, read_frame, write_frame};
 
 /// At most this many peer connections are served at once; further accepts wait for a slot.
 const MAX_CONNECTIONS: usize = 512;
@@ -25,6 +26,16 @@ pub(crate) trait Handler: Send + Sync + 'static {
 
 /// Serves `listener` until `shutdown` is cancelled; every connection task ends with it.
 pub(crate) async fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, shutdown: CancellationToken) {
+    serve_with_stall(listener, handler, shutdown, FRAME_STALL_TIMEOUT).await;
+}
+
+/// `serve`, dropping a connection whose frame stalls for `stall` (tests shorten it).
+async fn serve_with_stall<H: Handler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    shutdown: CancellationToken,
+    stall: Duration,
+) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
     loop {
@@ -47,7 +58,7 @@ pub(crate) async fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, sh
                 let shutdown = shutdown.clone();
                 connections.spawn(async move {
                     tracing::trace!(%remote, "rpc connection accepted");
-                    serve_connection(stream, handler, shutdown).await;
+                    serve_connection(stream, handler, shutdown, stall).await;
                     drop(permit);
                 });
             }
@@ -62,7 +73,7 @@ pub(crate) async fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, sh
 }
 
 /// Serves one connection. A TLS server handshake would wrap `stream` before this is called.
-async fn serve_connection<S, H>(stream: S, handler: Arc<H>, shutdown: CancellationToken)
+async fn serve_connection<S, H>(stream: S, handler: Arc<H>, shutdown: CancellationToken, stall: Duration)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
     H: Handler,
@@ -85,7 +96,7 @@ where
         loop {
             let frame = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                frame = read_frame(&mut reader) => frame,
+                frame = read_frame(&mut reader, stall) => frame,
             };
             let (id, body) = match frame {
                 Ok(Some(frame)) => frame,
@@ -113,3 +124,6 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
