@@ -72,6 +72,17 @@ struct Tokens {
 }
 
 impl Tokens {
+    fn get(&self, kind: TokenKind) -> Option<&String> {
+        match kind {
+            TokenKind::Default => self.default.as_ref(),
+            TokenKind::Agent => self.agent.as_ref(),
+            TokenKind::AgentRecovery => self.agent_recovery.as_ref(),
+            TokenKind::Replication => self.replication.as_ref(),
+            TokenKind::ConfigFileServiceRegistration => self.config_file_service_registration.as_ref(),
+            TokenKind::Dns => self.dns.as_ref(),
+        }
+    }
+
     fn slot(&mut self, kind: TokenKind) -> &mut Option<String> {
         match kind {
             TokenKind::Default => &mut self.default,
@@ -247,7 +258,8 @@ impl Acl {
     }
 
     fn token(&self, kind: TokenKind) -> Option<String> {
-        self.tokens.write().unwrap_or_else(PoisonError::into_inner).slot(kind).clone()
+        // Every request reads the default token: a shared lock, so concurrent requests never wait on each other.
+        self.tokens.read().unwrap_or_else(PoisonError::into_inner).get(kind).cloned()
     }
 
     /// Sets one of the agent's tokens (empty clears it) and persists the set when asked to.

@@ -95,7 +95,8 @@ pub struct Api {
     /// ACL enforcement: the agent's tokens and token resolution for its own endpoints.
     pub(crate) acl: Arc<crate::acl::Acl>,
     /// The agent's data dir (none for `-dev`), where an operator's `acl-bootstrap-reset` file is read.
-    pub(crate) data_dir: Option<std::path::PathBuf>,
+    /// Shared, not owned: axum clones the state for every request.
+    pub(crate) data_dir: Option<Arc<std::path::Path>>,
 }
 
 impl Api {
@@ -140,8 +141,8 @@ impl Api {
     }
 
     /// Reads the ACL bootstrap reset file from `data_dir`.
-    pub fn with_data_dir(mut self, data_dir: Option<std::path::PathBuf>) -> Api {
-        self.data_dir = data_dir;
+    pub fn with_data_dir(mut self, data_dir: Option<&std::path::Path>) -> Api {
+        self.data_dir = data_dir.map(Arc::from);
         self
     }
 
@@ -237,7 +238,7 @@ pub fn router(api: Api) -> Router {
         .fallback(reply::not_found)
         .method_not_allowed_fallback(reply::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_SIZE))
-        .layer(axum::middleware::from_fn_with_state(api.clone(), caller::layer))
+        .layer(axum::middleware::from_fn_with_state(api.acl.clone(), caller::layer))
         .with_state(api)
 }
 

@@ -161,7 +161,7 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
     }
     let api = Api::new(backend.clone(), info, local.clone(), runner, http_token.clone(), gossip.clone(), stop.clone())
         .with_acl(acl.clone())
-        .with_data_dir(acl_data_dir.map(Path::to_path_buf))
+        .with_data_dir(acl_data_dir)
         .with_jobs(jobs)
         .with_events(crate::events::EventStore::start(
             config.node_name.clone(),
