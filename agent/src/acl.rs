@@ -364,8 +364,9 @@ impl Acl {
 const LEADER_DUTY_EVERY: Duration = Duration::from_secs(2);
 
 /// Runs the leader's ACL duties for as long as `cancel` allows: while this server leads, the built-in policies and the
-/// anonymous token exist (`Command::AclInit`), and so does the `initial_management` token of the config — through the
-/// bootstrap when ACLs were never bootstrapped, so `/v1/acl/bootstrap` is then refused, as in Consul.
+/// anonymous token exist (`Command::AclInit`), expired tokens are deleted, and the `initial_management` token of the
+/// config exists — through the bootstrap when ACLs were never bootstrapped, so `/v1/acl/bootstrap` is then refused,
+/// as in Consul.
 /// Level-triggered: a lost write costs one period, and a new leader repairs what the old one left.
 pub fn spawn_leader_duties(
     acl: std::sync::Arc<Acl>,
@@ -400,6 +401,21 @@ async fn leader_pass(acl: &Acl, server: &roster_server::Server) -> roster_server
     });
     if needs_init {
         server.write(Command::AclInit { now_ms: unix_ms() }).await?;
+    }
+    // Expired tokens are refused from their expiry on; reaping them keeps lists and the state from growing, as
+    // Consul's leader does.
+    let now_ms = unix_ms();
+    let expired: Vec<String> = server.read_local(|state| {
+        state
+            .acl_tokens()
+            .0
+            .into_iter()
+            .filter(|t| t.expiration_time_ms.is_some_and(|at| at <= now_ms))
+            .map(|t| t.accessor_id)
+            .collect()
+    });
+    for accessor_id in expired {
+        server.write(Command::AclTokenDelete { accessor_id }).await?;
     }
     if let (true, Some(secret)) = (needs_initial, initial) {
         let token = AclToken {

@@ -161,3 +161,22 @@ async fn async_cache_answers_from_an_expired_entry_and_refreshes_it_behind_the_r
     assert!(refreshed, "the background refresh stored a fresh entry");
     assert!(!may_write(&acl, &backend).await, "the refreshed grant is the narrowed policy");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_deletes_expired_tokens_and_keeps_the_others() {
+    use roster_kv::{AclToken, Command};
+    let (server, _backend) = cluster_with_token(r#"key_prefix "app/" { policy = "write" }"#).await;
+    let expired = AclToken {
+        accessor_id: "gone".into(),
+        secret_id: "gone-secret".into(),
+        expiration_time_ms: Some(1),
+        ..AclToken::default()
+    };
+    server.write(Command::AclTokenSet(Box::new(expired))).await.expect("token");
+    let acl = client_acl(crate::config::DownPolicy::ExtendCache);
+    super::leader_pass(&acl, &server).await.expect("a leader pass");
+    let left: Vec<String> = server.read_local(|s| s.acl_tokens().0.into_iter().map(|t| t.accessor_id).collect());
+    assert!(!left.contains(&"gone".to_owned()), "{left:?}");
+    assert!(left.contains(&"a1".to_owned()), "unexpiring tokens stay: {left:?}");
+    assert!(left.iter().any(|id| id == roster_kv::ANONYMOUS_TOKEN_ACCESSOR_ID), "the pass also ran AclInit");
+}
