@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::backend::Backend;
+use crate::clock::unix_ms;
 use crate::config::{AclConfig, DefaultPolicy, DownPolicy};
 
 /// The kinds of agent token `/v1/agent/token/<kind>` sets, with Consul's legacy aliases.
@@ -93,13 +94,6 @@ impl Tokens {
             TokenKind::Dns => &mut self.dns,
         }
     }
-}
-
-/// Why a token could not be resolved.
-#[derive(Debug)]
-pub enum ResolveError {
-    /// The server's answer: not found, expired, a reserved name, or a denial.
-    Server(roster_server::Error),
 }
 
 /// The agent's ACL state. One per agent, shared by the HTTP API, DNS and the agent's own sync.
@@ -276,7 +270,7 @@ impl Acl {
     }
 
     /// What the caller holding `secret` may do, for the endpoints the agent answers itself.
-    pub async fn resolve(&self, backend: &Backend, secret: &str) -> Result<Access, ResolveError> {
+    pub async fn resolve(&self, backend: &Backend, secret: &str) -> Result<Access, roster_server::Error> {
         if !self.enabled() {
             return Ok(Access::manage_all());
         }
@@ -287,7 +281,7 @@ impl Acl {
             return Ok(self.recovery_access());
         }
         match backend {
-            Backend::Local(server) => server.resolve_token(secret).map_err(ResolveError::Server),
+            Backend::Local(server) => server.resolve_token(secret),
             // Boxed: the RPC call's future is deep enough to overflow the compiler's layout recursion when inlined here.
             Backend::Remote(_) => Box::pin(self.resolve_remote(backend, secret)).await,
         }
@@ -304,7 +298,7 @@ impl Acl {
         Access::local("agent-recovery-token", authorizer)
     }
 
-    async fn resolve_remote(&self, backend: &Backend, secret: &str) -> Result<Access, ResolveError> {
+    async fn resolve_remote(&self, backend: &Backend, secret: &str) -> Result<Access, roster_server::Error> {
         let asked = if secret.is_empty() { ANONYMOUS_TOKEN_SECRET } else { secret };
         let digest: [u8; 32] = Sha256::digest(asked.as_bytes()).into();
         let cached = self.cache.get(&digest);
@@ -321,9 +315,7 @@ impl Acl {
         }
         match fetch(backend, &self.settings, &self.policies, &self.cache, asked, digest).await {
             Ok(access) => unexpired(access, now_ms),
-            Err(err @ (roster_server::Error::AclNotFound | roster_server::Error::AclRootDenied)) => {
-                Err(ResolveError::Server(err))
-            }
+            Err(err @ (roster_server::Error::AclNotFound | roster_server::Error::AclRootDenied)) => Err(err),
             Err(err) => self.down(cached.map(|(_, access)| access), err, now_ms),
         }
     }
@@ -345,7 +337,12 @@ impl Acl {
     }
 
     /// No server answered: `down_policy` decides.
-    fn down(&self, cached: Option<Access>, err: roster_server::Error, now_ms: u64) -> Result<Access, ResolveError> {
+    fn down(
+        &self,
+        cached: Option<Access>,
+        err: roster_server::Error,
+        now_ms: u64,
+    ) -> Result<Access, roster_server::Error> {
         tracing::warn!(%err, "no server answered a token resolution; applying acl.down_policy");
         match (self.config.down_policy, cached) {
             (DownPolicy::Allow, _) => Ok(Access::manage_all()),
@@ -443,14 +440,8 @@ impl std::fmt::Debug for Acl {
     }
 }
 
-fn unexpired(access: Access, now_ms: u64) -> Result<Access, ResolveError> {
-    if access.expired(now_ms) { Err(ResolveError::Server(roster_server::Error::AclNotFound)) } else { Ok(access) }
-}
-
-/// The wall clock in Unix milliseconds, against which token expiry is measured.
-pub(crate) fn unix_ms() -> u64 {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
+fn unexpired(access: Access, now_ms: u64) -> Result<Access, roster_server::Error> {
+    if access.expired(now_ms) { Err(roster_server::Error::AclNotFound) } else { Ok(access) }
 }
 
 /// Tokens persisted earlier override the config file's for the kinds they set.

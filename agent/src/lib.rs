@@ -16,6 +16,7 @@ pub mod acl;
 pub mod backend;
 pub mod checks;
 pub mod cli;
+mod clock;
 pub mod cluster;
 pub mod config;
 pub mod dns_cache;

@@ -84,10 +84,10 @@ fn parse_component(text: &str) -> Result<(u128, &str), String> {
     let unit_len = after_number.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after_number.len());
     let (unit, rest) = after_number.split_at(unit_len);
     if unit.is_empty() {
-        return Err(format!("missing unit after {number:?}"));
+        return Err(format!("missing unit after {number:?} (use ns, us, ms, s, m or h)"));
     }
     let Some(&(_, scale)) = UNITS.iter().find(|(name, _)| *name == unit) else {
-        return Err(format!("unknown unit {unit:?}"));
+        return Err(format!("unknown unit {unit:?} (use ns, us, ms, s, m or h)"));
     };
     let too_large = || "too large".to_owned();
     // Longer digit strings than u128 holds are too large anyway; `parse` reports that as an error, not a panic.

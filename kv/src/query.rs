@@ -140,8 +140,6 @@ pub enum Query {
     AclPolicies,
     /// Every role, by ID. Answers `AclRoles`.
     AclRoles,
-    /// The index ACLs were bootstrapped at, if they were. Answers `AclBootstrap`.
-    AclBootstrapState,
 }
 
 /// What a `Query` returns: owned data, free of the state's lock.
@@ -192,8 +190,6 @@ pub enum Answer {
     AclPolicies(Vec<AclPolicy>),
     /// ACL roles, by ID.
     AclRoles(Vec<AclRole>),
-    /// The bootstrap index, if bootstrapped.
-    AclBootstrap(Option<u64>),
 }
 
 /// One service instance with its node and every check that affects it: the owned form of `HealthEntry` (Consul's `ServiceEntry`).
@@ -308,9 +304,7 @@ impl Query {
             }
             // Every table: the closest set of keys to "anything". Raft entries that carry no command (elections, membership) move the index without touching a key, so a blocking MaxIndex may also wake late; nothing blocks on it today.
             Query::MaxIndex | Query::Txn(_) => ALL_TABLES.into_iter().map(WatchKey::Table).collect(),
-            Query::AclResolve { .. } | Query::AclBootstrapState => {
-                ACL_TABLES.into_iter().map(WatchKey::Table).collect()
-            }
+            Query::AclResolve { .. } => ACL_TABLES.into_iter().map(WatchKey::Table).collect(),
             // Tokens and roles show their links by current name, so a rename or delete of what they link to moves their lists too.
             Query::AclTokens => ACL_TABLES.into_iter().map(WatchKey::Table).collect(),
             Query::AclRoles => vec![WatchKey::Table(Table::AclRoles), WatchKey::Table(Table::AclPolicies)],
@@ -425,7 +419,6 @@ impl Query {
                 let (roles, index) = state.acl_roles();
                 (Answer::AclRoles(roles), index.max(state.table(Table::AclPolicies)))
             }
-            Query::AclBootstrapState => (Answer::AclBootstrap(state.acl_bootstrap_index()), state.acl_index()),
         }
     }
 }

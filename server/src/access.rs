@@ -268,7 +268,7 @@ pub(crate) fn authorize_command(access: &Access, cmd: &Command, state: &State) -
             AccessLevel::Write,
             Some(&session.node),
         ),
-        Command::SessionDestroy { id, .. } => match state.sessions().0.into_iter().find(|s| s.id == *id) {
+        Command::SessionDestroy { id, .. } => match state.session(id) {
             Some(session) => access.require(
                 authz.session_write(&session.node),
                 Resource::Session,

@@ -417,6 +417,10 @@ fn go_durations_parse_like_time_parse_duration() {
     check_duration("s", Err("expected a number"));
     check_duration("1.2.3s", Err("expected a number"));
     check_duration("10 s", Err("unknown unit"));
+    // Go does not trim, and neither do the servers: the agent refuses exactly what they refuse.
+    check_duration("15s ", Err("unknown unit"));
+    check_duration(" 15s", Err("expected a number"));
+    check_duration("9999999999h", Err("too large"));
 }
 
 #[test]

@@ -19,7 +19,8 @@ use super::input::{Obj, parse_object};
 use super::query::Query;
 use super::reply::{ApiError, ApiResult, bool_reply, empty_ok, read_reply};
 use super::{Api, read, unexpected, write};
-use crate::acl::{TokenKind, unix_ms};
+use crate::acl::TokenKind;
+use crate::clock::unix_ms;
 
 mod json;
 mod rules;

@@ -82,10 +82,7 @@ pub(crate) fn filtered() -> bool {
 
 /// What the current caller may do, for the endpoints the agent answers itself.
 pub(crate) async fn access(api: &Api) -> Result<Access, ApiError> {
-    match api.acl.resolve(&api.backend, &secret()).await {
-        Ok(access) => Ok(access),
-        Err(crate::acl::ResolveError::Server(err)) => Err(err.into()),
-    }
+    Ok(api.acl.resolve(&api.backend, &secret()).await?)
 }
 
 /// Checks one permission of the current caller on an endpoint the agent answers itself; 403 with Consul's text when denied.

@@ -81,7 +81,7 @@ pub async fn put(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResult {
     let flags = q.u64("flags")?.unwrap_or(0);
     let value = body.to_vec();
     let cmd = if let Some(session) = q.get("acquire") {
-        Command::KvLock { key, value, flags, session: session.to_owned(), now_ms: super::session::now_ms() }
+        Command::KvLock { key, value, flags, session: session.to_owned(), now_ms: crate::clock::unix_ms() }
     } else if let Some(session) = q.get("release") {
         if session.is_empty() {
             return Err(ApiError::internal("missing session"));

@@ -99,7 +99,7 @@ fn validate_ttl(ttl: &str) -> Result<(), ApiError> {
 
 pub async fn destroy(State(api): State<Api>, Path(id): Path<String>, uri: Uri) -> ApiResult {
     Query::parse(uri.query()).check_dc(&api)?;
-    match write(&api, Command::SessionDestroy { id, now_ms: now_ms() }).await? {
+    match write(&api, Command::SessionDestroy { id, now_ms: crate::clock::unix_ms() }).await? {
         CommandResult::Rejected(why) => Err(ApiError::internal(why)),
         _ => Ok(bool_reply(true)),
     }
@@ -132,10 +132,4 @@ async fn sessions(api: &Api, uri: &Uri, query: StateQuery) -> ApiResult {
     let (answer, index, meta) = read(api, &opts, &query).await?;
     let Answer::Sessions(sessions) = answer else { return Err(unexpected()) };
     Ok(read_reply(&Value::Array(sessions.iter().map(output::session).collect()), index, meta))
-}
-
-/// This agent's wall clock in Unix milliseconds: the time lock-delays are measured against.
-pub(crate) fn now_ms() -> u64 {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
 }

@@ -25,7 +25,7 @@ pub async fn txn(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResult {
     q.check_dc(&api)?;
     let ops = parse_ops(&api, &body)?;
     if ops.iter().any(TxnOp::is_write) {
-        let now_ms = super::session::now_ms();
+        let now_ms = crate::clock::unix_ms();
         let outcome = api.backend.txn_as(&super::caller::secret(), ops, now_ms).await?;
         return Ok(reply(&outcome).into_response());
     }

@@ -67,7 +67,6 @@ fn sample_queries() -> Vec<Query> {
         Query::AclTokens,
         Query::AclPolicies,
         Query::AclRoles,
-        Query::AclBootstrapState,
     ]
 }
 
@@ -107,7 +106,7 @@ fn expected(state: &State, query: &Query) -> (u64, Vec<WatchKey>) {
                 Table::AclRoles,
             ]),
         ),
-        Query::AclResolve { .. } | Query::AclBootstrapState | Query::AclTokens => {
+        Query::AclResolve { .. } | Query::AclTokens => {
             (state.acl_index(), tables(&[Table::AclTokens, Table::AclPolicies, Table::AclRoles]))
         }
         Query::AclPolicies => (state.acl_policies().1, tables(&[Table::AclPolicies])),

@@ -129,6 +129,11 @@ impl State {
         at_least_one(self.table_index.get(&table).copied().unwrap_or(0))
     }
 
+    /// One session by ID.
+    pub fn session(&self, id: &str) -> Option<&Session> {
+        self.sessions.get(id)
+    }
+
     /// Every session, by ID, and the sessions table's index.
     pub fn sessions(&self) -> (Vec<&Session>, u64) {
         (self.sessions.values().collect(), self.table(Table::Sessions))
