@@ -12,6 +12,7 @@
 mod acl;
 mod client;
 mod job;
+mod keyring;
 mod lock;
 mod output;
 mod watch;
@@ -24,6 +25,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub use acl::AclCommand;
 pub use client::{resolve_http_addr, resolve_token, run_client};
+pub use keyring::KeyringArgs;
 pub use lock::LockArgs;
 pub use watch::{WatchArgs, WatchType};
 
@@ -77,6 +79,10 @@ pub enum Command {
     /// Manage ACL tokens, policies, roles and the agent's own tokens.
     #[command(subcommand)]
     Acl(AclCommand),
+    /// Print a new random gossip encryption key (32 bytes, base64).
+    Keygen,
+    /// List, install, use or remove gossip encryption keys on every member.
+    Keyring(KeyringArgs),
 }
 
 /// `roster run FILE`.
@@ -231,6 +237,9 @@ pub struct AgentArgs {
     /// gRPC port (-1 disables).
     #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
     pub grpc_port: Option<i64>,
+    /// Gossip encryption key: base64 of 16, 24 or 32 bytes (see `roster keygen`); seeds an empty keyring.
+    #[arg(long, value_name = "KEY")]
+    pub encrypt: Option<String>,
     /// Accepted for Consul compatibility; roster has no web UI.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
           value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]

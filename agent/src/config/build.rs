@@ -106,6 +106,9 @@ pub(super) fn build(layer: Layer, dev: bool, config_files: Vec<PathBuf>, errors:
         services: layer.services,
         checks: layer.checks,
         acl: super::acl::acl_config(layer.acl.as_ref(), errors),
+        encrypt: layer.encrypt,
+        encrypt_verify_incoming: layer.encrypt_verify_incoming.unwrap_or(true),
+        encrypt_verify_outgoing: layer.encrypt_verify_outgoing.unwrap_or(true),
         config_files,
     };
     if let Some(primary) = &layer.primary_datacenter
