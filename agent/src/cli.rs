@@ -14,6 +14,7 @@ mod client;
 mod job;
 mod lock;
 mod output;
+mod tls;
 mod watch;
 
 use std::collections::BTreeSet;
@@ -77,6 +78,9 @@ pub enum Command {
     /// Manage ACL tokens, policies, roles and the agent's own tokens.
     #[command(subcommand)]
     Acl(AclCommand),
+    /// Create the agent CA and agent certificates (Consul's `tls ca create`, `tls cert create`).
+    #[command(subcommand)]
+    Tls(tls::TlsCommand),
 }
 
 /// `roster run FILE`.
