@@ -15,6 +15,7 @@ mod job;
 mod keyring;
 mod lock;
 mod output;
+mod tls;
 mod watch;
 
 use std::collections::BTreeSet;
@@ -83,6 +84,9 @@ pub enum Command {
     Keygen,
     /// List, install, use or remove gossip encryption keys on every member.
     Keyring(KeyringArgs),
+    /// Create the agent CA and agent certificates (Consul's `tls ca create`, `tls cert create`).
+    #[command(subcommand)]
+    Tls(tls::TlsCommand),
 }
 
 /// `roster run FILE`.

@@ -38,6 +38,7 @@ pub async fn run_client(command: &Command, env: &dyn EnvSource) -> anyhow::Resul
         Command::Acl(command) => super::acl::run(command, env).await,
         Command::Keygen => super::keyring::keygen(),
         Command::Keyring(args) => super::keyring::run(args, env).await,
+        Command::Tls(command) => super::tls::run(command),
         Command::Members(args) => {
             let agent = AgentClient::new(&args.http, env)?;
             let members = agent.get_json("/v1/agent/members").await?;
