@@ -22,6 +22,8 @@ pub(crate) async fn start(node_id: u64, data_dir: Option<&Path>, bootstrap: bool
         rpc_advertise,
         bootstrap,
         acl: None,
+        tls: None,
+        limits: crate::RpcLimits::default(),
     };
     Server::start(config, CancellationToken::new()).await.unwrap()
 }
