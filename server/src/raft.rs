@@ -35,6 +35,8 @@ mod network;
 mod service;
 mod snapshot_store;
 mod state_machine;
+#[cfg(test)]
+mod tls_tests;
 mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};
