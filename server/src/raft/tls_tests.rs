@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::wire::{ReadPolicy, Request, Response, WireError};
 use super::{SnapshotMeta, Vote, call_peer};
-use crate::rpc::frame::{HEADER_LEN, MAX_FRAME_LEN, WIRE_VERSION};
+use crate::rpc::frame::tests::announce;
+use crate::rpc::frame::{HEADER_LEN, MAX_FRAME_LEN};
 use crate::rpc::{Dialer, Peer};
 use crate::server::tests::{set, start_with};
 use crate::test_pki::Pki;
@@ -136,16 +137,6 @@ async fn a_remote_with_a_client_certificate_writes_and_reads_and_refuses_a_serve
     assert!(matches!(err, crate::Error::Rpc { .. }), "{err:?}");
     server.shutdown().await.expect("shutdown");
     impostor.shutdown().await.expect("shutdown");
-}
-
-/// Header bytes announcing a body of `body_len` bytes whose first byte is `tag`.
-fn announce(body_len: usize, tag: u8) -> Vec<u8> {
-    let len = u32::try_from(HEADER_LEN + body_len).expect("fits u32");
-    let mut bytes = len.to_be_bytes().to_vec();
-    bytes.push(WIRE_VERSION);
-    bytes.extend_from_slice(&1u64.to_be_bytes());
-    bytes.push(tag);
-    bytes
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

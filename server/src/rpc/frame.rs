@@ -211,4 +211,4 @@ async fn within<T>(stall: Duration, read: impl Future<Output = io::Result<T>>) -
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -26,8 +26,16 @@ async fn frame_round_trips_and_rejects_other_versions() {
     assert_eq!(read_one(&[]).await.unwrap(), None);
 }
 
+/// The header of a frame announcing a body of `body_len` bytes, for request id 1, and the body's first byte `tag`:
+/// all a reader needs to refuse the frame.
+pub(crate) fn announce(body_len: usize, tag: u8) -> Vec<u8> {
+    let mut bytes = header_announcing(body_len);
+    bytes.push(tag);
+    bytes
+}
+
 /// The bytes of a frame header announcing a body of `body_len` bytes, for request id 1.
-pub(crate) fn header_announcing(body_len: usize) -> Vec<u8> {
+fn header_announcing(body_len: usize) -> Vec<u8> {
     let len = u32::try_from(HEADER_LEN + body_len).expect("fits u32");
     let mut bytes = len.to_be_bytes().to_vec();
     bytes.push(WIRE_VERSION);

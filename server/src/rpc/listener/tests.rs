@@ -11,7 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::*;
-use crate::rpc::frame::{HEADER_LEN, MAX_FRAME_LEN, WIRE_VERSION};
+use crate::rpc::frame::tests::announce;
+use crate::rpc::frame::{HEADER_LEN, MAX_FRAME_LEN};
 use crate::test_pki::Pki;
 
 /// Answers a request with the peer's class and the body; a body of `park` waits for a permit of `release` first.
@@ -91,16 +92,6 @@ async fn closed_by_server(stream: &mut TcpStream) {
         Ok(0) | Err(_) => {}
         Ok(n) => panic!("expected the connection closed, got {n} bytes"),
     }
-}
-
-/// The frame header announcing `body_len` bytes, and the body's first byte.
-fn announce(body_len: usize, tag: u8) -> Vec<u8> {
-    let len = u32::try_from(HEADER_LEN + body_len).expect("fits u32");
-    let mut bytes = len.to_be_bytes().to_vec();
-    bytes.push(WIRE_VERSION);
-    bytes.extend_from_slice(&1u64.to_be_bytes());
-    bytes.push(tag);
-    bytes
 }
 
 fn counter(c: &AtomicU64) -> u64 {
