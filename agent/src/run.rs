@@ -61,6 +61,9 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
                 rpc_advertise,
                 bootstrap: config.bootstrap,
                 acl: acl.server_settings(),
+                // TLS and the RPC limits come from the agent's config once roster-tls lands; until then Consul's defaults.
+                tls: None,
+                limits: roster_server::RpcLimits::default(),
             };
             let server = roster_server::Server::start(server_config, shutdown.child_token())
                 .await
