@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{TypeConfig, Vote};
 use crate::config::{ClusterStatus, Consistency, ReadMeta};
-use roster_kv::{Answer, Command, CommandResult, Query, Session, TxnOp, TxnOutcome};
+use crate::login::Login;
+use roster_kv::{AclToken, Answer, Command, CommandResult, Query, Session, TxnOp, TxnOutcome};
 
 /// A request from one server to another.
 #[derive(Debug, Serialize, Deserialize)]
@@ -103,6 +104,13 @@ pub(crate) enum Request {
         /// The session ID.
         id: String,
     },
+    /// A client agent's login: the receiver verifies it and mints the token (`Server::login`).
+    ClientLogin(Login),
+    /// A client agent's logout of the login token `token` (`Server::logout`); answered by `ClientWrite`.
+    ClientLogout {
+        /// The login token's secret.
+        token: String,
+    },
 }
 
 /// How the leader confirms its leadership for a forwarded read.
@@ -172,6 +180,8 @@ pub(crate) enum Response {
         /// Whether ACLs removed anything.
         filtered: bool,
     },
+    /// Answer to `ClientLogin`: the minted token.
+    ClientLogin(Box<AclToken>),
 }
 
 /// Why a request failed on the receiver.
