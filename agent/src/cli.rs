@@ -74,9 +74,13 @@ pub enum Command {
     /// Show, stop or read the logs of the agent's jobs.
     #[command(subcommand)]
     Job(JobCommand),
-    /// Manage ACL tokens, policies, roles and the agent's own tokens.
+    /// Manage ACL tokens, policies, roles, auth methods, binding rules and the agent's own tokens.
     #[command(subcommand)]
     Acl(AclCommand),
+    /// Log in through an ACL auth method and write the new token's secret to a file.
+    Login(acl::LoginArgs),
+    /// Delete the login token given by -token (or the environment).
+    Logout(acl::LogoutArgs),
 }
 
 /// `roster run FILE`.

@@ -36,6 +36,8 @@ pub async fn run_client(command: &Command, env: &dyn EnvSource) -> anyhow::Resul
         Command::Run(args) => super::job::run(args, env).await,
         Command::Job(command) => super::job::job(command, env).await,
         Command::Acl(command) => super::acl::run(command, env).await,
+        Command::Login(args) => super::acl::report(super::acl::login(args, env).await),
+        Command::Logout(args) => super::acl::report(super::acl::logout(args, env).await),
         Command::Members(args) => {
             let agent = AgentClient::new(&args.http, env)?;
             let members = agent.get_json("/v1/agent/members").await?;
