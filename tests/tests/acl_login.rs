@@ -10,45 +10,12 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use reqwest::Method;
-use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-use roster_tests::{AgentMode, CliOutput, Resp, TestAgent, eventually};
+use roster_tests::{AgentMode, CliOutput, JwtIssuer as Issuer, Resp, TestAgent, eventually};
 use serde_json::{Value, json};
 
 const ISSUER: &str = "https://ci.example";
 const AUDIENCE: &str = "roster";
-
-/// An ES256 signing key and its public half as a PEM `PUBLIC KEY` block.
-struct Issuer {
-    pair: EcdsaKeyPair,
-    public_pem: String,
-}
-
-impl Issuer {
-    fn new() -> Issuer {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("generate key");
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).expect("key");
-        let spki = rcgen::PublicKeyData::subject_public_key_info(
-            &rcgen::KeyPair::try_from(pkcs8.as_ref()).expect("rcgen reads the PKCS#8 key"),
-        );
-        let b64 = STANDARD.encode(spki);
-        let lines: Vec<String> = b64.as_bytes().chunks(64).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
-        let public_pem = format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"));
-        Issuer { pair, public_pem }
-    }
-
-    /// A compact JWS of `claims`, signed ES256.
-    fn sign(&self, claims: &Value) -> String {
-        let header = URL_SAFE_NO_PAD.encode(json!({"alg": "ES256", "typ": "JWT"}).to_string());
-        let signed = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
-        let signature = self.pair.sign(&SystemRandom::new(), signed.as_bytes()).expect("sign");
-        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
-    }
-}
 
 fn now_secs() -> i64 {
     let since = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970");
