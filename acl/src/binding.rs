@@ -54,7 +54,8 @@ pub fn render_bind_name(template: &str, vars: &BTreeMap<String, String>) -> Resu
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| format!("error interpreting template: unclosed \"${{\" in {template:?}"))?;
+        let end =
+            after.find('}').ok_or_else(|| format!("error interpreting template: unclosed \"${{\" in {template:?}"))?;
         let name = after[..end].trim();
         let value =
             vars.get(name).ok_or_else(|| format!("error interpreting template: unknown variable accessed: {name}"))?;
@@ -108,9 +109,9 @@ pub fn check_binding_rule<'a>(
         return Err("Invalid Binding Rule: no BindName is set".into());
     }
     let fake: BTreeMap<String, String> = available.map(|name| (format!("value.{name}"), "fake".to_owned())).collect();
-    bind_name_for(bind_type, bind_name, bind_var_name, &fake)
-        .map(|_| ())
-        .map_err(|why| format!("Invalid Binding Rule: invalid BindName: failed to validate bindType {:?}: {why}", bind_type.as_str()))
+    bind_name_for(bind_type, bind_name, bind_var_name, &fake).map(|_| ()).map_err(|why| {
+        format!("Invalid Binding Rule: invalid BindName: failed to validate bindType {:?}: {why}", bind_type.as_str())
+    })
 }
 
 /// Consul's rule for role and policy names: 1 to 256 of letters, digits, `-` and `_`.

@@ -145,9 +145,11 @@ impl JwtConfig {
             ("NotBeforeLeeway", &mut cfg.not_before_leeway, DEFAULT_CLAIM_LEEWAY),
             ("ClockSkewLeeway", &mut cfg.clock_skew_leeway, DEFAULT_CLOCK_SKEW),
         ] {
-            keep(leeway(object.get(key), &parse_duration)
-                .map(|value| *slot = value.unwrap_or(default))
-                .map_err(|why| format!("Config.{key}: {why}")));
+            keep(
+                leeway(object.get(key), &parse_duration)
+                    .map(|value| *slot = value.unwrap_or(default))
+                    .map_err(|why| format!("Config.{key}: {why}")),
+            );
         }
         for attribute in cfg.claim_mappings.values().chain(cfg.list_claim_mappings.values()) {
             if attribute.is_empty() || !attribute.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
@@ -343,7 +345,9 @@ fn strings(object: &Map<String, Value>, key: &str) -> Result<Vec<String>, String
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|item| item.as_str().map(str::to_owned).ok_or_else(|| format!("Config.{key} must be a list of strings")))
+            .map(|item| {
+                item.as_str().map(str::to_owned).ok_or_else(|| format!("Config.{key} must be a list of strings"))
+            })
             .collect(),
         Some(_) => Err(format!("Config.{key} must be a list of strings")),
     }
@@ -374,7 +378,10 @@ fn mappings(object: &Map<String, Value>, key: &str) -> Result<BTreeMap<String, S
 }
 
 /// A leeway: `None` for zero (the default applies), `Some(ZERO)` for a negative one (no leeway), else the duration.
-fn leeway(value: Option<&Value>, parse_duration: impl Fn(&str) -> Result<Duration, String>) -> Result<Option<Duration>, String> {
+fn leeway(
+    value: Option<&Value>,
+    parse_duration: impl Fn(&str) -> Result<Duration, String>,
+) -> Result<Option<Duration>, String> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match n.as_i64() {
@@ -383,9 +390,7 @@ fn leeway(value: Option<&Value>, parse_duration: impl Fn(&str) -> Result<Duratio
             Some(nanos) => Ok(Some(Duration::from_nanos(nanos.unsigned_abs()))),
             None => Err("must be a duration".into()),
         },
-        Some(Value::String(text)) if text.starts_with('-') => {
-            parse_duration(&text[1..]).map(|_| Some(Duration::ZERO))
-        }
+        Some(Value::String(text)) if text.starts_with('-') => parse_duration(&text[1..]).map(|_| Some(Duration::ZERO)),
         Some(Value::String(text)) => parse_duration(text).map(|d| (!d.is_zero()).then_some(d)),
         Some(_) => Err("must be a duration".into()),
     }

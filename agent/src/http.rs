@@ -193,10 +193,7 @@ pub fn router(api: Api) -> Router {
         .route("/v1/acl/templated-policy/preview/{*name}", axum::routing::post(acl::templated_policy_preview))
         .route("/v1/agent/token/{kind}", put(acl::agent_token))
         .route("/v1/acl/auth-method", put(acl::method_create))
-        .route(
-            "/v1/acl/auth-method/{name}",
-            get(acl::method_read).put(acl::method_update).delete(acl::method_delete),
-        )
+        .route("/v1/acl/auth-method/{name}", get(acl::method_read).put(acl::method_update).delete(acl::method_delete))
         .route("/v1/acl/auth-methods", get(acl::method_list))
         .route("/v1/acl/binding-rule", put(acl::rule_create))
         .route("/v1/acl/binding-rule/{id}", get(acl::rule_read).put(acl::rule_update).delete(acl::rule_delete))

@@ -293,7 +293,9 @@ pub(crate) fn authorize_command(access: &Access, cmd: &Command, state: &State) -
         | Command::AclAuthMethodSet(_)
         | Command::AclAuthMethodDelete { .. }
         | Command::AclBindingRuleSet(_)
-        | Command::AclBindingRuleDelete { .. } => access.require(authz.acl_write(), Resource::Acl, AccessLevel::Write, None),
+        | Command::AclBindingRuleDelete { .. } => {
+            access.require(authz.acl_write(), Resource::Acl, AccessLevel::Write, None)
+        }
     }
 }
 
@@ -440,11 +442,7 @@ pub(crate) fn authorize_query(access: &Access, query: &Query) -> Result<()> {
         Query::NodeStatus { node, .. } => {
             access.require(authz.node_read(node), Resource::Node, AccessLevel::Read, Some(node))
         }
-        Query::AclTokens
-        | Query::AclPolicies
-        | Query::AclRoles
-        | Query::AclAuthMethods
-        | Query::AclBindingRules => {
+        Query::AclTokens | Query::AclPolicies | Query::AclRoles | Query::AclAuthMethods | Query::AclBindingRules => {
             access.require(authz.acl_read(), Resource::Acl, AccessLevel::Read, None)
         }
         _ => Ok(()),

@@ -318,7 +318,9 @@ impl Inner {
         let token = self.replica.read(|state| mint(state, &settings.datacenter, &login, unix_ms(), ids))?;
         match self.write(Command::AclTokenSet(Box::new(token.clone()))).await? {
             CommandResult::Rejected(why) => Err(Error::Rejected(why)),
-            CommandResult::Bool(_) => Ok(self.replica.read(|state| state.acl_token(&token.accessor_id)).unwrap_or(token)),
+            CommandResult::Bool(_) => {
+                Ok(self.replica.read(|state| state.acl_token(&token.accessor_id)).unwrap_or(token))
+            }
         }
     }
 

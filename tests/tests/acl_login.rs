@@ -62,16 +62,47 @@ async fn configure(agent: &TestAgent, root: &str, issuer: &Issuer, dir: &Path) {
     let config_arg = format!("@{}", config_file.display());
     let create = roster(
         agent,
-        &["acl", "auth-method", "create", "-token", root, "-type", "jwt", "-name", "ci", "-max-token-ttl", "1h",
-          "-description", "CI workloads", "-config", &config_arg],
+        &[
+            "acl",
+            "auth-method",
+            "create",
+            "-token",
+            root,
+            "-type",
+            "jwt",
+            "-name",
+            "ci",
+            "-max-token-ttl",
+            "1h",
+            "-description",
+            "CI workloads",
+            "-config",
+            &config_arg,
+        ],
     )
     .await;
     create.expect_success();
-    assert!(create.stdout.contains("Name:          ci\n") && create.stdout.contains("MaxTokenTTL:   1h0m0s"), "{create:?}");
+    assert!(
+        create.stdout.contains("Name:          ci\n") && create.stdout.contains("MaxTokenTTL:   1h0m0s"),
+        "{create:?}"
+    );
     let rule = roster(
         agent,
-        &["acl", "binding-rule", "create", "-token", root, "-method", "ci", "-selector", r#"value.role == "web""#,
-          "-bind-type", "service", "-bind-name", "${value.service}"],
+        &[
+            "acl",
+            "binding-rule",
+            "create",
+            "-token",
+            root,
+            "-method",
+            "ci",
+            "-selector",
+            r#"value.role == "web""#,
+            "-bind-type",
+            "service",
+            "-bind-name",
+            "${value.service}",
+        ],
     )
     .await;
     rule.expect_success();
@@ -85,8 +116,17 @@ async fn login(agent: &TestAgent, dir: &Path, jwt: &str, n: u32) -> (CliOutput, 
     let sink = dir.join(format!("token-{n}"));
     let out = roster(
         agent,
-        &["login", "-method", "ci", "-bearer-token-file", &bearer.display().to_string(), "-token-sink-file",
-          &sink.display().to_string(), "-meta", "pod=web-1"],
+        &[
+            "login",
+            "-method",
+            "ci",
+            "-bearer-token-file",
+            &bearer.display().to_string(),
+            "-token-sink-file",
+            &sink.display().to_string(),
+            "-meta",
+            "pod=web-1",
+        ],
     )
     .await;
     let secret = std::fs::read_to_string(&sink).ok();
@@ -109,7 +149,9 @@ async fn jwt_login_mints_a_service_token_and_logout_and_method_delete_remove_it(
     let secret = secret.expect("login wrote the sink file");
 
     // The token is a service identity for `web`: it registers `web`, and nothing more.
-    let register = call(&agent, &secret, Method::PUT, "/v1/agent/service/register", Some(json!({"Name": "web", "Port": 80}))).await;
+    let register =
+        call(&agent, &secret, Method::PUT, "/v1/agent/service/register", Some(json!({"Name": "web", "Port": 80})))
+            .await;
     register.expect_status(200);
     let other = call(&agent, &secret, Method::PUT, "/v1/agent/service/register", Some(json!({"Name": "db"}))).await;
     assert_eq!(other.status, 403, "{}", other.text());
@@ -208,10 +250,16 @@ async fn methods_and_rules_in_consuls_shapes_and_refusals() {
 
     let refusals = [
         (json!({"Name": "x", "Type": "jwt", "Config": {"JWKSURL": "https://keys"}}), "Config.JWKSURL is not supported"),
-        (json!({"Name": "x", "Type": "jwt", "Config": {"JWTValidationPubKeys": [issuer.public_pem], "Typo": 1}}), "Config.Typo"),
+        (
+            json!({"Name": "x", "Type": "jwt", "Config": {"JWTValidationPubKeys": [issuer.public_pem], "Typo": 1}}),
+            "Config.Typo",
+        ),
         (json!({"Name": "x", "Type": "kubernetes", "Config": {}}), "Type should be one of"),
         (json!({"Name": "x", "Type": "jwt", "Namespace": "team", "Config": {}}), "\"Namespace\" is not supported"),
-        (json!({"Name": "ci", "Type": "jwt", "Config": {"JWTValidationPubKeys": [issuer.public_pem]}}), "already in use"),
+        (
+            json!({"Name": "ci", "Type": "jwt", "Config": {"JWTValidationPubKeys": [issuer.public_pem]}}),
+            "already in use",
+        ),
     ];
     for (body, expect) in refusals {
         let res = call(&agent, &root, Method::PUT, "/v1/acl/auth-method", Some(body.clone())).await;
@@ -219,8 +267,14 @@ async fn methods_and_rules_in_consuls_shapes_and_refusals() {
         assert!(res.text().contains(expect), "{body}: {}", res.text());
     }
     let bad_rules = [
-        (json!({"AuthMethod": "ci", "BindType": "service", "BindName": "${value.nope}"}), "unknown variable accessed: value.nope"),
-        (json!({"AuthMethod": "ci", "BindType": "service", "BindName": "web", "Selector": "value.role =="}), "invalid Selector"),
+        (
+            json!({"AuthMethod": "ci", "BindType": "service", "BindName": "${value.nope}"}),
+            "unknown variable accessed: value.nope",
+        ),
+        (
+            json!({"AuthMethod": "ci", "BindType": "service", "BindName": "web", "Selector": "value.role =="}),
+            "invalid Selector",
+        ),
         (json!({"AuthMethod": "missing", "BindType": "service", "BindName": "web"}), "unknown AuthMethod"),
     ];
     for (body, expect) in bad_rules {
@@ -238,11 +292,21 @@ async fn a_client_agent_forwards_login_to_a_server() {
     configure(&server, &root, &issuer, dir.path()).await;
     let serf = server.serf_addr().to_string();
     let data_dir = dir.path().join("client-data");
-    let args = ["-data-dir", &data_dir.display().to_string(), "-retry-join", &serf, "-bind", "127.0.0.1", "-client", "127.0.0.1"]
-        .map(str::to_owned)
-        .to_vec();
+    let args = [
+        "-data-dir",
+        &data_dir.display().to_string(),
+        "-retry-join",
+        &serf,
+        "-bind",
+        "127.0.0.1",
+        "-client",
+        "127.0.0.1",
+    ]
+    .map(str::to_owned)
+    .to_vec();
     let config = json!({"acl": {"enabled": true, "default_policy": "deny", "tokens": {"agent": root}}});
-    let client = TestAgent::start_with_config("acl-login-client", AgentMode::Args(args), config).await.expect("client starts");
+    let client =
+        TestAgent::start_with_config("acl-login-client", AgentMode::Args(args), config).await.expect("client starts");
     // The client logs in as soon as it knows a server.
     let jwt = issuer.sign(&claims("web", "web"));
     let body = json!({"AuthMethod": "ci", "BearerToken": jwt});

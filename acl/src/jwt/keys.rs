@@ -60,7 +60,9 @@ fn parse_pem(text: &str) -> Result<PublicKey, String> {
             check_rsa_pkcs1(&der)?;
             Ok(PublicKey::Rsa(der))
         }
-        other => Err(format!("error parsing public key: unsupported PEM block {other:?} (want PUBLIC KEY or RSA PUBLIC KEY)")),
+        other => Err(format!(
+            "error parsing public key: unsupported PEM block {other:?} (want PUBLIC KEY or RSA PUBLIC KEY)"
+        )),
     }
 }
 
@@ -116,7 +118,9 @@ fn check_rsa_pkcs1(der: &[u8]) -> Result<(), String> {
 fn parse_jwk(jwk: &Value) -> Result<PublicKey, String> {
     let field = |name: &str| -> Result<Vec<u8>, String> {
         let text = jwk.get(name).and_then(Value::as_str).ok_or_else(|| format!("invalid JWK: no {name:?}"))?;
-        URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).map_err(|e| format!("invalid JWK: {name:?} is not base64url: {e}"))
+        URL_SAFE_NO_PAD
+            .decode(text.trim_end_matches('='))
+            .map_err(|e| format!("invalid JWK: {name:?} is not base64url: {e}"))
     };
     let crv = jwk.get("crv").and_then(Value::as_str).unwrap_or_default();
     match jwk.get("kty").and_then(Value::as_str) {

@@ -31,7 +31,8 @@ fn pem_der(pem: &str) -> Vec<u8> {
 /// A PEM `PUBLIC KEY` block around SubjectPublicKeyInfo DER, as an operator would paste it.
 pub(crate) fn spki_pem(der: &[u8]) -> String {
     let b64 = STANDARD.encode(der);
-    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("base64 is ASCII")).collect();
+    let lines: Vec<&str> =
+        b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("base64 is ASCII")).collect();
     format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"))
 }
 
@@ -212,8 +213,14 @@ fn config_refuses_what_it_cannot_honour() {
         (json!({"JWKSURL": "https://x/keys"}), "Config.JWKSURL is not supported"),
         (json!({"JWTValidationPubKeys": [RSA_PUBLIC], "Bogus": 1}), "Config.Bogus is not a jwt auth method setting"),
         (json!({}), "must hold at least one key"),
-        (json!({"JWTValidationPubKeys": ["-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"]}), "JWTValidationPubKeys[0]"),
-        (json!({"JWTValidationPubKeys": [RSA_PUBLIC], "JWTSupportedAlgs": ["HS256"]}), "unsupported algorithm \"HS256\""),
+        (
+            json!({"JWTValidationPubKeys": ["-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"]}),
+            "JWTValidationPubKeys[0]",
+        ),
+        (
+            json!({"JWTValidationPubKeys": [RSA_PUBLIC], "JWTSupportedAlgs": ["HS256"]}),
+            "unsupported algorithm \"HS256\"",
+        ),
         (json!({"JWTValidationPubKeys": [RSA_PUBLIC], "ClaimMappings": {"a": "b.c"}}), "claim mapping target"),
         (json!({"JWTValidationPubKeys": [RSA_PUBLIC], "ExpirationLeeway": "soon"}), "Config.ExpirationLeeway"),
     ];

@@ -16,7 +16,8 @@ const NOW_MS: u64 = 1_800_000_000_000;
 fn key_and_config() -> (EcdsaKeyPair, String) {
     let rng = SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("key");
-    let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).expect("pkcs8");
+    let pair =
+        EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).expect("pkcs8");
     let point = pair.public_key().as_ref();
     let jwk = json!({"kty": "EC", "crv": "P-256", "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..])});
     let config = json!({
@@ -29,11 +30,8 @@ fn key_and_config() -> (EcdsaKeyPair, String) {
 }
 
 fn jwt(pair: &EcdsaKeyPair, claims: &Value) -> String {
-    let signed = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256"}"#),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
+    let signed =
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256"}"#), URL_SAFE_NO_PAD.encode(claims.to_string()));
     let sig = pair.sign(&SystemRandom::new(), signed.as_bytes()).expect("sign");
     format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
 }
@@ -95,7 +93,11 @@ fn matching_rules_bind_and_the_token_says_where_it_came_from() {
     let token = mint(&state, "dc1", &login(bearer), NOW_MS, ids()).expect("login binds");
     let services: Vec<&str> = token.service_identities.iter().map(|s| s.service_name.as_str()).collect();
     assert_eq!(services, ["api"]);
-    assert_eq!(token.roles.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["ops"], "a missing role binds nothing");
+    assert_eq!(
+        token.roles.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["ops"],
+        "a missing role binds nothing"
+    );
     assert!(token.policies.is_empty() && token.node_identities.is_empty());
     assert_eq!(token.description, r#"token created via login: {"pod":"web-1"}"#);
     assert_eq!(token.auth_method, "jwt");
@@ -125,7 +127,9 @@ fn refusals() {
         }
     };
     assert_eq!(denied(jwt(&pair, &json!({"role": "db"})), "jwt"), "Permission denied", "no rule matches");
-    assert!(denied(jwt(&stranger, &json!({"role": "web", "service": "api"})), "jwt").contains("failed to verify signature"));
+    assert!(
+        denied(jwt(&stranger, &json!({"role": "web", "service": "api"})), "jwt").contains("failed to verify signature")
+    );
     let expired = jwt(&pair, &json!({"role": "web", "service": "api", "exp": NOW_MS / 1000 - 3600}));
     assert!(denied(expired, "jwt").contains("token is expired"));
     assert!(denied(jwt(&pair, &json!({})), "other").contains("auth method \"other\" not found"));

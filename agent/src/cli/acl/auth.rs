@@ -227,18 +227,22 @@ pub(super) async fn auth_method(command: &AuthMethodCommand, env: &dyn EnvSource
             let name = args.name.as_deref().context("Must specify the -name parameter")?;
             let acl = Acl::new(&args.http, env)?;
             let path = format!("/v1/acl/auth-method/{}", segment(name));
-            let method =
-                acl.call(Method::GET, &path, None).await.with_context(|| format!("Error reading auth method {name:?}"))?;
+            let method = acl
+                .call(Method::GET, &path, None)
+                .await
+                .with_context(|| format!("Error reading auth method {name:?}"))?;
             show(&args.output, &method, method_pretty)
         }
         AuthMethodCommand::Update(args) => {
-            let name = args.name.as_deref().context("Cannot update an auth method without specifying the -name parameter")?;
+            let name =
+                args.name.as_deref().context("Cannot update an auth method without specifying the -name parameter")?;
             let acl = Acl::new(&args.http, env)?;
             let path = format!("/v1/acl/auth-method/{}", segment(name));
             let base = if args.no_merge {
                 Map::new()
             } else {
-                let current = acl.call(Method::GET, &path, None).await.context("Error retrieving current auth method")?;
+                let current =
+                    acl.call(Method::GET, &path, None).await.context("Error retrieving current auth method")?;
                 current.as_object().cloned().unwrap_or_default()
             };
             let body = method_body(args, base, args.no_merge).await.context("Failed to update auth method")?;
@@ -252,7 +256,9 @@ pub(super) async fn auth_method(command: &AuthMethodCommand, env: &dyn EnvSource
             let name = args.name.as_deref().context("Must specify the -name parameter")?;
             let acl = Acl::new(&args.http, env)?;
             let path = format!("/v1/acl/auth-method/{}", segment(name));
-            acl.call(Method::DELETE, &path, None).await.with_context(|| format!("Error deleting auth method {name:?}"))?;
+            acl.call(Method::DELETE, &path, None)
+                .await
+                .with_context(|| format!("Error deleting auth method {name:?}"))?;
             Ok(format!("Auth method {name:?} deleted successfully\n"))
         }
     }
@@ -310,16 +316,17 @@ pub(super) async fn binding_rule(command: &BindingRuleCommand, env: &dyn EnvSour
                 Some(method) => format!("/v1/acl/binding-rules?authmethod={}", segment(method)),
                 None => "/v1/acl/binding-rules".to_owned(),
             };
-            let rules =
-                acl.call(Method::GET, &path, None).await.context("Failed to retrieve the binding rule list")?;
+            let rules = acl.call(Method::GET, &path, None).await.context("Failed to retrieve the binding rule list")?;
             show_list(&args.output, &rules, rule_list_pretty)
         }
         BindingRuleCommand::Read(args) => {
             let acl = Acl::new(&args.http, env)?;
             let id = rule_id(&acl, args.id.as_deref()).await?;
             let path = format!("/v1/acl/binding-rule/{}", segment(&id));
-            let rule =
-                acl.call(Method::GET, &path, None).await.with_context(|| format!("Error reading binding rule {id:?}"))?;
+            let rule = acl
+                .call(Method::GET, &path, None)
+                .await
+                .with_context(|| format!("Error reading binding rule {id:?}"))?;
             show(&args.output, &rule, rule_pretty)
         }
         BindingRuleCommand::Update(args) => {
@@ -342,7 +349,9 @@ pub(super) async fn binding_rule(command: &BindingRuleCommand, env: &dyn EnvSour
             let acl = Acl::new(&args.http, env)?;
             let id = rule_id(&acl, args.id.as_deref()).await?;
             let path = format!("/v1/acl/binding-rule/{}", segment(&id));
-            acl.call(Method::DELETE, &path, None).await.with_context(|| format!("Error deleting binding rule {id:?}"))?;
+            acl.call(Method::DELETE, &path, None)
+                .await
+                .with_context(|| format!("Error deleting binding rule {id:?}"))?;
             Ok(format!("Binding rule {id:?} deleted successfully\n"))
         }
     }
@@ -350,7 +359,9 @@ pub(super) async fn binding_rule(command: &BindingRuleCommand, env: &dyn EnvSour
 
 async fn rule_id(acl: &Acl, partial: Option<&str>) -> anyhow::Result<String> {
     let partial = partial.context("Must specify the -id parameter")?;
-    acl.full_id(partial, "/v1/acl/binding-rules", "ID", "binding rule").await.context("Error determining binding rule ID")
+    acl.full_id(partial, "/v1/acl/binding-rules", "ID", "binding rule")
+        .await
+        .context("Error determining binding rule ID")
 }
 
 /// The body of a binding-rule create or update: the flags given, over `base`.
@@ -415,8 +426,7 @@ async fn write_private(path: &Path, secret: &str) -> anyhow::Result<()> {
     let (temp_path, secret) = (temp.clone(), secret.to_owned());
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         use std::io::Write as _;
-        let mut file =
-            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp_path)?;
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp_path)?;
         file.write_all(secret.as_bytes())?;
         file.sync_all()
     })

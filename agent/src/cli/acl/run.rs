@@ -576,7 +576,13 @@ impl Acl {
     }
 
     /// The one ID in `list_path`'s answer that starts with `partial`, unless `partial` is a whole UUID.
-    pub(super) async fn full_id(&self, partial: &str, list_path: &str, field: &str, what: &str) -> anyhow::Result<String> {
+    pub(super) async fn full_id(
+        &self,
+        partial: &str,
+        list_path: &str,
+        field: &str,
+        what: &str,
+    ) -> anyhow::Result<String> {
         if partial.len() == UUID_LEN {
             return Ok(partial.to_owned());
         }

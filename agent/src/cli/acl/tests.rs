@@ -151,10 +151,10 @@ fn policy_role_and_agent_token_commands_parse() {
 
 #[test]
 fn auth_method_binding_rule_login_and_logout_take_consuls_flags() {
-    let AclCommand::AuthMethod(AuthMethodCommand::Create(args)) = acl(
-        "roster acl auth-method create -type jwt -name ci -display-name CI -description x -max-token-ttl 1h \
-         -token-locality global -config @jwt.json",
-    ) else {
+    let AclCommand::AuthMethod(AuthMethodCommand::Create(args)) =
+        acl("roster acl auth-method create -type jwt -name ci -display-name CI -description x -max-token-ttl 1h \
+         -token-locality global -config @jwt.json")
+    else {
         panic!("not auth-method create");
     };
     assert_eq!(

@@ -52,16 +52,23 @@ impl State {
         }
         let ttl = Duration::from_millis(method.max_token_ttl_ms);
         if !ttl.is_zero() && ttl < MIN_TOKEN_TTL {
-            return Err(format!("Invalid Auth Method: MaxTokenTTL {}ms cannot be less than 1m0s", method.max_token_ttl_ms));
+            return Err(format!(
+                "Invalid Auth Method: MaxTokenTTL {}ms cannot be less than 1m0s",
+                method.max_token_ttl_ms
+            ));
         }
         if ttl > MAX_TOKEN_TTL {
-            return Err(format!("Invalid Auth Method: MaxTokenTTL {}ms cannot be more than 24h0m0s", method.max_token_ttl_ms));
+            return Err(format!(
+                "Invalid Auth Method: MaxTokenTTL {}ms cannot be more than 24h0m0s",
+                method.max_token_ttl_ms
+            ));
         }
         let config = jwt_config(&method.config_json).map_err(|why| format!("Invalid Auth Method: {why}"))?;
         // A changed config must still serve every rule already bound to the method.
         for rule in self.acl_binding_rules.values().filter(|r| r.auth_method == method.name) {
-            check_rule_against(rule, &config)
-                .map_err(|why| format!("Invalid Auth Method: binding rule {} would no longer be valid: {why}", rule.id))?;
+            check_rule_against(rule, &config).map_err(|why| {
+                format!("Invalid Auth Method: binding rule {} would no longer be valid: {why}", rule.id)
+            })?;
         }
         let mut stored = method.clone();
         stored.modify_index = index;

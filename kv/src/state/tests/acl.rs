@@ -2,8 +2,8 @@
 
 use super::run;
 use crate::acl::{
-    ANONYMOUS_TOKEN_ACCESSOR_ID, ANONYMOUS_TOKEN_SECRET, AclAuthMethod, AclBindingRule, AclLink, AclPolicy, AclRole, AclToken,
-    GLOBAL_MANAGEMENT_POLICY_ID, GLOBAL_READ_ONLY_POLICY_ID,
+    ANONYMOUS_TOKEN_ACCESSOR_ID, ANONYMOUS_TOKEN_SECRET, AclAuthMethod, AclBindingRule, AclLink, AclPolicy, AclRole,
+    AclToken, GLOBAL_MANAGEMENT_POLICY_ID, GLOBAL_READ_ONLY_POLICY_ID,
 };
 use crate::command::{Command, CommandResult};
 use crate::query::{Answer, Query};
