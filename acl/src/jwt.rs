@@ -184,6 +184,11 @@ impl JwtConfig {
         self.claim_mappings.values().map(String::as_str)
     }
 
+    /// The attribute names of `ListClaimMappings`, which selectors may address as `list.<name>`.
+    pub fn list_names(&self) -> impl Iterator<Item = &str> {
+        self.list_claim_mappings.values().map(String::as_str)
+    }
+
     /// Verifies `token` at `now_unix_secs` and projects its claims. The error says why the token was refused.
     pub fn verify(&self, token: &str, now_unix_secs: i64) -> Result<Identity, String> {
         let claims = self.verified_claims(token)?;

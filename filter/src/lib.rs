@@ -77,9 +77,29 @@ impl Filter {
         Ok(Filter { expr, shape })
     }
 
+    /// Every selector of the expression as its path segments, in the order written, those inside `any`/`all` included.
+    /// What a shape with open maps cannot refuse (a key no document will have) a caller can check here.
+    pub fn selectors(&self) -> Vec<&[String]> {
+        let mut out = Vec::new();
+        collect_selectors(&self.expr, &mut out);
+        out
+    }
+
     /// Whether one document matches.
     pub fn matches(&self, doc: &Value) -> bool {
         eval::eval(&self.expr, doc, self.shape)
+    }
+}
+
+fn collect_selectors<'a>(expr: &'a ast::Expr, out: &mut Vec<&'a [String]>) {
+    match expr {
+        ast::Expr::Or(items) | ast::Expr::And(items) => items.iter().for_each(|item| collect_selectors(item, out)),
+        ast::Expr::Not(inner) => collect_selectors(inner, out),
+        ast::Expr::Match(m) => out.push(&m.selector.0),
+        ast::Expr::Collection(c) => {
+            out.push(&c.selector.0);
+            collect_selectors(&c.inner, out);
+        }
     }
 }
 

@@ -427,3 +427,16 @@ fn validation_refuses_what_the_shape_cannot_answer() {
     assert!(refused(shape, r#"ID matches "(""#).starts_with(r#"Failed to compile regular expression "(""#));
     assert!(refused(shape, "ID ==").starts_with("Failed to parse filter expression: 1:6 (5): no match found"));
 }
+
+#[test]
+fn selectors_are_listed_in_the_order_written() {
+    let filter = Filter::new(
+        r#"value.role == "web" and ("ops" in list.groups or any list.teams as t { t == "a" })"#,
+        &schema::BINDING_IDENTITY,
+    )
+    .expect("valid binding selector");
+    let paths: Vec<String> = filter.selectors().iter().map(|p| p.join(".")).collect();
+    assert_eq!(paths, ["value.role", "list.groups", "list.teams", "t"]);
+    assert!(filter.matches(&json!({"value": {"role": "web"}, "list": {"groups": ["ops"]}})));
+    assert!(!filter.matches(&json!({"value": {"role": "db"}, "list": {"groups": ["ops"]}})));
+}

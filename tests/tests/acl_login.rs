@@ -276,6 +276,10 @@ async fn methods_and_rules_in_consuls_shapes_and_refusals() {
             "invalid Selector",
         ),
         (json!({"AuthMethod": "missing", "BindType": "service", "BindName": "web"}), "unknown AuthMethod"),
+        (
+            json!({"AuthMethod": "ci", "BindType": "service", "BindName": "web", "Selector": "value.rol == web"}),
+            "Selector \"value.rol\" is not valid",
+        ),
     ];
     for (body, expect) in bad_rules {
         let res = call(&agent, &root, Method::PUT, "/v1/acl/binding-rule", Some(body.clone())).await;

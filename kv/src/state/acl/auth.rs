@@ -157,8 +157,23 @@ impl State {
 fn check_rule_against(rule: &AclBindingRule, config: &JwtConfig) -> Result<(), String> {
     let bind_type = BindType::parse(&rule.bind_type)?;
     if !rule.selector.is_empty() {
-        roster_filter::Filter::new(&rule.selector, &roster_filter::schema::BINDING_IDENTITY)
+        let filter = roster_filter::Filter::new(&rule.selector, &roster_filter::schema::BINDING_IDENTITY)
             .map_err(|why| format!("Invalid Binding Rule: invalid Selector: {why}"))?;
+        // Consul types the selector by the method's mappings, so a name no mapping projects is refused, not a rule that
+        // silently never matches.
+        for path in filter.selectors() {
+            let known = match path {
+                [kind, name, ..] if kind == "value" => config.value_names().any(|n| n == name),
+                [kind, name, ..] if kind == "list" => config.list_names().any(|n| n == name),
+                _ => true,
+            };
+            if !known {
+                return Err(format!(
+                    "Invalid Binding Rule: invalid Selector: Selector {:?} is not valid",
+                    path.join(".")
+                ));
+            }
+        }
     }
     if bind_type != BindType::TemplatedPolicy && rule.bind_var_name.is_some() {
         return Err("Invalid Binding Rule: BindVars are only for the templated-policy BindType".into());

@@ -223,6 +223,8 @@ fn binding_rules_need_their_method_a_selector_that_parses_and_a_bind_name_that_r
         rule("r5", "m", "", "group", "web"),
         rule("r6", "m", "", "node", "Not A Node"),
         rule("r7", "m", "nope.x == 1", "role", "admins"),
+        rule("r8", "m", r#"value.rol == "web""#, "service", "web"),
+        rule("r9", "m", r#""ops" in list.groups"#, "service", "web"),
     ]);
     assert_eq!(results[1], CommandResult::Bool(true));
     assert!(rejected(&results[2]).contains("unknown AuthMethod \"nope\""));
@@ -231,6 +233,11 @@ fn binding_rules_need_their_method_a_selector_that_parses_and_a_bind_name_that_r
     assert!(rejected(&results[5]).contains("unknown BindType \"group\""));
     assert!(rejected(&results[6]).contains("invalid bind name"));
     assert!(rejected(&results[7]).contains("invalid Selector"));
+    assert!(
+        rejected(&results[8]).contains(r#"Selector "value.rol" is not valid"#),
+        "a typo is refused, not a dead rule"
+    );
+    assert!(rejected(&results[9]).contains(r#"Selector "list.groups" is not valid"#));
     assert_eq!(state.acl_binding_rules_of("m").map(|r| r.id.as_str()).collect::<Vec<_>>(), ["r1"]);
     // A config change that would orphan a rule's variable is refused.
     let narrowed = AclAuthMethod { config_json: JWT_CONFIG.replace(r#","svc":"service""#, ""), ..method("m") };
