@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// A login request: Consul's `ACLLoginParams`.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+/// A login request: Consul's `ACLLoginParams`. Its `Debug` leaves the bearer token out: it is a credential.
+#[derive(Clone, Serialize, Deserialize, Default)]
 pub struct Login {
     /// The auth method's name.
     pub auth_method: String,
@@ -25,6 +25,16 @@ pub struct Login {
     pub bearer_token: String,
     /// Free key/values recorded in the minted token's description.
     pub meta: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("auth_method", &self.auth_method)
+            .field("bearer_token", &"<hidden>")
+            .field("meta", &self.meta)
+            .finish()
+    }
 }
 
 /// What the matching rules of a login bind, before it becomes a token.

@@ -137,3 +137,9 @@ fn refusals() {
     let bad_name = jwt(&pair, &json!({"role": "web", "service": "Not Valid"}));
     assert!(matches!(mint(&state, "dc1", &login(bad_name), NOW_MS, ids()), Err(Error::Rejected(_))));
 }
+
+#[test]
+fn a_login_never_prints_its_bearer_token() {
+    let text = format!("{:?}", login("header.very-secret-claims.signature".into()));
+    assert!(text.contains("jwt") && !text.contains("very-secret-claims"), "{text}");
+}
