@@ -29,7 +29,7 @@ mod sessions;
 mod shared_eval;
 
 pub use access::{Access, AclSettings, PolicyCache};
-pub use config::{ClusterStatus, Config, Consistency, RaftServer, ReadMeta};
+pub use config::{ClusterStatus, Config, Consistency, RaftServer, RaftStats, ReadMeta};
 pub use error::{Error, Result};
 pub use remote::Remote;
 pub use server::Server;
