@@ -238,15 +238,7 @@ pub async fn self_(State(api): State<Api>) -> ApiResult {
         },
         "Coord": null,
         "Member": member(&api),
-        "Stats": {
-            "consul": {
-                "server": info.server.to_string(),
-                "leader": is_leader.to_string(),
-                "leader_addr": leader,
-                "known_datacenters": "1",
-            },
-            "build": { "version": env!("CARGO_PKG_VERSION"), "prerelease": "", "revision": "" },
-        },
+        "Stats": super::stats::stats(&api, super::stats::LeaderView { is_leader, leader_addr: leader }).await,
         "Meta": {"consul-network-segment": ""},
         "xDS": null,
     });
