@@ -11,10 +11,16 @@
 
 mod acl;
 mod client;
+mod event;
+mod info;
 mod job;
 mod keyring;
+mod kv_io;
 mod lock;
+mod maint;
+mod members;
 mod output;
+mod validate;
 mod watch;
 
 use std::collections::BTreeSet;
@@ -25,8 +31,13 @@ use clap::{Args, Parser, Subcommand};
 
 pub use acl::AclCommand;
 pub use client::{resolve_http_addr, resolve_token, run_client};
+pub use event::EventArgs;
+pub use info::InfoArgs;
 pub use keyring::KeyringArgs;
+pub use kv_io::{KvExportArgs, KvImportArgs};
 pub use lock::LockArgs;
+pub use maint::MaintArgs;
+pub use validate::ValidateArgs;
 pub use watch::{WatchArgs, WatchType};
 
 /// The whole command line.
@@ -83,6 +94,14 @@ pub enum Command {
     Keygen,
     /// List, install, use or remove gossip encryption keys on every member.
     Keyring(KeyringArgs),
+    /// Put the node or a service into maintenance mode, take it out, or list what is in maintenance.
+    Maint(MaintArgs),
+    /// Check config files and directories with the agent's loader, without starting anything.
+    Validate(ValidateArgs),
+    /// Fire a user event, optionally filtered to nodes, services and tags.
+    Event(EventArgs),
+    /// Print the agent's, Raft's, gossip's and the runtime's debugging statistics.
+    Info(InfoArgs),
 }
 
 /// `roster run FILE`.
@@ -266,6 +285,19 @@ pub struct MembersArgs {
     /// Agent address and token.
     #[command(flatten)]
     pub http: HttpArgs,
+    /// Print every tag of every member instead of the summary table.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    pub detailed: bool,
+    /// Only members whose status (alive, leaving, left, failed) matches this regular expression.
+    #[arg(long, default_value = ".*", value_name = "REGEX")]
+    pub status: String,
+    /// Consul's WAN pool; refused, since roster runs a single datacenter.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    pub wan: bool,
 }
 
 /// `roster join`.
@@ -340,6 +372,10 @@ pub enum KvCommand {
     Put(KvPutArgs),
     /// Delete a key (or, with -recurse, a prefix).
     Delete(KvDeleteArgs),
+    /// Print every entry under a prefix as Consul's export JSON.
+    Export(KvExportArgs),
+    /// Write the entries of Consul's export JSON (`@FILE`, `-` for stdin, or the JSON itself).
+    Import(KvImportArgs),
 }
 
 /// `roster kv get`.
@@ -466,6 +502,16 @@ pub enum CatalogCommand {
     Services(CatalogServicesArgs),
     /// List nodes.
     Nodes(CatalogNodesArgs),
+    /// List the known datacenters.
+    Datacenters(CatalogDatacentersArgs),
+}
+
+/// `roster catalog datacenters`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CatalogDatacentersArgs {
+    /// Agent address and token.
+    #[command(flatten)]
+    pub http: HttpArgs,
 }
 
 /// `roster catalog services`.

@@ -22,7 +22,7 @@ use super::{KvDeleteArgs, KvGetArgs, KvPutArgs};
 use crate::config::EnvSource;
 
 /// Characters escaped in a KV key: everything but unreserved characters and `/`, which keys keep.
-const KEY_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+pub(super) const KEY_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
 /// Characters escaped in one path segment or query value (a service ID may contain `/` or `#`).
 const SEGMENT_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
@@ -38,11 +38,14 @@ pub async fn run_client(command: &Command, env: &dyn EnvSource) -> anyhow::Resul
         Command::Acl(command) => super::acl::run(command, env).await,
         Command::Keygen => super::keyring::keygen(),
         Command::Keyring(args) => super::keyring::run(args, env).await,
-        Command::Members(args) => {
-            let agent = AgentClient::new(&args.http, env)?;
-            let members = agent.get_json("/v1/agent/members").await?;
-            print_stdout(output::members_table(&members)?.as_bytes())
-        }
+        Command::Members(args) => super::members::run(args, env).await,
+        Command::Maint(args) => super::maint::run(args, env).await,
+        Command::Validate(args) => super::validate::run(args),
+        Command::Event(args) => super::event::run(args, env).await,
+        Command::Info(args) => super::info::run(args, env).await,
+        Command::Kv(KvCommand::Export(args)) => super::kv_io::export(args, env).await,
+        Command::Kv(KvCommand::Import(args)) => super::kv_io::import(args, env).await,
+        Command::Catalog(CatalogCommand::Datacenters(args)) => super::members::datacenters(args, env).await,
         Command::Join(args) => {
             let agent = AgentClient::new(&args.http, env)?;
             let mut joined = 0;
