@@ -22,7 +22,8 @@ use super::{KvDeleteArgs, KvGetArgs, KvPutArgs};
 use crate::config::EnvSource;
 
 /// Characters escaped in a KV key: everything but unreserved characters and `/`, which keys keep.
-pub(super) const KEY_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+pub(super) const KEY_ESCAPES: &AsciiSet =
+    &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
 /// Characters escaped in one path segment or query value (a service ID may contain `/` or `#`).
 const SEGMENT_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 

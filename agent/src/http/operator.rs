@@ -14,7 +14,8 @@ use super::reply::{ApiResult, read_reply};
 use super::{Api, read, unexpected};
 
 /// The service kinds Consul always lists under `ConnectServiceInstances`, 0 when none is registered.
-const CONNECT_KINDS: [&str; 5] = ["connect-native", "connect-proxy", "ingress-gateway", "mesh-gateway", "terminating-gateway"];
+const CONNECT_KINDS: [&str; 5] =
+    ["connect-native", "connect-proxy", "ingress-gateway", "mesh-gateway", "terminating-gateway"];
 
 /// `GET /v1/operator/usage` (`?global` is accepted: this datacenter is the only one roster knows).
 pub async fn usage(State(api): State<Api>, uri: Uri) -> ApiResult {

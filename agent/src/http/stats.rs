@@ -62,7 +62,7 @@ fn runtime() -> Value {
     let cpu_count = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut runtime = json!({
         "os": std::env::consts::OS,
-        "arch": std::env::consts::ARCH,
+        "arch": go_arch(std::env::consts::ARCH),
         "cpu_count": cpu_count.to_string(),
     });
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
@@ -71,6 +71,18 @@ fn runtime() -> Value {
         runtime["max_procs"] = json!(metrics.num_workers().to_string());
     }
     runtime
+}
+
+/// Go's name for an architecture (`GOARCH`), which is what Consul prints and scripts compare against.
+fn go_arch(rust_arch: &str) -> &str {
+    match rust_arch {
+        "x86_64" => "amd64",
+        "x86" => "386",
+        "aarch64" => "arm64",
+        "powerpc64" => "ppc64",
+        "loongarch64" => "loong64",
+        other => other,
+    }
 }
 
 /// The LAN pool as this agent's gossip sees it; none for an agent without gossip.
