@@ -298,6 +298,15 @@ pub struct MembersArgs {
           default_value = "false", action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
     pub wan: bool,
+    /// Consul Enterprise's network segments; refused by name.
+    #[arg(long, hide = true, value_name = "SEGMENT")]
+    pub segment: Option<String>,
+    /// Consul Enterprise's admin partitions; refused by name.
+    #[arg(long, hide = true, value_name = "PARTITION")]
+    pub partition: Option<String>,
+    /// A `?filter=` on the members list, which roster's agent does not evaluate; refused by name.
+    #[arg(long, hide = true, value_name = "EXPRESSION")]
+    pub filter: Option<String>,
 }
 
 /// `roster join`.

@@ -207,6 +207,12 @@ async fn kv_import_of_a_bad_value_writes_nothing() {
     assert!(garbage.stderr.starts_with("Cannot unmarshal data:"), "{garbage:?}");
     let empty = run(&agent, &["kv", "export"], &[]).await;
     assert_eq!((empty.code, empty.stdout.as_str()), (Some(0), "[]\n"));
+    let elsewhere = run(&agent, &["kv", "export"], &["-datacenter=dc9"]).await;
+    assert_eq!(elsewhere.code, Some(1), "{elsewhere:?}");
+    assert!(elsewhere.stderr.contains("No path to datacenter"), "{elsewhere:?}");
+    let namespaced = run(&agent, &["kv", "import"], &["-namespace=team", "[]"]).await;
+    assert_eq!(namespaced.code, Some(1), "{namespaced:?}");
+    assert!(namespaced.stderr.starts_with("-namespace is not supported"), "{namespaced:?}");
 }
 
 #[tokio::test]
@@ -270,6 +276,12 @@ async fn catalog_datacenters_and_members_detailed_and_status() {
     let wan = run(&agent, &["members"], &["-wan"]).await;
     assert_eq!(wan.code, Some(1));
     assert!(wan.stderr.contains("-wan") && wan.stderr.contains("no WAN"), "{wan:?}");
+    for flag in ["-segment=alpha", "-partition=p1", "-filter=Name == x"] {
+        let refused = run(&agent, &["members"], &[flag]).await;
+        let name = flag.split('=').next().unwrap_or_default();
+        assert_eq!(refused.code, Some(1), "{refused:?}");
+        assert!(refused.stderr.starts_with(&format!("{name} is not supported")), "{refused:?}");
+    }
 }
 
 /// `roster info`'s sections as maps of key to value.

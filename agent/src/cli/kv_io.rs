@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::io::AsyncReadExt as _;
 
 use super::HttpArgs;
-use super::client::{AgentClient, KEY_ESCAPES};
+use super::client::{AgentClient, KEY_ESCAPES, segment};
 use super::output::kv_value_bytes;
 use crate::config::EnvSource;
 
@@ -30,6 +30,15 @@ pub struct KvExportArgs {
           default_value = "false", action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
     pub stale: bool,
+    /// The datacenter to read (roster serves only its own; any other is refused by the agent).
+    #[arg(long, value_name = "DC")]
+    pub datacenter: Option<String>,
+    /// Consul Enterprise's namespaces; refused by name.
+    #[arg(long, hide = true, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Consul Enterprise's admin partitions; refused by name.
+    #[arg(long, hide = true, value_name = "PARTITION")]
+    pub partition: Option<String>,
     /// The prefix to export (default: everything).
     #[arg(value_name = "KEY_OR_PREFIX")]
     pub prefix: Vec<String>,
@@ -44,6 +53,15 @@ pub struct KvImportArgs {
     /// Prepended to every imported key (`-prefix=sub/dir/`).
     #[arg(long, default_value = "", value_name = "PREFIX")]
     pub prefix: String,
+    /// The datacenter to write to (roster serves only its own; any other is refused by the agent).
+    #[arg(long, value_name = "DC")]
+    pub datacenter: Option<String>,
+    /// Consul Enterprise's namespaces; refused by name.
+    #[arg(long, hide = true, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Consul Enterprise's admin partitions; refused by name.
+    #[arg(long, hide = true, value_name = "PARTITION")]
+    pub partition: Option<String>,
     /// The JSON: `@FILE` reads a file, `-` reads stdin, anything else is the JSON itself.
     #[arg(value_name = "DATA", allow_hyphen_values = true)]
     pub data: Vec<String>,
@@ -63,6 +81,10 @@ struct Entry {
 
 /// Runs `roster kv export`: prints the entries under the prefix as a JSON array (`[]` when there are none).
 pub(super) async fn export(args: &KvExportArgs, env: &dyn EnvSource) -> anyhow::Result<i32> {
+    if let Some(problem) = enterprise_flag(&args.namespace, &args.partition) {
+        eprintln!("{problem}");
+        return Ok(1);
+    }
     if args.prefix.len() > 1 {
         eprintln!("Too many arguments (expected 1, got {})", args.prefix.len());
         return Ok(1);
@@ -73,6 +95,9 @@ pub(super) async fn export(args: &KvExportArgs, env: &dyn EnvSource) -> anyhow::
     let mut path = format!("/v1/kv/{}?recurse", utf8_percent_encode(prefix, KEY_ESCAPES));
     if args.stale {
         path.push_str("&stale");
+    }
+    if let Some(datacenter) = &args.datacenter {
+        path.push_str(&format!("&dc={}", segment(datacenter)));
     }
     let (status, body) = agent.send(Method::GET, &path, None).await?;
     let entries = match status {
@@ -93,6 +118,10 @@ pub(super) async fn export(args: &KvExportArgs, env: &dyn EnvSource) -> anyhow::
 
 /// Runs `roster kv import`: writes every entry, printing `Imported: KEY` for each, and stops at the first failure.
 pub(super) async fn import(args: &KvImportArgs, env: &dyn EnvSource) -> anyhow::Result<i32> {
+    if let Some(problem) = enterprise_flag(&args.namespace, &args.partition) {
+        eprintln!("{problem}");
+        return Ok(1);
+    }
     let data = match read_data(&args.data).await {
         Ok(data) => data,
         Err(err) => {
@@ -120,7 +149,10 @@ pub(super) async fn import(args: &KvImportArgs, env: &dyn EnvSource) -> anyhow::
     }
     let agent = AgentClient::new(&args.http, env)?;
     for (key, flags, value) in decoded {
-        let path = format!("/v1/kv/{}?flags={flags}", utf8_percent_encode(&key, KEY_ESCAPES));
+        let mut path = format!("/v1/kv/{}?flags={flags}", utf8_percent_encode(&key, KEY_ESCAPES));
+        if let Some(datacenter) = &args.datacenter {
+            path.push_str(&format!("&dc={}", segment(datacenter)));
+        }
         let (status, body) = agent.send(Method::PUT, &path, Some(value)).await?;
         let written = status.is_success() && body.trim_ascii() == b"true";
         if !written {
@@ -135,6 +167,12 @@ pub(super) async fn import(args: &KvImportArgs, env: &dyn EnvSource) -> anyhow::
         println!("Imported: {key}");
     }
     Ok(0)
+}
+
+/// The refusal of a Consul Enterprise flag roster has nothing behind.
+fn enterprise_flag(namespace: &Option<String>, partition: &Option<String>) -> Option<String> {
+    let flag = if namespace.is_some() { "namespace" } else { partition.as_ref().map(|_| "partition")? };
+    Some(format!("-{flag} is not supported: roster has no namespaces or admin partitions"))
 }
 
 /// The agent's `?recurse` answer as export entries, in its (key) order.

@@ -14,6 +14,15 @@ pub(super) async fn run(args: &MembersArgs, env: &dyn EnvSource) -> anyhow::Resu
         eprintln!("-wan: roster has no WAN gossip pool (it runs a single datacenter), so there are no WAN members");
         return Ok(1);
     }
+    let unsupported = [
+        ("segment", &args.segment, "roster has no network segments"),
+        ("partition", &args.partition, "roster has no admin partitions"),
+        ("filter", &args.filter, "roster's agent does not filter the members list"),
+    ];
+    if let Some((flag, _, why)) = unsupported.iter().find(|(_, value, _)| value.is_some()) {
+        eprintln!("-{flag} is not supported: {why}");
+        return Ok(1);
+    }
     let status_filter = match regex::Regex::new(&args.status) {
         Ok(filter) => filter,
         Err(err) => {
