@@ -34,7 +34,7 @@ pub use client::{resolve_http_addr, resolve_token, run_client};
 pub use event::EventArgs;
 pub use info::InfoArgs;
 pub use keyring::KeyringArgs;
-pub use kv_io::{KvExportArgs, KvImportArgs};
+pub use kv_io::{KvExportArgs, KvImportArgs, KvScopeArgs};
 pub use lock::LockArgs;
 pub use maint::MaintArgs;
 pub use validate::ValidateArgs;

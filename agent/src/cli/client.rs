@@ -354,6 +354,11 @@ impl AgentClient {
         json_or_error(status, &body)
     }
 
+    /// GETs a JSON document, or prints `{what}: {error}` as Consul's commands do and gives `None` (exit code 1).
+    pub(super) async fn get_json_or_report(&self, path: &str, what: &str) -> Option<Value> {
+        self.get_json(path).await.map_err(|err| eprintln!("{what}: {err:#}")).ok()
+    }
+
     /// Sends a write whose body the agent leaves empty; non-2xx answers are errors.
     async fn expect_ok(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<()> {
         let (status, answer) = self.send(method, path, body).await?;

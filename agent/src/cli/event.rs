@@ -40,8 +40,7 @@ pub(super) async fn run(args: &EventArgs, env: &dyn EnvSource) -> anyhow::Result
     }
     let agent = AgentClient::new(&args.http, env)?;
     // Consul's command asks the agent's name first, so an unreachable agent is reported before anything is fired.
-    if let Err(err) = agent.get_json("/v1/agent/self").await {
-        eprintln!("Error querying Consul agent: {err:#}");
+    if agent.get_json_or_report("/v1/agent/self", "Error querying Consul agent").await.is_none() {
         return Ok(1);
     }
     let mut query = Vec::new();

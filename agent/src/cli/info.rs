@@ -20,13 +20,7 @@ pub struct InfoArgs {
 /// Runs `roster info`.
 pub(super) async fn run(args: &InfoArgs, env: &dyn EnvSource) -> anyhow::Result<i32> {
     let agent = AgentClient::new(&args.http, env)?;
-    let me = match agent.get_json("/v1/agent/self").await {
-        Ok(me) => me,
-        Err(err) => {
-            eprintln!("Error querying agent: {err:#}");
-            return Ok(1);
-        }
-    };
+    let Some(me) = agent.get_json_or_report("/v1/agent/self", "Error querying agent").await else { return Ok(1) };
     print!("{}", stats_text(&me)?);
     Ok(0)
 }

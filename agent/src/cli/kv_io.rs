@@ -30,15 +30,9 @@ pub struct KvExportArgs {
           default_value = "false", action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
     pub stale: bool,
-    /// The datacenter to read (roster serves only its own; any other is refused by the agent).
-    #[arg(long, value_name = "DC")]
-    pub datacenter: Option<String>,
-    /// Consul Enterprise's namespaces; refused by name.
-    #[arg(long, hide = true, value_name = "NAMESPACE")]
-    pub namespace: Option<String>,
-    /// Consul Enterprise's admin partitions; refused by name.
-    #[arg(long, hide = true, value_name = "PARTITION")]
-    pub partition: Option<String>,
+    /// Datacenter, namespace and partition.
+    #[command(flatten)]
+    pub scope: KvScopeArgs,
     /// The prefix to export (default: everything).
     #[arg(value_name = "KEY_OR_PREFIX")]
     pub prefix: Vec<String>,
@@ -53,7 +47,18 @@ pub struct KvImportArgs {
     /// Prepended to every imported key (`-prefix=sub/dir/`).
     #[arg(long, default_value = "", value_name = "PREFIX")]
     pub prefix: String,
-    /// The datacenter to write to (roster serves only its own; any other is refused by the agent).
+    /// Datacenter, namespace and partition.
+    #[command(flatten)]
+    pub scope: KvScopeArgs,
+    /// The JSON: `@FILE` reads a file, `-` reads stdin, anything else is the JSON itself.
+    #[arg(value_name = "DATA", allow_hyphen_values = true)]
+    pub data: Vec<String>,
+}
+
+/// Where the KV commands read and write: Consul's `-datacenter`, and the Enterprise flags roster refuses.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KvScopeArgs {
+    /// The datacenter (roster serves only its own; the agent refuses any other).
     #[arg(long, value_name = "DC")]
     pub datacenter: Option<String>,
     /// Consul Enterprise's namespaces; refused by name.
@@ -62,9 +67,19 @@ pub struct KvImportArgs {
     /// Consul Enterprise's admin partitions; refused by name.
     #[arg(long, hide = true, value_name = "PARTITION")]
     pub partition: Option<String>,
-    /// The JSON: `@FILE` reads a file, `-` reads stdin, anything else is the JSON itself.
-    #[arg(value_name = "DATA", allow_hyphen_values = true)]
-    pub data: Vec<String>,
+}
+
+impl KvScopeArgs {
+    /// The refusal of an Enterprise flag roster has nothing behind.
+    fn unsupported(&self) -> Option<String> {
+        let flag = if self.namespace.is_some() { "namespace" } else { self.partition.as_ref().map(|_| "partition")? };
+        Some(format!("-{flag} is not supported: roster has no namespaces or admin partitions"))
+    }
+
+    /// `&dc=...` for the request's query string, or nothing.
+    fn dc_query(&self) -> String {
+        self.datacenter.as_ref().map(|datacenter| format!("&dc={}", segment(datacenter))).unwrap_or_default()
+    }
 }
 
 /// One exported entry, in Consul's field names and order. Reading is as lenient as Go's decoder: missing fields
@@ -81,7 +96,7 @@ struct Entry {
 
 /// Runs `roster kv export`: prints the entries under the prefix as a JSON array (`[]` when there are none).
 pub(super) async fn export(args: &KvExportArgs, env: &dyn EnvSource) -> anyhow::Result<i32> {
-    if let Some(problem) = enterprise_flag(&args.namespace, &args.partition) {
+    if let Some(problem) = args.scope.unsupported() {
         eprintln!("{problem}");
         return Ok(1);
     }
@@ -96,9 +111,7 @@ pub(super) async fn export(args: &KvExportArgs, env: &dyn EnvSource) -> anyhow::
     if args.stale {
         path.push_str("&stale");
     }
-    if let Some(datacenter) = &args.datacenter {
-        path.push_str(&format!("&dc={}", segment(datacenter)));
-    }
+    path.push_str(&args.scope.dc_query());
     let (status, body) = agent.send(Method::GET, &path, None).await?;
     let entries = match status {
         StatusCode::NOT_FOUND => Vec::new(),
@@ -118,7 +131,7 @@ pub(super) async fn export(args: &KvExportArgs, env: &dyn EnvSource) -> anyhow::
 
 /// Runs `roster kv import`: writes every entry, printing `Imported: KEY` for each, and stops at the first failure.
 pub(super) async fn import(args: &KvImportArgs, env: &dyn EnvSource) -> anyhow::Result<i32> {
-    if let Some(problem) = enterprise_flag(&args.namespace, &args.partition) {
+    if let Some(problem) = args.scope.unsupported() {
         eprintln!("{problem}");
         return Ok(1);
     }
@@ -150,9 +163,7 @@ pub(super) async fn import(args: &KvImportArgs, env: &dyn EnvSource) -> anyhow::
     let agent = AgentClient::new(&args.http, env)?;
     for (key, flags, value) in decoded {
         let mut path = format!("/v1/kv/{}?flags={flags}", utf8_percent_encode(&key, KEY_ESCAPES));
-        if let Some(datacenter) = &args.datacenter {
-            path.push_str(&format!("&dc={}", segment(datacenter)));
-        }
+        path.push_str(&args.scope.dc_query());
         let (status, body) = agent.send(Method::PUT, &path, Some(value)).await?;
         let written = status.is_success() && body.trim_ascii() == b"true";
         if !written {
@@ -167,12 +178,6 @@ pub(super) async fn import(args: &KvImportArgs, env: &dyn EnvSource) -> anyhow::
         println!("Imported: {key}");
     }
     Ok(0)
-}
-
-/// The refusal of a Consul Enterprise flag roster has nothing behind.
-fn enterprise_flag(namespace: &Option<String>, partition: &Option<String>) -> Option<String> {
-    let flag = if namespace.is_some() { "namespace" } else { partition.as_ref().map(|_| "partition")? };
-    Some(format!("-{flag} is not supported: roster has no namespaces or admin partitions"))
 }
 
 /// The agent's `?recurse` answer as export entries, in its (key) order.

@@ -46,24 +46,15 @@ pub(super) async fn run(args: &MaintArgs, env: &dyn EnvSource) -> anyhow::Result
         return Ok(1);
     }
     let agent = AgentClient::new(&args.http, env)?;
-    let node_name = match agent.get_json("/v1/agent/self").await {
-        Ok(me) => me["Config"]["NodeName"].as_str().unwrap_or_default().to_owned(),
-        Err(err) => {
-            eprintln!("Error querying Consul agent: {err:#}");
-            return Ok(1);
-        }
+    let Some(me) = agent.get_json_or_report("/v1/agent/self", "Error querying Consul agent").await else {
+        return Ok(1);
     };
     if !args.enable && !args.disable {
-        return match agent.get_json("/v1/agent/checks").await {
-            Ok(checks) => {
-                print!("{}", listing(&node_name, &checks)?);
-                Ok(0)
-            }
-            Err(err) => {
-                eprintln!("Error getting checks: {err:#}");
-                Ok(1)
-            }
+        let Some(checks) = agent.get_json_or_report("/v1/agent/checks", "Error getting checks").await else {
+            return Ok(1);
         };
+        print!("{}", listing(me["Config"]["NodeName"].as_str().unwrap_or_default(), &checks)?);
+        return Ok(0);
     }
     let (what, done) = match (args.enable, args.service_id.is_empty()) {
         (true, true) => ("enabling node", "Node maintenance is now enabled".to_owned()),

@@ -31,12 +31,8 @@ pub(super) async fn run(args: &MembersArgs, env: &dyn EnvSource) -> anyhow::Resu
         }
     };
     let agent = AgentClient::new(&args.http, env)?;
-    let members = match agent.get_json("/v1/agent/members").await {
-        Ok(members) => members,
-        Err(err) => {
-            eprintln!("Error retrieving members: {err:#}");
-            return Ok(1);
-        }
+    let Some(members) = agent.get_json_or_report("/v1/agent/members", "Error retrieving members").await else {
+        return Ok(1);
     };
     let members: Vec<Value> = members
         .as_array()
@@ -55,12 +51,9 @@ pub(super) async fn run(args: &MembersArgs, env: &dyn EnvSource) -> anyhow::Resu
 /// Runs `roster catalog datacenters`: one name per line, nearest first (roster knows only its own).
 pub(super) async fn datacenters(args: &CatalogDatacentersArgs, env: &dyn EnvSource) -> anyhow::Result<i32> {
     let agent = AgentClient::new(&args.http, env)?;
-    let datacenters = match agent.get_json("/v1/catalog/datacenters").await {
-        Ok(datacenters) => datacenters,
-        Err(err) => {
-            eprintln!("Error listing datacenters: {err:#}");
-            return Ok(1);
-        }
+    let Some(datacenters) = agent.get_json_or_report("/v1/catalog/datacenters", "Error listing datacenters").await
+    else {
+        return Ok(1);
     };
     let names: Vec<&str> = datacenters.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
     if names.is_empty() {
