@@ -23,8 +23,8 @@ use roster_acl::{AccessLevel, Resource};
 pub const CONSUL_COMPAT_VERSION: &str = "1.22.0";
 
 /// Service and check IDs that belong to the cluster, not to this agent's own registrations.
-const CLUSTER_SERVICE: &str = "consul";
-const GOSSIP_CHECK: &str = "serfHealth";
+pub(super) const CLUSTER_SERVICE: &str = "consul";
+pub(super) const GOSSIP_CHECK: &str = "serfHealth";
 
 fn local(api: &Api, q: &Query) -> Result<ReadOpts, ApiError> {
     // The agent answers from its own view, which must not need a leader.

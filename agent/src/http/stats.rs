@@ -6,10 +6,7 @@
 use serde_json::{Value, json};
 
 use super::Api;
-
-/// The service and check that belong to the cluster, not to this agent's own registrations.
-const CLUSTER_SERVICE: &str = "consul";
-const GOSSIP_CHECK: &str = "serfHealth";
+use super::agent::{CLUSTER_SERVICE, GOSSIP_CHECK};
 
 /// What the `consul` section reports about the leader, which `/v1/agent/self` has already asked the cluster.
 pub(super) struct LeaderView {
