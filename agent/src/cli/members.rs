@@ -74,10 +74,11 @@ fn status_name(member: &Value) -> &'static str {
     }
 }
 
-/// `-detailed`: `Node Address Status Tags`, every tag as `k=v` sorted by key, sorted by node name. Consul's command
-/// fills in the partition and segment tags of the default partition, so they are shown here too.
+/// `-detailed`: `Node Address Status Tags`, every tag as `k=v` sorted by key; servers first, then by node name, as
+/// Consul orders them. Consul's command fills in the partition and segment tags of the default partition, so they
+/// are shown here too.
 fn detailed_table(members: &[Value]) -> String {
-    let mut rows: Vec<Vec<String>> = members
+    let mut rows: Vec<(bool, Vec<String>)> = members
         .iter()
         .map(|member| {
             let mut tags: std::collections::BTreeMap<String, String> = member["Tags"]
@@ -95,17 +96,18 @@ fn detailed_table(members: &[Value]) -> String {
                 *segment = "<default>".to_owned();
             }
             let tags: Vec<String> = tags.iter().map(|(key, value)| format!("{key}={value}")).collect();
-            vec![
+            let row = vec![
                 member["Name"].as_str().unwrap_or_default().to_owned(),
                 address(member),
                 status_name(member).to_owned(),
                 tags.join(","),
-            ]
+            ];
+            (!is_server, row)
         })
         .collect();
     rows.sort();
-    rows.insert(0, ["Node", "Address", "Status", "Tags"].map(str::to_owned).to_vec());
-    columnize(&rows)
+    let header = ["Node", "Address", "Status", "Tags"].map(str::to_owned).to_vec();
+    columnize(&std::iter::once(header).chain(rows.into_iter().map(|(_, row)| row)).collect::<Vec<_>>())
 }
 
 /// `ip:port`, with IPv6 addresses bracketed, as Go's `net.TCPAddr` prints them.
@@ -127,10 +129,11 @@ mod tests {
                    "Tags": {"role": "consul", "dc": "dc1", "segment": ""}}),
             json!({"Name": "c1", "Addr": "::1", "Port": 8301, "Status": 4, "Tags": {"role": "node", "dc": "dc1"}}),
         ];
+        // Servers first, whatever their names.
         let want = [
             "Node  Address        Status  Tags",
-            "c1    [::1]:8301     failed  dc=dc1,partition=default,role=node,segment=<default>",
             "s1    10.0.0.1:8301  alive   dc=dc1,partition=default,role=consul,segment=<all>",
+            "c1    [::1]:8301     failed  dc=dc1,partition=default,role=node,segment=<default>",
         ];
         assert_eq!(detailed_table(&members), want.map(|line| format!("{line}\n")).concat());
     }
