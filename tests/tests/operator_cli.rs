@@ -401,3 +401,23 @@ async fn usage_needs_operator_read() {
     allowed.expect_status(200);
     assert_eq!(allowed.json()["Usage"]["dc1"]["Nodes"], 1, "counts are not filtered by service or node rules");
 }
+
+#[tokio::test]
+async fn info_on_a_client_without_servers_has_no_raft_section() {
+    let dir = tempfile::tempdir().expect("dir");
+    let args = ["-data-dir", &dir.path().display().to_string(), "-bind", "127.0.0.1", "-client", "127.0.0.1"]
+        .map(str::to_owned)
+        .to_vec();
+    let config = json!({"ports": {"http": 0, "dns": -1, "serf_lan": 0}});
+    let client = TestAgent::start_with_config("ops-info-client", AgentMode::Args(args), config)
+        .await
+        .expect("a lone client starts");
+    let info = run(&client, &["info"], &[]).await;
+    info.expect_success();
+    let sections = info_sections(&info.stdout);
+    let names: Vec<&str> = sections.keys().map(String::as_str).collect();
+    assert_eq!(names, ["agent", "build", "consul", "runtime", "serf_lan"], "{}", info.stdout);
+    assert_eq!(sections["consul"]["server"], "false");
+    assert_eq!(sections["consul"]["leader"], "false");
+    assert_eq!(sections["consul"]["leader_addr"], "", "no server is known");
+}
