@@ -11,11 +11,17 @@
 
 mod acl;
 mod client;
+mod event;
+mod info;
 mod job;
 mod keyring;
+mod kv_io;
 mod lock;
+mod maint;
+mod members;
 mod output;
 mod tls;
+mod validate;
 mod watch;
 
 use std::collections::BTreeSet;
@@ -26,8 +32,13 @@ use clap::{Args, Parser, Subcommand};
 
 pub use acl::AclCommand;
 pub use client::{resolve_http_addr, resolve_token, run_client};
+pub use event::EventArgs;
+pub use info::InfoArgs;
 pub use keyring::KeyringArgs;
+pub use kv_io::{KvExportArgs, KvImportArgs, KvScopeArgs};
 pub use lock::LockArgs;
+pub use maint::MaintArgs;
+pub use validate::ValidateArgs;
 pub use watch::{WatchArgs, WatchType};
 
 /// The whole command line.
@@ -91,6 +102,14 @@ pub enum Command {
     Login(acl::LoginArgs),
     /// Delete the login token given by -token (or the environment).
     Logout(acl::LogoutArgs),
+    /// Put the node or a service into maintenance mode, take it out, or list what is in maintenance.
+    Maint(MaintArgs),
+    /// Check config files and directories with the agent's loader, without starting anything.
+    Validate(ValidateArgs),
+    /// Fire a user event, optionally filtered to nodes, services and tags.
+    Event(EventArgs),
+    /// Print the agent's, Raft's, gossip's and the runtime's debugging statistics.
+    Info(InfoArgs),
 }
 
 /// `roster run FILE`.
@@ -274,6 +293,28 @@ pub struct MembersArgs {
     /// Agent address and token.
     #[command(flatten)]
     pub http: HttpArgs,
+    /// Print every tag of every member instead of the summary table.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    pub detailed: bool,
+    /// Only members whose status (alive, leaving, left, failed) matches this regular expression.
+    #[arg(long, default_value = ".*", value_name = "REGEX")]
+    pub status: String,
+    /// Consul's WAN pool; refused, since roster runs a single datacenter.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    pub wan: bool,
+    /// Consul Enterprise's network segments; refused by name.
+    #[arg(long, hide = true, value_name = "SEGMENT")]
+    pub segment: Option<String>,
+    /// Consul Enterprise's admin partitions; refused by name.
+    #[arg(long, hide = true, value_name = "PARTITION")]
+    pub partition: Option<String>,
+    /// A `?filter=` on the members list, which roster's agent does not evaluate; refused by name.
+    #[arg(long, hide = true, value_name = "EXPRESSION")]
+    pub filter: Option<String>,
 }
 
 /// `roster join`.
@@ -348,6 +389,10 @@ pub enum KvCommand {
     Put(KvPutArgs),
     /// Delete a key (or, with -recurse, a prefix).
     Delete(KvDeleteArgs),
+    /// Print every entry under a prefix as Consul's export JSON.
+    Export(KvExportArgs),
+    /// Write the entries of Consul's export JSON (`@FILE`, `-` for stdin, or the JSON itself).
+    Import(KvImportArgs),
 }
 
 /// `roster kv get`.
@@ -474,6 +519,16 @@ pub enum CatalogCommand {
     Services(CatalogServicesArgs),
     /// List nodes.
     Nodes(CatalogNodesArgs),
+    /// List the known datacenters.
+    Datacenters(CatalogDatacentersArgs),
+}
+
+/// `roster catalog datacenters`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CatalogDatacentersArgs {
+    /// Agent address and token.
+    #[command(flatten)]
+    pub http: HttpArgs,
 }
 
 /// `roster catalog services`.

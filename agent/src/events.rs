@@ -135,6 +135,11 @@ impl EventStore {
         self.lock().list(name)
     }
 
+    /// The event Lamport clock: the highest time seen or given out (Serf's `event_time`).
+    pub fn ltime(&self) -> u64 {
+        self.lock().ltime()
+    }
+
     /// Changes whenever an event is stored.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()

@@ -47,7 +47,7 @@ pub use model::{
     CheckStatus, HealthCheck, KvEntry, Node, Service, ServiceAddress, ServiceCheckRef, Session, SessionBehavior,
     Weights,
 };
-pub use query::{Answer, InstanceHealth, Query, ServiceEntry};
+pub use query::{Answer, InstanceHealth, Query, ServiceEntry, Usage};
 pub use state::acl::{MAX_ACL_DESCRIPTION_LEN, MAX_ACL_LINKS, MAX_ACL_NAME_LEN, MAX_ACL_RULES_LEN, jwt_config};
 pub use state::{HealthEntry, State};
 pub use txn::{CatalogVerb, KvVerb, MAX_TXN_OPS, TxnError, TxnOp, TxnOutcome, TxnResult};

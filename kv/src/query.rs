@@ -144,6 +144,8 @@ pub enum Query {
     AclAuthMethods,
     /// Every binding rule, by ID. Answers `AclBindingRules`.
     AclBindingRules,
+    /// How many nodes, service names and instances the catalog holds (`/v1/operator/usage`). Answers `Usage`.
+    Usage,
 }
 
 /// What a `Query` returns: owned data, free of the state's lock.
@@ -198,6 +200,25 @@ pub enum Answer {
     AclAuthMethods(Vec<AclAuthMethod>),
     /// ACL binding rules, by ID.
     AclBindingRules(Vec<AclBindingRule>),
+    /// Catalog counts.
+    Usage(Usage),
+}
+
+/// What the catalog holds, counted (Consul's `ServiceUsage` for one datacenter).
+///
+/// Sent over the server RPC: fields are appended, never reordered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Catalog nodes.
+    pub nodes: u64,
+    /// Distinct service names.
+    pub services: u64,
+    /// Service instances, on every node.
+    pub service_instances: u64,
+    /// Typical instances (no `Kind`) other than the servers' own `consul` service: what Consul bills.
+    pub billable_instances: u64,
+    /// Instances of each non-typical kind (`connect-proxy`, `mesh-gateway`, ...).
+    pub kind_instances: BTreeMap<String, u64>,
 }
 
 /// One service instance with its node and every check that affects it: the owned form of `HealthEntry` (Consul's `ServiceEntry`).
@@ -321,6 +342,7 @@ impl Query {
             Query::AclPolicies => vec![WatchKey::Table(Table::AclPolicies)],
             Query::AclAuthMethods => vec![WatchKey::Table(Table::AclAuthMethods)],
             Query::AclBindingRules => vec![WatchKey::Table(Table::AclBindingRules)],
+            Query::Usage => vec![WatchKey::Table(Table::Nodes), WatchKey::Table(Table::Services)],
         }
     }
 
@@ -439,6 +461,7 @@ impl Query {
                 let rules = state.acl_binding_rules.values().cloned().collect();
                 (Answer::AclBindingRules(rules), state.table(Table::AclBindingRules))
             }
+            Query::Usage => (Answer::Usage(usage(state)), state.table(Table::Nodes).max(state.table(Table::Services))),
         }
     }
 }
@@ -455,6 +478,23 @@ fn node_status(state: &State, node: &str, service_id: Option<&str>) -> (Answer, 
     }
     let relevant = checks.into_iter().filter(|c| c.service_id.is_empty() || Some(c.service_id.as_str()) == service_id);
     (Answer::Status(Some(relevant.map(|c| c.status).max().unwrap_or(CheckStatus::Passing))), index)
+}
+
+/// Counts the catalog: every node, and every instance under each service name.
+fn usage(state: &State) -> Usage {
+    let mut usage = Usage { nodes: state.nodes().0.len() as u64, ..Usage::default() };
+    for name in state.service_name_list() {
+        usage.services += 1;
+        for (_, service) in state.service_instances(name, &[]).0 {
+            usage.service_instances += 1;
+            if !service.kind.is_empty() {
+                *usage.kind_instances.entry(service.kind.clone()).or_default() += 1;
+            } else if name != "consul" {
+                usage.billable_instances += 1;
+            }
+        }
+    }
+    usage
 }
 
 /// The index of the case-insensitive service lookups: the last change to any table they read.

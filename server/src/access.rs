@@ -445,6 +445,8 @@ pub(crate) fn authorize_query(access: &Access, query: &Query) -> Result<()> {
         Query::AclTokens | Query::AclPolicies | Query::AclRoles | Query::AclAuthMethods | Query::AclBindingRules => {
             access.require(authz.acl_read(), Resource::Acl, AccessLevel::Read, None)
         }
+        // Counts say nothing about any one name, so Consul guards them with operator:read alone.
+        Query::Usage => access.require(authz.operator_read(), Resource::Operator, AccessLevel::Read, None),
         _ => Ok(()),
     }
 }

@@ -185,6 +185,29 @@ pub struct ClusterStatus {
     pub initialized: bool,
 }
 
+/// This server's own Raft progress, for `/v1/agent/self`'s `Stats.raft` (in process only; never sent to another agent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftStats {
+    /// `Leader`, `Follower`, `Candidate`, `Learner` or `Shutdown`.
+    pub state: String,
+    /// The current term.
+    pub term: u64,
+    /// The index of the last entry in the log (0 for an empty log).
+    pub last_log_index: u64,
+    /// The highest index known to be committed.
+    pub commit_index: u64,
+    /// The highest index applied to the state.
+    pub applied_index: u64,
+    /// The index the newest snapshot covers (0 without one).
+    pub last_snapshot_index: u64,
+    /// Voters in the configuration other than this server.
+    pub num_peers: u64,
+    /// Whether this server leads right now.
+    pub leader: bool,
+    /// Milliseconds since the leader was last heard from; 0 on the leader.
+    pub last_contact_ms: u64,
+}
+
 /// One member of the Raft configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RaftServer {

@@ -56,7 +56,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::Consistency;
-use crate::config::{ClusterStatus, RaftServer};
+use crate::config::{ClusterStatus, RaftServer, RaftStats};
 use crate::error::{Error, Result};
 use crate::replica::Replica;
 use crate::rpc::{Peer, RpcError};
@@ -348,6 +348,23 @@ impl RaftNode {
                 // first, which only a member of a formed cluster can have caused.
                 initialized: metrics.last_log_index.is_some() || metrics.current_term != 0,
             }
+        })
+    }
+
+    /// This node's Raft progress as `Stats.raft` shows it.
+    pub(crate) fn stats(&self) -> RaftStats {
+        let last_contact_ms = self.last_contact_ms();
+        self.with_metrics(|metrics| RaftStats {
+            state: format!("{:?}", metrics.state),
+            term: metrics.current_term,
+            last_log_index: metrics.last_log_index.unwrap_or(0),
+            commit_index: metrics.local_committed.as_ref().map_or(0, |id| id.index()),
+            applied_index: metrics.last_applied.as_ref().map_or(0, |id| id.index()),
+            last_snapshot_index: metrics.snapshot.as_ref().map_or(0, |id| id.index()),
+            num_peers: metrics.membership_config.membership().voter_ids().filter(|id| *id != self.node_id).count()
+                as u64,
+            leader: metrics.current_leader == Some(self.node_id),
+            last_contact_ms,
         })
     }
 

@@ -244,6 +244,11 @@ impl Server {
         self.inner.rpc_advertise
     }
 
+    /// This server's own Raft progress (term, log, commit and apply indexes, role).
+    pub fn raft_stats(&self) -> crate::RaftStats {
+        self.inner.node.stats()
+    }
+
     /// Whether this server is the leader right now.
     pub fn is_leader(&self) -> bool {
         self.inner.node.is_leader()

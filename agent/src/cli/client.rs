@@ -22,7 +22,8 @@ use super::{KvDeleteArgs, KvGetArgs, KvPutArgs};
 use crate::config::EnvSource;
 
 /// Characters escaped in a KV key: everything but unreserved characters and `/`, which keys keep.
-const KEY_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+pub(super) const KEY_ESCAPES: &AsciiSet =
+    &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
 /// Characters escaped in one path segment or query value (a service ID may contain `/` or `#`).
 const SEGMENT_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
@@ -41,11 +42,14 @@ pub async fn run_client(command: &Command, env: &dyn EnvSource) -> anyhow::Resul
         Command::Tls(command) => super::tls::run(command),
         Command::Login(args) => super::acl::report(super::acl::login(args, env).await),
         Command::Logout(args) => super::acl::report(super::acl::logout(args, env).await),
-        Command::Members(args) => {
-            let agent = AgentClient::new(&args.http, env)?;
-            let members = agent.get_json("/v1/agent/members").await?;
-            print_stdout(output::members_table(&members)?.as_bytes())
-        }
+        Command::Members(args) => super::members::run(args, env).await,
+        Command::Maint(args) => super::maint::run(args, env).await,
+        Command::Validate(args) => super::validate::run(args),
+        Command::Event(args) => super::event::run(args, env).await,
+        Command::Info(args) => super::info::run(args, env).await,
+        Command::Kv(KvCommand::Export(args)) => super::kv_io::export(args, env).await,
+        Command::Kv(KvCommand::Import(args)) => super::kv_io::import(args, env).await,
+        Command::Catalog(CatalogCommand::Datacenters(args)) => super::members::datacenters(args, env).await,
         Command::Join(args) => {
             let agent = AgentClient::new(&args.http, env)?;
             let mut joined = 0;
@@ -351,6 +355,11 @@ impl AgentClient {
     pub(super) async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
         let (status, body) = self.send(Method::GET, path, None).await?;
         json_or_error(status, &body)
+    }
+
+    /// GETs a JSON document, or prints `{what}: {error}` as Consul's commands do and gives `None` (exit code 1).
+    pub(super) async fn get_json_or_report(&self, path: &str, what: &str) -> Option<Value> {
+        self.get_json(path).await.map_err(|err| eprintln!("{what}: {err:#}")).ok()
     }
 
     /// Sends a write whose body the agent leaves empty; non-2xx answers are errors.

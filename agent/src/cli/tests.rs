@@ -118,7 +118,7 @@ fn other_subcommands_parse() {
     assert!(matches!(parse_line("roster version").command, Command::Version));
     assert!(matches!(
         parse_line("roster members -http-addr 10.0.0.1:8500").command,
-        Command::Members(MembersArgs { http: HttpArgs { http_addr: Some(_), .. } })
+        Command::Members(MembersArgs { http: HttpArgs { http_addr: Some(_), .. }, .. })
     ));
     assert!(matches!(
         parse_line("roster catalog services -tags").command,
@@ -330,4 +330,38 @@ fn cluster_subcommands_parse_consul_style() {
         Ok(Cli { command: Command::Operator(OperatorCommand::Raft(OperatorRaftCommand::ListPeers(a))) }) if a.stale
     ));
     assert!(parse(["roster", "join"]).is_err(), "join needs an address");
+}
+
+#[test]
+fn operator_subcommands_take_consuls_single_dash_flags() {
+    let Command::Maint(maint) = parse_line("roster maint -enable -reason deploy -service web-1").command else {
+        panic!("not maint");
+    };
+    assert_eq!((maint.enable, maint.reason.as_str(), maint.service_id.as_str()), (true, "deploy", "web-1"));
+    let Command::Validate(validate) = parse_line("roster validate -quiet a.json conf.d").command else {
+        panic!("not validate");
+    };
+    assert!(validate.quiet);
+    assert_eq!(validate.paths.len(), 2);
+    let Command::Kv(KvCommand::Import(import)) = parse_line("roster kv import -prefix=sub/dir/ -").command else {
+        panic!("not kv import");
+    };
+    assert_eq!((import.prefix.as_str(), import.data.as_slice()), ("sub/dir/", ["-".to_owned()].as_slice()));
+    let Command::Kv(KvCommand::Export(export)) = parse_line("roster kv export -stale app/").command else {
+        panic!("not kv export");
+    };
+    assert!(export.stale);
+    let Command::Event(event) = parse_line("roster event -name deploy -service web -tag v1 payload").command else {
+        panic!("not event");
+    };
+    assert_eq!((event.name.as_str(), event.tag.as_str(), event.payload.len()), ("deploy", "v1", 1));
+    let Command::Members(members) = parse_line("roster members -detailed -status=alive").command else {
+        panic!("not members");
+    };
+    assert_eq!((members.detailed, members.status.as_str(), members.wan), (true, "alive", false));
+    assert!(matches!(parse_line("roster info").command, Command::Info(_)));
+    assert!(matches!(
+        parse_line("roster catalog datacenters").command,
+        Command::Catalog(CatalogCommand::Datacenters(_))
+    ));
 }

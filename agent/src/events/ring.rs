@@ -21,6 +21,11 @@ impl Ring {
         self.ltime
     }
 
+    /// The highest Lamport time seen or given out.
+    pub(crate) fn ltime(&self) -> u64 {
+        self.ltime
+    }
+
     /// Raises the clock to an event's time (Serf's `Witness`), whether or not the event is kept.
     pub(crate) fn witness(&mut self, ltime: u64) {
         self.ltime = self.ltime.max(ltime);

@@ -23,8 +23,8 @@ use roster_acl::{AccessLevel, Resource};
 pub const CONSUL_COMPAT_VERSION: &str = "1.22.0";
 
 /// Service and check IDs that belong to the cluster, not to this agent's own registrations.
-const CLUSTER_SERVICE: &str = "consul";
-const GOSSIP_CHECK: &str = "serfHealth";
+pub(super) const CLUSTER_SERVICE: &str = "consul";
+pub(super) const GOSSIP_CHECK: &str = "serfHealth";
 
 fn local(api: &Api, q: &Query) -> Result<ReadOpts, ApiError> {
     // The agent answers from its own view, which must not need a leader.
@@ -238,15 +238,7 @@ pub async fn self_(State(api): State<Api>) -> ApiResult {
         },
         "Coord": null,
         "Member": member(&api),
-        "Stats": {
-            "consul": {
-                "server": info.server.to_string(),
-                "leader": is_leader.to_string(),
-                "leader_addr": leader,
-                "known_datacenters": "1",
-            },
-            "build": { "version": env!("CARGO_PKG_VERSION"), "prerelease": "", "revision": "" },
-        },
+        "Stats": super::stats::stats(&api, super::stats::LeaderView { is_leader, leader_addr: leader }).await,
         "Meta": {"consul-network-segment": ""},
         "xDS": null,
     });

@@ -69,6 +69,7 @@ fn sample_queries() -> Vec<Query> {
         Query::AclRoles,
         Query::AclAuthMethods,
         Query::AclBindingRules,
+        Query::Usage,
     ]
 }
 
@@ -126,6 +127,7 @@ fn expected(state: &State, query: &Query) -> (u64, Vec<WatchKey>) {
         Query::NodeStatus { node, .. } => (state.node_checks(node).1, vec![WatchKey::Node(node.clone())]),
         Query::ResolveService { .. } | Query::ServicesWithAddress { .. } => (resolve_index, tables(&resolve)),
         Query::ResolveNode { .. } | Query::NodesWithAddress { .. } => (state.nodes().1, tables(&[Table::Nodes])),
+        Query::Usage => (state.nodes().1.max(state.service_names().1), tables(&[Table::Nodes, Table::Services])),
     }
 }
 
@@ -192,6 +194,28 @@ fn services_answer_the_sorted_union_of_tags() {
     ]
     .into();
     assert_eq!(answer(Query::Services), Answer::ServiceTags(want));
+}
+
+#[test]
+fn usage_counts_nodes_names_and_instances() {
+    let mut proxy = service("web-1-proxy", "web-proxy", &[]);
+    proxy.kind = "connect-proxy".into();
+    let (state, _) = run(&[
+        register("n1", Some(service("web-1", "web", &[])), vec![]),
+        register("n1", Some(proxy), vec![]),
+        register("n2", Some(service("web-2", "web", &[])), vec![]),
+        register("n2", Some(service("consul", "consul", &[])), vec![]),
+        register("n3", None, vec![]),
+    ]);
+    let want = Usage {
+        nodes: 3,
+        services: 3,
+        service_instances: 4,
+        billable_instances: 2,
+        kind_instances: [("connect-proxy".to_owned(), 1)].into(),
+    };
+    assert_eq!(Query::Usage.eval(&state).0, Answer::Usage(want));
+    assert_eq!(Query::Usage.eval(&State::default()).0, Answer::Usage(Usage::default()));
 }
 
 #[test]

@@ -151,6 +151,7 @@ fn a_named_read_is_refused_and_lists_are_filtered() {
     assert!(authorize_query(&web, &Query::KvGet { key: "lb/web/1".into() }).is_ok());
     assert!(denial(authorize_query(&web, &Query::KvGet { key: "other".into() })).contains("'key:read' on \"other\""));
     assert!(denial(authorize_query(&web, &Query::AclTokens)).contains("'acl:read'"));
+    assert!(denial(authorize_query(&web, &Query::Usage)).contains("'operator:read'"));
     let mut keys = Answer::Keys(vec!["lb/web/1".into(), "lb/web/secret".into(), "other".into()]);
     assert!(filter_answer(&web, &mut keys));
     assert_eq!(keys, Answer::Keys(vec!["lb/web/1".into()]));
