@@ -29,3 +29,4 @@ pub mod local;
 pub mod logging;
 pub mod registrator;
 pub mod run;
+mod tls_reload;

@@ -33,7 +33,13 @@ const LEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the agent until a shutdown signal, `/v1/agent/leave`, or a fatal join failure.
 pub async fn run_agent(config: Config) -> anyhow::Result<()> {
+    let https_tls = match config.https_addrs().is_empty() {
+        true => None,
+        // The files were checked when the config loaded; they are read again here for the listener itself.
+        false => Some(Arc::new(roster_tls::Tls::load(config.tls.https.clone()).context("loading tls.https")?)),
+    };
     let http_listeners = bind_all(&config.http_addrs(), "HTTP").await?;
+    let https_listeners = bind_all(&config.https_addrs(), "HTTPS").await?;
     let dns_sockets = bind_dns(&config.dns_addrs())?;
     let advertise_ip = advertise_ip(&config);
     let rpc_listener = if config.server {
@@ -170,12 +176,26 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
             shutdown.child_token(),
         ));
     let mut tasks = JoinSet::new();
+    let serve_options = http::ServeOptions {
+        tls: None,
+        max_conns_per_client: config.limits.http_max_conns_per_client,
+        handshake_timeout: config.limits.https_handshake_timeout,
+        header_read_timeout: http::HEADER_READ_TIMEOUT,
+    };
     let mut http_addrs = Vec::new();
     for listener in http_listeners {
         http_addrs.push(listener.local_addr()?);
-        let (api, token) = (api.clone(), http_token.clone());
-        tasks.spawn(async move { http::serve(listener, api, token).await });
+        let (api, token, options) = (api.clone(), http_token.clone(), serve_options.clone());
+        tasks.spawn(async move { http::serve(listener, api, token, options).await });
     }
+    let mut https_addrs = Vec::new();
+    for listener in https_listeners {
+        https_addrs.push(listener.local_addr()?);
+        let options = http::ServeOptions { tls: https_tls.clone(), ..serve_options.clone() };
+        let (api, token) = (api.clone(), http_token.clone());
+        tasks.spawn(async move { http::serve(listener, api, token, options).await });
+    }
+    crate::tls_reload::spawn(https_tls.clone(), shutdown.child_token());
     let dns_addrs = dns_sockets.addrs.clone();
     if !dns_addrs.is_empty() {
         let view = Arc::new(ServerView::new(backend.clone(), acl.clone(), config.dns.max_stale));
@@ -185,13 +205,14 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
     }
     let shown = |addr: Option<SocketAddr>| addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
     let (http_shown, dns_shown) = (shown(http_addrs.first().copied()), shown(dns_addrs.first().copied()));
+    let https_shown = shown(https_addrs.first().copied());
     let (rpc_shown, serf_shown) = (shown(rpc_local), shown(gossip.as_ref().map(Gossip::local_addr)));
     // Tests and scripts wait for exactly this line; it comes only once every listener serves.
     println!(
-        "roster: ready http={http_shown} dns={dns_shown} rpc={rpc_shown} serf={serf_shown} node={}",
+        "roster: ready http={http_shown} https={https_shown} dns={dns_shown} rpc={rpc_shown} serf={serf_shown} node={}",
         config.node_name
     );
-    tracing::info!(http = ?http_addrs, dns = ?dns_addrs, rpc = %rpc_shown, serf = %serf_shown, node = %config.node_name, "agent ready");
+    tracing::info!(http = ?http_addrs, https = ?https_addrs, dns = ?dns_addrs, rpc = %rpc_shown, serf = %serf_shown, node = %config.node_name, "agent ready");
 
     let leave = tokio::select! {
         signal = wait_for_signal() => match signal {
