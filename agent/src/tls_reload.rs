@@ -42,13 +42,16 @@ pub(crate) fn spawn(tls: Option<Arc<roster_tls::Tls>>, token: CancellationToken)
             let signalled = std::future::pending::<Option<()>>();
             tokio::select! {
                 () = token.cancelled() => return,
-                _ = signalled => {
-                    tracing::info!("SIGHUP: reloading TLS certificates; other configuration is not reloaded yet");
-                    if let Some(tls) = &tls {
+                _ = signalled => match &tls {
+                    Some(tls) => {
+                        tracing::info!("SIGHUP: reloading TLS certificates; other configuration is not reloaded yet");
                         seen = stamps(&tls.files());
                         reload(tls, "SIGHUP");
                     }
-                }
+                    None => tracing::info!(
+                        "SIGHUP: only TLS certificates are reloaded so far, and this agent serves no HTTPS; nothing to do"
+                    ),
+                },
                 _ = poll.tick() => {
                     let Some(tls) = &tls else { continue };
                     let now = stamps(&tls.files());

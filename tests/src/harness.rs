@@ -639,3 +639,6 @@ async fn run_cli(args: &[&str], envs: &[(&str, &str)]) -> CliOutput {
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests;
