@@ -118,3 +118,88 @@ async fn shutdown_closes_idle_connections_and_returns() {
     let rest = read_all(&mut idle).await;
     assert!(!rest.contains("HTTP/1.1"), "nothing more is sent: {rest}");
 }
+
+/// A CA-signed certificate for localhost in `dir`, loaded as HTTPS material, and a client config trusting the CA.
+fn tls_pair(dir: &std::path::Path) -> (std::sync::Arc<roster_tls::Tls>, std::sync::Arc<rustls::ClientConfig>) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().expect("key")).expect("CA");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("params")
+        .signed_by(&key, &ca)
+        .expect("leaf");
+    std::fs::write(dir.join("cert.pem"), cert.pem()).expect("cert");
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).expect("key");
+    let settings = roster_tls::Settings {
+        cert_file: Some(dir.join("cert.pem")),
+        key_file: Some(dir.join("key.pem")),
+        ..roster_tls::Settings::default()
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone()).expect("root");
+    let client = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    (std::sync::Arc::new(roster_tls::Tls::load(settings).expect("TLS")), std::sync::Arc::new(client))
+}
+
+async fn serve_tls(tls: std::sync::Arc<roster_tls::Tls>, max_conns_per_client: u32) -> Served {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let shutdown = CancellationToken::new();
+    let options = ServeOptions {
+        tls: Some(tls),
+        max_conns_per_client,
+        handshake_timeout: Duration::from_millis(200),
+        header_read_timeout: Duration::from_secs(10),
+    };
+    let done = tokio::spawn(serve_router(listener, echo_peer(), shutdown.clone(), options));
+    Served { addr, shutdown, done }
+}
+
+#[tokio::test]
+async fn a_client_that_never_starts_the_tls_handshake_is_cut_off_and_frees_its_slot() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (tls, client) = tls_pair(dir.path());
+    let served = serve_tls(tls, 1).await;
+    let mut silent = TcpStream::connect(served.addr).await.expect("connect");
+    let closed = tokio::time::timeout(Duration::from_secs(30), read_all(&mut silent)).await;
+    assert_eq!(closed.expect("the server never closed the silent connection"), "");
+    // The only slot of this client was the silent connection's; a real client gets served once it is gone.
+    let connector = tokio_rustls::TlsConnector::from(client);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let tcp = TcpStream::connect(served.addr).await.expect("connect");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let mut stream = connector.connect(name, tcp).await.expect("handshake");
+        stream.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("write");
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        if answer.starts_with(b"HTTP/1.1 200 OK") {
+            break;
+        }
+        assert!(answer.starts_with(b"HTTP/1.1 429"), "{}", String::from_utf8_lossy(&answer));
+        assert!(tokio::time::Instant::now() < deadline, "the silent connection's slot was never freed");
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn over_https_the_connection_past_the_cap_gets_the_429_through_tls() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (tls, client) = tls_pair(dir.path());
+    let served = serve_tls(tls, 1).await;
+    let connector = tokio_rustls::TlsConnector::from(client);
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tcp = TcpStream::connect(served.addr).await.expect("connect");
+    let mut first = connector.connect(name.clone(), tcp).await.expect("handshake");
+    first.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+    let mut status = [0u8; 12];
+    first.read_exact(&mut status).await.expect("answer");
+    assert_eq!(&status, b"HTTP/1.1 200");
+    let tcp = TcpStream::connect(served.addr).await.expect("connect");
+    let mut second = connector.connect(name, tcp).await.expect("the handshake still completes");
+    let mut answer = Vec::new();
+    let _ = second.read_to_end(&mut answer).await;
+    assert!(answer.starts_with(b"HTTP/1.1 429 Too Many Requests"), "{}", String::from_utf8_lossy(&answer));
+}
