@@ -14,8 +14,7 @@ use crate::load::{self, Material};
 use crate::verify::{NameCheck, ServerCheck};
 use crate::{Error, Result, Settings, TlsVersion};
 
-/// Loaded TLS material and the configs built from it; clone-free and shared (`Arc<Tls>`) by whoever serves or
-/// dials with it.
+/// Loaded TLS material and the configs built from it, shared (`Arc<Tls>`) by whoever serves or dials with it.
 ///
 /// Take [`Tls::server_config`] / [`Tls::client_config`] once per connection: after [`Tls::reload`] they return
 /// the new configs, while connections already open keep the ones they started with.

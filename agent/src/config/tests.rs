@@ -594,6 +594,12 @@ fn each_tls_listener_falls_back_key_by_key_to_defaults_then_the_legacy_keys() {
     assert_eq!(rpc.cert_file.as_deref(), Some(Path::new("/legacy/cert.pem")));
     assert!(!rpc.verify_incoming, "verify_incoming_rpc applies to RPC and beats the general legacy key");
     assert!(rpc.verify_server_hostname);
+
+    let legacy_only = serde_json::json!({"verify_server_hostname": true, "verify_outgoing": true});
+    let config = super::tls::tls_config(None, legacy_only.as_object().expect("object"), &mut errors);
+    assert!(config.internal_rpc.verify_server_hostname && config.internal_rpc.verify_outgoing);
+    assert!(!config.https.verify_server_hostname, "server names are the RPC client's business");
+    assert_eq!(errors, Vec::<String>::new());
 }
 
 #[test]

@@ -122,14 +122,11 @@ pub(super) fn tls_config(tls: Option<&Value>, legacy: &Map<String, Value>, error
     }
     let fallback = defaults.or(&legacy_block);
     let https = Block { verify_incoming: https.verify_incoming.or(legacy_https_incoming), ..https }.or(&fallback);
+    // Only the RPC client checks server names; the legacy top-level key means nothing to HTTPS.
+    let https = Block { verify_server_hostname: None, ..https };
     let internal_rpc =
         Block { verify_incoming: internal_rpc.verify_incoming.or(legacy_rpc_incoming), ..internal_rpc }.or(&fallback);
-    // verify_server_hostname is an internal_rpc key; the legacy top-level key means the same.
-    let rpc_hostname = internal_rpc.verify_server_hostname.or(legacy_block.verify_server_hostname);
-    TlsConfig {
-        https: https.settings(),
-        internal_rpc: Block { verify_server_hostname: rpc_hostname, ..internal_rpc }.settings(),
-    }
+    TlsConfig { https: https.settings(), internal_rpc: internal_rpc.settings() }
 }
 
 fn read_block(block: &mut Block, prefix: &str, value: &Value, internal_rpc: bool, errors: &mut Vec<String>) {
