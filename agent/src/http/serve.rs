@@ -21,8 +21,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
-/// How long a client may take to send a request's headers. Consul has no key for it; Go's server in Consul bounds
-/// header reads the same way, so a slow-header client cannot hold a connection slot forever.
+/// How long a client may take to send a request's headers, so a slow-header client cannot hold a connection slot
+/// forever. Consul has no key for it, so it is a constant. hyper starts this clock whenever it waits for the next
+/// request on a connection, so it is also how long a keep-alive connection may sit idle before it is closed.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Consul's answer to a connection over the per-client cap.
@@ -92,7 +93,12 @@ async fn connection(
         return;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    match tokio::time::timeout(options.handshake_timeout, acceptor.accept(stream)).await {
+    // A handshake still under way at shutdown has no request to finish, so it does not hold up the drain.
+    let handshake = tokio::select! {
+        res = tokio::time::timeout(options.handshake_timeout, acceptor.accept(stream)) => res,
+        () = shutdown.cancelled() => return,
+    };
+    match handshake {
         Ok(Ok(stream)) => http1(stream, remote, slot, router, &options, shutdown).await,
         Ok(Err(err)) => tracing::debug!(%remote, "TLS handshake failed: {err}"),
         Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),

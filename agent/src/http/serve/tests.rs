@@ -143,14 +143,18 @@ fn tls_pair(dir: &std::path::Path) -> (std::sync::Arc<roster_tls::Tls>, std::syn
     (std::sync::Arc::new(roster_tls::Tls::load(settings).expect("TLS")), std::sync::Arc::new(client))
 }
 
-async fn serve_tls(tls: std::sync::Arc<roster_tls::Tls>, max_conns_per_client: u32) -> Served {
+async fn serve_tls(
+    tls: std::sync::Arc<roster_tls::Tls>,
+    max_conns_per_client: u32,
+    handshake_timeout: Duration,
+) -> Served {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let shutdown = CancellationToken::new();
     let options = ServeOptions {
         tls: Some(tls),
         max_conns_per_client,
-        handshake_timeout: Duration::from_millis(200),
+        handshake_timeout,
         header_read_timeout: Duration::from_secs(10),
     };
     let done = tokio::spawn(serve_router(listener, echo_peer(), shutdown.clone(), options));
@@ -161,7 +165,7 @@ async fn serve_tls(tls: std::sync::Arc<roster_tls::Tls>, max_conns_per_client: u
 async fn a_client_that_never_starts_the_tls_handshake_is_cut_off_and_frees_its_slot() {
     let dir = tempfile::tempdir().expect("dir");
     let (tls, client) = tls_pair(dir.path());
-    let served = serve_tls(tls, 1).await;
+    let served = serve_tls(tls, 1, Duration::from_millis(200)).await;
     let mut silent = TcpStream::connect(served.addr).await.expect("connect");
     let closed = tokio::time::timeout(Duration::from_secs(30), read_all(&mut silent)).await;
     assert_eq!(closed.expect("the server never closed the silent connection"), "");
@@ -188,7 +192,7 @@ async fn a_client_that_never_starts_the_tls_handshake_is_cut_off_and_frees_its_s
 async fn over_https_the_connection_past_the_cap_gets_the_429_through_tls() {
     let dir = tempfile::tempdir().expect("dir");
     let (tls, client) = tls_pair(dir.path());
-    let served = serve_tls(tls, 1).await;
+    let served = serve_tls(tls, 1, Duration::from_millis(200)).await;
     let connector = tokio_rustls::TlsConnector::from(client);
     let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
     let tcp = TcpStream::connect(served.addr).await.expect("connect");
@@ -202,4 +206,25 @@ async fn over_https_the_connection_past_the_cap_gets_the_429_through_tls() {
     let mut answer = Vec::new();
     let _ = second.read_to_end(&mut answer).await;
     assert!(answer.starts_with(b"HTTP/1.1 429 Too Many Requests"), "{}", String::from_utf8_lossy(&answer));
+}
+
+#[tokio::test]
+async fn a_handshake_under_way_does_not_hold_up_the_drain() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (tls, client) = tls_pair(dir.path());
+    let served = serve_tls(tls, 0, Duration::from_secs(3600)).await;
+    let silent = TcpStream::connect(served.addr).await.expect("connect");
+    // The loop accepts in order, so once a later connection is answered the silent one is in its handshake.
+    let tcp = TcpStream::connect(served.addr).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let mut later = tokio_rustls::TlsConnector::from(client).connect(name, tcp).await.expect("handshake");
+    later.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("write");
+    let mut answer = Vec::new();
+    let _ = later.read_to_end(&mut answer).await;
+    assert!(answer.starts_with(b"HTTP/1.1 200 OK"), "{}", String::from_utf8_lossy(&answer));
+    served.shutdown.cancel();
+    // Without the drain's own exit the stalled handshake would hold it for its hour-long timeout.
+    let drained = tokio::time::timeout(Duration::from_secs(30), served.done).await;
+    drained.expect("the drain waited for the stalled handshake").expect("task").expect("serve returns Ok");
+    drop(silent);
 }
