@@ -220,7 +220,11 @@ async fn replaced_files_and_sighup_give_new_connections_the_new_certificate() {
         assert!(Instant::now() < deadline, "still the old certificate; stderr:\n{}", agent.stderr_tail());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(agent.stderr_tail().contains("reloaded the HTTPS certificates"), "{}", agent.stderr_tail());
+    // The log line is read from the agent's stderr pipe by another thread, so it may trail the swap a little.
+    while !agent.stderr_tail().contains("reloaded the HTTPS certificates") {
+        assert!(Instant::now() < deadline, "no reload logged; stderr:\n{}", agent.stderr_tail());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // The agent is still up and serving plain HTTP too.
     agent.get("/v1/status/leader").await.expect_status(200);
 }
