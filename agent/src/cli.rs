@@ -13,8 +13,10 @@ mod acl;
 mod client;
 mod http_tls;
 mod job;
+mod keyring;
 mod lock;
 mod output;
+mod tls;
 mod watch;
 
 use std::collections::BTreeSet;
@@ -25,6 +27,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub use acl::AclCommand;
 pub use client::{resolve_http_addr, resolve_token, run_client};
+pub use keyring::KeyringArgs;
 pub use lock::LockArgs;
 pub use watch::{WatchArgs, WatchType};
 
@@ -78,6 +81,13 @@ pub enum Command {
     /// Manage ACL tokens, policies, roles and the agent's own tokens.
     #[command(subcommand)]
     Acl(AclCommand),
+    /// Print a new random gossip encryption key (32 bytes, base64).
+    Keygen,
+    /// List, install, use or remove gossip encryption keys on every member.
+    Keyring(KeyringArgs),
+    /// Create the agent CA and agent certificates (Consul's `tls ca create`, `tls cert create`).
+    #[command(subcommand)]
+    Tls(tls::TlsCommand),
 }
 
 /// `roster run FILE`.
@@ -232,6 +242,9 @@ pub struct AgentArgs {
     /// gRPC port (-1 disables).
     #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
     pub grpc_port: Option<i64>,
+    /// Gossip encryption key: base64 of 16, 24 or 32 bytes (see `roster keygen`); seeds an empty keyring.
+    #[arg(long, value_name = "KEY")]
+    pub encrypt: Option<String>,
     /// Accepted for Consul compatibility; roster has no web UI.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
           value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]

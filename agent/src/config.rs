@@ -136,6 +136,16 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Connection limits (`limits.*`).
     pub limits: Limits,
+    /// Gossip encryption key (`encrypt`, `-encrypt`): base64 of 16, 24 or 32 bytes (`roster keygen` makes one).
+    /// It only seeds an empty keyring: once `data_dir/serf/local.keyring` exists, that file wins and keys change
+    /// through `roster keyring`. `None` with no keyring file gossips in plaintext.
+    pub encrypt: Option<crate::gossip::Key>,
+    /// Drop plaintext gossip (`encrypt_verify_incoming`; default true). Off only while enabling encryption on a
+    /// running cluster, when some members still send plaintext.
+    pub encrypt_verify_incoming: bool,
+    /// Seal outgoing gossip (`encrypt_verify_outgoing`; default true). Off only while enabling encryption, before
+    /// every member has the key.
+    pub encrypt_verify_outgoing: bool,
     /// Config files actually read, in order, so the agent can log where its settings came from.
     pub config_files: Vec<PathBuf>,
 }

@@ -10,6 +10,8 @@
 //! - `identity`: foca's identity type; `broadcast`: metadata, leave intents and user events; `wire`: every byte format.
 //! - `health`: the failure-detector tuning and the Lifeguard local-health multiplier, with the reasoning behind them.
 //! - `timers`: the actor's deadline queue.
+//! - `keyring`: gossip encryption (AES-GCM sealing of every datagram and frame) and the keyring file;
+//!   `actor/keyops`: keyring operations fanned out to every alive member.
 //!
 //! # Design
 //! **Identity.** A member is `{name, gossip addr, generation}`; foca's conflict key is the name, so one node is one
@@ -47,8 +49,14 @@
 //! Unlike Serf, push/pull does not carry recent events: a joining node sees only events fired after it joined, which
 //! is what Consul asks of Serf anyway (it joins with `ignoreOld`).
 //!
-//! Not done: gossip encryption (anyone who can reach the port can inject members), Serf queries,
-//! network coordinates. A name conflict is refused at join time only: if two pools that each admitted a node under one
+//! **Encryption.** With a keyring (Consul's `encrypt`), every datagram and push/pull frame is sealed with AES-GCM
+//! under the primary key and opened with any installed key; a message that fails authentication, or a plaintext one
+//! while `verify_incoming` holds, is dropped, counted in [`GossipStats`] and logged once per peer, so a host without
+//! the key can neither join nor inject anything. `verify_incoming`/`verify_outgoing` off give Consul's rolling
+//! enable. Key operations ([`Gossip::keyring`]) travel sealed, as direct request/response datagrams to every alive
+//! member, retried until a deadline (see `actor/keyops`).
+//!
+//! Not done: Serf queries, network coordinates. A name conflict is refused at join time only: if two pools that each admitted a node under one
 //! name merge, the two keep declaring each other down (foca renews the loser), which is logged as a warning.
 //!
 //! # Invariants
@@ -61,6 +69,7 @@ mod broadcast;
 mod error;
 mod health;
 mod identity;
+mod keyring;
 mod pushpull;
 mod runtime;
 #[cfg(test)]
@@ -83,7 +92,9 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+pub use actor::keyops::KeyringReport;
 pub use error::{GossipError, JoinFailure};
+pub use keyring::{Key, KeyError, KeyOp, Keyring, keyring_path};
 pub use wire::{MAX_EVENT_BYTES, UserEvent};
 
 use actor::{Actor, Command, Parts, Settings};
@@ -124,6 +135,30 @@ pub struct GossipConfig {
     pub reconnect_timeout: Duration,
     /// How long a member that left stays listed (as left) before it is forgotten; Consul's `tombstone_timeout`.
     pub tombstone_timeout: Duration,
+    /// Gossip encryption; `None` gossips in plaintext and drops sealed messages.
+    pub encryption: Option<Encryption>,
+}
+
+/// Gossip encryption settings.
+#[derive(Debug)]
+pub struct Encryption {
+    /// The keys, primary first, and where they are persisted.
+    pub keyring: Keyring,
+    /// Drop plaintext messages (Consul's `encrypt_verify_incoming`); off only while enabling encryption on a
+    /// running cluster.
+    pub verify_incoming: bool,
+    /// Seal outgoing messages (Consul's `encrypt_verify_outgoing`); off only while enabling encryption.
+    pub verify_outgoing: bool,
+}
+
+impl Clone for Encryption {
+    fn clone(&self) -> Self {
+        Encryption {
+            keyring: self.keyring.clone(),
+            verify_incoming: self.verify_incoming,
+            verify_outgoing: self.verify_outgoing,
+        }
+    }
 }
 
 impl GossipConfig {
@@ -137,6 +172,7 @@ impl GossipConfig {
             profile: Profile::default(),
             reconnect_timeout: Duration::from_secs(72 * 3600),
             tombstone_timeout: Duration::from_secs(24 * 3600),
+            encryption: None,
         }
     }
 }
@@ -263,6 +299,11 @@ pub struct GossipStats {
     pub tcp_received_packets: u64,
     /// The current local-health multiplier: 1 is healthy, up to 8 (probes and suspicion are stretched by it).
     pub local_health: u32,
+    /// UDP datagrams dropped unopened: a failed authentication (wrong key, corrupted, forged), a sealed datagram
+    /// without encryption, or a plaintext one while `verify_incoming` holds.
+    pub udp_rejected_packets: u64,
+    /// Push/pull frames refused for the same reasons (each ends its connection).
+    pub tcp_rejected_frames: u64,
     /// Members the failure detector counts as active, this node included (some may not be listed by
     /// [`Gossip::members`] yet, while their metadata is on its way).
     pub active_members: u32,
@@ -297,6 +338,8 @@ pub(crate) struct Shared {
     left: AtomicBool,
     /// User events delivered to this node (fired here or received by gossip), each once.
     events: tokio::sync::broadcast::Sender<UserEvent>,
+    /// The keyring and how strictly it is applied.
+    crypto: keyring::Crypto,
 }
 
 impl Shared {
@@ -327,6 +370,8 @@ pub(crate) struct Counters {
     tcp_sent_packets: AtomicU64,
     tcp_received_bytes: AtomicU64,
     tcp_received_packets: AtomicU64,
+    udp_rejected: AtomicU64,
+    tcp_rejected: AtomicU64,
 }
 
 impl Counters {
@@ -353,6 +398,14 @@ impl Counters {
         self.tcp_received_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         self.tcp_received_packets.fetch_add(1, Ordering::Relaxed);
     }
+
+    fn udp_rejected(&self) {
+        self.udp_rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn tcp_rejected(&self) {
+        self.tcp_rejected.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Gossip {
@@ -360,7 +413,16 @@ impl Gossip {
     ///
     /// Cancelling `shutdown` stops every task and closes the sockets without announcing a leave.
     pub async fn start(config: GossipConfig, shutdown: CancellationToken) -> Result<Gossip, GossipError> {
-        let GossipConfig { node_name, bind, advertise, meta, profile, reconnect_timeout, tombstone_timeout } = config;
+        let GossipConfig {
+            node_name,
+            bind,
+            advertise,
+            meta,
+            profile,
+            reconnect_timeout,
+            tombstone_timeout,
+            encryption,
+        } = config;
         match profile {
             Profile::Lan => {}
         }
@@ -390,6 +452,7 @@ impl Gossip {
             active_members: AtomicU32::new(1),
             left: AtomicBool::new(false),
             events: tokio::sync::broadcast::Sender::new(EVENT_QUEUE),
+            crypto: keyring::Crypto::new(encryption),
         });
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let datacenter = meta.datacenter.clone();
@@ -406,7 +469,9 @@ impl Gossip {
         });
         let span = tracing::info_span!("gossip", node = %node_name);
         tasks.spawn(actor.run(commands_rx).instrument(span.clone()));
-        tasks.spawn(pushpull::serve(tcp, commands_tx.clone(), counters, tasks.clone(), stop.clone()).instrument(span));
+        tasks.spawn(
+            pushpull::serve(tcp, commands_tx.clone(), shared.clone(), tasks.clone(), stop.clone()).instrument(span),
+        );
         tasks.close();
         tracing::info!(node = %node_name, addr = %local_addr, "gossip: listening on {local_addr} (UDP and TCP)");
 
@@ -466,6 +531,8 @@ impl Gossip {
             tcp_sent_packets: load(&counters.tcp_sent_packets),
             tcp_received_bytes: load(&counters.tcp_received_bytes),
             tcp_received_packets: load(&counters.tcp_received_packets),
+            udp_rejected_packets: load(&counters.udp_rejected),
+            tcp_rejected_frames: load(&counters.tcp_rejected),
             local_health: self.inner.shared.local_health.load(Ordering::Relaxed),
             active_members: self.inner.shared.active_members.load(Ordering::Relaxed),
         }
@@ -517,6 +584,24 @@ impl Gossip {
         self.call(|reply| Command::ForceLeave { node: node.to_owned(), prune, reply }).await?
     }
 
+    /// Runs a keyring operation on every alive member, this one included, and reports each member's answer.
+    ///
+    /// Fails as a whole only when this agent cannot start it (no encryption, shut down); members that refuse or do
+    /// not answer within a few seconds are reported in [`KeyringReport::responses`].
+    pub async fn keyring(&self, op: KeyOp) -> Result<KeyringReport, GossipError> {
+        if !self.inner.shared.crypto.enabled() {
+            return Err(GossipError::EncryptionDisabled);
+        }
+        let (reply_tx, reply_rx) = oneshot::channel();
+        self.inner.commands.send(Command::KeyOp { op, reply: reply_tx }).await.map_err(|_| GossipError::Shutdown)?;
+        reply_rx.await.map_err(|_| GossipError::Shutdown)
+    }
+
+    /// This agent's own keys, primary first; `None` without encryption.
+    pub fn local_keys(&self) -> Option<Vec<Key>> {
+        self.inner.shared.crypto.keys()
+    }
+
     /// Waits until every task has stopped (after `shutdown` was cancelled) and the sockets are closed.
     pub async fn stopped(&self) {
         self.inner.tasks.wait().await;
@@ -542,7 +627,7 @@ impl Gossip {
 
     async fn join_target(&self, target: SocketAddr) -> Result<(), GossipError> {
         let request = self.call(|reply| Command::Snapshot { join: true, reply }).await??;
-        match pushpull::exchange(target, &request, &self.inner.shared.counters).await? {
+        match pushpull::exchange(target, &request, &self.inner.shared).await? {
             Reply::Refused(refusal) => Err(pushpull::refusal_error(refusal, &self.inner.datacenter, target)),
             Reply::Accepted(remote) => {
                 self.call(|reply| Command::Merge { from: target, remote, reply: Some(reply) }).await?

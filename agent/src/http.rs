@@ -5,7 +5,7 @@
 //! - `reply`: errors with Consul's status codes and texts, and the `X-Consul-*` headers every read sends.
 //! - `input`: lenient JSON bodies (field names case- and `_`-insensitive, no Content-Type needed).
 //! - `output`: Consul's exact JSON shapes for nodes, services, checks and KV entries.
-//! - `kv`, `session`, `txn`, `agent`, `catalog`, `health`, `status`: the endpoints.
+//! - `kv`, `session`, `txn`, `agent`, `catalog`, `health`, `status`, `keyring`: the endpoints.
 //!
 //! Handlers validate everything before proposing a write, so a rejected request changes nothing.
 //! Reads are `roster_kv::Query` values sent to the `Backend` (this agent's server, or a server for a client agent) with the consistency the request asked for; a read with `?index` parks on the watch keys of exactly the data it returns.
@@ -37,6 +37,7 @@ mod filter;
 mod health;
 pub mod input;
 mod job;
+mod keyring;
 mod kv;
 mod members;
 mod output;
@@ -207,6 +208,10 @@ pub fn router(api: Api) -> Router {
         .route("/v1/agent/leave", put(members::leave))
         .route("/v1/agent/force-leave/{node}", put(members::force_leave))
         .route("/v1/operator/raft/configuration", get(members::raft_configuration))
+        .route(
+            "/v1/operator/keyring",
+            get(keyring::keyring).post(keyring::keyring).put(keyring::keyring).delete(keyring::keyring),
+        )
         .route("/v1/agent/services", get(agent::services))
         .route("/v1/agent/service/{id}", get(agent::service))
         .route("/v1/agent/service/register", put(agent::register))

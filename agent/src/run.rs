@@ -22,7 +22,7 @@ use crate::checks::Runner;
 use crate::cluster;
 use crate::config::Config;
 use crate::dns_view::ServerView;
-use crate::gossip::{Gossip, GossipConfig, MemberMeta, Role};
+use crate::gossip::{Encryption, Gossip, GossipConfig, Keyring, MemberMeta, Role};
 use crate::http::{self, AgentInfo, Api};
 use crate::local::Local;
 
@@ -67,6 +67,9 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
                 rpc_advertise,
                 bootstrap: config.bootstrap,
                 acl: acl.server_settings(),
+                // TLS and the RPC limits come from the agent's config once roster-tls lands; until then Consul's defaults.
+                tls: None,
+                limits: roster_server::RpcLimits::default(),
             };
             let server = roster_server::Server::start(server_config, shutdown.child_token())
                 .await
@@ -270,6 +273,21 @@ async fn start_gossip(
     let mut gossip_config = GossipConfig::new(config.node_name.clone(), bind, meta);
     gossip_config.advertise = Some(advertise_ip);
     gossip_config.reconnect_timeout = config.reconnect_timeout;
+    // The keyring file in the data dir wins over `encrypt`, which only seeds an empty one (as Consul does).
+    let keyring =
+        Keyring::load_or_seed(config.data_dir.as_deref(), config.encrypt.clone()).map_err(anyhow::Error::msg)?;
+    gossip_config.encryption = keyring.map(|keyring| Encryption {
+        keyring,
+        verify_incoming: config.encrypt_verify_incoming,
+        verify_outgoing: config.encrypt_verify_outgoing,
+    });
+    if gossip_config.encryption.is_some() {
+        tracing::info!(
+            verify_incoming = config.encrypt_verify_incoming,
+            verify_outgoing = config.encrypt_verify_outgoing,
+            "gossip: encryption enabled"
+        );
+    }
     let gossip = Gossip::start(gossip_config, shutdown.child_token())
         .await
         .with_context(|| format!("starting gossip on {bind}"))?;

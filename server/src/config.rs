@@ -4,6 +4,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +25,122 @@ pub struct Config {
     pub bootstrap: bool,
     /// How tokens are enforced; `None` when ACLs are off (every caller may do everything, as in Consul).
     pub acl: Option<crate::access::AclSettings>,
+    /// TLS on the RPC port; `None` serves and dials plaintext, and trusts every peer as a server (as Consul without TLS).
+    pub tls: Option<RpcTls>,
+    /// Hard limits on the RPC port.
+    pub limits: RpcLimits,
+}
+
+/// Supplies the current TLS configurations. Called once per new connection, so a reload affects new connections only.
+///
+/// The server configuration must verify client certificates against the CA when they are presented (rustls's
+/// `WebPkiClientVerifier`; with `verify_incoming` off it may allow clients without one): the RPC trusts a peer's
+/// certificate only as far as that verifier checked it. The client configuration carries this agent's certificate,
+/// so a server dialling a server presents it, and verifies the server it dials (skipping the name check is the
+/// configuration's choice; with `verify_server_hostname` the RPC checks the name itself as well).
+pub trait TlsConfigs: Send + Sync + 'static {
+    /// The configuration for the next accepted connection.
+    fn server_config(&self) -> Arc<rustls::ServerConfig>;
+    /// The configuration for the next dialled connection.
+    fn client_config(&self) -> Arc<rustls::ClientConfig>;
+}
+
+/// Mutual TLS on the RPC port, as Consul's `verify_*` settings ask for it.
+///
+/// With TLS, a connection is classed after its handshake: a server (its certificate carries the DNS name
+/// `server.<datacenter>.<domain>`, or with `verify_server_hostname` off any verified certificate, as Consul trusts it),
+/// a client (a verified certificate without that name) or unauthenticated (plaintext, or no certificate).
+/// Server-only requests (Raft, forwarded writes and renewals, read indexes) are answered with an error for anything
+/// but a server. A server always dials other servers over TLS, presenting its certificate, since they refuse Raft otherwise.
+#[derive(Clone)]
+pub struct RpcTls {
+    /// The rustls configurations, asked for per connection.
+    pub configs: Arc<dyn TlsConfigs>,
+    /// `verify_incoming`: a connection without a verified client certificate is closed (plaintext ones too).
+    /// Off, plaintext is still accepted, as unauthenticated, so a cluster can move to TLS one agent at a time.
+    pub verify_incoming: bool,
+    /// `verify_outgoing`: `Remote` dials servers over TLS and verifies them.
+    pub verify_outgoing: bool,
+    /// `verify_server_hostname`: a server must carry `server.<datacenter>.<domain>`, both when dialled and when
+    /// it sends server-only requests.
+    pub verify_server_hostname: bool,
+    /// The datacenter, for the server name.
+    pub datacenter: String,
+    /// The DNS domain (`consul`), for the server name; a trailing dot is ignored.
+    pub domain: String,
+}
+
+impl RpcTls {
+    /// `server.<datacenter>.<domain>`: the name a server's certificate carries.
+    pub fn server_name(&self) -> String {
+        format!("server.{}.{}", self.datacenter, self.domain.trim_end_matches('.'))
+    }
+}
+
+impl std::fmt::Debug for RpcTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcTls")
+            .field("verify_incoming", &self.verify_incoming)
+            .field("verify_outgoing", &self.verify_outgoing)
+            .field("verify_server_hostname", &self.verify_server_hostname)
+            .field("server_name", &self.server_name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hard limits on the RPC port: past each, the server refuses rather than queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RpcLimits {
+    /// `limits.rpc_max_conns_per_client`: connections one source IP may hold; the next is closed at once.
+    /// 0 means no limit. Consul's default, 100.
+    pub max_conns_per_client: usize,
+    /// Connections in all; the next is closed at once. 512.
+    pub max_conns: usize,
+    /// `limits.rpc_handshake_timeout`: how long a connection may take to send its first byte and finish the
+    /// TLS handshake when TLS is configured. Consul's default, 5 s.
+    pub handshake_timeout: Duration,
+    /// How long a connection with no request in flight may send nothing before it is closed. 5 minutes: a client
+    /// agent's parked blocking queries are in flight, and `Remote` drops its own idle connections after 2 minutes.
+    pub idle_timeout: Duration,
+    /// How long a read inside a started frame may wait for bytes before the connection is dropped. 15 s.
+    pub read_timeout: Duration,
+    /// Requests in flight on one connection; past it a request is answered with an error and the connection
+    /// keeps serving. 16 384: a client agent multiplexes every blocking query of its HTTP clients and of its DNS
+    /// cache (up to 4096 names) on one connection.
+    pub max_in_flight_per_conn: usize,
+}
+
+impl Default for RpcLimits {
+    fn default() -> RpcLimits {
+        RpcLimits {
+            max_conns_per_client: 100,
+            max_conns: 512,
+            handshake_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(300),
+            read_timeout: crate::rpc::FRAME_STALL_TIMEOUT,
+            max_in_flight_per_conn: 16_384,
+        }
+    }
+}
+
+/// What the RPC port refused, since the server started. Counters only grow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RpcCounters {
+    /// Connections closed at once because their source IP held `max_conns_per_client`.
+    pub refused_per_client: u64,
+    /// Connections closed at once because `max_conns` were open.
+    pub refused_over_max: u64,
+    /// Connections closed during the handshake: a failed or timed-out TLS handshake, plaintext or no client
+    /// certificate under `verify_incoming`.
+    pub refused_handshake: u64,
+    /// Connections closed for a frame over its type's size limit (or otherwise malformed), before its body was read.
+    pub refused_frames: u64,
+    /// Requests answered with an error because their connection had `max_in_flight_per_conn` in flight.
+    pub refused_in_flight: u64,
+    /// Server-only requests refused because the peer is not an authenticated server.
+    pub refused_not_server: u64,
+    /// Connections closed after `idle_timeout` with nothing in flight.
+    pub closed_idle: u64,
 }
 
 /// How fresh a read must be; Consul's default, `?consistent` and `?stale` modes.

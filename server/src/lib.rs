@@ -7,12 +7,12 @@
 //!   `status`, sent over the RPC with failover between servers.
 //! - `access`: ACL enforcement: tokens resolved against the replicated ACL tables, commands authorized, answers filtered.
 //! - `sessions`: the leader's session TTL timers.
-//! - `config`: `Config`, `Consistency`, `ReadMeta`, `ClusterStatus`.
+//! - `config`: `Config` (with `RpcTls`, `TlsConfigs`, `RpcLimits`), `Consistency`, `ReadMeta`, `ClusterStatus`, `RpcCounters`.
 //! - `replica`: the applied state shared by the state machine and readers, and the watch registry
 //!   that wakes blocking queries.
 //! - `raft` (+ `raft/`): every openraft type: log store, state machine, snapshot files, network,
 //!   RPC service, wire messages. Its module docs explain the storage design.
-//! - `rpc` (+ `rpc/`): the framed, multiplexed request/response transport (no openraft types).
+//! - `rpc` (+ `rpc/`): the framed, multiplexed request/response transport (no openraft types), its TLS and limits.
 //! - `error`: `Error`, `Result`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -27,9 +27,13 @@ mod rpc;
 mod server;
 mod sessions;
 mod shared_eval;
+#[cfg(test)]
+mod test_pki;
 
 pub use access::{Access, AclSettings, PolicyCache};
-pub use config::{ClusterStatus, Config, Consistency, RaftServer, ReadMeta};
+pub use config::{
+    ClusterStatus, Config, Consistency, RaftServer, ReadMeta, RpcCounters, RpcLimits, RpcTls, TlsConfigs,
+};
 pub use error::{Error, Result};
 pub use remote::Remote;
 pub use server::Server;

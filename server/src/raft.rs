@@ -35,6 +35,8 @@ mod network;
 mod service;
 mod snapshot_store;
 mod state_machine;
+#[cfg(test)]
+mod tls_tests;
 mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -152,6 +154,8 @@ pub(crate) struct NodeConfig<'a> {
     pub(crate) data_dir: Option<&'a Path>,
     /// Where peers reach this server.
     pub(crate) rpc_advertise: SocketAddr,
+    /// How this server dials the others.
+    pub(crate) dialer: Arc<crate::rpc::Dialer>,
 }
 
 /// This server's Raft participant, as the rest of the crate sees it.
@@ -179,7 +183,7 @@ impl RaftNode {
         let (snapshots, restored) = SnapshotStore::open(config.data_dir)?;
         let replica = Arc::new(restore_replica(restored)?);
         let state_machine = StateMachine::new(replica.clone(), Arc::new(snapshots));
-        let peers = Arc::new(PeerPool::default());
+        let peers = Arc::new(PeerPool::new(config.dialer));
         let network = Network::new(config.node_id, peers.clone());
         let raft = Raft::new(config.node_id, Arc::new(raft_config()?), network, log_store, state_machine)
             .await
@@ -205,11 +209,13 @@ impl RaftNode {
         &self,
         listener: tokio::net::TcpListener,
         clients: Arc<C>,
+        settings: crate::rpc::Settings,
         tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) {
-        let service = Arc::new(RaftService::new(self.raft.clone(), self.last_contact.clone(), clients));
-        tasks.spawn(async move { crate::rpc::serve(listener, service, shutdown).await });
+        let counters = settings.counters.clone();
+        let service = Arc::new(RaftService::new(self.raft.clone(), self.last_contact.clone(), clients, counters));
+        tasks.spawn(async move { crate::rpc::serve(listener, service, settings, shutdown).await });
     }
 
     /// Forms a new cluster from `members` (id → RPC address). A no-op if this node already has a log.

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{ClusterStatus, Consistency, ReadMeta};
 use crate::error::{Error, Result};
 use crate::raft::client::{self, Failure};
-use crate::rpc::Peer;
+use crate::rpc::{Dialer, Peer};
 
 /// How long requests are retried on other servers after their first failure (beyond a query's wait);
 /// the same hold a server gives an election (`server::LEADER_HOLD`).
@@ -63,6 +63,8 @@ struct Inner {
     runtime: Option<tokio::runtime::Handle>,
     /// The known servers and the one in use.
     servers: Mutex<Servers>,
+    /// Plaintext, or TLS with `verify_outgoing`.
+    dialer: Arc<Dialer>,
     /// The secret the untokened calls (`write`, `query`, `txn`, `renew_session`) carry: the agent's own token, for its
     /// catalog sync and checks. Empty means the anonymous token.
     token: Mutex<String>,
@@ -93,10 +95,22 @@ impl Remote {
     /// Call it on the runtime that should run the calls (the agent's main runtime); cancelling
     /// `shutdown` ends every call in flight.
     pub fn new(shutdown: CancellationToken) -> Remote {
+        Remote::with_dialer(shutdown, Dialer::plain())
+    }
+
+    /// `new`, dialling servers over TLS when `tls.verify_outgoing`: the server's certificate is verified (and must
+    /// carry `server.<datacenter>.<domain>` with `verify_server_hostname`), and this agent's is presented.
+    /// Fails when the datacenter and domain do not make a valid server name.
+    pub fn with_tls(shutdown: CancellationToken, tls: &crate::config::RpcTls) -> Result<Remote> {
+        Ok(Remote::with_dialer(shutdown, Dialer::new(Some(tls), |tls| tls.verify_outgoing)?))
+    }
+
+    fn with_dialer(shutdown: CancellationToken, dialer: Arc<Dialer>) -> Remote {
         let inner = Inner {
             shutdown,
             runtime: tokio::runtime::Handle::try_current().ok(),
             servers: Mutex::new(Servers::default()),
+            dialer,
             token: Mutex::new(String::new()),
         };
         Remote { inner: Arc::new(inner) }
@@ -229,7 +243,7 @@ impl Remote {
     pub async fn status_of(&self, addr: SocketAddr) -> Result<ClusterStatus> {
         self.spawn(move |remote| async move {
             let listed = remote.inner.servers.lock().unwrap_or_else(PoisonError::into_inner).peers.get(&addr).cloned();
-            let peer = listed.unwrap_or_else(|| Arc::new(Peer::new(addr)));
+            let peer = listed.unwrap_or_else(|| Arc::new(Peer::new(addr, remote.inner.dialer.clone())));
             client::status(&peer, STATUS_TIMEOUT).await.map_err(|failure| to_error(addr, failure))
         })
         .await
@@ -290,7 +304,8 @@ impl Remote {
     fn pick(&self) -> Result<(SocketAddr, Arc<Peer>)> {
         let mut servers = self.inner.servers.lock().unwrap_or_else(PoisonError::into_inner);
         let addr = *servers.addrs.get(servers.current).ok_or(Error::NoServers)?;
-        let peer = servers.peers.entry(addr).or_insert_with(|| Arc::new(Peer::new(addr))).clone();
+        let dialer = &self.inner.dialer;
+        let peer = servers.peers.entry(addr).or_insert_with(|| Arc::new(Peer::new(addr, dialer.clone()))).clone();
         Ok((addr, peer))
     }
 

@@ -58,6 +58,8 @@ struct Inner {
     acl: Option<AclSettings>,
     /// Resolved tokens and parsed policies.
     resolver: Resolver,
+    /// What the RPC port refused.
+    rpc_counters: Arc<crate::rpc::Counters>,
 }
 
 impl Server {
@@ -67,10 +69,13 @@ impl Server {
     pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Server> {
         let cancel = shutdown.child_token();
         let tasks = TaskTracker::new();
+        // A server always dials servers over TLS when it has TLS: they refuse Raft from anything else.
+        let dialer = crate::rpc::Dialer::new(config.tls.as_ref(), |_| true)?;
         let node_config = NodeConfig {
             node_id: config.node_id,
             data_dir: config.data_dir.as_deref(),
             rpc_advertise: config.rpc_advertise,
+            dialer,
         };
         let (node, replica) = RaftNode::start(node_config).await?;
         let inner = Arc::new(Inner {
@@ -85,8 +90,11 @@ impl Server {
             shared: SharedEvals::default(),
             acl: config.acl,
             resolver: Resolver::default(),
+            rpc_counters: Arc::default(),
         });
-        inner.node.serve(config.rpc_listener, inner.clone(), &inner.tasks, cancel.clone());
+        let settings =
+            crate::rpc::Settings { tls: config.tls, limits: config.limits, counters: inner.rpc_counters.clone() };
+        inner.node.serve(config.rpc_listener, inner.clone(), settings, &inner.tasks, cancel.clone());
         inner.tasks.spawn(inner.clone().run_session_timers(cancel.clone()));
         let server = Server { inner, _cancel_on_drop: Arc::new(cancel.drop_guard()) };
         if config.bootstrap {
@@ -208,6 +216,11 @@ impl Server {
     /// This server's Raft id.
     pub fn node_id(&self) -> u64 {
         self.inner.node_id
+    }
+
+    /// What the RPC port refused since start (connections over a limit, failed handshakes, oversized frames, …).
+    pub fn rpc_counters(&self) -> crate::config::RpcCounters {
+        self.inner.rpc_counters.snapshot()
     }
 
     /// The RPC address peers use for this server (`Config::rpc_advertise`).

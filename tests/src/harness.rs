@@ -31,7 +31,8 @@ const LEADER_DEADLINE: Duration = Duration::from_secs(10);
 /// The most stderr kept per process; enough for the end of a panic or error log.
 const STDERR_TAIL: usize = 256 * 1024;
 /// CLI commands that take no subcommand word, so `-http-addr` goes right after them.
-const SINGLE_WORD_COMMANDS: &[&str] = &["members", "leave", "join", "force-leave", "info", "reload", "version"];
+const SINGLE_WORD_COMMANDS: &[&str] =
+    &["members", "leave", "join", "force-leave", "info", "reload", "version", "keyring"];
 
 /// Which kind of agent to start.
 #[derive(Debug, Clone)]

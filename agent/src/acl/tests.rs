@@ -83,6 +83,8 @@ async fn cluster_with_token(rules: &str) -> (roster_server::Server, crate::backe
         rpc_advertise: rpc,
         bootstrap: true,
         acl: Some(settings),
+        tls: None,
+        limits: roster_server::RpcLimits::default(),
     };
     let shutdown = tokio_util::sync::CancellationToken::new();
     let server = roster_server::Server::start(config, shutdown.clone()).await.expect("server starts");

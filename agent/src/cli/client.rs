@@ -36,6 +36,9 @@ pub async fn run_client(command: &Command, env: &dyn EnvSource) -> anyhow::Resul
         Command::Run(args) => super::job::run(args, env).await,
         Command::Job(command) => super::job::job(command, env).await,
         Command::Acl(command) => super::acl::run(command, env).await,
+        Command::Keygen => super::keyring::keygen(),
+        Command::Keyring(args) => super::keyring::run(args, env).await,
+        Command::Tls(command) => super::tls::run(command),
         Command::Members(args) => {
             let agent = AgentClient::new(&args.http, env)?;
             let members = agent.get_json("/v1/agent/members").await?;

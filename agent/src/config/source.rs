@@ -73,6 +73,9 @@ pub(super) struct Layer {
     pub tls_legacy: Map<String, Value>,
     /// The `limits` block, deep-merged across layers.
     pub limits: Option<Value>,
+    pub encrypt: Option<crate::gossip::Key>,
+    pub encrypt_verify_incoming: Option<bool>,
+    pub encrypt_verify_outgoing: Option<bool>,
 }
 
 /// Ports set by one layer; the inner `None` is an explicit `-1` (disabled).
@@ -173,6 +176,9 @@ impl Layer {
         over(&mut self.retry_max, later.retry_max);
         over(&mut self.reconnect_timeout, later.reconnect_timeout);
         over(&mut self.check_update_interval, later.check_update_interval);
+        over(&mut self.encrypt, later.encrypt);
+        over(&mut self.encrypt_verify_incoming, later.encrypt_verify_incoming);
+        over(&mut self.encrypt_verify_outgoing, later.encrypt_verify_outgoing);
         self.services.extend(later.services);
         self.checks.extend(later.checks);
         merge_object(&mut self.acl, later.acl);
@@ -316,6 +322,7 @@ fn read_flags(args: &AgentArgs, errors: &mut Vec<String>) -> Layer {
     put("enable_script_checks", args.enable_script_checks.map(Value::Bool));
     put("enable_local_script_checks", args.enable_local_script_checks.map(Value::Bool));
     put("watch_docker", args.watch_docker.map(Value::Bool));
+    put("encrypt", text(&args.encrypt));
     let ports = [
         ("http", number(&args.http_port)),
         ("https", number(&args.https_port)),
@@ -440,6 +447,9 @@ impl Reader<'_> {
                 layer.tls_legacy.insert(legacy.to_owned(), value.clone());
                 Ok(())
             }
+            "encrypt" => gossip_key(value).map(|v| layer.encrypt = Some(v)),
+            "encrypt_verify_incoming" => boolean(value).map(|v| layer.encrypt_verify_incoming = Some(v)),
+            "encrypt_verify_outgoing" => boolean(value).map(|v| layer.encrypt_verify_outgoing = Some(v)),
             // Accepted so Consul configs load; roster ships no web UI.
             "ui" | "ui_config" => Ok(()),
             _ => {
@@ -474,6 +484,12 @@ impl Reader<'_> {
     fn error(&mut self, key: &str, message: &str) {
         self.errors.push(format!("{}: {key}: {message}", self.origin));
     }
+}
+
+/// A gossip encryption key: base64 of 16, 24 or 32 bytes. The value is a secret, so errors never show it.
+fn gossip_key(value: &Value) -> Result<crate::gossip::Key, String> {
+    let Value::String(text) = value else { return Err("expected a base64 string".to_owned()) };
+    crate::gossip::Key::parse(text).map_err(|error| format!("invalid key: {error}"))
 }
 
 /// Describes a JSON value briefly for error messages.

@@ -665,3 +665,26 @@ fn limits_default_as_consul_and_are_read() {
         }
     );
 }
+
+#[test]
+fn encrypt_keys_are_checked_by_name_without_showing_the_secret() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=";
+    let file = write(dir.path(), "a.json", r#"{"encrypt_verify_incoming": false, "encrypt_verify_outgoing": false}"#);
+    let config = load_flags(&["-encrypt", key, "-config-file", &file]).expect("a valid key");
+    assert_eq!(config.encrypt.map(|key| key.to_base64()).as_deref(), Some(key));
+    assert!(!config.encrypt_verify_incoming && !config.encrypt_verify_outgoing);
+    let defaults = load_flags(&[]).expect("defaults are valid");
+    assert!(defaults.encrypt.is_none() && defaults.encrypt_verify_incoming && defaults.encrypt_verify_outgoing);
+
+    // 20 bytes: base64 of "secret-too-short-key".
+    let bad = write(dir.path(), "bad.json", r#"{"encrypt": "c2VjcmV0LXRvby1zaG9ydC1rZXk="}"#);
+    let errors =
+        check_errors(load_flags(&["-config-file", &bad]), &["bad.json: encrypt: invalid key: the key is 20 bytes"]);
+    assert!(!errors.iter().any(|error| error.contains("c2VjcmV0")), "the secret stays out of errors");
+    check_errors(
+        load_flags(&["-encrypt", "not base64!"]),
+        &["command line: encrypt: invalid key: the key is not valid base64"],
+    );
+    check_errors(load_flags(&["-encrypt", "c2hvcnQ="]), &["encrypt: invalid key: the key is 5 bytes"]);
+}

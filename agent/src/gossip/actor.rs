@@ -23,15 +23,19 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub(crate) mod keyops;
+
 use super::broadcast::{Handler, Known, SharedKnown};
 use super::error::GossipError;
 use super::health::{self, Awareness};
 use super::identity::NodeId;
 use super::pushpull;
-use super::runtime::{Io, Note};
+use super::runtime::{Io, Note, Outbound};
 use super::timers::TimerQueue;
 use super::view::{self, Transitions};
-use super::wire::{Broadcast, ENVELOPE_LEN, LeaveIntent, MetaRecord, PushPull, Refusal, Reply, WireMember, WireState};
+use super::wire::{
+    Broadcast, ENVELOPE_LEN, LeaveIntent, MetaRecord, PushPull, Refusal, Reply, Sealed, WireMember, WireState,
+};
 use super::{Member, MemberMeta, MemberStatus, Shared};
 
 /// How often the actor reaps, repairs missing metadata and collects garbage.
@@ -76,6 +80,8 @@ pub(crate) enum Command {
     PushPullDone,
     /// Deliver a user event here and spread it to everyone.
     Fire { event: super::wire::UserEvent },
+    /// Apply a keyring operation here and on every alive member.
+    KeyOp { op: super::keyring::KeyOp, reply: oneshot::Sender<keyops::KeyringReport> },
 }
 
 /// What the actor's timers stand for.
@@ -88,6 +94,8 @@ pub(crate) enum Due {
     CatchUp,
     Maintenance,
     Broadcast,
+    /// Retry (or, past its deadline, finish) the keyring operation with this ID.
+    KeyOp(u64),
 }
 
 /// Fixed for the actor's life.
@@ -116,6 +124,10 @@ pub(crate) struct Actor {
     shared: Arc<Shared>,
     socket: Arc<UdpSocket>,
     envelope: [u8; ENVELOPE_LEN],
+    /// The envelope of sealed datagrams (their authenticated header).
+    sealed_envelope: [u8; ENVELOPE_LEN],
+    /// Keyring operations this agent started and is collecting answers for.
+    key_ops: keyops::KeyOps,
     timers: TimerQueue<Due>,
     /// Notifications collected during one foca call.
     notes: Vec<Note>,
@@ -175,6 +187,8 @@ impl Actor {
             foca,
             known,
             envelope: super::wire::envelope(&settings.datacenter),
+            sealed_envelope: super::wire::sealed_envelope(&settings.datacenter),
+            key_ops: keyops::KeyOps::default(),
             settings,
             shared,
             socket,
@@ -257,12 +271,52 @@ impl Actor {
 
     fn on_datagram(&mut self, data: &[u8], from: SocketAddr) {
         self.shared.counters.udp_received(data.len());
-        let Some(packet) = data.strip_prefix(self.envelope.as_slice()) else {
+        if let Some(packet) = data.strip_prefix(self.envelope.as_slice()) {
+            if !self.shared.crypto.accepts_plaintext() {
+                self.reject(from, "plaintext gossip refused: this agent requires encryption (encrypt_verify_incoming)");
+                return;
+            }
+            self.handle_packet(packet, from);
+            return;
+        }
+        let Some(sealed) = data.strip_prefix(self.sealed_envelope.as_slice()) else {
             tracing::debug!(%from, len = data.len(), "gossip: dropped a datagram that is not this datacenter's gossip");
             return;
         };
+        let Some((opened, key_idx)) = self.shared.crypto.open(&self.sealed_envelope, sealed) else {
+            self.reject(from, "gossip message failed authentication: no installed key opens it (wrong `encrypt` key?)");
+            return;
+        };
+        match opened.split_first().and_then(|(kind, body)| Some((Sealed::from_byte(*kind)?, body))) {
+            Some((Sealed::Foca, packet)) => self.handle_packet(packet, from),
+            Some((Sealed::KeyRequest, body)) => self.on_key_request(body, from, key_idx),
+            Some((Sealed::KeyResponse, body)) => self.on_key_response(body),
+            None => tracing::debug!(%from, "gossip: dropped a sealed datagram of an unknown kind"),
+        }
+    }
+
+    fn handle_packet(&mut self, packet: &[u8], from: SocketAddr) {
         if let Err(error) = self.with_foca(|foca, io| foca.handle_data(packet, io)) {
             tracing::debug!(%from, %error, "gossip: dropped a datagram");
+        }
+    }
+
+    /// Drops a datagram that failed authentication: counted always, logged once per peer.
+    fn reject(&self, from: SocketAddr, reason: &str) {
+        self.shared.counters.udp_rejected();
+        if self.shared.crypto.first_rejection(from.ip()) {
+            tracing::warn!(%from, "gossip: dropped a datagram from {from}: {reason} (further ones are only counted)");
+        }
+    }
+
+    /// Where datagrams leave, for sending outside a foca call.
+    fn outbound(&self) -> Outbound<'_> {
+        Outbound {
+            socket: &self.socket,
+            crypto: &self.shared.crypto,
+            envelope: &self.envelope,
+            sealed_envelope: &self.sealed_envelope,
+            counters: &self.shared.counters,
         }
     }
 
@@ -278,6 +332,7 @@ impl Actor {
                 }
                 Due::Maintenance => self.maintenance(),
                 Due::Broadcast => self.broadcast(),
+                Due::KeyOp(id) => self.key_op_due(id, woke),
             }
         }
     }
@@ -344,15 +399,20 @@ impl Actor {
             Command::PushPullDone => self.push_pull_running = false,
             // foca hands the item to our own handler first, which delivers it here and marks it seen.
             Command::Fire { event } => self.add_broadcast(&super::wire::Broadcast::Event(event)),
+            Command::KeyOp { op, reply } => self.start_key_op(op, reply),
         }
     }
 
     /// Calls into foca with our runtime, then handles what it noted.
     fn with_foca<R>(&mut self, call: impl FnOnce(&mut Swim, &mut Io<'_>) -> R) -> R {
         let mut io = Io {
-            socket: &self.socket,
-            envelope: &self.envelope,
-            counters: &self.shared.counters,
+            out_socket: Outbound {
+                socket: &self.socket,
+                crypto: &self.shared.crypto,
+                envelope: &self.envelope,
+                sealed_envelope: &self.sealed_envelope,
+                counters: &self.shared.counters,
+            },
             timers: &mut self.timers,
             multiplier: self.awareness.multiplier(),
             notes: &mut self.notes,
@@ -610,12 +670,11 @@ impl Actor {
         self.push_pull_running = true;
         let request = self.snapshot(false);
         let datacenter = self.settings.datacenter.clone();
-        let (commands, counters, shutdown) =
-            (self.commands.clone(), self.shared.counters.clone(), self.shutdown.clone());
+        let (commands, shared, shutdown) = (self.commands.clone(), self.shared.clone(), self.shutdown.clone());
         self.tasks.spawn(async move {
             let exchanged = tokio::select! {
                 () = shutdown.cancelled() => return,
-                exchanged = pushpull::exchange(target, &request, &counters) => exchanged,
+                exchanged = pushpull::exchange(target, &request, &shared) => exchanged,
             };
             match exchanged {
                 Ok(Reply::Accepted(remote)) => {

@@ -106,6 +106,15 @@ pub enum GossipError {
     /// The gossip layer has been shut down.
     #[error("the gossip layer is shut down")]
     Shutdown,
+    /// A keyring operation on an agent that gossips in plaintext.
+    #[error("{}", super::keyring::NOT_ENABLED)]
+    EncryptionDisabled,
+    /// The remote side's messages could not be authenticated, or were plaintext where only sealed ones are taken.
+    #[error("{reason}")]
+    Unauthenticated {
+        /// Which of the two.
+        reason: &'static str,
+    },
 }
 
 /// Why joining through one address failed.

@@ -47,7 +47,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::wire::{ENVELOPE_LEN, MAX_DATAGRAM};
+use super::wire::MAX_PACKET;
 
 /// How often each member probes one other member.
 pub(crate) const PROBE_PERIOD: Duration = Duration::from_millis(500);
@@ -76,8 +76,8 @@ pub(crate) fn foca_config(cluster_size: u32, multiplier: u32) -> foca::Config {
     // Down members are reaped by the actor (reconnect and tombstone timeouts differ), never by foca.
     config.remove_down_after = None;
     config.max_transmissions = retransmit_limit(cluster_size);
-    // foca's packets travel inside our envelope, and the whole datagram must stay within MAX_DATAGRAM.
-    config.max_packet_size = NonZeroUsize::new(MAX_DATAGRAM - ENVELOPE_LEN).unwrap_or(NonZeroUsize::MIN);
+    // foca's packets travel inside our envelope, sealed or not, and the whole datagram must stay within MAX_DATAGRAM.
+    config.max_packet_size = NonZeroUsize::new(MAX_PACKET).unwrap_or(NonZeroUsize::MIN);
     config
 }
 
@@ -172,7 +172,11 @@ mod tests {
         assert_eq!(unhealthy.suspect_to_down_after, healthy.suspect_to_down_after * 3);
         assert_eq!(foca_config(5, 100).suspect_to_down_after, healthy.suspect_to_down_after * MAX_MULTIPLIER);
         assert!(healthy.remove_down_after.is_none());
-        assert_eq!(healthy.max_packet_size.get() + ENVELOPE_LEN, MAX_DATAGRAM);
+        let sealing = 1 + super::super::keyring::SEAL_OVERHEAD;
+        assert_eq!(
+            healthy.max_packet_size.get() + super::super::wire::ENVELOPE_LEN + sealing,
+            super::super::wire::MAX_DATAGRAM
+        );
     }
 
     #[test]

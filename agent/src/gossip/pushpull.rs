@@ -5,6 +5,8 @@
 //! conflict), merges it and answers with its own state, or with a [`Refusal`] having merged nothing; the initiator then
 //! runs the same checks on the answer before merging it. Each side reads at most [`MAX_FRAME`] bytes per frame and
 //! gives up after [`EXCHANGE_TIMEOUT`]; anything that is not a well-formed frame ends the connection.
+//! With encryption every frame is sealed, and one that fails authentication (or a plaintext one while
+//! `verify_incoming` holds) ends the connection before anything in it is decoded.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,12 +20,14 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::Counters;
+use super::Shared;
 use super::actor::Command;
 use super::error::GossipError;
 use super::identity::NodeId;
+use super::keyring::SEAL_OVERHEAD;
 use super::wire::{
     FRAME_HEADER_LEN, FrameHeader, MAX_FRAME, PushPull, Refusal, Reply, WireState, frame, parse_frame_header,
+    sealed_frame_header,
 };
 
 /// How long a whole exchange (connect, send, receive) may take, on either side.
@@ -32,15 +36,11 @@ pub(crate) const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_CONNECTIONS: usize = 64;
 
 /// Runs one exchange with the gossip port at `target`.
-pub(crate) async fn exchange(
-    target: SocketAddr,
-    request: &PushPull,
-    counters: &Counters,
-) -> Result<Reply, GossipError> {
+pub(crate) async fn exchange(target: SocketAddr, request: &PushPull, shared: &Shared) -> Result<Reply, GossipError> {
     let attempt = async {
         let mut stream = TcpStream::connect(target).await.map_err(|error| GossipError::unreachable(&error))?;
-        write_message(&mut stream, request, counters).await?;
-        read_message::<_, Reply>(&mut stream, counters).await
+        write_message(&mut stream, request, shared).await?;
+        read_message::<_, Reply>(&mut stream, shared).await
     };
     tokio::time::timeout(EXCHANGE_TIMEOUT, attempt)
         .await
@@ -51,7 +51,7 @@ pub(crate) async fn exchange(
 pub(crate) async fn serve(
     listener: TcpListener,
     commands: mpsc::Sender<Command>,
-    counters: Arc<Counters>,
+    shared: Arc<Shared>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 ) {
@@ -74,14 +74,19 @@ pub(crate) async fn serve(
             tracing::debug!(%peer, "gossip: too many push/pull connections, closing this one");
             continue;
         };
-        let (commands, counters, shutdown) = (commands.clone(), counters.clone(), shutdown.clone());
+        let (commands, shared, shutdown) = (commands.clone(), shared.clone(), shutdown.clone());
         tasks.spawn(async move {
             let _permit = permit;
             tokio::select! {
                 () = shutdown.cancelled() => {}
-                served = tokio::time::timeout(EXCHANGE_TIMEOUT, respond(stream, peer, &commands, &counters)) => {
+                served = tokio::time::timeout(EXCHANGE_TIMEOUT, respond(stream, peer, &commands, &shared)) => {
                     match served {
                         Ok(Ok(())) => {}
+                        Ok(Err(error @ GossipError::Unauthenticated { .. })) => {
+                            if shared.crypto.first_rejection(peer.ip()) {
+                                tracing::warn!(%peer, "gossip: refused a push/pull from {peer}: {error} (further ones are only counted)");
+                            }
+                        }
                         Ok(Err(error)) => tracing::debug!(%peer, %error, "gossip: push/pull from {peer} failed"),
                         Err(_) => tracing::debug!(%peer, "gossip: push/pull from {peer} timed out"),
                     }
@@ -96,9 +101,9 @@ async fn respond(
     mut stream: TcpStream,
     peer: SocketAddr,
     commands: &mpsc::Sender<Command>,
-    counters: &Counters,
+    shared: &Shared,
 ) -> Result<(), GossipError> {
-    let request: PushPull = read_message(&mut stream, counters).await?;
+    let request: PushPull = read_message(&mut stream, shared).await?;
     let (reply_tx, reply_rx) = oneshot::channel();
     commands
         .send(Command::Incoming { from: peer, remote: request, reply: reply_tx })
@@ -108,7 +113,7 @@ async fn respond(
         Ok(state) => Reply::Accepted(state),
         Err(refusal) => Reply::Refused(refusal),
     };
-    write_message(&mut stream, &reply, counters).await?;
+    write_message(&mut stream, &reply, shared).await?;
     stream.shutdown().await.map_err(|error| GossipError::unreachable(&error))
 }
 
@@ -184,31 +189,50 @@ pub(crate) fn describe_refusal(refusal: &Refusal, request: &PushPull) -> String 
     }
 }
 
-async fn write_message<S, T>(stream: &mut S, message: &T, counters: &Counters) -> Result<(), GossipError>
+async fn write_message<S, T>(stream: &mut S, message: &T, shared: &Shared) -> Result<(), GossipError>
 where
     S: AsyncWrite + Unpin,
     T: Serialize,
 {
     let payload = postcard::to_stdvec(message)
         .map_err(|error| GossipError::Protocol { reason: format!("cannot encode the push/pull state: {error}") })?;
-    let framed = frame(&payload).ok_or_else(|| GossipError::Protocol {
+    let too_large = || GossipError::Protocol {
         reason: format!("the push/pull state is {} bytes, over the {MAX_FRAME}-byte limit", payload.len()),
-    })?;
+    };
+    let framed = if shared.crypto.seals_outgoing() {
+        if payload.len() > MAX_FRAME {
+            return Err(too_large());
+        }
+        let header = sealed_frame_header(payload.len() + SEAL_OVERHEAD).ok_or_else(too_large)?;
+        shared
+            .crypto
+            .seal(&header, &payload, None)
+            .ok_or_else(|| GossipError::Protocol { reason: "cannot seal the push/pull state".to_owned() })?
+    } else {
+        frame(&payload).ok_or_else(too_large)?
+    };
     stream.write_all(&framed).await.map_err(|error| GossipError::unreachable(&error))?;
     stream.flush().await.map_err(|error| GossipError::unreachable(&error))?;
-    counters.tcp_sent(framed.len());
+    shared.counters.tcp_sent(framed.len());
     Ok(())
 }
 
-async fn read_message<S, T>(stream: &mut S, counters: &Counters) -> Result<T, GossipError>
+async fn read_message<S, T>(stream: &mut S, shared: &Shared) -> Result<T, GossipError>
 where
     S: AsyncRead + Unpin,
     T: DeserializeOwned,
 {
     let mut header = [0u8; FRAME_HEADER_LEN];
     stream.read_exact(&mut header).await.map_err(|error| GossipError::unreachable(&error))?;
-    let len = match parse_frame_header(&header) {
-        FrameHeader::Len(len) => len,
+    let (len, sealed) = match parse_frame_header(&header) {
+        FrameHeader::Len(_) if !shared.crypto.accepts_plaintext() => {
+            shared.counters.tcp_rejected();
+            return Err(GossipError::Unauthenticated {
+                reason: "plaintext gossip refused: this agent requires encryption (encrypt_verify_incoming)",
+            });
+        }
+        FrameHeader::Len(len) => (len, false),
+        FrameHeader::Sealed(len) => (len, true),
         FrameHeader::NotGossip => {
             return Err(GossipError::Protocol { reason: "not a roster gossip port".to_owned() });
         }
@@ -231,7 +255,16 @@ where
     if payload.len() != len {
         return Err(GossipError::unreachable(&std::io::Error::from(std::io::ErrorKind::UnexpectedEof)));
     }
-    counters.tcp_received(FRAME_HEADER_LEN + len);
+    shared.counters.tcp_received(FRAME_HEADER_LEN + len);
+    if sealed {
+        let Some(opened) = shared.crypto.open(&header, &payload) else {
+            shared.counters.tcp_rejected();
+            return Err(GossipError::Unauthenticated {
+                reason: "gossip message failed authentication: no installed key opens it (wrong `encrypt` key?)",
+            });
+        };
+        payload = opened.0;
+    }
     postcard::from_bytes(&payload)
         .map_err(|error| GossipError::Protocol { reason: format!("malformed push/pull message: {error}") })
 }

@@ -4,6 +4,7 @@
 //! timers go into the actor's queue, stretched by the local-health multiplier where Lifeguard says so, and the few
 //! notifications the actor acts on are collected for it to handle once foca's call has returned.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use foca::{Notification, Timer};
@@ -13,8 +14,9 @@ use tokio::time::Instant;
 use super::Counters;
 use super::actor::Due;
 use super::identity::NodeId;
+use super::keyring::{Crypto, Key};
 use super::timers::TimerQueue;
-use super::wire::ENVELOPE_LEN;
+use super::wire::{ENVELOPE_LEN, Sealed};
 
 /// A notification the actor acts on after the call.
 pub(crate) enum Note {
@@ -28,9 +30,7 @@ pub(crate) enum Note {
 
 /// The runtime for one foca call; it borrows the actor's I/O state.
 pub(crate) struct Io<'a> {
-    pub(crate) socket: &'a UdpSocket,
-    pub(crate) envelope: &'a [u8; ENVELOPE_LEN],
-    pub(crate) counters: &'a Counters,
+    pub(crate) out_socket: Outbound<'a>,
     pub(crate) timers: &'a mut TimerQueue<Due>,
     /// The local-health multiplier, fixed for the call so a probe's two timers are stretched alike.
     pub(crate) multiplier: u32,
@@ -39,6 +39,52 @@ pub(crate) struct Io<'a> {
     pub(crate) out: &'a mut Vec<u8>,
     /// The highest refutation counter foca put on a packet it sent during the call.
     pub(crate) sent_incarnation: Option<u16>,
+}
+
+/// Where datagrams leave: the socket, how to wrap them, and the counters.
+pub(crate) struct Outbound<'a> {
+    pub(crate) socket: &'a UdpSocket,
+    pub(crate) crypto: &'a Crypto,
+    /// The plaintext envelope.
+    pub(crate) envelope: &'a [u8; ENVELOPE_LEN],
+    /// The envelope of sealed datagrams, which is also their associated data.
+    pub(crate) sealed_envelope: &'a [u8; ENVELOPE_LEN],
+    pub(crate) counters: &'a Counters,
+}
+
+impl Outbound<'_> {
+    /// Sends one datagram of `kind` to `to`: sealed (with `with`, else the primary key) when encryption says so; a
+    /// foca packet in plaintext otherwise. Only foca packets ever go out in plaintext.
+    pub(crate) fn send(&self, out: &mut Vec<u8>, kind: Sealed, data: &[u8], to: SocketAddr, with: Option<&Key>) {
+        out.clear();
+        let datagram = if self.crypto.seals_outgoing() || kind != Sealed::Foca {
+            out.push(kind as u8);
+            out.extend_from_slice(data);
+            match self.crypto.seal(self.sealed_envelope, out, with) {
+                Some(sealed) => sealed,
+                None => {
+                    self.counters.udp_send_failed();
+                    tracing::debug!(%to, "gossip: datagram not sent: nothing to seal it with");
+                    return;
+                }
+            }
+        } else {
+            out.extend_from_slice(self.envelope);
+            out.extend_from_slice(data);
+            std::mem::take(out)
+        };
+        match self.socket.try_send_to(&datagram, to) {
+            Ok(sent) => self.counters.udp_sent(sent),
+            Err(error) => {
+                self.counters.udp_send_failed();
+                tracing::debug!(%to, %error, "gossip: datagram not sent");
+            }
+        }
+        // Keep the buffer's allocation for the next plaintext datagram.
+        if out.capacity() == 0 {
+            *out = datagram;
+        }
+    }
 }
 
 impl foca::Runtime<NodeId> for Io<'_> {
@@ -62,16 +108,7 @@ impl foca::Runtime<NodeId> for Io<'_> {
     }
 
     fn send_to(&mut self, to: NodeId, data: &[u8]) {
-        self.out.clear();
-        self.out.extend_from_slice(self.envelope);
-        self.out.extend_from_slice(data);
-        match self.socket.try_send_to(self.out, to.addr) {
-            Ok(sent) => self.counters.udp_sent(sent),
-            Err(error) => {
-                self.counters.udp_send_failed();
-                tracing::debug!(to = ?to, %error, "gossip: datagram not sent");
-            }
-        }
+        self.out_socket.send(self.out, Sealed::Foca, data, to.addr, None);
     }
 
     fn submit_after(&mut self, event: Timer<NodeId>, after: Duration) {

@@ -518,3 +518,190 @@ fn statuses_read_as_consul_prints_them() {
     check(MemberStatus::Left, "left", 3);
     check(MemberStatus::Failed, "failed", 4);
 }
+
+fn test_key(byte: u8) -> Key {
+    Key::from_bytes(vec![byte; 32]).expect("32 bytes")
+}
+
+/// A node of `datacenter` dc1 with gossip encryption: `keys` primary first, and the two verify flags.
+fn encrypted(net: u8, host: u8, name: &str, keys: &[Key], verify: (bool, bool)) -> GossipConfig {
+    let mut config = config(net, host, name, "dc1");
+    config.encryption = Some(Encryption {
+        keyring: Keyring::in_memory(keys.to_vec()),
+        verify_incoming: verify.0,
+        verify_outgoing: verify.1,
+    });
+    config
+}
+
+/// Starts one node per config, joins them all through the first, and waits until every node sees every other alive.
+async fn pool(configs: Vec<GossipConfig>) -> Result<Vec<Node>> {
+    let mut nodes = Vec::new();
+    for config in configs {
+        nodes.push(start(config).await?);
+    }
+    let seed = vec![nodes[0].addr().to_string()];
+    for node in &nodes[1..] {
+        node.gossip.join(&seed).await.with_context(|| format!("{} joins", node.name()))?;
+    }
+    let names: Vec<String> = nodes.iter().map(|node| node.name().to_owned()).collect();
+    wait_for("everyone to see everyone alive", PATIENCE, &nodes, || {
+        nodes.iter().all(|node| names.iter().all(|name| node.sees(name) == Some(MemberStatus::Alive)))
+    })
+    .await?;
+    Ok(nodes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_with_the_same_key_form_a_pool_and_outsiders_never_get_in() -> Result<()> {
+    let key = test_key(1);
+    let nodes = pool(vec![
+        encrypted(60, 1, "a", std::slice::from_ref(&key), (true, true)),
+        encrypted(60, 2, "b", std::slice::from_ref(&key), (true, true)),
+    ])
+    .await?;
+    let wrong_key = start(encrypted(60, 3, "wrong", &[test_key(2)], (true, true))).await?;
+    let no_key = start(config(60, 4, "plain", "dc1")).await?;
+    let seed = vec![nodes[0].addr().to_string()];
+
+    let refused = wrong_key.gossip.join(&seed).await.err().context("a wrong key cannot join")?;
+    ensure!(refused.to_string().contains(&nodes[0].addr().to_string()), "{refused}");
+    ensure!(no_key.gossip.join(&seed).await.is_err(), "no key cannot join");
+    ensure!(nodes[0].gossip.join(&[wrong_key.addr().to_string()]).await.is_err(), "nor can the pool join them");
+    // Both attempts reached the pool and were refused there: the signal that there is nothing left to wait for.
+    ensure!(nodes[0].gossip.stats().tcp_rejected_frames >= 2, "{:?}", nodes[0].gossip.stats());
+    for node in &nodes {
+        ensure!(node.gossip.members().len() == 2, "{}: {}", node.name(), view(node));
+    }
+    ensure!(wrong_key.gossip.members().len() == 1 && no_key.gossip.members().len() == 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_on_a_running_pool_keeps_everyone_alive() -> Result<()> {
+    let (old, new) = (test_key(1), test_key(2));
+    let configs = ["a", "b", "c"]
+        .iter()
+        .zip(1..)
+        .map(|(name, host)| encrypted(61, host, name, std::slice::from_ref(&old), (true, true)))
+        .collect();
+    let nodes = pool(configs).await?;
+    let all_ok = |report: &KeyringReport, keys: &[&Key]| -> Result<()> {
+        ensure!(report.num_nodes == 3 && report.responses.len() == 3, "{report:?}");
+        for (node, result) in &report.responses {
+            let held = result.as_ref().map_err(|error| anyhow::anyhow!("{node}: {error}"))?;
+            ensure!(held.iter().collect::<Vec<_>>() == keys, "{node} holds {held:?}");
+        }
+        Ok(())
+    };
+
+    all_ok(&nodes[0].gossip.keyring(KeyOp::Install(new.clone())).await?, &[&old, &new])?;
+    let refused = nodes[1].gossip.keyring(KeyOp::Remove(old.clone())).await?;
+    ensure!(refused.failures().count() == 3, "the primary cannot go: {refused:?}");
+    ensure!(refused.failures().all(|(_, error)| error == "Removing the primary key is not allowed"));
+    all_ok(&nodes[1].gossip.keyring(KeyOp::Use(new.clone())).await?, &[&new, &old])?;
+    all_ok(&nodes[2].gossip.keyring(KeyOp::Remove(old.clone())).await?, &[&new])?;
+    all_ok(&nodes[0].gossip.keyring(KeyOp::List).await?, &[&new])?;
+    let missing = nodes[0].gossip.keyring(KeyOp::Use(old.clone())).await?;
+    ensure!(missing.failures().all(|(_, error)| error == "Requested key is not in the keyring"));
+
+    // Only the new key is left anywhere: a newcomer holding just the new key joins and everyone converges with it.
+    let late = start(encrypted(61, 4, "d", std::slice::from_ref(&new), (true, true))).await?;
+    late.gossip.join(&[nodes[2].addr().to_string()]).await?;
+    let stale = start(encrypted(61, 5, "e", std::slice::from_ref(&old), (true, true))).await?;
+    ensure!(stale.gossip.join(&[nodes[2].addr().to_string()]).await.is_err(), "the removed key no longer works");
+    let everyone = [&nodes[0], &nodes[1], &nodes[2], &late];
+    wait_for("everyone to see everyone alive with the new key", PATIENCE, &nodes, || {
+        everyone.iter().all(|node| ["a", "b", "c", "d"].iter().all(|name| node.sees(name) == Some(MemberStatus::Alive)))
+    })
+    .await?;
+    ensure!(nodes.iter().all(|node| node.gossip.local_keys() == Some(vec![new.clone()])));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_incoming_off_accepts_plaintext_and_sealed_gossip() -> Result<()> {
+    let key = test_key(3);
+    let keys = std::slice::from_ref(&key);
+    // Consul's rolling enable: every member has the key but accepts plaintext; some already seal what they send.
+    let nodes = pool(vec![
+        encrypted(62, 1, "a", keys, (false, false)),
+        encrypted(62, 2, "sealing", keys, (false, true)),
+        encrypted(62, 3, "plain", keys, (false, false)),
+    ])
+    .await?;
+    ensure!(nodes.iter().all(|node| node.gossip.stats().udp_rejected_packets == 0), "nothing was refused");
+    // A member that insists on sealed gossip refuses the plaintext answer of one that does not seal yet.
+    let strict = start(encrypted(62, 4, "strict", keys, (true, true))).await?;
+    let refused = strict.gossip.join(&[nodes[2].addr().to_string()]).await.err().context("plaintext is refused")?;
+    ensure!(refused.to_string().contains("plaintext gossip refused"), "{refused}");
+    ensure!(strict.gossip.stats().tcp_rejected_frames == 1);
+    Ok(())
+}
+
+/// Kills `nodes[1]` and binds its gossip address, so the test receives what `nodes[0]` keeps sending it (probes,
+/// announcements); returns the first `count` datagrams.
+async fn capture_from_first(nodes: &[Node], count: usize) -> Result<Vec<Vec<u8>>> {
+    let target = nodes[1].addr();
+    nodes[1].kill().await?;
+    let socket = UdpSocket::bind(target).await?;
+    let mut captured = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while captured.len() < count {
+        let (len, from) = tokio::time::timeout(PATIENCE, socket.recv_from(&mut buf)).await??;
+        if from == nodes[0].addr() {
+            captured.push(buf[..len].to_vec());
+        }
+    }
+    Ok(captured)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captured_datagrams_hide_names_and_addresses_and_cannot_be_replayed_or_altered() -> Result<()> {
+    let key = test_key(4);
+    let keys = std::slice::from_ref(&key);
+    let name = "node-with-a-findable-name";
+    let contains = |haystack: &[u8], needle: &[u8]| haystack.windows(needle.len()).any(|window| window == needle);
+
+    // Plaintext first, so the check is shown to find the name and address when they are there.
+    let plain = pool(vec![config(63, 1, name, "dc1"), config(63, 2, "peer", "dc1")]).await?;
+    let plain_ip = [127, 63, 0, 1];
+    let plain_captured = capture_from_first(&plain, 3).await?;
+    ensure!(plain_captured.iter().all(|d| contains(d, name.as_bytes()) && contains(d, &plain_ip)));
+
+    let sealed =
+        pool(vec![encrypted(64, 1, name, keys, (true, true)), encrypted(64, 2, "peer", keys, (true, true))]).await?;
+    let sealed_ip = [127, 64, 0, 1];
+    let sealed_captured = capture_from_first(&sealed, 3).await?;
+    for datagram in &sealed_captured {
+        ensure!(!contains(datagram, name.as_bytes()), "the name shows: {datagram:?}");
+        ensure!(!contains(datagram, &sealed_ip) && !contains(datagram, b"127.64.0.1"), "the address shows");
+        ensure!(datagram.len() <= wire::MAX_DATAGRAM);
+    }
+
+    // Replayed plaintext, altered sealed datagrams and garbage all reach an encrypted member and are dropped unread.
+    let target = start(encrypted(65, 1, "target", keys, (true, true))).await?;
+    let mut altered = sealed_captured[0].clone();
+    let last = altered.len() - 1;
+    altered[last] ^= 0x01;
+    let garbage = [wire::sealed_envelope("dc1").as_slice(), &[0xab; 64]].concat();
+    let rogue = [plain_captured.clone(), vec![altered, garbage]].concat();
+    let udp = UdpSocket::bind(SocketAddr::new(ip(65, 9), 0)).await?;
+    for datagram in &rogue {
+        udp.send_to(datagram, target.addr()).await?;
+    }
+    let nodes = [target];
+    wait_for("every rogue datagram to be rejected", PATIENCE, &nodes, || {
+        nodes[0].gossip.stats().udp_rejected_packets == rogue.len() as u64
+    })
+    .await?;
+    ensure!(nodes[0].gossip.members().len() == 1, "nothing got in: {}", view(&nodes[0]));
+    // The untouched sealed datagram opens (a probe for someone else, which foca ignores): it is not counted.
+    udp.send_to(&sealed_captured[1], nodes[0].addr()).await?;
+    wait_for("the genuine datagram to arrive", PATIENCE, &nodes, || {
+        nodes[0].gossip.stats().udp_received_packets == rogue.len() as u64 + 1
+    })
+    .await?;
+    ensure!(nodes[0].gossip.stats().udp_rejected_packets == rogue.len() as u64);
+    Ok(())
+}

@@ -3,6 +3,11 @@
 //! Everything here is postcard-encoded, and every datagram or frame starts with [`MAGIC`] and [`PROTOCOL`], so a
 //! later version can be told apart (and refused with a clear error) instead of being misread.
 //! Decoding never trusts a length: frames are bounded by [`MAX_FRAME`], datagrams by foca's `max_packet_size`.
+//!
+//! With gossip encryption, the version byte is [`SEALED`] instead and the rest is sealed (see `keyring`): a datagram
+//! is `envelope | nonce | AES-GCM(kind byte | body)`, where the kind tells a foca packet from a keyring request or
+//! response ([`Sealed`]); a frame is `magic | SEALED | length | nonce | AES-GCM(payload)`. Either way the clear
+//! header is the associated data, so it cannot be changed in flight either.
 
 use std::net::SocketAddr;
 
@@ -15,10 +20,15 @@ use super::identity::NodeId;
 pub(crate) const MAGIC: [u8; 2] = *b"rG";
 /// The wire version this build speaks; a peer speaking another one is refused.
 pub(crate) const PROTOCOL: u8 = 1;
+/// The version byte of a sealed datagram or frame.
+pub(crate) const SEALED: u8 = 0x80 | PROTOCOL;
 /// The UDP envelope: magic, version, then a 32-bit tag of the datacenter name.
 pub(crate) const ENVELOPE_LEN: usize = 7;
 /// The largest UDP datagram we send, envelope included (memberlist's `UDPBufferSize`: fits a 1500-byte MTU).
 pub(crate) const MAX_DATAGRAM: usize = 1400;
+/// The largest foca packet: what is left of a datagram once the envelope and, when sealed, the kind byte, the nonce
+/// and the tag are in. Always sized for sealing, so turning encryption on changes no packing decision.
+pub(crate) const MAX_PACKET: usize = MAX_DATAGRAM - ENVELOPE_LEN - 1 - super::keyring::SEAL_OVERHEAD;
 /// The largest push/pull frame either side accepts: about 5,000 members with full metadata.
 pub(crate) const MAX_FRAME: usize = 4 << 20;
 /// The TCP frame header: magic, version, then a big-endian u32 payload length.
@@ -31,6 +41,61 @@ pub(crate) const FRAME_HEADER_LEN: usize = 7;
 pub(crate) fn envelope(datacenter: &str) -> [u8; ENVELOPE_LEN] {
     let tag = fnv1a(datacenter.as_bytes()).to_be_bytes();
     [MAGIC[0], MAGIC[1], PROTOCOL, tag[0], tag[1], tag[2], tag[3]]
+}
+
+/// The envelope of a sealed datagram of this datacenter.
+pub(crate) fn sealed_envelope(datacenter: &str) -> [u8; ENVELOPE_LEN] {
+    let mut envelope = envelope(datacenter);
+    envelope[2] = SEALED;
+    envelope
+}
+
+/// What a sealed datagram carries: its first byte, inside the seal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sealed {
+    /// A foca packet.
+    Foca = 0,
+    /// A [`KeyRequest`].
+    KeyRequest = 1,
+    /// A [`KeyResponse`].
+    KeyResponse = 2,
+}
+
+impl Sealed {
+    pub(crate) fn from_byte(byte: u8) -> Option<Sealed> {
+        match byte {
+            0 => Some(Sealed::Foca),
+            1 => Some(Sealed::KeyRequest),
+            2 => Some(Sealed::KeyResponse),
+            _ => None,
+        }
+    }
+}
+
+/// A keyring operation sent by the agent an operator asked to every alive member; only ever sent sealed, so only a
+/// holder of a key can change another agent's keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct KeyRequest {
+    /// Matches the responses to the operation; retries reuse it.
+    pub(crate) id: u64,
+    pub(crate) op: WireKeyOp,
+}
+
+/// The keyring operations; keys travel as raw bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum WireKeyOp {
+    List,
+    Install(Vec<u8>),
+    Use(Vec<u8>),
+    Remove(Vec<u8>),
+}
+
+/// One member's answer to a [`KeyRequest`]: its keys after the operation (primary first), or why it refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct KeyResponse {
+    pub(crate) id: u64,
+    pub(crate) node: String,
+    pub(crate) result: Result<Vec<Vec<u8>>, String>,
 }
 
 /// 32-bit FNV-1a: tiny, stable across builds and platforms, and good enough to tell datacenter names apart.
@@ -206,11 +271,19 @@ pub(crate) fn frame(payload: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The header of a sealed frame whose sealed body (nonce, ciphertext, tag) is `len` bytes.
+pub(crate) fn sealed_frame_header(len: usize) -> Option<[u8; FRAME_HEADER_LEN]> {
+    let len = u32::try_from(len).ok()?.to_be_bytes();
+    Some([MAGIC[0], MAGIC[1], SEALED, len[0], len[1], len[2], len[3]])
+}
+
 /// What a frame header announces, checked before a single payload byte is read.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum FrameHeader {
-    /// A frame of ours with this many payload bytes.
+    /// A plaintext frame of ours with this many payload bytes.
     Len(usize),
+    /// A sealed frame of ours with this many sealed bytes.
+    Sealed(usize),
     /// Not roster gossip at all.
     NotGossip,
     /// Roster gossip, another wire version.
@@ -224,12 +297,15 @@ pub(crate) fn parse_frame_header(header: &[u8; FRAME_HEADER_LEN]) -> FrameHeader
     if header[..2] != MAGIC {
         return FrameHeader::NotGossip;
     }
-    if header[2] != PROTOCOL {
-        return FrameHeader::Version(header[2]);
-    }
     let len = u32::from_be_bytes([header[3], header[4], header[5], header[6]]);
+    let limit = match header[2] {
+        PROTOCOL => MAX_FRAME,
+        SEALED => MAX_FRAME + super::keyring::SEAL_OVERHEAD,
+        other => return FrameHeader::Version(other),
+    };
     match usize::try_from(len) {
-        Ok(len) if len <= MAX_FRAME => FrameHeader::Len(len),
+        Ok(len) if len <= limit && header[2] == SEALED => FrameHeader::Sealed(len),
+        Ok(len) if len <= limit => FrameHeader::Len(len),
         _ => FrameHeader::TooLarge(u64::from(len)),
     }
 }
@@ -252,6 +328,7 @@ mod tests {
         assert_eq!(parse_frame_header(&header), FrameHeader::Len(5));
         assert_eq!(parse_frame_header(b"GET / H"), FrameHeader::NotGossip);
         assert_eq!(parse_frame_header(&[b'r', b'G', 9, 0, 0, 0, 1]), FrameHeader::Version(9));
+        assert_eq!(parse_frame_header(&sealed_frame_header(40).expect("small")), FrameHeader::Sealed(40));
         assert_eq!(
             parse_frame_header(&[b'r', b'G', PROTOCOL, 0xff, 0xff, 0xff, 0xff]),
             FrameHeader::TooLarge(u64::from(u32::MAX))
@@ -289,8 +366,9 @@ mod tests {
         };
         let mut encoded = Vec::new();
         foca::PostcardCodec.encode_header(&header, &mut encoded).expect("a header encodes");
-        // foca prefixes every custom broadcast with its length, a u16.
-        let needed = ENVELOPE_LEN + encoded.len() + 2 + MAX_EVENT_BYTES;
+        // foca prefixes every custom broadcast with its length, a u16; sealing adds a kind byte, nonce and tag.
+        let sealing = 1 + super::super::keyring::SEAL_OVERHEAD;
+        let needed = ENVELOPE_LEN + sealing + encoded.len() + 2 + MAX_EVENT_BYTES;
         assert!(needed <= MAX_DATAGRAM, "{needed} bytes needed (header {})", encoded.len());
 
         let event = UserEvent {

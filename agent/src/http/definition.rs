@@ -240,4 +240,6 @@ fn definition(
 }
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;

@@ -23,6 +23,8 @@ pub mod schema;
 mod unquote;
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
 
 pub use schema::Field;

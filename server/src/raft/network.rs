@@ -16,19 +16,30 @@ use openraft::{BasicNode, RaftNetworkFactory, RaftNetworkV2};
 
 use super::wire::{Request, Response, WireError};
 use super::{CallError, Snapshot, TypeConfig, Vote, call_peer};
-use crate::rpc::{Peer, RpcError};
+use crate::rpc::{Dialer, Peer, RpcError};
 
 /// One shared `Peer` (connection) per server address, used by replication, heartbeats and forwarding.
-#[derive(Default)]
 pub(crate) struct PeerPool {
+    /// How other servers are dialled (TLS with this server's certificate when configured).
+    dialer: Arc<Dialer>,
     peers: Mutex<HashMap<SocketAddr, Arc<Peer>>>,
 }
 
 impl PeerPool {
+    /// A pool dialling through `dialer`.
+    pub(crate) fn new(dialer: Arc<Dialer>) -> PeerPool {
+        PeerPool { dialer, peers: Mutex::default() }
+    }
+
     /// The peer at `addr`, created on first use.
     pub(crate) fn get(&self, addr: SocketAddr) -> Arc<Peer> {
         let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
-        peers.entry(addr).or_insert_with(|| Arc::new(Peer::new(addr))).clone()
+        peers.entry(addr).or_insert_with(|| Arc::new(Peer::new(addr, self.dialer.clone()))).clone()
+    }
+
+    /// A peer at `addr` with a connection of its own.
+    pub(crate) fn dedicated(&self, addr: SocketAddr) -> Arc<Peer> {
+        Arc::new(Peer::new(addr, self.dialer.clone()))
     }
 }
 
@@ -48,7 +59,7 @@ impl Network {
 
     fn client(&self, target: u64, node: &BasicNode, dedicated: bool) -> NetworkClient {
         let peer = match node.addr.parse::<SocketAddr>() {
-            Ok(addr) if dedicated => Ok(Arc::new(Peer::new(addr))),
+            Ok(addr) if dedicated => Ok(self.pool.dedicated(addr)),
             Ok(addr) => Ok(self.pool.get(addr)),
             Err(_) => Err(node.addr.clone()),
         };

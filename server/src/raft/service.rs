@@ -15,7 +15,8 @@ use super::wire::{Request, Response, WireError};
 use super::{Raft, Snapshot, read_index};
 use crate::config::{ClusterStatus, Consistency, ReadMeta};
 use crate::error::{Error, Result};
-use crate::rpc::Handler;
+use crate::rpc::tls::LogOnce;
+use crate::rpc::{Counters, Handler, PeerClass, PeerInfo};
 
 /// The longest a client's blocking query may park here, whatever it asks: the HTTP API's 10-minute
 /// maximum plus its jitter (wait/16), with room to spare.
@@ -52,12 +53,39 @@ pub(crate) struct RaftService<C> {
     last_contact: Arc<Mutex<Instant>>,
     /// Serves client agents' queries, writes and status requests.
     clients: Arc<C>,
+    /// Counts server-only requests refused to other peers.
+    counters: Arc<Counters>,
+    /// Which peers were logged for such a refusal.
+    logged: LogOnce,
 }
 
 impl<C: ClientHandler> RaftService<C> {
     /// A service for `raft`, recording leader contact in `last_contact` and passing client requests to `clients`.
-    pub(crate) fn new(raft: Raft, last_contact: Arc<Mutex<Instant>>, clients: Arc<C>) -> RaftService<C> {
-        RaftService { raft, last_contact, clients }
+    pub(crate) fn new(
+        raft: Raft,
+        last_contact: Arc<Mutex<Instant>>,
+        clients: Arc<C>,
+        counters: Arc<Counters>,
+    ) -> RaftService<C> {
+        RaftService { raft, last_contact, clients, counters, logged: LogOnce::default() }
+    }
+
+    /// The refusal of a server-only request from a peer that is not an authenticated server, logged once per peer.
+    fn refuse_not_server(&self, peer: PeerInfo, request: &Request) -> Response {
+        Counters::bump(&self.counters.refused_not_server);
+        let why = match peer.class {
+            PeerClass::Client => "its certificate does not carry the server name",
+            _ => "it presented no verified certificate",
+        };
+        if self.logged.first(peer.addr.ip(), "not a server") {
+            tracing::warn!(remote = %peer.addr, request = request.name(), reason = why, "rpc: server-only request refused from a peer that is not an authenticated server; further refusals of this peer are logged at debug");
+        } else {
+            tracing::debug!(remote = %peer.addr, request = request.name(), reason = why, "rpc: server-only request refused");
+        }
+        Response::Error(WireError::PermissionDenied(format!(
+            "Permission denied: {} is served to authenticated servers only, and {why}",
+            request.name()
+        )))
     }
 
     async fn dispatch(&self, request: Request) -> Response {
@@ -154,17 +182,37 @@ impl<C: ClientHandler> RaftService<C> {
 }
 
 impl<C: ClientHandler> Handler for RaftService<C> {
-    async fn handle(&self, body: Vec<u8>) -> Vec<u8> {
-        let response = match postcard::from_bytes::<Request>(&body) {
+    fn body_limit(&self, peer: &PeerInfo, tag: u8) -> usize {
+        super::wire::body_limit(tag, peer.class == PeerClass::Server)
+    }
+
+    fn overloaded(&self, limit: usize) -> Vec<u8> {
+        let why = format!("too many requests in flight on this connection (limit {limit})");
+        encode(&Response::Error(WireError::Unavailable(why)))
+    }
+
+    async fn handle(&self, peer: PeerInfo, body: Vec<u8>) -> Vec<u8> {
+        let request = postcard::from_bytes::<Request>(&body);
+        // The decoded request owns its data; the body need not stay in memory while a query parks.
+        drop(body);
+        let response = match request {
+            Ok(request) if request.server_only() && peer.class != PeerClass::Server => {
+                self.refuse_not_server(peer, &request)
+            }
             Ok(request) => self.dispatch(request).await,
             Err(e) => Response::Error(WireError::BadRequest(e.to_string())),
         };
-        // Encoding our own response type only fails on a serde bug; answer with the error text then.
-        postcard::to_allocvec(&response).unwrap_or_else(|e| {
-            let fallback = Response::Error(WireError::Fatal(format!("encoding response: {e}")));
-            postcard::to_allocvec(&fallback).unwrap_or_default()
-        })
+        encode(&response)
     }
+}
+
+/// Encodes a response for the wire.
+fn encode(response: &Response) -> Vec<u8> {
+    // Encoding our own response type only fails on a serde bug; answer with the error text then.
+    postcard::to_allocvec(response).unwrap_or_else(|e| {
+        let fallback = Response::Error(WireError::Fatal(format!("encoding response: {e}")));
+        postcard::to_allocvec(&fallback).unwrap_or_default()
+    })
 }
 
 fn fatal<E: std::fmt::Display>(e: E) -> Response {

@@ -105,6 +105,77 @@ pub(crate) enum Request {
     },
 }
 
+/// The largest body of a frame for AppendEntries or FullSnapshot from a server: the whole frame limit, since a snapshot
+/// travels in one frame and a batch of `max_payload_entries` (1024) entries of 512 KiB values approaches it.
+pub(crate) const LARGE_BODY: usize = crate::rpc::frame::MAX_FRAME_LEN - crate::rpc::frame::HEADER_LEN;
+
+/// The largest body of every other message, and of any message from a peer that is not a server: 5 MiB. Client
+/// requests come from HTTP bodies of at most 4 MiB (a txn, a catalog registration, a KV value of 512 KiB);
+/// votes, renewals and read indexes are tiny.
+pub(crate) const SMALL_BODY: usize = 5 << 20;
+
+/// postcard's tags (variant indexes, one varint byte below 128) of the two large messages.
+const APPEND_ENTRIES_TAG: u8 = 0;
+const FULL_SNAPSHOT_TAG: u8 = 3;
+
+/// The largest body a peer may send in a frame whose body starts with `tag`, checked before the body is read.
+/// The large messages are server-only, so from anyone else they are held to the small limit (and then refused).
+pub(crate) fn body_limit(tag: u8, from_server: bool) -> usize {
+    match tag {
+        APPEND_ENTRIES_TAG | FULL_SNAPSHOT_TAG if from_server => LARGE_BODY,
+        _ => SMALL_BODY,
+    }
+}
+
+impl Request {
+    /// Whether only an authenticated server may send this (when TLS is configured): Raft, and what a follower
+    /// sends its leader. Everything else is what `Remote` sends for a client agent.
+    pub(crate) fn server_only(&self) -> bool {
+        match self {
+            Request::AppendEntries(_)
+            | Request::Vote(_)
+            | Request::PreVote(_)
+            | Request::FullSnapshot { .. }
+            | Request::TransferLeader(_)
+            | Request::Forward(_)
+            | Request::ReadIndex(_)
+            | Request::SessionRenew(_) => true,
+            Request::ClientQuery { .. }
+            | Request::ClientWrite(_)
+            | Request::Status
+            | Request::ClientSessionRenew(_)
+            | Request::ClientTxn { .. }
+            | Request::ClientQueryAs { .. }
+            | Request::ClientWriteAs { .. }
+            | Request::ClientTxnAs { .. }
+            | Request::ClientSessionRenewAs { .. } => false,
+        }
+    }
+
+    /// The request's name, for refusals and logs (never its contents: they can hold tokens).
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Request::AppendEntries(_) => "AppendEntries",
+            Request::Vote(_) => "Vote",
+            Request::PreVote(_) => "PreVote",
+            Request::FullSnapshot { .. } => "FullSnapshot",
+            Request::TransferLeader(_) => "TransferLeader",
+            Request::Forward(_) => "Forward",
+            Request::ReadIndex(_) => "ReadIndex",
+            Request::SessionRenew(_) => "SessionRenew",
+            Request::ClientQuery { .. } => "ClientQuery",
+            Request::ClientWrite(_) => "ClientWrite",
+            Request::Status => "Status",
+            Request::ClientSessionRenew(_) => "ClientSessionRenew",
+            Request::ClientTxn { .. } => "ClientTxn",
+            Request::ClientQueryAs { .. } => "ClientQueryAs",
+            Request::ClientWriteAs { .. } => "ClientWriteAs",
+            Request::ClientTxnAs { .. } => "ClientTxnAs",
+            Request::ClientSessionRenewAs { .. } => "ClientSessionRenewAs",
+        }
+    }
+}
+
 /// How the leader confirms its leadership for a forwarded read.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub(crate) enum ReadPolicy {
@@ -201,3 +272,6 @@ pub(crate) enum WireError {
     /// The caller sent a reserved name (`allow`, `deny`, `manage`) as its token. Never retried.
     AclRootDenied,
 }
+
+#[cfg(test)]
+mod tests;

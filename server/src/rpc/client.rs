@@ -1,4 +1,7 @@
 //! The calling side: one lazily dialled, multiplexed connection per peer, redialled after an error.
+//!
+//! A connection with no call in flight for `IDLE_CLOSE` is closed by this side, well before the server's idle
+//! timeout (5 minutes by default), so a call never races the server closing an idle connection under it.
 
 use std::collections::HashMap;
 use std::io;
@@ -7,18 +10,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::frame::{FRAME_STALL_TIMEOUT, read_frame, write_frame};
+use super::frame::{BODY_CHUNK, Decoder, FRAME_STALL_TIMEOUT, HEADER_LEN, MAX_FRAME_LEN, read_frame, write_frame};
+use super::tls::{Dialed, Dialer};
 
 /// How long dialling a peer may take before the call fails as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Requests queued for a connection's writer; callers wait (backpressure) when it is full.
 const OUTBOUND_QUEUE: usize = 256;
+
+/// How long a connection with nothing in flight stays open: Consul's pool reaps idle connections after 2 minutes too.
+const IDLE_CLOSE: Duration = Duration::from_secs(120);
 
 /// Why a call failed. The variants map onto openraft's Unreachable / Timeout / Network errors.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +58,8 @@ pub(crate) enum RpcError {
 pub(crate) struct Peer {
     /// Where the peer listens.
     addr: SocketAddr,
+    /// Plaintext or TLS.
+    dialer: Arc<Dialer>,
     /// The live connection, if any; replaced on the next call after it breaks.
     conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
 }
@@ -73,9 +82,9 @@ struct Conn {
 }
 
 impl Peer {
-    /// A peer at `addr`; nothing is dialled until the first call.
-    pub(crate) fn new(addr: SocketAddr) -> Peer {
-        Peer { addr, conn: tokio::sync::Mutex::new(None) }
+    /// A peer at `addr`, dialled through `dialer`; nothing is dialled until the first call.
+    pub(crate) fn new(addr: SocketAddr, dialer: Arc<Dialer>) -> Peer {
+        Peer { addr, dialer, conn: tokio::sync::Mutex::new(None) }
     }
 
     /// The peer's address.
@@ -85,10 +94,16 @@ impl Peer {
 
     /// Sends `body` and waits up to `timeout` for the response body.
     pub(crate) async fn call(&self, body: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, RpcError> {
-        let conn = self.connection().await?;
-        let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        conn.pending.lock().unwrap_or_else(PoisonError::into_inner).insert(id, tx);
+        let (mut tx, rx) = oneshot::channel();
+        // A connection closed for idleness between `connection` and `register` is dialled again.
+        let (conn, id) = loop {
+            let conn = self.connection().await?;
+            let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
+            match conn.register(id, tx) {
+                Ok(()) => break (conn, id),
+                Err(back) => tx = back,
+            }
+        };
         // On success the reader already removed the entry; on failure, or when the caller drops this
         // future (a client gave up on a blocking query), nobody else will.
         let _forget = Forget { pending: &conn.pending, id };
@@ -114,13 +129,16 @@ impl Peer {
             return Ok(conn.clone());
         }
         let stream = self.dial().await?;
-        let conn = Arc::new(Conn::spawn(stream));
+        let conn = Arc::new(match stream {
+            Dialed::Plain(stream) => Conn::spawn(stream),
+            Dialed::Tls(stream) => Conn::spawn(*stream),
+        });
         *slot = Some(conn.clone());
         Ok(conn)
     }
 
-    /// Opens the byte stream to the peer. A TLS client handshake would wrap the TCP stream here.
-    async fn dial(&self) -> Result<TcpStream, RpcError> {
+    /// Opens the byte stream to the peer, running the TLS handshake when the dialer asks for it.
+    async fn dial(&self) -> Result<Dialed, RpcError> {
         let unreachable = |source| RpcError::Unreachable { addr: self.addr, source };
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.addr))
             .await
@@ -128,7 +146,11 @@ impl Peer {
             .map_err(unreachable)?;
         // Raft messages are small and latency-bound: do not let Nagle hold them back.
         stream.set_nodelay(true).map_err(unreachable)?;
-        Ok(stream)
+        let handshake = self.dialer.wrap(stream);
+        tokio::time::timeout(CONNECT_TIMEOUT, handshake)
+            .await
+            .map_err(|_| unreachable(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")))?
+            .map_err(unreachable)
     }
 }
 
@@ -145,6 +167,17 @@ impl Drop for Forget<'_> {
 }
 
 impl Conn {
+    /// Records a call's response slot, unless the connection closed (then the sender comes back).
+    /// Under the lock the reader takes to close an idle connection, so no call is lost to that close.
+    fn register(&self, id: u64, tx: oneshot::Sender<Vec<u8>>) -> Result<(), oneshot::Sender<Vec<u8>>> {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.closed.is_cancelled() {
+            return Err(tx);
+        }
+        pending.insert(id, tx);
+        Ok(())
+    }
+
     /// Starts the reader and writer tasks for an established stream.
     fn spawn<S>(stream: S) -> Conn
     where
@@ -185,14 +218,30 @@ where
 }
 
 /// Routes responses to their callers; on any error fails every pending call by dropping its sender.
-async fn read_loop<R>(mut reader: R, pending: Pending, closed: CancellationToken)
+/// Closes the connection when nothing was in flight for `IDLE_CLOSE`.
+async fn read_loop<R>(reader: R, pending: Pending, closed: CancellationToken)
 where
     R: AsyncRead + Unpin,
 {
+    let mut reader = BufReader::with_capacity(BODY_CHUNK, reader);
+    // Responses come from the server this side chose to dial (and, with TLS, verified): any size a frame may have.
+    let mut decoder = Decoder::new(|_| MAX_FRAME_LEN - HEADER_LEN);
     loop {
+        tokio::select! {
+            _ = closed.cancelled() => break,
+            ready = reader.fill_buf() => if ready.is_err() { break },
+            () = tokio::time::sleep(IDLE_CLOSE) => {
+                let pending = pending.lock().unwrap_or_else(PoisonError::into_inner);
+                if pending.is_empty() {
+                    closed.cancel();
+                    break;
+                }
+                continue;
+            }
+        }
         let frame = tokio::select! {
             _ = closed.cancelled() => break,
-            frame = read_frame(&mut reader, FRAME_STALL_TIMEOUT) => frame,
+            frame = read_frame(&mut reader, &mut decoder, FRAME_STALL_TIMEOUT) => frame,
         };
         match frame {
             Ok(Some((id, body))) => {

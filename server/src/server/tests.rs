@@ -13,6 +13,17 @@ use super::Server;
 use crate::{Config, Consistency, Error};
 
 pub(crate) async fn start(node_id: u64, data_dir: Option<&Path>, bootstrap: bool) -> Server {
+    start_with(node_id, data_dir, bootstrap, None, crate::RpcLimits::default()).await
+}
+
+/// `start`, with TLS and limits on the RPC port.
+pub(crate) async fn start_with(
+    node_id: u64,
+    data_dir: Option<&Path>,
+    bootstrap: bool,
+    tls: Option<crate::RpcTls>,
+    limits: crate::RpcLimits,
+) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let rpc_advertise = listener.local_addr().unwrap();
     let config = Config {
@@ -22,6 +33,8 @@ pub(crate) async fn start(node_id: u64, data_dir: Option<&Path>, bootstrap: bool
         rpc_advertise,
         bootstrap,
         acl: None,
+        tls,
+        limits,
     };
     Server::start(config, CancellationToken::new()).await.unwrap()
 }
