@@ -38,6 +38,7 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
         // The files were checked when the config loaded; they are read again here for the listener itself.
         false => Some(Arc::new(roster_tls::Tls::load(config.tls.https.clone()).context("loading tls.https")?)),
     };
+    let rpc_tls = crate::rpc_tls::rpc_tls(&config)?;
     let http_listeners = bind_all(&config.http_addrs(), "HTTP").await?;
     let https_listeners = bind_all(&config.https_addrs(), "HTTPS").await?;
     let dns_sockets = bind_dns(&config.dns_addrs())?;
@@ -67,9 +68,8 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
                 rpc_advertise,
                 bootstrap: config.bootstrap,
                 acl: acl.server_settings(),
-                // TLS and the RPC limits come from the agent's config once roster-tls lands; until then Consul's defaults.
-                tls: None,
-                limits: roster_server::RpcLimits::default(),
+                tls: rpc_tls.as_ref().map(|(rpc, _)| rpc.clone()),
+                limits: crate::rpc_tls::rpc_limits(&config),
             };
             let server = roster_server::Server::start(server_config, shutdown.child_token())
                 .await
@@ -89,7 +89,7 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
                 };
                 duties.spawn();
                 if let Some(expect) = config.bootstrap_expect.filter(|n| *n > 1) {
-                    let probe = roster_server::Remote::new(shutdown.child_token());
+                    let probe = remote(&rpc_tls, &shutdown)?;
                     let (gossip, server, dc) = (gossip.clone(), server.clone(), config.datacenter.clone());
                     cluster::spawn_bootstrap(gossip, server, probe, expect, dc, shutdown.child_token());
                 }
@@ -97,7 +97,7 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
             Backend::Local(server)
         }
         _ => {
-            let remote = roster_server::Remote::new(shutdown.child_token());
+            let remote = remote(&rpc_tls, &shutdown)?;
             remote.set_token(&acl.agent_secret());
             if let Some(gossip) = &gossip {
                 let dc = config.datacenter.clone();
@@ -198,7 +198,11 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
         let (api, token) = (api.clone(), http_token.clone());
         tasks.spawn(async move { http::serve(listener, api, token, options).await });
     }
-    crate::tls_reload::spawn(https_tls.clone(), shutdown.child_token());
+    let reloadable = [("HTTPS", https_tls.clone()), ("RPC", rpc_tls.as_ref().map(|(_, tls)| tls.clone()))];
+    crate::tls_reload::spawn(
+        reloadable.into_iter().filter_map(|(name, tls)| Some((name, tls?))).collect(),
+        shutdown.child_token(),
+    );
     let dns_addrs = dns_sockets.addrs.clone();
     if !dns_addrs.is_empty() {
         let view = Arc::new(ServerView::new(backend.clone(), acl.clone(), config.dns.max_stale));
@@ -244,6 +248,17 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
     shutdown.cancel();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A client of the servers' RPC, over TLS when `tls.internal_rpc` asks for it.
+fn remote(
+    rpc_tls: &Option<(roster_server::RpcTls, Arc<roster_tls::Tls>)>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<roster_server::Remote> {
+    match rpc_tls {
+        Some((rpc, _)) => roster_server::Remote::with_tls(shutdown.child_token(), rpc).context("the RPC client's TLS"),
+        None => Ok(roster_server::Remote::new(shutdown.child_token())),
+    }
 }
 
 /// Starts LAN gossip on `bind_addr:ports.serf_lan`; `None` when it is disabled (allowed only with `-dev`).

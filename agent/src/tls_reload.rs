@@ -1,5 +1,5 @@
 //! Certificate reload: on SIGHUP, and when a TLS file changes (its modification time or size, polled), the HTTPS
-//! listener's material is read again; new connections get it, open ones keep theirs, and a reload that fails keeps
+//! and RPC material is read again; new connections get it, open ones keep theirs, and a reload that fails keeps
 //! the previous material and logs why.
 //!
 //! SIGHUP is Consul's reload signal. Only TLS material is reloaded so far; the handler says so, and, more
@@ -14,8 +14,11 @@ use tokio_util::sync::CancellationToken;
 /// How often the TLS files' modification times are compared.
 const POLL_INTERVAL: Duration = Duration::from_secs(3);
 
-/// Watches for SIGHUP and for changed files of `tls` until `token` is cancelled.
-pub(crate) fn spawn(tls: Option<Arc<roster_tls::Tls>>, token: CancellationToken) {
+/// One listener's material, named for the logs (`HTTPS`, `RPC`).
+type Named = (&'static str, Arc<roster_tls::Tls>);
+
+/// Watches for SIGHUP and for changed files of each of `all` until `token` is cancelled.
+pub(crate) fn spawn(all: Vec<Named>, token: CancellationToken) {
     #[cfg(unix)]
     let hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(hangup) => Some(hangup),
@@ -27,7 +30,7 @@ pub(crate) fn spawn(tls: Option<Arc<roster_tls::Tls>>, token: CancellationToken)
     tokio::spawn(async move {
         #[cfg(unix)]
         let mut hangup = hangup;
-        let mut seen = tls.as_ref().map(|tls| stamps(&tls.files())).unwrap_or_default();
+        let mut seen: Vec<_> = all.iter().map(|(_, tls)| stamps(&tls.files())).collect();
         let mut poll = tokio::time::interval(POLL_INTERVAL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -42,22 +45,24 @@ pub(crate) fn spawn(tls: Option<Arc<roster_tls::Tls>>, token: CancellationToken)
             let signalled = std::future::pending::<Option<()>>();
             tokio::select! {
                 () = token.cancelled() => return,
-                _ = signalled => match &tls {
-                    Some(tls) => {
-                        tracing::info!("SIGHUP: reloading TLS certificates; other configuration is not reloaded yet");
-                        seen = stamps(&tls.files());
-                        reload(tls, "SIGHUP");
+                _ = signalled => {
+                    if all.is_empty() {
+                        tracing::info!("SIGHUP: only TLS certificates are reloaded so far, and this agent has none");
+                        continue;
                     }
-                    None => tracing::info!(
-                        "SIGHUP: only TLS certificates are reloaded so far, and this agent serves no HTTPS; nothing to do"
-                    ),
-                },
+                    tracing::info!("SIGHUP: reloading TLS certificates; other configuration is not reloaded yet");
+                    for ((name, tls), seen) in all.iter().zip(seen.iter_mut()) {
+                        *seen = stamps(&tls.files());
+                        reload(name, tls, "SIGHUP");
+                    }
+                }
                 _ = poll.tick() => {
-                    let Some(tls) = &tls else { continue };
-                    let now = stamps(&tls.files());
-                    if now != seen {
-                        seen = now;
-                        reload(tls, "a TLS file changed");
+                    for ((name, tls), seen) in all.iter().zip(seen.iter_mut()) {
+                        let now = stamps(&tls.files());
+                        if now != *seen {
+                            *seen = now;
+                            reload(name, tls, "a TLS file changed");
+                        }
                     }
                 }
             }
@@ -65,10 +70,10 @@ pub(crate) fn spawn(tls: Option<Arc<roster_tls::Tls>>, token: CancellationToken)
     });
 }
 
-fn reload(tls: &roster_tls::Tls, why: &str) {
+fn reload(name: &str, tls: &roster_tls::Tls, why: &str) {
     match tls.reload() {
-        Ok(()) => tracing::info!("{why}: reloaded the HTTPS certificates; new connections use them"),
-        Err(err) => tracing::error!("{why}: keeping the previous HTTPS certificates: {err}"),
+        Ok(()) => tracing::info!("{why}: reloaded the {name} certificates; new connections use them"),
+        Err(err) => tracing::error!("{why}: keeping the previous {name} certificates: {err}"),
     }
 }
 

@@ -144,10 +144,15 @@ fn check_tls_files(config: &Config, errors: &mut Vec<String>) {
     }
     let rpc = &config.tls.internal_rpc;
     let names_files = [&rpc.ca_file, &rpc.ca_path, &rpc.cert_file, &rpc.key_file].iter().any(|file| file.is_some());
-    if (names_files || rpc.verify_incoming || rpc.verify_outgoing)
-        && let Err(err) = roster_tls::Tls::load(rpc.clone())
-    {
+    let rpc_tls_on = names_files || rpc.verify_incoming || rpc.verify_outgoing;
+    if rpc_tls_on && let Err(err) = roster_tls::Tls::load(rpc.clone()) {
         errors.push(format!("tls.internal_rpc: {err}"));
+    }
+    if rpc_tls_on && config.server && rpc.cert_file.is_none() {
+        errors.push(
+            "tls.internal_rpc: a server needs cert_file and key_file once RPC TLS is on (other servers dial it over TLS)"
+                .to_owned(),
+        );
     }
 }
 
