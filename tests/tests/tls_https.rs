@@ -310,3 +310,46 @@ fn rpc_handshake(
     }
     conn.peer_certificates().and_then(|chain| chain.first()).map(|leaf| leaf.to_vec()).ok_or("no certificate".into())
 }
+
+#[tokio::test]
+async fn a_client_agent_reaches_a_verify_incoming_server_over_tls_only_with_a_certificate() {
+    let pki = Pki::new();
+    pki.issue("server");
+    pki.issue("client");
+    let files = |name: &str| {
+        json!({"ca_file": pki.path_text("ca.pem"), "cert_file": pki.path_text(&format!("{name}.pem")),
+               "key_file": pki.path_text(&format!("{name}-key.pem")), "verify_incoming": true, "verify_outgoing": true})
+    };
+    let server_config = json!({"tls": {"internal_rpc": files("server")}});
+    let server = TestAgent::start_with_config("tls-rpc-server", AgentMode::Dev, server_config).await.expect("server");
+    let join = server.serf_addr().to_string();
+    let client_args = vec!["-bind".to_owned(), "127.0.0.1".to_owned(), "-join".to_owned(), join.clone()];
+    let client_config = json!({"tls": {"internal_rpc": files("client")}});
+    let client = TestAgent::start_with_config("tls-rpc-client", AgentMode::Args(client_args.clone()), client_config)
+        .await
+        .expect("client agent with a certificate");
+    // The write goes from the client agent to the server over the RPC port, so over mutual TLS.
+    roster_tests::eventually("a write through the client agent", Duration::from_secs(20), || async {
+        let res = client.client().put(client.url("/v1/kv/over-tls")).body("yes").send().await.ok()?;
+        (res.status() == 200).then_some(())
+    })
+    .await;
+    server.get("/v1/kv/over-tls?raw").await.expect_status(200);
+
+    // The same client without a certificate: the server refuses its connections, so it never gets an answer.
+    let anonymous_config =
+        json!({"tls": {"internal_rpc": {"ca_file": pki.path_text("ca.pem"), "verify_outgoing": true}}});
+    let anonymous = TestAgent::start_with_config("tls-rpc-anon", AgentMode::Args(client_args), anonymous_config)
+        .await
+        .expect("client agent without a certificate");
+    // Until its server tracker has the server it answers "no known servers"; after, the RPC connection is cut.
+    let rpc = server.rpc_addr().to_string();
+    let refused = roster_tests::eventually("the server's refusal", Duration::from_secs(20), || async {
+        let res = anonymous.put("/v1/kv/refused", "no").await;
+        assert_ne!(res.status, 200, "a client without a certificate wrote: {}", res.text());
+        res.text().contains(&rpc).then(|| res.text())
+    })
+    .await;
+    assert!(refused.contains("closed"), "{refused}");
+    server.get("/v1/kv/refused").await.expect_status(404);
+}
