@@ -12,6 +12,7 @@
 mod acl;
 mod client;
 mod event;
+mod http_tls;
 mod info;
 mod job;
 mod keyring;
@@ -285,6 +286,21 @@ pub struct HttpArgs {
     /// File holding the ACL token; wins over -token, as in Consul (default: $CONSUL_HTTP_TOKEN_FILE).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// PEM CA bundle the agent's HTTPS certificate must chain to (default: $CONSUL_CACERT).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Directory of PEM CA certificates, as -ca-file (default: $CONSUL_CAPATH).
+    #[arg(long, value_name = "DIR")]
+    pub ca_path: Option<PathBuf>,
+    /// PEM client certificate, for an agent with verify_incoming (default: $CONSUL_CLIENT_CERT).
+    #[arg(long, value_name = "FILE")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM key of -client-cert (default: $CONSUL_CLIENT_KEY).
+    #[arg(long, value_name = "FILE")]
+    pub client_key: Option<PathBuf>,
+    /// Name the agent's certificate must carry, instead of the -http-addr host (default: $CONSUL_TLS_SERVER_NAME).
+    #[arg(long, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
 }
 
 /// `roster members`.

@@ -16,6 +16,7 @@ mod build;
 pub mod duration;
 mod env;
 mod source;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,6 +27,7 @@ use std::time::Duration;
 pub use acl::{AclConfig, AclTokens, DefaultPolicy, DownPolicy};
 pub use duration::{duration_from_json, format_go_duration, parse_go_duration};
 pub use env::{EmptyEnv, EnvSource, ProcessEnv};
+pub use tls::{Limits, TlsConfig};
 
 use crate::cli::AgentArgs;
 
@@ -129,6 +131,11 @@ pub struct Config {
     pub checks: Vec<serde_json::Value>,
     /// The `acl` block, deep-merged across layers, then typed: ACL enforcement and the agent's own tokens.
     pub acl: AclConfig,
+    /// TLS settings of the HTTPS API and of server RPC (`tls.*` and Consul's legacy top-level TLS keys), their
+    /// files checked at load.
+    pub tls: TlsConfig,
+    /// Connection limits (`limits.*`).
+    pub limits: Limits,
     /// Gossip encryption key (`encrypt`, `-encrypt`): base64 of 16, 24 or 32 bytes (`roster keygen` makes one).
     /// It only seeds an empty keyring: once `data_dir/serf/local.keyring` exists, that file wins and keys change
     /// through `roster keyring`. `None` with no keyring file gossips in plaintext.

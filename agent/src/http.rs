@@ -11,7 +11,6 @@
 //! Reads are `roster_kv::Query` values sent to the `Backend` (this agent's server, or a server for a client agent) with the consistency the request asked for; a read with `?index` parks on the watch keys of exactly the data it returns.
 //! Handlers render the owned `Answer` with `output`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::Backend;
 use reply::ApiError;
+pub use serve::{HEADER_READ_TIMEOUT, ServeOptions};
 
 mod acl;
 mod agent;
@@ -44,6 +44,7 @@ mod operator;
 mod output;
 mod query;
 mod reply;
+mod serve;
 mod session;
 mod stats;
 mod status;
@@ -251,9 +252,13 @@ pub fn router(api: Api) -> Router {
 }
 
 /// Serves the API on an already-bound listener until `shutdown` fires, then lets in-flight requests finish.
-pub async fn serve(listener: TcpListener, api: Api, shutdown: CancellationToken) -> std::io::Result<()> {
-    let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+pub async fn serve(
+    listener: TcpListener,
+    api: Api,
+    shutdown: CancellationToken,
+    options: ServeOptions,
+) -> std::io::Result<()> {
+    serve::serve_router(listener, router(api), shutdown, options).await
 }
 
 /// Runs a read with the request's consistency, as the request's caller (the server authorizes and filters it); with

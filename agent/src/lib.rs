@@ -28,4 +28,6 @@ pub mod jobs;
 pub mod local;
 pub mod logging;
 pub mod registrator;
+mod rpc_tls;
 pub mod run;
+mod tls_reload;

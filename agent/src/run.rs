@@ -33,7 +33,14 @@ const LEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the agent until a shutdown signal, `/v1/agent/leave`, or a fatal join failure.
 pub async fn run_agent(config: Config) -> anyhow::Result<()> {
+    let https_tls = match config.https_addrs().is_empty() {
+        true => None,
+        // The files were checked when the config loaded; they are read again here for the listener itself.
+        false => Some(Arc::new(roster_tls::Tls::load(config.tls.https.clone()).context("loading tls.https")?)),
+    };
+    let rpc_tls = crate::rpc_tls::rpc_tls(&config)?;
     let http_listeners = bind_all(&config.http_addrs(), "HTTP").await?;
+    let https_listeners = bind_all(&config.https_addrs(), "HTTPS").await?;
     let dns_sockets = bind_dns(&config.dns_addrs())?;
     let advertise_ip = advertise_ip(&config);
     let rpc_listener = if config.server {
@@ -61,9 +68,8 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
                 rpc_advertise,
                 bootstrap: config.bootstrap,
                 acl: acl.server_settings(),
-                // TLS and the RPC limits come from the agent's config once roster-tls lands; until then Consul's defaults.
-                tls: None,
-                limits: roster_server::RpcLimits::default(),
+                tls: rpc_tls.as_ref().map(|(rpc, _)| rpc.clone()),
+                limits: crate::rpc_tls::rpc_limits(&config),
             };
             let server = roster_server::Server::start(server_config, shutdown.child_token())
                 .await
@@ -83,7 +89,7 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
                 };
                 duties.spawn();
                 if let Some(expect) = config.bootstrap_expect.filter(|n| *n > 1) {
-                    let probe = roster_server::Remote::new(shutdown.child_token());
+                    let probe = remote(&rpc_tls, &shutdown)?;
                     let (gossip, server, dc) = (gossip.clone(), server.clone(), config.datacenter.clone());
                     cluster::spawn_bootstrap(gossip, server, probe, expect, dc, shutdown.child_token());
                 }
@@ -91,7 +97,7 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
             Backend::Local(server)
         }
         _ => {
-            let remote = roster_server::Remote::new(shutdown.child_token());
+            let remote = remote(&rpc_tls, &shutdown)?;
             remote.set_token(&acl.agent_secret());
             if let Some(gossip) = &gossip {
                 let dc = config.datacenter.clone();
@@ -173,12 +179,30 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
             shutdown.child_token(),
         ));
     let mut tasks = JoinSet::new();
+    let serve_options = http::ServeOptions {
+        tls: None,
+        max_conns_per_client: config.limits.http_max_conns_per_client,
+        handshake_timeout: config.limits.https_handshake_timeout,
+        header_read_timeout: http::HEADER_READ_TIMEOUT,
+    };
     let mut http_addrs = Vec::new();
     for listener in http_listeners {
         http_addrs.push(listener.local_addr()?);
-        let (api, token) = (api.clone(), http_token.clone());
-        tasks.spawn(async move { http::serve(listener, api, token).await });
+        let (api, token, options) = (api.clone(), http_token.clone(), serve_options.clone());
+        tasks.spawn(async move { http::serve(listener, api, token, options).await });
     }
+    let mut https_addrs = Vec::new();
+    for listener in https_listeners {
+        https_addrs.push(listener.local_addr()?);
+        let options = http::ServeOptions { tls: https_tls.clone(), ..serve_options.clone() };
+        let (api, token) = (api.clone(), http_token.clone());
+        tasks.spawn(async move { http::serve(listener, api, token, options).await });
+    }
+    let reloadable = [("HTTPS", https_tls.clone()), ("RPC", rpc_tls.as_ref().map(|(_, tls)| tls.clone()))];
+    crate::tls_reload::spawn(
+        reloadable.into_iter().filter_map(|(name, tls)| Some((name, tls?))).collect(),
+        shutdown.child_token(),
+    );
     let dns_addrs = dns_sockets.addrs.clone();
     if !dns_addrs.is_empty() {
         let view = Arc::new(ServerView::new(backend.clone(), acl.clone(), config.dns.max_stale));
@@ -188,13 +212,14 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
     }
     let shown = |addr: Option<SocketAddr>| addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
     let (http_shown, dns_shown) = (shown(http_addrs.first().copied()), shown(dns_addrs.first().copied()));
+    let https_shown = shown(https_addrs.first().copied());
     let (rpc_shown, serf_shown) = (shown(rpc_local), shown(gossip.as_ref().map(Gossip::local_addr)));
     // Tests and scripts wait for exactly this line; it comes only once every listener serves.
     println!(
-        "roster: ready http={http_shown} dns={dns_shown} rpc={rpc_shown} serf={serf_shown} node={}",
+        "roster: ready http={http_shown} https={https_shown} dns={dns_shown} rpc={rpc_shown} serf={serf_shown} node={}",
         config.node_name
     );
-    tracing::info!(http = ?http_addrs, dns = ?dns_addrs, rpc = %rpc_shown, serf = %serf_shown, node = %config.node_name, "agent ready");
+    tracing::info!(http = ?http_addrs, https = ?https_addrs, dns = ?dns_addrs, rpc = %rpc_shown, serf = %serf_shown, node = %config.node_name, "agent ready");
 
     let leave = tokio::select! {
         signal = wait_for_signal() => match signal {
@@ -223,6 +248,17 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
     shutdown.cancel();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A client of the servers' RPC, over TLS when `tls.internal_rpc` asks for it.
+fn remote(
+    rpc_tls: &Option<(roster_server::RpcTls, Arc<roster_tls::Tls>)>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<roster_server::Remote> {
+    match rpc_tls {
+        Some((rpc, _)) => roster_server::Remote::with_tls(shutdown.child_token(), rpc).context("the RPC client's TLS"),
+        None => Ok(roster_server::Remote::new(shutdown.child_token())),
+    }
 }
 
 /// Starts LAN gossip on `bind_addr:ports.serf_lan`; `None` when it is disabled (allowed only with `-dev`).

@@ -3,7 +3,7 @@
 //! The agent is configured the way docs/contracts.md prescribes: `-node NAME`, a JSON config file
 //! with `{"ports":{"http":0,"dns":-1,"server":0}}`, and either `-dev` or
 //! `-server -bootstrap-expect 1 -data-dir DIR`. It prints
-//! `roster: ready http=<ip:port> dns=<ip:port|off> rpc=<ip:port|off> serf=<ip:port|off> node=<name>` on stdout once every
+//! `roster: ready http=<ip:port|off> https=<ip:port|off> dns=<ip:port|off> rpc=<ip:port|off> serf=<ip:port|off> node=<name>` on stdout once every
 //! listener is bound; the harness reads the real ports from that line, then waits for a leader so
 //! every test starts against a node that can serve writes.
 //!
@@ -61,8 +61,10 @@ pub struct TestAgent {
     config_dir: TempDir,
     /// The live process, `None` between `kill9` and `restart`.
     process: Option<Process>,
-    /// The HTTP API address from the readiness line of the current process.
-    http_addr: SocketAddr,
+    /// The HTTP API address from the readiness line of the current process; `None` with `ports.http = -1`.
+    http_addr: Option<SocketAddr>,
+    /// The HTTPS API address from the readiness line, when `ports.https` is on.
+    https_addr: Option<SocketAddr>,
     /// The server RPC address from the readiness line of the current process; `None` for a client.
     rpc_addr: Option<SocketAddr>,
     /// The DNS address (UDP and TCP) from the readiness line, when DNS is on.
@@ -108,7 +110,10 @@ struct Process {
 
 /// The addresses announced by the readiness line.
 struct Ready {
-    http: SocketAddr,
+    /// None when plain HTTP is off (`http=off`).
+    http: Option<SocketAddr>,
+    /// None when HTTPS is off (`https=off`, or a build without the field).
+    https: Option<SocketAddr>,
     /// None for a client agent (`rpc=off`).
     rpc: Option<SocketAddr>,
     /// None when the agent runs without DNS (`dns=off`).
@@ -154,6 +159,7 @@ impl TestAgent {
             config_dir,
             process: Some(process),
             http_addr: ready.http,
+            https_addr: ready.https,
             rpc_addr: ready.rpc,
             dns_addr: ready.dns,
             serf_addr: ready.serf,
@@ -193,7 +199,17 @@ impl TestAgent {
 
     /// The HTTP API address of the running process (it changes on restart).
     pub fn http_addr(&self) -> SocketAddr {
-        self.http_addr
+        self.http_addr.unwrap_or_else(|| panic!("{} runs without plain HTTP (http=off)", self.node_name))
+    }
+
+    /// The HTTPS API address of the running process; panics when HTTPS is off.
+    pub fn https_addr(&self) -> SocketAddr {
+        self.https_addr.unwrap_or_else(|| panic!("{} runs without HTTPS (https=off)", self.node_name))
+    }
+
+    /// Whether the running process serves plain HTTP.
+    pub fn has_http(&self) -> bool {
+        self.http_addr.is_some()
     }
 
     /// The server RPC address of the running process, which Consul reports as the leader address.
@@ -208,7 +224,7 @@ impl TestAgent {
 
     /// `http://<http_addr><path>`; `path` starts with `/` and carries its own query string.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.http_addr, path)
+        format!("http://{}{}", self.http_addr(), path)
     }
 
     /// `GET path`.
@@ -302,6 +318,7 @@ impl TestAgent {
         let (process, ready) = spawned.unwrap_or_else(|err| panic!("restarting {}: {err:#}", self.node_name));
         self.process = Some(process);
         self.http_addr = ready.http;
+        self.https_addr = ready.https;
         self.rpc_addr = ready.rpc;
         self.dns_addr = ready.dns;
         self.serf_addr = ready.serf;
@@ -323,7 +340,7 @@ impl TestAgent {
             _ => 2,
         };
         let split_idx = n_command_words.min(args.len());
-        let http_flag = format!("-http-addr={}", self.http_addr);
+        let http_flag = format!("-http-addr={}", self.http_addr());
         let mut full_args: Vec<&str> = args[..split_idx].to_vec();
         full_args.push(&http_flag);
         full_args.extend_from_slice(&args[split_idx..]);
@@ -560,10 +577,13 @@ fn watch_stdout(child: &mut Child) -> tokio::sync::oneshot::Receiver<Option<Stri
     ready_rx
 }
 
-/// Parses `roster: ready http=<ip:port> dns=<ip:port|off> rpc=<ip:port|off> serf=<ip:port|off> node=<name>`.
+/// Parses `roster: ready http=<ip:port|off> https=<ip:port|off> dns=<ip:port|off> rpc=<ip:port|off> serf=<ip:port|off>
+/// node=<name>`; fields a build does not print (older builds have no `https=`) stay `None`.
 fn parse_ready_line(line: &str) -> anyhow::Result<Ready> {
     let fields = line.trim_start_matches("roster: ready ").split_whitespace();
     let mut http = None;
+    let mut https = None;
+    let mut http_seen = false;
     let mut rpc = None;
     let mut dns = None;
     let mut serf = None;
@@ -571,7 +591,13 @@ fn parse_ready_line(line: &str) -> anyhow::Result<Ready> {
         match field.split_once('=') {
             Some(("dns", "off")) => {}
             Some(("dns", addr)) => dns = Some(addr.parse::<SocketAddr>().context("dns address")?),
-            Some(("http", addr)) => http = Some(addr.parse::<SocketAddr>().context("http address")?),
+            Some(("http", "off")) => http_seen = true,
+            Some(("http", addr)) => {
+                http_seen = true;
+                http = Some(addr.parse::<SocketAddr>().context("http address")?);
+            }
+            Some(("https", "off")) => {}
+            Some(("https", addr)) => https = Some(addr.parse::<SocketAddr>().context("https address")?),
             Some(("rpc", "off")) => {}
             Some(("rpc", addr)) => rpc = Some(addr.parse::<SocketAddr>().context("rpc address")?),
             Some(("serf", "off")) => {}
@@ -579,7 +605,8 @@ fn parse_ready_line(line: &str) -> anyhow::Result<Ready> {
             _ => {}
         }
     }
-    Ok(Ready { http: http.context("no http= field")?, rpc, dns, serf })
+    anyhow::ensure!(http_seen, "no http= field");
+    Ok(Ready { http, https, rpc, dns, serf })
 }
 
 /// Merges `extra` into `base`, objects key by key, anything else replaced.
@@ -613,3 +640,6 @@ async fn run_cli(args: &[&str], envs: &[(&str, &str)]) -> CliOutput {
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests;

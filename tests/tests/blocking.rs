@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use roster_tests::shape::pluck;
-use roster_tests::{Resp, TestAgent, unb64};
+use roster_tests::{AgentMode, Resp, TestAgent, unb64};
 use serde_json::json;
 
 /// Slack for scheduling on a busy 2-core machine: how much later than `wait + wait/16` a
@@ -165,7 +165,10 @@ async fn health_service_watch_wakes_when_an_instance_registers() {
 
 #[tokio::test]
 async fn a_thousand_http_watchers_of_one_prefix_all_wake_on_one_write() {
-    let agent = TestAgent::dev("block-thousand").await;
+    // Every watcher comes from 127.0.0.1, so the per-client connection cap (Consul's 200) is lifted, as an operator
+    // fronting many clients with one address would.
+    let unlimited = json!({"limits": {"http_max_conns_per_client": 0}});
+    let agent = TestAgent::start_with_config("block-thousand", AgentMode::Dev, unlimited).await.expect("dev agent");
     put_ok(&agent, "lb/web/a", "10.0.0.1").await;
     let index = agent.get("/v1/kv/lb/web/?recurse").await.index();
     // Each watcher holds its own connection, as a thousand separate clients would.

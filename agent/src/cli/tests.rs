@@ -365,3 +365,34 @@ fn operator_subcommands_take_consuls_single_dash_flags() {
         Command::Catalog(CatalogCommand::Datacenters(_))
     ));
 }
+
+#[test]
+fn every_client_subcommand_takes_the_tls_flags_single_dashed() {
+    let line = "roster members -http-addr https://127.0.0.1:8501 -ca-file /c/ca.pem -ca-path /c/dir \
+                -client-cert /c/cert.pem -client-key /c/key.pem -tls-server-name server.dc1.consul";
+    let Command::Members(args) = parse_line(&line.split_whitespace().collect::<Vec<_>>().join(" ")).command else {
+        panic!("not members");
+    };
+    assert_eq!(args.http.ca_file.as_deref(), Some(std::path::Path::new("/c/ca.pem")));
+    assert_eq!(args.http.ca_path.as_deref(), Some(std::path::Path::new("/c/dir")));
+    assert_eq!(args.http.client_cert.as_deref(), Some(std::path::Path::new("/c/cert.pem")));
+    assert_eq!(args.http.client_key.as_deref(), Some(std::path::Path::new("/c/key.pem")));
+    assert_eq!(args.http.tls_server_name.as_deref(), Some("server.dc1.consul"));
+    let kv = parse_line("roster kv get -ca-file=/c/ca.pem k");
+    assert!(matches!(kv.command, Command::Kv(KvCommand::Get(ref args)) if args.http.ca_file.is_some()));
+}
+
+#[test]
+fn client_tls_keeps_reqwest_defaults_without_options_and_refuses_a_client_cert_without_a_ca() {
+    let none = http_tls::client_tls(&HttpArgs::default(), &EmptyEnv).expect("no options");
+    assert!(none.is_none(), "no TLS options: the system roots, as before");
+    let cert_only = HttpArgs { client_cert: Some("/c/cert.pem".into()), ..HttpArgs::default() };
+    let err = http_tls::client_tls(&cert_only, &EmptyEnv).expect_err("no CA").to_string();
+    assert!(err.contains("need -ca-file or -ca-path"), "{err}");
+    let from_env = http_tls::client_tls(&HttpArgs::default(), &[("CONSUL_CACERT", "/nowhere/ca.pem")]);
+    let err = format!("{:#}", from_env.expect_err("the variable's file is read"));
+    assert!(err.contains("cannot read /nowhere/ca.pem"), "{err}");
+    let unverified = http_tls::client_tls(&cert_only, &[("CONSUL_HTTP_SSL_VERIFY", "false")]);
+    let err = format!("{:#}", unverified.expect_err("the client cert is still read"));
+    assert!(err.contains("cert_file is set but key_file is not"), "{err}");
+}

@@ -106,6 +106,8 @@ pub(super) fn build(layer: Layer, dev: bool, config_files: Vec<PathBuf>, errors:
         services: layer.services,
         checks: layer.checks,
         acl: super::acl::acl_config(layer.acl.as_ref(), errors),
+        tls: super::tls::tls_config(layer.tls.as_ref(), &layer.tls_legacy, errors),
+        limits: super::tls::limits(layer.limits.as_ref(), errors),
         encrypt: layer.encrypt,
         encrypt_verify_incoming: layer.encrypt_verify_incoming.unwrap_or(true),
         encrypt_verify_outgoing: layer.encrypt_verify_outgoing.unwrap_or(true),
@@ -123,7 +125,35 @@ pub(super) fn build(layer: Layer, dev: bool, config_files: Vec<PathBuf>, errors:
     check_roles(&config, layer.bootstrap, errors);
     check_addresses(&config, errors);
     check_port_clashes(&config.ports, errors);
+    check_tls_files(&config, errors);
     config
+}
+
+/// Reads every TLS file now, so a missing file, a key that does not match or an expired certificate stops the agent
+/// before it binds anything, with the file and the problem named.
+fn check_tls_files(config: &Config, errors: &mut Vec<String>) {
+    let https = &config.tls.https;
+    if config.ports.https.is_some() {
+        if https.cert_file.is_none() || https.key_file.is_none() {
+            errors.push(
+                "ports.https is enabled but tls.https (or tls.defaults) has no cert_file and key_file".to_owned(),
+            );
+        } else if let Err(err) = roster_tls::Tls::load(https.clone()) {
+            errors.push(format!("tls.https: {err}"));
+        }
+    }
+    let rpc = &config.tls.internal_rpc;
+    let names_files = [&rpc.ca_file, &rpc.ca_path, &rpc.cert_file, &rpc.key_file].iter().any(|file| file.is_some());
+    let rpc_tls_on = names_files || rpc.verify_incoming || rpc.verify_outgoing;
+    if rpc_tls_on && let Err(err) = roster_tls::Tls::load(rpc.clone()) {
+        errors.push(format!("tls.internal_rpc: {err}"));
+    }
+    if rpc_tls_on && config.server && rpc.cert_file.is_none() {
+        errors.push(
+            "tls.internal_rpc: a server needs cert_file and key_file once RPC TLS is on (other servers dial it over TLS)"
+                .to_owned(),
+        );
+    }
 }
 
 /// Server, bootstrap and data-dir rules.

@@ -67,6 +67,12 @@ pub(super) struct Layer {
     pub services: Vec<Value>,
     pub checks: Vec<Value>,
     pub acl: Option<Value>,
+    /// The `tls` block, deep-merged across layers like `acl`, typed in `tls.rs`.
+    pub tls: Option<Value>,
+    /// Consul's legacy top-level TLS keys (`ca_file`, `verify_incoming_rpc`, ...), later layers winning per key.
+    pub tls_legacy: Map<String, Value>,
+    /// The `limits` block, deep-merged across layers.
+    pub limits: Option<Value>,
     pub encrypt: Option<crate::gossip::Key>,
     pub encrypt_verify_incoming: Option<bool>,
     pub encrypt_verify_outgoing: Option<bool>,
@@ -175,13 +181,10 @@ impl Layer {
         over(&mut self.encrypt_verify_outgoing, later.encrypt_verify_outgoing);
         self.services.extend(later.services);
         self.checks.extend(later.checks);
-        self.acl = match (self.acl.take(), later.acl) {
-            (Some(mut earlier), Some(later_acl)) => {
-                deep_merge(&mut earlier, later_acl);
-                Some(earlier)
-            }
-            (earlier, later_acl) => later_acl.or(earlier),
-        };
+        merge_object(&mut self.acl, later.acl);
+        merge_object(&mut self.tls, later.tls);
+        self.tls_legacy.extend(later.tls_legacy);
+        merge_object(&mut self.limits, later.limits);
     }
 }
 
@@ -203,6 +206,17 @@ fn over<T>(slot: &mut Option<T>, later: Option<T>) {
     if later.is_some() {
         *slot = later;
     }
+}
+
+/// Deep-merges a later layer's block (`acl`, `tls`, `limits`) into the earlier one's.
+fn merge_object(earlier: &mut Option<Value>, later: Option<Value>) {
+    *earlier = match (earlier.take(), later) {
+        (Some(mut earlier_value), Some(later_value)) => {
+            deep_merge(&mut earlier_value, later_value);
+            Some(earlier_value)
+        }
+        (earlier_value, later_value) => later_value.or(earlier_value),
+    };
 }
 
 /// Merges JSON objects key by key; anything else is replaced, as Consul merges maps.
@@ -427,6 +441,12 @@ impl Reader<'_> {
             "check" => object(value).map(|v| layer.checks.push(v)),
             "checks" => objects(value).map(|v| layer.checks.extend(v)),
             "acl" => object(value).map(|v| layer.acl = Some(v)),
+            "tls" => object(value).map(|v| layer.tls = Some(v)),
+            "limits" => object(value).map(|v| layer.limits = Some(v)),
+            legacy if super::tls::LEGACY_KEYS.contains(&legacy) => {
+                layer.tls_legacy.insert(legacy.to_owned(), value.clone());
+                Ok(())
+            }
             "encrypt" => gossip_key(value).map(|v| layer.encrypt = Some(v)),
             "encrypt_verify_incoming" => boolean(value).map(|v| layer.encrypt_verify_incoming = Some(v)),
             "encrypt_verify_outgoing" => boolean(value).map(|v| layer.encrypt_verify_outgoing = Some(v)),

@@ -567,6 +567,106 @@ fn host_access_values_are_checked_and_unknown_keys_named() {
 }
 
 #[test]
+fn each_tls_listener_falls_back_key_by_key_to_defaults_then_the_legacy_keys() {
+    let tls = serde_json::json!({
+        "defaults": {"ca_file": "/d/ca.pem", "verify_outgoing": true, "tls_min_version": "TLSv1_3"},
+        "https": {"cert_file": "/h/cert.pem", "key_file": "/h/key.pem"},
+        "internal_rpc": {"verify_server_hostname": true, "ca_file": "/r/ca.pem"},
+    });
+    let legacy = serde_json::json!({
+        "ca_file": "/legacy/ca.pem", "ca_path": "/legacy/cas", "verify_incoming_https": true,
+        "verify_incoming_rpc": false, "verify_incoming": true, "cert_file": "/legacy/cert.pem",
+        "tls_cipher_suites": "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    });
+    let mut errors = Vec::new();
+    let config = super::tls::tls_config(Some(&tls), legacy.as_object().expect("object"), &mut errors);
+    assert_eq!(errors, Vec::<String>::new());
+    let https = &config.https;
+    assert_eq!(https.ca_file.as_deref(), Some(Path::new("/d/ca.pem")), "defaults beat the legacy key");
+    assert_eq!(https.ca_path.as_deref(), Some(Path::new("/legacy/cas")), "the legacy key fills what nothing set");
+    assert_eq!(https.cert_file.as_deref(), Some(Path::new("/h/cert.pem")), "the listener's own key wins");
+    assert!(https.verify_incoming, "verify_incoming_https applies to HTTPS");
+    assert!(https.verify_outgoing);
+    assert_eq!(https.min_version, roster_tls::TlsVersion::Tls13);
+    assert_eq!(https.cipher_suites.len(), 1);
+    let rpc = &config.internal_rpc;
+    assert_eq!(rpc.ca_file.as_deref(), Some(Path::new("/r/ca.pem")));
+    assert_eq!(rpc.cert_file.as_deref(), Some(Path::new("/legacy/cert.pem")));
+    assert!(!rpc.verify_incoming, "verify_incoming_rpc applies to RPC and beats the general legacy key");
+    assert!(rpc.verify_server_hostname);
+
+    let legacy_only = serde_json::json!({"verify_server_hostname": true, "verify_outgoing": true});
+    let config = super::tls::tls_config(None, legacy_only.as_object().expect("object"), &mut errors);
+    assert!(config.internal_rpc.verify_server_hostname && config.internal_rpc.verify_outgoing);
+    assert!(!config.https.verify_server_hostname, "server names are the RPC client's business");
+    assert_eq!(errors, Vec::<String>::new());
+}
+
+#[test]
+fn tls_and_limits_keys_roster_does_not_implement_are_named() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bad = write(
+        tmp.path(),
+        "tls.json",
+        r#"{"tls":{"grpc":{"use_auto_cert":true},"https":{"verify_server_hostname":true,"use_auto_cert":false,
+            "tls_cipher_suites":"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"},"defaults":{"tls_min_version":"TLSv1_0",
+            "ecdh_curves":"X25519"}},"limits":{"rpc_rate":10,"http_max_conns_per_client":-1,"bogus":1},
+            "ca_file":"/nowhere/ca.pem","ports":{"https":0}}"#,
+    );
+    check_errors(
+        load_flags(&["-config-file", &bad]),
+        &[
+            "tls.grpc: roster has no gRPC port",
+            "tls.https.verify_server_hostname: only tls.internal_rpc has this key",
+            "tls.https.use_auto_cert: roster does not implement auto_encrypt/auto_config certificates",
+            "tls.https.tls_cipher_suites: cipher suite \"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA\" is not supported",
+            "tls.defaults.tls_min_version: \"TLSv1_0\" is not supported",
+            "tls.defaults.ecdh_curves: unknown key",
+            "limits.rpc_rate: roster does not implement this limit",
+            "limits.http_max_conns_per_client: expected a whole number",
+            "limits.bogus: unknown key",
+            "ports.https is enabled but tls.https (or tls.defaults) has no cert_file and key_file",
+        ],
+    );
+    let missing = write(
+        tmp.path(),
+        "missing.json",
+        r#"{"tls":{"defaults":{"cert_file":"/nowhere/cert.pem","key_file":"/nowhere/key.pem"}},"ports":{"https":0}}"#,
+    );
+    check_errors(load_flags(&["-config-file", &missing]), &["tls.https: cannot read /nowhere/cert.pem"]);
+    let rpc = write(tmp.path(), "rpc.json", r#"{"tls":{"internal_rpc":{"verify_incoming":true}}}"#);
+    check_errors(
+        load_flags(&["-config-file", &rpc]),
+        &["tls.internal_rpc: verify_incoming is set but no ca_file or ca_path is given"],
+    );
+}
+
+#[test]
+fn limits_default_as_consul_and_are_read() {
+    let config = load_flags(&["-dev"]).expect("dev");
+    assert_eq!(config.limits, Limits::default());
+    assert_eq!(config.limits.http_max_conns_per_client, 200);
+    assert_eq!(config.limits.rpc_max_conns_per_client, 100);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = write(
+        tmp.path(),
+        "limits.json",
+        r#"{"limits":{"http_max_conns_per_client":3,"rpc_max_conns_per_client":0,"rpc_handshake_timeout":"2s",
+            "https_handshake_timeout":"1s"}}"#,
+    );
+    let config = load_flags(&["-dev", "-config-file", &file]).expect("valid");
+    assert_eq!(
+        config.limits,
+        Limits {
+            http_max_conns_per_client: 3,
+            rpc_max_conns_per_client: 0,
+            rpc_handshake_timeout: Duration::from_secs(2),
+            https_handshake_timeout: Duration::from_secs(1),
+        }
+    );
+}
+
+#[test]
 fn encrypt_keys_are_checked_by_name_without_showing_the_secret() {
     let dir = tempfile::tempdir().expect("temp dir");
     let key = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=";

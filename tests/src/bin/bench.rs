@@ -110,7 +110,10 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     let value = "v".repeat(usize::try_from(args.value_size)?);
     let data_dir = tempfile::tempdir().context("creating roster's data dir")?;
     eprintln!("starting roster (durable single server) ...");
-    let agent = TestAgent::start("bench", AgentMode::Server { data_dir: data_dir.path().to_path_buf() }).await?;
+    // Every client connects from 127.0.0.1: lift the per-client connection cap (Consul's 200) for any --clients.
+    let unlimited = json!({"limits": {"http_max_conns_per_client": 0}});
+    let mode = AgentMode::Server { data_dir: data_dir.path().to_path_buf() };
+    let agent = TestAgent::start_with_config("bench", mode, unlimited).await?;
     let roster = Arc::new(Target::new(TargetKind::Roster, format!("http://{}", agent.http_addr()), args, &value));
     let mut outcomes = bench_target(&roster, args).await?;
     drop(roster);

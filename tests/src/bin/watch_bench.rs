@@ -71,7 +71,10 @@ async fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
 
     let data = tempfile::tempdir()?;
-    let roster = TestAgent::start("watch-bench", AgentMode::Server { data_dir: data.path().to_path_buf() }).await?;
+    // Every watcher connects from 127.0.0.1: lift the per-client connection cap (Consul's 200).
+    let unlimited = json!({"limits": {"http_max_conns_per_client": 0}});
+    let mode = AgentMode::Server { data_dir: data.path().to_path_buf() };
+    let roster = TestAgent::start_with_config("watch-bench", mode, unlimited).await?;
     let roster_pid = roster.pid().context("roster is running")?;
     for &n in &args.watchers {
         eprintln!("roster: {n} watchers ...");

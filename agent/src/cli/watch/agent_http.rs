@@ -68,11 +68,11 @@ impl AgentHttp {
 
     /// The same, for requests that never park: `timeout` bounds each whole request.
     pub fn with_timeout(args: &HttpArgs, env: &dyn EnvSource, timeout: Duration) -> anyhow::Result<AgentHttp> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(timeout)
-            .build()
-            .context("cannot build the HTTP client")?;
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).timeout(timeout);
+        if let Some(tls) = crate::cli::http_tls::client_tls(args, env)? {
+            builder = builder.tls_backend_preconfigured(tls);
+        }
+        let http = builder.build().context("cannot build the HTTP client")?;
         Ok(AgentHttp {
             http,
             base: resolve_http_addr(args.http_addr.as_deref(), env),
