@@ -6,7 +6,7 @@
 //! accepting and asks every connection to finish its request in flight and close; the drain token has already made
 //! parked blocking queries answer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -51,6 +51,7 @@ pub(crate) async fn serve_router(
     options: ServeOptions,
 ) -> std::io::Result<()> {
     let counts = Arc::new(PerClient::default());
+    let failures = Arc::new(HandshakeFailures::default());
     let connections = TaskTracker::new();
     loop {
         let (stream, remote) = tokio::select! {
@@ -66,8 +67,9 @@ pub(crate) async fn serve_router(
             },
         };
         let slot = PerClient::acquire(&counts, remote.ip(), options.max_conns_per_client);
-        let (router, options, shutdown) = (router.clone(), options.clone(), shutdown.clone());
-        connections.spawn(async move { connection(stream, remote, slot, router, options, shutdown).await });
+        let (router, options, shutdown, failures) =
+            (router.clone(), options.clone(), shutdown.clone(), failures.clone());
+        connections.spawn(async move { connection(stream, remote, slot, router, options, shutdown, &failures).await });
     }
     drop(listener);
     connections.close();
@@ -83,6 +85,7 @@ async fn connection(
     router: Router,
     options: ServeOptions,
     shutdown: CancellationToken,
+    failures: &HandshakeFailures,
 ) {
     let _ = stream.set_nodelay(true);
     let Some(tls) = &options.tls else {
@@ -100,8 +103,41 @@ async fn connection(
     };
     match handshake {
         Ok(Ok(stream)) => http1(stream, remote, slot, router, &options, shutdown).await,
-        Ok(Err(err)) => tracing::debug!(%remote, "TLS handshake failed: {err}"),
-        Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+        Ok(Err(err)) => {
+            failures.report(remote, &err.to_string());
+        }
+        Err(_) => {
+            failures.report(remote, "timed out");
+        }
+    }
+}
+
+/// Failed HTTPS handshakes are logged at warn once per client IP with the reason (a misconfigured client retries
+/// without end), then at debug; the set is bounded and starts over when full.
+#[derive(Default)]
+struct HandshakeFailures {
+    seen: Mutex<HashSet<IpAddr>>,
+}
+
+/// The most client IPs `HandshakeFailures` remembers.
+const HANDSHAKE_FAILURES_MAX: usize = 4096;
+
+impl HandshakeFailures {
+    /// Logs one failure; true when it was the first from that IP (logged at warn).
+    fn report(&self, remote: SocketAddr, reason: &str) -> bool {
+        let first = {
+            let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if seen.len() >= HANDSHAKE_FAILURES_MAX {
+                seen.clear();
+            }
+            seen.insert(remote.ip())
+        };
+        if first {
+            tracing::warn!(%remote, "HTTPS: TLS handshake failed: {reason} (further failures from this address are logged at debug)");
+        } else {
+            tracing::debug!(%remote, "HTTPS: TLS handshake failed: {reason}");
+        }
+        first
     }
 }
 

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use super::{ServeOptions, serve_router};
+use super::{HandshakeFailures, ServeOptions, serve_router};
 
 /// A router whose one route answers the peer address it was given.
 fn echo_peer() -> Router {
@@ -227,4 +227,15 @@ async fn a_handshake_under_way_does_not_hold_up_the_drain() {
     let drained = tokio::time::timeout(Duration::from_secs(30), served.done).await;
     drained.expect("the drain waited for the stalled handshake").expect("task").expect("serve returns Ok");
     drop(silent);
+}
+
+#[test]
+fn a_failed_handshake_is_logged_at_warn_once_per_client_ip() {
+    let failures = HandshakeFailures::default();
+    let a: SocketAddr = "192.0.2.1:40000".parse().expect("addr");
+    let a_again: SocketAddr = "192.0.2.1:40001".parse().expect("addr");
+    let b: SocketAddr = "192.0.2.2:40000".parse().expect("addr");
+    assert!(failures.report(a, "no client certificate"), "the first failure from an IP is a warning");
+    assert!(!failures.report(a_again, "no client certificate"), "the same IP on another port is not warned again");
+    assert!(failures.report(b, "timed out"), "another IP is warned on its own");
 }
