@@ -34,7 +34,7 @@ pub use acl::{
     ANONYMOUS_TOKEN_ACCESSOR_ID, ANONYMOUS_TOKEN_SECRET, AclAuthMethod, AclBindingRule, AclLink, AclNodeIdentity,
     AclPolicy, AclRole, AclServiceIdentity, AclTemplatedPolicy, AclToken, GLOBAL_MANAGEMENT_POLICY_ID,
     GLOBAL_MANAGEMENT_POLICY_NAME, GLOBAL_READ_ONLY_POLICY_ID, GLOBAL_READ_ONLY_POLICY_NAME, ResolvedToken,
-    secret_matches,
+    policy_hash, role_hash, secret_matches, token_hash,
 };
 pub use command::{Command, CommandResult, Outcome, Registration};
 pub use duration::{SESSION_TTL_MAX, SESSION_TTL_MIN, parse_go_duration, session_ttl};

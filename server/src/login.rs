@@ -88,7 +88,7 @@ pub(crate) fn mint(
     if bindings.is_empty() {
         return Err(Error::PermissionDenied("Permission denied".into()));
     }
-    Ok(AclToken {
+    let mut token = AclToken {
         accessor_id,
         secret_id,
         description: description(&login.meta),
@@ -102,7 +102,9 @@ pub(crate) fn mint(
         expiration_time_ms: (method.max_token_ttl_ms > 0).then(|| now_ms.saturating_add(method.max_token_ttl_ms)),
         create_time_ms: now_ms,
         ..AclToken::default()
-    })
+    };
+    token.hash = roster_kv::token_hash(&token);
+    Ok(token)
 }
 
 /// Adds what one matching rule binds; a role or policy that does not exist binds nothing, as in Consul.

@@ -145,7 +145,7 @@ pub async fn bootstrap(State(api): State<Api>, body: Bytes) -> ApiResult {
         id: roster_kv::GLOBAL_MANAGEMENT_POLICY_ID.into(),
         name: roster_kv::GLOBAL_MANAGEMENT_POLICY_NAME.into(),
     }];
-    token.hash = json::token_hash(&token);
+    token.hash = roster_kv::token_hash(&token);
     let (accessor_id, secret_id) = (token.accessor_id.clone(), token.secret_id.clone());
     // Bootstrapping is open to anyone until it is done, whatever token the request carries.
     match api.backend.write_as("", Command::AclBootstrap { token: Box::new(token), reset_index }).await? {
@@ -210,7 +210,7 @@ async fn token_from_body(
     if token.description.len() > roster_kv::MAX_ACL_DESCRIPTION_LEN {
         return Err(ApiError::bad_request("Description is too long"));
     }
-    token.hash = json::token_hash(&token);
+    token.hash = roster_kv::token_hash(&token);
     Ok(token)
 }
 
@@ -372,7 +372,7 @@ pub async fn token_clone(State(api): State<Api>, Path(id): Path<String>, uri: Ur
         modify_index: 0,
         ..source
     };
-    clone.hash = json::token_hash(&clone);
+    clone.hash = roster_kv::token_hash(&clone);
     let accessor_id = clone.accessor_id.clone();
     apply(&api, Command::AclTokenSet(Box::new(clone))).await?;
     written_token(&api, &accessor_id).await

@@ -103,6 +103,8 @@ fn matching_rules_bind_and_the_token_says_where_it_came_from() {
     assert_eq!(token.auth_method, "jwt");
     assert!(token.local, "TokenLocality defaults to local");
     assert_eq!(token.expiration_time_ms, Some(NOW_MS + 600_000));
+    assert_eq!(token.hash, roster_kv::token_hash(&token), "a minted token carries Consul's Hash like any other");
+    assert!(!token.hash.is_empty());
 
     let global = state_with(&config, "global");
     let node_bearer = jwt(&pair, &json!({"role": "node", "service": "host-1"}));

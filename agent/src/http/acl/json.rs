@@ -10,7 +10,6 @@ use roster_kv::{
     AclLink, AclNodeIdentity, AclPolicy, AclRole, AclServiceIdentity, AclTemplatedPolicy, AclToken, MAX_ACL_LINKS,
 };
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use super::super::input::Obj;
 use super::super::reply::ApiError;
@@ -266,60 +265,4 @@ pub(super) fn role(r: &AclRole) -> Value {
         }
     }
     v
-}
-
-/// The digest of what a token grants (Consul's `Hash`: description, locality, links and identities; no IDs or secret).
-pub(super) fn token_hash(t: &AclToken) -> Vec<u8> {
-    let mut digest = Sha256::new();
-    digest.update(t.description.as_bytes());
-    digest.update(if t.local { b"local".as_slice() } else { b"global".as_slice() });
-    for link in t.policies.iter().chain(&t.roles) {
-        digest.update(link.id.as_bytes());
-    }
-    identities_digest(&mut digest, &t.service_identities, &t.node_identities, &t.templated_policies);
-    digest.finalize().to_vec()
-}
-
-/// The digest of a policy's name, description, rules and datacenters.
-pub(super) fn policy_hash(p: &AclPolicy) -> Vec<u8> {
-    let mut digest = Sha256::new();
-    for part in [&p.name, &p.description, &p.rules].into_iter().chain(&p.datacenters) {
-        digest.update(part.as_bytes());
-        digest.update([0]);
-    }
-    digest.finalize().to_vec()
-}
-
-/// The digest of a role's name, description, policy links and identities.
-pub(super) fn role_hash(r: &AclRole) -> Vec<u8> {
-    let mut digest = Sha256::new();
-    digest.update(r.name.as_bytes());
-    digest.update(r.description.as_bytes());
-    for link in &r.policies {
-        digest.update(link.id.as_bytes());
-    }
-    identities_digest(&mut digest, &r.service_identities, &r.node_identities, &r.templated_policies);
-    digest.finalize().to_vec()
-}
-
-fn identities_digest(
-    digest: &mut Sha256,
-    services: &[AclServiceIdentity],
-    nodes: &[AclNodeIdentity],
-    templated: &[AclTemplatedPolicy],
-) {
-    for s in services {
-        digest.update(s.service_name.as_bytes());
-        for dc in &s.datacenters {
-            digest.update(dc.as_bytes());
-        }
-    }
-    for n in nodes {
-        digest.update(n.node_name.as_bytes());
-        digest.update(n.datacenter.as_bytes());
-    }
-    for t in templated {
-        digest.update(t.template_name.as_bytes());
-        digest.update(t.name.as_deref().unwrap_or_default().as_bytes());
-    }
 }

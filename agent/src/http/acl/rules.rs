@@ -58,7 +58,7 @@ fn policy_from_body(map: &serde_json::Map<String, Value>, base: AclPolicy) -> Re
     }
     // The parse error names the line and the resource; the state parses again at apply.
     roster_acl::Policy::parse(&policy.rules).map_err(|err| ApiError::bad_request(err.to_string()))?;
-    policy.hash = json::policy_hash(&policy);
+    policy.hash = roster_kv::policy_hash(&policy);
     Ok(policy)
 }
 
@@ -158,7 +158,7 @@ async fn role_from_body(api: &Api, map: &serde_json::Map<String, Value>, base: A
             "Invalid Role: invalid Name. Only alphanumeric characters, '-' and '_' are allowed",
         ));
     }
-    role.hash = json::role_hash(&role);
+    role.hash = roster_kv::role_hash(&role);
     Ok(role)
 }
 
