@@ -203,21 +203,30 @@ impl LeaderDuties {
         self.reconcile_catalog(&members, may_reap).await
     }
 
-    /// Alive servers become voters; servers that left (or were force-left) are removed.
+    /// Alive servers become voters once the leader reaches them; servers that left (or were force-left) are removed.
     /// A failed server stays a voter: it may come back, and removing it would shrink the quorum
     /// under a partition. `force-leave` is the operator's way to say it will not.
     async fn reconcile_raft(&self, members: &[Member]) -> anyhow::Result<()> {
         let status = self.server.status().await?;
-        let voters: BTreeMap<u64, SocketAddr> = status.servers.iter().map(|s| (s.id, s.addr)).collect();
+        let servers: BTreeMap<u64, (SocketAddr, bool)> =
+            status.servers.iter().map(|s| (s.id, (s.addr, s.voter))).collect();
         for (id, addr, name) in alive_servers(members, &self.datacenter) {
-            if voters.get(&id) != Some(&addr) {
-                tracing::info!(server = %name, %addr, "adding server to the Raft configuration");
-                self.server.add_voter(id, addr).await?;
+            let known = servers.get(&id);
+            if known == Some(&(addr, true)) {
+                continue;
+            }
+            if known.map(|(known_addr, _)| known_addr) != Some(&addr) {
+                tracing::info!(server = %name, %addr, "adding server to the Raft configuration as a non-voter");
+            }
+            // A server becomes a voter only once the leader has reached it; one whose RPC port this leader
+            // cannot talk to (a wrong certificate, a firewall) stays a non-voter and is asked about every tick.
+            if self.server.add_voter(id, addr).await? {
+                tracing::info!(server = %name, %addr, "server caught up: now a Raft voter");
             }
         }
         for m in members.iter().filter(|m| m.meta.role == Role::Server && m.status == MemberStatus::Left) {
             let Some(id) = m.meta.raft_id else { continue };
-            if id != self.server.node_id() && voters.contains_key(&id) {
+            if id != self.server.node_id() && servers.contains_key(&id) {
                 tracing::info!(server = %m.name, "removing a server that left from the Raft configuration");
                 self.server.remove_voter(id).await?;
             }

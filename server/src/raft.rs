@@ -95,6 +95,9 @@ const ELECTION_TIMEOUT_MIN_MS: u64 = 300;
 const ELECTION_TIMEOUT_MAX_MS: u64 = 600;
 /// Build a snapshot after this many entries since the last one; bounds restart replay time.
 const SNAPSHOT_EVERY: u64 = 8192;
+/// How far behind the log's end a learner may be and still count as caught up (openraft's
+/// `replication_lag_threshold`, and the bar a learner clears before it is made a voter).
+const REPLICATION_LAG: u64 = 2 * SNAPSHOT_EVERY;
 /// How long `shutdown` waits for the log database to close.
 const LOG_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a forwarded request or read-index query may take before the caller gives up.
@@ -297,18 +300,36 @@ impl RaftNode {
         read_index(&self.raft, policy).await
     }
 
-    /// Adds (or updates) a voter: it first catches up as a learner, then joins the quorum.
-    pub(crate) async fn add_voter(&self, node_id: u64, addr: SocketAddr) -> Result<()> {
+    /// Adds (or moves) a server as a learner, and makes it a voter once the leader has replicated to it; returns
+    /// whether it is a voter now. The caller asks again later (the leader's reconcile does every tick).
+    /// Promotion waits for a replicated entry because openraft counts a learner as caught up while the log is
+    /// shorter than `REPLICATION_LAG` even if it was never reached, and an unreachable voter (a
+    /// `-server` whose certificate the others refuse) would silently eat into the quorum's fault tolerance.
+    /// Consul's autopilot likewise promotes only a non-voter that is healthy.
+    pub(crate) async fn add_voter(&self, node_id: u64, addr: SocketAddr) -> Result<bool> {
         let node = BasicNode::new(addr);
-        self.raft.add_learner(node_id, node.clone(), true).await.map_err(membership_error)?;
+        let member_at = self.with_metrics(|metrics| {
+            metrics.membership_config.membership().get_node(&node_id).map(|known| known.addr == node.addr)
+        });
+        if member_at != Some(true) {
+            self.raft.add_learner(node_id, node.clone(), false).await.map_err(membership_error)?;
+        }
+        if !self.with_metrics(|metrics| replicated_to(metrics, node_id)) {
+            return Ok(false);
+        }
         let change = ChangeMembers::AddVoters(BTreeMap::from([(node_id, node)]));
         self.raft.change_membership(change, false).await.map_err(membership_error)?;
-        Ok(())
+        Ok(true)
     }
 
-    /// Removes a voter from the cluster (and from replication).
+    /// Removes a server, voter or learner, from the cluster (and from replication).
     pub(crate) async fn remove_voter(&self, node_id: u64) -> Result<()> {
-        let change = ChangeMembers::RemoveVoters(BTreeSet::from([node_id]));
+        let is_voter = self.with_metrics(|metrics| metrics.membership_config.voter_ids().any(|id| id == node_id));
+        let change = if is_voter {
+            ChangeMembers::RemoveVoters(BTreeSet::from([node_id]))
+        } else {
+            ChangeMembers::RemoveNodes(BTreeSet::from([node_id]))
+        };
         self.raft.change_membership(change, false).await.map_err(membership_error)?;
         Ok(())
     }
@@ -459,6 +480,14 @@ impl RaftNode {
     }
 }
 
+/// On a leader: whether `node_id` has acknowledged a replicated entry and is within `REPLICATION_LAG` of the log's end.
+fn replicated_to(metrics: &RaftMetrics<TypeConfig>, node_id: u64) -> bool {
+    let Some(Some(matched)) = metrics.replication.as_ref().and_then(|repl| repl.get(&node_id)) else {
+        return false;
+    };
+    metrics.last_log_index.unwrap_or(0).saturating_sub(matched.index()) <= REPLICATION_LAG
+}
+
 impl Response {
     /// Turns a `Response::Error` into the matching `Error`.
     fn into_result(self, from: SocketAddr) -> Result<Response> {
@@ -524,7 +553,7 @@ fn raft_config() -> Result<openraft::Config> {
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY),
         // Keep some log behind a snapshot so a briefly lagging follower catches up without one.
         max_in_snapshot_log_to_keep: 1024,
-        replication_lag_threshold: 2 * SNAPSHOT_EVERY,
+        replication_lag_threshold: REPLICATION_LAG,
         install_snapshot_timeout: 30_000,
         enable_pre_vote: Some(true),
         // Check-quorum's inactivity phase: a leader without quorum goes quiet so the reachable

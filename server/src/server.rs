@@ -265,12 +265,13 @@ impl Server {
         self.inner.node.initialize(members).await
     }
 
-    /// Adds a server as a voter (leader only): it catches up as a learner first.
-    pub async fn add_voter(&self, node_id: u64, addr: SocketAddr) -> Result<()> {
+    /// Adds a server (leader only) as a learner, and makes it a voter once this leader has replicated to it;
+    /// returns whether it is a voter now. Call it again until it is: nothing promotes a learner later by itself.
+    pub async fn add_voter(&self, node_id: u64, addr: SocketAddr) -> Result<bool> {
         self.inner.node.add_voter(node_id, addr).await
     }
 
-    /// Removes a voting server (leader only).
+    /// Removes a server, voter or learner (leader only).
     pub async fn remove_voter(&self, node_id: u64) -> Result<()> {
         self.inner.node.remove_voter(node_id).await
     }

@@ -50,6 +50,17 @@ impl TestCluster {
 
     /// Like [`TestCluster::start`], with `extra` merged into every agent's config file.
     pub async fn try_start(n_servers: usize, n_clients: usize, extra: Value) -> anyhow::Result<TestCluster> {
+        TestCluster::try_start_roles(n_servers, n_clients, extra.clone(), extra).await
+    }
+
+    /// Like [`TestCluster::try_start`], with `server_extra` merged into the servers' config files and
+    /// `client_extra` into the clients' (a secured cluster gives each role its own certificate).
+    pub async fn try_start_roles(
+        n_servers: usize,
+        n_clients: usize,
+        server_extra: Value,
+        client_extra: Value,
+    ) -> anyhow::Result<TestCluster> {
         let subnet = random_subnet();
         let mut cluster = TestCluster { subnet, servers: Vec::new(), clients: Vec::new(), _data_dirs: Vec::new() };
         let server_addrs: Vec<String> =
@@ -64,7 +75,7 @@ impl TestCluster {
                 dir.path().display().to_string(),
             ];
             args.extend(cluster.common_args(idx, &server_addrs));
-            let agent = cluster.spawn(&format!("s{}", idx + 1), args, &extra).await?;
+            let agent = cluster.spawn(&format!("s{}", idx + 1), args, &server_extra).await?;
             cluster.servers.push(agent);
             cluster._data_dirs.push(dir);
         }
@@ -72,12 +83,30 @@ impl TestCluster {
             let dir = tempfile::tempdir().context("creating a data dir")?;
             let mut args = vec!["-data-dir".to_owned(), dir.path().display().to_string()];
             args.extend(cluster.common_args(n_servers + client_idx, &server_addrs));
-            let agent = cluster.spawn(&format!("c{}", client_idx + 1), args, &extra).await?;
+            let agent = cluster.spawn(&format!("c{}", client_idx + 1), args, &client_extra).await?;
             cluster.clients.push(agent);
             cluster._data_dirs.push(dir);
         }
         cluster.wait_formed().await?;
         Ok(cluster)
+    }
+
+    /// Starts one more agent named `name` at address `idx` (past the cluster's own), joining the servers with
+    /// `args` before the shared flags and `extra` merged into its config; the caller owns it and `data_dir`.
+    /// Nothing waits for it to join: what a newcomer is allowed to do is what such tests check.
+    pub async fn start_outsider(
+        &self,
+        idx: usize,
+        name: &str,
+        mut args: Vec<String>,
+        data_dir: &std::path::Path,
+        extra: &Value,
+    ) -> anyhow::Result<TestAgent> {
+        let server_addrs: Vec<String> =
+            (0..self.servers.len()).map(|idx| SocketAddr::new(self.ip(idx), SERF_PORT).to_string()).collect();
+        args.extend(["-data-dir".to_owned(), data_dir.display().to_string()]);
+        args.extend(self.common_args(idx, &server_addrs));
+        self.spawn(name, args, extra).await
     }
 
     /// The address of agent `idx` (servers first, then clients).

@@ -254,6 +254,51 @@ async fn status_tells_a_pristine_server_from_a_cluster_member() {
     member.shutdown().await.unwrap();
 }
 
+/// `Server::add_voter`, retried while the previous membership change is still being committed (openraft refuses
+/// a change until then; the leader's reconcile simply tries again on its next tick).
+async fn add_voter(leader: &Server, node_id: u64, addr: std::net::SocketAddr) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match leader.add_voter(node_id, addr).await {
+            Ok(voter) => return voter,
+            Err(Error::Membership(why)) if std::time::Instant::now() < deadline => {
+                tracing::debug!("membership change refused, retrying: {why}");
+            }
+            Err(err) => panic!("adding server {node_id}: {err}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_becomes_a_voter_only_once_the_leader_has_replicated_to_it() {
+    let leader = start(1, None, true).await;
+    leader.wait_for_leader(Duration::from_secs(5)).await.unwrap();
+    // A port nobody listens on any more: a server the leader can never reach, as one whose certificate it refuses.
+    let unreachable = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    assert!(!add_voter(&leader, 99, unreachable).await, "an unreached server is not made a voter");
+
+    let follower = start(2, None, false).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !add_voter(&leader, 2, follower.rpc_addr()).await {
+        assert!(std::time::Instant::now() < deadline, "the reachable server was never promoted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The leader has since replicated to server 2 and sent 99 the same entries; 99 is still only a learner.
+    assert!(!add_voter(&leader, 99, unreachable).await);
+    let mut servers = leader.status().await.unwrap().servers;
+    servers.sort_by_key(|s| s.id);
+    let expected = [(1, leader.rpc_addr(), true), (2, follower.rpc_addr(), true), (99, unreachable, false)];
+    assert_eq!(servers.iter().map(|s| (s.id, s.addr, s.voter)).collect::<Vec<_>>(), expected);
+    assert_eq!(leader.write(set("quorum", "two of two")).await.unwrap(), CommandResult::Bool(true));
+
+    leader.remove_voter(99).await.unwrap();
+    let ids: Vec<u64> = leader.status().await.unwrap().servers.iter().map(|s| s.id).collect();
+    assert!(!ids.contains(&99), "the learner is gone: {ids:?}");
+    follower.shutdown().await.unwrap();
+    leader.shutdown().await.unwrap();
+}
+
 /// Registers node `n1` and creates session `id` on it with `ttl`, through `server`.
 async fn node_and_session(server: &Server, id: &str, ttl: &str) {
     let node = roster_kv::Node { node: "n1".into(), address: "10.0.0.1".into(), ..roster_kv::Node::default() };
