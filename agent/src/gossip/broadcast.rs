@@ -48,13 +48,9 @@ impl Known {
 
     /// Delivers a user event the first time it is seen, and keeps spreading it.
     pub(crate) fn receive_event(&mut self, event: UserEvent) -> Option<BroadcastKey> {
-        if self.seen_events.contains(&event.id) {
+        if !self.mark_seen(&event.id) {
             return None;
         }
-        if self.seen_events.len() >= SEEN_EVENTS {
-            self.seen_events.pop_front();
-        }
-        self.seen_events.push_back(event.id.clone());
         if self.recent_events.len() >= RECENT_EVENTS {
             self.recent_events.pop_front();
         }
@@ -71,13 +67,20 @@ impl Known {
     /// (Consul joins with Serf's `ignoreOld`).
     pub(crate) fn ignore_events(&mut self, events: Vec<UserEvent>) {
         for event in events {
-            if !self.seen_events.contains(&event.id) {
-                if self.seen_events.len() >= SEEN_EVENTS {
-                    self.seen_events.pop_front();
-                }
-                self.seen_events.push_back(event.id);
-            }
+            self.mark_seen(&event.id);
         }
+    }
+
+    /// Remembers an event ID; `false` if it was already seen.
+    fn mark_seen(&mut self, id: &str) -> bool {
+        if self.seen_events.iter().any(|seen| seen == id) {
+            return false;
+        }
+        if self.seen_events.len() >= SEEN_EVENTS {
+            self.seen_events.pop_front();
+        }
+        self.seen_events.push_back(id.to_owned());
+        true
     }
 
     /// Stores a node's metadata if it is for a newer generation than the one held.
