@@ -46,8 +46,10 @@
 //!
 //! **User events** ([`Gossip::fire`]) are custom broadcasts too, de-duplicated by event ID (the last 4096 seen), and
 //! handed once each to [`Gossip::subscribe_events`]; filtering, ordering and keeping them is the agent's `events`.
-//! Unlike Serf, push/pull does not carry recent events: a joining node sees only events fired after it joined, which
-//! is what Consul asks of Serf anyway (it joins with `ignoreOld`).
+//! Gossip sends each event a bounded number of times to random members, so now and then a member gets none of them;
+//! as in Serf, every push/pull also carries the newest events, so such a member gets them at its next exchange. A
+//! joining node takes the events in its join's answer as already seen: it sees only events fired after it joined,
+//! which is what Consul asks of Serf (it joins with `ignoreOld`).
 //!
 //! **Encryption.** With a keyring (Consul's `encrypt`), every datagram and push/pull frame is sealed with AES-GCM
 //! under the primary key and opened with any installed key; a message that fails authentication, or a plaintext one

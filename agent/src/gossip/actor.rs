@@ -356,7 +356,8 @@ impl Actor {
                 let _ = reply.send(state);
             }
             Command::Merge { from, remote, reply } => {
-                let merged = self.merge_reply(from, remote);
+                // Only a join waits for the merge.
+                let merged = self.merge_reply(from, remote, reply.is_some());
                 self.settle();
                 match reply {
                     Some(reply) => {
@@ -512,6 +513,7 @@ impl Actor {
                 })
                 .collect(),
             leaves: known.leaves.values().map(|(intent, _)| intent.clone()).collect(),
+            events: known.recent_events.iter().cloned().collect(),
         }
     }
 
@@ -529,12 +531,12 @@ impl Actor {
         }
         tracing::debug!(%from, join = remote.join, members = remote.members.len(), "gossip: push/pull from {from}");
         let state = self.snapshot(false);
-        self.merge(remote, true);
+        self.merge(remote, true, false);
         Ok(state)
     }
 
     /// The initiator's side of a push/pull: check the responder's state, then merge it.
-    fn merge_reply(&mut self, from: SocketAddr, remote: PushPull) -> Result<(), GossipError> {
+    fn merge_reply(&mut self, from: SocketAddr, remote: PushPull, join: bool) -> Result<(), GossipError> {
         if self.left {
             return Err(GossipError::Left);
         }
@@ -542,7 +544,7 @@ impl Actor {
         tracing::debug!(%from, members = remote.members.len(), "gossip: merging the state of {from}");
         // Joining from nothing, everything we learn is old news to the cluster: keep it to ourselves.
         let spread = self.foca.num_members() > 0;
-        self.merge(remote, spread);
+        self.merge(remote, spread, join);
         Ok(())
     }
 
@@ -553,11 +555,23 @@ impl Actor {
     /// from nothing does not spread (to it, the whole cluster is news, to the cluster none of it is); when many nodes
     /// join at once, its catch-up exchange (see [`Due::CatchUp`]) covers what gossip missed.
     /// Foca and [`Known`] only report what changed their state, so a state we already share costs nothing.
+    /// User events we have not seen are delivered and spread, except to an agent merging the reply to its own `join`,
+    /// which takes them as already seen (Consul's `ignoreOld`).
     /// Down members we never heard of are skipped, as memberlist does: they would only come back as ghosts after we
     /// reaped them.
-    fn merge(&mut self, remote: PushPull, spread: bool) {
-        let PushPull { sender, sender_incarnation, members, metas, leaves, .. } = remote;
-        let items = leaves.into_iter().map(Broadcast::Leave).chain(metas.into_iter().map(Broadcast::Meta));
+    fn merge(&mut self, remote: PushPull, spread: bool, join: bool) {
+        let PushPull { sender, sender_incarnation, members, metas, leaves, events, .. } = remote;
+        let events = if join {
+            self.known.lock().ignore_events(events);
+            Vec::new()
+        } else {
+            events
+        };
+        let items = leaves
+            .into_iter()
+            .map(Broadcast::Leave)
+            .chain(metas.into_iter().map(Broadcast::Meta))
+            .chain(events.into_iter().map(Broadcast::Event));
         if spread {
             // Through foca, which records each item in `Known` and queues the news for dissemination.
             for item in items {

@@ -14,6 +14,8 @@ use super::wire::{Broadcast, LeaveIntent, MetaRecord, UserEvent};
 
 /// User event IDs remembered to drop repeats: far more than are in flight at once.
 const SEEN_EVENTS: usize = 4096;
+/// The newest user events offered in every push/pull: more than are fired within one push/pull interval.
+const RECENT_EVENTS: usize = 128;
 
 /// Metadata and leave intents by node name.
 #[derive(Default)]
@@ -27,6 +29,9 @@ pub(crate) struct Known {
     pub(crate) version: u64,
     /// User event IDs already delivered, oldest first.
     pub(crate) seen_events: std::collections::VecDeque<String>,
+    /// The newest events delivered, oldest first, for push/pull: gossip sends each event a bounded number of times to
+    /// random members, so now and then a member gets none of them; the next push/pull with anyone repairs that.
+    pub(crate) recent_events: std::collections::VecDeque<UserEvent>,
     /// Where delivered user events go (the agent's event store); `None` drops them.
     pub(crate) events_out: Option<tokio::sync::broadcast::Sender<UserEvent>>,
 }
@@ -43,19 +48,39 @@ impl Known {
 
     /// Delivers a user event the first time it is seen, and keeps spreading it.
     pub(crate) fn receive_event(&mut self, event: UserEvent) -> Option<BroadcastKey> {
-        if self.seen_events.contains(&event.id) {
+        if !self.mark_seen(&event.id) {
             return None;
         }
-        if self.seen_events.len() >= SEEN_EVENTS {
-            self.seen_events.pop_front();
+        if self.recent_events.len() >= RECENT_EVENTS {
+            self.recent_events.pop_front();
         }
-        self.seen_events.push_back(event.id.clone());
+        self.recent_events.push_back(event.clone());
         let key = BroadcastKey::Event { id: event.id.clone() };
         if let Some(out) = &self.events_out {
             // No receiver only means nobody listens yet.
             let _ = out.send(event);
         }
         Some(key)
+    }
+
+    /// Marks `events` as seen without delivering them: a joining agent takes no events fired before it joined
+    /// (Consul joins with Serf's `ignoreOld`).
+    pub(crate) fn ignore_events(&mut self, events: Vec<UserEvent>) {
+        for event in events {
+            self.mark_seen(&event.id);
+        }
+    }
+
+    /// Remembers an event ID; `false` if it was already seen.
+    fn mark_seen(&mut self, id: &str) -> bool {
+        if self.seen_events.iter().any(|seen| seen == id) {
+            return false;
+        }
+        if self.seen_events.len() >= SEEN_EVENTS {
+            self.seen_events.pop_front();
+        }
+        self.seen_events.push_back(id.to_owned());
+        true
     }
 
     /// Stores a node's metadata if it is for a newer generation than the one held.
@@ -219,5 +244,55 @@ mod tests {
         let other = BroadcastKey::Event { id: "e2".into() };
         assert!(key.invalidates(&BroadcastKey::Event { id: "e1".into() }));
         assert!(!key.invalidates(&other), "distinct events never replace each other");
+    }
+
+    fn event(id: &str) -> UserEvent {
+        UserEvent {
+            id: id.into(),
+            name: "deploy".into(),
+            payload: Vec::new(),
+            node_filter: String::new(),
+            service_filter: String::new(),
+            tag_filter: String::new(),
+            ltime: 1,
+        }
+    }
+
+    #[test]
+    fn delivered_events_are_offered_to_push_pull_and_a_join_takes_the_offered_ones_as_seen() {
+        let (tx, mut rx) = tokio::sync::broadcast::channel(8);
+        let mut sender = Known::default();
+        for id in ["e1", "e2"] {
+            assert!(sender.receive_event(event(id)).is_some());
+        }
+        let offered: Vec<UserEvent> = sender.recent_events.iter().cloned().collect();
+        assert_eq!(offered, [event("e1"), event("e2")], "what a push/pull carries");
+
+        // A member that gossip missed gets each offered event once, from a periodic push/pull.
+        let mut missed = Known { events_out: Some(tx.clone()), ..Known::default() };
+        for item in offered.iter().cloned().chain(offered.iter().cloned()) {
+            missed.receive(Broadcast::Event(item), Instant::now());
+        }
+        assert_eq!((rx.try_recv().ok(), rx.try_recv().ok()), (Some(event("e1")), Some(event("e2"))));
+        assert!(rx.try_recv().is_err(), "each once");
+
+        // A joiner takes them as old news, and they stay old news when gossip or a later push/pull brings them again.
+        let mut joiner = Known { events_out: Some(tx), ..Known::default() };
+        joiner.ignore_events(offered.clone());
+        for item in offered {
+            assert!(joiner.receive(Broadcast::Event(item), Instant::now()).is_none());
+        }
+        assert!(rx.try_recv().is_err(), "a joiner gets no event fired before it joined");
+        assert!(joiner.recent_events.is_empty());
+    }
+
+    #[test]
+    fn push_pull_offers_only_the_newest_events() {
+        let mut known = Known::default();
+        for n in 0..RECENT_EVENTS + 3 {
+            known.receive_event(event(&format!("e{n}")));
+        }
+        assert_eq!(known.recent_events.len(), RECENT_EVENTS);
+        assert_eq!(known.recent_events.front().map(|event| event.id.as_str()), Some("e3"));
     }
 }

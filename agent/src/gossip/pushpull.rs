@@ -287,6 +287,7 @@ mod tests {
             members,
             metas: Vec::new(),
             leaves: Vec::new(),
+            events: Vec::new(),
         }
     }
 

@@ -235,6 +235,8 @@ pub(crate) struct PushPull {
     pub(crate) metas: Vec<MetaRecord>,
     /// The leave intents the sender holds.
     pub(crate) leaves: Vec<LeaveIntent>,
+    /// The user events the sender saw last (Serf's event buffer), so one that gossip missed a member still reaches it.
+    pub(crate) events: Vec<UserEvent>,
 }
 
 /// The responder's answer to a push/pull.
