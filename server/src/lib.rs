@@ -20,6 +20,8 @@
 mod access;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod raft;
 mod remote;
 mod replica;
