@@ -67,6 +67,7 @@
 mod actor;
 mod broadcast;
 mod error;
+pub(crate) mod fuzz;
 mod health;
 mod identity;
 mod keyring;

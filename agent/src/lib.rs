@@ -22,6 +22,8 @@ pub mod config;
 pub mod dns_cache;
 pub mod dns_view;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gossip;
 pub mod http;
 pub mod jobs;
