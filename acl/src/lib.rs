@@ -1,4 +1,4 @@
-//! roster-acl: Consul's ACL rules language and authorizer, pure (no I/O, no clock, no randomness).
+//! roster-acl: Consul's ACL rules language and authorizer, and its `jwt` auth method, pure (no I/O, no clock, no randomness).
 //!
 //! Parse each ACL policy's rules text with [`Policy::parse`] (HCL, or JSON when it starts with `{`),
 //! then build one [`Authorizer`] per token from its policies and the agent's [`DefaultPolicy`], and
@@ -29,19 +29,27 @@
 //! - `builtin.rs`: synthesized rules: [`service_identity_rules`], [`node_identity_rules`],
 //!   [`GLOBAL_READ_ONLY_RULES`], [`GLOBAL_MANAGEMENT_RULES`], [`templated_policies`],
 //!   [`render_templated_policy`], [`valid_identity_name`].
+//! - `jwt.rs` (+ `jwt/keys.rs`): the `jwt` auth method: [`JwtConfig`] (Consul's config keys, inline PEM/JWKS keys) and
+//!   verification of a bearer token (signature with `ring`, `exp`/`nbf`/`iat` against a clock the caller passes, issuer,
+//!   audiences) into an [`Identity`] of projected claims.
+//! - `binding.rs`: binding rules' [`BindType`]s and bind-name templates (`${value.name}`), rendered and checked.
 //! - Tests sit beside each module in `tests.rs` (tables from Consul's tests, plus proptest).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod authorizer;
+mod binding;
 mod builtin;
 mod error;
+mod jwt;
 mod policy;
 
 pub use authorizer::{Authorizer, DefaultPolicy};
+pub use binding::{BindType, bind_name_for, check_binding_rule, render_bind_name};
 pub use builtin::{
     GLOBAL_MANAGEMENT_RULES, GLOBAL_READ_ONLY_RULES, TemplatedPolicy, node_identity_rules, render_templated_policy,
     service_identity_rules, templated_policies, valid_identity_name,
 };
 pub use error::{ParseError, Result};
+pub use jwt::{Identity, JwtConfig};
 pub use policy::{AccessLevel, Policy, Resource};

@@ -95,6 +95,22 @@ impl Backend {
         }
     }
 
+    /// An auth-method login, decided and minted by a server (this one, or the one a client reaches).
+    pub async fn login(&self, login: &roster_server::Login) -> Result<roster_kv::AclToken> {
+        match self {
+            Backend::Local(server) => server.login(login).await,
+            Backend::Remote(remote) => remote.login(login).await,
+        }
+    }
+
+    /// Deletes the login token holding `secret`, on a server.
+    pub async fn logout(&self, secret: &str) -> Result<()> {
+        match self {
+            Backend::Local(server) => server.logout(secret).await,
+            Backend::Remote(remote) => remote.logout(secret).await,
+        }
+    }
+
     /// The Raft cluster as this server, or the server a client uses, sees it.
     pub async fn status(&self) -> Result<ClusterStatus> {
         match self {

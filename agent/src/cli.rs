@@ -77,7 +77,7 @@ pub enum Command {
     /// Show, stop or read the logs of the agent's jobs.
     #[command(subcommand)]
     Job(JobCommand),
-    /// Manage ACL tokens, policies, roles and the agent's own tokens.
+    /// Manage ACL tokens, policies, roles, auth methods, binding rules and the agent's own tokens.
     #[command(subcommand)]
     Acl(AclCommand),
     /// Print a new random gossip encryption key (32 bytes, base64).
@@ -87,6 +87,10 @@ pub enum Command {
     /// Create the agent CA and agent certificates (Consul's `tls ca create`, `tls cert create`).
     #[command(subcommand)]
     Tls(tls::TlsCommand),
+    /// Log in through an ACL auth method and write the new token's secret to a file.
+    Login(acl::LoginArgs),
+    /// Delete the login token given by -token (or the environment).
+    Logout(acl::LogoutArgs),
 }
 
 /// `roster run FILE`.

@@ -161,6 +161,52 @@ pub struct AclRole {
     pub modify_index: u64,
 }
 
+/// An auth method (Consul's `ACLAuthMethod`): how a login proves who it is. Only the `jwt` type exists here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct AclAuthMethod {
+    /// The unique name.
+    pub name: String,
+    /// The type: `jwt`.
+    pub method_type: String,
+    /// A name for UIs.
+    pub display_name: String,
+    /// Free text.
+    pub description: String,
+    /// The lifetime of a token minted by a login, in milliseconds; 0 means tokens that never expire.
+    pub max_token_ttl_ms: u64,
+    /// `local` (or empty: the same) or `global`: whether minted tokens are local to the datacenter.
+    pub token_locality: String,
+    /// The type's configuration, Consul's JSON object as text (`roster_acl::JwtConfig` reads it).
+    pub config_json: String,
+    /// Index of creation.
+    pub create_index: u64,
+    /// Index of the last change.
+    pub modify_index: u64,
+}
+
+/// A binding rule (Consul's `ACLBindingRule`): what a login through its method is granted when its selector matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct AclBindingRule {
+    /// The ID (a UUID).
+    pub id: String,
+    /// Free text.
+    pub description: String,
+    /// The auth method's name.
+    pub auth_method: String,
+    /// A filter expression over the login's projected claims; empty matches every login.
+    pub selector: String,
+    /// `service`, `node`, `role`, `policy` or `templated-policy`.
+    pub bind_type: String,
+    /// The name bound, a template over `${value.<name>}`.
+    pub bind_name: String,
+    /// `BindVars.Name` of a templated-policy rule, itself a template.
+    pub bind_var_name: Option<String>,
+    /// Index of creation.
+    pub create_index: u64,
+    /// Index of the last change.
+    pub modify_index: u64,
+}
+
 /// A token with everything it grants: its policies (linked directly or through its roles, current versions, each once) and its roles.
 /// What a client agent fetches in one round trip to authorize a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::acl::{AclPolicy, AclRole, AclToken};
+use crate::acl::{AclAuthMethod, AclBindingRule, AclPolicy, AclRole, AclToken};
 use crate::model::{HealthCheck, Node, Service, Session};
 use crate::txn::{TxnOp, TxnOutcome};
 
@@ -135,6 +135,20 @@ pub enum Command {
     /// Delete a role; a no-op for an unknown one.
     AclRoleDelete {
         /// The role ID.
+        id: String,
+    },
+    /// Create or update an auth method, keyed by its name. Its type, token locality, max token TTL and config are checked again.
+    AclAuthMethodSet(Box<AclAuthMethod>),
+    /// Delete an auth method with its binding rules and every token minted by logging in through it; a no-op for an unknown one.
+    AclAuthMethodDelete {
+        /// The method's name.
+        name: String,
+    },
+    /// Create or update a binding rule, keyed by its ID. Its method must exist, its selector parse and its bind name render.
+    AclBindingRuleSet(Box<AclBindingRule>),
+    /// Delete a binding rule; a no-op for an unknown one.
+    AclBindingRuleDelete {
+        /// The rule ID.
         id: String,
     },
 }

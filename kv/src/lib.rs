@@ -31,9 +31,10 @@ mod txn;
 mod watch;
 
 pub use acl::{
-    ANONYMOUS_TOKEN_ACCESSOR_ID, ANONYMOUS_TOKEN_SECRET, AclLink, AclNodeIdentity, AclPolicy, AclRole,
-    AclServiceIdentity, AclTemplatedPolicy, AclToken, GLOBAL_MANAGEMENT_POLICY_ID, GLOBAL_MANAGEMENT_POLICY_NAME,
-    GLOBAL_READ_ONLY_POLICY_ID, GLOBAL_READ_ONLY_POLICY_NAME, ResolvedToken, secret_matches,
+    ANONYMOUS_TOKEN_ACCESSOR_ID, ANONYMOUS_TOKEN_SECRET, AclAuthMethod, AclBindingRule, AclLink, AclNodeIdentity,
+    AclPolicy, AclRole, AclServiceIdentity, AclTemplatedPolicy, AclToken, GLOBAL_MANAGEMENT_POLICY_ID,
+    GLOBAL_MANAGEMENT_POLICY_NAME, GLOBAL_READ_ONLY_POLICY_ID, GLOBAL_READ_ONLY_POLICY_NAME, ResolvedToken,
+    secret_matches,
 };
 pub use command::{Command, CommandResult, Outcome, Registration};
 pub use duration::{SESSION_TTL_MAX, SESSION_TTL_MIN, parse_go_duration, session_ttl};
@@ -47,7 +48,7 @@ pub use model::{
     Weights,
 };
 pub use query::{Answer, InstanceHealth, Query, ServiceEntry};
-pub use state::acl::{MAX_ACL_DESCRIPTION_LEN, MAX_ACL_LINKS, MAX_ACL_NAME_LEN, MAX_ACL_RULES_LEN};
+pub use state::acl::{MAX_ACL_DESCRIPTION_LEN, MAX_ACL_LINKS, MAX_ACL_NAME_LEN, MAX_ACL_RULES_LEN, jwt_config};
 pub use state::{HealthEntry, State};
 pub use txn::{CatalogVerb, KvVerb, MAX_TXN_OPS, TxnError, TxnOp, TxnOutcome, TxnResult};
 pub use watch::{Changes, Table, WatchKey, Watchers};

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::acl::{AclPolicy, AclRole, AclToken, ResolvedToken};
+use crate::acl::{AclAuthMethod, AclBindingRule, AclPolicy, AclRole, AclToken, ResolvedToken};
 use crate::model::{CheckStatus, HealthCheck, KvEntry, Node, Service, Session, Weights};
 use crate::state::{HealthEntry, State};
 use crate::txn::{TxnOp, TxnOutcome};
@@ -140,6 +140,10 @@ pub enum Query {
     AclPolicies,
     /// Every role, by ID. Answers `AclRoles`.
     AclRoles,
+    /// Every auth method, by name. Answers `AclAuthMethods`.
+    AclAuthMethods,
+    /// Every binding rule, by ID. Answers `AclBindingRules`.
+    AclBindingRules,
 }
 
 /// What a `Query` returns: owned data, free of the state's lock.
@@ -190,6 +194,10 @@ pub enum Answer {
     AclPolicies(Vec<AclPolicy>),
     /// ACL roles, by ID.
     AclRoles(Vec<AclRole>),
+    /// ACL auth methods, by name.
+    AclAuthMethods(Vec<AclAuthMethod>),
+    /// ACL binding rules, by ID.
+    AclBindingRules(Vec<AclBindingRule>),
 }
 
 /// One service instance with its node and every check that affects it: the owned form of `HealthEntry` (Consul's `ServiceEntry`).
@@ -265,7 +273,7 @@ impl From<&HealthEntry<'_>> for InstanceHealth {
 const RESOLVE_TABLES: [Table; 3] = [Table::Services, Table::Checks, Table::Nodes];
 
 /// Every table, for the reads whose answer may depend on anything.
-const ALL_TABLES: [Table; 8] = [
+const ALL_TABLES: [Table; 10] = [
     Table::Kvs,
     Table::Nodes,
     Table::Services,
@@ -274,6 +282,8 @@ const ALL_TABLES: [Table; 8] = [
     Table::AclTokens,
     Table::AclPolicies,
     Table::AclRoles,
+    Table::AclAuthMethods,
+    Table::AclBindingRules,
 ];
 
 /// The ACL tables: what a token's resolution depends on.
@@ -309,6 +319,8 @@ impl Query {
             Query::AclTokens => ACL_TABLES.into_iter().map(WatchKey::Table).collect(),
             Query::AclRoles => vec![WatchKey::Table(Table::AclRoles), WatchKey::Table(Table::AclPolicies)],
             Query::AclPolicies => vec![WatchKey::Table(Table::AclPolicies)],
+            Query::AclAuthMethods => vec![WatchKey::Table(Table::AclAuthMethods)],
+            Query::AclBindingRules => vec![WatchKey::Table(Table::AclBindingRules)],
         }
     }
 
@@ -418,6 +430,14 @@ impl Query {
             Query::AclRoles => {
                 let (roles, index) = state.acl_roles();
                 (Answer::AclRoles(roles), index.max(state.table(Table::AclPolicies)))
+            }
+            Query::AclAuthMethods => {
+                let methods = state.acl_auth_methods.values().cloned().collect();
+                (Answer::AclAuthMethods(methods), state.table(Table::AclAuthMethods))
+            }
+            Query::AclBindingRules => {
+                let rules = state.acl_binding_rules.values().cloned().collect();
+                (Answer::AclBindingRules(rules), state.table(Table::AclBindingRules))
             }
         }
     }

@@ -5,13 +5,14 @@
 //! # Versions
 //! 1: KV, catalog and their indexes. 2: version 1's body followed by sessions, lock-delays and the sessions table index.
 //! 3: version 2's body followed by the ACL tables (tokens, policies, roles, the bootstrap index and the three tables' indexes).
-//! This build writes version 3 and reads all three; an older snapshot decodes to a state without what it did not have.
+//! 4: version 3's body followed by the auth methods, binding rules and their two tables' indexes.
+//! This build writes version 4 and reads all four; an older snapshot decodes to a state without what it did not have.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::acl::{AclPolicy, AclRole, AclToken};
+use crate::acl::{AclAuthMethod, AclBindingRule, AclPolicy, AclRole, AclToken};
 use crate::error::{Error, Result};
 use crate::model::{HealthCheck, KvEntry, Node, Service, Session};
 use crate::state::State;
@@ -19,7 +20,7 @@ use crate::state::session::LockDelay;
 use crate::watch::Table;
 
 const MAGIC: &[u8; 6] = b"RSTRSN";
-const VERSION: u16 = 3;
+const VERSION: u16 = 4;
 
 /// The stored form of format version 1. Field order is the format: append only, in a new version.
 #[derive(Serialize, Deserialize)]
@@ -58,6 +59,18 @@ struct SnapshotV3 {
     acl_table_index: [u64; 3],
 }
 
+/// The stored form of format version 4: version 3's fields, then the auth methods and binding rules.
+#[derive(Serialize, Deserialize)]
+struct SnapshotV4 {
+    base: SnapshotV3,
+    acl_auth_methods: Vec<AclAuthMethod>,
+    acl_binding_rules: Vec<AclBindingRule>,
+    /// AclAuthMethods, AclBindingRules.
+    acl_auth_table_index: [u64; 2],
+}
+
+const ACL_AUTH_TABLES: [Table; 2] = [Table::AclAuthMethods, Table::AclBindingRules];
+
 const ACL_TABLES: [Table; 3] = [Table::AclTokens, Table::AclPolicies, Table::AclRoles];
 
 const TABLES: [Table; 4] = [Table::Kvs, Table::Nodes, Table::Services, Table::Checks];
@@ -82,13 +95,19 @@ impl State {
             lock_delays: self.lock_delays.iter().map(|(k, d)| (k.clone(), d.start_ms, d.delay_ms)).collect(),
             sessions_index: self.table_index.get(&Table::Sessions).copied().unwrap_or(0),
         };
-        let body = SnapshotV3 {
+        let v3 = SnapshotV3 {
             base: v2,
             acl_tokens: self.acl_tokens.values().cloned().collect(),
             acl_policies: self.acl_policies.values().cloned().collect(),
             acl_roles: self.acl_roles.values().cloned().collect(),
             acl_bootstrap_index: self.acl_bootstrap_index,
             acl_table_index: ACL_TABLES.map(|t| self.table_index.get(&t).copied().unwrap_or(0)),
+        };
+        let body = SnapshotV4 {
+            base: v3,
+            acl_auth_methods: self.acl_auth_methods.values().cloned().collect(),
+            acl_binding_rules: self.acl_binding_rules.values().cloned().collect(),
+            acl_auth_table_index: ACL_AUTH_TABLES.map(|t| self.table_index.get(&t).copied().unwrap_or(0)),
         };
         let mut out = Vec::with_capacity(64 + self.kv.len() * 64);
         out.extend_from_slice(MAGIC);
@@ -106,17 +125,19 @@ impl State {
             return Err(Error::SnapshotFormat("missing roster snapshot header".into()));
         }
         let version = u16::from_be_bytes([bytes[6], bytes[7]]);
-        let v3 = match version {
-            1 => v3_of(SnapshotV2 {
+        let v4 = match version {
+            1 => v4_of(v3_of(SnapshotV2 {
                 base: postcard::from_bytes(&bytes[8..])?,
                 sessions: Vec::new(),
                 lock_delays: Vec::new(),
                 sessions_index: 0,
-            }),
-            2 => v3_of(postcard::from_bytes(&bytes[8..])?),
-            3 => postcard::from_bytes(&bytes[8..])?,
+            })),
+            2 => v4_of(v3_of(postcard::from_bytes(&bytes[8..])?)),
+            3 => v4_of(postcard::from_bytes(&bytes[8..])?),
+            4 => postcard::from_bytes(&bytes[8..])?,
             _ => return Err(Error::SnapshotFormat(format!("version {version} (this build reads 1 to {VERSION})"))),
         };
+        let v3 = v4.base;
         let body = v3.base;
         let mut state = from_v1(body.base);
         for token in v3.acl_tokens {
@@ -126,6 +147,13 @@ impl State {
         state.acl_policies = v3.acl_policies.into_iter().map(|p| (p.id.clone(), p)).collect();
         state.acl_roles = v3.acl_roles.into_iter().map(|r| (r.id.clone(), r)).collect();
         state.acl_bootstrap_index = v3.acl_bootstrap_index;
+        state.acl_auth_methods = v4.acl_auth_methods.into_iter().map(|m| (m.name.clone(), m)).collect();
+        state.acl_binding_rules = v4.acl_binding_rules.into_iter().map(|r| (r.id.clone(), r)).collect();
+        for (table, index) in ACL_AUTH_TABLES.into_iter().zip(v4.acl_auth_table_index) {
+            if index > 0 {
+                state.table_index.insert(table, index);
+            }
+        }
         for (table, index) in ACL_TABLES.into_iter().zip(v3.acl_table_index) {
             if index > 0 {
                 state.table_index.insert(table, index);
@@ -154,6 +182,11 @@ fn v3_of(base: SnapshotV2) -> SnapshotV3 {
         acl_bootstrap_index: None,
         acl_table_index: [0; 3],
     }
+}
+
+/// A version-3 body with no auth methods or binding rules.
+fn v4_of(base: SnapshotV3) -> SnapshotV4 {
+    SnapshotV4 { base, acl_auth_methods: Vec::new(), acl_binding_rules: Vec::new(), acl_auth_table_index: [0; 2] }
 }
 
 /// The state a version-1 body describes, with its derived indexes rebuilt.

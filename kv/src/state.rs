@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::acl::{AclPolicy, AclRole, AclToken};
+use crate::acl::{AclAuthMethod, AclBindingRule, AclPolicy, AclRole, AclToken};
 use crate::command::{Command, CommandResult, Outcome};
 use crate::limits::{check_key, check_value};
 use crate::model::{CheckStatus, HealthCheck, KvEntry, Node, Service, Session};
@@ -53,6 +53,10 @@ pub struct State {
     pub(crate) acl_roles: BTreeMap<String, AclRole>,
     /// The index at which ACLs were bootstrapped; `None` until then.
     pub(crate) acl_bootstrap_index: Option<u64>,
+    /// ACL auth methods by name.
+    pub(crate) acl_auth_methods: BTreeMap<String, AclAuthMethod>,
+    /// ACL binding rules by ID.
+    pub(crate) acl_binding_rules: BTreeMap<String, AclBindingRule>,
 }
 
 /// One service instance with its node and every check that affects it (the node's checks and its own).
@@ -207,7 +211,11 @@ impl State {
             | Command::AclPolicySet(_)
             | Command::AclPolicyDelete { .. }
             | Command::AclRoleSet(_)
-            | Command::AclRoleDelete { .. } => self.apply_acl(index, cmd, changes),
+            | Command::AclRoleDelete { .. }
+            | Command::AclAuthMethodSet(_)
+            | Command::AclAuthMethodDelete { .. }
+            | Command::AclBindingRuleSet(_)
+            | Command::AclBindingRuleDelete { .. } => self.apply_acl(index, cmd, changes),
             // The KV and catalog commands, and transactions, are applied by `apply_command` itself.
             Command::KvSet { .. }
             | Command::KvCas { .. }

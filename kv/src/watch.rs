@@ -34,6 +34,10 @@ pub enum Table {
     AclPolicies,
     /// ACL roles.
     AclRoles,
+    /// ACL auth methods.
+    AclAuthMethods,
+    /// ACL binding rules.
+    AclBindingRules,
 }
 
 /// Something a query's answer depends on.

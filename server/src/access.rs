@@ -289,7 +289,13 @@ pub(crate) fn authorize_command(access: &Access, cmd: &Command, state: &State) -
         | Command::AclPolicySet(_)
         | Command::AclPolicyDelete { .. }
         | Command::AclRoleSet(_)
-        | Command::AclRoleDelete { .. } => access.require(authz.acl_write(), Resource::Acl, AccessLevel::Write, None),
+        | Command::AclRoleDelete { .. }
+        | Command::AclAuthMethodSet(_)
+        | Command::AclAuthMethodDelete { .. }
+        | Command::AclBindingRuleSet(_)
+        | Command::AclBindingRuleDelete { .. } => {
+            access.require(authz.acl_write(), Resource::Acl, AccessLevel::Write, None)
+        }
     }
 }
 
@@ -436,7 +442,7 @@ pub(crate) fn authorize_query(access: &Access, query: &Query) -> Result<()> {
         Query::NodeStatus { node, .. } => {
             access.require(authz.node_read(node), Resource::Node, AccessLevel::Read, Some(node))
         }
-        Query::AclTokens | Query::AclPolicies | Query::AclRoles => {
+        Query::AclTokens | Query::AclPolicies | Query::AclRoles | Query::AclAuthMethods | Query::AclBindingRules => {
             access.require(authz.acl_read(), Resource::Acl, AccessLevel::Read, None)
         }
         _ => Ok(()),

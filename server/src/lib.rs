@@ -6,6 +6,7 @@
 //! - `remote`: `Remote`, a client agent's connection to the servers: the same `write`, `query` and
 //!   `status`, sent over the RPC with failover between servers.
 //! - `access`: ACL enforcement: tokens resolved against the replicated ACL tables, commands authorized, answers filtered.
+//! - `login`: `Login`, an auth-method login verified, bound and minted into a token on a server.
 //! - `sessions`: the leader's session TTL timers.
 //! - `config`: `Config` (with `RpcTls`, `TlsConfigs`, `RpcLimits`), `Consistency`, `ReadMeta`, `ClusterStatus`, `RpcCounters`.
 //! - `replica`: the applied state shared by the state machine and readers, and the watch registry
@@ -22,6 +23,7 @@ mod config;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod login;
 mod raft;
 mod remote;
 mod replica;
@@ -37,5 +39,6 @@ pub use config::{
     ClusterStatus, Config, Consistency, RaftServer, ReadMeta, RpcCounters, RpcLimits, RpcTls, TlsConfigs,
 };
 pub use error::{Error, Result};
+pub use login::Login;
 pub use remote::Remote;
 pub use server::Server;

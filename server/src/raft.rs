@@ -133,6 +133,10 @@ impl fmt::Display for LogCommand {
             Command::AclPolicyDelete { id } => write!(f, "AclPolicyDelete({id})"),
             Command::AclRoleSet(role) => write!(f, "AclRoleSet({})", role.id),
             Command::AclRoleDelete { id } => write!(f, "AclRoleDelete({id})"),
+            Command::AclAuthMethodSet(method) => write!(f, "AclAuthMethodSet({})", method.name),
+            Command::AclAuthMethodDelete { name } => write!(f, "AclAuthMethodDelete({name})"),
+            Command::AclBindingRuleSet(rule) => write!(f, "AclBindingRuleSet({})", rule.id),
+            Command::AclBindingRuleDelete { id } => write!(f, "AclBindingRuleDelete({id})"),
         }
     }
 }

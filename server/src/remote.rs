@@ -26,12 +26,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use roster_kv::{Answer, Command, CommandResult, Query, Session, TxnOp, TxnOutcome};
+use roster_kv::{AclToken, Answer, Command, CommandResult, Query, Session, TxnOp, TxnOutcome};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ClusterStatus, Consistency, ReadMeta};
 use crate::error::{Error, Result};
+use crate::login::Login;
 use crate::raft::client::{self, Failure};
 use crate::rpc::{Dialer, Peer};
 
@@ -225,6 +226,28 @@ impl Remote {
             let (id, token) = (&id, &token);
             let op = |peer: Arc<Peer>, _| async move { client::renew_session_as(&peer, token, id, CALL_MARGIN).await };
             remote.failover(Kind::Read, Duration::ZERO, op).await
+        })
+        .await
+    }
+
+    /// Logs in through a server, which verifies the bearer token and mints the token (`Server::login`); a client never mints.
+    pub async fn login(&self, login: &Login) -> Result<AclToken> {
+        let login = login.clone();
+        self.spawn(move |remote| async move {
+            let login = &login;
+            let op = |peer: Arc<Peer>, _| async move { client::login(&peer, login, CALL_MARGIN).await };
+            remote.failover(Kind::Write, Duration::ZERO, op).await
+        })
+        .await
+    }
+
+    /// Deletes the login token `token` through a server (`Server::logout`).
+    pub async fn logout(&self, token: &str) -> Result<()> {
+        let token = token.to_owned();
+        self.spawn(move |remote| async move {
+            let token = &token;
+            let op = |peer: Arc<Peer>, _| async move { client::logout(&peer, token, CALL_MARGIN).await };
+            remote.failover(Kind::Write, Duration::ZERO, op).await
         })
         .await
     }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use roster_kv::{Answer, Command, CommandResult, Outcome, Query, Session, State, TxnOp, TxnOutcome, WatchKey};
+use roster_kv::{
+    AclToken, Answer, Command, CommandResult, Outcome, Query, Session, State, TxnOp, TxnOutcome, WatchKey,
+};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
@@ -15,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use crate::access::{Access, AclSettings, Resolver, authorize_command, authorize_query, authorize_txn, filter_answer};
 use crate::config::{ClusterStatus, Config, Consistency, ReadMeta};
 use crate::error::{Error, Result};
+use crate::login::{Login, mint};
 use crate::raft::{ClientHandler, NodeConfig, RaftNode};
 use crate::replica::Replica;
 use crate::sessions::{RECONCILE_EVERY, SessionTimers, ttl_of};
@@ -177,6 +180,19 @@ impl Server {
         self.inner.renew_session_as(secret, id).await
     }
 
+    /// Verifies `login` against its auth method, evaluates the method's binding rules and, when any binds something, mints
+    /// and stores a token (Consul's `ACL.Login`). No rule matched is `PermissionDenied("Permission denied")`; a bearer token
+    /// that does not verify is `PermissionDenied` saying why.
+    pub async fn login(&self, login: &Login) -> Result<AclToken> {
+        self.inner.login(login.clone()).await
+    }
+
+    /// Deletes the token holding `secret` if a login created it (Consul's `ACL.Logout`): `AclNotFound` for no such token,
+    /// `PermissionDenied` for a token not made by a login.
+    pub async fn logout(&self, secret: &str) -> Result<()> {
+        self.inner.logout(secret).await
+    }
+
     /// This server's view of the cluster: the leader, the Raft membership, log and apply progress,
     /// and whether it belongs to a cluster yet.
     pub async fn status(&self) -> Result<ClusterStatus> {
@@ -304,6 +320,40 @@ impl Inner {
         };
         let now_ms = unix_ms();
         self.replica.read(|state| self.resolver.resolve(settings, state, secret, now_ms))
+    }
+
+    async fn login(&self, login: Login) -> Result<AclToken> {
+        let Some(settings) = &self.acl else {
+            return Err(Error::Rejected("ACL support disabled".into()));
+        };
+        // The IDs are drawn here, on the server: kv stays deterministic, and a client agent never mints.
+        let ids = (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
+        let token = self.replica.read(|state| mint(state, &settings.datacenter, &login, unix_ms(), ids))?;
+        match self.write(Command::AclTokenSet(Box::new(token.clone()))).await? {
+            CommandResult::Rejected(why) => Err(Error::Rejected(why)),
+            CommandResult::Bool(_) => {
+                Ok(self.replica.read(|state| state.acl_token(&token.accessor_id)).unwrap_or(token))
+            }
+        }
+    }
+
+    async fn logout(&self, secret: &str) -> Result<()> {
+        if self.acl.is_none() {
+            return Err(Error::Rejected("ACL support disabled".into()));
+        }
+        let now_ms = unix_ms();
+        let token = self
+            .replica
+            .read(|state| state.acl_token_by_secret(secret))
+            .filter(|t| !secret.is_empty() && t.expiration_time_ms.is_none_or(|at| at > now_ms))
+            .ok_or(Error::AclNotFound)?;
+        if token.auth_method.is_empty() {
+            return Err(Error::PermissionDenied("Permission denied".into()));
+        }
+        match self.write(Command::AclTokenDelete { accessor_id: token.accessor_id }).await? {
+            CommandResult::Rejected(why) => Err(Error::Rejected(why)),
+            CommandResult::Bool(_) => Ok(()),
+        }
     }
 
     async fn write_as(&self, secret: &str, cmd: Command) -> Result<CommandResult> {
@@ -553,6 +603,14 @@ impl ClientHandler for Inner {
 
     async fn txn(&self, token: &str, ops: Vec<TxnOp>, now_ms: u64) -> Result<TxnOutcome> {
         Inner::txn_as(self, token, ops, now_ms).await
+    }
+
+    async fn login(&self, login: Login) -> Result<AclToken> {
+        Inner::login(self, login).await
+    }
+
+    async fn logout(&self, token: &str) -> Result<()> {
+        Inner::logout(self, token).await
     }
 
     fn renew_session_as_leader(&self, id: &str) -> Result<Option<Session>> {

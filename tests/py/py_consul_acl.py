@@ -1,11 +1,10 @@
 """Drives the ACL API of a running roster agent with the unmodified py-consul client.
 
-Usage: python3 py_consul_acl.py HOST PORT MANAGEMENT_SECRET
+Usage: python3 py_consul_acl.py HOST PORT MANAGEMENT_SECRET PUBLIC_KEY_PEM_FILE WEB_JWT OTHER_JWT
 The agent runs with acl.enabled, default_policy "deny" and MANAGEMENT_SECRET as acl.tokens.initial_management.
+The test signs the JWTs (ES256, the key whose public half is in the PEM file): WEB_JWT claims role "web" and service
+"web", OTHER_JWT role "db"; Python's standard library cannot sign them itself.
 Exits 0 when every step behaved as against Consul; otherwise prints the failing step and exits 1.
-
-Not exercised: py-consul's auth methods (acl.auth_method.*), binding rules (acl.binding_rule.*) and acl.login/logout,
-which roster does not implement yet.
 """
 
 import sys
@@ -54,6 +53,7 @@ def ids(items, field):
 
 def main():
     host, port, management = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    public_pem_file, web_jwt, other_jwt = sys.argv[4], sys.argv[5], sys.argv[6]
     c = consul.Consul(host=host, port=port, token=management)
     anonymous = consul.Consul(host=host, port=port)
 
@@ -170,7 +170,53 @@ def main():
     check("policy.delete", c.acl.policy.delete(policy_id), True)
     check("policy.read after delete", c.acl.policy.read(policy_id), None)
     check("policy.list without it", policy_id in ids(c.acl.policy.list(), "ID"), False)
+
+    auth_methods_and_login(c, host, port, public_pem_file, web_jwt, other_jwt)
     print("all py-consul acl steps passed")
+
+
+def auth_methods_and_login(c, host, port, public_pem_file, web_jwt, other_jwt):
+    """A jwt auth method and a binding rule through py-consul, then login and logout with the JWTs the test signed."""
+    with open(public_pem_file) as f:
+        public_pem = f.read()
+    config = {
+        "JWTValidationPubKeys": [public_pem],
+        "JWTSupportedAlgs": ["ES256"],
+        "ClaimMappings": {"role": "role", "service": "service"},
+    }
+    method = c.acl.auth_method.create("py-jwt", "jwt", description="py", config=config, max_token_ttl="10m")
+    check("auth_method.create name", method["Name"], "py-jwt")
+    check("auth_method.create max token TTL", method["MaxTokenTTL"], "10m0s")
+    updated = c.acl.auth_method.update("py-jwt", "jwt", description="py jwt")
+    check("auth_method.update description", updated["Description"], "py jwt")
+    check("auth_method.update keeps the config", updated["Config"]["JWTSupportedAlgs"], ["ES256"])
+    check("auth_method.read", c.acl.auth_method.read("py-jwt")["Type"], "jwt")
+    check("auth_method.list", ids(c.acl.auth_method.list(), "Name"), ["py-jwt"])
+
+    rule = c.acl.binding_rule.create("py-jwt", "service", "${value.service}", selector='value.role == "web"')
+    rule_id = rule["ID"]
+    check("binding_rule.create selector", rule["Selector"], 'value.role == "web"')
+    rule = c.acl.binding_rule.update(rule_id, "py-jwt", "service", "${value.service}", description="web", selector='value.role == "web"')
+    check("binding_rule.update description", rule["Description"], "web")
+    check("binding_rule.read", c.acl.binding_rule.read(rule_id)["BindName"], "${value.service}")
+    check("binding_rule.list by method", ids(c.acl.binding_rule.list(auth_method="py-jwt"), "ID"), [rule_id])
+
+    anonymous = consul.Consul(host=host, port=port)
+    login = anonymous.acl.login("py-jwt", web_jwt, meta={"pod": "web-1"})
+    check("acl.login mints a login token", login["AuthMethod"], "py-jwt")
+    check("acl.login service identity", login["ServiceIdentities"], [{"ServiceName": "web"}])
+    check("acl.login description", login["Description"], 'token created via login: {"pod":"web-1"}')
+    workload = consul.Consul(host=host, port=port, token=login["SecretID"])
+    check("the login token registers its service", workload.agent.service.register("web"), True)
+    denied("the login token may not write KV", lambda: workload.kv.put("app/x", "v"))
+    denied("a JWT no rule matches gets no token", lambda: anonymous.acl.login("py-jwt", other_jwt))
+    check("acl.logout", anonymous.acl.logout(login["SecretID"]), True)
+    denied("the logged-out token is refused", lambda: workload.kv.get("app/x"))
+
+    check("binding_rule.delete", c.acl.binding_rule.delete(rule_id), True)
+    check("binding_rule.read after delete", c.acl.binding_rule.read(rule_id), None)
+    check("auth_method.delete", c.acl.auth_method.delete("py-jwt"), True)
+    check("auth_method.read after delete", c.acl.auth_method.read("py-jwt"), None)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@
 //! - `docker`: the multi-host tier: a static roster image built offline, networks and containers.
 //! - `backend`: [`FlipBackend`], an HTTP backend whose health the test flips, for health checks to probe.
 //! - `etcd`: [`etcd::EtcdProcess`], a throwaway etcd the benchmarks compare against.
+//! - `jwt`: [`JwtIssuer`], an ES256 key that signs JWTs for the ACL login tests.
 //! - `shape`: the exact JSON key sets of compat.md and assertion helpers built on them.
 //!
 //! The integration tests live in `tests/tests/*.rs`, one file per API area; the benchmark is
@@ -28,9 +29,11 @@ pub mod docker;
 pub mod etcd;
 mod harness;
 mod http;
+mod jwt;
 pub mod shape;
 
 pub use backend::FlipBackend;
 pub use cluster::{RPC_PORT, SERF_PORT, TestCluster, alive_members, eventually, member_names};
 pub use harness::{AgentMode, CliOutput, TestAgent, roster_bin};
 pub use http::{Resp, b64, http_client, unb64};
+pub use jwt::JwtIssuer;

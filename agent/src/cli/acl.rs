@@ -4,18 +4,22 @@
 //! Flag names, defaults and output follow Consul's `command/acl` so scripts written for
 //! `consul acl` keep working: `-accessor-id` (with the older `-id`), repeatable `-policy-id`,
 //! `-policy-name`, `-service-identity NAME[:DC1,DC2]`, `-node-identity NAME:DC`, `-format
-//! pretty|json` and `-meta`. Auth methods, binding rules, `login` and `logout` are absent on
-//! purpose: the agent has no endpoints for them yet.
+//! pretty|json` and `-meta`.
 //!
 //! Layout: the argument types are here, [`run`] executes them (`acl/run.rs`), and the text
-//! formats are pure functions of the agent's JSON (`acl/format.rs`).
+//! formats are pure functions of the agent's JSON (`acl/format.rs`). Auth methods, binding
+//! rules, `roster login` and `roster logout` have their flags, runs and formats in `acl/auth.rs`.
 
+mod auth;
 mod format;
 mod run;
 
+pub use auth::{AuthMethodCommand, BindingRuleCommand, LoginArgs, LogoutArgs};
+pub(super) use auth::{login, logout};
+
 use clap::{Args, Subcommand, ValueEnum};
 
-pub(super) use run::run;
+pub(super) use run::{report, run};
 
 use super::HttpArgs;
 
@@ -38,6 +42,12 @@ pub enum AclCommand {
     /// List, read and preview the built-in templated policies.
     #[command(subcommand)]
     TemplatedPolicy(TemplatedPolicyCommand),
+    /// Create, list, read, update and delete auth methods.
+    #[command(subcommand)]
+    AuthMethod(AuthMethodCommand),
+    /// Create, list, read, update and delete binding rules.
+    #[command(subcommand)]
+    BindingRule(BindingRuleCommand),
 }
 
 /// `-format`: Consul's two output formats.

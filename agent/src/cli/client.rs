@@ -39,6 +39,8 @@ pub async fn run_client(command: &Command, env: &dyn EnvSource) -> anyhow::Resul
         Command::Keygen => super::keyring::keygen(),
         Command::Keyring(args) => super::keyring::run(args, env).await,
         Command::Tls(command) => super::tls::run(command),
+        Command::Login(args) => super::acl::report(super::acl::login(args, env).await),
+        Command::Logout(args) => super::acl::report(super::acl::logout(args, env).await),
         Command::Members(args) => {
             let agent = AgentClient::new(&args.http, env)?;
             let members = agent.get_json("/v1/agent/members").await?;

@@ -1,5 +1,5 @@
-//! `/v1/acl/*` and `/v1/agent/token/*`: bootstrap, tokens (`rules.rs`: policies, roles and templated policies), and the
-//! agent's own tokens, in Consul's shapes and status codes.
+//! `/v1/acl/*` and `/v1/agent/token/*`: bootstrap, tokens (`rules.rs`: policies, roles and templated policies; `auth.rs`:
+//! auth methods, binding rules, login and logout), and the agent's own tokens, in Consul's shapes and status codes.
 //!
 //! Permission is the server's to decide: reads of the ACL tables need `acl:read`, writes `acl:write`, and the handlers
 //! reach the state only through `read`/`write`, which carry the caller's token. With ACLs off every endpoint here answers
@@ -22,8 +22,14 @@ use super::{Api, read, unexpected, write};
 use crate::acl::TokenKind;
 use crate::clock::unix_ms;
 
+mod auth;
 mod json;
 mod rules;
+
+pub use auth::{
+    login, logout, method_create, method_delete, method_list, method_read, method_update, rule_create, rule_delete,
+    rule_list, rule_read, rule_update,
+};
 
 pub use rules::{
     policy_create, policy_delete, policy_list, policy_read, policy_read_by_name, policy_update, role_create,
@@ -405,15 +411,6 @@ pub async fn token_list(State(api): State<Api>, uri: Uri) -> ApiResult {
         .map(json::token)
         .collect();
     Ok(read_reply(&list, index, meta))
-}
-
-/// Auth methods, binding rules and login are not built yet: said plainly (501), rather than a 404 a client could take for
-/// "no such method".
-pub async fn not_built() -> ApiError {
-    ApiError {
-        status: StatusCode::NOT_IMPLEMENTED,
-        message: "roster does not implement ACL auth methods, binding rules, login or logout yet".into(),
-    }
 }
 
 /// `PUT /v1/agent/token/:kind`: sets one of the agent's tokens (`{"Token": "..."}`); needs `agent:write` on this agent.

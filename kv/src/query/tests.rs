@@ -67,6 +67,8 @@ fn sample_queries() -> Vec<Query> {
         Query::AclTokens,
         Query::AclPolicies,
         Query::AclRoles,
+        Query::AclAuthMethods,
+        Query::AclBindingRules,
     ]
 }
 
@@ -104,8 +106,12 @@ fn expected(state: &State, query: &Query) -> (u64, Vec<WatchKey>) {
                 Table::AclTokens,
                 Table::AclPolicies,
                 Table::AclRoles,
+                Table::AclAuthMethods,
+                Table::AclBindingRules,
             ]),
         ),
+        Query::AclAuthMethods => (state.table(Table::AclAuthMethods), tables(&[Table::AclAuthMethods])),
+        Query::AclBindingRules => (state.table(Table::AclBindingRules), tables(&[Table::AclBindingRules])),
         Query::AclResolve { .. } | Query::AclTokens => {
             (state.acl_index(), tables(&[Table::AclTokens, Table::AclPolicies, Table::AclRoles]))
         }

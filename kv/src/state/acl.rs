@@ -14,6 +14,10 @@ use crate::command::{Command, CommandResult};
 use crate::state::State;
 use crate::watch::{Changes, Table};
 
+mod auth;
+
+pub use auth::jwt_config;
+
 /// The longest ID, name or secret an ACL record may carry, in bytes.
 pub const MAX_ACL_NAME_LEN: usize = 256;
 /// The longest description, in bytes.
@@ -41,6 +45,16 @@ impl State {
                 if self.acl_roles.remove(id).is_some() {
                     touch(self, index, Table::AclRoles, changes);
                 }
+                Ok(())
+            }
+            Command::AclAuthMethodSet(method) => self.acl_auth_method_set(index, method, changes),
+            Command::AclAuthMethodDelete { name } => {
+                self.acl_auth_method_delete(index, name, changes);
+                Ok(())
+            }
+            Command::AclBindingRuleSet(rule) => self.acl_binding_rule_set(index, rule, changes),
+            Command::AclBindingRuleDelete { id } => {
+                self.acl_binding_rule_delete(index, id, changes);
                 Ok(())
             }
             _ => Err("internal: misrouted command".to_owned()),
@@ -100,6 +114,9 @@ impl State {
         check_count(token.policies.len() + token.roles.len())?;
         check_count(token.service_identities.len() + token.node_identities.len() + token.templated_policies.len())?;
         self.check_policy_links(&token.policies)?;
+        if !token.auth_method.is_empty() && !self.acl_auth_methods.contains_key(&token.auth_method) {
+            return Err(format!("No such auth method with Name: {}", token.auth_method));
+        }
         for link in &token.roles {
             if !self.acl_roles.contains_key(&link.id) {
                 return Err(format!("cannot find role {}", link.id));
@@ -283,12 +300,12 @@ impl State {
     }
 }
 
-fn touch(state: &mut State, index: u64, table: Table, changes: &mut Changes) {
+pub(super) fn touch(state: &mut State, index: u64, table: Table, changes: &mut Changes) {
     state.table_index.insert(table, index);
     changes.tables.insert(table);
 }
 
-fn check_len(field: &str, value: &str, max: usize) -> Result<(), String> {
+pub(super) fn check_len(field: &str, value: &str, max: usize) -> Result<(), String> {
     if value.len() > max {
         return Err(format!("{field} is too long ({} bytes, at most {max})", value.len()));
     }

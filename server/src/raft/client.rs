@@ -1,4 +1,4 @@
-//! The calling side of the client RPCs (`wire::Request::ClientQueryAs`, `ClientWriteAs`, `ClientTxnAs`, `ClientSessionRenewAs`, `Status`), for `crate::Remote`.
+//! The calling side of the client RPCs (`wire::Request::ClientQueryAs`, `ClientWriteAs`, `ClientTxnAs`, `ClientSessionRenewAs`, `ClientLogin`, `ClientLogout`, `Status`), for `crate::Remote`.
 //! The untokened `ClientQuery`/`ClientWrite`/`ClientTxn`/`ClientSessionRenew` of older builds are still served, as the anonymous token.
 //!
 //! Each call reports a failure as a `Failure` that says what the caller may safely do next, so the
@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use roster_kv::{Answer, Command, CommandResult, Query, Session, TxnOp, TxnOutcome};
+use roster_kv::{AclToken, Answer, Command, CommandResult, Query, Session, TxnOp, TxnOutcome};
+
+use crate::login::Login;
 
 use super::wire::{Request, Response, WireError};
 use super::{CallError, call_peer};
@@ -94,6 +96,22 @@ pub(crate) async fn renew_session_as(
 ) -> Result<Option<Session>, Failure> {
     match call(peer, &Request::ClientSessionRenewAs { token: token.to_owned(), id: id.to_owned() }, timeout).await? {
         Response::SessionRenew(session) => Ok(session),
+        other => Err(mismatched(&other)),
+    }
+}
+
+/// Sends a login; the server mints the token.
+pub(crate) async fn login(peer: &Peer, login: &Login, timeout: Duration) -> Result<AclToken, Failure> {
+    match call(peer, &Request::ClientLogin(login.clone()), timeout).await? {
+        Response::ClientLogin(token) => Ok(*token),
+        other => Err(mismatched(&other)),
+    }
+}
+
+/// Sends a logout of the login token `token`.
+pub(crate) async fn logout(peer: &Peer, token: &str, timeout: Duration) -> Result<(), Failure> {
+    match call(peer, &Request::ClientLogout { token: token.to_owned() }, timeout).await? {
+        Response::ClientWrite(_) => Ok(()),
         other => Err(mismatched(&other)),
     }
 }

@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use openraft::errors::{ClientWriteError, RaftError};
 use openraft::raft::AppendEntriesResponse;
-use roster_kv::{Answer, Command, CommandResult, Outcome, Query, Session, TxnOp, TxnOutcome};
+use roster_kv::{AclToken, Answer, Command, CommandResult, Outcome, Query, Session, TxnOp, TxnOutcome};
 use tokio::time::Instant;
 
 use super::wire::{Request, Response, WireError};
 use super::{Raft, Snapshot, read_index};
 use crate::config::{ClusterStatus, Consistency, ReadMeta};
 use crate::error::{Error, Result};
+use crate::login::Login;
 use crate::rpc::tls::LogOnce;
 use crate::rpc::{Counters, Handler, PeerClass, PeerInfo};
 
@@ -44,6 +45,10 @@ pub(crate) trait ClientHandler: Send + Sync + 'static {
     fn renew_session(&self, token: &str, id: &str) -> impl Future<Output = Result<Option<Session>>> + Send;
     /// Renews a session here, which must be the leader (`NotLeader` otherwise): the end of a forwarded renewal.
     fn renew_session_as_leader(&self, id: &str) -> Result<Option<Session>>;
+    /// Logs in as `Server::login` does.
+    fn login(&self, login: Login) -> impl Future<Output = Result<AclToken>> + Send;
+    /// Logs out as `Server::logout` does.
+    fn logout(&self, token: &str) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// Serves one node's RPCs.
@@ -160,6 +165,15 @@ impl<C: ClientHandler> RaftService<C> {
                 .renew_session(&token, &id)
                 .await
                 .map_or_else(|e| Response::Error(client_error(e)), Response::SessionRenew),
+            Request::ClientLogin(login) => self
+                .clients
+                .login(login)
+                .await
+                .map_or_else(|e| Response::Error(client_error(e)), |token| Response::ClientLogin(Box::new(token))),
+            Request::ClientLogout { token } => self.clients.logout(&token).await.map_or_else(
+                |e| Response::Error(client_error(e)),
+                |()| Response::ClientWrite(CommandResult::Bool(true)),
+            ),
             Request::Status => {
                 self.clients.status().await.map_or_else(|e| Response::Error(client_error(e)), Response::Status)
             }

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{TypeConfig, Vote};
 use crate::config::{ClusterStatus, Consistency, ReadMeta};
-use roster_kv::{Answer, Command, CommandResult, Query, Session, TxnOp, TxnOutcome};
+use crate::login::Login;
+use roster_kv::{AclToken, Answer, Command, CommandResult, Query, Session, TxnOp, TxnOutcome};
 
 /// A request from one server to another.
 #[derive(Debug, Serialize, Deserialize)]
@@ -103,6 +104,13 @@ pub(crate) enum Request {
         /// The session ID.
         id: String,
     },
+    /// A client agent's login: the receiver verifies it and mints the token (`Server::login`).
+    ClientLogin(Login),
+    /// A client agent's logout of the login token `token` (`Server::logout`); answered by `ClientWrite`.
+    ClientLogout {
+        /// The login token's secret.
+        token: String,
+    },
 }
 
 /// The largest body of a frame for AppendEntries or FullSnapshot from a server: the whole frame limit, since a snapshot
@@ -148,7 +156,9 @@ impl Request {
             | Request::ClientQueryAs { .. }
             | Request::ClientWriteAs { .. }
             | Request::ClientTxnAs { .. }
-            | Request::ClientSessionRenewAs { .. } => false,
+            | Request::ClientSessionRenewAs { .. }
+            | Request::ClientLogin(_)
+            | Request::ClientLogout { .. } => false,
         }
     }
 
@@ -172,6 +182,8 @@ impl Request {
             Request::ClientWriteAs { .. } => "ClientWriteAs",
             Request::ClientTxnAs { .. } => "ClientTxnAs",
             Request::ClientSessionRenewAs { .. } => "ClientSessionRenewAs",
+            Request::ClientLogin(_) => "ClientLogin",
+            Request::ClientLogout { .. } => "ClientLogout",
         }
     }
 }
@@ -243,6 +255,8 @@ pub(crate) enum Response {
         /// Whether ACLs removed anything.
         filtered: bool,
     },
+    /// Answer to `ClientLogin`: the minted token.
+    ClientLogin(Box<AclToken>),
 }
 
 /// Why a request failed on the receiver.

@@ -24,7 +24,12 @@ const UUID_LEN: usize = 36;
 
 /// Runs one `roster acl` command and returns its exit code.
 pub(in crate::cli) async fn run(command: &AclCommand, env: &dyn EnvSource) -> anyhow::Result<i32> {
-    match execute(command, env).await {
+    report(execute(command, env).await)
+}
+
+/// Prints what a command printed, or its error with exit code 1.
+pub(in crate::cli) fn report(outcome: anyhow::Result<String>) -> anyhow::Result<i32> {
+    match outcome {
         Ok(printed) => print_stdout(printed.as_bytes()),
         Err(err) => {
             eprintln!("{err:#}");
@@ -55,6 +60,8 @@ async fn execute(command: &AclCommand, env: &dyn EnvSource) -> anyhow::Result<St
             Ok(format!("ACL token {:?} set successfully\n", args.kind))
         }
         AclCommand::TemplatedPolicy(command) => templated_policy(command, env).await,
+        AclCommand::AuthMethod(command) => super::auth::auth_method(command, env).await,
+        AclCommand::BindingRule(command) => super::auth::binding_rule(command, env).await,
     }
 }
 
@@ -462,7 +469,7 @@ fn template_path(name: &str) -> String {
 }
 
 /// Prints one object pretty or as JSON; Consul's UI adds a newline after either.
-fn show(output: &FormatArgs, value: &Value, pretty: fn(&Value, bool) -> String) -> anyhow::Result<String> {
+pub(super) fn show(output: &FormatArgs, value: &Value, pretty: fn(&Value, bool) -> String) -> anyhow::Result<String> {
     let text = match output.format {
         OutputFormat::Json => format::json_text(value)?,
         OutputFormat::Pretty => pretty(value, output.meta),
@@ -471,7 +478,7 @@ fn show(output: &FormatArgs, value: &Value, pretty: fn(&Value, bool) -> String) 
 }
 
 /// Prints a list pretty or as JSON.
-fn show_list(
+pub(super) fn show_list(
     output: &FormatArgs,
     value: &Value,
     pretty: fn(&Value, bool) -> anyhow::Result<String>,
@@ -506,7 +513,7 @@ fn upsert(list: &mut Value, item: Value, keys: &[&str]) {
 }
 
 /// A flag value that may be literal, `@FILE` or `-` (stdin), as Consul's `LoadDataSource`.
-async fn read_data_source(source: &str) -> anyhow::Result<String> {
+pub(super) async fn read_data_source(source: &str) -> anyhow::Result<String> {
     if source == "-" {
         let mut text = String::new();
         tokio::io::stdin().read_to_string(&mut text).await.context("Failed to read stdin")?;
@@ -536,19 +543,19 @@ impl Kind {
 }
 
 /// The agent, spoken to the way the ACL commands need.
-struct Acl {
+pub(super) struct Acl {
     /// The shared one-shot client (address and token already resolved).
     agent: AgentClient,
 }
 
 impl Acl {
     /// Resolves `-http-addr`, `-token`, `-token-file` and their variables.
-    fn new(http: &HttpArgs, env: &dyn EnvSource) -> anyhow::Result<Acl> {
+    pub(super) fn new(http: &HttpArgs, env: &dyn EnvSource) -> anyhow::Result<Acl> {
         Ok(Acl { agent: AgentClient::new(http, env).context("Error connecting to the agent")? })
     }
 
     /// Sends a JSON request; a non-2xx answer becomes Consul's `Unexpected response code` error.
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    pub(super) async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
         let body = body.map(|body| serde_json::to_vec(&body)).transpose()?;
         let (status, answer) = self.agent.send(method, path, body).await?;
         if !status.is_success() {
@@ -569,7 +576,13 @@ impl Acl {
     }
 
     /// The one ID in `list_path`'s answer that starts with `partial`, unless `partial` is a whole UUID.
-    async fn full_id(&self, partial: &str, list_path: &str, field: &str, what: &str) -> anyhow::Result<String> {
+    pub(super) async fn full_id(
+        &self,
+        partial: &str,
+        list_path: &str,
+        field: &str,
+        what: &str,
+    ) -> anyhow::Result<String> {
         if partial.len() == UUID_LEN {
             return Ok(partial.to_owned());
         }

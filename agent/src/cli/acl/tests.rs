@@ -150,10 +150,33 @@ fn policy_role_and_agent_token_commands_parse() {
 }
 
 #[test]
-fn commands_without_agent_endpoints_are_unknown() {
-    for line in ["roster acl auth-method list", "roster acl binding-rule list", "roster login", "roster logout"] {
-        assert!(parse(line.split(' ')).is_err(), "{line} should not parse");
-    }
+fn auth_method_binding_rule_login_and_logout_take_consuls_flags() {
+    let AclCommand::AuthMethod(AuthMethodCommand::Create(args)) =
+        acl("roster acl auth-method create -type jwt -name ci -display-name CI -description x -max-token-ttl 1h \
+         -token-locality global -config @jwt.json")
+    else {
+        panic!("not auth-method create");
+    };
+    assert_eq!(
+        (args.method_type.as_deref(), args.name.as_deref(), args.max_token_ttl.as_deref(), args.config.as_deref()),
+        (Some("jwt"), Some("ci"), Some("1h"), Some("@jwt.json"))
+    );
+    assert_eq!(args.token_locality.as_deref(), Some("global"));
+    let AclCommand::BindingRule(BindingRuleCommand::Create(args)) = acl(
+        "roster acl binding-rule create -method ci -bind-type service -bind-name ${value.service} -selector value.role==web",
+    ) else {
+        panic!("not binding-rule create");
+    };
+    assert_eq!(
+        (args.method.as_deref(), args.bind_type.as_deref(), args.bind_name.as_deref(), args.selector.as_deref()),
+        (Some("ci"), Some("service"), Some("${value.service}"), Some("value.role==web"))
+    );
+    let line = "roster login -method ci -bearer-token-file jwt.txt -token-sink-file out -meta pod=web-1 -meta ns=a";
+    let Ok(Cli { command: Command::Login(args) }) = parse(line.split(' ')) else { panic!("login did not parse") };
+    assert_eq!((args.method.as_deref(), args.meta.len()), (Some("ci"), 2));
+    assert!(matches!(parse("roster logout -token abc".split(' ')), Ok(Cli { command: Command::Logout(_) })));
+    // Flags of Consul's other method types are not silently taken.
+    assert!(parse("roster acl auth-method create -type kubernetes -kubernetes-host x".split(' ')).is_err());
     assert!(parse("roster acl token create -format yaml".split(' ')).is_err());
 }
 

@@ -1,9 +1,9 @@
-//! ACL tokens, policies and roles in the state: bootstrap once (and its reset), links that must exist, unique names and secrets, built-ins that cannot be broken, resolution by secret, and the snapshot round trip.
+//! ACL tokens, policies, roles, auth methods and binding rules in the state: bootstrap once (and its reset), links that must exist, unique names and secrets, built-ins that cannot be broken, resolution by secret, and the snapshot round trip.
 
 use super::run;
 use crate::acl::{
-    ANONYMOUS_TOKEN_ACCESSOR_ID, ANONYMOUS_TOKEN_SECRET, AclLink, AclPolicy, AclRole, AclToken,
-    GLOBAL_MANAGEMENT_POLICY_ID, GLOBAL_READ_ONLY_POLICY_ID,
+    ANONYMOUS_TOKEN_ACCESSOR_ID, ANONYMOUS_TOKEN_SECRET, AclAuthMethod, AclBindingRule, AclLink, AclPolicy, AclRole,
+    AclToken, GLOBAL_MANAGEMENT_POLICY_ID, GLOBAL_READ_ONLY_POLICY_ID,
 };
 use crate::command::{Command, CommandResult};
 use crate::query::{Answer, Query};
@@ -166,4 +166,137 @@ fn acl_tables_survive_a_snapshot_and_resolve_after_it() {
 fn a_token_never_prints_its_secret() {
     let text = format!("{:?}", Command::AclTokenSet(Box::new(token("acc", "very-secret-value", &[]))));
     assert!(text.contains("acc") && !text.contains("very-secret-value"), "{text}");
+}
+
+/// A `jwt` config with one inline Ed25519 JWK (any 32 bytes parse; no login is verified here) and two claim mappings.
+const JWT_CONFIG: &str = r#"{"JWTValidationPubKeys":["{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}"],"ClaimMappings":{"role":"role","svc":"service"}}"#;
+
+fn method(name: &str) -> AclAuthMethod {
+    AclAuthMethod {
+        name: name.into(),
+        method_type: "jwt".into(),
+        config_json: JWT_CONFIG.into(),
+        ..AclAuthMethod::default()
+    }
+}
+
+fn rule(id: &str, method: &str, selector: &str, bind_type: &str, bind_name: &str) -> Command {
+    Command::AclBindingRuleSet(Box::new(AclBindingRule {
+        id: id.into(),
+        auth_method: method.into(),
+        selector: selector.into(),
+        bind_type: bind_type.into(),
+        bind_name: bind_name.into(),
+        ..AclBindingRule::default()
+    }))
+}
+
+#[test]
+fn auth_methods_are_checked_again_at_apply() {
+    let set = |m: AclAuthMethod| Command::AclAuthMethodSet(Box::new(m));
+    let cases = [
+        (set(AclAuthMethod { method_type: "kubernetes".into(), ..method("m") }), "Type should be one of: [jwt]"),
+        (set(AclAuthMethod { token_locality: "galaxy".into(), ..method("m") }), "TokenLocality should be one of"),
+        (set(AclAuthMethod { max_token_ttl_ms: 1_000, ..method("m") }), "cannot be less than 1m0s"),
+        (set(AclAuthMethod { max_token_ttl_ms: 90_000_000, ..method("m") }), "cannot be more than 24h0m0s"),
+        (set(AclAuthMethod { config_json: r#"{"JWKSURL":"https://x"}"#.into(), ..method("m") }), "Config.JWKSURL"),
+        (set(AclAuthMethod { config_json: "{".into(), ..method("m") }), "not valid JSON"),
+        (set(method("bad name")), "invalid Name"),
+    ];
+    let commands: Vec<Command> = cases.iter().map(|(c, _)| c.clone()).collect();
+    let (state, results) = run(&commands);
+    for (result, (_, expect)) in results.iter().zip(cases) {
+        assert!(rejected(result).contains(expect), "{result:?} should say {expect:?}");
+    }
+    assert!(state.acl_auth_methods.is_empty());
+    assert!(!state.table_index.contains_key(&Table::AclAuthMethods), "a rejected write moves no index");
+}
+
+#[test]
+fn binding_rules_need_their_method_a_selector_that_parses_and_a_bind_name_that_renders() {
+    let (state, results) = run(&[
+        Command::AclAuthMethodSet(Box::new(method("m"))),
+        rule("r1", "m", r#"value.role == "web""#, "service", "${value.service}"),
+        rule("r2", "nope", "", "service", "web"),
+        rule("r3", "m", "value.role ==", "service", "web"),
+        rule("r4", "m", "", "service", "${value.unmapped}"),
+        rule("r5", "m", "", "group", "web"),
+        rule("r6", "m", "", "node", "Not A Node"),
+        rule("r7", "m", "nope.x == 1", "role", "admins"),
+        rule("r8", "m", r#"value.rol == "web""#, "service", "web"),
+        rule("r9", "m", r#""ops" in list.groups"#, "service", "web"),
+    ]);
+    assert_eq!(results[1], CommandResult::Bool(true));
+    assert!(rejected(&results[2]).contains("unknown AuthMethod \"nope\""));
+    assert!(rejected(&results[3]).contains("invalid Selector"));
+    assert!(rejected(&results[4]).contains("unknown variable accessed: value.unmapped"));
+    assert!(rejected(&results[5]).contains("unknown BindType \"group\""));
+    assert!(rejected(&results[6]).contains("invalid bind name"));
+    assert!(rejected(&results[7]).contains("invalid Selector"));
+    assert!(
+        rejected(&results[8]).contains(r#"Selector "value.rol" is not valid"#),
+        "a typo is refused, not a dead rule"
+    );
+    assert!(rejected(&results[9]).contains(r#"Selector "list.groups" is not valid"#));
+    assert_eq!(state.acl_binding_rules_of("m").map(|r| r.id.as_str()).collect::<Vec<_>>(), ["r1"]);
+    // A config change that would orphan a rule's variable is refused.
+    let narrowed = AclAuthMethod { config_json: JWT_CONFIG.replace(r#","svc":"service""#, ""), ..method("m") };
+    let mut state = state;
+    let (result, _) = state.apply(20, &Command::AclAuthMethodSet(Box::new(narrowed)));
+    assert!(rejected(&result).contains("binding rule r1 would no longer be valid"), "{result:?}");
+}
+
+#[test]
+fn deleting_a_method_deletes_its_rules_and_the_tokens_it_minted() {
+    let minted = AclToken { auth_method: "m".into(), ..token("login-1", "login-secret", &[]) };
+    let (mut state, results) = run(&[
+        Command::AclAuthMethodSet(Box::new(method("m"))),
+        Command::AclAuthMethodSet(Box::new(method("other"))),
+        rule("r1", "m", "", "service", "web"),
+        rule("r2", "other", "", "service", "web"),
+        Command::AclTokenSet(Box::new(minted)),
+        Command::AclTokenSet(Box::new(token("plain", "plain-secret", &[]))),
+        Command::AclTokenSet(Box::new(AclToken { auth_method: "ghost".into(), ..token("g", "g-secret", &[]) })),
+    ]);
+    assert!(results[..6].iter().all(|r| *r == CommandResult::Bool(true)), "{results:?}");
+    assert!(rejected(&results[6]).contains("No such auth method with Name: ghost"));
+    let (_, changes) = state.apply(10, &Command::AclAuthMethodDelete { name: "m".into() });
+    assert!(state.acl_auth_method("m").is_none() && state.acl_auth_method("other").is_some());
+    assert_eq!(state.acl_binding_rules.keys().collect::<Vec<_>>(), ["r2"]);
+    assert!(state.acl_token("login-1").is_none() && state.acl_token_by_secret("login-secret").is_none());
+    assert!(state.acl_token("plain").is_some());
+    for table in [Table::AclAuthMethods, Table::AclBindingRules, Table::AclTokens] {
+        assert_eq!(state.table(table), 10, "{table:?}");
+        assert!(changes.tables.contains(&table), "{table:?}");
+    }
+}
+
+#[test]
+fn methods_and_rules_survive_a_snapshot_and_a_version_3_snapshot_has_none() {
+    let (state, _) = run(&[
+        bootstrap("root", 0),
+        Command::AclAuthMethodSet(Box::new(AclAuthMethod { max_token_ttl_ms: 3_600_000, ..method("m") })),
+        rule("r1", "m", r#"value.role == "web""#, "service", "${value.service}"),
+    ]);
+    let bytes = state.encode_snapshot();
+    assert_eq!(bytes[7], 4, "this build writes version 4");
+    let decoded = State::decode_snapshot(&bytes).expect("decodes");
+    assert_eq!(decoded, state);
+    assert_eq!(decoded.encode_snapshot(), bytes);
+    assert_eq!(decoded.table(Table::AclBindingRules), 3);
+
+    // A version-3 snapshot is version 4's body without the auth tail (postcard ignores nothing: cut it off).
+    let tail = postcard::to_allocvec(&(
+        state.acl_auth_methods.values().cloned().collect::<Vec<_>>(),
+        state.acl_binding_rules.values().cloned().collect::<Vec<_>>(),
+        [2u64, 3u64],
+    ))
+    .expect("encodes");
+    let mut v3 = bytes.clone();
+    v3[7] = 3;
+    v3.truncate(v3.len() - tail.len());
+    let old = State::decode_snapshot(&v3).expect("version 3 decodes");
+    assert!(old.acl_auth_methods.is_empty() && old.acl_binding_rules.is_empty());
+    assert_eq!(old.acl_bootstrap_index(), Some(1));
+    assert_eq!(old.acl_tokens().0, state.acl_tokens().0);
 }

@@ -133,10 +133,14 @@ pub const CHECK: Field = Obj(&[
 /// A row of `/v1/health/service/:name`.
 pub const HEALTH_ENTRY: Field = Obj(&[("Node", NODE), ("Service", NODE_SERVICE), ("Checks", Field::List(&CHECK))]);
 
+/// What a binding rule's selector sees of a login (Consul's `SelectableFields` of a verified identity): `value.<name>` for each
+/// `ClaimMappings` name and `list.<name>` for each `ListClaimMappings` name.
+pub const BINDING_IDENTITY: Field = Obj(&[("value", STR_MAP), ("list", Field::Map(&StrList))]);
+
 /// Checks every match of `expr` against `root`: its selector names a field, its operator applies to that field's type, its literal reads as that type, and its pattern compiles.
 /// Collection expressions must iterate over a list or a map, and the names they bind are in scope inside their braces.
 /// Compiles the patterns and records each collection's type on the way, so evaluation never fails.
-pub fn validate(expr: &mut Expr, root: &'static Field) -> Result<(), String> {
+pub(crate) fn validate(expr: &mut Expr, root: &'static Field) -> Result<(), String> {
     validate_in(expr, root, &mut Vec::new())
 }
 
