@@ -20,3 +20,25 @@ pub fn gossip_frame(data: &[u8]) -> &'static str {
 pub fn service_definition(data: &[u8]) -> &'static str {
     crate::http::fuzz::service_definition(data)
 }
+
+/// Checks a target's seeds: each reaches its stage, and `agent/fuzz/corpus/<target>` holds exactly these files (with
+/// `UPDATE_SEEDS` set in the environment, it is rewritten first).
+#[cfg(test)]
+pub(crate) fn check_seeds(
+    target: &str,
+    seeds: Vec<(&'static str, Vec<u8>, &'static str)>,
+    run: fn(&[u8]) -> &'static str,
+) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz").join("corpus").join(target);
+    let update = std::env::var_os("UPDATE_SEEDS").is_some();
+    for (name, input, stage) in seeds {
+        assert_eq!(run(&input), stage, "seed {name}");
+        let path = dir.join(name);
+        if update {
+            std::fs::create_dir_all(&dir).expect("corpus dir");
+            std::fs::write(&path, &input).expect("seed written");
+        }
+        let committed = std::fs::read(&path).unwrap_or_default();
+        assert!(committed == input, "{} is stale: run with UPDATE_SEEDS=1", path.display());
+    }
+}

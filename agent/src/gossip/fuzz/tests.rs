@@ -2,8 +2,6 @@
 //! and the committed seeds must be exactly these, so a change of wire format cannot leave the fuzzers starting
 //! from inputs that no longer get past the first check. `UPDATE_SEEDS=1` rewrites them.
 
-use std::path::PathBuf;
-
 use foca::{AccumulatingRuntime, Foca, PostcardCodec};
 use proptest::prelude::*;
 use rand::SeedableRng;
@@ -12,6 +10,7 @@ use rand::rngs::StdRng;
 use super::super::broadcast::{Handler, SharedKnown};
 use super::super::wire::{LeaveIntent, MetaRecord, Refusal, WireKeyOp, WireMember};
 use super::*;
+use crate::fuzzing::check_seeds;
 
 /// A peer's foca, which produces real packets addressed to the receiver.
 fn peer() -> Foca<NodeId, PostcardCodec, StdRng, Handler> {
@@ -115,26 +114,6 @@ fn frame_seeds() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         ("sealed-reply", with_mode(sealed_mode | AS_REPLY, &[&reply]), "merged"),
         ("plaintext-refused", with_mode(ENCRYPTED | VERIFY_INCOMING, &[&plain(&request)]), "header-refused"),
     ]
-}
-
-fn corpus_dir(target: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz").join("corpus").join(target)
-}
-
-/// Every seed reaches its stage, and the committed corpus holds exactly these seeds.
-fn check_seeds(target: &str, seeds: Vec<(&'static str, Vec<u8>, &'static str)>, run: fn(&[u8]) -> &'static str) {
-    let dir = corpus_dir(target);
-    let update = std::env::var_os("UPDATE_SEEDS").is_some();
-    for (name, input, stage) in seeds {
-        assert_eq!(run(&input), stage, "seed {name}");
-        let path = dir.join(name);
-        if update {
-            std::fs::create_dir_all(&dir).expect("corpus dir");
-            std::fs::write(&path, &input).expect("seed written");
-        }
-        let committed = std::fs::read(&path).unwrap_or_default();
-        assert!(committed == input, "{} is stale: run with UPDATE_SEEDS=1", path.display());
-    }
 }
 
 #[test]

@@ -2,9 +2,8 @@
 //! be exactly these, so the fuzzers always start from inputs that get past the first check. `UPDATE_SEEDS=1` rewrites
 //! them.
 
-use std::path::PathBuf;
-
 use super::*;
+use crate::fuzzing::check_seeds;
 
 fn with_mode(mode: u8, body: &str) -> Vec<u8> {
     [&[mode][..], body.as_bytes()].concat()
@@ -37,21 +36,6 @@ fn definition_seeds() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         ("script-refused", with_mode(0, r#"{"Name": "db", "Check": {"Args": ["true"], "Interval": "5s"}}"#), "refused"),
         ("not-an-object", with_mode(0, r#"["Name"]"#), "not-an-object"),
     ]
-}
-
-fn check_seeds(target: &str, seeds: Vec<(&'static str, Vec<u8>, &'static str)>, run: fn(&[u8]) -> &'static str) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz").join("corpus").join(target);
-    let update = std::env::var_os("UPDATE_SEEDS").is_some();
-    for (name, input, stage) in seeds {
-        assert_eq!(run(&input), stage, "seed {name}");
-        let path = dir.join(name);
-        if update {
-            std::fs::create_dir_all(&dir).expect("corpus dir");
-            std::fs::write(&path, &input).expect("seed written");
-        }
-        let committed = std::fs::read(&path).unwrap_or_default();
-        assert!(committed == input, "{} is stale: run with UPDATE_SEEDS=1", path.display());
-    }
 }
 
 #[test]
