@@ -12,6 +12,7 @@
 //! - `timers`: the actor's deadline queue.
 //! - `keyring`: gossip encryption (AES-GCM sealing of every datagram and frame) and the keyring file;
 //!   `actor/keyops`: keyring operations fanned out to every alive member.
+//! - `fuzz`: a datagram and a push/pull frame from the network through every decoder, for the fuzz targets and property tests.
 //!
 //! # Design
 //! **Identity.** A member is `{name, gossip addr, generation}`; foca's conflict key is the name, so one node is one
@@ -69,6 +70,7 @@
 mod actor;
 mod broadcast;
 mod error;
+pub(crate) mod fuzz;
 mod health;
 mod identity;
 mod keyring;

@@ -34,6 +34,7 @@ mod catalog;
 pub(crate) mod definition;
 mod event;
 mod filter;
+pub(crate) mod fuzz;
 mod health;
 pub mod input;
 mod job;

@@ -9,6 +9,7 @@
 //! - [`local`]: the agent's own services and checks, persisted and pushed to the catalog.
 //! - [`run`]: the agent's lifecycle: bind, start the server, register, serve, drain.
 //! - [`logging`]: log setup.
+//! - `fuzzing` (doc-hidden): the untrusted-input decoders as the fuzz targets in `agent/fuzz` drive them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -22,6 +23,8 @@ pub mod config;
 pub mod dns_cache;
 pub mod dns_view;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gossip;
 pub mod http;
 pub mod jobs;

@@ -440,3 +440,29 @@ fn selectors_are_listed_in_the_order_written() {
     assert!(filter.matches(&json!({"value": {"role": "web"}, "list": {"groups": ["ops"]}})));
     assert!(!filter.matches(&json!({"value": {"role": "db"}, "list": {"groups": ["ops"]}})));
 }
+
+/// The fuzz target's seeds (`fuzz/corpus/filter_expr`: a shape byte, then the text) must be valid filters for the
+/// shape they pick, in the target's order, so the fuzzer starts from inputs that get past validation.
+#[test]
+fn the_fuzz_seeds_are_valid_filters() {
+    let shapes: [&'static Field; 7] = [
+        &schema::NODE,
+        &schema::AGENT_SERVICE,
+        &schema::NODE_SERVICE,
+        &schema::CATALOG_SERVICE,
+        &schema::CHECK,
+        &schema::HEALTH_ENTRY,
+        &schema::BINDING_IDENTITY,
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/filter_expr");
+    let mut n_seeds = 0;
+    for entry in std::fs::read_dir(&dir).expect("the seed corpus") {
+        let bytes = std::fs::read(entry.expect("a seed").path()).expect("a readable seed");
+        let (selector, text) = bytes.split_first().expect("a seed is not empty");
+        let text = std::str::from_utf8(text).expect("a seed is UTF-8");
+        let shape = shapes[usize::from(*selector) % shapes.len()];
+        assert!(Filter::new(text, shape).is_ok(), "seed {text:?}: {:?}", Filter::new(text, shape).err());
+        n_seeds += 1;
+    }
+    assert!(n_seeds >= 5, "only {n_seeds} seeds");
+}

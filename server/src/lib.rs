@@ -15,12 +15,15 @@
 //!   RPC service, wire messages. Its module docs explain the storage design.
 //! - `rpc` (+ `rpc/`): the framed, multiplexed request/response transport (no openraft types), its TLS and limits.
 //! - `error`: `Error`, `Result`.
+//! - `fuzzing` (doc-hidden): the RPC decoders as the fuzz targets in `server/fuzz` drive them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod access;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod login;
 mod raft;
 mod remote;

@@ -37,7 +37,7 @@ mod snapshot_store;
 mod state_machine;
 #[cfg(test)]
 mod tls_tests;
-mod wire;
+pub(crate) mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -82,9 +82,9 @@ type Raft = openraft::Raft<TypeConfig, StateMachine>;
 type LeaderId = openraft::impls::leader_id_adv::LeaderId<u64, u64>;
 type CommittedLeaderId = <LeaderId as openraft::vote::RaftLeaderId>::Committed;
 type LogId = openraft::LogId<CommittedLeaderId>;
-type Vote = <TypeConfig as openraft::RaftTypeConfig>::Vote;
+pub(crate) type Vote = <TypeConfig as openraft::RaftTypeConfig>::Vote;
 type Entry = <TypeConfig as openraft::RaftTypeConfig>::Entry;
-type SnapshotMeta = openraft::SnapshotMeta<CommittedLeaderId, u64, BasicNode>;
+pub(crate) type SnapshotMeta = openraft::SnapshotMeta<CommittedLeaderId, u64, BasicNode>;
 type StoredMembership = openraft::StoredMembership<CommittedLeaderId, u64, BasicNode>;
 type Snapshot = openraft::Snapshot<CommittedLeaderId, u64, BasicNode, Vec<u8>>;
 

@@ -34,7 +34,8 @@ use super::runtime::{Io, Note, Outbound};
 use super::timers::TimerQueue;
 use super::view::{self, Transitions};
 use super::wire::{
-    Broadcast, ENVELOPE_LEN, LeaveIntent, MetaRecord, PushPull, Refusal, Reply, Sealed, WireMember, WireState,
+    Broadcast, Datagram, ENVELOPE_LEN, LeaveIntent, MetaRecord, PushPull, Refusal, Reply, Sealed, WireMember,
+    WireState, open_datagram,
 };
 use super::{Member, MemberMeta, MemberStatus, Shared};
 
@@ -271,27 +272,20 @@ impl Actor {
 
     fn on_datagram(&mut self, data: &[u8], from: SocketAddr) {
         self.shared.counters.udp_received(data.len());
-        if let Some(packet) = data.strip_prefix(self.envelope.as_slice()) {
-            if !self.shared.crypto.accepts_plaintext() {
-                self.reject(from, "plaintext gossip refused: this agent requires encryption (encrypt_verify_incoming)");
-                return;
+        match open_datagram(&self.shared.crypto, &self.envelope, &self.sealed_envelope, data) {
+            Datagram::Plain(packet) => self.handle_packet(packet, from),
+            Datagram::Opened { kind: Sealed::Foca, body, .. } => self.handle_packet(&body, from),
+            Datagram::Opened { kind: Sealed::KeyRequest, body, key_idx } => self.on_key_request(&body, from, key_idx),
+            Datagram::Opened { kind: Sealed::KeyResponse, body, .. } => self.on_key_response(&body),
+            Datagram::PlaintextRefused => {
+                self.reject(from, "plaintext gossip refused: this agent requires encryption (encrypt_verify_incoming)")
             }
-            self.handle_packet(packet, from);
-            return;
-        }
-        let Some(sealed) = data.strip_prefix(self.sealed_envelope.as_slice()) else {
-            tracing::debug!(%from, len = data.len(), "gossip: dropped a datagram that is not this datacenter's gossip");
-            return;
-        };
-        let Some((opened, key_idx)) = self.shared.crypto.open(&self.sealed_envelope, sealed) else {
-            self.reject(from, "gossip message failed authentication: no installed key opens it (wrong `encrypt` key?)");
-            return;
-        };
-        match opened.split_first().and_then(|(kind, body)| Some((Sealed::from_byte(*kind)?, body))) {
-            Some((Sealed::Foca, packet)) => self.handle_packet(packet, from),
-            Some((Sealed::KeyRequest, body)) => self.on_key_request(body, from, key_idx),
-            Some((Sealed::KeyResponse, body)) => self.on_key_response(body),
-            None => tracing::debug!(%from, "gossip: dropped a sealed datagram of an unknown kind"),
+            Datagram::Unauthenticated => self
+                .reject(from, "gossip message failed authentication: no installed key opens it (wrong `encrypt` key?)"),
+            Datagram::UnknownKind => tracing::debug!(%from, "gossip: dropped a sealed datagram of an unknown kind"),
+            Datagram::Foreign => {
+                tracing::debug!(%from, len = data.len(), "gossip: dropped a datagram that is not this datacenter's gossip")
+            }
         }
     }
 

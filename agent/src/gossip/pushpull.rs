@@ -24,7 +24,7 @@ use super::Shared;
 use super::actor::Command;
 use super::error::GossipError;
 use super::identity::NodeId;
-use super::keyring::SEAL_OVERHEAD;
+use super::keyring::{Crypto, SEAL_OVERHEAD};
 use super::wire::{
     FRAME_HEADER_LEN, FrameHeader, MAX_FRAME, PushPull, Refusal, Reply, WireState, frame, parse_frame_header,
     sealed_frame_header,
@@ -224,27 +224,7 @@ where
 {
     let mut header = [0u8; FRAME_HEADER_LEN];
     stream.read_exact(&mut header).await.map_err(|error| GossipError::unreachable(&error))?;
-    let (len, sealed) = match parse_frame_header(&header) {
-        FrameHeader::Len(_) if !shared.crypto.accepts_plaintext() => {
-            shared.counters.tcp_rejected();
-            return Err(GossipError::Unauthenticated {
-                reason: "plaintext gossip refused: this agent requires encryption (encrypt_verify_incoming)",
-            });
-        }
-        FrameHeader::Len(len) => (len, false),
-        FrameHeader::Sealed(len) => (len, true),
-        FrameHeader::NotGossip => {
-            return Err(GossipError::Protocol { reason: "not a roster gossip port".to_owned() });
-        }
-        FrameHeader::Version(version) => {
-            return Err(GossipError::Protocol {
-                reason: format!("gossip protocol version {version}, this agent speaks {}", super::wire::PROTOCOL),
-            });
-        }
-        FrameHeader::TooLarge(len) => {
-            return Err(GossipError::Protocol { reason: format!("a {len}-byte push/pull frame, over the limit") });
-        }
-    };
+    let (len, sealed) = check_header(&header, &shared.crypto).inspect_err(|error| count_rejection(error, shared))?;
     // Grow the buffer as bytes arrive rather than trusting the announced length with an allocation up front.
     let mut payload = Vec::new();
     (&mut *stream)
@@ -256,15 +236,50 @@ where
         return Err(GossipError::unreachable(&std::io::Error::from(std::io::ErrorKind::UnexpectedEof)));
     }
     shared.counters.tcp_received(FRAME_HEADER_LEN + len);
-    if sealed {
-        let Some(opened) = shared.crypto.open(&header, &payload) else {
-            shared.counters.tcp_rejected();
-            return Err(GossipError::Unauthenticated {
-                reason: "gossip message failed authentication: no installed key opens it (wrong `encrypt` key?)",
-            });
-        };
-        payload = opened.0;
+    decode_payload(&header, payload, sealed, &shared.crypto).inspect_err(|error| count_rejection(error, shared))
+}
+
+fn count_rejection(error: &GossipError, shared: &Shared) {
+    if matches!(error, GossipError::Unauthenticated { .. }) {
+        shared.counters.tcp_rejected();
     }
+}
+
+/// A frame header's verdict, before a payload byte is read: how many bytes to read and whether they are sealed.
+pub(crate) fn check_header(header: &[u8; FRAME_HEADER_LEN], crypto: &Crypto) -> Result<(usize, bool), GossipError> {
+    match parse_frame_header(header) {
+        FrameHeader::Len(_) if !crypto.accepts_plaintext() => Err(GossipError::Unauthenticated {
+            reason: "plaintext gossip refused: this agent requires encryption (encrypt_verify_incoming)",
+        }),
+        FrameHeader::Len(len) => Ok((len, false)),
+        FrameHeader::Sealed(len) => Ok((len, true)),
+        FrameHeader::NotGossip => Err(GossipError::Protocol { reason: "not a roster gossip port".to_owned() }),
+        FrameHeader::Version(version) => Err(GossipError::Protocol {
+            reason: format!("gossip protocol version {version}, this agent speaks {}", super::wire::PROTOCOL),
+        }),
+        FrameHeader::TooLarge(len) => {
+            Err(GossipError::Protocol { reason: format!("a {len}-byte push/pull frame, over the limit") })
+        }
+    }
+}
+
+/// Opens (when `sealed`) and decodes a whole frame payload that [`check_header`] let through.
+pub(crate) fn decode_payload<T: DeserializeOwned>(
+    header: &[u8; FRAME_HEADER_LEN],
+    payload: Vec<u8>,
+    sealed: bool,
+    crypto: &Crypto,
+) -> Result<T, GossipError> {
+    let payload = if sealed {
+        crypto
+            .open(header, &payload)
+            .ok_or(GossipError::Unauthenticated {
+                reason: "gossip message failed authentication: no installed key opens it (wrong `encrypt` key?)",
+            })?
+            .0
+    } else {
+        payload
+    };
     postcard::from_bytes(&payload)
         .map_err(|error| GossipError::Protocol { reason: format!("malformed push/pull message: {error}") })
 }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::MemberMeta;
 use super::identity::NodeId;
+use super::keyring::Crypto;
 
 /// The first bytes of every roster gossip datagram and push/pull frame.
 pub(crate) const MAGIC: [u8; 2] = *b"rG";
@@ -69,6 +70,44 @@ impl Sealed {
             2 => Some(Sealed::KeyResponse),
             _ => None,
         }
+    }
+}
+
+/// What a received datagram is, decided from its envelope and seal before anything in it is decoded.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Datagram<'a> {
+    /// A plaintext foca packet this agent accepts.
+    Plain(&'a [u8]),
+    /// A sealed message an installed key opened: its kind, its body, and the index of the key (primary first).
+    Opened { kind: Sealed, body: Vec<u8>, key_idx: usize },
+    /// Plaintext, while this agent requires encryption.
+    PlaintextRefused,
+    /// Sealed, but no installed key opens it (or encryption is off here).
+    Unauthenticated,
+    /// Opened, but with a kind byte this build does not know.
+    UnknownKind,
+    /// Not this datacenter's gossip (another datacenter, another version, or not gossip at all).
+    Foreign,
+}
+
+/// Sorts a received datagram by the envelopes of this agent's datacenter, opening it when it is sealed.
+pub(crate) fn open_datagram<'a>(
+    crypto: &Crypto,
+    envelope: &[u8; ENVELOPE_LEN],
+    sealed_envelope: &[u8; ENVELOPE_LEN],
+    data: &'a [u8],
+) -> Datagram<'a> {
+    if let Some(packet) = data.strip_prefix(envelope.as_slice()) {
+        return if crypto.accepts_plaintext() { Datagram::Plain(packet) } else { Datagram::PlaintextRefused };
+    }
+    let Some(sealed) = data.strip_prefix(sealed_envelope.as_slice()) else { return Datagram::Foreign };
+    let Some((mut body, key_idx)) = crypto.open(sealed_envelope, sealed) else { return Datagram::Unauthenticated };
+    match body.first().copied().and_then(Sealed::from_byte) {
+        Some(kind) => {
+            body.remove(0);
+            Datagram::Opened { kind, body, key_idx }
+        }
+        None => Datagram::UnknownKind,
     }
 }
 

@@ -83,8 +83,7 @@ impl<L: Fn(u8) -> usize> Decoder<L> {
         self.have > 0 || self.body.is_some()
     }
 
-    /// The bytes held for the frame in progress (the body's capacity), for tests of the memory bound.
-    #[cfg(test)]
+    /// The bytes held for the frame in progress (the body's capacity), for tests and fuzzing of the memory bound.
     pub(crate) fn held(&self) -> usize {
         self.body.as_ref().map_or(0, |(_, _, body)| body.capacity())
     }

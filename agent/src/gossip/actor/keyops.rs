@@ -168,7 +168,7 @@ fn to_wire(op: &KeyOp) -> WireKeyOp {
     }
 }
 
-fn from_wire(op: WireKeyOp) -> Result<KeyOp, String> {
+pub(crate) fn from_wire(op: WireKeyOp) -> Result<KeyOp, String> {
     let key = |bytes| Key::from_bytes(bytes).map_err(|error| error.to_string());
     Ok(match op {
         WireKeyOp::List => KeyOp::List,

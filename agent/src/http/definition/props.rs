@@ -1,5 +1,6 @@
 //! Property tests of service-definition parsing: any JSON object, however wrong its fields'
-//! types or values, gives a definition or a 400 message, never a panic.
+//! types or values, gives a definition or a 400 message, never a panic; and any service accepted
+//! registers again unchanged from what `/v1/agent/service/:id` shows of it.
 
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -87,5 +88,35 @@ proptest! {
     #[test]
     fn arbitrary_definitions_never_panic(map in definition(), scripts in any::<bool>()) {
         let _ = service(Obj(&map), scripts);
+    }
+
+    /// Through the fuzz target's entry point, which asserts the round trip for every definition it accepts.
+    #[test]
+    fn accepted_definitions_register_again_from_what_the_api_shows(map in definition(), scripts in any::<bool>()) {
+        let body = serde_json::to_vec(&map).expect("a map encodes");
+        let _ = crate::http::fuzz::service_definition(&[&[u8::from(scripts)][..], &body].concat());
+    }
+
+    /// Definitions that are valid by construction, so the round trip is exercised, not just the refusals.
+    #[test]
+    fn valid_definitions_register_again_from_what_the_api_shows(
+        name in "[a-zA-Z0-9-]{1,16}",
+        tags in prop::collection::vec("\\PC{0,8}", 0..4),
+        port in any::<u16>(),
+        address in "\\PC{0,16}",
+        meta in prop::collection::btree_map("[a-z][a-z0-9_]{0,8}", "\\PC{0,8}", 0..4),
+        passing in 1i64..100,
+        warning in 0i64..100,
+        proxy in prop::option::of(value()),
+    ) {
+        let mut body = serde_json::json!({
+            "Name": name, "Tags": tags, "Port": port, "Address": address, "Meta": meta,
+            "Weights": {"Passing": passing, "Warning": warning},
+        });
+        if let (Some(proxy @ Value::Object(_)), Value::Object(map)) = (proxy, &mut body) {
+            map.insert("Proxy".into(), proxy);
+        }
+        let body = serde_json::to_vec(&body).expect("encodes");
+        prop_assert_eq!(crate::http::fuzz::service_definition(&[&[0][..], &body].concat()), "registered");
     }
 }

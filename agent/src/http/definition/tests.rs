@@ -72,3 +72,20 @@ fn script_checks_pass_when_enabled() {
     let (_, checks) = parse(r#"{"Name": "a", "Check": {"Args": ["/bin/true"], "Interval": "5s"}}"#, true).unwrap();
     assert_eq!(checks[0].check_type, "script");
 }
+
+/// Found by the service-definition property test: serde_json's default float parser is fast but not exact, so a number
+/// in a pass-through object (`Proxy`, `Connect`) could come back from the API with its last digits changed.
+#[test]
+fn numbers_in_pass_through_objects_come_back_exactly_as_sent() {
+    for number in [
+        "1.0430173986986222e+203",
+        "1.043017398698622e+203",
+        "-1.2171052471433493e+258",
+        "0.1",
+        "5e-324",
+        "1.7976931348623157e+308",
+    ] {
+        let (svc, _) = parse(&format!(r#"{{"Name": "web", "Proxy": {{"X": {number}}}}}"#), false).unwrap();
+        assert_eq!(svc.proxy_json, format!(r#"{{"X":{number}}}"#));
+    }
+}

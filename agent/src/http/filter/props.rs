@@ -1,6 +1,6 @@
 //! Property tests of the `?filter=` language: no input, however malformed, panics the parser,
-//! the validator or the evaluator; a parse error or a 400 is the worst a caller can cause.
-//! (A cargo-fuzz target over the same entry point would explore deeper; these run in every test.)
+//! the validator or the evaluator; a parse error or a 400 is the worst a caller can cause; and
+//! `not (F)` keeps exactly what `F` leaves out. (`filter/fuzz` explores the same API deeper.)
 
 use proptest::prelude::*;
 use serde_json::json;
@@ -89,5 +89,14 @@ proptest! {
     #[test]
     fn grammar_shaped_text_never_panics(text in token_text()) {
         parse_and_eval(&text);
+    }
+
+    #[test]
+    fn a_negated_filter_keeps_exactly_what_the_filter_leaves_out(text in token_text()) {
+        for (shape, doc) in documents() {
+            let (Ok(filter), Ok(negated)) = (Filter::new(&text, shape), Filter::new(&format!("not ({text})"), shape))
+            else { continue };
+            prop_assert_eq!(negated.matches(&doc), !filter.matches(&doc), "{} on {}", text, doc);
+        }
     }
 }
