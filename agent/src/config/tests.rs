@@ -608,7 +608,7 @@ fn tls_and_limits_keys_roster_does_not_implement_are_named() {
     let bad = write(
         tmp.path(),
         "tls.json",
-        r#"{"tls":{"grpc":{"use_auto_cert":true},"https":{"verify_server_hostname":true,"use_auto_cert":false,
+        r#"{"tls":{"grpc":{"use_auto_cert":true},"https":{"verify_server_hostname":true,"use_auto_cert":false,"verify_outgoing":true,
             "tls_cipher_suites":"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"},"defaults":{"tls_min_version":"TLSv1_0",
             "ecdh_curves":"X25519"}},"limits":{"rpc_rate":10,"http_max_conns_per_client":-1,"bogus":1},
             "ca_file":"/nowhere/ca.pem","ports":{"https":0}}"#,
@@ -619,6 +619,7 @@ fn tls_and_limits_keys_roster_does_not_implement_are_named() {
             "tls.grpc: roster has no gRPC port",
             "tls.https.verify_server_hostname: only tls.internal_rpc has this key",
             "tls.https.use_auto_cert: roster does not implement auto_encrypt/auto_config certificates",
+            "tls.https.verify_outgoing: roster's HTTPS API makes no outgoing connections",
             "tls.https.tls_cipher_suites: cipher suite \"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA\" is not supported",
             "tls.defaults.tls_min_version: \"TLSv1_0\" is not supported",
             "tls.defaults.ecdh_curves: unknown key",

@@ -139,6 +139,11 @@ fn read_block(block: &mut Block, prefix: &str, value: &Value, internal_rpc: bool
             "verify_server_hostname" if !internal_rpc => {
                 Err("only tls.internal_rpc has this key (it checks the servers' certificates)".into())
             }
+            // The HTTPS listener only accepts connections, so the key would change nothing there.
+            "verify_outgoing" if prefix == "tls.https" => {
+                Err("roster's HTTPS API makes no outgoing connections; set it in tls.defaults or tls.internal_rpc"
+                    .into())
+            }
             "use_auto_cert" => Err("roster does not implement auto_encrypt/auto_config certificates".into()),
             other => read_key(block, other, value, internal_rpc),
         };
