@@ -29,6 +29,7 @@
 //! Pre-vote keeps a node that was partitioned from disrupting a healthy leader when it returns;
 //! the leader lease (check-quorum) stops a leader that lost its quorum from accepting writes.
 
+mod chunks;
 pub(crate) mod client;
 mod log_store;
 mod network;
@@ -61,7 +62,9 @@ use crate::error::{Error, Result};
 use crate::replica::Replica;
 use crate::rpc::{Peer, RpcError};
 use log_store::LogStore;
-use network::{Network, PeerPool};
+#[cfg(test)]
+pub(crate) use network::StreamStats;
+use network::{Network, PeerPool, StreamCounters};
 pub(crate) use service::ClientHandler;
 use service::RaftService;
 use snapshot_store::SnapshotStore;
@@ -176,6 +179,8 @@ pub(crate) struct RaftNode {
     last_contact: Arc<Mutex<Instant>>,
     /// Resolves when the log database is closed, which `shutdown` waits for.
     log_closed: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+    /// Snapshot chunks sent and received, AppendEntries split.
+    stream: Arc<StreamCounters>,
 }
 
 impl RaftNode {
@@ -191,7 +196,8 @@ impl RaftNode {
         let replica = Arc::new(restore_replica(restored)?);
         let state_machine = StateMachine::new(replica.clone(), Arc::new(snapshots));
         let peers = Arc::new(PeerPool::new(config.dialer));
-        let network = Network::new(config.node_id, peers.clone());
+        let stream = Arc::new(StreamCounters::default());
+        let network = Network::new(config.node_id, peers.clone(), stream.clone());
         let raft = Raft::new(config.node_id, Arc::new(raft_config()?), network, log_store, state_machine)
             .await
             .map_err(|e| Error::Fatal(e.to_string()))?;
@@ -204,6 +210,7 @@ impl RaftNode {
             peers,
             last_contact,
             log_closed: tokio::sync::Mutex::new(Some(log_closed)),
+            stream,
         };
         Ok((node, replica))
     }
@@ -221,7 +228,8 @@ impl RaftNode {
         shutdown: CancellationToken,
     ) {
         let counters = settings.counters.clone();
-        let service = Arc::new(RaftService::new(self.raft.clone(), self.last_contact.clone(), clients, counters));
+        let (raft, last_contact, stream) = (self.raft.clone(), self.last_contact.clone(), self.stream.clone());
+        let service = Arc::new(RaftService::new(raft, last_contact, clients, counters, stream));
         tasks.spawn(async move { crate::rpc::serve(listener, service, settings, shutdown).await });
     }
 
@@ -438,6 +446,23 @@ impl RaftNode {
         self.raft
             .wait(Some(Duration::from_secs(10)))
             .metrics(purged, "log purged")
+            .await
+            .map_err(|e| Error::Fatal(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Snapshot chunks sent and received and AppendEntries split, since start.
+    #[cfg(test)]
+    pub(crate) fn stream_stats(&self) -> network::StreamStats {
+        self.stream.stats()
+    }
+
+    /// Waits until this node has applied the log up to `index`.
+    #[cfg(test)]
+    pub(crate) async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<()> {
+        self.raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index), "applied")
             .await
             .map_err(|e| Error::Fatal(e.to_string()))?;
         Ok(())

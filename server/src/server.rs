@@ -312,6 +312,18 @@ impl Server {
         &self.inner.timers
     }
 
+    /// Snapshot chunks sent and received and AppendEntries split by this server.
+    #[cfg(test)]
+    pub(crate) fn stream_stats(&self) -> crate::raft::StreamStats {
+        self.inner.node.stream_stats()
+    }
+
+    /// Waits until this server has applied the log up to `index`.
+    #[cfg(test)]
+    pub(crate) async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<()> {
+        self.inner.node.wait_applied(index, timeout).await
+    }
+
     /// Purges the log up to `upto` (tests of restart from snapshot + log tail).
     #[cfg(test)]
     pub(crate) async fn purge_log(&self, upto: u64) -> Result<()> {

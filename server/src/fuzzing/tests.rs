@@ -45,6 +45,17 @@ fn requests() -> Vec<(&'static str, Request)> {
                 query: Query::KvList { prefix: "a/".into() },
             },
         ),
+        (
+            "snapshot-chunk",
+            Request::SnapshotChunk(crate::raft::wire::SnapshotChunk {
+                vote,
+                meta: crate::raft::SnapshotMeta::default(),
+                id: 0x5eed,
+                offset: 0,
+                data: b"snapshot".to_vec(),
+                done: false,
+            }),
+        ),
         ("session-renew-as", Request::ClientSessionRenewAs { token: String::new(), id: "s1".into() }),
     ]
 }
@@ -110,15 +121,38 @@ fn stream_seeds_reach_the_request_decoder_and_are_committed() {
 }
 
 #[test]
-fn a_snapshot_over_the_small_limit_is_taken_from_a_server_only() {
-    let snapshot = Request::FullSnapshot {
-        vote: Vote::new(1, 1),
-        meta: crate::raft::SnapshotMeta::default(),
-        data: vec![5; crate::raft::wire::SMALL_BODY + 1],
+fn append_entries_over_the_small_limit_is_taken_from_a_server_only() {
+    let value = vec![5; crate::raft::wire::SMALL_BODY];
+    let entry = openraft::Entry {
+        log_id: openraft::LogId::new(openraft::impls::leader_id_adv::LeaderId { term: 1, node_id: 1 }, 1),
+        payload: openraft::EntryPayload::Normal(crate::raft::LogCommand(Command::KvSet {
+            key: "k".into(),
+            value,
+            flags: 0,
+        })),
     };
-    let stream = framed(1, &encode(&snapshot));
-    assert_eq!(rpc_stream(&[&[0xff][..], &stream].concat()), "FullSnapshot");
+    let append = Request::AppendEntries(openraft::raft::AppendEntriesRequest {
+        vote: Vote::new(1, 1),
+        prev_log_id: None,
+        entries: vec![entry],
+        leader_commit: None,
+    });
+    let stream = framed(1, &encode(&append));
+    assert_eq!(rpc_stream(&[&[0xff][..], &stream].concat()), "AppendEntries");
     assert_eq!(rpc_stream(&[&[0xfe][..], &stream].concat()), "frame-refused");
+}
+
+#[test]
+fn a_snapshot_chunk_or_whole_snapshot_over_the_chunk_limit_is_refused_from_anyone() {
+    let data = vec![5; crate::raft::wire::SNAPSHOT_CHUNK_BODY];
+    let meta = crate::raft::SnapshotMeta::default();
+    let vote = Vote::new(1, 1);
+    let chunk =
+        crate::raft::wire::SnapshotChunk { vote, meta: meta.clone(), id: 1, offset: 0, data: data.clone(), done: true };
+    for request in [Request::SnapshotChunk(chunk), Request::FullSnapshot { vote, meta, data }] {
+        let stream = framed(1, &encode(&request));
+        assert_eq!(rpc_stream(&[&[0xff][..], &stream].concat()), "frame-refused", "{}", request.name());
+    }
 }
 
 proptest! {

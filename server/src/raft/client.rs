@@ -131,7 +131,8 @@ async fn call(peer: &Peer, request: &Request, timeout: Duration) -> Result<Respo
             WireError::Rejected(why) => Failure::Rejected(why),
             WireError::Indeterminate(why) => Failure::Indeterminate(why),
             WireError::Unavailable(why) | WireError::Fatal(why) => Failure::Unavailable(why),
-            WireError::BadRequest(why) => Failure::Protocol(why),
+            // A server answers SnapshotStream only to a server's snapshot chunk, never to a client request.
+            WireError::BadRequest(why) | WireError::SnapshotStream(why) => Failure::Protocol(why),
             WireError::PermissionDenied(why) => Failure::Denied(crate::error::Error::PermissionDenied(why)),
             WireError::AclNotFound => Failure::Denied(crate::error::Error::AclNotFound),
             WireError::AclRootDenied => Failure::Denied(crate::error::Error::AclRootDenied),

@@ -7,11 +7,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use openraft::errors::{ClientWriteError, RaftError};
-use openraft::raft::AppendEntriesResponse;
+use openraft::raft::{AppendEntriesResponse, SnapshotResponse};
 use roster_kv::{AclToken, Answer, Command, CommandResult, Outcome, Query, Session, TxnOp, TxnOutcome};
 use tokio::time::Instant;
 
-use super::wire::{Request, Response, WireError};
+use super::chunks::{Assembled, Assembler};
+use super::network::StreamCounters;
+use super::wire::{Request, Response, SnapshotChunk, WireError};
 use super::{Raft, Snapshot, read_index};
 use crate::config::{ClusterStatus, Consistency, ReadMeta};
 use crate::error::{Error, Result};
@@ -62,6 +64,10 @@ pub(crate) struct RaftService<C> {
     counters: Arc<Counters>,
     /// Which peers were logged for such a refusal.
     logged: LogOnce,
+    /// The snapshot stream being received.
+    chunks: Mutex<Assembler>,
+    /// Counts the chunks received.
+    stream: Arc<StreamCounters>,
 }
 
 impl<C: ClientHandler> RaftService<C> {
@@ -71,8 +77,45 @@ impl<C: ClientHandler> RaftService<C> {
         last_contact: Arc<Mutex<Instant>>,
         clients: Arc<C>,
         counters: Arc<Counters>,
+        stream: Arc<StreamCounters>,
     ) -> RaftService<C> {
-        RaftService { raft, last_contact, clients, counters, logged: LogOnce::default() }
+        let chunks = Mutex::default();
+        RaftService { raft, last_contact, clients, counters, logged: LogOnce::default(), chunks, stream }
+    }
+
+    /// Takes one chunk of a streamed snapshot, and installs the snapshot when it is whole.
+    ///
+    /// The sender's vote is checked on every chunk, as openraft checks it on the whole snapshot: a chunk from a leader
+    /// whose vote is below this node's is answered with this node's vote, which ends the sender's stream, and the
+    /// stream it belonged to is dropped.
+    async fn receive_chunk(&self, chunk: SnapshotChunk) -> Response {
+        let mine = match self.raft.with_raft_state(|state| *state.vote_ref()).await {
+            Ok(vote) => vote,
+            Err(e) => return fatal(e),
+        };
+        let assembled = {
+            let mut chunks = self.chunks.lock().unwrap_or_else(PoisonError::into_inner);
+            if chunk.vote.partial_cmp(&mine).is_none_or(std::cmp::Ordering::is_lt) {
+                chunks.discard_older_than(&mine);
+                return Response::Snapshot(SnapshotResponse::new(mine));
+            }
+            chunks.accept(chunk)
+        };
+        match assembled {
+            Ok(Assembled::More) => {
+                self.stream.chunk_received();
+                Response::Snapshot(SnapshotResponse::new(mine))
+            }
+            Ok(Assembled::Done(vote, snapshot)) => {
+                self.stream.chunk_received();
+                tracing::info!(last_log_id = ?snapshot.meta.last_log_id, bytes = snapshot.snapshot.len(), "raft: streamed snapshot received; installing");
+                self.raft.install_full_snapshot(vote, snapshot).await.map_or_else(fatal, Response::Snapshot)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "raft: snapshot chunk refused; the leader will start the stream over");
+                Response::Error(WireError::SnapshotStream(e.to_string()))
+            }
+        }
     }
 
     /// The refusal of a server-only request from a peer that is not an authenticated server, logged once per peer.
@@ -191,6 +234,7 @@ impl<C: ClientHandler> RaftService<C> {
                 .renew_session("", &id)
                 .await
                 .map_or_else(|e| Response::Error(client_error(e)), Response::SessionRenew),
+            Request::SnapshotChunk(chunk) => self.receive_chunk(chunk).await,
         }
     }
 }

@@ -26,7 +26,9 @@ pub(crate) enum Request {
     Vote(openraft::raft::VoteRequest<TypeConfig>),
     /// A pre-vote: "would you vote for me?", which changes no state on the receiver.
     PreVote(openraft::raft::VoteRequest<TypeConfig>),
-    /// A whole snapshot for a follower too far behind to catch up from the log.
+    /// A whole snapshot for a follower too far behind to catch up from the log, in one frame: what builds before
+    /// `SnapshotChunk` sent. Still served (and sent to a peer that cannot decode `SnapshotChunk`) during a rolling
+    /// upgrade, but held to the chunk's frame limit, so only a snapshot that fits one chunk arrives this way.
     FullSnapshot {
         /// The sending leader's vote.
         vote: Vote,
@@ -111,26 +113,73 @@ pub(crate) enum Request {
         /// The login token's secret.
         token: String,
     },
+    /// One piece of a snapshot for a follower too far behind to catch up from the log; answered by `Snapshot`.
+    SnapshotChunk(SnapshotChunk),
 }
 
-/// The largest body of a frame for AppendEntries or FullSnapshot from a server: the whole frame limit, since a snapshot
-/// travels in one frame and a batch of `max_payload_entries` (1024) entries of 512 KiB values approaches it.
-pub(crate) const LARGE_BODY: usize = crate::rpc::frame::MAX_FRAME_LEN - crate::rpc::frame::HEADER_LEN;
+/// One piece of a snapshot streamed to a follower (`raft::chunks` assembles them).
+///
+/// A stream is the chunks of one `(vote, id)`, sent one at a time, each after the previous was answered, at
+/// contiguous offsets from 0; the last has `done`. A receiver assembles one stream at a time: a chunk at offset 0 of
+/// another stream replaces the unfinished one, and any other chunk that does not continue the current stream is
+/// refused with `WireError::SnapshotStream`, after which the sender starts over with a new id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub(crate) struct SnapshotChunk {
+    /// The sending leader's vote, checked on every chunk.
+    pub(crate) vote: Vote,
+    /// What the whole snapshot covers; the same on every chunk of a stream.
+    pub(crate) meta: super::SnapshotMeta,
+    /// Names the stream: drawn at random by the sender for each attempt.
+    pub(crate) id: u64,
+    /// Where `data` starts in the snapshot.
+    pub(crate) offset: u64,
+    /// At most `SNAPSHOT_CHUNK` bytes of `State::encode_snapshot`.
+    pub(crate) data: Vec<u8>,
+    /// Whether this is the last chunk: the receiver installs the snapshot once it has it.
+    pub(crate) done: bool,
+}
+
+/// The snapshot bytes a `SnapshotChunk` carries, at most.
+pub(crate) const SNAPSHOT_CHUNK: usize = 4 << 20;
+
+/// The encoded entries an AppendEntries carries, at most, unless a single entry is larger (it then goes alone).
+/// `max_payload_entries` (1024) entries of 512 KiB values would be 512 MiB; the sender splits such a batch
+/// (`raft::network`). Large enough that small entries are never split: 1024 of them stay far below it.
+pub(crate) const APPEND_BATCH_BYTES: usize = 32 << 20;
 
 /// The largest body of every other message, and of any message from a peer that is not a server: 5 MiB. Client
 /// requests come from HTTP bodies of at most 4 MiB (a txn, a catalog registration, a KV value of 512 KiB);
 /// votes, renewals and read indexes are tiny.
 pub(crate) const SMALL_BODY: usize = 5 << 20;
 
-/// postcard's tags (variant indexes, one varint byte below 128) of the two large messages.
+/// Room for what surrounds the payload of a chunk or a batch: the vote, log ids, the snapshot's meta (the
+/// membership: a few addresses per server) and the encoding's lengths.
+const FRAMING_SLACK: usize = 64 << 10;
+
+/// The largest log entry: every command enters the log through a body of at most `SMALL_BODY` (a forwarded or
+/// client write over the RPC, or an HTTP body of at most 4 MiB), and an entry adds only its log id to the command.
+pub(crate) const MAX_ENTRY_BYTES: usize = SMALL_BODY;
+
+/// The largest AppendEntries body from a server: a batch up to `APPEND_BATCH_BYTES` plus the one entry that may
+/// cross it (`MAX_ENTRY_BYTES`), and the framing.
+pub(crate) const APPEND_ENTRIES_BODY: usize = APPEND_BATCH_BYTES + MAX_ENTRY_BYTES + FRAMING_SLACK;
+
+/// The largest `SnapshotChunk` (and `FullSnapshot`) body: one chunk and the framing.
+pub(crate) const SNAPSHOT_CHUNK_BODY: usize = SNAPSHOT_CHUNK + FRAMING_SLACK;
+
+/// postcard's tags (variant indexes, one varint byte below 128) of the large messages.
 const APPEND_ENTRIES_TAG: u8 = 0;
 const FULL_SNAPSHOT_TAG: u8 = 3;
+pub(crate) const SNAPSHOT_CHUNK_TAG: u8 = 19;
 
 /// The largest body a peer may send in a frame whose body starts with `tag`, checked before the body is read.
-/// The large messages are server-only, so from anyone else they are held to the small limit (and then refused).
+/// AppendEntries is large from servers only; from anyone else it is held to the small limit (and then refused, as
+/// the snapshot messages are: they are server-only).
 pub(crate) fn body_limit(tag: u8, from_server: bool) -> usize {
     match tag {
-        APPEND_ENTRIES_TAG | FULL_SNAPSHOT_TAG if from_server => LARGE_BODY,
+        APPEND_ENTRIES_TAG if from_server => APPEND_ENTRIES_BODY,
+        FULL_SNAPSHOT_TAG | SNAPSHOT_CHUNK_TAG => SNAPSHOT_CHUNK_BODY,
         _ => SMALL_BODY,
     }
 }
@@ -147,7 +196,8 @@ impl Request {
             | Request::TransferLeader(_)
             | Request::Forward(_)
             | Request::ReadIndex(_)
-            | Request::SessionRenew(_) => true,
+            | Request::SessionRenew(_)
+            | Request::SnapshotChunk(_) => true,
             Request::ClientQuery { .. }
             | Request::ClientWrite(_)
             | Request::Status
@@ -184,6 +234,7 @@ impl Request {
             Request::ClientSessionRenewAs { .. } => "ClientSessionRenewAs",
             Request::ClientLogin(_) => "ClientLogin",
             Request::ClientLogout { .. } => "ClientLogout",
+            Request::SnapshotChunk(_) => "SnapshotChunk",
         }
     }
 }
@@ -205,7 +256,8 @@ pub(crate) enum Response {
     AppendEntries(openraft::raft::AppendEntriesResponse<TypeConfig>),
     /// Answer to `Vote` and `PreVote`.
     Vote(openraft::raft::VoteResponse<TypeConfig>),
-    /// Answer to `FullSnapshot`.
+    /// Answer to `FullSnapshot` and to each `SnapshotChunk`: the receiver's vote (after the install, for the last
+    /// chunk). A vote above the sender's ends the stream: the sender is no longer leader.
     Snapshot(openraft::raft::SnapshotResponse<TypeConfig>),
     /// Answer to `TransferLeader`.
     TransferLeader(openraft::raft::TransferLeaderResponse<TypeConfig>),
@@ -285,6 +337,9 @@ pub(crate) enum WireError {
     AclNotFound,
     /// The caller sent a reserved name (`allow`, `deny`, `manage`) as its token. Never retried.
     AclRootDenied,
+    /// A `SnapshotChunk` did not continue the stream being assembled (or the snapshot did not install): the sender
+    /// starts the stream over.
+    SnapshotStream(String),
 }
 
 #[cfg(test)]
