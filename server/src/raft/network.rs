@@ -25,13 +25,18 @@ use openraft::raft::{
 use openraft::{BasicNode, RaftNetworkFactory, RaftNetworkV2};
 
 use super::wire::{APPEND_BATCH_BYTES, Request, Response, SNAPSHOT_CHUNK, SnapshotChunk, WireError};
-use super::{CallError, LogId, Snapshot, TypeConfig, Vote, call_peer};
+use super::{CallError, LogId, Snapshot, TypeConfig, Vote};
 use crate::rpc::{Dialer, Peer, RpcError};
 
-/// The slowest transfer an AppendEntries is given time for, in bytes per millisecond (32 MiB/s) on top of openraft's
-/// heartbeat-long deadline: a full batch of large values gets about a second more to cross and be fsynced, rather
-/// than timing out and being sent again while the follower is still writing it.
-const APPEND_BYTES_PER_MS: usize = 32 << 10;
+/// The slowest transfer an AppendEntries is given time for, in bytes per millisecond (8 MiB/s) on top of openraft's
+/// heartbeat-long deadline: a full batch of large values gets about a second more to be encoded, cross, be decoded
+/// and fsynced, rather than timing out and being sent again while the follower is still writing it.
+const APPEND_BYTES_PER_MS: usize = 2 << 10;
+
+/// Bodies at least this large are encoded (here) and decoded (`raft::service`) on the blocking pool: an 8 MiB batch
+/// takes milliseconds to encode (a debug build: most of a second), which would hold up heartbeats and timers sharing the
+/// async worker.
+pub(crate) const OFF_THREAD_BYTES: usize = 1 << 20;
 
 /// What replication did beyond plain RPCs, counted for logs and tests.
 #[derive(Default)]
@@ -143,10 +148,12 @@ pub(crate) struct NetworkClient {
 }
 
 impl NetworkClient {
-    /// Sends `request` and returns the peer's answer, `Response::Error` included.
+    /// Sends `request` and returns the peer's answer, `Response::Error` included. A `large` request is encoded on the
+    /// blocking pool.
     async fn call(
         &self,
-        request: &Request,
+        request: Request,
+        large: bool,
         timeout: Duration,
         action: RPCTypes,
     ) -> Result<Response, RPCError<TypeConfig>> {
@@ -157,7 +164,9 @@ impl NetworkClient {
                 return Err(RPCError::Unreachable(Unreachable::new(&e)));
             }
         };
-        match call_peer(peer, request, timeout).await {
+        let body = encode(request, large).await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let exchange = async { Ok::<_, CallError>(postcard::from_bytes(&peer.call(body, timeout).await?)?) };
+        match exchange.await {
             Ok(response) => Ok(response),
             Err(CallError::Rpc(RpcError::Timeout { timeout, .. })) => {
                 Err(RPCError::Timeout(Timeout { action, id: self.node_id, target: self.target, timeout }))
@@ -174,17 +183,18 @@ impl NetworkClient {
         option: &RPCOption,
         action: RPCTypes,
     ) -> Result<Response, RPCError<TypeConfig>> {
-        self.send_within(request, option.hard_ttl(), action).await
+        self.send_within(request, false, option.hard_ttl(), action).await
     }
 
-    /// Sends `request` within `timeout`; an answered error is a failure.
+    /// Sends `request` (encoded on the blocking pool if `large`) within `timeout`; an answered error is a failure.
     async fn send_within(
         &self,
         request: Request,
+        large: bool,
         timeout: Duration,
         action: RPCTypes,
     ) -> Result<Response, RPCError<TypeConfig>> {
-        match self.call(&request, timeout, action).await? {
+        match self.call(request, large, timeout, action).await? {
             Response::Error(e) => Err(remote_error(self.addr(), e)),
             response => Ok(response),
         }
@@ -223,7 +233,7 @@ impl NetworkClient {
             let request = Request::SnapshotChunk(chunk);
             let response = tokio::select! {
                 closed = &mut cancel => return Err(StreamingError::Closed(closed)),
-                response = self.call(&request, option.hard_ttl(), RPCTypes::InstallSnapshot) => response?,
+                response = self.call(request, true, option.hard_ttl(), RPCTypes::InstallSnapshot) => response?,
             };
             let resp = match response {
                 Response::Snapshot(resp) => resp,
@@ -233,7 +243,9 @@ impl NetworkClient {
                     let request = Request::FullSnapshot { vote, meta, data };
                     return tokio::select! {
                         closed = &mut cancel => Err(StreamingError::Closed(closed)),
-                        response = self.send(request, option, RPCTypes::InstallSnapshot) => snapshot_response(response?),
+                        response = self.send_within(request, true, option.hard_ttl(), RPCTypes::InstallSnapshot) => {
+                            snapshot_response(response?)
+                        }
                     };
                 }
                 // The receiver lost the stream's thread (or failed to install it): start over at once, under a new id.
@@ -307,6 +319,12 @@ fn append_timeout(ttl: Duration, bytes: usize) -> Duration {
     ttl + Duration::from_millis((bytes / APPEND_BYTES_PER_MS) as u64)
 }
 
+/// Encodes `request`, on the blocking pool if `large`.
+async fn encode(request: Request, large: bool) -> io::Result<Vec<u8>> {
+    let encode = move || postcard::to_allocvec(&request).map_err(io::Error::other);
+    if large { tokio::task::spawn_blocking(encode).await.map_err(io::Error::other)? } else { encode() }
+}
+
 /// The answer to the last chunk or to a `FullSnapshot`.
 fn snapshot_response(response: Response) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
     match response {
@@ -330,7 +348,8 @@ impl RaftNetworkV2<TypeConfig> for NetworkClient {
             self.counters.appends_split.fetch_add(1, Ordering::Relaxed);
         }
         let timeout = append_timeout(option.hard_ttl(), bytes);
-        match self.send_within(Request::AppendEntries(rpc), timeout, RPCTypes::AppendEntries).await? {
+        let large = bytes >= OFF_THREAD_BYTES;
+        match self.send_within(Request::AppendEntries(rpc), large, timeout, RPCTypes::AppendEntries).await? {
             Response::AppendEntries(resp) => Ok(prefix_answer(resp, cut)),
             other => Err(mismatched(&other)),
         }

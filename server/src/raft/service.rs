@@ -164,6 +164,10 @@ impl<C: ClientHandler> RaftService<C> {
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                     Response::Error(WireError::NotLeader { leader: f.leader_node.map(|n| n.addr) })
                 }
+                // Appended, then displaced by a new leader's log: it may still commit there, as `write_local` says.
+                Err(RaftError::APIError(e @ ClientWriteError::LogEntryDiscarded(_))) => {
+                    Response::Error(WireError::Indeterminate(e.to_string()))
+                }
                 Err(e) => Response::Error(WireError::Fatal(e.to_string())),
             },
             Request::ReadIndex(policy) => match read_index(&self.raft, policy).await {
@@ -250,9 +254,19 @@ impl<C: ClientHandler> Handler for RaftService<C> {
     }
 
     async fn handle(&self, peer: PeerInfo, body: Vec<u8>) -> Vec<u8> {
-        let request = postcard::from_bytes::<Request>(&body);
-        // The decoded request owns its data; the body need not stay in memory while a query parks.
-        drop(body);
+        // A large body (a batch of big entries, a snapshot chunk) is decoded on the blocking pool, off the async
+        // workers that run heartbeats. The decoded request owns its data; the body need not stay in memory while a
+        // query parks.
+        let request = if body.len() >= super::network::OFF_THREAD_BYTES {
+            match tokio::task::spawn_blocking(move || postcard::from_bytes::<Request>(&body)).await {
+                Ok(request) => request,
+                Err(e) => return encode(&fatal(e)),
+            }
+        } else {
+            let request = postcard::from_bytes::<Request>(&body);
+            drop(body);
+            request
+        };
         let response = match request {
             Ok(request) if request.server_only() && peer.class != PeerClass::Server => {
                 self.refuse_not_server(peer, &request)

@@ -145,8 +145,10 @@ pub(crate) const SNAPSHOT_CHUNK: usize = 4 << 20;
 
 /// The encoded entries an AppendEntries carries, at most, unless a single entry is larger (it then goes alone).
 /// `max_payload_entries` (1024) entries of 512 KiB values would be 512 MiB; the sender splits such a batch
-/// (`raft::network`). Large enough that small entries are never split: 1024 of them stay far below it.
-pub(crate) const APPEND_BATCH_BYTES: usize = 32 << 20;
+/// (`raft::network`). Large enough that a full batch of small entries (under 8 KiB each) is never cut, and no larger:
+/// a follower's Raft core waits for its log append (encode and fsync) before it handles anything else, heartbeats
+/// included, so this bounds how long one batch stalls it.
+pub(crate) const APPEND_BATCH_BYTES: usize = 8 << 20;
 
 /// The largest body of every other message, and of any message from a peer that is not a server: 5 MiB. Client
 /// requests come from HTTP bodies of at most 4 MiB (a txn, a catalog registration, a KV value of 512 KiB);

@@ -78,7 +78,7 @@ fn an_entry_larger_than_the_bound_goes_alone() {
 fn a_heartbeat_and_a_full_batch_of_small_entries_are_never_cut() {
     let (rpc, bytes, cut) = split_batch(request(Vec::new(), Some(10)), APPEND_BATCH_BYTES);
     assert_eq!((indexes(&rpc), bytes, cut), (vec![], 0, None));
-    let entries: Vec<Entry> = (11..11 + 1024).map(|i| entry(i, 1024)).collect();
+    let entries: Vec<Entry> = (11..11 + 1024).map(|i| entry(i, 7 << 10)).collect();
     let (rpc, _, cut) = split_batch(request(entries, None), APPEND_BATCH_BYTES);
     assert_eq!((rpc.entries.len(), cut), (1024, None));
 }
