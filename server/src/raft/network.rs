@@ -218,7 +218,7 @@ impl NetworkClient {
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let Snapshot { meta, snapshot: data } = snapshot;
         let id = uuid::Uuid::new_v4().as_u64_pair().0;
-        let mut offset = 0;
+        let (mut offset, mut sent) = (0, 0u64);
         loop {
             let end = data.len().min(offset + SNAPSHOT_CHUNK);
             let done = end == data.len();
@@ -248,7 +248,7 @@ impl NetworkClient {
                         }
                     };
                 }
-                // The receiver lost the stream's thread (or failed to install it): start over at once, under a new id.
+                // The receiver lost track of the stream (or failed to install it): start over at once, under a new id.
                 Response::Error(WireError::SnapshotStream(why)) => {
                     let e = io::Error::other(format!("{} refused snapshot chunk at {offset}: {why}", self.addr()));
                     return Err(StreamingError::Network(NetworkError::new(&e)));
@@ -257,12 +257,13 @@ impl NetworkClient {
                 other => return snapshot_response(other),
             };
             self.counters.chunks_sent.fetch_add(1, Ordering::Relaxed);
+            sent += 1;
             // A vote above ours: we are no longer leader, and openraft learns it from this answer.
             if done || resp.vote > vote {
                 tracing::info!(
                     target = self.target,
                     bytes = data.len(),
-                    chunks = data.len().div_ceil(SNAPSHOT_CHUNK).max(1),
+                    chunks = sent,
                     complete = done,
                     "raft: snapshot stream ended"
                 );

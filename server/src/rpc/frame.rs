@@ -7,8 +7,8 @@
 //! announced length exceeds the limit the caller gives for that type. An accepted body then grows only as bytes
 //! arrive, geometrically and never past its announced length: memory follows what a peer sent, not what it claimed.
 //! Once a frame has begun, every read must make progress within a stall timeout (`FRAME_STALL_TIMEOUT` by default),
-//! or the frame fails and the connection is dropped. The timeout is per read rather than per frame, so a 512 MiB
-//! snapshot over a slow link still arrives, while a peer that stops mid-frame holds its connection slot for at most that long.
+//! or the frame fails and the connection is dropped. The timeout is per read rather than per frame, so a large frame
+//! over a slow link still arrives, while a peer that stops mid-frame holds its connection slot for at most that long.
 //! Between frames there is no timeout here; the listener closes a connection idle with nothing in flight.
 
 use std::io;
@@ -19,8 +19,9 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 /// The wire version this build speaks. Bump it when `raft::wire` changes incompatibly.
 pub(crate) const WIRE_VERSION: u8 = 1;
 
-/// The largest frame anyone may send: it must hold a whole snapshot (sent in one frame) and a batch of
-/// `max_payload_entries` entries. Most message types are held to far less (`raft::wire::body_limit`).
+/// The largest frame anyone may send. Requests are held to far less by type (`raft::wire::body_limit`: no Raft message
+/// needs more than a log batch or a snapshot chunk); this bounds the responses a caller reads from the server it chose
+/// to dial (a large KV listing), and the whole snapshot sent to an older build that cannot take chunks.
 pub(crate) const MAX_FRAME_LEN: usize = 512 << 20;
 
 /// How long a read inside a frame may wait for its next bytes before the frame fails.
