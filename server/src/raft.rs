@@ -32,6 +32,7 @@
 pub(crate) mod client;
 mod log_store;
 mod network;
+mod recovery;
 mod service;
 mod snapshot_store;
 mod state_machine;
@@ -183,10 +184,18 @@ impl RaftNode {
     ///
     /// Returns the node and the replica it applies to. Peers reach it once `serve` runs.
     pub(crate) async fn start(config: NodeConfig<'_>) -> Result<(RaftNode, Arc<Replica>)> {
+        // Read before anything is opened: a bad peers.json must stop the start with the data dir untouched.
+        let recovery = match config.data_dir {
+            Some(dir) => recovery::Recovery::read(dir, config.node_id)?,
+            None => None,
+        };
         if let Some(dir) = config.data_dir {
             std::fs::create_dir_all(dir)?;
         }
         let (log_store, log_closed) = LogStore::open(config.data_dir)?;
+        if let Some(recovery) = recovery {
+            recovery.apply(&log_store).await?;
+        }
         let (snapshots, restored) = SnapshotStore::open(config.data_dir)?;
         let replica = Arc::new(restore_replica(restored)?);
         let state_machine = StateMachine::new(replica.clone(), Arc::new(snapshots));

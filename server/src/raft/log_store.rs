@@ -31,6 +31,9 @@ use tokio::sync::oneshot;
 
 use super::{Entry, LogId, TypeConfig, Vote};
 
+/// The log's file name in the data dir.
+pub(crate) const LOG_FILE: &str = "raft-log.redb";
+
 /// Log entries by index, each a postcard-encoded `Entry`.
 const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
 /// Small records: `vote`, `committed`, `last_purged`, each postcard-encoded.
@@ -83,7 +86,7 @@ impl LogStore {
     /// The receiver resolves once the last clone is dropped and the database file is closed.
     pub(crate) fn open(dir: Option<&Path>) -> io::Result<(LogStore, oneshot::Receiver<()>)> {
         let db = match dir {
-            Some(dir) => Database::create(dir.join("raft-log.redb")).map_err(io::Error::other)?,
+            Some(dir) => Database::create(dir.join(LOG_FILE)).map_err(io::Error::other)?,
             None => Database::builder()
                 .create_with_backend(redb::backends::InMemoryBackend::new())
                 .map_err(io::Error::other)?,
@@ -120,6 +123,33 @@ impl LogStore {
             txn.commit().map_err(io::Error::other)
         });
         task.await.map_err(io::Error::other)?
+    }
+
+    /// Appends `entries` (and the pending committed pointer) in one durable transaction.
+    async fn write_entries(&self, entries: Vec<Entry>) -> io::Result<()> {
+        let mut encoded = Vec::new();
+        for entry in entries {
+            encoded.push((entry.log_id.index(), encode(&entry)?));
+        }
+        let committed = self.pending_committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let committed = committed.map(|committed| encode(&committed)).transpose()?;
+        self.write(Durability::Immediate, move |txn| {
+            let mut table = txn.open_table(LOGS).map_err(io::Error::other)?;
+            for (index, bytes) in &encoded {
+                table.insert(*index, bytes.as_slice()).map_err(io::Error::other)?;
+            }
+            if let Some(committed) = &committed {
+                let mut meta = txn.open_table(META).map_err(io::Error::other)?;
+                meta.insert(KEY_COMMITTED, committed.as_slice()).map_err(io::Error::other)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Appends `entry` after the last one before Raft starts (outage recovery's configuration entry), durably.
+    pub(crate) async fn append_before_start(&self, entry: Entry) -> io::Result<()> {
+        self.write_entries(vec![entry]).await
     }
 
     async fn put_meta<T: Serialize>(&self, key: &'static str, value: &T, durability: Durability) -> io::Result<()> {
@@ -196,25 +226,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut encoded = Vec::new();
-        for entry in entries {
-            encoded.push((entry.log_id.index(), encode(&entry)?));
-        }
-        let committed = self.pending_committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        let committed = committed.map(|committed| encode(&committed)).transpose()?;
-        let res = self
-            .write(Durability::Immediate, move |txn| {
-                let mut table = txn.open_table(LOGS).map_err(io::Error::other)?;
-                for (index, bytes) in &encoded {
-                    table.insert(*index, bytes.as_slice()).map_err(io::Error::other)?;
-                }
-                if let Some(committed) = &committed {
-                    let mut meta = txn.open_table(META).map_err(io::Error::other)?;
-                    meta.insert(KEY_COMMITTED, committed.as_slice()).map_err(io::Error::other)?;
-                }
-                Ok(())
-            })
-            .await;
+        let res = self.write_entries(entries.into_iter().collect()).await;
         // The commit above returned, so the entries are on disk: only now may openraft count them.
         match res {
             Ok(()) => {
