@@ -116,6 +116,11 @@ impl TestCluster {
         IpAddr::V4(Ipv4Addr::new(a, b, c, last))
     }
 
+    /// The data directory of agent `idx` (servers first, then clients).
+    pub fn data_dir(&self, idx: usize) -> &std::path::Path {
+        self._data_dirs[idx].path()
+    }
+
     /// Every agent, servers first.
     pub fn agents(&self) -> impl Iterator<Item = &TestAgent> {
         self.servers.iter().chain(self.clients.iter())
