@@ -30,6 +30,7 @@
 //! the leader lease (check-quorum) stops a leader that lost its quorum from accepting writes.
 
 pub(crate) mod client;
+mod envelope;
 mod log_store;
 mod network;
 mod recovery;
@@ -51,7 +52,6 @@ use openraft::async_runtime::watch::WatchReceiver;
 use openraft::errors::{ClientWriteError, ForwardToLeader, RaftError};
 use openraft::{BasicNode, ChangeMembers, RaftMetrics};
 use roster_kv::{Command, Outcome, State};
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -81,8 +81,8 @@ openraft::declare_raft_types!(
 /// The Raft handle, parameterised by our state machine (openraft 0.10's `Raft<C, SM>`).
 type Raft = openraft::Raft<TypeConfig, StateMachine>;
 type LeaderId = openraft::impls::leader_id_adv::LeaderId<u64, u64>;
-type CommittedLeaderId = <LeaderId as openraft::vote::RaftLeaderId>::Committed;
-type LogId = openraft::LogId<CommittedLeaderId>;
+pub(crate) type CommittedLeaderId = <LeaderId as openraft::vote::RaftLeaderId>::Committed;
+pub(crate) type LogId = openraft::LogId<CommittedLeaderId>;
 pub(crate) type Vote = <TypeConfig as openraft::RaftTypeConfig>::Vote;
 type Entry = <TypeConfig as openraft::RaftTypeConfig>::Entry;
 pub(crate) type SnapshotMeta = openraft::SnapshotMeta<CommittedLeaderId, u64, BasicNode>;
@@ -106,16 +106,47 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A `roster_kv::Command` as a Raft log payload.
 ///
-/// A transparent newtype: the log and the wire carry exactly `Command`'s serde form. It exists
-/// because openraft wants `Display` on log payloads, which `roster_kv` has no reason to provide.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub(crate) struct LogCommand(pub(crate) Command);
+/// Its serde form is a versioned envelope that also reads the unversioned entries of older logs
+/// (`raft/envelope.rs`). It exists because openraft wants `Display` on log payloads, which `roster_kv`
+/// has no reason to provide, and so that an entry from a newer roster decodes to something this
+/// server can name and refuse, rather than failing the whole message it came in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LogCommand {
+    /// A command this server can apply.
+    Command(Command),
+    /// An entry written by a newer roster; refused on AppendEntries and by the log store, never applied.
+    Unreadable(Unreadable),
+}
+
+/// An entry of a format this server cannot read, kept as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unreadable {
+    /// The entry's format version.
+    pub(crate) version: u32,
+    /// Why it cannot be read, naming both versions.
+    pub(crate) why: String,
+    /// The command's bytes, as the newer server encoded them.
+    body: Vec<u8>,
+}
+
+impl LogCommand {
+    /// Why this server cannot read `entry`, if it cannot.
+    pub(crate) fn unreadable(entry: &Entry) -> Option<&Unreadable> {
+        match &entry.payload {
+            openraft::EntryPayload::Normal(LogCommand::Unreadable(unreadable)) => Some(unreadable),
+            _ => None,
+        }
+    }
+}
 
 impl fmt::Display for LogCommand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cmd = match self {
+            LogCommand::Command(cmd) => cmd,
+            LogCommand::Unreadable(entry) => return write!(f, "Unreadable(format {})", entry.version),
+        };
         // Values can be large and private: name the operation and its subject only.
-        match &self.0 {
+        match cmd {
             Command::KvSet { key, .. } => write!(f, "KvSet({key})"),
             Command::KvCas { key, index, .. } => write!(f, "KvCas({key}, {index})"),
             Command::KvDelete { key } => write!(f, "KvDelete({key})"),
@@ -264,7 +295,7 @@ impl RaftNode {
 
     /// Proposes `cmd` on this node; `NotLeader` if it is not the leader.
     pub(crate) async fn write_local(&self, cmd: Command) -> Result<(Outcome, u64)> {
-        match self.raft.client_write(LogCommand(cmd)).await {
+        match self.raft.client_write(LogCommand::Command(cmd)).await {
             Ok(resp) => Ok((resp.data, resp.log_id.index())),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(not_leader(&f)),
             // The entry was appended and then overwritten by a new leader's log: it may still

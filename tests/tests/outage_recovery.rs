@@ -74,11 +74,7 @@ async fn quorum_loss_is_recovered_with_peers_json_on_the_survivor() {
     cluster.servers[survivor].try_restart().await.expect("the survivor starts with peers.json");
     let agent = &cluster.servers[survivor];
     assert!(!data_dir.join("raft").join("peers.json").exists(), "peers.json is deleted once applied");
-    assert!(
-        agent.stderr_tail().contains("OUTAGE RECOVERY"),
-        "the recovery is logged loudly:\n{}",
-        agent.stderr_tail()
-    );
+    assert!(agent.stderr_tail().contains("OUTAGE RECOVERY"), "the recovery is logged loudly:\n{}", agent.stderr_tail());
 
     eventually("the survivor leads", Duration::from_secs(15), || async {
         let res = agent.get("/v1/status/leader").await;

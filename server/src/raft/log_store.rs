@@ -29,7 +29,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
-use super::{Entry, LogId, TypeConfig, Vote};
+use super::{Entry, LogCommand, LogId, TypeConfig, Vote};
 
 /// The log's file name in the data dir.
 pub(crate) const LOG_FILE: &str = "raft-log.redb";
@@ -174,7 +174,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let mut entries = Vec::new();
         for item in table.range::<u64>(bounds).map_err(io::Error::other)? {
             let (_, value) = item.map_err(io::Error::other)?;
-            entries.push(decode(value.value())?);
+            entries.push(decode_entry(value.value())?);
         }
         Ok(entries)
     }
@@ -192,7 +192,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let txn = self.db.begin_read().map_err(io::Error::other)?;
         let table = txn.open_table(LOGS).map_err(io::Error::other)?;
         let last = match table.last().map_err(io::Error::other)? {
-            Some((_, value)) => Some(decode::<Entry>(value.value())?.log_id),
+            Some((_, value)) => Some(decode_entry(value.value())?.log_id),
             None => None,
         };
         // With every entry purged, the last log id is the purge point.
@@ -275,6 +275,19 @@ fn copy_bound(bound: Bound<&u64>) -> Bound<u64> {
 
 fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
     postcard::to_allocvec(value).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Decodes a stored entry; one of a format this server cannot read is an error naming the versions (a data dir
+/// from a newer roster is refused at start by its format marker, so this is a second line of defence).
+fn decode_entry(bytes: &[u8]) -> io::Result<Entry> {
+    let entry: Entry = decode(bytes)?;
+    match LogCommand::unreadable(&entry) {
+        Some(unreadable) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{LOG_FILE}: entry {}: {}", entry.log_id.index(), unreadable.why),
+        )),
+        None => Ok(entry),
+    }
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {

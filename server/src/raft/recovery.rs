@@ -132,10 +132,8 @@ fn parse(text: &str, self_id: u64) -> std::result::Result<BTreeMap<u64, Recovere
             return Err("an entry has an empty id".to_owned());
         }
         uuid::Uuid::parse_str(&entry.id).map_err(|_| format!("id {:?} is not a node ID (a UUID)", entry.id))?;
-        let addr: SocketAddr = entry
-            .address
-            .parse()
-            .map_err(|_| format!("address {:?} of {} is not ip:port", entry.address, entry.id))?;
+        let addr: SocketAddr =
+            entry.address.parse().map_err(|_| format!("address {:?} of {} is not ip:port", entry.address, entry.id))?;
         if !addrs.insert(addr) {
             return Err(format!("address {addr} is listed twice"));
         }
