@@ -219,6 +219,9 @@ pub struct RaftStats {
     pub leader: bool,
     /// Milliseconds since the leader was last heard from; 0 on the leader.
     pub last_contact_ms: u64,
+    /// Why Raft stopped on this server (a log write or fsync failed: a full or failing disk); `None` while it runs.
+    /// `state` is then `Shutdown`: the server serves no Raft and acknowledges no write until it is restarted.
+    pub failure: Option<String>,
 }
 
 /// One member of the Raft configuration.

@@ -208,6 +208,9 @@ pub(crate) struct RaftNode {
     last_contact: Arc<Mutex<Instant>>,
     /// Resolves when the log database is closed, which `shutdown` waits for.
     log_closed: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+    /// Makes the log store's next append fail, for tests of a full disk.
+    #[cfg(test)]
+    pub(crate) fail_next_append: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl RaftNode {
@@ -224,6 +227,8 @@ impl RaftNode {
             std::fs::create_dir_all(dir)?;
         }
         let (log_store, log_closed) = LogStore::open(config.data_dir)?;
+        #[cfg(test)]
+        let fail_next_append = log_store.fail_next_append.clone();
         if let Some(recovery) = recovery {
             recovery.apply(&log_store).await?;
         }
@@ -244,6 +249,8 @@ impl RaftNode {
             peers,
             last_contact,
             log_closed: tokio::sync::Mutex::new(Some(log_closed)),
+            #[cfg(test)]
+            fail_next_append,
         };
         Ok((node, replica))
     }
@@ -376,7 +383,7 @@ impl RaftNode {
 
     /// The RPC address of the leader this node currently knows of.
     pub(crate) fn leader_addr(&self) -> Option<SocketAddr> {
-        self.with_metrics(|metrics| node_addr(metrics, metrics.current_leader?))
+        self.with_metrics(|metrics| node_addr(metrics, known_leader(metrics)?))
     }
 
     /// The RPC addresses of the voters in the current membership.
@@ -401,7 +408,7 @@ impl RaftNode {
             ClusterStatus {
                 id: self.node_id,
                 addr: self.rpc_advertise,
-                leader: metrics.current_leader.and_then(|id| node_addr(metrics, id)),
+                leader: known_leader(metrics).and_then(|id| node_addr(metrics, id)),
                 servers,
                 last_log_index: metrics.last_log_index.unwrap_or(0),
                 applied_index: metrics.last_applied.as_ref().map_or(0, |id| id.index()),
@@ -424,14 +431,15 @@ impl RaftNode {
             last_snapshot_index: metrics.snapshot.as_ref().map_or(0, |id| id.index()),
             num_peers: metrics.membership_config.membership().voter_ids().filter(|id| *id != self.node_id).count()
                 as u64,
-            leader: metrics.current_leader == Some(self.node_id),
+            leader: known_leader(metrics) == Some(self.node_id),
             last_contact_ms,
+            failure: metrics.running_state.as_ref().err().map(ToString::to_string),
         })
     }
 
     /// Whether this node is the leader right now.
     pub(crate) fn is_leader(&self) -> bool {
-        self.with_metrics(|metrics| metrics.current_leader == Some(self.node_id))
+        self.with_metrics(|metrics| known_leader(metrics) == Some(self.node_id))
     }
 
     /// Milliseconds since a leader was last heard from; 0 on the leader itself.
@@ -447,7 +455,7 @@ impl RaftNode {
     pub(crate) async fn wait_for_leader(&self, timeout: Duration) -> Result<()> {
         self.raft
             .wait(Some(timeout))
-            .metrics(|m| m.current_leader.is_some(), "a known leader")
+            .metrics(|m| known_leader(m).is_some(), "a known leader")
             .await
             .map(|_| ())
             .map_err(|e| match e {
@@ -518,6 +526,13 @@ impl RaftNode {
             })?
             .into_result(addr)
     }
+}
+
+/// The leader this node knows of, if its Raft still runs: once the core has stopped on an error, the metrics keep
+/// the last leader it saw (itself, perhaps), which nobody must be sent to or told about.
+fn known_leader(metrics: &RaftMetrics<TypeConfig>) -> Option<u64> {
+    metrics.running_state.as_ref().ok()?;
+    metrics.current_leader
 }
 
 /// On a leader: whether `node_id` has acknowledged a replicated entry and is within `REPLICATION_LAG` of the log's end.

@@ -49,6 +49,11 @@ pub(crate) struct LogStore {
     db: Arc<Db>,
     /// The committed pointer openraft reported last, not yet written (it rides on the next append).
     pending_committed: Arc<std::sync::Mutex<Option<Option<LogId>>>>,
+    /// The file, for the error log line (`None` in memory).
+    path: Option<Arc<Path>>,
+    /// Tests set this to make the next append fail as a full disk would.
+    #[cfg(test)]
+    pub(crate) fail_next_append: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The database plus a signal sent once it is closed.
@@ -98,7 +103,14 @@ impl LogStore {
         txn.commit().map_err(io::Error::other)?;
         let (tx, closed) = oneshot::channel();
         let db = Arc::new(Db { database: db, _closed: ClosedSignal(Some(tx)) });
-        Ok((LogStore { db, pending_committed: Arc::default() }, closed))
+        let store = LogStore {
+            db,
+            pending_committed: Arc::default(),
+            path: dir.map(|dir| Arc::from(dir.join(LOG_FILE))),
+            #[cfg(test)]
+            fail_next_append: Arc::default(),
+        };
+        Ok((store, closed))
     }
 
     fn get_meta<T: DeserializeOwned>(&self, key: &str) -> io::Result<Option<T>> {
@@ -122,11 +134,29 @@ impl LogStore {
             write(&txn)?;
             txn.commit().map_err(io::Error::other)
         });
-        task.await.map_err(io::Error::other)?
+        let res = task.await.map_err(io::Error::other).and_then(|res| res);
+        res.map_err(|e| {
+            // openraft stops this server's Raft on any log write error (`Fatal::StorageError`): it can no longer
+            // promise that what it acknowledges is on disk. Say so loudly, with the file, since the operator must act.
+            let file = self.path.as_ref().map_or_else(|| "the in-memory log".to_owned(), |p| p.display().to_string());
+            tracing::error!(
+                %file,
+                error = %e,
+                "RAFT LOG WRITE FAILED: this server stops serving Raft and reports itself unhealthy; no write it could \
+                 not persist is acknowledged. Free space or fix the disk, then restart it"
+            );
+            // The file rides in the error too, so the failure Raft reports (`RaftStats::failure`) names it.
+            io::Error::new(e.kind(), format!("{file}: {e}"))
+        })
     }
 
     /// Appends `entries` (and the pending committed pointer) in one durable transaction.
     async fn write_entries(&self, entries: Vec<Entry>) -> io::Result<()> {
+        // A test's injected failure aborts the transaction where a full disk would fail its commit.
+        #[cfg(test)]
+        let injected = self.fail_next_append.swap(false, std::sync::atomic::Ordering::SeqCst);
+        #[cfg(not(test))]
+        let injected = false;
         let mut encoded = Vec::new();
         for entry in entries {
             encoded.push((entry.log_id.index(), encode(&entry)?));
@@ -134,6 +164,9 @@ impl LogStore {
         let committed = self.pending_committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         let committed = committed.map(|committed| encode(&committed)).transpose()?;
         self.write(Durability::Immediate, move |txn| {
+            if injected {
+                return Err(io::Error::new(io::ErrorKind::StorageFull, "No space left on device (injected by a test)"));
+            }
             let mut table = txn.open_table(LOGS).map_err(io::Error::other)?;
             for (index, bytes) in &encoded {
                 table.insert(*index, bytes.as_slice()).map_err(io::Error::other)?;
