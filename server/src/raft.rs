@@ -11,6 +11,10 @@
 //! state is decoded from the newest snapshot and openraft re-applies the log entries after it (up to
 //! the persisted committed index at once, the rest as soon as a leader confirms them).
 //!
+//! Log entries carry a format version (`raft/envelope.rs`), and a `raft/peers.json` is applied before
+//! Raft starts (`raft/recovery.rs`). A log write that fails stops this node's Raft (openraft's
+//! `Fatal::StorageError`), so nothing it could not persist is ever acknowledged.
+//!
 //! Why not also keep the state machine in redb tables? Applying to memory is cheap, reads are a
 //! lock away with no deserialisation, and the catalog of a Consul-sized cluster fits in memory
 //! comfortably. The cost is replay time at startup, bounded by the snapshot policy

@@ -204,6 +204,19 @@ impl TestCluster {
     }
 }
 
+/// Writes `key` through `agent` and checks that it was acknowledged (200, `true`).
+pub async fn put_kv(agent: &TestAgent, key: &str, value: &str) {
+    let res = agent.put(&format!("/v1/kv/{key}"), value).await;
+    assert_eq!(res.status, 200, "PUT {key} via {}: {}", agent.node_name(), res.text());
+    assert_eq!(res.json(), serde_json::json!(true));
+}
+
+/// The raw value of a key read through `agent`; `key_and_query` carries the query (`k?stale`), `&raw` is added.
+pub async fn kv_value(agent: &TestAgent, key_and_query: &str) -> Option<String> {
+    let res = agent.get(&format!("/v1/kv/{key_and_query}&raw")).await;
+    (res.status == 200).then(|| res.text())
+}
+
 /// The names `agent` lists as alive (`Status` 1) in `/v1/agent/members`.
 pub async fn alive_members(agent: &TestAgent) -> Vec<String> {
     member_names(agent, 1).await

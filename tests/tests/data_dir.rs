@@ -3,15 +3,10 @@
 
 use std::time::Duration;
 
-use roster_tests::{AgentMode, TestAgent};
+use roster_tests::{AgentMode, TestAgent, kv_value};
 use serde_json::json;
 
 const MARKER: &str = "roster-data-format";
-
-async fn kv_value(agent: &TestAgent, key: &str) -> Option<String> {
-    let res = agent.get(&format!("/v1/kv/{key}?consistent&raw")).await;
-    (res.status == 200).then(|| res.text())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_format_1_data_dir_starts_keeps_its_data_and_a_newer_one_is_refused() {
@@ -25,7 +20,7 @@ async fn a_format_1_data_dir_starts_keeps_its_data_and_a_newer_one_is_refused() 
     // The layout before the marker: the same files without it.
     std::fs::remove_file(dir.path().join(MARKER)).expect("removing the marker");
     agent.restart().await;
-    assert_eq!(kv_value(&agent, "kept").await.as_deref(), Some("1"));
+    assert_eq!(kv_value(&agent, "kept?consistent").await.as_deref(), Some("1"));
     assert_eq!(std::fs::read_to_string(dir.path().join(MARKER)).expect("marker upgraded"), "2\n");
     agent.terminate(Duration::from_secs(10)).await;
 

@@ -6,21 +6,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use roster_tests::{RPC_PORT, TestAgent, TestCluster, eventually};
+use roster_tests::{RPC_PORT, TestAgent, TestCluster, eventually, kv_value, put_kv};
 use serde_json::json;
 
 const N_KEYS: usize = 30;
-
-async fn put_kv(agent: &TestAgent, key: &str, value: &str) {
-    let res = agent.put(&format!("/v1/kv/{key}"), value).await;
-    assert_eq!(res.status, 200, "PUT {key} via {}: {}", agent.node_name(), res.text());
-    assert_eq!(res.json(), json!(true));
-}
-
-async fn kv_value(agent: &TestAgent, key_and_query: &str) -> Option<String> {
-    let res = agent.get(&format!("/v1/kv/{key_and_query}&raw")).await;
-    (res.status == 200).then(|| res.text())
-}
 
 fn write_peers(data_dir: &Path, text: &str) {
     std::fs::create_dir_all(data_dir.join("raft")).expect("creating raft/");
