@@ -127,3 +127,6 @@ fn raft(raft: &roster_server::RaftStats) -> Value {
     }
     stats
 }
+
+#[cfg(test)]
+mod tests;
