@@ -498,7 +498,14 @@ impl RaftNode {
     /// Stops the Raft core and waits until the log file is closed, so the data dir can be reopened.
     /// The RPC service must be stopped first (it holds a Raft handle too).
     pub(crate) async fn shutdown(&self) -> Result<()> {
-        self.raft.shutdown().await.map_err(|e| Error::Fatal(e.to_string()))?;
+        // A core that already stopped on an error (a failed log write) reports that error again here; it was
+        // logged and shown in the stats when it happened, and shutting down is what is asked now.
+        let stopped_on_error = self.with_metrics(|metrics| metrics.running_state.is_err());
+        if let Err(e) = self.raft.shutdown().await
+            && !stopped_on_error
+        {
+            return Err(Error::Fatal(e.to_string()));
+        }
         let Some(closed) = self.log_closed.lock().await.take() else { return Ok(()) };
         // openraft's state-machine worker drops the last log reader shortly after the core stops.
         if tokio::time::timeout(LOG_CLOSE_TIMEOUT, closed).await.is_err() {

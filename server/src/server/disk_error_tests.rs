@@ -37,7 +37,7 @@ async fn a_single_server_whose_log_write_fails_acknowledges_nothing_and_reports_
     assert_stopped_on_disk_error(&server, "raft-log.redb");
     let again = server.write(set("later", "1")).await;
     assert!(again.is_err(), "a stopped server takes no writes: {again:?}");
-    let _ = server.shutdown().await;
+    server.shutdown().await.unwrap();
     drop(server);
 
     // After a restart (the disk has room again) the acknowledged write is there and the failed one is not.
@@ -77,6 +77,6 @@ async fn a_leader_whose_log_write_fails_stops_and_another_server_takes_over() {
     // The failed server still says why.
     assert_stopped_on_disk_error(&servers[leader], "in-memory log");
     for server in &servers {
-        let _ = server.shutdown().await;
+        server.shutdown().await.unwrap();
     }
 }
