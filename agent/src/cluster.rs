@@ -30,16 +30,9 @@ const REAP_SETTLE: Duration = Duration::from_secs(30);
 const ALIVE_OUTPUT: &str = "Agent alive and reachable";
 const FAILED_OUTPUT: &str = "Agent not live or unreachable";
 
-/// A Raft node ID derived from the node's UUID, so it is stable across restarts without a file of its own.
-/// Zero is avoided because some tooling treats it as "none".
-pub fn raft_id(node_id: &str) -> u64 {
-    let id = uuid::Uuid::parse_str(node_id).map(|u| u.as_u64_pair().0).unwrap_or_else(|_| fnv1a(node_id.as_bytes()));
-    id.max(1)
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, b| (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
-}
+/// A Raft node ID derived from the node's UUID; the server crate owns the mapping because outage recovery
+/// (`peers.json`) must map node IDs exactly as the agent does.
+pub use roster_server::raft_id;
 
 /// The address this host uses to reach other hosts: the source address of its default route,
 /// found by "connecting" a UDP socket (which sends nothing) towards a documentation address.
@@ -356,21 +349,5 @@ pub fn serf_check(node: &str, status: CheckStatus, output: &str) -> HealthCheck 
         definition_json: String::new(),
         create_index: 0,
         modify_index: 0,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    //! Tests for the pure parts: Raft IDs and the server list.
-    use super::*;
-
-    #[test]
-    fn raft_ids_are_stable_nonzero_and_distinct() {
-        let a = "0b3e4a36-8d3c-4b7e-9a59-9c1f0a6e2b11";
-        let b = "7f0c2d6e-1a2b-4c3d-8e9f-0a1b2c3d4e5f";
-        assert_eq!(raft_id(a), raft_id(a));
-        assert_ne!(raft_id(a), raft_id(b));
-        assert_eq!(raft_id("00000000-0000-0000-0000-000000000000"), 1);
-        assert_ne!(raft_id("not-a-uuid"), 0);
     }
 }

@@ -8,6 +8,7 @@
 //! - [`dns_view`]: the catalog as the DNS server reads it.
 //! - [`local`]: the agent's own services and checks, persisted and pushed to the catalog.
 //! - [`run`]: the agent's lifecycle: bind, start the server, register, serve, drain.
+//! - `data_dir`: the data dir's format marker, checked (and written or upgraded) before anything else touches the dir.
 //! - [`logging`]: log setup.
 //! - `fuzzing` (doc-hidden): the untrusted-input decoders as the fuzz targets in `agent/fuzz` drive them.
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ pub mod cli;
 mod clock;
 pub mod cluster;
 pub mod config;
+mod data_dir;
 pub mod dns_cache;
 pub mod dns_view;
 pub mod events;

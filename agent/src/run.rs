@@ -52,6 +52,10 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
     let rpc_local = rpc_listener.as_ref().map(TcpListener::local_addr).transpose()?;
     let rpc_advertise = rpc_local.map(|local| SocketAddr::new(advertise_ip, local.port()));
 
+    // Before anything reads or writes the data dir: a newer or foreign layout must not be touched.
+    if let Some(dir) = config.data_dir.as_deref().filter(|_| !config.dev) {
+        crate::data_dir::prepare(dir)?;
+    }
     let node_id = node_id(&config)?;
     let raft_id = cluster::raft_id(&node_id);
     let shutdown = CancellationToken::new();

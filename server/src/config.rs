@@ -9,6 +9,19 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// The Raft id of the server whose node ID is `node_id`: the UUID's first 64 bits, so it is stable across restarts
+/// without a file of its own (an ID that is not a UUID is hashed). Zero is avoided because some tooling treats it as "none".
+///
+/// The agent names its own server with it, and outage recovery maps `peers.json`'s node IDs with it, so both must agree.
+pub fn raft_id(node_id: &str) -> u64 {
+    let id = uuid::Uuid::parse_str(node_id).map(|u| u.as_u64_pair().0).unwrap_or_else(|_| fnv1a(node_id.as_bytes()));
+    id.max(1)
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, b| (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 /// How a Raft server is started. Built by the agent from its own validated config.
 #[derive(Debug)]
 pub struct Config {
@@ -206,6 +219,9 @@ pub struct RaftStats {
     pub leader: bool,
     /// Milliseconds since the leader was last heard from; 0 on the leader.
     pub last_contact_ms: u64,
+    /// Why Raft stopped on this server (a log write or fsync failed: a full or failing disk); `None` while it runs.
+    /// `state` is then `Shutdown`: the server serves no Raft and acknowledges no write until it is restarted.
+    pub failure: Option<String>,
 }
 
 /// One member of the Raft configuration.
@@ -217,4 +233,19 @@ pub struct RaftServer {
     pub addr: SocketAddr,
     /// Whether it votes (a learner still catching up does not).
     pub voter: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::raft_id;
+
+    #[test]
+    fn raft_ids_are_stable_nonzero_and_distinct() {
+        let a = "0b3e4a36-8d3c-4b7e-9a59-9c1f0a6e2b11";
+        let b = "7f0c2d6e-1a2b-4c3d-8e9f-0a1b2c3d4e5f";
+        assert_eq!(raft_id(a), raft_id(a));
+        assert_ne!(raft_id(a), raft_id(b));
+        assert_eq!(raft_id("00000000-0000-0000-0000-000000000000"), 1);
+        assert_ne!(raft_id("not-a-uuid"), 0);
+    }
 }

@@ -24,6 +24,10 @@ pub enum Error {
     /// Reading or writing the log, the snapshot files or the data directory failed.
     #[error("storage: {0}")]
     Storage(#[from] std::io::Error),
+    /// A file in the data directory is unusable (a bad `raft/peers.json`, a data dir of an unknown or newer format);
+    /// the text names the file and the problem. Nothing on disk was changed.
+    #[error("{0}")]
+    DataDir(String),
     /// Talking to another server failed: the outcome of a forwarded write is unknown.
     #[error("rpc to {addr}: {message}")]
     Rpc {

@@ -8,11 +8,13 @@
 //! - `access`: ACL enforcement: tokens resolved against the replicated ACL tables, commands authorized, answers filtered.
 //! - `login`: `Login`, an auth-method login verified, bound and minted into a token on a server.
 //! - `sessions`: the leader's session TTL timers.
-//! - `config`: `Config` (with `RpcTls`, `TlsConfigs`, `RpcLimits`), `Consistency`, `ReadMeta`, `ClusterStatus`, `RpcCounters`.
+//! - `config`: `Config` (with `RpcTls`, `TlsConfigs`, `RpcLimits`), `Consistency`, `ReadMeta`, `ClusterStatus`, `RpcCounters`,
+//!   and `raft_id`, the node ID → Raft id mapping the agent and outage recovery share.
 //! - `replica`: the applied state shared by the state machine and readers, and the watch registry
 //!   that wakes blocking queries.
 //! - `raft` (+ `raft/`): every openraft type: log store, state machine, snapshot files, network,
-//!   RPC service, wire messages. Its module docs explain the storage design.
+//!   RPC service, wire messages, the versioned log payload (`envelope`) and outage recovery (`recovery`). Its module
+//!   docs explain the storage design.
 //! - `rpc` (+ `rpc/`): the framed, multiplexed request/response transport (no openraft types), its TLS and limits.
 //! - `error`: `Error`, `Result`.
 //! - `fuzzing` (doc-hidden): the RPC decoders as the fuzz targets in `server/fuzz` drive them.
@@ -38,6 +40,7 @@ mod test_pki;
 pub use access::{Access, AclSettings, PolicyCache};
 pub use config::{
     ClusterStatus, Config, Consistency, RaftServer, RaftStats, ReadMeta, RpcCounters, RpcLimits, RpcTls, TlsConfigs,
+    raft_id,
 };
 pub use error::{Error, Result};
 pub use login::Login;

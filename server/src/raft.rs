@@ -11,6 +11,10 @@
 //! state is decoded from the newest snapshot and openraft re-applies the log entries after it (up to
 //! the persisted committed index at once, the rest as soon as a leader confirms them).
 //!
+//! Log entries carry a format version (`raft/envelope.rs`), and a `raft/peers.json` is applied before
+//! Raft starts (`raft/recovery.rs`). A log write that fails stops this node's Raft (openraft's
+//! `Fatal::StorageError`), so nothing it could not persist is ever acknowledged.
+//!
 //! Why not also keep the state machine in redb tables? Applying to memory is cheap, reads are a
 //! lock away with no deserialisation, and the catalog of a Consul-sized cluster fits in memory
 //! comfortably. The cost is replay time at startup, bounded by the snapshot policy
@@ -31,8 +35,10 @@
 
 mod chunks;
 pub(crate) mod client;
+mod envelope;
 mod log_store;
 mod network;
+mod recovery;
 mod service;
 mod snapshot_store;
 mod state_machine;
@@ -51,7 +57,6 @@ use openraft::async_runtime::watch::WatchReceiver;
 use openraft::errors::{ClientWriteError, ForwardToLeader, RaftError};
 use openraft::{BasicNode, ChangeMembers, RaftMetrics};
 use roster_kv::{Command, Outcome, State};
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -83,8 +88,8 @@ openraft::declare_raft_types!(
 /// The Raft handle, parameterised by our state machine (openraft 0.10's `Raft<C, SM>`).
 type Raft = openraft::Raft<TypeConfig, StateMachine>;
 type LeaderId = openraft::impls::leader_id_adv::LeaderId<u64, u64>;
-type CommittedLeaderId = <LeaderId as openraft::vote::RaftLeaderId>::Committed;
-type LogId = openraft::LogId<CommittedLeaderId>;
+pub(crate) type CommittedLeaderId = <LeaderId as openraft::vote::RaftLeaderId>::Committed;
+pub(crate) type LogId = openraft::LogId<CommittedLeaderId>;
 pub(crate) type Vote = <TypeConfig as openraft::RaftTypeConfig>::Vote;
 type Entry = <TypeConfig as openraft::RaftTypeConfig>::Entry;
 pub(crate) type SnapshotMeta = openraft::SnapshotMeta<CommittedLeaderId, u64, BasicNode>;
@@ -108,16 +113,47 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A `roster_kv::Command` as a Raft log payload.
 ///
-/// A transparent newtype: the log and the wire carry exactly `Command`'s serde form. It exists
-/// because openraft wants `Display` on log payloads, which `roster_kv` has no reason to provide.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub(crate) struct LogCommand(pub(crate) Command);
+/// Its serde form is a versioned envelope that also reads the unversioned entries of older logs
+/// (`raft/envelope.rs`). It exists because openraft wants `Display` on log payloads, which `roster_kv`
+/// has no reason to provide, and so that an entry from a newer roster decodes to something this
+/// server can name and refuse, rather than failing the whole message it came in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LogCommand {
+    /// A command this server can apply.
+    Command(Command),
+    /// An entry written by a newer roster; refused on AppendEntries and by the log store, never applied.
+    Unreadable(Unreadable),
+}
+
+/// An entry of a format this server cannot read, kept as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unreadable {
+    /// The entry's format version.
+    pub(crate) version: u32,
+    /// Why it cannot be read, naming both versions.
+    pub(crate) why: String,
+    /// The command's bytes, as the newer server encoded them.
+    body: Vec<u8>,
+}
+
+impl LogCommand {
+    /// Why this server cannot read `entry`, if it cannot.
+    pub(crate) fn unreadable(entry: &Entry) -> Option<&Unreadable> {
+        match &entry.payload {
+            openraft::EntryPayload::Normal(LogCommand::Unreadable(unreadable)) => Some(unreadable),
+            _ => None,
+        }
+    }
+}
 
 impl fmt::Display for LogCommand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cmd = match self {
+            LogCommand::Command(cmd) => cmd,
+            LogCommand::Unreadable(entry) => return write!(f, "Unreadable(format {})", entry.version),
+        };
         // Values can be large and private: name the operation and its subject only.
-        match &self.0 {
+        match cmd {
             Command::KvSet { key, .. } => write!(f, "KvSet({key})"),
             Command::KvCas { key, index, .. } => write!(f, "KvCas({key}, {index})"),
             Command::KvDelete { key } => write!(f, "KvDelete({key})"),
@@ -181,6 +217,9 @@ pub(crate) struct RaftNode {
     log_closed: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
     /// Snapshot chunks sent and received, AppendEntries split.
     stream: Arc<StreamCounters>,
+    /// Makes the log store's next append fail, for tests of a full disk.
+    #[cfg(test)]
+    pub(crate) fail_next_append: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl RaftNode {
@@ -188,10 +227,20 @@ impl RaftNode {
     ///
     /// Returns the node and the replica it applies to. Peers reach it once `serve` runs.
     pub(crate) async fn start(config: NodeConfig<'_>) -> Result<(RaftNode, Arc<Replica>)> {
+        // Read before anything is opened: a bad peers.json must stop the start with the data dir untouched.
+        let recovery = match config.data_dir {
+            Some(dir) => recovery::Recovery::read(dir, config.node_id)?,
+            None => None,
+        };
         if let Some(dir) = config.data_dir {
             std::fs::create_dir_all(dir)?;
         }
         let (log_store, log_closed) = LogStore::open(config.data_dir)?;
+        #[cfg(test)]
+        let fail_next_append = log_store.fail_next_append.clone();
+        if let Some(recovery) = recovery {
+            recovery.apply(&log_store).await?;
+        }
         let (snapshots, restored) = SnapshotStore::open(config.data_dir)?;
         let replica = Arc::new(restore_replica(restored)?);
         let state_machine = StateMachine::new(replica.clone(), Arc::new(snapshots));
@@ -211,6 +260,8 @@ impl RaftNode {
             last_contact,
             log_closed: tokio::sync::Mutex::new(Some(log_closed)),
             stream,
+            #[cfg(test)]
+            fail_next_append,
         };
         Ok((node, replica))
     }
@@ -263,7 +314,7 @@ impl RaftNode {
 
     /// Proposes `cmd` on this node; `NotLeader` if it is not the leader.
     pub(crate) async fn write_local(&self, cmd: Command) -> Result<(Outcome, u64)> {
-        match self.raft.client_write(LogCommand(cmd)).await {
+        match self.raft.client_write(LogCommand::Command(cmd)).await {
             Ok(resp) => Ok((resp.data, resp.log_id.index())),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(not_leader(&f)),
             // The entry was appended and then overwritten by a new leader's log: it may still
@@ -344,7 +395,7 @@ impl RaftNode {
 
     /// The RPC address of the leader this node currently knows of.
     pub(crate) fn leader_addr(&self) -> Option<SocketAddr> {
-        self.with_metrics(|metrics| node_addr(metrics, metrics.current_leader?))
+        self.with_metrics(|metrics| node_addr(metrics, known_leader(metrics)?))
     }
 
     /// The RPC addresses of the voters in the current membership.
@@ -369,7 +420,7 @@ impl RaftNode {
             ClusterStatus {
                 id: self.node_id,
                 addr: self.rpc_advertise,
-                leader: metrics.current_leader.and_then(|id| node_addr(metrics, id)),
+                leader: known_leader(metrics).and_then(|id| node_addr(metrics, id)),
                 servers,
                 last_log_index: metrics.last_log_index.unwrap_or(0),
                 applied_index: metrics.last_applied.as_ref().map_or(0, |id| id.index()),
@@ -392,14 +443,15 @@ impl RaftNode {
             last_snapshot_index: metrics.snapshot.as_ref().map_or(0, |id| id.index()),
             num_peers: metrics.membership_config.membership().voter_ids().filter(|id| *id != self.node_id).count()
                 as u64,
-            leader: metrics.current_leader == Some(self.node_id),
+            leader: known_leader(metrics) == Some(self.node_id),
             last_contact_ms,
+            failure: metrics.running_state.as_ref().err().map(ToString::to_string),
         })
     }
 
     /// Whether this node is the leader right now.
     pub(crate) fn is_leader(&self) -> bool {
-        self.with_metrics(|metrics| metrics.current_leader == Some(self.node_id))
+        self.with_metrics(|metrics| known_leader(metrics) == Some(self.node_id))
     }
 
     /// Milliseconds since a leader was last heard from; 0 on the leader itself.
@@ -415,7 +467,7 @@ impl RaftNode {
     pub(crate) async fn wait_for_leader(&self, timeout: Duration) -> Result<()> {
         self.raft
             .wait(Some(timeout))
-            .metrics(|m| m.current_leader.is_some(), "a known leader")
+            .metrics(|m| known_leader(m).is_some(), "a known leader")
             .await
             .map(|_| ())
             .map_err(|e| match e {
@@ -471,7 +523,14 @@ impl RaftNode {
     /// Stops the Raft core and waits until the log file is closed, so the data dir can be reopened.
     /// The RPC service must be stopped first (it holds a Raft handle too).
     pub(crate) async fn shutdown(&self) -> Result<()> {
-        self.raft.shutdown().await.map_err(|e| Error::Fatal(e.to_string()))?;
+        // A core that already stopped on an error (a failed log write) reports that error again here; it was
+        // logged and shown in the stats when it happened, and shutting down is what is asked now.
+        let stopped_on_error = self.with_metrics(|metrics| metrics.running_state.is_err());
+        if let Err(e) = self.raft.shutdown().await
+            && !stopped_on_error
+        {
+            return Err(Error::Fatal(e.to_string()));
+        }
         let Some(closed) = self.log_closed.lock().await.take() else { return Ok(()) };
         // openraft's state-machine worker drops the last log reader shortly after the core stops.
         if tokio::time::timeout(LOG_CLOSE_TIMEOUT, closed).await.is_err() {
@@ -503,6 +562,13 @@ impl RaftNode {
             })?
             .into_result(addr)
     }
+}
+
+/// The leader this node knows of, if its Raft still runs: once the core has stopped on an error, the metrics keep
+/// the last leader it saw (itself, perhaps), which nobody must be sent to or told about.
+fn known_leader(metrics: &RaftMetrics<TypeConfig>) -> Option<u64> {
+    metrics.running_state.as_ref().ok()?;
+    metrics.current_leader
 }
 
 /// On a leader: whether `node_id` has acknowledged a replicated entry and is within `REPLICATION_LAG` of the log's end.

@@ -249,6 +249,12 @@ impl Server {
         self.inner.node.stats()
     }
 
+    /// Makes the log's next append fail as a full disk would (tests of disk errors).
+    #[cfg(test)]
+    pub(crate) fn fail_next_log_append(&self) {
+        self.inner.node.fail_next_append.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Whether this server is the leader right now.
     pub fn is_leader(&self) -> bool {
         self.inner.node.is_leader()
@@ -646,5 +652,7 @@ fn unix_ms() -> u64 {
     u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
 }
 
+#[cfg(test)]
+mod disk_error_tests;
 #[cfg(test)]
 pub(crate) mod tests;

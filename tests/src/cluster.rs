@@ -116,6 +116,11 @@ impl TestCluster {
         IpAddr::V4(Ipv4Addr::new(a, b, c, last))
     }
 
+    /// The data directory of agent `idx` (servers first, then clients).
+    pub fn data_dir(&self, idx: usize) -> &std::path::Path {
+        self._data_dirs[idx].path()
+    }
+
     /// Every agent, servers first.
     pub fn agents(&self) -> impl Iterator<Item = &TestAgent> {
         self.servers.iter().chain(self.clients.iter())
@@ -197,6 +202,19 @@ impl TestCluster {
         }
         views
     }
+}
+
+/// Writes `key` through `agent` and checks that it was acknowledged (200, `true`).
+pub async fn put_kv(agent: &TestAgent, key: &str, value: &str) {
+    let res = agent.put(&format!("/v1/kv/{key}"), value).await;
+    assert_eq!(res.status, 200, "PUT {key} via {}: {}", agent.node_name(), res.text());
+    assert_eq!(res.json(), serde_json::json!(true));
+}
+
+/// The raw value of a key read through `agent`; `key_and_query` carries the query (`k?stale`), `&raw` is added.
+pub async fn kv_value(agent: &TestAgent, key_and_query: &str) -> Option<String> {
+    let res = agent.get(&format!("/v1/kv/{key_and_query}&raw")).await;
+    (res.status == 200).then(|| res.text())
 }
 
 /// The names `agent` lists as alive (`Status` 1) in `/v1/agent/members`.

@@ -313,21 +313,29 @@ impl TestAgent {
     /// Starts the agent again with the same node name, mode, data dir and config; kills it first
     /// (SIGKILL) if it is still running. Ports are new, since they come from port 0 again.
     pub async fn restart(&mut self) {
-        self.kill9();
-        let spawned = spawn_agent(&self.node_name, &self.mode, &config_path(&self.config_dir)).await;
-        let (process, ready) = spawned.unwrap_or_else(|err| panic!("restarting {}: {err:#}", self.node_name));
-        self.process = Some(process);
-        self.http_addr = ready.http;
-        self.https_addr = ready.https;
-        self.rpc_addr = ready.rpc;
-        self.dns_addr = ready.dns;
-        self.serf_addr = ready.serf;
+        if let Err(err) = self.try_restart().await {
+            panic!("restarting {}: {err:#}", self.node_name);
+        }
         if matches!(self.mode, AgentMode::Args(_)) {
             return;
         }
         if let Err(err) = self.wait_for_leader().await {
             panic!("restarted agent has no leader: {err:#}\nstderr:\n{}", self.stderr_tail());
         }
+    }
+
+    /// Starts the agent again like [`TestAgent::restart`] but waits for nothing past its readiness line, and returns
+    /// the failure (with the agent's stderr) instead of panicking: for starts that are meant to be refused.
+    pub async fn try_restart(&mut self) -> anyhow::Result<()> {
+        self.kill9();
+        let (process, ready) = spawn_agent(&self.node_name, &self.mode, &config_path(&self.config_dir)).await?;
+        self.process = Some(process);
+        self.http_addr = ready.http;
+        self.https_addr = ready.https;
+        self.rpc_addr = ready.rpc;
+        self.dns_addr = ready.dns;
+        self.serf_addr = ready.serf;
+        Ok(())
     }
 
     /// Runs a CLI command against this agent, inserting `-http-addr=<addr>` after the command words

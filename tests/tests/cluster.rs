@@ -5,19 +5,8 @@
 
 use std::time::Duration;
 
-use roster_tests::{TestAgent, TestCluster, alive_members, eventually, member_names};
+use roster_tests::{TestAgent, TestCluster, alive_members, eventually, kv_value, member_names, put_kv};
 use serde_json::{Value, json};
-
-async fn put_kv(agent: &TestAgent, key: &str, value: &str) {
-    let res = agent.put(&format!("/v1/kv/{key}"), value).await;
-    assert_eq!(res.status, 200, "PUT {key} via {}: {}", agent.node_name(), res.text());
-    assert_eq!(res.json(), json!(true));
-}
-
-async fn kv_value(agent: &TestAgent, key_and_query: &str) -> Option<String> {
-    let res = agent.get(&format!("/v1/kv/{key_and_query}&raw")).await;
-    (res.status == 200).then(|| res.text())
-}
 
 /// The status of `node`'s serfHealth check as `agent` sees it in the catalog.
 async fn serf_health(agent: &TestAgent, node: &str) -> Option<String> {

@@ -109,7 +109,7 @@ fn raft(raft: &roster_server::RaftStats) -> Value {
     } else {
         crate::config::format_go_duration(std::time::Duration::from_millis(raft.last_contact_ms))
     };
-    json!({
+    let mut stats = json!({
         "state": raft.state,
         "term": raft.term.to_string(),
         "last_log_index": raft.last_log_index.to_string(),
@@ -120,5 +120,13 @@ fn raft(raft: &roster_server::RaftStats) -> Value {
         "leader": raft.leader.to_string(),
         "last_contact": last_contact,
         "protocol_version": "3",
-    })
+    });
+    // Not one of Consul's keys: present only when Raft stopped on an error, so a healthy server's shape is Consul's.
+    if let Some(failure) = &raft.failure {
+        stats["failure"] = json!(failure);
+    }
+    stats
 }
+
+#[cfg(test)]
+mod tests;

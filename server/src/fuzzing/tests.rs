@@ -125,7 +125,7 @@ fn append_entries_over_the_small_limit_is_taken_from_a_server_only() {
     let value = vec![5; crate::raft::wire::SMALL_BODY];
     let entry = openraft::Entry {
         log_id: openraft::LogId::new(openraft::impls::leader_id_adv::LeaderId { term: 1, node_id: 1 }, 1),
-        payload: openraft::EntryPayload::Normal(crate::raft::LogCommand(Command::KvSet {
+        payload: openraft::EntryPayload::Normal(crate::raft::LogCommand::Command(Command::KvSet {
             key: "k".into(),
             value,
             flags: 0,

@@ -29,7 +29,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
-use super::{Entry, LogId, TypeConfig, Vote};
+use super::{Entry, LogCommand, LogId, TypeConfig, Vote};
+
+/// The log's file name in the data dir.
+pub(crate) const LOG_FILE: &str = "raft-log.redb";
 
 /// Log entries by index, each a postcard-encoded `Entry`.
 const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
@@ -46,6 +49,11 @@ pub(crate) struct LogStore {
     db: Arc<Db>,
     /// The committed pointer openraft reported last, not yet written (it rides on the next append).
     pending_committed: Arc<std::sync::Mutex<Option<Option<LogId>>>>,
+    /// The file, for the error log line (`None` in memory).
+    path: Option<Arc<Path>>,
+    /// Tests set this to make the next append fail as a full disk would.
+    #[cfg(test)]
+    pub(crate) fail_next_append: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The database plus a signal sent once it is closed.
@@ -83,7 +91,7 @@ impl LogStore {
     /// The receiver resolves once the last clone is dropped and the database file is closed.
     pub(crate) fn open(dir: Option<&Path>) -> io::Result<(LogStore, oneshot::Receiver<()>)> {
         let db = match dir {
-            Some(dir) => Database::create(dir.join("raft-log.redb")).map_err(io::Error::other)?,
+            Some(dir) => Database::create(dir.join(LOG_FILE)).map_err(io::Error::other)?,
             None => Database::builder()
                 .create_with_backend(redb::backends::InMemoryBackend::new())
                 .map_err(io::Error::other)?,
@@ -95,7 +103,14 @@ impl LogStore {
         txn.commit().map_err(io::Error::other)?;
         let (tx, closed) = oneshot::channel();
         let db = Arc::new(Db { database: db, _closed: ClosedSignal(Some(tx)) });
-        Ok((LogStore { db, pending_committed: Arc::default() }, closed))
+        let store = LogStore {
+            db,
+            pending_committed: Arc::default(),
+            path: dir.map(|dir| Arc::from(dir.join(LOG_FILE))),
+            #[cfg(test)]
+            fail_next_append: Arc::default(),
+        };
+        Ok((store, closed))
     }
 
     fn get_meta<T: DeserializeOwned>(&self, key: &str) -> io::Result<Option<T>> {
@@ -119,7 +134,55 @@ impl LogStore {
             write(&txn)?;
             txn.commit().map_err(io::Error::other)
         });
-        task.await.map_err(io::Error::other)?
+        let res = task.await.map_err(io::Error::other).and_then(|res| res);
+        res.map_err(|e| {
+            // openraft stops this server's Raft on any log write error (`Fatal::StorageError`): it can no longer
+            // promise that what it acknowledges is on disk. Say so loudly, with the file, since the operator must act.
+            let file = self.path.as_ref().map_or_else(|| "the in-memory log".to_owned(), |p| p.display().to_string());
+            tracing::error!(
+                %file,
+                error = %e,
+                "RAFT LOG WRITE FAILED: this server stops serving Raft and reports itself unhealthy; no write it could \
+                 not persist is acknowledged. Free space or fix the disk, then restart it"
+            );
+            // The file rides in the error too, so the failure Raft reports (`RaftStats::failure`) names it.
+            io::Error::new(e.kind(), format!("{file}: {e}"))
+        })
+    }
+
+    /// Appends `entries` (and the pending committed pointer) in one durable transaction.
+    async fn write_entries(&self, entries: Vec<Entry>) -> io::Result<()> {
+        // A test's injected failure aborts the transaction where a full disk would fail its commit.
+        #[cfg(test)]
+        let injected = self.fail_next_append.swap(false, std::sync::atomic::Ordering::SeqCst);
+        #[cfg(not(test))]
+        let injected = false;
+        let mut encoded = Vec::new();
+        for entry in entries {
+            encoded.push((entry.log_id.index(), encode(&entry)?));
+        }
+        let committed = self.pending_committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let committed = committed.map(|committed| encode(&committed)).transpose()?;
+        self.write(Durability::Immediate, move |txn| {
+            if injected {
+                return Err(io::Error::new(io::ErrorKind::StorageFull, "No space left on device (injected by a test)"));
+            }
+            let mut table = txn.open_table(LOGS).map_err(io::Error::other)?;
+            for (index, bytes) in &encoded {
+                table.insert(*index, bytes.as_slice()).map_err(io::Error::other)?;
+            }
+            if let Some(committed) = &committed {
+                let mut meta = txn.open_table(META).map_err(io::Error::other)?;
+                meta.insert(KEY_COMMITTED, committed.as_slice()).map_err(io::Error::other)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Appends `entry` after the last one before Raft starts (outage recovery's configuration entry), durably.
+    pub(crate) async fn append_before_start(&self, entry: Entry) -> io::Result<()> {
+        self.write_entries(vec![entry]).await
     }
 
     async fn put_meta<T: Serialize>(&self, key: &'static str, value: &T, durability: Durability) -> io::Result<()> {
@@ -144,7 +207,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let mut entries = Vec::new();
         for item in table.range::<u64>(bounds).map_err(io::Error::other)? {
             let (_, value) = item.map_err(io::Error::other)?;
-            entries.push(decode(value.value())?);
+            entries.push(decode_entry(value.value())?);
         }
         Ok(entries)
     }
@@ -162,7 +225,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let txn = self.db.begin_read().map_err(io::Error::other)?;
         let table = txn.open_table(LOGS).map_err(io::Error::other)?;
         let last = match table.last().map_err(io::Error::other)? {
-            Some((_, value)) => Some(decode::<Entry>(value.value())?.log_id),
+            Some((_, value)) => Some(decode_entry(value.value())?.log_id),
             None => None,
         };
         // With every entry purged, the last log id is the purge point.
@@ -196,25 +259,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut encoded = Vec::new();
-        for entry in entries {
-            encoded.push((entry.log_id.index(), encode(&entry)?));
-        }
-        let committed = self.pending_committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        let committed = committed.map(|committed| encode(&committed)).transpose()?;
-        let res = self
-            .write(Durability::Immediate, move |txn| {
-                let mut table = txn.open_table(LOGS).map_err(io::Error::other)?;
-                for (index, bytes) in &encoded {
-                    table.insert(*index, bytes.as_slice()).map_err(io::Error::other)?;
-                }
-                if let Some(committed) = &committed {
-                    let mut meta = txn.open_table(META).map_err(io::Error::other)?;
-                    meta.insert(KEY_COMMITTED, committed.as_slice()).map_err(io::Error::other)?;
-                }
-                Ok(())
-            })
-            .await;
+        let res = self.write_entries(entries.into_iter().collect()).await;
         // The commit above returned, so the entries are on disk: only now may openraft count them.
         match res {
             Ok(()) => {
@@ -263,6 +308,19 @@ fn copy_bound(bound: Bound<&u64>) -> Bound<u64> {
 
 fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
     postcard::to_allocvec(value).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Decodes a stored entry; one of a format this server cannot read is an error naming the versions (a data dir
+/// from a newer roster is refused at start by its format marker, so this is a second line of defence).
+fn decode_entry(bytes: &[u8]) -> io::Result<Entry> {
+    let entry: Entry = decode(bytes)?;
+    match LogCommand::unreadable(&entry) {
+        Some(unreadable) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{LOG_FILE}: entry {}: {}", entry.log_id.index(), unreadable.why),
+        )),
+        None => Ok(entry),
+    }
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {

@@ -3,6 +3,7 @@
 //! The transport runs every request of a connection as its own task, so a client's blocking query parked here for minutes holds up neither heartbeats nor other requests.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use tokio::time::Instant;
 use super::chunks::{Assembled, Assembler};
 use super::network::StreamCounters;
 use super::wire::{Request, Response, SnapshotChunk, WireError};
-use super::{Raft, Snapshot, read_index};
+use super::{LogCommand, Raft, Snapshot, read_index};
 use crate::config::{ClusterStatus, Consistency, ReadMeta};
 use crate::error::{Error, Result};
 use crate::login::Login;
@@ -68,6 +69,8 @@ pub(crate) struct RaftService<C> {
     chunks: Mutex<Assembler>,
     /// Counts the chunks received.
     stream: Arc<StreamCounters>,
+    /// Whether an entry from a newer roster was refused and logged loudly already.
+    logged_newer_entry: AtomicBool,
 }
 
 impl<C: ClientHandler> RaftService<C> {
@@ -79,8 +82,16 @@ impl<C: ClientHandler> RaftService<C> {
         counters: Arc<Counters>,
         stream: Arc<StreamCounters>,
     ) -> RaftService<C> {
-        let chunks = Mutex::default();
-        RaftService { raft, last_contact, clients, counters, logged: LogOnce::default(), chunks, stream }
+        RaftService {
+            raft,
+            last_contact,
+            clients,
+            counters,
+            logged: LogOnce::default(),
+            logged_newer_entry: AtomicBool::new(false),
+            chunks: Mutex::default(),
+            stream,
+        }
     }
 
     /// Takes one chunk of a streamed snapshot, and installs the snapshot when it is whole.
@@ -136,7 +147,29 @@ impl<C: ClientHandler> RaftService<C> {
         )))
     }
 
+    /// Why this server cannot take an entry of `rpc` (one written by a newer roster), logged loudly once.
+    ///
+    /// Checked before openraft sees the entries: it would store them and then fail to apply them. The leader is
+    /// told the versions in its error and keeps retrying, so the cluster carries on without this server until
+    /// it is upgraded.
+    fn unreadable_entry(&self, rpc: &openraft::raft::AppendEntriesRequest<super::TypeConfig>) -> Option<String> {
+        let (index, unreadable) =
+            rpc.entries.iter().find_map(|entry| Some((entry.log_id.index(), LogCommand::unreadable(entry)?)))?;
+        let why = format!("AppendEntries refused: entry {index}: {}", unreadable.why);
+        if !self.logged_newer_entry.swap(true, Ordering::Relaxed) {
+            tracing::error!("{why}; further refusals are logged at debug");
+        } else {
+            tracing::debug!("{why}");
+        }
+        Some(why)
+    }
+
     async fn dispatch(&self, request: Request) -> Response {
+        if let Request::AppendEntries(rpc) = &request
+            && let Some(why) = self.unreadable_entry(rpc)
+        {
+            return Response::Error(WireError::BadRequest(why));
+        }
         match request {
             Request::AppendEntries(rpc) => match self.raft.append_entries(rpc).await {
                 Ok(resp) => {
@@ -156,7 +189,7 @@ impl<C: ClientHandler> RaftService<C> {
             Request::TransferLeader(req) => {
                 self.raft.handle_transfer_leader(req).await.map_or_else(fatal, Response::TransferLeader)
             }
-            Request::Forward(cmd) => match self.raft.client_write(super::LogCommand(cmd)).await {
+            Request::Forward(cmd) => match self.raft.client_write(super::LogCommand::Command(cmd)).await {
                 Ok(resp) => match resp.data {
                     Outcome::Result(result) => Response::Forward { result, index: resp.log_id.index() },
                     Outcome::Txn(outcome) => Response::ForwardTxn { outcome, index: resp.log_id.index() },

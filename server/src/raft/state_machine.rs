@@ -9,7 +9,7 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use roster_kv::State;
 
 use super::snapshot_store::SnapshotStore;
-use super::{AppliedMeta, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+use super::{AppliedMeta, LogCommand, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::replica::Replica;
 
 /// The state machine openraft drives. Clones share the replica and the snapshot store.
@@ -61,6 +61,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // Gather the batch first: the state lock is synchronous and must not be held across an await.
         let batch: Vec<EntryResponder<TypeConfig>> = entries.try_collect().await?;
         let Some((last, _)) = batch.last() else { return Ok(()) };
+        // An entry this server cannot read must stop it (a storage error is fatal to openraft) rather than be
+        // skipped, or this replica would diverge from the servers that applied it.
+        if let Some(unreadable) = batch.iter().find_map(|(entry, _)| LogCommand::unreadable(entry)) {
+            let why = format!("cannot apply log entry: {}", unreadable.why);
+            tracing::error!("{why}");
+            return Err(io::Error::new(io::ErrorKind::InvalidData, why));
+        }
         let last_index = last.log_id.index();
         let mut responses = Vec::with_capacity(batch.len());
         let mut changes = Vec::new();
@@ -68,12 +75,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             for (entry, responder) in batch {
                 let index = entry.log_id.index();
                 let result = match &entry.payload {
-                    EntryPayload::Normal(command) => {
-                        let (result, changed) = applied.state.apply_command(index, &command.0);
+                    EntryPayload::Normal(LogCommand::Command(command)) => {
+                        let (result, changed) = applied.state.apply_command(index, command);
                         if !changed.is_empty() {
                             changes.push(changed);
                         }
                         result
+                    }
+                    // Refused before the lock was taken; an arm only because the match must be exhaustive.
+                    EntryPayload::Normal(LogCommand::Unreadable(unreadable)) => {
+                        roster_kv::Outcome::Result(roster_kv::CommandResult::Rejected(unreadable.why.clone()))
                     }
                     EntryPayload::Blank => {
                         applied.state.apply_noop(index);

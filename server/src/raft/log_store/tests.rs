@@ -10,6 +10,7 @@ use super::LogStore;
 use crate::raft::snapshot_store::SnapshotStore;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::{AppliedMeta, TypeConfig};
+use crate::raft::{Entry, LogCommand};
 use crate::replica::Replica;
 
 /// Builds fresh stores; `on_disk` puts each in its own temporary data dir (kept alive by the guard).
@@ -37,4 +38,108 @@ async fn storage_suite_passes_on_disk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_suite_passes_in_memory() {
     Suite::test_all(Builder { on_disk: false }).await.expect("suite");
+}
+
+/// Format 1's log payload, exactly as roster declared it before envelopes: the command itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+struct Format1Command(roster_kv::Command);
+
+impl std::fmt::Display for Format1Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+type Format1Entry =
+    openraft::Entry<crate::raft::CommittedLeaderId, openraft::EntryPayload<Format1Command, u64, openraft::BasicNode>>;
+
+/// Rewrites every entry of the log in `dir` as format 1 wrote it (the redb file is closed).
+fn rewrite_as_format_1(dir: &std::path::Path) {
+    use redb::ReadableTable;
+    let db = redb::Database::open(dir.join(super::LOG_FILE)).expect("open the log");
+    let txn = db.begin_write().expect("write txn");
+    {
+        let mut table = txn.open_table(super::LOGS).expect("logs");
+        let mut rewritten = Vec::new();
+        for item in table.iter().expect("iter") {
+            let (index, value) = item.expect("entry");
+            let entry: Entry = super::decode(value.value()).expect("decode");
+            let payload = match entry.payload {
+                openraft::EntryPayload::Normal(LogCommand::Command(cmd)) => {
+                    openraft::EntryPayload::Normal(Format1Command(cmd))
+                }
+                openraft::EntryPayload::Normal(LogCommand::Unreadable(_)) => panic!("an unreadable entry"),
+                openraft::EntryPayload::Blank => openraft::EntryPayload::Blank,
+                openraft::EntryPayload::Membership(m) => openraft::EntryPayload::Membership(m),
+            };
+            let old = Format1Entry { log_id: entry.log_id, payload };
+            rewritten.push((index.value(), postcard::to_allocvec(&old).expect("encode")));
+        }
+        assert!(rewritten.len() > 10, "a log to rewrite");
+        for (index, bytes) in rewritten {
+            table.insert(index, bytes.as_slice()).expect("insert");
+        }
+    }
+    txn.commit().expect("commit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_written_by_format_1_is_read_and_extended() {
+    use crate::server::tests::{set, start};
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(1, Some(dir.path()), true).await;
+    server.wait_for_leader(std::time::Duration::from_secs(5)).await.unwrap();
+    for i in 0..20 {
+        server.write(set(&format!("k{i}"), &i.to_string())).await.unwrap();
+    }
+    server.shutdown().await.unwrap();
+    drop(server);
+    rewrite_as_format_1(dir.path());
+
+    let read = |server: &crate::Server, key: String| {
+        let server = server.clone();
+        async move {
+            let (value, _) = server
+                .read(crate::Consistency::Consistent, move |state| state.kv_get(&key).0.map(|e| e.value.clone()))
+                .await
+                .unwrap();
+            value
+        }
+    };
+    let server = start(1, Some(dir.path()), false).await;
+    server.wait_for_leader(std::time::Duration::from_secs(5)).await.unwrap();
+    for i in 0..20 {
+        assert_eq!(read(&server, format!("k{i}")).await, Some(i.to_string().into_bytes()), "k{i}");
+    }
+    // New entries (envelopes) follow the old ones in the same log, and both read back after another restart.
+    server.write(set("k20", "20")).await.unwrap();
+    server.shutdown().await.unwrap();
+    drop(server);
+    let server = start(1, Some(dir.path()), false).await;
+    server.wait_for_leader(std::time::Duration::from_secs(5)).await.unwrap();
+    for i in 0..21 {
+        assert_eq!(read(&server, format!("k{i}")).await, Some(i.to_string().into_bytes()), "k{i}");
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_of_a_newer_format_in_the_log_is_refused_naming_the_versions() {
+    use openraft::RaftLogReader;
+    use openraft::vote::RaftLeaderId;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _closed) = LogStore::open(Some(dir.path())).expect("open log");
+    let newer = crate::raft::envelope::LOG_ENTRY_VERSION + 1;
+    let unreadable = crate::raft::Unreadable { version: newer, why: String::new(), body: vec![1, 2, 3] };
+    let log_id = crate::raft::LogId { leader_id: crate::raft::CommittedLeaderId::new(1, 1), index: 1 };
+    let entry = Entry { log_id, payload: openraft::EntryPayload::Normal(LogCommand::Unreadable(unreadable)) };
+    log.append_before_start(entry).await.expect("append");
+    let err = log.try_get_log_entries(0..5).await.expect_err("a newer entry must not be read");
+    let message = err.to_string();
+    assert!(
+        message.contains("raft-log.redb: entry 1") && message.contains(&format!("format version {newer}")),
+        "{message}"
+    );
+    assert!(message.contains(&format!("up to {}", crate::raft::envelope::LOG_ENTRY_VERSION)), "{message}");
 }

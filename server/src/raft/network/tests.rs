@@ -14,7 +14,7 @@ fn log_id(index: u64) -> LogId {
 /// An entry at `index` whose value has `len` bytes.
 fn entry(index: u64, len: usize) -> Entry {
     let cmd = Command::KvSet { key: format!("k{index}"), value: vec![7; len], flags: 0 };
-    Entry { log_id: log_id(index), payload: EntryPayload::Normal(LogCommand(cmd)) }
+    Entry { log_id: log_id(index), payload: EntryPayload::Normal(LogCommand::Command(cmd)) }
 }
 
 fn size(entry: &Entry) -> usize {
