@@ -157,6 +157,20 @@ async fn try_bootstrap(
     Ok(true)
 }
 
+/// The longest a leaving leader waits for another server to take over before it leaves anyway.
+const HANDOVER_WAIT: Duration = Duration::from_secs(5);
+
+/// Before a graceful leave: a leader hands leadership to a caught-up voter and waits (at most `HANDOVER_WAIT`) until
+/// another server leads, so the cluster does not sit out an election timeout after the leader is gone. A follower,
+/// or a leader with no other voter, leaves at once. A failure is logged: leaving must go on.
+pub async fn hand_over_leadership(server: &Server) {
+    match server.transfer_leadership_for_leave(HANDOVER_WAIT).await {
+        Ok(true) => tracing::info!("leadership handed over before leaving"),
+        Ok(false) => {}
+        Err(why) => tracing::warn!("could not hand leadership over before leaving: {why}"),
+    }
+}
+
 /// What the leader reconciles, fixed at start.
 pub struct LeaderDuties {
     /// This agent's gossip.
@@ -203,7 +217,8 @@ impl LeaderDuties {
         self.reconcile_catalog(&members, may_reap).await
     }
 
-    /// Alive servers become voters once the leader reaches them; servers that left (or were force-left) are removed.
+    /// Alive servers become voters once the leader reaches them (but one an operator just removed only after
+    /// `roster_server::REMOVED_HOLD`); servers that left (or were force-left) are removed.
     /// A failed server stays a voter: it may come back, and removing it would shrink the quorum
     /// under a partition. `force-leave` is the operator's way to say it will not.
     async fn reconcile_raft(&self, members: &[Member]) -> anyhow::Result<()> {
@@ -213,6 +228,12 @@ impl LeaderDuties {
         for (id, addr, name) in alive_servers(members, &self.datacenter) {
             let known = servers.get(&id);
             if known == Some(&(addr, true)) {
+                continue;
+            }
+            // An operator's remove-peer holds for a while even though gossip still sees the server (Consul adds it
+            // back on its next reconcile, at most a minute later); then it comes back as a non-voter.
+            if known.is_none() && self.server.removed_by_operator(id) {
+                tracing::debug!(server = %name, "not adding a server an operator removed recently");
                 continue;
             }
             if known.map(|(known_addr, _)| known_addr) != Some(&addr) {

@@ -211,6 +211,8 @@ pub fn router(api: Api) -> Router {
         .route("/v1/agent/leave", put(members::leave))
         .route("/v1/agent/force-leave/{node}", put(members::force_leave))
         .route("/v1/operator/raft/configuration", get(members::raft_configuration))
+        .route("/v1/operator/raft/peer", axum::routing::delete(operator::raft_peer_delete))
+        .route("/v1/operator/raft/transfer-leader", axum::routing::post(operator::transfer_leader))
         .route("/v1/operator/usage", get(operator::usage))
         .route(
             "/v1/operator/keyring",

@@ -230,6 +230,9 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
         () = stop.cancelled() => false,
         () = shutdown.cancelled() => false,
     };
+    if leave && let Some(server) = backend.server() {
+        crate::cluster::hand_over_leadership(server).await;
+    }
     if leave && let Some(gossip) = &gossip {
         tracing::info!("leaving the cluster gracefully");
         if let Err(err) = gossip.leave().await {

@@ -8,6 +8,7 @@
 //! - `access`: ACL enforcement: tokens resolved against the replicated ACL tables, commands authorized, answers filtered.
 //! - `login`: `Login`, an auth-method login verified, bound and minted into a token on a server.
 //! - `sessions`: the leader's session TTL timers.
+//! - `operator`: `OperatorRequest` (remove-peer, transfer-leader), carried out by the leader, and its pure checks.
 //! - `config`: `Config` (with `RpcTls`, `TlsConfigs`, `RpcLimits`), `Consistency`, `ReadMeta`, `ClusterStatus`, `RpcCounters`.
 //! - `replica`: the applied state shared by the state machine and readers, and the watch registry
 //!   that wakes blocking queries.
@@ -25,6 +26,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod login;
+mod operator;
 mod raft;
 mod remote;
 mod replica;
@@ -41,5 +43,6 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use login::Login;
+pub use operator::{OperatorReply, OperatorRequest, PeerSelector, REMOVED_HOLD};
 pub use remote::Remote;
 pub use server::Server;

@@ -334,6 +334,48 @@ impl RaftNode {
         Ok(())
     }
 
+    /// On the leader: the last log index each other server is known to hold (servers never reached are left out).
+    pub(crate) fn replication_matched(&self) -> BTreeMap<u64, u64> {
+        self.with_metrics(|metrics| {
+            metrics
+                .replication
+                .iter()
+                .flatten()
+                .filter_map(|(id, matched)| Some((*id, matched.as_ref()?.index())))
+                .collect()
+        })
+    }
+
+    /// On the leader: hands leadership to the voter `to` and waits up to `wait` until another server leads.
+    /// openraft sends `to` a TransferLeader message carrying the leader's log position; `to` campaigns at once once
+    /// its log has caught up, and this leader steps down when it sees the higher term.
+    pub(crate) async fn transfer_leader(&self, to: u64, wait: Duration) -> Result<()> {
+        self.raft.trigger().transfer_leader(to).await.map_err(fatal)?;
+        let me = self.node_id;
+        let moved = |m: &RaftMetrics<TypeConfig>| m.current_leader.is_some_and(|leader| leader != me);
+        match self.raft.wait(Some(wait)).metrics(moved, "leadership moved").await {
+            Ok(_) => Ok(()),
+            Err(openraft::metrics::WaitError::Timeout(..)) => Err(Error::Operator(format!(
+                "leadership did not move to {to} within {wait:?}; this server still leads"
+            ))),
+            Err(_) => Err(Error::Shutdown),
+        }
+    }
+
+    /// Sends an operator request to the leader at `addr`, on behalf of the caller holding `token`.
+    pub(crate) async fn forward_operator(
+        &self,
+        addr: SocketAddr,
+        token: &str,
+        request: &crate::operator::OperatorRequest,
+    ) -> Result<crate::operator::OperatorReply> {
+        let request = Request::ClientOperator { token: token.to_owned(), request: request.clone() };
+        match self.call(addr, request).await? {
+            Response::ClientOperator(reply) => Ok(reply),
+            other => Err(unexpected(addr, &other)),
+        }
+    }
+
     /// The RPC address of the leader this node currently knows of.
     pub(crate) fn leader_addr(&self) -> Option<SocketAddr> {
         self.with_metrics(|metrics| node_addr(metrics, metrics.current_leader?))
@@ -501,6 +543,10 @@ impl Response {
             }
             Response::Error(WireError::Rejected(why)) => Err(Error::Rejected(why)),
             Response::Error(WireError::Indeterminate(why)) => Err(Error::Indeterminate(why)),
+            Response::Error(WireError::Operator(why)) => Err(Error::Operator(why)),
+            Response::Error(WireError::PermissionDenied(why)) => Err(Error::PermissionDenied(why)),
+            Response::Error(WireError::AclNotFound) => Err(Error::AclNotFound),
+            Response::Error(WireError::AclRootDenied) => Err(Error::AclRootDenied),
             Response::Error(
                 WireError::Fatal(message) | WireError::BadRequest(message) | WireError::Unavailable(message),
             ) => Err(Error::Rpc { addr: from, message }),

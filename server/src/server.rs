@@ -1,6 +1,7 @@
 //! `Server`: the crate's entry point. Starts the Raft node and answers writes, reads and blocking queries,
 //! for its own agent in process and for client agents over the RPC (`raft::ClientHandler`).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::access::{Access, AclSettings, Resolver, authorize_command, authorize_
 use crate::config::{ClusterStatus, Config, Consistency, ReadMeta};
 use crate::error::{Error, Result};
 use crate::login::{Login, mint};
+use crate::operator::{self, OperatorReply, OperatorRequest, RecentlyRemoved};
 use crate::raft::{ClientHandler, NodeConfig, RaftNode};
 use crate::replica::Replica;
 use crate::sessions::{RECONCILE_EVERY, SessionTimers, ttl_of};
@@ -26,6 +28,10 @@ use crate::shared_eval::SharedEvals;
 /// How long a write or read waits for a leader (an election, a forward retry) before `NoLeader`.
 /// Consul holds RPCs for up to 7 s; elections here take well under one.
 const LEADER_HOLD: Duration = Duration::from_secs(5);
+/// How long an operator's transfer-leader waits for another server to lead (an election takes well under one).
+const TRANSFER_WAIT: Duration = Duration::from_secs(5);
+/// How far behind the leader's log a voter may be and still be handed leadership on a graceful leave.
+const LEAVE_LAG: u64 = 1024;
 
 /// A running Raft server. Clones share one node; dropping the last clone stops its RPC service.
 #[derive(Clone)]
@@ -63,6 +69,8 @@ struct Inner {
     resolver: Resolver,
     /// What the RPC port refused.
     rpc_counters: Arc<crate::rpc::Counters>,
+    /// Servers an operator removed, which the leader's reconcile leaves out for a while.
+    removed: RecentlyRemoved,
 }
 
 impl Server {
@@ -94,6 +102,7 @@ impl Server {
             acl: config.acl,
             resolver: Resolver::default(),
             rpc_counters: Arc::default(),
+            removed: RecentlyRemoved::default(),
         });
         let settings =
             crate::rpc::Settings { tls: config.tls, limits: config.limits, counters: inner.rpc_counters.clone() };
@@ -276,6 +285,41 @@ impl Server {
         self.inner.node.remove_voter(node_id).await
     }
 
+    /// Carries out an operator request for the caller holding `secret` (operator:write): on the leader, or forwarded
+    /// to it. Unknown servers, removing the last voter and transfers to a non-voter are refused (`Error::Operator`)
+    /// having changed nothing.
+    pub async fn operator_as(&self, secret: &str, request: &OperatorRequest) -> Result<OperatorReply> {
+        self.inner.operator_as(secret, request).await
+    }
+
+    /// Whether an operator removed the server `node_id` from the Raft configuration through this server less than
+    /// `REMOVED_HOLD` ago: the leader's reconcile does not add such a server back yet, even if gossip sees it alive.
+    pub fn removed_by_operator(&self, node_id: u64) -> bool {
+        self.inner.removed.holds(node_id, Instant::now())
+    }
+
+    /// Before a graceful leave: if this server leads, hands leadership to the most caught-up other voter and waits up
+    /// to `wait` until another server leads. Returns whether leadership moved; with no caught-up voter (a one-server
+    /// cluster) it returns `false` at once, and the cluster elects a leader when this one is gone.
+    pub async fn transfer_leadership_for_leave(&self, wait: Duration) -> Result<bool> {
+        let node = &self.inner.node;
+        if !node.is_leader() {
+            return Ok(false);
+        }
+        let status = node.status();
+        let matched = node.replication_matched();
+        let last = status.last_log_index;
+        // Caught up: within the lag the leader accepts for a voter, so the new leader need not wait long for a log.
+        let caught_up: BTreeMap<u64, u64> =
+            matched.into_iter().filter(|(_, index)| last.saturating_sub(*index) <= LEAVE_LAG).collect();
+        let Ok(to) = operator::transfer_target(&status.servers, self.inner.node_id, None, &caught_up) else {
+            return Ok(false);
+        };
+        tracing::info!(to, "leaving: transferring leadership first");
+        node.transfer_leader(to, wait).await?;
+        Ok(true)
+    }
+
     /// Builds a snapshot of the applied state now and returns the log index it covers.
     /// The log up to there becomes eligible for purging.
     pub async fn snapshot(&self) -> Result<u64> {
@@ -359,6 +403,45 @@ impl Inner {
         match self.write(Command::AclTokenDelete { accessor_id: token.accessor_id }).await? {
             CommandResult::Rejected(why) => Err(Error::Rejected(why)),
             CommandResult::Bool(_) => Ok(()),
+        }
+    }
+
+    async fn operator_as(&self, secret: &str, request: &OperatorRequest) -> Result<OperatorReply> {
+        let access = self.resolve(secret)?;
+        let allowed = access.authorizer().operator_write();
+        access.require(allowed, roster_acl::Resource::Operator, roster_acl::AccessLevel::Write, None)?;
+        self.with_leader(|| async {
+            if self.node.is_leader() {
+                return self.operator_here(request).await;
+            }
+            match self.node.leader_addr() {
+                Some(addr) if addr != self.rpc_advertise => self.node.forward_operator(addr, secret, request).await,
+                _ => Err(Error::NoLeader),
+            }
+        })
+        .await
+    }
+
+    /// Carries out `request` on this server, the leader.
+    async fn operator_here(&self, request: &OperatorRequest) -> Result<OperatorReply> {
+        let status = self.node.status();
+        match request {
+            OperatorRequest::RemovePeer(selector) => {
+                let target = operator::find_peer(&status.servers, selector)?;
+                operator::check_removal(&status.servers, &target)?;
+                // Noted first: the reconcile must not add it back between the change and the note.
+                self.removed.note(target.id, Instant::now());
+                self.node.remove_voter(target.id).await?;
+                tracing::warn!(id = target.id, addr = %target.addr, "operator removed a Raft server");
+                Ok(OperatorReply::Removed { id: target.id })
+            }
+            OperatorRequest::TransferLeader { id } => {
+                let matched = self.node.replication_matched();
+                let to = operator::transfer_target(&status.servers, self.node_id, id.as_deref(), &matched)?;
+                tracing::info!(to, "operator asked to transfer leadership");
+                self.node.transfer_leader(to, TRANSFER_WAIT).await?;
+                Ok(OperatorReply::Transferred { to })
+            }
         }
     }
 
@@ -617,6 +700,10 @@ impl ClientHandler for Inner {
 
     async fn logout(&self, token: &str) -> Result<()> {
         Inner::logout(self, token).await
+    }
+
+    async fn operator(&self, token: &str, request: OperatorRequest) -> Result<OperatorReply> {
+        Inner::operator_as(self, token, &request).await
     }
 
     fn renew_session_as_leader(&self, id: &str) -> Result<Option<Session>> {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{TypeConfig, Vote};
 use crate::config::{ClusterStatus, Consistency, ReadMeta};
 use crate::login::Login;
+use crate::operator::{OperatorReply, OperatorRequest};
 use roster_kv::{AclToken, Answer, Command, CommandResult, Query, Session, TxnOp, TxnOutcome};
 
 /// A request from one server to another.
@@ -111,6 +112,14 @@ pub(crate) enum Request {
         /// The login token's secret.
         token: String,
     },
+    /// An operator request on behalf of the caller holding `token`: the receiver authorizes it and carries it out as
+    /// leader, or forwards it (the same request) to the leader, which authorizes it again.
+    ClientOperator {
+        /// The caller's secret.
+        token: String,
+        /// What to do.
+        request: OperatorRequest,
+    },
 }
 
 /// The largest body of a frame for AppendEntries or FullSnapshot from a server: the whole frame limit, since a snapshot
@@ -158,7 +167,8 @@ impl Request {
             | Request::ClientTxnAs { .. }
             | Request::ClientSessionRenewAs { .. }
             | Request::ClientLogin(_)
-            | Request::ClientLogout { .. } => false,
+            | Request::ClientLogout { .. }
+            | Request::ClientOperator { .. } => false,
         }
     }
 
@@ -184,6 +194,7 @@ impl Request {
             Request::ClientSessionRenewAs { .. } => "ClientSessionRenewAs",
             Request::ClientLogin(_) => "ClientLogin",
             Request::ClientLogout { .. } => "ClientLogout",
+            Request::ClientOperator { .. } => "ClientOperator",
         }
     }
 }
@@ -257,6 +268,8 @@ pub(crate) enum Response {
     },
     /// Answer to `ClientLogin`: the minted token.
     ClientLogin(Box<AclToken>),
+    /// Answer to `ClientOperator`.
+    ClientOperator(OperatorReply),
 }
 
 /// Why a request failed on the receiver.
@@ -285,6 +298,8 @@ pub(crate) enum WireError {
     AclNotFound,
     /// The caller sent a reserved name (`allow`, `deny`, `manage`) as its token. Never retried.
     AclRootDenied,
+    /// An operator request was refused (`Error::Operator`); the text is for the operator. Never retried.
+    Operator(String),
 }
 
 #[cfg(test)]
