@@ -375,6 +375,9 @@ pub enum OperatorCommand {
     /// Raft commands.
     #[command(subcommand)]
     Raft(OperatorRaftCommand),
+    /// Autopilot commands.
+    #[command(subcommand)]
+    Autopilot(operator::OperatorAutopilotCommand),
 }
 
 /// `roster operator raft ...`.

@@ -86,6 +86,7 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
                     server: server.clone(),
                     datacenter: config.datacenter.clone(),
                     token: shutdown.child_token(),
+                    autopilot: config.autopilot.clone(),
                 };
                 duties.spawn();
                 if let Some(expect) = config.bootstrap_expect.filter(|n| *n > 1) {

@@ -8,6 +8,7 @@
 //! - `access`: ACL enforcement: tokens resolved against the replicated ACL tables, commands authorized, answers filtered.
 //! - `login`: `Login`, an auth-method login verified, bound and minted into a token on a server.
 //! - `sessions`: the leader's session TTL timers.
+//! - `autopilot`: server health as the leader computes it, and its promotion and dead-server-removal decisions.
 //! - `operator`: `OperatorRequest` (remove-peer, transfer-leader), carried out by the leader, and its pure checks.
 //! - `config`: `Config` (with `RpcTls`, `TlsConfigs`, `RpcLimits`), `Consistency`, `ReadMeta`, `ClusterStatus`, `RpcCounters`.
 //! - `replica`: the applied state shared by the state machine and readers, and the watch registry
@@ -21,6 +22,7 @@
 #![warn(missing_docs)]
 
 mod access;
+mod autopilot;
 mod config;
 mod error;
 #[doc(hidden)]
@@ -38,6 +40,7 @@ mod shared_eval;
 mod test_pki;
 
 pub use access::{Access, AclSettings, PolicyCache};
+pub use autopilot::{AutopilotHealth, GossipServer, SerfStatus, ServerHealth};
 pub use config::{
     ClusterStatus, Config, Consistency, RaftServer, RaftStats, ReadMeta, RpcCounters, RpcLimits, RpcTls, TlsConfigs,
 };

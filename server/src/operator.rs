@@ -38,6 +38,15 @@ pub enum OperatorRequest {
         /// The new leader's Raft ID; `None` lets the leader choose.
         id: Option<String>,
     },
+    /// The leader's latest autopilot health of every server (operator:read).
+    AutopilotHealth,
+}
+
+impl OperatorRequest {
+    /// Whether the request changes the cluster (operator:write) rather than reads it (operator:read).
+    pub(crate) fn writes(&self) -> bool {
+        !matches!(self, OperatorRequest::AutopilotHealth)
+    }
 }
 
 /// What an operator request did.
@@ -53,6 +62,8 @@ pub enum OperatorReply {
         /// The new leader's Raft ID.
         to: u64,
     },
+    /// The leader's autopilot health.
+    Health(Box<crate::autopilot::AutopilotHealth>),
 }
 
 /// The server `selector` names in `servers`, or Consul's refusal naming what was not found.

@@ -140,6 +140,7 @@ impl fmt::Display for LogCommand {
             Command::AclAuthMethodDelete { name } => write!(f, "AclAuthMethodDelete({name})"),
             Command::AclBindingRuleSet(rule) => write!(f, "AclBindingRuleSet({})", rule.id),
             Command::AclBindingRuleDelete { id } => write!(f, "AclBindingRuleDelete({id})"),
+            Command::AutopilotSet { cas, .. } => write!(f, "AutopilotSet(cas {cas:?})"),
         }
     }
 }
@@ -331,6 +332,54 @@ impl RaftNode {
             ChangeMembers::RemoveNodes(BTreeSet::from([node_id]))
         };
         self.raft.change_membership(change, false).await.map_err(membership_error)?;
+        Ok(())
+    }
+
+    /// On the leader: what autopilot computes health from; `None` on a follower.
+    pub(crate) fn autopilot_facts(&self) -> Option<crate::autopilot::RaftFacts> {
+        let servers = self.status().servers;
+        self.with_metrics(|metrics| {
+            if metrics.current_leader != Some(self.node_id) {
+                return None;
+            }
+            let contact_ms = metrics
+                .heartbeat
+                .iter()
+                .flatten()
+                .filter_map(|(id, at)| {
+                    let at = at.as_ref()?;
+                    Some((*id, u64::try_from(openraft::Instant::elapsed(&**at).as_millis()).unwrap_or(u64::MAX)))
+                })
+                .collect();
+            let matched = metrics
+                .replication
+                .iter()
+                .flatten()
+                .filter_map(|(id, log)| {
+                    let log = log.as_ref()?;
+                    Some((*id, (log.committed_leader_id().term, log.index())))
+                })
+                .collect();
+            Some(crate::autopilot::RaftFacts {
+                leader: self.node_id,
+                term: metrics.current_term,
+                last_index: metrics.last_log_index.unwrap_or(0),
+                servers,
+                contact_ms,
+                matched,
+            })
+        })
+    }
+
+    /// Adds (or moves) a server as a non-voter; a no-op when it is already a member at `addr`.
+    pub(crate) async fn add_nonvoter(&self, node_id: u64, addr: SocketAddr) -> Result<()> {
+        let node = BasicNode::new(addr);
+        let member_at = self.with_metrics(|metrics| {
+            metrics.membership_config.membership().get_node(&node_id).map(|known| known.addr == node.addr)
+        });
+        if member_at != Some(true) {
+            self.raft.add_learner(node_id, node, false).await.map_err(membership_error)?;
+        }
         Ok(())
     }
 

@@ -4,18 +4,20 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use roster_kv::{
-    AclToken, Answer, Command, CommandResult, Outcome, Query, Session, State, TxnOp, TxnOutcome, WatchKey,
+    AclToken, Answer, AutopilotConfig, Command, CommandResult, Outcome, Query, Session, State, TxnOp, TxnOutcome,
+    WatchKey,
 };
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 
 use crate::access::{Access, AclSettings, Resolver, authorize_command, authorize_query, authorize_txn, filter_answer};
+use crate::autopilot::{self, AutopilotHealth, GossipServer};
 use crate::config::{ClusterStatus, Config, Consistency, ReadMeta};
 use crate::error::{Error, Result};
 use crate::login::{Login, mint};
@@ -71,6 +73,8 @@ struct Inner {
     rpc_counters: Arc<crate::rpc::Counters>,
     /// Servers an operator removed, which the leader's reconcile leaves out for a while.
     removed: RecentlyRemoved,
+    /// The health autopilot computed on its last pass while this server led.
+    health: std::sync::Mutex<Option<AutopilotHealth>>,
 }
 
 impl Server {
@@ -103,6 +107,7 @@ impl Server {
             resolver: Resolver::default(),
             rpc_counters: Arc::default(),
             removed: RecentlyRemoved::default(),
+            health: std::sync::Mutex::default(),
         });
         let settings =
             crate::rpc::Settings { tls: config.tls, limits: config.limits, counters: inner.rpc_counters.clone() };
@@ -292,6 +297,31 @@ impl Server {
         self.inner.operator_as(secret, request).await
     }
 
+    /// On the leader, one autopilot pass: every server's health from the Raft metrics and `gossip` (the agent's view
+    /// of the servers), kept for `/v1/operator/autopilot/health`; then dead servers removed (with
+    /// `CleanupDeadServers`, never below `MinQuorum` or a healthy majority) and non-voters healthy for
+    /// `ServerStabilizationTime` made voters. A no-op on a follower. Call it every reconcile pass.
+    pub async fn autopilot_pass(&self, gossip: &[GossipServer]) -> Result<()> {
+        self.inner.autopilot_pass(gossip).await
+    }
+
+    /// Adds a server (leader only) as a non-voter; autopilot promotes it once it is stable. A no-op for a member.
+    pub async fn add_nonvoter(&self, node_id: u64, addr: SocketAddr) -> Result<()> {
+        self.inner.node.add_nonvoter(node_id, addr).await
+    }
+
+    /// On the leader: stores `config` as the autopilot configuration unless one is stored already (the agent's
+    /// `autopilot` block seeds it; after that, only the API changes it).
+    pub async fn seed_autopilot(&self, config: AutopilotConfig) -> Result<()> {
+        if self.inner.replica.read(|state| state.autopilot_config().is_some()) {
+            return Ok(());
+        }
+        match self.inner.node.write_local(Command::AutopilotSet { config, cas: Some(0) }).await?.0.into_result() {
+            CommandResult::Rejected(why) => Err(Error::Rejected(why)),
+            CommandResult::Bool(_) => Ok(()),
+        }
+    }
+
     /// Whether an operator removed the server `node_id` from the Raft configuration through this server less than
     /// `REMOVED_HOLD` ago: the leader's reconcile does not add such a server back yet, even if gossip sees it alive.
     pub fn removed_by_operator(&self, node_id: u64) -> bool {
@@ -408,8 +438,13 @@ impl Inner {
 
     async fn operator_as(&self, secret: &str, request: &OperatorRequest) -> Result<OperatorReply> {
         let access = self.resolve(secret)?;
-        let allowed = access.authorizer().operator_write();
-        access.require(allowed, roster_acl::Resource::Operator, roster_acl::AccessLevel::Write, None)?;
+        if request.writes() {
+            let allowed = access.authorizer().operator_write();
+            access.require(allowed, roster_acl::Resource::Operator, roster_acl::AccessLevel::Write, None)?;
+        } else {
+            let allowed = access.authorizer().operator_read();
+            access.require(allowed, roster_acl::Resource::Operator, roster_acl::AccessLevel::Read, None)?;
+        }
         self.with_leader(|| async {
             if self.node.is_leader() {
                 return self.operator_here(request).await;
@@ -442,7 +477,43 @@ impl Inner {
                 self.node.transfer_leader(to, TRANSFER_WAIT).await?;
                 Ok(OperatorReply::Transferred { to })
             }
+            OperatorRequest::AutopilotHealth => {
+                let health = self.health.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                match health.filter(|h| h.leader == self.node_id) {
+                    Some(health) => Ok(OperatorReply::Health(Box::new(health))),
+                    None => Err(Error::Operator("autopilot has not computed server health yet".into())),
+                }
+            }
         }
+    }
+
+    /// One autopilot pass on the leader (a no-op elsewhere): compute every server's health from the Raft metrics and
+    /// `gossip`, keep it, remove dead servers and promote stable non-voters as the stored configuration says.
+    async fn autopilot_pass(&self, gossip: &[GossipServer]) -> Result<()> {
+        let Some(facts) = self.node.autopilot_facts() else {
+            *self.health.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            return Ok(());
+        };
+        let config = self.replica.read(|state| state.autopilot_config().cloned()).unwrap_or_default();
+        let now_ms = unix_ms();
+        let health = {
+            let mut stored = self.health.lock().unwrap_or_else(PoisonError::into_inner);
+            let health = autopilot::compute(&config, &facts, gossip, stored.as_ref(), now_ms);
+            *stored = Some(health.clone());
+            health
+        };
+        for id in autopilot::removals(&config, &health) {
+            tracing::warn!(id, "autopilot: removing a dead server from the Raft configuration");
+            self.node.remove_voter(id).await?;
+        }
+        for id in autopilot::promotions(&config, &health, now_ms) {
+            let Some(addr) = health.servers.iter().find(|s| s.id == id).map(|s| s.address) else { continue };
+            // `add_voter` still waits until the leader has replicated to it, whatever its health says.
+            if self.node.add_voter(id, addr).await? {
+                tracing::info!(id, %addr, "autopilot: promoted a stable server to voter");
+            }
+        }
+        Ok(())
     }
 
     async fn write_as(&self, secret: &str, cmd: Command) -> Result<CommandResult> {

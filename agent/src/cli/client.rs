@@ -99,6 +99,7 @@ pub async fn run_client(command: &Command, env: &dyn EnvSource) -> anyhow::Resul
         Command::Operator(OperatorCommand::Raft(OperatorRaftCommand::TransferLeader(args))) => {
             super::operator::transfer_leader(args, env).await
         }
+        Command::Operator(OperatorCommand::Autopilot(command)) => super::operator::autopilot(command, env).await,
         Command::Kv(KvCommand::Get(args)) => kv_get(args, env).await,
         Command::Kv(KvCommand::Put(args)) => kv_put(args, env).await,
         Command::Kv(KvCommand::Delete(args)) => kv_delete(args, env).await,
