@@ -298,7 +298,7 @@ impl From<&HealthEntry<'_>> for InstanceHealth {
 const RESOLVE_TABLES: [Table; 3] = [Table::Services, Table::Checks, Table::Nodes];
 
 /// Every table, for the reads whose answer may depend on anything.
-const ALL_TABLES: [Table; 10] = [
+const ALL_TABLES: [Table; 11] = [
     Table::Kvs,
     Table::Nodes,
     Table::Services,
@@ -309,6 +309,7 @@ const ALL_TABLES: [Table; 10] = [
     Table::AclRoles,
     Table::AclAuthMethods,
     Table::AclBindingRules,
+    Table::Autopilot,
 ];
 
 /// The ACL tables: what a token's resolution depends on.

@@ -263,7 +263,8 @@ mod tests {
         assert!(health_of(&h, 1).leader && health_of(&h, 1).last_contact_ms == Some(0));
 
         f.contact_ms.insert(2, 201);
-        f.matched.insert(3, (3, 100 - 251));
+        f.last_index = 351;
+        f.matched.insert(2, (3, 351));
         let h = compute(&config, &f, &g, None, NOW);
         assert!(!health_of(&h, 2).healthy, "not heard from within the threshold");
         assert!(!health_of(&h, 3).healthy, "trailing by more than MaxTrailingLogs");

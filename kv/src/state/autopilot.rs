@@ -74,5 +74,17 @@ mod tests {
         assert_eq!(decoded.autopilot_config(), state.autopilot_config());
         assert_eq!(decoded.table(Table::Autopilot), 3);
         assert_eq!(decoded.encode_snapshot(), state.encode_snapshot());
+
+        // A version-4 snapshot is version 6's body without the autopilot tail: it decodes with no configuration.
+        let bytes = state.encode_snapshot();
+        let tail = postcard::to_allocvec(&(state.autopilot.clone(), 3u64)).unwrap();
+        let mut v4 = bytes.clone();
+        v4[7] = 4;
+        v4.truncate(v4.len() - tail.len());
+        let old = State::decode_snapshot(&v4).unwrap();
+        assert!(old.autopilot_config().is_none());
+        let mut v5 = bytes;
+        v5[7] = 5;
+        assert!(State::decode_snapshot(&v5).is_err(), "format 5 is not this build's");
     }
 }
