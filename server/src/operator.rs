@@ -75,7 +75,7 @@ pub(crate) fn find_peer(servers: &[RaftServer], selector: &PeerSelector) -> Resu
             servers.iter().find(|s| Some(s.addr) == parsed)
         }
     };
-    found.cloned().ok_or_else(|| {
+    found.copied().ok_or_else(|| {
         Error::Operator(match selector {
             PeerSelector::Id(id) => format!("id {id:?} was not found in the Raft configuration"),
             PeerSelector::Address(addr) => format!("address {addr:?} was not found in the Raft configuration"),
@@ -179,7 +179,7 @@ mod tests {
         let s = servers();
         assert!(check_removal(&s, &s[0]).is_ok());
         assert!(check_removal(&s, &s[2]).is_ok(), "a non-voter always may go");
-        let one = vec![s[0].clone(), s[2].clone()];
+        let one = vec![s[0], s[2]];
         let err = check_removal(&one, &one[0]).unwrap_err().to_string();
         assert!(err.contains("last voter"), "{err}");
         assert!(check_removal(&one, &one[1]).is_ok());

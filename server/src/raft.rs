@@ -308,13 +308,8 @@ impl RaftNode {
     /// `-server` whose certificate the others refuse) would silently eat into the quorum's fault tolerance.
     /// Consul's autopilot likewise promotes only a non-voter that is healthy.
     pub(crate) async fn add_voter(&self, node_id: u64, addr: SocketAddr) -> Result<bool> {
+        self.add_nonvoter(node_id, addr).await?;
         let node = BasicNode::new(addr);
-        let member_at = self.with_metrics(|metrics| {
-            metrics.membership_config.membership().get_node(&node_id).map(|known| known.addr == node.addr)
-        });
-        if member_at != Some(true) {
-            self.raft.add_learner(node_id, node.clone(), false).await.map_err(membership_error)?;
-        }
         if !self.with_metrics(|metrics| replicated_to(metrics, node_id)) {
             return Ok(false);
         }
