@@ -111,6 +111,19 @@ impl Backend {
         }
     }
 
+    /// An operator request (remove-peer, transfer-leader) on behalf of the caller holding `secret`: authorized by the
+    /// server that receives it and carried out by the leader.
+    pub async fn operator_as(
+        &self,
+        secret: &str,
+        request: &roster_server::OperatorRequest,
+    ) -> Result<roster_server::OperatorReply> {
+        match self {
+            Backend::Local(server) => server.operator_as(secret, request).await,
+            Backend::Remote(remote) => remote.operator_as(secret, request).await,
+        }
+    }
+
     /// The Raft cluster as this server, or the server a client uses, sees it.
     pub async fn status(&self) -> Result<ClusterStatus> {
         match self {

@@ -20,6 +20,7 @@ mod kv_io;
 mod lock;
 mod maint;
 mod members;
+mod operator;
 mod output;
 mod tls;
 mod validate;
@@ -374,6 +375,9 @@ pub enum OperatorCommand {
     /// Raft commands.
     #[command(subcommand)]
     Raft(OperatorRaftCommand),
+    /// Autopilot commands.
+    #[command(subcommand)]
+    Autopilot(operator::OperatorAutopilotCommand),
 }
 
 /// `roster operator raft ...`.
@@ -381,6 +385,10 @@ pub enum OperatorCommand {
 pub enum OperatorRaftCommand {
     /// Print the Raft servers: node, ID, address, state, voter.
     ListPeers(ListPeersArgs),
+    /// Remove a server (one that is gone) from the Raft configuration.
+    RemovePeer(operator::RemovePeerArgs),
+    /// Hand Raft leadership to another voter.
+    TransferLeader(operator::TransferLeaderArgs),
 }
 
 /// `roster operator raft list-peers`.

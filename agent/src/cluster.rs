@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use roster_kv::{CheckStatus, Command, HealthCheck, Registration, Service};
-use roster_server::{Remote, Server};
+use roster_server::{GossipServer, Remote, SerfStatus, Server};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -150,6 +150,20 @@ async fn try_bootstrap(
     Ok(true)
 }
 
+/// The longest a leaving leader waits for another server to take over before it leaves anyway.
+const HANDOVER_WAIT: Duration = Duration::from_secs(5);
+
+/// Before a graceful leave: a leader hands leadership to a caught-up voter and waits (at most `HANDOVER_WAIT`) until
+/// another server leads, so the cluster does not sit out an election timeout after the leader is gone. A follower,
+/// or a leader with no other voter, leaves at once. A failure is logged: leaving must go on.
+pub async fn hand_over_leadership(server: &Server) {
+    match server.transfer_leadership_for_leave(HANDOVER_WAIT).await {
+        Ok(true) => tracing::info!("leadership handed over before leaving"),
+        Ok(false) => {}
+        Err(why) => tracing::warn!("could not hand leadership over before leaving: {why}"),
+    }
+}
+
 /// What the leader reconciles, fixed at start.
 pub struct LeaderDuties {
     /// This agent's gossip.
@@ -160,6 +174,8 @@ pub struct LeaderDuties {
     pub datacenter: String,
     /// Cancelled at shutdown.
     pub token: CancellationToken,
+    /// The agent config's `autopilot` block, stored as the replicated configuration when none is.
+    pub autopilot: roster_kv::AutopilotConfig,
 }
 
 impl LeaderDuties {
@@ -192,13 +208,20 @@ impl LeaderDuties {
     async fn reconcile(&self, may_reap: bool) -> anyhow::Result<()> {
         let members: Vec<Member> =
             self.gossip.members().into_iter().filter(|m| m.meta.datacenter == self.datacenter).collect();
+        if let Err(why) = self.server.seed_autopilot(self.autopilot.clone()).await {
+            tracing::warn!("storing the autopilot configuration: {why}");
+        }
         self.reconcile_raft(&members).await?;
+        if let Err(why) = self.server.autopilot_pass(&gossip_servers(&members)).await {
+            tracing::warn!("autopilot: {why}");
+        }
         self.reconcile_catalog(&members, may_reap).await
     }
 
-    /// Alive servers become voters once the leader reaches them; servers that left (or were force-left) are removed.
-    /// A failed server stays a voter: it may come back, and removing it would shrink the quorum
-    /// under a partition. `force-leave` is the operator's way to say it will not.
+    /// Alive servers join as non-voters (but one an operator just removed only after `roster_server::REMOVED_HOLD`),
+    /// which autopilot promotes; servers that left (or were force-left) are removed. A failed server is autopilot's
+    /// to remove (`cleanup_dead_servers`, within `min_quorum` and a healthy majority); `force-leave` and
+    /// `operator raft remove-peer` are the operator's ways to say it will not come back.
     async fn reconcile_raft(&self, members: &[Member]) -> anyhow::Result<()> {
         let status = self.server.status().await?;
         let servers: BTreeMap<u64, (SocketAddr, bool)> =
@@ -208,14 +231,19 @@ impl LeaderDuties {
             if known == Some(&(addr, true)) {
                 continue;
             }
+            // An operator's remove-peer holds for a while even though gossip still sees the server (Consul adds it
+            // back on its next reconcile, at most a minute later); then it comes back as a non-voter.
+            if known.is_none() && self.server.removed_by_operator(id) {
+                tracing::debug!(server = %name, "not adding a server an operator removed recently");
+                continue;
+            }
             if known.map(|(known_addr, _)| known_addr) != Some(&addr) {
                 tracing::info!(server = %name, %addr, "adding server to the Raft configuration as a non-voter");
+                self.server.add_nonvoter(id, addr).await?;
             }
-            // A server becomes a voter only once the leader has reached it; one whose RPC port this leader
-            // cannot talk to (a wrong certificate, a firewall) stays a non-voter and is asked about every tick.
-            if self.server.add_voter(id, addr).await? {
-                tracing::info!(server = %name, %addr, "server caught up: now a Raft voter");
-            }
+            // Autopilot makes it a voter once it has been healthy for `server_stabilization_time` and the leader
+            // has replicated to it; one whose RPC port this leader cannot talk to (a wrong certificate, a
+            // firewall) stays a non-voter.
         }
         for m in members.iter().filter(|m| m.meta.role == Role::Server && m.status == MemberStatus::Left) {
             let Some(id) = m.meta.raft_id else { continue };
@@ -329,6 +357,22 @@ impl LeaderDuties {
             roster_kv::CommandResult::Rejected(why) => anyhow::bail!("catalog refused: {why}"),
         }
     }
+}
+
+/// What gossip says of each server of the datacenter, for autopilot's health.
+fn gossip_servers(members: &[Member]) -> Vec<GossipServer> {
+    members
+        .iter()
+        .filter(|m| m.meta.role == Role::Server)
+        .filter_map(|m| {
+            let status = match m.status {
+                MemberStatus::Alive | MemberStatus::Suspect => SerfStatus::Alive,
+                MemberStatus::Failed => SerfStatus::Failed,
+                MemberStatus::Left => SerfStatus::Left,
+            };
+            Some(GossipServer { id: m.meta.raft_id?, name: m.name.clone(), status, version: m.meta.build.clone() })
+        })
+        .collect()
 }
 
 /// The `serfHealth` check of `node`.

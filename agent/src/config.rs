@@ -12,6 +12,7 @@
 //! Subsystem crates never read files or the environment; `main` hands them pieces of `Config`.
 
 mod acl;
+mod autopilot;
 mod build;
 pub mod duration;
 mod env;
@@ -136,6 +137,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Connection limits (`limits.*`).
     pub limits: Limits,
+    /// The `autopilot` block: what a leader seeds the replicated autopilot configuration with when none is stored.
+    pub autopilot: roster_kv::AutopilotConfig,
     /// Gossip encryption key (`encrypt`, `-encrypt`): base64 of 16, 24 or 32 bytes (`roster keygen` makes one).
     /// It only seeds an empty keyring: once `data_dir/serf/local.keyring` exists, that file wins and keys change
     /// through `roster keyring`. `None` with no keyring file gossips in plaintext.

@@ -29,6 +29,7 @@ pub use serve::{HEADER_READ_TIMEOUT, ServeOptions};
 mod acl;
 mod agent;
 mod agent_checks;
+mod autopilot;
 pub(crate) mod caller;
 mod catalog;
 pub(crate) mod definition;
@@ -211,7 +212,15 @@ pub fn router(api: Api) -> Router {
         .route("/v1/agent/leave", put(members::leave))
         .route("/v1/agent/force-leave/{node}", put(members::force_leave))
         .route("/v1/operator/raft/configuration", get(members::raft_configuration))
+        .route("/v1/operator/raft/peer", axum::routing::delete(operator::raft_peer_delete))
+        .route("/v1/operator/raft/transfer-leader", axum::routing::post(operator::transfer_leader))
         .route("/v1/operator/usage", get(operator::usage))
+        .route(
+            "/v1/operator/autopilot/configuration",
+            get(autopilot::get_configuration).put(autopilot::put_configuration),
+        )
+        .route("/v1/operator/autopilot/health", get(autopilot::health))
+        .route("/v1/operator/autopilot/state", get(autopilot::state))
         .route(
             "/v1/operator/keyring",
             get(keyring::keyring).post(keyring::keyring).put(keyring::keyring).delete(keyring::keyring),

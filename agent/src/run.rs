@@ -90,6 +90,7 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
                     server: server.clone(),
                     datacenter: config.datacenter.clone(),
                     token: shutdown.child_token(),
+                    autopilot: config.autopilot.clone(),
                 };
                 duties.spawn();
                 if let Some(expect) = config.bootstrap_expect.filter(|n| *n > 1) {
@@ -234,6 +235,9 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
         () = stop.cancelled() => false,
         () = shutdown.cancelled() => false,
     };
+    if leave && let Some(server) = backend.server() {
+        crate::cluster::hand_over_leadership(server).await;
+    }
     if leave && let Some(gossip) = &gossip {
         tracing::info!("leaving the cluster gracefully");
         if let Err(err) = gossip.leave().await {

@@ -151,6 +151,14 @@ pub enum Command {
         /// The rule ID.
         id: String,
     },
+    /// Store the autopilot configuration; with `cas`, only if the stored one's `modify_index` is that (0: none is
+    /// stored). Answers `Bool(false)` when the check fails.
+    AutopilotSet {
+        /// The configuration; its indexes are set at apply.
+        config: crate::autopilot::AutopilotConfig,
+        /// The expected `modify_index`.
+        cas: Option<u64>,
+    },
 }
 
 /// A catalog registration, as `PUT /v1/catalog/register` carries it.

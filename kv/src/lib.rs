@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - `model`: the persisted records (KV entries, nodes, services, checks, sessions); `acl`: the ACL tokens, policies and roles. Their serde form is the Raft log and snapshot schema.
+//! - `autopilot`: `AutopilotConfig`, the replicated autopilot settings.
 //! - `command`: the `Command`s a Raft entry carries and their `CommandResult`.
 //! - `state`: `State`, with `apply` (the only mutation) and the read queries; each query returns its data plus the index that covers it.
 //! - `query`: `Query`, reads as data (what client agents send to servers), evaluated into an owned `Answer` with its index and watch keys.
@@ -19,6 +20,7 @@
 #![warn(missing_docs)]
 
 mod acl;
+mod autopilot;
 mod command;
 mod duration;
 mod error;
@@ -36,6 +38,7 @@ pub use acl::{
     GLOBAL_MANAGEMENT_POLICY_NAME, GLOBAL_READ_ONLY_POLICY_ID, GLOBAL_READ_ONLY_POLICY_NAME, ResolvedToken,
     policy_hash, role_hash, secret_matches, token_hash,
 };
+pub use autopilot::AutopilotConfig;
 pub use command::{Command, CommandResult, Outcome, Registration};
 pub use duration::{SESSION_TTL_MAX, SESSION_TTL_MIN, parse_go_duration, session_ttl};
 pub use error::{Error, Result};

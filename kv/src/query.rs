@@ -146,6 +146,8 @@ pub enum Query {
     AclBindingRules,
     /// How many nodes, service names and instances the catalog holds (`/v1/operator/usage`). Answers `Usage`.
     Usage,
+    /// The autopilot configuration, if one is stored. Answers `Autopilot`.
+    AutopilotConfig,
 }
 
 /// What a `Query` returns: owned data, free of the state's lock.
@@ -202,6 +204,8 @@ pub enum Answer {
     AclBindingRules(Vec<AclBindingRule>),
     /// Catalog counts.
     Usage(Usage),
+    /// The stored autopilot configuration.
+    Autopilot(Option<crate::autopilot::AutopilotConfig>),
 }
 
 /// What the catalog holds, counted (Consul's `ServiceUsage` for one datacenter).
@@ -294,7 +298,7 @@ impl From<&HealthEntry<'_>> for InstanceHealth {
 const RESOLVE_TABLES: [Table; 3] = [Table::Services, Table::Checks, Table::Nodes];
 
 /// Every table, for the reads whose answer may depend on anything.
-const ALL_TABLES: [Table; 10] = [
+const ALL_TABLES: [Table; 11] = [
     Table::Kvs,
     Table::Nodes,
     Table::Services,
@@ -305,6 +309,7 @@ const ALL_TABLES: [Table; 10] = [
     Table::AclRoles,
     Table::AclAuthMethods,
     Table::AclBindingRules,
+    Table::Autopilot,
 ];
 
 /// The ACL tables: what a token's resolution depends on.
@@ -343,6 +348,7 @@ impl Query {
             Query::AclAuthMethods => vec![WatchKey::Table(Table::AclAuthMethods)],
             Query::AclBindingRules => vec![WatchKey::Table(Table::AclBindingRules)],
             Query::Usage => vec![WatchKey::Table(Table::Nodes), WatchKey::Table(Table::Services)],
+            Query::AutopilotConfig => vec![WatchKey::Table(Table::Autopilot)],
         }
     }
 
@@ -462,6 +468,7 @@ impl Query {
                 (Answer::AclBindingRules(rules), state.table(Table::AclBindingRules))
             }
             Query::Usage => (Answer::Usage(usage(state)), state.table(Table::Nodes).max(state.table(Table::Services))),
+            Query::AutopilotConfig => (Answer::Autopilot(state.autopilot.clone()), state.table(Table::Autopilot)),
         }
     }
 }

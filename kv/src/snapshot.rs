@@ -6,13 +6,15 @@
 //! 1: KV, catalog and their indexes. 2: version 1's body followed by sessions, lock-delays and the sessions table index.
 //! 3: version 2's body followed by the ACL tables (tokens, policies, roles, the bootstrap index and the three tables' indexes).
 //! 4: version 3's body followed by the auth methods, binding rules and their two tables' indexes.
-//! This build writes version 4 and reads all four; an older snapshot decodes to a state without what it did not have.
+//! 6: version 4's body followed by the autopilot configuration and its table index (5 is another branch's).
+//! This build writes version 6 and reads 1 to 4 and 6; an older snapshot decodes to a state without what it did not have.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::acl::{AclAuthMethod, AclBindingRule, AclPolicy, AclRole, AclToken};
+use crate::autopilot::AutopilotConfig;
 use crate::error::{Error, Result};
 use crate::model::{HealthCheck, KvEntry, Node, Service, Session};
 use crate::state::State;
@@ -20,7 +22,7 @@ use crate::state::session::LockDelay;
 use crate::watch::Table;
 
 const MAGIC: &[u8; 6] = b"RSTRSN";
-const VERSION: u16 = 4;
+const VERSION: u16 = 6;
 
 /// The stored form of format version 1. Field order is the format: append only, in a new version.
 #[derive(Serialize, Deserialize)]
@@ -69,6 +71,14 @@ struct SnapshotV4 {
     acl_auth_table_index: [u64; 2],
 }
 
+/// The stored form of format version 6: version 4's fields, then the autopilot configuration.
+#[derive(Serialize, Deserialize)]
+struct SnapshotV6 {
+    base: SnapshotV4,
+    autopilot: Option<AutopilotConfig>,
+    autopilot_index: u64,
+}
+
 const ACL_AUTH_TABLES: [Table; 2] = [Table::AclAuthMethods, Table::AclBindingRules];
 
 const ACL_TABLES: [Table; 3] = [Table::AclTokens, Table::AclPolicies, Table::AclRoles];
@@ -103,11 +113,16 @@ impl State {
             acl_bootstrap_index: self.acl_bootstrap_index,
             acl_table_index: ACL_TABLES.map(|t| self.table_index.get(&t).copied().unwrap_or(0)),
         };
-        let body = SnapshotV4 {
+        let v4 = SnapshotV4 {
             base: v3,
             acl_auth_methods: self.acl_auth_methods.values().cloned().collect(),
             acl_binding_rules: self.acl_binding_rules.values().cloned().collect(),
             acl_auth_table_index: ACL_AUTH_TABLES.map(|t| self.table_index.get(&t).copied().unwrap_or(0)),
+        };
+        let body = SnapshotV6 {
+            base: v4,
+            autopilot: self.autopilot.clone(),
+            autopilot_index: self.table_index.get(&Table::Autopilot).copied().unwrap_or(0),
         };
         let mut out = Vec::with_capacity(64 + self.kv.len() * 64);
         out.extend_from_slice(MAGIC);
@@ -125,18 +140,24 @@ impl State {
             return Err(Error::SnapshotFormat("missing roster snapshot header".into()));
         }
         let version = u16::from_be_bytes([bytes[6], bytes[7]]);
-        let v4 = match version {
-            1 => v4_of(v3_of(SnapshotV2 {
+        let v6 = match version {
+            1 => v6_of(v4_of(v3_of(SnapshotV2 {
                 base: postcard::from_bytes(&bytes[8..])?,
                 sessions: Vec::new(),
                 lock_delays: Vec::new(),
                 sessions_index: 0,
-            })),
-            2 => v4_of(v3_of(postcard::from_bytes(&bytes[8..])?)),
-            3 => v4_of(postcard::from_bytes(&bytes[8..])?),
-            4 => postcard::from_bytes(&bytes[8..])?,
-            _ => return Err(Error::SnapshotFormat(format!("version {version} (this build reads 1 to {VERSION})"))),
+            }))),
+            2 => v6_of(v4_of(v3_of(postcard::from_bytes(&bytes[8..])?))),
+            3 => v6_of(v4_of(postcard::from_bytes(&bytes[8..])?)),
+            4 => v6_of(postcard::from_bytes(&bytes[8..])?),
+            6 => postcard::from_bytes(&bytes[8..])?,
+            _ => {
+                return Err(Error::SnapshotFormat(format!(
+                    "version {version} (this build reads 1 to 4 and {VERSION})"
+                )));
+            }
         };
+        let (v4, autopilot, autopilot_index) = (v6.base, v6.autopilot, v6.autopilot_index);
         let v3 = v4.base;
         let body = v3.base;
         let mut state = from_v1(body.base);
@@ -168,6 +189,10 @@ impl State {
         if body.sessions_index > 0 {
             state.table_index.insert(Table::Sessions, body.sessions_index);
         }
+        state.autopilot = autopilot;
+        if autopilot_index > 0 {
+            state.table_index.insert(Table::Autopilot, autopilot_index);
+        }
         Ok(state)
     }
 }
@@ -187,6 +212,11 @@ fn v3_of(base: SnapshotV2) -> SnapshotV3 {
 /// A version-3 body with no auth methods or binding rules.
 fn v4_of(base: SnapshotV3) -> SnapshotV4 {
     SnapshotV4 { base, acl_auth_methods: Vec::new(), acl_binding_rules: Vec::new(), acl_auth_table_index: [0; 2] }
+}
+
+/// A version-4 body with no autopilot configuration.
+fn v6_of(base: SnapshotV4) -> SnapshotV6 {
+    SnapshotV6 { base, autopilot: None, autopilot_index: 0 }
 }
 
 /// The state a version-1 body describes, with its derived indexes rebuilt.

@@ -57,6 +57,8 @@ pub struct State {
     pub(crate) acl_auth_methods: BTreeMap<String, AclAuthMethod>,
     /// ACL binding rules by ID.
     pub(crate) acl_binding_rules: BTreeMap<String, AclBindingRule>,
+    /// The autopilot configuration, once seeded or set.
+    pub(crate) autopilot: Option<crate::autopilot::AutopilotConfig>,
 }
 
 /// One service instance with its node and every check that affects it (the node's checks and its own).
@@ -216,6 +218,7 @@ impl State {
             | Command::AclAuthMethodDelete { .. }
             | Command::AclBindingRuleSet(_)
             | Command::AclBindingRuleDelete { .. } => self.apply_acl(index, cmd, changes),
+            Command::AutopilotSet { config, cas } => self.autopilot_set(index, config, *cas, changes),
             // The KV and catalog commands, and transactions, are applied by `apply_command` itself.
             Command::KvSet { .. }
             | Command::KvCas { .. }
@@ -247,6 +250,7 @@ fn check_limits(cmd: &Command) -> Result<(), String> {
 }
 
 pub(crate) mod acl;
+mod autopilot;
 mod catalog;
 mod kv;
 mod query;

@@ -38,6 +38,8 @@ pub enum Table {
     AclAuthMethods,
     /// ACL binding rules.
     AclBindingRules,
+    /// The autopilot configuration.
+    Autopilot,
 }
 
 /// Something a query's answer depends on.

@@ -296,6 +296,9 @@ pub(crate) fn authorize_command(access: &Access, cmd: &Command, state: &State) -
         | Command::AclBindingRuleDelete { .. } => {
             access.require(authz.acl_write(), Resource::Acl, AccessLevel::Write, None)
         }
+        Command::AutopilotSet { .. } => {
+            access.require(authz.operator_write(), Resource::Operator, AccessLevel::Write, None)
+        }
     }
 }
 
@@ -446,7 +449,9 @@ pub(crate) fn authorize_query(access: &Access, query: &Query) -> Result<()> {
             access.require(authz.acl_read(), Resource::Acl, AccessLevel::Read, None)
         }
         // Counts say nothing about any one name, so Consul guards them with operator:read alone.
-        Query::Usage => access.require(authz.operator_read(), Resource::Operator, AccessLevel::Read, None),
+        Query::Usage | Query::AutopilotConfig => {
+            access.require(authz.operator_read(), Resource::Operator, AccessLevel::Read, None)
+        }
         _ => Ok(()),
     }
 }

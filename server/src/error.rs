@@ -65,6 +65,10 @@ pub enum Error {
     /// The caller sent one of the reserved names `allow`, `deny` or `manage` as a token.
     #[error("Cannot resolve root ACL")]
     AclRootDenied,
+    /// An operator request (remove-peer, transfer-leader) was refused: it names no server in the Raft configuration,
+    /// or would leave it without a voter. Nothing changed; the text is for the operator.
+    #[error("{0}")]
+    Operator(String),
 }
 
 /// This crate's result type.

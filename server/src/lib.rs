@@ -10,6 +10,8 @@
 //! - `sessions`: the leader's session TTL timers.
 //! - `config`: `Config` (with `RpcTls`, `TlsConfigs`, `RpcLimits`), `Consistency`, `ReadMeta`, `ClusterStatus`, `RpcCounters`,
 //!   and `raft_id`, the node ID → Raft id mapping the agent and outage recovery share.
+//! - `autopilot`: server health as the leader computes it, and its promotion and dead-server-removal decisions.
+//! - `operator`: `OperatorRequest` (remove-peer, transfer-leader), carried out by the leader, and its pure checks.
 //! - `replica`: the applied state shared by the state machine and readers, and the watch registry
 //!   that wakes blocking queries.
 //! - `raft` (+ `raft/`): every openraft type: log store, state machine, snapshot files, network,
@@ -22,11 +24,13 @@
 #![warn(missing_docs)]
 
 mod access;
+mod autopilot;
 mod config;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod login;
+mod operator;
 mod raft;
 mod remote;
 mod replica;
@@ -38,11 +42,13 @@ mod shared_eval;
 mod test_pki;
 
 pub use access::{Access, AclSettings, PolicyCache};
+pub use autopilot::{AutopilotHealth, GossipServer, SerfStatus, ServerHealth};
 pub use config::{
     ClusterStatus, Config, Consistency, RaftServer, RaftStats, ReadMeta, RpcCounters, RpcLimits, RpcTls, TlsConfigs,
     raft_id,
 };
 pub use error::{Error, Result};
 pub use login::Login;
+pub use operator::{OperatorReply, OperatorRequest, PeerSelector, REMOVED_HOLD};
 pub use remote::Remote;
 pub use server::Server;

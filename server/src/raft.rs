@@ -179,6 +179,7 @@ impl fmt::Display for LogCommand {
             Command::AclAuthMethodDelete { name } => write!(f, "AclAuthMethodDelete({name})"),
             Command::AclBindingRuleSet(rule) => write!(f, "AclBindingRuleSet({})", rule.id),
             Command::AclBindingRuleDelete { id } => write!(f, "AclBindingRuleDelete({id})"),
+            Command::AutopilotSet { cas, .. } => write!(f, "AutopilotSet(cas {cas:?})"),
         }
     }
 }
@@ -366,13 +367,8 @@ impl RaftNode {
     /// `-server` whose certificate the others refuse) would silently eat into the quorum's fault tolerance.
     /// Consul's autopilot likewise promotes only a non-voter that is healthy.
     pub(crate) async fn add_voter(&self, node_id: u64, addr: SocketAddr) -> Result<bool> {
+        self.add_nonvoter(node_id, addr).await?;
         let node = BasicNode::new(addr);
-        let member_at = self.with_metrics(|metrics| {
-            metrics.membership_config.membership().get_node(&node_id).map(|known| known.addr == node.addr)
-        });
-        if member_at != Some(true) {
-            self.raft.add_learner(node_id, node.clone(), false).await.map_err(membership_error)?;
-        }
         if !self.with_metrics(|metrics| replicated_to(metrics, node_id)) {
             return Ok(false);
         }
@@ -391,6 +387,96 @@ impl RaftNode {
         };
         self.raft.change_membership(change, false).await.map_err(membership_error)?;
         Ok(())
+    }
+
+    /// On the leader: what autopilot computes health from; `None` on a follower.
+    pub(crate) fn autopilot_facts(&self) -> Option<crate::autopilot::RaftFacts> {
+        let servers = self.status().servers;
+        self.with_metrics(|metrics| {
+            if metrics.current_leader != Some(self.node_id) {
+                return None;
+            }
+            let contact_ms = metrics
+                .heartbeat
+                .iter()
+                .flatten()
+                .filter_map(|(id, at)| {
+                    let at = at.as_ref()?;
+                    Some((*id, u64::try_from(openraft::Instant::elapsed(&**at).as_millis()).unwrap_or(u64::MAX)))
+                })
+                .collect();
+            let matched = metrics
+                .replication
+                .iter()
+                .flatten()
+                .filter_map(|(id, log)| {
+                    let log = log.as_ref()?;
+                    Some((*id, (log.committed_leader_id().term, log.index())))
+                })
+                .collect();
+            Some(crate::autopilot::RaftFacts {
+                leader: self.node_id,
+                term: metrics.current_term,
+                last_index: metrics.last_log_index.unwrap_or(0),
+                servers,
+                contact_ms,
+                matched,
+            })
+        })
+    }
+
+    /// Adds (or moves) a server as a non-voter; a no-op when it is already a member at `addr`.
+    pub(crate) async fn add_nonvoter(&self, node_id: u64, addr: SocketAddr) -> Result<()> {
+        let node = BasicNode::new(addr);
+        let member_at = self.with_metrics(|metrics| {
+            metrics.membership_config.membership().get_node(&node_id).map(|known| known.addr == node.addr)
+        });
+        if member_at != Some(true) {
+            self.raft.add_learner(node_id, node, false).await.map_err(membership_error)?;
+        }
+        Ok(())
+    }
+
+    /// On the leader: the last log index each other server is known to hold (servers never reached are left out).
+    pub(crate) fn replication_matched(&self) -> BTreeMap<u64, u64> {
+        self.with_metrics(|metrics| {
+            metrics
+                .replication
+                .iter()
+                .flatten()
+                .filter_map(|(id, matched)| Some((*id, matched.as_ref()?.index())))
+                .collect()
+        })
+    }
+
+    /// On the leader: hands leadership to the voter `to` and waits up to `wait` until another server leads.
+    /// openraft sends `to` a TransferLeader message carrying the leader's log position; `to` campaigns at once once
+    /// its log has caught up, and this leader steps down when it sees the higher term.
+    pub(crate) async fn transfer_leader(&self, to: u64, wait: Duration) -> Result<()> {
+        self.raft.trigger().transfer_leader(to).await.map_err(fatal)?;
+        let me = self.node_id;
+        let moved = |m: &RaftMetrics<TypeConfig>| m.current_leader.is_some_and(|leader| leader != me);
+        match self.raft.wait(Some(wait)).metrics(moved, "leadership moved").await {
+            Ok(_) => Ok(()),
+            Err(openraft::metrics::WaitError::Timeout(..)) => Err(Error::Operator(format!(
+                "leadership did not move to {to} within {wait:?}; this server still leads"
+            ))),
+            Err(_) => Err(Error::Shutdown),
+        }
+    }
+
+    /// Sends an operator request to the leader at `addr`, on behalf of the caller holding `token`.
+    pub(crate) async fn forward_operator(
+        &self,
+        addr: SocketAddr,
+        token: &str,
+        request: &crate::operator::OperatorRequest,
+    ) -> Result<crate::operator::OperatorReply> {
+        let request = Request::ClientOperator { token: token.to_owned(), request: request.clone() };
+        match self.call(addr, request).await? {
+            Response::ClientOperator(reply) => Ok(reply),
+            other => Err(unexpected(addr, &other)),
+        }
     }
 
     /// The RPC address of the leader this node currently knows of.
@@ -592,6 +678,10 @@ impl Response {
             }
             Response::Error(WireError::Rejected(why)) => Err(Error::Rejected(why)),
             Response::Error(WireError::Indeterminate(why)) => Err(Error::Indeterminate(why)),
+            Response::Error(WireError::Operator(why)) => Err(Error::Operator(why)),
+            Response::Error(WireError::PermissionDenied(why)) => Err(Error::PermissionDenied(why)),
+            Response::Error(WireError::AclNotFound) => Err(Error::AclNotFound),
+            Response::Error(WireError::AclRootDenied) => Err(Error::AclRootDenied),
             Response::Error(
                 WireError::Fatal(message) | WireError::BadRequest(message) | WireError::Unavailable(message),
             ) => Err(Error::Rpc { addr: from, message }),

@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{ClusterStatus, Consistency, ReadMeta};
 use crate::error::{Error, Result};
 use crate::login::Login;
+use crate::operator::{OperatorReply, OperatorRequest};
 use crate::raft::client::{self, Failure};
 use crate::rpc::{Dialer, Peer};
 
@@ -247,6 +248,18 @@ impl Remote {
         self.spawn(move |remote| async move {
             let token = &token;
             let op = |peer: Arc<Peer>, _| async move { client::logout(&peer, token, CALL_MARGIN).await };
+            remote.failover(Kind::Write, Duration::ZERO, op).await
+        })
+        .await
+    }
+
+    /// An operator request on behalf of the caller holding `token` (`Server::operator_as`); like a write, sent again
+    /// elsewhere only when it certainly never reached a leader.
+    pub async fn operator_as(&self, token: &str, request: &OperatorRequest) -> Result<OperatorReply> {
+        let (token, request) = (token.to_owned(), request.clone());
+        self.spawn(move |remote| async move {
+            let (token, request) = (&token, &request);
+            let op = |peer: Arc<Peer>, _| async move { client::operator(&peer, token, request, CALL_MARGIN).await };
             remote.failover(Kind::Write, Duration::ZERO, op).await
         })
         .await

@@ -1,23 +1,27 @@
 //! `Server`: the crate's entry point. Starts the Raft node and answers writes, reads and blocking queries,
 //! for its own agent in process and for client agents over the RPC (`raft::ClientHandler`).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use roster_kv::{
-    AclToken, Answer, Command, CommandResult, Outcome, Query, Session, State, TxnOp, TxnOutcome, WatchKey,
+    AclToken, Answer, AutopilotConfig, Command, CommandResult, Outcome, Query, Session, State, TxnOp, TxnOutcome,
+    WatchKey,
 };
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 
 use crate::access::{Access, AclSettings, Resolver, authorize_command, authorize_query, authorize_txn, filter_answer};
+use crate::autopilot::{self, AutopilotHealth, GossipServer};
 use crate::config::{ClusterStatus, Config, Consistency, ReadMeta};
 use crate::error::{Error, Result};
 use crate::login::{Login, mint};
+use crate::operator::{self, OperatorReply, OperatorRequest, RecentlyRemoved};
 use crate::raft::{ClientHandler, NodeConfig, RaftNode};
 use crate::replica::Replica;
 use crate::sessions::{RECONCILE_EVERY, SessionTimers, ttl_of};
@@ -26,6 +30,10 @@ use crate::shared_eval::SharedEvals;
 /// How long a write or read waits for a leader (an election, a forward retry) before `NoLeader`.
 /// Consul holds RPCs for up to 7 s; elections here take well under one.
 const LEADER_HOLD: Duration = Duration::from_secs(5);
+/// How long an operator's transfer-leader waits for another server to lead (an election takes well under one).
+const TRANSFER_WAIT: Duration = Duration::from_secs(5);
+/// How far behind the leader's log a voter may be and still be handed leadership on a graceful leave.
+const LEAVE_LAG: u64 = 1024;
 
 /// A running Raft server. Clones share one node; dropping the last clone stops its RPC service.
 #[derive(Clone)]
@@ -63,6 +71,10 @@ struct Inner {
     resolver: Resolver,
     /// What the RPC port refused.
     rpc_counters: Arc<crate::rpc::Counters>,
+    /// Servers an operator removed, which the leader's reconcile leaves out for a while.
+    removed: RecentlyRemoved,
+    /// The health autopilot computed on its last pass while this server led.
+    health: std::sync::Mutex<Option<AutopilotHealth>>,
 }
 
 impl Server {
@@ -94,6 +106,8 @@ impl Server {
             acl: config.acl,
             resolver: Resolver::default(),
             rpc_counters: Arc::default(),
+            removed: RecentlyRemoved::default(),
+            health: std::sync::Mutex::default(),
         });
         let settings =
             crate::rpc::Settings { tls: config.tls, limits: config.limits, counters: inner.rpc_counters.clone() };
@@ -282,6 +296,66 @@ impl Server {
         self.inner.node.remove_voter(node_id).await
     }
 
+    /// Carries out an operator request for the caller holding `secret` (operator:write): on the leader, or forwarded
+    /// to it. Unknown servers, removing the last voter and transfers to a non-voter are refused (`Error::Operator`)
+    /// having changed nothing.
+    pub async fn operator_as(&self, secret: &str, request: &OperatorRequest) -> Result<OperatorReply> {
+        self.inner.operator_as(secret, request).await
+    }
+
+    /// On the leader, one autopilot pass: every server's health from the Raft metrics and `gossip` (the agent's view
+    /// of the servers), kept for `/v1/operator/autopilot/health`; then dead servers removed (with
+    /// `CleanupDeadServers`, never below `MinQuorum` or a healthy majority) and non-voters healthy for
+    /// `ServerStabilizationTime` made voters. A no-op on a follower. Call it every reconcile pass.
+    pub async fn autopilot_pass(&self, gossip: &[GossipServer]) -> Result<()> {
+        self.inner.autopilot_pass(gossip).await
+    }
+
+    /// Adds a server (leader only) as a non-voter; autopilot promotes it once it is stable. A no-op for a member.
+    pub async fn add_nonvoter(&self, node_id: u64, addr: SocketAddr) -> Result<()> {
+        self.inner.node.add_nonvoter(node_id, addr).await
+    }
+
+    /// On the leader: stores `config` as the autopilot configuration unless one is stored already (the agent's
+    /// `autopilot` block seeds it; after that, only the API changes it).
+    pub async fn seed_autopilot(&self, config: AutopilotConfig) -> Result<()> {
+        if self.inner.replica.read(|state| state.autopilot_config().is_some()) {
+            return Ok(());
+        }
+        match self.inner.node.write_local(Command::AutopilotSet { config, cas: Some(0) }).await?.0.into_result() {
+            CommandResult::Rejected(why) => Err(Error::Rejected(why)),
+            CommandResult::Bool(_) => Ok(()),
+        }
+    }
+
+    /// Whether an operator removed the server `node_id` from the Raft configuration through this server less than
+    /// `REMOVED_HOLD` ago: the leader's reconcile does not add such a server back yet, even if gossip sees it alive.
+    pub fn removed_by_operator(&self, node_id: u64) -> bool {
+        self.inner.removed.holds(node_id, Instant::now())
+    }
+
+    /// Before a graceful leave: if this server leads, hands leadership to the most caught-up other voter and waits up
+    /// to `wait` until another server leads. Returns whether leadership moved; with no caught-up voter (a one-server
+    /// cluster) it returns `false` at once, and the cluster elects a leader when this one is gone.
+    pub async fn transfer_leadership_for_leave(&self, wait: Duration) -> Result<bool> {
+        let node = &self.inner.node;
+        if !node.is_leader() {
+            return Ok(false);
+        }
+        let status = node.status();
+        let matched = node.replication_matched();
+        let last = status.last_log_index;
+        // Caught up: within the lag the leader accepts for a voter, so the new leader need not wait long for a log.
+        let caught_up: BTreeMap<u64, u64> =
+            matched.into_iter().filter(|(_, index)| last.saturating_sub(*index) <= LEAVE_LAG).collect();
+        let Ok(to) = operator::transfer_target(&status.servers, self.inner.node_id, None, &caught_up) else {
+            return Ok(false);
+        };
+        tracing::info!(to, "leaving: transferring leadership first");
+        node.transfer_leader(to, wait).await?;
+        Ok(true)
+    }
+
     /// Builds a snapshot of the applied state now and returns the log index it covers.
     /// The log up to there becomes eligible for purging.
     pub async fn snapshot(&self) -> Result<u64> {
@@ -378,6 +452,86 @@ impl Inner {
             CommandResult::Rejected(why) => Err(Error::Rejected(why)),
             CommandResult::Bool(_) => Ok(()),
         }
+    }
+
+    async fn operator_as(&self, secret: &str, request: &OperatorRequest) -> Result<OperatorReply> {
+        let access = self.resolve(secret)?;
+        if request.writes() {
+            let allowed = access.authorizer().operator_write();
+            access.require(allowed, roster_acl::Resource::Operator, roster_acl::AccessLevel::Write, None)?;
+        } else {
+            let allowed = access.authorizer().operator_read();
+            access.require(allowed, roster_acl::Resource::Operator, roster_acl::AccessLevel::Read, None)?;
+        }
+        self.with_leader(|| async {
+            if self.node.is_leader() {
+                return self.operator_here(request).await;
+            }
+            match self.node.leader_addr() {
+                Some(addr) if addr != self.rpc_advertise => self.node.forward_operator(addr, secret, request).await,
+                _ => Err(Error::NoLeader),
+            }
+        })
+        .await
+    }
+
+    /// Carries out `request` on this server, the leader.
+    async fn operator_here(&self, request: &OperatorRequest) -> Result<OperatorReply> {
+        let status = self.node.status();
+        match request {
+            OperatorRequest::RemovePeer(selector) => {
+                let target = operator::find_peer(&status.servers, selector)?;
+                operator::check_removal(&status.servers, &target)?;
+                // Noted first: the reconcile must not add it back between the change and the note.
+                self.removed.note(target.id, Instant::now());
+                self.node.remove_voter(target.id).await?;
+                tracing::warn!(id = target.id, addr = %target.addr, "operator removed a Raft server");
+                Ok(OperatorReply::Removed { id: target.id })
+            }
+            OperatorRequest::TransferLeader { id } => {
+                let matched = self.node.replication_matched();
+                let to = operator::transfer_target(&status.servers, self.node_id, id.as_deref(), &matched)?;
+                tracing::info!(to, "operator asked to transfer leadership");
+                self.node.transfer_leader(to, TRANSFER_WAIT).await?;
+                Ok(OperatorReply::Transferred { to })
+            }
+            OperatorRequest::AutopilotHealth => {
+                let health = self.health.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                match health.filter(|h| h.leader == self.node_id) {
+                    Some(health) => Ok(OperatorReply::Health(Box::new(health))),
+                    None => Err(Error::Operator("autopilot has not computed server health yet".into())),
+                }
+            }
+        }
+    }
+
+    /// One autopilot pass on the leader (a no-op elsewhere): compute every server's health from the Raft metrics and
+    /// `gossip`, keep it, remove dead servers and promote stable non-voters as the stored configuration says.
+    async fn autopilot_pass(&self, gossip: &[GossipServer]) -> Result<()> {
+        let Some(facts) = self.node.autopilot_facts() else {
+            *self.health.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            return Ok(());
+        };
+        let config = self.replica.read(|state| state.autopilot_config().cloned()).unwrap_or_default();
+        let now_ms = unix_ms();
+        let health = {
+            let mut stored = self.health.lock().unwrap_or_else(PoisonError::into_inner);
+            let health = autopilot::compute(&config, &facts, gossip, stored.as_ref(), now_ms);
+            *stored = Some(health.clone());
+            health
+        };
+        for id in autopilot::removals(&config, &health) {
+            tracing::warn!(id, "autopilot: removing a dead server from the Raft configuration");
+            self.node.remove_voter(id).await?;
+        }
+        for id in autopilot::promotions(&config, &health, now_ms) {
+            let Some(addr) = health.servers.iter().find(|s| s.id == id).map(|s| s.address) else { continue };
+            // `add_voter` still waits until the leader has replicated to it, whatever its health says.
+            if self.node.add_voter(id, addr).await? {
+                tracing::info!(id, %addr, "autopilot: promoted a stable server to voter");
+            }
+        }
+        Ok(())
     }
 
     async fn write_as(&self, secret: &str, cmd: Command) -> Result<CommandResult> {
@@ -635,6 +789,10 @@ impl ClientHandler for Inner {
 
     async fn logout(&self, token: &str) -> Result<()> {
         Inner::logout(self, token).await
+    }
+
+    async fn operator(&self, token: &str, request: OperatorRequest) -> Result<OperatorReply> {
+        Inner::operator_as(self, token, &request).await
     }
 
     fn renew_session_as_leader(&self, id: &str) -> Result<Option<Session>> {

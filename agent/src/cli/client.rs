@@ -93,6 +93,13 @@ pub async fn run_client(command: &Command, env: &dyn EnvSource) -> anyhow::Resul
             let config = agent.get_json(path).await?;
             print_stdout(output::raft_peers_table(&config)?.as_bytes())
         }
+        Command::Operator(OperatorCommand::Raft(OperatorRaftCommand::RemovePeer(args))) => {
+            super::operator::remove_peer(args, env).await
+        }
+        Command::Operator(OperatorCommand::Raft(OperatorRaftCommand::TransferLeader(args))) => {
+            super::operator::transfer_leader(args, env).await
+        }
+        Command::Operator(OperatorCommand::Autopilot(command)) => super::operator::autopilot(command, env).await,
         Command::Kv(KvCommand::Get(args)) => kv_get(args, env).await,
         Command::Kv(KvCommand::Put(args)) => kv_put(args, env).await,
         Command::Kv(KvCommand::Delete(args)) => kv_delete(args, env).await,
@@ -363,7 +370,7 @@ impl AgentClient {
     }
 
     /// Sends a write whose body the agent leaves empty; non-2xx answers are errors.
-    async fn expect_ok(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<()> {
+    pub(super) async fn expect_ok(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<()> {
         let (status, answer) = self.send(method, path, body).await?;
         if !status.is_success() {
             bail!("Unexpected response code: {} ({})", status.as_u16(), String::from_utf8_lossy(&answer).trim());

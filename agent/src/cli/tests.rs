@@ -330,6 +330,18 @@ fn cluster_subcommands_parse_consul_style() {
         Ok(Cli { command: Command::Operator(OperatorCommand::Raft(OperatorRaftCommand::ListPeers(a))) }) if a.stale
     ));
     assert!(parse(["roster", "join"]).is_err(), "join needs an address");
+    match parse(["roster", "operator", "raft", "remove-peer", "-address", "127.0.0.13:8300"]) {
+        Ok(Cli { command: Command::Operator(OperatorCommand::Raft(OperatorRaftCommand::RemovePeer(a))) }) => {
+            assert_eq!((a.address.as_deref(), a.id.as_deref()), (Some("127.0.0.13:8300"), None));
+        }
+        other => panic!("{other:?}"),
+    }
+    match parse(["roster", "operator", "raft", "transfer-leader", "-id=42"]) {
+        Ok(Cli { command: Command::Operator(OperatorCommand::Raft(OperatorRaftCommand::TransferLeader(a))) }) => {
+            assert_eq!(a.id.as_deref(), Some("42"));
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -73,6 +73,8 @@ pub(super) struct Layer {
     pub tls_legacy: Map<String, Value>,
     /// The `limits` block, deep-merged across layers.
     pub limits: Option<Value>,
+    /// The `autopilot` block, deep-merged like `limits`, typed in `autopilot.rs`.
+    pub autopilot: Option<Value>,
     pub encrypt: Option<crate::gossip::Key>,
     pub encrypt_verify_incoming: Option<bool>,
     pub encrypt_verify_outgoing: Option<bool>,
@@ -185,6 +187,7 @@ impl Layer {
         merge_object(&mut self.tls, later.tls);
         self.tls_legacy.extend(later.tls_legacy);
         merge_object(&mut self.limits, later.limits);
+        merge_object(&mut self.autopilot, later.autopilot);
     }
 }
 
@@ -443,6 +446,7 @@ impl Reader<'_> {
             "acl" => object(value).map(|v| layer.acl = Some(v)),
             "tls" => object(value).map(|v| layer.tls = Some(v)),
             "limits" => object(value).map(|v| layer.limits = Some(v)),
+            "autopilot" => object(value).map(|v| layer.autopilot = Some(v)),
             legacy if super::tls::LEGACY_KEYS.contains(&legacy) => {
                 layer.tls_legacy.insert(legacy.to_owned(), value.clone());
                 Ok(())

@@ -32,10 +32,13 @@ pub async fn join(State(api): State<Api>, Path(addr): Path<String>, uri: Uri) ->
     Ok(empty_ok())
 }
 
-/// Leaves the pool gracefully, then shuts the agent down (the answer goes out first).
+/// Leaves the pool gracefully (a leader hands leadership over first), then shuts the agent down (the answer goes out first).
 pub async fn leave(State(api): State<Api>, uri: Uri) -> ApiResult {
     Query::parse(uri.query()).check_dc(&api)?;
     caller::agent_write(&api).await?;
+    if let Some(server) = api.backend.server() {
+        crate::cluster::hand_over_leadership(server).await;
+    }
     gossip(&api)?.leave().await.map_err(|err| ApiError::internal(err.to_string()))?;
     api.shutdown.cancel();
     Ok(empty_ok())

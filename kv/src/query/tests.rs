@@ -70,6 +70,7 @@ fn sample_queries() -> Vec<Query> {
         Query::AclAuthMethods,
         Query::AclBindingRules,
         Query::Usage,
+        Query::AutopilotConfig,
     ]
 }
 
@@ -109,8 +110,10 @@ fn expected(state: &State, query: &Query) -> (u64, Vec<WatchKey>) {
                 Table::AclRoles,
                 Table::AclAuthMethods,
                 Table::AclBindingRules,
+                Table::Autopilot,
             ]),
         ),
+        Query::AutopilotConfig => (state.table(Table::Autopilot), tables(&[Table::Autopilot])),
         Query::AclAuthMethods => (state.table(Table::AclAuthMethods), tables(&[Table::AclAuthMethods])),
         Query::AclBindingRules => (state.table(Table::AclBindingRules), tables(&[Table::AclBindingRules])),
         Query::AclResolve { .. } | Query::AclTokens => {

@@ -1,4 +1,4 @@
-//! The calling side of the client RPCs (`wire::Request::ClientQueryAs`, `ClientWriteAs`, `ClientTxnAs`, `ClientSessionRenewAs`, `ClientLogin`, `ClientLogout`, `Status`), for `crate::Remote`.
+//! The calling side of the client RPCs (`wire::Request::ClientQueryAs`, `ClientWriteAs`, `ClientTxnAs`, `ClientSessionRenewAs`, `ClientLogin`, `ClientLogout`, `ClientOperator`, `Status`), for `crate::Remote`.
 //! The untokened `ClientQuery`/`ClientWrite`/`ClientTxn`/`ClientSessionRenew` of older builds are still served, as the anonymous token.
 //!
 //! Each call reports a failure as a `Failure` that says what the caller may safely do next, so the
@@ -9,6 +9,7 @@ use std::time::Duration;
 use roster_kv::{AclToken, Answer, Command, CommandResult, Query, Session, TxnOp, TxnOutcome};
 
 use crate::login::Login;
+use crate::operator::{OperatorReply, OperatorRequest};
 
 use super::wire::{Request, Response, WireError};
 use super::{CallError, call_peer};
@@ -116,6 +117,19 @@ pub(crate) async fn logout(peer: &Peer, token: &str, timeout: Duration) -> Resul
     }
 }
 
+/// Sends an operator request on behalf of the caller holding `token`.
+pub(crate) async fn operator(
+    peer: &Peer,
+    token: &str,
+    request: &OperatorRequest,
+    timeout: Duration,
+) -> Result<OperatorReply, Failure> {
+    match call(peer, &Request::ClientOperator { token: token.to_owned(), request: request.clone() }, timeout).await? {
+        Response::ClientOperator(reply) => Ok(reply),
+        other => Err(mismatched(&other)),
+    }
+}
+
 /// Asks for the server's view of the cluster.
 pub(crate) async fn status(peer: &Peer, timeout: Duration) -> Result<ClusterStatus, Failure> {
     match call(peer, &Request::Status, timeout).await? {
@@ -136,6 +150,7 @@ async fn call(peer: &Peer, request: &Request, timeout: Duration) -> Result<Respo
             WireError::PermissionDenied(why) => Failure::Denied(crate::error::Error::PermissionDenied(why)),
             WireError::AclNotFound => Failure::Denied(crate::error::Error::AclNotFound),
             WireError::AclRootDenied => Failure::Denied(crate::error::Error::AclRootDenied),
+            WireError::Operator(why) => Failure::Denied(crate::error::Error::Operator(why)),
         }),
         Ok(response) => Ok(response),
         Err(CallError::Rpc(e @ RpcError::Unreachable { .. })) => Err(Failure::Unreachable(e.to_string())),

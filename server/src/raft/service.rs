@@ -19,6 +19,7 @@ use super::{LogCommand, Raft, Snapshot, read_index};
 use crate::config::{ClusterStatus, Consistency, ReadMeta};
 use crate::error::{Error, Result};
 use crate::login::Login;
+use crate::operator::{OperatorReply, OperatorRequest};
 use crate::rpc::tls::LogOnce;
 use crate::rpc::{Counters, Handler, PeerClass, PeerInfo};
 
@@ -52,6 +53,8 @@ pub(crate) trait ClientHandler: Send + Sync + 'static {
     fn login(&self, login: Login) -> impl Future<Output = Result<AclToken>> + Send;
     /// Logs out as `Server::logout` does.
     fn logout(&self, token: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Carries out an operator request as `Server::operator_as` does, forwarding it to the leader if need be.
+    fn operator(&self, token: &str, request: OperatorRequest) -> impl Future<Output = Result<OperatorReply>> + Send;
 }
 
 /// Serves one node's RPCs.
@@ -254,6 +257,11 @@ impl<C: ClientHandler> RaftService<C> {
                 |e| Response::Error(client_error(e)),
                 |()| Response::ClientWrite(CommandResult::Bool(true)),
             ),
+            Request::ClientOperator { token, request } => self
+                .clients
+                .operator(&token, request)
+                .await
+                .map_or_else(|e| Response::Error(client_error(e)), Response::ClientOperator),
             Request::Status => {
                 self.clients.status().await.map_or_else(|e| Response::Error(client_error(e)), Response::Status)
             }
@@ -336,6 +344,7 @@ fn client_error(e: Error) -> WireError {
         Error::PermissionDenied(why) => WireError::PermissionDenied(why),
         Error::AclNotFound => WireError::AclNotFound,
         Error::AclRootDenied => WireError::AclRootDenied,
+        Error::Operator(why) => WireError::Operator(why),
         other => WireError::Unavailable(other.to_string()),
     }
 }

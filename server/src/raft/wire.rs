@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{TypeConfig, Vote};
 use crate::config::{ClusterStatus, Consistency, ReadMeta};
 use crate::login::Login;
+use crate::operator::{OperatorReply, OperatorRequest};
 use roster_kv::{AclToken, Answer, Command, CommandResult, Query, Session, TxnOp, TxnOutcome};
 
 /// A request from one server to another.
@@ -115,6 +116,14 @@ pub(crate) enum Request {
     },
     /// One piece of a snapshot for a follower too far behind to catch up from the log; answered by `Snapshot`.
     SnapshotChunk(SnapshotChunk),
+    /// An operator request on behalf of the caller holding `token`: the receiver authorizes it and carries it out as
+    /// leader, or forwards it (the same request) to the leader, which authorizes it again.
+    ClientOperator {
+        /// The caller's secret.
+        token: String,
+        /// What to do.
+        request: OperatorRequest,
+    },
 }
 
 /// One piece of a snapshot streamed to a follower (`raft::chunks` assembles them).
@@ -210,7 +219,8 @@ impl Request {
             | Request::ClientTxnAs { .. }
             | Request::ClientSessionRenewAs { .. }
             | Request::ClientLogin(_)
-            | Request::ClientLogout { .. } => false,
+            | Request::ClientLogout { .. }
+            | Request::ClientOperator { .. } => false,
         }
     }
 
@@ -237,6 +247,7 @@ impl Request {
             Request::ClientLogin(_) => "ClientLogin",
             Request::ClientLogout { .. } => "ClientLogout",
             Request::SnapshotChunk(_) => "SnapshotChunk",
+            Request::ClientOperator { .. } => "ClientOperator",
         }
     }
 }
@@ -311,6 +322,8 @@ pub(crate) enum Response {
     },
     /// Answer to `ClientLogin`: the minted token.
     ClientLogin(Box<AclToken>),
+    /// Answer to `ClientOperator`.
+    ClientOperator(OperatorReply),
 }
 
 /// Why a request failed on the receiver.
@@ -342,6 +355,8 @@ pub(crate) enum WireError {
     /// A `SnapshotChunk` did not continue the stream being assembled (or the snapshot did not install): the sender
     /// starts the stream over.
     SnapshotStream(String),
+    /// An operator request was refused (`Error::Operator`); the text is for the operator. Never retried.
+    Operator(String),
 }
 
 #[cfg(test)]
