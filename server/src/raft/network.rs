@@ -28,9 +28,10 @@ use super::wire::{APPEND_BATCH_BYTES, Request, Response, SNAPSHOT_CHUNK, Snapsho
 use super::{CallError, LogId, Snapshot, TypeConfig, Vote};
 use crate::rpc::{Dialer, Peer, RpcError};
 
-/// The slowest transfer an AppendEntries is given time for, in bytes per millisecond (8 MiB/s) on top of openraft's
-/// heartbeat-long deadline: a full batch of large values gets about a second more to be encoded, cross, be decoded
-/// and fsynced, rather than timing out and being sent again while the follower is still writing it.
+/// The slowest transfer an AppendEntries is given time for, in bytes per millisecond (2 MiB/s) on top of openraft's
+/// heartbeat-long deadline: a full batch of large values gets about four seconds more to be encoded, cross, be decoded
+/// and fsynced (a debug build on a loaded machine needs most of that), rather than timing out and being sent again
+/// while the follower is still writing it. A dead follower is noticed by its connection closing, not by this.
 const APPEND_BYTES_PER_MS: usize = 2 << 10;
 
 /// Bodies at least this large are encoded (here) and decoded (`raft::service`) on the blocking pool: an 8 MiB batch
