@@ -6,9 +6,11 @@
 //! 1: KV, catalog and their indexes. 2: version 1's body followed by sessions, lock-delays and the sessions table index.
 //! 3: version 2's body followed by the ACL tables (tokens, policies, roles, the bootstrap index and the three tables' indexes).
 //! 4: version 3's body followed by the auth methods, binding rules and their two tables' indexes.
-//! This build writes version 4 and reads all four; an older snapshot decodes to a state without what it did not have.
+//! 5: version 4's body followed by the snapshot restore being staged, if any (`state/restore.rs`).
+//! This build writes version 5 and reads all five; an older snapshot decodes to a state without what it did not have.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,11 +18,24 @@ use crate::acl::{AclAuthMethod, AclBindingRule, AclPolicy, AclRole, AclToken};
 use crate::error::{Error, Result};
 use crate::model::{HealthCheck, KvEntry, Node, Service, Session};
 use crate::state::State;
+use crate::state::restore::Staging;
 use crate::state::session::LockDelay;
 use crate::watch::Table;
 
 const MAGIC: &[u8; 6] = b"RSTRSN";
-const VERSION: u16 = 4;
+/// The snapshot format version this build writes; it reads every version up to this one.
+pub const SNAPSHOT_VERSION: u16 = 5;
+const VERSION: u16 = SNAPSHOT_VERSION;
+
+/// The format version of snapshot bytes, read from their header without decoding them; `None` without a header.
+pub fn snapshot_version(bytes: &[u8]) -> Option<u16> {
+    match bytes {
+        [m0, m1, m2, m3, m4, m5, v0, v1, ..] if [m0, m1, m2, m3, m4, m5].into_iter().eq(MAGIC) => {
+            Some(u16::from_be_bytes([*v0, *v1]))
+        }
+        _ => None,
+    }
+}
 
 /// The stored form of format version 1. Field order is the format: append only, in a new version.
 #[derive(Serialize, Deserialize)]
@@ -69,6 +84,13 @@ struct SnapshotV4 {
     acl_auth_table_index: [u64; 2],
 }
 
+/// The stored form of format version 5: version 4's fields, then the restore being staged.
+#[derive(Serialize, Deserialize)]
+struct SnapshotV5 {
+    base: SnapshotV4,
+    restore: Option<Staging>,
+}
+
 const ACL_AUTH_TABLES: [Table; 2] = [Table::AclAuthMethods, Table::AclBindingRules];
 
 const ACL_TABLES: [Table; 3] = [Table::AclTokens, Table::AclPolicies, Table::AclRoles];
@@ -103,12 +125,13 @@ impl State {
             acl_bootstrap_index: self.acl_bootstrap_index,
             acl_table_index: ACL_TABLES.map(|t| self.table_index.get(&t).copied().unwrap_or(0)),
         };
-        let body = SnapshotV4 {
+        let v4 = SnapshotV4 {
             base: v3,
             acl_auth_methods: self.acl_auth_methods.values().cloned().collect(),
             acl_binding_rules: self.acl_binding_rules.values().cloned().collect(),
             acl_auth_table_index: ACL_AUTH_TABLES.map(|t| self.table_index.get(&t).copied().unwrap_or(0)),
         };
+        let body = SnapshotV5 { base: v4, restore: self.restore.as_deref().cloned() };
         let mut out = Vec::with_capacity(64 + self.kv.len() * 64);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_be_bytes());
@@ -125,18 +148,20 @@ impl State {
             return Err(Error::SnapshotFormat("missing roster snapshot header".into()));
         }
         let version = u16::from_be_bytes([bytes[6], bytes[7]]);
-        let v4 = match version {
-            1 => v4_of(v3_of(SnapshotV2 {
+        let v5 = match version {
+            1 => v5_of(v4_of(v3_of(SnapshotV2 {
                 base: postcard::from_bytes(&bytes[8..])?,
                 sessions: Vec::new(),
                 lock_delays: Vec::new(),
                 sessions_index: 0,
-            })),
-            2 => v4_of(v3_of(postcard::from_bytes(&bytes[8..])?)),
-            3 => v4_of(postcard::from_bytes(&bytes[8..])?),
-            4 => postcard::from_bytes(&bytes[8..])?,
+            }))),
+            2 => v5_of(v4_of(v3_of(postcard::from_bytes(&bytes[8..])?))),
+            3 => v5_of(v4_of(postcard::from_bytes(&bytes[8..])?)),
+            4 => v5_of(postcard::from_bytes(&bytes[8..])?),
+            5 => postcard::from_bytes(&bytes[8..])?,
             _ => return Err(Error::SnapshotFormat(format!("version {version} (this build reads 1 to {VERSION})"))),
         };
+        let v4 = v5.base;
         let v3 = v4.base;
         let body = v3.base;
         let mut state = from_v1(body.base);
@@ -168,6 +193,7 @@ impl State {
         if body.sessions_index > 0 {
             state.table_index.insert(Table::Sessions, body.sessions_index);
         }
+        state.restore = v5.restore.map(Arc::new);
         Ok(state)
     }
 }
@@ -187,6 +213,11 @@ fn v3_of(base: SnapshotV2) -> SnapshotV3 {
 /// A version-3 body with no auth methods or binding rules.
 fn v4_of(base: SnapshotV3) -> SnapshotV4 {
     SnapshotV4 { base, acl_auth_methods: Vec::new(), acl_binding_rules: Vec::new(), acl_auth_table_index: [0; 2] }
+}
+
+/// A version-4 body with no restore staging.
+fn v5_of(base: SnapshotV4) -> SnapshotV5 {
+    SnapshotV5 { base, restore: None }
 }
 
 /// The state a version-1 body describes, with its derived indexes rebuilt.

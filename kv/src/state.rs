@@ -57,6 +57,8 @@ pub struct State {
     pub(crate) acl_auth_methods: BTreeMap<String, AclAuthMethod>,
     /// ACL binding rules by ID.
     pub(crate) acl_binding_rules: BTreeMap<String, AclBindingRule>,
+    /// A snapshot restore being staged (`Command::RestoreBegin`), until its commit or the next begin.
+    pub(crate) restore: Option<std::sync::Arc<restore::Staging>>,
 }
 
 /// One service instance with its node and every check that affects it (the node's checks and its own).
@@ -216,6 +218,9 @@ impl State {
             | Command::AclAuthMethodDelete { .. }
             | Command::AclBindingRuleSet(_)
             | Command::AclBindingRuleDelete { .. } => self.apply_acl(index, cmd, changes),
+            Command::RestoreBegin { id, len, sha256 } => self.restore_begin(id, *len, *sha256),
+            Command::RestoreChunk { id, offset, bytes } => self.restore_chunk(id, *offset, bytes),
+            Command::RestoreCommit { id } => self.restore_commit(index, id, changes),
             // The KV and catalog commands, and transactions, are applied by `apply_command` itself.
             Command::KvSet { .. }
             | Command::KvCas { .. }
@@ -250,6 +255,7 @@ pub(crate) mod acl;
 mod catalog;
 mod kv;
 mod query;
+pub(crate) mod restore;
 pub(crate) mod session;
 mod txn;
 

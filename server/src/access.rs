@@ -293,7 +293,11 @@ pub(crate) fn authorize_command(access: &Access, cmd: &Command, state: &State) -
         | Command::AclAuthMethodSet(_)
         | Command::AclAuthMethodDelete { .. }
         | Command::AclBindingRuleSet(_)
-        | Command::AclBindingRuleDelete { .. } => {
+        | Command::AclBindingRuleDelete { .. }
+        // A restore replaces everything, ACLs included: Consul asks for `acl:write` (management) on its snapshot endpoint.
+        | Command::RestoreBegin { .. }
+        | Command::RestoreChunk { .. }
+        | Command::RestoreCommit { .. } => {
             access.require(authz.acl_write(), Resource::Acl, AccessLevel::Write, None)
         }
     }

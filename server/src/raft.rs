@@ -140,6 +140,12 @@ impl fmt::Display for LogCommand {
             Command::AclAuthMethodDelete { name } => write!(f, "AclAuthMethodDelete({name})"),
             Command::AclBindingRuleSet(rule) => write!(f, "AclBindingRuleSet({})", rule.id),
             Command::AclBindingRuleDelete { id } => write!(f, "AclBindingRuleDelete({id})"),
+            // A restore's bytes are the whole state, secrets included: name the restore and sizes only.
+            Command::RestoreBegin { id, len, .. } => write!(f, "RestoreBegin({id}, {len} bytes)"),
+            Command::RestoreChunk { id, offset, bytes } => {
+                write!(f, "RestoreChunk({id}, {offset}+{})", bytes.len())
+            }
+            Command::RestoreCommit { id } => write!(f, "RestoreCommit({id})"),
         }
     }
 }

@@ -279,11 +279,17 @@ fn methods_and_rules_survive_a_snapshot_and_a_version_3_snapshot_has_none() {
         rule("r1", "m", r#"value.role == "web""#, "service", "${value.service}"),
     ]);
     let bytes = state.encode_snapshot();
-    assert_eq!(bytes[7], 4, "this build writes version 4");
+    assert_eq!(bytes[7], 5, "this build writes version 5");
     let decoded = State::decode_snapshot(&bytes).expect("decodes");
     assert_eq!(decoded, state);
     assert_eq!(decoded.encode_snapshot(), bytes);
     assert_eq!(decoded.table(Table::AclBindingRules), 3);
+
+    // A version-4 snapshot is version 5's body without the restore staging (`None`: one byte).
+    let mut v4 = bytes.clone();
+    v4[7] = 4;
+    v4.truncate(v4.len() - 1);
+    assert_eq!(State::decode_snapshot(&v4).expect("version 4 decodes"), state);
 
     // A version-3 snapshot is version 4's body without the auth tail (postcard ignores nothing: cut it off).
     let tail = postcard::to_allocvec(&(
@@ -294,7 +300,7 @@ fn methods_and_rules_survive_a_snapshot_and_a_version_3_snapshot_has_none() {
     .expect("encodes");
     let mut v3 = bytes.clone();
     v3[7] = 3;
-    v3.truncate(v3.len() - tail.len());
+    v3.truncate(v3.len() - 1 - tail.len());
     let old = State::decode_snapshot(&v3).expect("version 3 decodes");
     assert!(old.acl_auth_methods.is_empty() && old.acl_binding_rules.is_empty());
     assert_eq!(old.acl_bootstrap_index(), Some(1));
