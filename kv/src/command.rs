@@ -170,6 +170,7 @@ pub enum Command {
         /// Where the bytes go: the number of bytes staged so far.
         offset: u64,
         /// The bytes.
+        #[serde(with = "crate::serde_bytes")]
         bytes: Vec<u8>,
     },
     /// Replace the whole state with the staged snapshot `id`, after checking its length and SHA-256 and decoding it.

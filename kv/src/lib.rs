@@ -25,6 +25,8 @@ mod error;
 mod limits;
 mod model;
 mod query;
+#[doc(hidden)]
+pub mod serde_bytes;
 mod snapshot;
 mod state;
 mod txn;

@@ -159,6 +159,22 @@ pub(crate) struct AppliedMeta {
     last_membership: StoredMembership,
 }
 
+/// What a snapshot archive records of the Raft bookkeeping applied with a state: the last applied index, its term,
+/// and the servers of the applied membership.
+pub(crate) fn archive_position(meta: &AppliedMeta) -> (u64, u64, Vec<RaftServer>) {
+    use openraft::vote::RaftLeaderId;
+    let (index, term) = meta.last_applied.as_ref().map_or((0, 0), |id| (id.index(), id.committed_leader_id().term()));
+    let membership = meta.last_membership.membership();
+    let voters: BTreeSet<u64> = membership.voter_ids().collect();
+    let servers = membership
+        .nodes()
+        .filter_map(|(id, node)| {
+            Some(RaftServer { id: *id, addr: node.addr.parse().ok()?, voter: voters.contains(id) })
+        })
+        .collect();
+    (index, term, servers)
+}
+
 /// What `RaftNode::start` needs.
 pub(crate) struct NodeConfig<'a> {
     /// This server's Raft id.

@@ -29,6 +29,7 @@ pub(crate) struct Staging {
     pub(crate) id: String,
     pub(crate) len: u64,
     pub(crate) sha256: [u8; 32],
+    #[serde(with = "crate::serde_bytes")]
     pub(crate) bytes: Vec<u8>,
 }
 

@@ -111,6 +111,21 @@ pub(crate) enum Request {
         /// The login token's secret.
         token: String,
     },
+    /// A client agent's snapshot save (`GET /v1/snapshot`) for the caller holding `token`: the receiver checks the
+    /// token, builds the archive once after the barrier, and keeps it under a handle (`crate::snapshot`).
+    ClientSnapshotOpen {
+        /// The caller's secret.
+        token: String,
+        /// The barrier before the state is read.
+        consistency: Consistency,
+    },
+    /// Up to `snapshot::READ_CHUNK` bytes of an opened archive from `offset`.
+    ClientSnapshotRead {
+        /// The handle `ClientSnapshotOpen` answered.
+        handle: String,
+        /// Where to read from.
+        offset: u64,
+    },
 }
 
 /// The largest body of a frame for AppendEntries or FullSnapshot from a server: the whole frame limit, since a snapshot
@@ -158,7 +173,9 @@ impl Request {
             | Request::ClientTxnAs { .. }
             | Request::ClientSessionRenewAs { .. }
             | Request::ClientLogin(_)
-            | Request::ClientLogout { .. } => false,
+            | Request::ClientLogout { .. }
+            | Request::ClientSnapshotOpen { .. }
+            | Request::ClientSnapshotRead { .. } => false,
         }
     }
 
@@ -184,6 +201,8 @@ impl Request {
             Request::ClientSessionRenewAs { .. } => "ClientSessionRenewAs",
             Request::ClientLogin(_) => "ClientLogin",
             Request::ClientLogout { .. } => "ClientLogout",
+            Request::ClientSnapshotOpen { .. } => "ClientSnapshotOpen",
+            Request::ClientSnapshotRead { .. } => "ClientSnapshotRead",
         }
     }
 }
@@ -257,6 +276,17 @@ pub(crate) enum Response {
     },
     /// Answer to `ClientLogin`: the minted token.
     ClientLogin(Box<AclToken>),
+    /// Answer to `ClientSnapshotOpen`.
+    ClientSnapshotOpened {
+        /// The handle to read the archive through.
+        handle: String,
+        /// The archive's length in bytes.
+        len: u64,
+        /// The Raft index the snapshot covers.
+        index: u64,
+    },
+    /// Answer to `ClientSnapshotRead`: the bytes, empty past the end.
+    ClientSnapshotChunk(#[serde(with = "roster_kv::serde_bytes")] Vec<u8>),
 }
 
 /// Why a request failed on the receiver.
