@@ -538,7 +538,9 @@ impl Inner {
             // past one that no longer means anything (Consul's watchers reset when the index goes back).
             let replaced = *resets.borrow() != generation;
             let (value, index) = replica.read(&f);
-            if index > min_index || timed_out || replaced {
+            // An index below the caller's went backwards, which only a restore does to an answer the caller already
+            // saw: answer now too, whether the restore came before this query or while it waited.
+            if index != min_index || timed_out || replaced {
                 return Ok((value, index, self.read_meta()));
             }
             tokio::select! {
