@@ -221,3 +221,49 @@ async fn damaged_truncated_and_newer_archives_are_refused_and_change_nothing() {
     }
     assert_eq!(s1.get("/v1/kv/k?raw").await.text(), "live");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_endpoint_needs_acl_write_and_speaks_consuls_headers() {
+    let config = serde_json::json!({"acl": {"enabled": true, "default_policy": "deny"}});
+    let agent = TestAgent::start_with_config("snap", roster_tests::AgentMode::Dev, config).await.expect("dev agent");
+    let res = agent.put("/v1/acl/bootstrap", "").await;
+    res.expect_status(200);
+    let root = res.json()["SecretID"].as_str().expect("SecretID").to_owned();
+    let as_root = [("X-Consul-Token", root.as_str())];
+    let res = agent.request_with_headers(reqwest::Method::PUT, "/v1/kv/k", &as_root, Some(b"v1".to_vec())).await;
+    res.expect_status(200);
+
+    // Anonymous: denied both ways, and the denied restore changes nothing.
+    let res = agent.get("/v1/snapshot").await;
+    assert_eq!(res.status, 403, "{}", res.text());
+    assert!(res.text().contains("Permission denied"), "{}", res.text());
+
+    let res = agent.request_with_headers(reqwest::Method::GET, "/v1/snapshot", &as_root, None).await;
+    res.expect_status(200);
+    assert_eq!(res.headers["Content-Type"], "application/x-gzip");
+    let index: u64 = res.headers["X-Consul-Index"].to_str().expect("ascii").parse().expect("a number");
+    let archive = roster_snapshot::read(&res.body[..]).expect("a valid archive");
+    assert_eq!(archive.meta.index, index);
+    let saved = res.body.clone();
+
+    let res = agent.request_with_headers(reqwest::Method::PUT, "/v1/kv/k", &as_root, Some(b"v2".to_vec())).await;
+    res.expect_status(200);
+    let res = agent.request(reqwest::Method::PUT, "/v1/snapshot", Some(saved.clone())).await;
+    assert_eq!(res.status, 403, "{}", res.text());
+    let raw = agent.request_with_headers(reqwest::Method::GET, "/v1/kv/k?raw", &as_root, None).await;
+    assert_eq!(raw.text(), "v2");
+
+    // Bad input is a 400 naming it, before anything is proposed.
+    let res = agent.request_with_headers(reqwest::Method::PUT, "/v1/snapshot", &as_root, Some(b"junk".to_vec())).await;
+    assert_eq!(res.status, 400);
+    assert_eq!(res.text().trim(), "not a snapshot archive: the data is not gzip-compressed");
+    let res = agent.request_with_headers(reqwest::Method::GET, "/v1/snapshot?consistent", &as_root, None).await;
+    assert_eq!(res.status, 400);
+    assert_eq!(res.text().trim(), "Unsupported query parameter \"consistent\"");
+
+    // The management token restores; the key is back to the snapshot's value.
+    let res = agent.request_with_headers(reqwest::Method::PUT, "/v1/snapshot", &as_root, Some(saved)).await;
+    res.expect_status(200);
+    let raw = agent.request_with_headers(reqwest::Method::GET, "/v1/kv/k?raw", &as_root, None).await;
+    assert_eq!(raw.text(), "v1");
+}
