@@ -257,6 +257,12 @@ async fn the_endpoint_needs_acl_write_and_speaks_consuls_headers() {
     let res = agent.request_with_headers(reqwest::Method::PUT, "/v1/snapshot", &as_root, Some(b"junk".to_vec())).await;
     assert_eq!(res.status, 400);
     assert_eq!(res.text().trim(), "not a snapshot archive: the data is not gzip-compressed");
+    // An archive may be larger than other request bodies (4 MiB): this one is read, and refused for what it is.
+    let mut big = vec![0x1f, 0x8b];
+    big.resize(5 << 20, 0);
+    let res = agent.request_with_headers(reqwest::Method::PUT, "/v1/snapshot", &as_root, Some(big)).await;
+    assert_eq!(res.status, 400, "{}", res.text());
+    assert!(res.text().starts_with("snapshot archive is corrupt"), "{}", res.text());
     let res = agent.request_with_headers(reqwest::Method::GET, "/v1/snapshot?consistent", &as_root, None).await;
     assert_eq!(res.status, 400);
     assert_eq!(res.text().trim(), "Unsupported query parameter \"consistent\"");
