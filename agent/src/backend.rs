@@ -124,6 +124,24 @@ impl Backend {
         }
     }
 
+    /// The snapshot archive of the replicated state and the index it covers, for the caller holding `secret`
+    /// (`acl:write`), built by this server or by the server a client reaches.
+    pub async fn save_snapshot_as(&self, secret: &str, consistency: Consistency) -> Result<(Vec<u8>, u64)> {
+        match self {
+            Backend::Local(server) => server.save_snapshot_as(secret, consistency).await,
+            Backend::Remote(remote) => remote.save_snapshot_as(secret, consistency).await,
+        }
+    }
+
+    /// Replaces the whole replicated state with `state` (checked `State::encode_snapshot` bytes), for the caller
+    /// holding `secret` (`acl:write`).
+    pub async fn restore_snapshot_as(&self, secret: &str, state: &[u8]) -> Result<()> {
+        match self {
+            Backend::Local(server) => server.restore_snapshot_as(secret, state).await,
+            Backend::Remote(remote) => remote.restore_snapshot_as(secret, state).await,
+        }
+    }
+
     /// The Raft cluster as this server, or the server a client uses, sees it.
     pub async fn status(&self) -> Result<ClusterStatus> {
         match self {

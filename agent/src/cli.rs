@@ -22,6 +22,7 @@ mod maint;
 mod members;
 mod operator;
 mod output;
+mod snapshot;
 mod tls;
 mod validate;
 mod watch;
@@ -40,6 +41,7 @@ pub use keyring::KeyringArgs;
 pub use kv_io::{KvExportArgs, KvImportArgs, KvScopeArgs};
 pub use lock::LockArgs;
 pub use maint::MaintArgs;
+pub use snapshot::{SnapshotCommand, SnapshotInspectArgs, SnapshotRestoreArgs, SnapshotSaveArgs};
 pub use validate::ValidateArgs;
 pub use watch::{WatchArgs, WatchType};
 
@@ -112,6 +114,9 @@ pub enum Command {
     Event(EventArgs),
     /// Print the agent's, Raft's, gossip's and the runtime's debugging statistics.
     Info(InfoArgs),
+    /// Save, restore or inspect snapshots of the servers' state.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
 }
 
 /// `roster run FILE`.

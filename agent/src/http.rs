@@ -5,7 +5,7 @@
 //! - `reply`: errors with Consul's status codes and texts, and the `X-Consul-*` headers every read sends.
 //! - `input`: lenient JSON bodies (field names case- and `_`-insensitive, no Content-Type needed).
 //! - `output`: Consul's exact JSON shapes for nodes, services, checks and KV entries.
-//! - `kv`, `session`, `txn`, `agent`, `catalog`, `health`, `status`, `keyring`, `operator`: the endpoints.
+//! - `kv`, `session`, `txn`, `agent`, `catalog`, `health`, `status`, `keyring`, `operator`, `snapshot`: the endpoints.
 //!
 //! Handlers validate everything before proposing a write, so a rejected request changes nothing.
 //! Reads are `roster_kv::Query` values sent to the `Backend` (this agent's server, or a server for a client agent) with the consistency the request asked for; a read with `?index` parks on the watch keys of exactly the data it returns.
@@ -48,6 +48,7 @@ mod query;
 mod reply;
 mod serve;
 mod session;
+mod snapshot;
 mod stats;
 mod status;
 mod txn;
@@ -221,6 +222,10 @@ pub fn router(api: Api) -> Router {
         )
         .route("/v1/operator/autopilot/health", get(autopilot::health))
         .route("/v1/operator/autopilot/state", get(autopilot::state))
+        .route(
+            "/v1/snapshot",
+            get(snapshot::save).put(snapshot::restore).layer(DefaultBodyLimit::max(snapshot::MAX_ARCHIVE_SIZE)),
+        )
         .route(
             "/v1/operator/keyring",
             get(keyring::keyring).post(keyring::keyring).put(keyring::keyring).delete(keyring::keyring),

@@ -159,6 +159,34 @@ pub enum Command {
         /// The expected `modify_index`.
         cas: Option<u64>,
     },
+    /// Start staging a snapshot restore (`PUT /v1/snapshot`): `len` bytes of `State::encode_snapshot` output whose
+    /// SHA-256 is `sha256` will follow in `RestoreChunk`s. Replaces any unfinished staging, whatever its ID.
+    /// Rejected when `len` is over `MAX_RESTORE_LEN`.
+    RestoreBegin {
+        /// The restore's ID, drawn by the proposer.
+        id: String,
+        /// The snapshot's length in bytes.
+        len: u64,
+        /// The SHA-256 of the snapshot's bytes.
+        sha256: [u8; 32],
+    },
+    /// Append bytes to the staged restore `id`. Rejected (nothing staged changes) when `id` is not the one staging,
+    /// `offset` is not the number of bytes staged so far, the chunk is over `MAX_RESTORE_CHUNK`, or it would pass `len`.
+    RestoreChunk {
+        /// The restore's ID.
+        id: String,
+        /// Where the bytes go: the number of bytes staged so far.
+        offset: u64,
+        /// The bytes.
+        #[serde(with = "crate::serde_bytes")]
+        bytes: Vec<u8>,
+    },
+    /// Replace the whole state with the staged snapshot `id`, after checking its length and SHA-256 and decoding it.
+    /// Rejected, with nothing changed, for any other ID or when a check fails.
+    RestoreCommit {
+        /// The restore's ID.
+        id: String,
+    },
 }
 
 /// A catalog registration, as `PUT /v1/catalog/register` carries it.

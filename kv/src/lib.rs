@@ -27,6 +27,8 @@ mod error;
 mod limits;
 mod model;
 mod query;
+#[doc(hidden)]
+pub mod serde_bytes;
 mod snapshot;
 mod state;
 mod txn;
@@ -51,7 +53,9 @@ pub use model::{
     Weights,
 };
 pub use query::{Answer, InstanceHealth, Query, ServiceEntry, Usage};
+pub use snapshot::{SNAPSHOT_VERSION, snapshot_version};
 pub use state::acl::{MAX_ACL_DESCRIPTION_LEN, MAX_ACL_LINKS, MAX_ACL_NAME_LEN, MAX_ACL_RULES_LEN, jwt_config};
+pub use state::restore::{MAX_RESTORE_CHUNK, MAX_RESTORE_LEN};
 pub use state::{HealthEntry, State};
 pub use txn::{CatalogVerb, KvVerb, MAX_TXN_OPS, TxnError, TxnOp, TxnOutcome, TxnResult};
 pub use watch::{Changes, Table, WatchKey, Watchers};

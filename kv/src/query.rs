@@ -298,19 +298,7 @@ impl From<&HealthEntry<'_>> for InstanceHealth {
 const RESOLVE_TABLES: [Table; 3] = [Table::Services, Table::Checks, Table::Nodes];
 
 /// Every table, for the reads whose answer may depend on anything.
-const ALL_TABLES: [Table; 11] = [
-    Table::Kvs,
-    Table::Nodes,
-    Table::Services,
-    Table::Checks,
-    Table::Sessions,
-    Table::AclTokens,
-    Table::AclPolicies,
-    Table::AclRoles,
-    Table::AclAuthMethods,
-    Table::AclBindingRules,
-    Table::Autopilot,
-];
+const ALL_TABLES: [Table; 11] = Table::ALL;
 
 /// The ACL tables: what a token's resolution depends on.
 const ACL_TABLES: [Table; 3] = [Table::AclTokens, Table::AclPolicies, Table::AclRoles];

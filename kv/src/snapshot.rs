@@ -6,10 +6,12 @@
 //! 1: KV, catalog and their indexes. 2: version 1's body followed by sessions, lock-delays and the sessions table index.
 //! 3: version 2's body followed by the ACL tables (tokens, policies, roles, the bootstrap index and the three tables' indexes).
 //! 4: version 3's body followed by the auth methods, binding rules and their two tables' indexes.
-//! 6: version 4's body followed by the autopilot configuration and its table index (5 is another branch's).
-//! This build writes version 6 and reads 1 to 4 and 6; an older snapshot decodes to a state without what it did not have.
+//! 5: version 4's body followed by the snapshot restore being staged, if any (`state/restore.rs`).
+//! 6: version 5's body followed by the autopilot configuration and its table index.
+//! This build writes version 6 and reads all six; an older snapshot decodes to a state without what it did not have.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,11 +20,24 @@ use crate::autopilot::AutopilotConfig;
 use crate::error::{Error, Result};
 use crate::model::{HealthCheck, KvEntry, Node, Service, Session};
 use crate::state::State;
+use crate::state::restore::Staging;
 use crate::state::session::LockDelay;
 use crate::watch::Table;
 
 const MAGIC: &[u8; 6] = b"RSTRSN";
-const VERSION: u16 = 6;
+/// The snapshot format version this build writes; it reads every version up to this one.
+pub const SNAPSHOT_VERSION: u16 = 6;
+const VERSION: u16 = SNAPSHOT_VERSION;
+
+/// The format version of snapshot bytes, read from their header without decoding them; `None` without a header.
+pub fn snapshot_version(bytes: &[u8]) -> Option<u16> {
+    match bytes {
+        [m0, m1, m2, m3, m4, m5, v0, v1, ..] if [m0, m1, m2, m3, m4, m5].into_iter().eq(MAGIC) => {
+            Some(u16::from_be_bytes([*v0, *v1]))
+        }
+        _ => None,
+    }
+}
 
 /// The stored form of format version 1. Field order is the format: append only, in a new version.
 #[derive(Serialize, Deserialize)]
@@ -71,10 +86,17 @@ struct SnapshotV4 {
     acl_auth_table_index: [u64; 2],
 }
 
-/// The stored form of format version 6: version 4's fields, then the autopilot configuration.
+/// The stored form of format version 5: version 4's fields, then the restore being staged.
+#[derive(Serialize, Deserialize)]
+struct SnapshotV5 {
+    base: SnapshotV4,
+    restore: Option<Staging>,
+}
+
+/// The stored form of format version 6: version 5's fields, then the autopilot configuration.
 #[derive(Serialize, Deserialize)]
 struct SnapshotV6 {
-    base: SnapshotV4,
+    base: SnapshotV5,
     autopilot: Option<AutopilotConfig>,
     autopilot_index: u64,
 }
@@ -120,7 +142,7 @@ impl State {
             acl_auth_table_index: ACL_AUTH_TABLES.map(|t| self.table_index.get(&t).copied().unwrap_or(0)),
         };
         let body = SnapshotV6 {
-            base: v4,
+            base: SnapshotV5 { base: v4, restore: self.restore.as_deref().cloned() },
             autopilot: self.autopilot.clone(),
             autopilot_index: self.table_index.get(&Table::Autopilot).copied().unwrap_or(0),
         };
@@ -141,23 +163,21 @@ impl State {
         }
         let version = u16::from_be_bytes([bytes[6], bytes[7]]);
         let v6 = match version {
-            1 => v6_of(v4_of(v3_of(SnapshotV2 {
+            1 => v6_of(v5_of(v4_of(v3_of(SnapshotV2 {
                 base: postcard::from_bytes(&bytes[8..])?,
                 sessions: Vec::new(),
                 lock_delays: Vec::new(),
                 sessions_index: 0,
-            }))),
-            2 => v6_of(v4_of(v3_of(postcard::from_bytes(&bytes[8..])?))),
-            3 => v6_of(v4_of(postcard::from_bytes(&bytes[8..])?)),
-            4 => v6_of(postcard::from_bytes(&bytes[8..])?),
+            })))),
+            2 => v6_of(v5_of(v4_of(v3_of(postcard::from_bytes(&bytes[8..])?)))),
+            3 => v6_of(v5_of(v4_of(postcard::from_bytes(&bytes[8..])?))),
+            4 => v6_of(v5_of(postcard::from_bytes(&bytes[8..])?)),
+            5 => v6_of(postcard::from_bytes(&bytes[8..])?),
             6 => postcard::from_bytes(&bytes[8..])?,
-            _ => {
-                return Err(Error::SnapshotFormat(format!(
-                    "version {version} (this build reads 1 to 4 and {VERSION})"
-                )));
-            }
+            _ => return Err(Error::SnapshotFormat(format!("version {version} (this build reads 1 to {VERSION})"))),
         };
-        let (v4, autopilot, autopilot_index) = (v6.base, v6.autopilot, v6.autopilot_index);
+        let (v5, autopilot, autopilot_index) = (v6.base, v6.autopilot, v6.autopilot_index);
+        let v4 = v5.base;
         let v3 = v4.base;
         let body = v3.base;
         let mut state = from_v1(body.base);
@@ -193,6 +213,7 @@ impl State {
         if autopilot_index > 0 {
             state.table_index.insert(Table::Autopilot, autopilot_index);
         }
+        state.restore = v5.restore.map(Arc::new);
         Ok(state)
     }
 }
@@ -214,8 +235,13 @@ fn v4_of(base: SnapshotV3) -> SnapshotV4 {
     SnapshotV4 { base, acl_auth_methods: Vec::new(), acl_binding_rules: Vec::new(), acl_auth_table_index: [0; 2] }
 }
 
-/// A version-4 body with no autopilot configuration.
-fn v6_of(base: SnapshotV4) -> SnapshotV6 {
+/// A version-4 body with no restore staging.
+fn v5_of(base: SnapshotV4) -> SnapshotV5 {
+    SnapshotV5 { base, restore: None }
+}
+
+/// A version-5 body with no autopilot configuration.
+fn v6_of(base: SnapshotV5) -> SnapshotV6 {
     SnapshotV6 { base, autopilot: None, autopilot_index: 0 }
 }
 

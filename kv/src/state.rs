@@ -59,6 +59,8 @@ pub struct State {
     pub(crate) acl_binding_rules: BTreeMap<String, AclBindingRule>,
     /// The autopilot configuration, once seeded or set.
     pub(crate) autopilot: Option<crate::autopilot::AutopilotConfig>,
+    /// A snapshot restore being staged (`Command::RestoreBegin`), until its commit or the next begin.
+    pub(crate) restore: Option<std::sync::Arc<restore::Staging>>,
 }
 
 /// One service instance with its node and every check that affects it (the node's checks and its own).
@@ -219,6 +221,9 @@ impl State {
             | Command::AclBindingRuleSet(_)
             | Command::AclBindingRuleDelete { .. } => self.apply_acl(index, cmd, changes),
             Command::AutopilotSet { config, cas } => self.autopilot_set(index, config, *cas, changes),
+            Command::RestoreBegin { id, len, sha256 } => self.restore_begin(id, *len, *sha256),
+            Command::RestoreChunk { id, offset, bytes } => self.restore_chunk(id, *offset, bytes),
+            Command::RestoreCommit { id } => self.restore_commit(index, id, changes),
             // The KV and catalog commands, and transactions, are applied by `apply_command` itself.
             Command::KvSet { .. }
             | Command::KvCas { .. }
@@ -254,6 +259,7 @@ mod autopilot;
 mod catalog;
 mod kv;
 mod query;
+pub(crate) mod restore;
 pub(crate) mod session;
 mod txn;
 

@@ -42,6 +42,23 @@ pub enum Table {
     Autopilot,
 }
 
+impl Table {
+    /// Every table, in declaration order.
+    pub const ALL: [Table; 11] = [
+        Table::Kvs,
+        Table::Nodes,
+        Table::Services,
+        Table::Checks,
+        Table::Sessions,
+        Table::AclTokens,
+        Table::AclPolicies,
+        Table::AclRoles,
+        Table::AclAuthMethods,
+        Table::AclBindingRules,
+        Table::Autopilot,
+    ];
+}
+
 /// Something a query's answer depends on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum WatchKey {
@@ -68,12 +85,19 @@ pub struct Changes {
     pub nodes: BTreeSet<String>,
     /// Tables that changed.
     pub tables: BTreeSet<Table>,
+    /// The whole state was replaced (a snapshot restore): every query's answer may have changed, and indexes may have
+    /// moved backwards, so every waiter wakes.
+    pub restored: bool,
 }
 
 impl Changes {
     /// True when the apply changed nothing.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty() && self.services.is_empty() && self.nodes.is_empty() && self.tables.is_empty()
+        !self.restored
+            && self.keys.is_empty()
+            && self.services.is_empty()
+            && self.nodes.is_empty()
+            && self.tables.is_empty()
     }
 
     /// Adds everything `other` changed.
@@ -82,10 +106,14 @@ impl Changes {
         self.services.extend(other.services);
         self.nodes.extend(other.nodes);
         self.tables.extend(other.tables);
+        self.restored |= other.restored;
     }
 
     /// Whether a query depending on `key` must be re-evaluated.
     pub fn touches(&self, key: &WatchKey) -> bool {
+        if self.restored {
+            return true;
+        }
         match key {
             WatchKey::Key(k) => self.keys.contains(k),
             WatchKey::Prefix(p) => self.keys.iter().any(|k| k.starts_with(p.as_str())),
@@ -182,6 +210,10 @@ impl<T> Watchers<T> {
     pub fn fire(&mut self, changes: &Changes) -> Vec<T> {
         if self.waiters.is_empty() || changes.is_empty() {
             return Vec::new();
+        }
+        if changes.restored {
+            let all: Vec<WaiterId> = self.waiters.keys().copied().collect();
+            return all.into_iter().filter_map(|id| self.remove(id)).collect();
         }
         let mut hit = BTreeSet::new();
         for key in &changes.keys {

@@ -155,9 +155,11 @@ fn templated_rules(templated: &AclTemplatedPolicy) -> Option<String> {
 }
 
 /// Parsed policies by (ID, ModifyIndex), so a request does not parse the rules text of every policy its token links.
+/// The rules text is kept and compared too: a snapshot restore can bring back a policy with the same ID and
+/// ModifyIndex but other rules (a snapshot of another cluster, or of another history).
 #[derive(Debug, Default)]
 pub struct PolicyCache {
-    parsed: Mutex<HashMap<(String, u64), Policy>>,
+    parsed: Mutex<HashMap<(String, u64), (String, Policy)>>,
 }
 
 /// More distinct policy versions than this and the cache starts over; each holds a small rule tree.
@@ -167,7 +169,9 @@ impl PolicyCache {
     fn parse(&self, policy: &roster_kv::AclPolicy) -> Option<Policy> {
         let key = (policy.id.clone(), policy.modify_index);
         let mut parsed = self.parsed.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(found) = parsed.get(&key) {
+        if let Some((rules, found)) = parsed.get(&key)
+            && *rules == policy.rules
+        {
             return Some(found.clone());
         }
         // Apply refuses rules that do not parse, so a failure here means a record from an older, laxer build: it grants nothing.
@@ -181,7 +185,7 @@ impl PolicyCache {
         if parsed.len() >= POLICY_CACHE_MAX {
             parsed.clear();
         }
-        parsed.insert(key, fresh.clone());
+        parsed.insert(key, (policy.rules.clone(), fresh.clone()));
         Some(fresh)
     }
 }
@@ -293,7 +297,11 @@ pub(crate) fn authorize_command(access: &Access, cmd: &Command, state: &State) -
         | Command::AclAuthMethodSet(_)
         | Command::AclAuthMethodDelete { .. }
         | Command::AclBindingRuleSet(_)
-        | Command::AclBindingRuleDelete { .. } => {
+        | Command::AclBindingRuleDelete { .. }
+        // A restore replaces everything, ACLs included: Consul asks for `acl:write` (management) on its snapshot endpoint.
+        | Command::RestoreBegin { .. }
+        | Command::RestoreChunk { .. }
+        | Command::RestoreCommit { .. } => {
             access.require(authz.acl_write(), Resource::Acl, AccessLevel::Write, None)
         }
         Command::AutopilotSet { .. } => {

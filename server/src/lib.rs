@@ -6,6 +6,8 @@
 //! - `remote`: `Remote`, a client agent's connection to the servers: the same `write`, `query` and
 //!   `status`, sent over the RPC with failover between servers.
 //! - `access`: ACL enforcement: tokens resolved against the replicated ACL tables, commands authorized, answers filtered.
+//! - `snapshot`: the archive of the applied state (`/v1/snapshot`), handles that client agents read it through, and
+//!   the chunked restore commands.
 //! - `login`: `Login`, an auth-method login verified, bound and minted into a token on a server.
 //! - `sessions`: the leader's session TTL timers.
 //! - `config`: `Config` (with `RpcTls`, `TlsConfigs`, `RpcLimits`), `Consistency`, `ReadMeta`, `ClusterStatus`, `RpcCounters`,
@@ -38,6 +40,7 @@ mod rpc;
 mod server;
 mod sessions;
 mod shared_eval;
+mod snapshot;
 #[cfg(test)]
 mod test_pki;
 

@@ -180,6 +180,12 @@ impl fmt::Display for LogCommand {
             Command::AclBindingRuleSet(rule) => write!(f, "AclBindingRuleSet({})", rule.id),
             Command::AclBindingRuleDelete { id } => write!(f, "AclBindingRuleDelete({id})"),
             Command::AutopilotSet { cas, .. } => write!(f, "AutopilotSet(cas {cas:?})"),
+            // A restore's bytes are the whole state, secrets included: name the restore and sizes only.
+            Command::RestoreBegin { id, len, .. } => write!(f, "RestoreBegin({id}, {len} bytes)"),
+            Command::RestoreChunk { id, offset, bytes } => {
+                write!(f, "RestoreChunk({id}, {offset}+{})", bytes.len())
+            }
+            Command::RestoreCommit { id } => write!(f, "RestoreCommit({id})"),
         }
     }
 }
@@ -191,6 +197,22 @@ pub(crate) struct AppliedMeta {
     last_applied: Option<LogId>,
     /// The last membership entry applied.
     last_membership: StoredMembership,
+}
+
+/// What a snapshot archive records of the Raft bookkeeping applied with a state: the last applied index, its term,
+/// and the servers of the applied membership.
+pub(crate) fn archive_position(meta: &AppliedMeta) -> (u64, u64, Vec<RaftServer>) {
+    use openraft::vote::RaftLeaderId;
+    let (index, term) = meta.last_applied.as_ref().map_or((0, 0), |id| (id.index(), id.committed_leader_id().term()));
+    let membership = meta.last_membership.membership();
+    let voters: BTreeSet<u64> = membership.voter_ids().collect();
+    let servers = membership
+        .nodes()
+        .filter_map(|(id, node)| {
+            Some(RaftServer { id: *id, addr: node.addr.parse().ok()?, voter: voters.contains(id) })
+        })
+        .collect();
+    (index, term, servers)
 }
 
 /// What `RaftNode::start` needs.

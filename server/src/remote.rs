@@ -265,6 +265,39 @@ impl Remote {
         .await
     }
 
+    /// The snapshot archive of a server's applied state and the index it covers, for the caller holding `token`
+    /// (`Server::save_snapshot_as`): the server builds it once and this reads it in chunks over the same connection,
+    /// since a client's RPC frames are bounded. A server that fails midway is left for the next, which starts over.
+    pub async fn save_snapshot_as(&self, token: &str, consistency: Consistency) -> Result<(Vec<u8>, u64)> {
+        let token = token.to_owned();
+        self.spawn(move |remote| async move {
+            let token = &token;
+            let op = |peer: Arc<Peer>, _| async move {
+                let (handle, len, index) = client::snapshot_open(&peer, token, consistency, CALL_MARGIN).await?;
+                // The length is the server's claim: grow with the bytes that actually come.
+                let mut archive = Vec::with_capacity(len.min(16 << 20) as usize);
+                while (archive.len() as u64) < len {
+                    let offset = archive.len() as u64;
+                    let bytes = client::snapshot_read(&peer, &handle, offset, CALL_MARGIN).await?;
+                    if bytes.is_empty() {
+                        return Err(Failure::Protocol(format!("snapshot ended at {offset} of {len} bytes")));
+                    }
+                    archive.extend_from_slice(&bytes);
+                }
+                Ok((archive, index))
+            };
+            remote.failover(Kind::Read, Duration::ZERO, op).await
+        })
+        .await
+    }
+
+    /// Replaces the whole replicated state with `state` for the caller holding `token` (`Server::restore_snapshot_as`):
+    /// the same chunked restore commands, each sent as the caller's write and authorized by the server that takes it.
+    pub async fn restore_snapshot_as(&self, token: &str, state: &[u8]) -> Result<()> {
+        let id = uuid::Uuid::new_v4().to_string();
+        crate::snapshot::restore_with(&id, state, |cmd| self.write_as(token, cmd)).await
+    }
+
     /// The cluster as the server in use sees it.
     pub async fn status(&self) -> Result<ClusterStatus> {
         self.spawn(move |remote| async move {

@@ -75,6 +75,8 @@ struct Inner {
     removed: RecentlyRemoved,
     /// The health autopilot computed on its last pass while this server led.
     health: std::sync::Mutex<Option<AutopilotHealth>>,
+    /// Snapshot archives client agents are reading.
+    snapshots: crate::snapshot::Handles,
 }
 
 impl Server {
@@ -108,6 +110,7 @@ impl Server {
             rpc_counters: Arc::default(),
             removed: RecentlyRemoved::default(),
             health: std::sync::Mutex::default(),
+            snapshots: crate::snapshot::Handles::default(),
         });
         let settings =
             crate::rpc::Settings { tls: config.tls, limits: config.limits, counters: inner.rpc_counters.clone() };
@@ -205,6 +208,27 @@ impl Server {
     /// `PermissionDenied` for a token not made by a login.
     pub async fn logout(&self, secret: &str) -> Result<()> {
         self.inner.logout(secret).await
+    }
+
+    /// The snapshot archive (`roster_snapshot`) of the applied state after the barrier `consistency` asks for, and the
+    /// index it covers: one applied index, however many writes arrive meanwhile.
+    pub async fn save_snapshot(&self, consistency: Consistency) -> Result<(Vec<u8>, u64)> {
+        self.inner.save_snapshot(consistency).await
+    }
+
+    /// `save_snapshot` for the caller holding `secret`, which needs `acl:write` (Consul's management).
+    pub async fn save_snapshot_as(&self, secret: &str, consistency: Consistency) -> Result<(Vec<u8>, u64)> {
+        self.inner.require_acl_write(secret)?;
+        self.inner.save_snapshot(consistency).await
+    }
+
+    /// Replaces the whole replicated state with `state` (`State::encode_snapshot` bytes, checked by the caller) on
+    /// every server, through the log, for the caller holding `secret` (`acl:write`). Parked blocking queries answer
+    /// at once with the restored data.
+    pub async fn restore_snapshot_as(&self, secret: &str, state: &[u8]) -> Result<()> {
+        self.inner.require_acl_write(secret)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        crate::snapshot::restore_with(&id, state, |cmd| self.inner.write(cmd)).await
     }
 
     /// This server's view of the cluster: the leader, the Raft membership, log and apply progress,
@@ -374,6 +398,12 @@ impl Server {
         self.inner.node.shutdown().await
     }
 
+    /// The archives client agents are reading (tests shorten their reads).
+    #[cfg(test)]
+    pub(crate) fn snapshot_handles(&self) -> &crate::snapshot::Handles {
+        &self.inner.snapshots
+    }
+
     /// How many blocking-query evaluations actually ran (the rest were shared).
     #[cfg(test)]
     pub(crate) fn shared_evaluations(&self) -> u64 {
@@ -418,6 +448,24 @@ impl Inner {
         };
         let now_ms = unix_ms();
         self.replica.read(|state| self.resolver.resolve(settings, state, secret, now_ms))
+    }
+
+    /// Refuses a caller whose token may not write ACLs (with ACLs on).
+    fn require_acl_write(&self, secret: &str) -> Result<()> {
+        if self.acl.is_none() {
+            return Ok(());
+        }
+        let access = self.resolve(secret)?;
+        access.require(access.authorizer().acl_write(), roster_acl::Resource::Acl, roster_acl::AccessLevel::Write, None)
+    }
+
+    async fn save_snapshot(&self, consistency: Consistency) -> Result<(Vec<u8>, u64)> {
+        self.barrier(consistency).await?;
+        // Encoding and compressing a large state takes a while: keep it off the async workers.
+        let replica = self.replica.clone();
+        tokio::task::spawn_blocking(move || crate::snapshot::save(&replica, unix_ms()))
+            .await
+            .map_err(|e| Error::Fatal(format!("building a snapshot failed: {e}")))?
     }
 
     async fn login(&self, login: Login) -> Result<AclToken> {
@@ -652,18 +700,23 @@ impl Inner {
         let replica = &self.replica;
         let deadline = Instant::now() + wait;
         let mut resets = replica.subscribe_resets();
+        let generation = *resets.borrow_and_update();
         let mut timed_out = min_index == 0;
         loop {
             // Register before evaluating: a write landing in between still fires this waiter.
             let mut waiter = replica.register(keys.clone());
-            resets.borrow_and_update();
+            // The state was replaced since this query came (a restore, or a snapshot installed from the leader): its
+            // indexes may have gone backwards, so the caller gets the new answer now rather than waiting for an index
+            // past one that no longer means anything (Consul's watchers reset when the index goes back).
+            let replaced = *resets.borrow() != generation;
             let (value, index) = replica.read(&f);
-            if index > min_index || timed_out {
+            // An index below the caller's went backwards, which only a restore does to an answer the caller already
+            // saw: answer now too, whether the restore came before this query or while it waited.
+            if index != min_index || timed_out || replaced {
                 return Ok((value, index, self.read_meta()));
             }
             tokio::select! {
                 _ = &mut waiter.fired => {}
-                // A snapshot install replaced the whole state: re-evaluate whatever the keys.
                 _ = resets.changed() => {}
                 _ = tokio::time::sleep_until(deadline) => timed_out = true,
             }
@@ -724,8 +777,14 @@ impl Inner {
 
     /// The leader's session-expiry loop (see `sessions`): reconcile the timers with the state, destroy what expired, sleep until the next deadline or pass.
     async fn run_session_timers(self: Arc<Self>, cancel: CancellationToken) {
+        let mut resets = self.replica.subscribe_resets();
         loop {
             let now = Instant::now();
+            if resets.has_changed().unwrap_or(false) {
+                // A restore replaced every session: each is armed afresh at twice its TTL, as a new leader arms them.
+                resets.borrow_and_update();
+                self.timers.clear();
+            }
             if self.node.is_leader() {
                 let sessions = self.replica.read(|state| {
                     state.sessions().0.into_iter().filter_map(|s| Some((s.id.clone(), ttl_of(s)?))).collect::<Vec<_>>()
@@ -746,6 +805,7 @@ impl Inner {
             tokio::select! {
                 () = cancel.cancelled() => return,
                 () = tokio::time::sleep_until(wake) => {}
+                _ = resets.changed() => {}
             }
         }
     }
@@ -793,6 +853,18 @@ impl ClientHandler for Inner {
 
     async fn operator(&self, token: &str, request: OperatorRequest) -> Result<OperatorReply> {
         Inner::operator_as(self, token, &request).await
+    }
+
+    async fn snapshot_open(&self, token: &str, consistency: Consistency) -> Result<(String, u64, u64)> {
+        self.require_acl_write(token)?;
+        let (archive, index) = self.save_snapshot(consistency).await?;
+        let len = archive.len() as u64;
+        let handle = self.snapshots.insert(archive, Instant::now())?;
+        Ok((handle, len, index))
+    }
+
+    fn snapshot_read(&self, handle: &str, offset: u64) -> Result<Vec<u8>> {
+        self.snapshots.read(handle, offset, Instant::now())
     }
 
     fn renew_session_as_leader(&self, id: &str) -> Result<Option<Session>> {

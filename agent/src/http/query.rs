@@ -62,6 +62,14 @@ impl Query {
         self.pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
     }
 
+    /// Refuses a parameter not in `allowed` with a 400 naming it, for endpoints that implement only some of Consul's.
+    pub fn only(&self, allowed: &[&str]) -> Result<(), ApiError> {
+        match self.pairs.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+            Some((k, _)) => Err(ApiError::bad_request(format!("Unsupported query parameter {k:?}"))),
+            None => Ok(()),
+        }
+    }
+
     /// A flag: present means true (`?recurse`, `?recurse=`, `?recurse=1`), unless it is explicitly false or 0.
     pub fn flag(&self, name: &str) -> bool {
         self.get(name).is_some_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "false" | "0"))

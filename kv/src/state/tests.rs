@@ -448,6 +448,7 @@ proptest! {
 
 mod acl;
 mod limits;
+mod restore;
 mod sessions;
 mod txn;
 

@@ -130,6 +130,32 @@ pub(crate) async fn operator(
     }
 }
 
+/// Has the server build a snapshot archive for the caller holding `token`: its handle, length and index.
+pub(crate) async fn snapshot_open(
+    peer: &Peer,
+    token: &str,
+    consistency: Consistency,
+    timeout: Duration,
+) -> Result<(String, u64, u64), Failure> {
+    match call(peer, &Request::ClientSnapshotOpen { token: token.to_owned(), consistency }, timeout).await? {
+        Response::ClientSnapshotOpened { handle, len, index } => Ok((handle, len, index)),
+        other => Err(mismatched(&other)),
+    }
+}
+
+/// Reads a piece of an opened snapshot archive.
+pub(crate) async fn snapshot_read(
+    peer: &Peer,
+    handle: &str,
+    offset: u64,
+    timeout: Duration,
+) -> Result<Vec<u8>, Failure> {
+    match call(peer, &Request::ClientSnapshotRead { handle: handle.to_owned(), offset }, timeout).await? {
+        Response::ClientSnapshotChunk(bytes) => Ok(bytes),
+        other => Err(mismatched(&other)),
+    }
+}
+
 /// Asks for the server's view of the cluster.
 pub(crate) async fn status(peer: &Peer, timeout: Duration) -> Result<ClusterStatus, Failure> {
     match call(peer, &Request::Status, timeout).await? {

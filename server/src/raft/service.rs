@@ -55,6 +55,15 @@ pub(crate) trait ClientHandler: Send + Sync + 'static {
     fn logout(&self, token: &str) -> impl Future<Output = Result<()>> + Send;
     /// Carries out an operator request as `Server::operator_as` does, forwarding it to the leader if need be.
     fn operator(&self, token: &str, request: OperatorRequest) -> impl Future<Output = Result<OperatorReply>> + Send;
+    /// Builds the archive of the applied state for the caller holding `token` and keeps it under a handle: the
+    /// handle, the archive's length and the index it covers.
+    fn snapshot_open(
+        &self,
+        token: &str,
+        consistency: Consistency,
+    ) -> impl Future<Output = Result<(String, u64, u64)>> + Send;
+    /// A piece of an opened archive.
+    fn snapshot_read(&self, handle: &str, offset: u64) -> Result<Vec<u8>>;
 }
 
 /// Serves one node's RPCs.
@@ -262,6 +271,16 @@ impl<C: ClientHandler> RaftService<C> {
                 .operator(&token, request)
                 .await
                 .map_or_else(|e| Response::Error(client_error(e)), Response::ClientOperator),
+            Request::ClientSnapshotOpen { token, consistency } => {
+                match self.clients.snapshot_open(&token, consistency).await {
+                    Ok((handle, len, index)) => Response::ClientSnapshotOpened { handle, len, index },
+                    Err(e) => Response::Error(client_error(e)),
+                }
+            }
+            Request::ClientSnapshotRead { handle, offset } => self
+                .clients
+                .snapshot_read(&handle, offset)
+                .map_or_else(|e| Response::Error(client_error(e)), Response::ClientSnapshotChunk),
             Request::Status => {
                 self.clients.status().await.map_or_else(|e| Response::Error(client_error(e)), Response::Status)
             }

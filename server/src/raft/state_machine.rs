@@ -71,12 +71,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let last_index = last.log_id.index();
         let mut responses = Vec::with_capacity(batch.len());
         let mut changes = Vec::new();
+        let mut restored = false;
         self.replica.write(|applied| {
             for (entry, responder) in batch {
                 let index = entry.log_id.index();
                 let result = match &entry.payload {
                     EntryPayload::Normal(LogCommand::Command(command)) => {
                         let (result, changed) = applied.state.apply_command(index, command);
+                        restored |= changed.restored;
                         if !changed.is_empty() {
                             changes.push(changed);
                         }
@@ -105,6 +107,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // Answer clients and wake watchers only after the lock is released and the state is visible.
         for (responder, result) in responses {
             responder.send(result);
+        }
+        if restored {
+            // Bump the reset generation before waking anyone, so every woken query sees the state was replaced and
+            // answers at once, whatever its index says.
+            self.replica.publish_reset(last_index);
         }
         self.replica.publish(&changes, last_index);
         Ok(())

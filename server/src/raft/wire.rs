@@ -124,6 +124,21 @@ pub(crate) enum Request {
         /// What to do.
         request: OperatorRequest,
     },
+    /// A client agent's snapshot save (`GET /v1/snapshot`) for the caller holding `token`: the receiver checks the
+    /// token, builds the archive once after the barrier, and keeps it under a handle (`crate::snapshot`).
+    ClientSnapshotOpen {
+        /// The caller's secret.
+        token: String,
+        /// The barrier before the state is read.
+        consistency: Consistency,
+    },
+    /// Up to `snapshot::READ_CHUNK` bytes of an opened archive from `offset`.
+    ClientSnapshotRead {
+        /// The handle `ClientSnapshotOpen` answered.
+        handle: String,
+        /// Where to read from.
+        offset: u64,
+    },
 }
 
 /// One piece of a snapshot streamed to a follower (`raft::chunks` assembles them).
@@ -220,7 +235,9 @@ impl Request {
             | Request::ClientSessionRenewAs { .. }
             | Request::ClientLogin(_)
             | Request::ClientLogout { .. }
-            | Request::ClientOperator { .. } => false,
+            | Request::ClientOperator { .. }
+            | Request::ClientSnapshotOpen { .. }
+            | Request::ClientSnapshotRead { .. } => false,
         }
     }
 
@@ -248,6 +265,8 @@ impl Request {
             Request::ClientLogout { .. } => "ClientLogout",
             Request::SnapshotChunk(_) => "SnapshotChunk",
             Request::ClientOperator { .. } => "ClientOperator",
+            Request::ClientSnapshotOpen { .. } => "ClientSnapshotOpen",
+            Request::ClientSnapshotRead { .. } => "ClientSnapshotRead",
         }
     }
 }
@@ -324,6 +343,17 @@ pub(crate) enum Response {
     ClientLogin(Box<AclToken>),
     /// Answer to `ClientOperator`.
     ClientOperator(OperatorReply),
+    /// Answer to `ClientSnapshotOpen`.
+    ClientSnapshotOpened {
+        /// The handle to read the archive through.
+        handle: String,
+        /// The archive's length in bytes.
+        len: u64,
+        /// The Raft index the snapshot covers.
+        index: u64,
+    },
+    /// Answer to `ClientSnapshotRead`: the bytes, empty past the end.
+    ClientSnapshotChunk(#[serde(with = "roster_kv::serde_bytes")] Vec<u8>),
 }
 
 /// Why a request failed on the receiver.

@@ -285,6 +285,14 @@ fn methods_and_rules_survive_a_snapshot_and_a_version_3_snapshot_has_none() {
     assert_eq!(decoded.encode_snapshot(), bytes);
     assert_eq!(decoded.table(Table::AclBindingRules), 3);
 
+    // A version-4 snapshot is version 6's body without the autopilot tail (`None`, index 0) and the restore
+    // staging (`None`: one byte) before it.
+    let autopilot_tail = postcard::to_allocvec(&(Option::<crate::AutopilotConfig>::None, 0u64)).expect("encodes");
+    let mut v4 = bytes.clone();
+    v4[7] = 4;
+    v4.truncate(v4.len() - autopilot_tail.len() - 1);
+    assert_eq!(State::decode_snapshot(&v4).expect("version 4 decodes"), state);
+
     // A version-3 snapshot is version 4's body without the auth tail (postcard ignores nothing: cut it off).
     let tail = postcard::to_allocvec(&(
         state.acl_auth_methods.values().cloned().collect::<Vec<_>>(),
@@ -292,11 +300,9 @@ fn methods_and_rules_survive_a_snapshot_and_a_version_3_snapshot_has_none() {
         [2u64, 3u64],
     ))
     .expect("encodes");
-    // Version 6's tail (no autopilot configuration, index 0) comes after version 4's.
-    let v6_tail = postcard::to_allocvec(&(Option::<crate::AutopilotConfig>::None, 0u64)).expect("encodes");
     let mut v3 = bytes.clone();
     v3[7] = 3;
-    v3.truncate(v3.len() - v6_tail.len() - tail.len());
+    v3.truncate(v3.len() - autopilot_tail.len() - 1 - tail.len());
     let old = State::decode_snapshot(&v3).expect("version 3 decodes");
     assert!(old.acl_auth_methods.is_empty() && old.acl_binding_rules.is_empty());
     assert_eq!(old.acl_bootstrap_index(), Some(1));
