@@ -15,6 +15,7 @@ mod acl;
 mod build;
 pub mod duration;
 mod env;
+mod reload;
 mod source;
 mod tls;
 
@@ -27,6 +28,7 @@ use std::time::Duration;
 pub use acl::{AclConfig, AclTokens, DefaultPolicy, DownPolicy};
 pub use duration::{duration_from_json, format_go_duration, parse_go_duration};
 pub use env::{EmptyEnv, EnvSource, ProcessEnv};
+pub use reload::restart_required;
 pub use tls::{Limits, TlsConfig};
 
 use crate::cli::AgentArgs;
