@@ -5,7 +5,7 @@
 //! cannot take (a port, an address, the data dir, ...) fails the reload naming it; nothing is applied then, so a
 //! key is never accepted and dropped. What Consul reloads and roster has is then applied: the TLS certificates,
 //! the services and checks defined in config files (API registrations untouched), the log level,
-//! `limits.http_max_conns_per_client`, and `leave_on_terminate`/`skip_leave_on_interrupt`, read at shutdown.
+//! `limits.http_max_conns_per_client`, `dns_config` (handed to the DNS threads, which read it per query), and `leave_on_terminate`/`skip_leave_on_interrupt`, read at shutdown.
 //! Reloads are serialized; each one compares against the config the previous one installed.
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::checks::Runner;
 use crate::cli::AgentArgs;
 use crate::config::{self, Config, EnvSource};
+use crate::dns_view::ServerView;
 use crate::http;
 use crate::local::{ConfigDefinitions, Local};
 use crate::tls_reload::Named;
@@ -33,6 +34,7 @@ pub struct Reloader {
     runner: Arc<Runner>,
     tls: Vec<Named>,
     http_max_conns_per_client: Arc<AtomicU32>,
+    dns: Option<(roster_dns::SharedConfig, Arc<ServerView>)>,
 }
 
 /// Why a reload changed nothing (or, for [`ReloadError::Apply`], stopped part way).
@@ -60,6 +62,8 @@ pub struct Parts {
     pub tls: Vec<Named>,
     /// The limit the HTTP(S) accept loops read for every new connection.
     pub http_max_conns_per_client: Arc<AtomicU32>,
+    /// The DNS threads' settings and the catalog view they read; `None` with DNS off.
+    pub dns: Option<(roster_dns::SharedConfig, Arc<ServerView>)>,
 }
 
 impl Reloader {
@@ -74,6 +78,7 @@ impl Reloader {
             runner: parts.runner,
             tls: parts.tls,
             http_max_conns_per_client: parts.http_max_conns_per_client,
+            dns: parts.dns,
         }
     }
 
@@ -126,6 +131,11 @@ impl Reloader {
         if conns != old.limits.http_max_conns_per_client {
             self.http_max_conns_per_client.store(conns, Ordering::Relaxed);
             changed.push(format!("limits.http_max_conns_per_client {conns}"));
+        }
+        if let Some((settings, view)) = self.dns.as_ref().filter(|_| new.dns != old.dns) {
+            settings.update(crate::run::dns_config(&new)).map_err(|why| ReloadError::Apply(anyhow::anyhow!(why)))?;
+            view.set_max_stale(new.dns.max_stale);
+            changed.push("dns_config".to_owned());
         }
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(new);
         Ok(changed)

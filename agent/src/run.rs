@@ -193,7 +193,14 @@ pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyho
         runner: runner.clone(),
         tls: reloadable.clone(),
         http_max_conns_per_client: http_max_conns_per_client.clone(),
+        dns: None,
     };
+    let dns_addrs = dns_sockets.addrs.clone();
+    let dns = (!dns_addrs.is_empty()).then(|| {
+        let view = Arc::new(ServerView::new(backend.clone(), acl.clone(), config.dns.max_stale));
+        (roster_dns::SharedConfig::new(dns_config(&config)), view)
+    });
+    let parts = crate::reload::Parts { dns: dns.clone(), ..parts };
     let reloader = Arc::new(Reloader::new(args, Box::new(ProcessEnv), config.clone(), parts));
 
     let http_token = shutdown.child_token();
@@ -249,10 +256,8 @@ pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyho
     if let Some(signal) = hangup.signal {
         reloader.clone().spawn_on_hangup(signal, shutdown.child_token());
     }
-    let dns_addrs = dns_sockets.addrs.clone();
-    if !dns_addrs.is_empty() {
-        let view = Arc::new(ServerView::new(backend.clone(), acl.clone(), config.dns.max_stale));
-        for done in spawn_dns_threads(&dns_config(&config), &view, dns_sockets, &http_token)? {
+    if let Some((dns_config, view)) = &dns {
+        for done in spawn_dns_threads(dns_config, view, dns_sockets, &http_token)? {
             tasks.spawn(async move { done.await.unwrap_or_else(|_| Err(std::io::Error::other("a DNS thread died"))) });
         }
     }
@@ -492,7 +497,7 @@ fn reuseport_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
 /// On one thread a query is received, answered and sent without a context switch; `SO_REUSEPORT` lets several such threads share the port.
 /// The sockets move over as std sockets, since a tokio socket belongs to the runtime that made it.
 fn spawn_dns_threads(
-    config: &roster_dns::Config,
+    config: &roster_dns::SharedConfig,
     view: &Arc<ServerView>,
     sockets: DnsSockets,
     shutdown: &CancellationToken,
@@ -520,7 +525,7 @@ fn spawn_dns_threads(
 }
 
 /// The DNS server's settings from the agent config.
-fn dns_config(config: &Config) -> roster_dns::Config {
+pub(crate) fn dns_config(config: &Config) -> roster_dns::Config {
     roster_dns::Config {
         domain: config.domain.clone(),
         alt_domain: config.alt_domain.clone(),

@@ -151,3 +151,60 @@ async fn sighup_and_reload_apply_the_config_dir_and_leave_parked_watchers_alone(
     wait_for_log(&agent, "refusing a connection over limits.http_max_conns_per_client").await;
     assert!(agent.is_running());
 }
+
+/// The TTL of the first answer to an A question for `name` over UDP, `None` when there is no answer.
+async fn first_ttl(dns: std::net::SocketAddr, name: &str) -> Option<u32> {
+    let mut query = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        query.push(u8::try_from(label.len()).expect("short label"));
+        query.extend_from_slice(label.as_bytes());
+    }
+    query.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    socket.send_to(&query, dns).await.expect("send");
+    let mut reply = vec![0u8; 4096];
+    let len = tokio::time::timeout(DEADLINE, socket.recv(&mut reply)).await.expect("an answer").expect("recv");
+    let reply = &reply[..len];
+    if u16::from_be_bytes([reply[6], reply[7]]) == 0 {
+        return None;
+    }
+    // The question is ours, echoed; the answer's owner name is a compression pointer or labels.
+    let mut at = query.len();
+    if reply[at] & 0xC0 == 0xC0 {
+        at += 2;
+    } else {
+        while reply[at] != 0 {
+            at += usize::from(reply[at]) + 1;
+        }
+        at += 1;
+    }
+    at += 4;
+    Some(u32::from_be_bytes(reply[at..at + 4].try_into().expect("four bytes")))
+}
+
+#[tokio::test]
+async fn a_reload_hands_new_dns_settings_to_the_dns_threads() {
+    let dir = tempfile::tempdir().expect("config dir");
+    let dir_flag = dir.path().display().to_string();
+    let mode = AgentMode::Args(vec!["-dev".into(), "-config-dir".into(), dir_flag]);
+    let agent = TestAgent::start_with_config("dns-reload", mode, json!({"ports": {"dns": 0}})).await.expect("starts");
+    agent.wait_for_leader().await.expect("leader");
+    let service = json!({"Name": "web", "Port": 80, "Address": "10.1.2.3"});
+    agent.put_json("/v1/agent/service/register", &service).await.expect_status(200);
+    // Asked twice, so the second answer can come from the DNS answer cache.
+    for _ in 0..2 {
+        assert_eq!(first_ttl(agent.dns_addr(), "web.service.consul").await, Some(0));
+    }
+
+    write(dir.path(), "dns.json", r#"{"dns_config": {"service_ttl": {"*": "7s"}, "node_ttl": "30s"}}"#);
+    agent.put("/v1/agent/reload", "").await.expect_status(200);
+    assert_eq!(first_ttl(agent.dns_addr(), "web.service.consul").await, Some(7));
+    assert_eq!(first_ttl(agent.dns_addr(), &format!("{}.node.consul", agent.node_name())).await, Some(30));
+
+    // Recursors make the forwarder each DNS thread starts with: a change needs a restart and changes nothing.
+    write(dir.path(), "dns.json", r#"{"dns_config": {"service_ttl": {"*": "9s"}}, "recursors": ["127.0.0.1"]}"#);
+    let refused = agent.put("/v1/agent/reload", "").await;
+    refused.expect_status(500);
+    assert!(refused.text().contains("changing recursors requires a restart"), "{}", refused.text());
+    assert_eq!(first_ttl(agent.dns_addr(), "web.service.consul").await, Some(7));
+}

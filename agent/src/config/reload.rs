@@ -34,7 +34,8 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
         host_access,
         domain,
         alt_domain,
-        dns,
+        // Reloaded: the DNS threads read their settings per query.
+        dns: _,
         raft_multiplier,
         // Reloaded: the log level, the signal behaviour at shutdown and the config files' services and checks.
         log_level: _,
@@ -92,7 +93,6 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
     differs(*host_access != old.host_access, "exec.host_mounts/exec.allow_host_rootfs/docker.host_mounts");
     differs(*domain != old.domain, "domain");
     differs(*alt_domain != old.alt_domain, "alt_domain");
-    differs(*dns != old.dns, "dns_config");
     differs(*raft_multiplier != old.raft_multiplier, "performance.raft_multiplier");
     differs(*retry_interval != old.retry_interval, "retry_interval");
     differs(*retry_max != old.retry_max, "retry_max");

@@ -700,17 +700,20 @@ fn a_reload_names_every_changed_key_that_needs_a_restart() {
     new.limits.http_max_conns_per_client = 7;
     new.leave_on_terminate = !old.leave_on_terminate;
     new.config_files.push(PathBuf::from("/etc/roster.d/web.json"));
+    new.dns.only_passing = !old.dns.only_passing;
+    new.dns.node_ttl = Duration::from_secs(30);
+    new.dns.max_stale = Duration::from_secs(5);
     assert!(restart_required(&old, &new).is_empty(), "all of these reload");
 
     new.ports.http = Some(1);
     new.datacenter = "dc2".into();
-    new.dns.only_passing = !old.dns.only_passing;
+    new.recursors.push("127.0.0.1:53".parse().expect("addr"));
     new.tls.https.verify_incoming = true;
     new.limits.rpc_max_conns_per_client = 1;
     new.data_dir = Some(PathBuf::from("/elsewhere"));
     assert_eq!(
         restart_required(&old, &new),
-        ["datacenter", "data_dir", "ports.http", "dns_config", "tls.https", "limits.rpc_max_conns_per_client"]
+        ["datacenter", "data_dir", "ports.http", "recursors", "tls.https", "limits.rpc_max_conns_per_client"]
     );
 }
 
