@@ -208,3 +208,38 @@ async fn a_reload_hands_new_dns_settings_to_the_dns_threads() {
     assert!(refused.text().contains("changing recursors requires a restart"), "{}", refused.text());
     assert_eq!(first_ttl(agent.dns_addr(), "web.service.consul").await, Some(7));
 }
+
+#[tokio::test]
+async fn a_config_file_service_removed_while_the_agent_was_down_is_gone_after_a_restart() {
+    let data = tempfile::tempdir().expect("data dir");
+    let dir = tempfile::tempdir().expect("config dir");
+    write(dir.path(), "web.json", r#"{"service": {"name": "web", "port": 80}}"#);
+    let args = [
+        "-server",
+        "-bootstrap-expect",
+        "1",
+        "-bind",
+        "127.0.0.1",
+        "-client",
+        "127.0.0.1",
+        "-data-dir",
+        &data.path().display().to_string(),
+        "-config-dir",
+        &dir.path().display().to_string(),
+    ]
+    .map(str::to_owned);
+    let mut agent =
+        TestAgent::start_with_config("remembers", AgentMode::Args(args.to_vec()), json!({})).await.expect("starts");
+    agent.wait_for_leader().await.expect("leader");
+    agent.put_json("/v1/agent/service/register", &json!({"Name": "by-api", "Port": 1})).await.expect_status(200);
+    assert_eq!(service_ids(&agent).await, ["by-api", "web"]);
+
+    // The agent remembers in its data dir which registrations came from config files, so one whose file went
+    // away while it was down is removed at start, and the API's stays.
+    std::fs::remove_file(dir.path().join("web.json")).expect("remove");
+    agent.restart().await;
+    agent.wait_for_leader().await.expect("leader");
+    assert_eq!(service_ids(&agent).await, ["by-api"]);
+    assert_eq!(catalog_count(&agent, "web").await, 0);
+    assert_eq!(catalog_count(&agent, "by-api").await, 1);
+}
