@@ -252,9 +252,11 @@ pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyho
         tasks.spawn(async move { http::serve(listener, api, token, options).await });
     }
     crate::tls_reload::spawn(reloadable, shutdown.child_token());
+    // Reloads stop when the drain starts: the catalog writes a reload makes would race the Raft shutdown. A later
+    // SIGHUP is still caught (tokio's handler stays installed), and does nothing.
     #[cfg(unix)]
     if let Some(signal) = hangup.signal {
-        reloader.clone().spawn_on_hangup(signal, shutdown.child_token());
+        reloader.clone().spawn_on_hangup(signal, http_token.clone());
     }
     if let Some((dns_config, view)) = &dns {
         for done in spawn_dns_threads(dns_config, view, dns_sockets, &http_token)? {

@@ -243,3 +243,15 @@ async fn a_config_file_service_removed_while_the_agent_was_down_is_gone_after_a_
     assert_eq!(catalog_count(&agent, "web").await, 0);
     assert_eq!(catalog_count(&agent, "by-api").await, 1);
 }
+
+#[tokio::test]
+async fn sighup_during_shutdown_does_not_kill_the_agent() {
+    let mut agent = TestAgent::dev("hup-at-exit").await;
+    let pid = agent.pid().expect("running").to_string();
+    // SIGHUPs right behind the SIGTERM land while the agent drains and stops (or on the exited, unreaped process).
+    let script = format!("kill -TERM {pid}; kill -HUP {pid}; kill -HUP {pid}");
+    assert!(Command::new("sh").args(["-c", &script]).status().expect("sh").success());
+    let status = agent.terminate(DEADLINE).await.expect("the agent stops on its own");
+    assert!(status.success(), "exited with {status}:\n{}", agent.stderr_tail());
+    assert!(agent.stderr_tail().contains("stopped"), "{}", agent.stderr_tail());
+}
