@@ -116,6 +116,18 @@ pub struct ConfigDefinitions {
     pub checks: Vec<HealthCheck>,
 }
 
+impl ConfigDefinitions {
+    /// The IDs of the services defined.
+    fn service_ids(&self) -> impl Iterator<Item = &str> {
+        self.services.iter().map(|(service, _)| service.id.as_str())
+    }
+
+    /// The IDs of the checks defined, in service definitions and on their own.
+    fn check_ids(&self) -> impl Iterator<Item = &str> {
+        self.services.iter().flat_map(|(_, checks)| checks.iter()).chain(&self.checks).map(|c| c.check_id.as_str())
+    }
+}
+
 /// What applying the config files' definitions changes (IDs), worked out before anything changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConfigPlan {
@@ -189,7 +201,7 @@ impl Local {
         let plan = {
             let inner = self.inner.lock().await;
             let plan = plan(&inner, &wanted);
-            let defined: BTreeSet<&str> = wanted.services.iter().map(|(s, _)| s.id.as_str()).collect();
+            let defined: BTreeSet<&str> = wanted.service_ids().collect();
             for check in &wanted.checks {
                 let kept =
                     inner.services.contains_key(&check.service_id) && !plan.remove_services.contains(&check.service_id);
@@ -203,7 +215,7 @@ impl Local {
             plan
         };
         // Writes of services about to be added already carry the config-file token.
-        plain_lock(&self.config_services).0.extend(wanted.services.iter().map(|(s, _)| s.id.clone()));
+        plain_lock(&self.config_services).0.extend(wanted.service_ids().map(str::to_owned));
         for id in &plan.remove_checks {
             ignore_missing(self.remove_check(id).await)?;
         }
@@ -228,14 +240,8 @@ impl Local {
         }
         let mut inner = self.inner.lock().await;
         let mut next = inner.clone();
-        next.config_services = wanted.services.iter().map(|(s, _)| s.id.clone()).collect();
-        next.config_checks = wanted
-            .services
-            .iter()
-            .flat_map(|(_, checks)| checks.iter())
-            .chain(&wanted.checks)
-            .map(|c| c.check_id.clone())
-            .collect();
+        next.config_services = wanted.service_ids().map(str::to_owned).collect();
+        next.config_checks = wanted.check_ids().map(str::to_owned).collect();
         self.commit(&mut inner, next)?;
         Ok(plan)
     }
@@ -645,14 +651,8 @@ fn ignore_missing(done: Result<(), LocalError>) -> Result<(), LocalError> {
 
 /// What making the config-file registrations `wanted` changes, from the local state `inner`.
 fn plan(inner: &Inner, wanted: &ConfigDefinitions) -> ConfigPlan {
-    let service_ids: BTreeSet<&str> = wanted.services.iter().map(|(s, _)| s.id.as_str()).collect();
-    let check_ids: BTreeSet<&str> = wanted
-        .services
-        .iter()
-        .flat_map(|(_, checks)| checks.iter())
-        .chain(&wanted.checks)
-        .map(|c| c.check_id.as_str())
-        .collect();
+    let service_ids: BTreeSet<&str> = wanted.service_ids().collect();
+    let check_ids: BTreeSet<&str> = wanted.check_ids().collect();
     let remove_services: Vec<String> = inner
         .config_services
         .iter()
