@@ -1,4 +1,4 @@
-//! The agent's lifecycle, top to bottom: bind every listener, start the Raft server, register this node, serve HTTP, then drain on SIGINT/SIGTERM.
+//! The agent's lifecycle, top to bottom: bind every listener, start the Raft server, register this node, serve HTTP, reload the configuration on SIGHUP, then drain on SIGINT/SIGTERM.
 //!
 //! The config arrives validated (`config::load` reports every error before this runs), so anything that fails here is about the machine: a port in use, a data dir that cannot be written.
 //! Listeners are bound before anything starts, so a port clash stops the agent before it has touched its data dir.
@@ -188,19 +188,18 @@ pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyho
     let http_max_conns_per_client = Arc::new(AtomicU32::new(config.limits.http_max_conns_per_client));
     let reloadable = [("HTTPS", https_tls.clone()), ("RPC", rpc_tls.as_ref().map(|(_, tls)| tls.clone()))];
     let reloadable: Vec<_> = reloadable.into_iter().filter_map(|(name, tls)| Some((name, tls?))).collect();
-    let parts = crate::reload::Parts {
-        local: local.clone(),
-        runner: runner.clone(),
-        tls: reloadable.clone(),
-        http_max_conns_per_client: http_max_conns_per_client.clone(),
-        dns: None,
-    };
     let dns_addrs = dns_sockets.addrs.clone();
     let dns = (!dns_addrs.is_empty()).then(|| {
         let view = Arc::new(ServerView::new(backend.clone(), acl.clone(), config.dns.max_stale));
         (roster_dns::SharedConfig::new(dns_config(&config)), view)
     });
-    let parts = crate::reload::Parts { dns: dns.clone(), ..parts };
+    let parts = crate::reload::Parts {
+        local: local.clone(),
+        runner: runner.clone(),
+        tls: reloadable.clone(),
+        http_max_conns_per_client: http_max_conns_per_client.clone(),
+        dns: dns.clone(),
+    };
     let reloader = Arc::new(Reloader::new(args, Box::new(ProcessEnv), config.clone(), parts));
 
     let http_token = shutdown.child_token();
