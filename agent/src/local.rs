@@ -242,7 +242,10 @@ impl Local {
         let mut next = inner.clone();
         next.config_services = wanted.service_ids().map(str::to_owned).collect();
         next.config_checks = wanted.check_ids().map(str::to_owned).collect();
-        self.commit(&mut inner, next)?;
+        // Nothing to save (the usual start): no fsync.
+        if next.config_services != inner.config_services || next.config_checks != inner.config_checks {
+            self.commit(&mut inner, next)?;
+        }
         Ok(plan)
     }
 
