@@ -69,6 +69,8 @@ pub enum Command {
     Leave(LeaveArgs),
     /// Mark a failed member as left (with -prune, forget it at once).
     ForceLeave(ForceLeaveArgs),
+    /// Make the agent read its configuration files again and apply what changed (as SIGHUP does).
+    Reload(LeaveArgs),
     /// Cluster operator commands.
     #[command(subcommand)]
     Operator(OperatorCommand),
@@ -350,7 +352,7 @@ pub struct JoinArgs {
     pub addresses: Vec<String>,
 }
 
-/// `roster leave`.
+/// `roster leave` and `roster reload`, which take only the agent's address and token.
 #[derive(Debug, Clone, Default, Args)]
 pub struct LeaveArgs {
     /// Agent address and token.

@@ -16,6 +16,7 @@ mod autopilot;
 mod build;
 pub mod duration;
 mod env;
+mod reload;
 mod source;
 mod tls;
 
@@ -28,6 +29,7 @@ use std::time::Duration;
 pub use acl::{AclConfig, AclTokens, DefaultPolicy, DownPolicy};
 pub use duration::{duration_from_json, format_go_duration, parse_go_duration};
 pub use env::{EmptyEnv, EnvSource, ProcessEnv};
+pub use reload::restart_required;
 pub use tls::{Limits, TlsConfig};
 
 use crate::cli::AgentArgs;

@@ -45,7 +45,8 @@ pub struct WatchCache {
     acl: Arc<crate::acl::Acl>,
     /// Watchers run on the agent's main runtime, not on the DNS thread that saw the first lookup.
     runtime: tokio::runtime::Handle,
-    max_stale: Duration,
+    /// `dns_config.max_stale` in nanoseconds, which a config reload may change.
+    max_stale: AtomicU64,
     entries: Entries,
     /// Moves whenever a cached answer is added or replaced, so DNS knows when its encoded answers are stale.
     generation: Arc<AtomicU64>,
@@ -70,10 +71,15 @@ impl WatchCache {
             remote,
             acl,
             runtime: tokio::runtime::Handle::current(),
-            max_stale,
+            max_stale: AtomicU64::new(nanos(max_stale)),
             entries: Arc::new(Mutex::new(HashMap::new())),
             generation: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Serves answers up to `max_stale` old from now on.
+    pub fn set_max_stale(&self, max_stale: Duration) {
+        self.max_stale.store(nanos(max_stale), Ordering::Relaxed);
     }
 
     /// A number that changes whenever any cached answer does.
@@ -88,7 +94,7 @@ impl WatchCache {
         if let Some(slot) = cached {
             let mut slot = lock(&slot);
             slot.used_at = Instant::now();
-            if slot.fresh_at.elapsed() <= self.max_stale {
+            if slot.fresh_at.elapsed() <= Duration::from_nanos(self.max_stale.load(Ordering::Relaxed)) {
                 return Ok(slot.answer.clone());
             }
         }
@@ -199,4 +205,9 @@ fn evict_least_recently_used(entries: &mut HashMap<Vec<u8>, Arc<Mutex<Slot>>>) {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A duration in nanoseconds, saturating (Consul's default `max_stale` of ten years fits many times over).
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }

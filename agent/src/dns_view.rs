@@ -35,6 +35,14 @@ impl ServerView {
         ServerView { backend, acl, cache }
     }
 
+    /// Serves a client's cached answers up to `max_stale` old from now on (a config reload); a server reads its own
+    /// state and has nothing to change.
+    pub fn set_max_stale(&self, max_stale: Duration) {
+        if let Some(cache) = &self.cache {
+            cache.set_max_stale(max_stale);
+        }
+    }
+
     /// Evaluates `query` as it stands now: in place on a server, as a stale query from a client.
     async fn read(&self, query: Query) -> Result<Answer, ViewError> {
         if let Some(cache) = &self.cache {

@@ -104,6 +104,8 @@ pub struct Api {
     /// The agent's data dir (none for `-dev`), where an operator's `acl-bootstrap-reset` file is read.
     /// Shared, not owned: axum clones the state for every request.
     pub(crate) data_dir: Option<Arc<std::path::Path>>,
+    /// The agent's config reload (`PUT /v1/agent/reload`); `None` until the agent attaches it.
+    pub(crate) reloader: Option<Arc<crate::reload::Reloader>>,
 }
 
 impl Api {
@@ -132,6 +134,7 @@ impl Api {
             events: None,
             acl,
             data_dir: None,
+            reloader: None,
         }
     }
 
@@ -144,6 +147,12 @@ impl Api {
     /// Enforces ACLs with the agent's tokens and settings.
     pub fn with_acl(mut self, acl: Arc<crate::acl::Acl>) -> Api {
         self.acl = acl;
+        self
+    }
+
+    /// Serves `PUT /v1/agent/reload` with `reloader`.
+    pub fn with_reload(mut self, reloader: Arc<crate::reload::Reloader>) -> Api {
+        self.reloader = Some(reloader);
         self
     }
 
@@ -211,6 +220,7 @@ pub fn router(api: Api) -> Router {
         .route("/v1/agent/members", get(members::members))
         .route("/v1/agent/join/{addr}", put(members::join))
         .route("/v1/agent/leave", put(members::leave))
+        .route("/v1/agent/reload", put(agent::reload))
         .route("/v1/agent/force-leave/{node}", put(members::force_leave))
         .route("/v1/operator/raft/configuration", get(members::raft_configuration))
         .route("/v1/operator/raft/peer", axum::routing::delete(operator::raft_peer_delete))

@@ -33,6 +33,7 @@ pub mod jobs;
 pub mod local;
 pub mod logging;
 pub mod registrator;
+pub mod reload;
 mod rpc_tls;
 pub mod run;
 mod tls_reload;

@@ -11,7 +11,7 @@
 //! service and check, and deregisters what the catalog holds for its node that the agent does not know, except the
 //! leader-owned `serfHealth` check and `consul` service.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -69,10 +69,11 @@ pub struct Local {
     /// When each check's output last went to the catalog (`check_update_interval`).
     output_pushed: std::sync::Mutex<BTreeMap<String, std::time::Instant>>,
     /// Checks whose newer output waits for its interval to end.
-    output_pending: std::sync::Mutex<std::collections::BTreeSet<String>>,
-    /// Services defined in config files, and the token their catalog writes carry from a client agent
-    /// (`acl.tokens.config_file_service_registration`, else the agent token); `None` until the agent sets it.
-    config_services: std::sync::Mutex<(std::collections::BTreeSet<String>, Option<std::sync::Arc<crate::acl::Acl>>)>,
+    output_pending: std::sync::Mutex<BTreeSet<String>>,
+    /// Services defined in config files (a copy of `Inner::config_services` readable while `inner` is locked), and
+    /// the token their catalog writes carry from a client agent (`acl.tokens.config_file_service_registration`, else
+    /// the agent token); `None` until the agent sets it.
+    config_services: std::sync::Mutex<(BTreeSet<String>, Option<std::sync::Arc<crate::acl::Acl>>)>,
 }
 
 /// The catalog entries of an agent's node that belong to the leader, not the agent.
@@ -87,14 +88,67 @@ const SYNC_RETRY: Duration = Duration::from_secs(1);
 struct Inner {
     services: BTreeMap<String, Service>,
     checks: BTreeMap<String, HealthCheck>,
+    /// The IDs of the services and checks that came from config files, as Consul tracks each one's source: a reload
+    /// adds, changes and removes only these, never what was registered through the API.
+    config_services: BTreeSet<String>,
+    config_checks: BTreeSet<String>,
 }
 
-/// The format of `local.json`.
+/// The format of `local.json`. The config-source sets were added within version 1; a file without them reads as
+/// holding no config-file registrations, which is what an agent of that time would have treated them as.
 #[derive(Serialize, Deserialize)]
 struct Persisted {
     version: u32,
     services: Vec<Service>,
     checks: Vec<HealthCheck>,
+    #[serde(default)]
+    config_services: BTreeSet<String>,
+    #[serde(default)]
+    config_checks: BTreeSet<String>,
+}
+
+/// The services (each with its checks) and the checks that the config files define, already validated.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigDefinitions {
+    /// `services`, each with the checks its definition embeds.
+    pub services: Vec<(Service, Vec<HealthCheck>)>,
+    /// `checks`, on the node or naming a service.
+    pub checks: Vec<HealthCheck>,
+}
+
+impl ConfigDefinitions {
+    /// The IDs of the services defined.
+    fn service_ids(&self) -> impl Iterator<Item = &str> {
+        self.services.iter().map(|(service, _)| service.id.as_str())
+    }
+
+    /// The IDs of the checks defined, in service definitions and on their own.
+    fn check_ids(&self) -> impl Iterator<Item = &str> {
+        self.services.iter().flat_map(|(_, checks)| checks.iter()).chain(&self.checks).map(|c| c.check_id.as_str())
+    }
+}
+
+/// What applying the config files' definitions changes (IDs), worked out before anything changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigPlan {
+    /// Config-file checks no longer defined (their service stays, or was not from config).
+    pub remove_checks: Vec<String>,
+    /// Config-file services no longer defined; their checks go with them.
+    pub remove_services: Vec<String>,
+    /// Services defined now that are missing here or differ from their definition.
+    pub upsert_services: Vec<String>,
+    /// Checks defined now (outside a service definition) that are missing here or differ from their definition.
+    pub upsert_checks: Vec<String>,
+}
+
+impl ConfigPlan {
+    /// True when the agent already holds exactly what the config files define.
+    pub fn is_empty(&self) -> bool {
+        self.remove_checks.is_empty()
+            && self.remove_services.is_empty()
+            && self.upsert_services.is_empty()
+            && self.upsert_checks.is_empty()
+    }
 }
 
 const FORMAT_VERSION: u32 = 1;
@@ -116,7 +170,10 @@ impl Local {
             );
             inner.services = persisted.services.into_iter().map(|s| (s.id.clone(), s)).collect();
             inner.checks = persisted.checks.into_iter().map(|c| (c.check_id.clone(), c)).collect();
+            inner.config_services = persisted.config_services;
+            inner.config_checks = persisted.config_checks;
         }
+        let marked = (inner.config_services.clone(), None);
         Ok(Local {
             backend,
             node,
@@ -126,16 +183,70 @@ impl Local {
             kick: Notify::new(),
             output_pushed: std::sync::Mutex::default(),
             output_pending: std::sync::Mutex::default(),
-            config_services: std::sync::Mutex::default(),
+            config_services: std::sync::Mutex::new(marked),
         })
     }
 
-    /// Marks `service_id` as defined in a config file: from a client agent its catalog writes carry the
-    /// `config_file_service_registration` token (else the agent token), as Consul's anti-entropy does.
-    pub fn mark_config_service(&self, service_id: &str, acl: &std::sync::Arc<crate::acl::Acl>) {
-        let mut marked = self.config_services.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        marked.0.insert(service_id.to_owned());
-        marked.1 = Some(acl.clone());
+    /// Sets the ACL state whose `config_file_service_registration` token (else the agent token) the catalog writes
+    /// of config-file services carry from a client agent, as Consul's anti-entropy does.
+    pub fn set_config_acl(&self, acl: &std::sync::Arc<crate::acl::Acl>) {
+        plain_lock(&self.config_services).1 = Some(acl.clone());
+    }
+
+    /// Makes the services and checks that came from config files exactly `wanted`: adds what is new, replaces what
+    /// changed, removes config-file registrations no longer defined, and leaves API registrations and unchanged
+    /// definitions (with their check states) alone. `wanted` is checked against the local state before anything
+    /// changes; a check naming a service that neither `wanted` nor the API registered is refused.
+    pub async fn apply_config(&self, wanted: ConfigDefinitions) -> Result<ConfigPlan, LocalError> {
+        let plan = {
+            let inner = self.inner.lock().await;
+            let plan = plan(&inner, &wanted);
+            let defined: BTreeSet<&str> = wanted.service_ids().collect();
+            for check in &wanted.checks {
+                let kept =
+                    inner.services.contains_key(&check.service_id) && !plan.remove_services.contains(&check.service_id);
+                if !check.service_id.is_empty() && !defined.contains(check.service_id.as_str()) && !kept {
+                    return Err(LocalError::Invalid(format!(
+                        "check {:?}: ServiceID {:?} does not exist",
+                        check.check_id, check.service_id
+                    )));
+                }
+            }
+            plan
+        };
+        // Writes of services about to be added already carry the config-file token.
+        plain_lock(&self.config_services).0.extend(wanted.service_ids().map(str::to_owned));
+        for id in &plan.remove_checks {
+            ignore_missing(self.remove_check(id).await)?;
+        }
+        for id in &plan.remove_services {
+            ignore_missing(self.remove_service(id).await.map(drop))?;
+        }
+        for (service, checks) in &wanted.services {
+            if plan.upsert_services.contains(&service.id) {
+                self.add_service(service.clone(), checks.clone(), false).await?;
+            }
+        }
+        for check in &wanted.checks {
+            if plan.upsert_checks.contains(&check.check_id) {
+                let mut check = check.clone();
+                // As for a service's checks, a changed definition keeps the status its check has reached.
+                if let Some(existing) = self.check(&check.check_id).await.filter(|e| e.service_id == check.service_id) {
+                    check.status = existing.status;
+                    check.output = existing.output;
+                }
+                self.add_check(check).await?;
+            }
+        }
+        let mut inner = self.inner.lock().await;
+        let mut next = inner.clone();
+        next.config_services = wanted.service_ids().map(str::to_owned).collect();
+        next.config_checks = wanted.check_ids().map(str::to_owned).collect();
+        // Nothing to save (the usual start): no fsync.
+        if next.config_services != inner.config_services || next.config_checks != inner.config_checks {
+            self.commit(&mut inner, next)?;
+        }
+        Ok(plan)
     }
 
     /// The token a catalog write of this agent carries when it is not the agent token: a config-file service's.
@@ -525,9 +636,68 @@ impl Local {
         if let Some(path) = &self.path {
             save(path, &next).map_err(|source| LocalError::Persist { path: path.clone(), source })?;
         }
+        if next.config_services != inner.config_services {
+            plain_lock(&self.config_services).0.clone_from(&next.config_services);
+        }
         *inner = next;
         Ok(())
     }
+}
+
+/// A removal of something already gone (deregistered through the API meanwhile) is no failure of a reload.
+fn ignore_missing(done: Result<(), LocalError>) -> Result<(), LocalError> {
+    match done {
+        Err(LocalError::NotFound(_)) => Ok(()),
+        other => other,
+    }
+}
+
+/// What making the config-file registrations `wanted` changes, from the local state `inner`.
+fn plan(inner: &Inner, wanted: &ConfigDefinitions) -> ConfigPlan {
+    let service_ids: BTreeSet<&str> = wanted.service_ids().collect();
+    let check_ids: BTreeSet<&str> = wanted.check_ids().collect();
+    let remove_services: Vec<String> = inner
+        .config_services
+        .iter()
+        .filter(|id| !service_ids.contains(id.as_str()) && inner.services.contains_key(*id))
+        .cloned()
+        .collect();
+    let remove_checks = inner
+        .config_checks
+        .iter()
+        .filter(|id| !check_ids.contains(id.as_str()))
+        .filter(|id| inner.checks.get(*id).is_some_and(|c| !remove_services.contains(&c.service_id)))
+        .cloned()
+        .collect();
+    let upsert_services = wanted
+        .services
+        .iter()
+        .filter(|(service, checks)| {
+            inner.services.get(&service.id) != Some(service)
+                || checks.iter().any(|check| !same_check(inner.checks.get(&check.check_id), check))
+        })
+        .map(|(service, _)| service.id.clone())
+        .collect();
+    let upsert_checks = wanted
+        .checks
+        .iter()
+        .filter(|check| !same_check(inner.checks.get(&check.check_id), check))
+        .map(|check| check.check_id.clone())
+        .collect();
+    ConfigPlan { remove_checks, remove_services, upsert_services, upsert_checks }
+}
+
+/// Whether the check held here is `defined`, apart from what running it changes (status, output) and what the
+/// agent and the catalog fill in (node, indexes).
+fn same_check(held: Option<&HealthCheck>, defined: &HealthCheck) -> bool {
+    let Some(held) = held else { return false };
+    let mut held = held.clone();
+    held.status = defined.status;
+    held.output.clone_from(&defined.output);
+    held.node.clone_from(&defined.node);
+    held.create_index = defined.create_index;
+    held.modify_index = defined.modify_index;
+    held == *defined
 }
 
 fn plain_lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -552,6 +722,8 @@ fn save(path: &Path, inner: &Inner) -> std::io::Result<()> {
         version: FORMAT_VERSION,
         services: inner.services.values().cloned().collect(),
         checks: inner.checks.values().cloned().collect(),
+        config_services: inner.config_services.clone(),
+        config_checks: inner.config_checks.clone(),
     };
     let bytes = serde_json::to_vec_pretty(&persisted).map_err(std::io::Error::other)?;
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -563,3 +735,6 @@ fn save(path: &Path, inner: &Inner) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)?;
     std::fs::File::open(dir)?.sync_all()
 }
+
+#[cfg(test)]
+mod tests;

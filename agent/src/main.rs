@@ -30,6 +30,8 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Agent(args) => {
+            // First, so that no SIGHUP from here on can terminate the agent.
+            let hangup = runtime.block_on(async { roster_agent::run::Hangup::listen() });
             let config = match config::load(&args, &ProcessEnv) {
                 Ok(config) => config,
                 Err(errors) => {
@@ -41,7 +43,7 @@ fn main() -> ExitCode {
                 }
             };
             roster_agent::logging::init(config.log_level);
-            match runtime.block_on(roster_agent::run::run_agent(config)) {
+            match runtime.block_on(roster_agent::run::run_agent(config, args, hangup)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     eprintln!("roster: {err:#}");

@@ -1,4 +1,4 @@
-//! The agent's lifecycle, top to bottom: bind every listener, start the Raft server, register this node, serve HTTP, then drain on SIGINT/SIGTERM.
+//! The agent's lifecycle, top to bottom: bind every listener, start the Raft server, register this node, serve HTTP, reload the configuration on SIGHUP, then drain on SIGINT/SIGTERM.
 //!
 //! The config arrives validated (`config::load` reports every error before this runs), so anything that fails here is about the machine: a port in use, a data dir that cannot be written.
 //! Listeners are bound before anything starts, so a port clash stops the agent before it has touched its data dir.
@@ -8,6 +8,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -19,20 +20,51 @@ use tokio_util::sync::CancellationToken;
 use crate::acl::Acl;
 use crate::backend::Backend;
 use crate::checks::Runner;
+use crate::cli::AgentArgs;
 use crate::cluster;
-use crate::config::Config;
+use crate::config::{Config, ProcessEnv};
 use crate::dns_view::ServerView;
 use crate::gossip::{Encryption, Gossip, GossipConfig, Keyring, MemberMeta, Role};
 use crate::http::{self, AgentInfo, Api};
 use crate::local::Local;
+use crate::reload::Reloader;
 
 /// How long in-flight requests may run after a shutdown signal before they are cut.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
 /// How long a fresh server may take to elect itself before start-up fails.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs the agent until a shutdown signal, `/v1/agent/leave`, or a fatal join failure.
-pub async fn run_agent(config: Config) -> anyhow::Result<()> {
+/// SIGHUP, listened for from the moment the process knows it runs an agent: its default action terminates the
+/// process, and an operator's reload must never do that, even while the agent is starting or shutting down
+/// (tokio keeps its handler installed for the life of the process). A SIGHUP that arrives during start-up is kept
+/// and acted on once the agent serves.
+pub struct Hangup {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangup {
+    /// Starts listening; must run inside the runtime.
+    pub fn listen() -> Hangup {
+        #[cfg(unix)]
+        {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                Ok(signal) => Hangup { signal: Some(signal) },
+                Err(err) => {
+                    // Logging is not set up yet; this is the only way to say it.
+                    eprintln!("roster: cannot listen for SIGHUP ({err}); reload through `roster reload` instead");
+                    Hangup { signal: None }
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        Hangup {}
+    }
+}
+
+/// Runs the agent until a shutdown signal, `/v1/agent/leave`, or a fatal join failure. `args` are the flags
+/// `config` was loaded from, read again with the config files and the environment on every reload.
+pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyhow::Result<()> {
     let https_tls = match config.https_addrs().is_empty() {
         true => None,
         // The files were checked when the config loaded; they are read again here for the listener itself.
@@ -140,7 +172,9 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
     if config.bootstrap {
         local.sync_full().await.context("pushing this agent's services and checks to the catalog")?;
     }
-    register_config_definitions(&local, &config, &acl).await?;
+    local.set_config_acl(&acl);
+    let definitions = crate::reload::config_definitions(&config)?;
+    local.apply_config(definitions).await.context("registering the services and checks of the config files")?;
     {
         let (local, gossip, token) = (local.clone(), gossip.clone(), shutdown.child_token());
         let cluster_size = move || gossip.as_ref().map_or(1, |g| g.members().len());
@@ -155,6 +189,23 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
         shutdown.child_token(),
     );
     runner.sync().await;
+
+    let http_max_conns_per_client = Arc::new(AtomicU32::new(config.limits.http_max_conns_per_client));
+    let reloadable = [("HTTPS", https_tls.clone()), ("RPC", rpc_tls.as_ref().map(|(_, tls)| tls.clone()))];
+    let reloadable: Vec<_> = reloadable.into_iter().filter_map(|(name, tls)| Some((name, tls?))).collect();
+    let dns_addrs = dns_sockets.addrs.clone();
+    let dns = (!dns_addrs.is_empty()).then(|| {
+        let view = Arc::new(ServerView::new(backend.clone(), acl.clone(), config.dns.max_stale));
+        (roster_dns::SharedConfig::new(dns_config(&config)), view)
+    });
+    let parts = crate::reload::Parts {
+        local: local.clone(),
+        runner: runner.clone(),
+        tls: reloadable.clone(),
+        http_max_conns_per_client: http_max_conns_per_client.clone(),
+        dns: dns.clone(),
+    };
+    let reloader = Arc::new(Reloader::new(args, Box::new(ProcessEnv), config.clone(), parts));
 
     let http_token = shutdown.child_token();
     let stop = CancellationToken::new();
@@ -175,6 +226,7 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
     }
     let api = Api::new(backend.clone(), info, local.clone(), runner, http_token.clone(), gossip.clone(), stop.clone())
         .with_acl(acl.clone())
+        .with_reload(reloader.clone())
         .with_data_dir(acl_data_dir)
         .with_jobs(jobs)
         .with_events(crate::events::EventStore::start(
@@ -186,7 +238,7 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
     let mut tasks = JoinSet::new();
     let serve_options = http::ServeOptions {
         tls: None,
-        max_conns_per_client: config.limits.http_max_conns_per_client,
+        max_conns_per_client: http_max_conns_per_client,
         handshake_timeout: config.limits.https_handshake_timeout,
         header_read_timeout: http::HEADER_READ_TIMEOUT,
     };
@@ -203,15 +255,15 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
         let (api, token) = (api.clone(), http_token.clone());
         tasks.spawn(async move { http::serve(listener, api, token, options).await });
     }
-    let reloadable = [("HTTPS", https_tls.clone()), ("RPC", rpc_tls.as_ref().map(|(_, tls)| tls.clone()))];
-    crate::tls_reload::spawn(
-        reloadable.into_iter().filter_map(|(name, tls)| Some((name, tls?))).collect(),
-        shutdown.child_token(),
-    );
-    let dns_addrs = dns_sockets.addrs.clone();
-    if !dns_addrs.is_empty() {
-        let view = Arc::new(ServerView::new(backend.clone(), acl.clone(), config.dns.max_stale));
-        for done in spawn_dns_threads(&dns_config(&config), &view, dns_sockets, &http_token)? {
+    crate::tls_reload::spawn(reloadable, shutdown.child_token());
+    // Reloads stop when the drain starts: the catalog writes a reload makes would race the Raft shutdown. A later
+    // SIGHUP is still caught (tokio's handler stays installed), and does nothing.
+    #[cfg(unix)]
+    if let Some(signal) = hangup.signal {
+        reloader.clone().spawn_on_hangup(signal, http_token.clone());
+    }
+    if let Some((dns_config, view)) = &dns {
+        for done in spawn_dns_threads(dns_config, view, dns_sockets, &http_token)? {
             tasks.spawn(async move { done.await.unwrap_or_else(|_| Err(std::io::Error::other("a DNS thread died"))) });
         }
     }
@@ -227,9 +279,10 @@ pub async fn run_agent(config: Config) -> anyhow::Result<()> {
     tracing::info!(http = ?http_addrs, https = ?https_addrs, dns = ?dns_addrs, rpc = %rpc_shown, serf = %serf_shown, node = %config.node_name, "agent ready");
 
     let leave = tokio::select! {
+        // Read at the signal, so a reload that changed them counts, as in Consul.
         signal = wait_for_signal() => match signal {
-            Signal::Interrupt => !config.skip_leave_on_interrupt,
-            Signal::Terminate => config.leave_on_terminate,
+            Signal::Interrupt => !reloader.current().skip_leave_on_interrupt,
+            Signal::Terminate => reloader.current().leave_on_terminate,
         },
         // `/v1/agent/leave` has already left the pool; the process only has to stop.
         () = stop.cancelled() => false,
@@ -453,7 +506,7 @@ fn reuseport_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
 /// On one thread a query is received, answered and sent without a context switch; `SO_REUSEPORT` lets several such threads share the port.
 /// The sockets move over as std sockets, since a tokio socket belongs to the runtime that made it.
 fn spawn_dns_threads(
-    config: &roster_dns::Config,
+    config: &roster_dns::SharedConfig,
     view: &Arc<ServerView>,
     sockets: DnsSockets,
     shutdown: &CancellationToken,
@@ -481,7 +534,7 @@ fn spawn_dns_threads(
 }
 
 /// The DNS server's settings from the agent config.
-fn dns_config(config: &Config) -> roster_dns::Config {
+pub(crate) fn dns_config(config: &Config) -> roster_dns::Config {
     roster_dns::Config {
         domain: config.domain.clone(),
         alt_domain: config.alt_domain.clone(),
@@ -580,30 +633,6 @@ async fn docker_exec() -> Option<Arc<dyn roster_health::ContainerExec>> {
             None
         }
     }
-}
-
-/// Registers the `services` and `checks` given in config files, as Consul does at start; an invalid one stops the agent with its position and reason.
-async fn register_config_definitions(local: &Local, config: &Config, acl: &Arc<Acl>) -> anyhow::Result<()> {
-    // Config files are written by the operator, so local script checks count here.
-    let scripts = config.enable_script_checks || config.enable_local_script_checks;
-    for (idx, value) in config.services.iter().enumerate() {
-        let map = value.as_object().with_context(|| format!("services[{idx}] is not an object"))?;
-        let (service, checks) = http::definition::service(http::input::Obj(map), scripts)
-            .map_err(|why| anyhow::anyhow!("services[{idx}]: {why}"))?;
-        local.mark_config_service(&service.id, acl);
-        local.add_service(service, checks, false).await.with_context(|| format!("registering services[{idx}]"))?;
-    }
-    for (idx, value) in config.checks.iter().enumerate() {
-        let map = value.as_object().with_context(|| format!("checks[{idx}] is not an object"))?;
-        let mut check = http::definition::check(http::input::Obj(map), scripts)
-            .map_err(|why| anyhow::anyhow!("checks[{idx}]: {why}"))?;
-        if check.check_id.is_empty() {
-            check.check_id = check.name.clone();
-        }
-        anyhow::ensure!(!check.check_id.is_empty(), "checks[{idx}]: a check needs a Name or an ID");
-        local.add_check(check).await.with_context(|| format!("registering checks[{idx}]"))?;
-    }
-    Ok(())
 }
 
 /// Which signal asked the agent to stop: Consul leaves the cluster on one and not the other, by config.

@@ -35,6 +35,8 @@ pub(crate) struct AnswerCache {
 /// One local answer in wire form.
 pub(crate) struct Entry {
     generation: u64,
+    /// The [`SharedConfig`](crate::SharedConfig) version whose TTLs, filters and limits made it.
+    settings: u64,
     born: Instant,
     response_code: u8,
     recursion_available: bool,
@@ -51,11 +53,12 @@ struct EncodedRecord {
 }
 
 impl AnswerCache {
-    /// The entry for `key` if it was made at `generation` and is young enough.
-    pub(crate) fn get(&self, key: &[u8], generation: u64) -> Option<Arc<Entry>> {
+    /// The entry for `key` if it was made at `generation` under the `settings` version and is young enough.
+    pub(crate) fn get(&self, key: &[u8], generation: u64, settings: u64) -> Option<Arc<Entry>> {
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         let entry = entries.get(key)?;
-        (entry.generation == generation && entry.born.elapsed() < MAX_AGE).then(|| entry.clone())
+        let current = entry.generation == generation && entry.settings == settings;
+        (current && entry.born.elapsed() < MAX_AGE).then(|| entry.clone())
     }
 
     /// Remembers `entry` as the answer to `key`.
@@ -75,7 +78,7 @@ impl Entry {
     pub(crate) fn build(
         answer: &Answer,
         query: &Query,
-        generation: u64,
+        (generation, settings): (u64, u64),
         recursion_available: bool,
         answer_limit: usize,
     ) -> Option<Entry> {
@@ -96,6 +99,7 @@ impl Entry {
         };
         Some(Entry {
             generation,
+            settings,
             born: Instant::now(),
             response_code: answer.response_code.low(),
             recursion_available,

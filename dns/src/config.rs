@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 /// Everything [`crate::serve`] needs besides its sockets and the catalog view.
@@ -63,5 +65,67 @@ impl Config {
             })
             .max_by_key(|(prefix_len, _)| *prefix_len)
             .map_or(Duration::ZERO, |(_, ttl)| ttl)
+    }
+}
+
+/// A running server's settings, which [`SharedConfig::update`] replaces while it serves (a config reload): every
+/// query reads the newest, and answers cached under older settings are no longer used.
+///
+/// Clones share one value, so one update reaches every DNS thread.
+#[derive(Debug, Clone)]
+pub struct SharedConfig {
+    inner: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: RwLock<Arc<Config>>,
+    /// Moves after every update; the answer cache files entries under it. Read on the UDP fast path, which
+    /// therefore touches no lock.
+    version: AtomicU64,
+}
+
+impl SharedConfig {
+    /// Shares `config`.
+    pub fn new(config: Config) -> SharedConfig {
+        SharedConfig { inner: Arc::new(Shared { config: RwLock::new(Arc::new(config)), version: AtomicU64::new(0) }) }
+    }
+
+    /// Replaces the settings from the next query on. The domains, the datacenter and the recursors are fixed
+    /// when the server starts (they make its zones and its forwarder), so a change to them is refused by name and
+    /// nothing changes.
+    pub fn update(&self, config: Config) -> Result<(), String> {
+        let current = self.current();
+        let fixed = [
+            ("domain", current.domain != config.domain),
+            ("alt_domain", current.alt_domain != config.alt_domain),
+            ("datacenter", current.datacenter != config.datacenter),
+            ("recursors", current.recursors != config.recursors),
+        ];
+        let changed: Vec<&str> = fixed.iter().filter(|(_, changed)| *changed).map(|(name, _)| *name).collect();
+        if !changed.is_empty() {
+            return Err(format!("a running DNS server cannot change {}", changed.join(", ")));
+        }
+        *self.inner.config.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
+        // After the write: whoever reads the new version and then the settings gets the new settings.
+        self.inner.version.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// The settings in force.
+    pub fn current(&self) -> Arc<Config> {
+        self.inner.config.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Which update is in force; read before [`SharedConfig::current`] so an answer is never filed under a newer
+    /// version than the settings it was made with.
+    pub(crate) fn version(&self) -> u64 {
+        self.inner.version.load(Ordering::Acquire)
+    }
+}
+
+impl From<Config> for SharedConfig {
+    fn from(config: Config) -> SharedConfig {
+        SharedConfig::new(config)
     }
 }

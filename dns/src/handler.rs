@@ -19,7 +19,7 @@ use tracing::{debug, warn};
 
 use crate::answer::{self, Answer, Outcome, Zones};
 use crate::cache::{AnswerCache, Entry};
-use crate::config::Config;
+use crate::config::SharedConfig;
 use crate::name::parse_query_name;
 use crate::view::CatalogView;
 use crate::wire;
@@ -39,8 +39,8 @@ const MIN_RECORD_LEN: usize = 13;
 /// The DNS request handler the hickory `Server` drives (TCP) and our own UDP loop falls back to.
 #[derive(Clone)]
 pub(crate) struct DnsHandler {
-    /// The settings, shared read-only by every request.
-    pub(crate) config: Arc<Config>,
+    /// The settings; each request reads the newest.
+    pub(crate) config: SharedConfig,
     /// The apex names of `domain` and `alt_domain`.
     pub(crate) zones: Zones,
     /// Where the answers come from.
@@ -67,17 +67,19 @@ impl RequestHandler for DnsHandler {
         if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
             return send_error(request, response_edns.as_ref(), ResponseCode::Refused, response_handle).await;
         }
-        let config = &self.config;
+        // The version first: an answer is never filed under settings newer than those it was made with.
+        let settings = self.config.version();
+        let config = self.config.current();
         let kind = parse_query_name(&qname.to_ascii(), &config.domain, config.alt_domain.as_deref());
         debug!(%qname, %qtype, ?kind, "dns query");
         // Read before the lookup, so a write racing it leaves an entry that is already out of date, never a stale
         // answer filed under the new generation.
         let generation = self.view.generation();
-        let lookup = answer::lookup(config, &self.zones, self.view.as_ref(), kind, &qname, qtype);
+        let lookup = answer::lookup(&config, &self.zones, self.view.as_ref(), kind, &qname, qtype);
         match tokio::time::timeout(config.query_timeout, lookup).await {
             Ok(Ok(Outcome::Local(answer))) => {
                 if let Some(generation) = generation {
-                    self.remember(request, info.query.original(), qtype, &answer, generation);
+                    self.remember(request, info.query.original(), qtype, &answer, (generation, settings));
                 }
                 self.send_answer(request, response_edns.as_ref(), qtype, answer, response_handle).await
             }
@@ -107,17 +109,18 @@ impl DnsHandler {
             return send_error(request, response_edns, ResponseCode::Refused, response_handle).await;
         };
         let forwarded = forwarder.as_ref().handle_request::<R, T>(request, response_handle.clone());
-        match tokio::time::timeout(self.config.recursor_timeout, forwarded).await {
+        let timeout = self.config.current().recursor_timeout;
+        match tokio::time::timeout(timeout, forwarded).await {
             Ok(info) => info,
             Err(_) => {
-                warn!(timeout = ?self.config.recursor_timeout, "recursors did not answer in time");
+                warn!(?timeout, "recursors did not answer in time");
                 send_error(request, response_edns, ResponseCode::ServFail, response_handle).await
             }
         }
     }
 
     /// Files a local answer to a UDP question in the answer cache, for the UDP loop's next identical question.
-    fn remember(&self, request: &Request, query: &Query, qtype: RecordType, answer: &Answer, generation: u64) {
+    fn remember(&self, request: &Request, query: &Query, qtype: RecordType, answer: &Answer, made: (u64, u64)) {
         if request.protocol() != Protocol::Udp {
             return;
         }
@@ -127,7 +130,7 @@ impl DnsHandler {
         }
         let (answer_limit, _) = self.limits(request, qtype);
         let recursion_available = self.forwarder.is_some();
-        if let Some(entry) = Entry::build(answer, query, generation, recursion_available, answer_limit) {
+        if let Some(entry) = Entry::build(answer, query, made, recursion_available, answer_limit) {
             self.cache.insert(&key, entry);
         }
     }
@@ -159,7 +162,7 @@ impl DnsHandler {
         if n_kept < n_answers {
             debug!(n_answers, n_kept, "answer trimmed");
             // Consul sets TC only when asked to; by default a trimmed UDP answer is still a usable answer.
-            metadata.truncation = self.config.enable_truncate && request.protocol() == Protocol::Udp;
+            metadata.truncation = self.config.current().enable_truncate && request.protocol() == Protocol::Udp;
         }
         let (answers, additionals) = flatten(&answer.answers[..n_kept]);
         let mut builder = MessageResponseBuilder::from_message_request(request);
@@ -183,7 +186,7 @@ impl DnsHandler {
         }
         let max_bytes =
             usize::from(request.edns.as_ref().map_or(UDP_MIN_PAYLOAD, |edns| advertised_payload(edns.max_payload())));
-        let limit = self.config.udp_answer_limit;
+        let limit = self.config.current().udp_answer_limit;
         let max_answers = if limit > 0 && matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::ANY) {
             usize::try_from(limit).unwrap_or(usize::MAX)
         } else {

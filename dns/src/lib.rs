@@ -29,7 +29,7 @@ mod udp;
 mod view;
 mod wire;
 
-pub use config::Config;
+pub use config::{Config, SharedConfig};
 pub use error::{Error, Result};
 pub use name::{QueryKind, Zone, parse_query_name};
 pub use server::serve;

@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::answer::Zones;
 use crate::cache::AnswerCache;
-use crate::config::Config;
+use crate::config::{Config, SharedConfig};
 use crate::error::{Error, Result};
 use crate::handler::DnsHandler;
 use crate::view::CatalogView;
@@ -32,16 +32,17 @@ const TCP_RESPONSE_BUFFER: usize = 32;
 /// Returns early with [`Error::Listener`] if every listener fails, and before serving at all if
 /// `domain`, `alt_domain` or `recursors` are unusable.
 pub async fn serve(
-    config: Config,
+    config: impl Into<SharedConfig>,
     view: Arc<dyn CatalogView>,
     udp: Vec<UdpSocket>,
     tcp: Vec<TcpListener>,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    let shared = config.into();
+    let config = shared.current();
     let zones = Zones { primary: apex(&config.domain)?, alt: config.alt_domain.as_deref().map(apex).transpose()? };
     let forwarder = forwarder(&config)?;
-    let handler =
-        DnsHandler { config: Arc::new(config), zones, view, forwarder, cache: Arc::new(AnswerCache::default()) };
+    let handler = DnsHandler { config: shared, zones, view, forwarder, cache: Arc::new(AnswerCache::default()) };
     // One receiving task per worker thread, so hits on one socket use every core; on a current-thread runtime
     // (the agent runs one per core, each with its own SO_REUSEPORT socket) a second task would only take turns.
     let loops = match tokio::runtime::Handle::current().runtime_flavor() {

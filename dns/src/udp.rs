@@ -92,7 +92,8 @@ impl Receiver {
     fn answer_from_cache(&self, bytes: &[u8], key: &mut Vec<u8>, out: &mut Vec<u8>) -> bool {
         let Some(generation) = self.handler.view.generation() else { return false };
         let Some(query) = wire::parse_query(bytes, key) else { return false };
-        let Some(entry) = self.handler.cache.get(key, generation) else { return false };
+        let settings = self.handler.config.version();
+        let Some(entry) = self.handler.cache.get(key, generation, settings) else { return false };
         let max_len = query.edns_payload.map_or(UDP_MIN_PAYLOAD, |payload| usize::from(advertised_payload(payload)));
         entry.respond(bytes, &query, max_len, out)
     }

@@ -138,13 +138,14 @@ struct Harness {
 }
 
 impl Harness {
-    async fn start(config: Config, view: FakeView) -> Self {
+    async fn start(config: impl Into<roster_dns::SharedConfig>, view: FakeView) -> Self {
         let udp_socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind udp");
         let tcp_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind tcp");
         let udp = udp_socket.local_addr().expect("udp addr");
         let tcp = tcp_listener.local_addr().expect("tcp addr");
         let shutdown = CancellationToken::new();
         let view = Arc::new(view);
+        let config: roster_dns::SharedConfig = config.into();
         let task = tokio::spawn(roster_dns::serve(
             config,
             view.clone(),
@@ -482,6 +483,34 @@ async fn ttls_follow_node_ttl_and_service_ttl_patterns() {
     assert_eq!(db6.answers[0].ttl, 9);
     let node = harness.udp("n1.node.consul.", RecordType::A).await;
     assert_eq!(node.answers[0].ttl, 30);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn updated_settings_apply_to_the_next_query_and_retire_cached_answers() {
+    let shared = roster_dns::SharedConfig::new(config());
+    let harness = Harness::start(shared.clone(), catalog()).await;
+    // Asked twice, so the answer (TTL 0) sits in the UDP answer cache.
+    for _ in 0..2 {
+        let before = harness.udp("web.service.consul.", RecordType::A).await;
+        assert!(!before.answers.is_empty() && before.answers.iter().all(|record| record.ttl == 0));
+    }
+    let ttls = Config {
+        node_ttl: Duration::from_secs(30),
+        service_ttl: BTreeMap::from([("*".to_owned(), Duration::from_secs(7))]),
+        ..config()
+    };
+    shared.update(ttls.clone()).expect("TTLs change while serving");
+    let after = harness.udp("web.service.consul.", RecordType::A).await;
+    assert!(!after.answers.is_empty() && after.answers.iter().all(|record| record.ttl == 7), "{after:?}");
+    assert_eq!(harness.udp("n1.node.consul.", RecordType::A).await.answers[0].ttl, 30);
+
+    // What the zones and the forwarder were built from is fixed; a change is refused and nothing changes.
+    let moved = Config { domain: "example".to_owned(), recursors: vec!["127.0.0.1:53".parse().unwrap()], ..ttls };
+    let refused = shared.update(moved).expect_err("fixed while serving");
+    assert!(refused.contains("domain, recursors"), "{refused}");
+    let still = harness.udp("web.service.consul.", RecordType::A).await;
+    assert!(still.answers.iter().all(|record| record.ttl == 7));
     harness.stop().await;
 }
 

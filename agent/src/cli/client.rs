@@ -78,6 +78,16 @@ pub async fn run_client(command: &Command, env: &dyn EnvSource) -> anyhow::Resul
             println!("Graceful leave complete");
             Ok(0)
         }
+        Command::Reload(args) => {
+            let agent = AgentClient::new(&args.http, env)?;
+            // Consul's wording and exit code; the agent's answer says why a reload failed.
+            if let Err(err) = agent.expect_ok(Method::PUT, "/v1/agent/reload", None).await {
+                eprintln!("Error reloading: {err:#}");
+                return Ok(1);
+            }
+            println!("Configuration reload triggered");
+            Ok(0)
+        }
         Command::ForceLeave(args) => {
             let agent = AgentClient::new(&args.http, env)?;
             let mut path = format!("/v1/agent/force-leave/{}", segment(&args.node));

@@ -689,3 +689,45 @@ fn encrypt_keys_are_checked_by_name_without_showing_the_secret() {
     );
     check_errors(load_flags(&["-encrypt", "c2hvcnQ="]), &["encrypt: invalid key: the key is 5 bytes"]);
 }
+
+#[test]
+fn a_reload_names_every_changed_key_that_needs_a_restart() {
+    let old = load_flags(&["-dev"]).expect("valid");
+    let mut new = old.clone();
+    new.log_level = LogLevel::Debug;
+    new.services.push(serde_json::json!({"Name": "web"}));
+    new.checks.push(serde_json::json!({"Name": "mem", "TTL": "10s"}));
+    new.limits.http_max_conns_per_client = 7;
+    new.leave_on_terminate = !old.leave_on_terminate;
+    new.config_files.push(PathBuf::from("/etc/roster.d/web.json"));
+    new.dns.only_passing = !old.dns.only_passing;
+    new.dns.node_ttl = Duration::from_secs(30);
+    new.dns.max_stale = Duration::from_secs(5);
+    assert!(restart_required(&old, &new).is_empty(), "all of these reload");
+
+    new.ports.http = Some(1);
+    new.datacenter = "dc2".into();
+    new.recursors.push("127.0.0.1:53".parse().expect("addr"));
+    new.tls.https.verify_incoming = true;
+    new.limits.rpc_max_conns_per_client = 1;
+    new.data_dir = Some(PathBuf::from("/elsewhere"));
+    assert_eq!(
+        restart_required(&old, &new),
+        ["datacenter", "data_dir", "ports.http", "recursors", "tls.https", "limits.rpc_max_conns_per_client"]
+    );
+}
+
+#[test]
+fn reading_the_same_sources_again_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "a.json", r#"{"service": {"name": "web", "port": 80}, "log_level": "warn"}"#);
+    let dir_flag = dir.path().display().to_string();
+    let args = agent_args(&["-dev", "-config-dir", &dir_flag, "-log-level", "debug"]);
+    let first = load(&args, &EmptyEnv).expect("valid");
+    write(dir.path(), "b.json", r#"{"service": {"name": "db", "port": 5432}, "log_level": "trace"}"#);
+    let second = load(&args, &EmptyEnv).expect("valid");
+    assert!(restart_required(&first, &second).is_empty());
+    assert_eq!(second.services.len(), 2, "the new file's service is read");
+    // The flag still beats the files.
+    assert_eq!(second.log_level, LogLevel::Debug);
+}

@@ -244,3 +244,26 @@ pub async fn self_(State(api): State<Api>) -> ApiResult {
     });
     local_reply(&api, &body).await
 }
+
+/// `PUT /v1/agent/reload`: reads the configuration again and applies it, as SIGHUP does, with `agent:write` on
+/// this node (Consul's rule). A reload that fails is Consul's 500 with the reason; nothing changed then, or, for a
+/// failure while applying, the reason says what did not.
+pub async fn reload(State(api): State<Api>) -> ApiResult {
+    caller::agent_write(&api).await?;
+    let Some(reloader) = api.reloader.clone() else {
+        return Err(ApiError::internal("this agent cannot reload its configuration".to_owned()));
+    };
+    match reloader.reload().await {
+        Ok(changed) => {
+            tracing::info!(
+                "configuration reloaded over HTTP: {}",
+                if changed.is_empty() { "nothing changed".to_owned() } else { changed.join("; ") }
+            );
+            Ok(empty_ok())
+        }
+        Err(err) => {
+            tracing::error!("configuration reload over HTTP failed: {err}");
+            Err(ApiError::internal(err.to_string()))
+        }
+    }
+}

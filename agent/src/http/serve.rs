@@ -35,8 +35,9 @@ Connection: close\r\n\r\nYour IP is issuing too many concurrent connections, ple
 pub struct ServeOptions {
     /// TLS material for HTTPS; `None` serves plain HTTP.
     pub tls: Option<Arc<roster_tls::Tls>>,
-    /// Open connections one client IP may hold; 0 means no limit.
-    pub max_conns_per_client: u32,
+    /// Open connections one client IP may hold; 0 means no limit. Shared and read per new connection, so a config
+    /// reload changes it for the connections that come next (open ones stay).
+    pub max_conns_per_client: Arc<std::sync::atomic::AtomicU32>,
     /// How long a TLS handshake may take.
     pub handshake_timeout: Duration,
     /// How long a request's headers may take to arrive.
@@ -66,7 +67,8 @@ pub(crate) async fn serve_router(
                 }
             },
         };
-        let slot = PerClient::acquire(&counts, remote.ip(), options.max_conns_per_client);
+        let limit = options.max_conns_per_client.load(std::sync::atomic::Ordering::Relaxed);
+        let slot = PerClient::acquire(&counts, remote.ip(), limit);
         let (router, options, shutdown, failures) =
             (router.clone(), options.clone(), shutdown.clone(), failures.clone());
         connections.spawn(async move { connection(stream, remote, slot, router, options, shutdown, &failures).await });

@@ -29,7 +29,7 @@ async fn serve(max_conns_per_client: u32, header_read_timeout: Duration) -> Serv
     let shutdown = CancellationToken::new();
     let options = ServeOptions {
         tls: None,
-        max_conns_per_client,
+        max_conns_per_client: std::sync::Arc::new(max_conns_per_client.into()),
         handshake_timeout: Duration::from_secs(5),
         header_read_timeout,
     };
@@ -153,7 +153,7 @@ async fn serve_tls(
     let shutdown = CancellationToken::new();
     let options = ServeOptions {
         tls: Some(tls),
-        max_conns_per_client,
+        max_conns_per_client: std::sync::Arc::new(max_conns_per_client.into()),
         handshake_timeout,
         header_read_timeout: Duration::from_secs(10),
     };

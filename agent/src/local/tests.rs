@@ -1,0 +1,128 @@
+//! Tests of the config reload's plan: which config-file services and checks are added, changed and removed.
+
+use serde_json::json;
+
+use super::*;
+
+/// A service definition as a config file gives it.
+fn service(definition: serde_json::Value) -> (Service, Vec<HealthCheck>) {
+    let map = definition.as_object().expect("an object").clone();
+    crate::http::definition::service(crate::http::input::Obj(&map), false).expect("a valid service")
+}
+
+/// A node check definition as a config file gives it.
+fn check(definition: serde_json::Value) -> HealthCheck {
+    let map = definition.as_object().expect("an object").clone();
+    crate::http::definition::check(crate::http::input::Obj(&map), false).expect("a valid check")
+}
+
+/// The local state after registering `services` and `checks`, with `from_config` of them marked as config-file ones.
+fn held(services: &[(Service, Vec<HealthCheck>)], checks: &[HealthCheck], from_config: &[&str]) -> Inner {
+    let mut inner = Inner::default();
+    for (service, service_checks) in services {
+        inner.services.insert(service.id.clone(), service.clone());
+        for check in service_checks {
+            let mut check = check.clone();
+            check.node = "n1".into();
+            inner.checks.insert(check.check_id.clone(), check);
+        }
+        if from_config.contains(&service.id.as_str()) {
+            inner.config_services.insert(service.id.clone());
+            inner.config_checks.extend(service_checks.iter().map(|c| c.check_id.clone()));
+        }
+    }
+    for check in checks {
+        let mut check = check.clone();
+        check.node = "n1".into();
+        if from_config.contains(&check.check_id.as_str()) {
+            inner.config_checks.insert(check.check_id.clone());
+        }
+        inner.checks.insert(check.check_id.clone(), check);
+    }
+    inner
+}
+
+fn web() -> (Service, Vec<HealthCheck>) {
+    service(json!({"Name": "web", "Port": 80, "Check": {"CheckID": "web-ttl", "TTL": "30s"}}))
+}
+
+fn ids(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn new_definitions_are_added() {
+    let wanted = ConfigDefinitions {
+        services: vec![web()],
+        checks: vec![check(json!({"CheckID": "mem", "Name": "mem", "TTL": "10s"}))],
+    };
+    let plan = plan(&Inner::default(), &wanted);
+    assert_eq!(plan.upsert_services, ids(&["web"]));
+    assert_eq!(plan.upsert_checks, ids(&["mem"]));
+    assert!(plan.remove_services.is_empty() && plan.remove_checks.is_empty());
+}
+
+#[test]
+fn unchanged_definitions_are_left_alone_whatever_their_checks_reached() {
+    let mem = check(json!({"CheckID": "mem", "Name": "mem", "TTL": "10s"}));
+    let mut inner = held(&[web()], std::slice::from_ref(&mem), &["web", "mem"]);
+    // Running the checks changes their status and output; that is no change of definition.
+    for check in inner.checks.values_mut() {
+        check.status = CheckStatus::Passing;
+        check.output = "fine".into();
+        check.modify_index = 42;
+    }
+    let wanted = ConfigDefinitions { services: vec![web()], checks: vec![mem] };
+    assert!(plan(&inner, &wanted).is_empty());
+}
+
+#[test]
+fn a_changed_service_or_check_is_replaced() {
+    let inner = held(&[web()], &[check(json!({"CheckID": "mem", "Name": "mem", "TTL": "10s"}))], &["web", "mem"]);
+    let moved = service(json!({"Name": "web", "Port": 8080, "Check": {"CheckID": "web-ttl", "TTL": "30s"}}));
+    let slower = check(json!({"CheckID": "mem", "Name": "mem", "TTL": "60s"}));
+    let plan = plan(&inner, &ConfigDefinitions { services: vec![moved], checks: vec![slower] });
+    assert_eq!(plan.upsert_services, ids(&["web"]));
+    assert_eq!(plan.upsert_checks, ids(&["mem"]));
+    assert!(plan.remove_services.is_empty() && plan.remove_checks.is_empty());
+
+    let new_check = service(json!({"Name": "web", "Port": 80, "Check": {"CheckID": "web-ttl", "TTL": "5s"}}));
+    let inner = held(&[web()], &[], &["web"]);
+    assert_eq!(plan_of(&inner, vec![new_check], vec![]).upsert_services, ids(&["web"]));
+}
+
+fn plan_of(inner: &Inner, services: Vec<(Service, Vec<HealthCheck>)>, checks: Vec<HealthCheck>) -> ConfigPlan {
+    plan(inner, &ConfigDefinitions { services, checks })
+}
+
+#[test]
+fn only_config_file_registrations_are_removed() {
+    let api_service = service(json!({"Name": "api", "Port": 90}));
+    let api_check = check(json!({"CheckID": "disk", "Name": "disk", "TTL": "10s"}));
+    let mem = check(json!({"CheckID": "mem", "Name": "mem", "TTL": "10s"}));
+    let inner = held(&[web(), api_service], &[api_check, mem], &["web", "mem"]);
+    let plan = plan_of(&inner, vec![], vec![]);
+    assert_eq!(plan.remove_services, ids(&["web"]));
+    // web's own check goes with web; the API's service and check stay.
+    assert_eq!(plan.remove_checks, ids(&["mem"]));
+    assert!(plan.upsert_services.is_empty() && plan.upsert_checks.is_empty());
+}
+
+#[test]
+fn a_check_dropped_from_a_kept_service_is_removed_alone() {
+    let two = service(json!({"Name": "web", "Port": 80, "Checks": [
+        {"CheckID": "web-ttl", "TTL": "30s"}, {"CheckID": "web-extra", "TTL": "30s"}]}));
+    let inner = held(&[two], &[], &["web"]);
+    let plan = plan_of(&inner, vec![web()], vec![]);
+    assert_eq!(plan.remove_checks, ids(&["web-extra"]));
+    assert!(plan.remove_services.is_empty() && plan.upsert_services.is_empty());
+}
+
+#[test]
+fn an_api_registration_deregistered_or_gone_is_not_removed_twice() {
+    // Marked as from config but already deregistered through the API: nothing left to remove.
+    let mut inner = held(&[web()], &[], &["web"]);
+    inner.services.clear();
+    inner.checks.clear();
+    assert!(plan_of(&inner, vec![], vec![]).is_empty());
+}
