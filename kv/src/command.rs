@@ -18,6 +18,7 @@ pub enum Command {
         /// The key.
         key: String,
         /// The value.
+        #[serde(with = "crate::serde_bytes")]
         value: Vec<u8>,
         /// Client flags.
         flags: u64,
@@ -27,6 +28,7 @@ pub enum Command {
         /// The key.
         key: String,
         /// The value.
+        #[serde(with = "crate::serde_bytes")]
         value: Vec<u8>,
         /// Client flags.
         flags: u64,
@@ -77,6 +79,7 @@ pub enum Command {
         /// The key.
         key: String,
         /// The value.
+        #[serde(with = "crate::serde_bytes")]
         value: Vec<u8>,
         /// Client flags.
         flags: u64,
@@ -90,6 +93,7 @@ pub enum Command {
         /// The key.
         key: String,
         /// The value.
+        #[serde(with = "crate::serde_bytes")]
         value: Vec<u8>,
         /// Client flags.
         flags: u64,

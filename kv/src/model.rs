@@ -14,6 +14,7 @@ pub struct KvEntry {
     /// The full key; `/` has no special meaning to the store.
     pub key: String,
     /// The value bytes; empty when the PUT body was empty (shown as `"Value": null`).
+    #[serde(with = "crate::serde_bytes")]
     pub value: Vec<u8>,
     /// Opaque client flags.
     pub flags: u64,

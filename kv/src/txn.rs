@@ -21,6 +21,7 @@ pub enum TxnOp {
         /// The key (the prefix for the tree verbs).
         key: String,
         /// The value for set, cas, lock and unlock.
+        #[serde(with = "crate::serde_bytes")]
         value: Vec<u8>,
         /// Client flags for set, cas, lock and unlock.
         flags: u64,
