@@ -37,6 +37,9 @@
 //! refuse a datacenter mismatch and a node name held by another live member at another address. What a merge teaches
 //! a member is gossiped on, as memberlist does, except on a join from nothing (the cluster knows it all already).
 //! Down members the receiver never knew are not imported, so reaped members do not come back.
+//! Every 10 s a push/pull is also tried with one random *failed* member (Serf's reconnect): SWIM never probes a down
+//! member, so after a partition heals each side would otherwise hold the other as failed for good; the exchange tells
+//! each side that it was declared down, both rejoin under a new generation, and the pool is whole again.
 //!
 //! **Reaping.** Down members stay in the view (failed or left) until the reconnect timeout (failed, 72 h by default) or
 //! the tombstone timeout (left, 24 h) passes; a pruned force-leave forgets at once. The actor reaps, not foca.

@@ -166,6 +166,16 @@ async fn a_partitioned_leader_steps_aside_and_no_acknowledged_write_is_lost() {
     let (_, minority) = get(&s1, "/v1/kv/minority-write?consistent").await.expect("read");
     assert_eq!(minority, Value::Null, "the refused write was not applied later either");
 
+    // Autopilot removed the cut-off leader from the voters while it was gone (`cleanup_dead_servers`); since the heal
+    // it is a non-voter again, promoted after `server_stabilization_time` (10 s). Until then two voters hold the
+    // quorum, so losing a follower now would stop writes: wait for three voters, as an operator would.
+    eventually("the old leader is a voter again", Duration::from_secs(60), || async {
+        let (status, config) = get(&s1, "/v1/operator/raft/configuration").await?;
+        let voters = config["Servers"].as_array()?.iter().filter(|s| s["Voter"] == Value::Bool(true)).count();
+        (status == 200 && voters == 3).then_some(())
+    })
+    .await;
+
     // Lose a follower to `docker kill`, restart it: it rejoins and catches up from its data dir.
     let follower = *hosts.iter().find(|h| !new_leader.starts_with(&h.cluster_ip.to_string())).expect("follower");
     follower.container.kill().expect("kill");

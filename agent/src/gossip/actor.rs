@@ -48,6 +48,10 @@ const BROADCAST_PERIOD: Duration = Duration::from_millis(200);
 const META_REPAIR_AFTER: Duration = Duration::from_secs(1);
 /// After a join, one more push/pull with a random member follows within this window (see [`Due::CatchUp`]).
 const CATCH_UP_AFTER: std::ops::Range<u64> = 1000..3000;
+/// How often a push/pull is tried with one random failed member (Serf's `reconnect_interval`, shorter: one exchange
+/// with one member is cheap). A partition that healed leaves each side holding the other as failed, and SWIM never
+/// probes a down member, so without this the two halves would stay apart until someone restarted or rejoined.
+const RECONNECT_INTERVAL: Duration = Duration::from_secs(10);
 /// Being declared down twice within this long suggests another live agent uses our name.
 const REJOIN_LOOP: Duration = Duration::from_secs(60);
 /// How long to wait before asking the same member for its metadata again.
@@ -77,8 +81,11 @@ pub(crate) enum Command {
     LeaveCluster { reply: oneshot::Sender<()> },
     /// Mark a failed member as left everywhere, and maybe forget it at once.
     ForceLeave { node: String, prune: bool, reply: oneshot::Sender<Result<(), GossipError>> },
-    /// A periodic or repair push/pull finished (after its `Merge`, if it got that far).
-    PushPullDone,
+    /// A periodic, repair or reconnect push/pull finished (after its `Merge`, if it got that far).
+    PushPullDone {
+        /// Whether it was a reconnect with a failed member.
+        reconnect: bool,
+    },
     /// Deliver a user event here and spread it to everyone.
     Fire { event: super::wire::UserEvent },
     /// Apply a keyring operation here and on every alive member.
@@ -93,6 +100,8 @@ pub(crate) enum Due {
     /// those that joined after it only by gossip, which reaches every member with high probability but not always; a
     /// miss would otherwise last until the periodic push/pull or a probe from the missed member (up to 30 s).
     CatchUp,
+    /// One push/pull with a random failed member (see [`RECONNECT_INTERVAL`]).
+    Reconnect,
     Maintenance,
     Broadcast,
     /// Retry (or, past its deadline, finish) the keyring operation with this ID.
@@ -148,6 +157,9 @@ pub(crate) struct Actor {
     meta_repair: HashMap<Arc<str>, Instant>,
     /// Whether a periodic, catch-up or repair push/pull is running (one at a time).
     push_pull_running: bool,
+    /// Whether a reconnect push/pull with a failed member is running (one at a time, beside the others, since an
+    /// unreachable member holds it until its timeout).
+    reconnect_running: bool,
     /// Whether a catch-up push/pull is scheduled.
     catch_up_scheduled: bool,
     /// When foca last renewed our identity after the cluster declared us down.
@@ -204,6 +216,7 @@ impl Actor {
             down_since: HashMap::new(),
             meta_repair: HashMap::new(),
             push_pull_running: false,
+            reconnect_running: false,
             catch_up_scheduled: false,
             last_rejoin: None,
             fingerprint: 0,
@@ -220,6 +233,7 @@ impl Actor {
         let interval = health::push_pull_interval(1);
         let stagger = actor.rng.random_range(0..interval.as_millis().max(1) as u64);
         actor.timers.push(now + Duration::from_millis(stagger), Due::PushPull);
+        actor.timers.push(now + RECONNECT_INTERVAL + Duration::from_millis(stagger), Due::Reconnect);
         actor
     }
 
@@ -324,6 +338,7 @@ impl Actor {
                     self.catch_up_scheduled = false;
                     self.push_pull_with_random_member();
                 }
+                Due::Reconnect => self.reconnect(),
                 Due::Maintenance => self.maintenance(),
                 Due::Broadcast => self.broadcast(),
                 Due::KeyOp(id) => self.key_op_due(id, woke),
@@ -391,7 +406,8 @@ impl Actor {
                 self.settle();
                 let _ = reply.send(forced);
             }
-            Command::PushPullDone => self.push_pull_running = false,
+            Command::PushPullDone { reconnect: false } => self.push_pull_running = false,
+            Command::PushPullDone { reconnect: true } => self.reconnect_running = false,
             // foca hands the item to our own handler first, which delivers it here and marks it seen.
             Command::Fire { event } => self.add_broadcast(&super::wire::Broadcast::Event(event)),
             Command::KeyOp { op, reply } => self.start_key_op(op, reply),
@@ -670,12 +686,39 @@ impl Actor {
         }
     }
 
+    /// Pushes and pulls with one random failed member (not one that left): if it answers, the merge tells each side
+    /// that the other declared it down, both rejoin under a new generation, and the pool is whole again.
+    fn reconnect(&mut self) {
+        self.timers.push(Instant::now() + RECONNECT_INTERVAL, Due::Reconnect);
+        if self.left || self.reconnect_running {
+            return;
+        }
+        let known = self.known.lock();
+        let failed: Vec<SocketAddr> = self
+            .foca
+            .iter_membership_state()
+            .filter(|member| view::status_of(member, &known) == MemberStatus::Failed)
+            .map(|member| member.id().addr)
+            .collect();
+        drop(known);
+        if let Some(target) = failed.into_iter().choose(&mut self.rng) {
+            tracing::debug!(%target, "gossip: trying to reconnect with a failed member");
+            self.reconnect_running = true;
+            self.spawn_exchange(target, true);
+        }
+    }
+
     /// Runs a push/pull with `target` in a task of its own, unless one is already running or we have left.
     fn spawn_push_pull(&mut self, target: SocketAddr) {
         if self.left || self.push_pull_running {
             return;
         }
         self.push_pull_running = true;
+        self.spawn_exchange(target, false);
+    }
+
+    /// The exchange itself; `PushPullDone { reconnect }` clears the matching running flag when it ends.
+    fn spawn_exchange(&mut self, target: SocketAddr, reconnect: bool) {
         let request = self.snapshot(false);
         let datacenter = self.settings.datacenter.clone();
         let (commands, shared, shutdown) = (self.commands.clone(), self.shared.clone(), self.shutdown.clone());
@@ -694,7 +737,7 @@ impl Actor {
                 }
                 Err(error) => tracing::debug!(%target, %error, "gossip: periodic push/pull with {target} failed"),
             }
-            let _ = commands.send(Command::PushPullDone).await;
+            let _ = commands.send(Command::PushPullDone { reconnect }).await;
         });
     }
 
