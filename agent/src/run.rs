@@ -26,7 +26,7 @@ use crate::config::{Config, ProcessEnv};
 use crate::dns_view::ServerView;
 use crate::gossip::{Encryption, Gossip, GossipConfig, Keyring, MemberMeta, Role};
 use crate::http::{self, AgentInfo, Api};
-use crate::local::Local;
+use crate::local::{Local, LocalError};
 use crate::reload::Reloader;
 
 /// How long in-flight requests may run after a shutdown signal before they are cut.
@@ -163,14 +163,18 @@ pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyho
     {
         // A bootstrapped server is usable the moment it is ready: register it now rather than at the
         // leader's first reconcile, so the catalog is complete when the readiness line goes out.
-        register_self(server, &info, &config).await?;
+        until_leader_settles(server, || register_self(server, &info, &config)).await?;
     }
     let data_dir = if config.dev { None } else { config.data_dir.as_deref() };
     let mut node = http::agent_node(&info);
     node.meta.extend(config.node_meta.clone());
     let local = Arc::new(Local::load(backend.clone(), node, data_dir)?);
-    if config.bootstrap {
-        local.sync_full().await.context("pushing this agent's services and checks to the catalog")?;
+    if let Backend::Local(server) = &backend
+        && config.bootstrap
+    {
+        until_leader_settles(server, || async { Ok(local.sync_full().await?) })
+            .await
+            .context("pushing this agent's services and checks to the catalog")?;
     }
     local.set_config_acl(&acl);
     let definitions = crate::reload::config_definitions(&config)?;
@@ -598,6 +602,38 @@ fn read_or_create_node_id(dir: &Path) -> anyhow::Result<String> {
         .and_then(|()| std::fs::rename(&tmp, &path))
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(id)
+}
+
+/// Runs a bootstrapped server's start-up write, again while the error is "no leader", for up to `LEADER_TIMEOUT`.
+///
+/// `wait_for_leader` has seen a leader, but on a starved machine (CI running many agents at once) a lone
+/// server's leadership can lapse and be re-won between that wait and the write; the agent must not exit for it.
+async fn until_leader_settles<F, Fut>(server: &roster_server::Server, mut write: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let deadline = tokio::time::Instant::now() + LEADER_TIMEOUT;
+    loop {
+        let err = match write().await {
+            Ok(()) => return Ok(()),
+            Err(err) => err,
+        };
+        let leaderless = |e: &roster_server::Error| {
+            matches!(e, roster_server::Error::NoLeader | roster_server::Error::NotLeader { leader: None })
+        };
+        let no_leader = err.chain().any(|cause| {
+            cause.downcast_ref::<roster_server::Error>().is_some_and(leaderless)
+                || matches!(cause.downcast_ref::<LocalError>(), Some(LocalError::Server(e)) if leaderless(e))
+        });
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !no_leader || left.is_zero() {
+            return Err(err);
+        }
+        tracing::info!("start-up write found no leader ({err:#}); waiting for one");
+        server.wait_for_leader(left).await?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Registers this node in the catalog: the node, the `consul` service (servers) and the `serfHealth` check.
