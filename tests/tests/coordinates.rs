@@ -125,7 +125,12 @@ async fn a_coordinate_update_is_checked_and_stored() {
     let coord = json!({"Vec": [0.001, 0, 0, 0, 0, 0, 0, 0], "Error": 0.3, "Adjustment": 0.0, "Height": 0.0001});
     let res = agent.put_json("/v1/coordinate/update", &json!({"Node": "coord-update", "Coord": coord})).await;
     res.expect_status(200);
-    let rows = agent.get("/v1/coordinate/node/coord-update").await.json();
+    // The server queues updates and writes them in batches every 5 s, as Consul's do.
+    let rows = eventually("the update is stored", Duration::from_secs(20), || async {
+        let res = agent.get("/v1/coordinate/node/coord-update").await;
+        (res.status == 200).then(|| res.json())
+    })
+    .await;
     assert_eq!(rows[0]["Coord"]["Vec"][0], 0.001, "{rows}");
     assert_eq!(rows[0]["Segment"], "");
 
@@ -133,6 +138,7 @@ async fn a_coordinate_update_is_checked_and_stored() {
     let short = json!({"Node": "coord-update", "Coord": {"Vec": [0, 0, 0, 0], "Error": 0.3}});
     let res = agent.put_json("/v1/coordinate/update", &short).await;
     assert_eq!(res.status, 500, "{}", res.text());
+    // Refused at the edge, before any queue: the stored coordinate below is still the first one.
     assert!(res.text().contains("rejected bad coordinate"), "{}", res.text());
     let segment = json!({"Node": "coord-update", "Segment": "alpha", "Coord": coord});
     assert_eq!(agent.put_json("/v1/coordinate/update", &segment).await.status, 500);

@@ -417,6 +417,40 @@ mod tests {
     }
 
     #[test]
+    fn plaintext_coordinate_messages_travel_under_the_side_envelope_only() {
+        let crypto = Crypto::new(None);
+        let (plain, sealed) = (envelope("dc1"), sealed_envelope("dc1"));
+        let mut side = plain.to_vec();
+        side[2] = SIDE;
+        side.push(Sealed::CoordPing as u8);
+        side.extend_from_slice(b"body");
+        assert_eq!(
+            open_datagram(&crypto, &plain, &sealed, &side),
+            Datagram::Side { kind: Sealed::CoordPing, body: b"body" }
+        );
+        side[ENVELOPE_LEN] = Sealed::KeyRequest as u8;
+        assert_eq!(
+            open_datagram(&crypto, &plain, &sealed, &side),
+            Datagram::UnknownKind,
+            "keyring messages are sealed"
+        );
+        side[ENVELOPE_LEN] = Sealed::CoordAck as u8;
+        assert_eq!(open_datagram(&crypto, &envelope("dc2"), &sealed_envelope("dc2"), &side), Datagram::Foreign);
+        assert_eq!(open_datagram(&crypto, &plain, &sealed, &plain[..]), Datagram::Plain(b""));
+    }
+
+    #[test]
+    fn the_largest_coordinate_ack_fits_a_packet() {
+        let ack = CoordAck {
+            seq: u64::MAX,
+            node: "n".repeat(super::super::MAX_NAME_BYTES),
+            coord: roster_kv::Coordinate { vec: vec![f64::MAX; 8], error: 1.5, adjustment: f64::MIN, height: f64::MAX },
+        };
+        let encoded = postcard::to_stdvec(&ack).expect("encodes");
+        assert!(encoded.len() <= MAX_PACKET, "{} bytes", encoded.len());
+    }
+
+    #[test]
     fn leave_intent_covers_only_its_life_and_incarnations() {
         let id = NodeId { name: "web1".into(), addr: SocketAddr::from(([127, 0, 0, 1], 8301)), generation: 7 };
         let forced = LeaveIntent { name: "web1".into(), generation: 7, incarnation: 2, prune: false };
