@@ -22,6 +22,7 @@ mod maint;
 mod members;
 mod operator;
 mod output;
+mod rtt;
 mod snapshot;
 mod tls;
 mod validate;
@@ -41,6 +42,7 @@ pub use keyring::KeyringArgs;
 pub use kv_io::{KvExportArgs, KvImportArgs, KvScopeArgs};
 pub use lock::LockArgs;
 pub use maint::MaintArgs;
+pub use rtt::RttArgs;
 pub use snapshot::{SnapshotCommand, SnapshotInspectArgs, SnapshotRestoreArgs, SnapshotSaveArgs};
 pub use validate::ValidateArgs;
 pub use watch::{WatchArgs, WatchType};
@@ -116,6 +118,8 @@ pub enum Command {
     Event(EventArgs),
     /// Print the agent's, Raft's, gossip's and the runtime's debugging statistics.
     Info(InfoArgs),
+    /// Estimate the round trip between two nodes from their network coordinates.
+    Rtt(RttArgs),
     /// Save, restore or inspect snapshots of the servers' state.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),

@@ -128,6 +128,9 @@ pub struct Config {
     /// How often a check's output alone is sent to the catalog (`check_update_interval`; default 5m,
     /// 0 sends every change). Status changes are always sent at once.
     pub check_update_interval: Duration,
+    /// How often this agent sends its network coordinate to the servers (`sync_coordinate_interval_min`,
+    /// `sync_coordinate_rate_target`, `disable_coordinates`).
+    pub coordinate_sync: crate::coordinate_sync::SyncSettings,
     /// Service definitions from config files (`service` / `services`), kept raw for the agent to register.
     pub services: Vec<serde_json::Value>,
     /// Check definitions from config files (`check` / `checks`), kept raw for the agent to register.

@@ -62,7 +62,10 @@
 //! enable. Key operations ([`Gossip::keyring`]) travel sealed, as direct request/response datagrams to every alive
 //! member, retried until a deadline (see `actor/keyops`).
 //!
-//! Not done: Serf queries, network coordinates. A name conflict is refused at join time only: if two pools that each admitted a node under one
+//! **Network coordinates** (`actor/coords`): a coordinate ping to one random member per probe period, answered with
+//! the member's coordinate; the round trip moves this node's Vivaldi coordinate, which [`Gossip::coordinate`] reads.
+//!
+//! Not done: Serf queries. A name conflict is refused at join time only: if two pools that each admitted a node under one
 //! name merge, the two keep declaring each other down (foca renews the loser), which is logged as a warning.
 //!
 //! # Invariants
@@ -347,6 +350,8 @@ pub(crate) struct Shared {
     events: tokio::sync::broadcast::Sender<UserEvent>,
     /// The keyring and how strictly it is applied.
     crypto: keyring::Crypto,
+    /// This node's network coordinate, as the actor last computed it.
+    coordinate: RwLock<roster_kv::Coordinate>,
 }
 
 impl Shared {
@@ -362,6 +367,10 @@ impl Shared {
 
     fn set_left(&self) {
         self.left.store(true, Ordering::Relaxed);
+    }
+
+    fn set_coordinate(&self, coordinate: roster_kv::Coordinate) {
+        *self.coordinate.write().unwrap_or_else(PoisonError::into_inner) = coordinate;
     }
 }
 
@@ -460,6 +469,7 @@ impl Gossip {
             left: AtomicBool::new(false),
             events: tokio::sync::broadcast::Sender::new(EVENT_QUEUE),
             crypto: keyring::Crypto::new(encryption),
+            coordinate: RwLock::new(roster_kv::Coordinate::new(&roster_coordinate::Config::default())),
         });
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let datacenter = meta.datacenter.clone();
@@ -512,6 +522,11 @@ impl Gossip {
     /// This node's name.
     pub fn node_name(&self) -> &str {
         &self.inner.node_name
+    }
+
+    /// This node's network coordinate (at the origin with the maximum error until a round trip was measured).
+    pub fn coordinate(&self) -> roster_kv::Coordinate {
+        self.inner.shared.coordinate.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Every member, this node included, sorted by name; failed and left members stay until reaped.

@@ -32,6 +32,7 @@ mod agent_checks;
 mod autopilot;
 pub(crate) mod caller;
 mod catalog;
+mod coordinate;
 pub(crate) mod definition;
 mod event;
 mod filter;
@@ -226,6 +227,10 @@ pub fn router(api: Api) -> Router {
         .route("/v1/operator/raft/peer", axum::routing::delete(operator::raft_peer_delete))
         .route("/v1/operator/raft/transfer-leader", axum::routing::post(operator::transfer_leader))
         .route("/v1/operator/usage", get(operator::usage))
+        .route("/v1/coordinate/datacenters", get(coordinate::datacenters))
+        .route("/v1/coordinate/nodes", get(coordinate::nodes))
+        .route("/v1/coordinate/node/{node}", get(coordinate::node))
+        .route("/v1/coordinate/update", put(coordinate::update))
         .route(
             "/v1/operator/autopilot/configuration",
             get(autopilot::get_configuration).put(autopilot::put_configuration),

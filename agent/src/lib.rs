@@ -21,6 +21,7 @@ pub mod cli;
 mod clock;
 pub mod cluster;
 pub mod config;
+pub mod coordinate_sync;
 mod data_dir;
 pub mod dns_cache;
 pub mod dns_view;

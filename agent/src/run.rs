@@ -184,6 +184,16 @@ pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyho
         let cluster_size = move || gossip.as_ref().map_or(1, |g| g.members().len());
         tokio::spawn(async move { local.run_anti_entropy(cluster_size, token).await });
     }
+    if let Some(gossip) = &gossip {
+        let (node, settings) = (config.node_name.clone(), config.coordinate_sync.clone());
+        tokio::spawn(crate::coordinate_sync::run(
+            backend.clone(),
+            gossip.clone(),
+            node,
+            settings,
+            shutdown.child_token(),
+        ));
+    }
     let runner = Runner::spawn(
         local.clone(),
         backend.clone(),

@@ -3,6 +3,7 @@
 //! # Layout
 //! - `model`: the persisted records (KV entries, nodes, services, checks, sessions); `acl`: the ACL tokens, policies and roles. Their serde form is the Raft log and snapshot schema.
 //! - `autopilot`: `AutopilotConfig`, the replicated autopilot settings.
+//! - `coordinate`: the network coordinates table's row, its update check, and the sort by estimated round trip (`?near`).
 //! - `command`: the `Command`s a Raft entry carries and their `CommandResult`.
 //! - `state`: `State`, with `apply` (the only mutation) and the read queries; each query returns its data plus the index that covers it.
 //! - `query`: `Query`, reads as data (what client agents send to servers), evaluated into an owned `Answer` with its index and watch keys.
@@ -22,6 +23,7 @@
 mod acl;
 mod autopilot;
 mod command;
+mod coordinate;
 mod duration;
 mod error;
 mod limits;
@@ -42,6 +44,10 @@ pub use acl::{
 };
 pub use autopilot::AutopilotConfig;
 pub use command::{Command, CommandResult, Outcome, Registration};
+pub use coordinate::{
+    COORDINATE_DIMENSIONS, MAX_COORDINATE_BATCH, NodeCoordinate, check_update as check_coordinate_update,
+    sort_by_distance,
+};
 pub use duration::{SESSION_TTL_MAX, SESSION_TTL_MIN, parse_go_duration, session_ttl};
 pub use error::{Error, Result};
 pub use limits::{
@@ -53,6 +59,7 @@ pub use model::{
     Weights,
 };
 pub use query::{Answer, InstanceHealth, Query, ServiceEntry, Usage};
+pub use roster_coordinate::Coordinate;
 pub use snapshot::{SNAPSHOT_VERSION, snapshot_version};
 pub use state::acl::{MAX_ACL_DESCRIPTION_LEN, MAX_ACL_LINKS, MAX_ACL_NAME_LEN, MAX_ACL_RULES_LEN, jwt_config};
 pub use state::restore::{MAX_RESTORE_CHUNK, MAX_RESTORE_LEN};

@@ -148,6 +148,14 @@ pub enum Query {
     Usage,
     /// The autopilot configuration, if one is stored. Answers `Autopilot`.
     AutopilotConfig,
+    /// Every node's network coordinate, by node (`/v1/coordinate/nodes`, and the coordinates `?near` sorts by).
+    /// Answers `Coordinates`.
+    Coordinates,
+    /// One node's network coordinates, one per segment (`/v1/coordinate/node/:node`). Answers `Coordinates`.
+    NodeCoordinate {
+        /// The node name (exact).
+        node: String,
+    },
 }
 
 /// What a `Query` returns: owned data, free of the state's lock.
@@ -206,6 +214,8 @@ pub enum Answer {
     Usage(Usage),
     /// The stored autopilot configuration.
     Autopilot(Option<crate::autopilot::AutopilotConfig>),
+    /// Network coordinates, by node then segment.
+    Coordinates(Vec<crate::coordinate::NodeCoordinate>),
 }
 
 /// What the catalog holds, counted (Consul's `ServiceUsage` for one datacenter).
@@ -298,7 +308,7 @@ impl From<&HealthEntry<'_>> for InstanceHealth {
 const RESOLVE_TABLES: [Table; 3] = [Table::Services, Table::Checks, Table::Nodes];
 
 /// Every table, for the reads whose answer may depend on anything.
-const ALL_TABLES: [Table; 11] = Table::ALL;
+const ALL_TABLES: [Table; 12] = Table::ALL;
 
 /// The ACL tables: what a token's resolution depends on.
 const ACL_TABLES: [Table; 3] = [Table::AclTokens, Table::AclPolicies, Table::AclRoles];
@@ -337,6 +347,7 @@ impl Query {
             Query::AclBindingRules => vec![WatchKey::Table(Table::AclBindingRules)],
             Query::Usage => vec![WatchKey::Table(Table::Nodes), WatchKey::Table(Table::Services)],
             Query::AutopilotConfig => vec![WatchKey::Table(Table::Autopilot)],
+            Query::Coordinates | Query::NodeCoordinate { .. } => vec![WatchKey::Table(Table::Coordinates)],
         }
     }
 
@@ -457,6 +468,13 @@ impl Query {
             }
             Query::Usage => (Answer::Usage(usage(state)), state.table(Table::Nodes).max(state.table(Table::Services))),
             Query::AutopilotConfig => (Answer::Autopilot(state.autopilot.clone()), state.table(Table::Autopilot)),
+            Query::Coordinates => {
+                (Answer::Coordinates(state.coordinates().cloned().collect()), state.table(Table::Coordinates))
+            }
+            Query::NodeCoordinate { node } => (
+                Answer::Coordinates(state.coordinates().filter(|c| &c.node == node).cloned().collect()),
+                state.table(Table::Coordinates),
+            ),
         }
     }
 }

@@ -8,7 +8,8 @@
 //! 4: version 3's body followed by the auth methods, binding rules and their two tables' indexes.
 //! 5: version 4's body followed by the snapshot restore being staged, if any (`state/restore.rs`).
 //! 6: version 5's body followed by the autopilot configuration and its table index.
-//! This build writes version 6 and reads all six; an older snapshot decodes to a state without what it did not have.
+//! 7: version 6's body followed by the network coordinates and their table index.
+//! This build writes version 7 and reads all seven; an older snapshot decodes to a state without what it did not have.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::acl::{AclAuthMethod, AclBindingRule, AclPolicy, AclRole, AclToken};
 use crate::autopilot::AutopilotConfig;
+use crate::coordinate::NodeCoordinate;
 use crate::error::{Error, Result};
 use crate::model::{HealthCheck, KvEntry, Node, Service, Session};
 use crate::state::State;
@@ -26,7 +28,7 @@ use crate::watch::Table;
 
 const MAGIC: &[u8; 6] = b"RSTRSN";
 /// The snapshot format version this build writes; it reads every version up to this one.
-pub const SNAPSHOT_VERSION: u16 = 6;
+pub const SNAPSHOT_VERSION: u16 = 7;
 const VERSION: u16 = SNAPSHOT_VERSION;
 
 /// The format version of snapshot bytes, read from their header without decoding them; `None` without a header.
@@ -101,6 +103,14 @@ struct SnapshotV6 {
     autopilot_index: u64,
 }
 
+/// The stored form of format version 7: version 6's fields, then the network coordinates.
+#[derive(Serialize, Deserialize)]
+struct SnapshotV7 {
+    base: SnapshotV6,
+    coordinates: Vec<NodeCoordinate>,
+    coordinates_index: u64,
+}
+
 const ACL_AUTH_TABLES: [Table; 2] = [Table::AclAuthMethods, Table::AclBindingRules];
 
 const ACL_TABLES: [Table; 3] = [Table::AclTokens, Table::AclPolicies, Table::AclRoles];
@@ -141,10 +151,15 @@ impl State {
             acl_binding_rules: self.acl_binding_rules.values().cloned().collect(),
             acl_auth_table_index: ACL_AUTH_TABLES.map(|t| self.table_index.get(&t).copied().unwrap_or(0)),
         };
-        let body = SnapshotV6 {
+        let v6 = SnapshotV6 {
             base: SnapshotV5 { base: v4, restore: self.restore.as_deref().cloned() },
             autopilot: self.autopilot.clone(),
             autopilot_index: self.table_index.get(&Table::Autopilot).copied().unwrap_or(0),
+        };
+        let body = SnapshotV7 {
+            base: v6,
+            coordinates: self.coordinates.values().cloned().collect(),
+            coordinates_index: self.table_index.get(&Table::Coordinates).copied().unwrap_or(0),
         };
         let mut out = Vec::with_capacity(64 + self.kv.len() * 64);
         out.extend_from_slice(MAGIC);
@@ -162,20 +177,22 @@ impl State {
             return Err(Error::SnapshotFormat("missing roster snapshot header".into()));
         }
         let version = u16::from_be_bytes([bytes[6], bytes[7]]);
-        let v6 = match version {
-            1 => v6_of(v5_of(v4_of(v3_of(SnapshotV2 {
+        let v7 = match version {
+            1 => v7_of(v6_of(v5_of(v4_of(v3_of(SnapshotV2 {
                 base: postcard::from_bytes(&bytes[8..])?,
                 sessions: Vec::new(),
                 lock_delays: Vec::new(),
                 sessions_index: 0,
-            })))),
-            2 => v6_of(v5_of(v4_of(v3_of(postcard::from_bytes(&bytes[8..])?)))),
-            3 => v6_of(v5_of(v4_of(postcard::from_bytes(&bytes[8..])?))),
-            4 => v6_of(v5_of(postcard::from_bytes(&bytes[8..])?)),
-            5 => v6_of(postcard::from_bytes(&bytes[8..])?),
-            6 => postcard::from_bytes(&bytes[8..])?,
+            }))))),
+            2 => v7_of(v6_of(v5_of(v4_of(v3_of(postcard::from_bytes(&bytes[8..])?))))),
+            3 => v7_of(v6_of(v5_of(v4_of(postcard::from_bytes(&bytes[8..])?)))),
+            4 => v7_of(v6_of(v5_of(postcard::from_bytes(&bytes[8..])?))),
+            5 => v7_of(v6_of(postcard::from_bytes(&bytes[8..])?)),
+            6 => v7_of(postcard::from_bytes(&bytes[8..])?),
+            7 => postcard::from_bytes(&bytes[8..])?,
             _ => return Err(Error::SnapshotFormat(format!("version {version} (this build reads 1 to {VERSION})"))),
         };
+        let (v6, coordinates, coordinates_index) = (v7.base, v7.coordinates, v7.coordinates_index);
         let (v5, autopilot, autopilot_index) = (v6.base, v6.autopilot, v6.autopilot_index);
         let v4 = v5.base;
         let v3 = v4.base;
@@ -214,6 +231,10 @@ impl State {
             state.table_index.insert(Table::Autopilot, autopilot_index);
         }
         state.restore = v5.restore.map(Arc::new);
+        state.coordinates = coordinates.into_iter().map(|c| ((c.node.clone(), c.segment.clone()), c)).collect();
+        if coordinates_index > 0 {
+            state.table_index.insert(Table::Coordinates, coordinates_index);
+        }
         Ok(state)
     }
 }
@@ -243,6 +264,11 @@ fn v5_of(base: SnapshotV4) -> SnapshotV5 {
 /// A version-5 body with no autopilot configuration.
 fn v6_of(base: SnapshotV5) -> SnapshotV6 {
     SnapshotV6 { base, autopilot: None, autopilot_index: 0 }
+}
+
+/// A version-6 body with no coordinates.
+fn v7_of(base: SnapshotV6) -> SnapshotV7 {
+    SnapshotV7 { base, coordinates: Vec::new(), coordinates_index: 0 }
 }
 
 /// The state a version-1 body describes, with its derived indexes rebuilt.

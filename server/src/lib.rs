@@ -28,6 +28,7 @@
 mod access;
 mod autopilot;
 mod config;
+mod coordinates;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;

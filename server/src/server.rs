@@ -46,7 +46,7 @@ pub struct Server {
 
 /// The server's shared core: everything a request needs, shared with the RPC service that serves
 /// client agents.
-struct Inner {
+pub(crate) struct Inner {
     /// The Raft participant.
     node: RaftNode,
     /// The applied state readers query.
@@ -77,6 +77,8 @@ struct Inner {
     health: std::sync::Mutex<Option<AutopilotHealth>>,
     /// Snapshot archives client agents are reading.
     snapshots: crate::snapshot::Handles,
+    /// Coordinate updates waiting for the next batch.
+    pub(crate) coordinates: crate::coordinates::CoordinateQueue,
 }
 
 impl Server {
@@ -111,11 +113,13 @@ impl Server {
             removed: RecentlyRemoved::default(),
             health: std::sync::Mutex::default(),
             snapshots: crate::snapshot::Handles::default(),
+            coordinates: crate::coordinates::CoordinateQueue::default(),
         });
         let settings =
             crate::rpc::Settings { tls: config.tls, limits: config.limits, counters: inner.rpc_counters.clone() };
         inner.node.serve(config.rpc_listener, inner.clone(), settings, &inner.tasks, cancel.clone());
         inner.tasks.spawn(inner.clone().run_session_timers(cancel.clone()));
+        inner.tasks.spawn(inner.clone().run_coordinate_batches(cancel.clone()));
         let server = Server { inner, _cancel_on_drop: Arc::new(cancel.drop_guard()) };
         if config.bootstrap {
             server.inner.node.initialize(&[(config.node_id, config.rpc_advertise)]).await?;
@@ -640,6 +644,15 @@ impl Inner {
     }
 
     async fn write(&self, cmd: Command) -> Result<CommandResult> {
+        // Coordinates are queued and written in batches (`coordinates.rs`), as Consul's servers do.
+        if let Command::CoordinateBatchUpdate { updates } = &cmd {
+            return Ok(self.coordinates.push(updates));
+        }
+        self.write_now(cmd).await
+    }
+
+    /// Proposes `cmd` now, through the leader.
+    pub(crate) async fn write_now(&self, cmd: Command) -> Result<CommandResult> {
         let (outcome, _index) = self.with_leader(|| self.node.write(cmd.clone())).await?;
         Ok(outcome.into_result())
     }

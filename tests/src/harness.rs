@@ -75,6 +75,8 @@ pub struct TestAgent {
     client: reqwest::Client,
     /// Stderr of processes that were killed, kept for the panic report.
     past_stderr: String,
+    /// Environment variables set on the agent process (every restart too).
+    envs: Vec<(String, String)>,
 }
 
 /// The outcome of one CLI invocation.
@@ -150,9 +152,20 @@ impl TestAgent {
 
     /// Starts an agent whose config file is the test defaults (HTTP and RPC on port 0, DNS off) with `extra` merged over them.
     pub async fn start_with_config(node_name: &str, mode: AgentMode, extra: Value) -> anyhow::Result<TestAgent> {
+        TestAgent::start_with_env(node_name, mode, extra, &[]).await
+    }
+
+    /// `start_with_config` with environment variables set on the agent process (debug-build test knobs).
+    pub async fn start_with_env(
+        node_name: &str,
+        mode: AgentMode,
+        extra: Value,
+        envs: &[(&str, &str)],
+    ) -> anyhow::Result<TestAgent> {
+        let envs: Vec<(String, String)> = envs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let config_dir = tempfile::tempdir().context("creating the config dir")?;
         std::fs::write(config_path(&config_dir), test_config(extra).to_string()).context("writing the config file")?;
-        let (process, ready) = spawn_agent(node_name, &mode, &config_path(&config_dir)).await?;
+        let (process, ready) = spawn_agent(node_name, &mode, &config_path(&config_dir), &envs).await?;
         let agent = TestAgent {
             node_name: node_name.to_owned(),
             mode,
@@ -165,6 +178,7 @@ impl TestAgent {
             serf_addr: ready.serf,
             client: http_client(16),
             past_stderr: String::new(),
+            envs,
         };
         if !matches!(agent.mode, AgentMode::Args(_)) {
             agent.wait_for_leader().await?;
@@ -328,7 +342,8 @@ impl TestAgent {
     /// the failure (with the agent's stderr) instead of panicking: for starts that are meant to be refused.
     pub async fn try_restart(&mut self) -> anyhow::Result<()> {
         self.kill9();
-        let (process, ready) = spawn_agent(&self.node_name, &self.mode, &config_path(&self.config_dir)).await?;
+        let (process, ready) =
+            spawn_agent(&self.node_name, &self.mode, &config_path(&self.config_dir), &self.envs).await?;
         self.process = Some(process);
         self.http_addr = ready.http;
         self.https_addr = ready.https;
@@ -494,8 +509,14 @@ fn config_path(config_dir: &TempDir) -> PathBuf {
 }
 
 /// Spawns the agent and waits for its readiness line, killing it again if it never comes.
-async fn spawn_agent(node_name: &str, mode: &AgentMode, config: &Path) -> anyhow::Result<(Process, Ready)> {
+async fn spawn_agent(
+    node_name: &str,
+    mode: &AgentMode,
+    config: &Path,
+    envs: &[(String, String)],
+) -> anyhow::Result<(Process, Ready)> {
     let mut command = Command::new(roster_bin());
+    command.envs(envs.iter().map(|(k, v)| (k, v)));
     command.arg("agent");
     match mode {
         AgentMode::Dev => {

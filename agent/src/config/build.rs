@@ -102,6 +102,11 @@ pub(super) fn build(layer: Layer, dev: bool, config_files: Vec<PathBuf>, errors:
         retry_interval: layer.retry_interval.unwrap_or(Duration::from_secs(30)),
         retry_max: layer.retry_max.unwrap_or(0),
         check_update_interval: layer.check_update_interval.unwrap_or(Duration::from_secs(300)),
+        coordinate_sync: crate::coordinate_sync::SyncSettings {
+            interval_min: layer.sync_coordinate_interval_min.unwrap_or(Duration::from_secs(15)),
+            rate_target: layer.sync_coordinate_rate_target.unwrap_or(64.0),
+            disabled: layer.disable_coordinates.unwrap_or(false),
+        },
         reconnect_timeout: layer.reconnect_timeout.unwrap_or(Duration::from_secs(72 * 3600)),
         services: layer.services,
         checks: layer.checks,

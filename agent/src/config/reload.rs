@@ -48,6 +48,7 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
         retry_max,
         reconnect_timeout,
         check_update_interval,
+        coordinate_sync,
         acl,
         tls,
         limits,
@@ -99,6 +100,10 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
     differs(*retry_max != old.retry_max, "retry_max");
     differs(*reconnect_timeout != old.reconnect_timeout, "reconnect_timeout");
     differs(*check_update_interval != old.check_update_interval, "check_update_interval");
+    differs(
+        *coordinate_sync != old.coordinate_sync,
+        "sync_coordinate_interval_min, sync_coordinate_rate_target or disable_coordinates",
+    );
     differs(*acl != old.acl, "acl");
     differs(tls.https != old.tls.https, "tls.https");
     differs(tls.internal_rpc != old.tls.internal_rpc, "tls.internal_rpc");

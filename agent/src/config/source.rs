@@ -64,6 +64,9 @@ pub(super) struct Layer {
     pub retry_max: Option<u32>,
     pub reconnect_timeout: Option<Duration>,
     pub check_update_interval: Option<Duration>,
+    pub sync_coordinate_interval_min: Option<Duration>,
+    pub sync_coordinate_rate_target: Option<f64>,
+    pub disable_coordinates: Option<bool>,
     pub services: Vec<Value>,
     pub checks: Vec<Value>,
     pub acl: Option<Value>,
@@ -178,6 +181,9 @@ impl Layer {
         over(&mut self.retry_max, later.retry_max);
         over(&mut self.reconnect_timeout, later.reconnect_timeout);
         over(&mut self.check_update_interval, later.check_update_interval);
+        over(&mut self.sync_coordinate_interval_min, later.sync_coordinate_interval_min);
+        over(&mut self.sync_coordinate_rate_target, later.sync_coordinate_rate_target);
+        over(&mut self.disable_coordinates, later.disable_coordinates);
         over(&mut self.encrypt, later.encrypt);
         over(&mut self.encrypt_verify_incoming, later.encrypt_verify_incoming);
         over(&mut self.encrypt_verify_outgoing, later.encrypt_verify_outgoing);
@@ -439,6 +445,13 @@ impl Reader<'_> {
             "retry_max" => int_in(value, 0, i64::from(u32::MAX)).map(|v| layer.retry_max = Some(v)),
             "reconnect_timeout" => reconnect_timeout(value).map(|v| layer.reconnect_timeout = Some(v)),
             "check_update_interval" => duration(value).map(|v| layer.check_update_interval = Some(v)),
+            "sync_coordinate_interval_min" => {
+                positive_duration(value).map(|v| layer.sync_coordinate_interval_min = Some(v))
+            }
+            "sync_coordinate_rate_target" => {
+                positive_number(value).map(|v| layer.sync_coordinate_rate_target = Some(v))
+            }
+            "disable_coordinates" => boolean(value).map(|v| layer.disable_coordinates = Some(v)),
             "service" => object(value).map(|v| layer.services.push(v)),
             "services" => objects(value).map(|v| layer.services.extend(v)),
             "check" => object(value).map(|v| layer.checks.push(v)),
@@ -521,6 +534,13 @@ fn boolean(value: &Value) -> Result<bool, String> {
     match value {
         Value::Bool(flag) => Ok(*flag),
         other => Err(format!("expected true or false, got {}", shown(other))),
+    }
+}
+
+fn positive_number(value: &Value) -> Result<f64, String> {
+    match value.as_f64() {
+        Some(number) if number > 0.0 && number.is_finite() => Ok(number),
+        _ => Err(format!("expected a number greater than zero, got {}", shown(value))),
     }
 }
 

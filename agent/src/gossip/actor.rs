@@ -23,6 +23,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+mod coords;
 pub(crate) mod keyops;
 
 use super::broadcast::{Handler, Known, SharedKnown};
@@ -106,6 +107,18 @@ pub(crate) enum Due {
     Broadcast,
     /// Retry (or, past its deadline, finish) the keyring operation with this ID.
     KeyOp(u64),
+    /// Send a coordinate ping to a random member (every probe period).
+    CoordinateProbe,
+    /// Send a coordinate ping now (only under the debug-build test delay; see `coords`).
+    CoordinatePing {
+        to: SocketAddr,
+        seq: u64,
+    },
+    /// Answer a coordinate ping now (likewise).
+    CoordinateAck {
+        to: SocketAddr,
+        seq: u64,
+    },
 }
 
 /// Fixed for the actor's life.
@@ -138,6 +151,8 @@ pub(crate) struct Actor {
     sealed_envelope: [u8; ENVELOPE_LEN],
     /// Keyring operations this agent started and is collecting answers for.
     key_ops: keyops::KeyOps,
+    /// This node's network coordinate and the coordinate pings in flight.
+    coords: coords::Coords,
     timers: TimerQueue<Due>,
     /// Notifications collected during one foca call.
     notes: Vec<Note>,
@@ -202,6 +217,7 @@ impl Actor {
             envelope: super::wire::envelope(&settings.datacenter),
             sealed_envelope: super::wire::sealed_envelope(&settings.datacenter),
             key_ops: keyops::KeyOps::default(),
+            coords: coords::Coords::new(rand::random()),
             settings,
             shared,
             socket,
@@ -229,6 +245,7 @@ impl Actor {
         actor.broadcast_own_meta();
         actor.timers.push(now + MAINTENANCE_PERIOD, Due::Maintenance);
         actor.timers.push(now + BROADCAST_PERIOD, Due::Broadcast);
+        actor.timers.push(now + health::PROBE_PERIOD, Due::CoordinateProbe);
         // Stagger the first exchange so members started together do not all push/pull at once.
         let interval = health::push_pull_interval(1);
         let stagger = actor.rng.random_range(0..interval.as_millis().max(1) as u64);
@@ -291,6 +308,13 @@ impl Actor {
             Datagram::Opened { kind: Sealed::Foca, body, .. } => self.handle_packet(&body, from),
             Datagram::Opened { kind: Sealed::KeyRequest, body, key_idx } => self.on_key_request(&body, from, key_idx),
             Datagram::Opened { kind: Sealed::KeyResponse, body, .. } => self.on_key_response(&body),
+            Datagram::Opened { kind: Sealed::CoordPing, body, .. } => self.on_coordinate_ping(&body, from),
+            Datagram::Opened { kind: Sealed::CoordAck, body, .. } => self.on_coordinate_ack(&body, from),
+            Datagram::Side { kind: Sealed::CoordPing, body } => self.on_coordinate_ping(body, from),
+            Datagram::Side { kind: Sealed::CoordAck, body } => self.on_coordinate_ack(body, from),
+            Datagram::Side { .. } => {
+                tracing::debug!(%from, "gossip: dropped a plaintext datagram of a sealed-only kind")
+            }
             Datagram::PlaintextRefused => {
                 self.reject(from, "plaintext gossip refused: this agent requires encryption (encrypt_verify_incoming)")
             }
@@ -342,6 +366,9 @@ impl Actor {
                 Due::Maintenance => self.maintenance(),
                 Due::Broadcast => self.broadcast(),
                 Due::KeyOp(id) => self.key_op_due(id, woke),
+                Due::CoordinateProbe => self.coordinate_probe(woke),
+                Due::CoordinatePing { to, seq } => self.send_coordinate_ping(to, seq),
+                Due::CoordinateAck { to, seq } => self.send_coordinate_ack(to, seq),
             }
         }
     }

@@ -87,10 +87,29 @@ pub(crate) fn datagram(data: &[u8]) -> &'static str {
         Datagram::Opened { kind: Sealed::Foca, body, .. } => foca_packet(&body),
         Datagram::Opened { kind: Sealed::KeyRequest, body, .. } => key_request(&crypto, &body),
         Datagram::Opened { kind: Sealed::KeyResponse, body, .. } => key_response(&body),
+        Datagram::Opened { kind: Sealed::CoordPing, body, .. } => coordinate_message(Sealed::CoordPing, &body),
+        Datagram::Opened { kind: Sealed::CoordAck, body, .. } => coordinate_message(Sealed::CoordAck, &body),
+        Datagram::Side { kind, body } => coordinate_message(kind, body),
         Datagram::PlaintextRefused => "plaintext-refused",
         Datagram::Unauthenticated => "unauthenticated",
         Datagram::UnknownKind => "unknown-kind",
         Datagram::Foreign => "foreign",
+    }
+}
+
+fn coordinate_message(kind: Sealed, body: &[u8]) -> &'static str {
+    match kind {
+        Sealed::CoordPing => match postcard::from_bytes::<wire::CoordPing>(body) {
+            Ok(_) => "coordinate-ping",
+            Err(_) => "coordinate-ping-malformed",
+        },
+        Sealed::CoordAck => match postcard::from_bytes::<wire::CoordAck>(body) {
+            // What the actor hands the coordinate client, which refuses what it cannot use.
+            Ok(ack) if ack.coord.check(roster_kv::COORDINATE_DIMENSIONS).is_ok() => "coordinate-ack",
+            Ok(_) => "coordinate-ack-refused",
+            Err(_) => "coordinate-ack-malformed",
+        },
+        _ => "unknown-kind",
     }
 }
 

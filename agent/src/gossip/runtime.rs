@@ -54,10 +54,17 @@ pub(crate) struct Outbound<'a> {
 
 impl Outbound<'_> {
     /// Sends one datagram of `kind` to `to`: sealed (with `with`, else the primary key) when encryption says so; a
-    /// foca packet in plaintext otherwise. Only foca packets ever go out in plaintext.
+    /// foca packet or a coordinate message in plaintext otherwise. Keyring messages never go out in plaintext.
     pub(crate) fn send(&self, out: &mut Vec<u8>, kind: Sealed, data: &[u8], to: SocketAddr, with: Option<&Key>) {
         out.clear();
-        let datagram = if self.crypto.seals_outgoing() || kind != Sealed::Foca {
+        let plain_side = matches!(kind, Sealed::CoordPing | Sealed::CoordAck) && !self.crypto.seals_outgoing();
+        let datagram = if plain_side {
+            out.extend_from_slice(self.envelope);
+            out[2] = super::wire::SIDE;
+            out.push(kind as u8);
+            out.extend_from_slice(data);
+            std::mem::take(out)
+        } else if self.crypto.seals_outgoing() || kind != Sealed::Foca {
             out.push(kind as u8);
             out.extend_from_slice(data);
             match self.crypto.seal(self.sealed_envelope, out, with) {

@@ -23,6 +23,9 @@ pub(crate) const MAGIC: [u8; 2] = *b"rG";
 pub(crate) const PROTOCOL: u8 = 1;
 /// The version byte of a sealed datagram or frame.
 pub(crate) const SEALED: u8 = 0x80 | PROTOCOL;
+/// The version byte of a plaintext datagram that is not a foca packet (a coordinate ping or ack, see
+/// `actor/coords`): a kind byte follows the envelope, as inside a seal. Older builds take it for foreign and drop it.
+pub(crate) const SIDE: u8 = 0x40 | PROTOCOL;
 /// The UDP envelope: magic, version, then a 32-bit tag of the datacenter name.
 pub(crate) const ENVELOPE_LEN: usize = 7;
 /// The largest UDP datagram we send, envelope included (memberlist's `UDPBufferSize`: fits a 1500-byte MTU).
@@ -60,6 +63,10 @@ pub(crate) enum Sealed {
     KeyRequest = 1,
     /// A [`KeyResponse`].
     KeyResponse = 2,
+    /// A [`CoordPing`].
+    CoordPing = 3,
+    /// A [`CoordAck`].
+    CoordAck = 4,
 }
 
 impl Sealed {
@@ -68,6 +75,8 @@ impl Sealed {
             0 => Some(Sealed::Foca),
             1 => Some(Sealed::KeyRequest),
             2 => Some(Sealed::KeyResponse),
+            3 => Some(Sealed::CoordPing),
+            4 => Some(Sealed::CoordAck),
             _ => None,
         }
     }
@@ -84,7 +93,9 @@ pub(crate) enum Datagram<'a> {
     PlaintextRefused,
     /// Sealed, but no installed key opens it (or encryption is off here).
     Unauthenticated,
-    /// Opened, but with a kind byte this build does not know.
+    /// A plaintext coordinate message this agent accepts: its kind and body.
+    Side { kind: Sealed, body: &'a [u8] },
+    /// Opened, but with a kind byte this build does not know (or, in plaintext, one that must be sealed).
     UnknownKind,
     /// Not this datacenter's gossip (another datacenter, another version, or not gossip at all).
     Foreign,
@@ -99,6 +110,20 @@ pub(crate) fn open_datagram<'a>(
 ) -> Datagram<'a> {
     if let Some(packet) = data.strip_prefix(envelope.as_slice()) {
         return if crypto.accepts_plaintext() { Datagram::Plain(packet) } else { Datagram::PlaintextRefused };
+    }
+    let mut side_envelope = *envelope;
+    side_envelope[2] = SIDE;
+    if let Some(side) = data.strip_prefix(side_envelope.as_slice()) {
+        if !crypto.accepts_plaintext() {
+            return Datagram::PlaintextRefused;
+        }
+        return match side.split_first() {
+            Some((&byte, body)) => match Sealed::from_byte(byte) {
+                Some(kind @ (Sealed::CoordPing | Sealed::CoordAck)) => Datagram::Side { kind, body },
+                _ => Datagram::UnknownKind,
+            },
+            None => Datagram::UnknownKind,
+        };
     }
     let Some(sealed) = data.strip_prefix(sealed_envelope.as_slice()) else { return Datagram::Foreign };
     let Some((mut body, key_idx)) = crypto.open(sealed_envelope, sealed) else { return Datagram::Unauthenticated };
@@ -127,6 +152,21 @@ pub(crate) enum WireKeyOp {
     Install(Vec<u8>),
     Use(Vec<u8>),
     Remove(Vec<u8>),
+}
+
+/// A coordinate probe: "answer with your coordinate". Sent to one random member per probe period.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct CoordPing {
+    /// Matches the ack to the ping, and so to the time it was sent.
+    pub(crate) seq: u64,
+}
+
+/// The answer to a [`CoordPing`]: who answered and its coordinate (what Serf puts in memberlist's ack payload).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct CoordAck {
+    pub(crate) seq: u64,
+    pub(crate) node: String,
+    pub(crate) coord: roster_kv::Coordinate,
 }
 
 /// One member's answer to a [`KeyRequest`]: its keys after the operation (primary first), or why it refused.
@@ -374,6 +414,40 @@ mod tests {
             parse_frame_header(&[b'r', b'G', PROTOCOL, 0xff, 0xff, 0xff, 0xff]),
             FrameHeader::TooLarge(u64::from(u32::MAX))
         );
+    }
+
+    #[test]
+    fn plaintext_coordinate_messages_travel_under_the_side_envelope_only() {
+        let crypto = Crypto::new(None);
+        let (plain, sealed) = (envelope("dc1"), sealed_envelope("dc1"));
+        let mut side = plain.to_vec();
+        side[2] = SIDE;
+        side.push(Sealed::CoordPing as u8);
+        side.extend_from_slice(b"body");
+        assert_eq!(
+            open_datagram(&crypto, &plain, &sealed, &side),
+            Datagram::Side { kind: Sealed::CoordPing, body: b"body" }
+        );
+        side[ENVELOPE_LEN] = Sealed::KeyRequest as u8;
+        assert_eq!(
+            open_datagram(&crypto, &plain, &sealed, &side),
+            Datagram::UnknownKind,
+            "keyring messages are sealed"
+        );
+        side[ENVELOPE_LEN] = Sealed::CoordAck as u8;
+        assert_eq!(open_datagram(&crypto, &envelope("dc2"), &sealed_envelope("dc2"), &side), Datagram::Foreign);
+        assert_eq!(open_datagram(&crypto, &plain, &sealed, &plain[..]), Datagram::Plain(b""));
+    }
+
+    #[test]
+    fn the_largest_coordinate_ack_fits_a_packet() {
+        let ack = CoordAck {
+            seq: u64::MAX,
+            node: "n".repeat(super::super::MAX_NAME_BYTES),
+            coord: roster_kv::Coordinate { vec: vec![f64::MAX; 8], error: 1.5, adjustment: f64::MIN, height: f64::MAX },
+        };
+        let encoded = postcard::to_stdvec(&ack).expect("encodes");
+        assert!(encoded.len() <= MAX_PACKET, "{} bytes", encoded.len());
     }
 
     #[test]

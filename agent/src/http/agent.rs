@@ -236,7 +236,8 @@ pub async fn self_(State(api): State<Api>) -> ApiResult {
             "DNSDomain": info.domain,
             "EnableScriptChecks": info.enable_script_checks,
         },
-        "Coord": null,
+        // This agent's LAN coordinate, as gossip computes it (null without gossip, as Consul with coordinates off).
+        "Coord": api.gossip.as_ref().map(crate::gossip::Gossip::coordinate),
         "Member": member(&api),
         "Stats": super::stats::stats(&api, super::stats::LeaderView { is_leader, leader_addr: leader }).await,
         "Meta": {"consul-network-segment": ""},

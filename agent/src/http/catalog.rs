@@ -23,7 +23,8 @@ pub async fn nodes(State(api): State<Api>, uri: Uri) -> ApiResult {
     let opts = q.read_opts(&api)?;
     let filter = q.filter(&schema::NODE)?;
     let (answer, index, meta) = read(&api, &opts, &StateQuery::Nodes).await?;
-    let Answer::Nodes(nodes) = answer else { return Err(unexpected()) };
+    let Answer::Nodes(mut nodes) = answer else { return Err(unexpected()) };
+    super::coordinate::sort_near(&api, &opts, super::coordinate::near_node(&api, &q), &mut nodes, |n| &n.node).await?;
     Ok(read_reply(&kept(filter.as_ref(), nodes.iter().map(output::node)), index, meta))
 }
 
@@ -41,7 +42,9 @@ pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri)
     let filter = q.filter(&schema::CATALOG_SERVICE)?;
     let query = StateQuery::ServiceNodes { name, tags: q.all("tag") };
     let (answer, index, meta) = read(&api, &opts, &query).await?;
-    let Answer::ServiceNodes(instances) = answer else { return Err(unexpected()) };
+    let Answer::ServiceNodes(mut instances) = answer else { return Err(unexpected()) };
+    super::coordinate::sort_near(&api, &opts, super::coordinate::near_node(&api, &q), &mut instances, |(n, _)| &n.node)
+        .await?;
     let body = kept(filter.as_ref(), instances.iter().map(|(n, svc)| output::catalog_service(n, svc)));
     Ok(read_reply(&body, index, meta))
 }

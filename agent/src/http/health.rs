@@ -16,7 +16,9 @@ pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri)
     let filter = q.filter(&schema::HEALTH_ENTRY)?;
     let query = StateQuery::ServiceHealth { name, tags: q.all("tag"), passing: q.flag("passing") };
     let (answer, index, meta) = read(&api, &opts, &query).await?;
-    let Answer::Health(entries) = answer else { return Err(unexpected()) };
+    let Answer::Health(mut entries) = answer else { return Err(unexpected()) };
+    super::coordinate::sort_near(&api, &opts, super::coordinate::near_node(&api, &q), &mut entries, |e| &e.node.node)
+        .await?;
     let body: Vec<Value> =
         entries.iter().map(output::health_entry).filter(|entry| keep(filter.as_ref(), entry)).collect();
     Ok(read_reply(&Value::Array(body), index, meta))
@@ -50,7 +52,8 @@ pub async fn state(State(api): State<Api>, Path(state): Path<String>, uri: Uri) 
 async fn checks_reply(api: &Api, opts: &ReadOpts, q: &Query, query: &StateQuery) -> ApiResult {
     let filter = q.filter(&schema::CHECK)?;
     let (answer, index, meta) = read(api, opts, query).await?;
-    let Answer::Checks(checks) = answer else { return Err(unexpected()) };
+    let Answer::Checks(mut checks) = answer else { return Err(unexpected()) };
+    super::coordinate::sort_near(api, opts, super::coordinate::near_node(api, q), &mut checks, |c| &c.node).await?;
     let body: Vec<Value> = checks.iter().map(output::check).filter(|check| keep(filter.as_ref(), check)).collect();
     Ok(read_reply(&Value::Array(body), index, meta))
 }

@@ -71,6 +71,8 @@ fn sample_queries() -> Vec<Query> {
         Query::AclBindingRules,
         Query::Usage,
         Query::AutopilotConfig,
+        Query::Coordinates,
+        Query::NodeCoordinate { node: "n1".into() },
     ]
 }
 
@@ -111,8 +113,12 @@ fn expected(state: &State, query: &Query) -> (u64, Vec<WatchKey>) {
                 Table::AclAuthMethods,
                 Table::AclBindingRules,
                 Table::Autopilot,
+                Table::Coordinates,
             ]),
         ),
+        Query::Coordinates | Query::NodeCoordinate { .. } => {
+            (state.table(Table::Coordinates), tables(&[Table::Coordinates]))
+        }
         Query::AutopilotConfig => (state.table(Table::Autopilot), tables(&[Table::Autopilot])),
         Query::AclAuthMethods => (state.table(Table::AclAuthMethods), tables(&[Table::AclAuthMethods])),
         Query::AclBindingRules => (state.table(Table::AclBindingRules), tables(&[Table::AclBindingRules])),
