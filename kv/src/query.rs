@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::acl::{AclAuthMethod, AclBindingRule, AclPolicy, AclRole, AclToken, ResolvedToken};
 use crate::model::{CheckStatus, HealthCheck, KvEntry, Node, Service, Session, Weights};
+use crate::prepared_query::{PreparedQueryAnswer, RenderContext};
 use crate::state::{HealthEntry, State};
 use crate::txn::{TxnOp, TxnOutcome};
 use crate::watch::{Table, WatchKey};
@@ -148,6 +149,25 @@ pub enum Query {
     Usage,
     /// The autopilot configuration, if one is stored. Answers `Autopilot`.
     AutopilotConfig,
+    /// Every prepared query, by ID. Answers `PreparedQueries`.
+    PreparedQueryList,
+    /// One prepared query by its ID (`GET /v1/query/:id`). Answers `PreparedQuery`: `Found` or `NotFound`.
+    PreparedQueryGet {
+        /// The query's ID.
+        id: String,
+    },
+    /// A query resolved by ID or name, a template rendered for that name (`/v1/query/:name/explain`). Answers
+    /// `PreparedQuery`: `Explained`, `NotFound` or `Failed`.
+    PreparedQueryExplain {
+        /// The ID or name asked.
+        id_or_name: String,
+    },
+    /// A query resolved and run: the instances that pass its filters, unshuffled (`/v1/query/:name/execute`, DNS).
+    /// Answers `PreparedQuery`: `Executed`, `NotFound` or `Failed`.
+    PreparedQueryExecute {
+        /// The ID or name asked.
+        id_or_name: String,
+    },
 }
 
 /// What a `Query` returns: owned data, free of the state's lock.
@@ -206,6 +226,10 @@ pub enum Answer {
     Usage(Usage),
     /// The stored autopilot configuration.
     Autopilot(Option<crate::autopilot::AutopilotConfig>),
+    /// Prepared queries, by ID.
+    PreparedQueries(Vec<crate::prepared_query::PreparedQuery>),
+    /// What resolving (and perhaps running) one prepared query found.
+    PreparedQuery(crate::prepared_query::PreparedQueryAnswer),
 }
 
 /// What the catalog holds, counted (Consul's `ServiceUsage` for one datacenter).
@@ -298,7 +322,7 @@ impl From<&HealthEntry<'_>> for InstanceHealth {
 const RESOLVE_TABLES: [Table; 3] = [Table::Services, Table::Checks, Table::Nodes];
 
 /// Every table, for the reads whose answer may depend on anything.
-const ALL_TABLES: [Table; 11] = Table::ALL;
+const ALL_TABLES: [Table; 12] = Table::ALL;
 
 /// The ACL tables: what a token's resolution depends on.
 const ACL_TABLES: [Table; 3] = [Table::AclTokens, Table::AclPolicies, Table::AclRoles];
@@ -337,6 +361,12 @@ impl Query {
             Query::AclBindingRules => vec![WatchKey::Table(Table::AclBindingRules)],
             Query::Usage => vec![WatchKey::Table(Table::Nodes), WatchKey::Table(Table::Services)],
             Query::AutopilotConfig => vec![WatchKey::Table(Table::Autopilot)],
+            Query::PreparedQueryList | Query::PreparedQueryGet { .. } | Query::PreparedQueryExplain { .. } => {
+                vec![WatchKey::Table(Table::PreparedQueries)]
+            }
+            Query::PreparedQueryExecute { .. } => {
+                std::iter::once(Table::PreparedQueries).chain(RESOLVE_TABLES).map(WatchKey::Table).collect()
+            }
         }
     }
 
@@ -457,6 +487,29 @@ impl Query {
             }
             Query::Usage => (Answer::Usage(usage(state)), state.table(Table::Nodes).max(state.table(Table::Services))),
             Query::AutopilotConfig => (Answer::Autopilot(state.autopilot.clone()), state.table(Table::Autopilot)),
+            Query::PreparedQueryList => {
+                let (queries, index) = state.prepared_queries();
+                (Answer::PreparedQueries(queries.into_iter().cloned().collect()), index)
+            }
+            Query::PreparedQueryGet { id } => {
+                let found = state.prepared_queries.get(id).cloned().map(Box::new);
+                let answer = found.map_or(PreparedQueryAnswer::NotFound, PreparedQueryAnswer::Found);
+                (Answer::PreparedQuery(answer), state.table(Table::PreparedQueries))
+            }
+            Query::PreparedQueryExplain { id_or_name } => {
+                let answer = state.resolve_prepared_query(id_or_name, &RenderContext::default());
+                (Answer::PreparedQuery(answer), state.table(Table::PreparedQueries))
+            }
+            Query::PreparedQueryExecute { id_or_name } => {
+                let answer = match state.resolve_prepared_query(id_or_name, &RenderContext::default()) {
+                    PreparedQueryAnswer::Explained(query) => {
+                        let nodes = state.prepared_query_nodes(&query.service);
+                        PreparedQueryAnswer::Executed { query, nodes }
+                    }
+                    other => other,
+                };
+                (Answer::PreparedQuery(answer), state.table(Table::PreparedQueries).max(resolve_index(state)))
+            }
         }
     }
 }

@@ -61,6 +61,8 @@ pub struct State {
     pub(crate) autopilot: Option<crate::autopilot::AutopilotConfig>,
     /// A snapshot restore being staged (`Command::RestoreBegin`), until its commit or the next begin.
     pub(crate) restore: Option<std::sync::Arc<restore::Staging>>,
+    /// Prepared queries by ID.
+    pub(crate) prepared_queries: BTreeMap<String, crate::prepared_query::PreparedQuery>,
 }
 
 /// One service instance with its node and every check that affects it (the node's checks and its own).
@@ -224,6 +226,8 @@ impl State {
             Command::RestoreBegin { id, len, sha256 } => self.restore_begin(id, *len, *sha256),
             Command::RestoreChunk { id, offset, bytes } => self.restore_chunk(id, *offset, bytes),
             Command::RestoreCommit { id } => self.restore_commit(index, id, changes),
+            Command::PreparedQuerySet { query, create } => self.prepared_query_set(index, query, *create, changes),
+            Command::PreparedQueryDelete { id } => self.prepared_query_delete(index, id, changes),
             // The KV and catalog commands, and transactions, are applied by `apply_command` itself.
             Command::KvSet { .. }
             | Command::KvCas { .. }
@@ -258,6 +262,7 @@ pub(crate) mod acl;
 mod autopilot;
 mod catalog;
 mod kv;
+mod prepared_query;
 mod query;
 pub(crate) mod restore;
 pub(crate) mod session;

@@ -307,6 +307,8 @@ pub(crate) fn authorize_command(access: &Access, cmd: &Command, state: &State) -
         Command::AutopilotSet { .. } => {
             access.require(authz.operator_write(), Resource::Operator, AccessLevel::Write, None)
         }
+        Command::PreparedQuerySet { query, .. } => prepared_query::authorize_set(access, query, state),
+        Command::PreparedQueryDelete { id } => prepared_query::authorize_delete(access, id, state),
     }
 }
 
@@ -506,6 +508,7 @@ pub(crate) fn filter_answer(access: &Access, answer: &mut Answer) -> bool {
             TxnResult::Service(service) => authz.service_read(&service.service),
             TxnResult::Check(check) => check_visible(check),
         }),
+        Answer::PreparedQueries(_) | Answer::PreparedQuery(_) => prepared_query::filter(access, answer),
         Answer::AclTokens(tokens) => {
             // Readers without acl:write see that a token exists, not its secret.
             if !authz.acl_write() {
@@ -525,5 +528,6 @@ fn retain<T>(items: &mut Vec<T>, keep: impl Fn(&T) -> bool) -> bool {
     items.len() != before
 }
 
+pub(crate) mod prepared_query;
 #[cfg(test)]
 mod tests;

@@ -186,6 +186,11 @@ impl fmt::Display for LogCommand {
                 write!(f, "RestoreChunk({id}, {offset}+{})", bytes.len())
             }
             Command::RestoreCommit { id } => write!(f, "RestoreCommit({id})"),
+            // A query may carry a token: name the query only.
+            Command::PreparedQuerySet { query, create } => {
+                write!(f, "PreparedQuerySet({}, create {create})", query.id)
+            }
+            Command::PreparedQueryDelete { id } => write!(f, "PreparedQueryDelete({id})"),
         }
     }
 }

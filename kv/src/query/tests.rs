@@ -71,6 +71,10 @@ fn sample_queries() -> Vec<Query> {
         Query::AclBindingRules,
         Query::Usage,
         Query::AutopilotConfig,
+        Query::PreparedQueryList,
+        Query::PreparedQueryGet { id: "nope".into() },
+        Query::PreparedQueryExplain { id_or_name: "web".into() },
+        Query::PreparedQueryExecute { id_or_name: "web".into() },
     ]
 }
 
@@ -111,7 +115,15 @@ fn expected(state: &State, query: &Query) -> (u64, Vec<WatchKey>) {
                 Table::AclAuthMethods,
                 Table::AclBindingRules,
                 Table::Autopilot,
+                Table::PreparedQueries,
             ]),
+        ),
+        Query::PreparedQueryList | Query::PreparedQueryGet { .. } | Query::PreparedQueryExplain { .. } => {
+            (state.table(Table::PreparedQueries), tables(&[Table::PreparedQueries]))
+        }
+        Query::PreparedQueryExecute { .. } => (
+            state.table(Table::PreparedQueries).max(resolve_index),
+            tables(&[Table::PreparedQueries, Table::Services, Table::Checks, Table::Nodes]),
         ),
         Query::AutopilotConfig => (state.table(Table::Autopilot), tables(&[Table::Autopilot])),
         Query::AclAuthMethods => (state.table(Table::AclAuthMethods), tables(&[Table::AclAuthMethods])),

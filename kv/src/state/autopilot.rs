@@ -75,10 +75,11 @@ mod tests {
         assert_eq!(decoded.table(Table::Autopilot), 3);
         assert_eq!(decoded.encode_snapshot(), state.encode_snapshot());
 
-        // A version-5 snapshot is version 6's body without the autopilot tail, and version 4's is version 5's
-        // without the restore staging (`None`: one byte): both decode with no configuration.
+        // A version-5 snapshot is version 8's body without the prepared-query tail (no queries, index 0: two bytes)
+        // and the autopilot tail, and version 4's is version 5's without the restore staging (`None`: one byte):
+        // both decode with no configuration.
         let bytes = state.encode_snapshot();
-        let tail = postcard::to_allocvec(&(state.autopilot.clone(), 3u64)).unwrap();
+        let tail = postcard::to_allocvec(&(state.autopilot.clone(), 3u64, 0u8, 0u8)).unwrap();
         let mut v5 = bytes.clone();
         v5[7] = 5;
         v5.truncate(v5.len() - tail.len());

@@ -32,7 +32,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::{LogCommand, Unreadable};
 
 /// The log-entry format this build writes, and the newest it reads.
-pub(crate) const LOG_ENTRY_VERSION: u32 = 1;
+pub(crate) const LOG_ENTRY_VERSION: u32 = 2;
 
 /// The variant tag of an envelope. Far above any `Command` variant index, which is what an unversioned entry starts with.
 const ENVELOPE_TAG: u32 = 1000;
