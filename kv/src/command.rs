@@ -199,7 +199,7 @@ pub enum Command {
         /// Whether this creates the query.
         create: bool,
     },
-    /// Delete a prepared query; a no-op for an unknown ID.
+    /// Delete a prepared query; rejected for an unknown ID.
     PreparedQueryDelete {
         /// The query's ID.
         id: String,

@@ -169,12 +169,16 @@ fn apply_refuses_what_consuls_state_store_refuses() {
     refused(&mut state, &PreparedQuery { id: uuid_of(6), ..template("", "b") }, true, "empty name already exists");
     let bound = PreparedQuery { name: String::new(), session: "nope".into(), ..plain(7, "x") };
     refused(&mut state, &bound, true, "invalid session \"nope\"");
+    let before = state.clone();
+    let delete = Command::PreparedQueryDelete { id: uuid_of(42) };
+    assert!(matches!(state.apply(22, &delete).0, CommandResult::Rejected(why) if why.contains("non-existent")));
+    assert_eq!(state, State { index: 22, ..before });
 
     // An update keeps the create index.
     let renamed = PreparedQuery { name: "web2".into(), ..plain(1, "web") };
-    assert_eq!(set(&mut state, 21, &renamed, false), CommandResult::Bool(true));
+    assert_eq!(set(&mut state, 23, &renamed, false), CommandResult::Bool(true));
     let stored = state.prepared_queries().0.into_iter().find(|q| q.id == uuid_of(1)).unwrap().clone();
-    assert_eq!((stored.name.as_str(), stored.create_index, stored.modify_index), ("web2", 1, 21));
+    assert_eq!((stored.name.as_str(), stored.create_index, stored.modify_index), ("web2", 1, 23));
 }
 
 #[test]

@@ -65,11 +65,12 @@ impl State {
         Ok(())
     }
 
-    /// Deletes a query; a no-op for an unknown ID.
+    /// Deletes a query; an unknown ID is refused with Consul's text.
     pub(super) fn prepared_query_delete(&mut self, index: u64, id: &str, changes: &mut Changes) -> CommandResult {
-        if self.prepared_queries.remove(id).is_some() {
-            touch(self, index, Table::PreparedQueries, changes);
+        if self.prepared_queries.remove(id).is_none() {
+            return CommandResult::Rejected(format!("Cannot modify non-existent prepared query: '{id}'"));
         }
+        touch(self, index, Table::PreparedQueries, changes);
         CommandResult::Bool(true)
     }
 

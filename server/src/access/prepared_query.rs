@@ -18,7 +18,7 @@ pub(super) fn authorize_set(access: &Access, query: &PreparedQuery, state: &Stat
     }
 }
 
-/// `query:write` on the name of the query being deleted; an unknown ID needs nothing (the delete is a no-op).
+/// `query:write` on the name of the query being deleted; an unknown ID needs nothing (apply refuses it).
 pub(super) fn authorize_delete(access: &Access, id: &str, state: &State) -> Result<()> {
     match state.prepared_queries().0.into_iter().find(|existing| existing.id == id) {
         Some(existing) => require_write(access, existing),

@@ -1,0 +1,196 @@
+//! Prepared queries end to end over HTTP (`/v1/query` create, list, read, update, delete, execute, explain),
+//! templates included, with failing and canary instances excluded, and the refusals of bad definitions.
+//! The catalog names documentation addresses (192.0.2.x); nothing is ever sent to them.
+
+use reqwest::Method;
+use roster_tests::Resp;
+use roster_tests::TestAgent;
+use serde_json::{Value, json};
+
+async fn post(agent: &TestAgent, path: &str, body: &Value) -> Resp {
+    agent.request(Method::POST, path, Some(body.to_string().into_bytes())).await
+}
+
+async fn register(agent: &TestAgent, node: &str, address: &str, id: &str, service: &str, tags: &[&str], status: &str) {
+    let body = json!({
+        "Node": node, "Address": address, "NodeMeta": {"rack": format!("rack-{node}")},
+        "Service": {"ID": id, "Service": service, "Port": 8080, "Tags": tags},
+        "Checks": [{"CheckID": format!("check-{id}"), "Name": "probe", "ServiceID": id, "Status": status}],
+    });
+    agent.put_json("/v1/catalog/register", &body).await.expect_status(200);
+}
+
+/// web-1 passing, web-2 passing canary, web-3 warning, web-4 critical; db-1 passing.
+async fn catalog(agent: &TestAgent) {
+    register(agent, "n1", "192.0.2.1", "web-1", "web", &["v1"], "passing").await;
+    register(agent, "n2", "192.0.2.2", "web-2", "web", &["v1", "canary"], "passing").await;
+    register(agent, "n3", "192.0.2.3", "web-3", "web", &["v1"], "warning").await;
+    register(agent, "n4", "192.0.2.4", "web-4", "web", &["v1"], "critical").await;
+    register(agent, "n5", "192.0.2.5", "db-1", "db", &["primary"], "passing").await;
+}
+
+fn service_ids(body: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = body["Nodes"]
+        .as_array()
+        .expect("Nodes is a list")
+        .iter()
+        .map(|entry| entry["Service"]["ID"].as_str().expect("an ID").to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn a_query_is_created_read_listed_executed_updated_and_deleted() {
+    let agent = TestAgent::dev("pq-crud").await;
+    catalog(&agent).await;
+    let definition = json!({
+        "Name": "web",
+        "Service": {"Service": "web", "OnlyPassing": true, "Tags": ["!canary"]},
+        "DNS": {"TTL": "10s"},
+    });
+    let created = post(&agent, "/v1/query", &definition).await;
+    created.expect_status(200);
+    let id = created.json()["ID"].as_str().expect("an ID").to_owned();
+
+    let read = agent.get(&format!("/v1/query/{id}")).await;
+    read.expect_status(200);
+    let stored = &read.json()[0];
+    assert_eq!(stored["ID"], id.as_str());
+    assert_eq!(stored["Name"], "web");
+    assert_eq!(stored["Service"]["Tags"], json!(["!canary"]));
+    assert_eq!(stored["DNS"]["TTL"], "10s");
+    assert_eq!(stored["Template"]["Type"], "");
+    assert!(stored["CreateIndex"].as_u64().unwrap() > 0);
+    let listed = agent.get("/v1/query").await.json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+
+    // By name and by ID: the passing, non-canary instance only.
+    for asked in ["web", "WEB", id.as_str()] {
+        let executed = agent.get(&format!("/v1/query/{asked}/execute")).await;
+        executed.expect_status(200);
+        let body = executed.json();
+        assert_eq!(service_ids(&body), ["web-1"], "{asked}");
+        assert_eq!((body["Service"].clone(), body["Datacenter"].clone()), (json!("web"), json!("dc1")));
+        assert_eq!(body["DNS"], json!({"TTL": "10s"}));
+        assert_eq!(body["Failovers"], 0);
+        assert_eq!(body["Nodes"][0]["Node"]["Node"], "n1");
+        assert_eq!(body["Nodes"][0]["Checks"][0]["Status"], "passing");
+    }
+
+    // Without OnlyPassing, warning instances count as healthy; critical ones never do.
+    let updated = json!({"Name": "web", "Service": {"Service": "web", "Tags": ["v1"]}});
+    agent.put_json(&format!("/v1/query/{id}"), &updated).await.expect_status(200);
+    let executed = agent.get("/v1/query/web/execute").await.json();
+    assert_eq!(service_ids(&executed), ["web-1", "web-2", "web-3"]);
+    let limited = agent.get("/v1/query/web/execute?limit=2").await.json();
+    assert_eq!(limited["Nodes"].as_array().map(Vec::len), Some(2));
+    let reread = agent.get(&format!("/v1/query/{id}")).await.json();
+    assert!(reread[0]["ModifyIndex"].as_u64() > reread[0]["CreateIndex"].as_u64());
+
+    agent.delete(&format!("/v1/query/{id}")).await.expect_status(200);
+    let gone = agent.get(&format!("/v1/query/{id}")).await;
+    gone.expect_status(404);
+    assert_eq!(gone.text().trim(), "Query not found");
+    let missing = agent.get("/v1/query/web/execute").await;
+    missing.expect_status(404);
+    assert_eq!(missing.text().trim(), "Query not found");
+    assert_eq!(agent.get("/v1/query").await.json(), json!([]));
+}
+
+#[tokio::test]
+async fn templates_render_for_the_name_asked_and_the_longest_prefix_wins() {
+    let agent = TestAgent::dev("pq-templates").await;
+    catalog(&agent).await;
+    let catch_all = json!({
+        "Name": "",
+        "Template": {"Type": "name_prefix_match"},
+        "Service": {"Service": "${name.full}", "OnlyPassing": true},
+    });
+    post(&agent, "/v1/query", &catch_all).await.expect_status(200);
+    let regexp = json!({
+        "Name": "svc-",
+        "Template": {"Type": "name_prefix_match", "Regexp": "^svc-([^-]+)-?(.*)$", "RemoveEmptyTags": true},
+        "Service": {"Service": "${match(1)}", "Tags": ["${match(2)}", "!canary"]},
+    });
+    post(&agent, "/v1/query", &regexp).await.expect_status(200);
+
+    assert_eq!(service_ids(&agent.get("/v1/query/web/execute").await.json()), ["web-1", "web-2"]);
+    assert_eq!(service_ids(&agent.get("/v1/query/db/execute").await.json()), ["db-1"]);
+    assert_eq!(service_ids(&agent.get("/v1/query/svc-web/execute").await.json()), ["web-1", "web-3"]);
+    assert!(service_ids(&agent.get("/v1/query/svc-db-replica/execute").await.json()).is_empty());
+    assert_eq!(service_ids(&agent.get("/v1/query/svc-db-primary/execute").await.json()), ["db-1"]);
+    assert!(service_ids(&agent.get("/v1/query/nothing-here/execute").await.json()).is_empty());
+
+    let explained = agent.get("/v1/query/svc-db-primary/explain").await;
+    explained.expect_status(200);
+    let query = &explained.json()["Query"];
+    assert_eq!(query["Service"]["Service"], "db");
+    assert_eq!(query["Service"]["Tags"], json!(["primary", "!canary"]));
+    assert_eq!(query["Name"], "svc-");
+    let rendered_empty = agent.get("/v1/query/svc-web/explain").await.json();
+    assert_eq!(rendered_empty["Query"]["Service"]["Tags"], json!(["!canary"]), "RemoveEmptyTags drops the empty tag");
+
+    // A template is found by name only.
+    let listed = agent.get("/v1/query").await.json();
+    let template_id = listed.as_array().unwrap().iter().find(|q| q["Name"] == "svc-").unwrap()["ID"].clone();
+    let by_id = agent.get(&format!("/v1/query/{}/execute", template_id.as_str().unwrap())).await;
+    by_id.expect_status(500);
+    assert!(by_id.text().contains("can only be resolved up by name"), "{}", by_id.text());
+}
+
+#[tokio::test]
+async fn bad_definitions_are_refused_and_change_nothing() {
+    let agent = TestAgent::dev("pq-bad").await;
+    let refused = [
+        (json!({"Name": "x", "Service": {}}), "Must provide a Service name to query"),
+        (
+            json!({"Name": "x", "Template": {"Type": "name_prefix_match", "Regexp": "(["}, "Service": {"Service": "x"}}),
+            "Bad Regexp",
+        ),
+        (json!({"Name": "x", "Service": {"Service": "x"}, "DNS": {"TTL": "ten seconds"}}), "Bad DNS TTL 'ten seconds'"),
+        (
+            json!({"Name": "x", "Template": {"Type": "regexp"}, "Service": {"Service": "x"}}),
+            "Bad Template.Type 'regexp'",
+        ),
+        (json!({"Service": {"Service": "x"}}), "Must be bound to a session"),
+        (json!({"Name": "x", "Service": {"Service": "x", "Near": "_agent"}}), "Near is not supported until network"),
+        (json!({"Name": "x", "Service": {"Service": "x", "Failover": {"NearestN": -1}}}), "Bad NearestN '-1'"),
+        (
+            json!({"Name": "x", "Service": {"Service": "x", "Failover": {"NearestN": 1, "Targets": [{"Datacenter": "dc2"}]}}}),
+            "Targets cannot be populated with NearestN or Datacenters",
+        ),
+        (
+            json!({"Name": "x", "Service": {"Service": "x", "Failover": {"Targets": [{"Peer": "p"}]}}}),
+            "Peer is not supported",
+        ),
+        (json!({"Name": "x", "Service": {"Service": "x"}, "Bogus": 1}), "unknown field \"Bogus\""),
+    ];
+    for (body, expect) in refused {
+        let res = post(&agent, "/v1/query", &body).await;
+        res.expect_status(400);
+        assert!(res.text().contains(expect), "{body}: {:?} should contain {expect:?}", res.text());
+    }
+    let ok = post(&agent, "/v1/query", &json!({"Name": "x", "Service": {"Service": "x"}})).await;
+    ok.expect_status(200);
+    let duplicate = post(&agent, "/v1/query", &json!({"Name": "X", "Service": {"Service": "y"}})).await;
+    duplicate.expect_status(400);
+    assert!(duplicate.text().contains("name 'X' aliases an existing query name"), "{}", duplicate.text());
+    assert_eq!(agent.get("/v1/query").await.json().as_array().map(Vec::len), Some(1), "nothing else was stored");
+
+    // Failing over has nowhere to go with one datacenter: accepted, and said so in Failovers.
+    let failover =
+        json!({"Name": "far", "Service": {"Service": "nothing", "Failover": {"NearestN": 3, "Datacenters": ["dc2"]}}});
+    post(&agent, "/v1/query", &failover).await.expect_status(200);
+    let executed = agent.get("/v1/query/far/execute").await.json();
+    assert_eq!((executed["Nodes"].clone(), executed["Failovers"].clone()), (json!([]), json!(0)));
+
+    let unknown = agent
+        .put_json("/v1/query/00000000-0000-4000-8000-000000000000", &json!({"Name": "z", "Service": {"Service": "z"}}))
+        .await;
+    unknown.expect_status(404);
+    assert!(unknown.text().contains("Cannot modify non-existent prepared query"), "{}", unknown.text());
+    agent.get("/v1/query/far/execute?near=_agent").await.expect_status(400);
+    agent.get("/v1/query/far/execute?limit=x").await.expect_status(400);
+    agent.get("/v1/query/far/execute?bogus=1").await.expect_status(400);
+}
