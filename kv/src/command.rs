@@ -191,6 +191,13 @@ pub enum Command {
         /// The restore's ID.
         id: String,
     },
+    /// Store a batch of network coordinates (at most `MAX_COORDINATE_BATCH`, each finite and of
+    /// `COORDINATE_DIMENSIONS` dimensions, or the whole batch is refused). An update for a node that is not in the
+    /// catalog is skipped: agents send coordinates asynchronously, so the node may have been deregistered since.
+    CoordinateBatchUpdate {
+        /// The updates, applied in order (a later one for the same node wins).
+        updates: Vec<crate::coordinate::NodeCoordinate>,
+    },
     /// Create (`create`: the ID must be new) or update (the ID must exist) a prepared query. Its definition, name
     /// uniqueness, template and session are checked again (`check_prepared_query`); its indexes are set at apply.
     PreparedQuerySet {

@@ -3,6 +3,7 @@
 //! # Layout
 //! - `model`: the persisted records (KV entries, nodes, services, checks, sessions); `acl`: the ACL tokens, policies and roles. Their serde form is the Raft log and snapshot schema.
 //! - `autopilot`: `AutopilotConfig`, the replicated autopilot settings.
+//! - `coordinate`: the network coordinates table's row, its update check, and the sort by estimated round trip (`?near`).
 //! - `prepared_query`: prepared queries (`/v1/query`): the record, its checks, templates and name resolution.
 //! - `command`: the `Command`s a Raft entry carries and their `CommandResult`.
 //! - `state`: `State`, with `apply` (the only mutation) and the read queries; each query returns its data plus the index that covers it.
@@ -23,6 +24,7 @@
 mod acl;
 mod autopilot;
 mod command;
+mod coordinate;
 mod duration;
 mod error;
 mod limits;
@@ -44,6 +46,10 @@ pub use acl::{
 };
 pub use autopilot::AutopilotConfig;
 pub use command::{Command, CommandResult, Outcome, Registration};
+pub use coordinate::{
+    COORDINATE_DIMENSIONS, MAX_COORDINATE_BATCH, NodeCoordinate, check_update as check_coordinate_update,
+    sort_by_distance,
+};
 pub use duration::{SESSION_TTL_MAX, SESSION_TTL_MIN, parse_go_duration, session_ttl};
 pub use error::{Error, Result};
 pub use limits::{
@@ -60,6 +66,7 @@ pub use prepared_query::{
     is_uuid,
 };
 pub use query::{Answer, InstanceHealth, Query, ServiceEntry, Usage};
+pub use roster_coordinate::Coordinate;
 pub use snapshot::{SNAPSHOT_VERSION, snapshot_version};
 pub use state::acl::{MAX_ACL_DESCRIPTION_LEN, MAX_ACL_LINKS, MAX_ACL_NAME_LEN, MAX_ACL_RULES_LEN, jwt_config};
 pub use state::restore::{MAX_RESTORE_CHUNK, MAX_RESTORE_LEN};

@@ -149,6 +149,14 @@ pub enum Query {
     Usage,
     /// The autopilot configuration, if one is stored. Answers `Autopilot`.
     AutopilotConfig,
+    /// Every node's network coordinate, by node (`/v1/coordinate/nodes`, and the coordinates `?near` sorts by).
+    /// Answers `Coordinates`.
+    Coordinates,
+    /// One node's network coordinates, one per segment (`/v1/coordinate/node/:node`). Answers `Coordinates`.
+    NodeCoordinate {
+        /// The node name (exact).
+        node: String,
+    },
     /// Every prepared query, by ID. Answers `PreparedQueries`.
     PreparedQueryList,
     /// One prepared query by its ID (`GET /v1/query/:id`). Answers `PreparedQuery`: `Found` or `NotFound`.
@@ -226,6 +234,8 @@ pub enum Answer {
     Usage(Usage),
     /// The stored autopilot configuration.
     Autopilot(Option<crate::autopilot::AutopilotConfig>),
+    /// Network coordinates, by node then segment.
+    Coordinates(Vec<crate::coordinate::NodeCoordinate>),
     /// Prepared queries, by ID.
     PreparedQueries(Vec<crate::prepared_query::PreparedQuery>),
     /// What resolving (and perhaps running) one prepared query found.
@@ -322,7 +332,7 @@ impl From<&HealthEntry<'_>> for InstanceHealth {
 const RESOLVE_TABLES: [Table; 3] = [Table::Services, Table::Checks, Table::Nodes];
 
 /// Every table, for the reads whose answer may depend on anything.
-const ALL_TABLES: [Table; 12] = Table::ALL;
+const ALL_TABLES: [Table; 13] = Table::ALL;
 
 /// The ACL tables: what a token's resolution depends on.
 const ACL_TABLES: [Table; 3] = [Table::AclTokens, Table::AclPolicies, Table::AclRoles];
@@ -361,6 +371,7 @@ impl Query {
             Query::AclBindingRules => vec![WatchKey::Table(Table::AclBindingRules)],
             Query::Usage => vec![WatchKey::Table(Table::Nodes), WatchKey::Table(Table::Services)],
             Query::AutopilotConfig => vec![WatchKey::Table(Table::Autopilot)],
+            Query::Coordinates | Query::NodeCoordinate { .. } => vec![WatchKey::Table(Table::Coordinates)],
             Query::PreparedQueryList | Query::PreparedQueryGet { .. } | Query::PreparedQueryExplain { .. } => {
                 vec![WatchKey::Table(Table::PreparedQueries)]
             }
@@ -487,6 +498,13 @@ impl Query {
             }
             Query::Usage => (Answer::Usage(usage(state)), state.table(Table::Nodes).max(state.table(Table::Services))),
             Query::AutopilotConfig => (Answer::Autopilot(state.autopilot.clone()), state.table(Table::Autopilot)),
+            Query::Coordinates => {
+                (Answer::Coordinates(state.coordinates().cloned().collect()), state.table(Table::Coordinates))
+            }
+            Query::NodeCoordinate { node } => (
+                Answer::Coordinates(state.coordinates().filter(|c| &c.node == node).cloned().collect()),
+                state.table(Table::Coordinates),
+            ),
             Query::PreparedQueryList => {
                 let (queries, index) = state.prepared_queries();
                 (Answer::PreparedQueries(queries.into_iter().cloned().collect()), index)

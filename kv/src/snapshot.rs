@@ -8,9 +8,9 @@
 //! 4: version 3's body followed by the auth methods, binding rules and their two tables' indexes.
 //! 5: version 4's body followed by the snapshot restore being staged, if any (`state/restore.rs`).
 //! 6: version 5's body followed by the autopilot configuration and its table index.
-//! 8: version 6's body followed by the prepared queries and their table index. (7 is reserved for the network
-//! coordinates being built on another branch; whoever merges second renumbers.)
-//! This build writes version 8 and reads 1–6 and 8; an older snapshot decodes to a state without what it did not have.
+//! 7: version 6's body followed by the network coordinates and their table index.
+//! 8: version 7's body followed by the prepared queries and their table index.
+//! This build writes version 8 and reads all eight; an older snapshot decodes to a state without what it did not have.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::acl::{AclAuthMethod, AclBindingRule, AclPolicy, AclRole, AclToken};
 use crate::autopilot::AutopilotConfig;
+use crate::coordinate::NodeCoordinate;
 use crate::error::{Error, Result};
 use crate::model::{HealthCheck, KvEntry, Node, Service, Session};
 use crate::prepared_query::PreparedQuery;
@@ -104,10 +105,18 @@ struct SnapshotV6 {
     autopilot_index: u64,
 }
 
-/// The stored form of format version 8: version 6's fields, then the prepared queries.
+/// The stored form of format version 7: version 6's fields, then the network coordinates.
+#[derive(Serialize, Deserialize)]
+struct SnapshotV7 {
+    base: SnapshotV6,
+    coordinates: Vec<NodeCoordinate>,
+    coordinates_index: u64,
+}
+
+/// The stored form of format version 8: version 7's fields, then the prepared queries.
 #[derive(Serialize, Deserialize)]
 struct SnapshotV8 {
-    base: SnapshotV6,
+    base: SnapshotV7,
     prepared_queries: Vec<PreparedQuery>,
     prepared_queries_index: u64,
 }
@@ -157,8 +166,13 @@ impl State {
             autopilot: self.autopilot.clone(),
             autopilot_index: self.table_index.get(&Table::Autopilot).copied().unwrap_or(0),
         };
-        let body = SnapshotV8 {
+        let v7 = SnapshotV7 {
             base: v6,
+            coordinates: self.coordinates.values().cloned().collect(),
+            coordinates_index: self.table_index.get(&Table::Coordinates).copied().unwrap_or(0),
+        };
+        let body = SnapshotV8 {
+            base: v7,
             prepared_queries: self.prepared_queries.values().cloned().collect(),
             prepared_queries_index: self.table_index.get(&Table::PreparedQueries).copied().unwrap_or(0),
         };
@@ -179,25 +193,23 @@ impl State {
         }
         let version = u16::from_be_bytes([bytes[6], bytes[7]]);
         let v8 = match version {
-            1 => v8_of(v6_of(v5_of(v4_of(v3_of(SnapshotV2 {
+            1 => v8_of(v7_of(v6_of(v5_of(v4_of(v3_of(SnapshotV2 {
                 base: postcard::from_bytes(&bytes[8..])?,
                 sessions: Vec::new(),
                 lock_delays: Vec::new(),
                 sessions_index: 0,
-            }))))),
-            2 => v8_of(v6_of(v5_of(v4_of(v3_of(postcard::from_bytes(&bytes[8..])?))))),
-            3 => v8_of(v6_of(v5_of(v4_of(postcard::from_bytes(&bytes[8..])?)))),
-            4 => v8_of(v6_of(v5_of(postcard::from_bytes(&bytes[8..])?))),
-            5 => v8_of(v6_of(postcard::from_bytes(&bytes[8..])?)),
-            6 => v8_of(postcard::from_bytes(&bytes[8..])?),
+            })))))),
+            2 => v8_of(v7_of(v6_of(v5_of(v4_of(v3_of(postcard::from_bytes(&bytes[8..])?)))))),
+            3 => v8_of(v7_of(v6_of(v5_of(v4_of(postcard::from_bytes(&bytes[8..])?))))),
+            4 => v8_of(v7_of(v6_of(v5_of(postcard::from_bytes(&bytes[8..])?)))),
+            5 => v8_of(v7_of(v6_of(postcard::from_bytes(&bytes[8..])?))),
+            6 => v8_of(v7_of(postcard::from_bytes(&bytes[8..])?)),
+            7 => v8_of(postcard::from_bytes(&bytes[8..])?),
             8 => postcard::from_bytes(&bytes[8..])?,
-            _ => {
-                return Err(Error::SnapshotFormat(format!(
-                    "version {version} (this build reads 1 to 6 and {VERSION})"
-                )));
-            }
+            _ => return Err(Error::SnapshotFormat(format!("version {version} (this build reads 1 to {VERSION})"))),
         };
-        let (v6, prepared_queries, prepared_queries_index) = (v8.base, v8.prepared_queries, v8.prepared_queries_index);
+        let (v7, prepared_queries, prepared_queries_index) = (v8.base, v8.prepared_queries, v8.prepared_queries_index);
+        let (v6, coordinates, coordinates_index) = (v7.base, v7.coordinates, v7.coordinates_index);
         let (v5, autopilot, autopilot_index) = (v6.base, v6.autopilot, v6.autopilot_index);
         let v4 = v5.base;
         let v3 = v4.base;
@@ -236,6 +248,10 @@ impl State {
             state.table_index.insert(Table::Autopilot, autopilot_index);
         }
         state.restore = v5.restore.map(Arc::new);
+        state.coordinates = coordinates.into_iter().map(|c| ((c.node.clone(), c.segment.clone()), c)).collect();
+        if coordinates_index > 0 {
+            state.table_index.insert(Table::Coordinates, coordinates_index);
+        }
         state.prepared_queries = prepared_queries.into_iter().map(|q| (q.id.clone(), q)).collect();
         if prepared_queries_index > 0 {
             state.table_index.insert(Table::PreparedQueries, prepared_queries_index);
@@ -271,8 +287,13 @@ fn v6_of(base: SnapshotV5) -> SnapshotV6 {
     SnapshotV6 { base, autopilot: None, autopilot_index: 0 }
 }
 
-/// A version-6 body with no prepared queries.
-fn v8_of(base: SnapshotV6) -> SnapshotV8 {
+/// A version-6 body with no coordinates.
+fn v7_of(base: SnapshotV6) -> SnapshotV7 {
+    SnapshotV7 { base, coordinates: Vec::new(), coordinates_index: 0 }
+}
+
+/// A version-7 body with no prepared queries.
+fn v8_of(base: SnapshotV7) -> SnapshotV8 {
     SnapshotV8 { base, prepared_queries: Vec::new(), prepared_queries_index: 0 }
 }
 

@@ -61,6 +61,8 @@ pub struct State {
     pub(crate) autopilot: Option<crate::autopilot::AutopilotConfig>,
     /// A snapshot restore being staged (`Command::RestoreBegin`), until its commit or the next begin.
     pub(crate) restore: Option<std::sync::Arc<restore::Staging>>,
+    /// Network coordinates by (node, segment).
+    pub(crate) coordinates: BTreeMap<NodeScoped, crate::coordinate::NodeCoordinate>,
     /// Prepared queries by ID.
     pub(crate) prepared_queries: BTreeMap<String, crate::prepared_query::PreparedQuery>,
 }
@@ -226,6 +228,7 @@ impl State {
             Command::RestoreBegin { id, len, sha256 } => self.restore_begin(id, *len, *sha256),
             Command::RestoreChunk { id, offset, bytes } => self.restore_chunk(id, *offset, bytes),
             Command::RestoreCommit { id } => self.restore_commit(index, id, changes),
+            Command::CoordinateBatchUpdate { updates } => self.coordinate_batch_update(index, updates, changes),
             Command::PreparedQuerySet { query, create } => self.prepared_query_set(index, query, *create, changes),
             Command::PreparedQueryDelete { id } => self.prepared_query_delete(index, id, changes),
             // The KV and catalog commands, and transactions, are applied by `apply_command` itself.
@@ -261,6 +264,7 @@ fn check_limits(cmd: &Command) -> Result<(), String> {
 pub(crate) mod acl;
 mod autopilot;
 mod catalog;
+mod coordinate;
 mod kv;
 mod prepared_query;
 mod query;

@@ -40,13 +40,15 @@ pub enum Table {
     AclBindingRules,
     /// The autopilot configuration.
     Autopilot,
+    /// Network coordinates.
+    Coordinates,
     /// Prepared queries.
     PreparedQueries,
 }
 
 impl Table {
     /// Every table, in declaration order.
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 13] = [
         Table::Kvs,
         Table::Nodes,
         Table::Services,
@@ -58,6 +60,7 @@ impl Table {
         Table::AclAuthMethods,
         Table::AclBindingRules,
         Table::Autopilot,
+        Table::Coordinates,
         Table::PreparedQueries,
     ];
 }

@@ -307,6 +307,10 @@ pub(crate) fn authorize_command(access: &Access, cmd: &Command, state: &State) -
         Command::AutopilotSet { .. } => {
             access.require(authz.operator_write(), Resource::Operator, AccessLevel::Write, None)
         }
+        // Consul's `Coordinate.Update` asks for node:write on the node whose coordinate it is.
+        Command::CoordinateBatchUpdate { updates } => updates.iter().try_for_each(|u| {
+            access.require(authz.node_write(&u.node), Resource::Node, AccessLevel::Write, Some(&u.node))
+        }),
         Command::PreparedQuerySet { query, .. } => prepared_query::authorize_set(access, query, state),
         Command::PreparedQueryDelete { id } => prepared_query::authorize_delete(access, id, state),
     }
@@ -452,7 +456,7 @@ pub(crate) fn authorize_query(access: &Access, query: &Query) -> Result<()> {
         Query::KvList { prefix } | Query::KvKeys { prefix, .. } if access.key_list_policy => {
             access.require(authz.key_list(prefix), Resource::Key, AccessLevel::List, Some(prefix))
         }
-        Query::NodeStatus { node, .. } => {
+        Query::NodeStatus { node, .. } | Query::NodeCoordinate { node } => {
             access.require(authz.node_read(node), Resource::Node, AccessLevel::Read, Some(node))
         }
         Query::AclTokens | Query::AclPolicies | Query::AclRoles | Query::AclAuthMethods | Query::AclBindingRules => {
@@ -502,6 +506,7 @@ pub(crate) fn filter_answer(access: &Access, answer: &mut Answer) -> bool {
         Answer::Checks(checks) => retain(checks, check_visible),
         Answer::Instances(instances) => retain(instances, |i| node_and_service(&i.node, &i.service_name)),
         Answer::Sessions(sessions) => retain(sessions, |s| authz.session_read(&s.node)),
+        Answer::Coordinates(coordinates) => retain(coordinates, |c| authz.node_read(&c.node)),
         Answer::Txn(roster_kv::TxnOutcome::Applied(results)) => retain(results, |r| match r {
             TxnResult::Kv(entry) => authz.key_read(&entry.key),
             TxnResult::Node(node) => authz.node_read(&node.node),

@@ -186,6 +186,7 @@ impl fmt::Display for LogCommand {
                 write!(f, "RestoreChunk({id}, {offset}+{})", bytes.len())
             }
             Command::RestoreCommit { id } => write!(f, "RestoreCommit({id})"),
+            Command::CoordinateBatchUpdate { updates } => write!(f, "CoordinateBatchUpdate({} nodes)", updates.len()),
             // A query may carry a token: name the query only.
             Command::PreparedQuerySet { query, create } => {
                 write!(f, "PreparedQuerySet({}, create {create})", query.id)

@@ -190,13 +190,13 @@ fn prepared_queries_survive_a_snapshot_and_older_formats_decode_without_them() {
     let decoded = State::decode_snapshot(&bytes).unwrap();
     assert_eq!(decoded, state);
     assert_eq!(decoded.encode_snapshot(), bytes);
-    // Format 6 is format 8's body without the prepared-query tail.
+    // Format 7 is format 8's body without the prepared-query tail.
     let tail =
         postcard::to_allocvec(&(state.prepared_queries().0.into_iter().cloned().collect::<Vec<_>>(), 2u64)).unwrap();
-    let mut v6 = bytes;
-    v6[7] = 6;
-    v6.truncate(v6.len() - tail.len());
-    let old = State::decode_snapshot(&v6).unwrap();
+    let mut v7 = bytes;
+    v7[7] = 7;
+    v7.truncate(v7.len() - tail.len());
+    let old = State::decode_snapshot(&v7).unwrap();
     assert!(old.prepared_queries().0.is_empty());
 }
 

@@ -71,6 +71,8 @@ fn sample_queries() -> Vec<Query> {
         Query::AclBindingRules,
         Query::Usage,
         Query::AutopilotConfig,
+        Query::Coordinates,
+        Query::NodeCoordinate { node: "n1".into() },
         Query::PreparedQueryList,
         Query::PreparedQueryGet { id: "nope".into() },
         Query::PreparedQueryExplain { id_or_name: "web".into() },
@@ -115,9 +117,13 @@ fn expected(state: &State, query: &Query) -> (u64, Vec<WatchKey>) {
                 Table::AclAuthMethods,
                 Table::AclBindingRules,
                 Table::Autopilot,
+                Table::Coordinates,
                 Table::PreparedQueries,
             ]),
         ),
+        Query::Coordinates | Query::NodeCoordinate { .. } => {
+            (state.table(Table::Coordinates), tables(&[Table::Coordinates]))
+        }
         Query::PreparedQueryList | Query::PreparedQueryGet { .. } | Query::PreparedQueryExplain { .. } => {
             (state.table(Table::PreparedQueries), tables(&[Table::PreparedQueries]))
         }

@@ -182,6 +182,7 @@ impl State {
             self.remove_check(index, node, &key.1, changes);
         }
         self.nodes.remove(node);
+        self.remove_node_coordinates(index, node, changes);
         self.table_index.insert(Table::Nodes, index);
         changes.tables.insert(Table::Nodes);
         self.node_touched(index, node, false, changes);
