@@ -61,9 +61,9 @@ pub use model::{
     Weights,
 };
 pub use prepared_query::{
-    CompiledTemplate, MAX_PREPARED_QUERY_SIZE, PreparedQuery, PreparedQueryAnswer, QueryDns, QueryFailover,
-    QueryTemplate, REDACTED_TOKEN, RenderContext, ServiceQuery, TEMPLATE_NAME_PREFIX_MATCH, check_prepared_query,
-    is_uuid,
+    CompiledTemplate, MAX_PREPARED_QUERY_SIZE, NEAR_AGENT, NEAR_IP, PreparedQuery, PreparedQueryAnswer, QueryDns,
+    QueryFailover, QueryTemplate, REDACTED_TOKEN, RenderContext, ServiceQuery, TEMPLATE_NAME_PREFIX_MATCH,
+    check_prepared_query, is_uuid,
 };
 pub use query::{Answer, InstanceHealth, Query, ServiceEntry, Usage};
 pub use roster_coordinate::Coordinate;

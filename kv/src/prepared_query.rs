@@ -18,6 +18,11 @@ mod template;
 
 pub use template::{CompiledTemplate, RenderContext};
 
+/// The fields a `Near` may name besides a node: the executing agent's node and the caller's address.
+pub const NEAR_AGENT: &str = "_agent";
+/// See `NEAR_AGENT`.
+pub const NEAR_IP: &str = "_ip";
+
 /// The template type Consul knows (and the only one).
 pub const TEMPLATE_NAME_PREFIX_MATCH: &str = "name_prefix_match";
 
@@ -123,7 +128,24 @@ pub enum PreparedQueryAnswer {
         query: Box<PreparedQuery>,
         /// The instances, by node then ID.
         nodes: Vec<crate::query::ServiceEntry>,
+        /// The node to sort the instances by distance from (`?near`, else the query's `Near`, `_agent` and `_ip`
+        /// resolved); empty: no sort.
+        origin: String,
+        /// The coordinates of the origin and of the instances' nodes that have one, for the caller's sort (it
+        /// shuffles first, which the replicated state may not).
+        coordinates: Vec<crate::coordinate::NodeCoordinate>,
     },
+}
+
+/// Where an execution comes from, for `Near`.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// The executing agent's node (`_agent`).
+    pub agent: &'a str,
+    /// The caller's `?near`; empty: the query's own `Near`.
+    pub near: &'a str,
+    /// The caller's address (`_ip`); empty when unknown.
+    pub source_ip: &'a str,
 }
 
 impl PreparedQuery {

@@ -175,6 +175,12 @@ pub enum Query {
     PreparedQueryExecute {
         /// The ID or name asked.
         id_or_name: String,
+        /// The node of the agent that executes it (`_agent`).
+        agent: String,
+        /// The caller's `?near` (a node, `_agent` or `_ip`); empty: the query's own `Near`.
+        near: String,
+        /// The caller's address, which `_ip` looks up among the nodes' addresses; empty when unknown.
+        source_ip: String,
     },
 }
 
@@ -375,9 +381,11 @@ impl Query {
             Query::PreparedQueryList | Query::PreparedQueryGet { .. } | Query::PreparedQueryExplain { .. } => {
                 vec![WatchKey::Table(Table::PreparedQueries)]
             }
-            Query::PreparedQueryExecute { .. } => {
-                std::iter::once(Table::PreparedQueries).chain(RESOLVE_TABLES).map(WatchKey::Table).collect()
-            }
+            Query::PreparedQueryExecute { .. } => [Table::PreparedQueries, Table::Coordinates]
+                .into_iter()
+                .chain(RESOLVE_TABLES)
+                .map(WatchKey::Table)
+                .collect(),
         }
     }
 
@@ -518,15 +526,16 @@ impl Query {
                 let answer = state.resolve_prepared_query(id_or_name, &RenderContext::default());
                 (Answer::PreparedQuery(answer), state.table(Table::PreparedQueries))
             }
-            Query::PreparedQueryExecute { id_or_name } => {
+            Query::PreparedQueryExecute { id_or_name, agent, near, source_ip } => {
                 let answer = match state.resolve_prepared_query(id_or_name, &RenderContext::default()) {
                     PreparedQueryAnswer::Explained(query) => {
-                        let nodes = state.prepared_query_nodes(&query.service);
-                        PreparedQueryAnswer::Executed { query, nodes }
+                        let source = crate::prepared_query::Source { agent, near, source_ip };
+                        state.execute_prepared_query(*query, &source)
                     }
                     other => other,
                 };
-                (Answer::PreparedQuery(answer), state.table(Table::PreparedQueries).max(resolve_index(state)))
+                let tables = state.table(Table::PreparedQueries).max(state.table(Table::Coordinates));
+                (Answer::PreparedQuery(answer), tables.max(resolve_index(state)))
             }
         }
     }

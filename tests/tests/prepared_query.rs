@@ -154,7 +154,6 @@ async fn bad_definitions_are_refused_and_change_nothing() {
             "Bad Template.Type 'regexp'",
         ),
         (json!({"Service": {"Service": "x"}}), "Must be bound to a session"),
-        (json!({"Name": "x", "Service": {"Service": "x", "Near": "_agent"}}), "Near is not supported until network"),
         (json!({"Name": "x", "Service": {"Service": "x", "Failover": {"NearestN": -1}}}), "Bad NearestN '-1'"),
         (
             json!({"Name": "x", "Service": {"Service": "x", "Failover": {"NearestN": 1, "Targets": [{"Datacenter": "dc2"}]}}}),
@@ -190,7 +189,38 @@ async fn bad_definitions_are_refused_and_change_nothing() {
         .await;
     unknown.expect_status(404);
     assert!(unknown.text().contains("Cannot modify non-existent prepared query"), "{}", unknown.text());
-    agent.get("/v1/query/far/execute?near=_agent").await.expect_status(400);
+    agent.get("/v1/query/far/execute?connect").await.expect_status(400);
     agent.get("/v1/query/far/execute?limit=x").await.expect_status(400);
     agent.get("/v1/query/far/execute?bogus=1").await.expect_status(400);
+}
+
+/// The node the first instance of an execution runs on.
+async fn first_node(agent: &TestAgent, path: &str, headers: &[(&str, &str)]) -> String {
+    let res = agent.request_with_headers(Method::GET, path, headers, None).await;
+    res.expect_status(200);
+    res.json()["Nodes"][0]["Node"]["Node"].as_str().expect("a node").to_owned()
+}
+
+#[tokio::test]
+async fn near_puts_the_named_nodes_instance_first() {
+    let agent = TestAgent::dev("pq-near").await;
+    catalog(&agent).await;
+    // An instance on the agent's own node (the dev agent registered it at its advertise address).
+    let own = json!({"Node": "pq-near", "SkipNodeUpdate": true,
+                     "Service": {"ID": "web-own", "Service": "web", "Port": 8080, "Tags": ["v1"]}});
+    agent.put_json("/v1/catalog/register", &own).await.expect_status(200);
+    let near_agent = json!({"Name": "web", "Service": {"Service": "web", "OnlyPassing": true, "Near": "_agent"}});
+    post(&agent, "/v1/query", &near_agent).await.expect_status(200);
+    let stored = agent.get("/v1/query").await.json();
+    assert_eq!(stored[0]["Service"]["Near"], "_agent");
+
+    // Shuffled every time, but the origin's own instance always leads (Consul moves it to the front).
+    for _ in 0..10 {
+        assert_eq!(first_node(&agent, "/v1/query/web/execute", &[]).await, "pq-near");
+        assert_eq!(first_node(&agent, "/v1/query/web/execute?near=n2", &[]).await, "n2", "?near wins");
+        let forwarded = [("X-Forwarded-For", "192.0.2.2, 10.9.9.9")];
+        assert_eq!(first_node(&agent, "/v1/query/web/execute?near=_ip", &forwarded).await, "n2", "_ip");
+    }
+    let limited = agent.get("/v1/query/web/execute?near=n1&limit=1").await.json();
+    assert_eq!(service_ids(&limited), ["web-1"], "the limit applies after the sort");
 }

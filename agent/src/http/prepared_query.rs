@@ -1,20 +1,27 @@
 //! `/v1/query`: prepared queries (create, list, read, update, delete, `execute`, `explain`) in Consul's shapes.
 //!
 //! Definitions are read here (every Consul field roster cannot honour is refused by name: cluster peering, sameness
-//! groups, Connect, namespaces and partitions, and `Near` until network coordinates exist), checked with
+//! groups, Connect, namespaces and partitions), checked with
 //! `roster_kv::check_prepared_query` (which apply runs again) and proposed as `Command::PreparedQuerySet`.
 //! An execution is one `Query::PreparedQueryExecute`, resolved and filtered on the server under its read lock, so a
-//! client agent makes one RPC; the instances are shuffled here (the replicated state draws no random numbers) and cut
-//! to `?limit`. With one datacenter there is nowhere to fail over to: `Failovers` is always 0.
+//! client agent makes one RPC; the instances are shuffled here (the replicated state draws no random numbers), then,
+//! with `Near` or `?near`, stably sorted by estimated round trip from that node with the coordinates the answer
+//! brought (the node itself first when among the first ten, as Consul does), and cut to `?limit`. With one
+//! datacenter there is nowhere to fail over to: `Failovers` is always 0.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::Uri;
+use axum::http::request::Parts;
 use axum::response::IntoResponse;
 use rand::seq::SliceRandom;
 use roster_kv::{
-    Answer, Command, CommandResult, PreparedQuery, PreparedQueryAnswer, Query as StateQuery, QueryDns, QueryFailover,
-    QueryTemplate, ServiceEntry, ServiceQuery, check_prepared_query,
+    Answer, Command, CommandResult, Coordinate, NodeCoordinate, PreparedQuery, PreparedQueryAnswer,
+    Query as StateQuery, QueryDns, QueryFailover, QueryTemplate, ServiceEntry, ServiceQuery, check_prepared_query,
+    sort_by_distance,
 };
 use roster_server::ReadMeta;
 use serde_json::{Map, Value, json};
@@ -26,9 +33,6 @@ use super::{Api, output, read, unexpected, write};
 
 /// Consul's text for an ID or name that resolves to nothing.
 pub(crate) const NOT_FOUND: &str = "Query not found";
-
-/// Why `Near` is refused while roster has no network coordinates to sort by.
-const NEAR_UNSUPPORTED: &str = "Near is not supported until network coordinates exist";
 
 /// The parameters the reads take (besides `?dc`, which every endpoint checks).
 const READ_PARAMS: [&str; 5] = ["dc", "stale", "consistent", "token", "index"];
@@ -92,19 +96,25 @@ pub async fn delete(State(api): State<Api>, Path(id): Path<String>, uri: Uri) ->
     }
 }
 
-/// `GET /v1/query/:id_or_name/execute` (`?limit`; `?near` refused until network coordinates exist).
-pub async fn execute(State(api): State<Api>, Path(id_or_name): Path<String>, uri: Uri) -> ApiResult {
-    let q = Query::parse(uri.query());
+/// `GET /v1/query/:id_or_name/execute` (`?limit`, `?near`: a node, `_agent` or `_ip`, the caller's address as
+/// `X-Forwarded-For` or the connection gives it, as Consul takes it).
+pub async fn execute(State(api): State<Api>, Path(id_or_name): Path<String>, parts: Parts) -> ApiResult {
+    let q = Query::parse(parts.uri.query());
     q.only(&["dc", "stale", "consistent", "token", "limit", "near", "connect"])?;
-    if q.get("near").is_some_and(|near| !near.is_empty()) {
-        return Err(ApiError::bad_request(format!("?near: {NEAR_UNSUPPORTED}")));
-    }
     if q.flag("connect") {
         return Err(ApiError::bad_request("?connect: roster has no Connect service mesh"));
     }
     let limit = q.u64("limit")?.unwrap_or(0);
     let opts = q.read_opts(&api)?;
-    let (executed, index, meta) = run(&api, &opts, id_or_name, limit).await?;
+    let forwarded = parts.headers.get("X-Forwarded-For").and_then(|v| v.to_str().ok());
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip().to_string());
+    let source_ip = forwarded
+        .and_then(|list| list.split(',').next())
+        .map(|first| first.trim().to_owned())
+        .or(peer)
+        .unwrap_or_default();
+    let source = Source { near: q.get("near").unwrap_or("").to_owned(), source_ip };
+    let (executed, index, meta) = run(&api, &opts, id_or_name, &source, limit).await?;
     Ok(read_reply(&execute_json(&executed, &api.info.datacenter, index, meta), index, meta))
 }
 
@@ -134,25 +144,53 @@ pub(crate) struct Executed {
     pub nodes: Vec<ServiceEntry>,
 }
 
-/// Resolves and runs a query as the request's caller, shuffles its instances and applies `limit` (0: none); DNS
-/// runs queries through here too.
+/// Where an execution comes from.
+pub(crate) struct Source {
+    /// `?near`; empty: the query's own `Near`.
+    pub near: String,
+    /// The caller's address, for `_ip`.
+    pub source_ip: String,
+}
+
+/// Resolves and runs a query as the request's caller, shuffles its instances, sorts them by distance when the query
+/// or `source` asks, and applies `limit` (0: none).
 pub(crate) async fn run(
     api: &Api,
     opts: &super::query::ReadOpts,
     id_or_name: String,
+    source: &Source,
     limit: u64,
 ) -> Result<(Executed, u64, ReadMeta), ApiError> {
-    let (answer, index, meta) = read(api, opts, &StateQuery::PreparedQueryExecute { id_or_name }).await?;
+    let query = StateQuery::PreparedQueryExecute {
+        id_or_name,
+        agent: api.info.node_name.clone(),
+        near: source.near.clone(),
+        source_ip: source.source_ip.clone(),
+    };
+    let (answer, index, meta) = read(api, opts, &query).await?;
     let Answer::PreparedQuery(answer) = answer else { return Err(unexpected()) };
     match answer {
-        PreparedQueryAnswer::Executed { query, mut nodes } => {
+        PreparedQueryAnswer::Executed { query, mut nodes, origin, coordinates } => {
             nodes.shuffle(&mut rand::rng());
+            if !origin.is_empty() {
+                sort_near(&origin, &mut nodes, &coordinates);
+            }
             if limit > 0 {
                 nodes.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
             }
             Ok((Executed { query: *query, nodes }, index, meta))
         }
         other => Err(resolve_error(other)),
+    }
+}
+
+/// Consul's distance sort: nearest first (stable, so equally far instances stay shuffled), then the origin's own
+/// instance moved to the front when it is among the first ten.
+fn sort_near(origin: &str, nodes: &mut [ServiceEntry], coordinates: &[NodeCoordinate]) {
+    let by_node: HashMap<&str, &Coordinate> = coordinates.iter().map(|c| (c.node.as_str(), &c.coord)).collect();
+    sort_by_distance(origin, nodes, |entry| entry.node.node.as_str(), |node| by_node.get(node).copied());
+    if let Some(at) = nodes.iter().take(10).position(|entry| entry.node.node == origin) {
+        nodes.swap(0, at);
     }
 }
 
@@ -291,9 +329,6 @@ fn parse_service(s: Obj<'_>) -> Result<ServiceQuery, String> {
         return Err("Service.EnterpriseMeta is not supported: roster has no namespaces or partitions".into());
     }
     let near = s.str(&["Near"])?;
-    if !near.is_empty() {
-        return Err(format!("Service.Near {near:?}: {NEAR_UNSUPPORTED}"));
-    }
     let failover = match s.obj(&["Failover"])? {
         None => QueryFailover::default(),
         Some(f) => parse_failover(f)?,

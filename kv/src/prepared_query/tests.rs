@@ -261,3 +261,39 @@ fn execution_filters_health_tags_and_meta_as_consul_does() {
     assert!(state.prepared_queries().0.is_empty());
     assert_eq!(state.table(crate::watch::Table::PreparedQueries), 11);
 }
+
+#[test]
+fn near_resolves_agent_ip_and_nodes_and_brings_their_coordinates() {
+    use crate::coordinate::{COORDINATE_DIMENSIONS, NodeCoordinate};
+    use crate::model::CheckStatus;
+    use crate::state::tests::{check, register, run, service};
+    let (mut state, _) = run(&[
+        register("n1", Some(service("web-1", "web", &[])), vec![check("c1", "web-1", CheckStatus::Passing)]),
+        register("n2", Some(service("web-2", "web", &[])), vec![check("c2", "web-2", CheckStatus::Passing)]),
+    ]);
+    let at = |node: &str, x: f64| {
+        let mut vec = vec![0.0; COORDINATE_DIMENSIONS];
+        vec[0] = x;
+        let coord = roster_coordinate::Coordinate { vec, error: 0.2, adjustment: 0.0, height: 1.0e-5 };
+        NodeCoordinate { node: node.into(), segment: String::new(), coord }
+    };
+    state.apply(3, &Command::CoordinateBatchUpdate { updates: vec![at("n1", 0.0), at("n2", 0.5)] });
+    let query =
+        PreparedQuery { service: ServiceQuery { near: "_agent".into(), ..plain(1, "web").service }, ..plain(1, "web") };
+    let origin_of = |near: &str, source_ip: &str| match state
+        .execute_prepared_query(query.clone(), &Source { agent: "n2", near, source_ip })
+    {
+        PreparedQueryAnswer::Executed { origin, coordinates, nodes, .. } => {
+            assert_eq!(nodes.len(), 2);
+            (origin, coordinates.into_iter().map(|c| c.node).collect::<Vec<_>>())
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(origin_of("", ""), ("n2".to_owned(), vec!["n1".to_owned(), "n2".to_owned()]), "the query's _agent");
+    assert_eq!(origin_of("n1", "").0, "n1", "?near wins over the query's Near");
+    // Every test node has address 10.0.0.1: `_ip` finds the first by name.
+    assert_eq!(origin_of("_ip", "10.0.0.1").0, "n1");
+    assert_eq!(origin_of("_ip", "192.0.2.9"), (String::new(), vec![]), "an unknown address sorts nothing");
+    assert_eq!(origin_of("_ip", "").0, "");
+    assert_eq!(origin_of("nope", "").1, Vec::<String>::new(), "an unknown node has no coordinate");
+}

@@ -76,7 +76,12 @@ fn sample_queries() -> Vec<Query> {
         Query::PreparedQueryList,
         Query::PreparedQueryGet { id: "nope".into() },
         Query::PreparedQueryExplain { id_or_name: "web".into() },
-        Query::PreparedQueryExecute { id_or_name: "web".into() },
+        Query::PreparedQueryExecute {
+            id_or_name: "web".into(),
+            agent: "n1".into(),
+            near: "_agent".into(),
+            source_ip: String::new(),
+        },
     ]
 }
 
@@ -128,8 +133,8 @@ fn expected(state: &State, query: &Query) -> (u64, Vec<WatchKey>) {
             (state.table(Table::PreparedQueries), tables(&[Table::PreparedQueries]))
         }
         Query::PreparedQueryExecute { .. } => (
-            state.table(Table::PreparedQueries).max(resolve_index),
-            tables(&[Table::PreparedQueries, Table::Services, Table::Checks, Table::Nodes]),
+            state.table(Table::PreparedQueries).max(state.table(Table::Coordinates)).max(resolve_index),
+            tables(&[Table::PreparedQueries, Table::Coordinates, Table::Services, Table::Checks, Table::Nodes]),
         ),
         Query::AutopilotConfig => (state.table(Table::Autopilot), tables(&[Table::Autopilot])),
         Query::AclAuthMethods => (state.table(Table::AclAuthMethods), tables(&[Table::AclAuthMethods])),

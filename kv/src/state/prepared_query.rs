@@ -6,7 +6,8 @@ use super::acl::touch;
 use crate::command::CommandResult;
 use crate::model::CheckStatus;
 use crate::prepared_query::{
-    CompiledTemplate, PreparedQuery, PreparedQueryAnswer, RenderContext, ServiceQuery, check_prepared_query, is_uuid,
+    CompiledTemplate, NEAR_AGENT, NEAR_IP, PreparedQuery, PreparedQueryAnswer, RenderContext, ServiceQuery, Source,
+    check_prepared_query, is_uuid,
 };
 use crate::query::ServiceEntry;
 use crate::state::HealthEntry;
@@ -116,6 +117,35 @@ impl State {
             Ok(rendered) => PreparedQueryAnswer::Explained(Box::new(rendered)),
             Err(why) => PreparedQueryAnswer::Failed(why),
         }
+    }
+
+    /// Runs a resolved query: its instances, and when it sorts by distance the origin node and the coordinates the
+    /// caller sorts with (Consul's `Execute`: `?near` over the query's `Near`; `_agent` is the executing agent's node,
+    /// `_ip` the node whose address is the caller's, else no sort).
+    pub fn execute_prepared_query(&self, query: PreparedQuery, source: &Source<'_>) -> PreparedQueryAnswer {
+        let nodes = self.prepared_query_nodes(&query.service);
+        let near = if source.near.is_empty() { query.service.near.as_str() } else { source.near };
+        let origin = match near {
+            NEAR_AGENT => source.agent.to_owned(),
+            NEAR_IP if !source.source_ip.is_empty() => {
+                let (known, _) = self.nodes();
+                known.into_iter().find(|n| n.address == source.source_ip).map(|n| n.node.clone()).unwrap_or_default()
+            }
+            NEAR_IP => String::new(),
+            node => node.to_owned(),
+        };
+        // Without the origin's coordinate nothing sorts (the caller still moves the origin's own instance first).
+        let coordinates = if self.coordinate(&origin).is_none() {
+            Vec::new()
+        } else {
+            std::iter::once(origin.as_str())
+                .chain(nodes.iter().map(|entry| entry.node.node.as_str()))
+                .collect::<std::collections::BTreeSet<&str>>()
+                .into_iter()
+                .filter_map(|node| self.coordinates.get(&(node.to_owned(), String::new())).cloned())
+                .collect()
+        };
+        PreparedQueryAnswer::Executed { query: Box::new(query), nodes, origin, coordinates }
     }
 
     /// The instances `service` selects, by node then ID: Consul's `execute` for the local datacenter, without the

@@ -81,7 +81,7 @@ pub(super) fn filter(access: &Access, answer: &mut Answer) -> bool {
             }
             false
         }
-        Answer::PreparedQuery(PreparedQueryAnswer::Executed { query, nodes }) => {
+        Answer::PreparedQuery(PreparedQueryAnswer::Executed { query, nodes, .. }) => {
             // The token did its work here; an execution's answer never shows it.
             query.token.clear();
             let before = nodes.len();

@@ -45,7 +45,6 @@ fn what_roster_cannot_honour_is_refused_by_name() {
         s.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         json!({"Name": "q", "Service": s})
     };
-    refused(service(json!({"Near": "_agent"})), "Near is not supported until network coordinates exist");
     refused(service(json!({"Peer": "other"})), "Peer \"other\" is not supported");
     refused(service(json!({"SamenessGroup": "g"})), "SamenessGroup");
     refused(service(json!({"Connect": true})), "Connect");
