@@ -224,3 +224,66 @@ async fn near_puts_the_named_nodes_instance_first() {
     let limited = agent.get("/v1/query/web/execute?near=n1&limit=1").await.json();
     assert_eq!(service_ids(&limited), ["web-1"], "the limit applies after the sort");
 }
+
+/// The answer records `dig` prints for `name`/`qtype`, each as its whitespace-separated fields, and the status.
+fn dig(agent: &TestAgent, name: &str, qtype: &str) -> (String, Vec<Vec<String>>) {
+    let addr = agent.dns_addr();
+    let output = std::process::Command::new("dig")
+        .arg(format!("@{}", addr.ip()))
+        .args(["-p", &addr.port().to_string(), "+time=5", "+tries=3", "+nocookie", "+noedns", name, qtype])
+        .output()
+        .expect("dig is installed (apt-get install bind9-dnsutils)");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let status = text.split("status: ").nth(1).and_then(|rest| rest.split(',').next()).unwrap_or("").to_owned();
+    let mut in_answer = false;
+    let mut records = Vec::new();
+    for line in text.lines() {
+        if line.starts_with(";; ANSWER SECTION") {
+            in_answer = true;
+        } else if line.trim().is_empty() {
+            in_answer = false;
+        } else if in_answer && !line.starts_with(';') {
+            records.push(line.split_whitespace().map(str::to_owned).collect());
+        }
+    }
+    (status, records)
+}
+
+fn last_fields(records: &[Vec<String>]) -> Vec<String> {
+    let mut out: Vec<String> = records.iter().filter_map(|r| r.last().cloned()).collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn dns_answers_a_query_by_name_with_its_ttl_and_the_catch_all_template() {
+    let agent = TestAgent::dev_with_dns("pq-dns", json!({"dns_config": {"service_ttl": {"*": "7s"}}})).await;
+    catalog(&agent).await;
+    let (status, _) = dig(&agent, "web.query.consul", "A");
+    assert_eq!(status, "NXDOMAIN", "no query yet");
+    let web = json!({"Name": "web", "Service": {"Service": "web", "OnlyPassing": true, "Tags": ["!canary"]},
+                     "DNS": {"TTL": "10s"}});
+    post(&agent, "/v1/query", &web).await.expect_status(200);
+
+    let (status, answer) = dig(&agent, "web.query.consul", "A");
+    assert_eq!(status, "NOERROR");
+    assert_eq!(last_fields(&answer), ["192.0.2.1"], "the passing, non-canary instance only");
+    assert_eq!(answer[0][1], "10", "the query's DNS.TTL");
+    let (_, srv) = dig(&agent, "_web._tcp.query.consul", "SRV");
+    assert_eq!(srv.len(), 1, "{srv:?}");
+    assert_eq!(srv[0][4..], ["1", "1", "8080", "n1.node.dc1.consul."]);
+    let (_, by_dc) = dig(&agent, "web.query.dc1.consul", "A");
+    assert_eq!(last_fields(&by_dc), ["192.0.2.1"]);
+    assert_eq!(dig(&agent, "web.query.dc2.consul", "A").0, "NXDOMAIN", "no other datacenter");
+
+    // The catch-all template answers any other name, with dns_config.service_ttl when it sets no TTL.
+    assert_eq!(dig(&agent, "db.query.consul", "A").0, "NXDOMAIN");
+    let catch_all = json!({"Name": "", "Template": {"Type": "name_prefix_match"},
+                           "Service": {"Service": "${name.full}", "OnlyPassing": true}});
+    post(&agent, "/v1/query", &catch_all).await.expect_status(200);
+    let (status, db) = dig(&agent, "db.query.consul", "A");
+    assert_eq!(status, "NOERROR");
+    assert_eq!(last_fields(&db), ["192.0.2.5"]);
+    assert_eq!(db[0][1], "7", "dns_config.service_ttl");
+    assert_eq!(dig(&agent, "nothing.query.consul", "A").0, "NXDOMAIN", "a query that finds no instance");
+}

@@ -171,16 +171,22 @@ pub(crate) async fn run(
     let Answer::PreparedQuery(answer) = answer else { return Err(unexpected()) };
     match answer {
         PreparedQueryAnswer::Executed { query, mut nodes, origin, coordinates } => {
-            nodes.shuffle(&mut rand::rng());
-            if !origin.is_empty() {
-                sort_near(&origin, &mut nodes, &coordinates);
-            }
-            if limit > 0 {
-                nodes.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-            }
+            arrange(&mut nodes, &origin, &coordinates, limit);
             Ok((Executed { query: *query, nodes }, index, meta))
         }
         other => Err(resolve_error(other)),
+    }
+}
+
+/// What an execution does with the server's instances, which the replicated state may not do itself: shuffle them,
+/// sort them by distance from `origin` when there is one, and keep the first `limit` (0: all).
+pub(crate) fn arrange(nodes: &mut Vec<ServiceEntry>, origin: &str, coordinates: &[NodeCoordinate], limit: u64) {
+    nodes.shuffle(&mut rand::rng());
+    if !origin.is_empty() {
+        sort_near(origin, nodes, coordinates);
+    }
+    if limit > 0 {
+        nodes.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     }
 }
 
