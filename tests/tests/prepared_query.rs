@@ -287,3 +287,32 @@ async fn dns_answers_a_query_by_name_with_its_ttl_and_the_catch_all_template() {
     assert_eq!(db[0][1], "7", "dns_config.service_ttl");
     assert_eq!(dig(&agent, "nothing.query.consul", "A").0, "NXDOMAIN", "a query that finds no instance");
 }
+
+/// py-consul's `query` methods through the unmodified client (`tests/py/py_consul_query.py`); skipped with the reason
+/// outside CI when py-consul is not installed.
+#[tokio::test]
+async fn py_consul_query_methods_work_unchanged() {
+    let available = std::process::Command::new("python3")
+        .args(["-c", "import consul"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !available {
+        assert!(std::env::var_os("CI").is_none(), "CI must have py-consul installed (see .ci/run)");
+        println!("skipped: python3 with the py-consul package is not installed (pip install py-consul)");
+        return;
+    }
+    let agent = TestAgent::dev("pq-py").await;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("py").join("py_consul_query.py");
+    let addr = agent.http_addr();
+    let output = tokio::process::Command::new("python3")
+        .arg(&script)
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string())
+        .output()
+        .await
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "py-consul steps failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("all py-consul query steps passed"), "{stdout}");
+}
