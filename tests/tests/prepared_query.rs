@@ -316,3 +316,80 @@ async fn py_consul_query_methods_work_unchanged() {
     assert!(output.status.success(), "py-consul steps failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("all py-consul query steps passed"), "{stdout}");
 }
+
+/// `method path` with `token` in `X-Consul-Token` (none when empty) and a JSON body.
+async fn call(agent: &TestAgent, token: &str, method: Method, path: &str, body: Option<&Value>) -> Resp {
+    let headers: Vec<(&str, &str)> = if token.is_empty() { vec![] } else { vec![("X-Consul-Token", token)] };
+    agent.request_with_headers(method, path, &headers, body.map(|b| b.to_string().into_bytes())).await
+}
+
+/// A token holding `rules`, made with the management token `root`; returns its secret.
+async fn token_with_rules(agent: &TestAgent, root: &str, name: &str, rules: &str) -> String {
+    let policy = json!({"Name": name, "Rules": rules});
+    call(agent, root, Method::PUT, "/v1/acl/policy", Some(&policy)).await.expect_status(200);
+    let token = json!({"Policies": [{"Name": name}]});
+    let res = call(agent, root, Method::PUT, "/v1/acl/token", Some(&token)).await;
+    res.expect_status(200);
+    res.json()["SecretID"].as_str().expect("SecretID").to_owned()
+}
+
+#[tokio::test]
+async fn query_rules_govern_named_queries_and_a_querys_token_filters_its_execution() {
+    let config = json!({"acl": {"enabled": true, "default_policy": "deny"}});
+    let agent = TestAgent::start_with_config("pq-acl", roster_tests::AgentMode::Dev, config).await.expect("agent");
+    let res = agent.put("/v1/acl/bootstrap", "").await;
+    res.expect_status(200);
+    let root = res.json()["SecretID"].as_str().expect("SecretID").to_owned();
+    let register = |id: &str, service: &str| {
+        json!({"Node": "n1", "Address": "192.0.2.1",
+               "Service": {"ID": id, "Service": service, "Port": 80}})
+    };
+    for (id, service) in [("web-1", "web"), ("db-1", "db")] {
+        call(&agent, &root, Method::PUT, "/v1/catalog/register", Some(&register(id, service))).await.expect_status(200);
+    }
+    let web_writer = token_with_rules(&agent, &root, "web-writer", r#"query_prefix "web" { policy = "write" }"#).await;
+    let db_reader = token_with_rules(
+        &agent,
+        &root,
+        "db-reader",
+        r#"service "db" { policy = "read" } node "n1" { policy = "read" }"#,
+    )
+    .await;
+
+    // query:write on the name: web-* yes, db no, and nothing changes on a refusal.
+    let web = json!({"Name": "web-api", "Service": {"Service": "web"}});
+    call(&agent, &web_writer, Method::POST, "/v1/query", Some(&web)).await.expect_status(200);
+    let db = json!({"Name": "db", "Service": {"Service": "db"}, "Token": db_reader});
+    let denied = call(&agent, &web_writer, Method::POST, "/v1/query", Some(&db)).await;
+    denied.expect_status(403);
+    assert!(denied.text().contains("lacks permission 'query:write' on \"db\""), "{}", denied.text());
+    call(&agent, &root, Method::POST, "/v1/query", Some(&db)).await.expect_status(200);
+
+    // Reads: a list holds what query:read allows, tokens hidden from all but acl:write; a named query is refused.
+    let listed = call(&agent, &web_writer, Method::GET, "/v1/query", None).await;
+    listed.expect_status(200);
+    assert_eq!(
+        listed.json().as_array().map(|q| q.iter().map(|q| q["Name"].clone()).collect()),
+        Some(vec![json!("web-api")])
+    );
+    assert_eq!(listed.header("X-Consul-Results-Filtered-By-ACLs").as_deref(), Some("true"));
+    let everything = call(&agent, &root, Method::GET, "/v1/query", None).await.json();
+    let db_id =
+        everything.as_array().unwrap().iter().find(|q| q["Name"] == "db").unwrap()["ID"].as_str().unwrap().to_owned();
+    let by_root = call(&agent, &root, Method::GET, &format!("/v1/query/{db_id}"), None).await.json();
+    assert_eq!(by_root[0]["Token"], db_reader.as_str(), "management sees the token");
+    let hidden = token_with_rules(&agent, &root, "db-query-reader", r#"query "db" { policy = "read" }"#).await;
+    let by_reader = call(&agent, &hidden, Method::GET, &format!("/v1/query/{db_id}"), None).await;
+    by_reader.expect_status(200);
+    assert_eq!(by_reader.json()[0]["Token"], "<hidden>");
+    call(&agent, &web_writer, Method::GET, &format!("/v1/query/{db_id}"), None).await.expect_status(403);
+
+    // Execution needs no query rule; the instances are what the query's token may read, else the caller's.
+    let db_run = call(&agent, "", Method::GET, "/v1/query/db/execute", None).await;
+    db_run.expect_status(200);
+    assert_eq!(service_ids(&db_run.json()), ["db-1"], "filtered with the query's own token");
+    let web_run = call(&agent, "", Method::GET, "/v1/query/web-api/execute", None).await;
+    web_run.expect_status(200);
+    assert!(service_ids(&web_run.json()).is_empty(), "the anonymous caller may read no service");
+    assert_eq!(web_run.header("X-Consul-Results-Filtered-By-ACLs").as_deref(), Some("true"));
+}
