@@ -77,7 +77,8 @@ fn definitions_are_checked_as_consul_parses_them() {
         check_prepared_query(&query)
     };
     assert_eq!(named(&|_| {}), Ok(()));
-    let cases: [(&dyn Fn(&mut PreparedQuery), &str); 7] = [
+    type Change<'a> = &'a dyn Fn(&mut PreparedQuery);
+    let cases: [(Change<'_>, &str); 7] = [
         (&|q| q.service.service.clear(), "Invalid prepared query: Must provide a Service name to query"),
         (&|q| q.name.clear(), "Invalid prepared query: Must be bound to a session"),
         (&|q| q.token = "<hidden>".into(), "Bad Token '<hidden>'"),
