@@ -8,8 +8,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use roster_dns::{CatalogView, Health, Instance, NodeRecord, ViewError};
-use roster_kv::{Answer, CheckStatus, InstanceHealth, Node, Query};
+use roster_dns::{CatalogView, Health, Instance, NodeRecord, PreparedQueryResult, ViewError};
+use roster_kv::{Answer, CheckStatus, InstanceHealth, Node, PreparedQueryAnswer, Query, ServiceEntry};
 use roster_server::Consistency;
 
 use crate::backend::Backend;
@@ -22,6 +22,8 @@ pub struct ServerView {
     acl: std::sync::Arc<crate::acl::Acl>,
     /// A client agent's watch-fed cache; `None` on a server, which reads its own state.
     cache: Option<WatchCache>,
+    /// This agent's node: what a prepared query's `Near = "_agent"` sorts from.
+    node_name: String,
 }
 
 impl ServerView {
@@ -32,7 +34,28 @@ impl ServerView {
             Backend::Local(_) => None,
             Backend::Remote(remote) => Some(WatchCache::new(remote.clone(), acl.clone(), max_stale)),
         };
-        ServerView { backend, acl, cache }
+        ServerView { backend, acl, cache, node_name: String::new() }
+    }
+
+    /// Executes prepared queries as the agent `node_name` (`Near = "_agent"`).
+    pub fn with_node(mut self, node_name: &str) -> ServerView {
+        node_name.clone_into(&mut self.node_name);
+        self
+    }
+
+    /// Evaluates `query` now, past a client's cache: a prepared query's answer depends on who asks (`_ip`), and
+    /// its execution is one read either way.
+    async fn read_uncached(&self, query: Query) -> Result<Answer, ViewError> {
+        let secret = self.acl.dns_secret();
+        let res = match &self.backend {
+            Backend::Local(server) => server.query_as(&secret, Consistency::Stale, 0, Duration::ZERO, &query).await,
+            Backend::Remote(remote) => remote.query_as(&secret, Consistency::Stale, 0, Duration::ZERO, &query).await,
+        };
+        match res {
+            Ok((answer, ..)) => Ok(answer),
+            Err(roster_server::Error::NoLeader) => Err(ViewError::NoLeader),
+            Err(err) => Err(ViewError::Other(err.to_string())),
+        }
     }
 
     /// Serves a client's cached answers up to `max_stale` old from now on (a config reload); a server reads its own
@@ -96,6 +119,25 @@ fn instance(found: InstanceHealth) -> Instance {
     }
 }
 
+/// A prepared query's instance as DNS answers it.
+fn entry_instance(entry: &ServiceEntry) -> Instance {
+    Instance {
+        node: NodeRecord {
+            name: entry.node.node.clone(),
+            address: entry.node.address.clone(),
+            ..NodeRecord::default()
+        },
+        service_id: entry.service.id.clone(),
+        service_name: entry.service.service.clone(),
+        address: entry.service.address.clone(),
+        port: entry.service.port,
+        tags: entry.service.tags.clone(),
+        weight_passing: entry.service.weights.passing,
+        weight_warning: entry.service.weights.warning,
+        health: health(entry.status()),
+    }
+}
+
 fn health(status: CheckStatus) -> Health {
     match status {
         CheckStatus::Passing => Health::Passing,
@@ -120,6 +162,29 @@ impl CatalogView for ServerView {
 
     async fn services_with_address(&self, ip: IpAddr) -> Result<Vec<Instance>, ViewError> {
         self.instances(Query::ServicesWithAddress { address: ip.to_string() }).await
+    }
+
+    async fn prepared_query(&self, name: &str, source: IpAddr) -> Result<Option<PreparedQueryResult>, ViewError> {
+        let query = Query::PreparedQueryExecute {
+            id_or_name: name.to_owned(),
+            agent: self.node_name.clone(),
+            near: String::new(),
+            source_ip: source.to_string(),
+        };
+        match self.read_uncached(query).await? {
+            Answer::PreparedQuery(PreparedQueryAnswer::Executed { query, mut nodes, origin, coordinates }) => {
+                // Consul's DNS path asks for no limit; the answer is trimmed as service answers are.
+                crate::http::prepared_query::arrange(&mut nodes, &origin, &coordinates, 0);
+                Ok(Some(PreparedQueryResult {
+                    service: query.service.service.clone(),
+                    instances: nodes.iter().map(entry_instance).collect(),
+                    ttl: query.dns_ttl(),
+                }))
+            }
+            Answer::PreparedQuery(PreparedQueryAnswer::NotFound) => Ok(None),
+            Answer::PreparedQuery(PreparedQueryAnswer::Failed(why)) => Err(ViewError::Other(why)),
+            _ => Err(unexpected()),
+        }
     }
 
     fn generation(&self) -> Option<u64> {

@@ -5,7 +5,8 @@
 //! - `reply`: errors with Consul's status codes and texts, and the `X-Consul-*` headers every read sends.
 //! - `input`: lenient JSON bodies (field names case- and `_`-insensitive, no Content-Type needed).
 //! - `output`: Consul's exact JSON shapes for nodes, services, checks and KV entries.
-//! - `kv`, `session`, `txn`, `agent`, `catalog`, `health`, `status`, `keyring`, `operator`, `snapshot`: the endpoints.
+//! - `kv`, `session`, `txn`, `agent`, `catalog`, `health`, `status`, `keyring`, `operator`, `snapshot`,
+//!   `prepared_query` (`/v1/query`): the endpoints.
 //!
 //! Handlers validate everything before proposing a write, so a rejected request changes nothing.
 //! Reads are `roster_kv::Query` values sent to the `Backend` (this agent's server, or a server for a client agent) with the consistency the request asked for; a read with `?index` parks on the watch keys of exactly the data it returns.
@@ -45,6 +46,7 @@ mod kv;
 mod members;
 mod operator;
 mod output;
+pub(crate) mod prepared_query;
 mod query;
 mod reply;
 mod serve;
@@ -274,6 +276,10 @@ pub fn router(api: Api) -> Router {
         .route("/v1/health/state/{state}", get(health::state))
         .route("/v1/health/connect/{name}", get(health::empty))
         .route("/v1/health/ingress/{name}", get(health::empty))
+        .route("/v1/query", get(prepared_query::list).post(prepared_query::create))
+        .route("/v1/query/{id}", get(prepared_query::get).put(prepared_query::update).delete(prepared_query::delete))
+        .route("/v1/query/{id}/execute", get(prepared_query::execute))
+        .route("/v1/query/{id}/explain", get(prepared_query::explain))
         .fallback(reply::not_found)
         .method_not_allowed_fallback(reply::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_SIZE))

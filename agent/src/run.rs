@@ -209,7 +209,8 @@ pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyho
     let reloadable: Vec<_> = reloadable.into_iter().filter_map(|(name, tls)| Some((name, tls?))).collect();
     let dns_addrs = dns_sockets.addrs.clone();
     let dns = (!dns_addrs.is_empty()).then(|| {
-        let view = Arc::new(ServerView::new(backend.clone(), acl.clone(), config.dns.max_stale));
+        let view =
+            Arc::new(ServerView::new(backend.clone(), acl.clone(), config.dns.max_stale).with_node(&config.node_name));
         (roster_dns::SharedConfig::new(dns_config(&config)), view)
     });
     let parts = crate::reload::Parts {

@@ -69,9 +69,13 @@ pub(crate) async fn lookup(
     kind: QueryKind,
     qname: &Name,
     qtype: RecordType,
+    source: IpAddr,
 ) -> Result<Outcome, ViewError> {
     let lookup = Lookup { config, zones, qname, qtype };
     match kind {
+        QueryKind::PreparedQuery { name, datacenter, zone } => {
+            lookup.prepared_query(view, &name, datacenter.as_deref(), &zone, source).await
+        }
         QueryKind::Service { name, tag, datacenter, zone } => {
             if !lookup.is_local_dc(datacenter.as_deref()) {
                 return Ok(lookup.nxdomain(&zone));
@@ -102,15 +106,15 @@ pub(crate) async fn lookup(
 }
 
 /// One question being answered.
-struct Lookup<'a> {
-    config: &'a Config,
+pub(crate) struct Lookup<'a> {
+    pub(crate) config: &'a Config,
     zones: &'a Zones,
     qname: &'a Name,
     qtype: RecordType,
 }
 
 impl Lookup<'_> {
-    fn is_local_dc(&self, datacenter: Option<&str>) -> bool {
+    pub(crate) fn is_local_dc(&self, datacenter: Option<&str>) -> bool {
         datacenter.is_none_or(|datacenter| datacenter.eq_ignore_ascii_case(&self.config.datacenter))
     }
 
@@ -128,6 +132,11 @@ impl Lookup<'_> {
         // Shuffle so clients that take the first record spread their load.
         instances.shuffle(&mut rand::rng());
         let ttl = ttl_secs(self.config.service_ttl_for(name));
+        self.instance_answers(&instances, ttl, zone)
+    }
+
+    /// The A/AAAA or SRV answers for `instances`, in their order, or NODATA for another type.
+    pub(crate) fn instance_answers(&self, instances: &[Instance], ttl: u32, zone: &Zone) -> Outcome {
         let entries = match self.qtype {
             RecordType::SRV => instances.iter().filter_map(|instance| self.srv(instance, ttl, zone)).collect(),
             RecordType::A | RecordType::AAAA | RecordType::ANY => {
@@ -224,7 +233,7 @@ impl Lookup<'_> {
         self.records_or_nodata(records, zone)
     }
 
-    fn nxdomain(&self, zone: &Zone) -> Outcome {
+    pub(crate) fn nxdomain(&self, zone: &Zone) -> Outcome {
         Outcome::Local(Box::new(Answer {
             response_code: ResponseCode::NXDomain,
             answers: Vec::new(),
@@ -334,7 +343,7 @@ fn chunk(text: &str) -> Vec<String> {
 }
 
 /// A TTL in whole seconds, saturating at the largest a record can carry.
-fn ttl_secs(ttl: Duration) -> u32 {
+pub(crate) fn ttl_secs(ttl: Duration) -> u32 {
     u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX)
 }
 

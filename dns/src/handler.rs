@@ -20,7 +20,7 @@ use tracing::{debug, warn};
 use crate::answer::{self, Answer, Outcome, Zones};
 use crate::cache::{AnswerCache, Entry};
 use crate::config::SharedConfig;
-use crate::name::parse_query_name;
+use crate::name::{QueryKind, parse_query_name};
 use crate::view::CatalogView;
 use crate::wire;
 
@@ -74,8 +74,11 @@ impl RequestHandler for DnsHandler {
         debug!(%qname, %qtype, ?kind, "dns query");
         // Read before the lookup, so a write racing it leaves an entry that is already out of date, never a stale
         // answer filed under the new generation.
-        let generation = self.view.generation();
-        let lookup = answer::lookup(&config, &self.zones, self.view.as_ref(), kind, &qname, qtype);
+        // A prepared query's answer is ordered for its asker (`Near`) and its query may change without a catalog
+        // write, so it is never cached (a cache hit would reshuffle it, and the generation would not retire it).
+        let generation = self.view.generation().filter(|_| !matches!(kind, QueryKind::PreparedQuery { .. }));
+        let source = request.src().ip();
+        let lookup = answer::lookup(&config, &self.zones, self.view.as_ref(), kind, &qname, qtype, source);
         match tokio::time::timeout(config.query_timeout, lookup).await {
             Ok(Ok(Outcome::Local(answer))) => {
                 if let Some(generation) = generation {

@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! - `name`: the pure query-name parser, [`parse_query_name`] → [`QueryKind`].
-//! - `answer`: records from the catalog view (health filter, shuffle, SRV, TXT, PTR, SOA).
+//! - `answer`: records from the catalog view (health filter, shuffle, SRV, TXT, PTR, SOA); `query`: prepared
+//!   query answers (`<name>.query.<domain>`), in the order and with the TTL the executed query gives.
 //! - `handler`: the `RequestHandler` (screening, time bounds, forwarding, truncation), which also files local
 //!   UDP answers in the answer cache.
 //! - `cache` and `wire`: the answer cache of pre-encoded records, and the strict scan of a plain query that
@@ -24,6 +25,7 @@ mod config;
 mod error;
 mod handler;
 mod name;
+mod query;
 mod server;
 mod udp;
 mod view;
@@ -33,4 +35,4 @@ pub use config::{Config, SharedConfig};
 pub use error::{Error, Result};
 pub use name::{QueryKind, Zone, parse_query_name};
 pub use server::serve;
-pub use view::{CatalogView, Health, Instance, NodeRecord, ViewError};
+pub use view::{CatalogView, Health, Instance, NodeRecord, PreparedQueryResult, ViewError};

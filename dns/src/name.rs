@@ -55,6 +55,15 @@ pub enum QueryKind {
         /// The zone asked in.
         zone: Zone,
     },
+    /// A prepared query by ID or name (`<name>.query.<domain>`, or RFC 2782 `_<name>._tcp.query.<domain>`).
+    PreparedQuery {
+        /// The ID or name, lower-cased; may contain dots.
+        name: String,
+        /// The `.dc` label, if given.
+        datacenter: Option<String>,
+        /// The zone asked in.
+        zone: Zone,
+    },
     /// The zone apex itself (SOA, NS).
     Apex {
         /// The zone asked in.
@@ -137,7 +146,15 @@ fn parse_in_zone(rest: &[&str], zone: Zone) -> QueryKind {
             },
             _ => invalid(),
         },
-        // Prepared queries (`.query.`) are not supported yet; Consul answers an unknown one NXDOMAIN too.
+        "query" => match prefix {
+            // RFC 2782: `_<name>._tcp` (or `_udp`) asks for the query `<name>`.
+            [first, second] if first.len() > 1 && first.starts_with('_') && matches!(*second, "_tcp" | "_udp") => {
+                QueryKind::PreparedQuery { name: first[1..].to_owned(), datacenter, zone }
+            }
+            // Consul lets query names contain dots, so every label before `.query` is the name.
+            [_, ..] => QueryKind::PreparedQuery { name: prefix.join("."), datacenter, zone },
+            [] => invalid(),
+        },
         _ => invalid(),
     }
 }

@@ -52,6 +52,18 @@ pub struct Instance {
     pub health: Health,
 }
 
+/// What executing a prepared query gave DNS: the instances in answer order (the query's filters, shuffle and
+/// distance sort already applied) and the TTL it asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedQueryResult {
+    /// The service the query looked up (for `dns_config.service_ttl` when the query sets no TTL).
+    pub service: String,
+    /// The instances, in the order to answer them.
+    pub instances: Vec<Instance>,
+    /// The query's `DNS.TTL`, when it sets one.
+    pub ttl: Option<std::time::Duration>,
+}
+
 /// Why a catalog read failed; DNS answers SERVFAIL for any of them.
 #[derive(Debug, thiserror::Error)]
 pub enum ViewError {
@@ -82,6 +94,15 @@ pub trait CatalogView: Send + Sync + 'static {
     async fn services_with_address(&self, ip: IpAddr) -> Result<Vec<Instance>, ViewError> {
         let _ = ip;
         Ok(Vec::new())
+    }
+
+    /// Executes the prepared query `name` (an ID or a name; a template renders for it) for a client at `source`
+    /// (which `Near = "_ip"` sorts from); `None` when no query has that name.
+    ///
+    /// Defaults to none, so a view without prepared queries still compiles; their names then answer NXDOMAIN.
+    async fn prepared_query(&self, name: &str, source: IpAddr) -> Result<Option<PreparedQueryResult>, ViewError> {
+        let _ = (name, source);
+        Ok(None)
     }
 
     /// A number that changes whenever any answer this view gives could change (a catalog write, a refreshed

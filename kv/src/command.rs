@@ -198,6 +198,19 @@ pub enum Command {
         /// The updates, applied in order (a later one for the same node wins).
         updates: Vec<crate::coordinate::NodeCoordinate>,
     },
+    /// Create (`create`: the ID must be new) or update (the ID must exist) a prepared query. Its definition, name
+    /// uniqueness, template and session are checked again (`check_prepared_query`); its indexes are set at apply.
+    PreparedQuerySet {
+        /// The query, its ID drawn by the proposer.
+        query: Box<crate::prepared_query::PreparedQuery>,
+        /// Whether this creates the query.
+        create: bool,
+    },
+    /// Delete a prepared query; rejected for an unknown ID.
+    PreparedQueryDelete {
+        /// The query's ID.
+        id: String,
+    },
 }
 
 /// A catalog registration, as `PUT /v1/catalog/register` carries it.

@@ -4,6 +4,7 @@
 //! - `model`: the persisted records (KV entries, nodes, services, checks, sessions); `acl`: the ACL tokens, policies and roles. Their serde form is the Raft log and snapshot schema.
 //! - `autopilot`: `AutopilotConfig`, the replicated autopilot settings.
 //! - `coordinate`: the network coordinates table's row, its update check, and the sort by estimated round trip (`?near`).
+//! - `prepared_query`: prepared queries (`/v1/query`): the record, its checks, templates and name resolution.
 //! - `command`: the `Command`s a Raft entry carries and their `CommandResult`.
 //! - `state`: `State`, with `apply` (the only mutation) and the read queries; each query returns its data plus the index that covers it.
 //! - `query`: `Query`, reads as data (what client agents send to servers), evaluated into an owned `Answer` with its index and watch keys.
@@ -28,6 +29,7 @@ mod duration;
 mod error;
 mod limits;
 mod model;
+mod prepared_query;
 mod query;
 #[doc(hidden)]
 pub mod serde_bytes;
@@ -57,6 +59,11 @@ pub use limits::{
 pub use model::{
     CheckStatus, HealthCheck, KvEntry, Node, Service, ServiceAddress, ServiceCheckRef, Session, SessionBehavior,
     Weights,
+};
+pub use prepared_query::{
+    CompiledTemplate, MAX_PREPARED_QUERY_SIZE, NEAR_AGENT, NEAR_IP, PreparedQuery, PreparedQueryAnswer, QueryDns,
+    QueryFailover, QueryTemplate, REDACTED_TOKEN, RenderContext, ServiceQuery, TEMPLATE_NAME_PREFIX_MATCH,
+    check_prepared_query, is_uuid,
 };
 pub use query::{Answer, InstanceHealth, Query, ServiceEntry, Usage};
 pub use roster_coordinate::Coordinate;

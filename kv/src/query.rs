@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::acl::{AclAuthMethod, AclBindingRule, AclPolicy, AclRole, AclToken, ResolvedToken};
 use crate::model::{CheckStatus, HealthCheck, KvEntry, Node, Service, Session, Weights};
+use crate::prepared_query::{PreparedQueryAnswer, RenderContext};
 use crate::state::{HealthEntry, State};
 use crate::txn::{TxnOp, TxnOutcome};
 use crate::watch::{Table, WatchKey};
@@ -156,6 +157,31 @@ pub enum Query {
         /// The node name (exact).
         node: String,
     },
+    /// Every prepared query, by ID. Answers `PreparedQueries`.
+    PreparedQueryList,
+    /// One prepared query by its ID (`GET /v1/query/:id`). Answers `PreparedQuery`: `Found` or `NotFound`.
+    PreparedQueryGet {
+        /// The query's ID.
+        id: String,
+    },
+    /// A query resolved by ID or name, a template rendered for that name (`/v1/query/:name/explain`). Answers
+    /// `PreparedQuery`: `Explained`, `NotFound` or `Failed`.
+    PreparedQueryExplain {
+        /// The ID or name asked.
+        id_or_name: String,
+    },
+    /// A query resolved and run: the instances that pass its filters, unshuffled (`/v1/query/:name/execute`, DNS).
+    /// Answers `PreparedQuery`: `Executed`, `NotFound` or `Failed`.
+    PreparedQueryExecute {
+        /// The ID or name asked.
+        id_or_name: String,
+        /// The node of the agent that executes it (`_agent`).
+        agent: String,
+        /// The caller's `?near` (a node, `_agent` or `_ip`); empty: the query's own `Near`.
+        near: String,
+        /// The caller's address, which `_ip` looks up among the nodes' addresses; empty when unknown.
+        source_ip: String,
+    },
 }
 
 /// What a `Query` returns: owned data, free of the state's lock.
@@ -216,6 +242,10 @@ pub enum Answer {
     Autopilot(Option<crate::autopilot::AutopilotConfig>),
     /// Network coordinates, by node then segment.
     Coordinates(Vec<crate::coordinate::NodeCoordinate>),
+    /// Prepared queries, by ID.
+    PreparedQueries(Vec<crate::prepared_query::PreparedQuery>),
+    /// What resolving (and perhaps running) one prepared query found.
+    PreparedQuery(crate::prepared_query::PreparedQueryAnswer),
 }
 
 /// What the catalog holds, counted (Consul's `ServiceUsage` for one datacenter).
@@ -308,7 +338,7 @@ impl From<&HealthEntry<'_>> for InstanceHealth {
 const RESOLVE_TABLES: [Table; 3] = [Table::Services, Table::Checks, Table::Nodes];
 
 /// Every table, for the reads whose answer may depend on anything.
-const ALL_TABLES: [Table; 12] = Table::ALL;
+const ALL_TABLES: [Table; 13] = Table::ALL;
 
 /// The ACL tables: what a token's resolution depends on.
 const ACL_TABLES: [Table; 3] = [Table::AclTokens, Table::AclPolicies, Table::AclRoles];
@@ -348,6 +378,14 @@ impl Query {
             Query::Usage => vec![WatchKey::Table(Table::Nodes), WatchKey::Table(Table::Services)],
             Query::AutopilotConfig => vec![WatchKey::Table(Table::Autopilot)],
             Query::Coordinates | Query::NodeCoordinate { .. } => vec![WatchKey::Table(Table::Coordinates)],
+            Query::PreparedQueryList | Query::PreparedQueryGet { .. } | Query::PreparedQueryExplain { .. } => {
+                vec![WatchKey::Table(Table::PreparedQueries)]
+            }
+            Query::PreparedQueryExecute { .. } => [Table::PreparedQueries, Table::Coordinates]
+                .into_iter()
+                .chain(RESOLVE_TABLES)
+                .map(WatchKey::Table)
+                .collect(),
         }
     }
 
@@ -475,6 +513,30 @@ impl Query {
                 Answer::Coordinates(state.coordinates().filter(|c| &c.node == node).cloned().collect()),
                 state.table(Table::Coordinates),
             ),
+            Query::PreparedQueryList => {
+                let (queries, index) = state.prepared_queries();
+                (Answer::PreparedQueries(queries.into_iter().cloned().collect()), index)
+            }
+            Query::PreparedQueryGet { id } => {
+                let found = state.prepared_queries.get(id).cloned().map(Box::new);
+                let answer = found.map_or(PreparedQueryAnswer::NotFound, PreparedQueryAnswer::Found);
+                (Answer::PreparedQuery(answer), state.table(Table::PreparedQueries))
+            }
+            Query::PreparedQueryExplain { id_or_name } => {
+                let answer = state.resolve_prepared_query(id_or_name, &RenderContext::default());
+                (Answer::PreparedQuery(answer), state.table(Table::PreparedQueries))
+            }
+            Query::PreparedQueryExecute { id_or_name, agent, near, source_ip } => {
+                let answer = match state.resolve_prepared_query(id_or_name, &RenderContext::default()) {
+                    PreparedQueryAnswer::Explained(query) => {
+                        let source = crate::prepared_query::Source { agent, near, source_ip };
+                        state.execute_prepared_query(*query, &source)
+                    }
+                    other => other,
+                };
+                let tables = state.table(Table::PreparedQueries).max(state.table(Table::Coordinates));
+                (Answer::PreparedQuery(answer), tables.max(resolve_index(state)))
+            }
         }
     }
 }

@@ -9,7 +9,8 @@
 //! 5: version 4's body followed by the snapshot restore being staged, if any (`state/restore.rs`).
 //! 6: version 5's body followed by the autopilot configuration and its table index.
 //! 7: version 6's body followed by the network coordinates and their table index.
-//! This build writes version 7 and reads all seven; an older snapshot decodes to a state without what it did not have.
+//! 8: version 7's body followed by the prepared queries and their table index.
+//! This build writes version 8 and reads all eight; an older snapshot decodes to a state without what it did not have.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::autopilot::AutopilotConfig;
 use crate::coordinate::NodeCoordinate;
 use crate::error::{Error, Result};
 use crate::model::{HealthCheck, KvEntry, Node, Service, Session};
+use crate::prepared_query::PreparedQuery;
 use crate::state::State;
 use crate::state::restore::Staging;
 use crate::state::session::LockDelay;
@@ -28,7 +30,7 @@ use crate::watch::Table;
 
 const MAGIC: &[u8; 6] = b"RSTRSN";
 /// The snapshot format version this build writes; it reads every version up to this one.
-pub const SNAPSHOT_VERSION: u16 = 7;
+pub const SNAPSHOT_VERSION: u16 = 8;
 const VERSION: u16 = SNAPSHOT_VERSION;
 
 /// The format version of snapshot bytes, read from their header without decoding them; `None` without a header.
@@ -111,6 +113,14 @@ struct SnapshotV7 {
     coordinates_index: u64,
 }
 
+/// The stored form of format version 8: version 7's fields, then the prepared queries.
+#[derive(Serialize, Deserialize)]
+struct SnapshotV8 {
+    base: SnapshotV7,
+    prepared_queries: Vec<PreparedQuery>,
+    prepared_queries_index: u64,
+}
+
 const ACL_AUTH_TABLES: [Table; 2] = [Table::AclAuthMethods, Table::AclBindingRules];
 
 const ACL_TABLES: [Table; 3] = [Table::AclTokens, Table::AclPolicies, Table::AclRoles];
@@ -156,10 +166,15 @@ impl State {
             autopilot: self.autopilot.clone(),
             autopilot_index: self.table_index.get(&Table::Autopilot).copied().unwrap_or(0),
         };
-        let body = SnapshotV7 {
+        let v7 = SnapshotV7 {
             base: v6,
             coordinates: self.coordinates.values().cloned().collect(),
             coordinates_index: self.table_index.get(&Table::Coordinates).copied().unwrap_or(0),
+        };
+        let body = SnapshotV8 {
+            base: v7,
+            prepared_queries: self.prepared_queries.values().cloned().collect(),
+            prepared_queries_index: self.table_index.get(&Table::PreparedQueries).copied().unwrap_or(0),
         };
         let mut out = Vec::with_capacity(64 + self.kv.len() * 64);
         out.extend_from_slice(MAGIC);
@@ -177,21 +192,23 @@ impl State {
             return Err(Error::SnapshotFormat("missing roster snapshot header".into()));
         }
         let version = u16::from_be_bytes([bytes[6], bytes[7]]);
-        let v7 = match version {
-            1 => v7_of(v6_of(v5_of(v4_of(v3_of(SnapshotV2 {
+        let v8 = match version {
+            1 => v8_of(v7_of(v6_of(v5_of(v4_of(v3_of(SnapshotV2 {
                 base: postcard::from_bytes(&bytes[8..])?,
                 sessions: Vec::new(),
                 lock_delays: Vec::new(),
                 sessions_index: 0,
-            }))))),
-            2 => v7_of(v6_of(v5_of(v4_of(v3_of(postcard::from_bytes(&bytes[8..])?))))),
-            3 => v7_of(v6_of(v5_of(v4_of(postcard::from_bytes(&bytes[8..])?)))),
-            4 => v7_of(v6_of(v5_of(postcard::from_bytes(&bytes[8..])?))),
-            5 => v7_of(v6_of(postcard::from_bytes(&bytes[8..])?)),
-            6 => v7_of(postcard::from_bytes(&bytes[8..])?),
-            7 => postcard::from_bytes(&bytes[8..])?,
+            })))))),
+            2 => v8_of(v7_of(v6_of(v5_of(v4_of(v3_of(postcard::from_bytes(&bytes[8..])?)))))),
+            3 => v8_of(v7_of(v6_of(v5_of(v4_of(postcard::from_bytes(&bytes[8..])?))))),
+            4 => v8_of(v7_of(v6_of(v5_of(postcard::from_bytes(&bytes[8..])?)))),
+            5 => v8_of(v7_of(v6_of(postcard::from_bytes(&bytes[8..])?))),
+            6 => v8_of(v7_of(postcard::from_bytes(&bytes[8..])?)),
+            7 => v8_of(postcard::from_bytes(&bytes[8..])?),
+            8 => postcard::from_bytes(&bytes[8..])?,
             _ => return Err(Error::SnapshotFormat(format!("version {version} (this build reads 1 to {VERSION})"))),
         };
+        let (v7, prepared_queries, prepared_queries_index) = (v8.base, v8.prepared_queries, v8.prepared_queries_index);
         let (v6, coordinates, coordinates_index) = (v7.base, v7.coordinates, v7.coordinates_index);
         let (v5, autopilot, autopilot_index) = (v6.base, v6.autopilot, v6.autopilot_index);
         let v4 = v5.base;
@@ -235,6 +252,10 @@ impl State {
         if coordinates_index > 0 {
             state.table_index.insert(Table::Coordinates, coordinates_index);
         }
+        state.prepared_queries = prepared_queries.into_iter().map(|q| (q.id.clone(), q)).collect();
+        if prepared_queries_index > 0 {
+            state.table_index.insert(Table::PreparedQueries, prepared_queries_index);
+        }
         Ok(state)
     }
 }
@@ -269,6 +290,11 @@ fn v6_of(base: SnapshotV5) -> SnapshotV6 {
 /// A version-6 body with no coordinates.
 fn v7_of(base: SnapshotV6) -> SnapshotV7 {
     SnapshotV7 { base, coordinates: Vec::new(), coordinates_index: 0 }
+}
+
+/// A version-7 body with no prepared queries.
+fn v8_of(base: SnapshotV7) -> SnapshotV8 {
+    SnapshotV8 { base, prepared_queries: Vec::new(), prepared_queries_index: 0 }
 }
 
 /// The state a version-1 body describes, with its derived indexes rebuilt.

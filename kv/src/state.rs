@@ -63,6 +63,8 @@ pub struct State {
     pub(crate) restore: Option<std::sync::Arc<restore::Staging>>,
     /// Network coordinates by (node, segment).
     pub(crate) coordinates: BTreeMap<NodeScoped, crate::coordinate::NodeCoordinate>,
+    /// Prepared queries by ID.
+    pub(crate) prepared_queries: BTreeMap<String, crate::prepared_query::PreparedQuery>,
 }
 
 /// One service instance with its node and every check that affects it (the node's checks and its own).
@@ -227,6 +229,8 @@ impl State {
             Command::RestoreChunk { id, offset, bytes } => self.restore_chunk(id, *offset, bytes),
             Command::RestoreCommit { id } => self.restore_commit(index, id, changes),
             Command::CoordinateBatchUpdate { updates } => self.coordinate_batch_update(index, updates, changes),
+            Command::PreparedQuerySet { query, create } => self.prepared_query_set(index, query, *create, changes),
+            Command::PreparedQueryDelete { id } => self.prepared_query_delete(index, id, changes),
             // The KV and catalog commands, and transactions, are applied by `apply_command` itself.
             Command::KvSet { .. }
             | Command::KvCas { .. }
@@ -262,6 +266,7 @@ mod autopilot;
 mod catalog;
 mod coordinate;
 mod kv;
+mod prepared_query;
 mod query;
 pub(crate) mod restore;
 pub(crate) mod session;

@@ -42,11 +42,13 @@ pub enum Table {
     Autopilot,
     /// Network coordinates.
     Coordinates,
+    /// Prepared queries.
+    PreparedQueries,
 }
 
 impl Table {
     /// Every table, in declaration order.
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 13] = [
         Table::Kvs,
         Table::Nodes,
         Table::Services,
@@ -59,6 +61,7 @@ impl Table {
         Table::AclBindingRules,
         Table::Autopilot,
         Table::Coordinates,
+        Table::PreparedQueries,
     ];
 }
 

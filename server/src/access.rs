@@ -311,6 +311,8 @@ pub(crate) fn authorize_command(access: &Access, cmd: &Command, state: &State) -
         Command::CoordinateBatchUpdate { updates } => updates.iter().try_for_each(|u| {
             access.require(authz.node_write(&u.node), Resource::Node, AccessLevel::Write, Some(&u.node))
         }),
+        Command::PreparedQuerySet { query, .. } => prepared_query::authorize_set(access, query, state),
+        Command::PreparedQueryDelete { id } => prepared_query::authorize_delete(access, id, state),
     }
 }
 
@@ -511,6 +513,7 @@ pub(crate) fn filter_answer(access: &Access, answer: &mut Answer) -> bool {
             TxnResult::Service(service) => authz.service_read(&service.service),
             TxnResult::Check(check) => check_visible(check),
         }),
+        Answer::PreparedQueries(_) | Answer::PreparedQuery(_) => prepared_query::filter(access, answer),
         Answer::AclTokens(tokens) => {
             // Readers without acl:write see that a token exists, not its secret.
             if !authz.acl_write() {
@@ -530,5 +533,6 @@ fn retain<T>(items: &mut Vec<T>, keep: impl Fn(&T) -> bool) -> bool {
     items.len() != before
 }
 
+pub(crate) mod prepared_query;
 #[cfg(test)]
 mod tests;

@@ -187,6 +187,11 @@ impl fmt::Display for LogCommand {
             }
             Command::RestoreCommit { id } => write!(f, "RestoreCommit({id})"),
             Command::CoordinateBatchUpdate { updates } => write!(f, "CoordinateBatchUpdate({} nodes)", updates.len()),
+            // A query may carry a token: name the query only.
+            Command::PreparedQuerySet { query, create } => {
+                write!(f, "PreparedQuerySet({}, create {create})", query.id)
+            }
+            Command::PreparedQueryDelete { id } => write!(f, "PreparedQueryDelete({id})"),
         }
     }
 }

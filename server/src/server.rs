@@ -626,7 +626,11 @@ impl Inner {
         // Re-checked after the wait: the token may have been deleted or its policies narrowed meanwhile.
         let access = if min_index > 0 { self.resolve(secret)? } else { access };
         authorize_query(&access, query)?;
-        let filtered = filter_answer(&access, &mut answer);
+        crate::access::prepared_query::deny_unreadable(&access, &answer)?;
+        let filtered = match crate::access::prepared_query::execution_token(&answer) {
+            Some(token) => filter_answer(&self.resolve(&token)?, &mut answer),
+            None => filter_answer(&access, &mut answer),
+        };
         Ok((answer, index, meta, filtered))
     }
 

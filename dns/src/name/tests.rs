@@ -97,11 +97,25 @@ fn reverse_forms() {
     check("+1.0.0.127.in-addr.arpa.", QueryKind::External);
 }
 
+fn prepared(name: &str, datacenter: Option<&str>, zone: Zone) -> QueryKind {
+    QueryKind::PreparedQuery { name: name.to_owned(), datacenter: datacenter.map(str::to_owned), zone }
+}
+
+#[test]
+fn prepared_query_forms() {
+    check("geo.query.consul.", prepared("geo", None, Zone::Primary));
+    check("Geo-DB.Query.Consul", prepared("geo-db", None, Zone::Primary));
+    check("geo.query.dc1.consul.", prepared("geo", Some("dc1"), Zone::Primary));
+    check("a.b.query.consul.", prepared("a.b", None, Zone::Primary));
+    check("_geo._tcp.query.consul.", prepared("geo", None, Zone::Primary));
+    check("_geo._tcp.query.alt.example.", prepared("geo", None, Zone::Alt));
+    check("query.consul.", QueryKind::Invalid { zone: Zone::Primary });
+}
+
 #[test]
 fn apex_prepared_and_outside() {
     check("consul.", QueryKind::Apex { zone: Zone::Primary });
     check("alt.example.", QueryKind::Apex { zone: Zone::Alt });
-    check("geo.query.consul.", QueryKind::Invalid { zone: Zone::Primary });
     check("foo.consul.", QueryKind::Invalid { zone: Zone::Primary });
     check("example.com.", QueryKind::External);
     check("notconsul.", QueryKind::External);

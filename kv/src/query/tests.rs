@@ -73,6 +73,15 @@ fn sample_queries() -> Vec<Query> {
         Query::AutopilotConfig,
         Query::Coordinates,
         Query::NodeCoordinate { node: "n1".into() },
+        Query::PreparedQueryList,
+        Query::PreparedQueryGet { id: "nope".into() },
+        Query::PreparedQueryExplain { id_or_name: "web".into() },
+        Query::PreparedQueryExecute {
+            id_or_name: "web".into(),
+            agent: "n1".into(),
+            near: "_agent".into(),
+            source_ip: String::new(),
+        },
     ]
 }
 
@@ -114,11 +123,19 @@ fn expected(state: &State, query: &Query) -> (u64, Vec<WatchKey>) {
                 Table::AclBindingRules,
                 Table::Autopilot,
                 Table::Coordinates,
+                Table::PreparedQueries,
             ]),
         ),
         Query::Coordinates | Query::NodeCoordinate { .. } => {
             (state.table(Table::Coordinates), tables(&[Table::Coordinates]))
         }
+        Query::PreparedQueryList | Query::PreparedQueryGet { .. } | Query::PreparedQueryExplain { .. } => {
+            (state.table(Table::PreparedQueries), tables(&[Table::PreparedQueries]))
+        }
+        Query::PreparedQueryExecute { .. } => (
+            state.table(Table::PreparedQueries).max(state.table(Table::Coordinates)).max(resolve_index),
+            tables(&[Table::PreparedQueries, Table::Coordinates, Table::Services, Table::Checks, Table::Nodes]),
+        ),
         Query::AutopilotConfig => (state.table(Table::Autopilot), tables(&[Table::Autopilot])),
         Query::AclAuthMethods => (state.table(Table::AclAuthMethods), tables(&[Table::AclAuthMethods])),
         Query::AclBindingRules => (state.table(Table::AclBindingRules), tables(&[Table::AclBindingRules])),

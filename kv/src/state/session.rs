@@ -101,6 +101,7 @@ impl State {
                 self.lock_delays.insert(key.clone(), LockDelay { start_ms: now_ms, delay_ms });
             }
         }
+        self.prepared_queries_of_session_removed(index, id, changes);
         self.session_touched(index, changes);
         true
     }

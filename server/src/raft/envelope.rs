@@ -32,7 +32,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::{LogCommand, Unreadable};
 
 /// The log-entry format this build writes, and the newest it reads.
-/// 2: the variants appended after `RestoreCommit`, `CoordinateBatchUpdate` first.
+/// 2: the variants appended after `RestoreCommit`: `CoordinateBatchUpdate`, then `PreparedQuerySet` and
+/// `PreparedQueryDelete`.
 pub(crate) const LOG_ENTRY_VERSION: u32 = 2;
 
 /// The variant tag of an envelope. Far above any `Command` variant index, which is what an unversioned entry starts with.
