@@ -3,6 +3,7 @@
 //! # Layout
 //! - `model`: the persisted records (KV entries, nodes, services, checks, sessions); `acl`: the ACL tokens, policies and roles. Their serde form is the Raft log and snapshot schema.
 //! - `autopilot`: `AutopilotConfig`, the replicated autopilot settings.
+//! - `config_entry`: `ConfigEntry`, Consul's `service-defaults` and `proxy-defaults` config entries, read and validated.
 //! - `command`: the `Command`s a Raft entry carries and their `CommandResult`.
 //! - `state`: `State`, with `apply` (the only mutation) and the read queries; each query returns its data plus the index that covers it.
 //! - `query`: `Query`, reads as data (what client agents send to servers), evaluated into an owned `Answer` with its index and watch keys.
@@ -22,6 +23,7 @@
 mod acl;
 mod autopilot;
 mod command;
+mod config_entry;
 mod duration;
 mod error;
 mod limits;
@@ -42,6 +44,10 @@ pub use acl::{
 };
 pub use autopilot::AutopilotConfig;
 pub use command::{Command, CommandResult, Outcome, Registration};
+pub use config_entry::{
+    ConfigEntry, KindError, MAX_CONFIG_ENTRY_LEN, PROXY_DEFAULTS, PROXY_DEFAULTS_NAME, SERVICE_DEFAULTS, check_kind,
+    normalize_name,
+};
 pub use duration::{SESSION_TTL_MAX, SESSION_TTL_MIN, parse_go_duration, session_ttl};
 pub use error::{Error, Result};
 pub use limits::{

@@ -148,6 +148,18 @@ pub enum Query {
     Usage,
     /// The autopilot configuration, if one is stored. Answers `Autopilot`.
     AutopilotConfig,
+    /// The config entries of one kind, by name (`GET /v1/config/:kind`). Answers `ConfigEntries`.
+    ConfigEntries {
+        /// The kind.
+        kind: String,
+    },
+    /// One config entry, if stored (`GET /v1/config/:kind/:name`). Answers `ConfigEntries` with at most one.
+    ConfigEntry {
+        /// The kind.
+        kind: String,
+        /// The name.
+        name: String,
+    },
 }
 
 /// What a `Query` returns: owned data, free of the state's lock.
@@ -206,6 +218,8 @@ pub enum Answer {
     Usage(Usage),
     /// The stored autopilot configuration.
     Autopilot(Option<crate::autopilot::AutopilotConfig>),
+    /// Config entries, by kind then name.
+    ConfigEntries(Vec<crate::config_entry::ConfigEntry>),
 }
 
 /// What the catalog holds, counted (Consul's `ServiceUsage` for one datacenter).
@@ -298,7 +312,7 @@ impl From<&HealthEntry<'_>> for InstanceHealth {
 const RESOLVE_TABLES: [Table; 3] = [Table::Services, Table::Checks, Table::Nodes];
 
 /// Every table, for the reads whose answer may depend on anything.
-const ALL_TABLES: [Table; 11] = Table::ALL;
+const ALL_TABLES: [Table; 12] = Table::ALL;
 
 /// The ACL tables: what a token's resolution depends on.
 const ACL_TABLES: [Table; 3] = [Table::AclTokens, Table::AclPolicies, Table::AclRoles];
@@ -337,6 +351,8 @@ impl Query {
             Query::AclBindingRules => vec![WatchKey::Table(Table::AclBindingRules)],
             Query::Usage => vec![WatchKey::Table(Table::Nodes), WatchKey::Table(Table::Services)],
             Query::AutopilotConfig => vec![WatchKey::Table(Table::Autopilot)],
+            // Like Consul, a single entry reports the table's index, so it wakes on any config entry write.
+            Query::ConfigEntries { .. } | Query::ConfigEntry { .. } => vec![WatchKey::Table(Table::ConfigEntries)],
         }
     }
 
@@ -457,6 +473,14 @@ impl Query {
             }
             Query::Usage => (Answer::Usage(usage(state)), state.table(Table::Nodes).max(state.table(Table::Services))),
             Query::AutopilotConfig => (Answer::Autopilot(state.autopilot.clone()), state.table(Table::Autopilot)),
+            Query::ConfigEntries { kind } => {
+                let entries = state.config_entries(kind).into_iter().cloned().collect();
+                (Answer::ConfigEntries(entries), state.table(Table::ConfigEntries))
+            }
+            Query::ConfigEntry { kind, name } => {
+                let entries = state.config_entry(kind, name).into_iter().cloned().collect();
+                (Answer::ConfigEntries(entries), state.table(Table::ConfigEntries))
+            }
         }
     }
 }

@@ -8,7 +8,9 @@
 //! 4: version 3's body followed by the auth methods, binding rules and their two tables' indexes.
 //! 5: version 4's body followed by the snapshot restore being staged, if any (`state/restore.rs`).
 //! 6: version 5's body followed by the autopilot configuration and its table index.
-//! This build writes version 6 and reads all six; an older snapshot decodes to a state without what it did not have.
+//! 9: version 6's body followed by the config entries and their table index (7 and 8 are other tables' formats,
+//! ordered when those land).
+//! This build writes version 9 and reads 1 to 6 and 9; an older snapshot decodes to a state without what it did not have.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::acl::{AclAuthMethod, AclBindingRule, AclPolicy, AclRole, AclToken};
 use crate::autopilot::AutopilotConfig;
+use crate::config_entry::ConfigEntry;
 use crate::error::{Error, Result};
 use crate::model::{HealthCheck, KvEntry, Node, Service, Session};
 use crate::state::State;
@@ -26,7 +29,7 @@ use crate::watch::Table;
 
 const MAGIC: &[u8; 6] = b"RSTRSN";
 /// The snapshot format version this build writes; it reads every version up to this one.
-pub const SNAPSHOT_VERSION: u16 = 6;
+pub const SNAPSHOT_VERSION: u16 = 9;
 const VERSION: u16 = SNAPSHOT_VERSION;
 
 /// The format version of snapshot bytes, read from their header without decoding them; `None` without a header.
@@ -101,6 +104,14 @@ struct SnapshotV6 {
     autopilot_index: u64,
 }
 
+/// The stored form of format version 9: version 6's fields, then the config entries.
+#[derive(Serialize, Deserialize)]
+struct SnapshotV9 {
+    base: SnapshotV6,
+    config_entries: Vec<ConfigEntry>,
+    config_entries_index: u64,
+}
+
 const ACL_AUTH_TABLES: [Table; 2] = [Table::AclAuthMethods, Table::AclBindingRules];
 
 const ACL_TABLES: [Table; 3] = [Table::AclTokens, Table::AclPolicies, Table::AclRoles];
@@ -141,10 +152,15 @@ impl State {
             acl_binding_rules: self.acl_binding_rules.values().cloned().collect(),
             acl_auth_table_index: ACL_AUTH_TABLES.map(|t| self.table_index.get(&t).copied().unwrap_or(0)),
         };
-        let body = SnapshotV6 {
+        let v6 = SnapshotV6 {
             base: SnapshotV5 { base: v4, restore: self.restore.as_deref().cloned() },
             autopilot: self.autopilot.clone(),
             autopilot_index: self.table_index.get(&Table::Autopilot).copied().unwrap_or(0),
+        };
+        let body = SnapshotV9 {
+            base: v6,
+            config_entries: self.config_entries.values().cloned().collect(),
+            config_entries_index: self.table_index.get(&Table::ConfigEntries).copied().unwrap_or(0),
         };
         let mut out = Vec::with_capacity(64 + self.kv.len() * 64);
         out.extend_from_slice(MAGIC);
@@ -162,20 +178,26 @@ impl State {
             return Err(Error::SnapshotFormat("missing roster snapshot header".into()));
         }
         let version = u16::from_be_bytes([bytes[6], bytes[7]]);
-        let v6 = match version {
-            1 => v6_of(v5_of(v4_of(v3_of(SnapshotV2 {
+        let v9 = match version {
+            1 => v9_of(v6_of(v5_of(v4_of(v3_of(SnapshotV2 {
                 base: postcard::from_bytes(&bytes[8..])?,
                 sessions: Vec::new(),
                 lock_delays: Vec::new(),
                 sessions_index: 0,
-            })))),
-            2 => v6_of(v5_of(v4_of(v3_of(postcard::from_bytes(&bytes[8..])?)))),
-            3 => v6_of(v5_of(v4_of(postcard::from_bytes(&bytes[8..])?))),
-            4 => v6_of(v5_of(postcard::from_bytes(&bytes[8..])?)),
-            5 => v6_of(postcard::from_bytes(&bytes[8..])?),
-            6 => postcard::from_bytes(&bytes[8..])?,
-            _ => return Err(Error::SnapshotFormat(format!("version {version} (this build reads 1 to {VERSION})"))),
+            }))))),
+            2 => v9_of(v6_of(v5_of(v4_of(v3_of(postcard::from_bytes(&bytes[8..])?))))),
+            3 => v9_of(v6_of(v5_of(v4_of(postcard::from_bytes(&bytes[8..])?)))),
+            4 => v9_of(v6_of(v5_of(postcard::from_bytes(&bytes[8..])?))),
+            5 => v9_of(v6_of(postcard::from_bytes(&bytes[8..])?)),
+            6 => v9_of(postcard::from_bytes(&bytes[8..])?),
+            9 => postcard::from_bytes(&bytes[8..])?,
+            _ => {
+                return Err(Error::SnapshotFormat(format!(
+                    "version {version} (this build reads 1 to 6 and {VERSION})"
+                )));
+            }
         };
+        let (v6, config_entries, config_entries_index) = (v9.base, v9.config_entries, v9.config_entries_index);
         let (v5, autopilot, autopilot_index) = (v6.base, v6.autopilot, v6.autopilot_index);
         let v4 = v5.base;
         let v3 = v4.base;
@@ -214,6 +236,10 @@ impl State {
             state.table_index.insert(Table::Autopilot, autopilot_index);
         }
         state.restore = v5.restore.map(Arc::new);
+        state.config_entries = config_entries.into_iter().map(|e| ((e.kind.clone(), e.name.clone()), e)).collect();
+        if config_entries_index > 0 {
+            state.table_index.insert(Table::ConfigEntries, config_entries_index);
+        }
         Ok(state)
     }
 }
@@ -243,6 +269,11 @@ fn v5_of(base: SnapshotV4) -> SnapshotV5 {
 /// A version-5 body with no autopilot configuration.
 fn v6_of(base: SnapshotV5) -> SnapshotV6 {
     SnapshotV6 { base, autopilot: None, autopilot_index: 0 }
+}
+
+/// A version-6 body with no config entries.
+fn v9_of(base: SnapshotV6) -> SnapshotV9 {
+    SnapshotV9 { base, config_entries: Vec::new(), config_entries_index: 0 }
 }
 
 /// The state a version-1 body describes, with its derived indexes rebuilt.

@@ -61,6 +61,8 @@ pub struct State {
     pub(crate) autopilot: Option<crate::autopilot::AutopilotConfig>,
     /// A snapshot restore being staged (`Command::RestoreBegin`), until its commit or the next begin.
     pub(crate) restore: Option<std::sync::Arc<restore::Staging>>,
+    /// Config entries by (kind, name).
+    pub(crate) config_entries: BTreeMap<(String, String), crate::config_entry::ConfigEntry>,
 }
 
 /// One service instance with its node and every check that affects it (the node's checks and its own).
@@ -224,6 +226,10 @@ impl State {
             Command::RestoreBegin { id, len, sha256 } => self.restore_begin(id, *len, *sha256),
             Command::RestoreChunk { id, offset, bytes } => self.restore_chunk(id, *offset, bytes),
             Command::RestoreCommit { id } => self.restore_commit(index, id, changes),
+            Command::ConfigEntrySet { entry, cas } => self.config_entry_set(index, entry, *cas, changes),
+            Command::ConfigEntryDelete { kind, name, cas } => {
+                self.config_entry_delete(index, kind, name, *cas, changes)
+            }
             // The KV and catalog commands, and transactions, are applied by `apply_command` itself.
             Command::KvSet { .. }
             | Command::KvCas { .. }
@@ -257,6 +263,7 @@ fn check_limits(cmd: &Command) -> Result<(), String> {
 pub(crate) mod acl;
 mod autopilot;
 mod catalog;
+mod config_entry;
 mod kv;
 mod query;
 pub(crate) mod restore;

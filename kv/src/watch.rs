@@ -40,11 +40,13 @@ pub enum Table {
     AclBindingRules,
     /// The autopilot configuration.
     Autopilot,
+    /// Config entries.
+    ConfigEntries,
 }
 
 impl Table {
     /// Every table, in declaration order.
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 12] = [
         Table::Kvs,
         Table::Nodes,
         Table::Services,
@@ -56,6 +58,7 @@ impl Table {
         Table::AclAuthMethods,
         Table::AclBindingRules,
         Table::Autopilot,
+        Table::ConfigEntries,
     ];
 }
 

@@ -186,6 +186,12 @@ impl fmt::Display for LogCommand {
                 write!(f, "RestoreChunk({id}, {offset}+{})", bytes.len())
             }
             Command::RestoreCommit { id } => write!(f, "RestoreCommit({id})"),
+            Command::ConfigEntrySet { entry, cas } => {
+                write!(f, "ConfigEntrySet({}/{}, cas {cas:?})", entry.kind, entry.name)
+            }
+            Command::ConfigEntryDelete { kind, name, cas } => {
+                write!(f, "ConfigEntryDelete({kind}/{name}, cas {cas:?})")
+            }
         }
     }
 }

@@ -71,6 +71,8 @@ fn sample_queries() -> Vec<Query> {
         Query::AclBindingRules,
         Query::Usage,
         Query::AutopilotConfig,
+        Query::ConfigEntries { kind: "service-defaults".into() },
+        Query::ConfigEntry { kind: "proxy-defaults".into(), name: "global".into() },
     ]
 }
 
@@ -111,8 +113,12 @@ fn expected(state: &State, query: &Query) -> (u64, Vec<WatchKey>) {
                 Table::AclAuthMethods,
                 Table::AclBindingRules,
                 Table::Autopilot,
+                Table::ConfigEntries,
             ]),
         ),
+        Query::ConfigEntries { .. } | Query::ConfigEntry { .. } => {
+            (state.table(Table::ConfigEntries), tables(&[Table::ConfigEntries]))
+        }
         Query::AutopilotConfig => (state.table(Table::Autopilot), tables(&[Table::Autopilot])),
         Query::AclAuthMethods => (state.table(Table::AclAuthMethods), tables(&[Table::AclAuthMethods])),
         Query::AclBindingRules => (state.table(Table::AclBindingRules), tables(&[Table::AclBindingRules])),

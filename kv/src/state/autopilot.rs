@@ -75,21 +75,22 @@ mod tests {
         assert_eq!(decoded.table(Table::Autopilot), 3);
         assert_eq!(decoded.encode_snapshot(), state.encode_snapshot());
 
-        // A version-5 snapshot is version 6's body without the autopilot tail, and version 4's is version 5's
-        // without the restore staging (`None`: one byte): both decode with no configuration.
+        // A version-5 snapshot is version 9's body without the config-entry and autopilot tails, and version 4's is
+        // version 5's without the restore staging (`None`: one byte): both decode with no configuration.
         let bytes = state.encode_snapshot();
+        let config_tail = postcard::to_allocvec(&(Vec::<crate::ConfigEntry>::new(), 0u64)).unwrap();
         let tail = postcard::to_allocvec(&(state.autopilot.clone(), 3u64)).unwrap();
         let mut v5 = bytes.clone();
         v5[7] = 5;
-        v5.truncate(v5.len() - tail.len());
+        v5.truncate(v5.len() - config_tail.len() - tail.len());
         let old = State::decode_snapshot(&v5).unwrap();
         assert!(old.autopilot_config().is_none());
         let mut v4 = v5;
         v4[7] = 4;
         v4.truncate(v4.len() - 1);
         assert!(State::decode_snapshot(&v4).unwrap().autopilot_config().is_none());
-        let mut v7 = bytes;
-        v7[7] = 7;
-        assert!(State::decode_snapshot(&v7).is_err(), "format 7 is not this build's");
+        let mut v10 = bytes;
+        v10[7] = 10;
+        assert!(State::decode_snapshot(&v10).is_err(), "format 10 is not this build's");
     }
 }

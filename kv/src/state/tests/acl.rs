@@ -279,18 +279,19 @@ fn methods_and_rules_survive_a_snapshot_and_a_version_3_snapshot_has_none() {
         rule("r1", "m", r#"value.role == "web""#, "service", "${value.service}"),
     ]);
     let bytes = state.encode_snapshot();
-    assert_eq!(bytes[7], 6, "this build writes version 6");
+    assert_eq!(bytes[7], 9, "this build writes version 9");
     let decoded = State::decode_snapshot(&bytes).expect("decodes");
     assert_eq!(decoded, state);
     assert_eq!(decoded.encode_snapshot(), bytes);
     assert_eq!(decoded.table(Table::AclBindingRules), 3);
 
-    // A version-4 snapshot is version 6's body without the autopilot tail (`None`, index 0) and the restore
-    // staging (`None`: one byte) before it.
+    // A version-4 snapshot is version 9's body without the config-entry tail (none, index 0), the autopilot tail
+    // (`None`, index 0) and the restore staging (`None`: one byte) before them.
+    let config_tail = postcard::to_allocvec(&(Vec::<crate::ConfigEntry>::new(), 0u64)).expect("encodes");
     let autopilot_tail = postcard::to_allocvec(&(Option::<crate::AutopilotConfig>::None, 0u64)).expect("encodes");
     let mut v4 = bytes.clone();
     v4[7] = 4;
-    v4.truncate(v4.len() - autopilot_tail.len() - 1);
+    v4.truncate(v4.len() - config_tail.len() - autopilot_tail.len() - 1);
     assert_eq!(State::decode_snapshot(&v4).expect("version 4 decodes"), state);
 
     // A version-3 snapshot is version 4's body without the auth tail (postcard ignores nothing: cut it off).
