@@ -32,6 +32,7 @@ mod agent_checks;
 mod autopilot;
 pub(crate) mod caller;
 mod catalog;
+mod central_config;
 mod config;
 pub(crate) mod definition;
 mod event;

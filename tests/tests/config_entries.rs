@@ -239,3 +239,49 @@ async fn py_consul_config_methods_work_unchanged() {
     assert!(output.status.success(), "py-consul steps failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("all py-consul config steps passed"), "{stdout}");
 }
+
+#[tokio::test]
+async fn merge_central_config_fills_a_sidecars_proxy_from_the_entries() {
+    let agent = TestAgent::dev("config-merge").await;
+    let sidecar = json!({
+        "Kind": "connect-proxy", "ID": "web-sidecar", "Name": "web-sidecar-proxy", "Port": 21000,
+        "Proxy": {"DestinationServiceName": "web", "Config": {"connect_timeout_ms": 900}}
+    });
+    agent.put_json("/v1/agent/service/register", &sidecar).await.expect_status(200);
+    agent.put_json("/v1/agent/service/register", &json!({"Name": "web", "Port": 8080})).await.expect_status(200);
+    let global = json!({"Kind": "proxy-defaults", "Config": {"protocol": "tcp", "connect_timeout_ms": 500}, "MeshGateway": {"Mode": "local"}});
+    agent.put_json("/v1/config", &global).await.expect_status(200);
+    agent
+        .put_json("/v1/config", &json!({"Kind": "service-defaults", "Name": "web", "Protocol": "grpc"}))
+        .await
+        .expect_status(200);
+
+    // Without the parameter the registration is returned as it was made.
+    let plain = agent.get("/v1/catalog/service/web-sidecar-proxy").await.expect_status(200).json();
+    assert_eq!(plain[0]["ServiceProxy"]["Config"], json!({"connect_timeout_ms": 900}));
+
+    // With it, service-defaults' protocol beats proxy-defaults', and the registration's own value beats both.
+    let want_config = json!({"connect_timeout_ms": 900, "protocol": "grpc"});
+    let merged =
+        agent.get("/v1/catalog/service/web-sidecar-proxy?merge-central-config").await.expect_status(200).json();
+    assert_eq!(merged[0]["ServiceProxy"]["Config"], want_config);
+    assert_eq!(merged[0]["ServiceProxy"]["MeshGateway"], json!({"Mode": "local"}));
+    let health = agent.get("/v1/health/service/web-sidecar-proxy?merge-central-config").await.expect_status(200).json();
+    assert_eq!(health[0]["Service"]["Proxy"]["Config"], want_config);
+    let own = agent.get("/v1/agent/service/web-sidecar?merge-central-config").await.expect_status(200).json();
+    assert_eq!(own["Proxy"]["Config"], want_config);
+
+    // A typical service is not a proxy: nothing is merged into it.
+    let web = agent.get("/v1/catalog/service/web?merge-central-config").await.expect_status(200).json();
+    assert!(web[0]["ServiceProxy"].get("Config").is_none(), "{}", web[0]["ServiceProxy"]);
+
+    // Blocking on a merged answer is refused rather than left unwoken by entry changes.
+    let index = merged_index(&agent).await;
+    let res = agent.get(&format!("/v1/health/service/web-sidecar-proxy?merge-central-config&index={index}")).await;
+    assert_eq!(res.status, 400);
+    assert!(res.text().contains("merge-central-config"), "{}", res.text());
+}
+
+async fn merged_index(agent: &TestAgent) -> u64 {
+    agent.get("/v1/health/service/web-sidecar-proxy").await.index()
+}
