@@ -31,11 +31,7 @@ pub(crate) fn refuse_blocking_merge(q: &Query) -> Result<(), ApiError> {
 }
 
 /// Merges the central defaults into every sidecar proxy or gateway among `services` when the request asks for it.
-pub(crate) async fn merge_central_config<'a>(
-    api: &Api,
-    q: &Query,
-    services: Vec<&'a mut Service>,
-) -> Result<(), ApiError> {
+pub(crate) async fn merge_central_config(api: &Api, q: &Query, services: Vec<&mut Service>) -> Result<(), ApiError> {
     if !q.flag("merge-central-config") {
         return Ok(());
     }

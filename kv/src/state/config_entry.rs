@@ -77,10 +77,10 @@ impl State {
         };
         let key = (kind.to_owned(), name);
         let existing = self.config_entries.get(&key);
-        if let Some(expected) = cas {
-            if expected == 0 || existing.is_none_or(|e| e.modify_index != expected) {
-                return CommandResult::Bool(false);
-            }
+        if let Some(expected) = cas
+            && (expected == 0 || existing.is_none_or(|e| e.modify_index != expected))
+        {
+            return CommandResult::Bool(false);
         }
         if self.config_entries.remove(&key).is_some() {
             touch(self, index, Table::ConfigEntries, changes);
