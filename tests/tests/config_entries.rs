@@ -8,8 +8,6 @@ use std::process::Command;
 use roster_tests::{AgentMode, TestAgent};
 use serde_json::{Value, json};
 
-const MANAGEMENT_SECRET: &str = "0f3c1e55-2b7a-4d0e-9b8f-6a1c2d3e4f50";
-
 #[tokio::test]
 async fn entries_are_written_read_listed_and_deleted_with_check_and_set() {
     let agent = TestAgent::dev("config-crud").await;
@@ -150,9 +148,15 @@ async fn the_cli_writes_reads_lists_and_deletes() {
 
 #[tokio::test]
 async fn acls_follow_consuls_rules_per_kind() {
-    let acl = json!({"acl": {"enabled": true, "default_policy": "deny", "tokens": {"initial_management": MANAGEMENT_SECRET}}});
+    let acl = json!({"acl": {"enabled": true, "default_policy": "deny"}});
     let agent = TestAgent::start_with_config("config-acl", AgentMode::Dev, acl).await.expect("agent with ACLs");
-    let admin = [("X-Consul-Token", MANAGEMENT_SECRET)];
+    // Bootstrapping answers once the management token is stored, unlike `initial_management`, which a leader duty
+    // creates some time after start.
+    let root = agent.put("/v1/acl/bootstrap", "").await.expect_status(200).json()["SecretID"]
+        .as_str()
+        .expect("SecretID")
+        .to_owned();
+    let admin = [("X-Consul-Token", root.as_str())];
     let request = |method: reqwest::Method, path: &str, token: &str, body: Option<Value>| {
         let req = agent.client().request(method, agent.url(path)).header("X-Consul-Token", token.to_owned());
         let req = match body {
@@ -192,8 +196,8 @@ async fn acls_follow_consuls_rules_per_kind() {
         403,
         "needs mesh:write"
     );
-    assert_eq!(request(reqwest::Method::PUT, "/v1/config", MANAGEMENT_SECRET, Some(db)).await, 200);
-    assert_eq!(request(reqwest::Method::PUT, "/v1/config", MANAGEMENT_SECRET, Some(proxy)).await, 200);
+    assert_eq!(request(reqwest::Method::PUT, "/v1/config", &root, Some(db)).await, 200);
+    assert_eq!(request(reqwest::Method::PUT, "/v1/config", &root, Some(proxy)).await, 200);
 
     // service:read on the name to read an entry; the list leaves out the others; proxy defaults are open to all.
     assert_eq!(request(reqwest::Method::GET, "/v1/config/service-defaults/db", &web_secret, None).await, 403);
