@@ -154,6 +154,7 @@ fn queries_list_by_kind_and_survive_a_snapshot() {
 
     let decoded = State::decode_snapshot(&state.encode_snapshot()).unwrap();
     assert_eq!(decoded, state);
+    assert!(decoded.record_counts().contains(&("Config entries", 3)), "`snapshot inspect` counts them");
     // A version-6 snapshot is version 9's body without the config-entry tail.
     let bytes = state.encode_snapshot();
     let tail = postcard::to_allocvec(&(state.config_entries.values().cloned().collect::<Vec<_>>(), 5u64)).unwrap();
