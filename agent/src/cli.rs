@@ -11,6 +11,7 @@
 
 mod acl;
 mod client;
+mod config;
 mod event;
 mod http_tls;
 mod info;
@@ -123,6 +124,9 @@ pub enum Command {
     /// Save, restore or inspect snapshots of the servers' state.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Write, read, list and delete config entries (`service-defaults`, `proxy-defaults`).
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
 }
 
 /// `roster run FILE`.

@@ -33,6 +33,8 @@ mod agent_checks;
 mod autopilot;
 pub(crate) mod caller;
 mod catalog;
+mod central_config;
+mod config;
 mod coordinate;
 pub(crate) mod definition;
 mod event;
@@ -247,6 +249,9 @@ pub fn router(api: Api) -> Router {
             "/v1/operator/keyring",
             get(keyring::keyring).post(keyring::keyring).put(keyring::keyring).delete(keyring::keyring),
         )
+        .route("/v1/config", put(config::apply))
+        .route("/v1/config/{kind}", get(config::list))
+        .route("/v1/config/{kind}/{name}", get(config::get).delete(config::delete))
         .route("/v1/agent/services", get(agent::services))
         .route("/v1/agent/service/{id}", get(agent::service))
         .route("/v1/agent/service/register", put(agent::register))

@@ -211,6 +211,24 @@ pub enum Command {
         /// The query's ID.
         id: String,
     },
+    /// Store a config entry (`PUT /v1/config`), validated again from its body at apply. With `cas`, only if the stored
+    /// entry's `modify_index` is that, or for 0 only if none is stored; `Bool(false)` otherwise.
+    ConfigEntrySet {
+        /// The entry; its indexes are set at apply.
+        entry: Box<crate::config_entry::ConfigEntry>,
+        /// The expected `modify_index`.
+        cas: Option<u64>,
+    },
+    /// Delete a config entry (`DELETE /v1/config/:kind/:name`). With `cas`, only if the stored entry's `modify_index`
+    /// is that (0 never deletes); `Bool(false)` otherwise. Rejected for a kind roster does not store.
+    ConfigEntryDelete {
+        /// The entry's kind.
+        kind: String,
+        /// The entry's name.
+        name: String,
+        /// The expected `modify_index`.
+        cas: Option<u64>,
+    },
 }
 
 /// A catalog registration, as `PUT /v1/catalog/register` carries it.

@@ -5,6 +5,7 @@
 //! - `autopilot`: `AutopilotConfig`, the replicated autopilot settings.
 //! - `coordinate`: the network coordinates table's row, its update check, and the sort by estimated round trip (`?near`).
 //! - `prepared_query`: prepared queries (`/v1/query`): the record, its checks, templates and name resolution.
+//! - `config_entry`: `ConfigEntry`, Consul's `service-defaults` and `proxy-defaults` config entries, read and validated.
 //! - `command`: the `Command`s a Raft entry carries and their `CommandResult`.
 //! - `state`: `State`, with `apply` (the only mutation) and the read queries; each query returns its data plus the index that covers it.
 //! - `query`: `Query`, reads as data (what client agents send to servers), evaluated into an owned `Answer` with its index and watch keys.
@@ -24,6 +25,7 @@
 mod acl;
 mod autopilot;
 mod command;
+mod config_entry;
 mod coordinate;
 mod duration;
 mod error;
@@ -46,6 +48,10 @@ pub use acl::{
 };
 pub use autopilot::AutopilotConfig;
 pub use command::{Command, CommandResult, Outcome, Registration};
+pub use config_entry::{
+    ConfigEntry, KindError, MAX_CONFIG_ENTRY_LEN, PROXY_DEFAULTS, PROXY_DEFAULTS_NAME, SERVICE_DEFAULTS, check_kind,
+    normalize_name,
+};
 pub use coordinate::{
     COORDINATE_DIMENSIONS, MAX_COORDINATE_BATCH, NodeCoordinate, check_update as check_coordinate_update,
     sort_by_distance,

@@ -182,6 +182,18 @@ pub enum Query {
         /// The caller's address, which `_ip` looks up among the nodes' addresses; empty when unknown.
         source_ip: String,
     },
+    /// The config entries of one kind, by name (`GET /v1/config/:kind`). Answers `ConfigEntries`.
+    ConfigEntries {
+        /// The kind.
+        kind: String,
+    },
+    /// One config entry, if stored (`GET /v1/config/:kind/:name`). Answers `ConfigEntries` with at most one.
+    ConfigEntry {
+        /// The kind.
+        kind: String,
+        /// The name.
+        name: String,
+    },
 }
 
 /// What a `Query` returns: owned data, free of the state's lock.
@@ -246,6 +258,8 @@ pub enum Answer {
     PreparedQueries(Vec<crate::prepared_query::PreparedQuery>),
     /// What resolving (and perhaps running) one prepared query found.
     PreparedQuery(crate::prepared_query::PreparedQueryAnswer),
+    /// Config entries, by kind then name.
+    ConfigEntries(Vec<crate::config_entry::ConfigEntry>),
 }
 
 /// What the catalog holds, counted (Consul's `ServiceUsage` for one datacenter).
@@ -338,7 +352,7 @@ impl From<&HealthEntry<'_>> for InstanceHealth {
 const RESOLVE_TABLES: [Table; 3] = [Table::Services, Table::Checks, Table::Nodes];
 
 /// Every table, for the reads whose answer may depend on anything.
-const ALL_TABLES: [Table; 13] = Table::ALL;
+const ALL_TABLES: [Table; 14] = Table::ALL;
 
 /// The ACL tables: what a token's resolution depends on.
 const ACL_TABLES: [Table; 3] = [Table::AclTokens, Table::AclPolicies, Table::AclRoles];
@@ -386,6 +400,8 @@ impl Query {
                 .chain(RESOLVE_TABLES)
                 .map(WatchKey::Table)
                 .collect(),
+            // Like Consul, a single entry reports the table's index, so it wakes on any config entry write.
+            Query::ConfigEntries { .. } | Query::ConfigEntry { .. } => vec![WatchKey::Table(Table::ConfigEntries)],
         }
     }
 
@@ -536,6 +552,14 @@ impl Query {
                 };
                 let tables = state.table(Table::PreparedQueries).max(state.table(Table::Coordinates));
                 (Answer::PreparedQuery(answer), tables.max(resolve_index(state)))
+            }
+            Query::ConfigEntries { kind } => {
+                let entries = state.config_entries(kind).into_iter().cloned().collect();
+                (Answer::ConfigEntries(entries), state.table(Table::ConfigEntries))
+            }
+            Query::ConfigEntry { kind, name } => {
+                let entries = state.config_entry(kind, name).into_iter().cloned().collect();
+                (Answer::ConfigEntries(entries), state.table(Table::ConfigEntries))
             }
         }
     }

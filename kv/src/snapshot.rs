@@ -10,7 +10,8 @@
 //! 6: version 5's body followed by the autopilot configuration and its table index.
 //! 7: version 6's body followed by the network coordinates and their table index.
 //! 8: version 7's body followed by the prepared queries and their table index.
-//! This build writes version 8 and reads all eight; an older snapshot decodes to a state without what it did not have.
+//! 9: version 8's body followed by the config entries and their table index.
+//! This build writes version 9 and reads all nine; an older snapshot decodes to a state without what it did not have.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::acl::{AclAuthMethod, AclBindingRule, AclPolicy, AclRole, AclToken};
 use crate::autopilot::AutopilotConfig;
+use crate::config_entry::ConfigEntry;
 use crate::coordinate::NodeCoordinate;
 use crate::error::{Error, Result};
 use crate::model::{HealthCheck, KvEntry, Node, Service, Session};
@@ -30,7 +32,7 @@ use crate::watch::Table;
 
 const MAGIC: &[u8; 6] = b"RSTRSN";
 /// The snapshot format version this build writes; it reads every version up to this one.
-pub const SNAPSHOT_VERSION: u16 = 8;
+pub const SNAPSHOT_VERSION: u16 = 9;
 const VERSION: u16 = SNAPSHOT_VERSION;
 
 /// The format version of snapshot bytes, read from their header without decoding them; `None` without a header.
@@ -121,6 +123,14 @@ struct SnapshotV8 {
     prepared_queries_index: u64,
 }
 
+/// The stored form of format version 9: version 8's fields, then the config entries.
+#[derive(Serialize, Deserialize)]
+struct SnapshotV9 {
+    base: SnapshotV8,
+    config_entries: Vec<ConfigEntry>,
+    config_entries_index: u64,
+}
+
 const ACL_AUTH_TABLES: [Table; 2] = [Table::AclAuthMethods, Table::AclBindingRules];
 
 const ACL_TABLES: [Table; 3] = [Table::AclTokens, Table::AclPolicies, Table::AclRoles];
@@ -171,10 +181,15 @@ impl State {
             coordinates: self.coordinates.values().cloned().collect(),
             coordinates_index: self.table_index.get(&Table::Coordinates).copied().unwrap_or(0),
         };
-        let body = SnapshotV8 {
+        let v8 = SnapshotV8 {
             base: v7,
             prepared_queries: self.prepared_queries.values().cloned().collect(),
             prepared_queries_index: self.table_index.get(&Table::PreparedQueries).copied().unwrap_or(0),
+        };
+        let body = SnapshotV9 {
+            base: v8,
+            config_entries: self.config_entries.values().cloned().collect(),
+            config_entries_index: self.table_index.get(&Table::ConfigEntries).copied().unwrap_or(0),
         };
         let mut out = Vec::with_capacity(64 + self.kv.len() * 64);
         out.extend_from_slice(MAGIC);
@@ -192,22 +207,24 @@ impl State {
             return Err(Error::SnapshotFormat("missing roster snapshot header".into()));
         }
         let version = u16::from_be_bytes([bytes[6], bytes[7]]);
-        let v8 = match version {
-            1 => v8_of(v7_of(v6_of(v5_of(v4_of(v3_of(SnapshotV2 {
+        let v9 = match version {
+            1 => v9_of(v8_of(v7_of(v6_of(v5_of(v4_of(v3_of(SnapshotV2 {
                 base: postcard::from_bytes(&bytes[8..])?,
                 sessions: Vec::new(),
                 lock_delays: Vec::new(),
                 sessions_index: 0,
-            })))))),
-            2 => v8_of(v7_of(v6_of(v5_of(v4_of(v3_of(postcard::from_bytes(&bytes[8..])?)))))),
-            3 => v8_of(v7_of(v6_of(v5_of(v4_of(postcard::from_bytes(&bytes[8..])?))))),
-            4 => v8_of(v7_of(v6_of(v5_of(postcard::from_bytes(&bytes[8..])?)))),
-            5 => v8_of(v7_of(v6_of(postcard::from_bytes(&bytes[8..])?))),
-            6 => v8_of(v7_of(postcard::from_bytes(&bytes[8..])?)),
-            7 => v8_of(postcard::from_bytes(&bytes[8..])?),
-            8 => postcard::from_bytes(&bytes[8..])?,
+            }))))))),
+            2 => v9_of(v8_of(v7_of(v6_of(v5_of(v4_of(v3_of(postcard::from_bytes(&bytes[8..])?))))))),
+            3 => v9_of(v8_of(v7_of(v6_of(v5_of(v4_of(postcard::from_bytes(&bytes[8..])?)))))),
+            4 => v9_of(v8_of(v7_of(v6_of(v5_of(postcard::from_bytes(&bytes[8..])?))))),
+            5 => v9_of(v8_of(v7_of(v6_of(postcard::from_bytes(&bytes[8..])?)))),
+            6 => v9_of(v8_of(v7_of(postcard::from_bytes(&bytes[8..])?))),
+            7 => v9_of(v8_of(postcard::from_bytes(&bytes[8..])?)),
+            8 => v9_of(postcard::from_bytes(&bytes[8..])?),
+            9 => postcard::from_bytes(&bytes[8..])?,
             _ => return Err(Error::SnapshotFormat(format!("version {version} (this build reads 1 to {VERSION})"))),
         };
+        let (v8, config_entries, config_entries_index) = (v9.base, v9.config_entries, v9.config_entries_index);
         let (v7, prepared_queries, prepared_queries_index) = (v8.base, v8.prepared_queries, v8.prepared_queries_index);
         let (v6, coordinates, coordinates_index) = (v7.base, v7.coordinates, v7.coordinates_index);
         let (v5, autopilot, autopilot_index) = (v6.base, v6.autopilot, v6.autopilot_index);
@@ -256,6 +273,10 @@ impl State {
         if prepared_queries_index > 0 {
             state.table_index.insert(Table::PreparedQueries, prepared_queries_index);
         }
+        state.config_entries = config_entries.into_iter().map(|e| ((e.kind.clone(), e.name.clone()), e)).collect();
+        if config_entries_index > 0 {
+            state.table_index.insert(Table::ConfigEntries, config_entries_index);
+        }
         Ok(state)
     }
 }
@@ -295,6 +316,11 @@ fn v7_of(base: SnapshotV6) -> SnapshotV7 {
 /// A version-7 body with no prepared queries.
 fn v8_of(base: SnapshotV7) -> SnapshotV8 {
     SnapshotV8 { base, prepared_queries: Vec::new(), prepared_queries_index: 0 }
+}
+
+/// A version-8 body with no config entries.
+fn v9_of(base: SnapshotV8) -> SnapshotV9 {
+    SnapshotV9 { base, config_entries: Vec::new(), config_entries_index: 0 }
 }
 
 /// The state a version-1 body describes, with its derived indexes rebuilt.

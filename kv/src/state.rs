@@ -65,6 +65,8 @@ pub struct State {
     pub(crate) coordinates: BTreeMap<NodeScoped, crate::coordinate::NodeCoordinate>,
     /// Prepared queries by ID.
     pub(crate) prepared_queries: BTreeMap<String, crate::prepared_query::PreparedQuery>,
+    /// Config entries by (kind, name).
+    pub(crate) config_entries: BTreeMap<(String, String), crate::config_entry::ConfigEntry>,
 }
 
 /// One service instance with its node and every check that affects it (the node's checks and its own).
@@ -231,6 +233,10 @@ impl State {
             Command::CoordinateBatchUpdate { updates } => self.coordinate_batch_update(index, updates, changes),
             Command::PreparedQuerySet { query, create } => self.prepared_query_set(index, query, *create, changes),
             Command::PreparedQueryDelete { id } => self.prepared_query_delete(index, id, changes),
+            Command::ConfigEntrySet { entry, cas } => self.config_entry_set(index, entry, *cas, changes),
+            Command::ConfigEntryDelete { kind, name, cas } => {
+                self.config_entry_delete(index, kind, name, *cas, changes)
+            }
             // The KV and catalog commands, and transactions, are applied by `apply_command` itself.
             Command::KvSet { .. }
             | Command::KvCas { .. }
@@ -264,6 +270,7 @@ fn check_limits(cmd: &Command) -> Result<(), String> {
 pub(crate) mod acl;
 mod autopilot;
 mod catalog;
+mod config_entry;
 mod coordinate;
 mod kv;
 mod prepared_query;

@@ -44,11 +44,13 @@ pub enum Table {
     Coordinates,
     /// Prepared queries.
     PreparedQueries,
+    /// Config entries.
+    ConfigEntries,
 }
 
 impl Table {
     /// Every table, in declaration order.
-    pub const ALL: [Table; 13] = [
+    pub const ALL: [Table; 14] = [
         Table::Kvs,
         Table::Nodes,
         Table::Services,
@@ -62,6 +64,7 @@ impl Table {
         Table::Autopilot,
         Table::Coordinates,
         Table::PreparedQueries,
+        Table::ConfigEntries,
     ];
 }
 

@@ -313,7 +313,24 @@ pub(crate) fn authorize_command(access: &Access, cmd: &Command, state: &State) -
         }),
         Command::PreparedQuerySet { query, .. } => prepared_query::authorize_set(access, query, state),
         Command::PreparedQueryDelete { id } => prepared_query::authorize_delete(access, id, state),
+        Command::ConfigEntrySet { entry, .. } => authorize_config_entry_write(access, &entry.kind, &entry.name),
+        Command::ConfigEntryDelete { kind, name, .. } => authorize_config_entry_write(access, kind, name),
     }
+}
+
+/// Consul's `CanWrite` per kind: `service:write` on a service's defaults, `mesh:write` (which falls back to
+/// `operator:write`) on the global proxy defaults.
+fn authorize_config_entry_write(access: &Access, kind: &str, name: &str) -> Result<()> {
+    let authz = access.authorizer();
+    if kind == roster_kv::PROXY_DEFAULTS {
+        return access.require(authz.mesh_write(), Resource::Mesh, AccessLevel::Write, None);
+    }
+    access.require(authz.service_write(name), Resource::Service, AccessLevel::Write, Some(name))
+}
+
+/// Consul's `CanRead` per kind: `service:read` on a service's defaults; the proxy defaults are open to every caller.
+fn config_entry_readable(authz: &Authorizer, kind: &str, name: &str) -> bool {
+    kind == roster_kv::PROXY_DEFAULTS || authz.service_read(name)
 }
 
 /// A catalog registration: node write when it creates or changes the node, service write on the service (and on the one
@@ -466,6 +483,9 @@ pub(crate) fn authorize_query(access: &Access, query: &Query) -> Result<()> {
         Query::Usage | Query::AutopilotConfig => {
             access.require(authz.operator_read(), Resource::Operator, AccessLevel::Read, None)
         }
+        Query::ConfigEntry { kind, name } if !config_entry_readable(authz, kind, name) => {
+            access.require(false, Resource::Service, AccessLevel::Read, Some(name))
+        }
         _ => Ok(()),
     }
 }
@@ -514,6 +534,7 @@ pub(crate) fn filter_answer(access: &Access, answer: &mut Answer) -> bool {
             TxnResult::Check(check) => check_visible(check),
         }),
         Answer::PreparedQueries(_) | Answer::PreparedQuery(_) => prepared_query::filter(access, answer),
+        Answer::ConfigEntries(entries) => retain(entries, |e| config_entry_readable(authz, &e.kind, &e.name)),
         Answer::AclTokens(tokens) => {
             // Readers without acl:write see that a token exists, not its secret.
             if !authz.acl_write() {

@@ -192,6 +192,12 @@ impl fmt::Display for LogCommand {
                 write!(f, "PreparedQuerySet({}, create {create})", query.id)
             }
             Command::PreparedQueryDelete { id } => write!(f, "PreparedQueryDelete({id})"),
+            Command::ConfigEntrySet { entry, cas } => {
+                write!(f, "ConfigEntrySet({}/{}, cas {cas:?})", entry.kind, entry.name)
+            }
+            Command::ConfigEntryDelete { kind, name, cas } => {
+                write!(f, "ConfigEntryDelete({kind}/{name}, cas {cas:?})")
+            }
         }
     }
 }

@@ -60,6 +60,7 @@ async fn own_services(api: &Api, opts: &ReadOpts) -> Result<(Vec<Service>, u64, 
 
 pub async fn service(State(api): State<Api>, Path(id): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
+    super::central_config::refuse_blocking_merge(&q)?;
     let opts = local(&api, &q)?;
     let (services, index, meta) = own_services(&api, &opts).await?;
     let found = services.iter().find(|svc| svc.id == id && svc.id != CLUSTER_SERVICE);
@@ -68,6 +69,8 @@ pub async fn service(State(api): State<Api>, Path(id): Path<String>, uri: Uri) -
     };
     caller::require(&api, Resource::Service, AccessLevel::Read, Some(&svc.service), |a| a.service_read(&svc.service))
         .await?;
+    let svc = &mut svc.clone();
+    super::central_config::merge_central_config(&api, &q, vec![&mut *svc]).await?;
     let mut body = output::agent_service(svc, &api.info.datacenter);
     let hash = content_hash(&body);
     if let Some(obj) = body.as_object_mut() {

@@ -40,11 +40,13 @@ pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri)
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
     let filter = q.filter(&schema::CATALOG_SERVICE)?;
+    super::central_config::refuse_blocking_merge(&q)?;
     let query = StateQuery::ServiceNodes { name, tags: q.all("tag") };
     let (answer, index, meta) = read(&api, &opts, &query).await?;
     let Answer::ServiceNodes(mut instances) = answer else { return Err(unexpected()) };
     super::coordinate::sort_near(&api, &opts, super::coordinate::near_node(&api, &q), &mut instances, |(n, _)| &n.node)
         .await?;
+    super::central_config::merge_central_config(&api, &q, instances.iter_mut().map(|(_, svc)| svc).collect()).await?;
     let body = kept(filter.as_ref(), instances.iter().map(|(n, svc)| output::catalog_service(n, svc)));
     Ok(read_reply(&body, index, meta))
 }

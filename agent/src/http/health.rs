@@ -14,11 +14,13 @@ pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri)
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
     let filter = q.filter(&schema::HEALTH_ENTRY)?;
+    super::central_config::refuse_blocking_merge(&q)?;
     let query = StateQuery::ServiceHealth { name, tags: q.all("tag"), passing: q.flag("passing") };
     let (answer, index, meta) = read(&api, &opts, &query).await?;
     let Answer::Health(mut entries) = answer else { return Err(unexpected()) };
     super::coordinate::sort_near(&api, &opts, super::coordinate::near_node(&api, &q), &mut entries, |e| &e.node.node)
         .await?;
+    super::central_config::merge_central_config(&api, &q, entries.iter_mut().map(|e| &mut e.service).collect()).await?;
     let body: Vec<Value> =
         entries.iter().map(output::health_entry).filter(|entry| keep(filter.as_ref(), entry)).collect();
     Ok(read_reply(&Value::Array(body), index, meta))

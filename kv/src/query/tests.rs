@@ -82,6 +82,8 @@ fn sample_queries() -> Vec<Query> {
             near: "_agent".into(),
             source_ip: String::new(),
         },
+        Query::ConfigEntries { kind: "service-defaults".into() },
+        Query::ConfigEntry { kind: "proxy-defaults".into(), name: "global".into() },
     ]
 }
 
@@ -124,6 +126,7 @@ fn expected(state: &State, query: &Query) -> (u64, Vec<WatchKey>) {
                 Table::Autopilot,
                 Table::Coordinates,
                 Table::PreparedQueries,
+                Table::ConfigEntries,
             ]),
         ),
         Query::Coordinates | Query::NodeCoordinate { .. } => {
@@ -136,6 +139,9 @@ fn expected(state: &State, query: &Query) -> (u64, Vec<WatchKey>) {
             state.table(Table::PreparedQueries).max(state.table(Table::Coordinates)).max(resolve_index),
             tables(&[Table::PreparedQueries, Table::Coordinates, Table::Services, Table::Checks, Table::Nodes]),
         ),
+        Query::ConfigEntries { .. } | Query::ConfigEntry { .. } => {
+            (state.table(Table::ConfigEntries), tables(&[Table::ConfigEntries]))
+        }
         Query::AutopilotConfig => (state.table(Table::Autopilot), tables(&[Table::Autopilot])),
         Query::AclAuthMethods => (state.table(Table::AclAuthMethods), tables(&[Table::AclAuthMethods])),
         Query::AclBindingRules => (state.table(Table::AclBindingRules), tables(&[Table::AclBindingRules])),

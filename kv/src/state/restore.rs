@@ -120,6 +120,7 @@ impl State {
             ("ACL roles", count(self.acl_roles.len())),
             ("ACL auth methods", count(self.acl_auth_methods.len())),
             ("ACL binding rules", count(self.acl_binding_rules.len())),
+            ("Config entries", count(self.config_entries.len())),
         ]
     }
 }

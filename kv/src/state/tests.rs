@@ -306,6 +306,7 @@ fn arb_coordination() -> impl Strategy<Value = Command> {
     let id = prop::sample::select(vec!["s1", "s2", "s3"]).prop_map(String::from);
     let node_name = prop::sample::select(vec!["n1", "n2"]).prop_map(String::from);
     let now = 0..40_000u64;
+    let config_name = prop::sample::select(vec!["web", "db"]).prop_map(String::from);
     let verb = prop::sample::select(vec![
         KvVerb::Set,
         KvVerb::Cas,
@@ -333,6 +334,16 @@ fn arb_coordination() -> impl Strategy<Value = Command> {
             .prop_map(|(key, value, session, now_ms)| { Command::KvLock { key, value, flags: 0, session, now_ms } }),
         (key, id).prop_map(|(key, session)| Command::KvUnlock { key, value: Vec::new(), flags: 0, session }),
         (prop::collection::vec(op, 1..4), now).prop_map(|(ops, now_ms)| Command::Txn { ops, now_ms }),
+        (config_name.clone(), prop::option::of(0..20u64)).prop_map(|(name, cas)| {
+            let body = serde_json::json!({"Kind": "service-defaults", "Name": name, "Protocol": "http"});
+            let entry = crate::config_entry::ConfigEntry::from_json(&body).expect("a valid entry");
+            Command::ConfigEntrySet { entry: Box::new(entry), cas }
+        }),
+        (config_name, prop::option::of(0..20u64)).prop_map(|(name, cas)| Command::ConfigEntryDelete {
+            kind: "service-defaults".into(),
+            name,
+            cas
+        }),
     ]
 }
 
