@@ -148,6 +148,20 @@ pub enum Query {
     Usage,
     /// The autopilot configuration, if one is stored. Answers `Autopilot`.
     AutopilotConfig,
+    /// `inner` (nodes, a service's instances or health, checks, or service names) with only what runs on nodes
+    /// carrying every `node_meta` pair (`?node-meta=`); answers what `inner` answers.
+    NodeMeta {
+        /// Metadata every node must carry, exactly.
+        node_meta: BTreeMap<String, String>,
+        /// The read to filter.
+        inner: Box<Query>,
+    },
+    /// Every service instance with its node, on nodes carrying every `node_meta` pair (empty: every node), for a
+    /// filter over all instances (`/v1/catalog/services?filter=`). Answers `ServiceNodes`.
+    AllServiceNodes {
+        /// Metadata every node must carry, exactly.
+        node_meta: BTreeMap<String, String>,
+    },
 }
 
 /// What a `Query` returns: owned data, free of the state's lock.
@@ -337,6 +351,8 @@ impl Query {
             Query::AclBindingRules => vec![WatchKey::Table(Table::AclBindingRules)],
             Query::Usage => vec![WatchKey::Table(Table::Nodes), WatchKey::Table(Table::Services)],
             Query::AutopilotConfig => vec![WatchKey::Table(Table::Autopilot)],
+            Query::NodeMeta { inner, .. } => node_meta::watch_keys(inner),
+            Query::AllServiceNodes { .. } => vec![WatchKey::Table(Table::Services), WatchKey::Table(Table::Nodes)],
         }
     }
 
@@ -457,6 +473,8 @@ impl Query {
             }
             Query::Usage => (Answer::Usage(usage(state)), state.table(Table::Nodes).max(state.table(Table::Services))),
             Query::AutopilotConfig => (Answer::Autopilot(state.autopilot.clone()), state.table(Table::Autopilot)),
+            Query::NodeMeta { node_meta, inner } => node_meta::eval(state, node_meta, inner),
+            Query::AllServiceNodes { node_meta } => node_meta::all_instances(state, node_meta),
         }
     }
 }
@@ -497,5 +515,6 @@ fn resolve_index(state: &State) -> u64 {
     RESOLVE_TABLES.into_iter().map(|table| state.table(table)).max().unwrap_or(1)
 }
 
+mod node_meta;
 #[cfg(test)]
 mod tests;

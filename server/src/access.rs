@@ -460,6 +460,8 @@ pub(crate) fn authorize_query(access: &Access, query: &Query) -> Result<()> {
         Query::Usage | Query::AutopilotConfig => {
             access.require(authz.operator_read(), Resource::Operator, AccessLevel::Read, None)
         }
+        // A filtered read needs what the read it filters needs.
+        Query::NodeMeta { inner, .. } => authorize_query(access, inner),
         _ => Ok(()),
     }
 }
