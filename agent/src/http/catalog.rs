@@ -14,6 +14,8 @@ use super::query::Query;
 use super::reply::{ApiError, ApiResult, bool_reply, local_reply, read_reply};
 use super::{Api, definition, output, read, unexpected, write};
 
+mod services_filtered;
+
 pub async fn datacenters(State(api): State<Api>) -> ApiResult {
     local_reply(&api, &json!([api.info.datacenter])).await
 }
@@ -22,7 +24,7 @@ pub async fn nodes(State(api): State<Api>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
     let filter = q.filter(&schema::NODE)?;
-    let (answer, index, meta) = read(&api, &opts, &StateQuery::Nodes).await?;
+    let (answer, index, meta) = read(&api, &opts, &q.with_node_meta(StateQuery::Nodes)).await?;
     let Answer::Nodes(nodes) = answer else { return Err(unexpected()) };
     Ok(read_reply(&kept(filter.as_ref(), nodes.iter().map(output::node)), index, meta))
 }
@@ -30,7 +32,10 @@ pub async fn nodes(State(api): State<Api>, uri: Uri) -> ApiResult {
 pub async fn services(State(api): State<Api>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
-    let (answer, index, meta) = read(&api, &opts, &StateQuery::Services).await?;
+    if let Some(filter) = q.filter(&schema::CATALOG_SERVICE)? {
+        return services_filtered::reply(&api, &opts, &q, &filter).await;
+    }
+    let (answer, index, meta) = read(&api, &opts, &q.with_node_meta(StateQuery::Services)).await?;
     let Answer::ServiceTags(names) = answer else { return Err(unexpected()) };
     Ok(read_reply(&names, index, meta))
 }
@@ -39,7 +44,7 @@ pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri)
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
     let filter = q.filter(&schema::CATALOG_SERVICE)?;
-    let query = StateQuery::ServiceNodes { name, tags: q.all("tag") };
+    let query = q.with_node_meta(StateQuery::ServiceNodes { name, tags: q.all("tag") });
     let (answer, index, meta) = read(&api, &opts, &query).await?;
     let Answer::ServiceNodes(instances) = answer else { return Err(unexpected()) };
     let body = kept(filter.as_ref(), instances.iter().map(|(n, svc)| output::catalog_service(n, svc)));

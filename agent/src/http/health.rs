@@ -14,7 +14,7 @@ pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri)
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
     let filter = q.filter(&schema::HEALTH_ENTRY)?;
-    let query = StateQuery::ServiceHealth { name, tags: q.all("tag"), passing: q.flag("passing") };
+    let query = q.with_node_meta(StateQuery::ServiceHealth { name, tags: q.all("tag"), passing: q.flag("passing") });
     let (answer, index, meta) = read(&api, &opts, &query).await?;
     let Answer::Health(entries) = answer else { return Err(unexpected()) };
     let body: Vec<Value> =
@@ -25,7 +25,7 @@ pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri)
 pub async fn checks(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
-    checks_reply(&api, &opts, &q, &StateQuery::ServiceChecks { name }).await
+    checks_reply(&api, &opts, &q, &q.with_node_meta(StateQuery::ServiceChecks { name })).await
 }
 
 pub async fn node(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
@@ -43,7 +43,7 @@ pub async fn state(State(api): State<Api>, Path(state): Path<String>, uri: Uri) 
             ApiError::bad_request(format!("Invalid check state {other:?}: use any, passing, warning or critical"))
         })?),
     };
-    checks_reply(&api, &opts, &q, &StateQuery::ChecksInState { state: status }).await
+    checks_reply(&api, &opts, &q, &q.with_node_meta(StateQuery::ChecksInState { state: status })).await
 }
 
 /// A read of a list of checks, as the checks endpoints answer it.
