@@ -130,10 +130,11 @@ const TABLE: &[Endpoint] = &[
     // the agent and the gossip pool
     other(GET, "/v1/agent/self", &[]),
     other(GET, "/v1/agent/members", &[&["wan", "segment"]]),
-    other(PUT, "/v1/agent/join/{*addr}", &[&["wan"]]),
+    // No WAN pool to join or leave (`?wan` there is refused).
+    other(PUT, "/v1/agent/join/{*addr}", &[]),
     other(PUT, "/v1/agent/leave", &[]),
     other(PUT, "/v1/agent/reload", &[]),
-    other(PUT, "/v1/agent/force-leave/{*node}", &[&["prune", "wan"]]),
+    other(PUT, "/v1/agent/force-leave/{*node}", &[&["prune"]]),
     // operator
     other(GET, "/v1/operator/raft/configuration", &[&["stale"]]),
     other(DELETE, "/v1/operator/raft/peer", &[&["id", "address"]]),
