@@ -5,6 +5,7 @@
 //! - `reply`: errors with Consul's status codes and texts, and the `X-Consul-*` headers every read sends.
 //! - `input`: lenient JSON bodies (field names case- and `_`-insensitive, no Content-Type needed).
 //! - `output`: Consul's exact JSON shapes for nodes, services, checks and KV entries.
+//! - `params`: which query parameters each route takes (anything else is a 400), `?dc`/`ns`/`partition`/`peer`, `?pretty`, `X-Consul-Effective-Consistency`.
 //! - `kv`, `session`, `txn`, `agent`, `catalog`, `health`, `status`, `keyring`, `operator`, `snapshot`: the endpoints.
 //!
 //! Handlers validate everything before proposing a write, so a rejected request changes nothing.
@@ -23,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::Backend;
+pub use agent::REVISION;
 use reply::ApiError;
 pub use serve::{HEADER_READ_TIMEOUT, ServeOptions};
 
