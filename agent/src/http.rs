@@ -32,6 +32,7 @@ mod acl;
 mod agent;
 mod agent_checks;
 mod autopilot;
+mod cache;
 pub(crate) mod caller;
 mod catalog;
 pub(crate) mod definition;
@@ -109,6 +110,8 @@ pub struct Api {
     pub(crate) data_dir: Option<Arc<std::path::Path>>,
     /// The agent's config reload (`PUT /v1/agent/reload`); `None` until the agent attaches it.
     pub(crate) reloader: Option<Arc<crate::reload::Reloader>>,
+    /// The `?cached` reads this agent keeps current (`cache`).
+    pub(crate) cache: Arc<cache::Cache>,
 }
 
 impl Api {
@@ -138,6 +141,7 @@ impl Api {
             acl,
             data_dir: None,
             reloader: None,
+            cache: Arc::default(),
         }
     }
 

@@ -315,3 +315,28 @@ async fn agent_self_reports_the_build_it_runs() {
     let member = agent.get("/v1/agent/members").await.json();
     assert_eq!(member[0]["Tags"]["build"], format!("1.22.0:{revision}"), "Consul's version:revision build tag");
 }
+
+#[tokio::test]
+async fn cached_reads_miss_then_hit_and_block_on_the_refreshed_entry() {
+    let agent = TestAgent::dev("params-cached").await;
+    register_node(&agent, "a1", json!({}), "v1").await;
+    let plain = agent.get("/v1/health/service/web").await;
+    assert_eq!(plain.header("X-Cache"), None, "only ?cached reads go through the cache");
+    let miss = agent.get("/v1/health/service/web?cached").await;
+    assert_eq!(miss.header("X-Cache").as_deref(), Some("MISS"));
+    let hit = agent.get("/v1/health/service/web?cached").await;
+    assert_eq!(hit.header("X-Cache").as_deref(), Some("HIT"));
+    assert_eq!(hit.header("Age").as_deref(), Some("0"), "the background refresh reaches the server");
+    assert_eq!(names(&hit.json(), "/Node/Node"), ["a1"]);
+    // A blocking cached read returns once the background refresh has seen the new instance.
+    let index = hit.index();
+    register_node(&agent, "a2", json!({}), "v2").await;
+    let blocked = agent.get(&format!("/v1/health/service/web?cached&index={index}&wait=5m")).await;
+    assert_eq!(blocked.header("X-Cache").as_deref(), Some("HIT"));
+    assert!(blocked.index() > index);
+    assert_eq!(names(&blocked.json(), "/Node/Node"), ["a1", "a2"]);
+    let services = agent.get("/v1/catalog/services?cached").await;
+    assert_eq!(services.header("X-Cache").as_deref(), Some("MISS"));
+    let dcs = agent.get("/v1/catalog/datacenters?cached").await;
+    assert_eq!(dcs.header("X-Cache").as_deref(), Some("HIT"));
+}

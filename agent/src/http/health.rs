@@ -8,18 +8,18 @@ use serde_json::Value;
 use super::filter::{keep, schema};
 use super::query::{Query, ReadOpts};
 use super::reply::{ApiError, ApiResult, read_reply};
-use super::{Api, output, read, unexpected};
+use super::{Api, cache, output, read, unexpected};
 
 pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
     let filter = q.filter(&schema::HEALTH_ENTRY)?;
     let query = q.with_node_meta(StateQuery::ServiceHealth { name, tags: q.all("tag"), passing: q.flag("passing") });
-    let (answer, index, meta) = read(&api, &opts, &query).await?;
+    let (answer, index, meta, cached) = cache::read(&api, &opts, &q, &query).await?;
     let Answer::Health(entries) = answer else { return Err(unexpected()) };
     let body: Vec<Value> =
         entries.iter().map(output::health_entry).filter(|entry| keep(filter.as_ref(), entry)).collect();
-    Ok(read_reply(&Value::Array(body), index, meta))
+    Ok(cached.mark(read_reply(&Value::Array(body), index, meta)))
 }
 
 pub async fn checks(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {

@@ -10,15 +10,16 @@ use serde_json::Value;
 use super::super::filter::{Filter, keep};
 use super::super::query::{Query, ReadOpts};
 use super::super::reply::{ApiResult, read_reply};
-use super::super::{Api, output, read, unexpected};
+use super::super::{Api, cache, output, unexpected};
 
 /// The filtered name → tags map, read with `?node-meta` applied where the state is read.
 pub(super) async fn reply(api: &Api, opts: &ReadOpts, q: &Query, filter: &Filter) -> ApiResult {
     let node_meta = q.node_meta().unwrap_or_default();
-    let (answer, index, meta) = read(api, opts, &StateQuery::AllServiceNodes { node_meta }).await?;
+    let query = StateQuery::AllServiceNodes { node_meta };
+    let (answer, index, meta, cached) = cache::read(api, opts, q, &query).await?;
     let Answer::ServiceNodes(instances) = answer else { return Err(unexpected()) };
     let rendered = instances.iter().map(|(node, svc)| output::catalog_service(node, svc));
-    Ok(read_reply(&fold(rendered.filter(|item| keep(Some(filter), item))), index, meta))
+    Ok(cached.mark(read_reply(&fold(rendered.filter(|item| keep(Some(filter), item))), index, meta)))
 }
 
 /// Service name → the sorted union of the tags of the kept instances.
