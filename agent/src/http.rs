@@ -5,6 +5,7 @@
 //! - `reply`: errors with Consul's status codes and texts, and the `X-Consul-*` headers every read sends.
 //! - `input`: lenient JSON bodies (field names case- and `_`-insensitive, no Content-Type needed).
 //! - `output`: Consul's exact JSON shapes for nodes, services, checks and KV entries.
+//! - `params`: which query parameters each route takes (anything else is a 400), `?dc`/`ns`/`partition`/`peer`, `?pretty`, `X-Consul-Effective-Consistency`.
 //! - `kv`, `session`, `txn`, `agent`, `catalog`, `health`, `status`, `keyring`, `operator`, `snapshot`,
 //!   `prepared_query` (`/v1/query`): the endpoints.
 //!
@@ -24,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::Backend;
+pub use agent::REVISION;
 use reply::ApiError;
 pub use serve::{HEADER_READ_TIMEOUT, ServeOptions};
 
@@ -31,6 +33,7 @@ mod acl;
 mod agent;
 mod agent_checks;
 mod autopilot;
+mod cache;
 pub(crate) mod caller;
 mod catalog;
 mod central_config;
@@ -48,6 +51,7 @@ mod kv;
 mod members;
 mod operator;
 mod output;
+mod params;
 pub(crate) mod prepared_query;
 mod query;
 mod reply;
@@ -111,6 +115,8 @@ pub struct Api {
     pub(crate) data_dir: Option<Arc<std::path::Path>>,
     /// The agent's config reload (`PUT /v1/agent/reload`); `None` until the agent attaches it.
     pub(crate) reloader: Option<Arc<crate::reload::Reloader>>,
+    /// The `?cached` reads this agent keeps current (`cache`).
+    pub(crate) cache: Arc<cache::Cache>,
 }
 
 impl Api {
@@ -140,6 +146,7 @@ impl Api {
             acl,
             data_dir: None,
             reloader: None,
+            cache: Arc::default(),
         }
     }
 
@@ -186,10 +193,10 @@ pub fn router(api: Api) -> Router {
         .route("/v1/session/destroy/{id}", put(session::destroy))
         .route("/v1/session/renew/{id}", put(session::renew))
         .route("/v1/session/info/{id}", get(session::info))
-        .route("/v1/session/node/{node}", get(session::node))
+        .route("/v1/session/node/{*node}", get(session::node))
         .route("/v1/session/list", get(session::list))
         .route("/v1/txn", put(txn::txn))
-        .route("/v1/event/fire/{name}", put(event::fire))
+        .route("/v1/event/fire/{*name}", put(event::fire))
         .route("/v1/event/list", get(event::list))
         .route("/v1/agent/job", put(job::submit))
         .route("/v1/agent/jobs", get(job::list))
@@ -223,10 +230,10 @@ pub fn router(api: Api) -> Router {
         .route("/v1/acl/logout", axum::routing::post(acl::logout))
         .route("/v1/agent/self", get(agent::self_))
         .route("/v1/agent/members", get(members::members))
-        .route("/v1/agent/join/{addr}", put(members::join))
+        .route("/v1/agent/join/{*addr}", put(members::join))
         .route("/v1/agent/leave", put(members::leave))
         .route("/v1/agent/reload", put(agent::reload))
-        .route("/v1/agent/force-leave/{node}", put(members::force_leave))
+        .route("/v1/agent/force-leave/{*node}", put(members::force_leave))
         .route("/v1/operator/raft/configuration", get(members::raft_configuration))
         .route("/v1/operator/raft/peer", axum::routing::delete(operator::raft_peer_delete))
         .route("/v1/operator/raft/transfer-leader", axum::routing::post(operator::transfer_leader))
@@ -253,38 +260,40 @@ pub fn router(api: Api) -> Router {
         .route("/v1/config/{kind}", get(config::list))
         .route("/v1/config/{kind}/{name}", get(config::get).delete(config::delete))
         .route("/v1/agent/services", get(agent::services))
-        .route("/v1/agent/service/{id}", get(agent::service))
+        .route("/v1/agent/service/{*id}", get(agent::service))
         .route("/v1/agent/service/register", put(agent::register))
-        .route("/v1/agent/service/deregister/{id}", put(agent::deregister))
+        .route("/v1/agent/service/deregister/{*id}", put(agent::deregister))
         .route("/v1/agent/checks", get(agent::checks))
         .route("/v1/agent/check/register", put(agent_checks::register))
-        .route("/v1/agent/check/deregister/{id}", put(agent_checks::deregister))
-        .route("/v1/agent/check/pass/{id}", put(agent_checks::pass))
-        .route("/v1/agent/check/warn/{id}", put(agent_checks::warn))
-        .route("/v1/agent/check/fail/{id}", put(agent_checks::fail))
-        .route("/v1/agent/check/update/{id}", put(agent_checks::update))
+        .route("/v1/agent/check/deregister/{*id}", put(agent_checks::deregister))
+        .route("/v1/agent/check/pass/{*id}", put(agent_checks::pass))
+        .route("/v1/agent/check/warn/{*id}", put(agent_checks::warn))
+        .route("/v1/agent/check/fail/{*id}", put(agent_checks::fail))
+        .route("/v1/agent/check/update/{*id}", put(agent_checks::update))
         .route("/v1/agent/maintenance", put(agent_checks::node_maintenance))
-        .route("/v1/agent/service/maintenance/{id}", put(agent_checks::service_maintenance))
-        .route("/v1/agent/health/service/name/{name}", get(agent_checks::health_by_name))
-        .route("/v1/agent/health/service/id/{id}", get(agent_checks::health_by_id))
+        .route("/v1/agent/service/maintenance/{*id}", put(agent_checks::service_maintenance))
+        .route("/v1/agent/health/service/name/{*name}", get(agent_checks::health_by_name))
+        .route("/v1/agent/health/service/id/{*id}", get(agent_checks::health_by_id))
         .route("/v1/catalog/datacenters", get(catalog::datacenters))
         .route("/v1/catalog/nodes", get(catalog::nodes))
         .route("/v1/catalog/services", get(catalog::services))
-        .route("/v1/catalog/service/{name}", get(catalog::service))
-        .route("/v1/catalog/node/{name}", get(catalog::node))
-        .route("/v1/catalog/node-services/{name}", get(catalog::node_services))
+        .route("/v1/catalog/service/{*name}", get(catalog::service))
+        .route("/v1/catalog/node/{*name}", get(catalog::node))
+        .route("/v1/catalog/node-services/{*name}", get(catalog::node_services))
         .route("/v1/catalog/register", put(catalog::register))
         .route("/v1/catalog/deregister", put(catalog::deregister))
-        .route("/v1/health/service/{name}", get(health::service))
-        .route("/v1/health/checks/{name}", get(health::checks))
-        .route("/v1/health/node/{name}", get(health::node))
+        .route("/v1/health/service/{*name}", get(health::service))
+        .route("/v1/health/checks/{*name}", get(health::checks))
+        .route("/v1/health/node/{*name}", get(health::node))
         .route("/v1/health/state/{state}", get(health::state))
-        .route("/v1/health/connect/{name}", get(health::empty))
-        .route("/v1/health/ingress/{name}", get(health::empty))
+        .route("/v1/health/connect/{*name}", get(health::empty))
+        .route("/v1/health/ingress/{*name}", get(health::empty))
         .route("/v1/query", get(prepared_query::list).post(prepared_query::create))
         .route("/v1/query/{id}", get(prepared_query::get).put(prepared_query::update).delete(prepared_query::delete))
         .route("/v1/query/{id}/execute", get(prepared_query::execute))
         .route("/v1/query/{id}/explain", get(prepared_query::explain))
+        // After every route: each request's parameters are checked against its route's list before its handler runs.
+        .route_layer(axum::middleware::from_fn_with_state(api.info.clone(), params::layer))
         .fallback(reply::not_found)
         .method_not_allowed_fallback(reply::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_SIZE))

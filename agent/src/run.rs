@@ -355,7 +355,7 @@ async fn start_gossip(
         rpc_addr: rpc_advertise,
         raft_id: config.server.then_some(raft_id),
         bootstrap_expect: config.server.then(|| config.bootstrap_expect.unwrap_or(u32::from(config.bootstrap))),
-        build: format!("roster-{}", env!("CARGO_PKG_VERSION")),
+        build: crate::http::REVISION.to_owned(),
         protocol: 2,
         http_port: config.ports.http,
         node_id: node_id.to_owned(),

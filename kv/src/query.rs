@@ -194,6 +194,20 @@ pub enum Query {
         /// The name.
         name: String,
     },
+    /// `inner` (nodes, a service's instances or health, checks, or service names) with only what runs on nodes
+    /// carrying every `node_meta` pair (`?node-meta=`); answers what `inner` answers.
+    NodeMeta {
+        /// Metadata every node must carry, exactly.
+        node_meta: BTreeMap<String, String>,
+        /// The read to filter.
+        inner: Box<Query>,
+    },
+    /// Every service instance with its node, on nodes carrying every `node_meta` pair (empty: every node), for a
+    /// filter over all instances (`/v1/catalog/services?filter=`). Answers `ServiceNodes`.
+    AllServiceNodes {
+        /// Metadata every node must carry, exactly.
+        node_meta: BTreeMap<String, String>,
+    },
 }
 
 /// What a `Query` returns: owned data, free of the state's lock.
@@ -402,6 +416,8 @@ impl Query {
                 .collect(),
             // Like Consul, a single entry reports the table's index, so it wakes on any config entry write.
             Query::ConfigEntries { .. } | Query::ConfigEntry { .. } => vec![WatchKey::Table(Table::ConfigEntries)],
+            Query::NodeMeta { inner, .. } => node_meta::watch_keys(inner),
+            Query::AllServiceNodes { .. } => vec![WatchKey::Table(Table::Services), WatchKey::Table(Table::Nodes)],
         }
     }
 
@@ -561,6 +577,8 @@ impl Query {
                 let entries = state.config_entry(kind, name).into_iter().cloned().collect();
                 (Answer::ConfigEntries(entries), state.table(Table::ConfigEntries))
             }
+            Query::NodeMeta { node_meta, inner } => node_meta::eval(state, node_meta, inner),
+            Query::AllServiceNodes { node_meta } => node_meta::all_instances(state, node_meta),
         }
     }
 }
@@ -601,5 +619,6 @@ fn resolve_index(state: &State) -> u64 {
     RESOLVE_TABLES.into_iter().map(|table| state.table(table)).max().unwrap_or(1)
 }
 
+mod node_meta;
 #[cfg(test)]
 mod tests;

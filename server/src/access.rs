@@ -486,6 +486,8 @@ pub(crate) fn authorize_query(access: &Access, query: &Query) -> Result<()> {
         Query::ConfigEntry { kind, name } if !config_entry_readable(authz, kind, name) => {
             access.require(false, Resource::Service, AccessLevel::Read, Some(name))
         }
+        // A filtered read needs what the read it filters needs.
+        Query::NodeMeta { inner, .. } => authorize_query(access, inner),
         _ => Ok(()),
     }
 }

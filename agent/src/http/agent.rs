@@ -19,8 +19,12 @@ use super::reply::{ApiError, ApiResult, empty_ok, local_reply, read_reply};
 use super::{Api, caller, definition, output, unexpected};
 use roster_acl::{AccessLevel, Resource};
 
-/// The version string version-gated Consul clients see.
+/// The version string version-gated Consul clients see: the Consul API roster implements (`Config.Version`, which
+/// the Go client's version checks read, and the first half of the gossip `build` tag).
 pub const CONSUL_COMPAT_VERSION: &str = "1.22.0";
+
+/// The git revision this binary was built from (`Config.Revision`, the second half of the `build` tag).
+pub const REVISION: &str = env!("ROSTER_REVISION");
 
 /// Service and check IDs that belong to the cluster, not to this agent's own registrations.
 pub(super) const CLUSTER_SERVICE: &str = "consul";
@@ -62,25 +66,42 @@ pub async fn service(State(api): State<Api>, Path(id): Path<String>, uri: Uri) -
     let q = Query::parse(uri.query());
     super::central_config::refuse_blocking_merge(&q)?;
     let opts = local(&api, &q)?;
-    let (services, index, meta) = own_services(&api, &opts).await?;
-    let found = services.iter().find(|svc| svc.id == id && svc.id != CLUSTER_SERVICE);
-    let Some(svc) = found else {
-        return Err(ApiError::not_found(format!("unknown service ID: {id}")));
-    };
-    caller::require(&api, Resource::Service, AccessLevel::Read, Some(&svc.service), |a| a.service_read(&svc.service))
-        .await?;
-    let svc = &mut svc.clone();
-    super::central_config::merge_central_config(&api, &q, vec![&mut *svc]).await?;
-    let mut body = output::agent_service(svc, &api.info.datacenter);
-    let hash = content_hash(&body);
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert("ContentHash".into(), json!(hash));
+    let wanted = q.get("hash").filter(|hash| !hash.is_empty());
+    let deadline = tokio::time::Instant::now() + opts.wait;
+    let mut min_index = 0;
+    // Consul's hash blocking: answer at once without `?hash` or when the service no longer hashes to it; otherwise
+    // wait on this node's services until it does or the wait ends.
+    loop {
+        let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let read = ReadOpts { consistency: Consistency::Stale, min_index, wait };
+        let (services, index, meta) = tokio::select! {
+            res = own_services(&api, &read) => res?,
+            () = api.draining.cancelled(), if min_index != 0 => own_services(&api, &ReadOpts { min_index: 0, ..read }).await?,
+        };
+        let found = services.iter().find(|svc| svc.id == id && svc.id != CLUSTER_SERVICE);
+        let Some(svc) = found else {
+            return Err(ApiError::not_found(format!("unknown service ID: {id}")));
+        };
+        let name = &svc.service;
+        caller::require(&api, Resource::Service, AccessLevel::Read, Some(name), |a| a.service_read(name)).await?;
+        let svc = &mut svc.clone();
+        super::central_config::merge_central_config(&api, &q, vec![&mut *svc]).await?;
+        let mut body = output::agent_service(svc, &api.info.datacenter);
+        let hash = content_hash(&body);
+        let done = wanted != Some(hash.as_str()) || wait.is_zero() || api.draining.is_cancelled();
+        if !done {
+            min_index = index;
+            continue;
+        }
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert("ContentHash".into(), json!(hash));
+        }
+        let mut response = read_reply(&body, index, meta);
+        if let Ok(value) = HeaderValue::from_str(&hash) {
+            response.headers_mut().insert("X-Consul-ContentHash", value);
+        }
+        return Ok(response);
     }
-    let mut response = read_reply(&body, index, meta);
-    if let Ok(value) = HeaderValue::from_str(&hash) {
-        response.headers_mut().insert("X-Consul-ContentHash", value);
-    }
-    Ok(response)
 }
 
 /// A stable hash of the service as shown, so clients can tell whether it changed (FNV-1a over the canonical JSON).
@@ -227,10 +248,10 @@ pub async fn self_(State(api): State<Api>) -> ApiResult {
             "PrimaryDatacenter": info.datacenter,
             "NodeName": info.node_name,
             "NodeID": info.node_id,
-            "Revision": format!("roster-{}", env!("CARGO_PKG_VERSION")),
+            "Revision": REVISION,
             "Server": info.server,
             "Version": CONSUL_COMPAT_VERSION,
-            "BuildDate": "",
+            "BuildDate": env!("ROSTER_BUILD_DATE"),
         },
         "DebugConfig": {
             "Datacenter": info.datacenter,

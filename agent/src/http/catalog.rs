@@ -12,17 +12,22 @@ use super::filter::{Filter, keep, schema};
 use super::input::{Obj, parse_object};
 use super::query::Query;
 use super::reply::{ApiError, ApiResult, bool_reply, local_reply, read_reply};
-use super::{Api, definition, output, read, unexpected, write};
+use super::{Api, cache, definition, output, read, unexpected, write};
 
-pub async fn datacenters(State(api): State<Api>) -> ApiResult {
-    local_reply(&api, &json!([api.info.datacenter])).await
+mod services_filtered;
+
+pub async fn datacenters(State(api): State<Api>, uri: Uri) -> ApiResult {
+    let reply = local_reply(&api, &json!([api.info.datacenter])).await?;
+    // The agent knows its one datacenter itself: a `?cached` read is always served without asking a server.
+    let cached = Query::parse(uri.query()).flag("cached");
+    Ok(if cached { cache::Status::Hit { age_secs: 0 }.mark(reply) } else { reply })
 }
 
 pub async fn nodes(State(api): State<Api>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
     let filter = q.filter(&schema::NODE)?;
-    let (answer, index, meta) = read(&api, &opts, &StateQuery::Nodes).await?;
+    let (answer, index, meta) = read(&api, &opts, &q.with_node_meta(StateQuery::Nodes)).await?;
     let Answer::Nodes(mut nodes) = answer else { return Err(unexpected()) };
     super::coordinate::sort_near(&api, &opts, super::coordinate::near_node(&api, &q), &mut nodes, |n| &n.node).await?;
     Ok(read_reply(&kept(filter.as_ref(), nodes.iter().map(output::node)), index, meta))
@@ -31,9 +36,12 @@ pub async fn nodes(State(api): State<Api>, uri: Uri) -> ApiResult {
 pub async fn services(State(api): State<Api>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
-    let (answer, index, meta) = read(&api, &opts, &StateQuery::Services).await?;
+    if let Some(filter) = q.filter(&schema::CATALOG_SERVICE)? {
+        return services_filtered::reply(&api, &opts, &q, &filter).await;
+    }
+    let (answer, index, meta, cached) = cache::read(&api, &opts, &q, &q.with_node_meta(StateQuery::Services)).await?;
     let Answer::ServiceTags(names) = answer else { return Err(unexpected()) };
-    Ok(read_reply(&names, index, meta))
+    Ok(cached.mark(read_reply(&names, index, meta)))
 }
 
 pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
@@ -41,14 +49,14 @@ pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri)
     let opts = q.read_opts(&api)?;
     let filter = q.filter(&schema::CATALOG_SERVICE)?;
     super::central_config::refuse_blocking_merge(&q)?;
-    let query = StateQuery::ServiceNodes { name, tags: q.all("tag") };
-    let (answer, index, meta) = read(&api, &opts, &query).await?;
+    let query = q.with_node_meta(StateQuery::ServiceNodes { name, tags: q.all("tag") });
+    let (answer, index, meta, cached) = cache::read(&api, &opts, &q, &query).await?;
     let Answer::ServiceNodes(mut instances) = answer else { return Err(unexpected()) };
     super::coordinate::sort_near(&api, &opts, super::coordinate::near_node(&api, &q), &mut instances, |(n, _)| &n.node)
         .await?;
     super::central_config::merge_central_config(&api, &q, instances.iter_mut().map(|(_, svc)| svc).collect()).await?;
     let body = kept(filter.as_ref(), instances.iter().map(|(n, svc)| output::catalog_service(n, svc)));
-    Ok(read_reply(&body, index, meta))
+    Ok(cached.mark(read_reply(&body, index, meta)))
 }
 
 pub async fn node(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {

@@ -27,6 +27,11 @@ pub(crate) fn refuse_blocking_merge(q: &Query) -> Result<(), ApiError> {
             "?merge-central-config cannot be combined with a blocking ?index: roster would not wake the read when a config entry changes",
         ));
     }
+    if q.flag("merge-central-config") && q.get("hash").is_some_and(|hash| !hash.is_empty()) {
+        return Err(ApiError::bad_request(
+            "?merge-central-config cannot be combined with a blocking ?hash: roster would not wake the read when a config entry changes",
+        ));
+    }
     Ok(())
 }
 

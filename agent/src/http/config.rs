@@ -15,15 +15,9 @@ use super::query::Query;
 use super::reply::{ApiError, ApiResult, bool_reply, read_headers, read_reply};
 use super::{Api, read, unexpected, write};
 
-/// The parameters of the reads; everything else Consul takes here (`ns`, `partition`, `filter`, ...) is refused.
-const READ_PARAMS: [&str; 6] = ["dc", "index", "wait", "stale", "consistent", "token"];
-/// The parameters of the writes.
-const WRITE_PARAMS: [&str; 3] = ["dc", "cas", "token"];
-
 /// `PUT /v1/config`: `true` when stored, `false` when `?cas` did not hold.
 pub async fn apply(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResult {
     let q = Query::parse(uri.query());
-    q.only(&WRITE_PARAMS)?;
     q.check_dc(&api)?;
     let cas = q.u64("cas")?;
     let value: Value =
@@ -39,7 +33,6 @@ pub async fn apply(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResult {
 /// `GET /v1/config/:kind`: the entries of a kind the caller may read, by name.
 pub async fn list(State(api): State<Api>, Path(kind): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
-    q.only(&READ_PARAMS)?;
     check_kind(&kind).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let opts = q.read_opts(&api)?;
     let (answer, index, meta) = read(&api, &opts, &StateQuery::ConfigEntries { kind }).await?;
@@ -51,7 +44,6 @@ pub async fn list(State(api): State<Api>, Path(kind): Path<String>, uri: Uri) ->
 /// `GET /v1/config/:kind/:name`: 404 with Consul's text when there is none.
 pub async fn get(State(api): State<Api>, Path((kind, name)): Path<(String, String)>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
-    q.only(&READ_PARAMS)?;
     check_kind(&kind).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let opts = q.read_opts(&api)?;
     let query = StateQuery::ConfigEntry { kind: kind.clone(), name: name.clone() };
@@ -71,7 +63,6 @@ pub async fn get(State(api): State<Api>, Path((kind, name)): Path<(String, Strin
 /// `DELETE /v1/config/:kind/:name`: `{}`, or with `?cas` whether it was deleted, as Consul answers.
 pub async fn delete(State(api): State<Api>, Path((kind, name)): Path<(String, String)>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
-    q.only(&WRITE_PARAMS)?;
     q.check_dc(&api)?;
     let cas = q.u64("cas")?;
     check_kind(&kind).map_err(|e| ApiError::bad_request(e.to_string()))?;

@@ -8,28 +8,28 @@ use serde_json::Value;
 use super::filter::{keep, schema};
 use super::query::{Query, ReadOpts};
 use super::reply::{ApiError, ApiResult, read_reply};
-use super::{Api, output, read, unexpected};
+use super::{Api, cache, output, read, unexpected};
 
 pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
     let filter = q.filter(&schema::HEALTH_ENTRY)?;
     super::central_config::refuse_blocking_merge(&q)?;
-    let query = StateQuery::ServiceHealth { name, tags: q.all("tag"), passing: q.flag("passing") };
-    let (answer, index, meta) = read(&api, &opts, &query).await?;
+    let query = q.with_node_meta(StateQuery::ServiceHealth { name, tags: q.all("tag"), passing: q.flag("passing") });
+    let (answer, index, meta, cached) = cache::read(&api, &opts, &q, &query).await?;
     let Answer::Health(mut entries) = answer else { return Err(unexpected()) };
     super::coordinate::sort_near(&api, &opts, super::coordinate::near_node(&api, &q), &mut entries, |e| &e.node.node)
         .await?;
     super::central_config::merge_central_config(&api, &q, entries.iter_mut().map(|e| &mut e.service).collect()).await?;
     let body: Vec<Value> =
         entries.iter().map(output::health_entry).filter(|entry| keep(filter.as_ref(), entry)).collect();
-    Ok(read_reply(&Value::Array(body), index, meta))
+    Ok(cached.mark(read_reply(&Value::Array(body), index, meta)))
 }
 
 pub async fn checks(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = q.read_opts(&api)?;
-    checks_reply(&api, &opts, &q, &StateQuery::ServiceChecks { name }).await
+    checks_reply(&api, &opts, &q, &q.with_node_meta(StateQuery::ServiceChecks { name })).await
 }
 
 pub async fn node(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
@@ -47,7 +47,7 @@ pub async fn state(State(api): State<Api>, Path(state): Path<String>, uri: Uri) 
             ApiError::bad_request(format!("Invalid check state {other:?}: use any, passing, warning or critical"))
         })?),
     };
-    checks_reply(&api, &opts, &q, &StateQuery::ChecksInState { state: status }).await
+    checks_reply(&api, &opts, &q, &q.with_node_meta(StateQuery::ChecksInState { state: status })).await
 }
 
 /// A read of a list of checks, as the checks endpoints answer it.

@@ -14,13 +14,36 @@ use super::{Api, caller};
 use crate::gossip::{Gossip, Member, Role};
 
 /// Every member this agent's gossip knows, in Consul's `agent/members` shape, sorted by name.
+///
+/// `?wan=<anything non-empty>` asks for the WAN pool, as Consul reads it. Roster gossips only on the LAN, and in a
+/// single datacenter Consul's WAN pool is exactly its servers, named `<node>.<dc>`: a server answers those (at their
+/// gossip address: there is no separate WAN port), and a client agent, which is in no WAN pool, answers `null` as
+/// Consul's does. `?segment=` other than empty or `_all` names a network segment (Enterprise), which roster has not.
 pub async fn members(State(api): State<Api>, uri: Uri) -> ApiResult {
-    Query::parse(uri.query()).check_dc(&api)?;
+    let q = Query::parse(uri.query());
+    q.check_dc(&api)?;
+    let wan = q.get("wan").is_some_and(|v| !v.is_empty());
+    match q.get("segment").unwrap_or_default() {
+        "" | "_all" => {}
+        _ if wan => return Err(ApiError::bad_request("Cannot provide a segment with wan=true")),
+        other => return Err(ApiError::bad_request(format!("Network segments are not supported: {other:?}"))),
+    }
     let mut members = gossip(&api)?.members();
+    if wan {
+        if !api.info.server {
+            return local_reply(&api, &Value::Null).await;
+        }
+        members.retain(|m| m.meta.role == Role::Server);
+    }
     members.sort_by(|a, b| a.name.cmp(&b.name));
     let access = caller::access(&api).await?;
     caller::keep_visible(&mut members, |m| access.authorizer().node_read(&m.name));
-    let body: Vec<Value> = members.iter().map(member_json).collect();
+    let mut body: Vec<Value> = members.iter().map(member_json).collect();
+    if wan {
+        for (member, json) in members.iter().zip(&mut body) {
+            json["Name"] = Value::String(format!("{}.{}", member.name, member.meta.datacenter));
+        }
+    }
     local_reply(&api, &body).await
 }
 

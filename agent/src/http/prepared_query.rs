@@ -34,13 +34,9 @@ use super::{Api, output, read, unexpected, write};
 /// Consul's text for an ID or name that resolves to nothing.
 pub(crate) const NOT_FOUND: &str = "Query not found";
 
-/// The parameters the reads take (besides `?dc`, which every endpoint checks).
-const READ_PARAMS: [&str; 5] = ["dc", "stale", "consistent", "token", "index"];
-
 /// `POST /v1/query`: answers `{"ID": ...}`.
 pub async fn create(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResult {
     let q = Query::parse(uri.query());
-    q.only(&["dc", "token"])?;
     q.check_dc(&api)?;
     let mut query = parse_body(&body)?;
     if !query.id.is_empty() {
@@ -54,7 +50,6 @@ pub async fn create(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResult 
 /// `GET /v1/query`: every query the caller may read.
 pub async fn list(State(api): State<Api>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
-    q.only(&READ_PARAMS.iter().copied().chain(["wait"]).collect::<Vec<_>>())?;
     let opts = q.read_opts(&api)?;
     let (answer, index, meta) = read(&api, &opts, &StateQuery::PreparedQueryList).await?;
     let Answer::PreparedQueries(queries) = answer else { return Err(unexpected()) };
@@ -65,7 +60,6 @@ pub async fn list(State(api): State<Api>, uri: Uri) -> ApiResult {
 /// `GET /v1/query/:id`: a list of the one query, as Consul answers.
 pub async fn get(State(api): State<Api>, Path(id): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
-    q.only(&READ_PARAMS.iter().copied().chain(["wait"]).collect::<Vec<_>>())?;
     let opts = q.read_opts(&api)?;
     let (answer, index, meta) = read(&api, &opts, &StateQuery::PreparedQueryGet { id }).await?;
     match answer {
@@ -78,7 +72,6 @@ pub async fn get(State(api): State<Api>, Path(id): Path<String>, uri: Uri) -> Ap
 /// `PUT /v1/query/:id`: replaces the query's definition (the path's ID wins over the body's).
 pub async fn update(State(api): State<Api>, Path(id): Path<String>, uri: Uri, body: Bytes) -> ApiResult {
     let q = Query::parse(uri.query());
-    q.only(&["dc", "token"])?;
     q.check_dc(&api)?;
     let query = PreparedQuery { id, ..parse_body(&body)? };
     propose(&api, query, false).await?;
@@ -88,7 +81,6 @@ pub async fn update(State(api): State<Api>, Path(id): Path<String>, uri: Uri, bo
 /// `DELETE /v1/query/:id`.
 pub async fn delete(State(api): State<Api>, Path(id): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
-    q.only(&["dc", "token"])?;
     q.check_dc(&api)?;
     match write(&api, Command::PreparedQueryDelete { id }).await? {
         CommandResult::Bool(_) => Ok(empty_ok()),
@@ -100,7 +92,6 @@ pub async fn delete(State(api): State<Api>, Path(id): Path<String>, uri: Uri) ->
 /// `X-Forwarded-For` or the connection gives it, as Consul takes it).
 pub async fn execute(State(api): State<Api>, Path(id_or_name): Path<String>, parts: Parts) -> ApiResult {
     let q = Query::parse(parts.uri.query());
-    q.only(&["dc", "stale", "consistent", "token", "limit", "near", "connect"])?;
     if q.flag("connect") {
         return Err(ApiError::bad_request("?connect: roster has no Connect service mesh"));
     }
@@ -121,7 +112,6 @@ pub async fn execute(State(api): State<Api>, Path(id_or_name): Path<String>, par
 /// `GET /v1/query/:id_or_name/explain`: the query as it would run, a template rendered for the name.
 pub async fn explain(State(api): State<Api>, Path(id_or_name): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
-    q.only(&["dc", "stale", "consistent", "token"])?;
     let opts = q.read_opts(&api)?;
     let (answer, index, meta) = read(&api, &opts, &StateQuery::PreparedQueryExplain { id_or_name }).await?;
     let Answer::PreparedQuery(answer) = answer else { return Err(unexpected()) };

@@ -1,5 +1,6 @@
 //! Query-string parsing with Consul's rules: flags count by presence, `tag` may repeat, `index`/`wait` make a read blocking, `?dc=` must name this datacenter.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
@@ -57,6 +58,11 @@ impl Query {
         self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
+    /// The names of every parameter sent, in order (a repeated one more than once).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.pairs.iter().map(|(k, _)| k.as_str())
+    }
+
     /// Every value of a repeatable parameter.
     pub fn all(&self, name: &str) -> Vec<String> {
         self.pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
@@ -67,6 +73,28 @@ impl Query {
         match self.pairs.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
             Some((k, _)) => Err(ApiError::bad_request(format!("Unsupported query parameter {k:?}"))),
             None => Ok(()),
+        }
+    }
+
+    /// `?node-meta=key:value` (repeatable; every pair must match), as Consul parses it: split at the first `:`, and a
+    /// pair without one is the key with an empty value. `None` when not sent.
+    pub fn node_meta(&self) -> Option<BTreeMap<String, String>> {
+        let pairs = self.all("node-meta");
+        if pairs.is_empty() {
+            return None;
+        }
+        let split = |pair: &String| match pair.split_once(':') {
+            Some((key, value)) => (key.to_owned(), value.to_owned()),
+            None => (pair.clone(), String::new()),
+        };
+        Some(pairs.iter().map(split).collect())
+    }
+
+    /// `read` filtered by `?node-meta` where the state is read, when it was sent.
+    pub fn with_node_meta(&self, read: roster_kv::Query) -> roster_kv::Query {
+        match self.node_meta() {
+            Some(node_meta) => roster_kv::Query::NodeMeta { node_meta, inner: Box::new(read) },
+            None => read,
         }
     }
 
@@ -93,8 +121,13 @@ impl Query {
 
     /// Refuses any `?dc=` other than this agent's datacenter, as Consul does for a datacenter it has no route to.
     pub fn check_dc(&self, api: &Api) -> Result<(), ApiError> {
+        self.check_datacenter(&api.info.datacenter)
+    }
+
+    /// `check_dc` against a datacenter name.
+    pub fn check_datacenter(&self, datacenter: &str) -> Result<(), ApiError> {
         match self.get("dc") {
-            Some(dc) if !dc.is_empty() && dc != api.info.datacenter => {
+            Some(dc) if !dc.is_empty() && dc != datacenter => {
                 Err(ApiError::internal(format!("No path to datacenter {dc:?}")))
             }
             _ => Ok(()),
@@ -149,6 +182,18 @@ mod tests {
         let q = Query::parse(Some("tag=v1&tag=a%20b&tag=c+d&separator=%2F"));
         assert_eq!(q.all("tag"), vec!["v1", "a b", "c d"]);
         assert_eq!(q.get("separator"), Some("/"));
+    }
+
+    #[test]
+    fn node_meta_pairs_split_at_the_first_colon() {
+        let q = Query::parse(Some("node-meta=rack:a&node-meta=url:http://x&node-meta=bare"));
+        let roster_kv::Query::NodeMeta { node_meta, inner } = q.with_node_meta(roster_kv::Query::Nodes) else {
+            panic!("wrapped")
+        };
+        assert_eq!(*inner, roster_kv::Query::Nodes);
+        let pairs: Vec<(&str, &str)> = node_meta.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(pairs, [("bare", ""), ("rack", "a"), ("url", "http://x")]);
+        assert_eq!(Query::parse(None).with_node_meta(roster_kv::Query::Nodes), roster_kv::Query::Nodes);
     }
 
     #[test]

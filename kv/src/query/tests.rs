@@ -84,7 +84,14 @@ fn sample_queries() -> Vec<Query> {
         },
         Query::ConfigEntries { kind: "service-defaults".into() },
         Query::ConfigEntry { kind: "proxy-defaults".into(), name: "global".into() },
+        Query::NodeMeta { node_meta: meta(&[("rack", "a")]), inner: Box::new(Query::Services) },
+        Query::NodeMeta { node_meta: meta(&[("rack", "a")]), inner: Box::new(Query::ChecksInState { state: None }) },
+        Query::AllServiceNodes { node_meta: BTreeMap::new() },
     ]
+}
+
+fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// The index and watch keys each query must report: those of the `State` read (and the blocking call site) it replaced.
@@ -160,7 +167,76 @@ fn expected(state: &State, query: &Query) -> (u64, Vec<WatchKey>) {
         Query::ResolveService { .. } | Query::ServicesWithAddress { .. } => (resolve_index, tables(&resolve)),
         Query::ResolveNode { .. } | Query::NodesWithAddress { .. } => (state.nodes().1, tables(&[Table::Nodes])),
         Query::Usage => (state.nodes().1.max(state.service_names().1), tables(&[Table::Nodes, Table::Services])),
+        Query::NodeMeta { inner, .. } => {
+            let (index, mut keys) = expected(state, inner);
+            if !keys.contains(&WatchKey::Table(Table::Nodes)) {
+                keys.push(WatchKey::Table(Table::Nodes));
+            }
+            (index.max(state.table(Table::Nodes)), keys)
+        }
+        Query::AllServiceNodes { .. } => {
+            (state.table(Table::Services).max(state.table(Table::Nodes)), tables(&[Table::Services, Table::Nodes]))
+        }
     }
+}
+
+/// `n1` in rack a (role web), `n2` in rack b, `n3` in rack a with no role; each runs one instance with one check.
+fn racked_state() -> State {
+    let racked = |name: &str, pairs: &[(&str, &str)], svc: Service, check_id: &str| {
+        let mut n = node(name);
+        n.meta = meta(pairs);
+        let checks = vec![crate::state::tests::check(check_id, &svc.id, CheckStatus::Passing)];
+        Command::Register(Box::new(crate::Registration {
+            node: n,
+            skip_node_update: false,
+            service: Some(svc),
+            checks,
+        }))
+    };
+    run(&[
+        racked("n1", &[("rack", "a"), ("role", "web")], service("web-1", "web", &["v1"]), "c1"),
+        racked("n2", &[("rack", "b")], service("web-2", "web", &["v2"]), "c2"),
+        racked("n3", &[("rack", "a")], service("db-1", "db", &["primary"]), "c3"),
+    ])
+    .0
+}
+
+#[test]
+fn node_meta_keeps_only_what_runs_on_nodes_with_every_pair() {
+    let state = racked_state();
+    let filtered = |pairs: &[(&str, &str)], inner: Query| {
+        Query::NodeMeta { node_meta: meta(pairs), inner: Box::new(inner) }.eval(&state).0
+    };
+    let Answer::Nodes(nodes) = filtered(&[("rack", "a")], Query::Nodes) else { panic!("nodes") };
+    assert_eq!(nodes.iter().map(|n| n.node.as_str()).collect::<Vec<_>>(), ["n1", "n3"]);
+    // Every pair must match: rack a and role web is n1 alone.
+    let Answer::Nodes(nodes) = filtered(&[("rack", "a"), ("role", "web")], Query::Nodes) else { panic!("nodes") };
+    assert_eq!(nodes.iter().map(|n| n.node.as_str()).collect::<Vec<_>>(), ["n1"]);
+    // A key asked with an empty value needs the key present with an empty value.
+    assert_eq!(filtered(&[("role", "")], Query::Nodes), Answer::Nodes(vec![]));
+    let want: BTreeMap<String, Vec<String>> =
+        [("db".to_owned(), vec!["primary".to_owned()]), ("web".to_owned(), vec!["v1".to_owned()])].into();
+    assert_eq!(filtered(&[("rack", "a")], Query::Services), Answer::ServiceTags(want));
+    let Answer::ServiceNodes(web) =
+        filtered(&[("rack", "b")], Query::ServiceNodes { name: "web".into(), tags: vec![] })
+    else {
+        panic!("instances")
+    };
+    assert_eq!(web.iter().map(|(_, s)| s.id.as_str()).collect::<Vec<_>>(), ["web-2"]);
+    let Answer::Health(web) =
+        filtered(&[("rack", "a")], Query::ServiceHealth { name: "web".into(), tags: vec![], passing: false })
+    else {
+        panic!("health")
+    };
+    assert_eq!(web.iter().map(|e| e.service.id.as_str()).collect::<Vec<_>>(), ["web-1"]);
+    let Answer::Checks(checks) = filtered(&[("rack", "a")], Query::ChecksInState { state: None }) else {
+        panic!("checks")
+    };
+    assert_eq!(checks.iter().map(|c| c.check_id.as_str()).collect::<Vec<_>>(), ["c1", "c3"]);
+    let Answer::ServiceNodes(all) = Query::AllServiceNodes { node_meta: BTreeMap::new() }.eval(&state).0 else {
+        panic!("all")
+    };
+    assert_eq!(all.len(), 3);
 }
 
 #[test]
