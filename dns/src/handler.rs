@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{Name, Record, RecordType};
-use hickory_proto::serialize::binary::BinEncoder;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinEncoder, NameEncoding};
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
@@ -20,15 +20,16 @@ use tracing::{debug, warn};
 use crate::answer::{self, Answer, Outcome, Zones};
 use crate::cache::{AnswerCache, Entry};
 use crate::config::SharedConfig;
-use crate::name::parse_query_name;
+use crate::name::{parse_query_name, parse_srv_query_name};
 use crate::view::CatalogView;
 use crate::wire;
 
 /// RFC 1035 §4.2.1: a UDP message without EDNS0 carries at most 512 octets.
 const UDP_MIN_PAYLOAD: u16 = 512;
 
-/// Largest UDP payload we will fill even if a client advertises more (the RFC 6891 ceiling in practice).
-const UDP_MAX_PAYLOAD: u16 = 4096;
+/// Largest UDP payload we fill and advertise, whatever a client asks for: Consul's ceiling, a 64 KiB datagram less
+/// the largest IP and UDP headers, since a larger answer could not be delivered at all.
+const UDP_MAX_PAYLOAD: u16 = u16::MAX - 68;
 
 /// A TCP message is prefixed by a 16-bit length, so 64 KiB is the ceiling.
 const TCP_MAX_MESSAGE: usize = u16::MAX as usize;
@@ -70,7 +71,11 @@ impl RequestHandler for DnsHandler {
         // The version first: an answer is never filed under settings newer than those it was made with.
         let settings = self.config.version();
         let config = self.config.current();
-        let kind = parse_query_name(&qname.to_ascii(), &config.domain, config.alt_domain.as_deref());
+        let kind = if qtype == RecordType::SRV {
+            parse_srv_query_name(&qname.to_ascii(), &config.domain, config.alt_domain.as_deref())
+        } else {
+            parse_query_name(&qname.to_ascii(), &config.domain, config.alt_domain.as_deref())
+        };
         debug!(%qname, %qtype, ?kind, "dns query");
         // Read before the lookup, so a write racing it leaves an entry that is already out of date, never a stale
         // answer filed under the new generation.
@@ -130,7 +135,8 @@ impl DnsHandler {
         }
         let (answer_limit, _) = self.limits(request, qtype);
         let recursion_available = self.forwarder.is_some();
-        if let Some(entry) = Entry::build(answer, query, made, recursion_available, answer_limit) {
+        let compress = !self.config.current().disable_compression;
+        if let Some(entry) = Entry::build(answer, query, made, recursion_available, answer_limit, compress) {
             self.cache.insert(&key, entry);
         }
     }
@@ -151,20 +157,29 @@ impl DnsHandler {
         let soa: Vec<Record> = answer.soa.into_iter().collect();
 
         let (max_answers, max_bytes) = self.limits(request, qtype);
+        let config = self.config.current();
+        let compress = request.protocol() != Protocol::Udp || !config.disable_compression;
         let n_answers = answer.answers.len();
-        let fits = |n_kept: usize| {
-            let (answers, additionals) = flatten(&answer.answers[..n_kept]);
-            encoded_len(request, response_edns, metadata, &answers, &soa, &additionals) <= max_bytes
+        let encoded = |n_kept: usize, trimmed: bool| {
+            let (answers, additionals) = flatten(&answer.answers[..n_kept], trimmed);
+            encoded_len(request, response_edns, metadata, (&answers, &soa, &additionals), compress)
         };
-        // No record encodes in fewer than MIN_RECORD_LEN octets, which bounds the search cheaply for huge services.
-        let upper = n_answers.min(max_answers).min(max_bytes / MIN_RECORD_LEN);
-        let n_kept = largest_fitting(upper, fits);
+        // Consul sends every answer's additional records as they are, and only when it must trim an answer does it
+        // cut the additional section down to one address per SRV target; so does this.
+        let whole_fits = n_answers <= max_answers && encoded(n_answers, false) <= max_bytes;
+        let (n_kept, trimmed) = if whole_fits {
+            (n_answers, false)
+        } else {
+            // No record encodes in fewer than MIN_RECORD_LEN octets, which bounds the search cheaply for huge services.
+            let upper = n_answers.min(max_answers).min(max_bytes / MIN_RECORD_LEN);
+            (largest_fitting(upper, |n_kept| encoded(n_kept, true) <= max_bytes), true)
+        };
         if n_kept < n_answers {
             debug!(n_answers, n_kept, "answer trimmed");
             // Consul sets TC only when asked to; by default a trimmed UDP answer is still a usable answer.
-            metadata.truncation = self.config.current().enable_truncate && request.protocol() == Protocol::Udp;
+            metadata.truncation = config.enable_truncate && request.protocol() == Protocol::Udp;
         }
-        let (answers, additionals) = flatten(&answer.answers[..n_kept]);
+        let (answers, additionals) = flatten(&answer.answers[..n_kept], trimmed);
         let mut builder = MessageResponseBuilder::from_message_request(request);
         if let Some(edns) = response_edns {
             builder.edns(edns);
@@ -224,17 +239,29 @@ pub(crate) fn advertised_payload(payload: u16) -> u16 {
     payload.clamp(UDP_MIN_PAYLOAD, UDP_MAX_PAYLOAD)
 }
 
-/// The answer records and their de-duplicated additionals, in order.
+/// The answer records and their additionals, in order.
 ///
-/// Additionals are address records of SRV targets, so one per owner name and type is enough.
-fn flatten(entries: &[(Record, Vec<Record>)]) -> (Vec<&Record>, Vec<&Record>) {
-    let mut seen: HashSet<(&Name, RecordType)> = HashSet::new();
+/// Untrimmed, every answer keeps all of its additional records, repeats included. Trimmed, the additional section
+/// is Consul's minimal one: the first address record of each distinct SRV target, and nothing else (node meta TXT
+/// records go), which is what lets a trimmed answer carry as many SRV records as possible.
+pub(crate) fn flatten(entries: &[(Record, Vec<Record>)], trimmed: bool) -> (Vec<&Record>, Vec<&Record>) {
+    let answers = entries.iter().map(|(record, _)| record).collect();
+    if !trimmed {
+        return (answers, entries.iter().flat_map(|(_, extra)| extra).collect());
+    }
+    let mut targets: HashSet<Name> = HashSet::new();
     let additionals = entries
         .iter()
-        .flat_map(|(_, extra)| extra)
-        .filter(|extra| seen.insert((&extra.name, extra.record_type())))
+        .filter_map(|(record, extra)| match &record.data {
+            RData::SRV(srv) => Some((srv.target.to_lowercase(), extra)),
+            _ => None,
+        })
+        .filter_map(|(target, extra)| {
+            let address = extra.iter().find(|extra| extra.name.to_lowercase() == target)?;
+            targets.insert(target).then_some(address)
+        })
         .collect();
-    (entries.iter().map(|(record, _)| record).collect(), additionals)
+    (answers, additionals)
 }
 
 /// The exact size hickory will encode for this response (same builder, no size cap).
@@ -242,9 +269,8 @@ fn encoded_len(
     request: &Request,
     response_edns: Option<&Edns>,
     metadata: Metadata,
-    answers: &[&Record],
-    soa: &[Record],
-    additionals: &[&Record],
+    (answers, soa, additionals): (&[&Record], &[Record], &[&Record]),
+    compress: bool,
 ) -> usize {
     let mut builder = MessageResponseBuilder::from_message_request(request);
     if let Some(edns) = response_edns {
@@ -253,6 +279,9 @@ fn encoded_len(
     let response = builder.build(metadata, answers.iter().copied(), [], soa.iter(), additionals.iter().copied());
     let mut bytes = Vec::with_capacity(512);
     let mut encoder = BinEncoder::new(&mut bytes);
+    if !compress {
+        encoder.set_name_encoding(NameEncoding::Uncompressed);
+    }
     match response.destructive_emit(&mut encoder) {
         Ok(_) => bytes.len(),
         Err(_) => usize::MAX,

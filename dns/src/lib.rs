@@ -29,8 +29,8 @@ mod udp;
 mod view;
 mod wire;
 
-pub use config::{Config, SharedConfig};
+pub use config::{Config, RecursorStrategy, SharedConfig, Soa};
 pub use error::{Error, Result};
-pub use name::{QueryKind, Zone, parse_query_name};
+pub use name::{QueryKind, Zone, parse_query_name, parse_srv_query_name};
 pub use server::serve;
-pub use view::{CatalogView, Health, Instance, NodeRecord, ViewError};
+pub use view::{CatalogView, Health, Instance, NodeMeta, NodeRecord, ViewError};
