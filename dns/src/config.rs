@@ -25,9 +25,9 @@ pub struct Config {
     pub enable_truncate: bool,
     /// Maximum records in the answer section of a UDP answer (`dns_config.udp_answer_limit`, default 3; 0 = no cap).
     pub udp_answer_limit: u32,
-    /// Upstream resolvers for names outside the domain, tried together; the first answer wins.
+    /// Upstream resolvers for names outside the domain, asked one at a time in `recursor_strategy`'s order.
     pub recursors: Vec<SocketAddr>,
-    /// Bound on a forwarded query; past it the client gets SERVFAIL (default 2 s).
+    /// How long each recursor is given before the next is asked; past the last, the client gets SERVFAIL (default 2 s).
     pub recursor_timeout: Duration,
     /// Bound on a `CatalogView` call; past it the client gets SERVFAIL rather than a timeout.
     pub query_timeout: Duration,
@@ -137,16 +137,14 @@ impl SharedConfig {
         SharedConfig { inner: Arc::new(Shared { config: RwLock::new(Arc::new(config)), version: AtomicU64::new(0) }) }
     }
 
-    /// Replaces the settings from the next query on. The domains, the datacenter and the recursors are fixed
-    /// when the server starts (they make its zones and its forwarder), so a change to them is refused by name and
-    /// nothing changes.
+    /// Replaces the settings from the next query on. The domains and the datacenter are fixed when the server
+    /// starts (they make its zones), so a change to them is refused by name and nothing changes.
     pub fn update(&self, config: Config) -> Result<(), String> {
         let current = self.current();
         let fixed = [
             ("domain", current.domain != config.domain),
             ("alt_domain", current.alt_domain != config.alt_domain),
             ("datacenter", current.datacenter != config.datacenter),
-            ("recursors", current.recursors != config.recursors),
         ];
         let changed: Vec<&str> = fixed.iter().filter(|(_, changed)| *changed).map(|(name, _)| *name).collect();
         if !changed.is_empty() {

@@ -1,7 +1,7 @@
 //! The hickory `RequestHandler`: screens a request, answers our domain from the catalog view, forwards
 //! the rest to the recursors, and trims answers to what the transport can carry.
 //!
-//! Every path is bounded in time: catalog lookups by `query_timeout`, forwarding by `recursor_timeout`,
+//! Every path is bounded in time: catalog lookups by `query_timeout`, forwarding by `recursor_timeout` per recursor,
 //! and each ends in SERVFAIL rather than silence, because a resolver that times out retries and then
 //! gives up on the whole name, while SERVFAIL lets it move on at once.
 
@@ -14,12 +14,13 @@ use hickory_proto::serialize::binary::{BinEncoder, NameEncoding};
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::{Catalog, MessageResponseBuilder};
+use hickory_server::zone_handler::MessageResponseBuilder;
 use tracing::{debug, warn};
 
 use crate::answer::{self, Answer, Outcome, Zones};
 use crate::cache::{AnswerCache, Entry};
 use crate::config::SharedConfig;
+use crate::forward::{self, Transport};
 use crate::name::{parse_query_name, parse_srv_query_name};
 use crate::view::CatalogView;
 use crate::wire;
@@ -46,8 +47,6 @@ pub(crate) struct DnsHandler {
     pub(crate) zones: Zones,
     /// Where the answers come from.
     pub(crate) view: Arc<dyn CatalogView>,
-    /// hickory's forwarder behind a `Catalog` rooted at `.`; `None` without recursors.
-    pub(crate) forwarder: Option<Arc<Catalog>>,
     /// Local answers in wire form, filled here and read by the UDP loop.
     pub(crate) cache: Arc<AnswerCache>,
 }
@@ -88,7 +87,7 @@ impl RequestHandler for DnsHandler {
                 }
                 self.send_answer(request, response_edns.as_ref(), qtype, answer, response_handle).await
             }
-            Ok(Ok(Outcome::Forward)) => self.forward::<R, T>(request, response_edns.as_ref(), response_handle).await,
+            Ok(Ok(Outcome::Forward)) => self.forward(request, response_edns.as_ref(), response_handle).await,
             Ok(Err(error)) => {
                 warn!(%qname, %error, "catalog lookup failed");
                 send_error(request, response_edns.as_ref(), ResponseCode::ServFail, response_handle).await
@@ -102,24 +101,37 @@ impl RequestHandler for DnsHandler {
 }
 
 impl DnsHandler {
-    /// Hands a name outside our domain to hickory's forwarder, bounded by `recursor_timeout`.
-    async fn forward<R: ResponseHandler, T: Time>(
+    /// Hands a name outside our domain to the recursors (`forward.rs`), each bounded by `recursor_timeout`, and
+    /// relays the first acceptable reply; SERVFAIL when none gave one, REFUSED at once when there are none.
+    async fn forward<R: ResponseHandler>(
         &self,
         request: &Request,
         response_edns: Option<&Edns>,
-        response_handle: R,
+        mut response_handle: R,
     ) -> ResponseInfo {
-        let Some(forwarder) = &self.forwarder else {
+        let config = self.config.current();
+        if config.recursors.is_empty() {
             // Consul refuses at once rather than pretending to recurse.
             return send_error(request, response_edns, ResponseCode::Refused, response_handle).await;
+        }
+        let transport = if request.protocol() == Protocol::Udp { Transport::Udp } else { Transport::Tcp };
+        let Some(reply) = forward::forward(&config, request.as_slice(), transport).await else {
+            warn!(recursors = config.recursors.len(), "no recursor answered");
+            return send_error(request, response_edns, ResponseCode::ServFail, response_handle).await;
         };
-        let forwarded = forwarder.as_ref().handle_request::<R, T>(request, response_handle.clone());
-        let timeout = self.config.current().recursor_timeout;
-        match tokio::time::timeout(timeout, forwarded).await {
+        let mut metadata = reply.metadata;
+        metadata.id = request.metadata.id;
+        let mut builder = MessageResponseBuilder::from_message_request(request);
+        if let Some(edns) = &reply.edns {
+            builder.edns(edns);
+        }
+        let response =
+            builder.build(metadata, reply.answers.iter(), reply.authorities.iter(), [], reply.additionals.iter());
+        match response_handle.send_response(response).await {
             Ok(info) => info,
-            Err(_) => {
-                warn!(?timeout, "recursors did not answer in time");
-                send_error(request, response_edns, ResponseCode::ServFail, response_handle).await
+            Err(error) => {
+                warn!(%error, "failed to relay a recursor's reply");
+                servfail_info(request)
             }
         }
     }
@@ -134,7 +146,7 @@ impl DnsHandler {
             return;
         }
         let (answer_limit, _) = self.limits(request, qtype);
-        let recursion_available = self.forwarder.is_some();
+        let recursion_available = !self.config.current().recursors.is_empty();
         let compress = !self.config.current().disable_compression;
         if let Some(entry) = Entry::build(answer, query, made, recursion_available, answer_limit, compress) {
             self.cache.insert(&key, entry);
@@ -152,7 +164,7 @@ impl DnsHandler {
     ) -> ResponseInfo {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = true;
-        metadata.recursion_available = self.forwarder.is_some();
+        metadata.recursion_available = !self.config.current().recursors.is_empty();
         metadata.response_code = answer.response_code;
         let soa: Vec<Record> = answer.soa.into_iter().collect();
 

@@ -505,10 +505,10 @@ async fn updated_settings_apply_to_the_next_query_and_retire_cached_answers() {
     assert!(!after.answers.is_empty() && after.answers.iter().all(|record| record.ttl == 7), "{after:?}");
     assert_eq!(harness.udp("n1.node.consul.", RecordType::A).await.answers[0].ttl, 30);
 
-    // What the zones and the forwarder were built from is fixed; a change is refused and nothing changes.
+    // What the zones were built from is fixed; a change is refused and nothing changes.
     let moved = Config { domain: "example".to_owned(), recursors: vec!["127.0.0.1:53".parse().unwrap()], ..ttls };
     let refused = shared.update(moved).expect_err("fixed while serving");
-    assert!(refused.contains("domain, recursors"), "{refused}");
+    assert!(refused.contains("cannot change domain") && !refused.contains("recursors"), "{refused}");
     let still = harness.udp("web.service.consul.", RecordType::A).await;
     assert!(still.answers.iter().all(|record| record.ttl == 7));
     harness.stop().await;
@@ -603,30 +603,68 @@ async fn apex_soa_and_ns_and_invalid_names() {
 
 // ---------------------------------------------------------------- recursion
 
-/// A fake upstream that answers every A question with 192.0.2.53.
-async fn fake_upstream() -> (SocketAddr, JoinHandle<()>) {
-    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind upstream");
-    let addr = socket.local_addr().expect("upstream addr");
-    let task = tokio::spawn(async move {
+/// A fake upstream on UDP and TCP (the same port) that answers every question with `rcode`, and every A question
+/// that it answers NOERROR with `address`; it counts the questions it gets.
+struct Upstream {
+    addr: SocketAddr,
+    questions: Arc<AtomicUsize>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn upstream_reply(bytes: &[u8], rcode: ResponseCode, address: Ipv4Addr) -> Option<Vec<u8>> {
+    let request = Message::from_vec(bytes).ok()?;
+    let mut response = Message::response(request.metadata.id, OpCode::Query);
+    response.metadata.recursion_desired = request.metadata.recursion_desired;
+    response.metadata.recursion_available = true;
+    response.metadata.response_code = rcode;
+    for query in &request.queries {
+        response.add_query(query.clone());
+        if query.query_type() == RecordType::A && rcode == ResponseCode::NoError {
+            response.add_answer(Record::from_rdata(query.name().clone(), 60, RData::A(A(address))));
+        }
+    }
+    response.to_vec().ok()
+}
+
+async fn upstream(rcode: ResponseCode, address: Ipv4Addr) -> Upstream {
+    // UDP on any free port, then TCP on the same number (retried if someone holds it).
+    let (udp, tcp) = loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind upstream");
+        if let Ok(tcp) = TcpListener::bind(udp.local_addr().expect("addr")).await {
+            break (udp, tcp);
+        }
+    };
+    let addr = udp.local_addr().expect("upstream addr");
+    let questions = Arc::new(AtomicUsize::new(0));
+    let counted = questions.clone();
+    let udp_task = tokio::spawn(async move {
         let mut buffer = vec![0u8; 4096];
-        while let Ok((len, peer)) = socket.recv_from(&mut buffer).await {
-            let Ok(request) = Message::from_vec(&buffer[..len]) else { continue };
-            let mut response = Message::response(request.metadata.id, OpCode::Query);
-            response.metadata.recursion_desired = request.metadata.recursion_desired;
-            response.metadata.recursion_available = true;
-            for query in &request.queries {
-                response.add_query(query.clone());
-                if query.query_type() == RecordType::A {
-                    let rdata = RData::A(A(Ipv4Addr::new(192, 0, 2, 53)));
-                    response.add_answer(Record::from_rdata(query.name().clone(), 60, rdata));
-                }
-            }
-            if let Ok(bytes) = response.to_vec() {
-                let _ = socket.send_to(&bytes, peer).await;
+        while let Ok((len, peer)) = udp.recv_from(&mut buffer).await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            if let Some(reply) = upstream_reply(&buffer[..len], rcode, address) {
+                let _ = udp.send_to(&reply, peer).await;
             }
         }
     });
-    (addr, task)
+    let counted = questions.clone();
+    let tcp_task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = tcp.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let query = tcp_recv(&mut stream).await;
+            if let Some(reply) = upstream_reply(&query, rcode, address) {
+                tcp_send(&mut stream, &reply).await;
+            }
+        }
+    });
+    Upstream { addr, questions, tasks: vec![udp_task, tcp_task] }
 }
 
 #[tokio::test]
@@ -641,23 +679,59 @@ async fn outside_names_are_refused_at_once_without_recursors() {
 }
 
 #[tokio::test]
-async fn outside_names_go_to_the_first_recursor_that_answers() {
-    let (upstream, upstream_task) = fake_upstream().await;
-    // A recursor that never answers comes first; the live one must still win within the bound.
+async fn recursors_are_asked_in_order_until_one_answers_noerror_or_nxdomain() {
+    let live = upstream(ResponseCode::NoError, Ipv4Addr::new(192, 0, 2, 53)).await;
+    let failing = upstream(ResponseCode::ServFail, Ipv4Addr::UNSPECIFIED).await;
+    let missing = upstream(ResponseCode::NXDomain, Ipv4Addr::UNSPECIFIED).await;
+    // A recursor that never answers and one that fails come first: the live one still answers, over either transport.
     let silent = UdpSocket::bind("127.0.0.1:0").await.expect("bind silent");
-    let config = Config { recursors: vec![silent.local_addr().expect("addr"), upstream], ..config() };
-    let harness = Harness::start(config, catalog()).await;
+    let config = Config {
+        recursors: vec![silent.local_addr().expect("addr"), failing.addr, live.addr],
+        recursor_timeout: Duration::from_millis(300),
+        ..config()
+    };
+    let shared = roster_dns::SharedConfig::new(config.clone());
+    let harness = Harness::start(shared.clone(), catalog()).await;
     let response = harness.udp("example.com.", RecordType::A).await;
     assert_eq!(rcode(&response), ResponseCode::NoError);
     assert_eq!(ips(&response.answers), vec![ip("192.0.2.53")]);
     assert!(response.metadata.recursion_available);
     let over_tcp = harness.tcp("www.example.org.", RecordType::A).await;
     assert_eq!(ips(&over_tcp.answers), vec![ip("192.0.2.53")]);
+    assert_eq!((failing.questions.load(Ordering::SeqCst), live.questions.load(Ordering::SeqCst)), (2, 2));
+    // NXDOMAIN is an answer: the recursors after it are not asked. Recursors change with a reload.
+    shared.update(Config { recursors: vec![missing.addr, live.addr], ..config }).expect("recursors reload");
+    let response = harness.udp("nope.example.com.", RecordType::A).await;
+    assert_eq!(rcode(&response), ResponseCode::NXDomain);
+    assert_eq!((missing.questions.load(Ordering::SeqCst), live.questions.load(Ordering::SeqCst)), (1, 2));
     // Our own domain is still answered locally.
     let local = harness.udp("n1.node.consul.", RecordType::A).await;
     assert_eq!(ips(&local.answers), vec![ip("10.0.0.1")]);
     harness.stop().await;
-    upstream_task.abort();
+}
+
+#[tokio::test]
+async fn the_random_strategy_spreads_questions_over_the_recursors() {
+    let first = upstream(ResponseCode::NoError, Ipv4Addr::new(192, 0, 2, 1)).await;
+    let second = upstream(ResponseCode::NoError, Ipv4Addr::new(192, 0, 2, 2)).await;
+    let recursors = vec![first.addr, second.addr];
+    let sequential = Harness::start(Config { recursors: recursors.clone(), ..config() }, catalog()).await;
+    for _ in 0..20 {
+        assert_eq!(ips(&sequential.udp("example.com.", RecordType::A).await.answers), vec![ip("192.0.2.1")]);
+    }
+    sequential.stop().await;
+    let strategy = roster_dns::RecursorStrategy::Random;
+    let random = Harness::start(Config { recursors, recursor_strategy: strategy, ..config() }, catalog()).await;
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        seen.extend(ips(&random.udp("example.com.", RecordType::A).await.answers));
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        vec![ip("192.0.2.1"), ip("192.0.2.2")],
+        "40 questions all went to one recursor"
+    );
+    random.stop().await;
 }
 
 #[tokio::test]
