@@ -14,6 +14,7 @@
 mod acl;
 mod autopilot;
 mod build;
+mod dns;
 pub mod duration;
 mod env;
 mod reload;
@@ -33,6 +34,7 @@ pub use reload::restart_required;
 pub use tls::{Limits, TlsConfig};
 
 use crate::cli::AgentArgs;
+pub use dns::DnsSettings;
 
 /// The validated configuration of one `roster agent` process.
 #[derive(Debug, Clone, PartialEq)]
@@ -216,6 +218,9 @@ pub struct DnsConfig {
     pub max_stale: Duration,
     /// Maximum records in a UDP answer (`udp_answer_limit`; default 3).
     pub udp_answer_limit: u32,
+    /// The other `dns_config` keys: staleness and caching of lookups, `a_record_limit`, `soa`, the recursors'
+    /// strategy and timeout, node meta TXT records, compression.
+    pub settings: DnsSettings,
 }
 
 /// Log verbosity, as Consul spells it (`trace`, `debug`, `info`, `warn`, `err`/`error`).

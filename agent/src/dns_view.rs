@@ -1,6 +1,6 @@
 //! The catalog as the DNS server sees it: `roster_dns::CatalogView` over the `Backend`.
 //!
-//! DNS reads are stale reads: they never wait on a leader, so names keep resolving while an election runs.
+//! DNS reads are stale reads (`dns_config.allow_stale`, the default): they never wait on a leader, so names keep resolving while an election runs; with `allow_stale` off each lookup is a read through the leader, as in Consul.
 //! A server agent evaluates each lookup on its own applied state in place, with no barrier and no round trip; a client agent answers from its `WatchCache` (`dns_cache.rs`), which fetches a name once and keeps it fresh with a blocking query, so repeat lookups cost no round trip and keep working without a leader.
 //! Both run the same `roster_kv::Query`, so both answer alike.
 //! Each instance's health is the worst of its node's checks and its own, which is what DNS filters on.
@@ -8,11 +8,12 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use roster_dns::{CatalogView, Health, Instance, NodeRecord, PreparedQueryResult, ViewError};
+use roster_dns::{CatalogView, Health, Instance, NodeMeta, NodeRecord, PreparedQueryResult, ViewError};
 use roster_kv::{Answer, CheckStatus, InstanceHealth, Node, PreparedQueryAnswer, Query, ServiceEntry};
 use roster_server::Consistency;
 
 use crate::backend::Backend;
+use crate::config::DnsConfig;
 use crate::dns_cache::WatchCache;
 
 /// The view the agent hands to the DNS server.
@@ -20,21 +21,30 @@ pub struct ServerView {
     backend: Backend,
     /// ACLs: DNS answers with the `dns` token (else `default`), and leaves out what it may not read.
     acl: std::sync::Arc<crate::acl::Acl>,
-    /// A client agent's watch-fed cache; `None` on a server, which reads its own state.
+    /// A client agent's watch-fed cache (`dns_config.use_cache`); `None` on a server, which reads its own state, and
+    /// whenever lookups must not be stale.
     cache: Option<WatchCache>,
     /// This agent's node: what a prepared query's `Near = "_agent"` sorts from.
     node_name: String,
+    /// `Stale` (`dns_config.allow_stale`, the default), else `Default`: every lookup is then a read through the
+    /// leader, as Consul's DNS does with `allow_stale = false`.
+    consistency: Consistency,
 }
 
 impl ServerView {
-    /// A view over `backend`'s catalog; a client serves answers up to `max_stale` old (`dns_config.max_stale`).
+    /// A view over `backend`'s catalog as `dns` (`dns_config`) asks: stale reads unless `allow_stale` is off, and on a
+    /// client the watch-fed cache with `use_cache`, serving answers confirmed within `max_stale` and `cache_max_age`.
     /// Call from inside the agent's main runtime: a client's cache runs its watchers there.
-    pub fn new(backend: Backend, acl: std::sync::Arc<crate::acl::Acl>, max_stale: Duration) -> ServerView {
+    pub fn new(backend: Backend, acl: std::sync::Arc<crate::acl::Acl>, dns: &DnsConfig) -> ServerView {
+        let stale = dns.settings.allow_stale;
         let cache = match &backend {
-            Backend::Local(_) => None,
-            Backend::Remote(remote) => Some(WatchCache::new(remote.clone(), acl.clone(), max_stale)),
+            Backend::Remote(remote) if stale && dns.settings.use_cache => {
+                Some(WatchCache::new(remote.clone(), acl.clone(), cached_for(dns)))
+            }
+            Backend::Local(_) | Backend::Remote(_) => None,
         };
-        ServerView { backend, acl, cache, node_name: String::new() }
+        let consistency = if stale { Consistency::Stale } else { Consistency::Default };
+        ServerView { backend, acl, cache, node_name: String::new(), consistency }
     }
 
     /// Executes prepared queries as the agent `node_name` (`Near = "_agent"`).
@@ -48,8 +58,8 @@ impl ServerView {
     async fn read_uncached(&self, query: Query) -> Result<Answer, ViewError> {
         let secret = self.acl.dns_secret();
         let res = match &self.backend {
-            Backend::Local(server) => server.query_as(&secret, Consistency::Stale, 0, Duration::ZERO, &query).await,
-            Backend::Remote(remote) => remote.query_as(&secret, Consistency::Stale, 0, Duration::ZERO, &query).await,
+            Backend::Local(server) => server.query_as(&secret, self.consistency, 0, Duration::ZERO, &query).await,
+            Backend::Remote(remote) => remote.query_as(&secret, self.consistency, 0, Duration::ZERO, &query).await,
         };
         match res {
             Ok((answer, ..)) => Ok(answer),
@@ -58,33 +68,37 @@ impl ServerView {
         }
     }
 
-    /// Serves a client's cached answers up to `max_stale` old from now on (a config reload); a server reads its own
-    /// state and has nothing to change.
-    pub fn set_max_stale(&self, max_stale: Duration) {
+    /// Serves a client's cached answers up to `max_stale` (and `cache_max_age`) old from now on (a config reload); a
+    /// server reads its own state and has nothing to change.
+    pub fn set_max_stale(&self, dns: &DnsConfig) {
         if let Some(cache) = &self.cache {
-            cache.set_max_stale(max_stale);
+            cache.set_max_stale(cached_for(dns));
         }
     }
 
-    /// Evaluates `query` as it stands now: in place on a server, as a stale query from a client.
+    /// Evaluates `query` as it stands now: from a client's cache, in place on a server reading stale without ACLs,
+    /// else as a query on a server (through the leader unless stale) with the DNS token.
     async fn read(&self, query: Query) -> Result<Answer, ViewError> {
         if let Some(cache) = &self.cache {
             return cache.get(query).await.map_err(|err| ViewError::Other(err.to_string()));
         }
-        match &self.backend {
-            // With ACLs on, the server filters the answer by the DNS token as it filters any caller's read.
-            Backend::Local(server) if self.acl.enabled() => {
-                match server.query_as(&self.acl.dns_secret(), Consistency::Stale, 0, Duration::ZERO, &query).await {
-                    Ok((answer, ..)) => Ok(answer),
-                    Err(err) => Err(ViewError::Other(err.to_string())),
-                }
+        let stale = self.consistency == Consistency::Stale;
+        let asked = match &self.backend {
+            Backend::Local(server) if stale && !self.acl.enabled() => {
+                return Ok(server.read_local(|state| query.eval(state).0));
             }
-            Backend::Local(server) => Ok(server.read_local(|state| query.eval(state).0)),
-            Backend::Remote(remote) => match remote.query(Consistency::Stale, 0, Duration::ZERO, &query).await {
-                Ok((answer, _, _)) => Ok(answer),
-                Err(roster_server::Error::NoLeader) => Err(ViewError::NoLeader),
-                Err(err) => Err(ViewError::Other(err.to_string())),
-            },
+            // With ACLs on, the server filters the answer by the DNS token as it filters any caller's read.
+            Backend::Local(server) => {
+                server.query_as(&self.acl.dns_secret(), self.consistency, 0, Duration::ZERO, &query).await
+            }
+            Backend::Remote(remote) => {
+                remote.query_as(&self.acl.dns_secret(), self.consistency, 0, Duration::ZERO, &query).await
+            }
+        };
+        match asked {
+            Ok((answer, ..)) => Ok(answer),
+            Err(roster_server::Error::NoLeader) => Err(ViewError::NoLeader),
+            Err(err) => Err(ViewError::Other(err.to_string())),
         }
     }
 
@@ -93,6 +107,14 @@ impl ServerView {
             Answer::Instances(instances) => Ok(instances.into_iter().map(instance).collect()),
             _ => Err(unexpected()),
         }
+    }
+}
+
+/// How old a client's cached answer may be: `max_stale`, or `cache_max_age` when that is set and shorter.
+fn cached_for(dns: &DnsConfig) -> Duration {
+    match dns.settings.cache_max_age {
+        Duration::ZERO => dns.max_stale,
+        max_age => max_age.min(dns.max_stale),
     }
 }
 
@@ -187,7 +209,31 @@ impl CatalogView for ServerView {
         }
     }
 
+    async fn node_meta(&self, nodes: &[&str]) -> Result<NodeMeta, ViewError> {
+        let meta_of = |found: Vec<&Node>| -> NodeMeta {
+            found.into_iter().map(|node| (node.node.clone(), node.meta.clone())).collect()
+        };
+        match &self.backend {
+            // The common case reads each node in place instead of copying every node.
+            Backend::Local(server)
+                if self.cache.is_none() && self.consistency == Consistency::Stale && !self.acl.enabled() =>
+            {
+                Ok(server.read_local(|state| meta_of(nodes.iter().filter_map(|name| state.node(name).0).collect())))
+            }
+            _ => match self.read(Query::Nodes).await? {
+                Answer::Nodes(all) => {
+                    Ok(meta_of(all.iter().filter(|node| nodes.contains(&node.node.as_str())).collect()))
+                }
+                _ => Err(unexpected()),
+            },
+        }
+    }
+
     fn generation(&self) -> Option<u64> {
+        // Lookups through the leader must not be answered from a copy kept for a second.
+        if self.consistency != Consistency::Stale {
+            return None;
+        }
         match (&self.cache, &self.backend) {
             (Some(cache), _) => Some(cache.generation()),
             // An ACL change can change what the DNS token sees without touching the catalog.

@@ -132,9 +132,10 @@ impl Reloader {
             self.http_max_conns_per_client.store(conns, Ordering::Relaxed);
             changed.push(format!("limits.http_max_conns_per_client {conns}"));
         }
-        if let Some((settings, view)) = self.dns.as_ref().filter(|_| new.dns != old.dns) {
+        let dns_changed = new.dns != old.dns || new.recursors != old.recursors;
+        if let Some((settings, view)) = self.dns.as_ref().filter(|_| dns_changed) {
             settings.update(crate::run::dns_config(&new)).map_err(|why| ReloadError::Apply(anyhow::anyhow!(why)))?;
-            view.set_max_stale(new.dns.max_stale);
+            view.set_max_stale(&new.dns);
             changed.push("dns_config".to_owned());
         }
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(new);

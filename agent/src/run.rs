@@ -209,8 +209,7 @@ pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyho
     let reloadable: Vec<_> = reloadable.into_iter().filter_map(|(name, tls)| Some((name, tls?))).collect();
     let dns_addrs = dns_sockets.addrs.clone();
     let dns = (!dns_addrs.is_empty()).then(|| {
-        let view =
-            Arc::new(ServerView::new(backend.clone(), acl.clone(), config.dns.max_stale).with_node(&config.node_name));
+        let view = Arc::new(ServerView::new(backend.clone(), acl.clone(), &config.dns).with_node(&config.node_name));
         (roster_dns::SharedConfig::new(dns_config(&config)), view)
     });
     let parts = crate::reload::Parts {
@@ -560,6 +559,12 @@ pub(crate) fn dns_config(config: &Config) -> roster_dns::Config {
         enable_truncate: config.dns.enable_truncate,
         udp_answer_limit: config.dns.udp_answer_limit,
         recursors: config.recursors.clone(),
+        recursor_timeout: config.dns.settings.recursor_timeout,
+        recursor_strategy: config.dns.settings.recursor_strategy,
+        a_record_limit: config.dns.settings.a_record_limit,
+        node_meta_txt: config.dns.settings.node_meta_txt,
+        disable_compression: config.dns.settings.disable_compression,
+        soa: config.dns.settings.soa,
         ..roster_dns::Config::default()
     }
 }

@@ -12,15 +12,9 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use rand::seq::SliceRandom;
 
-use crate::config::Config;
+use crate::config::{Config, Soa};
 use crate::name::{QueryKind, Zone};
-use crate::view::{CatalogView, Health, Instance, ViewError};
-
-/// SOA timers as Consul's `dns_config.soa` defaults: refresh 1 h, retry 10 min, expire 24 h, negative TTL 0.
-const SOA_REFRESH: i32 = 3600;
-const SOA_RETRY: i32 = 600;
-const SOA_EXPIRE: i32 = 86_400;
-const SOA_MIN_TTL: u32 = 0;
+use crate::view::{CatalogView, Health, Instance, NodeMeta, ViewError};
 
 /// A TXT character-string holds at most 255 octets (RFC 1035 §3.3).
 const TXT_CHUNK: usize = 255;
@@ -80,8 +74,9 @@ pub(crate) async fn lookup(
             if !lookup.is_local_dc(datacenter.as_deref()) {
                 return Ok(lookup.nxdomain(&zone));
             }
-            let instances = view.service_instances(&name, tag.as_deref()).await?;
-            Ok(lookup.service(&name, instances, &zone))
+            let instances = healthy(view.service_instances(&name, tag.as_deref()).await?, config.only_passing);
+            let meta = lookup.srv_node_meta(view, &instances).await?;
+            Ok(lookup.service(&name, instances, &meta, &zone))
         }
         QueryKind::Node { name, datacenter, zone } => {
             if !lookup.is_local_dc(datacenter.as_deref()) {
@@ -118,13 +113,24 @@ impl Lookup<'_> {
         datacenter.is_none_or(|datacenter| datacenter.eq_ignore_ascii_case(&self.config.datacenter))
     }
 
-    fn service(&self, name: &str, mut instances: Vec<Instance>, zone: &Zone) -> Outcome {
-        let only_passing = self.config.only_passing;
-        instances.retain(|instance| match instance.health {
-            Health::Passing => true,
-            Health::Warning => !only_passing,
-            Health::Critical => false,
-        });
+    /// The meta of the instances' nodes when an SRV answer carries it: Consul adds each node's meta as TXT records
+    /// after the SRV targets' addresses.
+    pub(crate) async fn srv_node_meta(
+        &self,
+        view: &dyn CatalogView,
+        instances: &[Instance],
+    ) -> Result<NodeMeta, ViewError> {
+        if self.qtype != RecordType::SRV || !self.config.node_meta_txt || instances.is_empty() {
+            return Ok(NodeMeta::new());
+        }
+        let mut nodes: Vec<&str> = instances.iter().map(|instance| instance.node.name.as_str()).collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        view.node_meta(&nodes).await
+    }
+
+    /// A service's answer from its healthy `instances`; `meta` holds their nodes' meta for SRV answers.
+    fn service(&self, name: &str, mut instances: Vec<Instance>, meta: &NodeMeta, zone: &Zone) -> Outcome {
         if instances.is_empty() {
             // Consul answers NXDOMAIN, not NODATA, for a service with no healthy instance.
             return self.nxdomain(zone);
@@ -132,14 +138,26 @@ impl Lookup<'_> {
         // Shuffle so clients that take the first record spread their load.
         instances.shuffle(&mut rand::rng());
         let ttl = ttl_secs(self.config.service_ttl_for(name));
-        self.instance_answers(&instances, ttl, zone)
+        self.instance_answers(&instances, ttl, meta, zone)
     }
 
     /// The A/AAAA or SRV answers for `instances`, in their order, or NODATA for another type.
-    pub(crate) fn instance_answers(&self, instances: &[Instance], ttl: u32, zone: &Zone) -> Outcome {
+    pub(crate) fn instance_answers(&self, instances: &[Instance], ttl: u32, meta: &NodeMeta, zone: &Zone) -> Outcome {
         let entries = match self.qtype {
-            RecordType::SRV => instances.iter().filter_map(|instance| self.srv(instance, ttl, zone)).collect(),
+            RecordType::SRV => {
+                // One SRV per node, address and port, as Consul: two registrations of one endpoint are one target.
+                let mut seen = HashSet::new();
+                instances
+                    .iter()
+                    .filter(|instance| seen.insert((&instance.node.name, &instance.address, instance.port)))
+                    .filter_map(|instance| self.srv(instance, ttl, meta, zone))
+                    .collect()
+            }
             RecordType::A | RecordType::AAAA | RecordType::ANY => {
+                let limit = match self.config.a_record_limit {
+                    0 => usize::MAX,
+                    limit => usize::try_from(limit).unwrap_or(usize::MAX),
+                };
                 let mut seen = HashSet::new();
                 instances
                     .iter()
@@ -148,6 +166,8 @@ impl Lookup<'_> {
                     .filter(|address| seen.insert(*address))
                     .filter_map(|address| address_record(self.qname, ttl, address, self.qtype))
                     .map(|record| (record, Vec::new()))
+                    // After the shuffle, so the limit picks a different subset each time, as Consul's does.
+                    .take(limit)
                     .collect()
             }
             _ => Vec::new(),
@@ -160,7 +180,11 @@ impl Lookup<'_> {
     /// The target is `<node>.node.<dc>.<domain>.` when the instance uses its node's address, and
     /// `<hex>.addr.<dc>.<domain>.` when it has its own IP (as Consul does), so the additional A record
     /// never contradicts a node lookup. A hostname address is itself the target.
-    fn srv(&self, instance: &Instance, ttl: u32, zone: &Zone) -> Option<(Record, Vec<Record>)> {
+    /// Every SRV record carries its own additional records, even when several share a target: resolvers that
+    /// pair additional records with SRV answers one to one (HAProxy's `server-template`) would otherwise bring up
+    /// only some instances. The handler removes the repeats only when it must trim an answer, as Consul does.
+    /// With `node_meta_txt`, the node's meta follows as TXT records owned by `<node>.node.<dc>.<domain>.`.
+    fn srv(&self, instance: &Instance, ttl: u32, meta: &NodeMeta, zone: &Zone) -> Option<(Record, Vec<Record>)> {
         let weight = match instance.health {
             Health::Warning => instance.weight_warning,
             Health::Passing | Health::Critical => instance.weight_passing,
@@ -179,19 +203,33 @@ impl Lookup<'_> {
             }
             Err(_) => (hostname(address)?, Vec::new()),
         };
+        let mut additional = additional;
+        if let Some(pairs) = meta.get(&instance.node.name).filter(|pairs| !pairs.is_empty())
+            && let Some(node_name) =
+                self.in_zone(&format!("{}.node.{}", instance.node.name, self.config.datacenter), zone)
+        {
+            additional.extend(txt_records(&node_name, ttl, pairs));
+        }
         let srv = SRV::new(1, weight, instance.port, target);
         Some((Record::from_rdata(self.qname.clone(), ttl, RData::SRV(srv)), additional))
     }
 
+    /// A node's address record, and its meta as TXT records: in the answer for TXT and ANY questions, in the
+    /// additional section of A and AAAA answers with `node_meta_txt` (Consul's placement).
     fn node(&self, address: &str, meta: &BTreeMap<String, String>, zone: &Zone) -> Outcome {
         let ttl = ttl_secs(self.config.node_ttl);
         let mut records: Vec<Record> = address_record(self.qname, ttl, address, self.qtype).into_iter().collect();
         if matches!(self.qtype, RecordType::TXT | RecordType::ANY) {
-            records.extend(meta.iter().map(|(key, value)| {
-                Record::from_rdata(self.qname.clone(), ttl, RData::TXT(TXT::new(txt_strings(key, value))))
-            }));
+            records.extend(txt_records(self.qname, ttl, meta));
+            return self.records_or_nodata(records, zone);
         }
-        self.records_or_nodata(records, zone)
+        let mut entries: Vec<(Record, Vec<Record>)> = records.into_iter().map(|record| (record, Vec::new())).collect();
+        if self.config.node_meta_txt
+            && let Some((_, additional)) = entries.first_mut()
+        {
+            additional.extend(txt_records(self.qname, ttl, meta));
+        }
+        self.entries_or_nodata(entries, zone)
     }
 
     async fn ptr(&self, view: &dyn CatalogView, ip: IpAddr) -> Result<Outcome, ViewError> {
@@ -224,7 +262,7 @@ impl Lookup<'_> {
     fn apex(&self, zone: &Zone) -> Outcome {
         let apex = self.zones.apex(zone);
         let records = match self.qtype {
-            RecordType::SOA | RecordType::ANY => vec![soa_record(apex)],
+            RecordType::SOA | RecordType::ANY => vec![soa_record(apex, &self.config.soa)],
             RecordType::NS => {
                 ns_name(apex).map(|ns| Record::from_rdata(apex.clone(), 0, RData::NS(NS(ns)))).into_iter().collect()
             }
@@ -237,7 +275,7 @@ impl Lookup<'_> {
         Outcome::Local(Box::new(Answer {
             response_code: ResponseCode::NXDomain,
             answers: Vec::new(),
-            soa: Some(soa_record(self.zones.apex(zone))),
+            soa: Some(soa_record(self.zones.apex(zone), &self.config.soa)),
         }))
     }
 
@@ -247,7 +285,7 @@ impl Lookup<'_> {
 
     /// NOERROR with the records, or NODATA (NOERROR, no answers, SOA in authority) when there are none.
     fn entries_or_nodata(&self, answers: Vec<(Record, Vec<Record>)>, zone: &Zone) -> Outcome {
-        let soa = answers.is_empty().then(|| soa_record(self.zones.apex(zone)));
+        let soa = answers.is_empty().then(|| soa_record(self.zones.apex(zone), &self.config.soa));
         Outcome::Local(Box::new(Answer { response_code: ResponseCode::NoError, answers, soa }))
     }
 
@@ -258,14 +296,42 @@ impl Lookup<'_> {
     }
 }
 
-/// The SOA Consul serves: `ns.<domain>. hostmaster.<domain>.`, serial = the current Unix time.
-pub(crate) fn soa_record(apex: &Name) -> Record {
+/// The SOA Consul serves: `ns.<domain>. hostmaster.<domain>.`, serial = the current Unix time, the timers of
+/// `dns_config.soa`, and `min_ttl` as the record's own TTL too (Consul keeps them equal so the negative answer
+/// it comes with is not cached longer than the zone says).
+pub(crate) fn soa_record(apex: &Name, timers: &Soa) -> Record {
     let serial = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs() as u32);
     let mname = ns_name(apex).unwrap_or_else(|| apex.clone());
     let rname =
         Name::from_ascii("hostmaster").and_then(|label| label.append_domain(apex)).unwrap_or_else(|_| apex.clone());
-    let soa = SOA::new(mname, rname, serial, SOA_REFRESH, SOA_RETRY, SOA_EXPIRE, SOA_MIN_TTL);
-    Record::from_rdata(apex.clone(), SOA_MIN_TTL, RData::SOA(soa))
+    // SOA's refresh, retry and expire are signed on hickory's side; Consul's config keys are unsigned, so saturate.
+    let signed = |secs: u32| i32::try_from(secs).unwrap_or(i32::MAX);
+    let soa = SOA::new(
+        mname,
+        rname,
+        serial,
+        signed(timers.refresh),
+        signed(timers.retry),
+        signed(timers.expire),
+        timers.min_ttl,
+    );
+    Record::from_rdata(apex.clone(), timers.min_ttl, RData::SOA(soa))
+}
+
+/// Instances a DNS answer may name: none critical, and none warning under `only_passing`.
+fn healthy(mut instances: Vec<Instance>, only_passing: bool) -> Vec<Instance> {
+    instances.retain(|instance| match instance.health {
+        Health::Passing => true,
+        Health::Warning => !only_passing,
+        Health::Critical => false,
+    });
+    instances
+}
+
+/// A node's meta as TXT records owned by `owner`, one per pair.
+fn txt_records<'m>(owner: &'m Name, ttl: u32, meta: &'m BTreeMap<String, String>) -> impl Iterator<Item = Record> + 'm {
+    meta.iter()
+        .map(move |(key, value)| Record::from_rdata(owner.clone(), ttl, RData::TXT(TXT::new(txt_strings(key, value)))))
 }
 
 fn ns_name(apex: &Name) -> Option<Name> {
@@ -310,10 +376,11 @@ fn hex_ip(ip: IpAddr) -> String {
     }
 }
 
-/// A meta pair as RFC 1464 `key=value` (Consul's form); a key starting `rfc1035-` gives the bare value.
-/// Long strings are split into 255-octet character-strings, which TXT requires.
+/// A meta pair as RFC 1464 `key=value` (Consul's form, backquotes in the value doubled too); a key starting
+/// `rfc1035-` in any case gives the bare value. Long strings are split into 255-octet character-strings, which TXT
+/// requires.
 fn txt_strings(key: &str, value: &str) -> Vec<String> {
-    let text = if key.starts_with("rfc1035-") {
+    let text = if key.get(..8).is_some_and(|prefix| prefix.eq_ignore_ascii_case("rfc1035-")) {
         value.to_owned()
     } else {
         let escaped = key.replace('`', "``").replace('=', "`=");
@@ -322,7 +389,7 @@ fn txt_strings(key: &str, value: &str) -> Vec<String> {
         let lead = escaped.len() - trimmed_start.len();
         let core = trimmed_start.trim_end_matches(' ');
         let trail = trimmed_start.len() - core.len();
-        format!("{}{core}{}={value}", "` ".repeat(lead), "` ".repeat(trail))
+        format!("{}{core}{}={}", "` ".repeat(lead), "` ".repeat(trail), value.replace('`', "``"))
     };
     chunk(&text)
 }

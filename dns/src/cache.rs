@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::Query;
 use hickory_proto::rr::Record;
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use rand::seq::SliceRandom;
 
 use crate::answer::Answer;
@@ -81,8 +81,9 @@ impl Entry {
         (generation, settings): (u64, u64),
         recursion_available: bool,
         answer_limit: usize,
+        compress: bool,
     ) -> Option<Entry> {
-        let encode = |record: &Record| encode_after_question(query, record);
+        let encode = |record: &Record| encode_after_question(query, record, compress);
         let answers = answer
             .answers
             .iter()
@@ -115,17 +116,15 @@ impl Entry {
         let mut order: Vec<&EncodedRecord> = self.answers.iter().collect();
         order.shuffle(&mut rand::rng());
         order.truncate(self.answer_limit);
-        let mut additionals: Vec<&[u8]> = Vec::new();
-        for record in &order {
-            for extra in &record.additionals {
-                // One address record per SRV target, however many instances share the node.
-                if !additionals.contains(&&extra[..]) {
-                    additionals.push(extra);
-                }
-            }
+        // Every answer brings all of its additional records (one address per SRV record even when several share a
+        // target). A trimmed answer needs Consul's minimal additional section instead, which the full path builds.
+        if order.len() < self.answers.len() && order.iter().any(|record| !record.additionals.is_empty()) {
+            return false;
         }
+        let additionals = order.iter().flat_map(|record| &record.additionals);
+        let n_additional = order.iter().map(|record| record.additionals.len()).sum::<usize>();
         let count = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
-        let n_additional = additionals.len() + usize::from(query.edns_payload.is_some());
+        let n_additional = n_additional + usize::from(query.edns_payload.is_some());
         let flags = wire::response_flags(query.flags, self.recursion_available, self.response_code);
         out.clear();
         out.extend_from_slice(&query.id.to_be_bytes());
@@ -151,10 +150,14 @@ impl Entry {
     }
 }
 
-/// `record` encoded as it would follow `query` in a message: names compressed against the question only.
-fn encode_after_question(query: &Query, record: &Record) -> Option<Box<[u8]>> {
+/// `record` encoded as it would follow `query` in a message: names compressed against the question only, or not at
+/// all without `compress`.
+fn encode_after_question(query: &Query, record: &Record, compress: bool) -> Option<Box<[u8]>> {
     let mut bytes = Vec::with_capacity(128);
     let mut encoder = BinEncoder::new(&mut bytes);
+    if !compress {
+        encoder.set_name_encoding(NameEncoding::Uncompressed);
+    }
     encoder.emit_vec(&[0u8; HEADER_LEN]).ok()?;
     query.emit(&mut encoder).ok()?;
     let start = encoder.offset();

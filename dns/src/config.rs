@@ -25,12 +25,53 @@ pub struct Config {
     pub enable_truncate: bool,
     /// Maximum records in the answer section of a UDP answer (`dns_config.udp_answer_limit`, default 3; 0 = no cap).
     pub udp_answer_limit: u32,
-    /// Upstream resolvers for names outside the domain, tried together; the first answer wins.
+    /// Upstream resolvers for names outside the domain, asked one at a time in `recursor_strategy`'s order.
     pub recursors: Vec<SocketAddr>,
-    /// Bound on a forwarded query; past it the client gets SERVFAIL (default 2 s).
+    /// How long each recursor is given before the next is asked; past the last, the client gets SERVFAIL (default 2 s).
     pub recursor_timeout: Duration,
     /// Bound on a `CatalogView` call; past it the client gets SERVFAIL rather than a timeout.
     pub query_timeout: Duration,
+    /// In which order the recursors are asked (`dns_config.recursor_strategy`).
+    pub recursor_strategy: RecursorStrategy,
+    /// Most address records in a service's A/AAAA answer on any transport (`dns_config.a_record_limit`; 0 = no limit).
+    pub a_record_limit: u32,
+    /// Add each node's meta as TXT records to the additional section of SRV answers and node A/AAAA answers
+    /// (`dns_config.enable_additional_node_meta_txt`, default true as in Consul).
+    pub node_meta_txt: bool,
+    /// Encode answers without name compression (`dns_config.disable_compression`), for clients that mishandle it.
+    pub disable_compression: bool,
+    /// The SOA timers (`dns_config.soa`).
+    pub soa: Soa,
+}
+
+/// The timers of the zone's SOA record (`dns_config.soa`), in seconds; Consul's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Soa {
+    /// `refresh` (default 3600).
+    pub refresh: u32,
+    /// `retry` (default 600).
+    pub retry: u32,
+    /// `expire` (default 86400).
+    pub expire: u32,
+    /// `min_ttl`, the negative-caching TTL and the SOA record's own TTL (default 0).
+    pub min_ttl: u32,
+}
+
+impl Default for Soa {
+    fn default() -> Self {
+        Soa { refresh: 3600, retry: 600, expire: 86_400, min_ttl: 0 }
+    }
+}
+
+/// How a name outside the domain is forwarded (`dns_config.recursor_strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecursorStrategy {
+    /// Ask the recursors one after another in the configured order, each for up to `recursor_timeout`, until one
+    /// answers NOERROR or NXDOMAIN (Consul's default).
+    #[default]
+    Sequential,
+    /// The same, in a random order per query, which spreads the load over the recursors.
+    Random,
 }
 
 impl Default for Config {
@@ -47,6 +88,11 @@ impl Default for Config {
             recursors: Vec::new(),
             recursor_timeout: Duration::from_secs(2),
             query_timeout: Duration::from_secs(2),
+            recursor_strategy: RecursorStrategy::Sequential,
+            a_record_limit: 0,
+            node_meta_txt: true,
+            disable_compression: false,
+            soa: Soa::default(),
         }
     }
 }
@@ -91,16 +137,14 @@ impl SharedConfig {
         SharedConfig { inner: Arc::new(Shared { config: RwLock::new(Arc::new(config)), version: AtomicU64::new(0) }) }
     }
 
-    /// Replaces the settings from the next query on. The domains, the datacenter and the recursors are fixed
-    /// when the server starts (they make its zones and its forwarder), so a change to them is refused by name and
-    /// nothing changes.
+    /// Replaces the settings from the next query on. The domains and the datacenter are fixed when the server
+    /// starts (they make its zones), so a change to them is refused by name and nothing changes.
     pub fn update(&self, config: Config) -> Result<(), String> {
         let current = self.current();
         let fixed = [
             ("domain", current.domain != config.domain),
             ("alt_domain", current.alt_domain != config.alt_domain),
             ("datacenter", current.datacenter != config.datacenter),
-            ("recursors", current.recursors != config.recursors),
         ];
         let changed: Vec<&str> = fixed.iter().filter(|(_, changed)| *changed).map(|(name, _)| *name).collect();
         if !changed.is_empty() {

@@ -1,7 +1,7 @@
 //! The hickory `RequestHandler`: screens a request, answers our domain from the catalog view, forwards
 //! the rest to the recursors, and trims answers to what the transport can carry.
 //!
-//! Every path is bounded in time: catalog lookups by `query_timeout`, forwarding by `recursor_timeout`,
+//! Every path is bounded in time: catalog lookups by `query_timeout`, forwarding by `recursor_timeout` per recursor,
 //! and each ends in SERVFAIL rather than silence, because a resolver that times out retries and then
 //! gives up on the whole name, while SERVFAIL lets it move on at once.
 
@@ -9,26 +9,28 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{Name, Record, RecordType};
-use hickory_proto::serialize::binary::BinEncoder;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinEncoder, NameEncoding};
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::{Catalog, MessageResponseBuilder};
+use hickory_server::zone_handler::MessageResponseBuilder;
 use tracing::{debug, warn};
 
 use crate::answer::{self, Answer, Outcome, Zones};
 use crate::cache::{AnswerCache, Entry};
 use crate::config::SharedConfig;
-use crate::name::{QueryKind, parse_query_name};
+use crate::forward::{self, Transport};
+use crate::name::{QueryKind, parse_query_name, parse_srv_query_name};
 use crate::view::CatalogView;
 use crate::wire;
 
 /// RFC 1035 §4.2.1: a UDP message without EDNS0 carries at most 512 octets.
 const UDP_MIN_PAYLOAD: u16 = 512;
 
-/// Largest UDP payload we will fill even if a client advertises more (the RFC 6891 ceiling in practice).
-const UDP_MAX_PAYLOAD: u16 = 4096;
+/// Largest UDP payload we fill and advertise, whatever a client asks for: Consul's ceiling, a 64 KiB datagram less
+/// the largest IP and UDP headers, since a larger answer could not be delivered at all.
+const UDP_MAX_PAYLOAD: u16 = u16::MAX - 68;
 
 /// A TCP message is prefixed by a 16-bit length, so 64 KiB is the ceiling.
 const TCP_MAX_MESSAGE: usize = u16::MAX as usize;
@@ -45,8 +47,6 @@ pub(crate) struct DnsHandler {
     pub(crate) zones: Zones,
     /// Where the answers come from.
     pub(crate) view: Arc<dyn CatalogView>,
-    /// hickory's forwarder behind a `Catalog` rooted at `.`; `None` without recursors.
-    pub(crate) forwarder: Option<Arc<Catalog>>,
     /// Local answers in wire form, filled here and read by the UDP loop.
     pub(crate) cache: Arc<AnswerCache>,
 }
@@ -70,7 +70,11 @@ impl RequestHandler for DnsHandler {
         // The version first: an answer is never filed under settings newer than those it was made with.
         let settings = self.config.version();
         let config = self.config.current();
-        let kind = parse_query_name(&qname.to_ascii(), &config.domain, config.alt_domain.as_deref());
+        let kind = if qtype == RecordType::SRV {
+            parse_srv_query_name(&qname.to_ascii(), &config.domain, config.alt_domain.as_deref())
+        } else {
+            parse_query_name(&qname.to_ascii(), &config.domain, config.alt_domain.as_deref())
+        };
         debug!(%qname, %qtype, ?kind, "dns query");
         // Read before the lookup, so a write racing it leaves an entry that is already out of date, never a stale
         // answer filed under the new generation.
@@ -86,7 +90,7 @@ impl RequestHandler for DnsHandler {
                 }
                 self.send_answer(request, response_edns.as_ref(), qtype, answer, response_handle).await
             }
-            Ok(Ok(Outcome::Forward)) => self.forward::<R, T>(request, response_edns.as_ref(), response_handle).await,
+            Ok(Ok(Outcome::Forward)) => self.forward(request, response_edns.as_ref(), response_handle).await,
             Ok(Err(error)) => {
                 warn!(%qname, %error, "catalog lookup failed");
                 send_error(request, response_edns.as_ref(), ResponseCode::ServFail, response_handle).await
@@ -100,24 +104,37 @@ impl RequestHandler for DnsHandler {
 }
 
 impl DnsHandler {
-    /// Hands a name outside our domain to hickory's forwarder, bounded by `recursor_timeout`.
-    async fn forward<R: ResponseHandler, T: Time>(
+    /// Hands a name outside our domain to the recursors (`forward.rs`), each bounded by `recursor_timeout`, and
+    /// relays the first acceptable reply; SERVFAIL when none gave one, REFUSED at once when there are none.
+    async fn forward<R: ResponseHandler>(
         &self,
         request: &Request,
         response_edns: Option<&Edns>,
-        response_handle: R,
+        mut response_handle: R,
     ) -> ResponseInfo {
-        let Some(forwarder) = &self.forwarder else {
+        let config = self.config.current();
+        if config.recursors.is_empty() {
             // Consul refuses at once rather than pretending to recurse.
             return send_error(request, response_edns, ResponseCode::Refused, response_handle).await;
+        }
+        let transport = if request.protocol() == Protocol::Udp { Transport::Udp } else { Transport::Tcp };
+        let Some(reply) = forward::forward(&config, request.as_slice(), transport).await else {
+            warn!(recursors = config.recursors.len(), "no recursor answered");
+            return send_error(request, response_edns, ResponseCode::ServFail, response_handle).await;
         };
-        let forwarded = forwarder.as_ref().handle_request::<R, T>(request, response_handle.clone());
-        let timeout = self.config.current().recursor_timeout;
-        match tokio::time::timeout(timeout, forwarded).await {
+        let mut metadata = reply.metadata;
+        metadata.id = request.metadata.id;
+        let mut builder = MessageResponseBuilder::from_message_request(request);
+        if let Some(edns) = &reply.edns {
+            builder.edns(edns);
+        }
+        let response =
+            builder.build(metadata, reply.answers.iter(), reply.authorities.iter(), [], reply.additionals.iter());
+        match response_handle.send_response(response).await {
             Ok(info) => info,
-            Err(_) => {
-                warn!(?timeout, "recursors did not answer in time");
-                send_error(request, response_edns, ResponseCode::ServFail, response_handle).await
+            Err(error) => {
+                warn!(%error, "failed to relay a recursor's reply");
+                servfail_info(request)
             }
         }
     }
@@ -132,8 +149,9 @@ impl DnsHandler {
             return;
         }
         let (answer_limit, _) = self.limits(request, qtype);
-        let recursion_available = self.forwarder.is_some();
-        if let Some(entry) = Entry::build(answer, query, made, recursion_available, answer_limit) {
+        let recursion_available = !self.config.current().recursors.is_empty();
+        let compress = !self.config.current().disable_compression;
+        if let Some(entry) = Entry::build(answer, query, made, recursion_available, answer_limit, compress) {
             self.cache.insert(&key, entry);
         }
     }
@@ -149,25 +167,34 @@ impl DnsHandler {
     ) -> ResponseInfo {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = true;
-        metadata.recursion_available = self.forwarder.is_some();
+        metadata.recursion_available = !self.config.current().recursors.is_empty();
         metadata.response_code = answer.response_code;
         let soa: Vec<Record> = answer.soa.into_iter().collect();
 
         let (max_answers, max_bytes) = self.limits(request, qtype);
+        let config = self.config.current();
+        let compress = request.protocol() != Protocol::Udp || !config.disable_compression;
         let n_answers = answer.answers.len();
-        let fits = |n_kept: usize| {
-            let (answers, additionals) = flatten(&answer.answers[..n_kept]);
-            encoded_len(request, response_edns, metadata, &answers, &soa, &additionals) <= max_bytes
+        let encoded = |n_kept: usize, trimmed: bool| {
+            let (answers, additionals) = flatten(&answer.answers[..n_kept], trimmed);
+            encoded_len(request, response_edns, metadata, (&answers, &soa, &additionals), compress)
         };
-        // No record encodes in fewer than MIN_RECORD_LEN octets, which bounds the search cheaply for huge services.
-        let upper = n_answers.min(max_answers).min(max_bytes / MIN_RECORD_LEN);
-        let n_kept = largest_fitting(upper, fits);
+        // Consul sends every answer's additional records as they are, and only when it must trim an answer does it
+        // cut the additional section down to one address per SRV target; so does this.
+        let whole_fits = n_answers <= max_answers && encoded(n_answers, false) <= max_bytes;
+        let (n_kept, trimmed) = if whole_fits {
+            (n_answers, false)
+        } else {
+            // No record encodes in fewer than MIN_RECORD_LEN octets, which bounds the search cheaply for huge services.
+            let upper = n_answers.min(max_answers).min(max_bytes / MIN_RECORD_LEN);
+            (largest_fitting(upper, |n_kept| encoded(n_kept, true) <= max_bytes), true)
+        };
         if n_kept < n_answers {
             debug!(n_answers, n_kept, "answer trimmed");
             // Consul sets TC only when asked to; by default a trimmed UDP answer is still a usable answer.
-            metadata.truncation = self.config.current().enable_truncate && request.protocol() == Protocol::Udp;
+            metadata.truncation = config.enable_truncate && request.protocol() == Protocol::Udp;
         }
-        let (answers, additionals) = flatten(&answer.answers[..n_kept]);
+        let (answers, additionals) = flatten(&answer.answers[..n_kept], trimmed);
         let mut builder = MessageResponseBuilder::from_message_request(request);
         if let Some(edns) = response_edns {
             builder.edns(edns);
@@ -227,17 +254,29 @@ pub(crate) fn advertised_payload(payload: u16) -> u16 {
     payload.clamp(UDP_MIN_PAYLOAD, UDP_MAX_PAYLOAD)
 }
 
-/// The answer records and their de-duplicated additionals, in order.
+/// The answer records and their additionals, in order.
 ///
-/// Additionals are address records of SRV targets, so one per owner name and type is enough.
-fn flatten(entries: &[(Record, Vec<Record>)]) -> (Vec<&Record>, Vec<&Record>) {
-    let mut seen: HashSet<(&Name, RecordType)> = HashSet::new();
+/// Untrimmed, every answer keeps all of its additional records, repeats included. Trimmed, the additional section
+/// is Consul's minimal one: the first address record of each distinct SRV target, and nothing else (node meta TXT
+/// records go), which is what lets a trimmed answer carry as many SRV records as possible.
+pub(crate) fn flatten(entries: &[(Record, Vec<Record>)], trimmed: bool) -> (Vec<&Record>, Vec<&Record>) {
+    let answers = entries.iter().map(|(record, _)| record).collect();
+    if !trimmed {
+        return (answers, entries.iter().flat_map(|(_, extra)| extra).collect());
+    }
+    let mut targets: HashSet<Name> = HashSet::new();
     let additionals = entries
         .iter()
-        .flat_map(|(_, extra)| extra)
-        .filter(|extra| seen.insert((&extra.name, extra.record_type())))
+        .filter_map(|(record, extra)| match &record.data {
+            RData::SRV(srv) => Some((srv.target.to_lowercase(), extra)),
+            _ => None,
+        })
+        .filter_map(|(target, extra)| {
+            let address = extra.iter().find(|extra| extra.name.to_lowercase() == target)?;
+            targets.insert(target).then_some(address)
+        })
         .collect();
-    (entries.iter().map(|(record, _)| record).collect(), additionals)
+    (answers, additionals)
 }
 
 /// The exact size hickory will encode for this response (same builder, no size cap).
@@ -245,9 +284,8 @@ fn encoded_len(
     request: &Request,
     response_edns: Option<&Edns>,
     metadata: Metadata,
-    answers: &[&Record],
-    soa: &[Record],
-    additionals: &[&Record],
+    (answers, soa, additionals): (&[&Record], &[Record], &[&Record]),
+    compress: bool,
 ) -> usize {
     let mut builder = MessageResponseBuilder::from_message_request(request);
     if let Some(edns) = response_edns {
@@ -256,6 +294,9 @@ fn encoded_len(
     let response = builder.build(metadata, answers.iter().copied(), [], soa.iter(), additionals.iter().copied());
     let mut bytes = Vec::with_capacity(512);
     let mut encoder = BinEncoder::new(&mut bytes);
+    if !compress {
+        encoder.set_name_encoding(NameEncoding::Uncompressed);
+    }
     match response.destructive_emit(&mut encoder) {
         Ok(_) => bytes.len(),
         Err(_) => usize::MAX,

@@ -1,9 +1,13 @@
 //! Query-name parsing: which Consul name form a question asks about. Pure: no I/O, no config beyond the domains.
 //!
 //! Forms, with `<domain>` the configured domain or alt domain (labels compared case-insensitively):
-//! `[tag.]name.service[.dc].<domain>`, `_name._tag.service[.dc].<domain>` (RFC 2782, `_tcp`/`_udp` = no tag),
-//! `node.node[.dc].<domain>` (a node name may contain dots), `<hex>.addr[.dc].<domain>`, the apex `<domain>`,
-//! reverse names under `in-addr.arpa`/`ip6.arpa`, and the domain-less `[tag.]name.service.`.
+//! `[tag.]name.service[.dc].<domain>`, `_name._tag.service[.dc].<domain>` (RFC 2782; `_tcp` = no tag, any other
+//! label, `_udp` included, filters by that tag, as Consul does), `node.node[.dc].<domain>` (a node name may contain
+//! dots), `<hex>.addr[.dc].<domain>`, the apex `<domain>`, reverse names under `in-addr.arpa`/`ip6.arpa`, and the
+//! domain-less `[tag.]name.service.`. Where `[.dc]` stands, Consul's explicit `.<dc>.dc` form is accepted too, and
+//! `.<peer>.peer` names a cluster peer, which roster does not have (so the name does not exist).
+//! For SRV questions, [`parse_srv_query_name`] also accepts RFC 2782 names without the `service` label
+//! (`_name._tag[.dc].<domain>`), as Consul does.
 //! Anything else under the domain is [`QueryKind::Invalid`] (NXDOMAIN); anything outside it is
 //! [`QueryKind::External`] (recursors).
 
@@ -118,18 +122,40 @@ fn strip_label_suffix<'n>(labels: &'n [&'n str], suffix: &[String]) -> Option<&'
     tail.iter().zip(suffix).all(|(label, want)| *label == want.as_str()).then_some(rest)
 }
 
+/// Classifies `qname` for an SRV question: as [`parse_query_name`], and an RFC 2782 name without the `service`
+/// label (`_web._tcp.consul`, `_web._tcp.dc1.consul`) is a service lookup too, which Consul allows for SRV only.
+pub fn parse_srv_query_name(qname: &str, domain: &str, alt_domain: Option<&str>) -> QueryKind {
+    let kind = parse_query_name(qname, domain, alt_domain);
+    let QueryKind::Invalid { zone } = &kind else { return kind };
+    let zone_domain = match zone {
+        Zone::Alt => alt_domain.unwrap_or(domain),
+        Zone::Primary | Zone::Bare => domain,
+    };
+    let lowered = qname.strip_suffix('.').unwrap_or(qname).to_ascii_lowercase();
+    let labels: Vec<&str> = lowered.split('.').collect();
+    let rest = domain_labels(zone_domain).and_then(|zone_labels| strip_label_suffix(&labels, &zone_labels));
+    // The protocol label is the rightmost label starting with `_`; what follows it is the datacenter part.
+    let split = rest.and_then(|rest| Some((rest, rest.iter().rposition(|label| label.starts_with('_'))? + 1)));
+    let Some((rest, split)) = split else { return kind };
+    let (prefix, suffix) = rest.split_at(split);
+    match (parse_service_prefix(prefix), parse_datacenter(suffix)) {
+        (Some((name, tag)), Some(datacenter)) => QueryKind::Service { name, tag, datacenter, zone: zone.clone() },
+        _ => kind,
+    }
+}
+
 /// Parses the labels left of the domain (`rest` is in query order).
 fn parse_in_zone(rest: &[&str], zone: Zone) -> QueryKind {
     let invalid = || QueryKind::Invalid { zone: zone.clone() };
-    let Some((&last, before_last)) = rest.split_last() else {
+    if rest.is_empty() {
         return QueryKind::Apex { zone };
+    }
+    // The keyword is the rightmost keyword label, as Consul finds it; what follows it names the datacenter.
+    let Some(at) = rest.iter().rposition(|label| is_keyword(label)) else {
+        return invalid();
     };
-    // The keyword is the last label, or the one before it when a datacenter follows.
-    let (keyword, prefix, datacenter) = if is_keyword(last) {
-        (last, before_last, None)
-    } else if let Some((&keyword, prefix)) = before_last.split_last().filter(|(keyword, _)| is_keyword(keyword)) {
-        (keyword, prefix, Some(last.to_owned()))
-    } else {
+    let (keyword, prefix) = (rest[at], &rest[..at]);
+    let Some(datacenter) = parse_datacenter(&rest[at + 1..]) else {
         return invalid();
     };
     match keyword {
@@ -159,17 +185,28 @@ fn parse_in_zone(rest: &[&str], zone: Zone) -> QueryKind {
     }
 }
 
+/// The datacenter part after a keyword: nothing, `<dc>`, or `<dc>.dc`; `None` for anything else (a `<peer>.peer`
+/// included: roster has no cluster peers, so such a name does not exist).
+fn parse_datacenter(suffix: &[&str]) -> Option<Option<String>> {
+    match suffix {
+        [] => Some(None),
+        [datacenter] | [datacenter, "dc"] => Some(Some((*datacenter).to_owned())),
+        _ => None,
+    }
+}
+
 fn is_keyword(label: &str) -> bool {
     matches!(label, "service" | "node" | "addr" | "query")
 }
 
-/// `name`, `tag.name`, or RFC 2782 `_name._tag` (where `_tcp`/`_udp` mean no tag filter).
+/// `name`, `tag.name`, or RFC 2782 `_name._tag` (where `_tcp` means no tag filter; Consul treats `_udp` as the tag
+/// `udp`, so does roster).
 fn parse_service_prefix(prefix: &[&str]) -> Option<(String, Option<String>)> {
     match prefix {
         [name] if !name.starts_with('_') => Some(((*name).to_owned(), None)),
         [first, second] => match (first.strip_prefix('_'), second.strip_prefix('_')) {
             (Some(name), Some(tag)) if !name.is_empty() && !tag.is_empty() => {
-                let tag = (!matches!(tag, "tcp" | "udp")).then(|| tag.to_owned());
+                let tag = (tag != "tcp").then(|| tag.to_owned());
                 Some((name.to_owned(), tag))
             }
             (None, None) => Some(((*second).to_owned(), Some((*first).to_owned()))),

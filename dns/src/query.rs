@@ -28,6 +28,7 @@ impl Lookup<'_> {
             return Ok(self.nxdomain(zone));
         }
         let ttl = ttl_secs(result.ttl.unwrap_or_else(|| self.config.service_ttl_for(&result.service)));
-        Ok(self.instance_answers(&result.instances, ttl, zone))
+        let meta = self.srv_node_meta(view, &result.instances).await?;
+        Ok(self.instance_answers(&result.instances, ttl, &meta, zone))
     }
 }

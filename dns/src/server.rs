@@ -1,22 +1,19 @@
-//! The entry point: builds the handler and the optional forwarder, then serves sockets the agent already
+//! The entry point: builds the handler, then serves sockets the agent already
 //! bound, UDP with our own loops (`udp.rs`) and TCP with hickory's `Server`, until the shutdown token is
 //! cancelled.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_proto::rr::{LowerName, Name};
+use hickory_proto::rr::Name;
 use hickory_server::Server;
-use hickory_server::resolver::config::{NameServerConfig, ResolverOpts, ServerOrderingStrategy};
-use hickory_server::store::forwarder::{ForwardConfig, ForwardZoneHandler};
-use hickory_server::zone_handler::Catalog;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::answer::Zones;
 use crate::cache::AnswerCache;
-use crate::config::{Config, SharedConfig};
+use crate::config::SharedConfig;
 use crate::error::{Error, Result};
 use crate::handler::DnsHandler;
 use crate::view::CatalogView;
@@ -30,7 +27,7 @@ const TCP_RESPONSE_BUFFER: usize = 32;
 /// Serves DNS on already-bound sockets until `shutdown` is cancelled, then drains in-flight queries.
 ///
 /// Returns early with [`Error::Listener`] if every listener fails, and before serving at all if
-/// `domain`, `alt_domain` or `recursors` are unusable.
+/// `domain` or `alt_domain` is unusable.
 pub async fn serve(
     config: impl Into<SharedConfig>,
     view: Arc<dyn CatalogView>,
@@ -41,8 +38,7 @@ pub async fn serve(
     let shared = config.into();
     let config = shared.current();
     let zones = Zones { primary: apex(&config.domain)?, alt: config.alt_domain.as_deref().map(apex).transpose()? };
-    let forwarder = forwarder(&config)?;
-    let handler = DnsHandler { config: shared, zones, view, forwarder, cache: Arc::new(AnswerCache::default()) };
+    let handler = DnsHandler { config: shared, zones, view, cache: Arc::new(AnswerCache::default()) };
     // One receiving task per worker thread, so hits on one socket use every core; on a current-thread runtime
     // (the agent runs one per core, each with its own SO_REUSEPORT socket) a second task would only take turns.
     let loops = match tokio::runtime::Handle::current().runtime_flavor() {
@@ -99,38 +95,4 @@ fn apex(domain: &str) -> Result<Name> {
         return Err(invalid("empty".to_owned()));
     }
     Name::from_ascii(format!("{trimmed}.")).map_err(|error| invalid(error.to_string()))
-}
-
-/// hickory's forwarder over `recursors`, behind a `Catalog` rooted at `.`, or `None` without recursors.
-///
-/// All recursors are asked together and the first answer wins, each with one attempt of
-/// `recursor_timeout`, so a dead recursor costs nothing when another is alive. Nothing is cached:
-/// Consul's recursor path is a plain forwarder and clients cache by TTL themselves.
-fn forwarder(config: &Config) -> Result<Option<Arc<Catalog>>> {
-    if config.recursors.is_empty() {
-        return Ok(None);
-    }
-    let name_servers = config
-        .recursors
-        .iter()
-        .map(|recursor| {
-            let mut name_server = NameServerConfig::udp_and_tcp(recursor.ip());
-            for connection in &mut name_server.connections {
-                connection.port = recursor.port();
-            }
-            name_server
-        })
-        .collect();
-    let mut options = ResolverOpts::default();
-    options.timeout = config.recursor_timeout;
-    options.attempts = 1;
-    options.num_concurrent_reqs = config.recursors.len();
-    options.server_ordering_strategy = ServerOrderingStrategy::UserProvidedOrder;
-    options.cache_size = 0;
-    let handler = ForwardZoneHandler::builder_tokio(ForwardConfig { name_servers, options: Some(options) })
-        .build()
-        .map_err(Error::Recursor)?;
-    let mut catalog = Catalog::new();
-    catalog.upsert(LowerName::from(Name::root()), vec![Arc::new(handler)]);
-    Ok(Some(Arc::new(catalog)))
 }

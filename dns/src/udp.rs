@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use hickory_proto::op::{Metadata, ResponseCode};
 use hickory_proto::rr::Record;
-use hickory_proto::serialize::binary::BinEncoder;
+use hickory_proto::serialize::binary::{BinEncoder, NameEncoding};
 use hickory_server::net::NetError;
 use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
@@ -29,6 +29,8 @@ use crate::wire;
 
 /// RFC 1035's UDP limit without EDNS0.
 const UDP_MIN_PAYLOAD: usize = 512;
+/// Room beyond the client's size for the encoder while it writes one name (RFC 1035: at most 255 octets).
+const NAME_SLACK: u16 = 256;
 /// The largest datagram we read; a query is far smaller, a bigger one is not DNS.
 const RECEIVE_BUFFER: usize = 4096;
 
@@ -117,7 +119,8 @@ async fn answer_in_full(socket: Arc<UdpSocket>, handler: DnsHandler, bytes: Vec<
     if request.metadata.message_type == hickory_proto::op::MessageType::Response {
         return;
     }
-    handler.handle_request::<_, TokioTime>(&request, UdpReply { socket, dst: src }).await;
+    let compress = !handler.config.current().disable_compression;
+    handler.handle_request::<_, TokioTime>(&request, UdpReply { socket, dst: src, compress }).await;
 }
 
 /// Sends a hickory response as one datagram, within the client's advertised size.
@@ -125,6 +128,8 @@ async fn answer_in_full(socket: Arc<UdpSocket>, handler: DnsHandler, bytes: Vec<
 struct UdpReply {
     socket: Arc<UdpSocket>,
     dst: SocketAddr,
+    /// Compress names (`dns_config.disable_compression` off); the handler trims with the same setting.
+    compress: bool,
 }
 
 #[async_trait::async_trait]
@@ -144,8 +149,20 @@ impl ResponseHandler for UdpReply {
         let max_len = response.edns().map_or(UDP_MIN_PAYLOAD as u16, |edns| edns.max_payload().max(512));
         let mut bytes = Vec::with_capacity(UDP_MIN_PAYLOAD);
         let mut encoder = BinEncoder::new(&mut bytes);
-        encoder.set_max_size(max_len);
-        let info = match response.destructive_emit(&mut encoder) {
+        // With its limit at exactly `max_len`, hickory's encoder dropped the last additional record of answers the
+        // handler had trimmed to exactly `max_len` bytes (seen with SRV answers of 512 bytes). The handler's trim is
+        // exact (the same encoder, unbounded), so give the encoder room for one name and check the result instead.
+        encoder.set_max_size(max_len.saturating_add(NAME_SLACK));
+        if !self.compress {
+            encoder.set_name_encoding(NameEncoding::Uncompressed);
+        }
+        let emitted = response.destructive_emit(&mut encoder).map_err(|error| error.to_string()).and_then(|info| {
+            if bytes.len() > usize::from(max_len) {
+                return Err(format!("{} bytes exceed the client's {max_len}", bytes.len()));
+            }
+            Ok(info)
+        });
+        let info = match emitted {
             Ok(info) => info,
             Err(error) => {
                 // The handler trims to fit, so this is a bug; still answer, so the client does not wait.

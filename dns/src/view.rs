@@ -64,6 +64,9 @@ pub struct PreparedQueryResult {
     pub ttl: Option<std::time::Duration>,
 }
 
+/// Node meta by node name, as [`CatalogView::node_meta`] returns it.
+pub type NodeMeta = BTreeMap<String, BTreeMap<String, String>>;
+
 /// Why a catalog read failed; DNS answers SERVFAIL for any of them.
 #[derive(Debug, thiserror::Error)]
 pub enum ViewError {
@@ -103,6 +106,20 @@ pub trait CatalogView: Send + Sync + 'static {
     async fn prepared_query(&self, name: &str, source: IpAddr) -> Result<Option<PreparedQueryResult>, ViewError> {
         let _ = (name, source);
         Ok(None)
+    }
+
+    /// The meta of the named nodes (as [`Instance::node`] names them), for the TXT records SRV answers carry in
+    /// their additional section; a node that is gone is left out.
+    ///
+    /// Defaults to one [`CatalogView::node`] call per name; a view that can read them all at once should.
+    async fn node_meta(&self, nodes: &[&str]) -> Result<NodeMeta, ViewError> {
+        let mut meta = NodeMeta::new();
+        for name in nodes {
+            if let Some(node) = self.node(name).await? {
+                meta.insert((*name).to_owned(), node.meta);
+            }
+        }
+        Ok(meta)
     }
 
     /// A number that changes whenever any answer this view gives could change (a catalog write, a refreshed

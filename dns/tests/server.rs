@@ -505,10 +505,10 @@ async fn updated_settings_apply_to_the_next_query_and_retire_cached_answers() {
     assert!(!after.answers.is_empty() && after.answers.iter().all(|record| record.ttl == 7), "{after:?}");
     assert_eq!(harness.udp("n1.node.consul.", RecordType::A).await.answers[0].ttl, 30);
 
-    // What the zones and the forwarder were built from is fixed; a change is refused and nothing changes.
+    // What the zones were built from is fixed; a change is refused and nothing changes.
     let moved = Config { domain: "example".to_owned(), recursors: vec!["127.0.0.1:53".parse().unwrap()], ..ttls };
     let refused = shared.update(moved).expect_err("fixed while serving");
-    assert!(refused.contains("domain, recursors"), "{refused}");
+    assert!(refused.contains("cannot change domain") && !refused.contains("recursors"), "{refused}");
     let still = harness.udp("web.service.consul.", RecordType::A).await;
     assert!(still.answers.iter().all(|record| record.ttl == 7));
     harness.stop().await;
@@ -603,30 +603,68 @@ async fn apex_soa_and_ns_and_invalid_names() {
 
 // ---------------------------------------------------------------- recursion
 
-/// A fake upstream that answers every A question with 192.0.2.53.
-async fn fake_upstream() -> (SocketAddr, JoinHandle<()>) {
-    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind upstream");
-    let addr = socket.local_addr().expect("upstream addr");
-    let task = tokio::spawn(async move {
+/// A fake upstream on UDP and TCP (the same port) that answers every question with `rcode`, and every A question
+/// that it answers NOERROR with `address`; it counts the questions it gets.
+struct Upstream {
+    addr: SocketAddr,
+    questions: Arc<AtomicUsize>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn upstream_reply(bytes: &[u8], rcode: ResponseCode, address: Ipv4Addr) -> Option<Vec<u8>> {
+    let request = Message::from_vec(bytes).ok()?;
+    let mut response = Message::response(request.metadata.id, OpCode::Query);
+    response.metadata.recursion_desired = request.metadata.recursion_desired;
+    response.metadata.recursion_available = true;
+    response.metadata.response_code = rcode;
+    for query in &request.queries {
+        response.add_query(query.clone());
+        if query.query_type() == RecordType::A && rcode == ResponseCode::NoError {
+            response.add_answer(Record::from_rdata(query.name().clone(), 60, RData::A(A(address))));
+        }
+    }
+    response.to_vec().ok()
+}
+
+async fn upstream(rcode: ResponseCode, address: Ipv4Addr) -> Upstream {
+    // UDP on any free port, then TCP on the same number (retried if someone holds it).
+    let (udp, tcp) = loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind upstream");
+        if let Ok(tcp) = TcpListener::bind(udp.local_addr().expect("addr")).await {
+            break (udp, tcp);
+        }
+    };
+    let addr = udp.local_addr().expect("upstream addr");
+    let questions = Arc::new(AtomicUsize::new(0));
+    let counted = questions.clone();
+    let udp_task = tokio::spawn(async move {
         let mut buffer = vec![0u8; 4096];
-        while let Ok((len, peer)) = socket.recv_from(&mut buffer).await {
-            let Ok(request) = Message::from_vec(&buffer[..len]) else { continue };
-            let mut response = Message::response(request.metadata.id, OpCode::Query);
-            response.metadata.recursion_desired = request.metadata.recursion_desired;
-            response.metadata.recursion_available = true;
-            for query in &request.queries {
-                response.add_query(query.clone());
-                if query.query_type() == RecordType::A {
-                    let rdata = RData::A(A(Ipv4Addr::new(192, 0, 2, 53)));
-                    response.add_answer(Record::from_rdata(query.name().clone(), 60, rdata));
-                }
-            }
-            if let Ok(bytes) = response.to_vec() {
-                let _ = socket.send_to(&bytes, peer).await;
+        while let Ok((len, peer)) = udp.recv_from(&mut buffer).await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            if let Some(reply) = upstream_reply(&buffer[..len], rcode, address) {
+                let _ = udp.send_to(&reply, peer).await;
             }
         }
     });
-    (addr, task)
+    let counted = questions.clone();
+    let tcp_task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = tcp.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let query = tcp_recv(&mut stream).await;
+            if let Some(reply) = upstream_reply(&query, rcode, address) {
+                tcp_send(&mut stream, &reply).await;
+            }
+        }
+    });
+    Upstream { addr, questions, tasks: vec![udp_task, tcp_task] }
 }
 
 #[tokio::test]
@@ -641,23 +679,59 @@ async fn outside_names_are_refused_at_once_without_recursors() {
 }
 
 #[tokio::test]
-async fn outside_names_go_to_the_first_recursor_that_answers() {
-    let (upstream, upstream_task) = fake_upstream().await;
-    // A recursor that never answers comes first; the live one must still win within the bound.
+async fn recursors_are_asked_in_order_until_one_answers_noerror_or_nxdomain() {
+    let live = upstream(ResponseCode::NoError, Ipv4Addr::new(192, 0, 2, 53)).await;
+    let failing = upstream(ResponseCode::ServFail, Ipv4Addr::UNSPECIFIED).await;
+    let missing = upstream(ResponseCode::NXDomain, Ipv4Addr::UNSPECIFIED).await;
+    // A recursor that never answers and one that fails come first: the live one still answers, over either transport.
     let silent = UdpSocket::bind("127.0.0.1:0").await.expect("bind silent");
-    let config = Config { recursors: vec![silent.local_addr().expect("addr"), upstream], ..config() };
-    let harness = Harness::start(config, catalog()).await;
+    let config = Config {
+        recursors: vec![silent.local_addr().expect("addr"), failing.addr, live.addr],
+        recursor_timeout: Duration::from_millis(300),
+        ..config()
+    };
+    let shared = roster_dns::SharedConfig::new(config.clone());
+    let harness = Harness::start(shared.clone(), catalog()).await;
     let response = harness.udp("example.com.", RecordType::A).await;
     assert_eq!(rcode(&response), ResponseCode::NoError);
     assert_eq!(ips(&response.answers), vec![ip("192.0.2.53")]);
     assert!(response.metadata.recursion_available);
     let over_tcp = harness.tcp("www.example.org.", RecordType::A).await;
     assert_eq!(ips(&over_tcp.answers), vec![ip("192.0.2.53")]);
+    assert_eq!((failing.questions.load(Ordering::SeqCst), live.questions.load(Ordering::SeqCst)), (2, 2));
+    // NXDOMAIN is an answer: the recursors after it are not asked. Recursors change with a reload.
+    shared.update(Config { recursors: vec![missing.addr, live.addr], ..config }).expect("recursors reload");
+    let response = harness.udp("nope.example.com.", RecordType::A).await;
+    assert_eq!(rcode(&response), ResponseCode::NXDomain);
+    assert_eq!((missing.questions.load(Ordering::SeqCst), live.questions.load(Ordering::SeqCst)), (1, 2));
     // Our own domain is still answered locally.
     let local = harness.udp("n1.node.consul.", RecordType::A).await;
     assert_eq!(ips(&local.answers), vec![ip("10.0.0.1")]);
     harness.stop().await;
-    upstream_task.abort();
+}
+
+#[tokio::test]
+async fn the_random_strategy_spreads_questions_over_the_recursors() {
+    let first = upstream(ResponseCode::NoError, Ipv4Addr::new(192, 0, 2, 1)).await;
+    let second = upstream(ResponseCode::NoError, Ipv4Addr::new(192, 0, 2, 2)).await;
+    let recursors = vec![first.addr, second.addr];
+    let sequential = Harness::start(Config { recursors: recursors.clone(), ..config() }, catalog()).await;
+    for _ in 0..20 {
+        assert_eq!(ips(&sequential.udp("example.com.", RecordType::A).await.answers), vec![ip("192.0.2.1")]);
+    }
+    sequential.stop().await;
+    let strategy = roster_dns::RecursorStrategy::Random;
+    let random = Harness::start(Config { recursors, recursor_strategy: strategy, ..config() }, catalog()).await;
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        seen.extend(ips(&random.udp("example.com.", RecordType::A).await.answers));
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        vec![ip("192.0.2.1"), ip("192.0.2.2")],
+        "40 questions all went to one recursor"
+    );
+    random.stop().await;
 }
 
 #[tokio::test]
@@ -793,4 +867,233 @@ async fn invalid_domain_is_rejected_before_serving() {
     )
     .await;
     assert!(matches!(res, Err(roster_dns::Error::Domain { .. })), "{res:?}");
+}
+
+// ---------------------------------------------------------------- SRV answers as Consul builds them
+
+/// api: three instances on node `box` (10.0.0.9, meta rack=r9), on ports 9001-9003, and one on node `own` with an
+/// address of its own (192.168.0.5:9004).
+fn shared_node() -> FakeView {
+    let mut shared = node("box", "10.0.0.9");
+    shared.meta = BTreeMap::from([("rack".to_owned(), "r9".to_owned())]);
+    let own = node("own", "10.0.0.10");
+    let mut instances: Vec<Instance> = (9001..=9003)
+        .map(|port| {
+            let mut one = instance(shared.clone(), "api", "", port, &[], Health::Passing);
+            one.service_id = format!("api-{port}");
+            one
+        })
+        .collect();
+    instances.push(instance(own.clone(), "api", "192.168.0.5", 9004, &[], Health::Passing));
+    FakeView { instances, nodes: vec![shared, own], ..FakeView::default() }
+}
+
+/// What a resolver that pairs additional records with SRV answers one to one (HAProxy's `server-template` with
+/// `resolvers`) brings up: each additional address record goes to the first SRV answer with that target that has
+/// no address yet. Returns the `(address, port)` of every SRV answer that got one.
+fn pair_one_to_one(response: &Message) -> Vec<(IpAddr, u16)> {
+    let mut slots: Vec<(String, u16, Option<IpAddr>)> = response
+        .answers
+        .iter()
+        .filter_map(|record| match &record.data {
+            RData::SRV(srv) => Some((srv.target.to_ascii().to_ascii_lowercase(), srv.port, None)),
+            _ => None,
+        })
+        .collect();
+    for record in &response.additionals {
+        let address = match &record.data {
+            RData::A(a) => IpAddr::V4(a.0),
+            RData::AAAA(aaaa) => IpAddr::V6(aaaa.0),
+            _ => continue,
+        };
+        let owner = record.name.to_ascii().to_ascii_lowercase();
+        if let Some(slot) = slots.iter_mut().find(|(target, _, ip)| *target == owner && ip.is_none()) {
+            slot.2 = Some(address);
+        }
+    }
+    let mut reachable: Vec<(IpAddr, u16)> = slots.into_iter().filter_map(|(_, port, ip)| Some((ip?, port))).collect();
+    reachable.sort();
+    reachable
+}
+
+#[tokio::test]
+async fn every_srv_answer_carries_its_own_address_so_one_to_one_resolvers_reach_every_instance() {
+    let harness = Harness::start(config(), shared_node()).await;
+    let every = vec![(ip("10.0.0.9"), 9001), (ip("10.0.0.9"), 9002), (ip("10.0.0.9"), 9003), (ip("192.168.0.5"), 9004)];
+    // Plain UDP (512 bytes fit all four), EDNS, the cached repeat and TCP all answer alike.
+    for edns in [None, Some(1232), Some(1232)] {
+        let response = udp_query(harness.udp, &request("api.service.consul.", RecordType::SRV, edns)).await;
+        assert!(!response.metadata.truncation);
+        assert_eq!(pair_one_to_one(&response), every, "{edns:?}: {response:?}");
+    }
+    let over_tcp = harness.tcp("_api._tcp.service.consul.", RecordType::SRV).await;
+    assert_eq!(pair_one_to_one(&over_tcp), every);
+    // The instance with its own address is named by it, and `<hex>.addr` names resolve back to it.
+    let own = over_tcp.answers.iter().find_map(|record| match &record.data {
+        RData::SRV(srv) if srv.port == 9004 => Some(srv.target.to_ascii()),
+        _ => None,
+    });
+    assert_eq!(own.as_deref(), Some("c0a80005.addr.dc1.consul."));
+    assert_eq!(ips(&harness.udp("c0a80005.addr.dc1.consul.", RecordType::A).await.answers), vec![ip("192.168.0.5")]);
+    harness.stop().await;
+}
+
+/// The TXT records of a response's additional section, as `(owner, text)`.
+fn additional_txt(response: &Message) -> Vec<(String, String)> {
+    let mut texts: Vec<(String, String)> = response
+        .additionals
+        .iter()
+        .filter_map(|record| match &record.data {
+            RData::TXT(txt) => Some((
+                record.name.to_ascii(),
+                txt.txt_data.iter().map(|part| String::from_utf8_lossy(part).into_owned()).collect(),
+            )),
+            _ => None,
+        })
+        .collect();
+    texts.sort();
+    texts
+}
+
+#[tokio::test]
+async fn node_meta_goes_to_the_additional_section_unless_turned_off() {
+    let harness = Harness::start(config(), shared_node()).await;
+    let srv = harness.tcp("api.service.consul.", RecordType::SRV).await;
+    // One TXT per SRV answer on the node, owned by the node's name, as Consul adds them.
+    let rack = ("box.node.dc1.consul.".to_owned(), "rack=r9".to_owned());
+    assert_eq!(additional_txt(&srv), vec![rack.clone(), rack.clone(), rack]);
+    let node_a = harness.udp("box.node.consul.", RecordType::A).await;
+    assert_eq!(ips(&node_a.answers), vec![ip("10.0.0.9")]);
+    assert_eq!(additional_txt(&node_a), vec![("box.node.consul.".to_owned(), "rack=r9".to_owned())]);
+    harness.stop().await;
+
+    let quiet = Harness::start(Config { node_meta_txt: false, ..config() }, shared_node()).await;
+    assert!(additional_txt(&quiet.tcp("api.service.consul.", RecordType::SRV).await).is_empty());
+    assert!(additional_txt(&quiet.udp("box.node.consul.", RecordType::A).await).is_empty());
+    // A TXT question still gets the meta as its answer.
+    assert_eq!(quiet.udp("box.node.consul.", RecordType::TXT).await.answers.len(), 1);
+    quiet.stop().await;
+}
+
+/// 60 instances over 4 nodes, 15 ports each.
+fn crowded_nodes() -> FakeView {
+    let nodes: Vec<NodeRecord> =
+        (1..=4).map(|index| node(&format!("host{index}"), &format!("10.1.0.{index}"))).collect();
+    let instances = (0..60u16)
+        .map(|index| {
+            let mut one =
+                instance(nodes[usize::from(index % 4)].clone(), "big", "", 7000 + index, &[], Health::Passing);
+            one.service_id = format!("big-{index}");
+            one
+        })
+        .collect();
+    FakeView { instances, nodes, ..FakeView::default() }
+}
+
+#[tokio::test]
+async fn a_trimmed_udp_answer_keeps_one_address_per_target_as_consul_does() {
+    let harness = Harness::start(Config { enable_truncate: true, ..config() }, crowded_nodes()).await;
+    let response = harness.udp("big.service.consul.", RecordType::SRV).await;
+    assert!(response.metadata.truncation);
+    assert!(!response.answers.is_empty() && response.answers.len() < 60);
+    let mut targets: Vec<String> = response
+        .answers
+        .iter()
+        .filter_map(|record| match &record.data {
+            RData::SRV(srv) => Some(srv.target.to_ascii()),
+            _ => None,
+        })
+        .collect();
+    targets.sort();
+    targets.dedup();
+    let mut owners: Vec<String> = response.additionals.iter().map(|record| record.name.to_ascii()).collect();
+    owners.sort();
+    assert_eq!(owners, targets, "exactly one address record per distinct target: {response:?}");
+    // Over TCP nothing is trimmed, so nothing is de-duplicated either.
+    let full = harness.tcp("big.service.consul.", RecordType::SRV).await;
+    assert_eq!(full.answers.len(), 60);
+    assert_eq!(full.additionals.len(), 60);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn the_edns_payload_size_is_echoed_up_to_consuls_limit() {
+    let harness = Harness::start(config(), catalog()).await;
+    for (asked, echoed) in [(1232, 1232), (8192, 8192), (65_535, 65_467), (100, 512)] {
+        // Twice: the first answer comes from the full path, the second from the answer cache.
+        for _ in 0..2 {
+            let response = udp_query(harness.udp, &request("web.service.consul.", RecordType::A, Some(asked))).await;
+            assert_eq!(response.edns.as_ref().map(Edns::max_payload), Some(echoed), "asked {asked}");
+        }
+    }
+    // A big answer fills what the client asked for beyond 4096 bytes.
+    let big = Harness::start(config(), many_instances(400)).await;
+    let bytes =
+        udp_exchange(big.udp, &request("big.service.consul.", RecordType::SRV, Some(16_384)).to_vec().unwrap()).await;
+    assert!(bytes.len() > 8192 && bytes.len() <= 16_384, "{} bytes", bytes.len());
+    let at_4096 = udp_query(big.udp, &request("big.service.consul.", RecordType::SRV, Some(4096))).await;
+    assert!(Message::from_vec(&bytes).expect("decode").answers.len() > 2 * at_4096.answers.len());
+    big.stop().await;
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_record_limit_caps_address_answers_on_every_transport() {
+    let harness =
+        Harness::start(Config { a_record_limit: 2, udp_answer_limit: 0, ..config() }, many_instances(20)).await;
+    assert_eq!(harness.udp("big.service.consul.", RecordType::A).await.answers.len(), 2);
+    assert_eq!(harness.tcp("big.service.consul.", RecordType::A).await.answers.len(), 2);
+    // SRV answers are not address answers.
+    assert_eq!(harness.tcp("big.service.consul.", RecordType::SRV).await.answers.len(), 20);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn soa_timers_follow_the_soa_block() {
+    let soa = roster_dns::Soa { refresh: 7200, retry: 300, expire: 172_800, min_ttl: 30 };
+    let harness = Harness::start(Config { soa, ..config() }, catalog()).await;
+    for response in
+        [harness.udp("nope.service.consul.", RecordType::A).await, harness.tcp("consul.", RecordType::SOA).await]
+    {
+        let record = response.authorities.first().or(response.answers.first()).expect("an SOA");
+        let RData::SOA(got) = &record.data else { panic!("not an SOA: {record:?}") };
+        assert_eq!((got.refresh, got.retry, got.expire, got.minimum), (7200, 300, 172_800, 30));
+        assert_eq!(record.ttl, 30, "the SOA's own TTL is min_ttl");
+    }
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn disable_compression_sends_names_in_full() {
+    let compressed = Harness::start(config(), shared_node()).await;
+    let plain = Harness::start(Config { disable_compression: true, ..config() }, shared_node()).await;
+    let message = request("api.service.consul.", RecordType::SRV, Some(4096)).to_vec().unwrap();
+    let small = udp_exchange(compressed.udp, &message).await;
+    for _ in 0..2 {
+        // The full path first, then the answer cache.
+        let large = udp_exchange(plain.udp, &message).await;
+        assert!(large.len() > small.len() + 40, "{} vs {} bytes", large.len(), small.len());
+        let decoded = Message::from_vec(&large).expect("decode");
+        assert_eq!(pair_one_to_one(&decoded).len(), 4);
+    }
+    compressed.stop().await;
+    plain.stop().await;
+}
+
+#[tokio::test]
+async fn consul_name_forms_explicit_datacenter_udp_tag_and_srv_without_service() {
+    let mut view = shared_node();
+    view.instances[0].tags = vec!["udp".to_owned()];
+    let harness = Harness::start(config(), view).await;
+    assert_eq!(harness.udp("api.service.dc1.dc.consul.", RecordType::SRV).await.answers.len(), 4);
+    assert_eq!(rcode(&harness.udp("api.service.dc2.dc.consul.", RecordType::SRV).await), ResponseCode::NXDomain);
+    assert_eq!(ips(&harness.udp("box.node.dc1.dc.consul.", RecordType::A).await.answers), vec![ip("10.0.0.9")]);
+    // `_udp` is a tag, as in Consul; `_tcp` is no filter.
+    assert_eq!(harness.udp("_api._udp.service.consul.", RecordType::SRV).await.answers.len(), 1);
+    assert_eq!(harness.udp("_api._tcp.service.consul.", RecordType::SRV).await.answers.len(), 4);
+    // For SRV, the `service` label may be left out.
+    assert_eq!(harness.udp("_api._tcp.consul.", RecordType::SRV).await.answers.len(), 4);
+    assert_eq!(harness.udp("_api._tcp.dc1.dc.consul.", RecordType::SRV).await.answers.len(), 4);
+    assert_eq!(rcode(&harness.udp("_api._tcp.consul.", RecordType::A).await), ResponseCode::NXDomain);
+    harness.stop().await;
 }

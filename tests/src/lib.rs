@@ -11,6 +11,7 @@
 //! - `http`: [`Resp`], a fully read HTTP response with helpers for the Consul headers.
 //! - `cluster`: [`TestCluster`], servers and clients as real processes on their own loopback addresses,
 //!   forming a cluster through gossip and `-bootstrap-expect`.
+//! - `dig`: `dig` against an agent's DNS port, its output split into sections.
 //! - `docker`: the multi-host tier: a static roster image built offline, networks and containers.
 //! - `backend`: [`FlipBackend`], an HTTP backend whose health the test flips, for health checks to probe.
 //! - `etcd`: [`etcd::EtcdProcess`], a throwaway etcd the benchmarks compare against.
@@ -25,6 +26,7 @@
 
 mod backend;
 mod cluster;
+pub mod dig;
 pub mod docker;
 pub mod etcd;
 mod harness;

@@ -2,75 +2,9 @@
 //! Service, tag, RFC 2782 SRV, node, domain-less and alt-domain names; health filtering as checks change; NXDOMAIN with SOA; REFUSED without recursors; truncation over UDP and the full answer over TCP.
 //! The catalog data names documentation addresses (192.0.2.x); nothing is ever sent to them.
 
-use std::process::Command;
-
 use roster_tests::TestAgent;
+use roster_tests::dig::{dig, rdata};
 use serde_json::{Value, json};
-
-/// What `dig` printed, split into the parts the tests look at.
-struct Dig {
-    status: String,
-    flags: String,
-    answer: Vec<String>,
-    authority: Vec<String>,
-    additional: Vec<String>,
-}
-
-fn dig(agent: &TestAgent, args: &[&str]) -> Dig {
-    if std::env::var_os("CI").is_none() && Command::new("dig").arg("-v").output().is_err() {
-        panic!("dig is not installed: apt-get install bind9-dnsutils (.ci/run does)");
-    }
-    let addr = agent.dns_addr();
-    let output = Command::new("dig")
-        .arg(format!("@{}", addr.ip()))
-        .args(["-p", &addr.port().to_string(), "+time=5", "+tries=3", "+nocookie", "+noedns"])
-        .args(args)
-        .output()
-        .expect("run dig");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    parse_dig(&text)
-}
-
-fn parse_dig(text: &str) -> Dig {
-    let mut dig =
-        Dig { status: String::new(), flags: String::new(), answer: vec![], authority: vec![], additional: vec![] };
-    let mut section = "";
-    for line in text.lines() {
-        if let Some(rest) = line.split("status: ").nth(1) {
-            dig.status = rest.split(',').next().unwrap_or("").to_owned();
-        }
-        if let Some(rest) = line.strip_prefix(";; flags: ") {
-            dig.flags = rest.split(';').next().unwrap_or("").to_owned();
-        }
-        if line.starts_with(";; ANSWER SECTION") {
-            section = "answer";
-        } else if line.starts_with(";; AUTHORITY SECTION") {
-            section = "authority";
-        } else if line.starts_with(";; ADDITIONAL SECTION") {
-            section = "additional";
-        } else if line.trim().is_empty() || line.starts_with(';') {
-            if line.trim().is_empty() {
-                section = "";
-            }
-        } else {
-            let record = line.split_whitespace().collect::<Vec<_>>().join(" ");
-            match section {
-                "answer" => dig.answer.push(record),
-                "authority" => dig.authority.push(record),
-                "additional" => dig.additional.push(record),
-                _ => {}
-            }
-        }
-    }
-    dig
-}
-
-/// The last field of each record (the address for A, the target for SRV, ...), sorted.
-fn rdata(records: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = records.iter().filter_map(|r| r.split(' ').next_back()).map(str::to_owned).collect();
-    out.sort();
-    out
-}
 
 async fn register(agent: &TestAgent, node: &str, address: &str, id: &str, tags: &[&str], status: &str) {
     let body = json!({

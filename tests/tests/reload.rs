@@ -201,12 +201,16 @@ async fn a_reload_hands_new_dns_settings_to_the_dns_threads() {
     assert_eq!(first_ttl(agent.dns_addr(), "web.service.consul").await, Some(7));
     assert_eq!(first_ttl(agent.dns_addr(), &format!("{}.node.consul", agent.node_name())).await, Some(30));
 
-    // Recursors make the forwarder each DNS thread starts with: a change needs a restart and changes nothing.
-    write(dir.path(), "dns.json", r#"{"dns_config": {"service_ttl": {"*": "9s"}}, "recursors": ["127.0.0.1"]}"#);
+    // Whether a client caches lookups shapes the DNS view built at start: a change needs a restart and changes nothing.
+    write(dir.path(), "dns.json", r#"{"dns_config": {"service_ttl": {"*": "9s"}, "use_cache": false}}"#);
     let refused = agent.put("/v1/agent/reload", "").await;
     refused.expect_status(500);
-    assert!(refused.text().contains("changing recursors requires a restart"), "{}", refused.text());
+    assert!(refused.text().contains("changing dns_config.use_cache requires a restart"), "{}", refused.text());
     assert_eq!(first_ttl(agent.dns_addr(), "web.service.consul").await, Some(7));
+    // The recursors are read per question, so they reload with the rest, as in Consul.
+    write(dir.path(), "dns.json", r#"{"dns_config": {"service_ttl": {"*": "9s"}}, "recursors": ["127.0.0.1"]}"#);
+    agent.put("/v1/agent/reload", "").await.expect_status(200);
+    assert_eq!(first_ttl(agent.dns_addr(), "web.service.consul").await, Some(9));
 }
 
 #[tokio::test]

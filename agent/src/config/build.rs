@@ -93,6 +93,7 @@ pub(super) fn build(layer: Layer, dev: bool, config_files: Vec<PathBuf>, errors:
             enable_truncate: layer.enable_truncate.unwrap_or(false),
             max_stale: layer.max_stale.unwrap_or(DEFAULT_MAX_STALE),
             udp_answer_limit: layer.udp_answer_limit.unwrap_or(DEFAULT_UDP_ANSWER_LIMIT),
+            settings: layer.dns.build(),
         },
         raft_multiplier: layer.raft_multiplier.unwrap_or(if dev { 1 } else { DEFAULT_RAFT_MULTIPLIER }),
         log_level: layer.log_level.unwrap_or(LogLevel::Info),

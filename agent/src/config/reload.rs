@@ -26,7 +26,8 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
         ports,
         start_join,
         retry_join,
-        recursors,
+        // Reloaded: the DNS threads read the recursors per question.
+        recursors: _,
         enable_script_checks,
         enable_local_script_checks,
         watch_docker,
@@ -34,8 +35,9 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
         host_access,
         domain,
         alt_domain,
-        // Reloaded: the DNS threads read their settings per query.
-        dns: _,
+        // Reloaded: the DNS threads read their settings per query; but whether lookups read stale and whether a
+        // client caches them shape the DNS view, which is built once.
+        dns,
         raft_multiplier,
         // Reloaded: the log level, the signal behaviour at shutdown and the config files' services and checks.
         log_level: _,
@@ -87,7 +89,8 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
     differs(ports.grpc != old.ports.grpc, "ports.grpc");
     differs(*start_join != old.start_join, "start_join");
     differs(*retry_join != old.retry_join, "retry_join");
-    differs(*recursors != old.recursors, "recursors");
+    differs(dns.settings.allow_stale != old.dns.settings.allow_stale, "dns_config.allow_stale");
+    differs(dns.settings.use_cache != old.dns.settings.use_cache, "dns_config.use_cache");
     differs(*enable_script_checks != old.enable_script_checks, "enable_script_checks");
     differs(*enable_local_script_checks != old.enable_local_script_checks, "enable_local_script_checks");
     differs(*watch_docker != old.watch_docker, "watch_docker");

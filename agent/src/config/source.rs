@@ -56,6 +56,8 @@ pub(super) struct Layer {
     pub enable_truncate: Option<bool>,
     pub max_stale: Option<Duration>,
     pub udp_answer_limit: Option<u32>,
+    /// The `dns_config` keys `dns.rs` reads.
+    pub dns: super::dns::DnsLayer,
     pub raft_multiplier: Option<u8>,
     pub log_level: Option<LogLevel>,
     pub leave_on_terminate: Option<bool>,
@@ -173,6 +175,7 @@ impl Layer {
         over(&mut self.enable_truncate, later.enable_truncate);
         over(&mut self.max_stale, later.max_stale);
         over(&mut self.udp_answer_limit, later.udp_answer_limit);
+        self.dns.merge(later.dns);
         over(&mut self.raft_multiplier, later.raft_multiplier);
         over(&mut self.log_level, later.log_level);
         over(&mut self.leave_on_terminate, later.leave_on_terminate);
@@ -437,6 +440,7 @@ impl Reader<'_> {
             "dns_config.udp_answer_limit" => {
                 int_in(value, 1, i64::from(u32::MAX)).map(|v| layer.udp_answer_limit = Some(v))
             }
+            dns if super::dns::is_key(dns) => layer.dns.apply(dns, value),
             "performance.raft_multiplier" => int_in(value, 1, 10).map(|v| layer.raft_multiplier = Some(v)),
             "log_level" => log_level(value).map(|v| layer.log_level = Some(v)),
             "leave_on_terminate" => boolean(value).map(|v| layer.leave_on_terminate = Some(v)),

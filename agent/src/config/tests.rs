@@ -200,6 +200,67 @@ fn every_invalid_value_is_reported_at_once() {
 }
 
 #[test]
+fn every_dns_config_key_consul_has_is_read_with_consuls_defaults() {
+    let defaults = load_flags(&["-dev"]).expect("valid").dns.settings;
+    let soa = roster_dns::Soa { refresh: 3600, retry: 600, expire: 86_400, min_ttl: 0 };
+    assert_eq!((defaults.allow_stale, defaults.a_record_limit, defaults.soa), (true, 0, soa));
+    assert_eq!(defaults.recursor_strategy, roster_dns::RecursorStrategy::Sequential);
+    assert_eq!(defaults.recursor_timeout, Duration::from_secs(2));
+    assert!(defaults.node_meta_txt && !defaults.disable_compression && defaults.use_cache);
+    assert_eq!(defaults.cache_max_age, Duration::ZERO);
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = write(
+        tmp.path(),
+        "dns.json",
+        r#"{"dns_config": {
+            "allow_stale": false, "a_record_limit": 4, "soa": {"expire": 1, "min_ttl": 2, "refresh": 3, "retry": 4},
+            "recursor_strategy": "random", "recursor_timeout": "750ms", "use_cache": false, "cache_max_age": "10s",
+            "enable_additional_node_meta_txt": false, "disable_compression": true
+        }}"#,
+    );
+    // A later layer overrides one SOA timer and keeps the others.
+    let later = write(tmp.path(), "later.json", r#"{"dns_config": {"soa": {"retry": 40}}}"#);
+    let settings = load_flags(&["-dev", "-config-file", &file, "-config-file", &later]).expect("valid").dns.settings;
+    let soa = roster_dns::Soa { refresh: 3, retry: 40, expire: 1, min_ttl: 2 };
+    assert_eq!((settings.allow_stale, settings.a_record_limit, settings.soa), (false, 4, soa));
+    assert_eq!(settings.recursor_strategy, roster_dns::RecursorStrategy::Random);
+    assert_eq!(
+        (settings.recursor_timeout, settings.cache_max_age),
+        (Duration::from_millis(750), Duration::from_secs(10))
+    );
+    assert!(!settings.use_cache && !settings.node_meta_txt && settings.disable_compression);
+    let dns = crate::run::dns_config(&load_flags(&["-dev", "-config-file", &file]).expect("valid"));
+    assert_eq!((dns.a_record_limit, dns.recursor_timeout, dns.soa.refresh), (4, Duration::from_millis(750), 3));
+    assert!(!dns.node_meta_txt && dns.disable_compression);
+}
+
+#[test]
+fn bad_dns_config_values_are_refused_by_name() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = write(
+        tmp.path(),
+        "dns.json",
+        r#"{"dns_config": {
+            "a_record_limit": -1, "soa": {"refresh": 1, "ttl": 5}, "recursor_strategy": "fastest",
+            "recursor_timeout": "0s", "use_cache": "yes", "cache_max_age": "soon"
+        }}"#,
+    );
+    let errors = check_errors(
+        load_flags(&["-config-file", &file]),
+        &[
+            "dns_config.a_record_limit: cannot be -1",
+            "dns_config.soa: unknown key \"ttl\"",
+            "dns_config.recursor_strategy: invalid strategy",
+            "dns_config.recursor_timeout: must be greater than zero",
+            "dns_config.use_cache: expected true or false",
+            "dns_config.cache_max_age",
+        ],
+    );
+    assert_eq!(errors.len(), 6, "{errors:#?}");
+}
+
+#[test]
 fn invalid_json_and_missing_files_are_reported_together() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let broken = write(tmp.path(), "broken.json", r#"{"datacenter": "#);
@@ -703,17 +764,28 @@ fn a_reload_names_every_changed_key_that_needs_a_restart() {
     new.dns.only_passing = !old.dns.only_passing;
     new.dns.node_ttl = Duration::from_secs(30);
     new.dns.max_stale = Duration::from_secs(5);
+    new.recursors.push("127.0.0.1:53".parse().expect("addr"));
+    new.dns.settings.recursor_strategy = roster_dns::RecursorStrategy::Random;
+    new.dns.settings.cache_max_age = Duration::from_secs(3);
+    new.dns.settings.soa.min_ttl = 60;
     assert!(restart_required(&old, &new).is_empty(), "all of these reload");
 
     new.ports.http = Some(1);
     new.datacenter = "dc2".into();
-    new.recursors.push("127.0.0.1:53".parse().expect("addr"));
+    new.dns.settings.use_cache = !old.dns.settings.use_cache;
     new.tls.https.verify_incoming = true;
     new.limits.rpc_max_conns_per_client = 1;
     new.data_dir = Some(PathBuf::from("/elsewhere"));
     assert_eq!(
         restart_required(&old, &new),
-        ["datacenter", "data_dir", "ports.http", "recursors", "tls.https", "limits.rpc_max_conns_per_client"]
+        [
+            "datacenter",
+            "data_dir",
+            "ports.http",
+            "dns_config.use_cache",
+            "tls.https",
+            "limits.rpc_max_conns_per_client"
+        ]
     );
 }
 

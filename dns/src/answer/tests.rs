@@ -10,6 +10,8 @@ fn txt_strings_follow_rfc1464() {
     assert_eq!(txt_strings("a=b", "c"), vec!["a`=b=c"]);
     assert_eq!(txt_strings(" k ", "v"), vec!["` k` =v"]);
     assert_eq!(txt_strings("rfc1035-raw", "v=spf1 -all"), vec!["v=spf1 -all"]);
+    assert_eq!(txt_strings("RFC1035-raw", "a`b"), vec!["a`b"]);
+    assert_eq!(txt_strings("k", "a`b"), vec!["k=a``b"]);
 }
 
 #[test]

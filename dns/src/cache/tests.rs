@@ -56,7 +56,7 @@ fn addresses(message: &Message) -> Vec<Ipv4Addr> {
 #[test]
 fn a_hit_is_the_answer_to_this_request_with_its_id_and_case() {
     let (packet, query) = request("files.service.consul.", RecordType::A, None);
-    let entry = Entry::build(&a_answer("files.service.consul.", 3), &query, (1, 0), false, usize::MAX).unwrap();
+    let entry = Entry::build(&a_answer("files.service.consul.", 3), &query, (1, 0), false, usize::MAX, true).unwrap();
     // Same name in another case: the question and the owner names follow the asker's spelling.
     let (other, _) = request("FILES.service.consul.", RecordType::A, None);
     let message = hit(&entry, &other, 512).expect("fits");
@@ -76,7 +76,7 @@ fn a_hit_is_the_answer_to_this_request_with_its_id_and_case() {
 #[test]
 fn hits_are_shuffled_and_limited() {
     let (packet, query) = request("files.service.consul.", RecordType::A, Some(4096));
-    let entry = Entry::build(&a_answer("files.service.consul.", 5), &query, (1, 0), true, 3).unwrap();
+    let entry = Entry::build(&a_answer("files.service.consul.", 5), &query, (1, 0), true, 3, true).unwrap();
     let mut firsts = BTreeSet::new();
     for _ in 0..200 {
         let message = hit(&entry, &packet, 4096).expect("fits");
@@ -91,13 +91,13 @@ fn hits_are_shuffled_and_limited() {
 #[test]
 fn an_answer_too_big_for_the_client_is_declined() {
     let (packet, query) = request("big.service.consul.", RecordType::A, None);
-    let entry = Entry::build(&a_answer("big.service.consul.", 40), &query, (1, 0), false, usize::MAX).unwrap();
+    let entry = Entry::build(&a_answer("big.service.consul.", 40), &query, (1, 0), false, usize::MAX, true).unwrap();
     assert!(hit(&entry, &packet, 512).is_none(), "40 A records exceed 512 bytes: the full path trims");
     assert_eq!(hit(&entry, &packet, 4096).expect("fits 4096").answers.len(), 40);
 }
 
 #[test]
-fn srv_targets_share_one_additional_record_and_nxdomain_keeps_its_soa() {
+fn every_srv_answer_keeps_its_own_additional_record_and_nxdomain_keeps_its_soa() {
     let qname = "files.service.consul.";
     let (packet, query) = request(qname, RecordType::SRV, None);
     let target = name("n1.node.dc1.consul.");
@@ -108,16 +108,24 @@ fn srv_targets_share_one_additional_record_and_nxdomain_keeps_its_soa() {
         answers: vec![(srv(80), vec![address.clone()]), (srv(81), vec![address])],
         soa: None,
     };
-    let message = hit(&Entry::build(&answer, &query, (1, 0), false, usize::MAX).unwrap(), &packet, 512).unwrap();
+    let message = hit(&Entry::build(&answer, &query, (1, 0), false, usize::MAX, true).unwrap(), &packet, 512).unwrap();
     assert_eq!(message.answers.len(), 2);
-    assert_eq!(message.additionals.len(), 1, "one address record for the shared target");
+    // Resolvers that pair additional records with SRV answers one to one need one address per SRV record.
+    assert_eq!(message.additionals.len(), 2, "one address record per SRV answer, even for a shared target");
+    assert!(message.additionals.iter().all(|record| record.name == target));
     let RData::SRV(first) = &message.answers[0].data else { panic!("an SRV answer") };
     assert_eq!(first.target, target);
+    // Trimmed to fewer answers, the additional section must shrink to Consul's minimal one: the full path's job.
+    let limited = Entry::build(&answer, &query, (1, 0), false, 1, true).unwrap();
+    assert!(hit(&limited, &packet, 512).is_none(), "a trimmed SRV answer is left to the full path");
 
-    let missing =
-        Answer { response_code: ResponseCode::NXDomain, answers: Vec::new(), soa: Some(soa_record(&name("consul."))) };
+    let missing = Answer {
+        response_code: ResponseCode::NXDomain,
+        answers: Vec::new(),
+        soa: Some(soa_record(&name("consul."), &crate::config::Soa::default())),
+    };
     let (packet, query) = request("nope.service.consul.", RecordType::A, None);
-    let message = hit(&Entry::build(&missing, &query, (1, 0), false, usize::MAX).unwrap(), &packet, 512).unwrap();
+    let message = hit(&Entry::build(&missing, &query, (1, 0), false, usize::MAX, true).unwrap(), &packet, 512).unwrap();
     assert_eq!(message.metadata.response_code, ResponseCode::NXDomain);
     assert_eq!(message.authorities.len(), 1);
     assert_eq!(message.authorities[0].record_type(), RecordType::SOA);
@@ -129,13 +137,13 @@ fn entries_retire_with_their_generation_and_the_cache_is_bounded() {
     let (packet, query) = request("files.service.consul.", RecordType::A, None);
     let mut key = Vec::new();
     parse_query(&packet, &mut key).unwrap();
-    cache.insert(&key, Entry::build(&a_answer("files.service.consul.", 1), &query, (5, 0), false, 3).unwrap());
+    cache.insert(&key, Entry::build(&a_answer("files.service.consul.", 1), &query, (5, 0), false, 3, true).unwrap());
     assert!(cache.get(&key, 5, 0).is_some());
     assert!(cache.get(&key, 6, 0).is_none(), "a catalog change retires it");
     assert!(cache.get(&key, 5, 1).is_none(), "new settings (a config reload) retire it");
     for i in 0..MAX_ENTRIES {
         let other = format!("{i}.invalid");
-        cache.insert(other.as_bytes(), Entry::build(&a_answer("x.", 1), &query, (5, 0), false, 3).unwrap());
+        cache.insert(other.as_bytes(), Entry::build(&a_answer("x.", 1), &query, (5, 0), false, 3, true).unwrap());
     }
     let len = cache.entries.read().unwrap().len();
     assert!(len <= MAX_ENTRIES, "{len} entries");

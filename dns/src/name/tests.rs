@@ -39,12 +39,40 @@ fn service_forms() {
 #[test]
 fn rfc2782_forms() {
     check("_web._tcp.service.consul.", service("web", None, None, Zone::Primary));
-    check("_web._udp.service.consul.", service("web", None, None, Zone::Primary));
+    // Consul strips only `_tcp`; `_udp` is a tag like any other.
+    check("_web._udp.service.consul.", service("web", Some("udp"), None, Zone::Primary));
     check("_web._v1.service.consul.", service("web", Some("v1"), None, Zone::Primary));
     check("_web._v1.service.dc1.consul.", service("web", Some("v1"), Some("dc1"), Zone::Primary));
     check("_web.v1.service.consul.", QueryKind::Invalid { zone: Zone::Primary });
     check("_._tcp.service.consul.", QueryKind::Invalid { zone: Zone::Primary });
     check("_web.service.consul.", QueryKind::Invalid { zone: Zone::Primary });
+}
+
+#[test]
+fn explicit_datacenter_forms() {
+    check("web.service.dc1.dc.consul.", service("web", None, Some("dc1"), Zone::Primary));
+    check("v1.web.service.dc2.dc.consul.", service("web", Some("v1"), Some("dc2"), Zone::Primary));
+    check("_web._v1.service.dc1.dc.alt.example.", service("web", Some("v1"), Some("dc1"), Zone::Alt));
+    let node = QueryKind::Node { name: "n1".to_owned(), datacenter: Some("dc1".to_owned()), zone: Zone::Primary };
+    check("n1.node.dc1.dc.consul.", node);
+    let addr = QueryKind::Addr { ip: ip("127.0.0.1"), datacenter: Some("dc1".to_owned()), zone: Zone::Primary };
+    check("7f000001.addr.dc1.dc.consul.", addr);
+    // Cluster peers do not exist in roster, and nothing else may follow a datacenter.
+    check("web.service.other.peer.consul.", QueryKind::Invalid { zone: Zone::Primary });
+    check("web.service.dc1.xx.consul.", QueryKind::Invalid { zone: Zone::Primary });
+    check("web.service.a.b.dc.consul.", QueryKind::Invalid { zone: Zone::Primary });
+}
+
+#[test]
+fn srv_names_without_the_service_label() {
+    let srv = |qname: &str| super::parse_srv_query_name(qname, "consul", Some("alt.example"));
+    assert_eq!(srv("_web._tcp.consul."), service("web", None, None, Zone::Primary));
+    assert_eq!(srv("_web._v1.dc1.consul."), service("web", Some("v1"), Some("dc1"), Zone::Primary));
+    assert_eq!(srv("_web._tcp.dc1.dc.alt.example."), service("web", None, Some("dc1"), Zone::Alt));
+    // The usual forms are unchanged, and other questions do not get the shorthand.
+    assert_eq!(srv("_web._tcp.service.consul."), service("web", None, None, Zone::Primary));
+    assert_eq!(srv("web.consul."), QueryKind::Invalid { zone: Zone::Primary });
+    assert_eq!(parse_query_name("_web._tcp.consul.", "consul", None), QueryKind::Invalid { zone: Zone::Primary });
 }
 
 #[test]
@@ -147,10 +175,12 @@ proptest! {
         let qname = parts.join(".");
         let _ = parse_query_name(&qname, &domain, Some("alt.example"));
         let _ = parse_query_name(&qname, "consul", None);
+        let _ = super::parse_srv_query_name(&qname, &domain, Some("alt.example"));
     }
 
     #[test]
     fn parser_never_panics_on_arbitrary_text(text in "\\PC{0,300}") {
         let _ = parse_query_name(&text, "consul", Some("alt"));
+        let _ = super::parse_srv_query_name(&text, "consul", Some("alt"));
     }
 }
