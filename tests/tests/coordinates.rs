@@ -80,9 +80,11 @@ async fn near_sorts_a_slow_member_last_and_rtt_estimates_it_farther() {
     assert_eq!(nodes_of_health(&health), ["near", "far"], "{health}");
     let catalog = hub.get("/v1/catalog/service/web?near=near").await.json();
     assert_eq!(names(&catalog, "Node"), ["near", "far"], "{catalog}");
-    // An unknown `?near` node sorts nothing, as in Consul: the plain order comes back.
-    let plain = hub.get("/v1/catalog/nodes").await.json();
-    assert_eq!(hub.get("/v1/catalog/nodes?near=nobody").await.json(), plain);
+    // A `?near` naming no node is refused rather than answered unsorted (a typo would look sorted).
+    let unknown = hub.get("/v1/catalog/nodes?near=nobody").await;
+    unknown.expect_status(400);
+    assert!(unknown.text().contains("Unknown ?near node \"nobody\""), "{}", unknown.text());
+    hub.get("/v1/health/service/web?near=nobody").await.expect_status(400);
 
     // The coordinate endpoints and the agent's own coordinate.
     let rows = hub.get("/v1/coordinate/nodes").await.json();

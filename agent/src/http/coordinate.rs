@@ -139,8 +139,8 @@ pub(crate) fn near_node(api: &Api, q: &Query) -> Option<String> {
 }
 
 /// Sorts `items` nearest first from `near`, as Consul does: nodes without a coordinate last, and nothing moves
-/// when `near` itself has none (an unknown node included: Consul answers unsorted, not an error). The
-/// coordinates are read with the request's consistency, without blocking.
+/// when `near` itself has none yet. A `near` that names no node of the catalog is a 400 (Consul answers such a
+/// typo unsorted, which looks like a sorted answer). The reads use the request's consistency, without blocking.
 pub(crate) async fn sort_near<T>(
     api: &Api,
     opts: &ReadOpts,
@@ -149,10 +149,15 @@ pub(crate) async fn sort_near<T>(
     node_of: impl Fn(&T) -> &str,
 ) -> Result<(), ApiError> {
     let Some(near) = near else { return Ok(()) };
+    let now = ReadOpts { consistency: opts.consistency, min_index: 0, wait: Duration::ZERO };
+    let (answer, _, _) = read(api, &now, &StateQuery::NodeServices { name: near.clone() }).await?;
+    let Answer::NodeServices { node, .. } = answer else { return Err(unexpected()) };
+    if node.is_none() {
+        return Err(ApiError::bad_request(format!("Unknown ?near node {near:?}: no such node in the catalog")));
+    }
     if items.len() < 2 {
         return Ok(());
     }
-    let now = ReadOpts { consistency: opts.consistency, min_index: 0, wait: Duration::ZERO };
     let (answer, _, _) = read(api, &now, &StateQuery::Coordinates).await?;
     let Answer::Coordinates(rows) = answer else { return Err(unexpected()) };
     let by_node: std::collections::HashMap<&str, &Coordinate> =
