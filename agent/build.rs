@@ -23,12 +23,21 @@ fn main() {
         .unwrap_or_else(|| "0001-01-01T00:00:00Z".to_owned());
     println!("cargo:rustc-env=ROSTER_REVISION={revision}");
     println!("cargo:rustc-env=ROSTER_BUILD_DATE={date}");
-    // A new commit (HEAD moves, or the branch it names does) changes both.
+    // A new commit (HEAD moves, or the branch it names does) changes both. Only paths that exist are named: cargo
+    // reruns a build script on every build when a named path is missing, and the agent would then be recompiled
+    // for every `cargo build` (the test harness runs one per test).
+    let watch = |path: String| {
+        if std::path::Path::new(&path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    };
     if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
-        println!("cargo:rerun-if-changed={dir}/HEAD");
+        watch(format!("{dir}/HEAD"));
     }
     if let Some(dir) = git(&["rev-parse", "--git-common-dir"]) {
-        println!("cargo:rerun-if-changed={dir}/refs/heads");
-        println!("cargo:rerun-if-changed={dir}/packed-refs");
+        if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+            watch(format!("{dir}/{branch}"));
+        }
+        watch(format!("{dir}/packed-refs"));
     }
 }
