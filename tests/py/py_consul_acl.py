@@ -14,15 +14,10 @@ import consul
 from consul.callback import CB
 from consul.exceptions import ACLPermissionDenied
 
+from steps import check
+
 # The agent creates the initial management token through the leader's ACL duty, which runs every 2 s.
 INITIAL_TOKEN_DEADLINE_S = 20
-
-
-def check(label, got, want):
-    if got != want:
-        print(f"FAIL {label}: got {got!r}, want {want!r}")
-        sys.exit(1)
-    print(f"ok   {label}")
 
 
 def denied(label, call):

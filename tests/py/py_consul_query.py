@@ -9,12 +9,7 @@ import sys
 
 import consul
 
-
-def check(label, got, want):
-    if got != want:
-        print(f"FAIL {label}: got {got!r}, want {want!r}")
-        sys.exit(1)
-    print(f"ok   {label}")
+from steps import check
 
 
 def main():

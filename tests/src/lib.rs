@@ -16,6 +16,7 @@
 //! - `backend`: [`FlipBackend`], an HTTP backend whose health the test flips, for health checks to probe.
 //! - `etcd`: [`etcd::EtcdProcess`], a throwaway etcd the benchmarks compare against.
 //! - `jwt`: [`JwtIssuer`], an ES256 key that signs JWTs for the ACL login tests.
+//! - `py_consul`: runs the py-consul scripts of `tests/py/` against an agent (skipped with the reason outside CI).
 //! - `shape`: the exact JSON key sets of compat.md and assertion helpers built on them.
 //!
 //! The integration tests live in `tests/tests/*.rs`, one file per API area; the benchmark is
@@ -32,6 +33,7 @@ pub mod etcd;
 mod harness;
 mod http;
 mod jwt;
+pub mod py_consul;
 pub mod shape;
 
 pub use backend::FlipBackend;

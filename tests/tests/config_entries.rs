@@ -2,9 +2,6 @@
 //! read, listed and deleted with Consul's check-and-set, a blocking list woken by a write, other kinds and mesh-only
 //! fields refused with a 400 that names them (and nothing stored), and Consul's per-kind ACLs.
 
-use std::path::Path;
-use std::process::Command;
-
 use roster_tests::{AgentMode, TestAgent};
 use serde_json::{Value, json};
 
@@ -222,25 +219,11 @@ async fn acls_follow_consuls_rules_per_kind() {
 
 #[tokio::test]
 async fn py_consul_config_methods_work_unchanged() {
-    let available =
-        Command::new("python3").args(["-c", "import consul"]).output().is_ok_and(|out| out.status.success());
-    if !available {
-        assert!(std::env::var_os("CI").is_none(), "CI must have py-consul installed (see .ci/run)");
-        println!("skipped: python3 with the py-consul package is not installed (pip install py-consul)");
+    if !roster_tests::py_consul::may_run() {
         return;
     }
     let agent = TestAgent::dev("config-py").await;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("py").join("py_consul_config.py");
-    let addr = agent.http_addr();
-    let output = tokio::process::Command::new("python3")
-        .arg(&script)
-        .arg(addr.ip().to_string())
-        .arg(addr.port().to_string())
-        .output()
-        .await
-        .expect("run python3");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "py-consul steps failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = roster_tests::py_consul::run_script(&agent, "py_consul_config.py", &[]).await;
     assert!(stdout.contains("all py-consul config steps passed"), "{stdout}");
 }
 

@@ -5,7 +5,6 @@
 //! agent's own coordinate, and py-consul reads `/v1/coordinate/*` unchanged.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use roster_tests::{AgentMode, TestAgent, eventually};
@@ -100,22 +99,10 @@ async fn near_sorts_a_slow_member_last_and_rtt_estimates_it_farther() {
     assert!(me["Coord"]["Error"].as_f64().is_some_and(|e| e < 1.5), "it has measured something: {}", me["Coord"]);
 
     // py-consul's coordinate API through the real client.
-    if py_consul_available() {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("py").join("py_consul_coordinate.py");
-        let addr = hub.http_addr();
-        let output = tokio::process::Command::new("python3")
-            .arg(&script)
-            .args([addr.ip().to_string(), addr.port().to_string()])
-            .args(["far", "hub", "near"])
-            .output()
-            .await
-            .expect("run python3");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    if roster_tests::py_consul::may_run() {
+        let stdout =
+            roster_tests::py_consul::run_script(&hub, "py_consul_coordinate.py", &["far", "hub", "near"]).await;
         assert!(stdout.contains("all py-consul coordinate steps passed"), "{stdout}");
-    } else {
-        assert!(std::env::var_os("CI").is_none(), "CI must have py-consul installed (see .ci/run)");
-        println!("py-consul steps skipped: python3 with the py-consul package is not installed");
     }
 }
 
@@ -149,8 +136,4 @@ async fn a_coordinate_update_is_checked_and_stored() {
     assert!(agent.get("/v1/coordinate/nodes?segment=alpha").await.status == 400);
     let rows = agent.get("/v1/coordinate/node/coord-update").await.json();
     assert_eq!(rows[0]["Coord"]["Vec"][0], 0.001, "{rows}");
-}
-
-fn py_consul_available() -> bool {
-    Command::new("python3").args(["-c", "import consul"]).output().is_ok_and(|out| out.status.success())
 }

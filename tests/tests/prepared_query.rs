@@ -292,28 +292,11 @@ async fn dns_answers_a_query_by_name_with_its_ttl_and_the_catch_all_template() {
 /// outside CI when py-consul is not installed.
 #[tokio::test]
 async fn py_consul_query_methods_work_unchanged() {
-    let available = std::process::Command::new("python3")
-        .args(["-c", "import consul"])
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !available {
-        assert!(std::env::var_os("CI").is_none(), "CI must have py-consul installed (see .ci/run)");
-        println!("skipped: python3 with the py-consul package is not installed (pip install py-consul)");
+    if !roster_tests::py_consul::may_run() {
         return;
     }
     let agent = TestAgent::dev("pq-py").await;
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("py").join("py_consul_query.py");
-    let addr = agent.http_addr();
-    let output = tokio::process::Command::new("python3")
-        .arg(&script)
-        .arg(addr.ip().to_string())
-        .arg(addr.port().to_string())
-        .output()
-        .await
-        .expect("run python3");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "py-consul steps failed:\n{stdout}\n{stderr}");
+    let stdout = roster_tests::py_consul::run_script(&agent, "py_consul_query.py", &[]).await;
     assert!(stdout.contains("all py-consul query steps passed"), "{stdout}");
 }
 

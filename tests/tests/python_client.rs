@@ -6,46 +6,12 @@
 //! agents and run them.
 //! `.ci/run` installs py-consul; elsewhere the test says why it skips when the module is missing.
 
-use std::path::Path;
-use std::process::Command;
-
+use roster_tests::py_consul::{may_run, run_script};
 use roster_tests::{AgentMode, JwtIssuer, TestAgent};
 use serde_json::json;
 
 /// The `acl.tokens.initial_management` secret of the ACL agent.
 const MANAGEMENT_SECRET: &str = "5c0a9d3e-7b41-4e8f-a2c6-1d9e3f7b5a20";
-
-fn py_consul_available() -> bool {
-    Command::new("python3").args(["-c", "import consul"]).output().is_ok_and(|out| out.status.success())
-}
-
-/// Whether the test may run; outside CI a missing py-consul skips it with the reason printed.
-fn may_run() -> bool {
-    if py_consul_available() {
-        return true;
-    }
-    assert!(std::env::var_os("CI").is_none(), "CI must have py-consul installed (see .ci/run)");
-    println!("skipped: python3 with the py-consul package is not installed (pip install py-consul)");
-    false
-}
-
-/// Runs `tests/py/<script>` against `agent` with `extra_args` after host and port; returns its stdout once it exited 0.
-async fn run_script(agent: &TestAgent, script: &str, extra_args: &[&str]) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("py").join(script);
-    let addr = agent.http_addr();
-    let output = tokio::process::Command::new("python3")
-        .arg(&script)
-        .arg(addr.ip().to_string())
-        .arg(addr.port().to_string())
-        .args(extra_args)
-        .output()
-        .await
-        .expect("run python3");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "py-consul steps failed:\n{stdout}\n{stderr}");
-    stdout
-}
 
 #[tokio::test]
 async fn py_consul_client_works_unchanged() {
