@@ -183,12 +183,18 @@ pub struct AgentArgs {
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
           value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
     pub dev: Option<bool>,
-    /// JSON config file to load; may repeat, later files win.
+    /// Config file to load (`*.json` or `*.hcl`); may repeat, later files win.
     #[arg(long, value_name = "FILE")]
     pub config_file: Vec<PathBuf>,
-    /// Directory whose `*.json` files are loaded in lexical order, after the config files; may repeat.
+    /// Directory whose `*.json` and `*.hcl` files are loaded in lexical order, after the config files; may repeat.
     #[arg(long, value_name = "DIR")]
     pub config_dir: Vec<PathBuf>,
+    /// Read every config file as this format (json or hcl), whatever its name.
+    #[arg(long, value_name = "FORMAT")]
+    pub config_format: Option<String>,
+    /// A config fragment in HCL, read after the files and flags; may repeat.
+    #[arg(long, value_name = "HCL")]
+    pub hcl: Vec<String>,
     /// Node name (default: the hostname).
     #[arg(long, value_name = "NAME")]
     pub node: Option<String>,

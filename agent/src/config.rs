@@ -1,8 +1,8 @@
 //! The agent's whole configuration: one [`Config`], built in layers and validated before any port is bound.
 //!
 //! Layers, later wins: built-in defaults → `-dev` defaults → `-config-file` files (in the order
-//! given) → `-config-dir` directories (every `*.json`, lexical order) → `ROSTER_*` environment
-//! variables → command-line flags.
+//! given) → `-config-dir` directories (every `*.json` and `*.hcl`, lexical order) → `ROSTER_*`
+//! environment variables → command-line flags → `-hcl` snippets (Consul's order).
 //! Scalars are replaced by later layers; lists (`retry_join`, `start_join`, `recursors`,
 //! `services`, `checks`, `exec.host_mounts`, `docker.host_mounts`) are concatenated, as Consul's config merge does.
 //!
@@ -14,9 +14,11 @@
 mod acl;
 mod autopilot;
 mod build;
+mod consul_keys;
 mod dns;
 pub mod duration;
 mod env;
+mod hcl;
 mod reload;
 mod source;
 mod tls;
@@ -171,11 +173,13 @@ pub struct Ports {
     pub dns: Option<u16>,
     /// LAN gossip over UDP and TCP on `bind_addr` (`ports.serf_lan`, `-serf-lan-port`; default 8301).
     pub serf_lan: Option<u16>,
-    /// WAN gossip between datacenters (`ports.serf_wan`, `-serf-wan-port`; default 8302, unused so far).
+    /// WAN gossip between datacenters (`ports.serf_wan`, `-serf-wan-port`): always off, since roster runs one
+    /// datacenter; only `-1` is accepted.
     pub serf_wan: Option<u16>,
     /// Server RPC and Raft on `bind_addr` (`ports.server`, `-server-port`; default 8300).
     pub server: Option<u16>,
-    /// gRPC (`ports.grpc`, `-grpc-port`; default disabled, unused so far).
+    /// gRPC (`ports.grpc`, `ports.grpc_tls`, `-grpc-port`): always off, since roster has no gRPC server; only `-1`
+    /// is accepted.
     pub grpc: Option<u16>,
 }
 

@@ -19,7 +19,11 @@ pub struct ValidateArgs {
           default_value = "false", action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
     pub quiet: bool,
-    /// Config files (`*.json`) and directories (every `*.json` in them), as `-config-file`/`-config-dir` take them.
+    /// Read every file as this format (json or hcl), whatever its name, as the agent's `-config-format`.
+    #[arg(long, value_name = "FORMAT")]
+    pub config_format: Option<String>,
+    /// Config files (`*.json`, `*.hcl`) and directories (every such file in them), as `-config-file`/`-config-dir`
+    /// take them.
     #[arg(value_name = "FILE_OR_DIRECTORY")]
     pub paths: Vec<PathBuf>,
 }
@@ -30,7 +34,8 @@ pub(super) fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
         eprintln!("Must specify at least one config file or directory");
         return Ok(1);
     }
-    match crate::config::load(&agent_args(&args.paths), &EmptyEnv) {
+    let agent = AgentArgs { config_format: args.config_format.clone(), ..agent_args(&args.paths) };
+    match crate::config::load(&agent, &EmptyEnv) {
         Ok(_) => {
             if !args.quiet {
                 println!("Configuration is valid!");

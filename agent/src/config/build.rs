@@ -21,14 +21,14 @@ const DEFAULT_MAX_STALE: Duration = Duration::from_secs(87_600 * 3600);
 /// Consul's default `dns_config.udp_answer_limit`.
 const DEFAULT_UDP_ANSWER_LIMIT: u32 = 3;
 
-/// Consul's default ports; HTTPS and gRPC are off unless asked for.
+/// Consul's default ports; HTTPS is off unless asked for, and WAN gossip and gRPC, which roster lacks, are off.
 fn default_ports() -> Ports {
     Ports {
         http: Some(8500),
         https: None,
         dns: Some(8600),
         serf_lan: Some(8301),
-        serf_wan: Some(8302),
+        serf_wan: None,
         server: Some(8300),
         grpc: None,
     }
@@ -95,7 +95,11 @@ pub(super) fn build(layer: Layer, dev: bool, config_files: Vec<PathBuf>, errors:
             udp_answer_limit: layer.udp_answer_limit.unwrap_or(DEFAULT_UDP_ANSWER_LIMIT),
             settings: layer.dns.build(),
         },
-        raft_multiplier: layer.raft_multiplier.unwrap_or(if dev { 1 } else { DEFAULT_RAFT_MULTIPLIER }),
+        raft_multiplier: layer.raft_multiplier.filter(|multiplier| *multiplier > 0).unwrap_or(if dev {
+            1
+        } else {
+            DEFAULT_RAFT_MULTIPLIER
+        }),
         log_level: layer.log_level.unwrap_or(LogLevel::Info),
         // A leaving server shrinks the quorum, so only clients leave by default.
         leave_on_terminate: layer.leave_on_terminate.unwrap_or(!server),

@@ -1,6 +1,8 @@
-//! Reading one config layer (a JSON file, the `ROSTER_*` environment, the command line) into a [`Layer`].
+//! Reading one config layer (a JSON or HCL file, the `ROSTER_*` environment, the command line, a `-hcl`
+//! snippet) into a [`Layer`].
 //!
-//! Files are parsed to `serde_json::Value` and then walked key by key rather than deserialized
+//! Files are parsed to `serde_json::Value` (HCL through `hcl.rs`, with Consul's rules for repeated
+//! blocks) and then walked key by key rather than deserialized
 //! into a struct with `deny_unknown_fields`: that way every unknown key and every bad value in a
 //! file is reported, each with the file name and its full dotted key (`ports.htp`), in one pass.
 //! Flags and environment variables are turned into the same `(key, value)` pairs, so a port given
@@ -108,19 +110,65 @@ pub(super) const ENV_KEYS: [(&str, &str); 7] = [
     ("ROSTER_ADVERTISE_ADDR", "advertise_addr"),
 ];
 
+/// A config file's format: from `-config-format`, else from its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Hcl,
+}
+
+impl Format {
+    /// The format a path's extension names, if any.
+    fn of(path: &Path) -> Option<Format> {
+        match path.extension().and_then(|ext| ext.to_str()) {
+            Some("json") => Some(Format::Json),
+            Some("hcl") => Some(Format::Hcl),
+            _ => None,
+        }
+    }
+}
+
+/// `-config-format`: `None` when not given; an unknown name is an error.
+fn forced_format(args: &AgentArgs, errors: &mut Vec<String>) -> Option<Format> {
+    match args.config_format.as_deref()? {
+        "json" => Some(Format::Json),
+        "hcl" => Some(Format::Hcl),
+        other => {
+            errors.push(format!("-config-format: {other:?} is not a config format; use json or hcl"));
+            None
+        }
+    }
+}
+
 /// Reads and merges every layer for `args`; returns the merged layer and the files read.
+///
+/// As in Consul, `-hcl` snippets come last, after the flags, each read like a file.
 pub(super) fn collect(args: &AgentArgs, env: &dyn EnvSource, errors: &mut Vec<String>) -> (Layer, Vec<PathBuf>) {
     let mut merged = Layer::default();
+    let forced = forced_format(args, errors);
     let mut files = args.config_file.clone();
     for dir in &args.config_dir {
-        files.extend(list_config_dir(dir, errors));
+        files.extend(list_config_dir(dir, forced, errors));
     }
     for file in &files {
-        merged.merge(read_file(file, errors));
+        merged.merge(read_file(file, forced, errors));
     }
     merged.merge(read_env(env, errors));
     merged.merge(read_flags(args, errors));
+    for (idx, snippet) in args.hcl.iter().enumerate() {
+        merged.merge(read_hcl(snippet, &format!("-hcl #{}", idx + 1), errors));
+    }
     (merged, files)
+}
+
+/// Parses the HCL text of one config file (or of a `-hcl` snippet); `origin` names it in error messages.
+pub(super) fn read_hcl(text: &str, origin: &str, errors: &mut Vec<String>) -> Layer {
+    let mut layer = Layer::default();
+    if let Some(map) = super::hcl::to_json(text, origin, errors) {
+        let mut reader = Reader { origin, errors };
+        reader.apply_object(&mut layer, "", &map);
+    }
+    layer
 }
 
 /// Parses the JSON text of one config file; `origin` names it in error messages.
@@ -232,7 +280,7 @@ fn merge_object(earlier: &mut Option<Value>, later: Option<Value>) {
 }
 
 /// Merges JSON objects key by key; anything else is replaced, as Consul merges maps.
-fn deep_merge(earlier: &mut Value, later: Value) {
+pub(super) fn deep_merge(earlier: &mut Value, later: Value) {
     match (earlier, later) {
         (Value::Object(earlier_map), Value::Object(later_map)) => {
             for (key, later_value) in later_map {
@@ -248,9 +296,9 @@ fn deep_merge(earlier: &mut Value, later: Value) {
     }
 }
 
-/// The `*.json` files of a config dir in lexical order; `.hcl` files are an error, not skipped,
-/// because silently ignoring half of a Consul config would be worse than refusing to start.
-fn list_config_dir(dir: &Path, errors: &mut Vec<String>) -> Vec<PathBuf> {
+/// The `*.json` and `*.hcl` files of a config dir in lexical order (every regular file under
+/// `-config-format`), as Consul reads a config dir; subdirectories are not descended into.
+fn list_config_dir(dir: &Path, forced: Option<Format>, errors: &mut Vec<String>) -> Vec<PathBuf> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) => {
@@ -261,26 +309,26 @@ fn list_config_dir(dir: &Path, errors: &mut Vec<String>) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
-        match path.extension().and_then(|ext| ext.to_str()) {
-            Some("json") if path.is_file() => files.push(path),
-            Some("hcl") => {
-                errors.push(format!("{}: HCL config files are not supported; convert it to JSON", path.display()))
-            }
-            _ => {}
+        if path.is_file() && (forced.is_some() || Format::of(&path).is_some()) {
+            files.push(path);
         }
     }
     files.sort();
     files
 }
 
-/// Reads one config file; unreadable files and non-JSON names are errors.
-fn read_file(path: &Path, errors: &mut Vec<String>) -> Layer {
+/// Reads one config file in `-config-format`'s format, else its extension's; a file named neither
+/// `.json` nor `.hcl` is refused (Consul skips it with a warning, which is easy to miss).
+fn read_file(path: &Path, forced: Option<Format>, errors: &mut Vec<String>) -> Layer {
     let origin = path.display().to_string();
-    if path.extension().and_then(|ext| ext.to_str()) == Some("hcl") {
-        errors.push(format!("{origin}: HCL config files are not supported; convert it to JSON"));
+    let Some(format) = forced.or_else(|| Format::of(path)) else {
+        errors.push(format!(
+            "{origin}: a config file's name must end in .json or .hcl, or -config-format must say which it is"
+        ));
         return Layer::default();
-    }
+    };
     match std::fs::read_to_string(path) {
+        Ok(text) if format == Format::Hcl => read_hcl(&text, &origin, errors),
         Ok(text) => read_json(&text, &origin, errors),
         Err(err) => {
             errors.push(format!("cannot read config file {origin}: {err}"));
@@ -412,9 +460,12 @@ impl Reader<'_> {
             "ports.https" => port(value).map(|v| layer.ports.https = Some(v)),
             "ports.dns" => port(value).map(|v| layer.ports.dns = Some(v)),
             "ports.serf_lan" => port(value).map(|v| layer.ports.serf_lan = Some(v)),
-            "ports.serf_wan" => port(value).map(|v| layer.ports.serf_wan = Some(v)),
+            "ports.serf_wan" => disabled_only(value, "roster runs a single datacenter, without WAN gossip")
+                .map(|v| layer.ports.serf_wan = Some(v)),
             "ports.server" => port(value).map(|v| layer.ports.server = Some(v)),
-            "ports.grpc" => port(value).map(|v| layer.ports.grpc = Some(v)),
+            "ports.grpc" | "ports.grpc_tls" => {
+                disabled_only(value, "roster has no gRPC server").map(|v| layer.ports.grpc = Some(v))
+            }
             "start_join" => strings(value).map(|v| layer.start_join.extend(v)),
             "retry_join" => strings(value).map(|v| layer.retry_join.extend(v)),
             "recursors" => recursors(value).map(|v| layer.recursors.extend(v)),
@@ -441,7 +492,8 @@ impl Reader<'_> {
                 int_in(value, 1, i64::from(u32::MAX)).map(|v| layer.udp_answer_limit = Some(v))
             }
             dns if super::dns::is_key(dns) => layer.dns.apply(dns, value),
-            "performance.raft_multiplier" => int_in(value, 1, 10).map(|v| layer.raft_multiplier = Some(v)),
+            // 0 is Consul's "the default", kept so it overrides an earlier layer's value.
+            "performance.raft_multiplier" => int_in(value, 0, 10).map(|v| layer.raft_multiplier = Some(v)),
             "log_level" => log_level(value).map(|v| layer.log_level = Some(v)),
             "leave_on_terminate" => boolean(value).map(|v| layer.leave_on_terminate = Some(v)),
             "skip_leave_on_interrupt" => boolean(value).map(|v| layer.skip_leave_on_interrupt = Some(v)),
@@ -456,9 +508,9 @@ impl Reader<'_> {
                 positive_number(value).map(|v| layer.sync_coordinate_rate_target = Some(v))
             }
             "disable_coordinates" => boolean(value).map(|v| layer.disable_coordinates = Some(v)),
-            "service" => object(value).map(|v| layer.services.push(v)),
+            "service" => one_or_more(value).map(|v| layer.services.extend(v)),
             "services" => objects(value).map(|v| layer.services.extend(v)),
-            "check" => object(value).map(|v| layer.checks.push(v)),
+            "check" => one_or_more(value).map(|v| layer.checks.extend(v)),
             "checks" => objects(value).map(|v| layer.checks.extend(v)),
             "acl" => object(value).map(|v| layer.acl = Some(v)),
             "tls" => object(value).map(|v| layer.tls = Some(v)),
@@ -474,7 +526,7 @@ impl Reader<'_> {
             // Accepted so Consul configs load; roster ships no web UI.
             "ui" | "ui_config" => Ok(()),
             _ => {
-                self.errors.push(format!("{}: unknown key {key:?}", self.origin));
+                self.errors.push(super::consul_keys::refusal(self.origin, key));
                 Ok(())
             }
         };
@@ -572,6 +624,14 @@ fn port(value: &Value) -> Result<Option<u16>, String> {
             Ok(port) => Ok(Some(port)),
             Err(_) => Err(format!("{number} is not a valid port (use 1 to 65535, 0 for any free port, -1 to disable)")),
         },
+    }
+}
+
+/// A port of a listener roster does not have: only `-1`, which turns it off, is accepted.
+fn disabled_only(value: &Value, why: &str) -> Result<Option<u16>, String> {
+    match port(value)? {
+        None => Ok(None),
+        Some(_) => Err(format!("roster does not support this Consul setting ({why}); only -1 (disabled) is accepted")),
     }
 }
 
@@ -768,6 +828,14 @@ fn object(value: &Value) -> Result<Value, String> {
     match value {
         Value::Object(_) => Ok(value.clone()),
         other => Err(format!("expected an object, got {}", shown(other))),
+    }
+}
+
+/// `service`/`check`: one object, or several when an HCL file repeats the block.
+fn one_or_more(value: &Value) -> Result<Vec<Value>, String> {
+    match value {
+        Value::Array(_) => objects(value),
+        _ => object(value).map(|v| vec![v]),
     }
 }
 

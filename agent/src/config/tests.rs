@@ -60,7 +60,7 @@ fn client_mode_defaults_match_consul() {
             https: None,
             dns: Some(8600),
             serf_lan: Some(8301),
-            serf_wan: Some(8302),
+            serf_wan: None,
             server: Some(8300),
             grpc: None,
         }
@@ -265,10 +265,16 @@ fn invalid_json_and_missing_files_are_reported_together() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let broken = write(tmp.path(), "broken.json", r#"{"datacenter": "#);
     let missing = tmp.path().join("missing.json").display().to_string();
-    let hcl = write(tmp.path(), "old.hcl", "datacenter = \"dc1\"");
+    let hcl = write(tmp.path(), "broken.hcl", "datacenter = \"dc1\"\nports {\n  http = \n}");
+    let conf = write(tmp.path(), "roster.conf", "{}");
     check_errors(
-        load_flags(&["-config-file", &broken, "-config-file", &missing, "-config-file", &hcl]),
-        &["broken.json: invalid JSON", "cannot read config file", "HCL"],
+        load_flags(&["-config-file", &broken, "-config-file", &missing, "-config-file", &hcl, "-config-file", &conf]),
+        &[
+            "broken.json: invalid JSON",
+            "cannot read config file",
+            "broken.hcl: line 4, column 1: expected a value, got '}'",
+            "roster.conf: a config file's name must end in .json or .hcl",
+        ],
     );
 }
 
@@ -803,3 +809,5 @@ fn reading_the_same_sources_again_changes_nothing() {
     // The flag still beats the files.
     assert_eq!(second.log_level, LogLevel::Debug);
 }
+
+mod formats;
