@@ -106,6 +106,7 @@ pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyho
                 acl: acl.server_settings(),
                 tls: rpc_tls.as_ref().map(|(rpc, _)| rpc.clone()),
                 limits: crate::rpc_tls::rpc_limits(&config),
+                raft_multiplier: config.raft_multiplier,
             };
             let server = roster_server::Server::start(server_config, shutdown.child_token())
                 .await

@@ -42,6 +42,21 @@ pub struct Config {
     pub tls: Option<RpcTls>,
     /// Hard limits on the RPC port.
     pub limits: RpcLimits,
+    /// Consul's `performance.raft_multiplier` (1–10): the heartbeat, the election timeout and the leader lease (the
+    /// election timeout's maximum, in openraft) scale linearly with it, as in Consul. roster's timings are tuned for
+    /// Consul's default of 5 (a 100 ms heartbeat, elections after 300–600 ms); 1 is five times as quick to replace a
+    /// lost leader and five times as quick to depose a slow one, 10 twice as tolerant as the default.
+    pub raft_multiplier: u8,
+}
+
+/// The Raft timings a server runs with, after `raft_multiplier`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftTiming {
+    /// How often the leader sends heartbeats.
+    pub heartbeat: std::time::Duration,
+    /// A follower that hears no leader for a random time in this range starts an election; the maximum is also the
+    /// leader's lease.
+    pub election_timeout: std::ops::RangeInclusive<std::time::Duration>,
 }
 
 /// Supplies the current TLS configurations. Called once per new connection, so a reload affects new connections only.

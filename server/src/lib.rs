@@ -48,8 +48,8 @@ mod test_pki;
 pub use access::{Access, AclSettings, PolicyCache};
 pub use autopilot::{AutopilotHealth, GossipServer, SerfStatus, ServerHealth};
 pub use config::{
-    ClusterStatus, Config, Consistency, RaftServer, RaftStats, ReadMeta, RpcCounters, RpcLimits, RpcTls, TlsConfigs,
-    raft_id,
+    ClusterStatus, Config, Consistency, RaftServer, RaftStats, RaftTiming, ReadMeta, RpcCounters, RpcLimits, RpcTls,
+    TlsConfigs, raft_id,
 };
 pub use error::{Error, Result};
 pub use login::Login;

@@ -96,11 +96,13 @@ pub(crate) type SnapshotMeta = openraft::SnapshotMeta<CommittedLeaderId, u64, Ba
 type StoredMembership = openraft::StoredMembership<CommittedLeaderId, u64, BasicNode>;
 type Snapshot = openraft::Snapshot<CommittedLeaderId, u64, BasicNode, Vec<u8>>;
 
-/// Heartbeat period: followers hear from the leader about ten times a second.
+/// Heartbeat period at [`TUNED_MULTIPLIER`]: followers hear from the leader about ten times a second.
 const HEARTBEAT_MS: u64 = 100;
-/// Election timeouts: a lost leader is replaced within about half a second.
+/// Election timeouts at [`TUNED_MULTIPLIER`]: a lost leader is replaced within about half a second.
 const ELECTION_TIMEOUT_MIN_MS: u64 = 300;
 const ELECTION_TIMEOUT_MAX_MS: u64 = 600;
+/// The `raft_multiplier` the timings above are for (Consul's default); others scale them linearly.
+const TUNED_MULTIPLIER: u64 = 5;
 /// Build a snapshot after this many entries since the last one; bounds restart replay time.
 const SNAPSHOT_EVERY: u64 = 8192;
 /// How far behind the log's end a learner may be and still count as caught up (openraft's
@@ -237,6 +239,8 @@ pub(crate) struct NodeConfig<'a> {
     pub(crate) rpc_advertise: SocketAddr,
     /// How this server dials the others.
     pub(crate) dialer: Arc<crate::rpc::Dialer>,
+    /// Consul's `performance.raft_multiplier`, which scales the timings.
+    pub(crate) raft_multiplier: u8,
 }
 
 /// This server's Raft participant, as the rest of the crate sees it.
@@ -282,9 +286,15 @@ impl RaftNode {
         let peers = Arc::new(PeerPool::new(config.dialer));
         let stream = Arc::new(StreamCounters::default());
         let network = Network::new(config.node_id, peers.clone(), stream.clone());
-        let raft = Raft::new(config.node_id, Arc::new(raft_config()?), network, log_store, state_machine)
-            .await
-            .map_err(|e| Error::Fatal(e.to_string()))?;
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(raft_config(config.raft_multiplier)?),
+            network,
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| Error::Fatal(e.to_string()))?;
 
         let last_contact = Arc::new(Mutex::new(Instant::now()));
         let node = RaftNode {
@@ -569,6 +579,16 @@ impl RaftNode {
         })
     }
 
+    /// The timings the running Raft was configured with.
+    pub(crate) fn timing(&self) -> crate::RaftTiming {
+        let config = self.raft.config();
+        let ms = Duration::from_millis;
+        crate::RaftTiming {
+            heartbeat: ms(config.heartbeat_interval),
+            election_timeout: ms(config.election_timeout_min)..=ms(config.election_timeout_max),
+        }
+    }
+
     /// Whether this node is the leader right now.
     pub(crate) fn is_leader(&self) -> bool {
         self.with_metrics(|metrics| known_leader(metrics) == Some(self.node_id))
@@ -754,13 +774,19 @@ async fn read_index(raft: &Raft, policy: ReadPolicy) -> Result<u64> {
     }
 }
 
-/// The openraft configuration: fast elections for `-dev`, batching for throughput.
-fn raft_config() -> Result<openraft::Config> {
+/// A timing tuned for [`TUNED_MULTIPLIER`] at `multiplier` (clamped to Consul's 1–10).
+fn scaled(tuned_ms: u64, multiplier: u8) -> u64 {
+    tuned_ms * u64::from(multiplier.clamp(1, 10)) / TUNED_MULTIPLIER
+}
+
+/// The openraft configuration: timings scaled by `raft_multiplier`, batching for throughput.
+fn raft_config(raft_multiplier: u8) -> Result<openraft::Config> {
+    let election_timeout_max = scaled(ELECTION_TIMEOUT_MAX_MS, raft_multiplier);
     let config = openraft::Config {
         cluster_name: "roster".to_owned(),
-        heartbeat_interval: HEARTBEAT_MS,
-        election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
-        election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
+        heartbeat_interval: scaled(HEARTBEAT_MS, raft_multiplier),
+        election_timeout_min: scaled(ELECTION_TIMEOUT_MIN_MS, raft_multiplier),
+        election_timeout_max,
         // Entries per AppendEntries RPC: large enough that a busy leader ships many per round trip.
         max_payload_entries: 1024,
         // Entries per log append (one fsync): openraft merges queued writes up to this many.
@@ -773,7 +799,7 @@ fn raft_config() -> Result<openraft::Config> {
         enable_pre_vote: Some(true),
         // Check-quorum's inactivity phase: a leader without quorum goes quiet so the reachable
         // followers can elect a new one. Must be at least lease + election_timeout_max.
-        quorum_loss_probe_interval: Some(3 * ELECTION_TIMEOUT_MAX_MS),
+        quorum_loss_probe_interval: Some(3 * election_timeout_max),
         ..Default::default()
     };
     config.validate().map_err(|e| Error::Fatal(format!("raft config: {e}")))
@@ -822,4 +848,23 @@ fn membership_error(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> E
 
 fn unexpected(addr: SocketAddr, response: &Response) -> Error {
     Error::Rpc { addr, message: format!("unexpected response {response:?}") }
+}
+
+#[cfg(test)]
+mod timing_tests {
+    use super::*;
+
+    #[test]
+    fn every_multiplier_scales_the_tuned_timings_into_a_valid_config() {
+        for multiplier in 1..=10u8 {
+            let config = raft_config(multiplier).unwrap_or_else(|e| panic!("multiplier {multiplier}: {e}"));
+            let m = u64::from(multiplier);
+            assert_eq!(config.heartbeat_interval, 20 * m, "multiplier {multiplier}");
+            assert_eq!((config.election_timeout_min, config.election_timeout_max), (60 * m, 120 * m));
+        }
+        // Consul's default is what the unscaled constants are tuned for.
+        let default = raft_config(5).unwrap();
+        assert_eq!(default.heartbeat_interval, HEARTBEAT_MS);
+        assert_eq!(default.election_timeout_max, ELECTION_TIMEOUT_MAX_MS);
+    }
 }

@@ -95,6 +95,7 @@ impl Server {
             data_dir: config.data_dir.as_deref(),
             rpc_advertise: config.rpc_advertise,
             dialer,
+            raft_multiplier: config.raft_multiplier,
         };
         let (node, replica) = RaftNode::start(node_config).await?;
         let inner = Arc::new(Inner {
@@ -295,6 +296,11 @@ impl Server {
     #[cfg(test)]
     pub(crate) fn fail_next_log_append(&self) {
         self.inner.node.fail_next_append.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The Raft timings this server runs with (`raft_multiplier` applied).
+    pub fn raft_timing(&self) -> crate::RaftTiming {
+        self.inner.node.timing()
     }
 
     /// Whether this server is the leader right now.

@@ -85,6 +85,7 @@ async fn cluster_with_token(rules: &str) -> (roster_server::Server, crate::backe
         acl: Some(settings),
         tls: None,
         limits: roster_server::RpcLimits::default(),
+        raft_multiplier: 5,
     };
     let shutdown = tokio_util::sync::CancellationToken::new();
     let server = roster_server::Server::start(config, shutdown.clone()).await.expect("server starts");

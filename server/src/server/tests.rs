@@ -37,8 +37,34 @@ pub(crate) async fn start_with(
         acl: None,
         tls,
         limits,
+        raft_multiplier: 5,
     };
     Server::start(config, CancellationToken::new()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raft_multiplier_scales_the_running_rafts_timings() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rpc_advertise = listener.local_addr().unwrap();
+    let config = Config {
+        node_id: 1,
+        data_dir: None,
+        rpc_listener: listener,
+        rpc_advertise,
+        bootstrap: true,
+        acl: None,
+        tls: None,
+        limits: crate::RpcLimits::default(),
+        raft_multiplier: 10,
+    };
+    let server = Server::start(config, CancellationToken::new()).await.unwrap();
+    let ms = Duration::from_millis;
+    // Twice the timings tuned for the default of 5, as Consul scales its own linearly.
+    assert_eq!(server.raft_timing(), crate::RaftTiming { heartbeat: ms(200), election_timeout: ms(600)..=ms(1200) });
+    server.wait_for_leader(Duration::from_secs(30)).await.unwrap();
+    server.write(set("k", "v")).await.unwrap();
+    assert_eq!(get(&server, Consistency::Default, "k").await.as_deref(), Some("v"));
+    server.shutdown().await.unwrap();
 }
 
 pub(crate) fn set(key: &str, value: &str) -> Command {

@@ -87,6 +87,7 @@ async fn start_at(node_id: &str, dir: &Path, listener: TcpListener, bootstrap: b
         acl: None,
         tls: None,
         limits: crate::RpcLimits::default(),
+        raft_multiplier: 5,
     };
     Server::start(config, CancellationToken::new()).await
 }

@@ -32,6 +32,7 @@ async fn start_at(node_id: u64, dir: &Path, addr: std::net::SocketAddr) -> Serve
         acl: None,
         tls: None,
         limits: crate::RpcLimits::default(),
+        raft_multiplier: 5,
     };
     Server::start(config, CancellationToken::new()).await.expect("server starts")
 }
