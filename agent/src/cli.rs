@@ -614,6 +614,84 @@ where
     Cli::try_parse_from(rewritten)
 }
 
+/// Parses the process's command line, or prints why not and exits: a flag `roster` does not define is named whole,
+/// as Go's flag package names it (`flag provided but not defined: -bogus`, where clap would say `-b`), a Consul flag
+/// roster lacks says so, and both exit 1 with the usage, as Consul's commands do; other errors are clap's.
+pub fn parse_or_exit(args: impl IntoIterator<Item = OsString>) -> Cli {
+    let args: Vec<OsString> = args.into_iter().collect();
+    match parse(args.clone()) {
+        Ok(cli) => cli,
+        Err(err) => match unknown_flag_message(&args, &err) {
+            Some(message) => {
+                let rendered = err.render().to_string();
+                let usage = rendered.find("Usage:").map_or("", |at| &rendered[at..]);
+                eprintln!("{message}\n\n{}", usage.trim_end());
+                std::process::exit(1)
+            }
+            None => err.exit(),
+        },
+    }
+}
+
+/// Consul flags `roster` does not implement (of any subcommand), refused as such rather than as undefined.
+/// The logging, pid-file and UI flags are not listed: other parts of roster define them.
+const UNSUPPORTED_CONSUL_FLAGS: &[&str] = &[
+    "advertise-wan",
+    "auto-reload-config",
+    "default-query-time",
+    "disable-host-node-id",
+    "disable-keyring-file",
+    "grpc-tls-port",
+    "join-wan",
+    "max-query-time",
+    "non-voting-server",
+    "partition",
+    "namespace",
+    "peer",
+    "primary-gateway",
+    "protocol",
+    "raft-protocol",
+    "read-replica",
+    "rejoin",
+    "retry-interval-wan",
+    "retry-join-wan",
+    "retry-max-wan",
+    "segment",
+    "serf-lan-allowed-cidrs",
+    "serf-lan-bind",
+    "serf-wan-allowed-cidrs",
+    "serf-wan-bind",
+    "syslog",
+];
+
+/// What to say about clap's `err` when it is about a flag: the flag as written in `args`, undefined or unsupported.
+pub fn unknown_flag_message(args: &[OsString], err: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if err.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(invalid)) = err.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let invalid_name = invalid.strip_prefix('-')?.trim_start_matches('-');
+    let known = known_long_flags();
+    let name =
+        args.iter().skip(1).filter_map(|arg| arg.to_str()).take_while(|text| *text != "--").find_map(|text| {
+            let body = text.strip_prefix('-')?.trim_start_matches('-');
+            let name = body.split_once('=').map_or(body, |(name, _)| name);
+            // clap names `-bogus` by its first letter, `-b`; a known name given to the wrong subcommand comes back whole.
+            let whole = name == invalid_name;
+            let by_letter =
+                invalid_name.chars().count() == 1 && !known.contains(name) && name.starts_with(invalid_name);
+            (!name.is_empty() && name.parse::<f64>().is_err() && (whole || by_letter)).then(|| name.to_owned())
+        })?;
+    Some(if UNSUPPORTED_CONSUL_FLAGS.contains(&name.as_str()) {
+        format!("roster does not support the Consul flag -{name}")
+    } else {
+        format!("flag provided but not defined: -{name}")
+    })
+}
+
 /// Where the trailing child command of `lock` or `watch` starts in `args`, if there is one.
 fn child_command_start(args: &[OsString]) -> Option<usize> {
     let matches = <Cli as clap::CommandFactory>::command().try_get_matches_from(args).ok()?;

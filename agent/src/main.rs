@@ -17,10 +17,7 @@ fn main() -> ExitCode {
     }
     // One crypto provider for every TLS user in the process, installed before any client or config exists.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = match cli::parse(std::env::args_os()) {
-        Ok(cli) => cli,
-        Err(err) => err.exit(),
-    };
+    let cli = cli::parse_or_exit(std::env::args_os());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {

@@ -651,8 +651,9 @@ pub(crate) fn merge(base: &mut Value, extra: Value) {
 }
 
 /// Runs `roster ARGS` with the address/token variables of the calling environment removed, so a
-/// developer's `CONSUL_HTTP_ADDR` cannot redirect a test, and with `envs` added.
-async fn run_cli(args: &[&str], envs: &[(&str, &str)]) -> CliOutput {
+/// developer's `CONSUL_HTTP_ADDR` cannot redirect a test, and with `envs` added; no agent is needed
+/// (offline commands, refused command lines).
+pub async fn run_cli(args: &[&str], envs: &[(&str, &str)]) -> CliOutput {
     let mut command = tokio::process::Command::new(roster_bin());
     command.args(args).stdin(Stdio::null()).kill_on_drop(true);
     for name in ["CONSUL_HTTP_ADDR", "ROSTER_HTTP_ADDR", "CONSUL_HTTP_TOKEN", "ROSTER_HTTP_TOKEN", "CONSUL_HTTP_SSL"] {

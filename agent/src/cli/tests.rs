@@ -408,3 +408,30 @@ fn client_tls_keeps_reqwest_defaults_without_options_and_refuses_a_client_cert_w
     let err = format!("{:#}", unverified.expect_err("the client cert is still read"));
     assert!(err.contains("cert_file is set but key_file is not"), "{err}");
 }
+
+/// What `parse_or_exit` would print first for `line`.
+fn flag_message(line: &str) -> Option<String> {
+    let args: Vec<OsString> = line.split_whitespace().map(OsString::from).collect();
+    let err = parse(args.clone()).expect_err(line);
+    unknown_flag_message(&args, &err)
+}
+
+#[test]
+fn unknown_flags_are_named_whole_as_go_names_them() {
+    let undefined = |name: &str| Some(format!("flag provided but not defined: -{name}"));
+    assert_eq!(flag_message("roster agent -dev -bogus"), undefined("bogus"));
+    assert_eq!(flag_message("roster agent --bogus=1"), undefined("bogus"));
+    assert_eq!(flag_message("roster kv get -bogus k"), undefined("bogus"));
+    // A flag of another subcommand is not defined here either.
+    assert_eq!(flag_message("roster kv put -recurse k v"), undefined("recurse"));
+    assert_eq!(
+        flag_message("roster agent -retry-join-wan 10.0.0.1"),
+        Some("roster does not support the Consul flag -retry-join-wan".to_owned())
+    );
+    assert_eq!(
+        flag_message("roster kv get -namespace ns k"),
+        Some("roster does not support the Consul flag -namespace".to_owned())
+    );
+    // Other mistakes keep clap's message.
+    assert_eq!(flag_message("roster agent extra"), None);
+}
