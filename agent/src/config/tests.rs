@@ -803,3 +803,16 @@ fn reading_the_same_sources_again_changes_nothing() {
     // The flag still beats the files.
     assert_eq!(second.log_level, LogLevel::Debug);
 }
+
+#[test]
+fn ui_flags_and_keys_turn_the_web_ui_on_and_move_it() {
+    assert!(!load_flags(&["-server", "-data-dir", "/tmp/x"]).expect("loads").ui.enabled, "off by default");
+    assert!(load_flags(&["-dev"]).expect("loads").ui.enabled, "on in -dev");
+    assert!(!load_flags(&["-dev", "-ui=false"]).expect("loads").ui.enabled);
+    let moved = load_flags(&["-dev", "-ui", "-ui-content-path", "ops/ui"]).expect("loads").ui;
+    assert_eq!((moved.enabled, moved.content_path.as_str()), (true, "/ops/ui/"));
+    let dir = tempfile::tempdir().expect("dir");
+    let file = write(dir.path(), "ui.json", r#"{"ui_config": {"enabled": true, "metrics_provider": "prometheus"}}"#);
+    check_errors(load_flags(&["-dev", "-config-file", &file]), &["ui_config.metrics_provider: not implemented"]);
+    check_errors(load_flags(&["-dev", "-ui-content-path", "/v1/"]), &["cannot have 'v[0-9]'"]);
+}
