@@ -259,6 +259,8 @@ async fn the_ui_is_404_when_off_and_follows_its_content_path() {
     let moved = TestAgent::start_with_config("ui-moved", AgentMode::Dev, moved).await.expect("agent");
     let root = raw_get(&moved, "/");
     assert!(root.starts_with("http/1.1 301") && root.contains("\r\nlocation: /dash/\r\n"), "{root}");
+    let bare = raw_get(&moved, "/dash");
+    assert!(bare.starts_with("http/1.1 301") && bare.contains("\r\nlocation: /dash/\r\n"), "{bare}");
     assert_eq!(moved.get("/ui/").await.status, 404);
     let page = moved.get("/dash/services/web").await;
     page.expect_status(200);

@@ -164,6 +164,7 @@
     if (!button.hasAttribute('data-armed')) {
       button.setAttribute('data-armed', '');
       button.textContent = recurse ? 'Confirm: delete ' + key + ' and everything in it' : 'Confirm: delete ' + key;
+      button.setAttribute('aria-label', button.textContent);
       return;
     }
     const answer = await write('DELETE', kvUrl(key) + (recurse ? '?recurse' : ''));

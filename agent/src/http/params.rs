@@ -273,6 +273,8 @@ pub(crate) async fn ui_layer(
     let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_default();
     let route = match route.strip_prefix(&*content_path) {
         Some(rest) => format!("{{ui}}{rest}"),
+        // The content path without its trailing slash redirects to the UI, taking what its front page takes.
+        None if content_path.strip_suffix('/') == Some(route.as_str()) => "{ui}".to_owned(),
         None => route,
     };
     checked(&info, &route, request, next).await

@@ -43,6 +43,8 @@ pub(super) fn routes(api: &Api) -> Router<Api> {
     let params_state = (api.info.clone(), path.clone());
     Router::new()
         .route("/", get(redirect))
+        // The content path without its trailing slash (`/ui`) goes to the UI too, as in Consul.
+        .route(path.trim_end_matches('/'), get(redirect))
         .route(&at(ROUTES[0]), get(page))
         .route(&at(ROUTES[1]), get(panel))
         .route(&at(ROUTES[2]), get(asset))
@@ -51,7 +53,7 @@ pub(super) fn routes(api: &Api) -> Router<Api> {
         .layer(axum::middleware::map_response(secure_headers))
 }
 
-/// `/` on an agent serving the UI, as Consul answers it.
+/// `/` (and the content path without its slash) on an agent serving the UI, as Consul answers it.
 async fn redirect(State(api): State<Api>) -> Response {
     let path = api.ui_path.as_deref().unwrap_or("/ui/");
     (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, path.to_owned())]).into_response()
