@@ -522,7 +522,7 @@ fn join_retry_and_leave_settings_follow_consul() {
     assert_eq!(client.reconnect_timeout, Duration::from_secs(72 * 3600));
     assert_eq!(client.check_update_interval, Duration::from_secs(300), "Consul's default");
     assert!(!client.skip_leave_on_interrupt, "clients leave on Ctrl-C");
-    let server = load_flags(&["-server", "-data-dir", "/tmp/x"]).expect("valid");
+    let server = load_flags(&["-server", "-data-dir", "data"]).expect("valid");
     assert!(server.skip_leave_on_interrupt, "servers stay in the quorum on Ctrl-C");
     assert_eq!(server.retry_interval, Duration::from_secs(30));
 
@@ -806,7 +806,7 @@ fn reading_the_same_sources_again_changes_nothing() {
 
 #[test]
 fn ui_flags_and_keys_turn_the_web_ui_on_and_move_it() {
-    assert!(!load_flags(&["-server", "-data-dir", "/tmp/x"]).expect("loads").ui.enabled, "off by default");
+    assert!(!load_flags(&["-server", "-data-dir", "data"]).expect("loads").ui.enabled, "off by default");
     assert!(load_flags(&["-dev"]).expect("loads").ui.enabled, "on in -dev");
     assert!(!load_flags(&["-dev", "-ui=false"]).expect("loads").ui.enabled);
     let moved = load_flags(&["-dev", "-ui", "-ui-content-path", "ops/ui"]).expect("loads").ui;
