@@ -290,10 +290,13 @@ pub struct AgentArgs {
     /// Gossip encryption key: base64 of 16, 24 or 32 bytes (see `roster keygen`); seeds an empty keyring.
     #[arg(long, value_name = "KEY")]
     pub encrypt: Option<String>,
-    /// Accepted for Consul compatibility; roster has no web UI.
+    /// Serve the web UI (at /ui/ unless -ui-content-path says otherwise).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
           value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
     pub ui: Option<bool>,
+    /// The path prefix the web UI is served under (default /ui/).
+    #[arg(long, value_name = "PATH")]
+    pub ui_content_path: Option<String>,
 }
 
 /// How client subcommands reach the agent.

@@ -22,6 +22,7 @@ mod hcl;
 mod reload;
 mod source;
 mod tls;
+pub mod ui;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -160,6 +161,8 @@ pub struct Config {
     pub encrypt_verify_outgoing: bool,
     /// Config files actually read, in order, so the agent can log where its settings came from.
     pub config_files: Vec<PathBuf>,
+    /// The web UI (`ui_config`, `ui`, `-ui`, `-ui-content-path`).
+    pub ui: ui::UiConfig,
 }
 
 /// Listening ports. `None` means the listener is disabled (`-1` in config); `Some(0)` lets the OS choose.

@@ -61,6 +61,7 @@ mod snapshot;
 mod stats;
 mod status;
 mod txn;
+mod ui;
 
 /// The largest request body the API reads, in bytes. KV values have their own, smaller limit (`roster_kv::MAX_VALUE_SIZE`) with Consul's 413 message.
 pub const MAX_BODY_SIZE: usize = 4 * 1024 * 1024;
@@ -117,6 +118,8 @@ pub struct Api {
     pub(crate) reloader: Option<Arc<crate::reload::Reloader>>,
     /// The `?cached` reads this agent keeps current (`cache`).
     pub(crate) cache: Arc<cache::Cache>,
+    /// The web UI's content path (`/ui/`); `None` when the UI is off.
+    pub(crate) ui_path: Option<Arc<str>>,
 }
 
 impl Api {
@@ -147,6 +150,7 @@ impl Api {
             data_dir: None,
             reloader: None,
             cache: Arc::default(),
+            ui_path: None,
         }
     }
 
@@ -171,6 +175,12 @@ impl Api {
     /// Reads the ACL bootstrap reset file from `data_dir`.
     pub fn with_data_dir(mut self, data_dir: Option<&std::path::Path>) -> Api {
         self.data_dir = data_dir.map(Arc::from);
+        self
+    }
+
+    /// Serves the web UI under its content path when `ui` enables it.
+    pub fn with_ui(mut self, ui: &crate::config::ui::UiConfig) -> Api {
+        self.ui_path = ui.enabled.then(|| Arc::from(ui.content_path.as_str()));
         self
     }
 
@@ -294,6 +304,8 @@ pub fn router(api: Api) -> Router {
         .route("/v1/query/{id}/explain", get(prepared_query::explain))
         // After every route: each request's parameters are checked against its route's list before its handler runs.
         .route_layer(axum::middleware::from_fn_with_state(api.info.clone(), params::layer))
+        // The web UI checks its parameters with its own layer, since its routes sit under a configurable path.
+        .merge(ui::routes(&api))
         .fallback(reply::not_found)
         .method_not_allowed_fallback(reply::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_SIZE))

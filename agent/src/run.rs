@@ -244,6 +244,7 @@ pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyho
         .with_reload(reloader.clone())
         .with_data_dir(acl_data_dir)
         .with_jobs(jobs)
+        .with_ui(&config.ui)
         .with_events(crate::events::EventStore::start(
             config.node_name.clone(),
             local.clone(),

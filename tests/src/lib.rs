@@ -13,6 +13,7 @@
 //!   forming a cluster through gossip and `-bootstrap-expect`.
 //! - `dig`: `dig` against an agent's DNS port, its output split into sections.
 //! - `docker`: the multi-host tier: a static roster image built offline, networks and containers.
+//! - `browser`: [`browser::Browser`], headless Chromium over WebDriver, for the web UI's tests.
 //! - `backend`: [`FlipBackend`], an HTTP backend whose health the test flips, for health checks to probe.
 //! - `etcd`: [`etcd::EtcdProcess`], a throwaway etcd the benchmarks compare against.
 //! - `jwt`: [`JwtIssuer`], an ES256 key that signs JWTs for the ACL login tests.
@@ -26,6 +27,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+pub mod browser;
 mod cluster;
 pub mod dig;
 pub mod docker;

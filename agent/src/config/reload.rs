@@ -58,6 +58,7 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
         encrypt_verify_incoming,
         encrypt_verify_outgoing,
         autopilot,
+        ui,
     } = new;
     let mut keys = Vec::new();
     let mut differs = |changed: bool, key: &'static str| {
@@ -128,5 +129,7 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
         *autopilot != old.autopilot,
         "autopilot (it seeds a new cluster only; use `roster operator autopilot set-config`)",
     );
+    // The router is built once, with or without the UI's routes and at its path.
+    differs(*ui != old.ui, "ui_config");
     keys
 }

@@ -85,6 +85,8 @@ pub(super) struct Layer {
     pub encrypt: Option<crate::gossip::Key>,
     pub encrypt_verify_incoming: Option<bool>,
     pub encrypt_verify_outgoing: Option<bool>,
+    /// The web UI's keys (`ui_config`, `ui`, `ui_content_path`), typed in `ui.rs`.
+    pub ui: super::ui::UiLayer,
 }
 
 /// Ports set by one layer; the inner `None` is an explicit `-1` (disabled).
@@ -245,6 +247,7 @@ impl Layer {
         self.tls_legacy.extend(later.tls_legacy);
         merge_object(&mut self.limits, later.limits);
         merge_object(&mut self.autopilot, later.autopilot);
+        self.ui.merge(later.ui);
     }
 }
 
@@ -383,6 +386,8 @@ fn read_flags(args: &AgentArgs, errors: &mut Vec<String>) -> Layer {
     put("enable_local_script_checks", args.enable_local_script_checks.map(Value::Bool));
     put("watch_docker", args.watch_docker.map(Value::Bool));
     put("encrypt", text(&args.encrypt));
+    put("ui", args.ui.map(Value::Bool));
+    put("ui_content_path", text(&args.ui_content_path));
     let ports = [
         ("http", number(&args.http_port)),
         ("https", number(&args.https_port)),
@@ -523,8 +528,7 @@ impl Reader<'_> {
             "encrypt" => gossip_key(value).map(|v| layer.encrypt = Some(v)),
             "encrypt_verify_incoming" => boolean(value).map(|v| layer.encrypt_verify_incoming = Some(v)),
             "encrypt_verify_outgoing" => boolean(value).map(|v| layer.encrypt_verify_outgoing = Some(v)),
-            // Accepted so Consul configs load; roster ships no web UI.
-            "ui" | "ui_config" => Ok(()),
+            ui if super::ui::is_key(ui) => layer.ui.apply(ui, value),
             _ => {
                 self.errors.push(super::consul_keys::refusal(self.origin, key));
                 Ok(())

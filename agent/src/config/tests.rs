@@ -528,7 +528,7 @@ fn join_retry_and_leave_settings_follow_consul() {
     assert_eq!(client.reconnect_timeout, Duration::from_secs(72 * 3600));
     assert_eq!(client.check_update_interval, Duration::from_secs(300), "Consul's default");
     assert!(!client.skip_leave_on_interrupt, "clients leave on Ctrl-C");
-    let server = load_flags(&["-server", "-data-dir", "/tmp/x"]).expect("valid");
+    let server = load_flags(&["-server", "-data-dir", "data"]).expect("valid");
     assert!(server.skip_leave_on_interrupt, "servers stay in the quorum on Ctrl-C");
     assert_eq!(server.retry_interval, Duration::from_secs(30));
 
@@ -811,3 +811,15 @@ fn reading_the_same_sources_again_changes_nothing() {
 }
 
 mod formats;
+#[test]
+fn ui_flags_and_keys_turn_the_web_ui_on_and_move_it() {
+    assert!(!load_flags(&["-server", "-data-dir", "data"]).expect("loads").ui.enabled, "off by default");
+    assert!(load_flags(&["-dev"]).expect("loads").ui.enabled, "on in -dev");
+    assert!(!load_flags(&["-dev", "-ui=false"]).expect("loads").ui.enabled);
+    let moved = load_flags(&["-dev", "-ui", "-ui-content-path", "ops/ui"]).expect("loads").ui;
+    assert_eq!((moved.enabled, moved.content_path.as_str()), (true, "/ops/ui/"));
+    let dir = tempfile::tempdir().expect("dir");
+    let file = write(dir.path(), "ui.json", r#"{"ui_config": {"enabled": true, "metrics_provider": "prometheus"}}"#);
+    check_errors(load_flags(&["-dev", "-config-file", &file]), &["ui_config.metrics_provider: not implemented"]);
+    check_errors(load_flags(&["-dev", "-ui-content-path", "/v1/"]), &["cannot have 'v[0-9]'"]);
+}

@@ -87,11 +87,7 @@ pub async fn raft_configuration(State(api): State<Api>, uri: Uri) -> ApiResult {
     Query::parse(uri.query()).check_dc(&api)?;
     caller::require(&api, Resource::Operator, AccessLevel::Read, None, |a| a.operator_read()).await?;
     let status = api.backend.status().await?;
-    let names: std::collections::BTreeMap<u64, String> = api
-        .gossip
-        .as_ref()
-        .map(|g| g.members().into_iter().filter_map(|m| Some((m.meta.raft_id?, m.name))).collect())
-        .unwrap_or_default();
+    let names = raft_node_names(&api);
     let servers: Vec<Value> = status
         .servers
         .iter()
@@ -109,6 +105,14 @@ pub async fn raft_configuration(State(api): State<Api>, uri: Uri) -> ApiResult {
     let body = json!({"Servers": servers, "Index": status.applied_index});
     let meta = roster_server::ReadMeta { known_leader: status.leader.is_some(), last_contact_ms: 0 };
     Ok(read_reply(&body, status.applied_index, meta))
+}
+
+/// The node name of each Raft server gossip knows, by Raft ID.
+pub(super) fn raft_node_names(api: &Api) -> std::collections::BTreeMap<u64, String> {
+    api.gossip
+        .as_ref()
+        .map(|g| g.members().into_iter().filter_map(|m| Some((m.meta.raft_id?, m.name))).collect())
+        .unwrap_or_default()
 }
 
 fn gossip(api: &Api) -> Result<&Gossip, ApiError> {

@@ -195,6 +195,12 @@ const TABLE: &[Endpoint] = &[
     // No mesh: every answer is empty, which is right whatever these select.
     read("/v1/health/connect/{*name}", &[READ, &["tag", "passing", "filter", "node-meta", "near"]]),
     read("/v1/health/ingress/{*name}", &[READ, &["tag", "passing", "filter", "node-meta", "near"]]),
+    // the web UI (`ui.rs`), `{ui}` standing for its content path: `/` redirects to it; a panel is a blocking read
+    other(GET, "/", &[]),
+    other(GET, "{ui}", &[]),
+    other(GET, "{ui}-/panel/{*rest}", &[AGENT]),
+    other(GET, "{ui}-/assets/{name}", &[]),
+    other(GET, "{ui}{*rest}", &[]),
 ];
 
 /// The table entry for a request, if its route has one.
@@ -254,9 +260,30 @@ fn tenancy(q: &Query, headers: &HeaderMap) -> Result<(), ApiError> {
 /// consistency and indents the body for `?pretty`.
 pub(crate) async fn layer(State(info): State<std::sync::Arc<AgentInfo>>, request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_default();
-    let endpoint = endpoint(request.method(), &route);
+    checked(&info, &route, request, next).await
+}
+
+/// The same layer for the web UI's routes, which sit under the configurable content path: the table spells them with
+/// `{ui}` in its place.
+pub(crate) async fn ui_layer(
+    State((info, content_path)): State<(std::sync::Arc<AgentInfo>, std::sync::Arc<str>)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_default();
+    let route = match route.strip_prefix(&*content_path) {
+        Some(rest) => format!("{{ui}}{rest}"),
+        // The content path without its trailing slash redirects to the UI, taking what its front page takes.
+        None if content_path.strip_suffix('/') == Some(route.as_str()) => "{ui}".to_owned(),
+        None => route,
+    };
+    checked(&info, &route, request, next).await
+}
+
+async fn checked(info: &AgentInfo, route: &str, request: Request, next: Next) -> Response {
+    let endpoint = endpoint(request.method(), route);
     let q = Query::parse(request.uri().query());
-    if let Err(err) = check(&info, endpoint, &q, request.headers()) {
+    if let Err(err) = check(info, endpoint, &q, request.headers()) {
         return err.into_response();
     }
     let consistency = endpoint.filter(|e| e.kind == Kind::Read).map(|_| effective_consistency(&q));
@@ -407,6 +434,15 @@ mod tests {
         }
         assert!(n_routes > 80, "the scan found only {n_routes} routes in http.rs");
         assert!(missing.is_empty(), "routes without a parameter list in params.rs: {missing:?}");
+    }
+
+    #[test]
+    fn every_ui_route_has_a_parameter_list() {
+        for route in super::super::ui::ROUTES.into_iter().chain(["/"]) {
+            assert!(endpoint(&Method::GET, route).is_some(), "the UI route {route} has no parameter list");
+        }
+        assert_eq!(checked(Method::GET, "{ui}-/panel/{*rest}", "index=4&wait=1s&token=t"), Ok(()));
+        assert!(checked(Method::GET, "{ui}{*rest}", "index=4").is_err());
     }
 
     #[test]
