@@ -49,6 +49,7 @@ mod job;
 mod keyring;
 mod kv;
 mod members;
+mod metrics;
 mod operator;
 mod output;
 mod params;
@@ -117,6 +118,8 @@ pub struct Api {
     pub(crate) reloader: Option<Arc<crate::reload::Reloader>>,
     /// The `?cached` reads this agent keeps current (`cache`).
     pub(crate) cache: Arc<cache::Cache>,
+    /// The metrics recorder's read side (`/v1/agent/metrics`); `None` until the agent attaches it.
+    pub(crate) metrics: Option<roster_metrics::Metrics>,
 }
 
 impl Api {
@@ -147,6 +150,7 @@ impl Api {
             data_dir: None,
             reloader: None,
             cache: Arc::default(),
+            metrics: None,
         }
     }
 
@@ -171,6 +175,12 @@ impl Api {
     /// Reads the ACL bootstrap reset file from `data_dir`.
     pub fn with_data_dir(mut self, data_dir: Option<&std::path::Path>) -> Api {
         self.data_dir = data_dir.map(Arc::from);
+        self
+    }
+
+    /// Serves `/v1/agent/metrics` from `metrics`.
+    pub fn with_metrics(mut self, metrics: roster_metrics::Metrics) -> Api {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -229,6 +239,8 @@ pub fn router(api: Api) -> Router {
         .route("/v1/acl/login", axum::routing::post(acl::login))
         .route("/v1/acl/logout", axum::routing::post(acl::logout))
         .route("/v1/agent/self", get(agent::self_))
+        .route("/v1/agent/metrics", get(metrics::metrics))
+        .route("/v1/agent/metrics/stream", get(metrics::stream))
         .route("/v1/agent/members", get(members::members))
         .route("/v1/agent/join/{*addr}", put(members::join))
         .route("/v1/agent/leave", put(members::leave))
@@ -294,6 +306,8 @@ pub fn router(api: Api) -> Router {
         .route("/v1/query/{id}/explain", get(prepared_query::explain))
         // After every route: each request's parameters are checked against its route's list before its handler runs.
         .route_layer(axum::middleware::from_fn_with_state(api.info.clone(), params::layer))
+        // Outside the parameter check, so a refused request is timed too.
+        .route_layer(axum::middleware::from_fn(metrics::layer))
         .fallback(reply::not_found)
         .method_not_allowed_fallback(reply::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_SIZE))

@@ -93,6 +93,12 @@ impl Sinks {
     }
 }
 
+/// A metric's `# HELP` line: its dotted name as recorded, which is what go-metrics' Prometheus sink says of a metric it
+/// has no definition for (and `promtool check metrics` wants one).
+fn help(key: &Key) -> SharedString {
+    SharedString::from(key.name().to_owned())
+}
+
 /// Registration metadata for the sinks, which ignore it.
 fn metadata() -> Metadata<'static> {
     Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()))
@@ -148,32 +154,41 @@ impl Storage<Key> for Sinks {
     type Gauge = Arc<Fan<Gauge>>;
     type Histogram = Arc<Fan<Histogram>>;
 
-    fn counter(&self, key: &Key) -> Self::Counter {
-        let Some(key) = self.key(key, false) else {
+    fn counter(&self, original: &Key) -> Self::Counter {
+        let Some(key) = self.key(original, false) else {
             return Arc::new(Fan(Vec::new()));
         };
         let mut handles = vec![self.inmem.counter(&key)];
-        handles.extend(self.prometheus.as_ref().map(|p| p.register_counter(&key, &metadata())));
+        if let Some(prometheus) = &self.prometheus {
+            prometheus.describe_counter(key.name().to_owned().into(), None, help(original));
+            handles.push(prometheus.register_counter(&key, &metadata()));
+        }
         handles.extend(self.udp.iter().map(|sink| sink.counter(&key)));
         Arc::new(Fan(handles))
     }
 
-    fn gauge(&self, key: &Key) -> Self::Gauge {
-        let Some(key) = self.key(key, true) else {
+    fn gauge(&self, original: &Key) -> Self::Gauge {
+        let Some(key) = self.key(original, true) else {
             return Arc::new(Fan(Vec::new()));
         };
         let mut handles = vec![self.inmem.gauge(&key)];
-        handles.extend(self.prometheus.as_ref().map(|p| p.register_gauge(&key, &metadata())));
+        if let Some(prometheus) = &self.prometheus {
+            prometheus.describe_gauge(key.name().to_owned().into(), None, help(original));
+            handles.push(prometheus.register_gauge(&key, &metadata()));
+        }
         handles.extend(self.udp.iter().map(|sink| sink.gauge(&key)));
         Arc::new(Fan(handles))
     }
 
-    fn histogram(&self, key: &Key) -> Self::Histogram {
-        let Some(key) = self.key(key, false) else {
+    fn histogram(&self, original: &Key) -> Self::Histogram {
+        let Some(key) = self.key(original, false) else {
             return Arc::new(Fan(Vec::new()));
         };
         let mut handles = vec![self.inmem.histogram(&key)];
-        handles.extend(self.prometheus.as_ref().map(|p| p.register_histogram(&key, &metadata())));
+        if let Some(prometheus) = &self.prometheus {
+            prometheus.describe_histogram(key.name().to_owned().into(), None, help(original));
+            handles.push(prometheus.register_histogram(&key, &metadata()));
+        }
         handles.extend(self.udp.iter().map(|sink| sink.histogram(&key)));
         Arc::new(Fan(handles))
     }
