@@ -92,9 +92,9 @@ impl RequestHandler for DnsHandler {
                 if let Some(generation) = generation {
                     self.remember(request, info.query.original(), qtype, &answer, (generation, settings));
                 }
-                let sent = self.send_answer(request, response_edns.as_ref(), qtype, answer, response_handle).await;
+                // Recorded before the answer leaves, so a client that got it finds it counted.
                 metrics::histogram!(timer).record(start.elapsed().as_secs_f64() * 1000.0);
-                sent
+                self.send_answer(request, response_edns.as_ref(), qtype, answer, response_handle).await
             }
             Ok(Ok(Outcome::Forward)) => self.forward(request, response_edns.as_ref(), response_handle).await,
             Ok(Err(error)) => {
