@@ -829,6 +829,13 @@ impl Inner {
             }
             let is_leader = self.node.is_leader();
             crate::telemetry::leader_pass(was_leader, is_leader, self.timers.len());
+            if let Some(facts) = self.node.autopilot_facts() {
+                facts
+                    .contact_ms
+                    .iter()
+                    .filter(|(id, _)| **id != facts.leader)
+                    .for_each(|(_, ms)| crate::telemetry::follower_contact(*ms));
+            }
             was_leader = is_leader;
             let wake = self.timers.next_deadline().map_or(now + RECONCILE_EVERY, |at| at.min(now + RECONCILE_EVERY));
             tokio::select! {

@@ -87,6 +87,13 @@ pub(crate) fn leader_pass(was_leader: bool, is_leader: bool, timers: usize) {
     metrics::gauge!("consul.session_ttl.active").set(timers as f64);
 }
 
+/// On the leader, once a second per follower: how long since it last acknowledged a heartbeat (Consul's
+/// `consul.raft.leader.lastContact`, which hashicorp/raft samples per follower when it checks its lease).
+pub(crate) fn follower_contact(ms: u64) {
+    #[allow(clippy::cast_precision_loss)]
+    metrics::histogram!("consul.raft.leader.lastContact").record(ms as f64);
+}
+
 /// A session destroyed because its TTL ran out (Consul times the invalidation).
 pub(crate) fn session_invalidated(start: Instant) {
     metrics::histogram!("consul.session_ttl.invalidate").record(millis(start));
