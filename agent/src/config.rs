@@ -21,6 +21,7 @@ mod env;
 mod hcl;
 mod reload;
 mod source;
+mod telemetry;
 mod tls;
 pub mod ui;
 
@@ -149,6 +150,9 @@ pub struct Config {
     pub limits: Limits,
     /// The `autopilot` block: what a leader seeds the replicated autopilot configuration with when none is stored.
     pub autopilot: roster_kv::AutopilotConfig,
+    /// The `telemetry` block: metric names (`metrics_prefix`, the hostname in gauge names), `prefix_filter`, and the
+    /// sinks beyond the in-memory one (`prometheus_retention_time`, `statsd_address`, `dogstatsd_addr`).
+    pub telemetry: roster_metrics::Config,
     /// Gossip encryption key (`encrypt`, `-encrypt`): base64 of 16, 24 or 32 bytes (`roster keygen` makes one).
     /// It only seeds an empty keyring: once `data_dir/serf/local.keyring` exists, that file wins and keys change
     /// through `roster keyring`. `None` with no keyring file gossips in plaintext.

@@ -392,6 +392,7 @@ pub(crate) struct Counters {
 
 impl Counters {
     fn udp_sent(&self, bytes: usize) {
+        metrics::counter!("consul.memberlist.udp.sent").increment(bytes as u64);
         self.udp_sent_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         self.udp_sent_packets.fetch_add(1, Ordering::Relaxed);
     }
@@ -401,16 +402,19 @@ impl Counters {
     }
 
     fn udp_received(&self, bytes: usize) {
+        metrics::counter!("consul.memberlist.udp.received").increment(bytes as u64);
         self.udp_received_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         self.udp_received_packets.fetch_add(1, Ordering::Relaxed);
     }
 
     fn tcp_sent(&self, bytes: usize) {
+        metrics::counter!("consul.memberlist.tcp.sent").increment(bytes as u64);
         self.tcp_sent_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         self.tcp_sent_packets.fetch_add(1, Ordering::Relaxed);
     }
 
     fn tcp_received(&self, bytes: usize) {
+        metrics::counter!("consul.memberlist.tcp.received").increment(bytes as u64);
         self.tcp_received_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         self.tcp_received_packets.fetch_add(1, Ordering::Relaxed);
     }

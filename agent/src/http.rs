@@ -49,6 +49,7 @@ mod job;
 mod keyring;
 mod kv;
 mod members;
+mod metrics;
 mod operator;
 mod output;
 mod params;
@@ -120,6 +121,8 @@ pub struct Api {
     pub(crate) cache: Arc<cache::Cache>,
     /// The web UI's content path (`/ui/`); `None` when the UI is off.
     pub(crate) ui_path: Option<Arc<str>>,
+    /// The metrics recorder's read side (`/v1/agent/metrics`); `None` until the agent attaches it.
+    pub(crate) metrics: Option<roster_metrics::Metrics>,
 }
 
 impl Api {
@@ -151,6 +154,7 @@ impl Api {
             reloader: None,
             cache: Arc::default(),
             ui_path: None,
+            metrics: None,
         }
     }
 
@@ -181,6 +185,12 @@ impl Api {
     /// Serves the web UI under its content path when `ui` enables it.
     pub fn with_ui(mut self, ui: &crate::config::ui::UiConfig) -> Api {
         self.ui_path = ui.enabled.then(|| Arc::from(ui.content_path.as_str()));
+        self
+    }
+
+    /// Serves `/v1/agent/metrics` from `metrics`.
+    pub fn with_metrics(mut self, metrics: roster_metrics::Metrics) -> Api {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -239,6 +249,8 @@ pub fn router(api: Api) -> Router {
         .route("/v1/acl/login", axum::routing::post(acl::login))
         .route("/v1/acl/logout", axum::routing::post(acl::logout))
         .route("/v1/agent/self", get(agent::self_))
+        .route("/v1/agent/metrics", get(metrics::metrics))
+        .route("/v1/agent/metrics/stream", get(metrics::stream))
         .route("/v1/agent/members", get(members::members))
         .route("/v1/agent/join/{*addr}", put(members::join))
         .route("/v1/agent/leave", put(members::leave))
@@ -306,6 +318,8 @@ pub fn router(api: Api) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(api.info.clone(), params::layer))
         // The web UI checks its parameters with its own layer, since its routes sit under a configurable path.
         .merge(ui::routes(&api))
+        // Outside the parameter check, so a refused request is timed too.
+        .route_layer(axum::middleware::from_fn(metrics::layer))
         .fallback(reply::not_found)
         .method_not_allowed_fallback(reply::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_SIZE))

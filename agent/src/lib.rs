@@ -37,4 +37,5 @@ pub mod registrator;
 pub mod reload;
 mod rpc_tls;
 pub mod run;
+mod telemetry;
 mod tls_reload;

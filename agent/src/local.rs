@@ -405,10 +405,14 @@ impl Local {
         if current.status == status && current.output == output {
             return Ok(());
         }
+        let changed = current.status != status;
         let mut check = current.clone();
         check.status = status;
         check.output = output;
         self.push(None, vec![check.clone()]).await?;
+        if changed {
+            crate::telemetry::check_status_changed(&check.check_type, status);
+        }
         if check.check_type == "ttl" {
             let mut next = inner.clone();
             next.checks.insert(check_id.to_owned(), check);

@@ -65,6 +65,8 @@ impl Hangup {
 /// Runs the agent until a shutdown signal, `/v1/agent/leave`, or a fatal join failure. `args` are the flags
 /// `config` was loaded from, read again with the config files and the environment on every reload.
 pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyhow::Result<()> {
+    // First, so that everything the agent starts records into it.
+    let metrics = roster_metrics::Metrics::install(&config.telemetry)?;
     let https_tls = match config.https_addrs().is_empty() {
         true => None,
         // The files were checked when the config loaded; they are read again here for the listener itself.
@@ -91,6 +93,7 @@ pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyho
     let node_id = node_id(&config)?;
     let raft_id = cluster::raft_id(&node_id);
     let shutdown = CancellationToken::new();
+    tokio::spawn(metrics.clone().run(shutdown.child_token()));
     let gossip = start_gossip(&config, advertise_ip, &node_id, raft_id, rpc_advertise, &shutdown).await?;
     let acl_data_dir = if config.dev { None } else { config.data_dir.as_deref() };
     let acl = Arc::new(Acl::new(&config.acl, &config.datacenter, &config.node_name, acl_data_dir));
@@ -245,6 +248,7 @@ pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyho
         .with_data_dir(acl_data_dir)
         .with_jobs(jobs)
         .with_ui(&config.ui)
+        .with_metrics(metrics)
         .with_events(crate::events::EventStore::start(
             config.node_name.clone(),
             local.clone(),

@@ -54,6 +54,7 @@ pub(crate) struct DnsHandler {
 #[async_trait::async_trait]
 impl RequestHandler for DnsHandler {
     async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, response_handle: R) -> ResponseInfo {
+        let start = std::time::Instant::now();
         let response_edns = response_edns(request);
         if let Some(response_code) = screen(request) {
             return send_error(request, response_edns.as_ref(), response_code, response_handle).await;
@@ -76,6 +77,9 @@ impl RequestHandler for DnsHandler {
             parse_query_name(&qname.to_ascii(), &config.domain, config.alt_domain.as_deref())
         };
         debug!(%qname, %qtype, ?kind, "dns query");
+        // Consul times reverse lookups apart from the rest of its domain.
+        let timer =
+            if matches!(kind, QueryKind::Ptr { .. }) { "consul.dns.ptr_query" } else { "consul.dns.domain_query" };
         // Read before the lookup, so a write racing it leaves an entry that is already out of date, never a stale
         // answer filed under the new generation.
         // A prepared query's answer is ordered for its asker (`Near`) and its query may change without a catalog
@@ -88,6 +92,8 @@ impl RequestHandler for DnsHandler {
                 if let Some(generation) = generation {
                     self.remember(request, info.query.original(), qtype, &answer, (generation, settings));
                 }
+                // Recorded before the answer leaves, so a client that got it finds it counted.
+                metrics::histogram!(timer).record(start.elapsed().as_secs_f64() * 1000.0);
                 self.send_answer(request, response_edns.as_ref(), qtype, answer, response_handle).await
             }
             Ok(Ok(Outcome::Forward)) => self.forward(request, response_edns.as_ref(), response_handle).await,
@@ -118,7 +124,9 @@ impl DnsHandler {
             return send_error(request, response_edns, ResponseCode::Refused, response_handle).await;
         }
         let transport = if request.protocol() == Protocol::Udp { Transport::Udp } else { Transport::Tcp };
+        metrics::counter!("roster.dns.recursor_queries_total").increment(1);
         let Some(reply) = forward::forward(&config, request.as_slice(), transport).await else {
+            metrics::counter!("roster.dns.recursor_failures_total").increment(1);
             warn!(recursors = config.recursors.len(), "no recursor answered");
             return send_error(request, response_edns, ResponseCode::ServFail, response_handle).await;
         };

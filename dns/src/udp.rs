@@ -79,7 +79,11 @@ impl Receiver {
                 continue;
             }
             let bytes = &packet[..len];
+            let start = std::time::Instant::now();
             if self.answer_from_cache(bytes, &mut key, &mut out) {
+                // Only local answers are cached, so this is a query of the domain, answered in full.
+                metrics::counter!("roster.dns.cache_hits_total").increment(1);
+                metrics::histogram!("consul.dns.domain_query").record(start.elapsed().as_secs_f64() * 1000.0);
                 if let Err(error) = self.socket.send_to(&out, src).await {
                     debug!(%error, %src, "udp send failed");
                 }

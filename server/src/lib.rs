@@ -42,6 +42,7 @@ mod server;
 mod sessions;
 mod shared_eval;
 mod snapshot;
+mod telemetry;
 #[cfg(test)]
 mod test_pki;
 

@@ -359,8 +359,12 @@ impl RaftNode {
 
     /// Proposes `cmd` on this node; `NotLeader` if it is not the leader.
     pub(crate) async fn write_local(&self, cmd: Command) -> Result<(Outcome, u64)> {
+        let start = std::time::Instant::now();
         match self.raft.client_write(LogCommand::Command(cmd)).await {
-            Ok(resp) => Ok((resp.data, resp.log_id.index())),
+            Ok(resp) => {
+                crate::telemetry::raft_applied(start);
+                Ok((resp.data, resp.log_id.index()))
+            }
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(not_leader(&f)),
             // The entry was appended and then overwritten by a new leader's log: it may still
             // commit elsewhere, so the outcome is unknown and the caller must not blindly retry.

@@ -663,13 +663,18 @@ impl Inner {
 
     /// Proposes `cmd` now, through the leader.
     pub(crate) async fn write_now(&self, cmd: Command) -> Result<CommandResult> {
+        let start = std::time::Instant::now();
         let (outcome, _index) = self.with_leader(|| self.node.write(cmd.clone())).await?;
+        crate::telemetry::write_applied(&cmd, start);
         Ok(outcome.into_result())
     }
 
     async fn txn(&self, ops: Vec<TxnOp>, now_ms: u64) -> Result<TxnOutcome> {
+        let start = std::time::Instant::now();
         let cmd = Command::Txn { ops, now_ms };
-        match self.with_leader(|| self.node.write(cmd.clone())).await? {
+        let written = self.with_leader(|| self.node.write(cmd.clone())).await?;
+        crate::telemetry::write_applied(&cmd, start);
+        match written {
             (Outcome::Txn(outcome), _index) => Ok(outcome),
             (Outcome::Result(other), _index) => Err(Error::Fatal(format!("a transaction applied as {other:?}"))),
         }
@@ -738,8 +743,9 @@ impl Inner {
             if index != min_index || timed_out || replaced {
                 return Ok((value, index, self.read_meta()));
             }
+            let _parked = crate::telemetry::InProgress::start("consul.rpc.queries_blocking");
             tokio::select! {
-                _ = &mut waiter.fired => {}
+                _ = &mut waiter.fired => crate::telemetry::query_woken(),
                 _ = resets.changed() => {}
                 _ = tokio::time::sleep_until(deadline) => timed_out = true,
             }
@@ -801,6 +807,7 @@ impl Inner {
     /// The leader's session-expiry loop (see `sessions`): reconcile the timers with the state, destroy what expired, sleep until the next deadline or pass.
     async fn run_session_timers(self: Arc<Self>, cancel: CancellationToken) {
         let mut resets = self.replica.subscribe_resets();
+        let mut was_leader = false;
         loop {
             let now = Instant::now();
             if resets.has_changed().unwrap_or(false) {
@@ -816,14 +823,26 @@ impl Inner {
                 for id in self.timers.take_expired(now) {
                     tracing::info!(session = %id, "session TTL expired");
                     let cmd = Command::SessionDestroy { id, now_ms: unix_ms() };
+                    let start = std::time::Instant::now();
                     // A failure (leadership lost midway) is repaired by the next leader, which re-arms every TTL session.
-                    if let Err(err) = self.node.write_local(cmd).await {
-                        tracing::warn!("destroying an expired session failed: {err}");
+                    match self.node.write_local(cmd).await {
+                        Ok(_) => crate::telemetry::session_invalidated(start),
+                        Err(err) => tracing::warn!("destroying an expired session failed: {err}"),
                     }
                 }
             } else {
                 self.timers.clear();
             }
+            let is_leader = self.node.is_leader();
+            crate::telemetry::leader_pass(was_leader, is_leader, self.timers.len());
+            if let Some(facts) = self.node.autopilot_facts() {
+                facts
+                    .contact_ms
+                    .iter()
+                    .filter(|(id, _)| **id != facts.leader)
+                    .for_each(|(_, ms)| crate::telemetry::follower_contact(*ms));
+            }
+            was_leader = is_leader;
             let wake = self.timers.next_deadline().map_or(now + RECONCILE_EVERY, |at| at.min(now + RECONCILE_EVERY));
             tokio::select! {
                 () = cancel.cancelled() => return,

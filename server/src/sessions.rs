@@ -78,7 +78,6 @@ impl SessionTimers {
     }
 
     /// How many timers are armed.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
     }

@@ -119,6 +119,7 @@ pub(super) fn build(layer: Layer, dev: bool, config_files: Vec<PathBuf>, errors:
         tls: super::tls::tls_config(layer.tls.as_ref(), &layer.tls_legacy, errors),
         limits: super::tls::limits(layer.limits.as_ref(), errors),
         autopilot: super::autopilot::autopilot_config(layer.autopilot.as_ref(), errors),
+        telemetry: super::telemetry::telemetry_config(layer.telemetry.as_ref(), &super::hostname(), errors),
         encrypt: layer.encrypt,
         encrypt_verify_incoming: layer.encrypt_verify_incoming.unwrap_or(true),
         encrypt_verify_outgoing: layer.encrypt_verify_outgoing.unwrap_or(true),

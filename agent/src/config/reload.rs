@@ -59,6 +59,7 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
         encrypt_verify_outgoing,
         autopilot,
         ui,
+        telemetry,
     } = new;
     let mut keys = Vec::new();
     let mut differs = |changed: bool, key: &'static str| {
@@ -121,6 +122,7 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
     differs(*rpc_handshake_timeout != old.limits.rpc_handshake_timeout, "limits.rpc_handshake_timeout");
     differs(*rpc_max_conns_per_client != old.limits.rpc_max_conns_per_client, "limits.rpc_max_conns_per_client");
     differs(*encrypt != old.encrypt, "encrypt");
+    differs(*telemetry != old.telemetry, "telemetry");
     differs(*encrypt_verify_incoming != old.encrypt_verify_incoming, "encrypt_verify_incoming");
     differs(*encrypt_verify_outgoing != old.encrypt_verify_outgoing, "encrypt_verify_outgoing");
     // The block only seeds the replicated configuration when none is stored; a running cluster's is changed through

@@ -82,6 +82,8 @@ pub(super) struct Layer {
     pub limits: Option<Value>,
     /// The `autopilot` block, deep-merged like `limits`, typed in `autopilot.rs`.
     pub autopilot: Option<Value>,
+    /// The `telemetry` block, deep-merged like `limits`, typed in `telemetry.rs`.
+    pub telemetry: Option<Value>,
     pub encrypt: Option<crate::gossip::Key>,
     pub encrypt_verify_incoming: Option<bool>,
     pub encrypt_verify_outgoing: Option<bool>,
@@ -248,6 +250,7 @@ impl Layer {
         merge_object(&mut self.limits, later.limits);
         merge_object(&mut self.autopilot, later.autopilot);
         self.ui.merge(later.ui);
+        merge_object(&mut self.telemetry, later.telemetry);
     }
 }
 
@@ -521,6 +524,7 @@ impl Reader<'_> {
             "tls" => object(value).map(|v| layer.tls = Some(v)),
             "limits" => object(value).map(|v| layer.limits = Some(v)),
             "autopilot" => object(value).map(|v| layer.autopilot = Some(v)),
+            "telemetry" => object(value).map(|v| layer.telemetry = Some(v)),
             legacy if super::tls::LEGACY_KEYS.contains(&legacy) => {
                 layer.tls_legacy.insert(legacy.to_owned(), value.clone());
                 Ok(())

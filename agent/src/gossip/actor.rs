@@ -479,6 +479,7 @@ impl Actor {
             match note {
                 Note::ProbeFailed(id) => {
                     tracing::debug!(member = ?id, "gossip: probe failed");
+                    metrics::counter!("roster.memberlist.probe_failures_total").increment(1);
                     self.probe_failures += 1;
                     self.awareness.probe_failed();
                 }

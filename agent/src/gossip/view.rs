@@ -82,8 +82,13 @@ impl Transitions {
     /// Logs joins, failures and leaves (info) and suspicions (debug) between the previous view and `view`.
     pub(crate) fn observe(&mut self, own_name: &str, view: &[Member]) {
         let mut current = HashMap::with_capacity(view.len());
+        crate::telemetry::members(view);
         for member in view.iter().filter(|member| member.name != own_name) {
-            log_transition(self.0.remove(&member.name), member);
+            let before = self.0.remove(&member.name);
+            if before.is_none_or(|(status, _)| status != member.status) {
+                crate::telemetry::member_transition(before.map(|(status, _)| status), member.status);
+            }
+            log_transition(before, member);
             current.insert(member.name.clone(), (member.status, member.addr));
         }
         for name in self.0.keys() {

@@ -127,6 +127,8 @@ const TABLE: &[Endpoint] = &[
     other(POST, "/v1/acl/logout", &[]),
     // the agent and the gossip pool
     other(GET, "/v1/agent/self", &[]),
+    other(GET, "/v1/agent/metrics", &[&["format"]]),
+    other(GET, "/v1/agent/metrics/stream", &[]),
     other(GET, "/v1/agent/members", &[&["wan", "segment"]]),
     // No WAN pool to join or leave (`?wan` there is refused).
     other(PUT, "/v1/agent/join/{*addr}", &[]),

@@ -156,6 +156,7 @@ impl Source {
                     // idle check's task stays a few hundred bytes.
                     Box::pin(shared.runners.probe(spec)).await
                 };
+                metrics::counter!("roster.checks.runs_total", "type" => kind_label(&spec.kind)).increment(1);
                 let now = Instant::now();
                 *next_run += probe_interval(spec);
                 if *next_run < now {
@@ -211,5 +212,20 @@ async fn sleep_until_some(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+/// A check's type as a metric label (Consul's `Type` field).
+fn kind_label(kind: &CheckKind) -> &'static str {
+    match kind {
+        CheckKind::Http { .. } => "http",
+        CheckKind::Tcp { .. } => "tcp",
+        CheckKind::Udp { .. } => "udp",
+        CheckKind::Grpc { .. } => "grpc",
+        CheckKind::Script { .. } => "script",
+        CheckKind::Ttl { .. } => "ttl",
+        CheckKind::Docker { .. } => "docker",
+        CheckKind::Alias { .. } => "alias",
+        CheckKind::H2Ping { .. } => "h2ping",
     }
 }

@@ -157,27 +157,37 @@ impl LogStore {
         let injected = self.fail_next_append.swap(false, std::sync::atomic::Ordering::SeqCst);
         #[cfg(not(test))]
         let injected = false;
+        let start = std::time::Instant::now();
+        let n_entries = entries.len();
         let mut encoded = Vec::new();
         for entry in entries {
             encoded.push((entry.log_id.index(), encode(&entry)?));
         }
         let committed = self.pending_committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         let committed = committed.map(|committed| encode(&committed)).transpose()?;
-        self.write(Durability::Immediate, move |txn| {
-            if injected {
-                return Err(io::Error::new(io::ErrorKind::StorageFull, "No space left on device (injected by a test)"));
-            }
-            let mut table = txn.open_table(LOGS).map_err(io::Error::other)?;
-            for (index, bytes) in &encoded {
-                table.insert(*index, bytes.as_slice()).map_err(io::Error::other)?;
-            }
-            if let Some(committed) = &committed {
-                let mut meta = txn.open_table(META).map_err(io::Error::other)?;
-                meta.insert(KEY_COMMITTED, committed.as_slice()).map_err(io::Error::other)?;
-            }
-            Ok(())
-        })
-        .await
+        let res = self
+            .write(Durability::Immediate, move |txn| {
+                if injected {
+                    return Err(io::Error::new(
+                        io::ErrorKind::StorageFull,
+                        "No space left on device (injected by a test)",
+                    ));
+                }
+                let mut table = txn.open_table(LOGS).map_err(io::Error::other)?;
+                for (index, bytes) in &encoded {
+                    table.insert(*index, bytes.as_slice()).map_err(io::Error::other)?;
+                }
+                if let Some(committed) = &committed {
+                    let mut meta = txn.open_table(META).map_err(io::Error::other)?;
+                    meta.insert(KEY_COMMITTED, committed.as_slice()).map_err(io::Error::other)?;
+                }
+                Ok(())
+            })
+            .await;
+        if res.is_ok() {
+            crate::telemetry::log_stored(start, n_entries);
+        }
+        res
     }
 
     /// Appends `entry` after the last one before Raft starts (outage recovery's configuration entry), durably.

@@ -177,6 +177,7 @@ impl<C: ClientHandler> RaftService<C> {
     }
 
     async fn dispatch(&self, request: Request) -> Response {
+        let start = std::time::Instant::now();
         if let Request::AppendEntries(rpc) = &request
             && let Some(why) = self.unreadable_entry(rpc)
         {
@@ -201,7 +202,9 @@ impl<C: ClientHandler> RaftService<C> {
             Request::TransferLeader(req) => {
                 self.raft.handle_transfer_leader(req).await.map_or_else(fatal, Response::TransferLeader)
             }
-            Request::Forward(cmd) => match self.raft.client_write(super::LogCommand::Command(cmd)).await {
+            Request::Forward(cmd) => match self.raft.client_write(super::LogCommand::Command(cmd)).await.inspect(|_| {
+                crate::telemetry::raft_applied(start);
+            }) {
                 Ok(resp) => match resp.data {
                     Outcome::Result(result) => Response::Forward { result, index: resp.log_id.index() },
                     Outcome::Txn(outcome) => Response::ForwardTxn { outcome, index: resp.log_id.index() },
@@ -327,6 +330,8 @@ impl<C: ClientHandler> Handler for RaftService<C> {
             drop(body);
             request
         };
+        let _in_flight = crate::telemetry::InProgress::start("roster.rpc.in_flight");
+        let kind = request.as_ref().map_or("undecodable", Request::name);
         let response = match request {
             Ok(request) if request.server_only() && peer.class != PeerClass::Server => {
                 self.refuse_not_server(peer, &request)
@@ -334,6 +339,7 @@ impl<C: ClientHandler> Handler for RaftService<C> {
             Ok(request) => self.dispatch(request).await,
             Err(e) => Response::Error(WireError::BadRequest(e.to_string())),
         };
+        crate::telemetry::rpc_served(kind, matches!(response, Response::Error(_)));
         encode(&response)
     }
 }
