@@ -17,6 +17,7 @@ mod build;
 mod dns;
 pub mod duration;
 mod env;
+mod logging;
 mod reload;
 mod source;
 mod tls;
@@ -35,6 +36,7 @@ pub use tls::{Limits, TlsConfig};
 
 use crate::cli::AgentArgs;
 pub use dns::DnsSettings;
+pub use logging::{DEFAULT_LOG_FILE_NAME, LogFileConfig, LoggingConfig};
 
 /// The validated configuration of one `roster agent` process.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,6 +160,8 @@ pub struct Config {
     pub encrypt_verify_outgoing: bool,
     /// Config files actually read, in order, so the agent can log where its settings came from.
     pub config_files: Vec<PathBuf>,
+    /// The log format, the log file and its rotation, and the pid file (`config/logging.rs`).
+    pub logging: LoggingConfig,
 }
 
 /// Listening ports. `None` means the listener is disabled (`-1` in config); `Some(0)` lets the OS choose.

@@ -119,6 +119,7 @@ pub(super) fn build(layer: Layer, dev: bool, config_files: Vec<PathBuf>, errors:
         encrypt_verify_incoming: layer.encrypt_verify_incoming.unwrap_or(true),
         encrypt_verify_outgoing: layer.encrypt_verify_outgoing.unwrap_or(true),
         config_files,
+        logging: layer.logging.build(errors),
     };
     if let Some(primary) = &layer.primary_datacenter
         && *primary != config.datacenter

@@ -58,6 +58,7 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
         encrypt_verify_incoming,
         encrypt_verify_outgoing,
         autopilot,
+        logging,
     } = new;
     let mut keys = Vec::new();
     let mut differs = |changed: bool, key: &'static str| {
@@ -128,5 +129,9 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
         *autopilot != old.autopilot,
         "autopilot (it seeds a new cluster only; use `roster operator autopilot set-config`)",
     );
+    // The sinks are built once at start, as in Consul.
+    differs(logging.json != old.logging.json, "log_json");
+    differs(logging.file != old.logging.file, "log_file/log_rotate_bytes/log_rotate_duration/log_rotate_max_files");
+    differs(logging.pid_file != old.logging.pid_file, "pid_file");
     keys
 }

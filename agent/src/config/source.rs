@@ -83,6 +83,8 @@ pub(super) struct Layer {
     pub encrypt: Option<crate::gossip::Key>,
     pub encrypt_verify_incoming: Option<bool>,
     pub encrypt_verify_outgoing: Option<bool>,
+    /// The log format, log file and pid file keys `logging.rs` reads.
+    pub logging: super::logging::LoggingLayer,
 }
 
 /// Ports set by one layer; the inner `None` is an explicit `-1` (disabled).
@@ -197,6 +199,7 @@ impl Layer {
         self.tls_legacy.extend(later.tls_legacy);
         merge_object(&mut self.limits, later.limits);
         merge_object(&mut self.autopilot, later.autopilot);
+        self.logging.merge(later.logging);
     }
 }
 
@@ -335,6 +338,9 @@ fn read_flags(args: &AgentArgs, errors: &mut Vec<String>) -> Layer {
     put("enable_local_script_checks", args.enable_local_script_checks.map(Value::Bool));
     put("watch_docker", args.watch_docker.map(Value::Bool));
     put("encrypt", text(&args.encrypt));
+    for (key, value) in super::logging::flag_values(args) {
+        put(key, Some(value));
+    }
     let ports = [
         ("http", number(&args.http_port)),
         ("https", number(&args.https_port)),
@@ -441,6 +447,7 @@ impl Reader<'_> {
                 int_in(value, 1, i64::from(u32::MAX)).map(|v| layer.udp_answer_limit = Some(v))
             }
             dns if super::dns::is_key(dns) => layer.dns.apply(dns, value),
+            logging if super::logging::is_key(logging) => layer.logging.apply(logging, value),
             "performance.raft_multiplier" => int_in(value, 1, 10).map(|v| layer.raft_multiplier = Some(v)),
             "log_level" => log_level(value).map(|v| layer.log_level = Some(v)),
             "leave_on_terminate" => boolean(value).map(|v| layer.leave_on_terminate = Some(v)),
