@@ -112,6 +112,18 @@ async fn the_monitor_streams_json_with_consuls_fields_and_refuses_an_unknown_lev
 }
 
 #[tokio::test]
+async fn a_reloaded_log_level_quiets_the_agents_log_but_not_a_monitor() {
+    let agent = dev("lvl1", json!({"log_level": "info"})).await;
+    let stream = agent.client().get(agent.url("/v1/agent/monitor?loglevel=info")).send().await.expect("connect");
+    let mut lines = body_lines(stream);
+    agent.rewrite_config(json!({"log_level": "error"}));
+    let line = reload_until_seen(&agent, &mut lines, "configuration reloaded over HTTP").await;
+    assert!(line.contains(" [INFO]  "), "{line}");
+    // Every reload's line was logged after the first one made the agent's level error.
+    assert!(!agent.stderr_tail().contains("configuration reloaded over HTTP"), "{}", agent.stderr_tail());
+}
+
+#[tokio::test]
 async fn log_json_writes_every_line_of_the_agents_log_with_consuls_fields() {
     let agent = dev("json1", json!({"log_json": true})).await;
     agent.put("/v1/agent/reload", "").await.expect_status(200);
