@@ -12,6 +12,7 @@
 mod acl;
 mod client;
 mod config;
+mod debug;
 mod event;
 mod http_tls;
 mod info;
@@ -21,6 +22,7 @@ mod kv_io;
 mod lock;
 mod maint;
 mod members;
+mod monitor;
 mod operator;
 mod output;
 mod rtt;
@@ -37,12 +39,14 @@ use clap::{Args, Parser, Subcommand};
 
 pub use acl::AclCommand;
 pub use client::{resolve_http_addr, resolve_token, run_client};
+pub use debug::DebugArgs;
 pub use event::EventArgs;
 pub use info::InfoArgs;
 pub use keyring::KeyringArgs;
 pub use kv_io::{KvExportArgs, KvImportArgs, KvScopeArgs};
 pub use lock::LockArgs;
 pub use maint::MaintArgs;
+pub use monitor::MonitorArgs;
 pub use rtt::RttArgs;
 pub use snapshot::{SnapshotCommand, SnapshotInspectArgs, SnapshotRestoreArgs, SnapshotSaveArgs};
 pub use validate::ValidateArgs;
@@ -127,6 +131,10 @@ pub enum Command {
     /// Write, read, list and delete config entries (`service-defaults`, `proxy-defaults`).
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Stream the agent's log lines as they are written, at a level of your choosing.
+    Monitor(MonitorArgs),
+    /// Capture metrics, logs, host facts, the agent's self description, members and Raft into a `.tar.gz`.
+    Debug(DebugArgs),
 }
 
 /// `roster run FILE`.
@@ -290,6 +298,26 @@ pub struct AgentArgs {
     /// Gossip encryption key: base64 of 16, 24 or 32 bytes (see `roster keygen`); seeds an empty keyring.
     #[arg(long, value_name = "KEY")]
     pub encrypt: Option<String>,
+    /// Serve the web UI (at /ui/ unless -ui-content-path says otherwise).
+    /// Log lines as JSON objects with Consul's `@level`, `@message`, `@module` and `@timestamp` fields.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    pub log_json: Option<bool>,
+    /// Also write the log to this file (a directory, ending in `/`, gets `roster.log`), rotated.
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<String>,
+    /// Rotate the log file at this many bytes (default 0: by time only).
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true)]
+    pub log_rotate_bytes: Option<i64>,
+    /// Rotate the log file after this long (default 24h).
+    #[arg(long, value_name = "DURATION")]
+    pub log_rotate_duration: Option<String>,
+    /// Rotated log files to keep (0: all, -1: none).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub log_rotate_max_files: Option<i64>,
+    /// Write the agent's process ID to this file; removed at a clean shutdown.
+    #[arg(long, value_name = "PATH")]
+    pub pid_file: Option<String>,
     /// Serve the web UI (at /ui/ unless -ui-content-path says otherwise).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
           value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]

@@ -19,6 +19,7 @@ mod dns;
 pub mod duration;
 mod env;
 mod hcl;
+mod logging;
 mod reload;
 mod source;
 mod telemetry;
@@ -39,6 +40,7 @@ pub use tls::{Limits, TlsConfig};
 
 use crate::cli::AgentArgs;
 pub use dns::DnsSettings;
+pub use logging::{DEFAULT_LOG_FILE_NAME, LogFileConfig, LoggingConfig};
 
 /// The validated configuration of one `roster agent` process.
 #[derive(Debug, Clone, PartialEq)]
@@ -167,6 +169,8 @@ pub struct Config {
     pub config_files: Vec<PathBuf>,
     /// The web UI (`ui_config`, `ui`, `-ui`, `-ui-content-path`).
     pub ui: ui::UiConfig,
+    /// The log format, the log file and its rotation, and the pid file (`config/logging.rs`).
+    pub logging: LoggingConfig,
 }
 
 /// Listening ports. `None` means the listener is disabled (`-1` in config); `Some(0)` lets the OS choose.

@@ -44,12 +44,14 @@ mod event;
 mod filter;
 pub(crate) mod fuzz;
 mod health;
+mod host;
 pub mod input;
 mod job;
 mod keyring;
 mod kv;
 mod members;
 mod metrics;
+mod monitor;
 mod operator;
 mod output;
 mod params;
@@ -255,6 +257,8 @@ pub fn router(api: Api) -> Router {
         .route("/v1/agent/join/{*addr}", put(members::join))
         .route("/v1/agent/leave", put(members::leave))
         .route("/v1/agent/reload", put(agent::reload))
+        .route("/v1/agent/monitor", get(monitor::monitor))
+        .route("/v1/agent/host", get(host::host))
         .route("/v1/agent/force-leave/{*node}", put(members::force_leave))
         .route("/v1/operator/raft/configuration", get(members::raft_configuration))
         .route("/v1/operator/raft/peer", axum::routing::delete(operator::raft_peer_delete))

@@ -9,7 +9,8 @@
 //! - [`local`]: the agent's own services and checks, persisted and pushed to the catalog.
 //! - [`run`]: the agent's lifecycle: bind, start the server, register, serve, drain.
 //! - `data_dir`: the data dir's format marker, checked (and written or upgraded) before anything else touches the dir.
-//! - [`logging`]: log setup.
+//! - [`logging`]: log setup: the agent's log (stderr, `log_file` with rotation, text or JSON) and the monitor fan-out.
+//! - `init_system`: the `pid_file` and systemd's `sd_notify` readiness messages.
 //! - `fuzzing` (doc-hidden): the untrusted-input decoders as the fuzz targets in `agent/fuzz` drive them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -30,6 +31,7 @@ pub mod events;
 pub mod fuzzing;
 pub mod gossip;
 pub mod http;
+mod init_system;
 pub mod jobs;
 pub mod local;
 pub mod logging;

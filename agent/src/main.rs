@@ -39,7 +39,10 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            roster_agent::logging::init(config.log_level);
+            if let Err(err) = roster_agent::logging::init(config.log_level, &config.logging) {
+                eprintln!("roster: {err}");
+                return ExitCode::from(1);
+            }
             match runtime.block_on(roster_agent::run::run_agent(config, args, hangup)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {

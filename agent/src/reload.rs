@@ -35,6 +35,7 @@ pub struct Reloader {
     tls: Vec<Named>,
     http_max_conns_per_client: Arc<AtomicU32>,
     dns: Option<(roster_dns::SharedConfig, Arc<ServerView>)>,
+    notifier: crate::init_system::Notifier,
 }
 
 /// Why a reload changed nothing (or, for [`ReloadError::Apply`], stopped part way).
@@ -64,6 +65,8 @@ pub struct Parts {
     pub http_max_conns_per_client: Arc<AtomicU32>,
     /// The DNS threads' settings and the catalog view they read; `None` with DNS off.
     pub dns: Option<(roster_dns::SharedConfig, Arc<ServerView>)>,
+    /// Tells systemd a reload is under way (`RELOADING=1`, then `READY=1`).
+    pub(crate) notifier: crate::init_system::Notifier,
 }
 
 impl Reloader {
@@ -79,6 +82,7 @@ impl Reloader {
             tls: parts.tls,
             http_max_conns_per_client: parts.http_max_conns_per_client,
             dns: parts.dns,
+            notifier: parts.notifier,
         }
     }
 
@@ -90,6 +94,14 @@ impl Reloader {
     /// Reads the config again and applies it; returns what changed, one line each.
     pub async fn reload(&self) -> Result<Vec<String>, ReloadError> {
         let _serial = self.serial.lock().await;
+        self.notifier.reloading();
+        let outcome = self.reload_serialized().await;
+        self.notifier.ready();
+        outcome
+    }
+
+    /// [`Reloader::reload`] under its lock.
+    async fn reload_serialized(&self) -> Result<Vec<String>, ReloadError> {
         let new =
             config::load(&self.args, self.env.as_ref()).map_err(|errors| ReloadError::Invalid(errors.to_string()))?;
         let old = self.current();

@@ -67,6 +67,15 @@ impl Hangup {
 pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyhow::Result<()> {
     // First, so that everything the agent starts records into it.
     let metrics = roster_metrics::Metrics::install(&config.telemetry)?;
+    // Removed again when this returns, however it returns.
+    let _pid_file = match &config.logging.pid_file {
+        Some(path) => Some(
+            crate::init_system::PidFile::create(path)
+                .with_context(|| format!("writing the pid file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let notifier = crate::init_system::Notifier::from_env();
     let https_tls = match config.https_addrs().is_empty() {
         true => None,
         // The files were checked when the config loaded; they are read again here for the listener itself.
@@ -147,9 +156,10 @@ pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyho
             Backend::Remote(remote)
         }
     };
-    if let Some(gossip) = &gossip {
-        join_at_start(gossip, &config, &shutdown).await?;
-    }
+    let retry_joined = match &gossip {
+        Some(gossip) => join_at_start(gossip, &config, &shutdown).await?,
+        None => None,
+    };
 
     let info = AgentInfo {
         node_name: config.node_name.clone(),
@@ -222,6 +232,7 @@ pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyho
         tls: reloadable.clone(),
         http_max_conns_per_client: http_max_conns_per_client.clone(),
         dns: dns.clone(),
+        notifier: notifier.clone(),
     };
     let reloader = Arc::new(Reloader::new(args, Box::new(ProcessEnv), config.clone(), parts));
 
@@ -297,6 +308,18 @@ pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyho
         config.node_name
     );
     tracing::info!(http = ?http_addrs, https = ?https_addrs, dns = ?dns_addrs, rpc = %rpc_shown, serf = %serf_shown, node = %config.node_name, "agent ready");
+    // Consul tells systemd it is ready once it has joined the cluster: with -retry-join, that is the first join.
+    match retry_joined {
+        None => notifier.ready(),
+        Some(joined) => {
+            let notifier = notifier.clone();
+            tokio::spawn(async move {
+                if joined.await.is_ok() {
+                    notifier.ready();
+                }
+            });
+        }
+    }
 
     let leave = tokio::select! {
         // Read at the signal, so a reload that changed them counts, as in Consul.
@@ -308,6 +331,7 @@ pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyho
         () = stop.cancelled() => false,
         () = shutdown.cancelled() => false,
     };
+    notifier.stopping();
     if leave && let Some(server) = backend.server() {
         crate::cluster::hand_over_leadership(server).await;
     }
@@ -392,14 +416,20 @@ async fn start_gossip(
 
 /// `-join` must succeed before the agent serves (as Consul's `start_join`); `-retry-join` runs in the
 /// background every `retry_interval` until one address answers, and stops the agent after `retry_max` failed rounds.
-async fn join_at_start(gossip: &Gossip, config: &Config, shutdown: &CancellationToken) -> anyhow::Result<()> {
+/// With `-retry-join`, the receiver returned hears of its first successful join.
+async fn join_at_start(
+    gossip: &Gossip,
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<tokio::sync::oneshot::Receiver<()>>> {
     if !config.start_join.is_empty() {
         let joined = gossip.join(&config.start_join).await.context("joining the cluster (-join)")?;
         tracing::info!(joined, "joined the cluster");
     }
     if config.retry_join.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
+    let (joined_tx, joined_rx) = tokio::sync::oneshot::channel();
     let (gossip, addrs, interval, max, token) =
         (gossip.clone(), config.retry_join.clone(), config.retry_interval, config.retry_max, shutdown.clone());
     tokio::spawn(async move {
@@ -409,6 +439,7 @@ async fn join_at_start(gossip: &Gossip, config: &Config, shutdown: &Cancellation
             match gossip.join(&addrs).await {
                 Ok(joined) => {
                     tracing::info!(joined, attempt, "joined the cluster (-retry-join)");
+                    let _ = joined_tx.send(());
                     return;
                 }
                 Err(err) if max != 0 && attempt >= max => {
@@ -424,7 +455,7 @@ async fn join_at_start(gossip: &Gossip, config: &Config, shutdown: &Cancellation
             }
         }
     });
-    Ok(())
+    Ok(Some(joined_rx))
 }
 
 /// How many threads serve DNS: one per core, at most four.

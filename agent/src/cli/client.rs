@@ -50,6 +50,8 @@ pub async fn run_client(command: &Command, env: &dyn EnvSource) -> anyhow::Resul
         Command::Rtt(args) => super::rtt::run(args, env).await,
         Command::Snapshot(command) => super::snapshot::run(command, env).await,
         Command::Config(command) => super::config::run(command, env).await,
+        Command::Monitor(args) => super::monitor::run(args, env).await,
+        Command::Debug(args) => super::debug::run(args, env).await,
         Command::Kv(KvCommand::Export(args)) => super::kv_io::export(args, env).await,
         Command::Kv(KvCommand::Import(args)) => super::kv_io::import(args, env).await,
         Command::Catalog(CatalogCommand::Datacenters(args)) => super::members::datacenters(args, env).await,
@@ -393,7 +395,7 @@ impl AgentClient {
 }
 
 /// reqwest is built without a default crypto provider; install ring's once per process.
-fn install_crypto_provider() {
+pub(super) fn install_crypto_provider() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         // An error only means another part of the process installed one first, which is fine.

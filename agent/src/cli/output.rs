@@ -196,9 +196,15 @@ pub(crate) fn kv_keys_output(keys: &Value) -> anyhow::Result<String> {
     Ok(keys.iter().map(|key| format!("{}\n", text(key))).collect())
 }
 
-/// `roster version`.
+/// `roster version`: the version, then the git revision and the commit date it was built from (as `consul version`
+/// prints `Revision` and `Build Date`), then the Consul API it speaks.
 pub(crate) fn version_text() -> String {
-    format!("roster v{}\nConsul API compatibility: v{CONSUL_COMPAT_VERSION}\n", env!("CARGO_PKG_VERSION"))
+    format!(
+        "roster v{}\nRevision {}\nBuild Date {}\nConsul API compatibility: v{CONSUL_COMPAT_VERSION}\n",
+        env!("CARGO_PKG_VERSION"),
+        env!("ROSTER_REVISION"),
+        env!("ROSTER_BUILD_DATE"),
+    )
 }
 
 /// The service definitions in a Consul service file: `{"service":{..}}` and/or `{"services":[..]}`.

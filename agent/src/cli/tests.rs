@@ -296,6 +296,8 @@ fn version_names_both_versions() {
     let text = output::version_text();
     assert!(text.starts_with(&format!("roster v{}\n", env!("CARGO_PKG_VERSION"))));
     assert!(text.contains(output::CONSUL_COMPAT_VERSION));
+    assert!(text.contains(&format!("\nRevision {}\n", env!("ROSTER_REVISION"))), "{text}");
+    assert!(text.contains(&format!("\nBuild Date {}\n", env!("ROSTER_BUILD_DATE"))), "{text}");
 }
 
 #[test]

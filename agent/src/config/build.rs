@@ -125,6 +125,7 @@ pub(super) fn build(layer: Layer, dev: bool, config_files: Vec<PathBuf>, errors:
         encrypt_verify_outgoing: layer.encrypt_verify_outgoing.unwrap_or(true),
         config_files,
         ui: layer.ui.build(dev),
+        logging: layer.logging.build(errors),
     };
     if let Some(primary) = &layer.primary_datacenter
         && *primary != config.datacenter

@@ -60,6 +60,7 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
         autopilot,
         ui,
         telemetry,
+        logging,
     } = new;
     let mut keys = Vec::new();
     let mut differs = |changed: bool, key: &'static str| {
@@ -133,5 +134,9 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
     );
     // The router is built once, with or without the UI's routes and at its path.
     differs(*ui != old.ui, "ui_config");
+    // The sinks are built once at start, as in Consul.
+    differs(logging.json != old.logging.json, "log_json");
+    differs(logging.file != old.logging.file, "log_file/log_rotate_bytes/log_rotate_duration/log_rotate_max_files");
+    differs(logging.pid_file != old.logging.pid_file, "pid_file");
     keys
 }

@@ -89,6 +89,8 @@ pub(super) struct Layer {
     pub encrypt_verify_outgoing: Option<bool>,
     /// The web UI's keys (`ui_config`, `ui`, `ui_content_path`), typed in `ui.rs`.
     pub ui: super::ui::UiLayer,
+    /// The log format, log file and pid file keys `logging.rs` reads.
+    pub logging: super::logging::LoggingLayer,
 }
 
 /// Ports set by one layer; the inner `None` is an explicit `-1` (disabled).
@@ -251,6 +253,7 @@ impl Layer {
         merge_object(&mut self.autopilot, later.autopilot);
         self.ui.merge(later.ui);
         merge_object(&mut self.telemetry, later.telemetry);
+        self.logging.merge(later.logging);
     }
 }
 
@@ -391,6 +394,9 @@ fn read_flags(args: &AgentArgs, errors: &mut Vec<String>) -> Layer {
     put("encrypt", text(&args.encrypt));
     put("ui", args.ui.map(Value::Bool));
     put("ui_content_path", text(&args.ui_content_path));
+    for (key, value) in super::logging::flag_values(args) {
+        put(key, Some(value));
+    }
     let ports = [
         ("http", number(&args.http_port)),
         ("https", number(&args.https_port)),
@@ -502,6 +508,7 @@ impl Reader<'_> {
             dns if super::dns::is_key(dns) => layer.dns.apply(dns, value),
             // 0 is Consul's "the default", kept so it overrides an earlier layer's value.
             "performance.raft_multiplier" => int_in(value, 0, 10).map(|v| layer.raft_multiplier = Some(v)),
+            logging if super::logging::is_key(logging) => layer.logging.apply(logging, value),
             "log_level" => log_level(value).map(|v| layer.log_level = Some(v)),
             "leave_on_terminate" => boolean(value).map(|v| layer.leave_on_terminate = Some(v)),
             "skip_leave_on_interrupt" => boolean(value).map(|v| layer.skip_leave_on_interrupt = Some(v)),

@@ -822,4 +822,30 @@ fn ui_flags_and_keys_turn_the_web_ui_on_and_move_it() {
     let file = write(dir.path(), "ui.json", r#"{"ui_config": {"enabled": true, "metrics_provider": "prometheus"}}"#);
     check_errors(load_flags(&["-dev", "-config-file", &file]), &["ui_config.metrics_provider: not implemented"]);
     check_errors(load_flags(&["-dev", "-ui-content-path", "/v1/"]), &["cannot have 'v[0-9]'"]);
+#[test]
+fn logging_keys_follow_consul_and_rotation_without_a_log_file_is_refused() {
+    let config = load_flags(&[]).expect("defaults");
+    assert_eq!(config.logging, LoggingConfig::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = format!("{}/", dir.path().display());
+    let config =
+        load_flags(&["-log-json", "-log-file", &logs, "-log-rotate-bytes", "1024", "-log-rotate-max-files", "-1"])
+            .expect("valid");
+    assert!(config.logging.json);
+    let file = config.logging.file.expect("a log file");
+    assert_eq!((file.dir.as_path(), file.name.as_str()), (dir.path(), DEFAULT_LOG_FILE_NAME));
+    assert_eq!((file.rotate_bytes, file.max_files), (1024, -1));
+    assert_eq!(file.rotate_duration, Duration::from_secs(24 * 3600), "Consul's default");
+    let named = write(dir.path(), "c.json", r#"{"log_file": "/var/log/agent", "pid_file": "/run/roster.pid"}"#);
+    let config = load_flags(&["-config-file", &named]).expect("valid");
+    let file = config.logging.file.expect("a log file");
+    assert_eq!((file.dir, file.name), (PathBuf::from("/var/log"), "agent".to_owned()));
+    assert_eq!(config.logging.pid_file, Some(PathBuf::from("/run/roster.pid")));
+    check_errors(
+        load_flags(&["-log-rotate-bytes", "10", "-log-rotate-max-files", "-2"]),
+        &[
+            "log_rotate_max_files: -2 is out of range (at least -1)",
+            "log_rotate_bytes: rotates the log file, but no log_file",
+        ],
+    );
 }

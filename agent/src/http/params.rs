@@ -134,6 +134,8 @@ const TABLE: &[Endpoint] = &[
     other(PUT, "/v1/agent/join/{*addr}", &[]),
     other(PUT, "/v1/agent/leave", &[]),
     other(PUT, "/v1/agent/reload", &[]),
+    other(GET, "/v1/agent/monitor", &[&["loglevel", "logjson"]]),
+    other(GET, "/v1/agent/host", &[]),
     other(PUT, "/v1/agent/force-leave/{*node}", &[&["prune"]]),
     // operator
     other(GET, "/v1/operator/raft/configuration", &[&["stale"]]),

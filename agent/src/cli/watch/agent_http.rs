@@ -68,7 +68,19 @@ impl AgentHttp {
 
     /// The same, for requests that never park: `timeout` bounds each whole request.
     pub fn with_timeout(args: &HttpArgs, env: &dyn EnvSource, timeout: Duration) -> anyhow::Result<AgentHttp> {
-        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).timeout(timeout);
+        AgentHttp::build(args, env, Some(timeout))
+    }
+
+    /// The same, for a response that streams for as long as the caller reads it (`monitor`): no overall timeout.
+    pub fn streaming(args: &HttpArgs, env: &dyn EnvSource) -> anyhow::Result<AgentHttp> {
+        AgentHttp::build(args, env, None)
+    }
+
+    fn build(args: &HttpArgs, env: &dyn EnvSource, timeout: Option<Duration>) -> anyhow::Result<AgentHttp> {
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
+        if let Some(timeout) = timeout {
+            builder = builder.timeout(timeout);
+        }
         if let Some(tls) = crate::cli::http_tls::client_tls(args, env)? {
             builder = builder.tls_backend_preconfigured(tls);
         }
@@ -78,6 +90,15 @@ impl AgentHttp {
             base: resolve_http_addr(args.http_addr.as_deref(), env),
             token: resolve_token(args.token.as_deref(), args.token_file.as_deref(), env)?,
         })
+    }
+
+    /// GETs `path` and hands back the response as it arrives, for the caller to read chunk by chunk.
+    pub async fn open(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.header("X-Consul-Token", token);
+        }
+        request.send().await.with_context(|| format!("cannot reach the roster agent at {}", self.base))
     }
 
     /// GETs `path` (which may carry a query); with `index` > 0 it is a blocking query.
