@@ -8,9 +8,13 @@
 #![warn(missing_docs)]
 
 mod duration;
+mod plan;
 mod spec;
 
 pub use duration::{Interval, parse_go_duration};
+pub use plan::{
+    AllocView, JobChange, JobView, NodeView, Plan, Reported, RolloutState, VersionView, satisfies, schedule,
+};
 pub use spec::{
     Constraint, DEFAULT_RESCHEDULE_GRACE, FieldProblem, JobShape, MAX_COUNT, MAX_JOB_NAME_LEN, MAX_PLACEMENT_ITEMS,
     Operator, Placement, UpdatePolicy, describe,
