@@ -179,3 +179,6 @@ fn rollout(state: RolloutState, why: String) -> Rollout {
         RolloutState::Failed => Rollout::Failed(why),
     }
 }
+
+#[cfg(test)]
+mod tests;
