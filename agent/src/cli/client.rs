@@ -52,6 +52,7 @@ pub async fn run_client(command: &Command, env: &dyn EnvSource) -> anyhow::Resul
         Command::Config(command) => super::config::run(command, env).await,
         Command::Monitor(args) => super::monitor::run(args, env).await,
         Command::Debug(args) => super::debug::run(args, env).await,
+        Command::Hosts(args) => super::cluster_job::hosts(args, env).await,
         Command::Kv(KvCommand::Export(args)) => super::kv_io::export(args, env).await,
         Command::Kv(KvCommand::Import(args)) => super::kv_io::import(args, env).await,
         Command::Catalog(CatalogCommand::Datacenters(args)) => super::members::datacenters(args, env).await,
