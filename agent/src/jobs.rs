@@ -18,6 +18,7 @@
 //! current config no longer allows is therefore refused at restore with a logged error, like any job that fails to
 //! start; it stays in `jobs.json` until the next save, and the tasks it left running are reaped as orphans.
 
+mod order;
 mod task;
 
 use std::collections::BTreeMap;
@@ -37,7 +38,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checks::Runner;
 use crate::local::Local;
-use task::TaskRun;
+use order::{Action, Standing};
+use task::{Hold, TaskRun};
 
 /// The root-owned parent of a `-dev` agent's exec state directory (see [`exec_state_dir`]).
 const RUN_DIR: &str = "/run/roster";
@@ -96,6 +98,14 @@ struct Inner {
     exec: Result<Arc<ExecDriver>, String>,
     jobs: Mutex<BTreeMap<String, Job>>,
     shutdown: CancellationToken,
+    /// Wakes the ordering pass ([`JobManager::advance`]) after a task's exit or a submission.
+    kick: tokio::sync::Notify,
+}
+
+/// A submission's start: the runs it started, and those that wait for the tasks they start after.
+struct Started {
+    runs: Vec<TaskRun>,
+    waiting: Vec<TaskRun>,
 }
 
 /// A submission's start that failed part-way: the runs it had started, the task that failed, and why.
@@ -150,10 +160,19 @@ impl JobManager {
                 Err(error.to_string())
             }
         };
-        let inner =
-            Arc::new(Inner { config, local, runner, docker, exec, jobs: Mutex::new(BTreeMap::new()), shutdown });
+        let inner = Arc::new(Inner {
+            config,
+            local,
+            runner,
+            docker,
+            exec,
+            jobs: Mutex::new(BTreeMap::new()),
+            shutdown,
+            kick: tokio::sync::Notify::new(),
+        });
         let manager = JobManager { inner };
         manager.follow_events();
+        manager.follow_order();
         manager.restore().await;
         manager
     }
@@ -183,12 +202,25 @@ impl JobManager {
         };
         let mut previous = jobs.remove(&spec.name).map(|job| job.tasks).unwrap_or_default();
         let mut job = Job { spec: spec.clone(), tasks: BTreeMap::new() };
-        for mut run in started {
+        for mut run in started.runs {
             run.register(&self.inner.local, &self.inner.config).await;
             if let Some(mut replaced) = previous.remove(&run.spec.name) {
                 replaced.deregister_unless_kept(&self.inner.local, &run).await;
             }
             job.tasks.insert(run.spec.name.clone(), run);
+        }
+        for run in started.waiting {
+            // A task that runs unchanged keeps running while it waits (a resubmission must not restart it);
+            // one whose spec changed stops now and starts from its new spec when its turn comes.
+            let kept = match previous.remove(&run.spec.name) {
+                Some(old) if old.spec == run.spec && old.is_up() => Some(old),
+                Some(old) => {
+                    self.stop_run(old).await;
+                    None
+                }
+                None => None,
+            };
+            job.tasks.insert(run.spec.name.clone(), kept.unwrap_or(run));
         }
         for run in previous.into_values() {
             self.stop_run(run).await;
@@ -197,6 +229,7 @@ impl JobManager {
         self.save(&jobs);
         drop(jobs);
         self.inner.runner.sync().await;
+        self.inner.kick.notify_one();
         self.status(&spec.name).await
     }
 
@@ -208,7 +241,14 @@ impl JobManager {
             self.save(&jobs);
             job
         };
-        for run in job.tasks.into_values() {
+        // Dependents first, as systemd stops units in the reverse of their start order.
+        let mut tasks = job.tasks;
+        for idx in job.spec.start_order().into_iter().rev() {
+            if let Some(run) = tasks.remove(&job.spec.tasks[idx].name) {
+                self.stop_run(run).await;
+            }
+        }
+        for run in tasks.into_values() {
             self.stop_run(run).await;
         }
         self.inner.runner.sync().await;
@@ -241,13 +281,34 @@ impl JobManager {
         driver.logs(&handle, lines).await.map_err(runtime_error)
     }
 
-    /// Starts (or adopts) the tasks of `spec` in order, registering nothing; stops at the first that fails.
-    async fn start_tasks(&self, spec: &JobSpec) -> Result<Vec<TaskRun>, StartFailure> {
-        let mut started = Vec::new();
-        for task in &spec.tasks {
+    /// Starts (or adopts) the tasks of `spec` in their start order, registering nothing; stops at the first that
+    /// fails. A task whose `after` names a task not ready yet is left waiting: ready means started here and, when
+    /// its services have checks, registered already with every check passing (an unchanged task of the running
+    /// version); otherwise its checks can only pass once registered, and the ordering pass starts the rest.
+    async fn start_tasks(&self, spec: &JobSpec) -> Result<Started, StartFailure> {
+        let mut started = Started { runs: Vec::new(), waiting: Vec::new() };
+        let mut ready: Vec<&str> = Vec::new();
+        let local = if spec.tasks.iter().any(|task| !task.after.is_empty()) {
+            Some(self.passing_services().await)
+        } else {
+            None
+        };
+        for idx in spec.start_order() {
+            let task = &spec.tasks[idx];
+            if !task.after.iter().all(|name| ready.contains(&name.as_str())) {
+                started.waiting.push(TaskRun::waiting(&spec.name, task.clone()));
+                continue;
+            }
             match self.start_task(&spec.name, task).await {
-                Ok(run) => started.push(run),
-                Err(error) => return Err(StartFailure { started, failed: task.clone(), error }),
+                Ok(run) => started.runs.push(run),
+                Err(error) => return Err(StartFailure { started: started.runs, failed: task.clone(), error }),
+            }
+            let passing = |service: &roster_runtime_shim::ServiceSpec| {
+                let id = roster_runtime_shim::service_id(&self.inner.config.node, &task.name, service.id_key());
+                service.checks.is_empty() || local.as_ref().and_then(|local| local.get(&id)).copied().unwrap_or(false)
+            };
+            if task.services.iter().all(passing) {
+                ready.push(&task.name);
             }
         }
         Ok(started)
@@ -474,6 +535,11 @@ impl JobManager {
         let decision = {
             let mut jobs = self.inner.jobs.lock().await;
             let Some(run) = jobs.get_mut(job).and_then(|job| job.tasks.get_mut(task)) else { return };
+            // A run the ordering holds (or never started) has no process of its own: this is the exit of the one
+            // it stopped.
+            if run.hold.is_some() {
+                return;
+            }
             // The death of a container this run replaced (a spec change, a rollback) is not this run's exit. Exec
             // task IDs are `<job>.<task>` for every run, so for them this cannot tell runs apart.
             if id.is_some_and(|id| run.handle.as_ref().is_some_and(|handle| handle.id != *id)) {
@@ -492,6 +558,8 @@ impl JobManager {
             }
             drop(jobs);
             self.inner.runner.sync().await;
+            // Down for good: the tasks that require it stop.
+            self.inner.kick.notify_one();
             return;
         };
         let manager = self.clone();
@@ -514,6 +582,110 @@ impl JobManager {
             drop(jobs);
             manager.inner.runner.sync().await;
         });
+    }
+
+    /// Runs the ordering pass whenever a local check or service changes (a dependency may have become ready) or
+    /// the manager asks (a task went down, a job was submitted).
+    fn follow_order(&self) {
+        let manager = self.clone();
+        let mut changes = self.inner.local.changes();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { return },
+                    () = manager.inner.kick.notified() => {}
+                    () = manager.inner.shutdown.cancelled() => return,
+                }
+                manager.advance().await;
+            }
+        });
+    }
+
+    /// The ordering pass: for every job whose tasks name others in `after` or `requires`, starts the tasks whose
+    /// dependencies are now ready and stops those whose required tasks are down ([`order::plan`]), and records
+    /// what the others wait for. A start that fails leaves its task failed, which may stop others, so the pass
+    /// runs again until nothing fails.
+    async fn advance(&self) {
+        loop {
+            let mut jobs = self.inner.jobs.lock().await;
+            let ordered = |job: &Job| job.spec.tasks.iter().any(|t| !t.after.is_empty() || !t.requires.is_empty());
+            if !jobs.values().any(ordered) {
+                return;
+            }
+            let passing = self.passing_services().await;
+            let (mut changed, mut failed) = (false, false);
+            for job in jobs.values_mut().filter(|job| ordered(job)) {
+                let spec = job.spec.clone();
+                let mut tasks: Vec<order::Task<'_>> = spec
+                    .tasks
+                    .iter()
+                    .map(|task| order::Task {
+                        name: &task.name,
+                        after: &task.after,
+                        requires: &task.requires,
+                        standing: job.tasks.get(&task.name).map_or(Standing::Down, |run| standing(run, &passing)),
+                        has_checks: task.services.iter().any(|service| !service.checks.is_empty()),
+                    })
+                    .collect();
+                for action in order::plan(&mut tasks, &spec.start_order()) {
+                    let (Action::Start(idx) | Action::Stop { task: idx, .. }) = &action;
+                    let Some(run) = job.tasks.get_mut(&spec.tasks[*idx].name) else { continue };
+                    changed = true;
+                    match action {
+                        Action::Start(_) => {
+                            if let Err(error) = self.start_held(run).await {
+                                tracing::error!(job = %spec.name, task = %run.spec.name, %error, "starting a task whose dependencies are ready failed");
+                                run.hold = Some(Hold::Failed(format!("start failed: {error}")));
+                                failed = true;
+                            }
+                        }
+                        Action::Stop { because, .. } => {
+                            tracing::info!(job = %spec.name, task = %run.spec.name, requires = %because, "stopping a task whose required task is down");
+                            run.deregister(&self.inner.local).await;
+                            if let Ok(driver) = self.driver(run.spec.driver)
+                                && let Err(error) = run.stop(driver.as_ref()).await
+                            {
+                                tracing::warn!(task = %run.spec.name, %error, "stopping a task failed");
+                            }
+                            run.hold = Some(Hold::Stopped(because));
+                        }
+                    }
+                }
+                for (idx, task) in spec.tasks.iter().enumerate() {
+                    if let Some(Hold::Waiting(on)) = job.tasks.get_mut(&task.name).and_then(|run| run.hold.as_mut()) {
+                        *on = order::blockers(&tasks, idx);
+                    }
+                }
+            }
+            drop(jobs);
+            if changed {
+                self.inner.runner.sync().await;
+            }
+            if !failed {
+                return;
+            }
+        }
+    }
+
+    /// Starts a task the ordering held back and registers its services.
+    async fn start_held(&self, run: &mut TaskRun) -> Result<(), JobError> {
+        let driver = self.driver(run.spec.driver)?;
+        driver.ensure_image(&run.spec).await.map_err(runtime_error)?;
+        run.start(driver.as_ref(), &self.start_options()).await.map_err(runtime_error)?;
+        run.register(&self.inner.local, &self.inner.config).await;
+        Ok(())
+    }
+
+    /// Whether every check of each local service passes, by service ID.
+    async fn passing_services(&self) -> BTreeMap<String, bool> {
+        let (services, checks) = self.inner.local.snapshot().await;
+        let mut passing: BTreeMap<String, bool> = services.into_iter().map(|service| (service.id, true)).collect();
+        for check in checks {
+            if let Some(all) = passing.get_mut(&check.service_id) {
+                *all &= check.status == roster_kv::CheckStatus::Passing;
+            }
+        }
+        passing
     }
 
     async fn resync(&self, driver: Arc<dyn Driver>) {
@@ -556,6 +728,19 @@ impl JobManager {
         if let Err(error) = write() {
             tracing::error!(path = %path.display(), %error, "could not save the jobs file");
         }
+    }
+}
+
+/// Where a run stands for the ordering: `passing` says, by service ID, whether all of a service's checks pass.
+fn standing(run: &TaskRun, passing: &BTreeMap<String, bool>) -> Standing {
+    match &run.hold {
+        Some(Hold::Waiting(_)) => Standing::Waiting,
+        Some(Hold::Stopped(_)) => Standing::Held,
+        Some(Hold::Failed(_)) => Standing::Down,
+        None if run.restarting() => Standing::Restarting,
+        None if !run.is_up() => Standing::Down,
+        None if run.registered().iter().all(|id| passing.get(id).copied().unwrap_or(false)) => Standing::Ready,
+        None => Standing::Running,
     }
 }
 

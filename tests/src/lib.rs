@@ -14,6 +14,7 @@
 //! - `dig`: `dig` against an agent's DNS port, its output split into sections.
 //! - `docker`: the multi-host tier: a static roster image built offline, networks and containers.
 //! - `backend`: [`FlipBackend`], an HTTP backend whose health the test flips, for health checks to probe.
+//! - `exec`: [`exec::exec_or_skip`] and busybox root filesystems for exec-driver tasks.
 //! - `etcd`: [`etcd::EtcdProcess`], a throwaway etcd the benchmarks compare against.
 //! - `jwt`: [`JwtIssuer`], an ES256 key that signs JWTs for the ACL login tests.
 //! - `py_consul`: runs the py-consul scripts of `tests/py/` against an agent (skipped with the reason outside CI).
@@ -30,6 +31,7 @@ mod cluster;
 pub mod dig;
 pub mod docker;
 pub mod etcd;
+pub mod exec;
 mod harness;
 mod http;
 mod jwt;
