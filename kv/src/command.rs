@@ -229,6 +229,60 @@ pub enum Command {
         /// The expected `modify_index`.
         cas: Option<u64>,
     },
+    /// Submit a cluster job's spec (`PUT /v1/jobs`): canonical JSON, read again at apply (`JobShape::from_spec`), whose
+    /// `placement.nodes` must be catalog nodes. A spec equal to the running version's changes nothing; any other
+    /// becomes a new version, and a stopped job starts again.
+    JobSubmit {
+        /// The spec, canonical JSON (at most `MAX_JOB_SPEC_LEN` bytes).
+        spec: String,
+        /// The proposer's clock (Unix ms), the version's submit time.
+        now_ms: u64,
+    },
+    /// Stop a job (`DELETE /v1/job/:name`): every allocation is to stop; with `purge`, the job and its allocations
+    /// are removed at once. `Bool(false)` for an unknown job.
+    JobStop {
+        /// The job's name.
+        name: String,
+        /// Remove the job and its allocations instead of keeping them stopped.
+        purge: bool,
+    },
+    /// Make a kept version's spec the job's newest version (`PUT /v1/job/:name/revert`). Rejected for an unknown job
+    /// or version.
+    JobRevert {
+        /// The job's name.
+        name: String,
+        /// The version to go back to.
+        version: u64,
+        /// The proposer's clock (Unix ms).
+        now_ms: u64,
+    },
+    /// The leader scheduler's plan: allocations to add, stop and remove, rollout marks and reverts, per job. Refused
+    /// whole when any job's indexes moved since the plan was computed, or any part does not fit the state.
+    JobPlanApply {
+        /// The jobs' plans.
+        plans: Vec<crate::job::JobPlan>,
+        /// The leader's clock (Unix ms), new allocations' creation time.
+        now_ms: u64,
+    },
+    /// A node's agent reports on its allocations (at most `MAX_ALLOC_REPORTS`). A report for an allocation that is
+    /// gone or on another node is skipped, as the agent may report after a plan moved it.
+    AllocReport {
+        /// The reporting node.
+        node: String,
+        /// The reports.
+        reports: Vec<crate::job::AllocStatusReport>,
+        /// The reporter's clock (Unix ms), from which `healthy_since_ms` counts.
+        now_ms: u64,
+    },
+    /// A node's agent reports the drivers it can use; none removes the node's host record.
+    HostReport {
+        /// The node.
+        node: String,
+        /// Its drivers (at most `MAX_HOST_DRIVERS`).
+        drivers: Vec<String>,
+        /// The reporter's clock (Unix ms).
+        now_ms: u64,
+    },
 }
 
 /// A catalog registration, as `PUT /v1/catalog/register` carries it.

@@ -6,6 +6,7 @@
 //! - `coordinate`: the network coordinates table's row, its update check, and the sort by estimated round trip (`?near`).
 //! - `prepared_query`: prepared queries (`/v1/query`): the record, its checks, templates and name resolution.
 //! - `config_entry`: `ConfigEntry`, Consul's `service-defaults` and `proxy-defaults` config entries, read and validated.
+//! - `job`: cluster jobs, their allocations, hosts' driver reports, and the scheduler's plan.
 //! - `command`: the `Command`s a Raft entry carries and their `CommandResult`.
 //! - `state`: `State`, with `apply` (the only mutation) and the read queries; each query returns its data plus the index that covers it.
 //! - `query`: `Query`, reads as data (what client agents send to servers), evaluated into an owned `Answer` with its index and watch keys.
@@ -29,6 +30,7 @@ mod config_entry;
 mod coordinate;
 mod duration;
 mod error;
+mod job;
 mod limits;
 mod model;
 mod prepared_query;
@@ -58,6 +60,11 @@ pub use coordinate::{
 };
 pub use duration::{SESSION_TTL_MAX, SESSION_TTL_MIN, parse_go_duration, session_ttl};
 pub use error::{Error, Result};
+pub use job::{
+    AllocStatusReport, Allocation, ClientStatus, Desired, Host, Job, JobDetail, JobPlan, JobShape, JobVersion,
+    MAX_ALLOC_MESSAGE_LEN, MAX_ALLOC_REPORTS, MAX_HOST_DRIVERS, MAX_JOB_SPEC_LEN, MAX_JOB_VERSIONS, MAX_REPORTED_TASKS,
+    NodeAllocation, Placed, Rollout, SchedulingState, TaskState,
+};
 pub use limits::{
     MAX_KEY_LEN, MAX_META_KEY_LEN, MAX_META_PAIRS, MAX_META_VALUE_LEN, MAX_VALUE_SIZE, check_key, check_service_meta,
     check_value,

@@ -208,6 +208,25 @@ pub enum Query {
         /// Metadata every node must carry, exactly.
         node_meta: BTreeMap<String, String>,
     },
+    /// Every cluster job, by name (`GET /v1/jobs`). Answers `Jobs`.
+    Jobs,
+    /// One cluster job with its allocations (`GET /v1/job/:name`, `/versions`). Answers `Job`.
+    Job {
+        /// The job's name.
+        name: String,
+    },
+    /// The allocations on one node, each with its version's spec: what the node's agent blocks on to know what to
+    /// run (`GET /v1/node/:node/allocations`). Answers `NodeAllocations`; its index moves only when they change.
+    NodeAllocations {
+        /// The node name (exact).
+        node: String,
+    },
+    /// Every host driver report, by node. Answers `Hosts`.
+    Hosts,
+    /// Every allocation, by job then sequence number. Answers `Allocations`.
+    Allocations,
+    /// Everything the leader's scheduler reads, from one state. Answers `Scheduling`.
+    Scheduling,
 }
 
 /// What a `Query` returns: owned data, free of the state's lock.
@@ -274,6 +293,18 @@ pub enum Answer {
     PreparedQuery(crate::prepared_query::PreparedQueryAnswer),
     /// Config entries, by kind then name.
     ConfigEntries(Vec<crate::config_entry::ConfigEntry>),
+    /// Cluster jobs, by name.
+    Jobs(Vec<crate::job::Job>),
+    /// One job with its allocations, if it exists.
+    Job(Option<Box<crate::job::JobDetail>>),
+    /// A node's allocations with their specs, by job then sequence number.
+    NodeAllocations(Vec<crate::job::NodeAllocation>),
+    /// Host driver reports, by node.
+    Hosts(Vec<crate::job::Host>),
+    /// Allocations, by job then sequence number.
+    Allocations(Vec<crate::job::Allocation>),
+    /// What the scheduler reads.
+    Scheduling(Box<crate::job::SchedulingState>),
 }
 
 /// What the catalog holds, counted (Consul's `ServiceUsage` for one datacenter).
@@ -366,7 +397,10 @@ impl From<&HealthEntry<'_>> for InstanceHealth {
 const RESOLVE_TABLES: [Table; 3] = [Table::Services, Table::Checks, Table::Nodes];
 
 /// Every table, for the reads whose answer may depend on anything.
-const ALL_TABLES: [Table; 14] = Table::ALL;
+const ALL_TABLES: [Table; 17] = Table::ALL;
+
+/// What the scheduler reads: jobs, allocations, hosts, and nodes with their `serfHealth`.
+const SCHEDULING_TABLES: [Table; 5] = [Table::Jobs, Table::Allocations, Table::Hosts, Table::Nodes, Table::Checks];
 
 /// The ACL tables: what a token's resolution depends on.
 const ACL_TABLES: [Table; 3] = [Table::AclTokens, Table::AclPolicies, Table::AclRoles];
@@ -418,6 +452,13 @@ impl Query {
             Query::ConfigEntries { .. } | Query::ConfigEntry { .. } => vec![WatchKey::Table(Table::ConfigEntries)],
             Query::NodeMeta { inner, .. } => node_meta::watch_keys(inner),
             Query::AllServiceNodes { .. } => vec![WatchKey::Table(Table::Services), WatchKey::Table(Table::Nodes)],
+            Query::Jobs => vec![WatchKey::Table(Table::Jobs)],
+            Query::Job { .. } => vec![WatchKey::Table(Table::Jobs), WatchKey::Table(Table::Allocations)],
+            // A version's spec never changes and is kept while an allocation uses it, so the allocations alone move this.
+            Query::NodeAllocations { node } => vec![WatchKey::NodeAllocations(node.clone())],
+            Query::Hosts => vec![WatchKey::Table(Table::Hosts)],
+            Query::Allocations => vec![WatchKey::Table(Table::Allocations)],
+            Query::Scheduling => SCHEDULING_TABLES.into_iter().map(WatchKey::Table).collect(),
         }
     }
 
@@ -579,6 +620,23 @@ impl Query {
             }
             Query::NodeMeta { node_meta, inner } => node_meta::eval(state, node_meta, inner),
             Query::AllServiceNodes { node_meta } => node_meta::all_instances(state, node_meta),
+            Query::Jobs => (Answer::Jobs(state.jobs().cloned().collect()), state.table(Table::Jobs)),
+            Query::Job { name } => (
+                Answer::Job(state.job_detail(name).map(Box::new)),
+                state.table(Table::Jobs).max(state.table(Table::Allocations)),
+            ),
+            Query::NodeAllocations { node } => {
+                let (allocations, index) = state.node_allocations(node);
+                (Answer::NodeAllocations(allocations), index)
+            }
+            Query::Hosts => (Answer::Hosts(state.hosts().cloned().collect()), state.table(Table::Hosts)),
+            Query::Allocations => {
+                (Answer::Allocations(state.allocations.values().cloned().collect()), state.table(Table::Allocations))
+            }
+            Query::Scheduling => {
+                let index = SCHEDULING_TABLES.into_iter().map(|t| state.table(t)).max().unwrap_or(1);
+                (Answer::Scheduling(Box::new(state.scheduling_state())), index)
+            }
         }
     }
 }

@@ -11,7 +11,9 @@
 //! 7: version 6's body followed by the network coordinates and their table index.
 //! 8: version 7's body followed by the prepared queries and their table index.
 //! 9: version 8's body followed by the config entries and their table index.
-//! This build writes version 9 and reads all nine; an older snapshot decodes to a state without what it did not have.
+//! 10: version 9's body followed by the cluster jobs, allocations, hosts, each node's allocation index, and the three
+//! tables' indexes.
+//! This build writes version 10 and reads all ten; an older snapshot decodes to a state without what it did not have.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use crate::autopilot::AutopilotConfig;
 use crate::config_entry::ConfigEntry;
 use crate::coordinate::NodeCoordinate;
 use crate::error::{Error, Result};
+use crate::job::{Allocation, Host, Job};
 use crate::model::{HealthCheck, KvEntry, Node, Service, Session};
 use crate::prepared_query::PreparedQuery;
 use crate::state::State;
@@ -32,7 +35,7 @@ use crate::watch::Table;
 
 const MAGIC: &[u8; 6] = b"RSTRSN";
 /// The snapshot format version this build writes; it reads every version up to this one.
-pub const SNAPSHOT_VERSION: u16 = 9;
+pub const SNAPSHOT_VERSION: u16 = 10;
 const VERSION: u16 = SNAPSHOT_VERSION;
 
 /// The format version of snapshot bytes, read from their header without decoding them; `None` without a header.
@@ -131,6 +134,20 @@ struct SnapshotV9 {
     config_entries_index: u64,
 }
 
+/// The stored form of format version 10: version 9's fields, then the cluster-job tables.
+#[derive(Serialize, Deserialize)]
+struct SnapshotV10 {
+    base: SnapshotV9,
+    jobs: Vec<Job>,
+    allocations: Vec<Allocation>,
+    hosts: Vec<Host>,
+    node_alloc_index: Vec<(String, u64)>,
+    /// Jobs, Allocations, Hosts.
+    job_table_index: [u64; 3],
+}
+
+const JOB_TABLES: [Table; 3] = [Table::Jobs, Table::Allocations, Table::Hosts];
+
 const ACL_AUTH_TABLES: [Table; 2] = [Table::AclAuthMethods, Table::AclBindingRules];
 
 const ACL_TABLES: [Table; 3] = [Table::AclTokens, Table::AclPolicies, Table::AclRoles];
@@ -186,10 +203,18 @@ impl State {
             prepared_queries: self.prepared_queries.values().cloned().collect(),
             prepared_queries_index: self.table_index.get(&Table::PreparedQueries).copied().unwrap_or(0),
         };
-        let body = SnapshotV9 {
+        let v9 = SnapshotV9 {
             base: v8,
             config_entries: self.config_entries.values().cloned().collect(),
             config_entries_index: self.table_index.get(&Table::ConfigEntries).copied().unwrap_or(0),
+        };
+        let body = SnapshotV10 {
+            base: v9,
+            jobs: self.jobs.values().cloned().collect(),
+            allocations: self.allocations.values().cloned().collect(),
+            hosts: self.hosts.values().cloned().collect(),
+            node_alloc_index: self.node_alloc_index.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            job_table_index: JOB_TABLES.map(|t| self.table_index.get(&t).copied().unwrap_or(0)),
         };
         let mut out = Vec::with_capacity(64 + self.kv.len() * 64);
         out.extend_from_slice(MAGIC);
@@ -207,23 +232,25 @@ impl State {
             return Err(Error::SnapshotFormat("missing roster snapshot header".into()));
         }
         let version = u16::from_be_bytes([bytes[6], bytes[7]]);
-        let v9 = match version {
-            1 => v9_of(v8_of(v7_of(v6_of(v5_of(v4_of(v3_of(SnapshotV2 {
+        let v10 = match version {
+            1 => v10_of(v9_of(v8_of(v7_of(v6_of(v5_of(v4_of(v3_of(SnapshotV2 {
                 base: postcard::from_bytes(&bytes[8..])?,
                 sessions: Vec::new(),
                 lock_delays: Vec::new(),
                 sessions_index: 0,
-            }))))))),
-            2 => v9_of(v8_of(v7_of(v6_of(v5_of(v4_of(v3_of(postcard::from_bytes(&bytes[8..])?))))))),
-            3 => v9_of(v8_of(v7_of(v6_of(v5_of(v4_of(postcard::from_bytes(&bytes[8..])?)))))),
-            4 => v9_of(v8_of(v7_of(v6_of(v5_of(postcard::from_bytes(&bytes[8..])?))))),
-            5 => v9_of(v8_of(v7_of(v6_of(postcard::from_bytes(&bytes[8..])?)))),
-            6 => v9_of(v8_of(v7_of(postcard::from_bytes(&bytes[8..])?))),
-            7 => v9_of(v8_of(postcard::from_bytes(&bytes[8..])?)),
-            8 => v9_of(postcard::from_bytes(&bytes[8..])?),
-            9 => postcard::from_bytes(&bytes[8..])?,
+            })))))))),
+            2 => v10_of(v9_of(v8_of(v7_of(v6_of(v5_of(v4_of(v3_of(postcard::from_bytes(&bytes[8..])?)))))))),
+            3 => v10_of(v9_of(v8_of(v7_of(v6_of(v5_of(v4_of(postcard::from_bytes(&bytes[8..])?))))))),
+            4 => v10_of(v9_of(v8_of(v7_of(v6_of(v5_of(postcard::from_bytes(&bytes[8..])?)))))),
+            5 => v10_of(v9_of(v8_of(v7_of(v6_of(postcard::from_bytes(&bytes[8..])?))))),
+            6 => v10_of(v9_of(v8_of(v7_of(postcard::from_bytes(&bytes[8..])?)))),
+            7 => v10_of(v9_of(v8_of(postcard::from_bytes(&bytes[8..])?))),
+            8 => v10_of(v9_of(postcard::from_bytes(&bytes[8..])?)),
+            9 => v10_of(postcard::from_bytes(&bytes[8..])?),
+            10 => postcard::from_bytes(&bytes[8..])?,
             _ => return Err(Error::SnapshotFormat(format!("version {version} (this build reads 1 to {VERSION})"))),
         };
+        let v9 = v10.base;
         let (v8, config_entries, config_entries_index) = (v9.base, v9.config_entries, v9.config_entries_index);
         let (v7, prepared_queries, prepared_queries_index) = (v8.base, v8.prepared_queries, v8.prepared_queries_index);
         let (v6, coordinates, coordinates_index) = (v7.base, v7.coordinates, v7.coordinates_index);
@@ -277,6 +304,15 @@ impl State {
         if config_entries_index > 0 {
             state.table_index.insert(Table::ConfigEntries, config_entries_index);
         }
+        state.jobs = v10.jobs.into_iter().map(|j| (j.name.clone(), j)).collect();
+        state.allocations = v10.allocations.into_iter().map(|a| ((a.job.clone(), a.seq), a)).collect();
+        state.hosts = v10.hosts.into_iter().map(|h| (h.node.clone(), h)).collect();
+        state.node_alloc_index = v10.node_alloc_index.into_iter().collect();
+        for (table, index) in JOB_TABLES.into_iter().zip(v10.job_table_index) {
+            if index > 0 {
+                state.table_index.insert(table, index);
+            }
+        }
         Ok(state)
     }
 }
@@ -321,6 +357,18 @@ fn v8_of(base: SnapshotV7) -> SnapshotV8 {
 /// A version-8 body with no config entries.
 fn v9_of(base: SnapshotV8) -> SnapshotV9 {
     SnapshotV9 { base, config_entries: Vec::new(), config_entries_index: 0 }
+}
+
+/// A version-9 body with no cluster jobs.
+fn v10_of(base: SnapshotV9) -> SnapshotV10 {
+    SnapshotV10 {
+        base,
+        jobs: Vec::new(),
+        allocations: Vec::new(),
+        hosts: Vec::new(),
+        node_alloc_index: Vec::new(),
+        job_table_index: [0; 3],
+    }
 }
 
 /// The state a version-1 body describes, with its derived indexes rebuilt.

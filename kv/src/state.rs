@@ -67,6 +67,14 @@ pub struct State {
     pub(crate) prepared_queries: BTreeMap<String, crate::prepared_query::PreparedQuery>,
     /// Config entries by (kind, name).
     pub(crate) config_entries: BTreeMap<(String, String), crate::config_entry::ConfigEntry>,
+    /// Cluster jobs by name.
+    pub(crate) jobs: BTreeMap<String, crate::job::Job>,
+    /// Allocations by (job, sequence number).
+    pub(crate) allocations: BTreeMap<(String, u64), crate::job::Allocation>,
+    /// Host driver reports by node.
+    pub(crate) hosts: BTreeMap<String, crate::job::Host>,
+    /// Last change to the allocations on each node; kept after they are gone so the node's watcher sees the removal.
+    pub(crate) node_alloc_index: BTreeMap<String, u64>,
 }
 
 /// One service instance with its node and every check that affects it (the node's checks and its own).
@@ -237,6 +245,12 @@ impl State {
             Command::ConfigEntryDelete { kind, name, cas } => {
                 self.config_entry_delete(index, kind, name, *cas, changes)
             }
+            Command::JobSubmit { spec, now_ms } => self.job_submit(index, spec, *now_ms, changes),
+            Command::JobStop { name, purge } => self.job_stop(index, name, *purge, changes),
+            Command::JobRevert { name, version, now_ms } => self.job_revert(index, name, *version, *now_ms, changes),
+            Command::JobPlanApply { plans, now_ms } => self.job_plan_apply(index, plans, *now_ms, changes),
+            Command::AllocReport { node, reports, now_ms } => self.alloc_report(index, node, reports, *now_ms, changes),
+            Command::HostReport { node, drivers, now_ms } => self.host_report(index, node, drivers, *now_ms, changes),
             // The KV and catalog commands, and transactions, are applied by `apply_command` itself.
             Command::KvSet { .. }
             | Command::KvCas { .. }
@@ -272,6 +286,7 @@ mod autopilot;
 mod catalog;
 mod config_entry;
 mod coordinate;
+mod job;
 mod kv;
 mod prepared_query;
 mod query;

@@ -46,11 +46,17 @@ pub enum Table {
     PreparedQueries,
     /// Config entries.
     ConfigEntries,
+    /// Cluster jobs.
+    Jobs,
+    /// Allocations of cluster jobs.
+    Allocations,
+    /// Hosts' driver reports.
+    Hosts,
 }
 
 impl Table {
     /// Every table, in declaration order.
-    pub const ALL: [Table; 14] = [
+    pub const ALL: [Table; 17] = [
         Table::Kvs,
         Table::Nodes,
         Table::Services,
@@ -65,6 +71,9 @@ impl Table {
         Table::Coordinates,
         Table::PreparedQueries,
         Table::ConfigEntries,
+        Table::Jobs,
+        Table::Allocations,
+        Table::Hosts,
     ];
 }
 
@@ -81,6 +90,8 @@ pub enum WatchKey {
     Node(String),
     /// A whole table.
     Table(Table),
+    /// The allocations placed on one node (what its agent runs).
+    NodeAllocations(String),
 }
 
 /// What one apply changed. Deduplicated and ordered, so it is deterministic.
@@ -94,6 +105,8 @@ pub struct Changes {
     pub nodes: BTreeSet<String>,
     /// Tables that changed.
     pub tables: BTreeSet<Table>,
+    /// Nodes whose allocations changed.
+    pub alloc_nodes: BTreeSet<String>,
     /// The whole state was replaced (a snapshot restore): every query's answer may have changed, and indexes may have
     /// moved backwards, so every waiter wakes.
     pub restored: bool,
@@ -107,6 +120,7 @@ impl Changes {
             && self.services.is_empty()
             && self.nodes.is_empty()
             && self.tables.is_empty()
+            && self.alloc_nodes.is_empty()
     }
 
     /// Adds everything `other` changed.
@@ -115,6 +129,7 @@ impl Changes {
         self.services.extend(other.services);
         self.nodes.extend(other.nodes);
         self.tables.extend(other.tables);
+        self.alloc_nodes.extend(other.alloc_nodes);
         self.restored |= other.restored;
     }
 
@@ -129,6 +144,7 @@ impl Changes {
             WatchKey::Service(s) => self.services.contains(s),
             WatchKey::Node(n) => self.nodes.contains(n),
             WatchKey::Table(t) => self.tables.contains(t),
+            WatchKey::NodeAllocations(n) => self.alloc_nodes.contains(n),
         }
     }
 }
@@ -237,6 +253,9 @@ impl<T> Watchers<T> {
         }
         for table in &changes.tables {
             self.collect(&WatchKey::Table(*table), &mut hit);
+        }
+        for node in &changes.alloc_nodes {
+            self.collect(&WatchKey::NodeAllocations(node.clone()), &mut hit);
         }
         hit.into_iter().filter_map(|id| self.remove(id)).collect()
     }

@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::duration::GoDuration;
 
+mod cluster;
 mod enums;
 mod order;
 mod validate;
@@ -56,6 +57,12 @@ pub struct JobSpec {
     pub name: String,
     /// The tasks, each with a name unique within the job.
     pub tasks: Vec<TaskSpec>,
+    /// Where a cluster job's allocations go (`roster job deploy`); see `cluster.rs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<roster_scheduler::Placement>,
+    /// How a cluster job's new version rolls out; see `cluster.rs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<roster_scheduler::UpdatePolicy>,
 }
 
 /// One task: a process run by a driver, with its ports, limits, restart policy and services.

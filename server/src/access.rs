@@ -315,7 +315,29 @@ pub(crate) fn authorize_command(access: &Access, cmd: &Command, state: &State) -
         Command::PreparedQueryDelete { id } => prepared_query::authorize_delete(access, id, state),
         Command::ConfigEntrySet { entry, .. } => authorize_config_entry_write(access, &entry.kind, &entry.name),
         Command::ConfigEntryDelete { kind, name, .. } => authorize_config_entry_write(access, kind, name),
+        Command::JobSubmit { spec, .. } => authorize_job_submit(access, spec),
+        // The scheduler's plans come from the leader itself (unchecked); one from a token needs the operator's right.
+        Command::JobStop { .. } | Command::JobRevert { .. } | Command::JobPlanApply { .. } => {
+            access.require(authz.operator_write(), Resource::Operator, AccessLevel::Write, None)
+        }
+        // An agent reports for its own node, as it registers it: node:write.
+        Command::AllocReport { node, .. } | Command::HostReport { node, .. } => {
+            access.require(authz.node_write(node), Resource::Node, AccessLevel::Write, Some(node))
+        }
     }
+}
+
+/// Deploying a job starts processes on any node, so it needs `operator:write` (roster's choice; Consul has no jobs),
+/// plus `service:write` on every service its tasks register, as registering them directly would.
+fn authorize_job_submit(access: &Access, spec: &str) -> Result<()> {
+    let authz = access.authorizer();
+    access.require(authz.operator_write(), Resource::Operator, AccessLevel::Write, None)?;
+    // A spec the state cannot read is refused at apply; only the services of one it can read need checking here.
+    let shape = serde_json::from_str(spec).ok().and_then(|value| roster_kv::JobShape::from_spec(&value).ok());
+    for service in shape.iter().flat_map(|shape| &shape.services) {
+        access.require(authz.service_write(service), Resource::Service, AccessLevel::Write, Some(service))?;
+    }
+    Ok(())
 }
 
 /// Consul's `CanWrite` per kind: `service:write` on a service's defaults, `mesh:write` (which falls back to
@@ -488,6 +510,14 @@ pub(crate) fn authorize_query(access: &Access, query: &Query) -> Result<()> {
         }
         // A filtered read needs what the read it filters needs.
         Query::NodeMeta { inner, .. } => authorize_query(access, inner),
+        // Job specs say what runs where (and may carry secrets in their environment): operator:read, like the other
+        // operator views. A node's agent reads its own allocations with the node:write its token has for it.
+        Query::Jobs | Query::Job { .. } | Query::Hosts | Query::Allocations | Query::Scheduling => {
+            access.require(authz.operator_read(), Resource::Operator, AccessLevel::Read, None)
+        }
+        Query::NodeAllocations { node } => {
+            access.require(authz.operator_read() || authz.node_write(node), Resource::Operator, AccessLevel::Read, None)
+        }
         _ => Ok(()),
     }
 }

@@ -198,6 +198,15 @@ impl fmt::Display for LogCommand {
             Command::ConfigEntryDelete { kind, name, cas } => {
                 write!(f, "ConfigEntryDelete({kind}/{name}, cas {cas:?})")
             }
+            // A spec's environment may hold secrets: name the job only.
+            Command::JobSubmit { spec, .. } => write!(f, "JobSubmit({} bytes)", spec.len()),
+            Command::JobStop { name, purge } => write!(f, "JobStop({name}, purge {purge})"),
+            Command::JobRevert { name, version, .. } => write!(f, "JobRevert({name}, {version})"),
+            Command::JobPlanApply { plans, .. } => write!(f, "JobPlanApply({} jobs)", plans.len()),
+            Command::AllocReport { node, reports, .. } => {
+                write!(f, "AllocReport({node}, {} allocations)", reports.len())
+            }
+            Command::HostReport { node, drivers, .. } => write!(f, "HostReport({node}, {})", drivers.join(",")),
         }
     }
 }

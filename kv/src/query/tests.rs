@@ -87,6 +87,12 @@ fn sample_queries() -> Vec<Query> {
         Query::NodeMeta { node_meta: meta(&[("rack", "a")]), inner: Box::new(Query::Services) },
         Query::NodeMeta { node_meta: meta(&[("rack", "a")]), inner: Box::new(Query::ChecksInState { state: None }) },
         Query::AllServiceNodes { node_meta: BTreeMap::new() },
+        Query::Jobs,
+        Query::Job { name: "web".into() },
+        Query::NodeAllocations { node: "n1".into() },
+        Query::Hosts,
+        Query::Allocations,
+        Query::Scheduling,
     ]
 }
 
@@ -134,6 +140,9 @@ fn expected(state: &State, query: &Query) -> (u64, Vec<WatchKey>) {
                 Table::Coordinates,
                 Table::PreparedQueries,
                 Table::ConfigEntries,
+                Table::Jobs,
+                Table::Allocations,
+                Table::Hosts,
             ]),
         ),
         Query::Coordinates | Query::NodeCoordinate { .. } => {
@@ -176,6 +185,19 @@ fn expected(state: &State, query: &Query) -> (u64, Vec<WatchKey>) {
         }
         Query::AllServiceNodes { .. } => {
             (state.table(Table::Services).max(state.table(Table::Nodes)), tables(&[Table::Services, Table::Nodes]))
+        }
+        Query::Jobs => (state.table(Table::Jobs), tables(&[Table::Jobs])),
+        Query::Job { .. } => {
+            (state.table(Table::Jobs).max(state.table(Table::Allocations)), tables(&[Table::Jobs, Table::Allocations]))
+        }
+        Query::NodeAllocations { node } => {
+            (state.node_allocations(node).1, vec![WatchKey::NodeAllocations(node.clone())])
+        }
+        Query::Hosts => (state.table(Table::Hosts), tables(&[Table::Hosts])),
+        Query::Allocations => (state.table(Table::Allocations), tables(&[Table::Allocations])),
+        Query::Scheduling => {
+            let scheduling = [Table::Jobs, Table::Allocations, Table::Hosts, Table::Nodes, Table::Checks];
+            (scheduling.iter().map(|t| state.table(*t)).max().unwrap_or(1), tables(&scheduling))
         }
     }
 }

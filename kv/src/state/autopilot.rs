@@ -75,14 +75,15 @@ mod tests {
         assert_eq!(decoded.table(Table::Autopilot), 3);
         assert_eq!(decoded.encode_snapshot(), state.encode_snapshot());
 
-        // A version-6 snapshot is version 9's body without the config-entry, prepared-query and coordinates tails
+        // A version-6 snapshot is version 10's body without the cluster-job tail (three empty tables, an empty
+        // index map and three zero indexes: seven bytes), the config-entry, prepared-query and coordinates tails
         // (none, index 0: two bytes each), version 5's is version 6's without the autopilot tail, and version 4's is
         // version 5's without the restore staging (`None`: one byte): 5 and 4 decode with no configuration.
         let bytes = state.encode_snapshot();
         let coordinates_tail = postcard::to_allocvec(&(Vec::<crate::NodeCoordinate>::new(), 0u64)).unwrap();
         let mut v6 = bytes.clone();
         v6[7] = 6;
-        v6.truncate(v6.len() - 2 - 2 - coordinates_tail.len());
+        v6.truncate(v6.len() - 7 - 2 - 2 - coordinates_tail.len());
         assert_eq!(State::decode_snapshot(&v6).unwrap(), state);
         let tail = postcard::to_allocvec(&(state.autopilot.clone(), 3u64)).unwrap();
         let mut v5 = v6;
@@ -94,8 +95,8 @@ mod tests {
         v4[7] = 4;
         v4.truncate(v4.len() - 1);
         assert!(State::decode_snapshot(&v4).unwrap().autopilot_config().is_none());
-        let mut v10 = bytes;
-        v10[7] = 10;
-        assert!(State::decode_snapshot(&v10).is_err(), "format 10 is not this build's");
+        let mut v11 = bytes;
+        v11[7] = 11;
+        assert!(State::decode_snapshot(&v11).is_err(), "format 11 is not this build's");
     }
 }

@@ -121,6 +121,9 @@ impl State {
             ("ACL auth methods", count(self.acl_auth_methods.len())),
             ("ACL binding rules", count(self.acl_binding_rules.len())),
             ("Config entries", count(self.config_entries.len())),
+            ("Jobs", count(self.jobs.len())),
+            ("Allocations", count(self.allocations.len())),
+            ("Hosts", count(self.hosts.len())),
         ]
     }
 }

@@ -344,6 +344,42 @@ fn arb_coordination() -> impl Strategy<Value = Command> {
             name,
             cas
         }),
+        arb_job(),
+    ]
+}
+
+/// Cluster-job commands over the same nodes: submits, stops, plans that may be stale, reports.
+fn arb_job() -> impl Strategy<Value = Command> {
+    use crate::job::{AllocStatusReport, ClientStatus, JobPlan, Placed};
+    let job = prop::sample::select(vec!["web", "db"]).prop_map(String::from);
+    let node_name = prop::sample::select(vec!["n1", "n2"]).prop_map(String::from);
+    prop_oneof![
+        (job.clone(), 1..3u32, prop::option::of(node_name.clone())).prop_map(|(name, image, on)| {
+            let placement = match on {
+                Some(n) => serde_json::json!({"nodes": [n]}),
+                None => serde_json::json!({}),
+            };
+            let spec = serde_json::json!({"name": name, "placement": placement,
+                "tasks": [{"name": "t", "driver": "exec", "command": format!("/bin/v{image}")}]});
+            Command::JobSubmit { spec: spec.to_string(), now_ms: 7 }
+        }),
+        (job.clone(), any::<bool>()).prop_map(|(name, purge)| Command::JobStop { name, purge }),
+        (job.clone(), 0..4u64, 0..30u64, 0..30u64, node_name.clone()).prop_map(|(name, seq, m, p, n)| {
+            let add = vec![Placed { seq, version: 1, index: 0, node: n }];
+            let plan = JobPlan { job: name, expect_modify_index: m, expect_plan_index: p, add, ..JobPlan::default() };
+            Command::JobPlanApply { plans: vec![plan], now_ms: 9 }
+        }),
+        (job, 0..4u64, node_name.clone(), any::<bool>()).prop_map(|(name, seq, node, healthy)| {
+            let report = AllocStatusReport {
+                id: format!("{name}-{seq}"),
+                status: ClientStatus::Running,
+                tasks: vec![],
+                healthy: Some(healthy),
+                message: String::new(),
+            };
+            Command::AllocReport { node, reports: vec![report], now_ms: 11 }
+        }),
+        node_name.prop_map(|node| Command::HostReport { node, drivers: vec!["exec".into()], now_ms: 3 }),
     ]
 }
 
@@ -458,6 +494,7 @@ proptest! {
 }
 
 mod acl;
+mod jobs;
 mod limits;
 mod restore;
 mod sessions;

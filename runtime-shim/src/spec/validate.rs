@@ -86,6 +86,7 @@ pub(super) fn job(job: &JobSpec) -> Result<(), SpecError> {
         task(&mut problems, &path, task_spec);
     }
     super::order::check(&mut problems, job);
+    super::cluster::validate(&mut problems.0, job);
     if problems.0.is_empty() { Ok(()) } else { Err(SpecError { errors: problems.0 }) }
 }
 

@@ -285,13 +285,13 @@ fn methods_and_rules_survive_a_snapshot_and_a_version_3_snapshot_has_none() {
     assert_eq!(decoded.encode_snapshot(), bytes);
     assert_eq!(decoded.table(Table::AclBindingRules), 3);
 
-    // A version-4 snapshot is version 9's body without the config-entry and prepared-query tails and the
+    // A version-4 snapshot is version 10's body without the cluster-job tail (seven bytes when empty), the config-entry and prepared-query tails and the
     // coordinates tail (none, index 0: two bytes each), the autopilot tail (`None`, index 0) and the restore staging (`None`: one byte).
     let coordinates_tail = postcard::to_allocvec(&(Vec::<crate::NodeCoordinate>::new(), 0u64)).expect("encodes");
     let autopilot_tail = postcard::to_allocvec(&(Option::<crate::AutopilotConfig>::None, 0u64)).expect("encodes");
     let mut v4 = bytes.clone();
     v4[7] = 4;
-    v4.truncate(v4.len() - 2 - 2 - coordinates_tail.len() - autopilot_tail.len() - 1);
+    v4.truncate(v4.len() - 7 - 2 - 2 - coordinates_tail.len() - autopilot_tail.len() - 1);
     assert_eq!(State::decode_snapshot(&v4).expect("version 4 decodes"), state);
 
     // A version-3 snapshot is version 4's body without the auth tail (postcard ignores nothing: cut it off).
