@@ -21,6 +21,9 @@ const TASK_CHECK_TTL: &str = "87600h";
 pub(super) struct TaskRun {
     pub(super) job: String,
     pub(super) spec: TaskSpec,
+    /// The middle of its service IDs (`<node>:<this>:<port>`): the task's name, or `<job>:<task>` for an
+    /// allocation's task, since two allocations of one cluster job may run on one node.
+    id_task: String,
     pub(super) handle: Option<TaskHandle>,
     state: Option<TaskState>,
     tracker: RestartTracker,
@@ -48,10 +51,11 @@ pub(super) enum Hold {
 }
 
 impl TaskRun {
-    pub(super) fn new(job: &str, spec: TaskSpec) -> TaskRun {
+    pub(super) fn new(job: &str, spec: TaskSpec, scoped: bool) -> TaskRun {
         let tracker = RestartTracker::new(spec.restart);
         TaskRun {
             job: job.to_owned(),
+            id_task: id_task(job, &spec.name, scoped),
             spec,
             handle: None,
             state: None,
@@ -66,8 +70,8 @@ impl TaskRun {
     }
 
     /// A run that is not started until the tasks it starts after are ready.
-    pub(super) fn waiting(job: &str, spec: TaskSpec) -> TaskRun {
-        TaskRun { hold: Some(Hold::Waiting(Vec::new())), ..TaskRun::new(job, spec) }
+    pub(super) fn waiting(job: &str, spec: TaskSpec, scoped: bool) -> TaskRun {
+        TaskRun { hold: Some(Hold::Waiting(Vec::new())), ..TaskRun::new(job, spec, scoped) }
     }
 
     /// Whether the task runs (or its restart policy is about to run it again), as the manager left it.
@@ -80,6 +84,26 @@ impl TaskRun {
     /// Whether its restart policy will start it again.
     pub(super) fn restarting(&self) -> bool {
         self.restart_pending
+    }
+
+    /// The task as an allocation report shows it: `pending` (waiting for its turn, or for its policy's restart),
+    /// `running` or `dead`, its restarts, and whether it ended in failure.
+    pub(super) fn reported(&self) -> roster_kv::TaskState {
+        let state = match &self.hold {
+            Some(Hold::Waiting(_)) => "pending",
+            Some(Hold::Stopped(_) | Hold::Failed(_)) => "dead",
+            None if self.restart_pending => "pending",
+            None if self.is_up() => "running",
+            None => "dead",
+        };
+        let failed = matches!(self.hold, Some(Hold::Failed(_)))
+            || (state == "dead" && self.hold.is_none() && self.last_exit.is_some_and(|code| code != 0));
+        roster_kv::TaskState {
+            name: self.spec.name.clone(),
+            state: state.to_owned(),
+            restarts: u64::from(self.restarts),
+            failed,
+        }
     }
 
     /// The service IDs this run registered.
@@ -117,7 +141,7 @@ impl TaskRun {
                 tracing::error!(job = %self.job, task = %self.spec.name, service = %service.name, "no address to register the service at");
                 continue;
             };
-            let id = service_id(&config.node, &self.spec.name, service.id_key());
+            let id = service_id(&config.node, &self.id_task, service.id_key());
             let definition = self.definition(service, &id, address, port);
             let map: Map<String, Value> = match definition {
                 Value::Object(map) => map,
@@ -299,6 +323,11 @@ impl TaskRun {
             "Checks": checks,
         })
     }
+}
+
+/// The middle part of a task's service IDs: `scoped` (an allocation's job) puts the job's name before the task's.
+pub(super) fn id_task(job: &str, task: &str, scoped: bool) -> String {
+    if scoped { format!("{job}:{task}") } else { task.to_owned() }
 }
 
 /// The roster-owned check that says whether the task runs.
