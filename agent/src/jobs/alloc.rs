@@ -37,7 +37,7 @@ const WAIT: Duration = Duration::from_secs(300);
 const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 /// How often the drivers are probed again; a changed set is reported at once.
-const HOST_PROBE: Duration = Duration::from_secs(60);
+const HOST_PROBE: Duration = Duration::from_secs(300);
 /// An unchanged host report is sent again this often, in case the servers lost it (a restored snapshot).
 const HOST_RESEND: Duration = Duration::from_secs(600);
 
