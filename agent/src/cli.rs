@@ -11,6 +11,7 @@
 
 mod acl;
 mod client;
+mod cluster_job;
 mod config;
 mod event;
 mod http_tls;
@@ -127,6 +128,8 @@ pub enum Command {
     /// Write, read, list and delete config entries (`service-defaults`, `proxy-defaults`).
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// The nodes that can run cluster jobs: their drivers, node meta and running allocations.
+    Hosts(cluster_job::HostsArgs),
 }
 
 /// `roster run FILE`.
@@ -143,7 +146,8 @@ pub struct RunArgs {
 /// `roster job ...`.
 #[derive(Debug, Clone, Subcommand)]
 pub enum JobCommand {
-    /// Every job's tasks, or one job's.
+    /// A cluster job's allocations (node, version, desired and reported status, health, restarts, tasks); without a
+    /// cluster job of that name, the job this agent runs alone; without a name, every job this agent runs.
     Status {
         /// Agent address and token.
         #[command(flatten)]
@@ -172,6 +176,47 @@ pub enum JobCommand {
         lines: usize,
         /// The job.
         name: String,
+    },
+    /// Deploy a cluster job (TOML or JSON) through the servers: placed by its `[placement]`, or on the `-node`s given.
+    Deploy {
+        /// Agent address and token.
+        #[command(flatten)]
+        http: HttpArgs,
+        /// Run exactly on this node (one allocation each); may repeat.
+        #[arg(long = "node", value_name = "NAME")]
+        nodes: Vec<String>,
+        /// The job spec: TOML (`.toml`) or JSON.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Stop every allocation of a cluster job (`-purge`: forget the job and its history too).
+    Undeploy {
+        /// Agent address and token.
+        #[command(flatten)]
+        http: HttpArgs,
+        /// Remove the job instead of keeping it stopped.
+        #[arg(long)]
+        purge: bool,
+        /// The job.
+        name: String,
+    },
+    /// A cluster job's kept versions.
+    History {
+        /// Agent address and token.
+        #[command(flatten)]
+        http: HttpArgs,
+        /// The job.
+        name: String,
+    },
+    /// Roll a cluster job back to a kept version (as a new version).
+    Revert {
+        /// Agent address and token.
+        #[command(flatten)]
+        http: HttpArgs,
+        /// The job.
+        name: String,
+        /// The version to go back to.
+        version: u64,
     },
 }
 

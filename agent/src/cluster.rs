@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::gossip::{Gossip, Member, MemberStatus, Role};
 
+mod scheduler;
+
 /// How often the loops re-check even without a membership change (retries after errors, lost leases).
 const TICK: Duration = Duration::from_secs(2);
 /// A new leader does not reap catalog nodes that gossip does not know until gossip has run this long:
@@ -182,6 +184,7 @@ impl LeaderDuties {
     /// Runs the reconcile loop in the background: on every membership change and every tick, if this
     /// server leads, bring the Raft configuration and the catalog in line with gossip.
     pub fn spawn(self) {
+        scheduler::spawn(self.server.clone(), self.gossip.clone(), self.token.clone());
         tokio::spawn(async move {
             let started = Instant::now();
             let mut changes = self.gossip.subscribe();

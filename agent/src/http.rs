@@ -37,6 +37,7 @@ mod cache;
 pub(crate) mod caller;
 mod catalog;
 mod central_config;
+mod cluster_jobs;
 mod config;
 mod coordinate;
 pub(crate) mod definition;
@@ -256,6 +257,12 @@ pub fn router(api: Api) -> Router {
             "/v1/operator/keyring",
             get(keyring::keyring).post(keyring::keyring).put(keyring::keyring).delete(keyring::keyring),
         )
+        .route("/v1/jobs", get(cluster_jobs::list).put(cluster_jobs::submit))
+        .route("/v1/job/{name}", get(cluster_jobs::get).delete(cluster_jobs::stop))
+        .route("/v1/job/{name}/versions", get(cluster_jobs::versions))
+        .route("/v1/job/{name}/revert", put(cluster_jobs::revert))
+        .route("/v1/node/{node}/allocations", get(cluster_jobs::node_allocations))
+        .route("/v1/hosts", get(cluster_jobs::hosts))
         .route("/v1/config", put(config::apply))
         .route("/v1/config/{kind}", get(config::list))
         .route("/v1/config/{kind}/{name}", get(config::get).delete(config::delete))

@@ -50,6 +50,7 @@ pub async fn run_client(command: &Command, env: &dyn EnvSource) -> anyhow::Resul
         Command::Rtt(args) => super::rtt::run(args, env).await,
         Command::Snapshot(command) => super::snapshot::run(command, env).await,
         Command::Config(command) => super::config::run(command, env).await,
+        Command::Hosts(args) => super::cluster_job::hosts(args, env).await,
         Command::Kv(KvCommand::Export(args)) => super::kv_io::export(args, env).await,
         Command::Kv(KvCommand::Import(args)) => super::kv_io::import(args, env).await,
         Command::Catalog(CatalogCommand::Datacenters(args)) => super::members::datacenters(args, env).await,

@@ -6,6 +6,7 @@ use roster_runtime_shim::JobSpec;
 use serde_json::Value;
 
 use super::client::{AgentClient, print_stdout};
+use super::cluster_job;
 use super::{JobCommand, RunArgs};
 use crate::config::EnvSource;
 
@@ -26,6 +27,15 @@ pub(super) async fn run(args: &RunArgs, env: &dyn EnvSource) -> anyhow::Result<i
 
 pub(super) async fn job(command: &JobCommand, env: &dyn EnvSource) -> anyhow::Result<i32> {
     match command {
+        JobCommand::Status { http, name: Some(name) }
+            if let Some(text) = cluster_job::status(http, name, env).await? =>
+        {
+            print_stdout(text.as_bytes())
+        }
+        JobCommand::Deploy { http, nodes, file } => cluster_job::deploy(http, file, nodes, env).await,
+        JobCommand::Undeploy { http, purge, name } => cluster_job::undeploy(http, name, *purge, env).await,
+        JobCommand::History { http, name } => cluster_job::history(http, name, env).await,
+        JobCommand::Revert { http, name, version } => cluster_job::revert(http, name, *version, env).await,
         JobCommand::Status { http, name } => {
             let agent = AgentClient::new(http, env)?;
             let jobs = match name {

@@ -4,9 +4,8 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Uri, header};
+use axum::http::{HeaderMap, Uri};
 use axum::response::IntoResponse as _;
-use roster_runtime_shim::JobSpec;
 
 use super::query::Query;
 use super::reply::{ApiError, ApiResult, empty_ok};
@@ -19,13 +18,16 @@ const MAX_LOG_LINES: usize = 10_000;
 /// Starts (or replaces) a job and answers with its status.
 pub async fn submit(State(api): State<Api>, uri: Uri, headers: HeaderMap, body: Bytes) -> ApiResult {
     Query::parse(uri.query()).check_dc(&api)?;
-    let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("Request body is not UTF-8"))?;
-    let is_toml = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/toml"));
-    let spec = if is_toml { JobSpec::from_toml(text) } else { JobSpec::from_json(text) };
-    let spec = spec.map_err(|error| ApiError::bad_request(format!("Invalid job: {error}")))?;
+    let spec = super::cluster_jobs::read_spec(&headers, &body)?;
+    // Placement and rollout are the servers' business; a job run by this agent alone would silently ignore them.
+    if let Some(section) = [("placement", spec.placement.is_some()), ("update", spec.update.is_some())]
+        .into_iter()
+        .find_map(|(name, set)| set.then_some(name))
+    {
+        return Err(ApiError::bad_request(format!(
+            "Invalid job: {section}: only cluster jobs are placed and rolled out (PUT /v1/jobs, roster job deploy)"
+        )));
+    }
     // Starting processes on this host is agent:write; registering their services is service:write on each.
     caller::agent_write(&api).await?;
     for service in spec.tasks.iter().flat_map(|task| &task.services) {

@@ -154,6 +154,15 @@ const TABLE: &[Endpoint] = &[
     other(&[Method::PUT, Method::DELETE], "/v1/query/{id}", &[]),
     read("/v1/query/{id}/execute", &[&["stale", "consistent", "limit", "near", "connect"]]),
     read("/v1/query/{id}/explain", &[&["stale", "consistent"]]),
+    // cluster jobs (roster's own)
+    read("/v1/jobs", &[READ]),
+    other(PUT, "/v1/jobs", &[]),
+    read("/v1/job/{name}", &[READ]),
+    other(DELETE, "/v1/job/{name}", &[&["purge"]]),
+    read("/v1/job/{name}/versions", &[READ]),
+    other(PUT, "/v1/job/{name}/revert", &[&["version"]]),
+    read("/v1/node/{node}/allocations", &[READ]),
+    read("/v1/hosts", &[READ]),
     // config entries
     other(PUT, "/v1/config", &[&["cas"]]),
     read("/v1/config/{kind}", &[READ]),
