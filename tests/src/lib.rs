@@ -15,6 +15,7 @@
 //! - `docker`: the multi-host tier: a static roster image built offline, networks and containers.
 //! - `backend`: [`FlipBackend`], an HTTP backend whose health the test flips, for health checks to probe.
 //! - `exec`: [`exec::exec_or_skip`] and busybox root filesystems for exec-driver tasks.
+//! - `jobs`: [`jobs::wait_job`], a cluster job read with blocking queries until it reaches a state.
 //! - `etcd`: [`etcd::EtcdProcess`], a throwaway etcd the benchmarks compare against.
 //! - `jwt`: [`JwtIssuer`], an ES256 key that signs JWTs for the ACL login tests.
 //! - `py_consul`: runs the py-consul scripts of `tests/py/` against an agent (skipped with the reason outside CI).
@@ -34,6 +35,7 @@ pub mod etcd;
 pub mod exec;
 mod harness;
 mod http;
+pub mod jobs;
 mod jwt;
 pub mod py_consul;
 pub mod shape;
