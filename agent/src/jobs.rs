@@ -18,6 +18,8 @@
 //! current config no longer allows is therefore refused at restore with a logged error, like any job that fails to
 //! start; it stays in `jobs.json` until the next save, and the tasks it left running are reaped as orphans.
 
+pub mod alloc;
+mod order;
 mod task;
 
 use std::collections::BTreeMap;
@@ -37,7 +39,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checks::Runner;
 use crate::local::Local;
-use task::TaskRun;
+use order::{Action, Standing};
+use task::{Hold, TaskRun};
 
 /// The root-owned parent of a `-dev` agent's exec state directory (see [`exec_state_dir`]).
 const RUN_DIR: &str = "/run/roster";
@@ -96,6 +99,16 @@ struct Inner {
     exec: Result<Arc<ExecDriver>, String>,
     jobs: Mutex<BTreeMap<String, Job>>,
     shutdown: CancellationToken,
+    /// Wakes the ordering pass ([`JobManager::advance`]) after a task's exit or a submission.
+    kick: tokio::sync::Notify,
+    /// Moves whenever a job or a task's run changes, for the allocation runner's reports.
+    changes: tokio::sync::watch::Sender<u64>,
+}
+
+/// A submission's start: the runs it started, and those that wait for the tasks they start after.
+struct Started {
+    runs: Vec<TaskRun>,
+    waiting: Vec<TaskRun>,
 }
 
 /// A submission's start that failed part-way: the runs it had started, the task that failed, and why.
@@ -109,6 +122,37 @@ struct StartFailure {
 struct Job {
     spec: JobSpec,
     tasks: BTreeMap<String, TaskRun>,
+    /// The cluster allocation this job runs (its name is the allocation's ID), or `None` for a job submitted to
+    /// this agent (`/v1/agent/job`).
+    allocation: Option<AllocRef>,
+}
+
+/// Which allocation of which cluster job version a local job runs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AllocRef {
+    /// The allocation's ID, `<job>-<seq>`: the local job's name.
+    pub id: String,
+    /// The cluster job.
+    pub job: String,
+    /// The job version it runs.
+    pub version: u64,
+}
+
+/// An allocation's job as `allocs.json` keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedAlloc {
+    allocation: AllocRef,
+    spec: Value,
+}
+
+/// How a local job stands, for an allocation report.
+pub struct JobSummary {
+    /// Its tasks, in the spec's order.
+    pub tasks: Vec<roster_kv::TaskState>,
+    /// Whether every task runs and every check of its services passes; `None` while a task waits for its turn.
+    pub healthy: Option<bool>,
+    /// Why a task does not run, when one does not.
+    pub message: String,
 }
 
 impl JobManager {
@@ -150,10 +194,20 @@ impl JobManager {
                 Err(error.to_string())
             }
         };
-        let inner =
-            Arc::new(Inner { config, local, runner, docker, exec, jobs: Mutex::new(BTreeMap::new()), shutdown });
+        let inner = Arc::new(Inner {
+            config,
+            local,
+            runner,
+            docker,
+            exec,
+            jobs: Mutex::new(BTreeMap::new()),
+            shutdown,
+            kick: tokio::sync::Notify::new(),
+            changes: tokio::sync::watch::Sender::new(0),
+        });
         let manager = JobManager { inner };
         manager.follow_events();
+        manager.follow_order();
         manager.restore().await;
         manager
     }
@@ -171,24 +225,48 @@ impl JobManager {
     /// new processes (or containers). Tasks the new spec drops still run until the new ones have started, so a
     /// new task that needs one's host port fails; stop the job first then.
     pub async fn submit(&self, spec: JobSpec) -> Result<Value, JobError> {
+        if let Some(allocation) = self.allocation_of(&spec.name).await {
+            return Err(allocation_owned(&allocation));
+        }
+        self.submit_inner(spec, None).await
+    }
+
+    /// `submit` for a job of either kind: `allocation` says which cluster allocation it runs, if any.
+    async fn submit_inner(&self, spec: JobSpec, allocation: Option<AllocRef>) -> Result<Value, JobError> {
         self.inner
             .config
             .host_access
             .check_job(&spec)
             .map_err(|refusals| JobError::Invalid(format!("Job not allowed by the agent's config: {refusals}")))?;
         let mut jobs = self.inner.jobs.lock().await;
-        let started = match self.start_tasks(&spec).await {
+        if jobs.get(&spec.name).is_some_and(|job| job.allocation.is_some() != allocation.is_some()) {
+            return Err(JobError::Invalid(format!("Job {:?} exists already, of another kind", spec.name)));
+        }
+        let started = match self.start_tasks(&spec, allocation.is_some()).await {
             Ok(started) => started,
             Err(failure) => return Err(self.roll_back(&spec.name, failure, jobs.get_mut(&spec.name)).await),
         };
         let mut previous = jobs.remove(&spec.name).map(|job| job.tasks).unwrap_or_default();
-        let mut job = Job { spec: spec.clone(), tasks: BTreeMap::new() };
-        for mut run in started {
+        let mut job = Job { spec: spec.clone(), tasks: BTreeMap::new(), allocation };
+        for mut run in started.runs {
             run.register(&self.inner.local, &self.inner.config).await;
             if let Some(mut replaced) = previous.remove(&run.spec.name) {
                 replaced.deregister_unless_kept(&self.inner.local, &run).await;
             }
             job.tasks.insert(run.spec.name.clone(), run);
+        }
+        for run in started.waiting {
+            // A task that runs unchanged keeps running while it waits (a resubmission must not restart it);
+            // one whose spec changed stops now and starts from its new spec when its turn comes.
+            let kept = match previous.remove(&run.spec.name) {
+                Some(old) if old.spec == run.spec && old.is_up() => Some(old),
+                Some(old) => {
+                    self.stop_run(old).await;
+                    None
+                }
+                None => None,
+            };
+            job.tasks.insert(run.spec.name.clone(), kept.unwrap_or(run));
         }
         for run in previous.into_values() {
             self.stop_run(run).await;
@@ -197,22 +275,127 @@ impl JobManager {
         self.save(&jobs);
         drop(jobs);
         self.inner.runner.sync().await;
+        self.inner.kick.notify_one();
+        self.changed();
         self.status(&spec.name).await
     }
 
-    /// Deregisters a job's services, then stops and removes its tasks.
+    /// Deregisters a job's services, then stops and removes its tasks. An allocation's job is the servers' to stop.
     pub async fn stop(&self, name: &str) -> Result<(), JobError> {
+        if let Some(allocation) = self.allocation_of(name).await {
+            return Err(allocation_owned(&allocation));
+        }
+        self.stop_inner(name).await
+    }
+
+    async fn stop_inner(&self, name: &str) -> Result<(), JobError> {
         let job = {
             let mut jobs = self.inner.jobs.lock().await;
             let job = jobs.remove(name).ok_or_else(|| JobError::NotFound(name.to_owned()))?;
             self.save(&jobs);
             job
         };
-        for run in job.tasks.into_values() {
+        // Dependents first, as systemd stops units in the reverse of their start order.
+        let mut tasks = job.tasks;
+        for idx in job.spec.start_order().into_iter().rev() {
+            if let Some(run) = tasks.remove(&job.spec.tasks[idx].name) {
+                self.stop_run(run).await;
+            }
+        }
+        for run in tasks.into_values() {
             self.stop_run(run).await;
         }
         self.inner.runner.sync().await;
+        self.changed();
         Ok(())
+    }
+
+    /// Runs `allocation`'s job `spec` (named after the allocation), unless that version of it runs already.
+    pub async fn run_allocation(&self, allocation: AllocRef, spec: JobSpec) -> Result<(), JobError> {
+        if self
+            .inner
+            .jobs
+            .lock()
+            .await
+            .get(&allocation.id)
+            .is_some_and(|job| job.allocation.as_ref() == Some(&allocation))
+        {
+            return Ok(());
+        }
+        self.submit_inner(spec, Some(allocation)).await.map(|_| ())
+    }
+
+    /// Stops an allocation's job.
+    pub async fn stop_allocation(&self, id: &str) -> Result<(), JobError> {
+        self.stop_inner(id).await
+    }
+
+    /// The allocations this agent runs.
+    pub async fn allocations(&self) -> Vec<AllocRef> {
+        self.inner.jobs.lock().await.values().filter_map(|job| job.allocation.clone()).collect()
+    }
+
+    /// How a job stands: its tasks as an allocation report shows them, and its health.
+    pub async fn summary(&self, name: &str) -> Option<JobSummary> {
+        let passing = self.passing_services().await;
+        let jobs = self.inner.jobs.lock().await;
+        let job = jobs.get(name)?;
+        let runs: Vec<&TaskRun> = job.spec.tasks.iter().filter_map(|task| job.tasks.get(&task.name)).collect();
+        let tasks: Vec<roster_kv::TaskState> = runs.iter().map(|run| run.reported()).collect();
+        let healthy = if tasks.iter().any(|task| task.state == "dead") {
+            Some(false)
+        } else if tasks.iter().any(|task| task.state != "running") {
+            None
+        } else {
+            Some(runs.iter().flat_map(|run| run.registered()).all(|id| passing.get(id).copied().unwrap_or(false)))
+        };
+        let message = runs
+            .iter()
+            .filter_map(|run| {
+                let status = run.status_json();
+                let reason = status["Reason"].as_str()?.to_owned();
+                Some(format!("{}: {reason}", run.spec.name))
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        Some(JobSummary { tasks, healthy, message })
+    }
+
+    /// A receiver whose value moves whenever a job or one of its tasks changes.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.changes.subscribe()
+    }
+
+    /// The drivers this agent can run tasks with now: those whose probe answers.
+    pub async fn drivers(&self) -> Vec<String> {
+        let mut drivers = Vec::new();
+        for driver in self.drivers_here() {
+            match driver.probe().await {
+                Ok(_) => drivers.push(driver.name().to_owned()),
+                Err(error) => tracing::debug!(driver = driver.name(), %error, "driver unavailable"),
+            }
+        }
+        drivers.sort();
+        drivers
+    }
+
+    /// The drivers this agent has a client for.
+    fn drivers_here(&self) -> Vec<Arc<dyn Driver>> {
+        self.inner
+            .docker
+            .iter()
+            .map(|d| d.clone() as Arc<dyn Driver>)
+            .chain(self.inner.exec.clone().ok().map(|d| d as Arc<dyn Driver>))
+            .collect()
+    }
+
+    /// The allocation a job of this name runs, if it is an allocation's.
+    async fn allocation_of(&self, name: &str) -> Option<AllocRef> {
+        self.inner.jobs.lock().await.get(name).and_then(|job| job.allocation.clone())
+    }
+
+    fn changed(&self) {
+        self.inner.changes.send_modify(|count| *count += 1);
     }
 
     /// Every job's status.
@@ -241,22 +424,44 @@ impl JobManager {
         driver.logs(&handle, lines).await.map_err(runtime_error)
     }
 
-    /// Starts (or adopts) the tasks of `spec` in order, registering nothing; stops at the first that fails.
-    async fn start_tasks(&self, spec: &JobSpec) -> Result<Vec<TaskRun>, StartFailure> {
-        let mut started = Vec::new();
-        for task in &spec.tasks {
-            match self.start_task(&spec.name, task).await {
-                Ok(run) => started.push(run),
-                Err(error) => return Err(StartFailure { started, failed: task.clone(), error }),
+    /// Starts (or adopts) the tasks of `spec` in their start order, registering nothing; stops at the first that
+    /// fails. A task whose `after` names a task not ready yet is left waiting: ready means started here and, when
+    /// its services have checks, registered already with every check passing (an unchanged task of the running
+    /// version); otherwise its checks can only pass once registered, and the ordering pass starts the rest.
+    async fn start_tasks(&self, spec: &JobSpec, scoped: bool) -> Result<Started, StartFailure> {
+        let mut started = Started { runs: Vec::new(), waiting: Vec::new() };
+        let mut ready: Vec<&str> = Vec::new();
+        let local = if spec.tasks.iter().any(|task| !task.after.is_empty()) {
+            Some(self.passing_services().await)
+        } else {
+            None
+        };
+        for idx in spec.start_order() {
+            let task = &spec.tasks[idx];
+            if !task.after.iter().all(|name| ready.contains(&name.as_str())) {
+                started.waiting.push(TaskRun::waiting(&spec.name, task.clone(), scoped));
+                continue;
+            }
+            match self.start_task(&spec.name, task, scoped).await {
+                Ok(run) => started.runs.push(run),
+                Err(error) => return Err(StartFailure { started: started.runs, failed: task.clone(), error }),
+            }
+            let passing = |service: &roster_runtime_shim::ServiceSpec| {
+                let id_task = task::id_task(&spec.name, &task.name, scoped);
+                let id = roster_runtime_shim::service_id(&self.inner.config.node, &id_task, service.id_key());
+                service.checks.is_empty() || local.as_ref().and_then(|local| local.get(&id)).copied().unwrap_or(false)
+            };
+            if task.services.iter().all(passing) {
+                ready.push(&task.name);
             }
         }
         Ok(started)
     }
 
-    async fn start_task(&self, job: &str, task: &TaskSpec) -> Result<TaskRun, JobError> {
+    async fn start_task(&self, job: &str, task: &TaskSpec, scoped: bool) -> Result<TaskRun, JobError> {
         let driver = self.driver(task.driver)?;
         driver.ensure_image(task).await.map_err(runtime_error)?;
-        let mut run = TaskRun::new(job, task.clone());
+        let mut run = TaskRun::new(job, task.clone(), scoped);
         run.start(driver.as_ref(), &self.start_options()).await.map_err(runtime_error)?;
         Ok(run)
     }
@@ -397,6 +602,29 @@ impl JobManager {
                 tracing::error!(job = %name, %error, "could not restart a saved job");
             }
         }
+        // The allocations this node ran: started (adopted) again so they keep running while no server answers;
+        // the allocation runner stops those the servers no longer allocate here once it hears from them.
+        let saved: Vec<SavedAlloc> = self
+            .allocs_file()
+            .and_then(|path| std::fs::read(path).ok())
+            .and_then(|bytes| match serde_json::from_slice(&bytes) {
+                Ok(saved) => Some(saved),
+                Err(error) => {
+                    tracing::error!(%error, "unreadable allocations file; the servers' list will be run");
+                    None
+                }
+            })
+            .unwrap_or_default();
+        for SavedAlloc { allocation, spec } in saved {
+            let id = allocation.id.clone();
+            let started = match JobSpec::from_json(&spec.to_string()) {
+                Ok(spec) => self.submit_inner(spec, Some(allocation)).await.map(|_| ()),
+                Err(error) => Err(JobError::Invalid(error.to_string())),
+            };
+            if let Err(error) = started {
+                tracing::error!(allocation = %id, %error, "could not restart a saved allocation");
+            }
+        }
         let manager = self.clone();
         tokio::spawn(async move { manager.reap_orphans().await });
     }
@@ -437,14 +665,7 @@ impl JobManager {
     /// Follows each driver's events: an exit turns the task's services critical at once, then the restart policy
     /// decides; a broken stream makes every task be inspected again.
     fn follow_events(&self) {
-        let drivers: Vec<Arc<dyn Driver>> = self
-            .inner
-            .docker
-            .iter()
-            .map(|d| d.clone() as Arc<dyn Driver>)
-            .chain(self.inner.exec.clone().ok().map(|d| d as Arc<dyn Driver>))
-            .collect();
-        for driver in drivers {
+        for driver in self.drivers_here() {
             let manager = self.clone();
             tokio::spawn(async move {
                 let mut events = driver.events();
@@ -474,6 +695,11 @@ impl JobManager {
         let decision = {
             let mut jobs = self.inner.jobs.lock().await;
             let Some(run) = jobs.get_mut(job).and_then(|job| job.tasks.get_mut(task)) else { return };
+            // A run the ordering holds (or never started) has no process of its own: this is the exit of the one
+            // it stopped.
+            if run.hold.is_some() {
+                return;
+            }
             // The death of a container this run replaced (a spec change, a rollback) is not this run's exit. Exec
             // task IDs are `<job>.<task>` for every run, so for them this cannot tell runs apart.
             if id.is_some_and(|id| run.handle.as_ref().is_some_and(|handle| handle.id != *id)) {
@@ -492,8 +718,12 @@ impl JobManager {
             }
             drop(jobs);
             self.inner.runner.sync().await;
+            // Down for good: the tasks that require it stop.
+            self.inner.kick.notify_one();
+            self.changed();
             return;
         };
+        self.changed();
         let manager = self.clone();
         let (job, task) = (job.to_owned(), task.to_owned());
         tokio::spawn(async move {
@@ -513,7 +743,113 @@ impl JobManager {
             }
             drop(jobs);
             manager.inner.runner.sync().await;
+            manager.changed();
         });
+    }
+
+    /// Runs the ordering pass whenever a local check or service changes (a dependency may have become ready) or
+    /// the manager asks (a task went down, a job was submitted).
+    fn follow_order(&self) {
+        let manager = self.clone();
+        let mut changes = self.inner.local.changes();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { return },
+                    () = manager.inner.kick.notified() => {}
+                    () = manager.inner.shutdown.cancelled() => return,
+                }
+                manager.advance().await;
+            }
+        });
+    }
+
+    /// The ordering pass: for every job whose tasks name others in `after` or `requires`, starts the tasks whose
+    /// dependencies are now ready and stops those whose required tasks are down ([`order::plan`]), and records
+    /// what the others wait for. A start that fails leaves its task failed, which may stop others, so the pass
+    /// runs again until nothing fails.
+    async fn advance(&self) {
+        loop {
+            let mut jobs = self.inner.jobs.lock().await;
+            let ordered = |job: &Job| job.spec.tasks.iter().any(|t| !t.after.is_empty() || !t.requires.is_empty());
+            if !jobs.values().any(ordered) {
+                return;
+            }
+            let passing = self.passing_services().await;
+            let (mut changed, mut failed) = (false, false);
+            for job in jobs.values_mut().filter(|job| ordered(job)) {
+                let spec = job.spec.clone();
+                let mut tasks: Vec<order::Task<'_>> = spec
+                    .tasks
+                    .iter()
+                    .map(|task| order::Task {
+                        name: &task.name,
+                        after: &task.after,
+                        requires: &task.requires,
+                        standing: job.tasks.get(&task.name).map_or(Standing::Down, |run| standing(run, &passing)),
+                        has_checks: task.services.iter().any(|service| !service.checks.is_empty()),
+                    })
+                    .collect();
+                for action in order::plan(&mut tasks, &spec.start_order()) {
+                    let (Action::Start(idx) | Action::Stop { task: idx, .. }) = &action;
+                    let Some(run) = job.tasks.get_mut(&spec.tasks[*idx].name) else { continue };
+                    changed = true;
+                    match action {
+                        Action::Start(_) => {
+                            if let Err(error) = self.start_held(run).await {
+                                tracing::error!(job = %spec.name, task = %run.spec.name, %error, "starting a task whose dependencies are ready failed");
+                                run.hold = Some(Hold::Failed(format!("start failed: {error}")));
+                                failed = true;
+                            }
+                        }
+                        Action::Stop { because, .. } => {
+                            tracing::info!(job = %spec.name, task = %run.spec.name, requires = %because, "stopping a task whose required task is down");
+                            run.deregister(&self.inner.local).await;
+                            if let Ok(driver) = self.driver(run.spec.driver)
+                                && let Err(error) = run.stop(driver.as_ref()).await
+                            {
+                                tracing::warn!(task = %run.spec.name, %error, "stopping a task failed");
+                            }
+                            run.hold = Some(Hold::Stopped(because));
+                        }
+                    }
+                }
+                for (idx, task) in spec.tasks.iter().enumerate() {
+                    if let Some(Hold::Waiting(on)) = job.tasks.get_mut(&task.name).and_then(|run| run.hold.as_mut()) {
+                        *on = order::blockers(&tasks, idx);
+                    }
+                }
+            }
+            drop(jobs);
+            if changed {
+                self.inner.runner.sync().await;
+                self.changed();
+            }
+            if !failed {
+                return;
+            }
+        }
+    }
+
+    /// Starts a task the ordering held back and registers its services.
+    async fn start_held(&self, run: &mut TaskRun) -> Result<(), JobError> {
+        let driver = self.driver(run.spec.driver)?;
+        driver.ensure_image(&run.spec).await.map_err(runtime_error)?;
+        run.start(driver.as_ref(), &self.start_options()).await.map_err(runtime_error)?;
+        run.register(&self.inner.local, &self.inner.config).await;
+        Ok(())
+    }
+
+    /// Whether every check of each local service passes, by service ID.
+    async fn passing_services(&self) -> BTreeMap<String, bool> {
+        let (services, checks) = self.inner.local.snapshot().await;
+        let mut passing: BTreeMap<String, bool> = services.into_iter().map(|service| (service.id, true)).collect();
+        for check in checks {
+            if let Some(all) = passing.get_mut(&check.service_id) {
+                *all &= check.status == roster_kv::CheckStatus::Passing;
+            }
+        }
+        passing
     }
 
     async fn resync(&self, driver: Arc<dyn Driver>) {
@@ -541,21 +877,65 @@ impl JobManager {
         self.inner.config.data_dir.as_ref().map(|dir| dir.join("jobs.json"))
     }
 
-    /// Saves the job specs atomically (write a temp file, fsync, rename), as `local.json` is saved.
+    fn allocs_file(&self) -> Option<PathBuf> {
+        self.inner.config.data_dir.as_ref().map(|dir| dir.join("allocs.json"))
+    }
+
+    /// Saves the job specs atomically (write a temp file, fsync, rename), as `local.json` is saved: the agent's own
+    /// jobs in `jobs.json`, allocations' jobs with the allocation they run in `allocs.json`.
     fn save(&self, jobs: &BTreeMap<String, Job>) {
-        let Some(path) = self.jobs_file() else { return };
-        let specs: Vec<&JobSpec> = jobs.values().map(|job| &job.spec).collect();
+        let specs: Vec<&JobSpec> = jobs.values().filter(|job| job.allocation.is_none()).map(|job| &job.spec).collect();
+        let allocs: Vec<SavedAlloc> = jobs
+            .values()
+            .filter_map(|job| {
+                let spec = serde_json::to_value(&job.spec).ok()?;
+                Some(SavedAlloc { allocation: job.allocation.clone()?, spec })
+            })
+            .collect();
+        if let Some(path) = self.jobs_file() {
+            save_json(&path, &specs);
+        }
+        if let Some(path) = self.allocs_file() {
+            save_json(&path, &allocs);
+        }
+    }
+}
+
+/// Writes `value` to `path` atomically, logging a failure.
+fn save_json(path: &Path, value: &impl serde::Serialize) {
+    {
         let write = || -> std::io::Result<()> {
             let tmp = path.with_extension("json.tmp");
-            let bytes = serde_json::to_vec_pretty(&specs).map_err(std::io::Error::other)?;
+            let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
             let file = std::fs::File::create(&tmp)?;
             std::io::Write::write_all(&mut &file, &bytes)?;
             file.sync_all()?;
-            std::fs::rename(&tmp, &path)
+            std::fs::rename(&tmp, path)
         };
         if let Err(error) = write() {
             tracing::error!(path = %path.display(), %error, "could not save the jobs file");
         }
+    }
+}
+
+/// The refusal of a local change to a job that runs a cluster allocation.
+fn allocation_owned(allocation: &AllocRef) -> JobError {
+    JobError::Invalid(format!(
+        "Job {:?} runs allocation {} of the cluster job {:?}; change it with roster job deploy or undeploy",
+        allocation.id, allocation.id, allocation.job
+    ))
+}
+
+/// Where a run stands for the ordering: `passing` says, by service ID, whether all of a service's checks pass.
+fn standing(run: &TaskRun, passing: &BTreeMap<String, bool>) -> Standing {
+    match &run.hold {
+        Some(Hold::Waiting(_)) => Standing::Waiting,
+        Some(Hold::Stopped(_)) => Standing::Held,
+        Some(Hold::Failed(_)) => Standing::Down,
+        None if run.restarting() => Standing::Restarting,
+        None if !run.is_up() => Standing::Down,
+        None if run.registered().iter().all(|id| passing.get(id).copied().unwrap_or(false)) => Standing::Ready,
+        None => Standing::Running,
     }
 }
 

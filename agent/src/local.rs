@@ -74,6 +74,9 @@ pub struct Local {
     /// the token their catalog writes carry from a client agent (`acl.tokens.config_file_service_registration`, else
     /// the agent token); `None` until the agent sets it.
     config_services: std::sync::Mutex<(BTreeSet<String>, Option<std::sync::Arc<crate::acl::Acl>>)>,
+    /// Moves on every change of the local services or a check's status, for those who wait on one (the job
+    /// manager starts a task once the checks of the tasks it starts after pass).
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// The catalog entries of an agent's node that belong to the leader, not the agent.
@@ -184,6 +187,7 @@ impl Local {
             output_pushed: std::sync::Mutex::default(),
             output_pending: std::sync::Mutex::default(),
             config_services: std::sync::Mutex::new(marked),
+            changes: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -282,6 +286,11 @@ impl Local {
     pub async fn snapshot(&self) -> (Vec<Service>, Vec<HealthCheck>) {
         let inner = self.inner.lock().await;
         (inner.services.values().cloned().collect(), inner.checks.values().cloned().collect())
+    }
+
+    /// A receiver that sees [`Local`]'s change counter move on every change of a service or a check's status.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// One local check.
@@ -419,6 +428,7 @@ impl Local {
             return self.commit(&mut inner, next);
         }
         inner.checks.insert(check_id.to_owned(), check);
+        self.changes.send_modify(|count| *count += 1);
         Ok(())
     }
 
@@ -644,6 +654,7 @@ impl Local {
             plain_lock(&self.config_services).0.clone_from(&next.config_services);
         }
         *inner = next;
+        self.changes.send_modify(|count| *count += 1);
         Ok(())
     }
 }

@@ -248,6 +248,13 @@ pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyho
         host_access: config.host_access.clone(),
     };
     let jobs = crate::jobs::JobManager::start(jobs_config, local.clone(), runner.clone(), shutdown.child_token()).await;
+    tokio::spawn(crate::jobs::alloc::run(
+        jobs.clone(),
+        backend.clone(),
+        local.clone(),
+        config.node_name.clone(),
+        shutdown.child_token(),
+    ));
     if config.watch_docker {
         let (node, local, runner, token) =
             (config.node_name.clone(), local.clone(), runner.clone(), shutdown.child_token());

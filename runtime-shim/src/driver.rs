@@ -212,8 +212,8 @@ pub enum TaskEventKind {
 
 /// The hash of everything a task's process is started from (job name, task spec, start options): equal hashes mean
 /// the running task is what the agent wants, so a restarted agent adopts it; any change replaces it.
-/// The spec's `services` and `restart` are left out: they are roster's own bookkeeping, and changing a tag or a
-/// backoff must not restart the task. 16 bytes of SHA-256 in hex, stable as long as the spec's serialized form is.
+/// The spec's `services`, `restart`, `after` and `requires` are left out: they are roster's own bookkeeping, and
+/// changing a tag, a backoff or the order of starts must not restart the task. 16 bytes of SHA-256 in hex, stable as long as the spec's serialized form is.
 pub fn spec_hash(job: &str, task: &TaskSpec, options: &StartOptions) -> String {
     #[derive(Serialize)]
     struct Hashed<'a> {
@@ -222,7 +222,13 @@ pub fn spec_hash(job: &str, task: &TaskSpec, options: &StartOptions) -> String {
         options: &'a StartOptions,
     }
     // Serializing a struct of structs and BTreeMaps is deterministic, so the same inputs give the same bytes.
-    let process = TaskSpec { services: Vec::new(), restart: RestartSpec::default(), ..task.clone() };
+    let process = TaskSpec {
+        services: Vec::new(),
+        restart: RestartSpec::default(),
+        after: Vec::new(),
+        requires: Vec::new(),
+        ..task.clone()
+    };
     let bytes = serde_json::to_vec(&Hashed { job, task: &process, options }).unwrap_or_default();
     let digest = Sha256::digest(&bytes);
     digest[..16].iter().map(|byte| format!("{byte:02x}")).collect()

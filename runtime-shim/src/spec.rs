@@ -27,6 +27,10 @@
 //! `logs = { max_size_kb = 10240, max_files = 3 }` bounds a task's kept output (json-file rotation): always on for
 //! exec tasks (these are the defaults), and given to Docker as `max-size`/`max-file` when set on a docker task.
 //!
+//! `after = ["db"]` starts a task only once the task `db` of the same job runs and passes its checks;
+//! `requires = ["db"]` stops it while `db` is down for good and starts it again when `db` returns (see
+//! [`TaskSpec::after`], [`TaskSpec::requires`]). A cycle of `after` edges is refused.
+//!
 //! Every duration is a Go duration string (`"10s"`, `"1m30s"`). Unknown fields are refused everywhere except inside
 //! a service's `checks`, which are Consul check definitions kept as JSON values for the agent's own parser.
 
@@ -38,6 +42,7 @@ use crate::duration::GoDuration;
 
 mod cluster;
 mod enums;
+mod order;
 mod validate;
 
 pub use enums::{AddressMode, DriverKind, Protocol, RestartPolicy};
@@ -127,6 +132,15 @@ pub struct TaskSpec {
     /// The Consul services this task offers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<ServiceSpec>,
+    /// Tasks of this job that must be running, and passing every check of their services when they have checks,
+    /// before this one starts (systemd's `After=`). Ordering only: this task keeps running if they stop later.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+    /// Tasks of this job this one needs (systemd's `Requires=`): when one stops for good (exits and is not
+    /// restarted, or is stopped) this task is stopped, and it starts again once they all run again. It does not
+    /// order the start; name a task in `after` as well to start only once it runs and passes its checks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
 }
 
 /// A port the task listens on.

@@ -15,6 +15,8 @@
 //! - `docker`: the multi-host tier: a static roster image built offline, networks and containers.
 //! - `browser`: [`browser::Browser`], headless Chromium over WebDriver, for the web UI's tests.
 //! - `backend`: [`FlipBackend`], an HTTP backend whose health the test flips, for health checks to probe.
+//! - `exec`: [`exec::exec_or_skip`] and busybox root filesystems for exec-driver tasks.
+//! - `jobs`: [`jobs::wait_job`], a cluster job read with blocking queries until it reaches a state.
 //! - `etcd`: [`etcd::EtcdProcess`], a throwaway etcd the benchmarks compare against.
 //! - `jwt`: [`JwtIssuer`], an ES256 key that signs JWTs for the ACL login tests.
 //! - `py_consul`: runs the py-consul scripts of `tests/py/` against an agent (skipped with the reason outside CI).
@@ -32,8 +34,10 @@ mod cluster;
 pub mod dig;
 pub mod docker;
 pub mod etcd;
+pub mod exec;
 mod harness;
 mod http;
+pub mod jobs;
 mod jwt;
 pub mod py_consul;
 pub mod shape;

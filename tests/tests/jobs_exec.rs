@@ -11,32 +11,15 @@ use roster_tests::etcd::free_port;
 use roster_tests::{AgentMode, TestAgent, eventually};
 use serde_json::{Value, json};
 
-fn exec_or_skip() -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
-        .unwrap_or(false);
-    let busybox = Path::new("/bin/busybox").exists();
-    if root && busybox {
-        return true;
-    }
-    let reason = if root { "busybox-static is not installed" } else { "not running as root" };
-    if std::env::var("ROSTER_REQUIRE_EXEC").as_deref() == Ok("1") {
-        panic!("ROSTER_REQUIRE_EXEC=1 but {reason}");
-    }
-    eprintln!("skipping the exec-driver job test: {reason}");
-    false
-}
-
 /// A rootfs holding busybox and one page.
 fn busybox_rootfs(dir: &Path) {
-    std::fs::create_dir_all(dir.join("bin")).expect("bin");
+    roster_tests::exec::busybox_rootfs(dir, &["sh", "httpd", "sleep", "cat"]);
     std::fs::create_dir_all(dir.join("www")).expect("www");
-    std::fs::copy("/bin/busybox", dir.join("bin/busybox")).expect("copy busybox");
-    for applet in ["sh", "httpd", "sleep", "cat"] {
-        std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).expect("symlink");
-    }
     std::fs::write(dir.join("www/index.html"), "served from an exec task\n").expect("page");
+}
+
+fn exec_or_skip() -> bool {
+    roster_tests::exec::exec_or_skip("the exec-driver job test")
 }
 
 /// `Some` once exactly one `static` instance passes.

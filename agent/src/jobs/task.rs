@@ -21,6 +21,9 @@ const TASK_CHECK_TTL: &str = "87600h";
 pub(super) struct TaskRun {
     pub(super) job: String,
     pub(super) spec: TaskSpec,
+    /// The middle of its service IDs (`<node>:<this>:<port>`): the task's name, or `<job>:<task>` for an
+    /// allocation's task, since two allocations of one cluster job may run on one node.
+    id_task: String,
     pub(super) handle: Option<TaskHandle>,
     state: Option<TaskState>,
     tracker: RestartTracker,
@@ -32,13 +35,27 @@ pub(super) struct TaskRun {
     restart_pending: bool,
     /// The last lines the task wrote before its last exit, for `job status`.
     pub(super) last_logs: Vec<String>,
+    /// Why the manager does not run it, when that is down to the job's ordering rather than its own exit.
+    pub(super) hold: Option<Hold>,
+}
+
+/// Why a task of a job with ordering does not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Hold {
+    /// Not started yet in this version; what it waits for.
+    Waiting(Vec<String>),
+    /// Stopped because this required task is down.
+    Stopped(String),
+    /// A start the ordering made failed.
+    Failed(String),
 }
 
 impl TaskRun {
-    pub(super) fn new(job: &str, spec: TaskSpec) -> TaskRun {
+    pub(super) fn new(job: &str, spec: TaskSpec, scoped: bool) -> TaskRun {
         let tracker = RestartTracker::new(spec.restart);
         TaskRun {
             job: job.to_owned(),
+            id_task: id_task(job, &spec.name, scoped),
             spec,
             handle: None,
             state: None,
@@ -48,7 +65,50 @@ impl TaskRun {
             registered: Vec::new(),
             restart_pending: false,
             last_logs: Vec::new(),
+            hold: None,
         }
+    }
+
+    /// A run that is not started until the tasks it starts after are ready.
+    pub(super) fn waiting(job: &str, spec: TaskSpec, scoped: bool) -> TaskRun {
+        TaskRun { hold: Some(Hold::Waiting(Vec::new())), ..TaskRun::new(job, spec, scoped) }
+    }
+
+    /// Whether the task runs (or its restart policy is about to run it again), as the manager left it.
+    pub(super) fn is_up(&self) -> bool {
+        self.hold.is_none()
+            && self.handle.is_some()
+            && (self.restart_pending || self.state.as_ref().is_some_and(|s| s.is_running()))
+    }
+
+    /// Whether its restart policy will start it again.
+    pub(super) fn restarting(&self) -> bool {
+        self.restart_pending
+    }
+
+    /// The task as an allocation report shows it: `pending` (waiting for its turn, or for its policy's restart),
+    /// `running` or `dead`, its restarts, and whether it ended in failure.
+    pub(super) fn reported(&self) -> roster_kv::TaskState {
+        let state = match &self.hold {
+            Some(Hold::Waiting(_)) => "pending",
+            Some(Hold::Stopped(_) | Hold::Failed(_)) => "dead",
+            None if self.restart_pending => "pending",
+            None if self.is_up() => "running",
+            None => "dead",
+        };
+        let failed = matches!(self.hold, Some(Hold::Failed(_)))
+            || (state == "dead" && self.hold.is_none() && self.last_exit.is_some_and(|code| code != 0));
+        roster_kv::TaskState {
+            name: self.spec.name.clone(),
+            state: state.to_owned(),
+            restarts: u64::from(self.restarts),
+            failed,
+        }
+    }
+
+    /// The service IDs this run registered.
+    pub(super) fn registered(&self) -> &[String] {
+        &self.registered
     }
 
     /// Starts the task (or adopts it when it already runs from the same spec) and reads its state.
@@ -58,6 +118,11 @@ impl TaskRun {
         options: &StartOptions,
     ) -> roster_runtime_shim::Result<()> {
         let handle = driver.start(&self.job, &self.spec, options).await?;
+        // A start the ordering makes is a fresh run: the stop that held it must not keep the policy from
+        // restarting it later.
+        if self.hold.take().is_some() {
+            self.tracker.reset();
+        }
         let state = driver.inspect(&handle).await?;
         if self.restart_pending {
             self.restarts += 1;
@@ -76,7 +141,7 @@ impl TaskRun {
                 tracing::error!(job = %self.job, task = %self.spec.name, service = %service.name, "no address to register the service at");
                 continue;
             };
-            let id = service_id(&config.node, &self.spec.name, service.id_key());
+            let id = service_id(&config.node, &self.id_task, service.id_key());
             let definition = self.definition(service, &id, address, port);
             let map: Map<String, Value> = match definition {
                 Value::Object(map) => map,
@@ -185,10 +250,18 @@ impl TaskRun {
             Some(TaskStatus::Dead) => "dead".to_owned(),
             None => "pending".to_owned(),
         };
+        let (status, reason) = match &self.hold {
+            Some(Hold::Waiting(on)) => ("waiting".to_owned(), Some(format!("waiting for {}", on.join(", ")))),
+            Some(Hold::Stopped(on)) => ("stopped".to_owned(), Some(format!("stopped: requires {on}, which is down"))),
+            Some(Hold::Failed(why)) => ("failed".to_owned(), Some(why.clone())),
+            None if self.restart_pending => ("restarting".to_owned(), None),
+            None => (status, None),
+        };
         json!({
             "Name": self.spec.name,
             "Driver": self.spec.driver.as_str(),
-            "State": if self.restart_pending { "restarting".to_owned() } else { status },
+            "State": status,
+            "Reason": reason,
             "ID": self.handle.as_ref().map(|h| h.id.0.clone()),
             "Addresses": state.map(|s| s.addresses.iter().map(|(net, ip)| (net.clone(), ip.to_string())).collect::<std::collections::BTreeMap<_, _>>()),
             "Health": state.and_then(|s| s.health).map(|h| format!("{h:?}").to_lowercase()),
@@ -250,6 +323,11 @@ impl TaskRun {
             "Checks": checks,
         })
     }
+}
+
+/// The middle part of a task's service IDs: `scoped` (an allocation's job) puts the job's name before the task's.
+pub(super) fn id_task(job: &str, task: &str, scoped: bool) -> String {
+    if scoped { format!("{job}:{task}") } else { task.to_owned() }
 }
 
 /// The roster-owned check that says whether the task runs.

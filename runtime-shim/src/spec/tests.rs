@@ -151,7 +151,7 @@ fn parse_errors_name_the_field() {
     );
     check(
         &toml_job("driver2 = 1"),
-        "tasks[0].driver2: unknown field `driver2`, expected one of `name`, `driver`, `image`, `rootfs`, `command`, `args`, `env`, `ports`, `network`, `mounts`, `resources`, `logs`, `restart`, `stop_signal`, `stop_timeout`, `healthcheck`, `pull`, `services` (line 6)",
+        "tasks[0].driver2: unknown field `driver2`, expected one of `name`, `driver`, `image`, `rootfs`, `command`, `args`, `env`, `ports`, `network`, `mounts`, `resources`, `logs`, `restart`, `stop_signal`, `stop_timeout`, `healthcheck`, `pull`, `services`, `after`, `requires` (line 6)",
     );
     check(
         "name = \"web\"\n[[tasks]]\nname = \"app\"\ndriver = \"podman\"\n",
@@ -180,7 +180,7 @@ fn parse_errors_name_the_field() {
         .expect_err("unknown field");
     assert_eq!(
         json_err.to_string(),
-        "tasks[0].imag: unknown field `imag`, expected one of `name`, `driver`, `image`, `rootfs`, `command`, `args`, `env`, `ports`, `network`, `mounts`, `resources`, `logs`, `restart`, `stop_signal`, `stop_timeout`, `healthcheck`, `pull`, `services` (line 1, column 66)"
+        "tasks[0].imag: unknown field `imag`, expected one of `name`, `driver`, `image`, `rootfs`, `command`, `args`, `env`, `ports`, `network`, `mounts`, `resources`, `logs`, `restart`, `stop_signal`, `stop_timeout`, `healthcheck`, `pull`, `services`, `after`, `requires` (line 1, column 66)"
     );
 }
 

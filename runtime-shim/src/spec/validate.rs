@@ -63,10 +63,10 @@ const EXEC_NETWORKS: [&str; 3] = ["host", "none", "bridge"];
 const MIN_HEALTHCHECK_STEP: Duration = Duration::from_millis(1);
 
 /// Collects problems under their paths.
-struct Problems(Vec<FieldError>);
+pub(super) struct Problems(Vec<FieldError>);
 
 impl Problems {
-    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(FieldError { path: path.into(), message: message.into() });
     }
 }
@@ -85,6 +85,7 @@ pub(super) fn job(job: &JobSpec) -> Result<(), SpecError> {
         }
         task(&mut problems, &path, task_spec);
     }
+    super::order::check(&mut problems, job);
     super::cluster::validate(&mut problems.0, job);
     if problems.0.is_empty() { Ok(()) } else { Err(SpecError { errors: problems.0 }) }
 }
