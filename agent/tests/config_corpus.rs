@@ -131,10 +131,8 @@ fn consul_settings_roster_lacks_are_named_exactly() {
 }
 
 #[test]
-fn telemetry_is_left_to_the_metrics_settings() {
-    // The `telemetry` block is roster's metrics configuration; until it is read, the block is the only problem.
-    if let Err(ConfigErrors(errors)) = load("telemetry.hcl") {
-        assert!(errors.iter().all(|error| error.contains("telemetry")), "{errors:#?}");
-        assert_eq!(errors.len(), 1, "{errors:#?}");
-    }
+fn telemetry_as_consul_guides_set_it_up_loads() {
+    let config = loads("telemetry.hcl");
+    assert_eq!(config.telemetry.prometheus_retention, std::time::Duration::from_secs(60));
+    assert_eq!(config.telemetry.hostname, None, "disable_hostname keeps the hostname out of gauge names");
 }

@@ -811,6 +811,7 @@ fn reading_the_same_sources_again_changes_nothing() {
 }
 
 mod formats;
+
 #[test]
 fn ui_flags_and_keys_turn_the_web_ui_on_and_move_it() {
     assert!(!load_flags(&["-server", "-data-dir", "data"]).expect("loads").ui.enabled, "off by default");
@@ -822,6 +823,8 @@ fn ui_flags_and_keys_turn_the_web_ui_on_and_move_it() {
     let file = write(dir.path(), "ui.json", r#"{"ui_config": {"enabled": true, "metrics_provider": "prometheus"}}"#);
     check_errors(load_flags(&["-dev", "-config-file", &file]), &["ui_config.metrics_provider: not implemented"]);
     check_errors(load_flags(&["-dev", "-ui-content-path", "/v1/"]), &["cannot have 'v[0-9]'"]);
+}
+
 #[test]
 fn logging_keys_follow_consul_and_rotation_without_a_log_file_is_refused() {
     let config = load_flags(&[]).expect("defaults");
