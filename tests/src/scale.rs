@@ -227,7 +227,24 @@ impl ScaleCluster {
                 return Ok(());
             }
             if started.elapsed() > timeout {
-                bail!("only {} of {} instances passing after {timeout:?}", passing.len(), clients.len());
+                let missing: Vec<&str> =
+                    clients.iter().copied().filter(|name| !passing.iter().any(|p| p == name)).collect();
+                let mut seen = Vec::new();
+                for name in missing.iter().take(3) {
+                    let checks = self.agents[0].get(&format!("/v1/health/node/{name}")).await.json();
+                    let statuses: Vec<String> = checks
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|c| format!("{}={}", c["CheckID"], c["Status"]))
+                        .collect();
+                    seen.push(format!("{name}: {statuses:?}"));
+                }
+                bail!(
+                    "only {} of {} instances passing after {timeout:?}; the server's view of some missing: {seen:?}",
+                    passing.len(),
+                    clients.len()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -264,7 +281,10 @@ impl ScaleCluster {
                 out_of_dns = Some(killed.elapsed());
             }
             if killed.elapsed() > timeout {
-                bail!("{name} still in passing ({out_of_passing:?}) or DNS ({out_of_dns:?}) after {timeout:?}");
+                let still = self.answering(victim_idx).await;
+                bail!(
+                    "{name} still in passing ({out_of_passing:?}) or DNS ({out_of_dns:?}) after {timeout:?}: {still:?}"
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -282,7 +302,8 @@ impl ScaleCluster {
                 return Ok(failed.elapsed());
             }
             if failed.elapsed() > timeout {
-                bail!("{} still answered by some agent's DNS after {timeout:?}", target.node_name());
+                let still = self.answering(target_idx).await;
+                bail!("{} still answered by the DNS of {still:?} after {timeout:?}", target.node_name());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -295,9 +316,10 @@ impl ScaleCluster {
         views.iter().flatten().filter(|name| running.contains(&name.as_str())).count()
     }
 
-    /// The resident set size of every running agent, in KiB.
-    pub fn rss_kib(&self) -> Vec<u64> {
-        self.running().filter_map(|agent| agent.pid()).filter_map(rss_kib).collect()
+    /// The resident set size (`VmRSS`, `RssAnon`) of every running agent, in KiB, servers first.
+    pub fn memory_kib(&self) -> Vec<(u64, u64)> {
+        let pids = self.running().filter_map(|agent| agent.pid());
+        pids.filter_map(|pid| Some((rss_kib(pid)?, anon_kib(pid)?))).collect()
     }
 
     /// Gossip bytes sent per second and agent, averaged over `window` (no other traffic is made meanwhile);
@@ -332,13 +354,21 @@ impl ScaleCluster {
 
     /// How many running agents' DNS answer `idx`'s instance with its address.
     async fn n_answering(&self, idx: usize) -> usize {
+        self.answering(idx).await.len()
+    }
+
+    /// The running agents whose DNS answers `idx`'s instance with its address.
+    async fn answering(&self, idx: usize) -> Vec<&str> {
         let name = format!("{}.{SERVICE}.service.consul", self.agents[idx].node_name());
         let want = self.ip(idx);
         let lookups = self.running().map(|agent| {
             let name = name.clone();
-            async move { dns_a(agent.dns_addr(), &name).await.unwrap_or_default() }
+            async move {
+                let ips = dns_a(agent.dns_addr(), &name).await.unwrap_or_default();
+                ips.iter().any(|ip| IpAddr::V4(*ip) == want).then_some(agent.node_name())
+            }
         });
-        join_all(lookups).await.iter().filter(|ips| ips.iter().any(|ip| IpAddr::V4(*ip) == want)).count()
+        join_all(lookups).await.into_iter().flatten().collect()
     }
 
     fn running(&self) -> impl Iterator<Item = &TestAgent> {
@@ -583,8 +613,17 @@ fn rand_id() -> u16 {
 
 /// `VmRSS` of a process, in KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
+    proc_status_kib(pid, "VmRSS:")
+}
+
+/// `RssAnon` of a process, in KiB: its own memory, without the binary's file pages that every agent shares.
+pub fn anon_kib(pid: u32) -> Option<u64> {
+    proc_status_kib(pid, "RssAnon:")
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|line| line.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
