@@ -340,7 +340,7 @@ impl ScaleCluster {
             // In its own namespace an agent is alone on its link, so its interface counters are its traffic
             // (`ip netns exec` execs the agent, so the pid is the agent's).
             Net::Namespaces(_) => {
-                self.running().filter_map(|agent| agent.pid()).map(|pid| netns_tx_bytes(pid)).sum::<Option<u64>>()
+                self.running().filter_map(|agent| agent.pid()).map(netns_tx_bytes).sum::<Option<u64>>()
             }
         }
     }

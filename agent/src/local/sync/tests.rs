@@ -126,7 +126,9 @@ fn a_changed_node_record_is_rewritten_alone() {
 #[test]
 fn catalog_tags_of_a_tag_override_service_are_not_a_difference() {
     let (mut services, checks) = agent_side(1);
-    services.get_mut("s0").map(|s| s.enable_tag_override = true);
+    if let Some(held) = services.get_mut("s0") {
+        held.enable_tag_override = true;
+    }
     let (held_node, mut held_services, held_checks) = catalog_side(&services, &checks);
     held_services[0].tags = vec!["edited-by-operator".into()];
     let plan = plan(&node(), &services, &checks, Some(&held_node), &held_services, &held_checks);
