@@ -412,6 +412,10 @@ impl Namespaces {
             .and_then(|()| run_ip(&["addr", "add", &bridge_ip, "dev", &bridge]))
             .and_then(|()| run_ip(&["link", "set", &bridge, "up"]))
             .map_err(|err| Unavailable(format!("cannot create the bridge: {err:#}")))?;
+        // With br_netfilter loaded (Docker loads it and sets FORWARD to DROP), frames between two ports of the bridge
+        // pass iptables' FORWARD chain: let this bridge's own traffic through, and only it.
+        run(Command::new("iptables").args(forward_rule("-I", &bridge)))
+            .map_err(|err| Unavailable(format!("cannot allow forwarding on the bridge: {err:#}")))?;
         for idx in 0..n_agents {
             namespaces.add(idx).map_err(|err| Unavailable(format!("ip netns failed: {err:#}")))?;
         }
@@ -490,6 +494,9 @@ impl Drop for Namespaces {
         }
         if let Err(err) = run_ip(&["link", "del", &self.bridge()]) {
             eprintln!("scale: removing bridge {}: {err:#}", self.bridge());
+        }
+        if let Err(err) = run(Command::new("iptables").args(forward_rule("-D", &self.bridge()))) {
+            eprintln!("scale: removing the FORWARD rule of {}: {err:#}", self.bridge());
         }
     }
 }
@@ -633,6 +640,11 @@ fn netns_tx_bytes(pid: u32) -> Option<u64> {
     let line = dev.lines().find(|line| line.trim_start().starts_with("eth0:"))?;
     // After "eth0:": 8 receive columns, then transmit bytes.
     line.split_once(':')?.1.split_whitespace().nth(8)?.parse().ok()
+}
+
+/// `iptables ACTION FORWARD` accepting what enters and leaves through `bridge`.
+fn forward_rule<'a>(action: &'a str, bridge: &'a str) -> [&'a str; 8] {
+    [action, "FORWARD", "-i", bridge, "-o", bridge, "-j", "ACCEPT"]
 }
 
 fn is_root() -> bool {
