@@ -7,9 +7,11 @@
 //! The file is replaced atomically (write, fsync, rename, fsync the directory); a `-dev` agent keeps it in memory only.
 //!
 //! Anti-entropy ([`Local::sync_full`], run by [`Local::run_anti_entropy`]): at start, after a deferred write, and
-//! periodically (every minute, stretched for large clusters, with jitter), the agent writes its node record, pushes every
-//! service and check, and deregisters what the catalog holds for its node that the agent does not know, except the
-//! leader-owned `serfHealth` check and `consul` service.
+//! periodically (every minute, stretched for large clusters, with jitter), the agent reads the catalog's view of its
+//! node, writes the node record, services and checks that are missing there or differ, and deregisters what the catalog
+//! holds for its node that the agent does not know, except the leader-owned `serfHealth` check and `consul` service.
+//! An idle pass writes nothing (`local/sync.rs`). Each pass counts `roster.agent.anti_entropy.syncs_total` and the
+//! writes it made in `roster.agent.anti_entropy.writes_total`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
@@ -79,9 +81,6 @@ pub struct Local {
     changes: tokio::sync::watch::Sender<u64>,
 }
 
-/// The catalog entries of an agent's node that belong to the leader, not the agent.
-const LEADER_OWNED_CHECK: &str = "serfHealth";
-const LEADER_OWNED_SERVICE: &str = "consul";
 /// The base anti-entropy period (Consul's), for clusters up to 128 nodes.
 const SYNC_PERIOD: Duration = Duration::from_secs(60);
 /// Pause before retrying a full sync that failed.
@@ -566,28 +565,12 @@ impl Local {
 
     /// Makes the catalog's view of this node exactly the agent's: the node record, every local
     /// service and check, and no service or check the agent does not know (leader-owned ones aside).
+    ///
+    /// The catalog's view is read first and only what differs is written ([`sync::plan`]), so a pass over an
+    /// unchanged node costs two reads and no Raft write.
     pub async fn sync_full(&self) -> Result<(), LocalError> {
         // Held throughout, so no local change interleaves with the comparison below.
         let inner = self.inner.lock().await;
-        let node = Registration { node: self.node.clone(), skip_node_update: false, service: None, checks: Vec::new() };
-        self.catalog_strict(Command::Register(Box::new(node))).await?;
-        for service in inner.services.values() {
-            let checks = inner.checks.values().filter(|c| c.service_id == service.id).cloned().collect();
-            let reg = Registration {
-                node: self.node.clone(),
-                skip_node_update: true,
-                service: Some(service.clone()),
-                checks,
-            };
-            self.catalog_strict(Command::Register(Box::new(reg))).await?;
-        }
-        let node_checks: Vec<HealthCheck> =
-            inner.checks.values().filter(|c| c.service_id.is_empty()).cloned().collect();
-        if !node_checks.is_empty() {
-            let reg =
-                Registration { node: self.node.clone(), skip_node_update: true, service: None, checks: node_checks };
-            self.catalog_strict(Command::Register(Box::new(reg))).await?;
-        }
         let name = self.node.node.clone();
         let (services, _, _) = self
             .backend
@@ -597,28 +580,58 @@ impl Local {
             .backend
             .query(Consistency::Default, 0, Duration::ZERO, &Query::NodeChecks { name: name.clone() })
             .await?;
-        if let Answer::NodeServices { services, .. } = services {
-            for service in services {
-                if service.id != LEADER_OWNED_SERVICE && !inner.services.contains_key(&service.id) {
-                    tracing::info!(service = %service.id, "removing a catalog service this agent does not know");
-                    let cmd = Command::Deregister { node: name.clone(), service_id: Some(service.id), check_id: None };
-                    self.catalog_strict(cmd).await?;
-                }
-            }
+        let (catalog_node, catalog_services) = match services {
+            Answer::NodeServices { node, services } => (node, services),
+            _ => (None, Vec::new()),
+        };
+        let catalog_checks = match checks {
+            Answer::Checks(checks) => checks,
+            _ => Vec::new(),
+        };
+        let plan = sync::plan(
+            &self.node,
+            &inner.services,
+            &inner.checks,
+            catalog_node.as_ref(),
+            &catalog_services,
+            &catalog_checks,
+        );
+        if plan.node {
+            let node =
+                Registration { node: self.node.clone(), skip_node_update: false, service: None, checks: Vec::new() };
+            self.catalog_strict(Command::Register(Box::new(node))).await?;
         }
-        if let Answer::Checks(checks) = checks {
-            for check in checks {
-                let service_gone = !check.service_id.is_empty() && !inner.services.contains_key(&check.service_id);
-                if check.check_id != LEADER_OWNED_CHECK && !inner.checks.contains_key(&check.check_id) && !service_gone
-                {
-                    tracing::info!(check = %check.check_id, "removing a catalog check this agent does not know");
-                    let cmd =
-                        Command::Deregister { node: name.clone(), service_id: None, check_id: Some(check.check_id) };
-                    self.catalog_strict(cmd).await?;
-                }
-            }
+        for id in &plan.services {
+            let Some(service) = inner.services.get(id) else { continue };
+            let checks = inner.checks.values().filter(|c| c.service_id == service.id).cloned().collect();
+            let reg = Registration {
+                node: self.node.clone(),
+                skip_node_update: true,
+                service: Some(service.clone()),
+                checks,
+            };
+            self.catalog_strict(Command::Register(Box::new(reg))).await?;
+        }
+        if !plan.checks.is_empty() {
+            let checks = plan.checks.iter().filter_map(|id| inner.checks.get(id)).cloned().collect();
+            let reg = Registration { node: self.node.clone(), skip_node_update: true, service: None, checks };
+            self.catalog_strict(Command::Register(Box::new(reg))).await?;
+        }
+        for id in &plan.remove_services {
+            tracing::info!(service = %id, "removing a catalog service this agent does not know");
+            let cmd = Command::Deregister { node: name.clone(), service_id: Some(id.clone()), check_id: None };
+            self.catalog_strict(cmd).await?;
+        }
+        for id in &plan.remove_checks {
+            tracing::info!(check = %id, "removing a catalog check this agent does not know");
+            let cmd = Command::Deregister { node: name.clone(), service_id: None, check_id: Some(id.clone()) };
+            self.catalog_strict(cmd).await?;
         }
         self.out_of_sync.store(false, Ordering::SeqCst);
+        let n_writes = plan.n_writes();
+        // Counted so that what a pass costs can be measured from outside (the anti-entropy test, the scale bench).
+        metrics::counter!("roster.agent.anti_entropy.syncs_total").increment(1);
+        metrics::counter!("roster.agent.anti_entropy.writes_total").increment(n_writes as u64);
         Ok(())
     }
 
@@ -628,10 +641,13 @@ impl Local {
     pub async fn run_anti_entropy(&self, cluster_size: impl Fn() -> usize, token: CancellationToken) {
         loop {
             let wait = match self.sync_full().await {
-                Ok(()) => {
-                    let period = SYNC_PERIOD.mul_f64(scale_factor(cluster_size()));
-                    period + period.mul_f64(rand::random::<f64>() / 2.0)
-                }
+                Ok(()) => match test_sync_period() {
+                    Some(period) => period,
+                    None => {
+                        let period = SYNC_PERIOD.mul_f64(scale_factor(cluster_size()));
+                        period + period.mul_f64(rand::random::<f64>() / 2.0)
+                    }
+                },
                 Err(err) => {
                     tracing::debug!("anti-entropy sync failed, retrying: {err}");
                     SYNC_RETRY
@@ -725,6 +741,16 @@ fn unavailable(err: &roster_server::Error) -> bool {
     matches!(err, E::NoServers | E::NoLeader | E::NotLeader { .. } | E::Rpc { .. } | E::Timeout(_))
 }
 
+/// The anti-entropy period the debug-build test knob `ROSTER_TEST_ANTI_ENTROPY_MS` sets (no jitter), so a test can
+/// watch many passes in seconds rather than minutes; always `None` in release builds.
+fn test_sync_period() -> Option<Duration> {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("ROSTER_TEST_ANTI_ENTROPY_MS").ok().and_then(|v| v.parse().ok()) {
+        return Some(Duration::from_millis(ms));
+    }
+    None
+}
+
 /// Consul's anti-entropy scale: 1 up to 128 nodes, then one more period per doubling.
 fn scale_factor(nodes: usize) -> f64 {
     const THRESHOLD: f64 = 128.0;
@@ -750,6 +776,8 @@ fn save(path: &Path, inner: &Inner) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)?;
     std::fs::File::open(dir)?.sync_all()
 }
+
+mod sync;
 
 #[cfg(test)]
 mod tests;

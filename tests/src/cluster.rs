@@ -18,7 +18,7 @@ use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::harness::{AgentMode, TestAgent, merge};
+use crate::harness::{AgentMode, TestAgent, member_args, merge};
 
 /// Consul's LAN gossip port, used by every agent of a test cluster on its own address.
 pub const SERF_PORT: u16 = 8301;
@@ -167,14 +167,7 @@ impl TestCluster {
 
     /// The flags every member shares: its address, ports, and the servers to join.
     fn common_args(&self, idx: usize, server_addrs: &[String]) -> Vec<String> {
-        let ip = self.ip(idx).to_string();
-        let mut args = vec!["-bind".to_owned(), ip.clone(), "-client".to_owned(), ip, "-retry-interval".to_owned()];
-        args.push("1s".to_owned());
-        for addr in server_addrs {
-            args.push("-retry-join".to_owned());
-            args.push(addr.clone());
-        }
-        args
+        member_args(self.ip(idx), server_addrs)
     }
 
     async fn spawn(&self, name: &str, args: Vec<String>, extra: &Value) -> anyhow::Result<TestAgent> {
@@ -240,7 +233,7 @@ pub async fn member_names(agent: &TestAgent, status: u64) -> Vec<String> {
 }
 
 /// A /24 of loopback no other cluster of this test run is likely to use: 127.A.B.0 with random A, B.
-fn random_subnet() -> [u8; 3] {
+pub(crate) fn random_subnet() -> [u8; 3] {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     let nth = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -49,6 +49,21 @@ pub enum AgentMode {
     /// `roster agent ARGS...`, for cluster members: the caller gives every flag but `-node` and
     /// `-config-file`, and the harness does not wait for a leader (a cluster forms later).
     Args(Vec<String>),
+    /// Like `Args`, run inside the network namespace `netns` (`ip netns exec NETNS roster agent ARGS...`), for the
+    /// scale harness's namespace-per-agent mode.
+    Netns {
+        /// The namespace's name.
+        netns: String,
+        /// Every flag but `-node` and `-config-file`.
+        args: Vec<String>,
+    },
+}
+
+impl AgentMode {
+    /// A cluster member (`Args`, `Netns`): the harness waits for no leader, since the cluster forms later.
+    fn is_member(&self) -> bool {
+        matches!(self, AgentMode::Args(_) | AgentMode::Netns { .. })
+    }
 }
 
 /// A running roster agent owned by a test.
@@ -180,7 +195,7 @@ impl TestAgent {
             past_stderr: String::new(),
             envs,
         };
-        if !matches!(agent.mode, AgentMode::Args(_)) {
+        if !agent.mode.is_member() {
             agent.wait_for_leader().await?;
         }
         Ok(agent)
@@ -330,7 +345,7 @@ impl TestAgent {
         if let Err(err) = self.try_restart().await {
             panic!("restarting {}: {err:#}", self.node_name);
         }
-        if matches!(self.mode, AgentMode::Args(_)) {
+        if self.mode.is_member() {
             return;
         }
         if let Err(err) = self.wait_for_leader().await {
@@ -515,7 +530,14 @@ async fn spawn_agent(
     config: &Path,
     envs: &[(String, String)],
 ) -> anyhow::Result<(Process, Ready)> {
-    let mut command = Command::new(roster_bin());
+    let mut command = match mode {
+        AgentMode::Netns { netns, .. } => {
+            let mut command = Command::new("ip");
+            command.args(["netns", "exec", netns]).arg(roster_bin());
+            command
+        }
+        _ => Command::new(roster_bin()),
+    };
     command.envs(envs.iter().map(|(k, v)| (k, v)));
     command.arg("agent");
     match mode {
@@ -526,7 +548,7 @@ async fn spawn_agent(
             command.args(["-server", "-bootstrap-expect", "1", "-data-dir"]).arg(data_dir);
             command.args(["-bind", "127.0.0.1", "-client", "127.0.0.1"]);
         }
-        AgentMode::Args(args) => {
+        AgentMode::Args(args) | AgentMode::Netns { args, .. } => {
             command.args(args);
         }
     }
@@ -636,6 +658,19 @@ fn parse_ready_line(line: &str) -> anyhow::Result<Ready> {
     }
     anyhow::ensure!(http_seen, "no http= field");
     Ok(Ready { http, https, rpc, dns, serf })
+}
+
+/// The flags a cluster member at `ip` shares with the others: its address for gossip, RPC and the client
+/// listeners, and the servers to join (retried every second), as `TestCluster` and the scale harness start them.
+pub(crate) fn member_args(ip: std::net::IpAddr, server_addrs: &[String]) -> Vec<String> {
+    let ip = ip.to_string();
+    let mut args = vec!["-bind".to_owned(), ip.clone(), "-client".to_owned(), ip, "-retry-interval".to_owned()];
+    args.push("1s".to_owned());
+    for addr in server_addrs {
+        args.push("-retry-join".to_owned());
+        args.push(addr.clone());
+    }
+    args
 }
 
 /// Merges `extra` into `base`, objects key by key, anything else replaced.

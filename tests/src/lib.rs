@@ -20,6 +20,8 @@
 //! - `etcd`: [`etcd::EtcdProcess`], a throwaway etcd the benchmarks compare against.
 //! - `jwt`: [`JwtIssuer`], an ES256 key that signs JWTs for the ACL login tests.
 //! - `py_consul`: runs the py-consul scripts of `tests/py/` against an agent (skipped with the reason outside CI).
+//! - `scale`: [`scale::ScaleCluster`], 1 or 3 servers and N clients on loopback addresses or a network namespace
+//!   each, with the convergence, kill-detection and propagation times issue 20 measures.
 //! - `shape`: the exact JSON key sets of compat.md and assertion helpers built on them.
 //!
 //! The integration tests live in `tests/tests/*.rs`, one file per API area; the benchmark is
@@ -40,6 +42,7 @@ mod http;
 pub mod jobs;
 mod jwt;
 pub mod py_consul;
+pub mod scale;
 pub mod shape;
 
 pub use backend::FlipBackend;

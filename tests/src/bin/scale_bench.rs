@@ -1,0 +1,311 @@
+//! Issue 20's scale figures, each row from real agents started by the scale harness (`roster_tests::scale`).
+//!
+//! `cargo run -p roster-tests --bin scale_bench -- gossip --n 50,100 [--servers 1]`: per N (servers included), the time
+//! to converge, a `kill -9`ed client's time out of `?passing` and out of every agent's DNS, one failed check's time out
+//! of every agent's DNS, gossip bytes/s per agent, and RSS per agent.
+//!
+//! `... -- gossip --n 50 --netns --loss 5 --duration 600`: a network namespace per agent with 5 % loss on every link
+//! (netem, or iptables when the kernel lacks `sch_netem`; the table says which), then a count of false `failed`
+//! members seen over the duration (every agent's view, every 10 s). Needs root; prints why it skipped otherwise.
+//!
+//! `... -- catalog --services 2000 --instances 10 --nodes 200`: one durable server; DNS p99 for a 10-instance service
+//! on an otherwise empty catalog, then S × I instances registered on M nodes through `/v1/txn` (64 operations per
+//! transaction), then the server's RSS per instance and the same DNS p99 again.
+//!
+//! The agents are the debug or release build next to this binary (`ROSTER_BIN` overrides), as the tests use.
+
+#![forbid(unsafe_code)]
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use futures_util::future::join_all;
+use roster_tests::scale::{LossMethod, ScaleCluster, ScaleOptions, Start, dns_a, rss_kib};
+use roster_tests::{AgentMode, TestAgent};
+use serde_json::{Value, json};
+
+/// Command-line options.
+#[derive(Debug, Parser)]
+#[command(about = "Scale figures of issue 20: gossip at N agents, and the catalog at many instances")]
+struct Args {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Convergence, failure detection, propagation, gossip traffic and memory at N agents.
+    Gossip {
+        /// Agent counts to run, servers included (comma-separated).
+        #[arg(long, value_delimiter = ',', default_values_t = [50usize])]
+        n: Vec<usize>,
+        /// Servers per cluster (1 or 3).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=3))]
+        servers: u64,
+        /// A network namespace per agent instead of loopback addresses (root only).
+        #[arg(long)]
+        netns: bool,
+        /// Packet loss in percent on every agent's link (with --netns).
+        #[arg(long, default_value_t = 0.0)]
+        loss: f64,
+        /// With --netns: how long to watch for false `failed` members, in seconds.
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+    },
+    /// Server memory per instance and DNS p99 against catalog size.
+    Catalog {
+        /// Service names.
+        #[arg(long, default_value_t = 2000)]
+        services: usize,
+        /// Instances per service.
+        #[arg(long, default_value_t = 10)]
+        instances: usize,
+        /// Nodes the instances are spread over.
+        #[arg(long, default_value_t = 200)]
+        nodes: usize,
+        /// DNS queries per p99 measurement.
+        #[arg(long, default_value_t = 2000)]
+        queries: usize,
+    },
+}
+
+/// How long any one phase of a gossip run may take before the run is declared failed.
+const PHASE_TIMEOUT: Duration = Duration::from_secs(180);
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match args.mode {
+        Mode::Gossip { n, servers, netns, loss, duration } => {
+            let n_servers = usize::try_from(servers)?;
+            if netns {
+                for n_agents in n {
+                    netns_run(n_agents, n_servers, loss, Duration::from_secs(duration)).await?;
+                }
+                return Ok(());
+            }
+            println!(
+                "{:>4} {:>8} {:>12} {:>12} {:>12} {:>14} {:>20} {:>20}",
+                "N",
+                "conv(s)",
+                "kill→pass(s)",
+                "kill→dns(s)",
+                "chg→dns(s)",
+                "gossip(B/s/ag)",
+                "client RSS/anon MiB",
+                "server RSS/anon MiB"
+            );
+            for n_agents in n {
+                let row = gossip_run(n_agents, n_servers).await.with_context(|| format!("N = {n_agents}"))?;
+                println!("{row}");
+            }
+        }
+        Mode::Catalog { services, instances, nodes, queries } => {
+            catalog_run(services, instances, nodes, queries).await?
+        }
+    }
+    Ok(())
+}
+
+/// One loopback cluster of `n_agents`: every figure of a table row.
+async fn gossip_run(n_agents: usize, n_servers: usize) -> anyhow::Result<String> {
+    anyhow::ensure!(n_agents > n_servers + 2, "N must leave at least 3 clients");
+    let options = ScaleOptions { n_servers, n_clients: n_agents - n_servers, ..ScaleOptions::default() };
+    let Start::Started(mut cluster) = ScaleCluster::start(&options).await? else { bail!("loopback never skips") };
+    let converged = cluster.wait_converged(PHASE_TIMEOUT).await?;
+    cluster.register_services(PHASE_TIMEOUT).await?;
+    let first_client = cluster.first_client();
+    let (victim, target) = (first_client + 1, first_client + 2);
+    cluster.wait_in_dns(victim, PHASE_TIMEOUT).await?;
+    cluster.wait_in_dns(target, PHASE_TIMEOUT).await?;
+    // Quiet traffic: no polling while the counters run.
+    let gossip = cluster.gossip_bytes_per_sec(Duration::from_secs(10)).await;
+    let memory = cluster.memory_kib();
+    let kill = cluster.kill_detection(victim, PHASE_TIMEOUT).await?;
+    let change = cluster.propagation(target, PHASE_TIMEOUT).await?;
+    let (server_memory, client_memory) = memory.split_at(n_servers.min(memory.len()));
+    let gossip = gossip.map_or_else(|| "n/a".to_owned(), |bytes| format!("{bytes:.0}"));
+    Ok(format!(
+        "{:>4} {:>8.2} {:>12.2} {:>12.2} {:>12.2} {:>14} {:>20} {:>20}",
+        n_agents,
+        converged.as_secs_f64(),
+        kill.out_of_passing.as_secs_f64(),
+        kill.out_of_dns.as_secs_f64(),
+        change.as_secs_f64(),
+        gossip,
+        mean_mib(client_memory),
+        mean_mib(server_memory),
+    ))
+}
+
+/// A namespace-per-agent cluster with loss: convergence, then false `failed` members over `duration`.
+async fn netns_run(n_agents: usize, n_servers: usize, loss: f64, duration: Duration) -> anyhow::Result<()> {
+    let options =
+        ScaleOptions { n_servers, n_clients: n_agents - n_servers, netns_loss: Some(loss), ..ScaleOptions::default() };
+    let cluster = match ScaleCluster::start(&options).await? {
+        Start::Started(cluster) => cluster,
+        Start::Skipped(reason) => {
+            println!("skipped: {reason}");
+            return Ok(());
+        }
+    };
+    let method = match cluster.loss_method() {
+        LossMethod::None => "none",
+        LossMethod::Netem => "tc netem",
+        LossMethod::IptablesStatistic => "iptables statistic (no sch_netem)",
+    };
+    let converged = cluster.wait_converged(PHASE_TIMEOUT).await?;
+    let gossip = cluster.gossip_bytes_per_sec(Duration::from_secs(10)).await;
+    let started = Instant::now();
+    let (mut n_samples, mut n_false, mut worst) = (0usize, 0usize, 0usize);
+    while started.elapsed() < duration {
+        let seen = cluster.false_failed().await;
+        n_samples += 1;
+        n_false += seen;
+        worst = worst.max(seen);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+    println!(
+        "{:>4} {:>6} {:>36} {:>8} {:>9} {:>8} {:>12} {:>14}",
+        "N", "loss%", "loss method", "conv(s)", "watch(s)", "samples", "false failed", "gossip(B/s/ag)"
+    );
+    let gossip = gossip.map_or_else(|| "n/a".to_owned(), |bytes| format!("{bytes:.0}"));
+    println!(
+        "{:>4} {:>6.1} {:>36} {:>8.2} {:>9} {:>8} {:>12} {:>14}",
+        n_agents,
+        loss,
+        method,
+        converged.as_secs_f64(),
+        duration.as_secs(),
+        n_samples,
+        format!("{n_false} (max {worst})"),
+        gossip
+    );
+    Ok(())
+}
+
+/// One server: DNS p99 and RSS before and after `services × instances` instances on `nodes` nodes.
+async fn catalog_run(services: usize, instances: usize, nodes: usize, queries: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mode = AgentMode::Server { data_dir: dir.path().to_path_buf() };
+    let server = TestAgent::start_with_config("catalog-server", mode, json!({"ports": {"dns": 0}})).await?;
+    let pid = server.pid().context("server pid")?;
+    // The probe service: 10 instances on 10 nodes, present in both measurements.
+    let mut probe_ops = Vec::new();
+    for idx in 0..10 {
+        let node = format!("probe-{idx}");
+        probe_ops
+            .push(json!({"Node": {"Verb": "set", "Node": {"Node": node, "Address": format!("10.9.0.{}", idx + 1)}}}));
+        probe_ops.push(json!({"Service": {"Verb": "set", "Node": node, "Service": {"ID": "probe", "Service": "probe", "Port": 80}}}));
+    }
+    txn(&server, probe_ops).await?;
+    let empty_p99 = dns_p99(&server, queries).await?;
+    let rss_before = rss_kib(pid).context("server RSS")?;
+
+    let started = Instant::now();
+    let mut batches: Vec<Vec<Value>> = Vec::new();
+    let node_ops: Vec<Value> = (0..nodes)
+        .map(|idx| {
+            let address = format!("10.{}.{}.{}", 10 + idx / 65536, (idx / 256) % 256, idx % 256);
+            json!({"Node": {"Verb": "set", "Node": {"Node": format!("node-{idx}"), "Address": address}}})
+        })
+        .collect();
+    batches.extend(node_ops.chunks(64).map(<[Value]>::to_vec));
+    let mut service_ops = Vec::with_capacity(services * instances);
+    for svc in 0..services {
+        for inst in 0..instances {
+            let node = format!("node-{}", (svc * instances + inst) % nodes);
+            let id = format!("svc-{svc}-{inst}");
+            service_ops.push(json!({"Service": {"Verb": "set", "Node": node,
+                "Service": {"ID": id, "Service": format!("svc-{svc}"), "Port": 1000 + inst}}}));
+        }
+    }
+    let n_nodes_batches = batches.len();
+    batches.extend(service_ops.chunks(64).map(<[Value]>::to_vec));
+    // Nodes first (a service needs its node), then services 16 transactions at a time.
+    for batch in batches.drain(..n_nodes_batches) {
+        txn(&server, batch).await?;
+    }
+    for group in batches.chunks(16) {
+        for done in join_all(group.iter().map(|batch| txn(&server, batch.clone()))).await {
+            done?;
+        }
+    }
+    let load_secs = started.elapsed().as_secs_f64();
+    let n_instances = services * instances;
+    let rss_after = rss_kib(pid).context("server RSS")?;
+    let loaded_p99 = dns_p99(&server, queries).await?;
+    #[allow(clippy::cast_precision_loss)]
+    let per_instance = (rss_after.saturating_sub(rss_before) * 1024) as f64 / n_instances as f64;
+    println!(
+        "{:>10} {:>6} {:>10} {:>14} {:>14} {:>16} {:>15} {:>15} {:>6}",
+        "instances",
+        "nodes",
+        "load(s)",
+        "RSS before(MiB)",
+        "RSS after(MiB)",
+        "RSS/instance(B)",
+        "DNS p99 empty",
+        "DNS p99 loaded",
+        "ratio"
+    );
+    #[allow(clippy::cast_precision_loss)]
+    let (before_mib, after_mib) = (rss_before as f64 / 1024.0, rss_after as f64 / 1024.0);
+    println!(
+        "{:>10} {:>6} {:>10.1} {:>14.1} {:>14.1} {:>16.0} {:>13.0}µs {:>13.0}µs {:>6.2}",
+        n_instances,
+        nodes,
+        load_secs,
+        before_mib,
+        after_mib,
+        per_instance,
+        empty_p99.as_secs_f64() * 1e6,
+        loaded_p99.as_secs_f64() * 1e6,
+        loaded_p99.as_secs_f64() / empty_p99.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// One `/v1/txn` that must commit.
+async fn txn(server: &TestAgent, ops: Vec<Value>) -> anyhow::Result<()> {
+    let res = server.put_json("/v1/txn", &Value::Array(ops)).await;
+    anyhow::ensure!(res.status == 200, "txn refused: {} {}", res.status, res.text());
+    Ok(())
+}
+
+/// The 99th percentile of `queries` sequential lookups of the 10-instance `probe` service, after a warm-up; the
+/// median of three such rounds, since one burst of another process on a shared machine moves a single p99.
+async fn dns_p99(server: &TestAgent, queries: usize) -> anyhow::Result<Duration> {
+    let addr = server.dns_addr();
+    for _ in 0..100 {
+        dns_a(addr, "probe.service.consul").await?;
+    }
+    let mut rounds = Vec::with_capacity(3);
+    for _ in 0..3 {
+        let mut samples = Vec::with_capacity(queries);
+        for _ in 0..queries {
+            let started = Instant::now();
+            let ips = dns_a(addr, "probe.service.consul").await?;
+            samples.push(started.elapsed());
+            anyhow::ensure!(!ips.is_empty(), "probe.service.consul answered no address");
+        }
+        samples.sort();
+        rounds.push(samples[(samples.len() * 99 / 100).min(samples.len() - 1)]);
+    }
+    rounds.sort();
+    Ok(rounds[1])
+}
+
+/// "RSS/anon" means in MiB of `(VmRSS, RssAnon)` pairs in KiB.
+#[allow(clippy::cast_precision_loss)]
+fn mean_mib(memory: &[(u64, u64)]) -> String {
+    if memory.is_empty() {
+        return "n/a".to_owned();
+    }
+    let n_agents = memory.len() as f64;
+    let rss = memory.iter().map(|(rss, _)| *rss).sum::<u64>() as f64 / n_agents / 1024.0;
+    let anon = memory.iter().map(|(_, anon)| *anon).sum::<u64>() as f64 / n_agents / 1024.0;
+    format!("{rss:.1}/{anon:.1}")
+}
