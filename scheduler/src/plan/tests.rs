@@ -310,7 +310,7 @@ fn a_failure_during_a_rollout_fails_the_version_and_is_still_replaced() {
 #[test]
 fn healthy_deadline_no_longer_applies_once_the_version_is_healthy() {
     let nodes = [node("a", &[]), node("b", &[])];
-    let (mut jobs, mut allocs) = placed_and_healthy(json!({"count": 2}), &nodes);
+    let (jobs, mut allocs) = placed_and_healthy(json!({"count": 2}), &nodes);
     // An hour later one allocation's check fails (healthy no more): past its deadline, but the rollout is over.
     allocs[0].healthy_since_ms = None;
     let plan = schedule(&jobs, &nodes, &allocs, 3_600_000);
