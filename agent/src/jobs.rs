@@ -329,7 +329,8 @@ impl JobManager {
                 for run in job.tasks.values_mut().filter(|run| run.quiet) {
                     run.quiet = false;
                     confirmed = true;
-                    if run.is_up() {
+                    // One its policy is about to restart registers when it starts again.
+                    if run.is_up() && !run.restarting() {
                         run.register(&self.inner.local, &self.inner.config).await;
                     }
                 }

@@ -2,7 +2,8 @@
 //! eligible (`node_meta.role = worker` and a constraint on it), exec tasks from a busybox root filesystem.
 //!
 //! - Helios through the CLI: `roster hosts`, `job deploy FILE -node <client>`, `job status`, the task's process on
-//!   that client, `job undeploy` ends it and removes its service.
+//!   that client (adopted, and its service back, across the client's restart), `job undeploy` ends it and removes
+//!   its service.
 //! - `count = 3, distinct_hosts`: one allocation per client, each service on the node running it and in DNS; a
 //!   client killed with SIGKILL has its allocation moved within the job's grace plus failure detection, DNS follows,
 //!   and once it returns it stops what moved while the job never has more than `count` allocations running nor
@@ -236,6 +237,20 @@ async fn helios_flow_deploys_to_a_named_client_through_the_cli_and_undeploys() {
     }
     let instances = passing(s1, "helios").await;
     assert_eq!(instances, [(target.clone(), setup.client_ip(1))]);
+
+    // The client restarts: it adopts the task (same process) and, once the servers confirm the allocation is
+    // still its own, registers its service again.
+    let mut setup = setup;
+    setup.cluster.clients[1].restart().await;
+    let s1 = setup.s1();
+    eventually("the service passing again after the client's restart", Duration::from_secs(60), || async {
+        (passing(s1, "helios").await == instances).then_some(())
+    })
+    .await;
+    assert_eq!(exec_task_pid(setup.client_data(1), &id, TASK), Some(pid), "adopted, not started again");
+    assert!(process_alive(pid));
+    let job = s1.get("/v1/job/helios").await.json();
+    assert_eq!(wanted_running(&job).iter().map(|a| a["ID"].clone()).collect::<Vec<_>>(), [json!(id)]);
 
     s1.cli(&["job", "undeploy", "helios"]).await.expect_success();
     wait_job(s1, "helios", |job| {
