@@ -208,6 +208,7 @@ impl JobManager {
         let manager = JobManager { inner };
         manager.follow_events();
         manager.follow_order();
+        manager.follow_metrics();
         manager.restore().await;
         manager
     }
@@ -228,11 +229,12 @@ impl JobManager {
         if let Some(allocation) = self.allocation_of(&spec.name).await {
             return Err(allocation_owned(&allocation));
         }
-        self.submit_inner(spec, None).await
+        self.submit_inner(spec, None, false).await
     }
 
-    /// `submit` for a job of either kind: `allocation` says which cluster allocation it runs, if any.
-    async fn submit_inner(&self, spec: JobSpec, allocation: Option<AllocRef>) -> Result<Value, JobError> {
+    /// `submit` for a job of either kind: `allocation` says which cluster allocation it runs, if any; `quiet`
+    /// starts its tasks without registering their services (see [`JobManager::run_allocation`]).
+    async fn submit_inner(&self, spec: JobSpec, allocation: Option<AllocRef>, quiet: bool) -> Result<Value, JobError> {
         self.inner
             .config
             .host_access
@@ -249,13 +251,15 @@ impl JobManager {
         let mut previous = jobs.remove(&spec.name).map(|job| job.tasks).unwrap_or_default();
         let mut job = Job { spec: spec.clone(), tasks: BTreeMap::new(), allocation };
         for mut run in started.runs {
+            run.quiet = quiet;
             run.register(&self.inner.local, &self.inner.config).await;
             if let Some(mut replaced) = previous.remove(&run.spec.name) {
                 replaced.deregister_unless_kept(&self.inner.local, &run).await;
             }
             job.tasks.insert(run.spec.name.clone(), run);
         }
-        for run in started.waiting {
+        for mut run in started.waiting {
+            run.quiet = quiet;
             // A task that runs unchanged keeps running while it waits (a resubmission must not restart it);
             // one whose spec changed stops now and starts from its new spec when its turn comes.
             let kept = match previous.remove(&run.spec.name) {
@@ -311,18 +315,35 @@ impl JobManager {
     }
 
     /// Runs `allocation`'s job `spec` (named after the allocation), unless that version of it runs already.
+    ///
+    /// The caller has just read from the servers that the allocation is this node's, so this is also where an
+    /// allocation restored from disk (started quietly at [`JobManager::start`]) is confirmed and its services
+    /// registered: until then they may belong to a replica that moved elsewhere while this agent was down.
     pub async fn run_allocation(&self, allocation: AllocRef, spec: JobSpec) -> Result<(), JobError> {
-        if self
-            .inner
-            .jobs
-            .lock()
-            .await
-            .get(&allocation.id)
-            .is_some_and(|job| job.allocation.as_ref() == Some(&allocation))
         {
-            return Ok(());
+            let mut jobs = self.inner.jobs.lock().await;
+            if let Some(job) = jobs.get_mut(&allocation.id)
+                && job.allocation.as_ref() == Some(&allocation)
+            {
+                let mut confirmed = false;
+                for run in job.tasks.values_mut().filter(|run| run.quiet) {
+                    run.quiet = false;
+                    confirmed = true;
+                    // One its policy is about to restart registers when it starts again.
+                    if run.is_up() && !run.restarting() {
+                        run.register(&self.inner.local, &self.inner.config).await;
+                    }
+                }
+                drop(jobs);
+                if confirmed {
+                    tracing::info!(allocation = %allocation.id, "the servers confirmed a restored allocation; its services are registered");
+                    self.inner.runner.sync().await;
+                    self.changed();
+                }
+                return Ok(());
+            }
         }
-        self.submit_inner(spec, Some(allocation)).await.map(|_| ())
+        self.submit_inner(spec, Some(allocation), false).await.map(|_| ())
     }
 
     /// Stops an allocation's job.
@@ -396,6 +417,29 @@ impl JobManager {
 
     fn changed(&self) {
         self.inner.changes.send_modify(|count| *count += 1);
+    }
+
+    /// Keeps the `roster.runtime.tasks` gauge equal to the tasks' states: counted again after every change the
+    /// manager announces, so it never drifts from what `job status` shows.
+    fn follow_metrics(&self) {
+        let manager = self.clone();
+        let mut changes = self.inner.changes.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let mut counts = [0u32; crate::telemetry::TASK_STATES.len()];
+                for run in manager.inner.jobs.lock().await.values().flat_map(|job| job.tasks.values()) {
+                    let state = run.metric_state();
+                    if let Some(idx) = crate::telemetry::TASK_STATES.iter().position(|s| *s == state) {
+                        counts[idx] += 1;
+                    }
+                }
+                crate::telemetry::runtime_tasks(counts);
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { return },
+                    () = manager.inner.shutdown.cancelled() => return,
+                }
+            }
+        });
     }
 
     /// Every job's status.
@@ -602,8 +646,9 @@ impl JobManager {
                 tracing::error!(job = %name, %error, "could not restart a saved job");
             }
         }
-        // The allocations this node ran: started (adopted) again so they keep running while no server answers;
-        // the allocation runner stops those the servers no longer allocate here once it hears from them.
+        // The allocations this node ran: started (adopted) again so they keep running while no server answers,
+        // but quietly: their services are registered once the servers confirm the allocation is still this
+        // node's (`run_allocation`); the allocation runner stops those the servers no longer allocate here.
         let saved: Vec<SavedAlloc> = self
             .allocs_file()
             .and_then(|path| std::fs::read(path).ok())
@@ -618,7 +663,7 @@ impl JobManager {
         for SavedAlloc { allocation, spec } in saved {
             let id = allocation.id.clone();
             let started = match JobSpec::from_json(&spec.to_string()) {
-                Ok(spec) => self.submit_inner(spec, Some(allocation)).await.map(|_| ()),
+                Ok(spec) => self.submit_inner(spec, Some(allocation), true).await.map(|_| ()),
                 Err(error) => Err(JobError::Invalid(error.to_string())),
             };
             if let Err(error) = started {

@@ -174,6 +174,7 @@ impl Local {
             inner.checks = persisted.checks.into_iter().map(|c| (c.check_id.clone(), c)).collect();
             inner.config_services = persisted.config_services;
             inner.config_checks = persisted.config_checks;
+            forget_allocation_services(&mut inner);
         }
         let marked = (inner.config_services.clone(), None);
         Ok(Local {
@@ -756,6 +757,19 @@ fn scale_factor(nodes: usize) -> f64 {
     const THRESHOLD: f64 = 128.0;
     let nodes = nodes as f64;
     if nodes <= THRESHOLD { 1.0 } else { (nodes.log2() - THRESHOLD.log2()).ceil() + 1.0 }
+}
+
+/// Drops the saved services of cluster-job allocations (tagged `roster_kv::ALLOC_META`) and their checks at load.
+/// The job manager registers them again once the servers confirm the allocation is still this node's; kept here,
+/// the first anti-entropy sync would put back in the catalog a replica that moved elsewhere while this agent was
+/// down. Without them, that sync removes any such copy the catalog still holds.
+fn forget_allocation_services(inner: &mut Inner) {
+    let ids: BTreeSet<String> = (inner.services.values())
+        .filter(|service| service.meta.contains_key(roster_kv::ALLOC_META))
+        .map(|service| service.id.clone())
+        .collect();
+    inner.services.retain(|id, _| !ids.contains(id));
+    inner.checks.retain(|_, check| !ids.contains(&check.service_id));
 }
 
 fn save(path: &Path, inner: &Inner) -> std::io::Result<()> {

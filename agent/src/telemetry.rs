@@ -1,5 +1,5 @@
 //! What the agent records through the `metrics` facade beyond its HTTP layer (`http/metrics.rs`): check status
-//! changes and gossip membership, under Consul's names where Consul has the metric (`consul.serf.member.*`,
+//! changes, gossip membership and the runtime shim's tasks, under Consul's names where Consul has the metric (`consul.serf.member.*`,
 //! `consul.memberlist.*`) and `roster.*` otherwise. Every name and label is a static string.
 
 use roster_kv::CheckStatus;
@@ -57,4 +57,19 @@ pub(crate) fn members(view: &[Member]) {
     for (status, count) in ["alive", "suspect", "failed", "left"].into_iter().zip(counts) {
         metrics::gauge!("roster.serf.members", "status" => status).set(f64::from(count));
     }
+}
+
+/// The states a job task is counted in by [`runtime_tasks`].
+pub(crate) const TASK_STATES: [&str; 4] = ["pending", "running", "restarting", "dead"];
+
+/// The job manager's tasks by state (`roster.runtime.tasks`), every state set so one that empties reads 0.
+pub(crate) fn runtime_tasks(counts: [u32; 4]) {
+    for (state, count) in TASK_STATES.into_iter().zip(counts) {
+        metrics::gauge!("roster.runtime.tasks", "state" => state).set(f64::from(count));
+    }
+}
+
+/// A task was started again by its restart policy (`roster.runtime.task_restarts_total`), by driver.
+pub(crate) fn task_restarted(driver: &'static str) {
+    metrics::counter!("roster.runtime.task_restarts_total", "driver" => driver).increment(1);
 }

@@ -24,6 +24,9 @@ pub const MAX_HOST_DRIVERS: usize = 16;
 pub const MAX_REPORTED_TASKS: usize = 64;
 /// The longest message an allocation report or a pending reason may carry.
 pub const MAX_ALLOC_MESSAGE_LEN: usize = 1024;
+/// The service meta key a node sets to the allocation's ID on every service an allocation registers: how the
+/// servers find an allocation's services when they remove it.
+pub const ALLOC_META: &str = "roster-alloc";
 
 /// One cluster job: its versions and what the servers want of it now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

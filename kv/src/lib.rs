@@ -61,9 +61,9 @@ pub use coordinate::{
 pub use duration::{SESSION_TTL_MAX, SESSION_TTL_MIN, parse_go_duration, session_ttl};
 pub use error::{Error, Result};
 pub use job::{
-    AllocStatusReport, Allocation, ClientStatus, Desired, Host, Job, JobDetail, JobPlan, JobShape, JobVersion,
-    MAX_ALLOC_MESSAGE_LEN, MAX_ALLOC_REPORTS, MAX_HOST_DRIVERS, MAX_JOB_SPEC_LEN, MAX_JOB_VERSIONS, MAX_REPORTED_TASKS,
-    NodeAllocation, Placed, Rollout, SchedulingState, TaskState,
+    ALLOC_META, AllocStatusReport, Allocation, ClientStatus, Desired, Host, Job, JobDetail, JobPlan, JobShape,
+    JobVersion, MAX_ALLOC_MESSAGE_LEN, MAX_ALLOC_REPORTS, MAX_HOST_DRIVERS, MAX_JOB_SPEC_LEN, MAX_JOB_VERSIONS,
+    MAX_REPORTED_TASKS, NodeAllocation, Placed, Rollout, SchedulingState, TaskState,
 };
 pub use limits::{
     MAX_KEY_LEN, MAX_META_KEY_LEN, MAX_META_PAIRS, MAX_META_VALUE_LEN, MAX_VALUE_SIZE, check_key, check_service_meta,

@@ -8,14 +8,19 @@
 //! - an allocation on a node that left the catalog, or whose `serfHealth` has been critical for longer than the job's
 //!   grace, is removed (its node stops it when it comes back, since it is no longer allocated there);
 //! - an allocation the servers want stopped is removed once its node reports it ended;
+//! - an allocation its node reports failed is stopped [`FAILED_REPLACE_DELAY_MS`] after the report, so a
+//!   replacement is placed; while its version's rollout is in progress, the failure also fails the version;
 //! - a stopped job stops everything;
 //! - a running allocation on a node that no longer satisfies the placement (constraints, drivers, listed nodes) or
 //!   beyond the wanted number (extras on one node of a `distinct_hosts` job first, then the highest slots) stops;
 //! - missing allocations are placed on eligible nodes (alive in gossip with `serfHealth` passing, offering every
 //!   driver, satisfying every constraint), fewest allocations of this job first, then by name;
-//! - allocations of an older version are replaced `max_parallel` at a time, each step once the new ones have been
+//! - allocations of an older version are replaced `max_parallel` at a time (unhealthy ones first), each step once
+//!   the new ones have been
 //!   healthy for `min_healthy_time`; a new one not healthy within `healthy_deadline` fails the version, and with
-//!   `auto_revert` the job goes back to its last healthy version.
+//!   `auto_revert` the job goes back to its last healthy version. The deadline applies only while the version's
+//!   rollout is in progress: an allocation of a version that already became healthy (a replacement, or one whose
+//!   check flaps) never fails it. A failed version replaces no more old allocations, but still places missing ones.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -75,6 +80,12 @@ pub struct JobView {
     pub pending: Vec<String>,
 }
 
+/// How long an allocation its node reports failed (a task out of restarts, a start that keeps failing) is left
+/// before it is stopped and replaced: long enough for an operator to read why in `job status`, short enough that a
+/// replica is not missing for long. A fixed delay, not a backoff: a version whose allocations keep failing is
+/// replaced at this pace until a new version or a revert.
+pub const FAILED_REPLACE_DELAY_MS: u64 = 5_000;
+
 /// What a node reported of an allocation, reduced to what scheduling needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reported {
@@ -84,6 +95,18 @@ pub enum Reported {
     Running,
     /// Ended (stopped as asked, or finished).
     Ended,
+    /// Failed (a task ended in failure and stays down, or it could not start), reported at this time (Unix ms).
+    Failed {
+        /// When the node's report said so (the servers' clock at the report's apply).
+        since_ms: u64,
+    },
+}
+
+impl Reported {
+    /// Whether nothing of the allocation runs any more on its node.
+    fn ended(self) -> bool {
+        matches!(self, Reported::Ended | Reported::Failed { .. })
+    }
 }
 
 /// An allocation as the scheduler sees it.
@@ -228,8 +251,18 @@ fn schedule_job(
         if lost(alloc, wake) {
             change.remove.push(alloc.id.clone());
         } else if !alloc.run {
-            if alloc.reported == Reported::Ended {
+            if alloc.reported.ended() {
                 change.remove.push(alloc.id.clone());
+            }
+        } else if let Reported::Failed { since_ms } = alloc.reported
+            && !job.stopped
+        {
+            let due = since_ms.saturating_add(FAILED_REPLACE_DELAY_MS);
+            if now_ms >= due {
+                change.stop.push((alloc.id.clone(), "failed; replaced".to_owned()));
+            } else {
+                *wake = min_some(*wake, Some(due));
+                live.push(alloc);
             }
         } else {
             live.push(alloc);
@@ -282,8 +315,13 @@ fn schedule_job(
         a.healthy_since_ms.is_some_and(|since| now_ms >= since.saturating_add(shape_min_healthy(shape)))
     };
     let new_allocs: Vec<&&AllocView> = kept.iter().filter(|a| a.version == job.version).collect();
+    let rolling = current.rollout == RolloutState::InProgress;
     let mut unsettled = 0usize;
-    let mut failed: Option<String> = None;
+    // An allocation of the rolling version that failed, whether it is still kept or was just stopped above.
+    let mut failed: Option<String> = own
+        .iter()
+        .find(|a| rolling && a.run && a.version == job.version && matches!(a.reported, Reported::Failed { .. }))
+        .map(|a| format!("allocation {} failed", a.id));
     for alloc in &new_allocs {
         if settled(alloc) {
             continue;
@@ -291,6 +329,8 @@ fn schedule_job(
         unsettled += 1;
         match alloc.healthy_since_ms {
             Some(since) => *wake = min_some(*wake, Some(since.saturating_add(shape_min_healthy(shape)))),
+            // Past its rollout, a version is not failed by an allocation's health.
+            None if !rolling => {}
             None => {
                 let deadline = alloc.created_ms.saturating_add(shape.update.healthy_deadline.ms());
                 if now_ms >= deadline {
@@ -303,26 +343,26 @@ fn schedule_job(
             }
         }
     }
+    let mut version_failed = current.rollout == RolloutState::Failed;
     if let Some(why) = failed {
-        if current.rollout != RolloutState::Failed {
-            change.rollout = Some((job.version, RolloutState::Failed, why));
-            if shape.update.auto_revert
-                && let Some(good) =
-                    job.versions.iter().rev().find(|v| v.rollout == RolloutState::Healthy && v.version != job.version)
-            {
-                change.revert_to = Some(good.version);
-            }
+        change.rollout = Some((job.version, RolloutState::Failed, why));
+        version_failed = true;
+        if shape.update.auto_revert
+            && let Some(good) =
+                job.versions.iter().rev().find(|v| v.rollout == RolloutState::Healthy && v.version != job.version)
+        {
+            // The reverted version places what is missing, at the next run.
+            change.revert_to = Some(good.version);
+            set_pending(job, &mut change, Vec::new());
+            return change;
         }
-        // A failed version rolls no further; what runs keeps running until a new version or a revert.
-        set_pending(job, &mut change, Vec::new());
-        return change;
     }
-    if current.rollout == RolloutState::Failed {
-        set_pending(job, &mut change, Vec::new());
-        return change;
-    }
-    let old: Vec<&AllocView> = kept.iter().copied().filter(|a| a.version != job.version).collect();
-    let budget = (shape.update.max_parallel as usize).saturating_sub(unsettled);
+    let mut old: Vec<&AllocView> = kept.iter().copied().filter(|a| a.version != job.version).collect();
+    // The unhealthy first (a failed version's, say, when a revert rolls back): replacing a healthy one while an
+    // unhealthy one stays would take the service below `count - max_parallel` passing instances.
+    old.sort_by_key(|a| (a.healthy_since_ms.is_some(), a.index));
+    // A failed version rolls no further: the old allocations that still run keep running.
+    let budget = if version_failed { 0 } else { (shape.update.max_parallel as usize).saturating_sub(unsettled) };
     let replace: Vec<&AllocView> = old.iter().copied().take(budget).collect();
     let mut used_slots: BTreeSet<u32> = kept.iter().map(|a| a.index).collect();
     let mut free_slots: Vec<u32> = Vec::new();
@@ -366,7 +406,8 @@ fn schedule_job(
     let reasons = if unplaced > 0 { pending_reasons(shape, nodes, unplaced, missing) } else { Vec::new() };
     set_pending(job, &mut change, reasons);
     // Healthy: nothing old left, nothing missing, every new one settled.
-    if current.rollout == RolloutState::InProgress
+    if rolling
+        && !version_failed
         && old.is_empty()
         && unplaced == 0
         && change.add.is_empty()

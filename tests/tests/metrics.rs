@@ -219,3 +219,57 @@ async fn prefix_filter_hides_a_metric() {
     // The same request's HTTP timer is not filtered.
     assert!(exposition.contains(r#"consul_api_http_count{method="PUT",path="v1_kv_"} 1"#), "{exposition}");
 }
+
+/// Scrapes until `series` reads `want` (the task gauge is recounted just after each change the job manager makes).
+async fn wait_sample(agent: &TestAgent, series: &str, want: f64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let exposition = scrape(agent).await;
+        if sample(&exposition, series) == want {
+            return exposition;
+        }
+        assert!(Instant::now() < deadline, "{series} never read {want}:\n{exposition}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_start_and_a_restart_move_the_runtime_metrics_by_exactly_one() {
+    if !roster_tests::exec::exec_or_skip("the runtime-shim metrics test") {
+        return;
+    }
+    let data = tempfile::tempdir().expect("data dir");
+    let rootfs = tempfile::tempdir().expect("rootfs");
+    roster_tests::exec::busybox_rootfs(rootfs.path(), &["sleep"]);
+    let mode = roster_tests::AgentMode::Server { data_dir: data.path().to_path_buf() };
+    let agent = TestAgent::start_with_config("metrics-tasks", mode, prometheus_on()).await.expect("agent");
+    let running = r#"roster_runtime_tasks{state="running"}"#;
+    let restarting = r#"roster_runtime_tasks{state="restarting"}"#;
+    let restarts = r#"roster_runtime_task_restarts_total{driver="exec"}"#;
+    let before = wait_sample(&agent, running, 0.0).await;
+
+    let spec = json!({"name": "ticker", "tasks": [{
+        "name": "main", "driver": "exec", "rootfs": rootfs.path(), "command": "/bin/sleep", "args": ["3600"],
+        "restart": {"policy": "on-failure", "delay": "500ms"}, "stop_timeout": "1s",
+    }]});
+    agent.put_json("/v1/agent/job", &spec).await.expect_status(200);
+    let started = wait_sample(&agent, running, 1.0).await;
+    assert_eq!(sample(&started, restarting), 0.0, "{started}");
+    assert_eq!(sample(&started, restarts), sample(&before, restarts), "a first start is not a restart");
+
+    // Killed: restarted once by its policy, and running again.
+    let state = data.path().join("exec/ticker.main/state.json");
+    let pid =
+        serde_json::from_slice::<Value>(&std::fs::read(&state).expect("the task's state")).expect("state json")["pid"]
+            .as_i64()
+            .expect("a pid");
+    let killed = Command::new("kill").args(["-KILL", &pid.to_string()]).status().expect("kill");
+    assert!(killed.success());
+    let after = wait_sample(&agent, restarts, sample(&before, restarts) + 1.0).await;
+    let after = if sample(&after, running) == 1.0 { after } else { wait_sample(&agent, running, 1.0).await };
+    assert_eq!(sample(&after, restarts) - sample(&before, restarts), 1.0, "{after}");
+    assert_eq!(sample(&after, restarting), 0.0, "{after}");
+
+    agent.delete("/v1/agent/job/ticker").await.expect_status(200);
+    wait_sample(&agent, running, 0.0).await;
+}

@@ -165,7 +165,8 @@ fn alloc_view(alloc: &Allocation) -> AllocView {
         reported: match alloc.status {
             ClientStatus::Pending => Reported::Pending,
             ClientStatus::Running => Reported::Running,
-            ClientStatus::Complete | ClientStatus::Failed => Reported::Ended,
+            ClientStatus::Complete => Reported::Ended,
+            ClientStatus::Failed => Reported::Failed { since_ms: alloc.reported_ms },
         },
         healthy_since_ms: (alloc.healthy == Some(true) && alloc.healthy_since_ms > 0).then_some(alloc.healthy_since_ms),
         created_ms: alloc.created_ms,

@@ -24,6 +24,11 @@ pub(super) struct TaskRun {
     /// The middle of its service IDs (`<node>:<this>:<port>`): the task's name, or `<job>:<task>` for an
     /// allocation's task, since two allocations of one cluster job may run on one node.
     id_task: String,
+    /// An allocation's task: its services carry the allocation's ID in `roster_kv::ALLOC_META`.
+    scoped: bool,
+    /// Registers nothing while set: an allocation restored from disk runs (adopted) before the servers have said
+    /// it is still this node's, and its services must not come back before they do.
+    pub(super) quiet: bool,
     pub(super) handle: Option<TaskHandle>,
     state: Option<TaskState>,
     tracker: RestartTracker,
@@ -56,6 +61,8 @@ impl TaskRun {
         TaskRun {
             job: job.to_owned(),
             id_task: id_task(job, &spec.name, scoped),
+            scoped,
+            quiet: false,
             spec,
             handle: None,
             state: None,
@@ -106,6 +113,18 @@ impl TaskRun {
         }
     }
 
+    /// Where the run stands for the `roster.runtime.tasks` gauge: `pending` (held for its turn), `running`,
+    /// `restarting` (its policy will start it again) or `dead`.
+    pub(super) fn metric_state(&self) -> &'static str {
+        match &self.hold {
+            Some(Hold::Waiting(_)) => "pending",
+            Some(Hold::Stopped(_) | Hold::Failed(_)) => "dead",
+            None if self.restart_pending => "restarting",
+            None if self.is_up() => "running",
+            None => "dead",
+        }
+    }
+
     /// The service IDs this run registered.
     pub(super) fn registered(&self) -> &[String] {
         &self.registered
@@ -126,6 +145,7 @@ impl TaskRun {
         let state = driver.inspect(&handle).await?;
         if self.restart_pending {
             self.restarts += 1;
+            crate::telemetry::task_restarted(self.spec.driver.as_str());
         }
         self.restart_pending = false;
         self.handle = Some(handle);
@@ -133,8 +153,12 @@ impl TaskRun {
         Ok(())
     }
 
-    /// Registers every service block of the task with its checks and the passing task check.
+    /// Registers every service block of the task with its checks and the passing task check (nothing while the
+    /// run is quiet).
     pub(super) async fn register(&mut self, local: &Local, config: &JobsConfig) {
+        if self.quiet {
+            return;
+        }
         let services = self.spec.services.clone();
         for service in &services {
             let Some((address, port)) = self.address_of(service, config.advertise) else {
@@ -313,6 +337,9 @@ impl TaskRun {
         let mut meta = service.meta.clone();
         meta.insert("roster-job".to_owned(), self.job.clone());
         meta.insert("roster-task".to_owned(), self.spec.name.clone());
+        if self.scoped {
+            meta.insert(roster_kv::ALLOC_META.to_owned(), self.job.clone());
+        }
         json!({
             "ID": id,
             "Name": service.name,

@@ -126,3 +126,16 @@ fn an_api_registration_deregistered_or_gone_is_not_removed_twice() {
     inner.checks.clear();
     assert!(plan_of(&inner, vec![], vec![]).is_empty());
 }
+
+#[test]
+fn saved_allocation_services_and_their_checks_are_forgotten_at_load_and_nothing_else() {
+    let alloc = service(json!({
+        "ID": "n1:web-0:t:http", "Name": "web", "Meta": {"roster-alloc": "web-0"},
+        "Check": {"CheckID": "n1:web-0:t:http:task", "TTL": "87600h"},
+    }));
+    let own = service(json!({"ID": "n1:t:http", "Name": "web", "Meta": {"roster-job": "web"}}));
+    let mut inner = held(&[alloc, web(), own], &[check(json!({"CheckID": "mem", "Name": "mem", "TTL": "10s"}))], &[]);
+    forget_allocation_services(&mut inner);
+    assert_eq!(inner.services.keys().collect::<Vec<_>>(), ["n1:t:http", "web"]);
+    assert_eq!(inner.checks.keys().collect::<Vec<_>>(), ["mem", "web-ttl"]);
+}

@@ -7,9 +7,9 @@ use super::State;
 use super::acl::touch;
 use crate::command::CommandResult;
 use crate::job::{
-    AllocStatusReport, Allocation, ClientStatus, Desired, Host, Job, JobDetail, JobPlan, JobShape, JobVersion,
-    MAX_ALLOC_MESSAGE_LEN, MAX_ALLOC_REPORTS, MAX_HOST_DRIVERS, MAX_JOB_SPEC_LEN, MAX_JOB_VERSIONS, MAX_REPORTED_TASKS,
-    NodeAllocation, Rollout, SchedulingState,
+    ALLOC_META, AllocStatusReport, Allocation, ClientStatus, Desired, Host, Job, JobDetail, JobPlan, JobShape,
+    JobVersion, MAX_ALLOC_MESSAGE_LEN, MAX_ALLOC_REPORTS, MAX_HOST_DRIVERS, MAX_JOB_SPEC_LEN, MAX_JOB_VERSIONS,
+    MAX_REPORTED_TASKS, NodeAllocation, Rollout, SchedulingState,
 };
 use crate::watch::{Changes, Table};
 
@@ -160,9 +160,7 @@ impl State {
             self.jobs.remove(name);
             let ids: Vec<(String, u64)> = self.job_allocations(name).map(|a| (a.job.clone(), a.seq)).collect();
             for key in ids {
-                if let Some(alloc) = self.allocations.remove(&key) {
-                    self.touch_alloc_node(index, &alloc.node, changes);
-                }
+                self.remove_allocation(index, &key, changes);
             }
             touch(self, index, Table::Allocations, changes);
         } else if stopped {
@@ -303,10 +301,7 @@ impl State {
         }
         for id in &plan.remove {
             let Some(seq) = seq_of(self, id) else { continue };
-            if let Some(alloc) = self.allocations.remove(&(name.clone(), seq)) {
-                self.touch_alloc_node(index, &alloc.node, changes);
-                allocs_changed = true;
-            }
+            allocs_changed |= self.remove_allocation(index, &(name.clone(), seq), changes);
         }
         let Some(job) = self.jobs.get_mut(&name) else { return };
         if let Some(max) = plan.add.iter().map(|p| p.seq).max() {
@@ -430,6 +425,24 @@ impl State {
         }
         touch(self, index, Table::Hosts, changes);
         CommandResult::Bool(true)
+    }
+
+    /// Removes an allocation and the catalog services it registered on its node (tagged [`ALLOC_META`]): a node
+    /// that is down, or cut off, cannot deregister them itself, and once the allocation is gone nothing would.
+    /// Returns whether there was such an allocation.
+    fn remove_allocation(&mut self, index: u64, key: &(String, u64), changes: &mut Changes) -> bool {
+        let Some(alloc) = self.allocations.remove(key) else { return false };
+        let services: Vec<String> = (self.services.iter())
+            .filter(|((node, _), service)| {
+                *node == alloc.node && service.meta.get(ALLOC_META).is_some_and(|id| *id == alloc.id)
+            })
+            .map(|((_, id), _)| id.clone())
+            .collect();
+        for id in services {
+            self.deregister(index, &alloc.node, Some(&id), None, changes);
+        }
+        self.touch_alloc_node(index, &alloc.node, changes);
+        true
     }
 
     fn touch_alloc_node(&mut self, index: u64, node: &str, changes: &mut Changes) {

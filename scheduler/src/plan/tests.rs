@@ -249,13 +249,91 @@ fn a_version_that_never_becomes_healthy_fails_and_auto_reverts() {
     assert_eq!(plan.changes[0].add[0].1, 3);
 }
 
+/// A job placed on `nodes` at t=0.
+fn placed(placement: serde_json::Value, nodes: &[NodeView]) -> (Vec<JobView>, Vec<AllocView>) {
+    let mut jobs = vec![job(placement)];
+    let mut allocs = vec![];
+    let plan = schedule(&jobs, nodes, &allocs, 0);
+    apply(&mut jobs, &mut allocs, &plan, 0);
+    (jobs, allocs)
+}
+
+/// A job placed on `nodes` at t=0 whose first version became healthy at t=20s.
+fn placed_and_healthy(placement: serde_json::Value, nodes: &[NodeView]) -> (Vec<JobView>, Vec<AllocView>) {
+    let (mut jobs, mut allocs) = placed(placement, nodes);
+    let plan = schedule(&jobs, nodes, &allocs, 20_000);
+    apply(&mut jobs, &mut allocs, &plan, 20_000);
+    assert_eq!(jobs[0].versions[0].rollout, RolloutState::Healthy);
+    (jobs, allocs)
+}
+
+#[test]
+fn a_failed_allocation_is_replaced_after_the_stated_delay() {
+    let nodes = [node("a", &[]), node("b", &[])];
+    let (mut jobs, mut allocs) = placed_and_healthy(json!({"count": 1}), &nodes);
+    // Its task runs out of restarts at t=30s: left alone for the delay, so `job status` shows why.
+    allocs[0].reported = Reported::Failed { since_ms: 30_000 };
+    allocs[0].healthy_since_ms = None;
+    let plan = schedule(&jobs, &nodes, &allocs, 31_000);
+    assert!(plan.changes.is_empty(), "{plan:?}");
+    assert_eq!(plan.wake_at_ms, Some(30_000 + FAILED_REPLACE_DELAY_MS));
+    let plan = schedule(&jobs, &nodes, &allocs, 30_000 + FAILED_REPLACE_DELAY_MS);
+    let change = &plan.changes[0];
+    assert_eq!(change.stop, vec![("web-0".to_string(), "failed; replaced".to_string())]);
+    assert_eq!(change.add, vec![(1, 1, 0, "a".to_string())]);
+    assert_eq!(change.rollout, None, "a healthy version is not failed by a later failure");
+    apply(&mut jobs, &mut allocs, &plan, 35_000);
+    // The failed one is removed once it has ended (its node stopped it), and nothing more is placed.
+    allocs[0].reported = Reported::Ended;
+    let plan = schedule(&jobs, &nodes, &allocs, 36_000);
+    assert_eq!(plan.changes[0].remove, vec!["web-0".to_string()]);
+    assert!(plan.changes[0].add.is_empty());
+}
+
+#[test]
+fn a_failure_during_a_rollout_fails_the_version_and_is_still_replaced() {
+    let nodes = [node("a", &[])];
+    let (mut jobs, mut allocs) = placed(json!({}), &nodes);
+    allocs[0].reported = Reported::Failed { since_ms: 1_000 };
+    allocs[0].healthy_since_ms = None;
+    let plan = schedule(&jobs, &nodes, &allocs, 1_000);
+    assert!(
+        matches!(plan.changes[0].rollout, Some((1, RolloutState::Failed, ref why)) if why.contains("web-0 failed"))
+    );
+    assert_eq!(plan.changes[0].revert_to, None, "no healthy version to go back to");
+    apply(&mut jobs, &mut allocs, &plan, 1_000);
+    let plan = schedule(&jobs, &nodes, &allocs, 1_000 + FAILED_REPLACE_DELAY_MS);
+    assert_eq!(plan.changes[0].stop.len(), 1);
+    assert_eq!(plan.changes[0].add.len(), 1, "a failed version still keeps its count");
+}
+
+#[test]
+fn healthy_deadline_no_longer_applies_once_the_version_is_healthy() {
+    let nodes = [node("a", &[]), node("b", &[])];
+    let (jobs, mut allocs) = placed_and_healthy(json!({"count": 2}), &nodes);
+    // An hour later one allocation's check fails (healthy no more): past its deadline, but the rollout is over.
+    allocs[0].healthy_since_ms = None;
+    let plan = schedule(&jobs, &nodes, &allocs, 3_600_000);
+    assert!(plan.changes.is_empty(), "{plan:?}");
+}
+
+#[test]
+fn a_rollout_replaces_unhealthy_old_allocations_first() {
+    let nodes = [node("a", &[]), node("b", &[]), node("c", &[])];
+    let (mut jobs, mut allocs) = placed_and_healthy(json!({"count": 3, "distinct_hosts": true}), &nodes);
+    // Slot 2's check fails; version 2 is deployed.
+    allocs.iter_mut().find(|a| a.index == 2).unwrap().healthy_since_ms = None;
+    let v2 = VersionView { version: 2, shape: jobs[0].versions[0].shape.clone(), rollout: RolloutState::InProgress };
+    jobs[0].versions.push(v2);
+    jobs[0].version = 2;
+    let plan = schedule(&jobs, &nodes, &allocs, 30_000);
+    assert_eq!(plan.changes[0].stop, vec![("web-2".to_string(), "replaced by version 2".to_string())]);
+}
+
 #[test]
 fn a_stopped_job_stops_everything_and_removes_what_ended() {
     let nodes = [node("a", &[])];
-    let mut jobs = vec![job(json!({}))];
-    let mut allocs = vec![];
-    let plan = schedule(&jobs, &nodes, &allocs, 0);
-    apply(&mut jobs, &mut allocs, &plan, 0);
+    let (mut jobs, mut allocs) = placed(json!({}), &nodes);
     jobs[0].stopped = true;
     let plan = schedule(&jobs, &nodes, &allocs, 1);
     assert_eq!(plan.changes[0].stop, vec![("web-0".to_string(), "job stopped".to_string())]);

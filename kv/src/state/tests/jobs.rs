@@ -234,3 +234,45 @@ fn hosts_revert_purge_and_snapshots() {
     assert_eq!(answer, Answer::NodeAllocations(vec![]));
     let _ = node("unused");
 }
+
+#[test]
+fn removing_an_allocation_removes_the_services_it_registered_and_nothing_else() {
+    let (mut state, _) = run(&[nodes(), vec![submit(spec("web", "a:1", json!({"count": 2})))]].concat());
+    let plan = JobPlan { add: vec![placed(0, "n1"), placed(1, "n2")], ..plan_for(&state, "web") };
+    apply(&mut state, &Command::JobPlanApply { plans: vec![plan], now_ms: 5 });
+    // Each node registered its allocation's service; n1 also has a service of its own with the same name.
+    let tagged = |id: &str, alloc: &str| {
+        let mut svc = super::service(id, "web", &[]);
+        svc.meta.insert(crate::job::ALLOC_META.into(), alloc.into());
+        svc
+    };
+    for cmd in [
+        register(
+            "n1",
+            Some(tagged("n1:web-0:t:http", "web-0")),
+            vec![super::check("c0", "n1:web-0:t:http", crate::CheckStatus::Passing)],
+        ),
+        register("n2", Some(tagged("n2:web-1:t:http", "web-1")), vec![]),
+        register("n1", Some(super::service("own", "web", &[])), vec![]),
+    ] {
+        assert_eq!(apply(&mut state, &cmd), CommandResult::Bool(true));
+    }
+    let on = |state: &State, node: &str| -> Vec<String> {
+        state.services.keys().filter(|(n, _)| n == node).map(|(_, id)| id.clone()).collect()
+    };
+
+    // Moved off n1 (lost): its service and check leave the catalog, and watchers of the name wake.
+    let remove = JobPlan { remove: vec!["web-0".into()], ..plan_for(&state, "web") };
+    let index = state.last_index() + 1;
+    let (result, changes) = state.apply(index, &Command::JobPlanApply { plans: vec![remove], now_ms: 9 });
+    assert_eq!(result, CommandResult::Bool(true));
+    assert!(changes.touches(&WatchKey::Service("web".into())), "{changes:?}");
+    assert_eq!(on(&state, "n1"), ["own"]);
+    assert!(!state.checks.contains_key(&("n1".to_owned(), "c0".to_owned())));
+    assert_eq!(on(&state, "n2"), ["n2:web-1:t:http"]);
+
+    // A purge removes the rest of the job's.
+    assert_eq!(apply(&mut state, &Command::JobStop { name: "web".into(), purge: true }), CommandResult::Bool(true));
+    assert!(on(&state, "n2").is_empty());
+    assert_eq!(on(&state, "n1"), ["own"]);
+}
