@@ -73,18 +73,32 @@ async fn main() -> anyhow::Result<()> {
     churn(&agent, &args, true).await?;
     steps.push(step(&agent, pid, "deleted", started.elapsed(), args.keys).await?);
 
-    // Reaped once the snapshot is back within a tenth of what the tombstones added.
+    // Reaped once the snapshot is back within a tenth of what the tombstones added and then stays put for one
+    // reap step (the leader reaps in steps of the granularity, a quarter of the TTL up to 30 s, so a burst of
+    // deletes spread over more than one step is reaped in several).
     let (start_len, deleted_len) = (steps[0].snapshot, steps[2].snapshot);
     let target = start_len + deleted_len.saturating_sub(start_len) / 10;
+    let granularity = (ttl / 4).min(Duration::from_secs(30));
     let deadline = Instant::now() + ttl + Duration::from_secs(args.reap_timeout_secs);
     let started = Instant::now();
-    while snapshot_len(&agent).await? > target {
+    let mut last = snapshot_len(&agent).await?;
+    while last > target {
         if Instant::now() > deadline {
             bail!("tombstones not reaped within the TTL and {} s", args.reap_timeout_secs);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+        last = snapshot_len(&agent).await?;
     }
-    steps.push(step(&agent, pid, "reaped", started.elapsed(), 0).await?);
+    let reaped_after = started.elapsed();
+    loop {
+        tokio::time::sleep(granularity + Duration::from_secs(1)).await;
+        let now = snapshot_len(&agent).await?;
+        if now >= last {
+            break;
+        }
+        last = now;
+    }
+    steps.push(step(&agent, pid, "reaped", reaped_after, 0).await?);
     print_table(&args, &steps);
     Ok(())
 }
