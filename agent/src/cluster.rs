@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::gossip::{Gossip, Member, MemberStatus, Role};
 
 mod scheduler;
+pub(crate) mod tombstone_gc;
 
 /// How often the loops re-check even without a membership change (retries after errors, lost leases).
 const TICK: Duration = Duration::from_secs(2);

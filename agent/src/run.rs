@@ -126,6 +126,7 @@ pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyho
             if config.bootstrap {
                 server.wait_for_leader(LEADER_TIMEOUT).await.context("waiting for this server to become leader")?;
             }
+            cluster::tombstone_gc::spawn(server.clone(), shutdown.child_token());
             if acl.enabled() {
                 crate::acl::spawn_leader_duties(acl.clone(), server.clone(), shutdown.child_token());
             }

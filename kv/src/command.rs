@@ -283,6 +283,16 @@ pub enum Command {
         /// The reporter's clock (Unix ms).
         now_ms: u64,
     },
+    /// The leader's tombstone GC (Consul's `TombstoneRequest` reap): forget the KV tombstones of deletions at or
+    /// before `reap_index`, raising the floor that queries of reaped keys and prefixes report, so no index goes
+    /// back; and forget lock-delays that have run out by `now_ms`. The leader proposes it once those deletions are
+    /// older than the tombstone TTL; every server applies it the same way, since both bounds are in the entry.
+    TombstoneReap {
+        /// Tombstones of deletions at this index or before are removed.
+        reap_index: u64,
+        /// The leader's clock (Unix ms): lock-delays that ended by then are dropped.
+        now_ms: u64,
+    },
 }
 
 /// A catalog registration, as `PUT /v1/catalog/register` carries it.

@@ -82,6 +82,7 @@ pub use query::{Answer, InstanceHealth, Query, ServiceEntry, Usage};
 pub use roster_coordinate::Coordinate;
 pub use snapshot::{SNAPSHOT_VERSION, snapshot_version};
 pub use state::acl::{MAX_ACL_DESCRIPTION_LEN, MAX_ACL_LINKS, MAX_ACL_NAME_LEN, MAX_ACL_RULES_LEN, jwt_config};
+pub use state::graveyard::Tombstones;
 pub use state::restore::{MAX_RESTORE_CHUNK, MAX_RESTORE_LEN};
 pub use state::{HealthEntry, State};
 pub use txn::{CatalogVerb, KvVerb, MAX_TXN_OPS, TxnError, TxnOp, TxnOutcome, TxnResult};

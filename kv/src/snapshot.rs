@@ -13,7 +13,10 @@
 //! 9: version 8's body followed by the config entries and their table index.
 //! 10: version 9's body followed by the cluster jobs, allocations, hosts, each node's allocation index, and the three
 //! tables' indexes.
-//! This build writes version 10 and reads all ten; an older snapshot decodes to a state without what it did not have.
+//! 11: version 10's body followed by the index floors of what was reaped or removed: the highest tombstone deletion
+//! index reaped, and the highest service-name and node index entries folded away (`state/graveyard.rs`).
+//! This build writes version 11 and reads all eleven; an older snapshot decodes to a state without what it did not
+//! have (floors of 0: nothing was reaped or folded yet; the first reap folds what an older state still holds).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,7 +38,7 @@ use crate::watch::Table;
 
 const MAGIC: &[u8; 6] = b"RSTRSN";
 /// The snapshot format version this build writes; it reads every version up to this one.
-pub const SNAPSHOT_VERSION: u16 = 10;
+pub const SNAPSHOT_VERSION: u16 = 11;
 const VERSION: u16 = SNAPSHOT_VERSION;
 
 /// The format version of snapshot bytes, read from their header without decoding them; `None` without a header.
@@ -146,6 +149,15 @@ struct SnapshotV10 {
     job_table_index: [u64; 3],
 }
 
+/// The stored form of format version 11: version 10's fields, then the index floors.
+#[derive(Serialize, Deserialize)]
+struct SnapshotV11 {
+    base: SnapshotV10,
+    kv_reaped_index: u64,
+    service_index_floor: u64,
+    node_index_floor: u64,
+}
+
 const JOB_TABLES: [Table; 3] = [Table::Jobs, Table::Allocations, Table::Hosts];
 
 const ACL_AUTH_TABLES: [Table; 2] = [Table::AclAuthMethods, Table::AclBindingRules];
@@ -208,13 +220,19 @@ impl State {
             config_entries: self.config_entries.values().cloned().collect(),
             config_entries_index: self.table_index.get(&Table::ConfigEntries).copied().unwrap_or(0),
         };
-        let body = SnapshotV10 {
+        let v10 = SnapshotV10 {
             base: v9,
             jobs: self.jobs.values().cloned().collect(),
             allocations: self.allocations.values().cloned().collect(),
             hosts: self.hosts.values().cloned().collect(),
             node_alloc_index: self.node_alloc_index.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             job_table_index: JOB_TABLES.map(|t| self.table_index.get(&t).copied().unwrap_or(0)),
+        };
+        let body = SnapshotV11 {
+            base: v10,
+            kv_reaped_index: self.kv_reaped_index,
+            service_index_floor: self.service_index_floor,
+            node_index_floor: self.node_index_floor,
         };
         let mut out = Vec::with_capacity(64 + self.kv.len() * 64);
         out.extend_from_slice(MAGIC);
@@ -232,24 +250,27 @@ impl State {
             return Err(Error::SnapshotFormat("missing roster snapshot header".into()));
         }
         let version = u16::from_be_bytes([bytes[6], bytes[7]]);
-        let v10 = match version {
-            1 => v10_of(v9_of(v8_of(v7_of(v6_of(v5_of(v4_of(v3_of(SnapshotV2 {
+        let v11 = match version {
+            1 => v11_of(v10_of(v9_of(v8_of(v7_of(v6_of(v5_of(v4_of(v3_of(SnapshotV2 {
                 base: postcard::from_bytes(&bytes[8..])?,
                 sessions: Vec::new(),
                 lock_delays: Vec::new(),
                 sessions_index: 0,
-            })))))))),
-            2 => v10_of(v9_of(v8_of(v7_of(v6_of(v5_of(v4_of(v3_of(postcard::from_bytes(&bytes[8..])?)))))))),
-            3 => v10_of(v9_of(v8_of(v7_of(v6_of(v5_of(v4_of(postcard::from_bytes(&bytes[8..])?))))))),
-            4 => v10_of(v9_of(v8_of(v7_of(v6_of(v5_of(postcard::from_bytes(&bytes[8..])?)))))),
-            5 => v10_of(v9_of(v8_of(v7_of(v6_of(postcard::from_bytes(&bytes[8..])?))))),
-            6 => v10_of(v9_of(v8_of(v7_of(postcard::from_bytes(&bytes[8..])?)))),
-            7 => v10_of(v9_of(v8_of(postcard::from_bytes(&bytes[8..])?))),
-            8 => v10_of(v9_of(postcard::from_bytes(&bytes[8..])?)),
-            9 => v10_of(postcard::from_bytes(&bytes[8..])?),
-            10 => postcard::from_bytes(&bytes[8..])?,
+            }))))))))),
+            2 => v11_of(v10_of(v9_of(v8_of(v7_of(v6_of(v5_of(v4_of(v3_of(postcard::from_bytes(&bytes[8..])?))))))))),
+            3 => v11_of(v10_of(v9_of(v8_of(v7_of(v6_of(v5_of(v4_of(postcard::from_bytes(&bytes[8..])?)))))))),
+            4 => v11_of(v10_of(v9_of(v8_of(v7_of(v6_of(v5_of(postcard::from_bytes(&bytes[8..])?))))))),
+            5 => v11_of(v10_of(v9_of(v8_of(v7_of(v6_of(postcard::from_bytes(&bytes[8..])?)))))),
+            6 => v11_of(v10_of(v9_of(v8_of(v7_of(postcard::from_bytes(&bytes[8..])?))))),
+            7 => v11_of(v10_of(v9_of(v8_of(postcard::from_bytes(&bytes[8..])?)))),
+            8 => v11_of(v10_of(v9_of(postcard::from_bytes(&bytes[8..])?))),
+            9 => v11_of(v10_of(postcard::from_bytes(&bytes[8..])?)),
+            10 => v11_of(postcard::from_bytes(&bytes[8..])?),
+            11 => postcard::from_bytes(&bytes[8..])?,
             _ => return Err(Error::SnapshotFormat(format!("version {version} (this build reads 1 to {VERSION})"))),
         };
+        let (v10, kv_reaped_index) = (v11.base, v11.kv_reaped_index);
+        let (service_index_floor, node_index_floor) = (v11.service_index_floor, v11.node_index_floor);
         let v9 = v10.base;
         let (v8, config_entries, config_entries_index) = (v9.base, v9.config_entries, v9.config_entries_index);
         let (v7, prepared_queries, prepared_queries_index) = (v8.base, v8.prepared_queries, v8.prepared_queries_index);
@@ -308,6 +329,9 @@ impl State {
         state.allocations = v10.allocations.into_iter().map(|a| ((a.job.clone(), a.seq), a)).collect();
         state.hosts = v10.hosts.into_iter().map(|h| (h.node.clone(), h)).collect();
         state.node_alloc_index = v10.node_alloc_index.into_iter().collect();
+        state.kv_reaped_index = kv_reaped_index;
+        state.service_index_floor = service_index_floor;
+        state.node_index_floor = node_index_floor;
         for (table, index) in JOB_TABLES.into_iter().zip(v10.job_table_index) {
             if index > 0 {
                 state.table_index.insert(table, index);
@@ -369,6 +393,11 @@ fn v10_of(base: SnapshotV9) -> SnapshotV10 {
         node_alloc_index: Vec::new(),
         job_table_index: [0; 3],
     }
+}
+
+/// A version-10 body with no floors: nothing reaped or folded yet.
+fn v11_of(base: SnapshotV10) -> SnapshotV11 {
+    SnapshotV11 { base, kv_reaped_index: 0, service_index_floor: 0, node_index_floor: 0 }
 }
 
 /// The state a version-1 body describes, with its derived indexes rebuilt.

@@ -9,7 +9,14 @@
 //!
 //! # Tombstones
 //! Deleted keys leave a tombstone (key → deletion index) so that a blocking query on a deleted key or prefix sees its index move.
-//! They are dropped when the key is written again. Reaping old tombstones (Consul's tombstone GC) is a leader duty for a later issue; until then they cost one map entry per deleted key.
+//! A tombstone is dropped when the key is written again, or reaped by `Command::TombstoneReap`, which the leader proposes once the deletion is older than the tombstone TTL (Consul's tombstone GC: 15 minutes, in 30-second steps; `agent/src/cluster/tombstone_gc.rs`).
+//! Reaping must not send an index backwards, so the highest deletion index reaped is kept as `kv_reaped_index`, a floor under the index of every key and prefix that has no live entry or tombstone above it (Consul's graveyard keeps its max reaped index the same way).
+//! The floor is global, not per prefix: after a reap a quiet prefix may report a newer index than its own last change, which costs a watcher one early, unchanged answer, never a missed change.
+//!
+//! # Bounded maps
+//! Every per-name index map holds only what is live: when the last instance of a service name is gone, or a node is deregistered, its entry in `service_index` or `node_index` is folded into `service_index_floor` / `node_index_floor` (the highest index dropped) and removed.
+//! A query for a name the map no longer holds reports the floor, which is at least the index the dropped entry had, so a watcher of a removed service still sees its index move past the removal and never go back.
+//! Lock-delays are forgotten by the reap once they have run out at the leader's clock carried in the command.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,10 +39,16 @@ pub struct State {
     pub(crate) nodes: BTreeMap<String, Node>,
     pub(crate) services: BTreeMap<NodeScoped, Service>,
     pub(crate) checks: BTreeMap<NodeScoped, HealthCheck>,
-    /// Last change to anything a service name's health answer depends on; kept after the service is gone so watchers of it still see the removal.
+    /// Last change to anything a service name's health answer depends on; only for names with live instances (see "Bounded maps").
     pub(crate) service_index: BTreeMap<String, u64>,
-    /// Last change to a node's record, services or checks; kept after the node is gone.
+    /// Last change to a node's record, services or checks; only for registered nodes (see "Bounded maps").
     pub(crate) node_index: BTreeMap<String, u64>,
+    /// The highest deletion index of any tombstone reaped: the index floor of keys and prefixes (see "Tombstones").
+    pub(crate) kv_reaped_index: u64,
+    /// The highest index folded out of `service_index` when a service name lost its last instance.
+    pub(crate) service_index_floor: u64,
+    /// The highest index folded out of `node_index` when a node was removed.
+    pub(crate) node_index_floor: u64,
     pub(crate) table_index: BTreeMap<Table, u64>,
     /// Derived: service name → instances. Rebuilt on snapshot decode.
     pub(crate) service_names: BTreeMap<String, BTreeSet<NodeScoped>>,
@@ -130,6 +143,13 @@ impl State {
 
     /// Applies one committed command at Raft index `index`, keeping a transaction's results.
     pub fn apply_command(&mut self, index: u64, cmd: &Command) -> (Outcome, Changes) {
+        let (outcome, changes) = self.apply_unfolded(index, cmd);
+        self.fold_removed(&changes);
+        (outcome, changes)
+    }
+
+    /// `apply_command` before the index entries of what it removed are folded into their floors.
+    fn apply_unfolded(&mut self, index: u64, cmd: &Command) -> (Outcome, Changes) {
         if let Command::Txn { ops, now_ms } = cmd {
             self.index = self.index.max(index);
             if ops.len() > MAX_TXN_OPS {
@@ -251,6 +271,7 @@ impl State {
             Command::JobPlanApply { plans, now_ms } => self.job_plan_apply(index, plans, *now_ms, changes),
             Command::AllocReport { node, reports, now_ms } => self.alloc_report(index, node, reports, *now_ms, changes),
             Command::HostReport { node, drivers, now_ms } => self.host_report(index, node, drivers, *now_ms, changes),
+            Command::TombstoneReap { reap_index, now_ms } => self.tombstone_reap(index, *reap_index, *now_ms),
             // The KV and catalog commands, and transactions, are applied by `apply_command` itself.
             Command::KvSet { .. }
             | Command::KvCas { .. }
@@ -286,6 +307,7 @@ mod autopilot;
 mod catalog;
 mod config_entry;
 mod coordinate;
+pub(crate) mod graveyard;
 mod job;
 mod kv;
 mod prepared_query;

@@ -316,8 +316,12 @@ pub(crate) fn authorize_command(access: &Access, cmd: &Command, state: &State) -
         Command::ConfigEntrySet { entry, .. } => authorize_config_entry_write(access, &entry.kind, &entry.name),
         Command::ConfigEntryDelete { kind, name, .. } => authorize_config_entry_write(access, kind, name),
         Command::JobSubmit { spec, .. } => authorize_job_submit(access, spec),
-        // The scheduler's plans come from the leader itself (unchecked); one from a token needs the operator's right.
-        Command::JobStop { .. } | Command::JobRevert { .. } | Command::JobPlanApply { .. } => {
+        // The scheduler's plans and the tombstone reap come from the leader itself (unchecked); one from a token needs
+        // the operator's right.
+        Command::JobStop { .. }
+        | Command::JobRevert { .. }
+        | Command::JobPlanApply { .. }
+        | Command::TombstoneReap { .. } => {
             access.require(authz.operator_write(), Resource::Operator, AccessLevel::Write, None)
         }
         // An agent reports for its own node, as it registers it: node:write.

@@ -209,6 +209,7 @@ impl fmt::Display for LogCommand {
                 write!(f, "AllocReport({node}, {} allocations)", reports.len())
             }
             Command::HostReport { node, drivers, .. } => write!(f, "HostReport({node}, {})", drivers.join(",")),
+            Command::TombstoneReap { reap_index, .. } => write!(f, "TombstoneReap({reap_index})"),
         }
     }
 }

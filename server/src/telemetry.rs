@@ -98,3 +98,34 @@ pub(crate) fn follower_contact(ms: u64) {
 pub(crate) fn session_invalidated(start: Instant) {
     metrics::histogram!("consul.session_ttl.invalidate").record(millis(start));
 }
+
+/// The Raft log's size after a write to it: `roster.raft.log.entries` and `roster.raft.log.bytes` (the encoded
+/// entries held, which snapshots and purges bring down), and Consul's `consul.raft.last_index`.
+#[allow(clippy::cast_precision_loss)]
+pub(crate) fn log_size(entries: u64, bytes: u64, last_index: u64) {
+    metrics::gauge!("roster.raft.log.entries").set(entries as f64);
+    metrics::gauge!("roster.raft.log.bytes").set(bytes as f64);
+    metrics::gauge!("consul.raft.last_index").set(last_index as f64);
+}
+
+/// The state machine applied up to `index`: Consul's `consul.raft.applied_index`.
+#[allow(clippy::cast_precision_loss)]
+pub(crate) fn applied_index(index: u64) {
+    metrics::gauge!("consul.raft.applied_index").set(index as f64);
+}
+
+/// A snapshot built: Consul's `consul.raft.snapshot.create` (encoding the state, from `create_start` until
+/// `persist_start`) and `consul.raft.snapshot.persist` (writing it durably, from `persist_start` until now).
+pub(crate) fn snapshot_built(create_start: Instant, persist_start: Instant) {
+    let create_ms = persist_start.saturating_duration_since(create_start).as_secs_f64() * 1000.0;
+    metrics::histogram!("consul.raft.snapshot.create").record(create_ms);
+    metrics::histogram!("consul.raft.snapshot.persist").record(millis(persist_start));
+}
+
+/// The current snapshot, whenever it changes (built, installed from the leader, or loaded at start): its state's
+/// encoded bytes (`roster.raft.snapshot.bytes`) and the last log index it covers (`roster.raft.snapshot.index`).
+#[allow(clippy::cast_precision_loss)]
+pub(crate) fn snapshot_current(bytes: usize, index: u64) {
+    metrics::gauge!("roster.raft.snapshot.bytes").set(bytes as f64);
+    metrics::gauge!("roster.raft.snapshot.index").set(index as f64);
+}

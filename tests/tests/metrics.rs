@@ -273,3 +273,66 @@ async fn a_task_start_and_a_restart_move_the_runtime_metrics_by_exactly_one() {
     agent.delete("/v1/agent/job/ticker").await.expect_status(200);
     wait_sample(&agent, running, 0.0).await;
 }
+
+/// The Raft log and snapshot gauges (issue 19's "log/snapshot sizes"): writes grow the log and move
+/// `consul_raft_last_index` and `consul_raft_applied_index` with them; the snapshot openraft takes after
+/// `SNAPSHOT_EVERY` (8192) entries sets the snapshot gauges, times `consul_raft_snapshot_create` and `_persist`,
+/// and the purge that follows shrinks the log.
+#[tokio::test]
+async fn raft_log_and_snapshot_gauges_follow_writes_and_a_snapshot() {
+    let agent = TestAgent::dev_with_dns("metrics-raft", prometheus_on()).await;
+    let before = scrape(&agent).await;
+    assert!(sample(&before, "roster_raft_log_entries") > 0.0, "the log holds the writes of start-up:\n{before}");
+    assert_eq!(sample(&before, "roster_raft_snapshot_index"), 0.0, "no snapshot yet:\n{before}");
+
+    let n_writes = 20;
+    for i in 0..n_writes {
+        agent.put(&format!("/v1/kv/raft-gauges/{i}"), "v").await.expect_status(200);
+    }
+    let after = scrape(&agent).await;
+    for gauge in ["roster_raft_log_entries", "consul_raft_last_index", "consul_raft_applied_index"] {
+        // At least: the agent's own writes (anti-entropy, coordinates) may land in between.
+        assert!(sample(&after, gauge) - sample(&before, gauge) >= f64::from(n_writes), "{gauge}:\n{after}");
+    }
+    assert!(sample(&after, "roster_raft_log_bytes") > sample(&before, "roster_raft_log_bytes"), "{after}");
+    assert!(sample(&after, "consul_raft_applied_index") <= sample(&after, "consul_raft_last_index"), "{after}");
+
+    // Enough writes for openraft's snapshot policy, sent a few at a time.
+    let peak_entries = fill_until_snapshot(&agent).await;
+    let snapshotted = scrape(&agent).await;
+    assert!(sample(&snapshotted, "roster_raft_snapshot_bytes") > 0.0, "{snapshotted}");
+    assert!(sample(&snapshotted, "consul_raft_snapshot_create_count") >= 1.0, "{snapshotted}");
+    assert!(sample(&snapshotted, "consul_raft_snapshot_persist_count") >= 1.0, "{snapshotted}");
+    // The purge after the snapshot keeps only openraft's tail (1024 entries) and what came since.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = scrape(&agent).await;
+        let entries = sample(&now, "roster_raft_log_entries");
+        if entries < peak_entries / 2.0 {
+            assert!(sample(&now, "roster_raft_log_bytes") < sample(&snapshotted, "roster_raft_log_bytes") + 1.0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the log was never purged after the snapshot ({entries} entries):\n{now}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Writes keys until `roster_raft_snapshot_index` moves off 0; returns the most log entries seen on the way.
+async fn fill_until_snapshot(agent: &TestAgent) -> f64 {
+    let mut peak: f64 = 0.0;
+    for round in 0..200 {
+        let writes = (0..64).map(|i| {
+            let path = format!("/v1/kv/raft-fill/{round}-{i}");
+            async move { agent.put(&path, "v").await }
+        });
+        for res in futures_util::future::join_all(writes).await {
+            res.expect_status(200);
+        }
+        let exposition = scrape(agent).await;
+        peak = peak.max(sample(&exposition, "roster_raft_log_entries"));
+        if sample(&exposition, "roster_raft_snapshot_index") > 0.0 {
+            return peak;
+        }
+    }
+    panic!("no snapshot after 12 800 writes:\n{}", scrape(agent).await);
+}

@@ -95,8 +95,8 @@ mod tests {
         v4[7] = 4;
         v4.truncate(v4.len() - 1);
         assert!(State::decode_snapshot(&v4).unwrap().autopilot_config().is_none());
-        let mut v11 = bytes;
-        v11[7] = 11;
-        assert!(State::decode_snapshot(&v11).is_err(), "format 11 is not this build's");
+        let mut newer = bytes;
+        newer[7] = 12;
+        assert!(State::decode_snapshot(&newer).is_err(), "format 12 is not this build's");
     }
 }

@@ -15,7 +15,11 @@ impl State {
     /// One key: its entry (if live) and the index of its last write or deletion.
     pub fn kv_get(&self, key: &str) -> (Option<&KvEntry>, u64) {
         let entry = self.kv.get(key);
-        let index = entry.map(|e| e.modify_index).or_else(|| self.kv_tombstones.get(key).copied()).unwrap_or(0);
+        // A key never written, or whose tombstone was reaped, reports the reap floor: never below what it had.
+        let index = entry
+            .map(|e| e.modify_index)
+            .or_else(|| self.kv_tombstones.get(key).copied())
+            .unwrap_or(self.kv_reaped_index);
         (entry, at_least_one(index))
     }
 
@@ -23,7 +27,8 @@ impl State {
     pub fn kv_list(&self, prefix: &str) -> (Vec<&KvEntry>, u64) {
         let entries: Vec<&KvEntry> = self.kv_range(prefix).collect();
         let live = entries.iter().map(|e| e.modify_index).max().unwrap_or(0);
-        (entries, at_least_one(live.max(self.tombstone_index(prefix))))
+        // The reap floor too: a reaped tombstone under the prefix may have been its newest change.
+        (entries, at_least_one(live.max(self.tombstone_index(prefix)).max(self.kv_reaped_index)))
     }
 
     /// Keys under `prefix`; with a separator, keys are folded at the first separator after the prefix (`?keys&separator=/`).
@@ -158,11 +163,11 @@ impl State {
     }
 
     fn node_change(&self, node: &str) -> u64 {
-        at_least_one(self.node_index.get(node).copied().unwrap_or(0))
+        at_least_one(self.node_index.get(node).copied().unwrap_or(self.node_index_floor))
     }
 
     fn service_change(&self, name: &str) -> u64 {
-        at_least_one(self.service_index.get(name).copied().unwrap_or(0))
+        at_least_one(self.service_index.get(name).copied().unwrap_or(self.service_index_floor))
     }
 
     /// The node's own checks, then the instance's, each in check-ID order.

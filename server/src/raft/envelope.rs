@@ -14,7 +14,8 @@
 //! `LOG_ENTRY_VERSION` is bumped whenever `Command`'s postcard encoding changes (a new variant, a new field); the
 //! changes are append-only, so a server reads every version up to its own. An entry of a newer version decodes to
 //! `LogCommand::Unreadable` (never an error of the whole message), which the follower refuses by name.
-//! Version 2 appends `Command::ConfigEntrySet` and `Command::ConfigEntryDelete`; version 3 the cluster-job commands.
+//! Version 2 appends `Command::ConfigEntrySet` and `Command::ConfigEntryDelete`; version 3 the cluster-job commands;
+//! version 4 `Command::TombstoneReap`.
 //!
 //! # Rolling upgrades
 //! The direction that matters is old → new: upgraded servers (followers first, as Consul's upgrade guide says) read
@@ -36,7 +37,8 @@ use super::{LogCommand, Unreadable};
 /// 2: the variants appended after `RestoreCommit`: `CoordinateBatchUpdate`, then `PreparedQuerySet` and
 /// `PreparedQueryDelete`, then `ConfigEntrySet` and `ConfigEntryDelete`.
 /// 3: `JobSubmit`, `JobStop`, `JobRevert`, `JobPlanApply`, `AllocReport` and `HostReport`.
-pub(crate) const LOG_ENTRY_VERSION: u32 = 3;
+/// 4: `TombstoneReap`.
+pub(crate) const LOG_ENTRY_VERSION: u32 = 4;
 
 /// The variant tag of an envelope. Far above any `Command` variant index, which is what an unversioned entry starts with.
 const ENVELOPE_TAG: u32 = 1000;

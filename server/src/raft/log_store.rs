@@ -15,6 +15,12 @@
 //! either: losing one only makes openraft re-purge.
 //!
 //! redb calls block, so write transactions run on the blocking pool; reads are short and run inline.
+//!
+//! # Size
+//! The log's entry count and byte size are kept as it changes, never by scanning it: the count is the table's
+//! length (redb keeps it in the table's root), and the bytes are a running total in `meta`, moved in the same
+//! transaction as the entries it counts (an append adds what it wrote, less any entry it replaced; a truncation or
+//! purge subtracts what it removed). The totals feed the `roster.raft.log.*` gauges (`crate::telemetry`).
 
 use std::fmt::Debug;
 use std::io;
@@ -24,7 +30,7 @@ use std::sync::Arc;
 
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
@@ -42,6 +48,8 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const KEY_VOTE: &str = "vote";
 const KEY_COMMITTED: &str = "committed";
 const KEY_LAST_PURGED: &str = "last_purged";
+/// The running total of the encoded entries' bytes in `logs` (a postcard `u64`).
+const KEY_LOG_BYTES: &str = "log_bytes";
 
 /// The log store. Clones share the database, so a clone serves as the log reader.
 #[derive(Clone)]
@@ -51,6 +59,8 @@ pub(crate) struct LogStore {
     pending_committed: Arc<std::sync::Mutex<Option<Option<LogId>>>>,
     /// The file, for the error log line (`None` in memory).
     path: Option<Arc<Path>>,
+    /// The log's size as of the last committed write, mirrored from the database for the gauges.
+    size: Arc<std::sync::Mutex<LogSize>>,
     /// Tests set this to make the next append fail as a full disk would.
     #[cfg(test)]
     pub(crate) fail_next_append: Arc<std::sync::atomic::AtomicBool>,
@@ -100,13 +110,16 @@ impl LogStore {
         let txn = db.begin_write().map_err(io::Error::other)?;
         txn.open_table(LOGS).map_err(io::Error::other)?;
         txn.open_table(META).map_err(io::Error::other)?;
+        let size = LogSize::stored(&txn)?;
         txn.commit().map_err(io::Error::other)?;
         let (tx, closed) = oneshot::channel();
         let db = Arc::new(Db { database: db, _closed: ClosedSignal(Some(tx)) });
+        crate::telemetry::log_size(size.entries, size.bytes, size.last_index);
         let store = LogStore {
             db,
             pending_committed: Arc::default(),
             path: dir.map(|dir| Arc::from(dir.join(LOG_FILE))),
+            size: Arc::new(std::sync::Mutex::new(size)),
             #[cfg(test)]
             fail_next_append: Arc::default(),
         };
@@ -122,19 +135,40 @@ impl LogStore {
         }
     }
 
+    /// The log's entry count, encoded bytes and last index, as of the last committed write.
+    #[cfg(test)]
+    pub(crate) fn size(&self) -> LogSize {
+        *self.size.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Runs `write` in one write transaction on the blocking pool and commits it.
     async fn write<F>(&self, durability: Durability, write: F) -> io::Result<()>
     where
         F: FnOnce(&redb::WriteTransaction) -> io::Result<()> + Send + 'static,
     {
+        self.write_sized(durability, move |txn| write(txn).map(|()| 0)).await
+    }
+
+    /// Runs `write` in one write transaction on the blocking pool and commits it, with the byte total moved by what
+    /// `write` returns (bytes added less bytes removed) in the same transaction; then publishes the new size.
+    async fn write_sized<F>(&self, durability: Durability, write: F) -> io::Result<()>
+    where
+        F: FnOnce(&redb::WriteTransaction) -> io::Result<i64> + Send + 'static,
+    {
         let db = self.db.clone();
         let task = tokio::task::spawn_blocking(move || {
             let mut txn = db.begin_write().map_err(io::Error::other)?;
             txn.set_durability(durability).map_err(io::Error::other)?;
-            write(&txn)?;
-            txn.commit().map_err(io::Error::other)
+            let delta = write(&txn)?;
+            let size = LogSize::moved(&txn, delta)?;
+            txn.commit().map_err(io::Error::other)?;
+            Ok(size)
         });
         let res = task.await.map_err(io::Error::other).and_then(|res| res);
+        let res = res.map(|size: LogSize| {
+            *self.size.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = size;
+            crate::telemetry::log_size(size.entries, size.bytes, size.last_index);
+        });
         res.map_err(|e| {
             // openraft stops this server's Raft on any log write error (`Fatal::StorageError`): it can no longer
             // promise that what it acknowledges is on disk. Say so loudly, with the file, since the operator must act.
@@ -166,7 +200,7 @@ impl LogStore {
         let committed = self.pending_committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         let committed = committed.map(|committed| encode(&committed)).transpose()?;
         let res = self
-            .write(Durability::Immediate, move |txn| {
+            .write_sized(Durability::Immediate, move |txn| {
                 if injected {
                     return Err(io::Error::new(
                         io::ErrorKind::StorageFull,
@@ -174,14 +208,18 @@ impl LogStore {
                     ));
                 }
                 let mut table = txn.open_table(LOGS).map_err(io::Error::other)?;
+                let mut delta = 0i64;
                 for (index, bytes) in &encoded {
-                    table.insert(*index, bytes.as_slice()).map_err(io::Error::other)?;
+                    // An entry written again at the same index (after a truncation openraft did not report) replaces
+                    // the old one, whose bytes leave the total.
+                    let replaced = table.insert(*index, bytes.as_slice()).map_err(io::Error::other)?;
+                    delta += byte_len(bytes) - replaced.map_or(0, |old| byte_len(old.value()));
                 }
                 if let Some(committed) = &committed {
                     let mut meta = txn.open_table(META).map_err(io::Error::other)?;
                     meta.insert(KEY_COMMITTED, committed.as_slice()).map_err(io::Error::other)?;
                 }
-                Ok(())
+                Ok(delta)
             })
             .await;
         if res.is_ok() {
@@ -285,10 +323,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         let from = last_log_id.map_or(0, |id| id.index() + 1);
-        self.write(Durability::Immediate, move |txn| {
+        self.write_sized(Durability::Immediate, move |txn| {
             let mut table = txn.open_table(LOGS).map_err(io::Error::other)?;
-            table.retain_in(from.., |_, _| false).map_err(io::Error::other)?;
-            Ok(())
+            remove_counted(&mut table, from..)
         })
         .await
     }
@@ -297,15 +334,79 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let upto = log_id.index();
         let marker = encode(&log_id)?;
         // The purge point and the deletion commit together, so no reader sees a gap without it.
-        self.write(Durability::None, move |txn| {
+        self.write_sized(Durability::None, move |txn| {
             let mut meta = txn.open_table(META).map_err(io::Error::other)?;
             meta.insert(KEY_LAST_PURGED, marker.as_slice()).map_err(io::Error::other)?;
             let mut logs = txn.open_table(LOGS).map_err(io::Error::other)?;
-            logs.retain_in(..=upto, |_, _| false).map_err(io::Error::other)?;
-            Ok(())
+            remove_counted(&mut logs, ..=upto)
         })
         .await
     }
+}
+
+/// The log's size: what the `roster.raft.log.*` gauges and `consul.raft.last_index` report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LogSize {
+    /// Entries held (purged ones are gone).
+    pub(crate) entries: u64,
+    /// Their encoded bytes.
+    pub(crate) bytes: u64,
+    /// The last entry's index; 0 with no entries.
+    pub(crate) last_index: u64,
+}
+
+impl LogSize {
+    /// The size as `txn` sees it. A log from before the byte total was kept gets it counted once, here, and stored.
+    fn stored(txn: &redb::WriteTransaction) -> io::Result<LogSize> {
+        let table = txn.open_table(LOGS).map_err(io::Error::other)?;
+        let mut meta = txn.open_table(META).map_err(io::Error::other)?;
+        let stored: Option<u64> = match meta.get(KEY_LOG_BYTES).map_err(io::Error::other)? {
+            Some(bytes) => Some(decode(bytes.value())?),
+            None => None,
+        };
+        let bytes = match stored {
+            Some(bytes) => bytes,
+            None => {
+                let mut bytes = 0u64;
+                for item in table.iter().map_err(io::Error::other)? {
+                    bytes += item.map_err(io::Error::other)?.1.value().len() as u64;
+                }
+                meta.insert(KEY_LOG_BYTES, encode(&bytes)?.as_slice()).map_err(io::Error::other)?;
+                bytes
+            }
+        };
+        let entries = table.len().map_err(io::Error::other)?;
+        let last_index = table.last().map_err(io::Error::other)?.map_or(0, |(index, _)| index.value());
+        Ok(LogSize { entries, bytes, last_index })
+    }
+
+    /// Moves the stored byte total by `delta` in `txn` and returns the size `txn` will commit.
+    fn moved(txn: &redb::WriteTransaction, delta: i64) -> io::Result<LogSize> {
+        let before = LogSize::stored(txn)?;
+        let bytes = before.bytes.saturating_add_signed(delta);
+        if delta != 0 {
+            let mut meta = txn.open_table(META).map_err(io::Error::other)?;
+            meta.insert(KEY_LOG_BYTES, encode(&bytes)?.as_slice()).map_err(io::Error::other)?;
+        }
+        Ok(LogSize { bytes, ..before })
+    }
+}
+
+/// Removes the entries in `range`, returning minus their bytes (the change to the byte total).
+fn remove_counted(table: &mut redb::Table<u64, &[u8]>, range: impl RangeBounds<u64>) -> io::Result<i64> {
+    let mut removed = 0i64;
+    table
+        .retain_in(range, |_, value| {
+            removed += byte_len(value);
+            false
+        })
+        .map_err(io::Error::other)?;
+    Ok(-removed)
+}
+
+/// A stored entry's length as a signed byte delta (an entry is at most a few MiB, far inside `i64`).
+fn byte_len(bytes: &[u8]) -> i64 {
+    i64::try_from(bytes.len()).unwrap_or(i64::MAX)
 }
 
 fn copy_bound(bound: Bound<&u64>) -> Bound<u64> {

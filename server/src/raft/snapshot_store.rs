@@ -54,6 +54,9 @@ impl SnapshotStore {
             Some((_, path)) => Some(read_file(&path)?),
             None => None,
         };
+        if let Some((meta, data)) = &loaded {
+            crate::telemetry::snapshot_current(data.len(), file_index(meta));
+        }
         let current = loaded.as_ref().map(|(meta, _)| (meta.clone(), None));
         Ok((SnapshotStore { dir: Some(dir), current: Mutex::new(current) }, loaded))
     }
@@ -74,6 +77,7 @@ impl SnapshotStore {
             None => Some(data.to_vec()),
         };
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some((meta.clone(), kept));
+        crate::telemetry::snapshot_current(data.len(), file_index(meta));
         Ok(())
     }
 

@@ -33,6 +33,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         // State and meta are read under one lock, so the snapshot is exactly "applied up to last_applied".
+        let create_start = std::time::Instant::now();
         let (meta, data) = self.replica.read_applied(|applied| {
             let meta = SnapshotMeta {
                 last_log_id: applied.meta.last_applied,
@@ -40,7 +41,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             };
             (meta, applied.state.encode_snapshot())
         });
+        let persist_start = std::time::Instant::now();
         self.snapshots.save(&meta, &data).await?;
+        crate::telemetry::snapshot_built(create_start, persist_start);
         tracing::info!(last_log_id = ?meta.last_log_id, n_bytes = data.len(), "snapshot built");
         Ok(Snapshot { meta, snapshot: data })
     }
@@ -114,6 +117,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.replica.publish_reset(last_index);
         }
         self.replica.publish(&changes, last_index);
+        crate::telemetry::applied_index(last_index);
         Ok(())
     }
 
@@ -132,6 +136,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 AppliedMeta { last_applied: meta.last_log_id, last_membership: meta.last_membership.clone() };
         });
         self.replica.publish_reset(index);
+        crate::telemetry::applied_index(index);
         tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed");
         Ok(())
     }

@@ -216,7 +216,7 @@ fn hosts_revert_purge_and_snapshots() {
     assert_eq!(state.jobs["web"].current().unwrap().rollout, Rollout::Healthy);
 
     let bytes = state.encode_snapshot();
-    assert_eq!(u16::from_be_bytes([bytes[6], bytes[7]]), 10);
+    assert_eq!(u16::from_be_bytes([bytes[6], bytes[7]]), crate::SNAPSHOT_VERSION);
     let decoded = State::decode_snapshot(&bytes).unwrap();
     assert_eq!(decoded, state);
     assert_eq!(decoded.table(Table::Hosts), state.table(Table::Hosts));

@@ -143,3 +143,53 @@ async fn an_entry_of_a_newer_format_in_the_log_is_refused_naming_the_versions() 
     );
     assert!(message.contains(&format!("up to {}", crate::raft::envelope::LOG_ENTRY_VERSION)), "{message}");
 }
+
+/// The size a scan of the log's table finds: the oracle the running totals are held to.
+fn scanned_size(dir: &std::path::Path) -> super::LogSize {
+    use redb::{ReadableDatabase, ReadableTable};
+    let db = redb::Database::open(dir.join(super::LOG_FILE)).expect("open the log");
+    let txn = db.begin_read().expect("read txn");
+    let table = txn.open_table(super::LOGS).expect("logs");
+    let mut size = super::LogSize::default();
+    for item in table.iter().expect("iter") {
+        let (index, value) = item.expect("entry");
+        size.entries += 1;
+        size.bytes += value.value().len() as u64;
+        size.last_index = index.value();
+    }
+    size
+}
+
+fn entry_at(index: u64, value: &str) -> Entry {
+    use openraft::vote::RaftLeaderId;
+    let log_id = crate::raft::LogId { leader_id: crate::raft::CommittedLeaderId::new(1, 1), index };
+    let command = roster_kv::Command::KvSet { key: format!("k{index}"), value: value.as_bytes().to_vec(), flags: 0 };
+    Entry { log_id, payload: openraft::EntryPayload::Normal(LogCommand::Command(command)) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_size_follows_appends_truncations_purges_and_a_restart() {
+    use openraft::storage::RaftLogStorage;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, closed) = LogStore::open(Some(dir.path())).expect("open log");
+    assert_eq!(log.size(), super::LogSize::default());
+    for index in 1..=10 {
+        // Values of different lengths, so a byte total that counted entries instead would be caught.
+        log.append_before_start(entry_at(index, &"v".repeat(index as usize * 7))).await.expect("append");
+    }
+    let appended = log.size();
+    assert_eq!((appended.entries, appended.last_index), (10, 10));
+    // Writing an index again replaces its entry: the old bytes leave the total.
+    log.append_before_start(entry_at(10, "short")).await.expect("append");
+    log.truncate_after(Some(entry_at(8, "").log_id)).await.expect("truncate");
+    assert_eq!((log.size().entries, log.size().last_index), (8, 8));
+    log.purge(entry_at(3, "").log_id).await.expect("purge");
+    let after = log.size();
+    assert_eq!((after.entries, after.last_index), (5, 8));
+    assert!(after.bytes < appended.bytes, "{after:?} after {appended:?}");
+    drop(log);
+    closed.await.expect("closed");
+    assert_eq!(scanned_size(dir.path()), after, "the running totals are what the table holds");
+    let (log, _closed) = LogStore::open(Some(dir.path())).expect("reopen log");
+    assert_eq!(log.size(), after, "the totals survive a restart");
+}
