@@ -44,29 +44,38 @@ pub(crate) async fn serve(
 ) {
     let mut receivers = tokio::task::JoinSet::new();
     for _ in 0..loops.max(1) {
-        let receiver = Receiver { socket: socket.clone(), handler: handler.clone(), tracker: tracker.clone() };
-        receivers.spawn(receiver.run(shutdown.clone()));
+        let receiver = Receiver {
+            socket: socket.clone(),
+            handler: handler.clone(),
+            tracker: tracker.clone(),
+            cache_hits: metrics::counter!("roster.dns.cache_hits_total"),
+            domain_query: metrics::histogram!("consul.dns.domain_query"),
+        };
+        receivers.spawn(receiver.run());
     }
-    while receivers.join_next().await.is_some() {}
+    // The receivers watch only their socket: a `select!` on the token per datagram registered a waiter under the
+    // token's lock and removed it again for every query. They are aborted at their next await.
+    shutdown.cancelled().await;
+    receivers.shutdown().await;
 }
 
 struct Receiver {
     socket: Arc<UdpSocket>,
     handler: DnsHandler,
     tracker: TaskTracker,
+    /// Handles taken once: the `counter!` and `histogram!` macros look the name up in the recorder's registry (a
+    /// hash, a shard lock and a reference count) on every call.
+    cache_hits: metrics::Counter,
+    domain_query: metrics::Histogram,
 }
 
 impl Receiver {
-    async fn run(self, shutdown: CancellationToken) {
+    async fn run(self) {
         let mut packet = vec![0u8; RECEIVE_BUFFER];
         let mut key = Vec::with_capacity(64);
         let mut out = Vec::with_capacity(UDP_MIN_PAYLOAD);
         loop {
-            let received = tokio::select! {
-                () = shutdown.cancelled() => return,
-                received = self.socket.recv_from(&mut packet) => received,
-            };
-            let (len, src) = match received {
+            let (len, src) = match self.socket.recv_from(&mut packet).await {
                 Ok(received) => received,
                 Err(error) => {
                     // ICMP errors from earlier sends surface here on Linux; the socket itself is fine.
@@ -82,8 +91,8 @@ impl Receiver {
             let start = std::time::Instant::now();
             if self.answer_from_cache(bytes, &mut key, &mut out) {
                 // Only local answers are cached, so this is a query of the domain, answered in full.
-                metrics::counter!("roster.dns.cache_hits_total").increment(1);
-                metrics::histogram!("consul.dns.domain_query").record(start.elapsed().as_secs_f64() * 1000.0);
+                self.cache_hits.increment(1);
+                self.domain_query.record(start.elapsed().as_secs_f64() * 1000.0);
                 if let Err(error) = self.socket.send_to(&out, src).await {
                     debug!(%error, %src, "udp send failed");
                 }

@@ -1,36 +1,42 @@
-//! KV throughput and latency of a durable roster server, optionally side by side with etcd.
+//! KV throughput and latency of durable roster servers, side by side with etcd's native gRPC API and its JSON gateway.
 //!
-//! `cargo run --release -p roster-tests --bin bench -- [--clients 64] [--seconds 10] [--etcd-bin PATH]`
+//! `cargo run --release -p roster-tests --bin bench -- [--clients 64] [--seconds 10] [--servers 1|3] [--etcd-bin PATH]`
 //!
-//! It starts `roster agent -server -bootstrap-expect 1 -data-dir TMP` itself (so writes pay for
-//! fsync, as in production), pre-fills `--keys` keys, then for each operation runs `--clients`
-//! concurrent keep-alive clients for `--seconds` and prints ops/s, p50 and p99.
-//! Operations: `put` (`PUT /v1/kv/bench/<n>`), `get` (default consistency) and `get-consistent`
-//! (`?consistent`). When an `etcd` binary is given or found on PATH, it starts one on loopback
-//! ephemeral ports with a temp data dir and drives its JSON gateway the same way: `put` is
-//! `POST /v3/kv/put`, and both gets are `POST /v3/kv/range`, which is linearizable by default —
-//! etcd has no lease-read mode, and Consul's default mode also promises a read from the leader.
+//! With `--servers 1` (the default) it starts `roster agent -server -bootstrap-expect 1 -data-dir TMP` itself (so
+//! writes pay for fsync, as in production); with `--servers N` it starts N durable servers and one client agent, each
+//! on its own loopback address, and measures at the leader and through the client agent. It pre-fills `--keys` keys,
+//! then for each operation runs `--clients` concurrent keep-alive clients for `--seconds` and prints ops/s, p50 and
+//! p99. Operations: `put` (`PUT /v1/kv/bench/<n>`), `get` (default consistency: a lease read at the leader) and
+//! `get-consistent` (`?consistent`: a ReadIndex round).
+//!
+//! When an `etcd` binary is given or found on PATH, it starts etcd with as many members (each on its own loopback
+//! address, temp data dirs) and drives it the same way, at its leader, twice: through its native gRPC API (the
+//! `etcd-client` crate; one connection per bench client, as roster gets one keep-alive connection per client) and
+//! through its JSON gateway. `put` is `Put` (`POST /v3/kv/put`), and both gets are `Range` with etcd's default
+//! `serializable = false`, which is linearizable — etcd has no lease-read mode, and Consul's default mode also
+//! promises a read from the leader. Every put on either side is durable (fsynced before it is acknowledged).
 //! With `--acl`, a second durable roster server runs with ACLs on (`default_policy = "deny"`) and every request carries
 //! a token whose policy is `key_prefix "bench/" { policy = "write" }`, so the table shows what enforcement costs.
-//! Everything listens on 127.0.0.1 only, the run is bounded by `--seconds` per operation, and every
+//! Everything listens on loopback only, the run is bounded by `--seconds` per operation, and every
 //! process it started is killed when it ends, on error, or on Ctrl-C.
 
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use clap::Parser;
+use etcd_client::{Client as EtcdClient, KvClient};
 use futures_util::future::join_all;
-use roster_tests::etcd::{EtcdProcess, find_etcd};
-use roster_tests::{AgentMode, TestAgent, b64, http_client};
-use serde_json::json;
+use roster_tests::etcd::{EtcdCluster, EtcdProcess, find_etcd};
+use roster_tests::{AgentMode, TestAgent, TestCluster, b64, http_client};
+use serde_json::{Value, json};
 
 /// Command-line options.
 #[derive(Debug, Parser)]
-#[command(about = "Benchmark roster's HTTP KV API (and etcd's, when available)")]
+#[command(about = "Benchmark roster's HTTP KV API against etcd's gRPC API and JSON gateway")]
 struct Args {
     /// Concurrent keep-alive clients per operation.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1024))]
@@ -38,6 +44,9 @@ struct Args {
     /// Seconds each operation runs against each target (at most 300, to keep runs bounded).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
     seconds: u64,
+    /// Servers on each side: roster servers (plus one client agent when more than one) and etcd members.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=5))]
+    servers: u64,
     /// The etcd binary; by default `etcd` on PATH, and the etcd half is skipped when there is none.
     #[arg(long)]
     etcd_bin: Option<PathBuf>,
@@ -52,13 +61,19 @@ struct Args {
     value_size: u64,
 }
 
-/// Which server a request goes to, and how its API spells the operation.
+/// Which server a request goes to, and through which API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TargetKind {
+    /// roster's HTTP API at the (only or leading) server.
     Roster,
     /// roster with ACLs enforced; requests carry a token.
     RosterAcl,
-    Etcd,
+    /// roster's HTTP API at a client agent, which forwards to the leader over server RPC.
+    RosterClient,
+    /// etcd's native gRPC API at its leader.
+    EtcdGrpc,
+    /// etcd's JSON gateway (gRPC-gateway over HTTP/1.1) at its leader.
+    EtcdJson,
 }
 
 /// One benchmarked operation.
@@ -71,15 +86,26 @@ enum Op {
 
 const OPS: [Op; 3] = [Op::Put, Op::Get, Op::GetConsistent];
 
-/// A server under test: its kind, base URL and a pooled client.
+/// How requests reach a target.
+enum Api {
+    /// A pooled keep-alive HTTP client (roster, and etcd's gateway).
+    Http {
+        client: reqwest::Client,
+        base_url: String,
+        /// Sent as `X-Consul-Token` on every request.
+        token: Option<String>,
+    },
+    /// One gRPC connection per bench client: a tonic channel multiplexes its callers over one HTTP/2 connection,
+    /// so sharing one would measure that connection, not the server.
+    Grpc { connections: Vec<KvClient> },
+}
+
+/// A server under test: its kind, how to reach it, and what to write.
 struct Target {
     kind: TargetKind,
-    base_url: String,
-    client: reqwest::Client,
+    api: Api,
     value: String,
     n_keys: u64,
-    /// Sent as `X-Consul-Token` on every request.
-    token: Option<String>,
 }
 
 /// The outcome of one operation run against one target.
@@ -96,6 +122,7 @@ struct Outcome {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     // Dropping `run` on Ctrl-C drops the agent and etcd guards, which kill their processes.
     tokio::select! {
         res = run(&args) => res,
@@ -108,43 +135,89 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(args: &Args) -> anyhow::Result<()> {
     let value = "v".repeat(usize::try_from(args.value_size)?);
-    let data_dir = tempfile::tempdir().context("creating roster's data dir")?;
-    eprintln!("starting roster (durable single server) ...");
-    // Every client connects from 127.0.0.1: lift the per-client connection cap (Consul's 200) for any --clients.
-    let unlimited = json!({"limits": {"http_max_conns_per_client": 0}});
-    let mode = AgentMode::Server { data_dir: data_dir.path().to_path_buf() };
-    let agent = TestAgent::start_with_config("bench", mode, unlimited).await?;
-    let roster = Arc::new(Target::new(TargetKind::Roster, format!("http://{}", agent.http_addr()), args, &value));
-    let mut outcomes = bench_target(&roster, args).await?;
-    drop(roster);
-    drop(agent);
+    let mut outcomes = if args.servers == 1 {
+        bench_roster_single(args, &value).await?
+    } else {
+        bench_roster_cluster(args, &value).await?
+    };
     if args.acl {
         outcomes.extend(bench_roster_with_acl(args, &value).await?);
     }
-
-    let _etcd_guard = match find_etcd(args.etcd_bin.as_deref()) {
+    match find_etcd(args.etcd_bin.as_deref()) {
         Some(etcd_bin) => {
-            eprintln!("starting etcd from {} ...", etcd_bin.display());
             // roster's numbers are measured already; an etcd that will not start must not throw them away.
-            match EtcdProcess::start(&etcd_bin).await {
-                Ok((etcd, base_url)) => {
-                    let target = Arc::new(Target::new(TargetKind::Etcd, base_url, args, &value));
-                    outcomes.extend(bench_target(&target, args).await?);
-                    Some(etcd)
-                }
-                Err(err) => {
-                    eprintln!("etcd did not start ({err:#}); roster only");
-                    None
-                }
+            if let Err(err) = bench_etcd(&etcd_bin, args, &value, &mut outcomes).await {
+                eprintln!("etcd: {err:#}; its rows are incomplete");
             }
         }
-        None => {
-            eprintln!("no etcd binary (install Debian's etcd-server or pass --etcd-bin); roster only");
-            None
-        }
-    };
+        None => eprintln!("no etcd binary (install Debian's etcd-server or pass --etcd-bin); roster only"),
+    }
     print_table(&outcomes);
     Ok(())
+}
+
+/// Every client connects from one loopback address: lift the per-client connection cap (Consul's 200).
+fn unlimited_conns() -> Value {
+    json!({"limits": {"http_max_conns_per_client": 0}})
+}
+
+/// One durable server.
+async fn bench_roster_single(args: &Args, value: &str) -> anyhow::Result<Vec<Outcome>> {
+    let data_dir = tempfile::tempdir().context("creating roster's data dir")?;
+    eprintln!("starting roster (durable single server) ...");
+    let mode = AgentMode::Server { data_dir: data_dir.path().to_path_buf() };
+    let agent = TestAgent::start_with_config("bench", mode, unlimited_conns()).await?;
+    let roster = Arc::new(Target::http(TargetKind::Roster, format!("http://{}", agent.http_addr()), args, value));
+    bench_target(&roster, args).await
+}
+
+/// `--servers` durable servers and one client agent, measured at the leader and through the client.
+async fn bench_roster_cluster(args: &Args, value: &str) -> anyhow::Result<Vec<Outcome>> {
+    let n_servers = usize::try_from(args.servers)?;
+    eprintln!("starting roster ({n_servers} durable servers and a client agent) ...");
+    let cluster = TestCluster::try_start(n_servers, 1, unlimited_conns()).await?;
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await?;
+    let at_leader = format!("http://{}", cluster.servers[leader].http_addr());
+    let mut outcomes = bench_target(&Arc::new(Target::http(TargetKind::Roster, at_leader, args, value)), args).await?;
+    let via_client = format!("http://{}", cluster.clients[0].http_addr());
+    let target = Arc::new(Target::http(TargetKind::RosterClient, via_client, args, value));
+    outcomes.extend(bench_target(&target, args).await?);
+    Ok(outcomes)
+}
+
+/// etcd with `--servers` members, at its leader: the gRPC API, then the JSON gateway.
+async fn bench_etcd(etcd_bin: &Path, args: &Args, value: &str, outcomes: &mut Vec<Outcome>) -> anyhow::Result<()> {
+    eprintln!("starting etcd ({} member(s)) from {} ...", args.servers, etcd_bin.display());
+    // The guards keep the members alive until this function returns.
+    let (_single, _cluster, client_urls) = if args.servers == 1 {
+        let (etcd, url) = EtcdProcess::start(etcd_bin).await?;
+        (Some(etcd), None, vec![url])
+    } else {
+        let cluster = EtcdCluster::start(etcd_bin, usize::try_from(args.servers)?).await?;
+        let urls = cluster.client_urls.clone();
+        (None, Some(cluster), urls)
+    };
+    let leader_url = etcd_leader(&client_urls).await?;
+    let grpc = Arc::new(Target::grpc(&leader_url, args, value).await?);
+    outcomes.extend(bench_target(&grpc, args).await?);
+    drop(grpc);
+    let json_gateway = Arc::new(Target::http(TargetKind::EtcdJson, leader_url, args, value));
+    outcomes.extend(bench_target(&json_gateway, args).await?);
+    Ok(())
+}
+
+/// The client URL of the member every member names as leader.
+async fn etcd_leader(client_urls: &[String]) -> anyhow::Result<String> {
+    for url in client_urls {
+        let mut client =
+            EtcdClient::connect([url.as_str()], None).await.with_context(|| format!("connecting {url}"))?;
+        let status = client.status().await.with_context(|| format!("status of {url}"))?;
+        let member_id = status.header().context("a status header")?.member_id();
+        if status.leader() == member_id {
+            return Ok(url.clone());
+        }
+    }
+    anyhow::bail!("no etcd member reports itself leader")
 }
 
 /// The same operations against a server that enforces ACLs, with a token allowed exactly the bench's keys.
@@ -178,8 +251,10 @@ async fn bench_roster_with_acl(args: &Args, value: &str) -> anyhow::Result<Vec<O
     ensure!(res.status().is_success(), "creating the bench token: {}", res.status());
     let body: serde_json::Value = res.json().await?;
     let secret = body["SecretID"].as_str().context("the token has a SecretID")?.to_owned();
-    let mut target = Target::new(TargetKind::RosterAcl, format!("http://{}", agent.http_addr()), args, value);
-    target.token = Some(secret);
+    let mut target = Target::http(TargetKind::RosterAcl, format!("http://{}", agent.http_addr()), args, value);
+    if let Api::Http { token, .. } = &mut target.api {
+        *token = Some(secret);
+    }
     let outcomes = bench_target(&Arc::new(target), args).await?;
     drop(agent);
     Ok(outcomes)
@@ -201,7 +276,7 @@ async fn prefill(target: &Arc<Target>) -> anyhow::Result<()> {
     let batch_size = 64;
     for batch_start in (0..target.n_keys).step_by(batch_size) {
         let batch_end = (batch_start + batch_size as u64).min(target.n_keys);
-        let results = join_all((batch_start..batch_end).map(|key_idx| target.request(Op::Put, key_idx))).await;
+        let results = join_all((batch_start..batch_end).map(|key_idx| target.request(Op::Put, key_idx, key_idx))).await;
         for res in results {
             res.context("pre-filling keys")?;
         }
@@ -224,7 +299,7 @@ async fn drive(target: &Arc<Target>, op: Op, n_clients: u64, duration: Duration)
                 let key_idx = seq.wrapping_mul(2_654_435_761) % target.n_keys;
                 seq += n_clients;
                 let sent_at = Instant::now();
-                match target.request(op, key_idx).await {
+                match target.request(op, key_idx, worker).await {
                     Ok(()) => latencies_us.push(u32::try_from(sent_at.elapsed().as_micros()).unwrap_or(u32::MAX)),
                     Err(_) => n_errors += 1,
                 }
@@ -266,12 +341,12 @@ fn percentile(sorted_us: &[u32], pct: usize) -> Duration {
 
 fn print_table(outcomes: &[Outcome]) {
     println!(
-        "{:<10} {:<15} {:>7} {:>12} {:>10} {:>10} {:>8}",
+        "{:<18} {:<15} {:>7} {:>12} {:>10} {:>10} {:>8}",
         "target", "op", "clients", "ops/s", "p50(ms)", "p99(ms)", "errors"
     );
     for outcome in outcomes {
         println!(
-            "{:<10} {:<15} {:>7} {:>12.1} {:>10.3} {:>10.3} {:>8}",
+            "{:<18} {:<15} {:>7} {:>12.1} {:>10.3} {:>10.3} {:>8}",
             outcome.kind.name(),
             outcome.op.name(),
             outcome.clients,
@@ -281,53 +356,95 @@ fn print_table(outcomes: &[Outcome]) {
             outcome.n_errors
         );
     }
+    // Each roster row against each peer row of the same operation, as throughput ratios.
+    let pairs = [
+        (TargetKind::Roster, TargetKind::EtcdGrpc),
+        (TargetKind::RosterClient, TargetKind::EtcdGrpc),
+        (TargetKind::Roster, TargetKind::EtcdJson),
+        (TargetKind::RosterAcl, TargetKind::Roster),
+    ];
     for op in OPS {
         let find = |kind| outcomes.iter().find(|outcome| outcome.kind == kind && outcome.op == op);
-        if let (Some(roster), Some(etcd)) = (find(TargetKind::Roster), find(TargetKind::Etcd))
-            && etcd.ops_per_sec > 0.0
-        {
-            println!("roster/etcd {:<15} {:.2}x throughput", op.name(), roster.ops_per_sec / etcd.ops_per_sec);
-        }
-        if let (Some(roster), Some(acl)) = (find(TargetKind::Roster), find(TargetKind::RosterAcl))
-            && roster.ops_per_sec > 0.0
-        {
-            println!("acl/no-acl  {:<15} {:.2}x throughput", op.name(), acl.ops_per_sec / roster.ops_per_sec);
+        for (ours, theirs) in pairs {
+            if let (Some(ours), Some(theirs)) = (find(ours), find(theirs))
+                && theirs.ops_per_sec > 0.0
+            {
+                let label = format!("{}/{}", ours.kind.name(), theirs.kind.name());
+                println!("{label:<30} {:<15} {:.2}x throughput", op.name(), ours.ops_per_sec / theirs.ops_per_sec);
+            }
         }
     }
 }
 
 impl Target {
-    fn new(kind: TargetKind, base_url: String, args: &Args, value: &str) -> Target {
+    fn http(kind: TargetKind, base_url: String, args: &Args, value: &str) -> Target {
         let pool_size = usize::try_from(args.clients).unwrap_or(usize::MAX);
-        let client = http_client(pool_size);
-        Target { kind, base_url, client, value: value.to_owned(), n_keys: args.keys, token: None }
+        let api = Api::Http { client: http_client(pool_size), base_url, token: None };
+        Target { kind, api, value: value.to_owned(), n_keys: args.keys }
     }
 
-    /// Sends one request and checks the answer means success for that API.
-    async fn request(&self, op: Op, key_idx: u64) -> anyhow::Result<()> {
+    /// etcd's gRPC API at `url`, one connection per bench client.
+    async fn grpc(url: &str, args: &Args, value: &str) -> anyhow::Result<Target> {
+        let mut connections = Vec::new();
+        for _ in 0..args.clients {
+            let client = EtcdClient::connect([url], None).await.with_context(|| format!("connecting to {url}"))?;
+            connections.push(client.kv_client());
+        }
+        Ok(Target {
+            kind: TargetKind::EtcdGrpc,
+            api: Api::Grpc { connections },
+            value: value.to_owned(),
+            n_keys: args.keys,
+        })
+    }
+
+    /// Sends one request as bench client `worker` and checks the answer means success for that API.
+    async fn request(&self, op: Op, key_idx: u64, worker: u64) -> anyhow::Result<()> {
         let key = format!("bench/{key_idx}");
-        let builder = match (self.kind, op) {
-            (TargetKind::Roster | TargetKind::RosterAcl, Op::Put) => {
-                self.client.put(format!("{}/v1/kv/{key}", self.base_url)).body(self.value.clone())
+        match &self.api {
+            Api::Http { client, base_url, token } => {
+                self.request_http(client, base_url, token.as_deref(), op, &key).await
             }
-            (TargetKind::Roster | TargetKind::RosterAcl, Op::Get) => {
-                self.client.get(format!("{}/v1/kv/{key}", self.base_url))
+            Api::Grpc { connections } => {
+                let slot = usize::try_from(worker).unwrap_or(0) % connections.len();
+                let mut kv = connections[slot].clone();
+                match op {
+                    Op::Put => {
+                        kv.put(key, self.value.as_bytes(), None).await?;
+                    }
+                    Op::Get | Op::GetConsistent => {
+                        let res = kv.get(key, None).await?;
+                        ensure!(res.kvs().len() == 1, "etcd get found {} keys", res.kvs().len());
+                    }
+                }
+                Ok(())
             }
-            (TargetKind::Roster | TargetKind::RosterAcl, Op::GetConsistent) => {
-                self.client.get(format!("{}/v1/kv/{key}?consistent", self.base_url))
-            }
-            (TargetKind::Etcd, Op::Put) => self
-                .client
-                .post(format!("{}/v3/kv/put", self.base_url))
+        }
+    }
+
+    async fn request_http(
+        &self,
+        client: &reqwest::Client,
+        base_url: &str,
+        token: Option<&str>,
+        op: Op,
+        key: &str,
+    ) -> anyhow::Result<()> {
+        let etcd = self.kind == TargetKind::EtcdJson;
+        let builder = match (etcd, op) {
+            (false, Op::Put) => client.put(format!("{base_url}/v1/kv/{key}")).body(self.value.clone()),
+            (false, Op::Get) => client.get(format!("{base_url}/v1/kv/{key}")),
+            (false, Op::GetConsistent) => client.get(format!("{base_url}/v1/kv/{key}?consistent")),
+            (true, Op::Put) => client
+                .post(format!("{base_url}/v3/kv/put"))
                 .header("Content-Type", "application/json")
-                .body(json!({"key": b64(&key), "value": b64(&self.value)}).to_string()),
-            (TargetKind::Etcd, Op::Get | Op::GetConsistent) => self
-                .client
-                .post(format!("{}/v3/kv/range", self.base_url))
+                .body(json!({"key": b64(key), "value": b64(&self.value)}).to_string()),
+            (true, Op::Get | Op::GetConsistent) => client
+                .post(format!("{base_url}/v3/kv/range"))
                 .header("Content-Type", "application/json")
-                .body(json!({"key": b64(&key)}).to_string()),
+                .body(json!({"key": b64(key)}).to_string()),
         };
-        let builder = match &self.token {
+        let builder = match token {
             Some(token) => builder.header("X-Consul-Token", token),
             None => builder,
         };
@@ -335,7 +452,7 @@ impl Target {
         let status = res.status();
         let body = res.bytes().await?;
         ensure!(status.is_success(), "{:?} {} answered {status}", self.kind, op.name());
-        if self.kind != TargetKind::Etcd && op == Op::Put {
+        if !etcd && op == Op::Put {
             ensure!(body.as_ref() == b"true", "roster PUT answered {:?}", String::from_utf8_lossy(&body));
         }
         Ok(())
@@ -347,7 +464,9 @@ impl TargetKind {
         match self {
             TargetKind::Roster => "roster",
             TargetKind::RosterAcl => "roster+acl",
-            TargetKind::Etcd => "etcd",
+            TargetKind::RosterClient => "roster-via-client",
+            TargetKind::EtcdGrpc => "etcd-grpc",
+            TargetKind::EtcdJson => "etcd-json",
         }
     }
 }
