@@ -55,6 +55,11 @@ pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri)
     super::coordinate::sort_near(&api, &opts, super::coordinate::near_node(&api, &q), &mut instances, |(n, _)| &n.node)
         .await?;
     super::central_config::merge_central_config(&api, &q, instances.iter_mut().map(|(_, svc)| svc).collect()).await?;
+    if filter.is_none() {
+        let body: Vec<output::CatalogServiceOut> =
+            instances.iter().map(|(n, svc)| output::CatalogServiceOut::new(n, svc)).collect();
+        return Ok(cached.mark(read_reply(&body, index, meta)));
+    }
     let body = kept(filter.as_ref(), instances.iter().map(|(n, svc)| output::catalog_service(n, svc)));
     Ok(cached.mark(read_reply(&body, index, meta)))
 }
