@@ -41,6 +41,7 @@ mod harness;
 mod http;
 pub mod jobs;
 mod jwt;
+pub mod prometheus;
 pub mod py_consul;
 pub mod scale;
 pub mod shape;

@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use roster_tests::prometheus::{sample, scrape};
 use roster_tests::{AgentMode, TestAgent};
 use serde_json::json;
 
@@ -15,20 +16,6 @@ const N_SERVICES: usize = 200;
 const SYNCS: &str = "roster_agent_anti_entropy_syncs_total";
 const AE_WRITES: &str = "roster_agent_anti_entropy_writes_total";
 const RAFT_APPLY: &str = "consul_raft_apply";
-
-async fn scrape(agent: &TestAgent) -> String {
-    let res = agent.get("/v1/agent/metrics?format=prometheus").await;
-    res.expect_status(200);
-    res.text()
-}
-
-/// The value of the unlabelled series `name`, 0 when absent.
-fn sample(exposition: &str, name: &str) -> f64 {
-    exposition
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .map_or(0.0, |value| value.trim().parse().unwrap_or_else(|_| panic!("{name}: not a number: {value}")))
-}
 
 /// Waits until `n_passes` passes have completed after this call, and returns the exposition then. A pass already
 /// running when this is called may have read the catalog before the caller's last change, so one extra pass is

@@ -8,26 +8,13 @@ use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use roster_tests::prometheus::{sample, scrape};
 use roster_tests::{FlipBackend, TestAgent};
 use serde_json::{Value, json};
 
 /// What the Prometheus tests configure: the exposition on, gauge names without the hostname.
 fn prometheus_on() -> Value {
     json!({"telemetry": {"prometheus_retention_time": "1h", "disable_hostname": true}})
-}
-
-async fn scrape(agent: &TestAgent) -> String {
-    let res = agent.get("/v1/agent/metrics?format=prometheus").await;
-    res.expect_status(200);
-    res.text()
-}
-
-/// The value of the sample line that starts with `series` (a name, with its labels as rendered), 0 when absent.
-fn sample(exposition: &str, series: &str) -> f64 {
-    exposition
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |value| value.trim().parse().unwrap_or_else(|_| panic!("{series}: not a number: {value}")))
 }
 
 /// One DNS query for `name` (type A) over UDP, answered once: no retries that would count twice.
