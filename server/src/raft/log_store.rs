@@ -1,11 +1,14 @@
 //! The Raft log on redb: entries, the vote, the committed pointer and the purge point, in `raft-log.redb`.
 //!
 //! # Durability
-//! `append` writes every entry of the call in one write transaction committed with
-//! `Durability::Immediate` (one fsync), and only then reports `IOFlushed::io_completed`: openraft
-//! counts an entry towards a quorum only after that, so an acknowledged write survives a crash.
-//! openraft hands `append` every entry that queued up while the previous fsync ran (up to
-//! `Config::max_append_entries`), which is the group commit: under load one fsync covers many writes.
+//! `append` hands its entries to the log's writer thread (`writer.rs`) and returns at once; they are readable from
+//! memory until their transaction commits. The writer commits every append queued behind the one it is on in one
+//! write transaction with `Durability::Immediate` (one fsync), and only then reports each one's
+//! `IOFlushed::io_completed`: openraft counts an entry towards a quorum only after that, so an acknowledged write
+//! survives a crash. That is the group commit, and openraft's core is never held up by it: while one fsync runs,
+//! the core goes on taking writes, applying what is committed and answering clients, and its next appends queue.
+//! Every other change (vote, truncation, purge) goes through the same thread, so all of them reach the file in the
+//! order openraft asked for them.
 //!
 //! The vote and truncation are committed durably too. The committed pointer is not written on its
 //! own: `save_committed` only records it, and the next `append` writes it in the same transaction as
@@ -14,7 +17,7 @@
 //! re-learns the rest from the leader (or, alone, by committing its next entry). Purges are not durable
 //! either: losing one only makes openraft re-purge.
 //!
-//! redb calls block, so write transactions run on the blocking pool; reads are short and run inline.
+//! redb calls block, so write transactions run on the writer thread; reads are short and run inline.
 //!
 //! # Size
 //! The log's entry count and byte size are kept as it changes, never by scanning it: the count is the table's
@@ -22,11 +25,13 @@
 //! transaction as the entries it counts (an append adds what it wrote, less any entry it replaced; a truncation or
 //! purge subtracts what it removed). The totals feed the `roster.raft.log.*` gauges (`crate::telemetry`).
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, mpsc};
 
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader};
@@ -51,16 +56,15 @@ const KEY_LAST_PURGED: &str = "last_purged";
 /// The running total of the encoded entries' bytes in `logs` (a postcard `u64`).
 const KEY_LOG_BYTES: &str = "log_bytes";
 
-/// The log store. Clones share the database, so a clone serves as the log reader.
+/// The log store. Clones share the database and the writer, so a clone serves as the log reader.
 #[derive(Clone)]
 pub(crate) struct LogStore {
-    db: Arc<Db>,
+    shared: Arc<writer::Shared>,
+    jobs: mpsc::Sender<writer::Job>,
+    /// Numbers appends, so the writer removes from `pending` only what it committed.
+    next_seq: Arc<AtomicU64>,
     /// The committed pointer openraft reported last, not yet written (it rides on the next append).
     pending_committed: Arc<std::sync::Mutex<Option<Option<LogId>>>>,
-    /// The file, for the error log line (`None` in memory).
-    path: Option<Arc<Path>>,
-    /// The log's size as of the last committed write, mirrored from the database for the gauges.
-    size: Arc<std::sync::Mutex<LogSize>>,
     /// Tests set this to make the next append fail as a full disk would.
     #[cfg(test)]
     pub(crate) fail_next_append: Arc<std::sync::atomic::AtomicBool>,
@@ -115,11 +119,19 @@ impl LogStore {
         let (tx, closed) = oneshot::channel();
         let db = Arc::new(Db { database: db, _closed: ClosedSignal(Some(tx)) });
         crate::telemetry::log_size(size.entries, size.bytes, size.last_index);
-        let store = LogStore {
+        let shared = Arc::new(writer::Shared {
             db,
-            pending_committed: Arc::default(),
+            pending: std::sync::Mutex::default(),
+            size: std::sync::Mutex::new(size),
             path: dir.map(|dir| Arc::from(dir.join(LOG_FILE))),
-            size: Arc::new(std::sync::Mutex::new(size)),
+            #[cfg(test)]
+            commits: std::sync::atomic::AtomicU64::default(),
+        });
+        let store = LogStore {
+            jobs: writer::spawn(shared.clone())?,
+            shared,
+            next_seq: Arc::default(),
+            pending_committed: Arc::default(),
             #[cfg(test)]
             fail_next_append: Arc::default(),
         };
@@ -127,7 +139,7 @@ impl LogStore {
     }
 
     fn get_meta<T: DeserializeOwned>(&self, key: &str) -> io::Result<Option<T>> {
-        let txn = self.db.begin_read().map_err(io::Error::other)?;
+        let txn = self.shared.db.begin_read().map_err(io::Error::other)?;
         let table = txn.open_table(META).map_err(io::Error::other)?;
         match table.get(key).map_err(io::Error::other)? {
             Some(bytes) => decode(bytes.value()).map(Some),
@@ -138,10 +150,16 @@ impl LogStore {
     /// The log's entry count, encoded bytes and last index, as of the last committed write.
     #[cfg(test)]
     pub(crate) fn size(&self) -> LogSize {
-        *self.size.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        *self.shared.size.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `write` in one write transaction on the blocking pool and commits it.
+    /// Transactions the writer has committed.
+    #[cfg(test)]
+    pub(crate) fn commits(&self) -> u64 {
+        self.shared.commits.load(Ordering::SeqCst)
+    }
+
+    /// Runs `write` in one write transaction on the writer thread, after every change asked for before it.
     async fn write<F>(&self, durability: Durability, write: F) -> io::Result<()>
     where
         F: FnOnce(&redb::WriteTransaction) -> io::Result<()> + Send + 'static,
@@ -149,88 +167,51 @@ impl LogStore {
         self.write_sized(durability, move |txn| write(txn).map(|()| 0)).await
     }
 
-    /// Runs `write` in one write transaction on the blocking pool and commits it, with the byte total moved by what
-    /// `write` returns (bytes added less bytes removed) in the same transaction; then publishes the new size.
+    /// `write`, with the byte total moved by what `write` returns (bytes added less bytes removed) in the same
+    /// transaction.
     async fn write_sized<F>(&self, durability: Durability, write: F) -> io::Result<()>
     where
         F: FnOnce(&redb::WriteTransaction) -> io::Result<i64> + Send + 'static,
     {
-        let db = self.db.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let mut txn = db.begin_write().map_err(io::Error::other)?;
-            txn.set_durability(durability).map_err(io::Error::other)?;
-            let delta = write(&txn)?;
-            let size = LogSize::moved(&txn, delta)?;
-            txn.commit().map_err(io::Error::other)?;
-            Ok(size)
-        });
-        let res = task.await.map_err(io::Error::other).and_then(|res| res);
-        let res = res.map(|size: LogSize| {
-            *self.size.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = size;
-            crate::telemetry::log_size(size.entries, size.bytes, size.last_index);
-        });
-        res.map_err(|e| {
-            // openraft stops this server's Raft on any log write error (`Fatal::StorageError`): it can no longer
-            // promise that what it acknowledges is on disk. Say so loudly, with the file, since the operator must act.
-            let file = self.path.as_ref().map_or_else(|| "the in-memory log".to_owned(), |p| p.display().to_string());
-            tracing::error!(
-                %file,
-                error = %e,
-                "RAFT LOG WRITE FAILED: this server stops serving Raft and reports itself unhealthy; no write it could \
-                 not persist is acknowledged. Free space or fix the disk, then restart it"
-            );
-            // The file rides in the error too, so the failure Raft reports (`RaftStats::failure`) names it.
-            io::Error::new(e.kind(), format!("{file}: {e}"))
-        })
+        let (reply, done) = oneshot::channel();
+        self.send(writer::Job::Write { durability, write: Box::new(write), reply })?;
+        done.await.map_err(|_| writer_gone())?
     }
 
-    /// Appends `entries` (and the pending committed pointer) in one durable transaction.
-    async fn write_entries(&self, entries: Vec<Entry>) -> io::Result<()> {
+    fn send(&self, job: writer::Job) -> io::Result<()> {
+        self.jobs.send(job).map_err(|_| writer_gone())
+    }
+
+    /// Makes `entries` readable and hands them, with the pending committed pointer, to the writer; `done` hears when
+    /// they are on disk.
+    fn submit(&self, entries: Vec<Entry>, done: writer::Done) -> io::Result<()> {
         // A test's injected failure aborts the transaction where a full disk would fail its commit.
         #[cfg(test)]
-        let injected = self.fail_next_append.swap(false, std::sync::atomic::Ordering::SeqCst);
+        let injected = self.fail_next_append.swap(false, Ordering::SeqCst);
         #[cfg(not(test))]
         let injected = false;
         let start = std::time::Instant::now();
-        let n_entries = entries.len();
-        let mut encoded = Vec::new();
-        for entry in entries {
-            encoded.push((entry.log_id.index(), encode(&entry)?));
+        let mut encoded = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            encoded.push((entry.log_id.index(), Arc::<[u8]>::from(encode(entry)?)));
         }
-        let committed = self.pending_committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let committed = self.pending_committed.lock().unwrap_or_else(PoisonError::into_inner).take();
         let committed = committed.map(|committed| encode(&committed)).transpose()?;
-        let res = self
-            .write_sized(Durability::Immediate, move |txn| {
-                if injected {
-                    return Err(io::Error::new(
-                        io::ErrorKind::StorageFull,
-                        "No space left on device (injected by a test)",
-                    ));
-                }
-                let mut table = txn.open_table(LOGS).map_err(io::Error::other)?;
-                let mut delta = 0i64;
-                for (index, bytes) in &encoded {
-                    // An entry written again at the same index (after a truncation openraft did not report) replaces
-                    // the old one, whose bytes leave the total.
-                    let replaced = table.insert(*index, bytes.as_slice()).map_err(io::Error::other)?;
-                    delta += byte_len(bytes) - replaced.map_or(0, |old| byte_len(old.value()));
-                }
-                if let Some(committed) = &committed {
-                    let mut meta = txn.open_table(META).map_err(io::Error::other)?;
-                    meta.insert(KEY_COMMITTED, committed.as_slice()).map_err(io::Error::other)?;
-                }
-                Ok(delta)
-            })
-            .await;
-        if res.is_ok() {
-            crate::telemetry::log_stored(start, n_entries);
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            for (index, bytes) in &encoded {
+                pending.insert(*index, (seq, bytes.clone()));
+            }
         }
-        res
+        self.send(writer::Job::Append(writer::Append { entries: encoded, seq, committed, injected, start, done }))
     }
 
     /// Appends `entry` after the last one before Raft starts (outage recovery's configuration entry), durably.
     pub(crate) async fn append_before_start(&self, entry: Entry) -> io::Result<()> {
-        self.write_entries(vec![entry]).await
+        let (reply, done) = oneshot::channel();
+        self.submit(vec![entry], writer::Done::Reply(reply))?;
+        done.await.map_err(|_| writer_gone())?
     }
 
     async fn put_meta<T: Serialize>(&self, key: &'static str, value: &T, durability: Durability) -> io::Result<()> {
@@ -249,15 +230,25 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
-        let txn = self.db.begin_read().map_err(io::Error::other)?;
-        let table = txn.open_table(LOGS).map_err(io::Error::other)?;
         let bounds = (copy_bound(range.start_bound()), copy_bound(range.end_bound()));
-        let mut entries = Vec::new();
+        // Pending entries first, then the database: an entry leaves `pending` only after its commit, so one that
+        // leaves between the two reads is in the database's snapshot.
+        let pending: Vec<(u64, Arc<[u8]>)> = {
+            let pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            pending.range(bounds).map(|(index, (_, bytes))| (*index, bytes.clone())).collect()
+        };
+        let txn = self.shared.db.begin_read().map_err(io::Error::other)?;
+        let table = txn.open_table(LOGS).map_err(io::Error::other)?;
+        let mut entries = BTreeMap::new();
         for item in table.range::<u64>(bounds).map_err(io::Error::other)? {
-            let (_, value) = item.map_err(io::Error::other)?;
-            entries.push(decode_entry(value.value())?);
+            let (index, value) = item.map_err(io::Error::other)?;
+            entries.insert(index.value(), decode_entry(value.value())?);
         }
-        Ok(entries)
+        // What is pending is newer than what the database holds at the same index.
+        for (index, bytes) in pending {
+            entries.insert(index, decode_entry(&bytes)?);
+        }
+        Ok(entries.into_values().collect())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -269,12 +260,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let pending_last = {
+            let pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            pending.last_key_value().map(|(_, (_, bytes))| bytes.clone())
+        };
         let last_purged_log_id: Option<LogId> = self.get_meta(KEY_LAST_PURGED)?;
-        let txn = self.db.begin_read().map_err(io::Error::other)?;
-        let table = txn.open_table(LOGS).map_err(io::Error::other)?;
-        let last = match table.last().map_err(io::Error::other)? {
-            Some((_, value)) => Some(decode_entry(value.value())?.log_id),
-            None => None,
+        let last = match pending_last {
+            Some(bytes) => Some(decode_entry(&bytes)?.log_id),
+            None => {
+                let txn = self.shared.db.begin_read().map_err(io::Error::other)?;
+                let table = txn.open_table(LOGS).map_err(io::Error::other)?;
+                match table.last().map_err(io::Error::other)? {
+                    Some((_, value)) => Some(decode_entry(value.value())?.log_id),
+                    None => None,
+                }
+            }
         };
         // With every entry purged, the last log id is the purge point.
         let last_log_id = last.or(last_purged_log_id);
@@ -307,18 +307,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let res = self.write_entries(entries.into_iter().collect()).await;
-        // The commit above returned, so the entries are on disk: only now may openraft count them.
-        match res {
-            Ok(()) => {
-                callback.io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.io_completed(Err(io::Error::new(e.kind(), e.to_string())));
-                Err(e)
-            }
-        }
+        // Only the writer's commit tells openraft the entries are on disk; until then it may read them, not count them.
+        self.submit(entries.into_iter().collect(), writer::Done::Flushed(callback))
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
@@ -404,6 +394,10 @@ fn remove_counted(table: &mut redb::Table<u64, &[u8]>, range: impl RangeBounds<u
     Ok(-removed)
 }
 
+fn writer_gone() -> io::Error {
+    io::Error::other("the Raft log's writer thread is gone")
+}
+
 /// A stored entry's length as a signed byte delta (an entry is at most a few MiB, far inside `i64`).
 fn byte_len(bytes: &[u8]) -> i64 {
     i64::try_from(bytes.len()).unwrap_or(i64::MAX)
@@ -440,3 +434,4 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
 
 #[cfg(test)]
 mod tests;
+mod writer;

@@ -193,3 +193,55 @@ async fn log_size_follows_appends_truncations_purges_and_a_restart() {
     let (log, _closed) = LogStore::open(Some(dir.path())).expect("reopen log");
     assert_eq!(log.size(), after, "the totals survive a restart");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_are_readable_at_once_flushed_in_order_and_queued_ones_share_one_commit() {
+    use openraft::RaftLogReader;
+    use openraft::storage::{IOFlushed, RaftLogStorage};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, closed) = LogStore::open(Some(dir.path())).expect("open log");
+    // Hold the writer inside a transaction until the test lets go, so every append below queues behind it.
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let held = {
+        let log = log.clone();
+        tokio::spawn(async move {
+            log.write(redb::Durability::Immediate, move |_txn| {
+                entered_tx.send(()).expect("the test waits");
+                gate.recv().expect("the test releases");
+                Ok(())
+            })
+            .await
+        })
+    };
+    tokio::task::spawn_blocking(move || entered.recv()).await.unwrap().expect("the writer holds");
+    let commits_before = log.commits();
+
+    let mut flushed = Vec::new();
+    for index in 1..=50 {
+        let (tx, rx) = <TypeConfig as openraft::type_config::TypeConfigExt>::oneshot();
+        log.append([entry_at(index, "v")], IOFlushed::signal(tx))
+            .await
+            .expect("append returns while the writer is busy");
+        flushed.push(rx);
+    }
+    // Readable before any of them is on disk, and not one reported durable: the writer is still held.
+    let read = log.try_get_log_entries(1..=50).await.expect("read");
+    assert_eq!(read.iter().map(|e| e.log_id.index()).collect::<Vec<_>>(), (1..=50).collect::<Vec<_>>());
+    assert_eq!(log.get_log_state().await.expect("state").last_log_id.map(|id| id.index()), Some(50));
+    for rx in &mut flushed {
+        assert!(rx.try_recv().is_err(), "an append was reported durable before its commit");
+    }
+    assert_eq!(log.commits(), commits_before);
+
+    release.send(()).expect("the writer waits");
+    held.await.unwrap().expect("the held write commits");
+    for rx in flushed {
+        rx.await.expect("reported").expect("durable");
+    }
+    // The held write, then one transaction for all fifty appends queued behind it.
+    assert_eq!(log.commits(), commits_before + 2);
+    drop(log);
+    closed.await.expect("closed");
+    assert_eq!(scanned_size(dir.path()).entries, 50, "every append reached the file");
+}
