@@ -4,9 +4,11 @@
 //!
 //! With `--servers 1` (the default) it starts `roster agent -server -bootstrap-expect 1 -data-dir TMP` itself (so
 //! writes pay for fsync, as in production); with `--servers N` it starts N durable servers and one client agent, each
-//! on its own loopback address, and measures at the leader and through the client agent. It pre-fills `--keys` keys,
-//! then for each operation runs `--clients` concurrent keep-alive clients for `--seconds` and prints ops/s, p50 and
-//! p99. Operations: `put` (`PUT /v1/kv/bench/<n>`), `get` (default consistency: a lease read at the leader) and
+//! on its own loopback address, and measures at the leader and through the client agent. Every system is started and
+//! pre-filled with `--keys` keys first; then each operation runs `--clients` concurrent keep-alive clients for
+//! `--seconds` per target, split into `--rounds` slices that visit the targets in turn (so a machine whose load moves
+//! loads each side alike), and prints ops/s, p50 and p99 over all rounds, and each ratio with its per-round values.
+//! Operations: `put` (`PUT /v1/kv/bench/<n>`), `get` (default consistency: a lease read at the leader) and
 //! `get-consistent` (`?consistent`: a ReadIndex round).
 //!
 //! When an `etcd` binary is given or found on PATH, it starts etcd with as many members (each on its own loopback
@@ -56,6 +58,9 @@ struct Args {
     /// Also run roster with ACLs enforced (default deny, a token with write on `bench/`), in the same run.
     #[arg(long)]
     acl: bool,
+    /// Rounds per operation: `--seconds` is split into this many slices, and the targets take turns slice by slice.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+    rounds: u64,
     /// Size of each written value in bytes.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(0..=524_288))]
     value_size: u64,
@@ -117,6 +122,8 @@ struct Outcome {
     p50: Duration,
     p99: Duration,
     n_errors: u64,
+    /// Throughput of each round, in the order run.
+    per_round: Vec<f64>,
 }
 
 #[tokio::main]
@@ -135,24 +142,53 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(args: &Args) -> anyhow::Result<()> {
     let value = "v".repeat(usize::try_from(args.value_size)?);
-    let mut outcomes = if args.servers == 1 {
-        bench_roster_single(args, &value).await?
+    // Every system is started and pre-filled first, then each operation runs in `--rounds` short rounds that visit
+    // the targets in turn: on a machine whose load moves, each side sees the same mix of quiet and busy moments, so
+    // the ratios compare the systems rather than the minutes they happened to run in.
+    let mut guards: Vec<Box<dyn std::any::Any>> = Vec::new();
+    let mut targets = if args.servers == 1 {
+        start_roster_single(args, &value, &mut guards).await?
     } else {
-        bench_roster_cluster(args, &value).await?
+        start_roster_cluster(args, &value, &mut guards).await?
     };
     if args.acl {
-        outcomes.extend(bench_roster_with_acl(args, &value).await?);
+        targets.push(start_roster_with_acl(args, &value, &mut guards).await?);
     }
     match find_etcd(args.etcd_bin.as_deref()) {
-        Some(etcd_bin) => {
-            // roster's numbers are measured already; an etcd that will not start must not throw them away.
-            if let Err(err) = bench_etcd(&etcd_bin, args, &value, &mut outcomes).await {
-                eprintln!("etcd: {err:#}; its rows are incomplete");
-            }
-        }
+        Some(etcd_bin) => match start_etcd(&etcd_bin, args, &value, &mut guards).await {
+            Ok(etcd_targets) => targets.extend(etcd_targets),
+            // roster's side still runs: an etcd that will not start must not throw it away.
+            Err(err) => eprintln!("etcd: {err:#}; roster only"),
+        },
         None => eprintln!("no etcd binary (install Debian's etcd-server or pass --etcd-bin); roster only"),
     }
+    for target in &targets {
+        prefill(target).await.with_context(|| format!("pre-filling {}", target.kind.name()))?;
+    }
+    let rounds = u32::try_from(args.rounds)?;
+    let slice = Duration::from_secs(args.seconds) / rounds;
+    let mut outcomes = Vec::new();
+    for op in OPS {
+        let mut samples: Vec<Samples> = targets.iter().map(|_| Samples::default()).collect();
+        for round in 0..rounds {
+            for (target, samples) in targets.iter().zip(&mut samples) {
+                eprintln!(
+                    "{} {} round {}/{rounds}: {} clients for {slice:?}",
+                    target.kind.name(),
+                    op.name(),
+                    round + 1,
+                    args.clients
+                );
+                samples.add(drive(target, op, args.clients, slice).await);
+            }
+        }
+        outcomes.extend(
+            targets.iter().zip(samples).map(|(target, samples)| samples.outcome(target.kind, op, args.clients)),
+        );
+    }
     print_table(&outcomes);
+    drop(targets);
+    drop(guards);
     Ok(())
 }
 
@@ -162,48 +198,63 @@ fn unlimited_conns() -> Value {
 }
 
 /// One durable server.
-async fn bench_roster_single(args: &Args, value: &str) -> anyhow::Result<Vec<Outcome>> {
+async fn start_roster_single(
+    args: &Args,
+    value: &str,
+    guards: &mut Vec<Box<dyn std::any::Any>>,
+) -> anyhow::Result<Vec<Arc<Target>>> {
     let data_dir = tempfile::tempdir().context("creating roster's data dir")?;
     eprintln!("starting roster (durable single server) ...");
     let mode = AgentMode::Server { data_dir: data_dir.path().to_path_buf() };
     let agent = TestAgent::start_with_config("bench", mode, unlimited_conns()).await?;
     let roster = Arc::new(Target::http(TargetKind::Roster, format!("http://{}", agent.http_addr()), args, value));
-    bench_target(&roster, args).await
+    // The agent goes before its data dir.
+    guards.push(Box::new(agent));
+    guards.push(Box::new(data_dir));
+    Ok(vec![roster])
 }
 
 /// `--servers` durable servers and one client agent, measured at the leader and through the client.
-async fn bench_roster_cluster(args: &Args, value: &str) -> anyhow::Result<Vec<Outcome>> {
+async fn start_roster_cluster(
+    args: &Args,
+    value: &str,
+    guards: &mut Vec<Box<dyn std::any::Any>>,
+) -> anyhow::Result<Vec<Arc<Target>>> {
     let n_servers = usize::try_from(args.servers)?;
     eprintln!("starting roster ({n_servers} durable servers and a client agent) ...");
     let cluster = TestCluster::try_start(n_servers, 1, unlimited_conns()).await?;
     let leader = cluster.wait_for_leader(Duration::from_secs(30)).await?;
     let at_leader = format!("http://{}", cluster.servers[leader].http_addr());
-    let mut outcomes = bench_target(&Arc::new(Target::http(TargetKind::Roster, at_leader, args, value)), args).await?;
     let via_client = format!("http://{}", cluster.clients[0].http_addr());
-    let target = Arc::new(Target::http(TargetKind::RosterClient, via_client, args, value));
-    outcomes.extend(bench_target(&target, args).await?);
-    Ok(outcomes)
+    guards.push(Box::new(cluster));
+    Ok(vec![
+        Arc::new(Target::http(TargetKind::Roster, at_leader, args, value)),
+        Arc::new(Target::http(TargetKind::RosterClient, via_client, args, value)),
+    ])
 }
 
-/// etcd with `--servers` members, at its leader: the gRPC API, then the JSON gateway.
-async fn bench_etcd(etcd_bin: &Path, args: &Args, value: &str, outcomes: &mut Vec<Outcome>) -> anyhow::Result<()> {
+/// etcd with `--servers` members, at its leader: the gRPC API and the JSON gateway.
+async fn start_etcd(
+    etcd_bin: &Path,
+    args: &Args,
+    value: &str,
+    guards: &mut Vec<Box<dyn std::any::Any>>,
+) -> anyhow::Result<Vec<Arc<Target>>> {
     eprintln!("starting etcd ({} member(s)) from {} ...", args.servers, etcd_bin.display());
-    // The guards keep the members alive until this function returns.
-    let (_single, _cluster, client_urls) = if args.servers == 1 {
+    let client_urls = if args.servers == 1 {
         let (etcd, url) = EtcdProcess::start(etcd_bin).await?;
-        (Some(etcd), None, vec![url])
+        guards.push(Box::new(etcd));
+        vec![url]
     } else {
         let cluster = EtcdCluster::start(etcd_bin, usize::try_from(args.servers)?).await?;
         let urls = cluster.client_urls.clone();
-        (None, Some(cluster), urls)
+        guards.push(Box::new(cluster));
+        urls
     };
     let leader_url = etcd_leader(&client_urls).await?;
     let grpc = Arc::new(Target::grpc(&leader_url, args, value).await?);
-    outcomes.extend(bench_target(&grpc, args).await?);
-    drop(grpc);
     let json_gateway = Arc::new(Target::http(TargetKind::EtcdJson, leader_url, args, value));
-    outcomes.extend(bench_target(&json_gateway, args).await?);
-    Ok(())
+    Ok(vec![grpc, json_gateway])
 }
 
 /// The client URL of the member every member names as leader.
@@ -221,7 +272,11 @@ async fn etcd_leader(client_urls: &[String]) -> anyhow::Result<String> {
 }
 
 /// The same operations against a server that enforces ACLs, with a token allowed exactly the bench's keys.
-async fn bench_roster_with_acl(args: &Args, value: &str) -> anyhow::Result<Vec<Outcome>> {
+async fn start_roster_with_acl(
+    args: &Args,
+    value: &str,
+    guards: &mut Vec<Box<dyn std::any::Any>>,
+) -> anyhow::Result<Arc<Target>> {
     const MANAGEMENT: &str = "3c1f6d2e-8b4a-4e7f-9a1b-2d5c7e9f0a13";
     let data_dir = tempfile::tempdir().context("creating roster's data dir")?;
     eprintln!("starting roster with ACLs (durable single server, default deny) ...");
@@ -255,20 +310,9 @@ async fn bench_roster_with_acl(args: &Args, value: &str) -> anyhow::Result<Vec<O
     if let Api::Http { token, .. } = &mut target.api {
         *token = Some(secret);
     }
-    let outcomes = bench_target(&Arc::new(target), args).await?;
-    drop(agent);
-    Ok(outcomes)
-}
-
-/// Pre-fills the key space, then runs every operation for the configured time.
-async fn bench_target(target: &Arc<Target>, args: &Args) -> anyhow::Result<Vec<Outcome>> {
-    prefill(target).await?;
-    let mut outcomes = Vec::new();
-    for op in OPS {
-        eprintln!("{} {}: {} clients for {} s", target.kind.name(), op.name(), args.clients, args.seconds);
-        outcomes.push(drive(target, op, args.clients, Duration::from_secs(args.seconds)).await);
-    }
-    Ok(outcomes)
+    guards.push(Box::new(agent));
+    guards.push(Box::new(data_dir));
+    Ok(Arc::new(target))
 }
 
 /// Writes every key once so reads hit existing entries (a 404 would measure a different path).
@@ -285,7 +329,7 @@ async fn prefill(target: &Arc<Target>) -> anyhow::Result<()> {
 }
 
 /// Runs `n_clients` loops of `op` until `duration` passes and summarises their latencies.
-async fn drive(target: &Arc<Target>, op: Op, n_clients: u64, duration: Duration) -> Outcome {
+async fn drive(target: &Arc<Target>, op: Op, n_clients: u64, duration: Duration) -> Samples {
     let started = Instant::now();
     let deadline = started + duration;
     let workers = (0..n_clients).map(|worker| {
@@ -318,16 +362,39 @@ async fn drive(target: &Arc<Target>, op: Op, n_clients: u64, duration: Duration)
             Err(_panicked) => n_errors += 1,
         }
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies_us.sort_unstable();
-    Outcome {
-        kind: target.kind,
-        op,
-        clients: n_clients,
-        ops_per_sec: latencies_us.len() as f64 / elapsed,
-        p50: percentile(&latencies_us, 50),
-        p99: percentile(&latencies_us, 99),
-        n_errors,
+    Samples { latencies_us, n_errors, elapsed: started.elapsed(), ratios: Vec::new() }
+}
+
+/// Every round of one operation against one target, added up.
+#[derive(Default)]
+struct Samples {
+    latencies_us: Vec<u32>,
+    n_errors: u64,
+    elapsed: Duration,
+    /// Each round's throughput, to show how much the machine moved between rounds.
+    ratios: Vec<f64>,
+}
+
+impl Samples {
+    fn add(&mut self, round: Samples) {
+        self.ratios.push(round.latencies_us.len() as f64 / round.elapsed.as_secs_f64().max(f64::EPSILON));
+        self.latencies_us.extend(round.latencies_us);
+        self.n_errors += round.n_errors;
+        self.elapsed += round.elapsed;
+    }
+
+    fn outcome(mut self, kind: TargetKind, op: Op, clients: u64) -> Outcome {
+        self.latencies_us.sort_unstable();
+        Outcome {
+            kind,
+            op,
+            clients,
+            ops_per_sec: self.latencies_us.len() as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON),
+            p50: percentile(&self.latencies_us, 50),
+            p99: percentile(&self.latencies_us, 99),
+            n_errors: self.n_errors,
+            per_round: self.ratios,
+        }
     }
 }
 
@@ -370,7 +437,19 @@ fn print_table(outcomes: &[Outcome]) {
                 && theirs.ops_per_sec > 0.0
             {
                 let label = format!("{}/{}", ours.kind.name(), theirs.kind.name());
-                println!("{label:<30} {:<15} {:.2}x throughput", op.name(), ours.ops_per_sec / theirs.ops_per_sec);
+                // The same round of each side ran back to back, so their ratio is the least disturbed by load.
+                let rounds: Vec<String> = ours
+                    .per_round
+                    .iter()
+                    .zip(&theirs.per_round)
+                    .map(|(a, b)| format!("{:.2}", a / b.max(f64::EPSILON)))
+                    .collect();
+                println!(
+                    "{label:<30} {:<15} {:.2}x throughput (per round: {})",
+                    op.name(),
+                    ours.ops_per_sec / theirs.ops_per_sec,
+                    rounds.join(" ")
+                );
             }
         }
     }
