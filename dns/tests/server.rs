@@ -383,6 +383,19 @@ fn with_id(mut message: Message, id: u16) -> Message {
     message
 }
 
+/// A server whose cache holds the answer to `web.service.consul. A` (one lookup so far), and that answer.
+async fn web_cached() -> (Harness, Message) {
+    let harness = Harness::start(Config { udp_answer_limit: 0, ..config() }, catalog()).await;
+    let cached = harness.udp("web.service.consul.", RecordType::A).await;
+    assert_eq!(harness.view.service_lookups.load(Ordering::SeqCst), 1);
+    (harness, cached)
+}
+
+/// `web.service.consul. A` questions with the ids `ids`.
+fn web_questions(ids: std::ops::RangeInclusive<u16>) -> impl Iterator<Item = Message> {
+    ids.map(|id| with_id(request("web.service.consul.", RecordType::A, None), id))
+}
+
 /// Sends every message from one client socket before reading any reply, then reads one reply per message, so the
 /// server finds them queued together and takes them in batches.
 async fn udp_burst(server: SocketAddr, messages: &[Message]) -> BTreeMap<u16, Message> {
@@ -406,11 +419,8 @@ async fn udp_burst(server: SocketAddr, messages: &[Message]) -> BTreeMap<u16, Me
 
 #[tokio::test]
 async fn a_burst_of_cached_questions_gets_one_full_answer_per_id() {
-    let harness = Harness::start(Config { udp_answer_limit: 0, ..config() }, catalog()).await;
-    let first = harness.udp("web.service.consul.", RecordType::A).await;
-    assert_eq!(harness.view.service_lookups.load(Ordering::SeqCst), 1);
-    let burst: Vec<Message> =
-        (1..=100).map(|id| with_id(request("web.service.consul.", RecordType::A, None), id)).collect();
+    let (harness, first) = web_cached().await;
+    let burst: Vec<Message> = web_questions(1..=100).collect();
     let replies = udp_burst(harness.udp, &burst).await;
     assert_eq!(replies.keys().copied().collect::<Vec<_>>(), (1..=100).collect::<Vec<u16>>());
     for reply in replies.into_values() {
@@ -422,8 +432,7 @@ async fn a_burst_of_cached_questions_gets_one_full_answer_per_id() {
 
 #[tokio::test]
 async fn misses_in_a_burst_of_hits_are_answered_in_full() {
-    let harness = Harness::start(Config { udp_answer_limit: 0, ..config() }, catalog()).await;
-    let cached = harness.udp("web.service.consul.", RecordType::A).await;
+    let (harness, cached) = web_cached().await;
     // Each miss asks something the cache has not seen, between hits, in the same burst.
     let misses = [
         ("n1.node.consul.", RecordType::A),
@@ -434,7 +443,7 @@ async fn misses_in_a_burst_of_hits_are_answered_in_full() {
     let mut burst = Vec::new();
     for (idx, (name, record_type)) in misses.iter().enumerate() {
         let base = u16::try_from(idx).expect("few") * 100;
-        burst.extend((1..=20).map(|n| with_id(request("web.service.consul.", RecordType::A, None), base + n)));
+        burst.extend(web_questions(base + 1..=base + 20));
         burst.push(with_id(request(name, *record_type, None), base + 50));
     }
     let replies = udp_burst(harness.udp, &burst).await;
