@@ -1,5 +1,5 @@
 //! The entry point: builds the handler, then serves sockets the agent already
-//! bound, UDP with our own loops (`udp.rs`) and TCP with hickory's `Server`, until the shutdown token is
+//! bound, UDP with our own receiving threads (`udp.rs`) and TCP with hickory's `Server`, until the shutdown token is
 //! cancelled.
 
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use crate::cache::AnswerCache;
 use crate::config::SharedConfig;
 use crate::error::{Error, Result};
 use crate::handler::DnsHandler;
+use crate::udp::Receivers;
 use crate::view::CatalogView;
 
 /// A TCP connection that sends no request for this long is closed, so idle clients cannot pin connections.
@@ -39,26 +40,28 @@ pub async fn serve(
     let config = shared.current();
     let zones = Zones { primary: apex(&config.domain)?, alt: config.alt_domain.as_deref().map(apex).transpose()? };
     let handler = DnsHandler { config: shared, zones, view, cache: Arc::new(AnswerCache::default()) };
-    // One receiving task per worker thread, so hits on one socket use every core; on a current-thread runtime
-    // (the agent runs one per core, each with its own SO_REUSEPORT socket) a second task would only take turns.
-    let loops = match tokio::runtime::Handle::current().runtime_flavor() {
+    // One receiving thread per worker thread, so hits on one socket use every core; on a current-thread runtime
+    // (the agent runs one per core, each with its own SO_REUSEPORT socket) one thread per socket.
+    let runtime = tokio::runtime::Handle::current();
+    let n_threads = match runtime.runtime_flavor() {
         tokio::runtime::RuntimeFlavor::CurrentThread => 1,
         _ => std::thread::available_parallelism().map_or(1, usize::from),
     };
     let misses = TaskTracker::new();
-    let udp_loops: Vec<_> = udp
-        .into_iter()
-        .map(|socket| {
-            let serve = crate::udp::serve(Arc::new(socket), handler.clone(), loops, misses.clone(), shutdown.clone());
-            tokio::spawn(serve)
-        })
-        .collect();
-    let tcp_result = serve_tcp(handler, tcp, &shutdown).await;
-    for udp_loop in udp_loops {
-        if let Err(error) = udp_loop.await {
-            tracing::warn!(%error, "dns udp loop ended abnormally");
-        }
+    let mut receivers = Receivers::default();
+    let serving_udp = !udp.is_empty();
+    for socket in udp {
+        // On an error, the threads already started stop when `receivers` drops.
+        receivers
+            .start(socket, &handler, n_threads, &misses, &runtime)
+            .map_err(|error| Error::Listener(format!("starting the udp receivers: {error}")))?;
     }
+    let tcp_result = serve_tcp(handler, tcp, &shutdown).await;
+    // TCP may have ended on its own (every listener failed); UDP still serves until shutdown.
+    if serving_udp {
+        shutdown.cancelled().await;
+    }
+    receivers.stop().await;
     // Every miss is bounded by query_timeout or recursor_timeout, so this drain ends.
     misses.close();
     misses.wait().await;

@@ -375,6 +375,94 @@ async fn a_catalog_change_retires_cached_answers_at_once() {
     harness.stop().await;
 }
 
+// ---------------------------------------------------------------- bursts (the batch receive path)
+
+/// `message` with its id set to `id`, so a burst's replies can be told apart.
+fn with_id(mut message: Message, id: u16) -> Message {
+    message.metadata.id = id;
+    message
+}
+
+/// A server whose cache holds the answer to `web.service.consul. A` (one lookup so far), and that answer.
+async fn web_cached() -> (Harness, Message) {
+    let harness = Harness::start(Config { udp_answer_limit: 0, ..config() }, catalog()).await;
+    let cached = harness.udp("web.service.consul.", RecordType::A).await;
+    assert_eq!(harness.view.service_lookups.load(Ordering::SeqCst), 1);
+    (harness, cached)
+}
+
+/// `web.service.consul. A` questions with the ids `ids`.
+fn web_questions(ids: std::ops::RangeInclusive<u16>) -> impl Iterator<Item = Message> {
+    ids.map(|id| with_id(request("web.service.consul.", RecordType::A, None), id))
+}
+
+/// Sends every message from one client socket before reading any reply, then reads one reply per message, so the
+/// server finds them queued together and takes them in batches.
+async fn udp_burst(server: SocketAddr, messages: &[Message]) -> BTreeMap<u16, Message> {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("client socket");
+    for message in messages {
+        socket.send_to(&message.to_vec().expect("encode"), server).await.expect("send");
+    }
+    let mut buffer = vec![0u8; 65_535];
+    let mut replies = BTreeMap::new();
+    while replies.len() < messages.len() {
+        let (len, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buffer))
+            .await
+            .unwrap_or_else(|_| panic!("{} of {} replies in time", replies.len(), messages.len()))
+            .expect("recv");
+        let reply = Message::from_vec(&buffer[..len]).expect("decode reply");
+        let id = reply.metadata.id;
+        assert!(replies.insert(id, reply).is_none(), "a second reply to id {id}");
+    }
+    replies
+}
+
+#[tokio::test]
+async fn a_burst_of_cached_questions_gets_one_full_answer_per_id() {
+    let (harness, first) = web_cached().await;
+    let burst: Vec<Message> = web_questions(1..=100).collect();
+    let replies = udp_burst(harness.udp, &burst).await;
+    assert_eq!(replies.keys().copied().collect::<Vec<_>>(), (1..=100).collect::<Vec<u16>>());
+    for reply in replies.into_values() {
+        assert_eq!(canonical(reply), canonical(first.clone()));
+    }
+    assert_eq!(harness.view.service_lookups.load(Ordering::SeqCst), 1, "the whole burst came from the cache");
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn misses_in_a_burst_of_hits_are_answered_in_full() {
+    let (harness, cached) = web_cached().await;
+    // Each miss asks something the cache has not seen, between hits, in the same burst.
+    let misses = [
+        ("n1.node.consul.", RecordType::A),
+        ("db6.service.consul.", RecordType::AAAA),
+        ("nope.service.consul.", RecordType::A),
+        ("example.org.", RecordType::A),
+    ];
+    let mut burst = Vec::new();
+    for (idx, (name, record_type)) in misses.iter().enumerate() {
+        let base = u16::try_from(idx).expect("few") * 100;
+        burst.extend(web_questions(base + 1..=base + 20));
+        burst.push(with_id(request(name, *record_type, None), base + 50));
+    }
+    let replies = udp_burst(harness.udp, &burst).await;
+    assert_eq!(replies.len(), burst.len());
+    for (id, reply) in &replies {
+        if id % 100 != 50 {
+            assert_eq!(canonical(reply.clone()), canonical(cached.clone()), "hit {id}");
+        }
+    }
+    let miss = |idx: u16| &replies[&(idx * 100 + 50)];
+    assert_eq!(ips(&miss(0).answers), vec![ip("10.0.0.1")]);
+    assert_eq!(ips(&miss(1).answers), vec![ip("2001:db8::6")]);
+    assert_eq!(rcode(miss(2)), ResponseCode::NXDomain);
+    assert_soa(miss(2), "consul.");
+    assert_eq!(rcode(miss(3)), ResponseCode::Refused, "outside the domain, no recursors");
+    assert_eq!(harness.view.service_lookups.load(Ordering::SeqCst), 3, "web once, then db6 and nope");
+    harness.stop().await;
+}
+
 #[tokio::test]
 async fn tag_filters_in_both_forms() {
     let harness = Harness::start(Config { udp_answer_limit: 0, ..config() }, catalog()).await;
