@@ -2,11 +2,15 @@
 //!
 //! `cargo run -p roster-tests --bin scale_bench -- gossip --n 50,100 [--servers 1]`: per N (servers included), the time
 //! to converge, a `kill -9`ed client's time out of `?passing` and out of every agent's DNS, one failed check's time out
-//! of every agent's DNS, gossip bytes/s per agent, and RSS per agent.
+//! of every agent's DNS, gossip bytes/s per agent, and RSS per agent; then, per N, where the kill's seconds went
+//! (first suspicion, the leader's suspicion and failure and its `serfHealth` write, from the agents' logs; `?passing`;
+//! the first, median and last agent's DNS).
 //!
 //! `... -- gossip --n 50 --netns --loss 5 --duration 600`: a network namespace per agent with 5 % loss on every link
 //! (netem, or iptables when the kernel lacks `sch_netem`; the table says which), then a count of false `failed`
-//! members seen over the duration (every agent's view, every 10 s). Needs root; prints why it skipped otherwise.
+//! members seen over the duration (every agent's view, every 10 s), and from the agents' logs every `failed` and
+//! every agent told it was declared down, which a sample misses once a rejoin undid it. Needs root; prints why it
+//! skipped otherwise.
 //!
 //! `... -- catalog --services 2000 --instances 10 --nodes 200`: one durable server; DNS p99 for a 10-instance service
 //! on an otherwise empty catalog, then S × I instances registered on M nodes through `/v1/txn` (64 operations per
