@@ -24,7 +24,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
 use futures_util::future::join_all;
@@ -33,6 +33,9 @@ use tempfile::TempDir;
 
 use crate::cluster::{member_names, random_subnet};
 use crate::harness::{AgentMode, TestAgent, member_args};
+
+#[cfg(test)]
+mod tests;
 
 /// The service every client registers, and its TTL check.
 pub const SERVICE: &str = "scale";
@@ -45,6 +48,9 @@ const DNS_PORT: u16 = 8600;
 const START_BATCH: usize = 8;
 /// How long one DNS query waits for its answer before it counts as unanswered.
 const DNS_TIMEOUT: Duration = Duration::from_secs(2);
+/// The agents' log filter unless the options set `RUST_LOG`: info, plus the gossip view's debug lines, which say
+/// when each agent suspected a member ([`KillLog`]); a handful of lines per membership change.
+const LOG_FILTER: &str = "info,roster_agent::gossip::view=debug";
 
 /// What to start.
 #[derive(Debug, Clone, Default)]
@@ -78,13 +84,35 @@ pub enum LossMethod {
     IptablesStatistic,
 }
 
-/// Times of one `kill -9` of a client.
-#[derive(Debug, Clone, Copy)]
+/// Times of one `kill -9` of a client, each counted from the kill.
+#[derive(Debug, Clone)]
 pub struct KillTimes {
     /// Until the first server's `/v1/health/service/scale?passing` no longer lists the killed node.
     pub out_of_passing: Duration,
     /// Until no running agent's DNS answers `<killed node>.scale.service.consul`.
     pub out_of_dns: Duration,
+    /// Until the first agent's DNS stopped answering it.
+    pub dns_first: Duration,
+    /// Until half of the running agents' DNS stopped answering it.
+    pub dns_median: Duration,
+    /// Where the time before `out_of_passing` went, from the agents' logs.
+    pub log: KillLog,
+}
+
+/// What the agents logged about a killed member, as times from the kill; `None` when no log line says it (a log
+/// that rolled past the harness's stderr tail, or an agent started with another `RUST_LOG`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KillLog {
+    /// The first agent to suspect it: its prober, one probe period after the failed probe.
+    pub first_suspect: Option<Duration>,
+    /// The leader's suspicion (the first server's when no server logged a reconcile).
+    pub leader_suspect: Option<Duration>,
+    /// The first agent to declare it down (failed).
+    pub first_failed: Option<Duration>,
+    /// The leader declaring it down.
+    pub leader_failed: Option<Duration>,
+    /// The leader's reconcile starting the `serfHealth` critical write.
+    pub leader_marks_critical: Option<Duration>,
 }
 
 /// A running cluster of many agents; every process is killed and every namespace removed on drop.
@@ -127,7 +155,10 @@ impl ScaleCluster {
         };
         let server_addrs: Vec<String> =
             (0..options.n_servers).map(|idx| SocketAddr::new(cluster.ip(idx), SERF_PORT).to_string()).collect();
-        let envs: Vec<(&str, &str)> = options.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut envs: Vec<(&str, &str)> = options.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        if !envs.iter().any(|(name, _)| *name == "RUST_LOG") {
+            envs.push(("RUST_LOG", LOG_FILTER));
+        }
         let mut pending: Vec<(String, AgentMode)> = Vec::with_capacity(n_agents);
         for idx in 0..n_agents {
             let dir = tempfile::tempdir().context("creating a data dir")?;
@@ -146,7 +177,13 @@ impl ScaleCluster {
             pending.push((name, mode));
             cluster._data_dirs.push(dir);
         }
-        let config = json!({"ports": {"http": 0, "dns": DNS_PORT, "server": RPC_PORT, "serf_lan": SERF_PORT}});
+        let mut config = json!({"ports": {"http": 0, "dns": DNS_PORT, "server": RPC_PORT, "serf_lan": SERF_PORT}});
+        if matches!(cluster.net, Net::Loopback(_)) {
+            // On loopback every client's RPC connection comes from 127.0.0.1 (the source the kernel picks for a
+            // 127/8 destination), so the servers' per-IP limit (100, Consul's) would refuse the 101st client and its
+            // registrations would never reach the catalog. On a real network, and in namespaces, each has its own.
+            config["limits"] = json!({"rpc_max_conns_per_client": 0});
+        }
         for batch in pending.chunks(START_BATCH) {
             let starts =
                 batch.iter().map(|(name, mode)| TestAgent::start_with_env(name, mode.clone(), config.clone(), &envs));
@@ -265,30 +302,97 @@ impl ScaleCluster {
     }
 
     /// Kills client `victim_idx` with SIGKILL and times its way out of `?passing` on the first server and out of
-    /// every other agent's DNS. The instance must be in both first ([`ScaleCluster::wait_in_dns`]).
+    /// every other agent's DNS, then reads from the agents' logs where the time went. The instance must be in both
+    /// first ([`ScaleCluster::wait_in_dns`]).
     pub async fn kill_detection(&mut self, victim_idx: usize, timeout: Duration) -> anyhow::Result<KillTimes> {
         anyhow::ensure!(victim_idx >= self.n_servers, "the victim must be a client");
         let name = self.agents[victim_idx].node_name().to_owned();
+        let lookup = format!("{name}.{SERVICE}.service.consul");
+        let victim_ip = self.ip(victim_idx);
+        // Both clocks start at the signal: reaping a process can take a good part of a second on a loaded machine.
+        let (killed_at, killed) = (SystemTime::now(), Instant::now());
         self.agents[victim_idx].kill9();
-        let killed = Instant::now();
-        let mut out_of_passing = None;
-        let mut out_of_dns = None;
-        while out_of_passing.is_none() || out_of_dns.is_none() {
-            if out_of_passing.is_none() && !self.passing_nodes().await.contains(&name) {
-                out_of_passing = Some(killed.elapsed());
+        let cluster = &*self;
+        // The two are polled side by side, so a slow sweep of every agent's DNS does not delay the `?passing` poll.
+        let passing = async {
+            loop {
+                if !cluster.passing_nodes().await.contains(&name) {
+                    return Some(killed.elapsed());
+                }
+                if killed.elapsed() > timeout {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            if out_of_dns.is_none() && self.n_answering(victim_idx).await == 0 {
-                out_of_dns = Some(killed.elapsed());
+        };
+        // Per running agent, when its DNS first answered without the victim; an agent that is out stays out (its
+        // cache is fed by a blocking query), so it is not asked again.
+        let dns = async {
+            let mut dns_out: Vec<(usize, Option<Duration>)> = (0..cluster.agents.len())
+                .filter(|idx| cluster.agents[*idx].is_running())
+                .map(|idx| (idx, None))
+                .collect();
+            while dns_out.iter().any(|(_, out)| out.is_none()) && killed.elapsed() <= timeout {
+                let pending = dns_out.iter_mut().filter(|(_, out)| out.is_none());
+                let lookups = pending.map(|(idx, out)| {
+                    let (addr, lookup) = (cluster.agents[*idx].dns_addr(), lookup.as_str());
+                    async move {
+                        // No answer says nothing: only an answer without the victim counts as out.
+                        if let Ok(ips) = dns_a(addr, lookup).await
+                            && !ips.iter().any(|ip| IpAddr::V4(*ip) == victim_ip)
+                        {
+                            *out = Some(killed.elapsed());
+                        }
+                    }
+                });
+                join_all(lookups).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            if killed.elapsed() > timeout {
-                let still = self.answering(victim_idx).await;
-                bail!(
-                    "{name} still in passing ({out_of_passing:?}) or DNS ({out_of_dns:?}) after {timeout:?}: {still:?}"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            dns_out
+        };
+        let (out_of_passing, dns_out) = tokio::join!(passing, dns);
+        let still: Vec<&str> =
+            dns_out.iter().filter(|(_, out)| out.is_none()).map(|(idx, _)| self.agents[*idx].node_name()).collect();
+        if out_of_passing.is_none() || !still.is_empty() {
+            bail!("{name} still in passing ({out_of_passing:?}) or in the DNS of {still:?} after {timeout:?}");
         }
-        Ok(KillTimes { out_of_passing: out_of_passing.unwrap_or_default(), out_of_dns: out_of_dns.unwrap_or_default() })
+        let mut dns_times: Vec<Duration> = dns_out.iter().filter_map(|(_, out)| *out).collect();
+        dns_times.sort();
+        Ok(KillTimes {
+            out_of_passing: out_of_passing.unwrap_or_default(),
+            out_of_dns: dns_times.last().copied().unwrap_or_default(),
+            dns_first: dns_times.first().copied().unwrap_or_default(),
+            dns_median: dns_times.get(dns_times.len() / 2).copied().unwrap_or_default(),
+            log: self.kill_log(&name, killed_at),
+        })
+    }
+
+    /// What the running agents logged about `name` since `killed_at`.
+    fn kill_log(&self, name: &str, killed_at: SystemTime) -> KillLog {
+        let servers = &self.agents[..self.n_servers];
+        let logs: Vec<(bool, String)> = self
+            .running()
+            .map(|agent| (servers.iter().any(|server| server.node_name() == agent.node_name()), agent.stderr_tail()))
+            .collect();
+        let marks = |text: &str| first_logged(text, &format!("marking serfHealth critical: node={name}"), killed_at);
+        // The leader is the server that wrote the critical check; with one server, that server anyway.
+        let leader = logs
+            .iter()
+            .filter(|(is_server, _)| *is_server)
+            .find(|(_, text)| marks(text).is_some())
+            .or_else(|| logs.iter().find(|(is_server, _)| *is_server))
+            .map(|(_, text)| text.as_str())
+            .unwrap_or_default();
+        let suspect = format!("gossip: member {name} is suspect:");
+        let failed = format!("gossip: member {name} failed:");
+        let earliest = |needle: &str| logs.iter().filter_map(|(_, text)| first_logged(text, needle, killed_at)).min();
+        KillLog {
+            first_suspect: earliest(&suspect),
+            leader_suspect: first_logged(leader, &suspect, killed_at),
+            first_failed: earliest(&failed),
+            leader_failed: first_logged(leader, &failed, killed_at),
+            leader_marks_critical: marks(leader),
+        }
     }
 
     /// Fails client `target_idx`'s TTL check and times it until no running agent's DNS answers the instance.
@@ -314,6 +418,19 @@ impl ScaleCluster {
         let running: Vec<&str> = self.running().map(TestAgent::node_name).collect();
         let views = join_all(self.running().map(|agent| member_names(agent, 4))).await;
         views.iter().flatten().filter(|name| running.contains(&name.as_str())).count()
+    }
+
+    /// The lines holding `needle` that the running agents logged at or after `since`, each after its agent's name
+    /// (each agent logs its own view: one member suspected, seen by 199 others, is 199 lines).
+    pub fn logged(&self, needle: &str, since: SystemTime) -> Vec<String> {
+        let mut found = Vec::new();
+        for agent in self.running() {
+            let log = agent.stderr_tail();
+            let lines =
+                log.lines().filter(|line| line.contains(needle) && line_time(line).is_some_and(|at| at >= since));
+            found.extend(lines.map(|line| format!("{}: {line}", agent.node_name())));
+        }
+        found
     }
 
     /// The resident set size (`VmRSS`, `RssAnon`) of every running agent, in KiB, servers first.
@@ -395,6 +512,8 @@ struct Namespaces {
     octets: [u8; 2],
     n_created: usize,
     loss: LossMethod,
+    /// The neighbour-table limits found before [`NeighbourLimits::raise`], restored on drop.
+    neighbour_limits: Option<NeighbourLimits>,
 }
 
 impl Namespaces {
@@ -405,7 +524,11 @@ impl Namespaces {
         let pid = std::process::id();
         let tag = format!("{:04x}", pid & 0xffff);
         let octets = [200 + u8::try_from(pid % 50).unwrap_or(0), 0];
-        let mut namespaces = Namespaces { tag, octets, n_created: 0, loss: LossMethod::None };
+        let mut namespaces = Namespaces { tag, octets, n_created: 0, loss: LossMethod::None, neighbour_limits: None };
+        namespaces.neighbour_limits = Some(
+            NeighbourLimits::raise(n_agents)
+                .map_err(|err| Unavailable(format!("cannot raise the neighbour-table limits: {err:#}")))?,
+        );
         let bridge = namespaces.bridge();
         let bridge_ip = format!("{}/16", namespaces.bridge_ip());
         run_ip(&["link", "add", &bridge, "type", "bridge"])
@@ -497,6 +620,54 @@ impl Drop for Namespaces {
         }
         if let Err(err) = run(Command::new("iptables").args(forward_rule("-D", &self.bridge()))) {
             eprintln!("scale: removing the FORWARD rule of {}: {err:#}", self.bridge());
+        }
+        if let Some(limits) = self.neighbour_limits.take() {
+            limits.restore();
+        }
+    }
+}
+
+/// The kernel's ARP table limits (`net.ipv4.neigh.default.gc_thresh1..3`).
+///
+/// The table is one for the whole kernel, every namespace's entries counted together, and its default hard limit
+/// (`gc_thresh3`) is 1024 entries. N agents that all gossip with each other need about N² entries (each namespace
+/// resolves every other agent's address), so past about 32 agents new neighbours fail to resolve, and a join or a
+/// probe gets "host unreachable" (the N = 50 namespace run that failed after about the fortieth agent).
+struct NeighbourLimits {
+    /// The values found, `gc_thresh1` to `gc_thresh3`.
+    before: [u64; 3],
+}
+
+impl NeighbourLimits {
+    const PATHS: [&str; 3] = [
+        "/proc/sys/net/ipv4/neigh/default/gc_thresh1",
+        "/proc/sys/net/ipv4/neigh/default/gc_thresh2",
+        "/proc/sys/net/ipv4/neigh/default/gc_thresh3",
+    ];
+
+    /// Raises the limits (never lowers them) so that `n_agents` namespaces' entries are neither refused nor garbage
+    /// collected while they are in use: below `gc_thresh1` the kernel collects nothing.
+    fn raise(n_agents: usize) -> anyhow::Result<NeighbourLimits> {
+        let mut before = [0u64; 3];
+        for (value, path) in before.iter_mut().zip(Self::PATHS) {
+            *value = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?.trim().parse()?;
+        }
+        let entries = u64::try_from(n_agents * (n_agents + 1))?;
+        let wanted = [entries, entries * 2, entries * 4];
+        // The hard limit first, so that the three stay in order at every step.
+        for idx in (0..3).rev() {
+            let value = wanted[idx].max(before[idx]);
+            std::fs::write(Self::PATHS[idx], value.to_string())
+                .with_context(|| format!("writing {}", Self::PATHS[idx]))?;
+        }
+        Ok(NeighbourLimits { before })
+    }
+
+    fn restore(self) {
+        for (value, path) in self.before.iter().zip(Self::PATHS) {
+            if let Err(err) = std::fs::write(path, value.to_string()) {
+                eprintln!("scale: restoring {path} to {value}: {err}");
+            }
         }
     }
 }
@@ -616,6 +787,42 @@ fn rand_id() -> u16 {
     static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) ^ (nanos as u16)
+}
+
+/// The time from `since` to the first line of `log` at or after `since` that holds `needle` as a whole (followed by
+/// the end of the line, a space or a colon, so `node=c2` does not match `node=c20`).
+fn first_logged(log: &str, needle: &str, since: SystemTime) -> Option<Duration> {
+    log.lines()
+        .filter(|line| {
+            line.match_indices(needle).any(|(at, _)| {
+                matches!(line[at + needle.len()..].chars().next(), None | Some(' ' | ':')) || needle.ends_with(':')
+            })
+        })
+        .filter_map(|line| line_time(line)?.duration_since(since).ok())
+        .min()
+}
+
+/// The timestamp that starts an agent's text log line (hclog's `2006-01-02T15:04:05.000Z`).
+fn line_time(line: &str) -> Option<SystemTime> {
+    let stamp = line.get(..24)?;
+    let number = |range: std::ops::Range<usize>| stamp.get(range)?.parse::<u64>().ok();
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second, millis) = (number(11..13)?, number(14..16)?, number(17..19)?, number(20..23)?);
+    if !stamp.ends_with('Z') || !(1..=12).contains(&month) || year < 1970 {
+        return None;
+    }
+    let secs = days_since_epoch(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis))
+}
+
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (Howard Hinnant's `days_from_civil`).
+fn days_since_epoch(year: u64, month: u64, day: u64) -> u64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year / 400;
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 /// `VmRSS` of a process, in KiB.

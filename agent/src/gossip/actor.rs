@@ -23,6 +23,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+mod buddy;
 mod coords;
 pub(crate) mod keyops;
 
@@ -312,6 +313,10 @@ impl Actor {
             Datagram::Opened { kind: Sealed::CoordAck, body, .. } => self.on_coordinate_ack(&body, from),
             Datagram::Side { kind: Sealed::CoordPing, body } => self.on_coordinate_ping(body, from),
             Datagram::Side { kind: Sealed::CoordAck, body } => self.on_coordinate_ack(body, from),
+            Datagram::Opened { kind: Sealed::Suspected, body, .. } => self.on_suspected(&body, from),
+            Datagram::Opened { kind: Sealed::Refuted, body, .. } => self.on_refuted(&body, from),
+            Datagram::Side { kind: Sealed::Suspected, body } => self.on_suspected(body, from),
+            Datagram::Side { kind: Sealed::Refuted, body } => self.on_refuted(body, from),
             Datagram::Side { .. } => {
                 tracing::debug!(%from, "gossip: dropped a plaintext datagram of a sealed-only kind")
             }
@@ -482,6 +487,7 @@ impl Actor {
                     metrics::counter!("roster.memberlist.probe_failures_total").increment(1);
                     self.probe_failures += 1;
                     self.awareness.probe_failed();
+                    self.tell_suspect(&id);
                 }
                 Note::Rejoin(id) => {
                     let now = Instant::now();

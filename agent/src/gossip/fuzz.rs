@@ -87,9 +87,12 @@ pub(crate) fn datagram(data: &[u8]) -> &'static str {
         Datagram::Opened { kind: Sealed::Foca, body, .. } => foca_packet(&body),
         Datagram::Opened { kind: Sealed::KeyRequest, body, .. } => key_request(&crypto, &body),
         Datagram::Opened { kind: Sealed::KeyResponse, body, .. } => key_response(&body),
-        Datagram::Opened { kind: Sealed::CoordPing, body, .. } => coordinate_message(Sealed::CoordPing, &body),
-        Datagram::Opened { kind: Sealed::CoordAck, body, .. } => coordinate_message(Sealed::CoordAck, &body),
-        Datagram::Side { kind, body } => coordinate_message(kind, body),
+        Datagram::Opened {
+            kind: kind @ (Sealed::CoordPing | Sealed::CoordAck | Sealed::Suspected | Sealed::Refuted),
+            body,
+            ..
+        } => side_message(kind, &body),
+        Datagram::Side { kind, body } => side_message(kind, body),
         Datagram::PlaintextRefused => "plaintext-refused",
         Datagram::Unauthenticated => "unauthenticated",
         Datagram::UnknownKind => "unknown-kind",
@@ -97,7 +100,8 @@ pub(crate) fn datagram(data: &[u8]) -> &'static str {
     }
 }
 
-fn coordinate_message(kind: Sealed, body: &[u8]) -> &'static str {
+/// A coordinate or buddy-system message, sealed or on the side envelope.
+fn side_message(kind: Sealed, body: &[u8]) -> &'static str {
     match kind {
         Sealed::CoordPing => match postcard::from_bytes::<wire::CoordPing>(body) {
             Ok(_) => "coordinate-ping",
@@ -108,6 +112,10 @@ fn coordinate_message(kind: Sealed, body: &[u8]) -> &'static str {
             Ok(ack) if ack.coord.check(roster_kv::COORDINATE_DIMENSIONS).is_ok() => "coordinate-ack",
             Ok(_) => "coordinate-ack-refused",
             Err(_) => "coordinate-ack-malformed",
+        },
+        Sealed::Suspected | Sealed::Refuted => match postcard::from_bytes::<wire::Suspicion>(body) {
+            Ok(_) => "suspicion",
+            Err(_) => "suspicion-malformed",
         },
         _ => "unknown-kind",
     }

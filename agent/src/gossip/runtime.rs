@@ -57,7 +57,8 @@ impl Outbound<'_> {
     /// foca packet or a coordinate message in plaintext otherwise. Keyring messages never go out in plaintext.
     pub(crate) fn send(&self, out: &mut Vec<u8>, kind: Sealed, data: &[u8], to: SocketAddr, with: Option<&Key>) {
         out.clear();
-        let plain_side = matches!(kind, Sealed::CoordPing | Sealed::CoordAck) && !self.crypto.seals_outgoing();
+        let plain_side = matches!(kind, Sealed::CoordPing | Sealed::CoordAck | Sealed::Suspected | Sealed::Refuted)
+            && !self.crypto.seals_outgoing();
         let datagram = if plain_side {
             out.extend_from_slice(self.envelope);
             out[2] = super::wire::SIDE;

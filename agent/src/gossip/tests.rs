@@ -708,3 +708,33 @@ async fn captured_datagrams_hide_names_and_addresses_and_cannot_be_replayed_or_a
     ensure!(nodes[0].gossip.stats().udp_rejected_packets == rogue.len() as u64);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspect_told_directly_refutes_and_answers_with_the_refuting_incarnation() -> Result<()> {
+    let nodes = cluster(23, &["a", "b"]).await?;
+    let seen = nodes[0].member("b").context("a lists b")?;
+    let (generation, incarnation) = (seen.incarnation >> 16, u16::try_from(seen.incarnation & 0xffff)?);
+    // The prober: a socket of the test's own, as a member whose probe of b just failed would send from.
+    let prober = UdpSocket::bind(SocketAddr::new(ip(23, 9), 0)).await?;
+    let mut side_envelope = wire::envelope("dc1");
+    side_envelope[2] = wire::SIDE;
+    let mut datagram = side_envelope.to_vec();
+    datagram.push(wire::Sealed::Suspected as u8);
+    datagram.extend(postcard::to_stdvec(&wire::Suspicion { name: "b".into(), generation, incarnation })?);
+    prober.send_to(&datagram, nodes[1].addr()).await?;
+
+    let mut buf = vec![0u8; 2048];
+    let (len, from) = tokio::time::timeout(PATIENCE, prober.recv_from(&mut buf)).await.context("no answer")??;
+    ensure!(from == nodes[1].addr(), "the answer comes from the suspect's gossip socket, not {from}");
+    let (envelope, rest) = buf[..len].split_at(wire::ENVELOPE_LEN);
+    ensure!(envelope == side_envelope && rest.first() == Some(&(wire::Sealed::Refuted as u8)), "a refutation");
+    let refutation: wire::Suspicion = postcard::from_bytes(&rest[1..])?;
+    ensure!((refutation.name.as_str(), refutation.generation) == ("b", generation), "about b's life: {refutation:?}");
+    ensure!(refutation.incarnation > incarnation, "with a higher counter than suspected: {refutation:?}");
+    // The refutation is foca's own: b's next messages carry the new counter, so the rest of the pool learns it too.
+    wait_for("a to see b's refuting counter", PATIENCE, &nodes, || {
+        nodes[0].member("b").is_some_and(|member| member.incarnation & 0xffff >= u64::from(refutation.incarnation))
+    })
+    .await?;
+    Ok(())
+}

@@ -67,6 +67,10 @@ pub(crate) enum Sealed {
     CoordPing = 3,
     /// A [`CoordAck`].
     CoordAck = 4,
+    /// A [`Suspicion`], sent to the member it is about.
+    Suspected = 5,
+    /// A [`Suspicion`] answered by the member it was about, with the incarnation that refutes it.
+    Refuted = 6,
 }
 
 impl Sealed {
@@ -77,6 +81,8 @@ impl Sealed {
             2 => Some(Sealed::KeyResponse),
             3 => Some(Sealed::CoordPing),
             4 => Some(Sealed::CoordAck),
+            5 => Some(Sealed::Suspected),
+            6 => Some(Sealed::Refuted),
             _ => None,
         }
     }
@@ -119,7 +125,9 @@ pub(crate) fn open_datagram<'a>(
         }
         return match side.split_first() {
             Some((&byte, body)) => match Sealed::from_byte(byte) {
-                Some(kind @ (Sealed::CoordPing | Sealed::CoordAck)) => Datagram::Side { kind, body },
+                Some(kind @ (Sealed::CoordPing | Sealed::CoordAck | Sealed::Suspected | Sealed::Refuted)) => {
+                    Datagram::Side { kind, body }
+                }
                 _ => Datagram::UnknownKind,
             },
             None => Datagram::UnknownKind,
@@ -167,6 +175,18 @@ pub(crate) struct CoordAck {
     pub(crate) seq: u64,
     pub(crate) node: String,
     pub(crate) coord: roster_kv::Coordinate,
+}
+
+/// Lifeguard's buddy system (see `actor/buddy`): "you are suspected at this incarnation", sent by the member whose
+/// probe failed to the suspect ([`Sealed::Suspected`]), and "this incarnation refutes it", the suspect's answer
+/// ([`Sealed::Refuted`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Suspicion {
+    /// The suspected member's name and generation: a suspicion about an earlier life is not ours to refute.
+    pub(crate) name: String,
+    pub(crate) generation: u64,
+    /// Foca's refutation counter: the suspected one in [`Sealed::Suspected`], the refuting one in [`Sealed::Refuted`].
+    pub(crate) incarnation: u16,
 }
 
 /// One member's answer to a [`KeyRequest`]: its keys after the operation (primary first), or why it refused.

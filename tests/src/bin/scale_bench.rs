@@ -2,11 +2,15 @@
 //!
 //! `cargo run -p roster-tests --bin scale_bench -- gossip --n 50,100 [--servers 1]`: per N (servers included), the time
 //! to converge, a `kill -9`ed client's time out of `?passing` and out of every agent's DNS, one failed check's time out
-//! of every agent's DNS, gossip bytes/s per agent, and RSS per agent.
+//! of every agent's DNS, gossip bytes/s per agent, and RSS per agent; then, per N, where the kill's seconds went
+//! (first suspicion, the leader's suspicion and failure and its `serfHealth` write, from the agents' logs; `?passing`;
+//! the first, median and last agent's DNS).
 //!
 //! `... -- gossip --n 50 --netns --loss 5 --duration 600`: a network namespace per agent with 5 % loss on every link
 //! (netem, or iptables when the kernel lacks `sch_netem`; the table says which), then a count of false `failed`
-//! members seen over the duration (every agent's view, every 10 s). Needs root; prints why it skipped otherwise.
+//! members seen over the duration (every agent's view, every 10 s), and from the agents' logs every `failed` and
+//! every agent told it was declared down, which a sample misses once a rejoin undid it. Needs root; prints why it
+//! skipped otherwise.
 //!
 //! `... -- catalog --services 2000 --instances 10 --nodes 200`: one durable server; DNS p99 for a 10-instance service
 //! on an otherwise empty catalog, then S × I instances registered on M nodes through `/v1/txn` (64 operations per
@@ -16,7 +20,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
@@ -97,9 +101,29 @@ async fn main() -> anyhow::Result<()> {
                 "client RSS/anon MiB",
                 "server RSS/anon MiB"
             );
+            let mut breakdowns = Vec::new();
             for n_agents in n {
-                let row = gossip_run(n_agents, n_servers).await.with_context(|| format!("N = {n_agents}"))?;
+                let (row, breakdown) =
+                    gossip_run(n_agents, n_servers).await.with_context(|| format!("N = {n_agents}"))?;
                 println!("{row}");
+                breakdowns.push(breakdown);
+            }
+            println!("\nwhere a kill's seconds went (from the kill; '-' when no agent logged it):");
+            println!(
+                "{:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "N",
+                "1st susp",
+                "ldr susp",
+                "1st fail",
+                "ldr fail",
+                "ldr crit",
+                "!passing",
+                "dns 1st",
+                "dns med",
+                "dns last"
+            );
+            for breakdown in breakdowns {
+                println!("{breakdown}");
             }
         }
         Mode::Catalog { services, instances, nodes, queries } => {
@@ -109,8 +133,8 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One loopback cluster of `n_agents`: every figure of a table row.
-async fn gossip_run(n_agents: usize, n_servers: usize) -> anyhow::Result<String> {
+/// One loopback cluster of `n_agents`: every figure of a table row, and the row of the kill's breakdown.
+async fn gossip_run(n_agents: usize, n_servers: usize) -> anyhow::Result<(String, String)> {
     anyhow::ensure!(n_agents > n_servers + 2, "N must leave at least 3 clients");
     let options = ScaleOptions { n_servers, n_clients: n_agents - n_servers, ..ScaleOptions::default() };
     let Start::Started(mut cluster) = ScaleCluster::start(&options).await? else { bail!("loopback never skips") };
@@ -127,7 +151,23 @@ async fn gossip_run(n_agents: usize, n_servers: usize) -> anyhow::Result<String>
     let change = cluster.propagation(target, PHASE_TIMEOUT).await?;
     let (server_memory, client_memory) = memory.split_at(n_servers.min(memory.len()));
     let gossip = gossip.map_or_else(|| "n/a".to_owned(), |bytes| format!("{bytes:.0}"));
-    Ok(format!(
+    let secs =
+        |time: Option<Duration>| time.map_or_else(|| "-".to_owned(), |time| format!("{:.2}", time.as_secs_f64()));
+    let log = kill.log;
+    let breakdown = format!(
+        "{:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        n_agents,
+        secs(log.first_suspect),
+        secs(log.leader_suspect),
+        secs(log.first_failed),
+        secs(log.leader_failed),
+        secs(log.leader_marks_critical),
+        secs(Some(kill.out_of_passing)),
+        secs(Some(kill.dns_first)),
+        secs(Some(kill.dns_median)),
+        secs(Some(kill.out_of_dns)),
+    );
+    let row = format!(
         "{:>4} {:>8.2} {:>12.2} {:>12.2} {:>12.2} {:>14} {:>20} {:>20}",
         n_agents,
         converged.as_secs_f64(),
@@ -137,7 +177,8 @@ async fn gossip_run(n_agents: usize, n_servers: usize) -> anyhow::Result<String>
         gossip,
         mean_mib(client_memory),
         mean_mib(server_memory),
-    ))
+    );
+    Ok((row, breakdown))
 }
 
 /// A namespace-per-agent cluster with loss: convergence, then false `failed` members over `duration`.
@@ -159,6 +200,7 @@ async fn netns_run(n_agents: usize, n_servers: usize, loss: f64, duration: Durat
     let converged = cluster.wait_converged(PHASE_TIMEOUT).await?;
     let gossip = cluster.gossip_bytes_per_sec(Duration::from_secs(10)).await;
     let started = Instant::now();
+    let started_at = SystemTime::now();
     let (mut n_samples, mut n_false, mut worst) = (0usize, 0usize, 0usize);
     while started.elapsed() < duration {
         let seen = cluster.false_failed().await;
@@ -167,13 +209,33 @@ async fn netns_run(n_agents: usize, n_servers: usize, loss: f64, duration: Durat
         worst = worst.max(seen);
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
+    // Every agent runs throughout, so every `failed` an agent logged is a false one, and so is every time an agent
+    // heard that the cluster had declared it down; suspicions are counted as each agent saw them.
+    let logged_failed = cluster.logged("failed: member=", started_at);
+    let declared_down = cluster.logged("the cluster declared this node down", started_at);
+    let suspected = cluster.logged("is suspect: member=", started_at).len();
+    // The first few, so a false failure can be followed into the agents' logs.
+    for line in logged_failed.iter().chain(&declared_down).take(10) {
+        eprintln!("{line}");
+    }
+    let (logged_failed, declared_down) = (logged_failed.len(), declared_down.len());
     println!(
-        "{:>4} {:>6} {:>36} {:>8} {:>9} {:>8} {:>12} {:>14}",
-        "N", "loss%", "loss method", "conv(s)", "watch(s)", "samples", "false failed", "gossip(B/s/ag)"
+        "{:>4} {:>6} {:>36} {:>8} {:>9} {:>8} {:>12} {:>13} {:>13} {:>15} {:>14}",
+        "N",
+        "loss%",
+        "loss method",
+        "conv(s)",
+        "watch(s)",
+        "samples",
+        "false failed",
+        "failed (log)",
+        "declared down",
+        "suspect (views)",
+        "gossip(B/s/ag)"
     );
     let gossip = gossip.map_or_else(|| "n/a".to_owned(), |bytes| format!("{bytes:.0}"));
     println!(
-        "{:>4} {:>6.1} {:>36} {:>8.2} {:>9} {:>8} {:>12} {:>14}",
+        "{:>4} {:>6.1} {:>36} {:>8.2} {:>9} {:>8} {:>12} {:>13} {:>13} {:>15} {:>14}",
         n_agents,
         loss,
         method,
@@ -181,6 +243,9 @@ async fn netns_run(n_agents: usize, n_servers: usize, loss: f64, duration: Durat
         duration.as_secs(),
         n_samples,
         format!("{n_false} (max {worst})"),
+        logged_failed,
+        declared_down,
+        suspected,
         gossip
     );
     Ok(())
