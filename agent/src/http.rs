@@ -93,9 +93,14 @@ pub struct AgentInfo {
     pub domain: String,
 }
 
-/// Shared state of every handler.
+/// Shared state of every handler: one `Arc`, since axum clones the state for every request at every layer that
+/// takes it, and a clone of the fields themselves was a dozen reference counts up and down per request.
 #[derive(Clone)]
-pub struct Api {
+pub struct Api(Arc<ApiState>);
+
+/// What every handler reads through `Api`.
+#[derive(Clone)]
+pub struct ApiState {
     /// Where reads and writes go: this agent's server, or the servers a client agent knows.
     pub(crate) backend: Backend,
     pub(crate) info: Arc<AgentInfo>,
@@ -142,7 +147,7 @@ impl Api {
     ) -> Api {
         // ACLs are off until the agent attaches its own (`with_acl`).
         let acl = Arc::new(crate::acl::Acl::new(&crate::config::AclConfig::default(), "", "", None));
-        Api {
+        Api(Arc::new(ApiState {
             backend,
             info: Arc::new(info),
             local,
@@ -158,49 +163,62 @@ impl Api {
             cache: Arc::default(),
             ui_path: None,
             metrics: None,
-        }
+        }))
+    }
+
+    /// The state to change while the agent still builds the API (a clone only if it was shared already).
+    fn state_mut(&mut self) -> &mut ApiState {
+        Arc::make_mut(&mut self.0)
     }
 
     /// Serves the event endpoints from `events`.
     pub fn with_events(mut self, events: Arc<crate::events::EventStore>) -> Api {
-        self.events = Some(events);
+        self.state_mut().events = Some(events);
         self
     }
 
     /// Enforces ACLs with the agent's tokens and settings.
     pub fn with_acl(mut self, acl: Arc<crate::acl::Acl>) -> Api {
-        self.acl = acl;
+        self.state_mut().acl = acl;
         self
     }
 
     /// Serves `PUT /v1/agent/reload` with `reloader`.
     pub fn with_reload(mut self, reloader: Arc<crate::reload::Reloader>) -> Api {
-        self.reloader = Some(reloader);
+        self.state_mut().reloader = Some(reloader);
         self
     }
 
     /// Reads the ACL bootstrap reset file from `data_dir`.
     pub fn with_data_dir(mut self, data_dir: Option<&std::path::Path>) -> Api {
-        self.data_dir = data_dir.map(Arc::from);
+        self.state_mut().data_dir = data_dir.map(Arc::from);
         self
     }
 
     /// Serves the web UI under its content path when `ui` enables it.
     pub fn with_ui(mut self, ui: &crate::config::ui::UiConfig) -> Api {
-        self.ui_path = ui.enabled.then(|| Arc::from(ui.content_path.as_str()));
+        self.state_mut().ui_path = ui.enabled.then(|| Arc::from(ui.content_path.as_str()));
         self
     }
 
     /// Serves `/v1/agent/metrics` from `metrics`.
     pub fn with_metrics(mut self, metrics: roster_metrics::Metrics) -> Api {
-        self.metrics = Some(metrics);
+        self.state_mut().metrics = Some(metrics);
         self
     }
 
     /// Serves the job endpoints from `jobs`.
     pub fn with_jobs(mut self, jobs: crate::jobs::JobManager) -> Api {
-        self.jobs = Some(jobs);
+        self.state_mut().jobs = Some(jobs);
         self
+    }
+}
+
+impl std::ops::Deref for Api {
+    type Target = ApiState;
+
+    fn deref(&self) -> &ApiState {
+        &self.0
     }
 }
 

@@ -36,6 +36,7 @@
 mod chunks;
 pub(crate) mod client;
 mod envelope;
+mod lease;
 mod log_store;
 mod network;
 mod recovery;
@@ -62,10 +63,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::Consistency;
-use crate::config::{ClusterStatus, RaftServer, RaftStats};
+use crate::config::{ClusterStatus, RaftServer, RaftStats, ReadMeta};
 use crate::error::{Error, Result};
 use crate::replica::Replica;
 use crate::rpc::{Peer, RpcError};
+use lease::{Lease, LeaseFacts};
 use log_store::LogStore;
 #[cfg(test)]
 pub(crate) use network::StreamStats;
@@ -266,6 +268,8 @@ pub(crate) struct RaftNode {
     log_closed: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
     /// Snapshot chunks sent and received, AppendEntries split.
     stream: Arc<StreamCounters>,
+    /// The leader's lease reads decided from the metrics, without a message to openraft's core (`raft/lease.rs`).
+    lease: Lease,
     /// Makes the log store's next append fail, for tests of a full disk.
     #[cfg(test)]
     pub(crate) fail_next_append: Arc<std::sync::atomic::AtomicBool>,
@@ -296,15 +300,12 @@ impl RaftNode {
         let peers = Arc::new(PeerPool::new(config.dialer));
         let stream = Arc::new(StreamCounters::default());
         let network = Network::new(config.node_id, peers.clone(), stream.clone());
-        let raft = Raft::new(
-            config.node_id,
-            Arc::new(raft_config(config.raft_multiplier)?),
-            network,
-            log_store,
-            state_machine,
-        )
-        .await
-        .map_err(|e| Error::Fatal(e.to_string()))?;
+        let raft_config = raft_config(config.raft_multiplier)?;
+        // openraft's `leader_lease` is the election timeout's maximum.
+        let lease = Lease::new(Duration::from_millis(raft_config.election_timeout_max));
+        let raft = Raft::new(config.node_id, Arc::new(raft_config), network, log_store, state_machine)
+            .await
+            .map_err(|e| Error::Fatal(e.to_string()))?;
 
         let last_contact = Arc::new(Mutex::new(Instant::now()));
         let node = RaftNode {
@@ -315,6 +316,7 @@ impl RaftNode {
             last_contact,
             log_closed: tokio::sync::Mutex::new(Some(log_closed)),
             stream,
+            lease,
             #[cfg(test)]
             fail_next_append,
         };
@@ -414,8 +416,43 @@ impl RaftNode {
     }
 
     /// On the leader: confirms leadership by `policy` and returns the index reads must wait for.
+    /// A lease read inside a lease the metrics show is decided here (`raft/lease.rs`); anything else asks openraft.
     pub(crate) async fn read_index_local(&self, policy: ReadPolicy) -> Result<u64> {
-        read_index(&self.raft, policy).await
+        if matches!(policy, ReadPolicy::Lease)
+            && let Some(index) = self.lease.read_index(&self.lease_facts())
+        {
+            return Ok(index);
+        }
+        let term = self.with_metrics(|metrics| metrics.current_term);
+        let index = read_index(&self.raft, policy).await?;
+        // One leader per term: with the term unchanged across the call, the answer came from this leadership.
+        if self.with_metrics(|metrics| metrics.current_term) == term {
+            self.lease.record(term, index);
+        }
+        Ok(index)
+    }
+
+    /// The index a lease read would wait for if this node decided it now without openraft; `None` when it would ask.
+    #[cfg(test)]
+    pub(crate) fn lease_index(&self) -> Option<u64> {
+        self.lease.read_index(&self.lease_facts())
+    }
+
+    /// What the lease decision needs from the metrics, in one look at them.
+    fn lease_facts(&self) -> LeaseFacts {
+        self.with_metrics(|metrics| {
+            let mut voters = metrics.membership_config.voter_ids();
+            let self_quorum = voters.next() == Some(self.node_id) && voters.next().is_none();
+            LeaseFacts {
+                term: metrics.current_term,
+                leading: known_leader(metrics) == Some(self.node_id)
+                    && metrics.state == openraft::ServerState::Leader
+                    && metrics.vote.is_committed(),
+                self_quorum,
+                quorum_ack_age: metrics.last_quorum_acked.as_ref().map(|acked| openraft::Instant::elapsed(&**acked)),
+                committed: metrics.local_committed.as_ref().map_or(0, |id| id.index()),
+            }
+        })
     }
 
     /// Adds (or moves) a server as a learner, and makes it a voter once the leader has replicated to it; returns
@@ -511,7 +548,11 @@ impl RaftNode {
     /// openraft sends `to` a TransferLeader message carrying the leader's log position; `to` campaigns at once once
     /// its log has caught up, and this leader steps down when it sees the higher term.
     pub(crate) async fn transfer_leader(&self, to: u64, wait: Duration) -> Result<()> {
+        // The followers drop their leases for `to`, so this leader's lease no longer proves anything: shut the
+        // metrics path before they can, and again after in case the term moved meanwhile.
+        self.lease.forbid(self.with_metrics(|metrics| metrics.current_term));
         self.raft.trigger().transfer_leader(to).await.map_err(fatal)?;
+        self.lease.forbid(self.with_metrics(|metrics| metrics.current_term));
         let me = self.node_id;
         let moved = |m: &RaftMetrics<TypeConfig>| m.current_leader.is_some_and(|leader| leader != me);
         match self.raft.wait(Some(wait)).metrics(moved, "leadership moved").await {
@@ -613,6 +654,21 @@ impl RaftNode {
         if self.is_leader() {
             return 0;
         }
+        self.contact_age_ms()
+    }
+
+    /// The leader facts every read answers with (`X-Consul-KnownLeader`, `X-Consul-LastContact`), from one look at
+    /// the metrics rather than one per fact: every read asks.
+    pub(crate) fn read_meta(&self) -> ReadMeta {
+        let (known_leader, leading) = self.with_metrics(|metrics| {
+            let leader = known_leader(metrics);
+            (leader.and_then(|id| node_addr(metrics, id)).is_some(), leader == Some(self.node_id))
+        });
+        ReadMeta { known_leader, last_contact_ms: if leading { 0 } else { self.contact_age_ms() } }
+    }
+
+    /// Milliseconds since this node last accepted a leader's AppendEntries.
+    fn contact_age_ms(&self) -> u64 {
         let last = *self.last_contact.lock().unwrap_or_else(PoisonError::into_inner);
         u64::try_from(last.elapsed().as_millis()).unwrap_or(u64::MAX)
     }

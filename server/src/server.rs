@@ -853,7 +853,7 @@ impl Inner {
     }
 
     fn read_meta(&self) -> ReadMeta {
-        ReadMeta { known_leader: self.node.leader_addr().is_some(), last_contact_ms: self.node.last_contact_ms() }
+        self.node.read_meta()
     }
 }
 

@@ -2,14 +2,14 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{StatusCode, Uri};
 use axum::response::IntoResponse;
 use percent_encoding::percent_decode_str;
 use roster_kv::{Answer, Command, CommandResult, MAX_VALUE_SIZE, Query as StateQuery, check_key};
 
 use super::output::KvOut;
 use super::query::Query;
-use super::reply::{ApiError, ApiResult, bool_reply, read_headers, read_not_found};
+use super::reply::{ApiError, ApiResult, bool_reply, json_read_reply, read_headers, read_not_found, to_json};
 use super::{Api, read, unexpected, write};
 
 /// The key is everything after `/v1/kv/`, percent-decoded; its `/`s are part of it.
@@ -49,11 +49,7 @@ pub async fn get(State(api): State<Api>, uri: Uri) -> ApiResult {
         _ => return Err(unexpected()),
     };
     Ok(match found {
-        Found::Json(bytes) => {
-            let mut headers = read_headers(index, meta);
-            headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
-            (StatusCode::OK, headers, bytes).into_response()
-        }
+        Found::Json(bytes) => json_read_reply(bytes, index, meta),
         Found::Raw(bytes) => (StatusCode::OK, read_headers(index, meta), bytes).into_response(),
         Found::Nothing => read_not_found(index, meta),
     })
@@ -61,7 +57,7 @@ pub async fn get(State(api): State<Api>, uri: Uri) -> ApiResult {
 
 fn json<T: serde::Serialize + ?Sized>(value: &T) -> Found {
     // Encoding plain strings and integers cannot fail.
-    Found::Json(serde_json::to_vec(value).unwrap_or_default())
+    Found::Json(to_json(value).unwrap_or_default())
 }
 
 pub async fn put(State(api): State<Api>, uri: Uri, body: Bytes) -> ApiResult {

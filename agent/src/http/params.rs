@@ -12,7 +12,7 @@
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -30,6 +30,9 @@ const READ: &[&str] = &["index", "wait", "stale", "consistent", "leader", "cache
 
 /// What the agent answers from its own view: it blocks on the catalog but is always served locally.
 const AGENT: &[&str] = &["index", "wait"];
+
+/// The header naming the consistency a read was served with, made once rather than parsed per reply.
+const X_CONSUL_EFFECTIVE_CONSISTENCY: HeaderName = HeaderName::from_static("x-consul-effective-consistency");
 
 /// How an endpoint is served, which decides the effective-consistency header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,9 +306,9 @@ async fn checked(info: &AgentInfo, route: &str, request: Request, next: Next) ->
     let pretty = q.get("pretty").is_some();
     let mut response = next.run(request).await;
     if let Some(level) = consistency
-        && response.headers().contains_key("X-Consul-Index")
+        && response.headers().contains_key(super::reply::X_CONSUL_INDEX)
     {
-        response.headers_mut().insert("X-Consul-Effective-Consistency", HeaderValue::from_static(level));
+        response.headers_mut().insert(X_CONSUL_EFFECTIVE_CONSISTENCY, HeaderValue::from_static(level));
     }
     if pretty && is_json(&response) {
         response = indented(response).await;

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use roster_kv::Query;
 use roster_server::{Consistency, ReadMeta};
@@ -68,26 +69,56 @@ impl IntoResponse for ApiError {
 /// The result type of every handler.
 pub type ApiResult = Result<Response, ApiError>;
 
+/// `X-Consul-Index`. The read headers' names are made once: a name given as a string is parsed on every insert.
+pub(crate) const X_CONSUL_INDEX: HeaderName = HeaderName::from_static("x-consul-index");
+const X_CONSUL_KNOWN_LEADER: HeaderName = HeaderName::from_static("x-consul-knownleader");
+const X_CONSUL_LAST_CONTACT: HeaderName = HeaderName::from_static("x-consul-lastcontact");
+const X_CONSUL_RESULTS_FILTERED: HeaderName = HeaderName::from_static("x-consul-results-filtered-by-acls");
+
+/// The room a JSON body starts with: a service's few instances fit without the buffer growing (and being copied)
+/// several times on the way.
+const BODY_CAPACITY: usize = 4096;
+
 /// The three `X-Consul-*` headers of a read.
 pub fn read_headers(index: u64, meta: ReadMeta) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert("X-Consul-Index", HeaderValue::from(index.max(1)));
-    headers.insert("X-Consul-KnownLeader", HeaderValue::from_static(if meta.known_leader { "true" } else { "false" }));
-    headers.insert("X-Consul-LastContact", HeaderValue::from(meta.last_contact_ms));
-    if super::caller::filtered() {
-        headers.insert("X-Consul-Results-Filtered-By-ACLs", HeaderValue::from_static("true"));
-    }
+    add_read_headers(&mut headers, index, meta);
     headers
+}
+
+/// Adds the read headers to `headers`.
+fn add_read_headers(headers: &mut HeaderMap, index: u64, meta: ReadMeta) {
+    headers.insert(X_CONSUL_INDEX, HeaderValue::from(index.max(1)));
+    headers.insert(X_CONSUL_KNOWN_LEADER, HeaderValue::from_static(if meta.known_leader { "true" } else { "false" }));
+    headers.insert(X_CONSUL_LAST_CONTACT, HeaderValue::from(meta.last_contact_ms));
+    if super::caller::filtered() {
+        headers.insert(X_CONSUL_RESULTS_FILTERED, HeaderValue::from_static("true"));
+    }
 }
 
 /// A JSON read reply with its headers.
 pub fn read_reply<T: Serialize>(body: &T, index: u64, meta: ReadMeta) -> Response {
-    let mut headers = read_headers(index, meta);
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    match serde_json::to_vec(body) {
-        Ok(bytes) => (StatusCode::OK, headers, bytes).into_response(),
+    match to_json(body) {
+        Ok(bytes) => json_read_reply(bytes, index, meta),
         Err(err) => ApiError::internal(format!("encoding the reply failed: {err}")).into_response(),
     }
+}
+
+/// `serde_json::to_vec` into a buffer that starts at `BODY_CAPACITY`.
+pub fn to_json<T: Serialize + ?Sized>(body: &T) -> serde_json::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(BODY_CAPACITY);
+    serde_json::to_writer(&mut bytes, body)?;
+    Ok(bytes)
+}
+
+/// A 200 read reply of JSON already encoded, its headers written straight into the response rather than gathered
+/// in a map of their own and copied over.
+pub fn json_read_reply(json: Vec<u8>, index: u64, meta: ReadMeta) -> Response {
+    let mut response = Response::new(Body::from(json));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    add_read_headers(headers, index, meta);
+    response
 }
 
 /// A 404 read reply that still carries the headers clients need to keep blocking.

@@ -13,6 +13,7 @@ use super::Server;
 use crate::{Config, Consistency, Error};
 
 mod catch_up;
+mod lease_reads;
 
 pub(crate) async fn start(node_id: u64, data_dir: Option<&Path>, bootstrap: bool) -> Server {
     start_with(node_id, data_dir, bootstrap, None, crate::RpcLimits::default()).await
