@@ -174,8 +174,8 @@ impl State {
             kv: self.kv.values().cloned().collect(),
             kv_tombstones: self.kv_tombstones.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             nodes: self.nodes.values().cloned().collect(),
-            services: self.services.iter().map(|((node, _), s)| (node.clone(), s.clone())).collect(),
-            checks: self.checks.values().cloned().collect(),
+            services: self.services.iter().map(|((node, _), s)| (node.clone(), Service::clone(s))).collect(),
+            checks: self.checks.values().map(|c| HealthCheck::clone(c)).collect(),
             service_index: self.service_index.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             node_index: self.node_index.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             table_index: TABLES.map(|t| self.table_index.get(&t).copied().unwrap_or(0)),
@@ -408,7 +408,7 @@ fn from_v1(body: SnapshotV1) -> State {
     let services = body.services.into_iter().map(|(node, service)| {
         let key = (node, service.id.clone());
         service_names.entry(service.service.clone()).or_default().insert(key.clone());
-        (key, service)
+        (key, Box::new(service))
     });
     let services = services.collect();
     State {
@@ -417,7 +417,7 @@ fn from_v1(body: SnapshotV1) -> State {
         kv_tombstones: body.kv_tombstones.into_iter().collect(),
         nodes: body.nodes.into_iter().map(|n| (n.node.clone(), n)).collect(),
         services,
-        checks: body.checks.into_iter().map(|c| ((c.node.clone(), c.check_id.clone()), c)).collect(),
+        checks: body.checks.into_iter().map(|c| ((c.node.clone(), c.check_id.clone()), Box::new(c))).collect(),
         service_index: body.service_index.into_iter().collect(),
         node_index: body.node_index.into_iter().collect(),
         table_index: TABLES.into_iter().zip(body.table_index).filter(|(_, i)| *i > 0).collect(),

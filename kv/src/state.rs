@@ -38,8 +38,8 @@ pub struct State {
     pub(crate) kv: Journaled<String, KvEntry>,
     pub(crate) kv_tombstones: Journaled<String, u64>,
     pub(crate) nodes: Journaled<String, Node>,
-    pub(crate) services: Journaled<NodeScoped, Service>,
-    pub(crate) checks: Journaled<NodeScoped, HealthCheck>,
+    pub(crate) services: Journaled<NodeScoped, Box<Service>>,
+    pub(crate) checks: Journaled<NodeScoped, Box<HealthCheck>>,
     /// Last change to anything a service name's health answer depends on; only for names with live instances (see "Bounded maps").
     pub(crate) service_index: Journaled<String, u64>,
     /// Last change to a node's record, services or checks; only for registered nodes (see "Bounded maps").

@@ -77,7 +77,7 @@ impl State {
         }
         self.service_names.get_or_default(service.service.clone()).insert(key.clone());
         let (name, tags) = (service.service.clone(), service.tags.clone());
-        self.services.insert(key.clone(), service);
+        self.services.insert(key.clone(), Box::new(service));
         // Checks of this instance carry its name and tags; keep them in step.
         let stale: Vec<NodeScoped> = on_node(&self.checks, node)
             .filter(|(_, c)| c.service_id == key.1 && (c.service_name != name || c.service_tags != tags))
@@ -120,7 +120,7 @@ impl State {
         check.modify_index = index;
         let old_service = existing.map(|c| c.service_name.clone()).filter(|s| !s.is_empty());
         let service_name = check.service_name.clone();
-        self.checks.insert(key, check);
+        self.checks.insert(key, Box::new(check));
         self.check_touched(index, node, &service_name, changes);
         if let Some(old) = old_service.filter(|old| *old != service_name) {
             self.service_touched(index, &old, changes);
@@ -229,11 +229,13 @@ impl State {
 }
 
 /// The entries of a node-scoped table on `node`: one range of the map, since its keys sort by node first.
-pub(super) fn on_node<'a, V>(
-    table: &'a std::collections::BTreeMap<NodeScoped, V>,
-    node: &'a str,
-) -> impl Iterator<Item = (&'a NodeScoped, &'a V)> {
-    table.range((node.to_owned(), String::new())..).take_while(move |((on, _), _)| on == node)
+pub(super) fn on_node<'t, V>(
+    table: &'t std::collections::BTreeMap<NodeScoped, V>,
+    node: &str,
+) -> impl Iterator<Item = (&'t NodeScoped, &'t V)> + use<'t, V> {
+    let start = (node.to_owned(), String::new());
+    let node = start.0.clone();
+    table.range(start..).take_while(move |((on, _), _)| *on == node)
 }
 
 /// The instance ID, defaulting to the service name as Consul does.
