@@ -18,7 +18,7 @@
 //! This build writes version 11 and reads all eleven; an older snapshot decodes to a state without what it did not
 //! have (floors of 0: nothing was reaped or folded yet; the first reap folds what an older state still holds).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -31,9 +31,9 @@ use crate::error::{Error, Result};
 use crate::job::{Allocation, Host, Job};
 use crate::model::{HealthCheck, KvEntry, Node, Service, Session};
 use crate::prepared_query::PreparedQuery;
-use crate::state::State;
 use crate::state::restore::Staging;
 use crate::state::session::LockDelay;
+use crate::state::{NodeScoped, State};
 use crate::watch::Table;
 
 const MAGIC: &[u8; 6] = b"RSTRSN";
@@ -174,8 +174,8 @@ impl State {
             kv: self.kv.values().cloned().collect(),
             kv_tombstones: self.kv_tombstones.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             nodes: self.nodes.values().cloned().collect(),
-            services: self.services.iter().map(|((node, _), s)| (node.clone(), s.clone())).collect(),
-            checks: self.checks.values().cloned().collect(),
+            services: self.services.iter().map(|((node, _), s)| (node.clone(), Service::clone(s))).collect(),
+            checks: self.checks.values().map(|c| HealthCheck::clone(c)).collect(),
             service_index: self.service_index.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             node_index: self.node_index.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             table_index: TABLES.map(|t| self.table_index.get(&t).copied().unwrap_or(0)),
@@ -402,23 +402,26 @@ fn v11_of(base: SnapshotV10) -> SnapshotV11 {
 
 /// The state a version-1 body describes, with its derived indexes rebuilt.
 fn from_v1(body: SnapshotV1) -> State {
-    let mut state = State {
+    // Collected rather than inserted one by one: `BTreeMap`'s `FromIterator` sorts and fills every node, where
+    // inserts leave nodes part empty, so a state read from its snapshot is smaller than the one that wrote it.
+    let mut service_names: BTreeMap<String, BTreeSet<NodeScoped>> = BTreeMap::new();
+    let services = body.services.into_iter().map(|(node, service)| {
+        let key = (node, service.id.clone());
+        service_names.entry(service.service.clone()).or_default().insert(key.clone());
+        (key, Box::new(service))
+    });
+    let services = services.collect();
+    State {
         index: body.index,
         kv: body.kv.into_iter().map(|e| (e.key.clone(), e)).collect(),
         kv_tombstones: body.kv_tombstones.into_iter().collect(),
         nodes: body.nodes.into_iter().map(|n| (n.node.clone(), n)).collect(),
-        services: BTreeMap::new(),
-        checks: body.checks.into_iter().map(|c| ((c.node.clone(), c.check_id.clone()), c)).collect(),
+        services,
+        checks: body.checks.into_iter().map(|c| ((c.node.clone(), c.check_id.clone()), Box::new(c))).collect(),
         service_index: body.service_index.into_iter().collect(),
         node_index: body.node_index.into_iter().collect(),
         table_index: TABLES.into_iter().zip(body.table_index).filter(|(_, i)| *i > 0).collect(),
-        service_names: BTreeMap::new(),
+        service_names: service_names.into_iter().collect(),
         ..State::default()
-    };
-    for (node, service) in body.services {
-        let key = (node, service.id.clone());
-        state.service_names.entry(service.service.clone()).or_default().insert(key.clone());
-        state.services.insert(key, service);
     }
-    state
 }

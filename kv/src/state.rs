@@ -26,6 +26,7 @@ use crate::limits::{check_key, check_value};
 use crate::model::{CheckStatus, HealthCheck, KvEntry, Node, Service, Session};
 use crate::txn::{MAX_TXN_OPS, TxnError, TxnOutcome};
 use crate::watch::{Changes, Table};
+use journal::Journaled;
 
 /// (node name, ID): how services and checks are keyed.
 pub(crate) type NodeScoped = (String, String);
@@ -34,15 +35,15 @@ pub(crate) type NodeScoped = (String, String);
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct State {
     pub(crate) index: u64,
-    pub(crate) kv: BTreeMap<String, KvEntry>,
-    pub(crate) kv_tombstones: BTreeMap<String, u64>,
-    pub(crate) nodes: BTreeMap<String, Node>,
-    pub(crate) services: BTreeMap<NodeScoped, Service>,
-    pub(crate) checks: BTreeMap<NodeScoped, HealthCheck>,
+    pub(crate) kv: Journaled<String, KvEntry>,
+    pub(crate) kv_tombstones: Journaled<String, u64>,
+    pub(crate) nodes: Journaled<String, Node>,
+    pub(crate) services: Journaled<NodeScoped, Box<Service>>,
+    pub(crate) checks: Journaled<NodeScoped, Box<HealthCheck>>,
     /// Last change to anything a service name's health answer depends on; only for names with live instances (see "Bounded maps").
-    pub(crate) service_index: BTreeMap<String, u64>,
+    pub(crate) service_index: Journaled<String, u64>,
     /// Last change to a node's record, services or checks; only for registered nodes (see "Bounded maps").
-    pub(crate) node_index: BTreeMap<String, u64>,
+    pub(crate) node_index: Journaled<String, u64>,
     /// The highest deletion index of any tombstone reaped: the index floor of keys and prefixes (see "Tombstones").
     pub(crate) kv_reaped_index: u64,
     /// The highest index folded out of `service_index` when a service name lost its last instance.
@@ -51,9 +52,9 @@ pub struct State {
     pub(crate) node_index_floor: u64,
     pub(crate) table_index: BTreeMap<Table, u64>,
     /// Derived: service name → instances. Rebuilt on snapshot decode.
-    pub(crate) service_names: BTreeMap<String, BTreeSet<NodeScoped>>,
+    pub(crate) service_names: Journaled<String, BTreeSet<NodeScoped>>,
     /// Sessions by ID.
-    pub(crate) sessions: BTreeMap<String, Session>,
+    pub(crate) sessions: Journaled<String, Session>,
     /// Keys whose lock-delay (after their holder's session was destroyed) may still be running.
     pub(crate) lock_delays: BTreeMap<String, session::LockDelay>,
     /// ACL tokens by accessor ID.
@@ -309,6 +310,7 @@ mod config_entry;
 mod coordinate;
 pub(crate) mod graveyard;
 mod job;
+mod journal;
 mod kv;
 mod prepared_query;
 mod query;

@@ -26,7 +26,7 @@ fn instances(state: &State, wanted: &BTreeMap<String, String>) -> (Vec<(Node, Se
         .iter()
         .filter_map(|((node, _), service)| Some((state.nodes.get(node)?, service)))
         .filter(|(node, _)| satisfies(node, wanted))
-        .map(|(node, service)| (node.clone(), service.clone()))
+        .map(|(node, service)| (node.clone(), Service::clone(service)))
         .collect();
     (instances, state.table(Table::Services).max(state.table(Table::Nodes)))
 }

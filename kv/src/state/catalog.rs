@@ -75,15 +75,16 @@ impl State {
             self.unindex_service_name(&old_name, &key);
             self.service_touched(index, &old_name, changes);
         }
-        self.service_names.entry(service.service.clone()).or_default().insert(key.clone());
+        self.service_names.get_or_default(service.service.clone()).insert(key.clone());
         let (name, tags) = (service.service.clone(), service.tags.clone());
-        self.services.insert(key.clone(), service);
+        self.services.insert(key.clone(), Box::new(service));
         // Checks of this instance carry its name and tags; keep them in step.
-        for check in self.checks.values_mut() {
-            if check.node == node
-                && check.service_id == key.1
-                && (check.service_name != name || check.service_tags != tags)
-            {
+        let stale: Vec<NodeScoped> = on_node(&self.checks, node)
+            .filter(|(_, c)| c.service_id == key.1 && (c.service_name != name || c.service_tags != tags))
+            .map(|(check_key, _)| check_key.clone())
+            .collect();
+        for check_key in stale {
+            if let Some(check) = self.checks.get_mut(&check_key) {
                 check.service_name = name.clone();
                 check.service_tags = tags.clone();
                 check.modify_index = index;
@@ -119,7 +120,7 @@ impl State {
         check.modify_index = index;
         let old_service = existing.map(|c| c.service_name.clone()).filter(|s| !s.is_empty());
         let service_name = check.service_name.clone();
-        self.checks.insert(key, check);
+        self.checks.insert(key, Box::new(check));
         self.check_touched(index, node, &service_name, changes);
         if let Some(old) = old_service.filter(|old| *old != service_name) {
             self.service_touched(index, &old, changes);
@@ -148,7 +149,7 @@ impl State {
         };
         self.unindex_service_name(&service.service, &key);
         let check_ids: Vec<NodeScoped> =
-            self.checks.iter().filter(|(_, c)| c.node == node && c.service_id == id).map(|(k, _)| k.clone()).collect();
+            on_node(&self.checks, node).filter(|(_, c)| c.service_id == id).map(|(k, _)| k.clone()).collect();
         for check_key in &check_ids {
             self.checks.remove(check_key);
         }
@@ -173,11 +174,11 @@ impl State {
             return;
         }
         // Services first: their removal records the service-name changes watchers need.
-        let ids: Vec<String> = self.services.keys().filter(|(n, _)| n == node).map(|(_, id)| id.clone()).collect();
+        let ids: Vec<String> = on_node(&self.services, node).map(|((_, id), _)| id.clone()).collect();
         for id in ids {
             self.remove_service(index, node, &id, changes);
         }
-        let checks: Vec<NodeScoped> = self.checks.keys().filter(|(n, _)| n == node).cloned().collect();
+        let checks: Vec<NodeScoped> = on_node(&self.checks, node).map(|(k, _)| k.clone()).collect();
         for key in checks {
             self.remove_check(index, node, &key.1, changes);
         }
@@ -205,8 +206,7 @@ impl State {
         self.node_index.insert(node.to_owned(), index);
         changes.nodes.insert(node.to_owned());
         if all_services {
-            let names: Vec<String> =
-                self.services.iter().filter(|((n, _), _)| n == node).map(|(_, s)| s.service.clone()).collect();
+            let names: Vec<String> = on_node(&self.services, node).map(|(_, s)| s.service.clone()).collect();
             for name in names {
                 self.service_touched(index, &name, changes);
             }
@@ -226,6 +226,16 @@ impl State {
             }
         }
     }
+}
+
+/// The entries of a node-scoped table on `node`: one range of the map, since its keys sort by node first.
+pub(super) fn on_node<'t, V>(
+    table: &'t std::collections::BTreeMap<NodeScoped, V>,
+    node: &str,
+) -> impl Iterator<Item = (&'t NodeScoped, &'t V)> + use<'t, V> {
+    let start = (node.to_owned(), String::new());
+    let node = start.0.clone();
+    table.range(start..).take_while(move |((on, _), _)| *on == node)
 }
 
 /// The instance ID, defaulting to the service name as Consul does.

@@ -1,9 +1,8 @@
 //! What keeps `State` bounded by what is live: the tombstone reap (`Command::TombstoneReap`) and the folding of
 //! removed services' and nodes' index entries into floors (see "Tombstones" and "Bounded maps" in `state`).
 
-use std::collections::BTreeMap;
-
 use super::State;
+use super::journal::Journaled;
 use crate::command::CommandResult;
 use crate::watch::Changes;
 
@@ -79,7 +78,7 @@ impl State {
 }
 
 /// Removes the entries of `map` whose name is `removed`, raising `floor` to the highest index removed.
-fn fold_where(map: &mut BTreeMap<String, u64>, floor: &mut u64, removed: impl Fn(&str) -> bool) {
+fn fold_where(map: &mut Journaled<String, u64>, floor: &mut u64, removed: impl Fn(&str) -> bool) {
     map.retain(|name, index| {
         if removed(name) {
             *floor = (*floor).max(*index);

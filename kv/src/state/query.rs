@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::catalog::on_node;
 use super::{HealthEntry, State};
 use crate::model::{CheckStatus, HealthCheck, KvEntry, Node, Service, Session};
 use crate::watch::Table;
@@ -63,7 +64,7 @@ impl State {
 
     /// The service instances on a node, by ID.
     pub fn node_services(&self, name: &str) -> (Vec<&Service>, u64) {
-        let services = self.services.iter().filter(|((n, _), _)| n == name).map(|(_, s)| s).collect();
+        let services = on_node(&self.services, name).map(|(_, s)| &**s).collect();
         (services, self.node_change(name))
     }
 
@@ -84,7 +85,7 @@ impl State {
                 continue;
             };
             if has_tags(service, tags) {
-                instances.push((node, service));
+                instances.push((node, &**service));
             }
         }
         (instances, self.service_change(name))
@@ -103,30 +104,30 @@ impl State {
 
     /// Every check of every instance of a service.
     pub fn service_checks(&self, name: &str) -> (Vec<&HealthCheck>, u64) {
-        let checks = self.checks.values().filter(|c| c.service_name == name).collect();
+        let checks = self.checks.values().filter(|c| c.service_name == name).map(|c| &**c).collect();
         (checks, self.service_change(name))
     }
 
     /// Every check on a node, node and service checks alike.
     pub fn node_checks(&self, node: &str) -> (Vec<&HealthCheck>, u64) {
-        let checks = self.checks.iter().filter(|((n, _), _)| n == node).map(|(_, c)| c).collect();
+        let checks = on_node(&self.checks, node).map(|(_, c)| &**c).collect();
         (checks, self.node_change(node))
     }
 
     /// Every check in `status`, or every check when `status` is None (Consul's `any`).
     pub fn checks_in_state(&self, status: Option<CheckStatus>) -> (Vec<&HealthCheck>, u64) {
-        let checks = self.checks.values().filter(|c| status.is_none_or(|s| c.status == s)).collect();
+        let checks = self.checks.values().filter(|c| status.is_none_or(|s| c.status == s)).map(|c| &**c).collect();
         (checks, self.table(Table::Checks))
     }
 
     /// One check by node and ID.
     pub fn check(&self, node: &str, check_id: &str) -> Option<&HealthCheck> {
-        self.checks.get(&(node.to_owned(), check_id.to_owned()))
+        self.checks.get(&(node.to_owned(), check_id.to_owned())).map(|c| &**c)
     }
 
     /// One service instance by node and ID.
     pub fn service(&self, node: &str, service_id: &str) -> Option<&Service> {
-        self.services.get(&(node.to_owned(), service_id.to_owned()))
+        self.services.get(&(node.to_owned(), service_id.to_owned())).map(|s| &**s)
     }
 
     /// The index of a whole table.
@@ -172,7 +173,7 @@ impl State {
 
     /// The node's own checks, then the instance's, each in check-ID order.
     fn instance_checks(&self, node: &str, service_id: &str) -> Vec<&HealthCheck> {
-        let on_node = self.checks.iter().filter(|((n, _), _)| n == node).map(|(_, c)| c);
+        let on_node = on_node(&self.checks, node).map(|(_, c)| &**c);
         let (node_checks, own): (Vec<_>, Vec<_>) = on_node
             .filter(|c| c.service_id.is_empty() || c.service_id == service_id)
             .partition(|c| c.service_id.is_empty());

@@ -1,6 +1,6 @@
-//! Transactions on `State`: every operation runs on a scratch copy, which replaces the state only when all of them succeeded.
+//! Transactions on `State`: every operation runs on the state itself after a savepoint, and a failure rolls the state back to it.
 //!
-//! Copying the state costs one clone per transaction; in exchange each operation reuses the ordinary mutation code unchanged, and a failure cannot leave anything half-applied, not even an index or a watch key.
+//! The savepoint (`journal.rs`) journals the large tables and copies only the small rest, so a transaction costs what its operations touch rather than a copy of the whole state; each operation still reuses the ordinary mutation code unchanged, and a failure cannot leave anything half-applied, not even an index or a watch key (changes are reported only when every operation succeeded).
 //! Like Consul, a transaction runs every operation even after one failed, so that the client learns every error at once.
 
 use super::State;
@@ -13,21 +13,22 @@ use crate::watch::Changes;
 
 impl State {
     pub(super) fn apply_txn(&mut self, index: u64, ops: &[TxnOp], now_ms: u64, changes: &mut Changes) -> TxnOutcome {
-        let mut scratch = self.clone();
-        let mut scratch_changes = Changes::default();
+        let savepoint = self.savepoint();
+        let mut txn_changes = Changes::default();
         let mut results = Vec::new();
         let mut errors = Vec::new();
         for (op_index, op) in ops.iter().enumerate() {
-            match scratch.txn_op(index, op, now_ms, &mut scratch_changes) {
+            match self.txn_op(index, op, now_ms, &mut txn_changes) {
                 Ok(mut produced) => results.append(&mut produced),
                 Err(what) => errors.push(TxnError { op_index: op_index as u64, what }),
             }
         }
         if !errors.is_empty() {
+            self.roll_back_to(savepoint);
             return TxnOutcome::RolledBack(errors);
         }
-        *self = scratch;
-        changes.merge(scratch_changes);
+        self.release(savepoint);
+        changes.merge(txn_changes);
         TxnOutcome::Applied(results)
     }
 

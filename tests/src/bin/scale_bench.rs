@@ -14,7 +14,8 @@
 //!
 //! `... -- catalog --services 2000 --instances 10 --nodes 200`: one durable server; DNS p99 for a 10-instance service
 //! on an otherwise empty catalog, then S × I instances registered on M nodes through `/v1/txn` (64 operations per
-//! transaction), then the server's RSS per instance and the same DNS p99 again.
+//! transaction, or `--ops-per-txn`), then the server's RSS per instance and the same DNS p99 again; with `--restart`,
+//! the server is stopped and started on its data dir, and the time until it lists the catalog again is printed.
 //!
 //! The agents are the debug or release build next to this binary (`ROSTER_BIN` overrides), as the tests use.
 
@@ -71,6 +72,12 @@ enum Mode {
         /// DNS queries per p99 measurement.
         #[arg(long, default_value_t = 2000)]
         queries: usize,
+        /// Operations per `/v1/txn` (at most 64): fewer make more Raft entries, so a snapshot covers the catalog.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=64))]
+        ops_per_txn: u64,
+        /// Then stop the server (SIGTERM), start it again on its data dir, and time it until it serves the catalog.
+        #[arg(long)]
+        restart: bool,
     },
 }
 
@@ -126,8 +133,9 @@ async fn main() -> anyhow::Result<()> {
                 println!("{breakdown}");
             }
         }
-        Mode::Catalog { services, instances, nodes, queries } => {
-            catalog_run(services, instances, nodes, queries).await?
+        Mode::Catalog { services, instances, nodes, queries, ops_per_txn, restart } => {
+            let load = CatalogLoad { services, instances, nodes, ops_per_txn: usize::try_from(ops_per_txn)? };
+            catalog_run(&load, queries, restart).await?
         }
     }
     Ok(())
@@ -251,11 +259,25 @@ async fn netns_run(n_agents: usize, n_servers: usize, loss: f64, duration: Durat
     Ok(())
 }
 
-/// One server: DNS p99 and RSS before and after `services × instances` instances on `nodes` nodes.
-async fn catalog_run(services: usize, instances: usize, nodes: usize, queries: usize) -> anyhow::Result<()> {
+/// The catalog a `catalog` run registers.
+struct CatalogLoad {
+    /// Service names.
+    services: usize,
+    /// Instances per name.
+    instances: usize,
+    /// Nodes the instances are spread over.
+    nodes: usize,
+    /// Operations per transaction.
+    ops_per_txn: usize,
+}
+
+/// One server: DNS p99 and RSS before and after `services × instances` instances on `nodes` nodes; with `restart`,
+/// the time a restarted server takes to serve that catalog again, and its RSS then.
+async fn catalog_run(load: &CatalogLoad, queries: usize, restart: bool) -> anyhow::Result<()> {
+    let CatalogLoad { services, instances, nodes, ops_per_txn } = *load;
     let dir = tempfile::tempdir()?;
     let mode = AgentMode::Server { data_dir: dir.path().to_path_buf() };
-    let server = TestAgent::start_with_config("catalog-server", mode, json!({"ports": {"dns": 0}})).await?;
+    let mut server = TestAgent::start_with_config("catalog-server", mode, json!({"ports": {"dns": 0}})).await?;
     let pid = server.pid().context("server pid")?;
     // The probe service: 10 instances on 10 nodes, present in both measurements.
     let mut probe_ops = Vec::new();
@@ -277,7 +299,7 @@ async fn catalog_run(services: usize, instances: usize, nodes: usize, queries: u
             json!({"Node": {"Verb": "set", "Node": {"Node": format!("node-{idx}"), "Address": address}}})
         })
         .collect();
-    batches.extend(node_ops.chunks(64).map(<[Value]>::to_vec));
+    batches.extend(node_ops.chunks(ops_per_txn).map(<[Value]>::to_vec));
     let mut service_ops = Vec::with_capacity(services * instances);
     for svc in 0..services {
         for inst in 0..instances {
@@ -288,7 +310,7 @@ async fn catalog_run(services: usize, instances: usize, nodes: usize, queries: u
         }
     }
     let n_nodes_batches = batches.len();
-    batches.extend(service_ops.chunks(64).map(<[Value]>::to_vec));
+    batches.extend(service_ops.chunks(ops_per_txn).map(<[Value]>::to_vec));
     // Nodes first (a service needs its node), then services 16 transactions at a time.
     for batch in batches.drain(..n_nodes_batches) {
         txn(&server, batch).await?;
@@ -330,7 +352,46 @@ async fn catalog_run(services: usize, instances: usize, nodes: usize, queries: u
         loaded_p99.as_secs_f64() * 1e6,
         loaded_p99.as_secs_f64() / empty_p99.as_secs_f64()
     );
+    if restart {
+        restart_row(&mut server).await?;
+    }
     Ok(())
+}
+
+/// Stops the server gracefully, starts it on the same data dir, and prints how long it took to have a leader and to
+/// list every service name it listed before, and its RSS then.
+async fn restart_row(server: &mut TestAgent) -> anyhow::Result<()> {
+    let n_services = service_count(server).await;
+    server.terminate(Duration::from_secs(30)).await.context("the server did not stop within 30 s")?;
+    let started = Instant::now();
+    // The harness waits 10 s for the readiness line, which a server prints once its state is rebuilt.
+    server.try_restart().await.context("restarting the server")?;
+    server.wait_for_leader().await?;
+    let leader_secs = started.elapsed().as_secs_f64();
+    let served_secs = loop {
+        let listed = service_count(server).await;
+        if listed == n_services {
+            break started.elapsed().as_secs_f64();
+        }
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(120), "{listed} of {n_services} services after 120 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let pid = server.pid().context("server pid")?;
+    #[allow(clippy::cast_precision_loss)]
+    let rss_mib = rss_kib(pid).context("server RSS")? as f64 / 1024.0;
+    println!(
+        "restart: leader after {leader_secs:.2} s, all {n_services} services listed after {served_secs:.2} s, RSS {rss_mib:.1} MiB"
+    );
+    Ok(())
+}
+
+/// How many service names `/v1/catalog/services` lists (0 while it does not answer).
+async fn service_count(server: &TestAgent) -> usize {
+    let res = server.get("/v1/catalog/services").await;
+    if res.status != 200 {
+        return 0;
+    }
+    res.json().as_object().map_or(0, serde_json::Map::len)
 }
 
 /// One `/v1/txn` that must commit.

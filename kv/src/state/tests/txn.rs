@@ -157,3 +157,69 @@ fn read_only_txn_reads_without_writing() {
     assert_eq!(errors[0].op_index, 0);
     assert_eq!(state.kv_get("a").0.map(|e| e.value.clone()), Some(b"1".to_vec()));
 }
+
+/// Any write operation on the KV store or the catalog, over the keys, nodes and names `arb_command` uses, so that
+/// it meets the sessions, locks, instances and checks a random history left behind.
+fn arb_write_op() -> impl Strategy<Value = TxnOp> {
+    let key = prop::sample::select(vec!["a", "a/b", "b", "ab"]).prop_map(String::from);
+    let node_name = prop::sample::select(vec!["n1", "n2"]).prop_map(String::from);
+    let name = prop::sample::select(vec!["web", "db", "cache"]).prop_map(String::from);
+    let status = prop::sample::select(vec![CheckStatus::Passing, CheckStatus::Critical]);
+    let kv_verb = prop::sample::select(vec![
+        KvVerb::Set,
+        KvVerb::Cas,
+        KvVerb::Lock,
+        KvVerb::Unlock,
+        KvVerb::Delete,
+        KvVerb::DeleteTree,
+        KvVerb::DeleteCas,
+    ]);
+    let catalog_verb = prop::sample::select(vec![CatalogVerb::Set, CatalogVerb::Delete]);
+    let session = prop::sample::select(vec!["s1", "s2"]).prop_map(String::from);
+    prop_oneof![
+        (kv_verb, key, any::<Vec<u8>>(), 0..20u64, session).prop_map(|(verb, key, value, index, session)| TxnOp::Kv {
+            verb,
+            key,
+            value,
+            flags: 0,
+            index,
+            session
+        }),
+        (catalog_verb.clone(), node_name.clone()).prop_map(|(verb, name)| TxnOp::Node { verb, node: node(&name) }),
+        (catalog_verb.clone(), node_name.clone(), name.clone()).prop_map(|(verb, node, name)| TxnOp::Service {
+            verb,
+            node,
+            service: service(&format!("{name}-1"), &name, &["t"])
+        }),
+        (catalog_verb, node_name, name, status).prop_map(|(verb, node, name, status)| TxnOp::Check {
+            verb,
+            check: HealthCheck { node, ..check("c1", &format!("{name}-1"), status) }
+        }),
+    ]
+}
+
+proptest! {
+    /// The journal undoes whatever the operations did before the failing one: the state equals the one before the
+    /// transaction (but for the index, which every entry moves) and encodes to the same snapshot.
+    #[test]
+    fn a_rolled_back_txn_leaves_the_state_exactly_as_it_was(
+        history in prop::collection::vec(arb_command(), 0..40),
+        mut ops in prop::collection::vec(arb_write_op(), 1..12),
+        now_ms in 0..40_000u64,
+    ) {
+        let (mut state, _) = run(&history);
+        let index = state.last_index() + 1;
+        let mut expected = state.clone();
+        expected.apply_noop(index);
+        ops.push(kv_op(KvVerb::Get, "never-written"));
+        let (outcome, changes) = state.apply_command(index, &txn_at(ops, now_ms));
+        prop_assert!(matches!(outcome, Outcome::Txn(TxnOutcome::RolledBack(_))), "{:?}", outcome);
+        prop_assert_eq!(changes, Changes::default());
+        prop_assert_eq!(state.encode_snapshot(), expected.encode_snapshot());
+        prop_assert_eq!(state, expected);
+    }
+}
+
+fn txn_at(ops: Vec<TxnOp>, now_ms: u64) -> Command {
+    Command::Txn { ops, now_ms }
+}
