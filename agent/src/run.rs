@@ -562,7 +562,7 @@ fn reuseport_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
 /// Serves DNS on threads of its own, each with a single-threaded runtime and its own UDP sockets.
 ///
 /// hickory spawns a task per UDP query; on the multi-threaded runtime each query then hops between worker threads, and the wake-ups cost more than the answer (measured: about half the throughput).
-/// On one thread a query is received, answered and sent without a context switch; `SO_REUSEPORT` lets several such threads share the port.
+/// A cache hit is received, answered and sent in batches (`recvmmsg`/`sendmmsg`) on the DNS crate's own receiving threads, with no task per query; a miss becomes a task on this thread's runtime. `SO_REUSEPORT` lets several such threads share the port.
 /// The sockets move over as std sockets, since a tokio socket belongs to the runtime that made it.
 fn spawn_dns_threads(
     config: &roster_dns::SharedConfig,
