@@ -202,55 +202,76 @@ impl Local {
     /// definitions (with their check states) alone. `wanted` is checked against the local state before anything
     /// changes; a check naming a service that neither `wanted` nor the API registered is refused.
     pub async fn apply_config(&self, wanted: ConfigDefinitions) -> Result<ConfigPlan, LocalError> {
-        let plan = {
-            let inner = self.inner.lock().await;
-            let plan = plan(&inner, &wanted);
-            let defined: BTreeSet<&str> = wanted.service_ids().collect();
-            for check in &wanted.checks {
-                let kept =
-                    inner.services.contains_key(&check.service_id) && !plan.remove_services.contains(&check.service_id);
-                if !check.service_id.is_empty() && !defined.contains(check.service_id.as_str()) && !kept {
-                    return Err(LocalError::Invalid(format!(
-                        "check {:?}: ServiceID {:?} does not exist",
-                        check.check_id, check.service_id
-                    )));
-                }
+        // One lock, one copy of the state and one save for the whole set: a client starting with a hundred
+        // config-file services used to copy and fsync its whole local state once per service (and warn once per
+        // service that no server was known yet), which took seconds before its readiness line.
+        let mut inner = self.inner.lock().await;
+        let plan = plan(&inner, &wanted);
+        let defined: BTreeSet<&str> = wanted.service_ids().collect();
+        for check in &wanted.checks {
+            let kept =
+                inner.services.contains_key(&check.service_id) && !plan.remove_services.contains(&check.service_id);
+            if !check.service_id.is_empty() && !defined.contains(check.service_id.as_str()) && !kept {
+                return Err(LocalError::Invalid(format!(
+                    "check {:?}: ServiceID {:?} does not exist",
+                    check.check_id, check.service_id
+                )));
             }
-            plan
-        };
+        }
         // Writes of services about to be added already carry the config-file token.
         plain_lock(&self.config_services).0.extend(wanted.service_ids().map(str::to_owned));
+        let mut next = inner.clone();
+        let mut writes = Writes::default();
+        let staged = self.stage_config(&mut next, &wanted, &plan, &mut writes).await;
+        if let Err(err) = staged {
+            // What was written before the failure stays, as it would have one change at a time.
+            if writes.staged > 0 {
+                self.commit(&mut inner, next)?;
+            }
+            return Err(err);
+        }
+        next.config_services = wanted.service_ids().map(str::to_owned).collect();
+        next.config_checks = wanted.check_ids().map(str::to_owned).collect();
+        // Nothing to save (the usual start): no fsync.
+        let sources_changed =
+            next.config_services != inner.config_services || next.config_checks != inner.config_checks;
+        if writes.staged > 0 || sources_changed {
+            self.commit(&mut inner, next)?;
+        }
+        Ok(plan)
+    }
+
+    /// Makes `plan`'s changes to `next`, each after its catalog write.
+    async fn stage_config(
+        &self,
+        next: &mut Inner,
+        wanted: &ConfigDefinitions,
+        plan: &ConfigPlan,
+        writes: &mut Writes,
+    ) -> Result<(), LocalError> {
         for id in &plan.remove_checks {
-            ignore_missing(self.remove_check(id).await)?;
+            ignore_missing(self.stage_remove_check(next, id, writes).await)?;
         }
         for id in &plan.remove_services {
-            ignore_missing(self.remove_service(id).await.map(drop))?;
+            ignore_missing(self.stage_remove_service(next, id, writes).await.map(drop))?;
         }
         for (service, checks) in &wanted.services {
             if plan.upsert_services.contains(&service.id) {
-                self.add_service(service.clone(), checks.clone(), false).await?;
+                self.stage_service(next, service.clone(), checks.clone(), false, writes).await?;
             }
         }
         for check in &wanted.checks {
             if plan.upsert_checks.contains(&check.check_id) {
                 let mut check = check.clone();
                 // As for a service's checks, a changed definition keeps the status its check has reached.
-                if let Some(existing) = self.check(&check.check_id).await.filter(|e| e.service_id == check.service_id) {
+                if let Some(existing) = next.checks.get(&check.check_id).filter(|e| e.service_id == check.service_id) {
                     check.status = existing.status;
-                    check.output = existing.output;
+                    check.output.clone_from(&existing.output);
                 }
-                self.add_check(check).await?;
+                self.stage_check(next, check, writes).await?;
             }
         }
-        let mut inner = self.inner.lock().await;
-        let mut next = inner.clone();
-        next.config_services = wanted.service_ids().map(str::to_owned).collect();
-        next.config_checks = wanted.check_ids().map(str::to_owned).collect();
-        // Nothing to save (the usual start): no fsync.
-        if next.config_services != inner.config_services || next.config_checks != inner.config_checks {
-            self.commit(&mut inner, next)?;
-        }
-        Ok(plan)
+        Ok(())
     }
 
     /// The token a catalog write of this agent carries when it is not the agent token: a config-file service's.
@@ -265,21 +286,6 @@ impl Local {
     /// This agent's node record.
     pub fn node(&self) -> &Node {
         &self.node
-    }
-
-    /// Pushes every local service and check to the catalog (at start, after a restart).
-    pub async fn sync_all(&self) -> Result<(), LocalError> {
-        let inner = self.inner.lock().await;
-        for service in inner.services.values() {
-            let checks = inner.checks.values().filter(|c| c.service_id == service.id).cloned().collect();
-            self.push(Some(service.clone()), checks).await?;
-        }
-        let node_checks: Vec<HealthCheck> =
-            inner.checks.values().filter(|c| c.service_id.is_empty()).cloned().collect();
-        if !node_checks.is_empty() {
-            self.push(None, node_checks).await?;
-        }
-        Ok(())
     }
 
     /// Every local service and check, as stored.
@@ -308,41 +314,8 @@ impl Local {
     ) -> Result<Vec<String>, LocalError> {
         let mut inner = self.inner.lock().await;
         let mut next = inner.clone();
-        let mut removed = Vec::new();
-        if replace_existing_checks {
-            let keep: Vec<&str> = checks.iter().map(|c| c.check_id.as_str()).collect();
-            let stale: Vec<String> = next
-                .checks
-                .values()
-                .filter(|c| c.service_id == service.id && !keep.contains(&c.check_id.as_str()))
-                .map(|c| c.check_id.clone())
-                .collect();
-            for id in &stale {
-                next.checks.remove(id);
-            }
-            removed = stale;
-        }
-        for check in &checks {
-            let mut check = check.clone();
-            check.node = self.node.node.clone();
-            // A re-registered check keeps the status it has reached rather than starting over.
-            if let Some(existing) = inner.checks.get(&check.check_id).filter(|e| e.service_id == check.service_id) {
-                check.status = existing.status;
-                check.output = existing.output.clone();
-            }
-            next.checks.insert(check.check_id.clone(), check);
-        }
-        next.services.insert(service.id.clone(), service.clone());
-        let pushed: Vec<HealthCheck> = next.checks.values().filter(|c| c.service_id == service.id).cloned().collect();
-        self.push(Some(service), pushed).await?;
-        for id in &removed {
-            self.catalog(Command::Deregister {
-                node: self.node.node.clone(),
-                service_id: None,
-                check_id: Some(id.clone()),
-            })
-            .await?;
-        }
+        let removed =
+            self.stage_service(&mut next, service, checks, replace_existing_checks, &mut Writes::default()).await?;
         self.commit(&mut inner, next)?;
         Ok(removed)
     }
@@ -350,56 +323,146 @@ impl Local {
     /// Removes a service and its checks; returns the removed check IDs.
     pub async fn remove_service(&self, service_id: &str) -> Result<Vec<String>, LocalError> {
         let mut inner = self.inner.lock().await;
-        if !inner.services.contains_key(service_id) {
-            return Err(LocalError::NotFound(format!(
-                "Unknown service ID {service_id:?}. Ensure that the service ID is passed, not the service name."
-            )));
-        }
         let mut next = inner.clone();
-        next.services.remove(service_id);
-        let removed: Vec<String> =
-            next.checks.values().filter(|c| c.service_id == service_id).map(|c| c.check_id.clone()).collect();
-        next.checks.retain(|_, c| c.service_id != service_id);
-        let cmd = Command::Deregister {
-            node: self.node.node.clone(),
-            service_id: Some(service_id.to_owned()),
-            check_id: None,
-        };
-        self.catalog(cmd).await?;
+        let removed = self.stage_remove_service(&mut next, service_id, &mut Writes::default()).await?;
         self.commit(&mut inner, next)?;
         Ok(removed)
     }
 
     /// Adds or replaces a check; a check naming a service needs that service on this agent.
-    pub async fn add_check(&self, mut check: HealthCheck) -> Result<(), LocalError> {
+    pub async fn add_check(&self, check: HealthCheck) -> Result<(), LocalError> {
         let mut inner = self.inner.lock().await;
-        if !check.service_id.is_empty() && !inner.services.contains_key(&check.service_id) {
-            return Err(LocalError::Invalid(format!("ServiceID {:?} does not exist", check.service_id)));
-        }
-        check.node = self.node.node.clone();
         let mut next = inner.clone();
-        next.checks.insert(check.check_id.clone(), check.clone());
-        self.push(None, vec![check]).await?;
+        self.stage_check(&mut next, check, &mut Writes::default()).await?;
         self.commit(&mut inner, next)
     }
 
     /// Removes a check.
     pub async fn remove_check(&self, check_id: &str) -> Result<(), LocalError> {
         let mut inner = self.inner.lock().await;
-        if !inner.checks.contains_key(check_id) {
+        let mut next = inner.clone();
+        self.stage_remove_check(&mut next, check_id, &mut Writes::default()).await?;
+        self.commit(&mut inner, next)
+    }
+
+    /// [`Local::add_service`]'s change to `next`, made once the catalog has taken it: nothing changes when it fails.
+    async fn stage_service(
+        &self,
+        next: &mut Inner,
+        service: Service,
+        checks: Vec<HealthCheck>,
+        replace_existing_checks: bool,
+        writes: &mut Writes,
+    ) -> Result<Vec<String>, LocalError> {
+        let stale: Vec<String> = if replace_existing_checks {
+            let keep: Vec<&str> = checks.iter().map(|c| c.check_id.as_str()).collect();
+            next.checks
+                .values()
+                .filter(|c| c.service_id == service.id && !keep.contains(&c.check_id.as_str()))
+                .map(|c| c.check_id.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut added = Vec::with_capacity(checks.len());
+        for mut check in checks {
+            check.node.clone_from(&self.node.node);
+            // A re-registered check keeps the status it has reached rather than starting over.
+            if let Some(existing) = next.checks.get(&check.check_id).filter(|e| e.service_id == check.service_id) {
+                check.status = existing.status;
+                check.output.clone_from(&existing.output);
+            }
+            added.push(check);
+        }
+        // The service's checks as they will be: the ones it keeps, with the new definitions in their place.
+        let mut after: BTreeMap<&str, &HealthCheck> = next
+            .checks
+            .values()
+            .filter(|c| c.service_id == service.id && !stale.contains(&c.check_id))
+            .map(|c| (c.check_id.as_str(), c))
+            .collect();
+        for check in &added {
+            after.insert(&check.check_id, check);
+        }
+        let pushed: Vec<HealthCheck> = after.into_values().filter(|c| c.service_id == service.id).cloned().collect();
+        self.write(writes, push(&self.node, Some(service.clone()), pushed)).await?;
+        for id in &stale {
+            let cmd =
+                Command::Deregister { node: self.node.node.clone(), service_id: None, check_id: Some(id.clone()) };
+            self.write(writes, cmd).await?;
+        }
+        for id in &stale {
+            next.checks.remove(id);
+        }
+        for check in added {
+            next.checks.insert(check.check_id.clone(), check);
+        }
+        next.services.insert(service.id.clone(), service);
+        writes.staged += 1;
+        Ok(stale)
+    }
+
+    /// [`Local::remove_service`]'s change to `next`, made once the catalog has taken it.
+    async fn stage_remove_service(
+        &self,
+        next: &mut Inner,
+        service_id: &str,
+        writes: &mut Writes,
+    ) -> Result<Vec<String>, LocalError> {
+        if !next.services.contains_key(service_id) {
+            return Err(LocalError::NotFound(format!(
+                "Unknown service ID {service_id:?}. Ensure that the service ID is passed, not the service name."
+            )));
+        }
+        let cmd = Command::Deregister {
+            node: self.node.node.clone(),
+            service_id: Some(service_id.to_owned()),
+            check_id: None,
+        };
+        self.write(writes, cmd).await?;
+        next.services.remove(service_id);
+        let removed: Vec<String> =
+            next.checks.values().filter(|c| c.service_id == service_id).map(|c| c.check_id.clone()).collect();
+        next.checks.retain(|_, c| c.service_id != service_id);
+        writes.staged += 1;
+        Ok(removed)
+    }
+
+    /// [`Local::add_check`]'s change to `next`, made once the catalog has taken it.
+    async fn stage_check(
+        &self,
+        next: &mut Inner,
+        mut check: HealthCheck,
+        writes: &mut Writes,
+    ) -> Result<(), LocalError> {
+        if !check.service_id.is_empty() && !next.services.contains_key(&check.service_id) {
+            return Err(LocalError::Invalid(format!("ServiceID {:?} does not exist", check.service_id)));
+        }
+        check.node.clone_from(&self.node.node);
+        self.write(writes, push(&self.node, None, vec![check.clone()])).await?;
+        next.checks.insert(check.check_id.clone(), check);
+        writes.staged += 1;
+        Ok(())
+    }
+
+    /// [`Local::remove_check`]'s change to `next`, made once the catalog has taken it.
+    async fn stage_remove_check(
+        &self,
+        next: &mut Inner,
+        check_id: &str,
+        writes: &mut Writes,
+    ) -> Result<(), LocalError> {
+        if !next.checks.contains_key(check_id) {
             return Err(LocalError::NotFound(format!(
                 "Unknown check ID {check_id:?}. Ensure that the check ID is passed, not the check name."
             )));
         }
-        let mut next = inner.clone();
+        let cmd =
+            Command::Deregister { node: self.node.node.clone(), service_id: None, check_id: Some(check_id.to_owned()) };
+        self.write(writes, cmd).await?;
         next.checks.remove(check_id);
-        self.catalog(Command::Deregister {
-            node: self.node.node.clone(),
-            service_id: None,
-            check_id: Some(check_id.to_owned()),
-        })
-        .await?;
-        self.commit(&mut inner, next)
+        writes.staged += 1;
+        Ok(())
     }
 
     /// Records a check's new status and output (from its runner or a TTL update); a no-op when nothing changed.
@@ -535,18 +598,24 @@ impl Local {
     }
 
     async fn push(&self, service: Option<Service>, checks: Vec<HealthCheck>) -> Result<(), LocalError> {
-        let reg = Registration { node: self.node.clone(), skip_node_update: true, service, checks };
-        self.catalog(Command::Register(Box::new(reg))).await
+        self.write(&mut Writes::default(), push(&self.node, service, checks)).await
     }
 
     /// A change's catalog write. When no server can take it, the change still applies locally and
     /// anti-entropy delivers it later; refusals and other errors go back to the caller.
-    async fn catalog(&self, cmd: Command) -> Result<(), LocalError> {
+    ///
+    /// Within one batch of changes, once a write has found no server the rest are left to anti-entropy too, rather
+    /// than each finding the same (and warning about it) in turn.
+    async fn write(&self, writes: &mut Writes, cmd: Command) -> Result<(), LocalError> {
+        if writes.deferred {
+            return Ok(());
+        }
         match self.catalog_strict(cmd).await {
             Err(LocalError::Server(err)) if unavailable(&err) => {
                 tracing::warn!("catalog unreachable ({err}); keeping the change locally until the next sync");
                 self.out_of_sync.store(true, Ordering::SeqCst);
                 self.kick.notify_one();
+                writes.deferred = true;
                 Ok(())
             }
             other => other,
@@ -674,6 +743,20 @@ impl Local {
         self.changes.send_modify(|count| *count += 1);
         Ok(())
     }
+}
+
+/// The catalog writes of one batch of local changes (one API call, or a config file's whole set).
+#[derive(Default)]
+struct Writes {
+    /// A write found no server: the batch's remaining changes go to the catalog with the next anti-entropy pass.
+    deferred: bool,
+    /// Changes made to the batch's copy of the state so far.
+    staged: usize,
+}
+
+/// The catalog registration of `service` (or of node-level checks) with `checks`, for this agent's node.
+fn push(node: &Node, service: Option<Service>, checks: Vec<HealthCheck>) -> Command {
+    Command::Register(Box::new(Registration { node: node.clone(), skip_node_update: true, service, checks }))
 }
 
 /// A removal of something already gone (deregistered through the API meanwhile) is no failure of a reload.

@@ -1,4 +1,5 @@
-//! Tests of the config reload's plan: which config-file services and checks are added, changed and removed.
+//! Tests of the config reload's plan (which config-file services and checks are added, changed and removed) and of
+//! applying a config file's registrations against a real in-memory server.
 
 use serde_json::json;
 
@@ -138,4 +139,100 @@ fn saved_allocation_services_and_their_checks_are_forgotten_at_load_and_nothing_
     forget_allocation_services(&mut inner);
     assert_eq!(inner.services.keys().collect::<Vec<_>>(), ["n1:t:http", "web"]);
     assert_eq!(inner.checks.keys().collect::<Vec<_>>(), ["mem", "web-ttl"]);
+}
+
+/// A single-server cluster in memory and a `Local` for node `n1` writing to it, with its `local.json` in `dir`.
+async fn local_on_a_server(dir: &Path) -> (roster_server::Server, Local) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let rpc = listener.local_addr().expect("addr");
+    let config = roster_server::Config {
+        node_id: 1,
+        data_dir: None,
+        rpc_listener: listener,
+        rpc_advertise: rpc,
+        bootstrap: true,
+        acl: None,
+        tls: None,
+        limits: roster_server::RpcLimits::default(),
+        raft_multiplier: 5,
+    };
+    let server = roster_server::Server::start(config, CancellationToken::new()).await.expect("server starts");
+    server.wait_for_leader(Duration::from_secs(10)).await.expect("leader");
+    let node = Node { node: "n1".into(), address: "127.0.0.1".into(), ..Node::default() };
+    let local = Local::load(Backend::Local(server.clone()), node, Some(dir)).expect("load");
+    (server, local)
+}
+
+/// `count` config-file services `svc-<i>`, each with a TTL check.
+fn many_services(count: usize) -> ConfigDefinitions {
+    let services = (0..count)
+        .map(|i| service(json!({"Name": format!("svc-{i}"), "Port": 1000 + i, "Check": {"TTL": "30s"}})))
+        .collect();
+    ConfigDefinitions { services, checks: Vec::new() }
+}
+
+/// What the catalog holds for node `n1`: service IDs and check IDs.
+async fn catalog_of_n1(server: &roster_server::Server) -> (usize, usize) {
+    let (services_query, checks_query) =
+        (Query::NodeServices { name: "n1".into() }, Query::NodeChecks { name: "n1".into() });
+    let query = |query| server.query(Consistency::Default, 0, Duration::ZERO, query);
+    let (services, _, _) = query(&services_query).await.expect("services");
+    let (checks, _, _) = query(&checks_query).await.expect("checks");
+    let services = match services {
+        Answer::NodeServices { services, .. } => services.len(),
+        other => panic!("unexpected answer {other:?}"),
+    };
+    let checks = match checks {
+        Answer::Checks(checks) => checks.len(),
+        other => panic!("unexpected answer {other:?}"),
+    };
+    (services, checks)
+}
+
+#[tokio::test]
+async fn a_config_file_with_many_services_is_registered_and_saved_in_one_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, local) = local_on_a_server(dir.path()).await;
+    let changes = local.changes();
+    let before = *changes.borrow();
+
+    let plan = local.apply_config(many_services(50)).await.expect("apply");
+
+    assert_eq!(plan.upsert_services.len(), 50);
+    assert_eq!(catalog_of_n1(&server).await, (50, 50), "every service and its check is in the catalog");
+    assert_eq!(*changes.borrow() - before, 1, "the whole set is one local change, saved once");
+    let saved: Persisted = serde_json::from_slice(&std::fs::read(dir.path().join("local.json")).expect("read"))
+        .expect("local.json parses");
+    assert_eq!((saved.services.len(), saved.checks.len(), saved.config_services.len()), (50, 50, 50));
+
+    // Applying the same files again (a reload with nothing changed) changes and saves nothing.
+    let again = local.apply_config(many_services(50)).await.expect("apply again");
+    assert!(again.is_empty(), "nothing to do: {again:?}");
+    assert_eq!(*changes.borrow() - before, 1);
+
+    // Dropping half of them removes exactly those, again in one change.
+    let plan = local.apply_config(many_services(25)).await.expect("apply fewer");
+    assert_eq!(plan.remove_services.len(), 25);
+    assert_eq!(catalog_of_n1(&server).await, (25, 25));
+    assert_eq!(*changes.borrow() - before, 2);
+}
+
+#[tokio::test]
+async fn with_no_server_known_a_config_file_is_kept_locally_and_synced_once_one_answers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, on_server) = local_on_a_server(tempfile::tempdir().expect("tempdir").path()).await;
+    drop(on_server);
+    let remote = roster_server::Remote::new(CancellationToken::new());
+    let node = Node { node: "n1".into(), address: "127.0.0.1".into(), ..Node::default() };
+    let local = Local::load(Backend::Remote(remote.clone()), node, Some(dir.path())).expect("load");
+
+    local.apply_config(many_services(20)).await.expect("a client without a server still starts");
+    assert!(local.out_of_sync.load(Ordering::SeqCst), "the catalog writes wait for anti-entropy");
+    assert_eq!(local.snapshot().await.0.len(), 20, "every service is held locally");
+    assert_eq!(catalog_of_n1(&server).await, (0, 0));
+
+    remote.set_servers(vec![server.rpc_addr()]);
+    local.sync_full().await.expect("sync");
+    assert_eq!(catalog_of_n1(&server).await, (20, 20));
+    assert!(!local.out_of_sync.load(Ordering::SeqCst));
 }
