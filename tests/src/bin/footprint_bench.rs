@@ -9,7 +9,8 @@
 //! - a client agent joined to a durable server (each on its own loopback address), with `--services` services
 //!   registered from its config file, each with one check: a TTL check (reported passing once), a TCP check of the
 //!   server's HTTP port, or an HTTP check of the server's `/v1/status/leader`, all every 10 s; measured after every
-//!   check has passed at least once and then `--idle-secs` more.
+//!   check has passed at least once and then `--idle-secs` more. The time from spawning the client to its readiness
+//!   line, and to every check passing in the server's catalog, is printed too (polled every 200 ms).
 //!
 //! Memory is read from `/proc/<pid>/status`: `VmRSS` (what `ps` shows), `RssAnon` (the process's own memory) and
 //! `RssFile` (pages of the binary and shared libraries that it touched, shared by every roster process on the host
@@ -74,8 +75,8 @@ async fn main() -> anyhow::Result<()> {
     println!("binary: {} ({:.1} MiB)", bin.display(), bin_size as f64 / 1048576.0);
 
     let mut starts = Vec::with_capacity(args.runs);
-    for _ in 0..args.runs {
-        starts.push(dev_start_time(&bin).await?);
+    for run in 0..args.runs {
+        starts.push(dev_start_time(&bin, run).await?);
     }
     let dev = TestAgent::start("footprint-dev", AgentMode::Dev).await?;
     tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
@@ -103,18 +104,21 @@ fn print_row(agent: &str, checks: &str, memory: Memory) {
     println!("| {agent} | {checks} | {:.1} | {:.1} | {:.1} |", mib(memory.rss), mib(memory.anon), mib(memory.file));
 }
 
-/// Spawns `roster agent -dev` on free ports and polls its HTTP API until it names a leader.
-async fn dev_start_time(bin: &std::path::Path) -> anyhow::Result<Duration> {
-    let http_port = free_port()?;
+/// Spawns `roster agent -dev` and polls its HTTP API until it names a leader.
+///
+/// Each run gets a loopback address of its own (`127.89.<pid>.<run>`) with the default ports: the bench is the only
+/// user of those addresses, so no port can be taken between choosing and binding it, as with "bind port 0, release,
+/// pass the number on".
+async fn dev_start_time(bin: &std::path::Path, run: usize) -> anyhow::Result<Duration> {
+    let ip = Ipv4Addr::new(127, 89, 1 + (std::process::id() % 200) as u8, 1 + (run % 250) as u8).to_string();
     let config_dir = tempfile::tempdir()?;
     let config = config_dir.path().join("dev.json");
-    let ports = json!({"ports": {"http": http_port, "dns": -1, "serf_lan": free_port()?, "server": free_port()?}});
-    std::fs::write(&config, ports.to_string())?;
+    std::fs::write(&config, json!({"ports": {"dns": -1}}).to_string())?;
     let client = http_client(1);
-    let url = format!("http://127.0.0.1:{http_port}/v1/status/leader");
+    let url = format!("http://{ip}:8500/v1/status/leader");
     let started = Instant::now();
     let mut child = tokio::process::Command::new(bin)
-        .args(["agent", "-dev", "-config-file"])
+        .args(["agent", "-dev", "-bind", &ip, "-client", &ip, "-config-file"])
         .arg(&config)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -136,11 +140,6 @@ async fn dev_start_time(bin: &std::path::Path) -> anyhow::Result<Duration> {
         ensure!(started.elapsed() < Duration::from_secs(30), "no leader within 30 s");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-}
-
-/// A port free at the time of asking (the bench is the only user of these addresses).
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// A durable server and a client agent with `args.services` services checked by `kind`, idle: their memory.
@@ -176,7 +175,9 @@ async fn client_footprint(args: &Args, kind: &str) -> anyhow::Result<(Memory, Me
     let client_dir = tempfile::tempdir()?;
     let mut client_args = vec!["-data-dir".to_owned(), client_dir.path().display().to_string()];
     client_args.extend(member(client_ip));
+    let spawned = Instant::now();
     let client = TestAgent::start_with_config("fp-client", AgentMode::Args(client_args), config).await?;
+    let ready = spawned.elapsed();
 
     // Every check has run and passed: the client's own view says so, and the server's catalog holds them all.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -188,6 +189,11 @@ async fn client_footprint(args: &Args, kind: &str) -> anyhow::Result<(Memory, Me
         let in_catalog =
             catalog.as_array().map_or(0, |checks| checks.iter().filter(|check| check["Node"] == "fp-client").count());
         if passing == args.services && in_catalog >= args.services {
+            println!(
+                "{kind}: client ready {:.2} s after spawn, every check passing in the catalog {:.2} s after spawn",
+                ready.as_secs_f64(),
+                spawned.elapsed().as_secs_f64()
+            );
             break;
         }
         ensure!(Instant::now() < deadline, "{kind}: {passing} checks passing locally, {in_catalog} in the catalog");
