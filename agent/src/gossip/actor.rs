@@ -26,6 +26,9 @@ use tokio_util::task::TaskTracker;
 mod buddy;
 mod coords;
 pub(crate) mod keyops;
+mod suspicion;
+
+pub(crate) use suspicion::Suspicions;
 
 use super::broadcast::{Handler, Known, SharedKnown};
 use super::error::GossipError;
@@ -160,6 +163,8 @@ pub(crate) struct Actor {
     /// Reused buffer for outgoing datagrams (envelope + foca's packet).
     out: Vec<u8>,
     awareness: Awareness,
+    /// Suspicions and their confirmations, which shorten our suspicion timers (Lifeguard, `suspicion`).
+    suspicions: suspicion::Suspicions,
     /// Probe failures so far; compared around a probe tick to tell success from failure.
     probe_failures: u64,
     /// The (cluster size, health multiplier) foca's current config was built for.
@@ -226,6 +231,7 @@ impl Actor {
             notes: Vec::new(),
             out: Vec::with_capacity(super::wire::MAX_DATAGRAM),
             awareness: Awareness::default(),
+            suspicions: suspicion::Suspicions::default(),
             probe_failures: 0,
             configured: (1, 1),
             incarnation: (identity.generation, 0),
@@ -317,6 +323,10 @@ impl Actor {
             Datagram::Opened { kind: Sealed::Refuted, body, .. } => self.on_refuted(&body, from),
             Datagram::Side { kind: Sealed::Suspected, body } => self.on_suspected(body, from),
             Datagram::Side { kind: Sealed::Refuted, body } => self.on_refuted(body, from),
+            Datagram::Opened { kind: Sealed::Confirm, body, .. } => self.on_confirm(&body, from),
+            Datagram::Side { kind: Sealed::Confirm, body } => self.on_confirm(body, from),
+            Datagram::Opened { kind: Sealed::Failed, body, .. } => self.on_failed(&body, from),
+            Datagram::Side { kind: Sealed::Failed, body } => self.on_failed(body, from),
             Datagram::Side { .. } => {
                 tracing::debug!(%from, "gossip: dropped a plaintext datagram of a sealed-only kind")
             }
@@ -379,6 +389,15 @@ impl Actor {
     }
 
     fn fire_foca_timer(&mut self, timer: Timer<NodeId>) {
+        // A suspicion's timer is queued twice once confirmations shorten it (see `suspicion`): the second one, for a
+        // member already down, would only make foca send it another `TurnUndead`.
+        let suspected = match &timer {
+            Timer::ChangeSuspectToDown { member_id, incarnation, .. } => match self.member_state(member_id) {
+                Some((foca::State::Down, _)) | None => return,
+                Some(_) => Some((member_id.clone(), *incarnation)),
+            },
+            _ => None,
+        };
         // A probe tick first settles the previous probe: it reports a failure, or the probe went fine.
         let probe_tick = matches!(timer, Timer::ProbeRandomMember(_));
         let failures_before = self.probe_failures;
@@ -388,6 +407,17 @@ impl Actor {
         if probe_tick && self.probe_failures == failures_before {
             self.awareness.probe_succeeded();
         }
+        if let Some((id, incarnation)) = suspected
+            && matches!(self.member_state(&id), Some((foca::State::Down, _)))
+        {
+            self.tell_servers_failed(&id, incarnation);
+        }
+    }
+
+    /// How foca holds the member with exactly this identity: its state and refutation counter.
+    fn member_state(&self, id: &NodeId) -> Option<(foca::State, u16)> {
+        let member = self.foca.iter_membership_state().find(|member| member.id() == id)?;
+        Some((member.state(), member.incarnation()))
     }
 
     fn handle_command(&mut self, command: Command) {
@@ -457,6 +487,7 @@ impl Actor {
                 counters: &self.shared.counters,
             },
             timers: &mut self.timers,
+            suspicions: &mut self.suspicions,
             multiplier: self.awareness.multiplier(),
             notes: &mut self.notes,
             out: &mut self.out,
@@ -779,6 +810,7 @@ impl Actor {
         let now = Instant::now();
         self.timers.push(now + MAINTENANCE_PERIOD, Due::Maintenance);
         self.reap(now);
+        self.reap_suspicions();
         self.repair_metadata(now);
         self.collect_garbage(now);
     }
@@ -882,6 +914,7 @@ impl Actor {
                     tracing::debug!(multiplier = wanted.1, ?suspicion, "gossip: local health changed");
                 }
                 self.configured = wanted;
+                self.suspicions.set_expected(health::expected_confirmations(wanted.0));
                 self.shared.set_tuning(wanted.0, wanted.1);
             }
             Err(error) => tracing::warn!(%error, "gossip: cannot retune the failure detector"),

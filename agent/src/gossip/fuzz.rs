@@ -87,11 +87,8 @@ pub(crate) fn datagram(data: &[u8]) -> &'static str {
         Datagram::Opened { kind: Sealed::Foca, body, .. } => foca_packet(&body),
         Datagram::Opened { kind: Sealed::KeyRequest, body, .. } => key_request(&crypto, &body),
         Datagram::Opened { kind: Sealed::KeyResponse, body, .. } => key_response(&body),
-        Datagram::Opened {
-            kind: kind @ (Sealed::CoordPing | Sealed::CoordAck | Sealed::Suspected | Sealed::Refuted),
-            body,
-            ..
-        } => side_message(kind, &body),
+        Datagram::Opened { kind, body, .. } if kind.is_side() => side_message(kind, &body),
+        Datagram::Opened { .. } => "unknown-kind",
         Datagram::Side { kind, body } => side_message(kind, body),
         Datagram::PlaintextRefused => "plaintext-refused",
         Datagram::Unauthenticated => "unauthenticated",
@@ -113,10 +110,12 @@ fn side_message(kind: Sealed, body: &[u8]) -> &'static str {
             Ok(_) => "coordinate-ack-refused",
             Err(_) => "coordinate-ack-malformed",
         },
-        Sealed::Suspected | Sealed::Refuted => match postcard::from_bytes::<wire::Suspicion>(body) {
-            Ok(_) => "suspicion",
-            Err(_) => "suspicion-malformed",
-        },
+        Sealed::Suspected | Sealed::Refuted | Sealed::Confirm | Sealed::Failed => {
+            match postcard::from_bytes::<wire::Suspicion>(body) {
+                Ok(_) => "suspicion",
+                Err(_) => "suspicion-malformed",
+            }
+        }
         _ => "unknown-kind",
     }
 }

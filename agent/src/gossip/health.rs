@@ -13,9 +13,10 @@
 //! - suspicion 2·max(1, log10 n) periods: 1 s up to 10 members, 1.7 s at 50, 2.3 s at 200, 3 s at 1000. The member
 //!   whose probe failed tells the suspect directly (the buddy system, `actor/buddy`), so a live suspect refutes within
 //!   a round trip; before that it had to hear of the suspicion by gossip, a few rounds of 200 ms at a few hundred
-//!   members. Halving the timeout (max(1 s, log10 n periods), 1.15 s at 200) took a kill at 100 members from 3.2 s
-//!   to 2.4 s, but a 200-member run with 5 % loss on a loaded machine then saw false failures throughout, and no run
-//!   of the current timeout under the same loss exists to compare with, so it is not done (docs/performance.md,
+//!   members. This is the timeout when nobody confirms the suspicion; confirmations shorten it to half (below,
+//!   "Dynamic suspicion"). Halving it for every suspicion (max(1 s, log10 n periods), 1.15 s at 200) took a kill at
+//!   100 members from 3.2 s to 2.4 s, but a 200-member run with 5 % loss on a loaded machine then saw false failures
+//!   throughout, so the fixed timeout stays and only confirmed suspicions get the short one (docs/performance.md,
 //!   "Scale").
 //!
 //! That gives about 0.5 + 0.5 + 1.0 + 0.2 ≈ 2–2.5 s in a 5-node cluster at rest, and under 3.5 s in the worst case.
@@ -43,9 +44,26 @@
 //! the same call, so their order is kept). The suspicion timeout is recomputed with `set_config` whenever the cluster
 //! size or the multiplier changes; it applies to suspicions raised afterwards.
 //!
-//! Not done, for lack of support in foca 2.0: NACKs on indirect probes, and Lifeguard's dynamic suspicion timeout that
-//! starts long and shrinks with independent confirmations (foca does not re-gossip a suspicion another member already
-//! raised, so confirmations never reach us).
+//! # Dynamic suspicion (Lifeguard's LHA-Suspicion)
+//! Foca's suspicion timer is one our runtime schedules, so the actor can hand it back early (`actor/suspicion`).
+//! `suspect_to_down_after` stays at the timeout above, which is now the *longest* one: a suspicion nobody confirms
+//! takes exactly as long as before, so an unconfirmed false suspicion under loss or load is no more likely to become
+//! a failure than it was. Every member whose own probe of the suspect fails sends "I suspect X at incarnation i" to
+//! every other active member (`actor/buddy`); each distinct confirmer of that incarnation shortens our timeout along
+//! memberlist's curve, max − (max − min)·ln(C + 1)/ln(K + 1), with K = 2 expected confirmations (memberlist's
+//! `SuspicionMult − 2`) and min = max / 2: 2.3 s at 200 members unconfirmed, 1.57 s with one confirmation, 1.15 s
+//! with two. Half, not memberlist's sixth, because our max is already memberlist's min halved: with two independent
+//! probes failing, 1.15 s is the timeout that took N = 100 from 3.2 s to 2.4 s, now applied only where others agree.
+//! Each member probes one target per period, so a dead member is probed by about one member per period: two
+//! confirmations arrive about 1 s into the suspicion, which is when the minimum becomes reachable anyway.
+//! With fewer than two other members to confirm, K is what is left; in a two-member cluster nobody can confirm, and
+//! the timeout stays at max (memberlist would drop straight to min there).
+//! Measured (release agents on loopback, 2 loaded cores, 7 kills at N = 200): the gap between the first suspicion and
+//! the first failure went from 2.29-2.31 s in every kill to 1.14-1.58 s, and a kill left `?passing` after
+//! 2.07-3.75 s (median 2.72) instead of 3.38-4.17 s (median 3.70). With 5 % loss in namespaces at N = 100 for 3
+//! minutes, no false failure either way (docs/performance.md, "Scale").
+//!
+//! Not done, for lack of support in foca 2.0: NACKs on indirect probes.
 
 use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
 use std::time::Duration;
@@ -58,8 +76,11 @@ use super::wire::MAX_PACKET;
 pub(crate) const PROBE_PERIOD: Duration = Duration::from_millis(500);
 /// How long a direct probe waits for its ack before asking others to probe indirectly.
 pub(crate) const PROBE_RTT: Duration = Duration::from_millis(200);
-/// Suspicion lasts this many probe periods times max(1, log10 n).
+/// Suspicion lasts this many probe periods times max(1, log10 n) when nobody confirms it.
 const SUSPICION_MULT: f64 = 2.0;
+/// Independent confirmations that bring a suspicion's timeout down to its minimum (memberlist's `SuspicionMult − 2`
+/// with its default multiplier of 4).
+pub(crate) const SUSPICION_CONFIRMATIONS: u32 = 2;
 /// Each update is piggybacked this many times per order of magnitude of the cluster size (memberlist's
 /// `RetransmitMult`).
 const RETRANSMIT_MULT: f64 = 4.0;
@@ -101,6 +122,28 @@ pub(crate) fn suspicion_timeout(cluster_size: u32) -> Duration {
     let millis = SUSPICION_MULT * scale * PROBE_PERIOD.as_secs_f64() * 1000.0;
     // An `as` cast saturates; the value is finite and at most a few seconds anyway.
     Duration::from_millis(millis as u64)
+}
+
+/// How many confirmations a suspicion can expect in a cluster of `cluster_size` (ourselves included):
+/// [`SUSPICION_CONFIRMATIONS`], or fewer when fewer members than that are left besides the suspect and ourselves.
+pub(crate) fn expected_confirmations(cluster_size: u32) -> u32 {
+    SUSPICION_CONFIRMATIONS.min(cluster_size.saturating_sub(2))
+}
+
+/// Lifeguard's dynamic suspicion timeout: `max` with no confirmation, down to `max / 2` once `expected` distinct
+/// members have confirmed, along memberlist's curve max − (max − min)·ln(C + 1)/ln(K + 1).
+///
+/// With nothing to expect (a cluster of two) the timeout stays at `max`: no confirmation can come, and memberlist's
+/// choice there (jump straight to the minimum) would halve the timeout of the smallest clusters on no evidence.
+pub(crate) fn confirmed_suspicion_timeout(max: Duration, confirmations: u32, expected: u32) -> Duration {
+    if expected == 0 {
+        return max;
+    }
+    let min = max / 2;
+    let fraction = f64::from(confirmations.min(expected) + 1).ln() / f64::from(expected + 1).ln();
+    let shortened = max.as_secs_f64() - (max - min).as_secs_f64() * fraction;
+    // At least `min`, whatever rounding does; the value is finite and at most `max`.
+    Duration::from_secs_f64(shortened).max(min)
 }
 
 /// How often to run a push/pull with a random member.
@@ -167,6 +210,20 @@ mod tests {
         assert_eq!(suspicion_timeout(10), Duration::from_secs(1));
         assert_eq!(suspicion_timeout(100), Duration::from_secs(2));
         assert_eq!(suspicion_timeout(1000), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn confirmations_shorten_suspicion_from_max_to_half_along_a_log_curve() {
+        let max = Duration::from_millis(2300);
+        assert_eq!(confirmed_suspicion_timeout(max, 0, 2), max, "unconfirmed: today's timeout");
+        // max − (max − min)·ln 2/ln 3 = 2300 − 1150·0.631 = 1574.4 ms.
+        let one = confirmed_suspicion_timeout(max, 1, 2);
+        assert!(one > Duration::from_millis(1574) && one < Duration::from_millis(1575), "{one:?}");
+        assert_eq!(confirmed_suspicion_timeout(max, 2, 2), max / 2);
+        assert_eq!(confirmed_suspicion_timeout(max, 9, 2), max / 2, "never below the minimum");
+        assert_eq!(confirmed_suspicion_timeout(max, 3, 0), max, "nobody could confirm: no shortening");
+        assert_eq!(confirmed_suspicion_timeout(max, 1, 1), max / 2);
+        assert_eq!((expected_confirmations(2), expected_confirmations(3), expected_confirmations(200)), (0, 1, 2));
     }
 
     #[test]

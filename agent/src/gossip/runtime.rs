@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::Counters;
 use super::actor::Due;
+use super::actor::Suspicions;
 use super::identity::NodeId;
 use super::keyring::{Crypto, Key};
 use super::timers::TimerQueue;
@@ -32,6 +33,8 @@ pub(crate) enum Note {
 pub(crate) struct Io<'a> {
     pub(crate) out_socket: Outbound<'a>,
     pub(crate) timers: &'a mut TimerQueue<Due>,
+    /// Confirmed suspicions, which may hand a `ChangeSuspectToDown` over earlier than foca asked.
+    pub(crate) suspicions: &'a mut Suspicions,
     /// The local-health multiplier, fixed for the call so a probe's two timers are stretched alike.
     pub(crate) multiplier: u32,
     pub(crate) notes: &'a mut Vec<Note>,
@@ -57,8 +60,7 @@ impl Outbound<'_> {
     /// foca packet or a coordinate message in plaintext otherwise. Keyring messages never go out in plaintext.
     pub(crate) fn send(&self, out: &mut Vec<u8>, kind: Sealed, data: &[u8], to: SocketAddr, with: Option<&Key>) {
         out.clear();
-        let plain_side = matches!(kind, Sealed::CoordPing | Sealed::CoordAck | Sealed::Suspected | Sealed::Refuted)
-            && !self.crypto.seals_outgoing();
+        let plain_side = kind.is_side() && !self.crypto.seals_outgoing();
         let datagram = if plain_side {
             out.extend_from_slice(self.envelope);
             out[2] = super::wire::SIDE;
@@ -126,6 +128,14 @@ impl foca::Runtime<NodeId> for Io<'_> {
             Timer::ProbeRandomMember(_) | Timer::SendIndirectProbe { .. } => after * self.multiplier,
             _ => after,
         };
-        self.timers.push(Instant::now() + after, Due::Foca(event));
+        let now = Instant::now();
+        // Lifeguard's dynamic suspicion: foca asked for the longest timeout; confirmations that already arrived
+        // hand it the same timer earlier too (the later one then finds the member down and is skipped).
+        if matches!(event, Timer::ChangeSuspectToDown { .. })
+            && let Some(early) = self.suspicions.start(&event, after, now)
+        {
+            self.timers.push(early.max(now), Due::Foca(event.clone()));
+        }
+        self.timers.push(now + after, Due::Foca(event));
     }
 }

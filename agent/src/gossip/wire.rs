@@ -71,6 +71,11 @@ pub(crate) enum Sealed {
     Suspected = 5,
     /// A [`Suspicion`] answered by the member it was about, with the incarnation that refutes it.
     Refuted = 6,
+    /// A [`Suspicion`] sent to every other member by one whose own probe of the suspect failed: a Lifeguard
+    /// confirmation, which shortens the receivers' suspicion timeout.
+    Confirm = 7,
+    /// A [`Suspicion`] whose timeout ran out at the sender, sent straight to the servers: the member is down.
+    Failed = 8,
 }
 
 impl Sealed {
@@ -83,8 +88,24 @@ impl Sealed {
             4 => Some(Sealed::CoordAck),
             5 => Some(Sealed::Suspected),
             6 => Some(Sealed::Refuted),
+            7 => Some(Sealed::Confirm),
+            8 => Some(Sealed::Failed),
             _ => None,
         }
+    }
+
+    /// Whether this kind may travel in plaintext on the side envelope when gossip is not encrypted: the coordinate
+    /// and suspicion messages; foca packets have their own envelope, keyring messages are never sent in plaintext.
+    pub(crate) fn is_side(self) -> bool {
+        matches!(
+            self,
+            Sealed::CoordPing
+                | Sealed::CoordAck
+                | Sealed::Suspected
+                | Sealed::Refuted
+                | Sealed::Confirm
+                | Sealed::Failed
+        )
     }
 }
 
@@ -125,9 +146,7 @@ pub(crate) fn open_datagram<'a>(
         }
         return match side.split_first() {
             Some((&byte, body)) => match Sealed::from_byte(byte) {
-                Some(kind @ (Sealed::CoordPing | Sealed::CoordAck | Sealed::Suspected | Sealed::Refuted)) => {
-                    Datagram::Side { kind, body }
-                }
+                Some(kind) if kind.is_side() => Datagram::Side { kind, body },
                 _ => Datagram::UnknownKind,
             },
             None => Datagram::UnknownKind,
@@ -179,7 +198,9 @@ pub(crate) struct CoordAck {
 
 /// Lifeguard's buddy system (see `actor/buddy`): "you are suspected at this incarnation", sent by the member whose
 /// probe failed to the suspect ([`Sealed::Suspected`]), and "this incarnation refutes it", the suspect's answer
-/// ([`Sealed::Refuted`]).
+/// ([`Sealed::Refuted`]). The same record is "my probe of it failed too" to the other members ([`Sealed::Confirm`])
+/// and "my suspicion of it timed out: it is down" to the servers ([`Sealed::Failed`]); the sender of those two is
+/// whoever the datagram's source address belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Suspicion {
     /// The suspected member's name and generation: a suspicion about an earlier life is not ours to refute.

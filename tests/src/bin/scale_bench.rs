@@ -4,7 +4,9 @@
 //! to converge, a `kill -9`ed client's time out of `?passing` and out of every agent's DNS, one failed check's time out
 //! of every agent's DNS, gossip bytes/s per agent, and RSS per agent; then, per N, where the kill's seconds went
 //! (first suspicion, the leader's suspicion and failure and its `serfHealth` write, from the agents' logs; `?passing`;
-//! the first, median and last agent's DNS).
+//! the first, median and last agent's DNS). `--kills K` kills K clients one after another in the same cluster (each
+//! once the previous one is out of every agent's DNS), for K detection samples per start: the table row shows the
+//! first, the breakdown one row per kill.
 //!
 //! `... -- gossip --n 50 --netns --loss 5 --duration 600`: a network namespace per agent with 5 % loss on every link
 //! (netem, or iptables when the kernel lacks `sch_netem`; the table says which), then a count of false `failed`
@@ -57,6 +59,9 @@ enum Mode {
         /// With --netns: how long to watch for false `failed` members, in seconds.
         #[arg(long, default_value_t = 60)]
         duration: u64,
+        /// Clients to kill one after another per cluster (loopback mode), each a detection sample.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=20))]
+        kills: u64,
     },
     /// Server memory per instance and DNS p99 against catalog size.
     Catalog {
@@ -89,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
     match args.mode {
-        Mode::Gossip { n, servers, netns, loss, duration } => {
+        Mode::Gossip { n, servers, netns, loss, duration, kills } => {
             let n_servers = usize::try_from(servers)?;
             if netns {
                 for n_agents in n {
@@ -110,10 +115,11 @@ async fn main() -> anyhow::Result<()> {
             );
             let mut breakdowns = Vec::new();
             for n_agents in n {
-                let (row, breakdown) =
-                    gossip_run(n_agents, n_servers).await.with_context(|| format!("N = {n_agents}"))?;
+                let (row, breakdown) = gossip_run(n_agents, n_servers, usize::try_from(kills)?)
+                    .await
+                    .with_context(|| format!("N = {n_agents}"))?;
                 println!("{row}");
-                breakdowns.push(breakdown);
+                breakdowns.extend(breakdown);
             }
             println!("\nwhere a kill's seconds went (from the kill; '-' when no agent logged it):");
             println!(
@@ -141,40 +147,52 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One loopback cluster of `n_agents`: every figure of a table row, and the row of the kill's breakdown.
-async fn gossip_run(n_agents: usize, n_servers: usize) -> anyhow::Result<(String, String)> {
-    anyhow::ensure!(n_agents > n_servers + 2, "N must leave at least 3 clients");
+/// One loopback cluster of `n_agents`: every figure of a table row (the first kill's), and one breakdown row per kill.
+async fn gossip_run(n_agents: usize, n_servers: usize, kills: usize) -> anyhow::Result<(String, Vec<String>)> {
+    anyhow::ensure!(n_agents > n_servers + kills + 2, "N must leave at least 2 clients besides the victims");
     let options = ScaleOptions { n_servers, n_clients: n_agents - n_servers, ..ScaleOptions::default() };
     let Start::Started(mut cluster) = ScaleCluster::start(&options).await? else { bail!("loopback never skips") };
     let converged = cluster.wait_converged(PHASE_TIMEOUT).await?;
     cluster.register_services(PHASE_TIMEOUT).await?;
     let first_client = cluster.first_client();
-    let (victim, target) = (first_client + 1, first_client + 2);
-    cluster.wait_in_dns(victim, PHASE_TIMEOUT).await?;
-    cluster.wait_in_dns(target, PHASE_TIMEOUT).await?;
+    // The target of the check change first, then the victims, none of them the first client.
+    let target = first_client + 1;
+    let victims: Vec<usize> = (first_client + 2..first_client + 2 + kills).collect();
+    for idx in std::iter::once(target).chain(victims.iter().copied()) {
+        cluster.wait_in_dns(idx, PHASE_TIMEOUT).await?;
+    }
     // Quiet traffic: no polling while the counters run.
     let gossip = cluster.gossip_bytes_per_sec(Duration::from_secs(10)).await;
     let memory = cluster.memory_kib();
-    let kill = cluster.kill_detection(victim, PHASE_TIMEOUT).await?;
+    let mut killed = Vec::new();
+    for victim in victims {
+        killed.push(cluster.kill_detection(victim, PHASE_TIMEOUT).await?);
+    }
     let change = cluster.propagation(target, PHASE_TIMEOUT).await?;
     let (server_memory, client_memory) = memory.split_at(n_servers.min(memory.len()));
     let gossip = gossip.map_or_else(|| "n/a".to_owned(), |bytes| format!("{bytes:.0}"));
     let secs =
         |time: Option<Duration>| time.map_or_else(|| "-".to_owned(), |time| format!("{:.2}", time.as_secs_f64()));
-    let log = kill.log;
-    let breakdown = format!(
-        "{:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        n_agents,
-        secs(log.first_suspect),
-        secs(log.leader_suspect),
-        secs(log.first_failed),
-        secs(log.leader_failed),
-        secs(log.leader_marks_critical),
-        secs(Some(kill.out_of_passing)),
-        secs(Some(kill.dns_first)),
-        secs(Some(kill.dns_median)),
-        secs(Some(kill.out_of_dns)),
-    );
+    let breakdown = killed
+        .iter()
+        .map(|kill| {
+            let log = &kill.log;
+            format!(
+                "{:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                n_agents,
+                secs(log.first_suspect),
+                secs(log.leader_suspect),
+                secs(log.first_failed),
+                secs(log.leader_failed),
+                secs(log.leader_marks_critical),
+                secs(Some(kill.out_of_passing)),
+                secs(Some(kill.dns_first)),
+                secs(Some(kill.dns_median)),
+                secs(Some(kill.out_of_dns)),
+            )
+        })
+        .collect();
+    let kill = killed.first().context("at least one kill")?;
     let row = format!(
         "{:>4} {:>8.2} {:>12.2} {:>12.2} {:>12.2} {:>14} {:>20} {:>20}",
         n_agents,

@@ -1,5 +1,5 @@
-//! Lifeguard's buddy system: the member whose probe failed tells the suspect straight away, so a live suspect refutes
-//! within a round trip instead of when gossip happens to reach it.
+//! Lifeguard's buddy system and suspicion confirmations: what a member whose probe failed tells the suspect, the other
+//! members and, once its suspicion times out, the servers.
 //!
 //! Foca marks a member suspect when our probe of it fails and spreads the suspicion by piggybacking, like any update.
 //! The suspect learns of it only when some message carrying it reaches it, which in a large cluster takes a few
@@ -16,18 +16,33 @@
 //!
 //! Each message goes out [`COPIES`] times: a lost one only falls back on gossip, but the point is to beat it.
 //! A dead suspect answers nothing, so detection is unchanged; the cost is four small datagrams per failed probe.
+//!
+//! **Confirmations** (Lifeguard's dynamic suspicion, `suspicion`): the prober also sends the suspicion to every other
+//! active member, once each. Foca never re-gossips a suspicion another member already raised, so this is the only way
+//! a member holding a suspicion timer learns that others' probes fail too. Direct datagrams rather than a custom
+//! broadcast: piggybacked gossip reaches a given member after a few 200 ms rounds at a few hundred members, about
+//! as long as the shortened timeout itself, while a failed probe is rare enough (a dead member, or a probe and all
+//! three indirect probes lost) that one datagram per member is cheap. A lost confirmation only leaves a timer longer.
+//!
+//! **Failures to the servers**: the member whose timer declares a suspect down sends that straight to every server
+//! ([`COPIES`] times), which apply it through foca as if gossip had brought it, so the leader's `serfHealth` write
+//! does not wait for the gossip rounds that carry the news to it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use super::super::Role;
+use super::super::identity::NodeId;
 use super::super::wire::{Sealed, Suspicion};
 use super::Actor;
+use super::Due;
 
 /// How many times each buddy message is sent: with 5 % loss per datagram, two copies lose both 0.25 % of the time.
 const COPIES: usize = 2;
 
 impl Actor {
-    /// Our probe of `id` failed: if foca now holds it suspect, tell it.
-    pub(super) fn tell_suspect(&mut self, id: &super::NodeId) {
+    /// Our probe of `id` failed: if foca now holds it suspect, tell it, and tell every other member our probe failed.
+    pub(super) fn tell_suspect(&mut self, id: &NodeId) {
         let Some(member) = self.foca.iter_membership_state().find(|member| member.id() == id) else { return };
         if member.state() != foca::State::Suspect {
             return;
@@ -35,6 +50,9 @@ impl Actor {
         let suspicion =
             Suspicion { name: id.name.to_string(), generation: id.generation, incarnation: member.incarnation() };
         self.send_suspicion(Sealed::Suspected, &suspicion, id.addr);
+        let others: Vec<SocketAddr> =
+            self.foca.iter_members().map(|member| member.id().addr).filter(|addr| *addr != id.addr).collect();
+        self.send_to_each(Sealed::Confirm, &suspicion, &others, 1);
     }
 
     /// A member suspects us: refute through foca and answer with the incarnation that refutes it.
@@ -83,14 +101,101 @@ impl Actor {
         }
     }
 
+    /// Another member's probe of a suspect failed too: one more confirmation, which may bring our timer forward.
+    pub(super) fn on_confirm(&mut self, body: &[u8], from: SocketAddr) {
+        let Some((confirmer, suspicion, suspect)) = self.checked_suspicion(body, from) else { return };
+        let life = (suspect.generation, suspicion.incarnation);
+        if let Some((deadline, timer)) = self.suspicions.confirm(&suspect.name, life, &confirmer) {
+            tracing::debug!(member = %suspect.name, confirmer = %confirmer, "gossip: suspicion confirmed");
+            // Never in the past: a timer that looks late would count against our own local health.
+            self.timers.push(deadline.max(tokio::time::Instant::now()), Due::Foca(timer));
+        }
+    }
+
+    /// A member's suspicion timed out: the suspect is down, as gossip would tell us a little later.
+    pub(super) fn on_failed(&mut self, body: &[u8], from: SocketAddr) {
+        let Some((sender, suspicion, suspect)) = self.checked_suspicion(body, from) else { return };
+        tracing::debug!(member = %suspect.name, from = %sender, "gossip: told directly that a member failed");
+        let down = foca::Member::new(suspect, suspicion.incarnation, foca::State::Down);
+        if let Err(error) = self.with_foca(|foca, io| foca.apply_many(std::iter::once(down), true, io)) {
+            tracing::debug!(%from, %error, "gossip: applying a failure");
+        }
+    }
+
+    /// Our timer declared `id` down: tell the servers at once.
+    pub(super) fn tell_servers_failed(&mut self, id: &NodeId, incarnation: u16) {
+        let suspicion = Suspicion { name: id.name.to_string(), generation: id.generation, incarnation };
+        let known = self.known.lock();
+        let servers: Vec<SocketAddr> = self
+            .foca
+            .iter_members()
+            .filter(|member| known.meta(&member.id().name).is_some_and(|(_, meta)| meta.role == Role::Server))
+            .map(|member| member.id().addr)
+            .collect();
+        drop(known);
+        tracing::debug!(member = %id.name, servers = servers.len(), "gossip: telling the servers a member failed");
+        self.send_to_each(Sealed::Failed, &suspicion, &servers, COPIES);
+    }
+
+    /// Drops the suspicions foca no longer holds: the member is gone, down, in another life, or refuted.
+    pub(super) fn reap_suspicions(&mut self) {
+        let foca = &self.foca;
+        self.suspicions.retain(|name, (generation, incarnation)| {
+            foca.iter_membership_state().any(|member| {
+                *member.id().name == *name
+                    && member.id().generation == generation
+                    && member.state() != foca::State::Down
+                    && member.incarnation() <= incarnation
+            })
+        });
+    }
+
+    /// A confirmation or failure as we accept it: from a live member (its name) other than the suspect and us, about
+    /// a life of the suspect foca holds, not down and not refuted past the counter named.
+    fn checked_suspicion(&self, body: &[u8], from: SocketAddr) -> Option<(Arc<str>, Suspicion, NodeId)> {
+        let Ok(suspicion) = postcard::from_bytes::<Suspicion>(body) else {
+            tracing::debug!(%from, "gossip: dropped a malformed suspicion");
+            return None;
+        };
+        if self.left || *self.foca.identity().name == suspicion.name {
+            return None;
+        }
+        let sender = self.foca.iter_members().find(|member| member.id().addr == from)?.id().name.clone();
+        let suspect = self.foca.iter_membership_state().find(|member| {
+            *member.id().name == suspicion.name
+                && member.id().generation == suspicion.generation
+                && member.state() != foca::State::Down
+                && member.incarnation() <= suspicion.incarnation
+        })?;
+        if *sender == suspicion.name {
+            return None;
+        }
+        let suspect = suspect.id().clone();
+        Some((sender, suspicion, suspect))
+    }
+
     fn send_suspicion(&mut self, kind: Sealed, suspicion: &Suspicion, to: SocketAddr) {
-        match postcard::to_stdvec(suspicion) {
-            Ok(encoded) => {
-                for _ in 0..COPIES {
-                    self.outbound().send(&mut Vec::new(), kind, &encoded, to, None);
-                }
+        self.send_to_each(kind, suspicion, &[to], COPIES);
+    }
+
+    /// Sends `suspicion` as `kind` to each of `targets`, `copies` times.
+    fn send_to_each(&mut self, kind: Sealed, suspicion: &Suspicion, targets: &[SocketAddr], copies: usize) {
+        let encoded = match postcard::to_stdvec(suspicion) {
+            Ok(encoded) => encoded,
+            Err(error) => {
+                tracing::warn!(%error, "gossip: cannot encode a suspicion");
+                return;
             }
-            Err(error) => tracing::warn!(%error, "gossip: cannot encode a suspicion"),
+        };
+        let mut buffer = Vec::new();
+        let outbound = self.outbound();
+        for to in targets {
+            for _ in 0..copies {
+                outbound.send(&mut buffer, kind, &encoded, *to, None);
+            }
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -127,6 +127,25 @@ fn frame_seeds_reach_the_merge_and_are_committed() {
     check_seeds("gossip_frame", frame_seeds(), frame);
 }
 
+/// The suspicion messages (buddy, confirmation, failure) reach their decoder both sealed and on the side envelope;
+/// they are not committed seeds, since the corpus lives outside the gossip module.
+#[test]
+fn every_suspicion_kind_reaches_its_decoder_sealed_and_in_plaintext() {
+    let suspicion = wire::Suspicion { name: "peer".into(), generation: 7, incarnation: 2 };
+    let mut side_envelope = wire::envelope(DATACENTER);
+    side_envelope[2] = wire::SIDE;
+    let sealed_mode = ENCRYPTED | VERIFY_INCOMING | HARNESS_SEALS;
+    for kind in [Sealed::Suspected, Sealed::Refuted, Sealed::Confirm, Sealed::Failed] {
+        let sealed = with_mode(sealed_mode, &[&[kind as u8], &encoded(&suspicion)]);
+        assert_eq!(datagram(&sealed), "suspicion", "{kind:?} sealed");
+        let plain = with_mode(0, &[&side_envelope, &[kind as u8], &encoded(&suspicion)]);
+        assert_eq!(datagram(&plain), "suspicion", "{kind:?} in plaintext");
+        let refused = with_mode(ENCRYPTED | VERIFY_INCOMING, &[&side_envelope, &[kind as u8], &encoded(&suspicion)]);
+        assert_eq!(datagram(&refused), "plaintext-refused", "{kind:?} in plaintext to an encrypted agent");
+        assert_eq!(datagram(&with_mode(sealed_mode, &[&[kind as u8], &[0xff]])), "suspicion-malformed");
+    }
+}
+
 #[test]
 fn a_sealed_datagram_under_another_key_or_with_encryption_off_is_unauthenticated() {
     let sealer = Crypto::new(Some(Encryption {
