@@ -10,6 +10,8 @@
 //! - `identity`: foca's identity type; `broadcast`: metadata, leave intents and user events; `wire`: every byte format.
 //! - `health`: the failure-detector tuning and the Lifeguard local-health multiplier, with the reasoning behind them.
 //!   `actor/buddy`: the prober tells a suspect directly, so a live one refutes within a round trip.
+//!   `actor/suspicion`: Lifeguard's dynamic suspicion timeout, shortened as other members confirm a suspicion; the
+//!   member that declares a failure sends it straight to the servers.
 //! - `timers`: the actor's deadline queue.
 //! - `keyring`: gossip encryption (AES-GCM sealing of every datagram and frame) and the keyring file;
 //!   `actor/keyops`: keyring operations fanned out to every alive member.
