@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use clap::Parser;
@@ -257,7 +257,19 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM first: nginx's master stops its workers on TERM, while a master killed outright leaves them running.
     fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        if Command::new("kill").args(["-TERM", &pid]).status().is_ok_and(|status| status.success()) {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                match self.child.try_wait() {
+                    Ok(Some(_)) => return,
+                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                    Err(_) => break,
+                }
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
