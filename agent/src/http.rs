@@ -224,7 +224,7 @@ impl std::ops::Deref for Api {
 
 /// The full router.
 pub fn router(api: Api) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/v1/status/leader", get(status::leader))
         .route("/v1/status/peers", get(status::peers))
         .route("/v1/kv", get(kv::get).put(kv::put).delete(kv::delete))
@@ -348,12 +348,18 @@ pub fn router(api: Api) -> Router {
         // The web UI checks its parameters with its own layer, since its routes sit under a configurable path.
         .merge(ui::routes(&api))
         // Outside the parameter check, so a refused request is timed too.
-        .route_layer(axum::middleware::from_fn(metrics::layer))
+        .route_layer(axum::middleware::from_fn_with_state(Arc::new(metrics::RouteTimers::default()), metrics::layer))
         .fallback(reply::not_found)
         .method_not_allowed_fallback(reply::method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_SIZE))
-        .layer(axum::middleware::from_fn_with_state(api.acl.clone(), caller::layer))
-        .with_state(api)
+        .layer(DefaultBodyLimit::max(MAX_BODY_SIZE));
+    // A `from_fn` layer boxes and clones the service inside it for every request; with ACLs off the caller layer
+    // would only pass each request on (`caller::layer`), so it is left out rather than paid for.
+    let router = if api.acl.enabled() {
+        router.layer(axum::middleware::from_fn_with_state(api.acl.clone(), caller::layer))
+    } else {
+        router
+    };
+    router.with_state(api)
 }
 
 /// Serves the API on an already-bound listener until `shutdown` fires, then lets in-flight requests finish.

@@ -3,9 +3,9 @@
 //! that times every request as Consul does: `consul.api.http` labelled with the method and the route's pattern
 //! (`v1_kv_` for `/v1/kv/{*key}`, as Consul's mux prefix `/v1/kv/` reads), plus `roster.api.http.responses_total` by status.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
-use std::sync::{LazyLock, PoisonError, RwLock};
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
@@ -66,15 +66,58 @@ pub async fn stream(State(api): State<Api>) -> ApiResult {
 }
 
 /// Times one request under its route's pattern; runs for matched routes only, as Consul's mux does.
-pub async fn layer(path: MatchedPath, request: Request, next: Next) -> Response {
+pub async fn layer(
+    State(timers): State<Arc<RouteTimers>>,
+    path: MatchedPath,
+    request: Request,
+    next: Next,
+) -> Response {
     let start = Instant::now();
-    let method = method_label(request.method());
-    let path = intern(&consul_path(path.as_str()));
+    let timer = timers.timer(request.method(), path.as_str());
     let response = next.run(request).await;
-    let millis = start.elapsed().as_secs_f64() * 1000.0;
-    metrics::histogram!("consul.api.http", "method" => method, "path" => path).record(millis);
-    metrics::counter!("roster.api.http.responses_total", "code" => intern(response.status().as_str())).increment(1);
+    timer.record(start.elapsed().as_secs_f64() * 1000.0);
+    timers.responses(response.status()).increment(1);
     response
+}
+
+/// The metric handles `layer` records into, made on the first request of each route, method and status. The
+/// `histogram!`/`counter!` macros build the labelled key and look it up in the recorder's registry (hashing, a
+/// shard lock, a reference count) on every call; a route's label also had to be derived and interned per request.
+#[derive(Default)]
+pub struct RouteTimers {
+    /// `consul.api.http` by route pattern, then by method label.
+    by_route: RwLock<HashMap<String, Vec<(&'static str, metrics::Histogram)>>>,
+    /// `roster.api.http.responses_total` by status code.
+    by_status: RwLock<HashMap<StatusCode, metrics::Counter>>,
+}
+
+impl RouteTimers {
+    fn timer(&self, method: &axum::http::Method, route: &str) -> metrics::Histogram {
+        let method = method_label(method);
+        let known = self
+            .by_route
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(route)
+            .and_then(|timers| timers.iter().find(|(label, _)| *label == method).map(|(_, timer)| timer.clone()));
+        if let Some(timer) = known {
+            return timer;
+        }
+        let path = intern(&consul_path(route));
+        let timer = metrics::histogram!("consul.api.http", "method" => method, "path" => path);
+        let mut by_route = self.by_route.write().unwrap_or_else(PoisonError::into_inner);
+        by_route.entry(route.to_owned()).or_default().push((method, timer.clone()));
+        timer
+    }
+
+    fn responses(&self, status: StatusCode) -> metrics::Counter {
+        if let Some(counter) = self.by_status.read().unwrap_or_else(PoisonError::into_inner).get(&status) {
+            return counter.clone();
+        }
+        let counter = metrics::counter!("roster.api.http.responses_total", "code" => intern(status.as_str()));
+        self.by_status.write().unwrap_or_else(PoisonError::into_inner).insert(status, counter.clone());
+        counter
+    }
 }
 
 fn recorder(api: &Api) -> Result<&roster_metrics::Metrics, ApiError> {
@@ -129,7 +172,11 @@ fn intern(value: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::consul_path;
+    use std::time::Duration;
+
+    use axum::http::{Method, StatusCode};
+
+    use super::{RouteTimers, consul_path};
 
     #[test]
     fn route_labels_are_consuls_mux_patterns() {
@@ -137,5 +184,39 @@ mod tests {
         assert_eq!(consul_path("/v1/kv"), "v1_kv");
         assert_eq!(consul_path("/v1/agent/self"), "v1_agent_self");
         assert_eq!(consul_path("/v1/query/{id}/execute"), "v1_query_");
+    }
+
+    /// The value of the Prometheus line that starts with `name` and carries every label in `labels`.
+    fn exposed(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+        text.lines()
+            .filter(|line| line.starts_with(name) && labels.iter().all(|label| line.contains(label)))
+            .find_map(|line| line.rsplit(' ').next()?.parse().ok())
+    }
+
+    #[test]
+    fn cached_timers_record_under_the_route_method_and_status_labels() {
+        let config = roster_metrics::Config { prometheus_retention: Duration::from_secs(60), ..Default::default() };
+        let (metrics, recorder) = roster_metrics::Metrics::local(&config).expect("a recorder without sinks");
+        metrics::with_local_recorder(&recorder, || {
+            let timers = RouteTimers::default();
+            // The second request of a route and method takes the handle the first one made.
+            timers.timer(&Method::GET, "/v1/kv/{*key}").record(1.0);
+            timers.timer(&Method::GET, "/v1/kv/{*key}").record(3.0);
+            timers.timer(&Method::PUT, "/v1/kv/{*key}").record(2.0);
+            timers.timer(&Method::GET, "/v1/health/service/{*name}").record(4.0);
+            timers.responses(StatusCode::OK).increment(1);
+            timers.responses(StatusCode::OK).increment(1);
+            timers.responses(StatusCode::NOT_FOUND).increment(1);
+        });
+        let text = metrics.prometheus().expect("the exposition is on");
+        let kv_get = ["method=\"GET\"", "path=\"v1_kv_\""];
+        assert_eq!(exposed(&text, "consul_api_http_count", &kv_get), Some(2.0), "{text}");
+        assert_eq!(exposed(&text, "consul_api_http_sum", &kv_get), Some(4.0), "{text}");
+        let kv_put = ["method=\"PUT\"", "path=\"v1_kv_\""];
+        assert_eq!(exposed(&text, "consul_api_http_count", &kv_put), Some(1.0), "{text}");
+        let health = ["method=\"GET\"", "path=\"v1_health_service_\""];
+        assert_eq!(exposed(&text, "consul_api_http_count", &health), Some(1.0), "{text}");
+        assert_eq!(exposed(&text, "roster_api_http_responses_total", &["code=\"200\""]), Some(2.0), "{text}");
+        assert_eq!(exposed(&text, "roster_api_http_responses_total", &["code=\"404\""]), Some(1.0), "{text}");
     }
 }
