@@ -40,4 +40,6 @@ pub mod reload;
 mod rpc_tls;
 pub mod run;
 mod telemetry;
+#[cfg(test)]
+mod test_server;
 mod tls_reload;

@@ -69,27 +69,13 @@ fn the_store_never_prints_a_secret() {
 /// whose policy `p1` has `rules`.
 async fn cluster_with_token(rules: &str) -> (roster_server::Server, crate::backend::Backend) {
     use roster_kv::{AclLink, AclToken, Command};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let rpc = listener.local_addr().expect("addr");
     let settings = roster_server::AclSettings {
         default_policy: roster_acl::DefaultPolicy::Deny,
         enable_key_list_policy: false,
         datacenter: "dc1".into(),
     };
-    let config = roster_server::Config {
-        node_id: 1,
-        data_dir: None,
-        rpc_listener: listener,
-        rpc_advertise: rpc,
-        bootstrap: true,
-        acl: Some(settings),
-        tls: None,
-        limits: roster_server::RpcLimits::default(),
-        raft_multiplier: 5,
-    };
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let server = roster_server::Server::start(config, shutdown.clone()).await.expect("server starts");
-    server.wait_for_leader(std::time::Duration::from_secs(10)).await.expect("leader");
+    let server = crate::test_server::start(Some(settings)).await;
+    let rpc = server.rpc_addr();
     set_policy(&server, rules).await;
     let token = AclToken {
         accessor_id: "a1".into(),
@@ -98,7 +84,7 @@ async fn cluster_with_token(rules: &str) -> (roster_server::Server, crate::backe
         ..AclToken::default()
     };
     server.write(Command::AclTokenSet(Box::new(token))).await.expect("token");
-    let remote = roster_server::Remote::new(shutdown.child_token());
+    let remote = roster_server::Remote::new(tokio_util::sync::CancellationToken::new());
     remote.set_servers(vec![rpc]);
     (server, crate::backend::Backend::Remote(remote))
 }

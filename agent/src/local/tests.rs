@@ -143,21 +143,7 @@ fn saved_allocation_services_and_their_checks_are_forgotten_at_load_and_nothing_
 
 /// A single-server cluster in memory and a `Local` for node `n1` writing to it, with its `local.json` in `dir`.
 async fn local_on_a_server(dir: &Path) -> (roster_server::Server, Local) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let rpc = listener.local_addr().expect("addr");
-    let config = roster_server::Config {
-        node_id: 1,
-        data_dir: None,
-        rpc_listener: listener,
-        rpc_advertise: rpc,
-        bootstrap: true,
-        acl: None,
-        tls: None,
-        limits: roster_server::RpcLimits::default(),
-        raft_multiplier: 5,
-    };
-    let server = roster_server::Server::start(config, CancellationToken::new()).await.expect("server starts");
-    server.wait_for_leader(Duration::from_secs(10)).await.expect("leader");
+    let server = crate::test_server::start(None).await;
     let node = Node { node: "n1".into(), address: "127.0.0.1".into(), ..Node::default() };
     let local = Local::load(Backend::Local(server.clone()), node, Some(dir)).expect("load");
     (server, local)
