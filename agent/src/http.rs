@@ -50,6 +50,7 @@ pub mod input;
 mod job;
 mod keyring;
 mod kv;
+mod layer;
 mod members;
 mod metrics;
 mod monitor;
@@ -224,6 +225,7 @@ impl std::ops::Deref for Api {
 
 /// The full router.
 pub fn router(api: Api) -> Router {
+    let timers = Arc::new(metrics::RouteTimers::default());
     let router = Router::new()
         .route("/v1/status/leader", get(status::leader))
         .route("/v1/status/peers", get(status::peers))
@@ -343,12 +345,11 @@ pub fn router(api: Api) -> Router {
         .route("/v1/query/{id}", get(prepared_query::get).put(prepared_query::update).delete(prepared_query::delete))
         .route("/v1/query/{id}/execute", get(prepared_query::execute))
         .route("/v1/query/{id}/explain", get(prepared_query::explain))
-        // After every route: each request's parameters are checked against its route's list before its handler runs.
-        .route_layer(axum::middleware::from_fn_with_state(api.info.clone(), params::layer))
-        // The web UI checks its parameters with its own layer, since its routes sit under a configurable path.
-        .merge(ui::routes(&api))
-        // Outside the parameter check, so a refused request is timed too.
-        .route_layer(axum::middleware::from_fn_with_state(Arc::new(metrics::RouteTimers::default()), metrics::layer))
+        // After every route: each request is timed, and its parameters checked against its route's list before its
+        // handler runs.
+        .route_layer(layer::ApiLayer::api(api.info.clone(), timers.clone()))
+        // The web UI's routes have their own instance of the layer, since they sit under a configurable path.
+        .merge(ui::routes(&api, timers))
         .fallback(reply::not_found)
         .method_not_allowed_fallback(reply::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_SIZE));

@@ -5,13 +5,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
-use std::sync::{Arc, LazyLock, PoisonError, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{LazyLock, PoisonError, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::query::Query;
@@ -65,22 +64,8 @@ pub async fn stream(State(api): State<Api>) -> ApiResult {
     Ok(response)
 }
 
-/// Times one request under its route's pattern; runs for matched routes only, as Consul's mux does.
-pub async fn layer(
-    State(timers): State<Arc<RouteTimers>>,
-    path: MatchedPath,
-    request: Request,
-    next: Next,
-) -> Response {
-    let start = Instant::now();
-    let timer = timers.timer(request.method(), path.as_str());
-    let response = next.run(request).await;
-    timer.record(start.elapsed().as_secs_f64() * 1000.0);
-    timers.responses(response.status()).increment(1);
-    response
-}
-
-/// The metric handles `layer` records into, made on the first request of each route, method and status. The
+/// The metric handles the route layer (`layer.rs`) records into, timing each request under its route's pattern
+/// (matched routes only, as Consul's mux does). They are, made on the first request of each route, method and status. The
 /// `histogram!`/`counter!` macros build the labelled key and look it up in the recorder's registry (hashing, a
 /// shard lock, a reference count) on every call; a route's label also had to be derived and interned per request.
 #[derive(Default)]
@@ -92,7 +77,7 @@ pub struct RouteTimers {
 }
 
 impl RouteTimers {
-    fn timer(&self, method: &axum::http::Method, route: &str) -> metrics::Histogram {
+    pub(super) fn timer(&self, method: &axum::http::Method, route: &str) -> metrics::Histogram {
         let method = method_label(method);
         let known = self
             .by_route
@@ -110,7 +95,7 @@ impl RouteTimers {
         timer
     }
 
-    fn responses(&self, status: StatusCode) -> metrics::Counter {
+    pub(super) fn responses(&self, status: StatusCode) -> metrics::Counter {
         if let Some(counter) = self.by_status.read().unwrap_or_else(PoisonError::into_inner).get(&status) {
             return counter.clone();
         }

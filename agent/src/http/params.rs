@@ -11,9 +11,7 @@
 //! table as well.
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AgentInfo;
@@ -272,45 +270,50 @@ fn tenancy(q: &Query, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// The route layer: refuses what the endpoint does not take before the handler runs, then adds the effective
-/// consistency and indents the body for `?pretty`.
-pub(crate) async fn layer(State(info): State<std::sync::Arc<AgentInfo>>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_default();
-    checked(&info, &route, request, next).await
+/// What the parameter check decided for a request it let through: the consistency header to add to a read's reply,
+/// and whether to indent the body.
+pub(super) struct Admitted {
+    consistency: Option<&'static str>,
+    pretty: bool,
 }
 
-/// The same layer for the web UI's routes, which sit under the configurable content path: the table spells them with
-/// `{ui}` in its place.
-pub(crate) async fn ui_layer(
-    State((info, content_path)): State<(std::sync::Arc<AgentInfo>, std::sync::Arc<str>)>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_default();
-    let route = match route.strip_prefix(&*content_path) {
-        Some(rest) => format!("{{ui}}{rest}"),
-        // The content path without its trailing slash redirects to the UI, taking what its front page takes.
-        None if content_path.strip_suffix('/') == Some(route.as_str()) => "{ui}".to_owned(),
-        None => route,
+/// The check the route layer (`layer.rs`) runs before the handler: refuses what the endpoint does not take.
+/// `route` is the matched route; a web UI route has its content path given as `ui_path`, since the table spells
+/// those routes with `{ui}` in its place.
+pub(super) fn admit(
+    info: &AgentInfo,
+    route: &str,
+    ui_path: Option<&str>,
+    method: &Method,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Admitted, ApiError> {
+    let route = match ui_path {
+        None => std::borrow::Cow::Borrowed(route),
+        Some(content_path) => match route.strip_prefix(content_path) {
+            Some(rest) => format!("{{ui}}{rest}").into(),
+            // The content path without its trailing slash redirects to the UI, taking what its front page takes.
+            None if content_path.strip_suffix('/') == Some(route) => "{ui}".into(),
+            None => route.into(),
+        },
     };
-    checked(&info, &route, request, next).await
+    let endpoint = endpoint(method, &route);
+    let q = Query::parse(query);
+    check(info, endpoint, &q, headers)?;
+    Ok(Admitted {
+        consistency: endpoint.filter(|e| e.kind == Kind::Read).map(|_| effective_consistency(&q)),
+        pretty: q.get("pretty").is_some(),
+    })
 }
 
-async fn checked(info: &AgentInfo, route: &str, request: Request, next: Next) -> Response {
-    let endpoint = endpoint(request.method(), route);
-    let q = Query::parse(request.uri().query());
-    if let Err(err) = check(info, endpoint, &q, request.headers()) {
-        return err.into_response();
-    }
-    let consistency = endpoint.filter(|e| e.kind == Kind::Read).map(|_| effective_consistency(&q));
-    let pretty = q.get("pretty").is_some();
-    let mut response = next.run(request).await;
-    if let Some(level) = consistency
+/// What the layer does to an admitted request's reply: the effective consistency of a read, and `?pretty`.
+pub(super) async fn finish(admitted: Admitted, mut response: Response) -> Response {
+    if let Some(level) = admitted.consistency
         && response.headers().contains_key(super::reply::X_CONSUL_INDEX)
     {
         response.headers_mut().insert(X_CONSUL_EFFECTIVE_CONSISTENCY, HeaderValue::from_static(level));
     }
-    if pretty && is_json(&response) {
+    if admitted.pretty && is_json(&response) {
         response = indented(response).await;
     }
     response

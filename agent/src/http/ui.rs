@@ -9,6 +9,7 @@
 //! index from another read would make the next request return at once, forever.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -20,9 +21,11 @@ use roster_kv::{Answer, CheckStatus, Query as StateQuery};
 use roster_server::ReadMeta;
 use roster_ui::panel::{self, LogTail, NodeRow, RaftServer};
 
+use super::layer::ApiLayer;
+use super::metrics::RouteTimers;
 use super::query::{Query, ReadOpts};
 use super::reply::{ApiError, read_headers};
-use super::{Api, caller, params, read, unexpected};
+use super::{Api, caller, read, unexpected};
 
 /// The UI's routes, `{ui}` standing for the content path; `params.rs` lists each in the same spelling.
 pub(super) const ROUTES: [&str; 4] = ["{ui}", "{ui}-/panel/{*rest}", "{ui}-/assets/{name}", "{ui}{*rest}"];
@@ -35,12 +38,11 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 const LOG_TAIL_LINES: usize = 20;
 
 /// The UI's routes under `api`'s content path, or none when the UI is off (then `/ui/...` and `/` are 404s).
-pub(super) fn routes(api: &Api) -> Router<Api> {
+pub(super) fn routes(api: &Api, timers: Arc<RouteTimers>) -> Router<Api> {
     let Some(path) = api.ui_path.clone() else {
         return Router::new();
     };
     let at = |route: &str| route.replace("{ui}", &path);
-    let params_state = (api.info.clone(), path.clone());
     Router::new()
         .route("/", get(redirect))
         // The content path without its trailing slash (`/ui`) goes to the UI too, as in Consul.
@@ -49,7 +51,7 @@ pub(super) fn routes(api: &Api) -> Router<Api> {
         .route(&at(ROUTES[1]), get(panel))
         .route(&at(ROUTES[2]), get(asset))
         .route(&at(ROUTES[3]), get(page))
-        .route_layer(axum::middleware::from_fn_with_state(params_state, params::ui_layer))
+        .route_layer(ApiLayer::ui(api.info.clone(), timers, path.clone()))
         .layer(axum::middleware::map_response(secure_headers))
 }
 
