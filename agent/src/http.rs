@@ -353,13 +353,8 @@ pub fn router(api: Api) -> Router {
         .fallback(reply::not_found)
         .method_not_allowed_fallback(reply::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_SIZE));
-    // A `from_fn` layer boxes and clones the service inside it for every request; with ACLs off the caller layer
-    // would only pass each request on (`caller::layer`), so it is left out rather than paid for.
-    let router = if api.acl.enabled() {
-        router.layer(axum::middleware::from_fn_with_state(api.acl.clone(), caller::layer))
-    } else {
-        router
-    };
+    // With ACLs off the caller layer would only pass each request on, so it is left out rather than paid for.
+    let router = if api.acl.enabled() { router.layer(caller::CallerLayer::new(api.acl.clone())) } else { router };
     router.with_state(api)
 }
 

@@ -4,16 +4,21 @@
 //! Consul's order: `?token=` wins, then `X-Consul-Token`, then `Authorization: Bearer <token>`; a request with none acts
 //! with the agent's default token, and without that as the anonymous token.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue};
-use axum::middleware::Next;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
 use percent_encoding::percent_decode_str;
 use roster_acl::{AccessLevel, Authorizer, Resource};
 use roster_server::Access;
+use tower_layer::Layer;
+use tower_service::Service;
 
 use super::Api;
 use super::reply::ApiError;
@@ -33,12 +38,63 @@ tokio::task_local! {
 /// Finds the request's token and serves the request with it as the caller; every response says which default policy
 /// the agent enforces, as Consul's do. The router adds this layer only when ACLs are on: with them off every caller
 /// may do everything, there is no token to find or carry, and outside a request's scope [`secret`] is anonymous.
-pub(crate) async fn layer(State(acl): State<Arc<crate::acl::Acl>>, request: Request, next: Next) -> Response {
-    let sent = token_of(request.uri().query(), request.headers());
-    let caller = Arc::new(Caller { secret: acl.caller_secret(sent.as_deref()), filtered: AtomicBool::new(false) });
-    let mut response = CALLER.scope(caller, next.run(request)).await;
-    response.headers_mut().insert("X-Consul-Default-ACL-Policy", HeaderValue::from_static(acl.default_policy_name()));
-    response
+#[derive(Clone)]
+pub(crate) struct CallerLayer {
+    acl: Arc<crate::acl::Acl>,
+}
+
+impl CallerLayer {
+    pub(crate) fn new(acl: Arc<crate::acl::Acl>) -> CallerLayer {
+        CallerLayer { acl }
+    }
+}
+
+impl<S> Layer<S> for CallerLayer {
+    type Service = CallerService<S>;
+
+    fn layer(&self, inner: S) -> CallerService<S> {
+        CallerService { inner, acl: self.acl.clone() }
+    }
+}
+
+/// The router wrapped by [`CallerLayer`]: a hand-written tower service, like the route layer (`layer.rs`), so the
+/// request costs one boxed future rather than a `from_fn` layer's boxed service clone and future.
+#[derive(Clone)]
+pub(crate) struct CallerService<S> {
+    inner: S,
+    acl: Arc<crate::acl::Acl>,
+}
+
+/// Made once: a header name given as a string is parsed on every insert.
+const X_CONSUL_DEFAULT_ACL_POLICY: HeaderName = HeaderName::from_static("x-consul-default-acl-policy");
+
+impl<S> Service<Request> for CallerService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let sent = token_of(request.uri().query(), request.headers());
+        let caller =
+            Arc::new(Caller { secret: self.acl.caller_secret(sent.as_deref()), filtered: AtomicBool::new(false) });
+        let policy = HeaderValue::from_static(self.acl.default_policy_name());
+        // The inner layers run part of their work when called, before their future is first polled: that too sees
+        // the caller.
+        let handler = CALLER.sync_scope(caller.clone(), || self.inner.call(request));
+        Box::pin(async move {
+            let Ok(mut response) = CALLER.scope(caller, handler).await;
+            response.headers_mut().insert(X_CONSUL_DEFAULT_ACL_POLICY, policy);
+            Ok(response)
+        })
+    }
 }
 
 /// The token a request sent, in Consul's order of precedence.
