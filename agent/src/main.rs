@@ -5,6 +5,23 @@ use std::process::ExitCode;
 use roster_agent::cli::{self, Command};
 use roster_agent::config::{self, ProcessEnv};
 
+#[cfg(all(feature = "jemalloc", feature = "mimalloc"))]
+compile_error!(
+    "the `jemalloc` (default) and `mimalloc` features each choose the global allocator: for mimalloc, build with \
+     `--no-default-features --features mimalloc`"
+);
+
+// The allocator decides how much of a burst's freed heap goes back to the kernel (docs/performance.md, "Choosing the
+// allocator"). Neither starts threads of its own (jemalloc's background threads stay off), because the exec driver's
+// supervisor must still be single-threaded when it unshares namespaces.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[cfg(all(feature = "mimalloc", not(feature = "jemalloc")))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The hidden subcommand the exec driver re-executes this binary with to supervise one task.
 const SUPERVISE: &str = "__supervise";
 
