@@ -23,6 +23,9 @@ use super::AgentInfo;
 use super::metrics::RouteTimers;
 use super::params;
 
+/// The future of a hand-written HTTP layer's reply (this one and `caller.rs`'s): one box per request.
+pub(super) type Reply = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
 /// The layer, shared by every route it wraps.
 #[derive(Clone)]
 pub(super) struct ApiLayer {
@@ -70,7 +73,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = Reply;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
