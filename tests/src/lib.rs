@@ -23,6 +23,8 @@
 //! - `scale`: [`scale::ScaleCluster`], 1 or 3 servers and N clients on loopback addresses or a network namespace
 //!   each, with the convergence, kill-detection and propagation times issue 20 measures.
 //! - `shape`: the exact JSON key sets of compat.md and assertion helpers built on them.
+//! - `watcher`: blocking-query watchers written and read by hand, one per connection, for the benchmarks that park
+//!   thousands of them.
 //!
 //! The integration tests live in `tests/tests/*.rs`, one file per API area; the benchmark is
 //! `src/bin/bench.rs`.
@@ -45,6 +47,7 @@ pub mod prometheus;
 pub mod py_consul;
 pub mod scale;
 pub mod shape;
+pub mod watcher;
 
 pub use backend::FlipBackend;
 pub use cluster::{RPC_PORT, SERF_PORT, TestCluster, alive_members, eventually, kv_value, member_names, put_kv};

@@ -30,6 +30,7 @@ use anyhow::{Context as _, bail, ensure};
 use clap::Parser;
 use futures_util::future::join_all;
 use roster_tests::etcd::{EtcdProcess, find_etcd};
+use roster_tests::watcher::{find, get_request, read_answer};
 use roster_tests::{AgentMode, TestAgent, b64};
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -118,13 +119,12 @@ async fn bench_roster(http: SocketAddr, pid: u32, n: usize, rounds: u64) -> anyh
                 let (barrier, started, path) =
                     (barrier.clone(), started.clone(), format!("/v1/kv/{key}?index={index}&wait=5m"));
                 tokio::spawn(async move {
-                    let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n");
-                    stream.write_all(request.as_bytes()).await?;
+                    stream.write_all(get_request(&path).as_bytes()).await?;
                     barrier.wait().await;
                     let mut first = [0u8; 1];
                     stream.read_exact(&mut first).await?;
                     let woke = Instant::now();
-                    read_http_response(&mut stream, first[0]).await?;
+                    read_answer(&mut stream, first[0]).await?;
                     let delay = woke.duration_since(*started.get().context("write started")?);
                     anyhow::Ok((stream, delay))
                 })
@@ -209,36 +209,6 @@ fn park_time(n: usize) -> Duration {
     Duration::from_millis(200 + (n as u64) / 5)
 }
 
-/// Reads one HTTP/1.1 response whose first byte was already read, up to the end of its body
-/// (Content-Length), so the connection can carry the next request.
-async fn read_http_response(stream: &mut TcpStream, first: u8) -> anyhow::Result<()> {
-    let mut buf = vec![first];
-    let mut chunk = [0u8; 8192];
-    let header_end = loop {
-        if let Some(pos) = find(&buf, b"\r\n\r\n") {
-            break pos + 4;
-        }
-        let read = stream.read(&mut chunk).await?;
-        ensure!(read > 0, "connection closed inside a response head");
-        buf.extend_from_slice(&chunk[..read]);
-    };
-    let head = String::from_utf8_lossy(&buf[..header_end]).to_ascii_lowercase();
-    ensure!(head.starts_with("http/1.1 200"), "unexpected response: {}", head.lines().next().unwrap_or(""));
-    let length: usize = head
-        .lines()
-        .find_map(|line| line.strip_prefix("content-length:"))
-        .context("response without Content-Length")?
-        .trim()
-        .parse()?;
-    let mut have = buf.len() - header_end;
-    while have < length {
-        let read = stream.read(&mut chunk).await?;
-        ensure!(read > 0, "connection closed inside a response body");
-        have += read;
-    }
-    Ok(())
-}
-
 /// Reads from a streaming response until `needle` has arrived (etcd's watch messages).
 async fn read_until_contains(stream: &mut TcpStream, needle: &[u8]) -> anyhow::Result<()> {
     let mut buf = Vec::new();
@@ -251,10 +221,6 @@ async fn read_until_contains(stream: &mut TcpStream, needle: &[u8]) -> anyhow::R
             return Ok(());
         }
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|window| window == needle)
 }
 
 /// The writer: one keep-alive client of the system under test.
