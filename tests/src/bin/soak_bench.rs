@@ -440,8 +440,8 @@ async fn watch_soak(args: &WatchArgs) -> anyhow::Result<()> {
     );
     let (wakes, watched) = (stats.wakes.load(Ordering::Relaxed), stats.watched_writes.load(Ordering::Relaxed));
     println!(
-        "wakes: {wakes} ({:.2} per watched PUT, {:.1} watchers a key), answers without news: {}; every watcher saw \
-         its key's last write {} ms after the writes stopped",
+        "wakes: {wakes} ({:.2} per watched PUT, {:.1} watchers a key), answers without news: {}; every watcher had \
+         seen its key's last write when checked after the writes stopped (the check took {} ms)",
         wakes as f64 / watched.max(1) as f64,
         args.watchers as f64 / args.watch_keys as f64,
         stats.stale.load(Ordering::Relaxed),
@@ -505,7 +505,7 @@ async fn ask(stream: &mut TcpStream, path: &str) -> anyhow::Result<u64> {
 }
 
 /// Waits until every watcher has seen the last write to its key (the key's `ModifyIndex` once the writes have
-/// stopped), and returns how long that took.
+/// stopped), and returns how long the check took, reading the indexes included.
 async fn all_saw_last_write(
     agent: &TestAgent,
     args: &WatchArgs,
