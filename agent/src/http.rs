@@ -41,6 +41,7 @@ mod cluster_jobs;
 mod config;
 mod coordinate;
 pub(crate) mod definition;
+mod encoded;
 mod event;
 mod filter;
 pub(crate) mod fuzz;
@@ -128,6 +129,8 @@ pub struct ApiState {
     pub(crate) reloader: Option<Arc<crate::reload::Reloader>>,
     /// The `?cached` reads this agent keeps current (`cache`).
     pub(crate) cache: Arc<cache::Cache>,
+    /// Encoded answers of repeated reads, while this server's state stays where they were computed (`encoded`).
+    pub(crate) encoded: Arc<encoded::Encoded>,
     /// The web UI's content path (`/ui/`); `None` when the UI is off.
     pub(crate) ui_path: Option<Arc<str>>,
     /// The metrics recorder's read side (`/v1/agent/metrics`); `None` until the agent attaches it.
@@ -162,6 +165,7 @@ impl Api {
             data_dir: None,
             reloader: None,
             cache: Arc::default(),
+            encoded: Arc::default(),
             ui_path: None,
             metrics: None,
         }))

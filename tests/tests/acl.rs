@@ -613,6 +613,51 @@ service "web" { policy = "read" }"#;
     check(&agent, &root, rows).await;
 }
 
+/// One URL asked over and over by callers with different tokens, nothing written in between: a server agent keeps
+/// each caller's encoded answer apart, so every caller keeps getting its own view and its own filtered header, and a
+/// token deleted meanwhile is refused rather than answered from what it was given before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_read_answers_each_caller_with_its_own_view() {
+    let (agent, root) = dev_acl("acl-repeat").await;
+    register_catalog(&agent, &root).await;
+    let web_1 =
+        token_with_rules(&agent, &root, "node \"web-1\" { policy = \"read\" }\nservice \"web\" { policy = \"read\" }")
+            .await;
+    let all = token_with_rules(
+        &agent,
+        &root,
+        "node_prefix \"\" { policy = \"read\" }\nservice \"web\" { policy = \"read\" }",
+    )
+    .await;
+    let callers = [
+        (web_1.secret.as_str(), json!(["web-1"]), true),
+        (all.secret.as_str(), json!(["web-1", "web-2"]), false),
+        ("", json!([]), true),
+        (root.as_str(), json!(["web-1", "web-2"]), false),
+    ];
+    for path in ["/v1/health/service/web", "/v1/catalog/service/web"] {
+        let mut indexes = Vec::new();
+        for round in 0..3 {
+            for (secret, nodes, filtered) in &callers {
+                let res = call(&agent, secret, "GET", path, None).await;
+                let what = format!("round {round} of {path} with {secret:?}");
+                assert_eq!(res.status, 200, "{what}: {}", res.text());
+                let body = res.json();
+                let seen = if path.contains("health") { instance_nodes(&body) } else { node_names(&body) };
+                assert_eq!(&seen, nodes, "{what}");
+                assert_eq!(res.header(FILTERED).as_deref(), filtered.then_some("true"), "{what}: filtered header");
+                indexes.push(res.index());
+            }
+        }
+        indexes.dedup();
+        assert_eq!(indexes.len(), 1, "nothing was written, so every answer of {path} has one index: {indexes:?}");
+    }
+
+    call(&agent, &root, "DELETE", &format!("/v1/acl/token/{}", web_1.accessor), None).await.expect_status(200);
+    let res = call(&agent, &web_1.secret, "GET", "/v1/health/service/web", None).await;
+    assert_eq!((res.status, message(&res)), (403, "ACL not found".to_owned()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_endpoints_check_agent_service_node_and_operator_rules() {
     let (agent, root) = dev_acl("acl-agent").await;

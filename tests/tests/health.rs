@@ -197,3 +197,64 @@ async fn catalog_registered_check_shows_in_health_of_an_external_node() {
     assert_keys(&checks[0], HEALTH_CHECK_KEYS, "catalog-registered check");
     assert_eq!(checks[0]["ServiceName"], "db");
 }
+
+/// How many blocking queries the agent counts as parked (Consul's `consul.<host>.rpc.queries_blocking` gauge); the
+/// agent's own watchers are among them.
+async fn parked(agent: &TestAgent) -> f64 {
+    let metrics = get_json(agent, "/v1/agent/metrics").await;
+    array(&metrics["Gauges"])
+        .iter()
+        .filter(|gauge| gauge["Name"].as_str().is_some_and(|name| name.ends_with(".rpc.queries_blocking")))
+        .filter_map(|gauge| gauge["Value"].as_f64())
+        .sum()
+}
+
+/// The same read asked again answers the same bytes until a write, and never an answer the write made stale: a
+/// server agent keeps the encoded answer of a repeated read for as long as its state has not moved.
+#[tokio::test]
+async fn a_repeated_read_answers_what_the_last_write_left() {
+    let agent = TestAgent::dev("health-repeat").await;
+    register(&agent, json!({"ID": "web", "Name": "web", "Port": 80, "Check": {"TTL": "10m", "Status": "passing"}}))
+        .await;
+    let path = "/v1/health/service/web?passing";
+    let first = agent.get(path).await;
+    let again = agent.get(path).await;
+    again.expect_status(200);
+    assert_eq!((again.body.clone(), again.index()), (first.body.clone(), first.index()));
+    assert_eq!(service_ids(&again.json()), ["web"]);
+    let before = again.index();
+
+    agent.put("/v1/agent/check/fail/service:web", "").await.expect_status(200);
+    let failed = agent.get(path).await;
+    assert_eq!(failed.json(), json!([]), "the failed instance is gone at once");
+    assert!(failed.index() > before);
+    // Asked with an index the state has moved past, a blocking read answers at once, with the same bytes.
+    let woken = agent.get(&format!("{path}&index={before}&wait=10m")).await;
+    assert_eq!((woken.body.clone(), woken.index()), (failed.body.clone(), failed.index()));
+
+    // Now nothing newer than `failed` exists: the read parks until the check passes again, and answers that.
+    let parked_path = format!("{path}&index={}&wait=10m", failed.index());
+    let before_parking = parked(&agent).await;
+    let read = agent.get(&parked_path);
+    tokio::pin!(read);
+    let parked = tokio::select! {
+        // Answered without parking: the state has not moved past `failed`, so this can only be the stale answer,
+        // which the assertions below refuse.
+        answered = &mut read => answered,
+        () = async {
+            // The pass is written only once the read parked, as seen from the agent's count of parked reads.
+            while parked(&agent).await <= before_parking {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        } => {
+            agent.put("/v1/agent/check/pass/service:web", "").await.expect_status(200);
+            read.await
+        }
+    };
+    assert_eq!(service_ids(&parked.json()), ["web"], "the parked read answers the write that woke it");
+    assert!(parked.index() > failed.index());
+    let catalog = get_json(&agent, "/v1/catalog/service/web").await;
+    register(&agent, json!({"ID": "web-2", "Name": "web", "Port": 81})).await;
+    let grown = get_json(&agent, "/v1/catalog/service/web").await;
+    assert_eq!((array(&catalog).len(), array(&grown).len()), (1, 2), "{grown}");
+}

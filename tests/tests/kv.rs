@@ -281,3 +281,24 @@ async fn delete_with_cas_only_removes_at_the_matching_index() {
     assert_eq!(right.json(), json!(true));
     agent.get("/v1/kv/guarded").await.expect_status(404);
 }
+
+/// A prefix asked for again and again (a load balancer's helper) answers the same bytes until a write under it, and
+/// the write's list right after: the server agent keeps the encoded list only while its state has not moved.
+#[tokio::test]
+async fn a_repeated_list_answers_what_the_last_write_left() {
+    let agent = TestAgent::dev("kv-repeat").await;
+    put_ok(&agent, "lb/web/a", "10.0.0.1").await;
+    for path in ["/v1/kv/lb/web/?recurse", "/v1/kv/lb/?keys&separator=/", "/v1/kv/lb/web/?keys"] {
+        let first = agent.get(path).await;
+        let again = agent.get(path).await;
+        again.expect_status(200);
+        assert_eq!((&again.body, again.index()), (&first.body, first.index()), "{path}");
+    }
+    put_ok(&agent, "lb/web/b", "10.0.0.2").await;
+    let listed = agent.get("/v1/kv/lb/web/?recurse").await;
+    assert_eq!(pluck(&listed.json(), "Key"), ["lb/web/a", "lb/web/b"]);
+    assert_eq!(strings(&agent.get("/v1/kv/lb/web/?keys").await.json()), ["lb/web/a", "lb/web/b"]);
+    agent.delete("/v1/kv/lb/web/?recurse").await.expect_status(200);
+    let gone = agent.get("/v1/kv/lb/web/?recurse").await;
+    assert_eq!(gone.status, 404, "an emptied prefix is Consul's 404, not the list kept from before");
+}

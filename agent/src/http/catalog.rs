@@ -12,7 +12,7 @@ use super::filter::{Filter, keep, schema};
 use super::input::{Obj, parse_object};
 use super::query::Query;
 use super::reply::{ApiError, ApiResult, bool_reply, local_reply, read_reply};
-use super::{Api, cache, definition, output, read, unexpected, write};
+use super::{Api, cache, definition, encoded, output, read, unexpected, write};
 
 mod services_filtered;
 
@@ -50,18 +50,22 @@ pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri)
     let filter = q.filter(&schema::CATALOG_SERVICE)?;
     super::central_config::refuse_blocking_merge(&q)?;
     let query = q.with_node_meta(StateQuery::ServiceNodes { name, tags: q.all("tag") });
-    let (answer, index, meta, cached) = cache::read(&api, &opts, &q, &query).await?;
-    let Answer::ServiceNodes(mut instances) = answer else { return Err(unexpected()) };
-    super::coordinate::sort_near(&api, &opts, super::coordinate::near_node(&api, &q), &mut instances, |(n, _)| &n.node)
-        .await?;
-    super::central_config::merge_central_config(&api, &q, instances.iter_mut().map(|(_, svc)| svc).collect()).await?;
-    if filter.is_none() {
-        let body: Vec<output::CatalogServiceOut> =
-            instances.iter().map(|(n, svc)| output::CatalogServiceOut::new(n, svc)).collect();
-        return Ok(cached.mark(read_reply(&body, index, meta)));
-    }
-    let body = kept(filter.as_ref(), instances.iter().map(|(n, svc)| output::catalog_service(n, svc)));
-    Ok(cached.mark(read_reply(&body, index, meta)))
+    let compute = async {
+        let (answer, index, meta, cached) = cache::read(&api, &opts, &q, &query).await?;
+        let Answer::ServiceNodes(mut instances) = answer else { return Err(unexpected()) };
+        let near = super::coordinate::near_node(&api, &q);
+        super::coordinate::sort_near(&api, &opts, near, &mut instances, |(n, _)| &n.node).await?;
+        super::central_config::merge_central_config(&api, &q, instances.iter_mut().map(|(_, svc)| svc).collect())
+            .await?;
+        if filter.is_none() {
+            let body: Vec<output::CatalogServiceOut> =
+                instances.iter().map(|(n, svc)| output::CatalogServiceOut::new(n, svc)).collect();
+            return Ok(cached.mark(read_reply(&body, index, meta)));
+        }
+        let body = kept(filter.as_ref(), instances.iter().map(|(n, svc)| output::catalog_service(n, svc)));
+        Ok(cached.mark(read_reply(&body, index, meta)))
+    };
+    encoded::read(&api, uri.path(), uri.query(), &q, &opts, compute).await
 }
 
 pub async fn node(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::filter::{keep, schema};
 use super::query::{Query, ReadOpts};
 use super::reply::{ApiError, ApiResult, read_reply};
-use super::{Api, cache, output, read, unexpected};
+use super::{Api, cache, encoded, output, read, unexpected};
 
 pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
@@ -16,19 +16,23 @@ pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri)
     let filter = q.filter(&schema::HEALTH_ENTRY)?;
     super::central_config::refuse_blocking_merge(&q)?;
     let query = q.with_node_meta(StateQuery::ServiceHealth { name, tags: q.all("tag"), passing: q.flag("passing") });
-    let (answer, index, meta, cached) = cache::read(&api, &opts, &q, &query).await?;
-    let Answer::Health(mut entries) = answer else { return Err(unexpected()) };
-    super::coordinate::sort_near(&api, &opts, super::coordinate::near_node(&api, &q), &mut entries, |e| &e.node.node)
-        .await?;
-    super::central_config::merge_central_config(&api, &q, entries.iter_mut().map(|e| &mut e.service).collect()).await?;
-    if filter.is_none() {
-        // The read every watcher makes: written straight from the records, no JSON tree in between.
-        let body: Vec<output::HealthEntryOut> = entries.iter().map(output::HealthEntryOut::from).collect();
-        return Ok(cached.mark(read_reply(&body, index, meta)));
-    }
-    let body: Vec<Value> =
-        entries.iter().map(output::health_entry).filter(|entry| keep(filter.as_ref(), entry)).collect();
-    Ok(cached.mark(read_reply(&Value::Array(body), index, meta)))
+    let compute = async {
+        let (answer, index, meta, cached) = cache::read(&api, &opts, &q, &query).await?;
+        let Answer::Health(mut entries) = answer else { return Err(unexpected()) };
+        let near = super::coordinate::near_node(&api, &q);
+        super::coordinate::sort_near(&api, &opts, near, &mut entries, |e| &e.node.node).await?;
+        super::central_config::merge_central_config(&api, &q, entries.iter_mut().map(|e| &mut e.service).collect())
+            .await?;
+        if filter.is_none() {
+            // The read every watcher makes: written straight from the records, no JSON tree in between.
+            let body: Vec<output::HealthEntryOut> = entries.iter().map(output::HealthEntryOut::from).collect();
+            return Ok(cached.mark(read_reply(&body, index, meta)));
+        }
+        let body: Vec<Value> =
+            entries.iter().map(output::health_entry).filter(|entry| keep(filter.as_ref(), entry)).collect();
+        Ok(cached.mark(read_reply(&Value::Array(body), index, meta)))
+    };
+    encoded::read(&api, uri.path(), uri.query(), &q, &opts, compute).await
 }
 
 pub async fn checks(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {

@@ -10,7 +10,7 @@ use roster_kv::{Answer, Command, CommandResult, MAX_VALUE_SIZE, Query as StateQu
 use super::output::KvOut;
 use super::query::Query;
 use super::reply::{ApiError, ApiResult, bool_reply, json_read_reply, read_headers, read_not_found, to_json};
-use super::{Api, read, unexpected, write};
+use super::{Api, encoded, read, unexpected, write};
 
 /// The key is everything after `/v1/kv/`, percent-decoded; its `/`s are part of it.
 fn key_of(uri: &Uri) -> String {
@@ -37,7 +37,20 @@ pub async fn get(State(api): State<Api>, uri: Uri) -> ApiResult {
     } else {
         StateQuery::KvGet { key }
     };
-    let (answer, index, meta) = read(&api, &opts, &query).await?;
+    let list = matches!(query, StateQuery::KvKeys { .. } | StateQuery::KvList { .. });
+    let compute = async {
+        let (answer, index, meta) = read(&api, &opts, &query).await?;
+        reply(&q, answer, index, meta)
+    };
+    // A load balancer's helper watches a prefix: its list is what is worth keeping encoded, not one small entry.
+    if list {
+        return encoded::read(&api, uri.path(), uri.query(), &q, &opts, compute).await;
+    }
+    compute.await
+}
+
+/// A KV read's reply: JSON entries or keys, one raw value, or Consul's 404 for nothing.
+fn reply(q: &Query, answer: Answer, index: u64, meta: roster_server::ReadMeta) -> ApiResult {
     let found = match answer {
         Answer::Keys(keys) if keys.is_empty() => Found::Nothing,
         Answer::Keys(keys) => json(&keys),

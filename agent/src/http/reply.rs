@@ -113,8 +113,8 @@ pub fn to_json<T: Serialize + ?Sized>(body: &T) -> serde_json::Result<Vec<u8>> {
 
 /// A 200 read reply of JSON already encoded, its headers written straight into the response rather than gathered
 /// in a map of their own and copied over.
-pub fn json_read_reply(json: Vec<u8>, index: u64, meta: ReadMeta) -> Response {
-    let mut response = Response::new(Body::from(json));
+pub fn json_read_reply(json: impl Into<Body>, index: u64, meta: ReadMeta) -> Response {
+    let mut response = Response::new(json.into());
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     add_read_headers(headers, index, meta);
