@@ -448,9 +448,18 @@ impl Process {
 ///
 /// `ROSTER_BIN` wins when set. Otherwise the binary sits next to the running executable's profile
 /// directory (`target/debug/deps/x` or `target/release/bench` → `target/<profile>/roster`), and it
-/// is built once per process with `cargo build -p roster-agent --bin roster`: `CARGO_BIN_EXE_*`
-/// only exists for the package that owns the binary, and a dev-dependency does not build another
-/// package's binaries, so this is what keeps the binary in step with the source under test.
+/// is built with `cargo build --workspace --bin roster`: `CARGO_BIN_EXE_*` only exists for the
+/// package that owns the binary, and a dev-dependency does not build another package's binaries, so
+/// this is what keeps the binary in step with the source under test.
+///
+/// `--workspace`, not `-p roster-agent`: cargo resolves features over the packages a command
+/// selects, so `-p` built the dependencies a second time with other features (minutes on a fresh
+/// clone, after `cargo nextest run --workspace` had built them all), while the whole workspace's
+/// selection finds the binary nextest's build made and does nothing.
+///
+/// nextest runs every test in a process of its own, so a per-process `OnceLock` alone would ask
+/// cargo once per test (half a second each, queued on cargo's lock); within one nextest run
+/// (`NEXTEST_RUN_ID`) the first test to get here builds, under a file lock, and the rest reuse it.
 pub fn roster_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -474,12 +483,22 @@ fn locate_or_build_roster() -> anyhow::Result<PathBuf> {
         Some(other) => other.to_owned(),
         None => bail!("cannot tell the cargo profile from {}", profile_dir.display()),
     };
+    let bin = profile_dir.join("roster");
+    let run = std::env::var("NEXTEST_RUN_ID").ok();
+    let stamp = profile_dir.join(".roster-bin-run");
+    let lock_path = profile_dir.join(".roster-bin-build.lock");
+    let lock = std::fs::File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
+    lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
+    let built_this_run = run.as_deref().is_some_and(|run| std::fs::read_to_string(&stamp).is_ok_and(|s| s == run));
+    if built_this_run && bin.exists() {
+        return Ok(bin);
+    }
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     strip_runner_env(&mut build);
     let output = build
-        .args(["build", "--quiet", "-p", "roster-agent", "--bin", "roster", "--profile", &profile])
+        .args(["build", "--quiet", "--workspace", "--bin", "roster", "--profile", &profile])
         .arg("--manifest-path")
         .arg(&manifest)
         .arg("--target-dir")
@@ -487,10 +506,12 @@ fn locate_or_build_roster() -> anyhow::Result<PathBuf> {
         .output()
         .context("running cargo build for the roster binary")?;
     if !output.status.success() {
-        bail!("cargo build -p roster-agent failed:\n{}", String::from_utf8_lossy(&output.stderr));
+        bail!("cargo build --bin roster failed:\n{}", String::from_utf8_lossy(&output.stderr));
     }
-    let bin = profile_dir.join("roster");
-    anyhow::ensure!(bin.exists(), "cargo built roster-agent but {} does not exist", bin.display());
+    anyhow::ensure!(bin.exists(), "cargo built the roster binary but {} does not exist", bin.display());
+    if let Some(run) = run {
+        std::fs::write(&stamp, run).with_context(|| format!("writing {}", stamp.display()))?;
+    }
     Ok(bin)
 }
 
