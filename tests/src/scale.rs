@@ -46,6 +46,8 @@ const RPC_PORT: u16 = 8300;
 const DNS_PORT: u16 = 8600;
 /// How many agents start at once: enough to start 200 in seconds, few enough not to starve a 2-core machine.
 const START_BATCH: usize = 8;
+/// How long the kill watch's blocking query on `?passing` parks before asking again.
+const PASSING_WAIT: Duration = Duration::from_secs(2);
 /// How long one DNS query waits for its answer before it counts as unanswered.
 const DNS_TIMEOUT: Duration = Duration::from_secs(2);
 /// The agents' log filter unless the options set `RUST_LOG`: info, plus the gossip view's debug lines, which say
@@ -309,21 +311,25 @@ impl ScaleCluster {
         let name = self.agents[victim_idx].node_name().to_owned();
         let lookup = format!("{name}.{SERVICE}.service.consul");
         let victim_ip = self.ip(victim_idx);
+        // The `?passing` watch parks on the index the victim was last seen passing at, so the server answers the
+        // moment the service's health changes rather than at the next poll.
+        let (listed, mut index) = self.passing_node(&name, None).await?;
+        anyhow::ensure!(listed, "{name} is not in ?passing before the kill");
         // Both clocks start at the signal: reaping a process can take a good part of a second on a loaded machine.
         let (killed_at, killed) = (SystemTime::now(), Instant::now());
         self.agents[victim_idx].kill9();
         let cluster = &*self;
-        // The two are polled side by side, so a slow sweep of every agent's DNS does not delay the `?passing` poll.
+        // The two run side by side, so a slow sweep of every agent's DNS does not delay the `?passing` watch.
         let passing = async {
-            loop {
-                if !cluster.passing_nodes().await.contains(&name) {
-                    return Some(killed.elapsed());
+            while killed.elapsed() <= timeout {
+                match cluster.passing_node(&name, Some(index)).await {
+                    Ok((false, _)) => return Some(killed.elapsed()),
+                    Ok((true, next)) => index = next,
+                    // A failed read says nothing; ask again shortly rather than spin.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                 }
-                if killed.elapsed() > timeout {
-                    return None;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
             }
+            None
         };
         // Per running agent, when its DNS first answered without the victim; an agent that is out stays out (its
         // cache is fed by a blocking query), so it is not asked again.
@@ -460,6 +466,27 @@ impl ScaleCluster {
                 self.running().filter_map(|agent| agent.pid()).map(netns_tx_bytes).sum::<Option<u64>>()
             }
         }
+    }
+
+    /// Whether the first server lists `node` in `/v1/health/service/scale?passing`, and the answer's index. With
+    /// `after`, a blocking query that returns once the service's health has moved past that index (or after
+    /// [`PASSING_WAIT`]); filtered to the one node, so the answer is one entry at most whatever N is.
+    async fn passing_node(&self, node: &str, after: Option<u64>) -> anyhow::Result<(bool, u64)> {
+        let filter = format!("Node.Node == \"{node}\"");
+        let mut path = format!("/v1/health/service/{SERVICE}?passing&filter={}", query_escape(&filter));
+        if let Some(index) = after {
+            path.push_str(&format!("&index={index}&wait={}ms", PASSING_WAIT.as_millis()));
+        }
+        let res = self.agents[0].get(&path).await;
+        anyhow::ensure!(res.status == 200, "GET {path}: {} {}", res.status, String::from_utf8_lossy(&res.body));
+        let index = res
+            .headers
+            .get("x-consul-index")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .context("no X-Consul-Index on the health answer")?;
+        let entries = res.json().as_array().cloned().unwrap_or_default();
+        Ok((entries.iter().any(|entry| entry["Node"]["Node"] == node), index))
     }
 
     /// Names the first server lists in `/v1/health/service/scale?passing`.
@@ -871,4 +898,17 @@ fn run(command: &mut Command) -> anyhow::Result<()> {
     let output = command.output().with_context(|| format!("running {command:?}"))?;
     anyhow::ensure!(output.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&output.stderr).trim());
     Ok(())
+}
+
+/// Percent-encodes a query-string value (everything but RFC 3986's unreserved characters).
+fn query_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 3);
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
