@@ -10,12 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::frame::{BODY_CHUNK, Decoder, FRAME_STALL_TIMEOUT, HEADER_LEN, MAX_FRAME_LEN, read_frame, write_frame};
+use super::frame::{BODY_CHUNK, Decoder, FRAME_STALL_TIMEOUT, HEADER_LEN, MAX_FRAME_LEN, read_frame, write_batch};
 use super::tls::{Dialed, Dialer};
 
 /// How long dialling a peer may take before the call fails as unreachable.
@@ -204,12 +204,8 @@ where
             _ = closed.cancelled() => break,
             next = outbound.recv() => next,
         };
-        let Some((id, body)) = next else { break };
-        let res = async {
-            write_frame(&mut writer, id, &body).await?;
-            writer.flush().await
-        };
-        if let Err(e) = res.await {
+        let Some(first) = next else { break };
+        if let Err(e) = write_batch(&mut writer, first, &mut outbound).await {
             tracing::debug!(error = %e, "rpc write failed; dropping connection");
             break;
         }

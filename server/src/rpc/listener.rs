@@ -10,13 +10,13 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::frame::{BODY_CHUNK, Decoder, read_frame, write_frame};
+use super::frame::{BODY_CHUNK, Decoder, read_frame, write_batch};
 use super::tls::{self, Accepted, Counters, LogOnce, PeerClass, PeerInfo};
 use crate::config::{RpcLimits, RpcTls};
 
@@ -149,12 +149,8 @@ impl<H: Handler> Shared<H> {
         let mut reader = BufReader::with_capacity(BODY_CHUNK, reader);
         let (responses, mut responses_rx) = mpsc::channel::<(u64, Vec<u8>)>(RESPONSE_QUEUE);
         let writer_task = async move {
-            while let Some((id, body)) = responses_rx.recv().await {
-                write_frame(&mut writer, id, &body).await?;
-                // Flush only when no other response is ready, so bursts share a syscall.
-                if responses_rx.is_empty() {
-                    writer.flush().await?;
-                }
+            while let Some(first) = responses_rx.recv().await {
+                write_batch(&mut writer, first, &mut responses_rx).await?;
             }
             Ok::<_, std::io::Error>(())
         };

@@ -1,4 +1,4 @@
-//! Frame encoding round trips, version checks, per-type size limits, and property tests of the decoder
+//! Frame encoding round trips, batched writes, version checks, per-type size limits, and property tests of the decoder
 //! (arbitrary bytes never panic and never make it hold more than the limit allows).
 
 use proptest::prelude::*;
@@ -24,6 +24,91 @@ async fn frame_round_trips_and_rejects_other_versions() {
     buf[4] = WIRE_VERSION + 1;
     assert_eq!(read_one(&buf).await.unwrap_err().kind(), io::ErrorKind::InvalidData);
     assert_eq!(read_one(&[]).await.unwrap(), None);
+}
+
+/// A writer that keeps what it is given and counts the writes that reached it.
+#[derive(Default)]
+struct CountingWriter {
+    bytes: Vec<u8>,
+    writes: usize,
+}
+
+impl tokio::io::AsyncWrite for CountingWriter {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        self.writes += 1;
+        self.bytes.extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, _cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Every frame in `bytes`, in order; panics on anything else.
+async fn read_all(bytes: &[u8]) -> Vec<Frame> {
+    let (mut reader, mut decoder, mut frames) = (bytes, Decoder::new(any_size), Vec::new());
+    while let Some(frame) = read_frame(&mut reader, &mut decoder, FRAME_STALL_TIMEOUT).await.unwrap() {
+        frames.push(frame);
+    }
+    frames
+}
+
+#[tokio::test]
+async fn queued_small_frames_leave_in_one_write_in_order() {
+    let (tx, mut rx) = mpsc::channel(64);
+    let frames: Vec<Frame> = (1..=20).map(|id| (id, format!("request {id}").into_bytes())).collect();
+    for frame in &frames[1..] {
+        tx.send(frame.clone()).await.unwrap();
+    }
+    let mut out = CountingWriter::default();
+    write_batch(&mut out, frames[0].clone(), &mut rx).await.unwrap();
+    assert_eq!(out.writes, 1, "twenty small frames, one write");
+    assert_eq!(read_all(&out.bytes).await, frames);
+    assert!(rx.try_recv().is_err(), "the whole queue went out");
+
+    // Nothing queued: the one frame is still one write.
+    let mut out = CountingWriter::default();
+    write_batch(&mut out, (99, b"alone".to_vec()), &mut rx).await.unwrap();
+    assert_eq!((out.writes, read_all(&out.bytes).await), (1, vec![(99, b"alone".to_vec())]));
+}
+
+#[tokio::test]
+async fn a_large_body_between_small_frames_keeps_the_order_and_a_full_batch_leaves_the_rest_queued() {
+    let (tx, mut rx) = mpsc::channel(64);
+    let large = (2, vec![7u8; BATCH_BYTES + 1]);
+    let queued = [large.clone(), (3, b"after".to_vec())];
+    for frame in &queued {
+        tx.send(frame.clone()).await.unwrap();
+    }
+    let mut out = CountingWriter::default();
+    write_batch(&mut out, (1, b"before".to_vec()), &mut rx).await.unwrap();
+    assert_eq!(read_all(&out.bytes).await, vec![(1, b"before".to_vec()), large, (3, b"after".to_vec())]);
+    // "before", the large frame's prefix and body written where they lie, then "after".
+    assert_eq!(out.writes, 4);
+
+    // A batch stops gathering at BATCH_BYTES; what is left waits for the next call.
+    let half = vec![1u8; BATCH_BYTES / 2];
+    for id in 11..=13 {
+        tx.send((id, half.clone())).await.unwrap();
+    }
+    let mut out = CountingWriter::default();
+    write_batch(&mut out, (10, half.clone()), &mut rx).await.unwrap();
+    let ids: Vec<u64> = read_all(&out.bytes).await.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, vec![10, 11]);
+    assert_eq!(out.writes, 1);
+    assert_eq!(rx.try_recv().map(|(id, _)| id).ok(), Some(12), "the rest stays queued, in order");
 }
 
 /// The header of a frame announcing a body of `body_len` bytes, for request id 1, and the body's first byte `tag`:

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 
 use super::*;
 use crate::rpc::frame::tests::announce;
-use crate::rpc::frame::{HEADER_LEN, MAX_FRAME_LEN};
+use crate::rpc::frame::{HEADER_LEN, MAX_FRAME_LEN, write_frame};
 use crate::test_pki::Pki;
 
 /// Answers a request with the peer's class and the body; a body of `park` waits for a permit of `release` first.
