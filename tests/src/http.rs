@@ -74,6 +74,19 @@ pub fn http_client(max_idle_per_host: usize) -> reqwest::Client {
         .expect("building a reqwest client with a crypto provider installed cannot fail")
 }
 
+/// Percent-encodes a query-string value: everything but RFC 3986's unreserved characters.
+pub fn query_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 3);
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 /// Standard base64, the encoding of KV `Value` fields.
 pub fn b64(bytes: impl AsRef<[u8]>) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)

@@ -52,5 +52,5 @@ pub mod watcher;
 pub use backend::FlipBackend;
 pub use cluster::{RPC_PORT, SERF_PORT, TestCluster, alive_members, eventually, kv_value, member_names, put_kv};
 pub use harness::{AgentMode, CliOutput, TestAgent, roster_bin, run_cli};
-pub use http::{Resp, b64, http_client, unb64};
+pub use http::{Resp, b64, http_client, query_escape, unb64};
 pub use jwt::JwtIssuer;

@@ -33,6 +33,7 @@ use tempfile::TempDir;
 
 use crate::cluster::{member_names, random_subnet};
 use crate::harness::{AgentMode, TestAgent, member_args};
+use crate::http::query_escape;
 
 #[cfg(test)]
 mod tests;
@@ -479,14 +480,8 @@ impl ScaleCluster {
         }
         let res = self.agents[0].get(&path).await;
         anyhow::ensure!(res.status == 200, "GET {path}: {} {}", res.status, String::from_utf8_lossy(&res.body));
-        let index = res
-            .headers
-            .get("x-consul-index")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .context("no X-Consul-Index on the health answer")?;
         let entries = res.json().as_array().cloned().unwrap_or_default();
-        Ok((entries.iter().any(|entry| entry["Node"]["Node"] == node), index))
+        Ok((entries.iter().any(|entry| entry["Node"]["Node"] == node), res.index()))
     }
 
     /// Names the first server lists in `/v1/health/service/scale?passing`.
@@ -898,17 +893,4 @@ fn run(command: &mut Command) -> anyhow::Result<()> {
     let output = command.output().with_context(|| format!("running {command:?}"))?;
     anyhow::ensure!(output.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&output.stderr).trim());
     Ok(())
-}
-
-/// Percent-encodes a query-string value (everything but RFC 3986's unreserved characters).
-fn query_escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() * 3);
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }

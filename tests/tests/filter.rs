@@ -2,24 +2,14 @@
 //! unknown-field filters, the limits, that a blocking query's index stays the unfiltered one, and go-bexpr's `any`/`all`
 //! collection expressions over checks, tags and metadata.
 
-use roster_tests::TestAgent;
 use roster_tests::shape::{array, pluck};
+use roster_tests::{TestAgent, query_escape};
 use serde_json::{Value, json};
-
-/// Percent-encodes a query value (everything but RFC 3986's unreserved characters).
-fn enc(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 /// `path` with `?filter=<expr>` appended (or `&filter=` when it has a query already).
 fn filtered(path: &str, expr: &str) -> String {
     let sep = if path.contains('?') { '&' } else { '?' };
-    format!("{path}{sep}filter={}", enc(expr))
+    format!("{path}{sep}filter={}", query_escape(expr))
 }
 
 async fn get_filtered(agent: &TestAgent, path: &str, expr: &str) -> Value {
