@@ -51,9 +51,10 @@ const START_BATCH: usize = 8;
 const PASSING_WAIT: Duration = Duration::from_secs(2);
 /// How long one DNS query waits for its answer before it counts as unanswered.
 const DNS_TIMEOUT: Duration = Duration::from_secs(2);
-/// The agents' log filter unless the options set `RUST_LOG`: info, plus the gossip view's debug lines, which say
-/// when each agent suspected a member ([`KillLog`]); a handful of lines per membership change.
-const LOG_FILTER: &str = "info,roster_agent::gossip::view=debug";
+/// The agents' log filter unless the options set `RUST_LOG`: info, plus the debug lines of the gossip view, which say
+/// when each agent suspected a member, and of the buddy system, which say who confirmed it and whose check went
+/// unanswered ([`KillLog`]); a handful of lines per membership change or suspicion.
+const LOG_FILTER: &str = "info,roster_agent::gossip::view=debug,roster_agent::gossip::actor::buddy=debug";
 
 /// What to start.
 #[derive(Debug, Clone, Default)]
@@ -116,6 +117,10 @@ pub struct KillLog {
     pub leader_failed: Option<Duration>,
     /// The leader's reconcile starting the `serfHealth` critical write.
     pub leader_marks_critical: Option<Duration>,
+    /// The first agent to count a confirmation of its suspicion (another member's failed probe or check).
+    pub first_confirmed: Option<Duration>,
+    /// Agents asked for a second opinion whose check of it went unanswered (each confirmed the suspicion).
+    pub unanswered_checks: usize,
 }
 
 /// A running cluster of many agents; every process is killed and every namespace removed on drop.
@@ -399,6 +404,13 @@ impl ScaleCluster {
             first_failed: earliest(&failed),
             leader_failed: first_logged(leader, &failed, killed_at),
             leader_marks_critical: marks(leader),
+            first_confirmed: earliest(&format!("gossip: suspicion confirmed: member={name}")),
+            unanswered_checks: logs
+                .iter()
+                .map(|(_, text)| {
+                    count_logged(text, &format!("gossip: a suspect did not answer our check: member={name}"), killed_at)
+                })
+                .sum(),
         }
     }
 
@@ -814,14 +826,24 @@ fn rand_id() -> u16 {
 /// The time from `since` to the first line of `log` at or after `since` that holds `needle` as a whole (followed by
 /// the end of the line, a space or a colon, so `node=c2` does not match `node=c20`).
 fn first_logged(log: &str, needle: &str, since: SystemTime) -> Option<Duration> {
+    logged_times(log, needle, since).min()
+}
+
+/// How many lines of `log` from `since` on contain `needle` as [`first_logged`] matches it.
+fn count_logged(log: &str, needle: &str, since: SystemTime) -> usize {
+    logged_times(log, needle, since).count()
+}
+
+/// When each line from `since` on that contains `needle` (followed by a space, a colon or the line's end, so that
+/// `node=c2` does not match `node=c20`) was logged, as times from `since`.
+fn logged_times<'a>(log: &'a str, needle: &'a str, since: SystemTime) -> impl Iterator<Item = Duration> + 'a {
     log.lines()
-        .filter(|line| {
+        .filter(move |line| {
             line.match_indices(needle).any(|(at, _)| {
                 matches!(line[at + needle.len()..].chars().next(), None | Some(' ' | ':')) || needle.ends_with(':')
             })
         })
-        .filter_map(|line| line_time(line)?.duration_since(since).ok())
-        .min()
+        .filter_map(move |line| line_time(line)?.duration_since(since).ok())
 }
 
 /// The timestamp that starts an agent's text log line (hclog's `2006-01-02T15:04:05.000Z`).

@@ -27,6 +27,7 @@ mod buddy;
 mod coords;
 pub(crate) mod keyops;
 mod suspicion;
+mod verify;
 
 pub(crate) use suspicion::Suspicions;
 
@@ -111,6 +112,11 @@ pub(crate) enum Due {
     Broadcast,
     /// Retry (or, past its deadline, finish) the keyring operation with this ID.
     KeyOp(u64),
+    /// A second-opinion check of this suspect ends: confirm the suspicion unless it answered (`verify`).
+    Verify {
+        name: Arc<str>,
+        token: u64,
+    },
     /// Send a coordinate ping to a random member (every probe period).
     CoordinateProbe,
     /// Send a coordinate ping now (only under the debug-build test delay; see `coords`).
@@ -165,6 +171,8 @@ pub(crate) struct Actor {
     awareness: Awareness,
     /// Suspicions and their confirmations, which shorten our suspicion timers (Lifeguard, `suspicion`).
     suspicions: suspicion::Suspicions,
+    /// The suspects other members asked us to probe, and whom to tell if they stay silent (`verify`).
+    verifications: verify::Verifications,
     /// Probe failures so far; compared around a probe tick to tell success from failure.
     probe_failures: u64,
     /// The (cluster size, health multiplier) foca's current config was built for.
@@ -232,6 +240,7 @@ impl Actor {
             out: Vec::with_capacity(super::wire::MAX_DATAGRAM),
             awareness: Awareness::default(),
             suspicions: suspicion::Suspicions::default(),
+            verifications: verify::Verifications::default(),
             probe_failures: 0,
             configured: (1, 1),
             incarnation: (identity.generation, 0),
@@ -327,6 +336,8 @@ impl Actor {
             Datagram::Side { kind: Sealed::Confirm, body } => self.on_confirm(body, from),
             Datagram::Opened { kind: Sealed::Failed, body, .. } => self.on_failed(&body, from),
             Datagram::Side { kind: Sealed::Failed, body } => self.on_failed(body, from),
+            Datagram::Opened { kind: Sealed::Verify, body, .. } => self.on_verify(&body, from),
+            Datagram::Side { kind: Sealed::Verify, body } => self.on_verify(body, from),
             Datagram::Side { .. } => {
                 tracing::debug!(%from, "gossip: dropped a plaintext datagram of a sealed-only kind")
             }
@@ -381,6 +392,7 @@ impl Actor {
                 Due::Maintenance => self.maintenance(),
                 Due::Broadcast => self.broadcast(),
                 Due::KeyOp(id) => self.key_op_due(id, woke),
+                Due::Verify { name, token } => self.verification_due(&name, token),
                 Due::CoordinateProbe => self.coordinate_probe(woke),
                 Due::CoordinatePing { to, seq } => self.send_coordinate_ping(to, seq),
                 Due::CoordinateAck { to, seq } => self.send_coordinate_ack(to, seq),

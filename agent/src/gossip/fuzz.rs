@@ -110,7 +110,7 @@ fn side_message(kind: Sealed, body: &[u8]) -> &'static str {
             Ok(_) => "coordinate-ack-refused",
             Err(_) => "coordinate-ack-malformed",
         },
-        Sealed::Suspected | Sealed::Refuted | Sealed::Confirm | Sealed::Failed => {
+        Sealed::Suspected | Sealed::Refuted | Sealed::Confirm | Sealed::Failed | Sealed::Verify => {
             match postcard::from_bytes::<wire::Suspicion>(body) {
                 Ok(_) => "suspicion",
                 Err(_) => "suspicion-malformed",

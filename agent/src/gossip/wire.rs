@@ -76,6 +76,9 @@ pub(crate) enum Sealed {
     Confirm = 7,
     /// A [`Suspicion`] whose timeout ran out at the sender, sent straight to the servers: the member is down.
     Failed = 8,
+    /// A [`Suspicion`] sent by a member whose probe of the suspect failed to a few others: a confirmation that also
+    /// asks the receiver to probe the suspect itself and confirm back if it stays silent (`actor/verify`).
+    Verify = 9,
 }
 
 impl Sealed {
@@ -90,6 +93,7 @@ impl Sealed {
             6 => Some(Sealed::Refuted),
             7 => Some(Sealed::Confirm),
             8 => Some(Sealed::Failed),
+            9 => Some(Sealed::Verify),
             _ => None,
         }
     }
@@ -105,6 +109,7 @@ impl Sealed {
                 | Sealed::Refuted
                 | Sealed::Confirm
                 | Sealed::Failed
+                | Sealed::Verify
         )
     }
 }
@@ -199,8 +204,9 @@ pub(crate) struct CoordAck {
 /// Lifeguard's buddy system (see `actor/buddy`): "you are suspected at this incarnation", sent by the member whose
 /// probe failed to the suspect ([`Sealed::Suspected`]), and "this incarnation refutes it", the suspect's answer
 /// ([`Sealed::Refuted`]). The same record is "my probe of it failed too" to the other members ([`Sealed::Confirm`])
-/// and "my suspicion of it timed out: it is down" to the servers ([`Sealed::Failed`]); the sender of those two is
-/// whoever the datagram's source address belongs to.
+/// and "my suspicion of it timed out: it is down" to the servers ([`Sealed::Failed`]), and "my probe failed: probe
+/// it yourself" to a few members ([`Sealed::Verify`]); the sender of those three is whoever the datagram's source
+/// address belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Suspicion {
     /// The suspected member's name and generation: a suspicion about an earlier life is not ours to refute.

@@ -123,9 +123,11 @@ async fn main() -> anyhow::Result<()> {
             }
             println!("\nwhere a kill's seconds went (from the kill; '-' when no agent logged it):");
             println!(
-                "{:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "{:>4} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
                 "N",
                 "1st susp",
+                "1st conf",
+                "checks",
                 "ldr susp",
                 "1st fail",
                 "ldr fail",
@@ -178,9 +180,11 @@ async fn gossip_run(n_agents: usize, n_servers: usize, kills: usize) -> anyhow::
         .map(|kill| {
             let log = &kill.log;
             format!(
-                "{:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "{:>4} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
                 n_agents,
                 secs(log.first_suspect),
+                secs(log.first_confirmed),
+                log.unanswered_checks,
                 secs(log.leader_suspect),
                 secs(log.first_failed),
                 secs(log.leader_failed),

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{first_logged, line_time};
+use super::{count_logged, first_logged, line_time};
 
 fn at(secs: u64, millis: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis)
@@ -33,4 +33,5 @@ fn first_logged_takes_the_earliest_whole_match_after_the_kill() {
     let suspect =
         "2026-12-03T07:04:01.400Z [DEBUG] roster_agent::gossip::view: gossip: member c2 is suspect: member=c2";
     assert_eq!(first_logged(suspect, "gossip: member c2 is suspect:", killed), Some(Duration::from_millis(400)));
+    assert_eq!(count_logged(log, needle, killed), 2, "the lines at 02.250 and 03.000");
 }

@@ -24,21 +24,42 @@
 //! as long as the shortened timeout itself, while a failed probe is rare enough (a dead member, or a probe and all
 //! three indirect probes lost) that one datagram per member is cheap. A lost confirmation only leaves a timer longer.
 //!
+//! **Second opinions** (`verify`): a confirmation comes only from a member whose own probe of the suspect failed, and
+//! with one probe per member per period a dead member is probed by about one member per period, so a suspicion can
+//! run its whole unconfirmed timeout before a second member gets to it. The prober therefore sends [`VERIFIERS`] of
+//! the others a `Verify` instead of the `Confirm` (it counts as one): each probes the suspect with a `Suspected`
+//! datagram of its own and, when no refutation comes back within [`VERIFY_TIMEOUT`] (a probe period, what a probe
+//! and its indirect probes get), confirms the suspicion to the prober and to every member that confirmed it
+//! meanwhile. A verifier in poor local health declines: its own silence from the suspect may be its own stall. A live
+//! suspect answers the verifiers too, so its refutation reaches three more members at once.
+//!
 //! **Failures to the servers**: the member whose timer declares a suspect down sends that straight to every server
 //! ([`COPIES`] times), which apply it through foca as if gossip had brought it, so the leader's `serfHealth` write
 //! does not wait for the gossip rounds that carry the news to it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::super::Role;
+use super::super::health;
 use super::super::identity::NodeId;
 use super::super::wire::{Sealed, Suspicion};
 use super::Actor;
 use super::Due;
+use super::verify::Requested;
 
 /// How many times each buddy message is sent: with 5 % loss per datagram, two copies lose both 0.25 % of the time.
 const COPIES: usize = 2;
+/// How many members a prober asks for a second opinion. Two confirmations bring a suspicion to its shortest
+/// timeout; with 5 % loss each verifier's answer arrives 90 % of the time (request and confirmation), so two of
+/// three arrive 97 % of the time.
+pub(super) const VERIFIERS: usize = 3;
+/// How long a verifier waits for the suspect to answer before confirming: a probe period, what a failed probe
+/// (direct, then indirect) had too.
+pub(super) const VERIFY_TIMEOUT: Duration = health::PROBE_PERIOD;
 
 impl Actor {
     /// Our probe of `id` failed: if foca now holds it suspect, tell it, and tell every other member our probe failed.
@@ -50,8 +71,14 @@ impl Actor {
         let suspicion =
             Suspicion { name: id.name.to_string(), generation: id.generation, incarnation: member.incarnation() };
         self.send_suspicion(Sealed::Suspected, &suspicion, id.addr);
-        let others: Vec<SocketAddr> =
+        let mut others: Vec<SocketAddr> =
             self.foca.iter_members().map(|member| member.id().addr).filter(|addr| *addr != id.addr).collect();
+        let mut verifiers = Vec::with_capacity(VERIFIERS);
+        for picked in rand::seq::index::sample(&mut self.rng, others.len(), VERIFIERS.min(others.len())).into_vec() {
+            verifiers.push(others[picked]);
+        }
+        others.retain(|addr| !verifiers.contains(addr));
+        self.send_to_each(Sealed::Verify, &suspicion, &verifiers, COPIES);
         self.send_to_each(Sealed::Confirm, &suspicion, &others, 1);
     }
 
@@ -85,13 +112,17 @@ impl Actor {
             tracing::debug!(%from, "gossip: dropped a malformed refutation");
             return;
         };
+        // The suspect answered a check of ours: nothing to confirm. Foca may not hold it suspect yet (the request
+        // can beat the gossip), but the new counter is news either way.
+        let checked =
+            self.verifications.answered(&refutation.name, refutation.generation, refutation.incarnation, from);
         // Only from the suspect's own address, about the life we suspect, and only a counter that refutes it.
         let refuted = self.foca.iter_membership_state().find(|member| {
             let id = member.id();
             *id.name == refutation.name
                 && id.generation == refutation.generation
                 && id.addr == from
-                && member.state() == foca::State::Suspect
+                && (member.state() == foca::State::Suspect || (checked && member.state() == foca::State::Alive))
                 && member.incarnation() < refutation.incarnation
         });
         let Some(member) = refuted else { return };
@@ -105,10 +136,57 @@ impl Actor {
     pub(super) fn on_confirm(&mut self, body: &[u8], from: SocketAddr) {
         let Some((confirmer, suspicion, suspect)) = self.checked_suspicion(body, from) else { return };
         let life = (suspect.generation, suspicion.incarnation);
-        if let Some((deadline, timer)) = self.suspicions.confirm(&suspect.name, life, &confirmer) {
+        // It holds a timer for the suspicion: if we are checking the suspect, it hears our outcome too.
+        self.verifications.also_tell(&suspect.name, life, from);
+        self.count_confirmation(&confirmer, life, &suspect);
+    }
+
+    /// A prober asks for a second opinion: count its confirmation, then probe the suspect ourselves.
+    pub(super) fn on_verify(&mut self, body: &[u8], from: SocketAddr) {
+        let Some((requester, suspicion, suspect)) = self.checked_suspicion(body, from) else { return };
+        let life = (suspect.generation, suspicion.incarnation);
+        self.count_confirmation(&requester, life, &suspect);
+        let multiplier = self.awareness.multiplier();
+        if multiplier > 1 {
+            tracing::debug!(member = %suspect.name, multiplier, "gossip: declined to check a suspect (local health)");
+            return;
+        }
+        match self.verifications.request(&suspect, suspicion.incarnation, from) {
+            Requested::Start(token) => {
+                tracing::debug!(member = %suspect.name, from = %requester, "gossip: checking a suspect");
+                self.send_suspicion(Sealed::Suspected, &suspicion, suspect.addr);
+                let name = suspect.name.clone();
+                self.timers.push(Instant::now() + VERIFY_TIMEOUT, Due::Verify { name, token });
+            }
+            Requested::Joined | Requested::Ignored => {}
+        }
+    }
+
+    /// Our check of a suspect ran out of time: unless it answered (or others' news made the check moot), the
+    /// suspicion is confirmed to everyone that asked or confirmed it.
+    pub(super) fn verification_due(&mut self, name: &Arc<str>, token: u64) {
+        let Some(((generation, incarnation), requesters)) = self.verifications.expire(name, token) else { return };
+        let unrefuted = self.foca.iter_membership_state().any(|member| {
+            member.id().name == *name
+                && member.id().generation == generation
+                && member.state() != foca::State::Down
+                && member.incarnation() <= incarnation
+        });
+        if !unrefuted {
+            return;
+        }
+        tracing::debug!(member = %name, told = requesters.len(), "gossip: a suspect did not answer our check");
+        let suspicion = Suspicion { name: name.to_string(), generation, incarnation };
+        self.send_to_each(Sealed::Confirm, &suspicion, &requesters, COPIES);
+    }
+
+    /// `confirmer` says its probe of `suspect` failed at `life`: one more confirmation, which may bring our timer
+    /// forward.
+    fn count_confirmation(&mut self, confirmer: &Arc<str>, life: super::suspicion::Life, suspect: &NodeId) {
+        if let Some((deadline, timer)) = self.suspicions.confirm(&suspect.name, life, confirmer) {
             tracing::debug!(member = %suspect.name, confirmer = %confirmer, "gossip: suspicion confirmed");
             // Never in the past: a timer that looks late would count against our own local health.
-            self.timers.push(deadline.max(tokio::time::Instant::now()), Due::Foca(timer));
+            self.timers.push(deadline.max(Instant::now()), Due::Foca(timer));
         }
     }
 

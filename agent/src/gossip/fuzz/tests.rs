@@ -135,7 +135,7 @@ fn every_suspicion_kind_reaches_its_decoder_sealed_and_in_plaintext() {
     let mut side_envelope = wire::envelope(DATACENTER);
     side_envelope[2] = wire::SIDE;
     let sealed_mode = ENCRYPTED | VERIFY_INCOMING | HARNESS_SEALS;
-    for kind in [Sealed::Suspected, Sealed::Refuted, Sealed::Confirm, Sealed::Failed] {
+    for kind in [Sealed::Suspected, Sealed::Refuted, Sealed::Confirm, Sealed::Failed, Sealed::Verify] {
         let sealed = with_mode(sealed_mode, &[&[kind as u8], &encoded(&suspicion)]);
         assert_eq!(datagram(&sealed), "suspicion", "{kind:?} sealed");
         let plain = with_mode(0, &[&side_envelope, &[kind as u8], &encoded(&suspicion)]);

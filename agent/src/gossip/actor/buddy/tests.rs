@@ -31,6 +31,8 @@ struct Fixture {
     client: std::net::UdpSocket,
     other_client: std::net::UdpSocket,
     suspect: NodeId,
+    /// The suspect's own socket: what the actor sends it queues here, and nothing answers.
+    suspect_socket: std::net::UdpSocket,
 }
 
 fn bind() -> std::net::UdpSocket {
@@ -97,7 +99,7 @@ async fn fixture() -> Fixture {
     let updates = members.map(|(member, _, state, incarnation)| foca::Member::new(member, incarnation, state));
     actor.with_foca(|foca, io| foca.apply_many(updates.into_iter(), false, io)).expect("members applied");
     actor.retune();
-    Fixture { actor, server, client, other_client, suspect }
+    Fixture { actor, server, client, other_client, suspect, suspect_socket }
 }
 
 /// A side-envelope datagram of `kind` about the suspect at `incarnation`.
@@ -201,15 +203,119 @@ async fn a_server_told_a_member_failed_applies_it_as_gossip_would() {
     assert_eq!(fixture.actor.member_state(&fixture.suspect), Some((foca::State::Down, SUSPECTED_AT)));
 }
 
-#[tokio::test]
-async fn a_failed_probe_tells_the_suspect_and_confirms_to_every_other_member() {
-    let mut fixture = fixture().await;
-    fixture.actor.tell_suspect(&fixture.suspect.clone());
-    let confirm = message(Sealed::Confirm, &fixture.suspect, SUSPECTED_AT);
+/// Adds an alive client `name` (with metadata) that `a` knows, played by a new socket of the test's.
+fn add_client(fixture: &mut Fixture, name: &str) -> std::net::UdpSocket {
+    let socket = bind();
+    let member = id(name, &socket);
+    let meta = MemberMeta { role: Role::Client, ..MemberMeta::default() };
+    let record = MetaRecord { name: name.to_owned(), generation: GENERATION, meta };
+    fixture.actor.known.lock().receive_meta(record, Instant::now());
+    let alive = foca::Member::new(member, 0, foca::State::Alive);
+    fixture.actor.with_foca(|foca, io| foca.apply_many(std::iter::once(alive), false, io)).expect("applied");
+    fixture.actor.retune();
+    socket
+}
+
+/// Every datagram queued on `socket`.
+fn received(socket: &std::net::UdpSocket) -> Vec<Vec<u8>> {
     let mut buf = vec![0u8; 2048];
-    for socket in [&fixture.server, &fixture.client, &fixture.other_client] {
-        let (len, _) = socket.recv_from(&mut buf).expect("a confirmation queued");
-        assert_eq!(&buf[..len], confirm.as_slice());
-        assert!(socket.recv_from(&mut buf).is_err(), "one copy each");
+    let mut datagrams = Vec::new();
+    while let Ok((len, _)) = socket.recv_from(&mut buf) {
+        datagrams.push(buf[..len].to_vec());
     }
+    datagrams
+}
+
+/// The queued second-opinion checks, as (deadline, suspect, token); the actor's other timers are dropped.
+fn verification_timers(actor: &mut Actor) -> Vec<(Instant, Arc<str>, u64)> {
+    let mut checks = Vec::new();
+    while let Some((deadline, due)) = actor.timers.pop_due(Instant::now() + Duration::from_secs(3600)) {
+        if let Due::Verify { name, token } = due {
+            checks.push((deadline, name, token));
+        }
+    }
+    checks
+}
+
+#[tokio::test]
+async fn a_failed_probe_tells_the_suspect_asks_three_members_to_verify_and_confirms_to_the_rest() {
+    let mut fixture = fixture().await;
+    let extra = [add_client(&mut fixture, "c3"), add_client(&mut fixture, "c4")];
+    fixture.actor.tell_suspect(&fixture.suspect.clone());
+    let probe = message(Sealed::Suspected, &fixture.suspect, SUSPECTED_AT);
+    assert_eq!(received(&fixture.suspect_socket), vec![probe; COPIES], "the suspect is told (the buddy system)");
+    let verify = message(Sealed::Verify, &fixture.suspect, SUSPECTED_AT);
+    let confirm = message(Sealed::Confirm, &fixture.suspect, SUSPECTED_AT);
+    let (mut verifiers, mut confirmers) = (0, 0);
+    for socket in [&fixture.server, &fixture.client, &fixture.other_client, &extra[0], &extra[1]] {
+        let got = received(socket);
+        if got == vec![verify.clone(); COPIES] {
+            verifiers += 1;
+        } else {
+            assert_eq!(got, vec![confirm.clone()], "a member not asked to verify gets one confirmation");
+            confirmers += 1;
+        }
+    }
+    assert_eq!((verifiers, confirmers), (VERIFIERS, 2));
+}
+
+#[tokio::test]
+async fn a_verifier_probes_the_suspect_and_confirms_to_everyone_holding_a_timer_when_it_stays_silent() {
+    let mut fixture = fixture().await;
+    let suspect = fixture.suspect.clone();
+    let (client, other_client) =
+        (fixture.client.local_addr().expect("bound"), fixture.other_client.local_addr().expect("bound"));
+    let asked = Instant::now();
+    fixture.actor.on_datagram(&message(Sealed::Verify, &suspect, SUSPECTED_AT), client);
+    // Asked again (the second copy), and confirmed by another member whose own probe failed.
+    fixture.actor.on_datagram(&message(Sealed::Verify, &suspect, SUSPECTED_AT), client);
+    fixture.actor.on_datagram(&message(Sealed::Confirm, &suspect, SUSPECTED_AT), other_client);
+    let checks = verification_timers(&mut fixture.actor);
+    assert_eq!(checks.len(), 1, "one check per suspicion");
+    let (deadline, name, token) = checks.into_iter().next().expect("one check");
+    assert!(deadline >= asked + VERIFY_TIMEOUT && deadline < asked + VERIFY_TIMEOUT + Duration::from_millis(100));
+    assert_eq!(*name, *suspect.name);
+    // The suspect got our probe, twice, and answers nothing.
+    let probe = message(Sealed::Suspected, &suspect, SUSPECTED_AT);
+    assert_eq!(received(&fixture.suspect_socket), vec![probe; COPIES]);
+
+    fixture.actor.verification_due(&name, token);
+    let confirm = message(Sealed::Confirm, &suspect, SUSPECTED_AT);
+    assert_eq!(received(&fixture.client), vec![confirm.clone(); COPIES], "the member that asked");
+    assert_eq!(received(&fixture.other_client), vec![confirm; COPIES], "the member that confirmed meanwhile");
+    assert!(received(&fixture.server).is_empty(), "nobody else holds a timer for it");
+    fixture.actor.verification_due(&name, token);
+    assert!(received(&fixture.client).is_empty(), "told once");
+}
+
+#[tokio::test]
+async fn a_suspect_that_answers_the_check_is_alive_and_not_confirmed() {
+    let mut fixture = fixture().await;
+    let suspect = fixture.suspect.clone();
+    let client = fixture.client.local_addr().expect("bound");
+    fixture.actor.on_datagram(&message(Sealed::Verify, &suspect, SUSPECTED_AT), client);
+    let (_, name, token) = verification_timers(&mut fixture.actor).pop().expect("a check");
+    // An answer from anyone but the suspect is not the suspect's.
+    fixture.actor.on_datagram(&message(Sealed::Refuted, &suspect, SUSPECTED_AT + 1), client);
+    assert_eq!(fixture.actor.member_state(&suspect), Some((foca::State::Suspect, SUSPECTED_AT)));
+    fixture.actor.on_datagram(&message(Sealed::Refuted, &suspect, SUSPECTED_AT + 1), suspect.addr);
+    assert_eq!(fixture.actor.member_state(&suspect), Some((foca::State::Alive, SUSPECTED_AT + 1)));
+    fixture.actor.verification_due(&name, token);
+    assert!(received(&fixture.client).is_empty(), "nothing confirmed");
+}
+
+#[tokio::test]
+async fn a_verifier_in_poor_local_health_counts_the_confirmation_but_does_not_check() {
+    let mut fixture = fixture().await;
+    let (started, max) = start_timer(&mut fixture);
+    let suspect = fixture.suspect.clone();
+    fixture.actor.awareness.probe_failed();
+    let client = fixture.client.local_addr().expect("bound");
+    fixture.actor.on_datagram(&message(Sealed::Verify, &suspect, SUSPECTED_AT), client);
+    assert!(received(&fixture.suspect_socket).is_empty(), "no probe of ours");
+    let deadlines = suspicion_deadlines(&mut fixture.actor);
+    let early = deadlines[0].duration_since(started);
+    let expected = health::confirmed_suspicion_timeout(max, 1, 2);
+    assert!(early >= expected && early < expected + Duration::from_millis(100), "{early:?}: the asker's probe counts");
+    assert!(verification_timers(&mut fixture.actor).is_empty());
 }
