@@ -5,6 +5,14 @@
 //! when that server cannot be reached or cannot serve. Any server can serve any request: a follower
 //! forwards writes to its leader and runs read barriers through it.
 //!
+//! # Writes go to the leader
+//! A follower forwards a write to its leader, one more round trip and one more server's work per write. So writes
+//! go straight to the leader when a status answer has named it and it is in the list: the first write asks the
+//! server in use for its status in the background (and again every `LEADER_REFRESH`, or every `LEADER_RETRY`
+//! while none is known), and a write to the leader that fails forgets it, so the retry and the writes after it go
+//! to the server in use until the next status names the new leader. A leader that stepped down stays usable in
+//! the meantime: as a follower it forwards, as every server does. Reads stay on the server in use.
+//!
 //! # What is retried
 //! Retrying must never apply a write twice. A write is retried on another server only when it
 //! certainly was not applied: the connection could not be made, or the server answered that it has
@@ -49,6 +57,10 @@ const RETRY_PAUSE_MAX: Duration = Duration::from_secs(1);
 const CALL_MARGIN: Duration = Duration::from_secs(30);
 /// How long a status request to one server may take.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a writing agent asks which server leads, while it knows one.
+const LEADER_REFRESH: Duration = Duration::from_secs(10);
+/// How often it asks while it knows none (at the start, after an election, or when the last one failed a write).
+const LEADER_RETRY: Duration = Duration::from_secs(1);
 
 /// A client agent's handle on the servers. Clones share the server list and the connections.
 #[derive(Clone)]
@@ -80,6 +92,10 @@ struct Servers {
     current: usize,
     /// One connection per server in `addrs`, dialled on first use.
     peers: HashMap<SocketAddr, Arc<Peer>>,
+    /// The leader's RPC address, as the last status answer named it; writes go there while it is listed.
+    leader: Option<SocketAddr>,
+    /// When a status request last went out to learn the leader.
+    leader_asked: Option<Instant>,
 }
 
 /// Whether a request may run twice: decides what is retried.
@@ -353,12 +369,19 @@ impl Remote {
         let started = Instant::now();
         let deadline = started + budget + RETRY_HOLD;
         let mut pause = RETRY_PAUSE_MIN;
+        if kind == Kind::Write {
+            self.learn_leader_if_due(started);
+        }
         loop {
-            let (addr, peer) = self.pick()?;
+            let (addr, peer) = self.pick(kind)?;
             let failure = match op(peer, started.elapsed()).await {
                 Ok(value) => return Ok(value),
                 Err(failure) => failure,
             };
+            // A refusal of the request itself says nothing about who leads; anything else may.
+            if !matches!(failure, Failure::Rejected(_) | Failure::Denied(_)) {
+                self.forget_leader(addr);
+            }
             if !retryable(kind, &failure) || Instant::now() + pause >= deadline {
                 return Err(to_error(addr, failure));
             }
@@ -369,13 +392,59 @@ impl Remote {
         }
     }
 
-    /// The server in use and its connection; `NoServers` when none is known.
-    fn pick(&self) -> Result<(SocketAddr, Arc<Peer>)> {
+    /// The server a request of `kind` goes to and its connection: the leader for a write when one is known and
+    /// listed, else the server in use; `NoServers` when none is known.
+    fn pick(&self, kind: Kind) -> Result<(SocketAddr, Arc<Peer>)> {
         let mut servers = self.inner.servers.lock().unwrap_or_else(PoisonError::into_inner);
-        let addr = *servers.addrs.get(servers.current).ok_or(Error::NoServers)?;
+        let in_use = *servers.addrs.get(servers.current).ok_or(Error::NoServers)?;
+        let leader = servers.leader.filter(|leader| kind == Kind::Write && servers.addrs.contains(leader));
+        let addr = leader.unwrap_or(in_use);
         let dialer = &self.inner.dialer;
         let peer = servers.peers.entry(addr).or_insert_with(|| Arc::new(Peer::new(addr, dialer.clone()))).clone();
         Ok((addr, peer))
+    }
+
+    /// Asks the server in use which server leads, in the background, when it is time to (see `LEADER_REFRESH`).
+    fn learn_leader_if_due(&self, now: Instant) {
+        {
+            let mut servers = self.inner.servers.lock().unwrap_or_else(PoisonError::into_inner);
+            let every = if servers.leader.is_some() { LEADER_REFRESH } else { LEADER_RETRY };
+            if servers.leader_asked.is_some_and(|asked| now.duration_since(asked) < every) {
+                return;
+            }
+            servers.leader_asked = Some(now);
+        }
+        let remote = self.clone();
+        let learn = async move {
+            // A failed status request leaves what is known; the next write after `LEADER_RETRY` asks again.
+            if let Ok(status) = remote.status().await {
+                remote.inner.servers.lock().unwrap_or_else(PoisonError::into_inner).leader = status.leader;
+            }
+        };
+        match &self.inner.runtime {
+            Some(runtime) => drop(runtime.spawn(learn)),
+            None => drop(tokio::spawn(learn)),
+        }
+    }
+
+    /// A request to `addr` failed: if it was the leader we knew, we no longer know one.
+    fn forget_leader(&self, addr: SocketAddr) {
+        let mut servers = self.inner.servers.lock().unwrap_or_else(PoisonError::into_inner);
+        if servers.leader == Some(addr) {
+            servers.leader = None;
+        }
+    }
+
+    /// The servers this handle has dialled (a connection is made on first use).
+    #[cfg(test)]
+    fn dialled(&self) -> Vec<SocketAddr> {
+        self.inner.servers.lock().unwrap_or_else(PoisonError::into_inner).peers.keys().copied().collect()
+    }
+
+    /// The leader writes go to, when known.
+    #[cfg(test)]
+    fn known_leader(&self) -> Option<SocketAddr> {
+        self.inner.servers.lock().unwrap_or_else(PoisonError::into_inner).leader
     }
 
     /// Moves on from `failed`, unless another call already did.

@@ -168,3 +168,48 @@ fn only_failures_that_certainly_applied_nothing_retry_a_write() {
         assert_eq!((retryable(Kind::Read, &failure), retryable(Kind::Write, &failure)), (read, write), "{failure:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_go_straight_to_the_leader_once_a_status_names_it_and_fall_back_when_it_fails() {
+    let (servers, leader) = three_node_cluster().await;
+    let follower = servers.iter().find(|s| s.rpc_addr() != leader).unwrap();
+    let remote = Remote::new(CancellationToken::new());
+    // The follower is the server in use: it stays so when the list grows.
+    remote.set_servers(vec![follower.rpc_addr()]);
+    remote.set_servers(servers.iter().map(|s| s.rpc_addr()).collect());
+    assert_eq!(remote.write(set("k", "1")).await.unwrap(), CommandResult::Bool(true));
+    assert_eq!(remote.dialled(), vec![follower.rpc_addr()], "the first write goes through the server in use");
+    // That write asked the follower, in the background, which server leads.
+    let asked = Instant::now();
+    while remote.known_leader() != Some(leader) {
+        assert!(asked.elapsed() < Duration::from_secs(5), "the leader was never learned");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(remote.write(set("k", "2")).await.unwrap(), CommandResult::Bool(true));
+    let mut dialled = remote.dialled();
+    dialled.sort();
+    let mut expected = vec![follower.rpc_addr(), leader];
+    expected.sort();
+    assert_eq!(dialled, expected, "the second write went to the leader");
+    // Reads and status stay on the server in use.
+    assert_eq!(remote.status().await.unwrap().id, follower.node_id());
+    assert_eq!(get(&remote, Consistency::Default, "k").await.0.as_deref(), Some("2"));
+
+    // The leader goes away: the next write fails there and forgets it. When the connection was known dead before
+    // anything was sent, the write is retried on the server in use at once; when it went out on the dying
+    // connection, it is reported lost (it may have been applied) and only the next write moves on. Either way the
+    // server in use forwards to whichever server the remaining two elect.
+    let old_leader = servers.iter().find(|s| s.rpc_addr() == leader).unwrap();
+    old_leader.shutdown().await.unwrap();
+    match remote.write(set("k", "3")).await {
+        Ok(result) => assert_eq!(result, CommandResult::Bool(true)),
+        Err(Error::Rpc { addr, .. }) => assert_eq!(addr, leader, "only a write sent to the old leader is lost"),
+        Err(error) => panic!("a write lost with the old leader: {error:?}"),
+    }
+    assert_ne!(remote.known_leader(), Some(leader));
+    assert_eq!(remote.write(set("k", "3")).await.unwrap(), CommandResult::Bool(true));
+    assert_eq!(get(&remote, Consistency::Consistent, "k").await.0.as_deref(), Some("3"));
+    for server in servers.iter().filter(|s| s.rpc_addr() != leader) {
+        server.shutdown().await.unwrap();
+    }
+}
