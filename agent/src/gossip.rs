@@ -335,6 +335,8 @@ struct Inner {
     node_name: String,
     datacenter: String,
     tasks: TaskTracker,
+    /// Cancelled when gossip stops.
+    stop: CancellationToken,
     /// Stops every task when the last handle goes away.
     _stop_on_drop: DropGuard,
 }
@@ -506,6 +508,7 @@ impl Gossip {
             node_name,
             datacenter,
             tasks,
+            stop: stop.clone(),
             _stop_on_drop: stop.drop_guard(),
         };
         Ok(Gossip { inner: Arc::new(inner) })
@@ -624,6 +627,31 @@ impl Gossip {
         let (reply_tx, reply_rx) = oneshot::channel();
         self.inner.commands.send(Command::KeyOp { op, reply: reply_tx }).await.map_err(|_| GossipError::Shutdown)?;
         reply_rx.await.map_err(|_| GossipError::Shutdown)
+    }
+
+    /// Probes the members at each address `hints` names at once, rather than when the failure detector's
+    /// round-robin gets to them (see `actor/hint`): a server passes the addresses whose RPC connections their peer
+    /// closed. Runs until gossip stops or `hints` closes; hints that find the actor busy are dropped, as are those a
+    /// slow reader lagged behind on.
+    pub fn probe_on_hints(&self, mut hints: tokio::sync::broadcast::Receiver<IpAddr>) {
+        let (commands, stop) = (self.inner.commands.clone(), self.inner.stop.clone());
+        self.inner.tasks.spawn(async move {
+            loop {
+                let hint = tokio::select! {
+                    () = stop.cancelled() => break,
+                    hint = hints.recv() => hint,
+                };
+                match hint {
+                    Ok(ip) => {
+                        if let Err(mpsc::error::TrySendError::Closed(_)) = commands.try_send(Command::Hint { ip }) {
+                            break;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
     }
 
     /// This agent's own keys, primary first; `None` without encryption.

@@ -131,6 +131,7 @@ pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyho
                 crate::acl::spawn_leader_duties(acl.clone(), server.clone(), shutdown.child_token());
             }
             if let Some(gossip) = &gossip {
+                gossip.probe_on_hints(server.closed_connections());
                 let duties = cluster::LeaderDuties {
                     gossip: gossip.clone(),
                     server: server.clone(),
@@ -140,7 +141,7 @@ pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyho
                 };
                 duties.spawn();
                 if let Some(expect) = config.bootstrap_expect.filter(|n| *n > 1) {
-                    let probe = remote(&rpc_tls, &shutdown)?;
+                    let probe = remote(&rpc_tls, config.bind_addr, &shutdown)?;
                     let (gossip, server, dc) = (gossip.clone(), server.clone(), config.datacenter.clone());
                     cluster::spawn_bootstrap(gossip, server, probe, expect, dc, shutdown.child_token());
                 }
@@ -148,7 +149,7 @@ pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyho
             Backend::Local(server)
         }
         _ => {
-            let remote = remote(&rpc_tls, &shutdown)?;
+            let remote = remote(&rpc_tls, config.bind_addr, &shutdown)?;
             remote.set_token(&acl.agent_secret());
             if let Some(gossip) = &gossip {
                 let dc = config.datacenter.clone();
@@ -364,14 +365,21 @@ pub async fn run_agent(config: Config, args: AgentArgs, hangup: Hangup) -> anyho
 }
 
 /// A client of the servers' RPC, over TLS when `tls.internal_rpc` asks for it.
+/// The handle on the servers, connecting from `bind_addr` unless that is unspecified (Consul's RPC source address):
+/// a server then sees this agent's connections come from the address it gossips on, and probes it at once when one
+/// closes (`Gossip::probe_on_hints`).
 fn remote(
     rpc_tls: &Option<(roster_server::RpcTls, Arc<roster_tls::Tls>)>,
+    bind_addr: IpAddr,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<roster_server::Remote> {
-    match rpc_tls {
-        Some((rpc, _)) => roster_server::Remote::with_tls(shutdown.child_token(), rpc).context("the RPC client's TLS"),
-        None => Ok(roster_server::Remote::new(shutdown.child_token())),
-    }
+    let remote = match rpc_tls {
+        Some((rpc, _)) => {
+            roster_server::Remote::with_tls(shutdown.child_token(), rpc).context("the RPC client's TLS")?
+        }
+        None => roster_server::Remote::new(shutdown.child_token()),
+    };
+    Ok(if bind_addr.is_unspecified() { remote } else { remote.from_source(bind_addr) })
 }
 
 /// Starts LAN gossip on `bind_addr:ports.serf_lan`; `None` when it is disabled (allowed only with `-dev`).

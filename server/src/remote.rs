@@ -123,6 +123,14 @@ impl Remote {
         Ok(Remote::with_dialer(shutdown, Dialer::new(Some(tls), |tls| tls.verify_outgoing)?))
     }
 
+    /// This handle with its connections made from the local address `source` (Consul's RPC source address: the
+    /// agent's bind address, so that a server sees the agent's connections come from the address it gossips on).
+    /// Call it before the first request: connections already made keep their address.
+    pub fn from_source(self, source: std::net::IpAddr) -> Remote {
+        let dialer = Dialer::from(&self.inner.dialer, Some(source));
+        Remote::with_dialer(self.inner.shutdown.clone(), dialer)
+    }
+
     fn with_dialer(shutdown: CancellationToken, dialer: Arc<Dialer>) -> Remote {
         let inner = Inner {
             shutdown,

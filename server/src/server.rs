@@ -34,6 +34,8 @@ const LEADER_HOLD: Duration = Duration::from_secs(5);
 const TRANSFER_WAIT: Duration = Duration::from_secs(5);
 /// How far behind the leader's log a voter may be and still be handed leadership on a graceful leave.
 const LEAVE_LAG: u64 = 1024;
+/// How many closed-connection hints (`Server::closed_connections`) wait for a slow receiver before the oldest go.
+const CLOSED_HINTS: usize = 256;
 
 /// A running Raft server. Clones share one node; dropping the last clone stops its RPC service.
 #[derive(Clone)]
@@ -79,6 +81,8 @@ pub(crate) struct Inner {
     snapshots: crate::snapshot::Handles,
     /// Coordinate updates waiting for the next batch.
     pub(crate) coordinates: crate::coordinates::CoordinateQueue,
+    /// The source IPs of RPC connections their peer closed.
+    closed: tokio::sync::broadcast::Sender<std::net::IpAddr>,
 }
 
 impl Server {
@@ -115,9 +119,14 @@ impl Server {
             health: std::sync::Mutex::default(),
             snapshots: crate::snapshot::Handles::default(),
             coordinates: crate::coordinates::CoordinateQueue::default(),
+            closed: tokio::sync::broadcast::channel(CLOSED_HINTS).0,
         });
-        let settings =
-            crate::rpc::Settings { tls: config.tls, limits: config.limits, counters: inner.rpc_counters.clone() };
+        let settings = crate::rpc::Settings {
+            tls: config.tls,
+            limits: config.limits,
+            counters: inner.rpc_counters.clone(),
+            closed: inner.closed.clone(),
+        };
         inner.node.serve(config.rpc_listener, inner.clone(), settings, &inner.tasks, cancel.clone());
         inner.tasks.spawn(inner.clone().run_session_timers(cancel.clone()));
         inner.tasks.spawn(inner.clone().run_coordinate_batches(cancel.clone()));
@@ -275,6 +284,13 @@ impl Server {
     /// This server's Raft id.
     pub fn node_id(&self) -> u64 {
         self.inner.node_id
+    }
+
+    /// The source IP of every RPC connection its peer closed (client agents and other servers): a hint that the
+    /// agent there may have died, worth a gossip probe now rather than when the round-robin gets to it. A receiver
+    /// that falls more than a few hundred behind loses the oldest.
+    pub fn closed_connections(&self) -> tokio::sync::broadcast::Receiver<std::net::IpAddr> {
+        self.inner.closed.subscribe()
     }
 
     /// What the RPC port refused since start (connections over a limit, failed handshakes, oversized frames, …).

@@ -92,6 +92,8 @@ pub struct TestAgent {
     past_stderr: String,
     /// Environment variables set on the agent process (every restart too).
     envs: Vec<(String, String)>,
+    /// Set by `freeze`: the process is stopped (SIGSTOP) and counts as not running.
+    frozen: bool,
 }
 
 /// The outcome of one CLI invocation.
@@ -186,6 +188,7 @@ impl TestAgent {
             mode,
             config_dir,
             process: Some(process),
+            frozen: false,
             http_addr: ready.http,
             https_addr: ready.https,
             rpc_addr: ready.rpc,
@@ -211,9 +214,9 @@ impl TestAgent {
         self.serf_addr.unwrap_or_else(|| panic!("{} runs without gossip", self.node_name))
     }
 
-    /// Whether the agent process is running (not killed by `kill9`/`terminate`).
+    /// Whether the agent process is running (not killed by `kill9`/`terminate`, nor stopped by `freeze`).
     pub fn is_running(&self) -> bool {
-        self.process.is_some()
+        self.process.is_some() && !self.frozen
     }
 
     /// The agent's process id while it runs (benchmarks read its memory from `/proc`).
@@ -312,6 +315,18 @@ impl TestAgent {
         }
     }
 
+    /// Stops the agent with SIGSTOP: it answers nothing from here on but every socket it holds stays open, so no
+    /// peer sees a connection close, as with a host that lost power or a network cut. It counts as not running;
+    /// `kill9` or dropping the agent ends the process.
+    pub fn freeze(&mut self) {
+        if let Some(process) = &self.process {
+            let pid = process.child.id().to_string();
+            let sent = Command::new("kill").args(["-STOP", &pid]).status();
+            assert!(sent.is_ok_and(|s| s.success()), "sending SIGSTOP to {pid} failed");
+            self.frozen = true;
+        }
+    }
+
     /// Sends SIGTERM and waits up to `timeout` for the agent to shut down by itself.
     /// Returns its exit status, or None when it was still running at the deadline (it is then killed).
     pub async fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
@@ -360,6 +375,7 @@ impl TestAgent {
         let (process, ready) =
             spawn_agent(&self.node_name, &self.mode, &config_path(&self.config_dir), &self.envs).await?;
         self.process = Some(process);
+        self.frozen = false;
         self.http_addr = ready.http;
         self.https_addr = ready.https;
         self.rpc_addr = ready.rpc;

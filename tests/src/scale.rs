@@ -52,9 +52,9 @@ const PASSING_WAIT: Duration = Duration::from_secs(2);
 /// How long one DNS query waits for its answer before it counts as unanswered.
 const DNS_TIMEOUT: Duration = Duration::from_secs(2);
 /// The agents' log filter unless the options set `RUST_LOG`: info, plus the debug lines of the gossip view, which say
-/// when each agent suspected a member, and of the buddy system, which say who confirmed it and whose check went
-/// unanswered ([`KillLog`]); a handful of lines per membership change or suspicion.
-const LOG_FILTER: &str = "info,roster_agent::gossip::view=debug,roster_agent::gossip::actor::buddy=debug";
+/// when each agent suspected a member, of the buddy system, which say who confirmed it and whose check went
+/// unanswered ([`KillLog`]), and of the probes on hints; a handful of lines per membership change or suspicion.
+const LOG_FILTER: &str = "info,roster_agent::gossip::view=debug,roster_agent::gossip::actor::buddy=debug,roster_agent::gossip::actor::hint=debug";
 
 /// What to start.
 #[derive(Debug, Clone, Default)]
@@ -121,6 +121,15 @@ pub struct KillLog {
     pub first_confirmed: Option<Duration>,
     /// Agents asked for a second opinion whose check of it went unanswered (each confirmed the suspicion).
     pub unanswered_checks: usize,
+}
+
+/// How a victim fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// `kill -9`: the kernel closes its sockets, so the server sees its RPC connection end (a hint gossip acts on).
+    Kill,
+    /// SIGSTOP: it answers nothing but closes nothing, as a host that lost power or a cut link; gossip alone.
+    Freeze,
 }
 
 /// A running cluster of many agents; every process is killed and every namespace removed on drop.
@@ -313,6 +322,16 @@ impl ScaleCluster {
     /// every other agent's DNS, then reads from the agents' logs where the time went. The instance must be in both
     /// first ([`ScaleCluster::wait_in_dns`]).
     pub async fn kill_detection(&mut self, victim_idx: usize, timeout: Duration) -> anyhow::Result<KillTimes> {
+        self.failure_detection(victim_idx, Failure::Kill, timeout).await
+    }
+
+    /// [`ScaleCluster::kill_detection`] for a failure of either kind.
+    pub async fn failure_detection(
+        &mut self,
+        victim_idx: usize,
+        failure: Failure,
+        timeout: Duration,
+    ) -> anyhow::Result<KillTimes> {
         anyhow::ensure!(victim_idx >= self.n_servers, "the victim must be a client");
         let name = self.agents[victim_idx].node_name().to_owned();
         let lookup = format!("{name}.{SERVICE}.service.consul");
@@ -323,7 +342,10 @@ impl ScaleCluster {
         anyhow::ensure!(listed, "{name} is not in ?passing before the kill");
         // Both clocks start at the signal: reaping a process can take a good part of a second on a loaded machine.
         let (killed_at, killed) = (SystemTime::now(), Instant::now());
-        self.agents[victim_idx].kill9();
+        match failure {
+            Failure::Kill => self.agents[victim_idx].kill9(),
+            Failure::Freeze => self.agents[victim_idx].freeze(),
+        }
         let cluster = &*self;
         // The two run side by side, so a slow sweep of every agent's DNS does not delay the `?passing` watch.
         let passing = async {

@@ -1,6 +1,6 @@
 //! The scale harness at small N, so it stays working: 20 agents (1 server, 19 clients) on loopback addresses converge,
-//! one `kill -9`ed client leaves `?passing` and every agent's DNS, and one check going critical leaves every agent's
-//! DNS. The claims are the outcomes; the time bounds are only timeouts, generous for a loaded debug build (the
+//! one `kill -9`ed client leaves `?passing` and every agent's DNS (the server probing it as soon as its RPC connection
+//! closes), and one check going critical leaves every agent's DNS. The claims are the outcomes; the time bounds are only timeouts, generous for a loaded debug build (the
 //! figures themselves are `scale_bench`'s to print).
 
 use std::time::Duration;
@@ -24,7 +24,11 @@ async fn twenty_agents_converge_detect_a_kill_and_propagate_a_change() {
     cluster.wait_in_dns(target, TIMEOUT).await.expect("the target in every agent's DNS");
     let victim_name = cluster.agents()[victim].node_name().to_owned();
 
+    let before_kill = std::time::SystemTime::now();
     cluster.kill_detection(victim, TIMEOUT).await.expect("the killed client leaves ?passing and DNS");
+    // The server saw the victim's RPC connection close and probed it at once, not only when gossip got to it.
+    let hinted = cluster.logged(&format!("gossip: probing a member on a hint: member={victim_name} "), before_kill);
+    assert_eq!(hinted.len(), 1, "the server probes the killed client on the closed connection: {hinted:?}");
     let passing = cluster.agents()[0].get("/v1/health/service/scale?passing").await.json();
     let names: Vec<&str> =
         passing.as_array().expect("a list").iter().filter_map(|e| e["Node"]["Node"].as_str()).collect();

@@ -25,6 +25,9 @@ use tokio_util::task::TaskTracker;
 
 mod buddy;
 mod coords;
+#[cfg(test)]
+mod fixture;
+mod hint;
 pub(crate) mod keyops;
 mod suspicion;
 mod verify;
@@ -96,6 +99,8 @@ pub(crate) enum Command {
     Fire { event: super::wire::UserEvent },
     /// Apply a keyring operation here and on every alive member.
     KeyOp { op: super::keyring::KeyOp, reply: oneshot::Sender<keyops::KeyringReport> },
+    /// The agent at this address may be gone: probe the members there now (`hint`).
+    Hint { ip: std::net::IpAddr },
 }
 
 /// What the actor's timers stand for.
@@ -112,6 +117,10 @@ pub(crate) enum Due {
     Broadcast,
     /// Retry (or, past its deadline, finish) the keyring operation with this ID.
     KeyOp(u64),
+    /// A probe on a hint (the coordinate ping with this sequence number) ends: unanswered, the member is suspect.
+    HintProbe {
+        seq: u64,
+    },
     /// A second-opinion check of this suspect ends: confirm the suspicion unless it answered (`verify`).
     Verify {
         name: Arc<str>,
@@ -173,6 +182,10 @@ pub(crate) struct Actor {
     suspicions: suspicion::Suspicions,
     /// The suspects other members asked us to probe, and whom to tell if they stay silent (`verify`).
     verifications: verify::Verifications,
+    /// Members probed on a hint, by ping (`hint`).
+    hinted: hint::Hinted,
+    /// Foca's current timer token, as its last probe timer carried it: a suspicion timer of our own needs it.
+    foca_token: Option<foca::TimerToken>,
     /// Probe failures so far; compared around a probe tick to tell success from failure.
     probe_failures: u64,
     /// The (cluster size, health multiplier) foca's current config was built for.
@@ -241,6 +254,8 @@ impl Actor {
             awareness: Awareness::default(),
             suspicions: suspicion::Suspicions::default(),
             verifications: verify::Verifications::default(),
+            hinted: hint::Hinted::default(),
+            foca_token: None,
             probe_failures: 0,
             configured: (1, 1),
             incarnation: (identity.generation, 0),
@@ -393,8 +408,9 @@ impl Actor {
                 Due::Broadcast => self.broadcast(),
                 Due::KeyOp(id) => self.key_op_due(id, woke),
                 Due::Verify { name, token } => self.verification_due(&name, token),
+                Due::HintProbe { seq } => self.hint_probe_due(seq),
                 Due::CoordinateProbe => self.coordinate_probe(woke),
-                Due::CoordinatePing { to, seq } => self.send_coordinate_ping(to, seq),
+                Due::CoordinatePing { to, seq } => self.send_coordinate_ping_now(to, seq),
                 Due::CoordinateAck { to, seq } => self.send_coordinate_ack(to, seq),
             }
         }
@@ -485,6 +501,7 @@ impl Actor {
             // foca hands the item to our own handler first, which delivers it here and marks it seen.
             Command::Fire { event } => self.add_broadcast(&super::wire::Broadcast::Event(event)),
             Command::KeyOp { op, reply } => self.start_key_op(op, reply),
+            Command::Hint { ip } => self.on_hint(ip),
         }
     }
 
@@ -504,6 +521,7 @@ impl Actor {
             notes: &mut self.notes,
             out: &mut self.out,
             sent_incarnation: None,
+            foca_token: &mut self.foca_token,
         };
         let result = call(&mut self.foca, &mut io);
         let sent_incarnation = io.sent_incarnation;

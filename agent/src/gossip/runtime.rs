@@ -42,6 +42,8 @@ pub(crate) struct Io<'a> {
     pub(crate) out: &'a mut Vec<u8>,
     /// The highest refutation counter foca put on a packet it sent during the call.
     pub(crate) sent_incarnation: Option<u16>,
+    /// Foca's timer token, noted from every probe timer it submits (it changes when our identity does).
+    pub(crate) foca_token: &'a mut Option<foca::TimerToken>,
 }
 
 /// Where datagrams leave: the socket, how to wrap them, and the counters.
@@ -122,6 +124,9 @@ impl foca::Runtime<NodeId> for Io<'_> {
     }
 
     fn submit_after(&mut self, event: Timer<NodeId>, after: Duration) {
+        if let Timer::ProbeRandomMember(token) = event {
+            *self.foca_token = Some(token);
+        }
         // Lifeguard: a node in poor local health probes less often and waits longer for acks. Both timers of a probe
         // are submitted in the same call, so they keep their order.
         let after = match event {

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -140,7 +139,7 @@ impl Peer {
     /// Opens the byte stream to the peer, running the TLS handshake when the dialer asks for it.
     async fn dial(&self) -> Result<Dialed, RpcError> {
         let unreachable = |source| RpcError::Unreachable { addr: self.addr, source };
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.addr))
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, self.dialer.connect(self.addr))
             .await
             .map_err(|_| unreachable(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")))?
             .map_err(unreachable)?;

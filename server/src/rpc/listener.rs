@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +38,8 @@ pub(crate) struct Settings {
     pub(crate) tls: Option<RpcTls>,
     pub(crate) limits: RpcLimits,
     pub(crate) counters: Arc<Counters>,
+    /// Where the source IP of each connection its peer closed goes (see `Server::closed_connections`).
+    pub(crate) closed: broadcast::Sender<IpAddr>,
 }
 
 /// Shared by the accept loop and the connection tasks.
@@ -158,35 +160,36 @@ impl<H: Handler> Shared<H> {
         let mut decoder = Decoder::new(move |tag| handler.body_limit(&peer, tag));
         // Requests in flight; dropped (aborted) with the connection.
         let mut requests = JoinSet::new();
+        // Whether the peer closed the connection (end of stream or an error reading it), rather than this side.
         let reader_task = async {
             loop {
                 // Between frames: wait for the next bytes, reaping finished requests, and close the connection
                 // once nothing has been in flight for the idle timeout (the timer restarts on every event).
                 tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    ready = reader.fill_buf() => if ready.is_err() { break },
+                    _ = shutdown.cancelled() => break false,
+                    ready = reader.fill_buf() => if ready.is_err() { break true },
                     Some(_) = requests.join_next(), if !requests.is_empty() => continue,
                     () = tokio::time::sleep(limits.idle_timeout), if requests.is_empty() => {
                         Counters::bump(&self.settings.counters.closed_idle);
                         tracing::debug!(remote = %peer.addr, "rpc connection idle; closing it");
-                        break;
+                        break false;
                     }
                 }
                 let frame = tokio::select! {
-                    _ = shutdown.cancelled() => break,
+                    _ = shutdown.cancelled() => break false,
                     frame = read_frame(&mut reader, &mut decoder, limits.read_timeout) => frame,
                 };
                 let (id, body) = match frame {
                     Ok(Some(frame)) => frame,
-                    Ok(None) => break,
+                    Ok(None) => break true,
                     Err(e) => {
                         if e.kind() == std::io::ErrorKind::InvalidData {
                             Counters::bump(&self.settings.counters.refused_frames);
                             self.refuse(peer.addr, "frame", &e.to_string());
-                        } else {
-                            tracing::debug!(remote = %peer.addr, error = %e, "rpc connection closed inside a frame");
+                            break false;
                         }
-                        break;
+                        tracing::debug!(remote = %peer.addr, error = %e, "rpc connection closed inside a frame");
+                        break true;
                     }
                 };
                 while requests.try_join_next().is_some() {}
@@ -194,7 +197,7 @@ impl<H: Handler> Shared<H> {
                     Counters::bump(&self.settings.counters.refused_in_flight);
                     let refusal = self.handler.overloaded(limits.max_in_flight_per_conn);
                     if responses.send((id, refusal)).await.is_err() {
-                        break;
+                        break false;
                     }
                     continue;
                 }
@@ -206,13 +209,18 @@ impl<H: Handler> Shared<H> {
                 });
             }
         };
-        tokio::select! {
-            _ = reader_task => {}
+        let closed_by_peer = tokio::select! {
+            closed = reader_task => closed,
             res = writer_task => {
                 if let Err(e) = res {
                     tracing::debug!(error = %e, "rpc connection write failed");
                 }
+                false
             }
+        };
+        if closed_by_peer {
+            // Nobody listening is fine: the hint is only worth something to an agent that wants it.
+            let _ = self.settings.closed.send(peer.addr.ip());
         }
     }
 }

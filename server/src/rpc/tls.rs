@@ -113,6 +113,8 @@ pub(crate) async fn accept(
 /// How a caller dials: plaintext, or TLS to a server named `server.<dc>.<domain>`.
 pub(crate) struct Dialer {
     tls: Option<DialTls>,
+    /// The local address outgoing connections are bound to; `None` lets the kernel choose.
+    source: Option<std::net::IpAddr>,
 }
 
 struct DialTls {
@@ -130,7 +132,25 @@ pub(crate) enum Dialed {
 impl Dialer {
     /// Plaintext.
     pub(crate) fn plain() -> Arc<Dialer> {
-        Arc::new(Dialer { tls: None })
+        Arc::new(Dialer { tls: None, source: None })
+    }
+
+    /// This dialer with its connections bound to the local address `source`.
+    pub(crate) fn from(dialer: &Dialer, source: Option<std::net::IpAddr>) -> Arc<Dialer> {
+        let tls = dialer.tls.as_ref().map(|tls| DialTls {
+            configs: tls.configs.clone(),
+            name: tls.name.clone(),
+            check_name: tls.check_name,
+        });
+        Arc::new(Dialer { tls, source })
+    }
+
+    /// Connects to `addr`, from the source address when one is set.
+    pub(crate) async fn connect(&self, addr: std::net::SocketAddr) -> io::Result<TcpStream> {
+        let Some(source) = self.source else { return TcpStream::connect(addr).await };
+        let socket = if source.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.bind(std::net::SocketAddr::new(source, 0))?;
+        socket.connect(addr).await
     }
 
     /// TLS with `tls`'s client configuration when `use_tls`, else plaintext.
@@ -140,7 +160,7 @@ impl Dialer {
         let name = server_name(tls)
             .ok_or_else(|| crate::Error::Fatal(format!("{:?} is not a valid TLS server name", tls.server_name())))?;
         let tls = DialTls { configs: tls.configs.clone(), name, check_name: tls.verify_server_hostname };
-        Ok(Arc::new(Dialer { tls: Some(tls) }))
+        Ok(Arc::new(Dialer { tls: Some(tls), source: None }))
     }
 
     /// Runs the TLS handshake on `stream` if this dialer uses TLS.

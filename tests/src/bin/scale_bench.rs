@@ -6,7 +6,8 @@
 //! (first suspicion, the leader's suspicion and failure and its `serfHealth` write, from the agents' logs; `?passing`;
 //! the first, median and last agent's DNS). `--kills K` kills K clients one after another in the same cluster (each
 //! once the previous one is out of every agent's DNS), for K detection samples per start: the table row shows the
-//! first, the breakdown one row per kill.
+//! first, the breakdown one row per kill. `--freeze` stops the victims with SIGSTOP instead: nothing they hold
+//! closes, so no server sees their connection end and detection is the failure detector's alone.
 //!
 //! `... -- gossip --n 50 --netns --loss 5 --duration 600`: a network namespace per agent with 5 % loss on every link
 //! (netem, or iptables when the kernel lacks `sch_netem`; the table says which), then a count of false `failed`
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use futures_util::future::join_all;
-use roster_tests::scale::{LossMethod, ScaleCluster, ScaleOptions, Start, dns_a, rss_kib};
+use roster_tests::scale::{Failure, LossMethod, ScaleCluster, ScaleOptions, Start, dns_a, rss_kib};
 use roster_tests::{AgentMode, TestAgent};
 use serde_json::{Value, json};
 
@@ -62,6 +63,10 @@ enum Mode {
         /// Clients to kill one after another per cluster (loopback mode), each a detection sample.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=20))]
         kills: u64,
+        /// Stop the victims with SIGSTOP instead of killing them: nothing closes, so no server sees a connection
+        /// end and detection is gossip's alone (a host that lost power, a cut link).
+        #[arg(long)]
+        freeze: bool,
     },
     /// Server memory per instance and DNS p99 against catalog size.
     Catalog {
@@ -94,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
     match args.mode {
-        Mode::Gossip { n, servers, netns, loss, duration, kills } => {
+        Mode::Gossip { n, servers, netns, loss, duration, kills, freeze } => {
             let n_servers = usize::try_from(servers)?;
             if netns {
                 for n_agents in n {
@@ -115,7 +120,8 @@ async fn main() -> anyhow::Result<()> {
             );
             let mut breakdowns = Vec::new();
             for n_agents in n {
-                let (row, breakdown) = gossip_run(n_agents, n_servers, usize::try_from(kills)?)
+                let failure = if freeze { Failure::Freeze } else { Failure::Kill };
+                let (row, breakdown) = gossip_run(n_agents, n_servers, usize::try_from(kills)?, failure)
                     .await
                     .with_context(|| format!("N = {n_agents}"))?;
                 println!("{row}");
@@ -150,7 +156,12 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// One loopback cluster of `n_agents`: every figure of a table row (the first kill's), and one breakdown row per kill.
-async fn gossip_run(n_agents: usize, n_servers: usize, kills: usize) -> anyhow::Result<(String, Vec<String>)> {
+async fn gossip_run(
+    n_agents: usize,
+    n_servers: usize,
+    kills: usize,
+    failure: Failure,
+) -> anyhow::Result<(String, Vec<String>)> {
     anyhow::ensure!(n_agents > n_servers + kills + 2, "N must leave at least 2 clients besides the victims");
     let options = ScaleOptions { n_servers, n_clients: n_agents - n_servers, ..ScaleOptions::default() };
     let Start::Started(mut cluster) = ScaleCluster::start(&options).await? else { bail!("loopback never skips") };
@@ -168,7 +179,7 @@ async fn gossip_run(n_agents: usize, n_servers: usize, kills: usize) -> anyhow::
     let memory = cluster.memory_kib();
     let mut killed = Vec::new();
     for victim in victims {
-        killed.push(cluster.kill_detection(victim, PHASE_TIMEOUT).await?);
+        killed.push(cluster.failure_detection(victim, failure, PHASE_TIMEOUT).await?);
     }
     let change = cluster.propagation(target, PHASE_TIMEOUT).await?;
     let (server_memory, client_memory) = memory.split_at(n_servers.min(memory.len()));

@@ -19,6 +19,7 @@ use std::time::Duration;
 use rand::seq::IteratorRandom;
 use tokio::time::Instant;
 
+use super::super::identity::NodeId;
 use super::super::wire::{CoordAck, CoordPing, Sealed};
 use super::{Actor, Due};
 
@@ -42,6 +43,25 @@ struct Pending {
 }
 
 impl Coords {
+    /// Records a ping to `target` sent at `now` and returns its sequence number; past [`MAX_PENDING`] the oldest is
+    /// forgotten.
+    pub(crate) fn register_ping(&mut self, target: &NodeId, now: Instant) -> u64 {
+        if self.pending.len() >= MAX_PENDING
+            && let Some(oldest) = self.pending.iter().min_by_key(|(_, p)| p.sent).map(|(seq, _)| *seq)
+        {
+            self.pending.remove(&oldest);
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.pending.insert(seq, Pending { node: target.name.to_string(), addr: target.addr, sent: now });
+        seq
+    }
+
+    /// Forgets ping `seq`: a late answer to it is ignored.
+    pub(crate) fn forget_ping(&mut self, seq: u64) {
+        self.pending.remove(&seq);
+    }
+
     pub(crate) fn new(seed: u64) -> Coords {
         Coords {
             client: roster_coordinate::Client::new(roster_coordinate::Config::default(), seed),
@@ -70,22 +90,20 @@ impl Actor {
             return;
         }
         let Some(target) = self.foca.iter_members().map(|m| m.id()).choose(&mut self.rng).cloned() else { return };
-        if self.coords.pending.len() >= MAX_PENDING
-            && let Some(oldest) = self.coords.pending.iter().min_by_key(|(_, p)| p.sent).map(|(seq, _)| *seq)
-        {
-            self.coords.pending.remove(&oldest);
-        }
-        let seq = self.coords.next_seq;
-        self.coords.next_seq += 1;
-        self.coords.pending.insert(seq, Pending { node: target.name.to_string(), addr: target.addr, sent: now });
+        let seq = self.coords.register_ping(&target, now);
+        self.send_coordinate_ping(target.addr, seq);
+    }
+
+    /// Sends coordinate ping `seq` to `to`, now or after the test delay.
+    pub(super) fn send_coordinate_ping(&mut self, to: SocketAddr, seq: u64) {
         if self.coords.send_delay.is_zero() {
-            self.send_coordinate_ping(target.addr, seq);
+            self.send_coordinate_ping_now(to, seq);
         } else {
-            self.timers.push(now + self.coords.send_delay, Due::CoordinatePing { to: target.addr, seq });
+            self.timers.push(Instant::now() + self.coords.send_delay, Due::CoordinatePing { to, seq });
         }
     }
 
-    pub(super) fn send_coordinate_ping(&mut self, to: SocketAddr, seq: u64) {
+    pub(super) fn send_coordinate_ping_now(&mut self, to: SocketAddr, seq: u64) {
         match postcard::to_stdvec(&CoordPing { seq }) {
             Ok(encoded) => self.outbound().send(&mut Vec::new(), Sealed::CoordPing, &encoded, to, None),
             Err(error) => tracing::warn!(%error, "gossip: cannot encode a coordinate ping"),
@@ -124,11 +142,14 @@ impl Actor {
             tracing::debug!(%from, "gossip: dropped a malformed coordinate ack");
             return;
         };
-        // Only the member we asked, from the address we asked, once.
-        let Some(pending) = self.coords.pending.remove(&ack.seq) else { return };
-        if pending.node != ack.node || pending.addr != from {
+        // Only the member we asked, from the address we asked, once: an ack from elsewhere leaves the ping waiting.
+        let asked = self.coords.pending.get(&ack.seq).is_some_and(|p| p.node == ack.node && p.addr == from);
+        if !asked {
             return;
         }
+        let Some(pending) = self.coords.pending.remove(&ack.seq) else { return };
+        // A ping sent on a hint is a probe too: the member is alive.
+        self.hinted.answered(ack.seq);
         let rtt = received.saturating_duration_since(pending.sent);
         match self.coords.client.update(&ack.node, &ack.coord, rtt) {
             Ok(coord) => self.shared.set_coordinate(coord.clone()),

@@ -42,7 +42,7 @@ async fn listen(limits: RpcLimits, tls: Option<RpcTls>) -> (SocketAddr, Arc<Echo
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let counters = Arc::new(Counters::default());
-    let settings = Settings { tls, limits, counters: counters.clone() };
+    let settings = Settings { tls, limits, counters: counters.clone(), closed: broadcast::channel(1).0 };
     let shutdown = CancellationToken::new();
     let echo = Arc::new(Echo { release: Semaphore::new(0) });
     tokio::spawn(serve(listener, echo.clone(), settings, shutdown.clone()));
@@ -280,5 +280,43 @@ async fn without_verify_incoming_plaintext_is_served_unauthenticated_and_a_silen
     let mut silent = TcpStream::connect(addr).await.expect("connect");
     closed_by_server(&mut silent).await;
     counted(&counters.refused_handshake, 1).await;
+    shutdown.cancel();
+}
+
+/// A plaintext connection to `addr` from the loopback address `from`.
+async fn connect_from(from: [u8; 4], addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.bind(SocketAddr::from((from, 0))).expect("bind a loopback source");
+    socket.connect(addr).await.expect("connect")
+}
+
+#[tokio::test]
+async fn a_connection_its_peer_closes_is_reported_and_one_the_server_closes_is_not() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let limits = RpcLimits { idle_timeout: Duration::from_millis(200), ..RpcLimits::default() };
+    let counters = Arc::new(Counters::default());
+    let (closed, mut hints) = broadcast::channel(8);
+    let settings = Settings { tls: None, limits, counters: counters.clone(), closed };
+    let shutdown = CancellationToken::new();
+    tokio::spawn(serve(listener, Arc::new(Echo { release: Semaphore::new(0) }), settings, shutdown.clone()));
+    let hint = async |hints: &mut broadcast::Receiver<IpAddr>| {
+        tokio::time::timeout(Duration::from_secs(10), hints.recv()).await.expect("a hint in time").expect("open")
+    };
+
+    // A peer that made a call and went away (a killed agent's kernel closes its sockets).
+    let mut gone = connect_from([127, 0, 0, 2], addr).await;
+    assert_eq!(round_trip(&mut gone, 1, b"ping").await, (1, b"Server:ping".to_vec()));
+    drop(gone);
+    assert_eq!(hint(&mut hints).await, IpAddr::from([127, 0, 0, 2]));
+
+    // A peer the server closes for idling is not reported: the next hint is the next peer that leaves.
+    let mut idle = connect_from([127, 0, 0, 3], addr).await;
+    closed_by_server(&mut idle).await;
+    counted(&counters.closed_idle, 1).await;
+    drop(idle);
+    let leaving = connect_from([127, 0, 0, 4], addr).await;
+    drop(leaving);
+    assert_eq!(hint(&mut hints).await, IpAddr::from([127, 0, 0, 4]));
     shutdown.cancel();
 }

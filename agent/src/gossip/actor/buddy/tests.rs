@@ -1,127 +1,17 @@
 //! The confirmation and failure messages against one real actor: its foca and timers driven directly, the members it
 //! sends to played by sockets of the test's own.
 
-use std::sync::atomic::{AtomicBool, AtomicU32};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use foca::Timer;
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use super::super::super::wire::{self, MetaRecord, Sealed, Suspicion};
-use super::super::super::{MemberMeta, Role, Shared, health, keyring};
-use super::super::{Actor, Due, Parts, Settings};
+use super::super::super::health;
+use super::super::super::wire::Sealed;
+use super::super::fixture::{Fixture, SUSPECTED_AT, add_client, bind, fixture, message, received, suspicion_deadlines};
+use super::super::{Actor, Due};
 use super::*;
-
-/// Test members' generation; the suspect's refutation counter is [`SUSPECTED_AT`].
-const GENERATION: u64 = 5;
-const SUSPECTED_AT: u16 = 3;
-
-/// An actor named `a` on its own loopback socket, and the members it knows, each a socket of the test's.
-///
-/// The members' sockets are std's, non-blocking: a receive is a real system call, while tokio's `try_recv_from`
-/// answers from the readiness its reactor last saw.
-struct Fixture {
-    actor: Actor,
-    server: std::net::UdpSocket,
-    client: std::net::UdpSocket,
-    other_client: std::net::UdpSocket,
-    suspect: NodeId,
-    /// The suspect's own socket: what the actor sends it queues here, and nothing answers.
-    suspect_socket: std::net::UdpSocket,
-}
-
-fn bind() -> std::net::UdpSocket {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("a loopback socket");
-    socket.set_nonblocking(true).expect("non-blocking");
-    socket
-}
-
-fn id(name: &str, socket: &std::net::UdpSocket) -> NodeId {
-    NodeId { name: name.into(), addr: socket.local_addr().expect("bound"), generation: GENERATION }
-}
-
-fn actor(socket: UdpSocket) -> Actor {
-    let own = NodeId { name: "a".into(), addr: socket.local_addr().expect("bound"), generation: 1 };
-    let shared = Arc::new(Shared {
-        members: RwLock::new(Arc::new(Vec::new())),
-        changes: tokio::sync::watch::Sender::new(0),
-        counters: Arc::default(),
-        local_health: AtomicU32::new(1),
-        active_members: AtomicU32::new(1),
-        left: AtomicBool::new(false),
-        events: tokio::sync::broadcast::Sender::new(1),
-        crypto: keyring::Crypto::new(None),
-        coordinate: RwLock::new(roster_kv::Coordinate::new(&roster_coordinate::Config::default())),
-    });
-    let settings = Arc::new(Settings {
-        datacenter: "dc1".into(),
-        meta: MemberMeta::default(),
-        reconnect_timeout: Duration::from_secs(60),
-        tombstone_timeout: Duration::from_secs(60),
-    });
-    let (commands, _) = mpsc::channel(1);
-    let parts = Parts {
-        identity: own,
-        settings,
-        shared,
-        socket: Arc::new(socket),
-        commands,
-        tasks: TaskTracker::new(),
-        shutdown: CancellationToken::new(),
-    };
-    Actor::new(parts)
-}
-
-/// `a` knows a server, two clients and a suspect (held suspect at [`SUSPECTED_AT`]), all with their metadata.
-async fn fixture() -> Fixture {
-    let (server, client, other_client, suspect_socket) = (bind(), bind(), bind(), bind());
-    let own = UdpSocket::bind("127.0.0.1:0").await.expect("a loopback socket");
-    // The actor sends with `try_send_to`, which answers from the readiness tokio's reactor has seen.
-    own.writable().await.expect("writable");
-    let mut actor = actor(own);
-    let suspect = id("v", &suspect_socket);
-    let members = [
-        (id("s1", &server), Role::Server, foca::State::Alive, 0),
-        (id("c1", &client), Role::Client, foca::State::Alive, 0),
-        (id("c2", &other_client), Role::Client, foca::State::Alive, 0),
-        (suspect.clone(), Role::Client, foca::State::Suspect, SUSPECTED_AT),
-    ];
-    for (member, role, ..) in &members {
-        let meta = MemberMeta { role: *role, ..MemberMeta::default() };
-        let record = MetaRecord { name: member.name.to_string(), generation: GENERATION, meta };
-        actor.known.lock().receive_meta(record, Instant::now());
-    }
-    let updates = members.map(|(member, _, state, incarnation)| foca::Member::new(member, incarnation, state));
-    actor.with_foca(|foca, io| foca.apply_many(updates.into_iter(), false, io)).expect("members applied");
-    actor.retune();
-    Fixture { actor, server, client, other_client, suspect, suspect_socket }
-}
-
-/// A side-envelope datagram of `kind` about the suspect at `incarnation`.
-fn message(kind: Sealed, suspect: &NodeId, incarnation: u16) -> Vec<u8> {
-    let suspicion = Suspicion { name: suspect.name.to_string(), generation: suspect.generation, incarnation };
-    let mut datagram = wire::envelope("dc1").to_vec();
-    datagram[2] = wire::SIDE;
-    datagram.push(kind as u8);
-    datagram.extend(postcard::to_stdvec(&suspicion).expect("encodes"));
-    datagram
-}
-
-/// Every queued `ChangeSuspectToDown` deadline, earliest first (the actor's other periodic work is dropped).
-fn suspicion_deadlines(actor: &mut Actor) -> Vec<Instant> {
-    let mut deadlines = Vec::new();
-    while let Some((deadline, due)) = actor.timers.pop_due(Instant::now() + Duration::from_secs(3600)) {
-        if let Due::Foca(Timer::ChangeSuspectToDown { .. }) = due {
-            deadlines.push(deadline);
-        }
-    }
-    deadlines
-}
 
 fn start_timer(fixture: &mut Fixture) -> (Instant, Duration) {
     let max = health::foca_config(fixture.actor.cluster_size(), 1).suspect_to_down_after;
@@ -201,29 +91,6 @@ async fn a_server_told_a_member_failed_applies_it_as_gossip_would() {
     assert_eq!(fixture.actor.member_state(&fixture.suspect), Some((foca::State::Suspect, SUSPECTED_AT)));
     fixture.actor.on_datagram(&message(Sealed::Failed, &fixture.suspect, SUSPECTED_AT), client);
     assert_eq!(fixture.actor.member_state(&fixture.suspect), Some((foca::State::Down, SUSPECTED_AT)));
-}
-
-/// Adds an alive client `name` (with metadata) that `a` knows, played by a new socket of the test's.
-fn add_client(fixture: &mut Fixture, name: &str) -> std::net::UdpSocket {
-    let socket = bind();
-    let member = id(name, &socket);
-    let meta = MemberMeta { role: Role::Client, ..MemberMeta::default() };
-    let record = MetaRecord { name: name.to_owned(), generation: GENERATION, meta };
-    fixture.actor.known.lock().receive_meta(record, Instant::now());
-    let alive = foca::Member::new(member, 0, foca::State::Alive);
-    fixture.actor.with_foca(|foca, io| foca.apply_many(std::iter::once(alive), false, io)).expect("applied");
-    fixture.actor.retune();
-    socket
-}
-
-/// Every datagram queued on `socket`.
-fn received(socket: &std::net::UdpSocket) -> Vec<Vec<u8>> {
-    let mut buf = vec![0u8; 2048];
-    let mut datagrams = Vec::new();
-    while let Ok((len, _)) = socket.recv_from(&mut buf) {
-        datagrams.push(buf[..len].to_vec());
-    }
-    datagrams
 }
 
 /// The queued second-opinion checks, as (deadline, suspect, token); the actor's other timers are dropped.
