@@ -213,3 +213,20 @@ async fn writes_go_straight_to_the_leader_once_a_status_names_it_and_fall_back_w
         server.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_from_a_source_address_connects_from_it_and_the_server_hears_when_it_closes() {
+    let server = start(1, None, true).await;
+    server.wait_for_leader(Duration::from_secs(2)).await.unwrap();
+    let mut closed = server.closed_connections();
+    let shutdown = CancellationToken::new();
+    let remote = Remote::new(shutdown.clone()).from_source(std::net::IpAddr::from([127, 0, 0, 9]));
+    remote.set_servers(vec![server.rpc_addr()]);
+    assert_eq!(remote.write(set("k", "1")).await.unwrap(), CommandResult::Bool(true));
+    // The agent goes away: its connections close, and the server names the address it connected from.
+    shutdown.cancel();
+    drop(remote);
+    let ip = tokio::time::timeout(Duration::from_secs(10), closed.recv()).await.expect("in time").expect("open");
+    assert_eq!(ip, std::net::IpAddr::from([127, 0, 0, 9]));
+    server.shutdown().await.unwrap();
+}

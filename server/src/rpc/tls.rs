@@ -145,9 +145,11 @@ impl Dialer {
         Arc::new(Dialer { tls, source })
     }
 
-    /// Connects to `addr`, from the source address when one is set.
+    /// Connects to `addr`, from the source address when one is set and of `addr`'s family.
     pub(crate) async fn connect(&self, addr: std::net::SocketAddr) -> io::Result<TcpStream> {
-        let Some(source) = self.source else { return TcpStream::connect(addr).await };
+        let Some(source) = self.source.filter(|source| source.is_ipv4() == addr.is_ipv4()) else {
+            return TcpStream::connect(addr).await;
+        };
         let socket = if source.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
         socket.bind(std::net::SocketAddr::new(source, 0))?;
         socket.connect(addr).await
