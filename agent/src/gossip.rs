@@ -631,8 +631,8 @@ impl Gossip {
 
     /// Probes the members at each address `hints` names at once, rather than when the failure detector's
     /// round-robin gets to them (see `actor/hint`): a server passes the addresses whose RPC connections their peer
-    /// closed. Runs until gossip stops or `hints` closes; hints that find the actor busy are dropped, as are those a
-    /// slow reader lagged behind on.
+    /// closed. Runs until gossip stops or `hints` closes; hints wait for room in the actor's queue, and those the
+    /// channel dropped while they waited are skipped.
     pub fn probe_on_hints(&self, mut hints: tokio::sync::broadcast::Receiver<IpAddr>) {
         let (commands, stop) = (self.inner.commands.clone(), self.inner.stop.clone());
         self.inner.tasks.spawn(async move {
@@ -643,7 +643,7 @@ impl Gossip {
                 };
                 match hint {
                     Ok(ip) => {
-                        if let Err(mpsc::error::TrySendError::Closed(_)) = commands.try_send(Command::Hint { ip }) {
+                        if commands.send(Command::Hint { ip }).await.is_err() {
                             break;
                         }
                     }

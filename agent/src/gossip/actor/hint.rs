@@ -74,19 +74,18 @@ impl Actor {
         if self.left {
             return;
         }
-        let own = self.foca.identity().clone();
-        let targets: Vec<(NodeId, u16)> = self
+        let targets: Vec<(NodeId, u16, foca::State)> = self
             .foca
             .iter_membership_state()
-            .filter(|member| {
-                member.id().addr.ip() == ip && member.id().name != own.name && member.state() == foca::State::Alive
-            })
-            .map(|member| (member.id().clone(), member.incarnation()))
+            .filter(|member| member.id().addr.ip() == ip && member.state() != foca::State::Down)
+            .map(|member| (member.id().clone(), member.incarnation(), member.state()))
             .collect();
         let now = Instant::now();
         let wait = health::PROBE_PERIOD * self.awareness.multiplier();
-        for (id, incarnation) in targets {
-            if self.hinted.probing(&id.name) {
+        for (id, incarnation, state) in targets {
+            tracing::debug!(member = %id.name, %ip, ?state, "gossip: a hint names a member");
+            // A suspect is being settled already; one probe of a member at a time.
+            if state != foca::State::Alive || self.hinted.probing(&id.name) {
                 continue;
             }
             let seq = self.coords.register_ping(&id, now);
