@@ -10,7 +10,7 @@
 //! The process is killed (SIGKILL) and reaped on `Drop`, and its stderr is printed when the owning
 //! test panics, so a failing test shows the agent's own view of what went wrong.
 
-use std::io::{BufRead as _, BufReader, Read as _};
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,6 +30,9 @@ const READY_DEADLINE: Duration = Duration::from_secs(10);
 const LEADER_DEADLINE: Duration = Duration::from_secs(10);
 /// The most stderr kept per process; enough for the end of a panic or error log.
 const STDERR_TAIL: usize = 256 * 1024;
+/// When set, a directory that receives every agent's whole stderr, appended to `<node name>.log` (a restart appends to
+/// the same file): the tail kept in memory is not enough to follow one event through hundreds of agents' logs.
+const LOG_DIR_ENV: &str = "ROSTER_TEST_LOG_DIR";
 /// CLI commands that take no subcommand word, so `-http-addr` goes right after them.
 const SINGLE_WORD_COMMANDS: &[&str] =
     &["members", "leave", "join", "force-leave", "info", "reload", "version", "keyring"];
@@ -593,7 +596,15 @@ async fn spawn_agent(
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = command.spawn().with_context(|| format!("spawning {}", roster_bin().display()))?;
     let stderr = Arc::new(Mutex::new(Vec::new()));
-    drain_stderr(&mut child, Arc::clone(&stderr));
+    let log_file = match std::env::var_os(LOG_DIR_ENV) {
+        Some(dir) => {
+            let path = Path::new(&dir).join(format!("{node_name}.log"));
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(&path);
+            Some(file.with_context(|| format!("opening {} ({LOG_DIR_ENV})", path.display()))?)
+        }
+        None => None,
+    };
+    drain_stderr(&mut child, Arc::clone(&stderr), log_file);
     let ready_rx = watch_stdout(&mut child);
     let mut process = Process { child, stderr };
     let outcome = tokio::time::timeout(READY_DEADLINE, ready_rx).await;
@@ -620,15 +631,21 @@ async fn spawn_agent(
     }
 }
 
-/// Keeps the last `STDERR_TAIL` bytes of the child's stderr; reading until EOF also keeps the
-/// child from blocking on a full pipe.
-fn drain_stderr(child: &mut Child, buffer: Arc<Mutex<Vec<u8>>>) {
+/// Keeps the last `STDERR_TAIL` bytes of the child's stderr, and all of it in `log_file` when given; reading until EOF
+/// also keeps the child from blocking on a full pipe.
+fn drain_stderr(child: &mut Child, buffer: Arc<Mutex<Vec<u8>>>, mut log_file: Option<std::fs::File>) {
     let Some(mut pipe) = child.stderr.take() else { return };
     std::thread::spawn(move || {
         let mut chunk = [0u8; 8192];
         while let Ok(n_read) = pipe.read(&mut chunk) {
             if n_read == 0 {
                 break;
+            }
+            if let Some(file) = log_file.as_mut()
+                && file.write_all(&chunk[..n_read]).is_err()
+            {
+                // A full disk must not stop the drain (the child would block on its pipe): keep only the tail.
+                log_file = None;
             }
             let Ok(mut buf) = buffer.lock() else { break };
             buf.extend_from_slice(&chunk[..n_read]);

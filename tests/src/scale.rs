@@ -56,6 +56,10 @@ const DNS_TIMEOUT: Duration = Duration::from_secs(2);
 /// unanswered ([`KillLog`]), and of the probes on hints; a handful of lines per membership change or suspicion.
 const LOG_FILTER: &str = "info,roster_agent::gossip::view=debug,roster_agent::gossip::actor::buddy=debug,roster_agent::gossip::actor::hint=debug";
 
+/// Replaces [`LOG_FILTER`] for a run (e.g. adding `foca=debug` to follow one declaration through every agent's log,
+/// with the harness's `ROSTER_TEST_LOG_DIR` keeping the logs whole).
+const LOG_FILTER_ENV: &str = "ROSTER_SCALE_LOG";
+
 /// What to start.
 #[derive(Debug, Clone, Default)]
 pub struct ScaleOptions {
@@ -173,8 +177,9 @@ impl ScaleCluster {
         let server_addrs: Vec<String> =
             (0..options.n_servers).map(|idx| SocketAddr::new(cluster.ip(idx), SERF_PORT).to_string()).collect();
         let mut envs: Vec<(&str, &str)> = options.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let filter = std::env::var(LOG_FILTER_ENV).ok();
         if !envs.iter().any(|(name, _)| *name == "RUST_LOG") {
-            envs.push(("RUST_LOG", LOG_FILTER));
+            envs.push(("RUST_LOG", filter.as_deref().unwrap_or(LOG_FILTER)));
         }
         let mut pending: Vec<(String, AgentMode)> = Vec::with_capacity(n_agents);
         for idx in 0..n_agents {
