@@ -417,12 +417,16 @@ impl Actor {
     }
 
     fn fire_foca_timer(&mut self, timer: Timer<NodeId>) {
-        // A suspicion's timer is queued twice once confirmations shorten it (see `suspicion`): the second one, for a
-        // member already down, would only make foca send it another `TurnUndead`.
+        // Foca cannot cancel a suspicion's timer, and when one fires it sends the member a `TurnUndead` whether or not
+        // it declares it down: also when the suspicion was refuted meanwhile (the member is alive at a higher counter)
+        // or the member is already down (confirmations queue the timer twice, see `suspicion`). A live member that
+        // gets one rejoins under a new generation, which the cluster sees as a failure and a rejoin: under 5 % loss at
+        // N = 200 that was every refuted suspicion, one every few seconds. So the timer reaches foca only while foca
+        // still holds the member suspect at the counter the timer names.
         let suspected = match &timer {
             Timer::ChangeSuspectToDown { member_id, incarnation, .. } => match self.member_state(member_id) {
-                Some((foca::State::Down, _)) | None => return,
-                Some(_) => Some((member_id.clone(), *incarnation)),
+                Some((foca::State::Suspect, held)) if held == *incarnation => Some((member_id.clone(), *incarnation)),
+                _ => return,
             },
             _ => None,
         };

@@ -80,6 +80,30 @@ async fn our_timer_declaring_a_suspect_down_tells_the_servers_directly() {
 }
 
 #[tokio::test]
+async fn a_timer_of_a_refuted_suspicion_sends_the_suspect_nothing() {
+    let mut fixture = fixture().await;
+    let timer = Timer::ChangeSuspectToDown { member_id: fixture.suspect.clone(), incarnation: SUSPECTED_AT, token: 0 };
+    let refuted = foca::Member::new(fixture.suspect.clone(), SUSPECTED_AT + 1, foca::State::Alive);
+    fixture.actor.with_foca(|foca, io| foca.apply_many(std::iter::once(refuted), false, io)).expect("refuted");
+    received(&fixture.suspect_socket);
+    // Foca answers a timer whose suspicion was refuted by leaving the member alive, but still sends it the `TurnUndead`
+    // it sends a member it declares down, and a live member that gets one rejoins under a new generation: a false
+    // failure for every refuted suspicion whose timer was not cancelled (foca cannot cancel one).
+    fixture.actor.fire_foca_timer(timer);
+    assert_eq!(fixture.actor.member_state(&fixture.suspect), Some((foca::State::Alive, SUSPECTED_AT + 1)));
+    assert_eq!(received(&fixture.suspect_socket), Vec::<Vec<u8>>::new(), "nothing sent to the refuted suspect");
+    assert_eq!(received(&fixture.server), Vec::<Vec<u8>>::new(), "the servers are not told");
+
+    // A new suspicion at the refuting counter is another suspicion: the old counter's timer still finds nothing.
+    let suspected_again = foca::Member::new(fixture.suspect.clone(), SUSPECTED_AT + 1, foca::State::Suspect);
+    fixture.actor.with_foca(|foca, io| foca.apply_many(std::iter::once(suspected_again), false, io)).expect("applied");
+    let stale = Timer::ChangeSuspectToDown { member_id: fixture.suspect.clone(), incarnation: SUSPECTED_AT, token: 0 };
+    fixture.actor.fire_foca_timer(stale);
+    assert_eq!(fixture.actor.member_state(&fixture.suspect), Some((foca::State::Suspect, SUSPECTED_AT + 1)));
+    assert_eq!(received(&fixture.suspect_socket), Vec::<Vec<u8>>::new(), "nothing sent for a stale counter");
+}
+
+#[tokio::test]
 async fn a_server_told_a_member_failed_applies_it_as_gossip_would() {
     let mut fixture = fixture().await;
     let client = fixture.client.local_addr().expect("bound");
