@@ -593,9 +593,7 @@ async fn spawn_agent(
         }
     }
     command.args(["-node", node_name, "-config-file"]).arg(config);
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = command.spawn().with_context(|| format!("spawning {}", roster_bin().display()))?;
-    let stderr = Arc::new(Mutex::new(Vec::new()));
+    // Opened before the spawn, so that a bad directory cannot leave a child nobody holds.
     let log_file = match std::env::var_os(LOG_DIR_ENV) {
         Some(dir) => {
             let path = Path::new(&dir).join(format!("{node_name}.log"));
@@ -604,6 +602,9 @@ async fn spawn_agent(
         }
         None => None,
     };
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().with_context(|| format!("spawning {}", roster_bin().display()))?;
+    let stderr = Arc::new(Mutex::new(Vec::new()));
     drain_stderr(&mut child, Arc::clone(&stderr), log_file);
     let ready_rx = watch_stdout(&mut child);
     let mut process = Process { child, stderr };
