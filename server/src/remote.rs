@@ -34,6 +34,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use roster_kv::{AclToken, Answer, Command, CommandResult, Query, Session, TxnOp, TxnOutcome};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -344,6 +345,10 @@ impl Remote {
 
     /// Runs a call on the agent's runtime (see `Inner::runtime`), ending it with `Shutdown` when the
     /// agent stops and cancelling it when the caller goes away.
+    ///
+    /// A caller already on that runtime (every HTTP handler) runs the call in its own task: a task of the call's own
+    /// cost a spawn, a copy of the call's future into it (1.4 % of a client agent's samples while it forwarded writes)
+    /// and one more wake-up per call. A panic is still the call's error rather than the caller's.
     async fn spawn<T, F, Fut>(&self, call: F) -> Result<T>
     where
         T: Send + 'static,
@@ -359,6 +364,12 @@ impl Remote {
             }
         };
         let Some(runtime) = &self.inner.runtime else { return guarded.await };
+        if tokio::runtime::Handle::try_current().is_ok_and(|current| current.id() == runtime.id()) {
+            return match std::panic::AssertUnwindSafe(guarded).catch_unwind().await {
+                Ok(res) => res,
+                Err(_) => Err(Error::Fatal("a server call panicked".to_owned())),
+            };
+        }
         let mut task = AbortOnDrop(runtime.spawn(guarded));
         match (&mut task.0).await {
             Ok(res) => res,

@@ -230,3 +230,25 @@ async fn a_remote_from_a_source_address_connects_from_it_and_the_server_hears_wh
     assert_eq!(ip, std::net::IpAddr::from([127, 0, 0, 9]));
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dialled_for_a_caller_on_another_runtime_outlives_that_runtime() {
+    let server = start(1, None, true).await;
+    server.wait_for_leader(Duration::from_secs(2)).await.unwrap();
+    let remote = Remote::new(CancellationToken::new());
+    remote.set_servers(vec![server.rpc_addr()]);
+    // A DNS thread's runtime makes the first call, which dials the connection, and then ends.
+    let caller = remote.clone();
+    let first = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(caller.write(set("k", "1")))
+    })
+    .join()
+    .unwrap();
+    assert_eq!(first.unwrap(), CommandResult::Bool(true));
+    // The connection runs on the runtime the remote was made on, where this write runs in the caller's own task:
+    // a connection that had died with the other runtime would fail it (a write that may have been sent is not retried).
+    assert_eq!(remote.write(set("k", "2")).await.unwrap(), CommandResult::Bool(true));
+    assert_eq!(get(&remote, Consistency::Default, "k").await.0.as_deref(), Some("2"));
+    server.shutdown().await.unwrap();
+}

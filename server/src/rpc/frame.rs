@@ -169,6 +169,12 @@ where
 /// buffer of up to [`BATCH_BYTES`] and leave in one write: a burst of calls or answers costs one syscall and one
 /// wake-up of the peer's reader instead of two writes (prefix, body) per frame. A body larger than that is written
 /// from where it lies rather than copied.
+///
+/// When `first` came alone, the writer yields once before gathering: the tasks already runnable on this worker (the
+/// rest of a burst of HTTP requests a client agent forwards, or of the answers a commit releases) queue their frames
+/// behind it and leave in the same write. Without it the writer, woken by the first frame, wrote almost every frame
+/// by itself (a client agent forwarding 12 000 writes/s made 10 500 sends/s). `yield_now` runs the writer again as
+/// soon as the worker has nothing else to run, so an idle connection's frame waits for no timer.
 pub(crate) async fn write_batch<W>(
     writer: &mut W,
     first: (u64, Vec<u8>),
@@ -177,6 +183,9 @@ pub(crate) async fn write_batch<W>(
 where
     W: AsyncWrite + Unpin,
 {
+    if queue.is_empty() {
+        tokio::task::yield_now().await;
+    }
     let mut batch = Vec::new();
     let mut next = Some(first);
     while let Some((id, body)) = next.take() {

@@ -85,6 +85,30 @@ async fn queued_small_frames_leave_in_one_write_in_order() {
 }
 
 #[tokio::test]
+async fn frames_from_tasks_runnable_when_the_first_arrives_leave_with_it() {
+    // The single-threaded runtime makes the order certain: the senders are spawned but have not run when the writer
+    // takes the first frame, as when a burst of requests is being handled on the writer's worker.
+    let (tx, mut rx) = mpsc::channel(64);
+    tx.send((0, b"first".to_vec())).await.unwrap();
+    let senders: Vec<_> = (1..=10)
+        .map(|id| {
+            let tx = tx.clone();
+            tokio::spawn(async move { tx.send((id, format!("request {id}").into_bytes())).await.unwrap() })
+        })
+        .collect();
+    let first = rx.recv().await.unwrap();
+    assert!(rx.is_empty(), "nothing behind the first frame yet");
+    let mut out = CountingWriter::default();
+    write_batch(&mut out, first, &mut rx).await.unwrap();
+    let ids: Vec<u64> = read_all(&out.bytes).await.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, (0..=10).collect::<Vec<_>>(), "the burst went out behind the first frame");
+    assert_eq!(out.writes, 1);
+    for sender in senders {
+        sender.await.unwrap();
+    }
+}
+
+#[tokio::test]
 async fn a_large_body_between_small_frames_keeps_the_order_and_a_full_batch_leaves_the_rest_queued() {
     let (tx, mut rx) = mpsc::channel(64);
     let large = (2, vec![7u8; BATCH_BYTES + 1]);
