@@ -367,7 +367,11 @@ impl Remote {
         if tokio::runtime::Handle::try_current().is_ok_and(|current| current.id() == runtime.id()) {
             return match std::panic::AssertUnwindSafe(guarded).catch_unwind().await {
                 Ok(res) => res,
-                Err(_) => Err(Error::Fatal("a server call panicked".to_owned())),
+                Err(panic) => {
+                    let message =
+                        panic.downcast_ref::<&str>().copied().or(panic.downcast_ref::<String>().map(String::as_str));
+                    Err(Error::Fatal(format!("a server call panicked: {}", message.unwrap_or("no message"))))
+                }
             };
         }
         let mut task = AbortOnDrop(runtime.spawn(guarded));
