@@ -43,8 +43,10 @@ pub async fn get(State(api): State<Api>, uri: Uri) -> ApiResult {
         reply(&q, answer, index, meta)
     };
     // A load balancer's helper watches a prefix: its list is what is worth keeping encoded, not one small entry.
+    // Boxed: a parked watcher's handler future is as large as its largest branch, and a single key's (the common
+    // watch) need not carry the encoded path's state.
     if list {
-        return encoded::read(&api, uri.path(), uri.query(), &q, &opts, compute).await;
+        return Box::pin(encoded::read(&api, uri.path(), uri.query(), &q, &opts, compute)).await;
     }
     compute.await
 }
