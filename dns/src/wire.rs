@@ -13,6 +13,8 @@ const MAX_NAME_LEN: usize = 255;
 const TYPE_OPT: u16 = 41;
 /// Class IN.
 const CLASS_IN: u16 = 1;
+/// The smallest UDP payload an OPT record can advertise; anything less is read as this (RFC 6891 §6.2.5).
+const MIN_PAYLOAD: u16 = 512;
 
 /// Header flag bits, in the 16-bit flags word.
 const FLAG_QR: u16 = 0x8000;
@@ -81,7 +83,8 @@ pub(crate) fn parse_query(packet: &[u8], key: &mut Vec<u8>) -> Option<PlainQuery
     Some(PlainQuery { id, flags, question_end, edns_payload })
 }
 
-/// The payload size of an OPT record that is the whole of `rest`, or `None` if it is anything else.
+/// The payload size of an OPT record that is the whole of `rest`, or `None` if it is anything else. A size below 512 is
+/// read as 512 (RFC 6891 §6.2.5), as hickory's parser reads it, so both paths size an answer alike.
 fn parse_opt(rest: &[u8]) -> Option<u16> {
     // root name (1), type (2), class = payload (2), extended rcode (1), version (1), flags (2), rdlength (2)
     let fixed = rest.get(..11)?;
@@ -90,7 +93,7 @@ fn parse_opt(rest: &[u8]) -> Option<u16> {
         return None;
     }
     let rdlength = usize::from(word(9));
-    (rest.len() == 11 + rdlength).then(|| word(3))
+    (rest.len() == 11 + rdlength).then(|| word(3).max(MIN_PAYLOAD))
 }
 
 /// The flags word of a response to a query with `request_flags`, as hickory's builder sets it for our answers:

@@ -34,6 +34,19 @@ fn a_plain_query_is_recognised_with_a_case_folded_key() {
 }
 
 #[test]
+fn an_edns_payload_below_512_is_read_as_512() {
+    // Found by the property test below: a payload of 1536 with its high byte flipped to 0.
+    for advertised in [0u16, 1, 511] {
+        let mut packet = query("files.service.consul.", RecordType::A, Some(1536));
+        // The OPT record is the last 11 bytes; its class field (bytes 3 and 4) is the payload size.
+        let class_at = packet.len() - 11 + 3;
+        packet[class_at..class_at + 2].copy_from_slice(&advertised.to_be_bytes());
+        let parsed = parse_query(&packet, &mut Vec::new()).expect("plain query with OPT");
+        assert_eq!(parsed.edns_payload, Some(512), "advertised {advertised}");
+    }
+}
+
+#[test]
 fn edns_payload_is_read_and_the_question_ends_before_the_opt_record() {
     let packet = query("files.service.consul.", RecordType::SRV, Some(1232));
     let mut key = Vec::new();
