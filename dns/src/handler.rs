@@ -26,7 +26,7 @@ use crate::view::CatalogView;
 use crate::wire;
 
 /// RFC 1035 §4.2.1: a UDP message without EDNS0 carries at most 512 octets.
-const UDP_MIN_PAYLOAD: u16 = 512;
+pub(crate) const UDP_MIN_PAYLOAD: u16 = 512;
 
 /// Largest UDP payload we fill and advertise, whatever a client asks for: Consul's ceiling, a 64 KiB datagram less
 /// the largest IP and UDP headers, since a larger answer could not be delivered at all.

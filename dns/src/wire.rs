@@ -13,8 +13,6 @@ const MAX_NAME_LEN: usize = 255;
 const TYPE_OPT: u16 = 41;
 /// Class IN.
 const CLASS_IN: u16 = 1;
-/// The smallest UDP payload an OPT record can advertise; anything less is read as this (RFC 6891 §6.2.5).
-const MIN_PAYLOAD: u16 = 512;
 
 /// Header flag bits, in the 16-bit flags word.
 const FLAG_QR: u16 = 0x8000;
@@ -93,7 +91,7 @@ fn parse_opt(rest: &[u8]) -> Option<u16> {
         return None;
     }
     let rdlength = usize::from(word(9));
-    (rest.len() == 11 + rdlength).then(|| word(3).max(MIN_PAYLOAD))
+    (rest.len() == 11 + rdlength).then(|| word(3).max(crate::handler::UDP_MIN_PAYLOAD))
 }
 
 /// The flags word of a response to a query with `request_flags`, as hickory's builder sets it for our answers:
