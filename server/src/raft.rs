@@ -415,6 +415,18 @@ impl RaftNode {
         if replica.wait_applied(index).await { Ok(()) } else { Err(Error::Shutdown) }
     }
 
+    /// `read_barrier` when it needs no waiting: true for a stale read, and for a default read this leader decides by
+    /// its lease with the state already applied that far. False means `read_barrier` must run (it may still succeed).
+    pub(crate) fn read_barrier_passed(&self, consistency: Consistency, replica: &Replica) -> bool {
+        match consistency {
+            Consistency::Stale => true,
+            Consistency::Default => {
+                self.lease.read_index(&self.lease_facts()).is_some_and(|index| replica.applied_at_least(index))
+            }
+            Consistency::Consistent => false,
+        }
+    }
+
     /// On the leader: confirms leadership by `policy` and returns the index reads must wait for.
     /// A lease read inside a lease the metrics show is decided here (`raft/lease.rs`); anything else asks openraft.
     pub(crate) async fn read_index_local(&self, policy: ReadPolicy) -> Result<u64> {

@@ -105,7 +105,6 @@ impl Replica {
     }
 
     /// How many blocking queries are parked.
-    #[cfg(test)]
     pub(crate) fn n_waiters(&self) -> usize {
         self.watchers.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
@@ -113,6 +112,11 @@ impl Replica {
     /// A receiver that changes whenever a snapshot replaces the state.
     pub(crate) fn subscribe_resets(&self) -> watch::Receiver<u64> {
         self.resets.subscribe()
+    }
+
+    /// Whether entries up to `index` are applied already.
+    pub(crate) fn applied_at_least(&self, index: u64) -> bool {
+        *self.applied_index.borrow() >= index
     }
 
     /// Waits until entries up to `index` are applied; `false` if the state machine went away.

@@ -436,9 +436,8 @@ impl Server {
         self.inner.shared.evaluations()
     }
 
-    /// Number of parked blocking queries (exposed to tests).
-    #[cfg(test)]
-    pub(crate) fn n_waiters(&self) -> usize {
+    /// How many blocking queries are parked on this server now.
+    pub fn parked_queries(&self) -> usize {
         self.inner.replica.n_waiters()
     }
 
@@ -759,6 +758,9 @@ impl Inner {
             if index != min_index || timed_out || replaced {
                 return Ok((value, index, self.read_meta()));
             }
+            // Not kept while parked: a service's instances with their nodes and checks are kilobytes per watcher,
+            // and the answer given after the wait is evaluated again anyway.
+            drop(value);
             let _parked = crate::telemetry::InProgress::start("consul.rpc.queries_blocking");
             tokio::select! {
                 _ = &mut waiter.fired => crate::telemetry::query_woken(),
@@ -770,7 +772,13 @@ impl Inner {
     }
 
     async fn barrier(&self, consistency: Consistency) -> Result<()> {
-        self.with_leader(|| self.node.read_barrier(consistency, &self.replica)).await
+        if !self.stopped.load(Ordering::SeqCst) && self.node.read_barrier_passed(consistency, &self.replica) {
+            return Ok(());
+        }
+        // Boxed: the full barrier (openraft's read index, a call to the leader, retries while there is none) is
+        // kilobytes of future, and inline it would sit in every read's future, each parked watcher's among them,
+        // though a leader's lease reads (above) never run it.
+        Box::pin(self.with_leader(|| self.node.read_barrier(consistency, &self.replica))).await
     }
 
     /// Runs `op`, retrying while there is no leader (or the one we knew moved) for up to `LEADER_HOLD`.

@@ -204,14 +204,14 @@ async fn blocking_read_wakes_only_for_its_key_and_times_out_at_the_same_index() 
             server.blocking_read(Consistency::Default, first_index, Duration::from_secs(10), keys, query).await
         })
     };
-    while server.n_waiters() == 0 {
+    while server.parked_queries() == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // A write to another key must not wake the query.
     server.write(set("other", "x")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!parked.is_finished());
-    assert_eq!(server.n_waiters(), 1);
+    assert_eq!(server.parked_queries(), 1);
 
     // A write to the watched key wakes it at once with the new index.
     let woken_at = Instant::now();
@@ -220,7 +220,7 @@ async fn blocking_read_wakes_only_for_its_key_and_times_out_at_the_same_index() 
     assert!(woken_at.elapsed() < Duration::from_secs(1));
     assert_eq!(value.as_deref(), Some(&b"2"[..]));
     assert!(index > first_index);
-    assert_eq!(server.n_waiters(), 0);
+    assert_eq!(server.parked_queries(), 0);
 
     // Nothing changes: the query times out with the same index and leaves no waiter behind.
     let started = Instant::now();
@@ -229,7 +229,7 @@ async fn blocking_read_wakes_only_for_its_key_and_times_out_at_the_same_index() 
         server.blocking_read(Consistency::Default, index, Duration::from_millis(300), keys, query).await.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(same_index, index);
-    assert_eq!(server.n_waiters(), 0);
+    assert_eq!(server.parked_queries(), 0);
     server.shutdown().await.unwrap();
 }
 
@@ -248,7 +248,7 @@ async fn query_answers_like_the_state_and_blocks_on_its_watch_keys() {
         let (server, query) = (server.clone(), query.clone());
         tokio::spawn(async move { server.query(Consistency::Stale, index, Duration::from_secs(10), &query).await })
     };
-    while server.n_waiters() == 0 {
+    while server.parked_queries() == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     server.write(set("unrelated", "x")).await.unwrap();
@@ -430,13 +430,13 @@ async fn a_thousand_watchers_of_one_prefix_wake_on_one_write_and_share_one_evalu
             })
         })
         .collect();
-    while server.n_waiters() < 1000 {
+    while server.parked_queries() < 1000 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // A write elsewhere wakes none of them.
     server.write(set("other/x", "1")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(server.n_waiters(), 1000);
+    assert_eq!(server.parked_queries(), 1000);
 
     let before = server.shared_evaluations();
     server.write(set("lb/web/2", "b")).await.unwrap();
@@ -446,7 +446,7 @@ async fn a_thousand_watchers_of_one_prefix_wake_on_one_write_and_share_one_evalu
         let roster_kv::Answer::Entries(entries) = answer else { panic!("entries expected, got {answer:?}") };
         assert_eq!(entries.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["lb/web/1", "lb/web/2"]);
     }
-    assert_eq!(server.n_waiters(), 0);
+    assert_eq!(server.parked_queries(), 0);
     // One evaluation served all thousand: the state did not move between their wake-ups.
     assert_eq!(server.shared_evaluations() - before, 1);
     server.shutdown().await.unwrap();

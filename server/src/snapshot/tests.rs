@@ -67,7 +67,7 @@ async fn a_client_saves_in_chunks_and_a_restore_reaches_every_server_and_wakes_a
             follower.query(Consistency::Default, watched_index, Duration::from_secs(60), &query).await
         })
     };
-    while follower.n_waiters() == 0 {
+    while follower.parked_queries() == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 
