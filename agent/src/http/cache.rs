@@ -157,6 +157,12 @@ pub(crate) async fn read(
         let (answer, index, meta) = super::read(api, opts, query).await?;
         return Ok((answer, index, meta, Status::Uncached));
     }
+    // Boxed: inline, the cached path's state would sit in every uncached read's future, each parked watcher's.
+    Box::pin(cached(api, opts, query)).await
+}
+
+/// A `?cached` read: answered from the agent's cache entry for the caller and query, fetched first if there is none.
+async fn cached(api: &Api, opts: &ReadOpts, query: &StateQuery) -> Result<(Answer, u64, ReadMeta, Status), ApiError> {
     let secret = caller::secret();
     let key = (secret.clone(), format!("{query:?}"));
     let (entry, new) = api.cache.entry(&key);

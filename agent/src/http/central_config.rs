@@ -40,6 +40,11 @@ pub(crate) async fn merge_central_config(api: &Api, q: &Query, services: Vec<&mu
     if !q.flag("merge-central-config") {
         return Ok(());
     }
+    // Boxed: inline, the merge's reads would sit in the future of every read that may merge, each parked watcher's.
+    Box::pin(merge(api, q, services)).await
+}
+
+async fn merge(api: &Api, q: &Query, services: Vec<&mut Service>) -> Result<(), ApiError> {
     let mut proxy_defaults: Option<Option<Map<String, Value>>> = None;
     for service in services {
         let mut proxy = match serde_json::from_str::<Value>(&service.proxy_json) {

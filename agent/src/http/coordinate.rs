@@ -149,6 +149,18 @@ pub(crate) async fn sort_near<T>(
     node_of: impl Fn(&T) -> &str,
 ) -> Result<(), ApiError> {
     let Some(near) = near else { return Ok(()) };
+    // Boxed: `?near` is rare, and inline its reads would sit in the future of every read that may sort, each parked
+    // watcher's among them.
+    Box::pin(sort_by_distance_from(api, opts, near, items, node_of)).await
+}
+
+async fn sort_by_distance_from<T>(
+    api: &Api,
+    opts: &ReadOpts,
+    near: String,
+    items: &mut [T],
+    node_of: impl Fn(&T) -> &str,
+) -> Result<(), ApiError> {
     let now = ReadOpts { consistency: opts.consistency, min_index: 0, wait: Duration::ZERO };
     let (answer, _, _) = read(api, &now, &StateQuery::NodeServices { name: near.clone() }).await?;
     let Answer::NodeServices { node, .. } = answer else { return Err(unexpected()) };

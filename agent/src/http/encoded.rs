@@ -22,6 +22,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 
 use axum::body::{Bytes, HttpBody as _};
@@ -121,13 +122,16 @@ impl Encoded {
 
 /// Answers a read from a stored body when this server's state is still where that body was computed, and otherwise
 /// runs `compute` (a handler whose 200 answers are `read_reply`s) and stores what it answers.
+///
+/// `compute` is pinned by the caller and lent, not moved in: a future argument that is awaited takes two slots in
+/// this function's future (the argument's and the awaited copy's), which doubled every parked watcher's handler.
 pub(crate) async fn read(
     api: &Api,
     path: &str,
     raw_query: Option<&str>,
     q: &Query,
     opts: &ReadOpts,
-    compute: impl Future<Output = ApiResult>,
+    compute: Pin<&mut impl Future<Output = ApiResult>>,
 ) -> ApiResult {
     let Some(server) = api.backend.server() else { return compute.await };
     let local = match opts.consistency {
@@ -156,6 +160,12 @@ pub(crate) async fn read(
     if response.status() != StatusCode::OK || server.read_local(State::last_index) != at {
         return Ok(response);
     }
+    // Boxed: inline, the store's state would sit beside `compute.await` in a parked watcher's future.
+    Box::pin(store(api, key, at, response)).await
+}
+
+/// Keeps a computed answer for the next read of the same state, when it is a `read_reply` small enough.
+async fn store(api: &Api, key: String, at: u64, response: Response) -> ApiResult {
     let Some(index) = response.headers().get(X_CONSUL_INDEX).and_then(|v| v.to_str().ok()?.parse().ok()) else {
         return Ok(response);
     };

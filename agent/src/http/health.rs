@@ -16,7 +16,7 @@ pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri)
     let filter = q.filter(&schema::HEALTH_ENTRY)?;
     super::central_config::refuse_blocking_merge(&q)?;
     let query = q.with_node_meta(StateQuery::ServiceHealth { name, tags: q.all("tag"), passing: q.flag("passing") });
-    let compute = async {
+    let compute = std::pin::pin!(async {
         let (answer, index, meta, cached) = cache::read(&api, &opts, &q, &query).await?;
         let Answer::Health(mut entries) = answer else { return Err(unexpected()) };
         let near = super::coordinate::near_node(&api, &q);
@@ -31,7 +31,7 @@ pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri)
         let body: Vec<Value> =
             entries.iter().map(output::health_entry).filter(|entry| keep(filter.as_ref(), entry)).collect();
         Ok(cached.mark(read_reply(&Value::Array(body), index, meta)))
-    };
+    });
     encoded::read(&api, uri.path(), uri.query(), &q, &opts, compute).await
 }
 

@@ -38,10 +38,10 @@ pub async fn get(State(api): State<Api>, uri: Uri) -> ApiResult {
         StateQuery::KvGet { key }
     };
     let list = matches!(query, StateQuery::KvKeys { .. } | StateQuery::KvList { .. });
-    let compute = async {
+    let compute = std::pin::pin!(async {
         let (answer, index, meta) = read(&api, &opts, &query).await?;
         reply(&q, answer, index, meta)
-    };
+    });
     // A load balancer's helper watches a prefix: its list is what is worth keeping encoded, not one small entry.
     // Boxed: a parked watcher's handler future is as large as its largest branch, and a single key's (the common
     // watch) need not carry the encoded path's state.

@@ -75,3 +75,28 @@ fn bodies_are_bounded_one_by_one_and_altogether() {
     let (entries, bytes) = cache.len();
     assert!(bytes <= MAX_BYTES && entries == 1, "{entries} entries, {bytes} bytes");
 }
+
+/// The size of the future an async handler of three extractors returns.
+fn handler_future_size<A, B, C, F>(_handler: impl Fn(A, B, C) -> F) -> usize {
+    std::mem::size_of::<F>()
+}
+
+/// The same for a handler of two.
+fn handler2_future_size<A, B, F>(_handler: impl Fn(A, B) -> F) -> usize {
+    std::mem::size_of::<F>()
+}
+
+/// A parked watcher holds its handler's whole future for as long as it waits, so what that future carries beside
+/// the wait is paid per watcher: it once held a server's full read barrier, a client's failover call, the paths of
+/// `?cached`, `?near` and storing an answer, and the computation twice (a future argument that is awaited takes two
+/// slots): 16 KB for a health watch in all, 2.5 KB since. The bounds leave room for the compiler, not for another
+/// such branch.
+#[test]
+fn a_parked_watchers_handler_carries_no_unused_kilobytes() {
+    let health = handler_future_size(super::super::health::service);
+    let catalog = handler_future_size(super::super::catalog::service);
+    let kv = handler2_future_size(super::super::kv::get);
+    assert!(health <= 3072, "a health watcher's handler future is {health} bytes");
+    assert!(catalog <= 3072, "a catalog watcher's handler future is {catalog} bytes");
+    assert!(kv <= 2304, "a KV watcher's handler future is {kv} bytes");
+}
