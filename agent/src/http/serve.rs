@@ -71,7 +71,7 @@ pub(crate) async fn serve_router(
         let slot = PerClient::acquire(&counts, remote.ip(), limit);
         let (router, options, shutdown, failures) =
             (router.clone(), options.clone(), shutdown.clone(), failures.clone());
-        connections.spawn(async move { connection(stream, remote, slot, router, options, shutdown, &failures).await });
+        connections.spawn(connection(stream, remote, slot, router, options, shutdown, failures));
     }
     drop(listener);
     connections.close();
@@ -87,12 +87,28 @@ async fn connection(
     router: Router,
     options: ServeOptions,
     shutdown: CancellationToken,
-    failures: &HandshakeFailures,
+    failures: Arc<HandshakeFailures>,
 ) {
     let _ = stream.set_nodelay(true);
-    let Some(tls) = &options.tls else {
+    if options.tls.is_none() {
         return http1(stream, remote, slot, router, &options, shutdown).await;
-    };
+    }
+    // Boxed: a TLS session and its handshake are several kilobytes of future that a plain connection's task, held
+    // for as long as a watcher stays parked on it, would otherwise carry inline without using.
+    Box::pin(https(stream, remote, slot, router, options, shutdown, &failures)).await;
+}
+
+/// An HTTPS connection: the TLS handshake, bounded, then HTTP/1.1 over it.
+async fn https(
+    stream: TcpStream,
+    remote: SocketAddr,
+    slot: Option<Slot>,
+    router: Router,
+    options: ServeOptions,
+    shutdown: CancellationToken,
+    failures: &HandshakeFailures,
+) {
+    let Some(tls) = &options.tls else { return };
     let Some(config) = tls.server_config() else {
         tracing::warn!("HTTPS listener has no certificate; closing the connection");
         return;

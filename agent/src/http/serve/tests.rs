@@ -239,3 +239,26 @@ fn a_failed_handshake_is_logged_at_warn_once_per_client_ip() {
     assert!(!failures.report(a_again, "no client certificate"), "the same IP on another port is not warned again");
     assert!(failures.report(b, "timed out"), "another IP is warned on its own");
 }
+
+/// A plain connection's task lives as long as a watcher stays parked on it, so it must not carry what only HTTPS
+/// uses: the TLS handshake and session once made every plain connection's future five times its HTTP/1.1 part.
+#[tokio::test]
+async fn a_plain_connections_future_carries_nothing_of_tls() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (_a, _b) = (TcpStream::connect(addr).await.expect("connect"), TcpStream::connect(addr).await.expect("connect"));
+    let ((first, remote), (second, _)) =
+        (listener.accept().await.expect("accept"), listener.accept().await.expect("accept"));
+    let options = ServeOptions {
+        tls: None,
+        max_conns_per_client: std::sync::Arc::new(0.into()),
+        handshake_timeout: Duration::from_secs(5),
+        header_read_timeout: Duration::from_secs(5),
+    };
+    let failures = std::sync::Arc::new(HandshakeFailures::default());
+    let shutdown = CancellationToken::new();
+    let whole = super::connection(first, remote, None, echo_peer(), options.clone(), shutdown.clone(), failures);
+    let http = super::http1(second, remote, None, echo_peer(), &options, shutdown);
+    let (whole, http) = (std::mem::size_of_val(&whole), std::mem::size_of_val(&http));
+    assert!(whole <= http + 512, "a plain connection's future is {whole} bytes, its HTTP/1.1 part {http}");
+}
