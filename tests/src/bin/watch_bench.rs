@@ -1,17 +1,21 @@
 //! Write → watcher woken latency and memory per parked watcher, roster's blocking queries against etcd's watch API, in one run.
 //!
-//! `cargo run --release -p roster-tests --bin watch_bench -- [--watchers 1,100,10000] [--rounds 10] [--etcd-bin PATH]`
+//! `cargo run --release -p roster-tests --bin watch_bench -- [--watchers 1,100,10000] [--rounds 10] [--on kv|health]
+//! [--etcd-bin PATH]`
 //!
-//! For each watcher count N it parks N watchers on one key, then, `--rounds` times, writes the key and
-//! records when each watcher hears of it; the table gives p50/p99 of those delays over all watchers and
-//! rounds, and the growth of the server's resident memory while the N watchers were parked, per watcher.
+//! For each watcher count N it parks N watchers on one key (or one service's health), then, `--rounds` times,
+//! changes it and records when each watcher hears of it; the table gives p50/p99 of those delays over all watchers
+//! and rounds, and the growth of the server's resident memory while the N watchers were parked, per watcher.
 //!
 //! - roster: a `roster agent -server -bootstrap-expect 1` with a data dir (writes are fsynced, as in
 //!   production); each watcher is its own keep-alive HTTP/1.1 connection holding
-//!   `GET /v1/kv/<key>?index=N&wait=5m`, which is how Consul clients watch. A watcher is woken when
+//!   `GET /v1/kv/<key>?index=N&wait=5m` (`--on kv`) or `GET /v1/health/service/web?passing&index=N&wait=5m`
+//!   (`--on health`: three instances of `web`, each round flips one instance's check between passing and critical
+//!   through `PUT /v1/catalog/register`), which is how Consul clients watch. A watcher is woken when
 //!   the first byte of its answer arrives, and re-parks on the same connection with the new index.
 //! - etcd: one `POST /v3/watch` stream per watcher on the JSON gateway (a separate client per
-//!   watcher, like roster's), woken when the event arrives on its stream.
+//!   watcher, like roster's), woken when the event arrives on its stream. etcd has no service health, so with
+//!   `--on health` its rows are still a key's watch.
 //!
 //! Both are written through their HTTP APIs, and the clock starts just before the write is sent, so
 //! the numbers include the write's own commit. Before every write both sit idle for the same settle time
@@ -47,9 +51,21 @@ struct Args {
     /// Writes per watcher count.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
     rounds: u64,
+    /// What roster's watchers block on: a KV key, or a service's passing instances.
+    #[arg(long, value_enum, default_value_t = On::Kv)]
+    on: On,
     /// The etcd binary; by default `etcd` on PATH, and the etcd half is skipped when there is none.
     #[arg(long)]
     etcd_bin: Option<std::path::PathBuf>,
+}
+
+/// What roster's watchers block on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum On {
+    /// `GET /v1/kv/<key>`.
+    Kv,
+    /// `GET /v1/health/service/web?passing`.
+    Health,
 }
 
 /// The most watchers one run may park: each costs a socket here and one in the server.
@@ -79,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
     let roster_pid = roster.pid().context("roster is running")?;
     for &n in &args.watchers {
         eprintln!("roster: {n} watchers ...");
-        rows.push(bench_roster(roster.http_addr(), roster_pid, n, args.rounds).await?);
+        rows.push(bench_roster(roster.http_addr(), roster_pid, n, args.rounds, args.on).await?);
     }
     drop(roster);
 
@@ -98,11 +114,30 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Parks `n` roster watchers on one key and measures `rounds` writes.
-async fn bench_roster(http: SocketAddr, pid: u32, n: usize, rounds: u64) -> anyhow::Result<Row> {
+/// Parks `n` roster watchers on one key (or one service's health) and measures `rounds` changes.
+async fn bench_roster(http: SocketAddr, pid: u32, n: usize, rounds: u64, on: On) -> anyhow::Result<Row> {
     let key = format!("bench/watch-{n}");
     let writer = Writer::connect(http).await?;
-    let mut index = writer.roster_put(&key, "0").await?;
+    let change = |round: u64| {
+        let (writer, key) = (&writer, &key);
+        async move {
+            match on {
+                On::Kv => writer.roster_put(key, &round.to_string()).await,
+                // Odd rounds take web-1 out of the passing answer, even rounds put it back.
+                On::Health => writer.roster_web_check(if round % 2 == 1 { "critical" } else { "passing" }).await,
+            }
+        }
+    };
+    if on == On::Health {
+        for instance in 2..=3 {
+            writer.roster_register_web(instance, "passing").await?;
+        }
+    }
+    let path = match on {
+        On::Kv => format!("/v1/kv/{key}?"),
+        On::Health => "/v1/health/service/web?passing&".to_owned(),
+    };
+    let mut index = change(0).await?;
     let rss_before = rss_bytes(pid)?;
     let mut watchers = Vec::with_capacity(n);
     for _ in 0..n {
@@ -117,7 +152,7 @@ async fn bench_roster(http: SocketAddr, pid: u32, n: usize, rounds: u64) -> anyh
             .drain(..)
             .map(|mut stream| {
                 let (barrier, started, path) =
-                    (barrier.clone(), started.clone(), format!("/v1/kv/{key}?index={index}&wait=5m"));
+                    (barrier.clone(), started.clone(), format!("{path}index={index}&wait=5m"));
                 tokio::spawn(async move {
                     stream.write_all(get_request(&path).as_bytes()).await?;
                     barrier.wait().await;
@@ -137,7 +172,7 @@ async fn bench_roster(http: SocketAddr, pid: u32, n: usize, rounds: u64) -> anyh
             bytes_per_watcher = Some((rss_bytes(pid)? as i64 - rss_before as i64) / n as i64);
         }
         started.set(Instant::now()).ok();
-        index = writer.roster_put(&key, &round.to_string()).await?;
+        index = change(round).await?;
         for task in join_all(tasks).await {
             let (stream, delay) = task??;
             watchers.push(stream);
@@ -242,6 +277,29 @@ impl Writer {
         let get = self.client.get(&url).send().await?;
         let index = get.headers().get("x-consul-index").context("X-Consul-Index")?.to_str()?.parse()?;
         Ok(index)
+    }
+
+    /// Registers instance `web-<instance>` of service `web` on its own node, with one check in `status`, and returns
+    /// the index watchers of the service's health block past.
+    async fn roster_register_web(&self, instance: u16, status: &str) -> anyhow::Result<u64> {
+        let node = format!("bench-node-{instance}");
+        let id = format!("web-{instance}");
+        let body = json!({
+            "Node": node,
+            "Address": format!("10.0.0.{instance}"),
+            "Service": {"ID": id, "Service": "web", "Port": 8000 + instance, "Tags": ["bench"]},
+            "Check": {"CheckID": format!("check-{id}"), "Name": "bench check", "Status": status, "ServiceID": id},
+        });
+        let put = self.client.put(format!("{}/v1/catalog/register", self.base)).json(&body).send().await?;
+        ensure!(put.status().is_success(), "roster catalog register: {}", put.status());
+        let get = self.client.get(format!("{}/v1/health/service/web?passing", self.base)).send().await?;
+        let index = get.headers().get("x-consul-index").context("X-Consul-Index")?.to_str()?.parse()?;
+        Ok(index)
+    }
+
+    /// Sets `web-1`'s check to `status`.
+    async fn roster_web_check(&self, status: &str) -> anyhow::Result<u64> {
+        self.roster_register_web(1, status).await
     }
 
     async fn etcd_put(&self, key: &str, value: &str) -> anyhow::Result<()> {
