@@ -75,9 +75,7 @@ impl Backend {
     ) -> Result<(Answer, u64, ReadMeta, bool)> {
         match self {
             Backend::Local(server) => server.query_as(secret, consistency, min_index, wait, query).await,
-            // Boxed: a call to a server (its retries, failover and frame) is several times a local read's future,
-            // and inline every read's future on a server agent, each parked watcher's, would be that size too.
-            Backend::Remote(remote) => Box::pin(remote.query_as(secret, consistency, min_index, wait, query)).await,
+            Backend::Remote(remote) => remote.query_as(secret, consistency, min_index, wait, query).await,
         }
     }
 

@@ -356,7 +356,10 @@ impl Remote {
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
         let shutdown = self.inner.shutdown.clone();
-        let call = call(self.clone());
+        // Boxed: moved into `guarded` and awaited there, then `guarded` awaited again (inline or through
+        // `catch_unwind`), the call would be sized into this future two and three times over, and a blocking query on
+        // a client agent holds this future for its whole wait.
+        let call = Box::pin(call(self.clone()));
         let guarded = async move {
             tokio::select! {
                 res = call => res,

@@ -253,3 +253,19 @@ async fn a_connection_dialled_for_a_caller_on_another_runtime_outlives_that_runt
     assert_eq!(get(&remote, Consistency::Default, "k").await.0.as_deref(), Some("2"));
     server.shutdown().await.unwrap();
 }
+
+/// The type of what `make` returns, sized without calling it.
+fn returned_size<F, G: FnOnce() -> F>(_make: &G) -> usize {
+    std::mem::size_of::<F>()
+}
+
+/// A blocking query on a client agent holds this future for its whole wait, so the call inside it is awaited through
+/// one box rather than sized in two and three times over (`spawn` moves it into a select and that into
+/// `catch_unwind`): 4 992 B before.
+#[test]
+fn a_remote_querys_future_holds_its_call_once() {
+    let (remote, query): (Option<&Remote>, Option<&Query>) = (None, None);
+    let make = move || remote.unwrap().query_as("", Consistency::Default, 1, Duration::ZERO, query.unwrap());
+    let size = returned_size(&make);
+    assert!(size <= 512, "Remote::query_as's future is {size} bytes");
+}
