@@ -264,6 +264,7 @@ fn returned_size<F, G: FnOnce() -> F>(_make: &G) -> usize {
 /// `catch_unwind`): 4 992 B before.
 #[test]
 fn a_remote_querys_future_holds_its_call_once() {
+    // Never called: only the type of what it would return is asked for.
     let (remote, query): (Option<&Remote>, Option<&Query>) = (None, None);
     let make = move || remote.unwrap().query_as("", Consistency::Default, 1, Duration::ZERO, query.unwrap());
     let size = returned_size(&make);
