@@ -436,7 +436,8 @@ impl Server {
         self.inner.shared.evaluations()
     }
 
-    /// How many blocking queries are parked on this server now.
+    /// How many blocking queries are parked on this server now (a query counts from its waiter's registration, just
+    /// before it first evaluates).
     pub fn parked_queries(&self) -> usize {
         self.inner.replica.n_waiters()
     }

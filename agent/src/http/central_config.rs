@@ -44,6 +44,7 @@ pub(crate) async fn merge_central_config(api: &Api, q: &Query, services: Vec<&mu
     Box::pin(merge(api, q, services)).await
 }
 
+/// Merges the stored defaults into each proxy or gateway among `services` (`merge_central_config`'s work).
 async fn merge(api: &Api, q: &Query, services: Vec<&mut Service>) -> Result<(), ApiError> {
     let mut proxy_defaults: Option<Option<Map<String, Value>>> = None;
     for service in services {

@@ -154,6 +154,7 @@ pub(crate) async fn sort_near<T>(
     Box::pin(sort_by_distance_from(api, opts, near, items, node_of)).await
 }
 
+/// `sort_near`'s work once `?near` names a node: check the node exists, then sort by its coordinates.
 async fn sort_by_distance_from<T>(
     api: &Api,
     opts: &ReadOpts,

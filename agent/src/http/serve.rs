@@ -95,7 +95,7 @@ async fn connection(
     }
     // Boxed: a TLS session and its handshake are several kilobytes of future that a plain connection's task, held
     // for as long as a watcher stays parked on it, would otherwise carry inline without using.
-    Box::pin(https(stream, remote, slot, router, options, shutdown, &failures)).await;
+    Box::pin(https(stream, remote, slot, router, &options, shutdown, &failures)).await;
 }
 
 /// An HTTPS connection: the TLS handshake, bounded, then HTTP/1.1 over it.
@@ -104,12 +104,11 @@ async fn https(
     remote: SocketAddr,
     slot: Option<Slot>,
     router: Router,
-    options: ServeOptions,
+    options: &ServeOptions,
     shutdown: CancellationToken,
     failures: &HandshakeFailures,
 ) {
-    let Some(tls) = &options.tls else { return };
-    let Some(config) = tls.server_config() else {
+    let Some(config) = options.tls.as_ref().and_then(|tls| tls.server_config()) else {
         tracing::warn!("HTTPS listener has no certificate; closing the connection");
         return;
     };
@@ -120,7 +119,7 @@ async fn https(
         () = shutdown.cancelled() => return,
     };
     match handshake {
-        Ok(Ok(stream)) => http1(stream, remote, slot, router, &options, shutdown).await,
+        Ok(Ok(stream)) => http1(stream, remote, slot, router, options, shutdown).await,
         Ok(Err(err)) => {
             failures.report(remote, &err.to_string());
         }

@@ -178,28 +178,32 @@ impl<C: ClientHandler> RaftService<C> {
 
     async fn dispatch(&self, request: Request) -> Response {
         match request {
-            Request::ClientQuery { .. } | Request::ClientQueryAs { .. } => self.client_query(request).await,
-            // Boxed: a client agent's blocking query parks in this future for up to ten minutes, one task per
+            Request::ClientQuery { consistency, min_index, wait_ms, query } => {
+                self.client_query(None, consistency, min_index, wait_ms, &query).await
+            }
+            Request::ClientQueryAs { token, consistency, min_index, wait_ms, query } => {
+                self.client_query(Some(&token), consistency, min_index, wait_ms, &query).await
+            }
+            // Boxed: a client agent's blocking query parks in this future for up to `MAX_CLIENT_WAIT`, one task per
             // watcher, and inline the other requests' futures (openraft's append and write, a forwarded write with
             // its retries: 3-4 KiB) would size every one of those tasks at 4.9 KB rather than 1.9.
             other => Box::pin(self.dispatch_other(other)).await,
         }
     }
 
-    /// A client agent's read, as the caller it names (`ClientQueryAs`) or as the agent (`ClientQuery`).
-    async fn client_query(&self, request: Request) -> Response {
-        let (token, consistency, min_index, wait_ms, query, as_caller) = match request {
-            Request::ClientQuery { consistency, min_index, wait_ms, query } => {
-                (String::new(), consistency, min_index, wait_ms, query, false)
-            }
-            Request::ClientQueryAs { token, consistency, min_index, wait_ms, query } => {
-                (token, consistency, min_index, wait_ms, query, true)
-            }
-            other => return Response::Error(WireError::BadRequest(format!("not a query: {}", other.name()))),
-        };
+    /// A client agent's read: as the caller whose token it names (`ClientQueryAs`), or as the agent itself
+    /// (`ClientQuery`, `token` `None`), each answered in its own kind of response.
+    async fn client_query(
+        &self,
+        token: Option<&str>,
+        consistency: Consistency,
+        min_index: u64,
+        wait_ms: u64,
+        query: &Query,
+    ) -> Response {
         let wait = Duration::from_millis(wait_ms).min(MAX_CLIENT_WAIT);
-        match self.clients.query(&token, consistency, min_index, wait, &query).await {
-            Ok((answer, index, meta, filtered)) if as_caller => {
+        match self.clients.query(token.unwrap_or(""), consistency, min_index, wait, query).await {
+            Ok((answer, index, meta, filtered)) if token.is_some() => {
                 Response::ClientQueryAs { answer, index, meta, filtered }
             }
             Ok((answer, index, meta, _)) => Response::ClientQuery { answer, index, meta },
@@ -207,7 +211,7 @@ impl<C: ClientHandler> RaftService<C> {
         }
     }
 
-    /// Every request but a client's query.
+    /// Every request but a client's query (which `dispatch` serves without a box).
     async fn dispatch_other(&self, request: Request) -> Response {
         let start = std::time::Instant::now();
         if let Request::AppendEntries(rpc) = &request
@@ -258,7 +262,13 @@ impl<C: ClientHandler> RaftService<C> {
                 Err(Error::NoLeader) => Response::Error(WireError::NotLeader { leader: None }),
                 Err(e) => Response::Error(WireError::Fatal(e.to_string())),
             },
-            request @ (Request::ClientQuery { .. } | Request::ClientQueryAs { .. }) => self.client_query(request).await,
+            // `dispatch` serves these without the box; answered the same way should a caller come here.
+            Request::ClientQuery { consistency, min_index, wait_ms, query } => {
+                self.client_query(None, consistency, min_index, wait_ms, &query).await
+            }
+            Request::ClientQueryAs { token, consistency, min_index, wait_ms, query } => {
+                self.client_query(Some(&token), consistency, min_index, wait_ms, &query).await
+            }
             Request::ClientWrite(cmd) => self
                 .clients
                 .write("", cmd)
