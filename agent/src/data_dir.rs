@@ -8,6 +8,10 @@
 //!   that holds nothing else is recognised as format 1 and upgraded by writing the marker; the server reads its
 //!   unversioned log entries as they are.
 //! - **2**: the marker, and Raft log entries that carry their own version (`roster-server`'s log envelope).
+//! - **3**: the Raft log in `raft-log.wal`, roster-server's own file of checksummed records, instead of
+//!   `raft-log.redb`. The server moves a format-1 or -2 dir's redb log into it when it first opens it, so the upgrade
+//!   is the marker; the marker is what keeps an older roster, which would find no `raft-log.redb` and start with an
+//!   empty log, from using the dir after it.
 //!
 //! A marker of a newer format is refused with both versions named, before anything is read or written; so is a
 //! data dir with no marker that holds anything format 1 never wrote (another program's directory, or a Consul data
@@ -19,7 +23,7 @@ use std::path::Path;
 use anyhow::{Context as _, bail};
 
 /// The data-dir format this build writes, and the newest it reads.
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 
 /// The marker's file name.
 pub const MARKER: &str = "roster-data-format";
@@ -107,8 +111,8 @@ fn is_format_1_name(name: &str) -> bool {
     FORMAT_1_NAMES.contains(&base) || base == MARKER
 }
 
-/// Moves a data dir of format `from` to `FORMAT`. From 1 that is the marker alone: the log's unversioned entries
-/// stay as they are and are read as such.
+/// Moves a data dir of format `from` to `FORMAT`. That is the marker alone: the log's unversioned entries (format 1)
+/// stay as they are and are read as such, and the server moves a redb log into its new file when it opens it.
 fn upgrade(dir: &Path, from: u32) -> anyhow::Result<()> {
     write_marker(dir)?;
     tracing::info!(data_dir = %dir.display(), from, to = FORMAT, "data dir upgraded to the current format");

@@ -27,7 +27,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 pub struct Config {
     /// This server's Raft id: unique in the cluster and stable across restarts (the log records it).
     pub node_id: u64,
-    /// Where the Raft log (`raft-log.redb`) and snapshots (`snapshots/`) live.
+    /// Where the Raft log (`raft-log.wal`) and snapshots (`snapshots/`) live.
     /// `None` keeps everything in memory (`-dev`): fast, and gone on exit.
     pub data_dir: Option<PathBuf>,
     /// The already-bound listener for server-to-server RPC (Raft and forwarded requests).

@@ -1,4 +1,4 @@
-//! roster's Raft server: a replicated `roster_kv::State` on openraft, with a redb log, snapshot
+//! roster's Raft server: a replicated `roster_kv::State` on openraft, with a log file of its own, snapshot
 //! files, and a small TCP RPC between servers. The only crate that names openraft.
 //!
 //! # Layout

@@ -5,7 +5,7 @@
 //! touches only `raft.rs` and `raft/`. After a bump, run the storage suite (`raft/log_store/tests.rs`).
 //!
 //! # Storage design
-//! The durable truth is the **log** (`raft/log_store.rs`, redb, one fsync per append batch) plus the
+//! The durable truth is the **log** (`raft/log_store.rs`, a file of checksummed records, one fsync per append batch) plus the
 //! newest **snapshot file** (`raft/snapshot_store.rs`). The **state machine is in memory**: a
 //! `roster_kv::State` in `crate::replica::Replica`, which readers share behind a lock. On restart the
 //! state is decoded from the newest snapshot and openraft re-applies the log entries after it (up to
@@ -15,10 +15,10 @@
 //! Raft starts (`raft/recovery.rs`). A log write that fails stops this node's Raft (openraft's
 //! `Fatal::StorageError`), so nothing it could not persist is ever acknowledged.
 //!
-//! Why not also keep the state machine in redb tables? Applying to memory is cheap, reads are a
+//! Why not also keep the state machine in database tables on disk? Applying to memory is cheap, reads are a
 //! lock away with no deserialisation, and the catalog of a Consul-sized cluster fits in memory
 //! comfortably. The cost is replay time at startup, bounded by the snapshot policy
-//! (`SNAPSHOT_EVERY` entries). `-dev` (no data dir) keeps the log in redb's in-memory backend and
+//! (`SNAPSHOT_EVERY` entries). `-dev` (no data dir) keeps the log's entries in memory and
 //! the snapshot in memory, so nothing touches the disk.
 //!
 //! # Writes and reads

@@ -19,7 +19,7 @@ pub(crate) fn raft_applied(start: Instant) {
 }
 
 /// A batch of log entries written and fsynced: Consul's BoltDB store timers, which dashboards read as the log's
-/// disk latency (roster's log is redb, written the same way: one durable transaction per batch).
+/// disk latency (roster's log is written the same way: one write and one fsync per batch).
 pub(crate) fn log_stored(start: Instant, entries: usize) {
     metrics::histogram!("consul.raft.boltdb.storeLogs").record(millis(start));
     #[allow(clippy::cast_precision_loss)]

@@ -1,32 +1,38 @@
-//! The Raft log on redb: entries, the vote, the committed pointer and the purge point, in `raft-log.redb`.
+//! The Raft log in an append-only file of checksummed records: entries, the vote, the committed pointer, truncations
+//! and the purge point, in `raft-log.wal`.
 //!
 //! # Durability
 //! `append` hands its entries to the log's writer thread (`writer.rs`) and returns at once; they are readable from
-//! memory until their transaction commits. The writer commits every append queued behind the one it is on in one
-//! write transaction with `Durability::Immediate` (one fsync), and only then reports each one's
-//! `IOFlushed::io_completed`: openraft counts an entry towards a quorum only after that, so an acknowledged write
-//! survives a crash. That is the group commit, and openraft's core is never held up by it: while one fsync runs,
-//! the core goes on taking writes, applying what is committed and answering clients, and its next appends queue.
-//! Every other change (vote, truncation, purge) goes through the same thread, so all of them reach the file in the
-//! order openraft asked for them.
+//! memory until they are on disk. The writer writes every append queued behind the one it is on with one `pwrite`
+//! and one `fdatasync`, and only then reports each one's `IOFlushed::io_completed`: openraft counts an entry towards a
+//! quorum only after that, so an acknowledged write survives a crash. That is the group commit, and openraft's core
+//! is never held up by it: while one sync runs, the core goes on taking writes, applying what is committed and
+//! answering clients, and its next appends queue. Every other change (vote, truncation, purge) is a record through
+//! the same thread, so all of them reach the file in the order openraft asked for them.
 //!
-//! The vote and truncation are committed durably too. The committed pointer is not written on its
-//! own: `save_committed` only records it, and the next `append` writes it in the same transaction as
-//! the entries. A transaction of its own cost ~0.3 ms per write (measured on an isolated PUT: 1.59 ms
-//! against 1.30 ms), and a stale pointer after a crash is safe: it is a lower bound, and openraft
-//! re-learns the rest from the leader (or, alone, by committing its next entry). Purges are not durable
-//! either: losing one only makes openraft re-purge.
+//! The vote and truncations are synced before they are reported. The committed pointer is not written on its own:
+//! `save_committed` only records it, and the next append writes it in the same write as the entries (a stale
+//! pointer after a crash is safe: it is a lower bound, and openraft re-learns the rest from the leader, or, alone,
+//! by committing its next entry). Purges are not synced either: losing one only makes openraft purge again.
 //!
-//! redb calls block, so write transactions run on the writer thread; reads are short and run inline.
+//! # Why a file of records, not a database
+//! The log was a redb table until a profile of writes through a client agent showed the three servers' log writers
+//! taking 28 % of the cluster's CPU: a redb commit cost 260-300 µs of CPU (copy-on-write pages, the freed-page tree,
+//! page checksums, nine `pwrite`s), where one `pwrite` and one `fdatasync` of the same entries cost 60-90 µs on the
+//! same disk. A Raft log is written at its end, truncated at its end and purged at its start, which a file of
+//! records does with one write each; docs/performance.md has the measurements. A data dir that still holds
+//! `raft-log.redb` has it moved into `raft-log.wal` once, at start (`legacy.rs`).
 //!
-//! # Size
-//! The log's entry count and byte size are kept as it changes, never by scanning it: the count is the table's
-//! length (redb keeps it in the table's root), and the bytes are a running total in `meta`, moved in the same
-//! transaction as the entries it counts (an append adds what it wrote, less any entry it replaced; a truncation or
-//! purge subtracts what it removed). The totals feed the `roster.raft.log.*` gauges (`crate::telemetry`).
+//! # Reading and size
+//! The entries' places in the file are kept in memory (an index of offsets, 8 bytes of key and 12 of place per
+//! entry; the log holds at most `SNAPSHOT_EVERY` + 1 024 entries after a purge); reads `pread` them, one read per
+//! run of adjacent entries. The file is rewritten without its dead records once it is past 64 MiB and more than
+//! half dead (`writer.rs`). The log's entry count and byte size are kept as it changes, never by scanning it, and
+//! feed the `roster.raft.log.*` gauges (`crate::telemetry`).
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::fs::File;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
@@ -35,33 +41,22 @@ use std::sync::{Arc, PoisonError, mpsc};
 
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
 use super::{Entry, LogCommand, LogId, TypeConfig, Vote};
+use writer::{Change, Log, Stored};
 
 /// The log's file name in the data dir.
-pub(crate) const LOG_FILE: &str = "raft-log.redb";
+pub(crate) const LOG_FILE: &str = "raft-log.wal";
 
-/// Log entries by index, each a postcard-encoded `Entry`.
-const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
-/// Small records: `vote`, `committed`, `last_purged`, each postcard-encoded.
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-
-const KEY_VOTE: &str = "vote";
-const KEY_COMMITTED: &str = "committed";
-const KEY_LAST_PURGED: &str = "last_purged";
-/// The running total of the encoded entries' bytes in `logs` (a postcard `u64`).
-const KEY_LOG_BYTES: &str = "log_bytes";
-
-/// The log store. Clones share the database and the writer, so a clone serves as the log reader.
+/// The log store. Clones share the log and the writer, so a clone serves as the log reader.
 #[derive(Clone)]
 pub(crate) struct LogStore {
     shared: Arc<writer::Shared>,
     jobs: mpsc::Sender<writer::Job>,
-    /// Numbers appends, so the writer removes from `pending` only what it committed.
+    /// Numbers appends, so the writer removes from `pending` only what it synced.
     next_seq: Arc<AtomicU64>,
     /// The committed pointer openraft reported last, not yet written (it rides on the next append).
     pending_committed: Arc<std::sync::Mutex<Option<Option<LogId>>>>,
@@ -70,17 +65,11 @@ pub(crate) struct LogStore {
     pub(crate) fail_next_append: Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// The database plus a signal sent once it is closed.
+/// Fires once the log's file is closed.
 ///
-/// openraft drops its last log reader on a task it does not join, and closing redb writes and
-/// fsyncs a header, so "the Arc is gone" does not mean "the file is unlocked". Reopening the same
-/// directory in-process (a restart) waits for this signal instead.
-struct Db {
-    /// Declared first: fields drop in order, so the database is fully closed before `_closed` fires.
-    database: Database,
-    _closed: ClosedSignal,
-}
-
+/// openraft drops its last log reader on a task it does not join, and the file's lock goes with the file, so "the
+/// Arc is gone" does not mean "the file is unlocked". Reopening the same directory in-process (a restart) waits for
+/// this signal instead.
 struct ClosedSignal(Option<oneshot::Sender<()>>);
 
 impl Drop for ClosedSignal {
@@ -92,43 +81,33 @@ impl Drop for ClosedSignal {
     }
 }
 
-impl std::ops::Deref for Db {
-    type Target = Database;
-    fn deref(&self) -> &Database {
-        &self.database
-    }
+/// Whether `dir` holds a Raft log (in this format or the one before it).
+pub(crate) fn exists(dir: &Path) -> bool {
+    dir.join(LOG_FILE).exists() || dir.join(legacy::LEGACY_LOG_FILE).exists()
 }
 
 impl LogStore {
-    /// Opens (or creates) `raft-log.redb` in `dir`, or an in-memory log when `dir` is `None`.
+    /// Opens (or creates) `raft-log.wal` in `dir`, or an in-memory log when `dir` is `None`.
     ///
-    /// The receiver resolves once the last clone is dropped and the database file is closed.
+    /// The receiver resolves once the last clone is dropped and the file is closed.
     pub(crate) fn open(dir: Option<&Path>) -> io::Result<(LogStore, oneshot::Receiver<()>)> {
-        let db = match dir {
-            Some(dir) => Database::create(dir.join(LOG_FILE)).map_err(io::Error::other)?,
-            None => Database::builder()
-                .create_with_backend(redb::backends::InMemoryBackend::new())
-                .map_err(io::Error::other)?,
+        let (file, end, log) = match dir {
+            Some(dir) => open_file(dir)?,
+            None => (None, 0, Log::default()),
         };
-        // Create both tables up front so readers never see "table does not exist".
-        let txn = db.begin_write().map_err(io::Error::other)?;
-        txn.open_table(LOGS).map_err(io::Error::other)?;
-        txn.open_table(META).map_err(io::Error::other)?;
-        let size = LogSize::stored(&txn)?;
-        txn.commit().map_err(io::Error::other)?;
-        let (tx, closed) = oneshot::channel();
-        let db = Arc::new(Db { database: db, _closed: ClosedSignal(Some(tx)) });
+        let size = log.size();
         crate::telemetry::log_size(size.entries, size.bytes, size.last_index);
+        let (tx, closed) = oneshot::channel();
         let shared = Arc::new(writer::Shared {
-            db,
             pending: std::sync::Mutex::default(),
-            size: std::sync::Mutex::new(size),
+            log: std::sync::Mutex::new(log),
             path: dir.map(|dir| Arc::from(dir.join(LOG_FILE))),
             #[cfg(test)]
             commits: std::sync::atomic::AtomicU64::default(),
+            _closed: ClosedSignal(Some(tx)),
         });
         let store = LogStore {
-            jobs: writer::spawn(shared.clone())?,
+            jobs: writer::spawn(shared.clone(), file, end)?,
             shared,
             next_seq: Arc::default(),
             pending_committed: Arc::default(),
@@ -138,43 +117,30 @@ impl LogStore {
         Ok((store, closed))
     }
 
-    fn get_meta<T: DeserializeOwned>(&self, key: &str) -> io::Result<Option<T>> {
-        let txn = self.shared.db.begin_read().map_err(io::Error::other)?;
-        let table = txn.open_table(META).map_err(io::Error::other)?;
-        match table.get(key).map_err(io::Error::other)? {
-            Some(bytes) => decode(bytes.value()).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// The log's entry count, encoded bytes and last index, as of the last committed write.
+    /// The log's entry count, encoded bytes and last index, as of the last write on disk.
     #[cfg(test)]
     pub(crate) fn size(&self) -> LogSize {
-        *self.shared.size.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared.log.lock().unwrap_or_else(PoisonError::into_inner).size()
     }
 
-    /// Transactions the writer has committed.
+    /// Writes the writer has finished.
     #[cfg(test)]
     pub(crate) fn commits(&self) -> u64 {
         self.shared.commits.load(Ordering::SeqCst)
     }
 
-    /// Runs `write` in one write transaction on the writer thread, after every change asked for before it.
-    async fn write<F>(&self, durability: Durability, write: F) -> io::Result<()>
-    where
-        F: FnOnce(&redb::WriteTransaction) -> io::Result<()> + Send + 'static,
-    {
-        self.write_sized(durability, move |txn| write(txn).map(|()| 0)).await
+    /// Runs `hold` on the writer thread after every change asked for before it, holding the writer until it returns.
+    #[cfg(test)]
+    async fn hold_writer(&self, hold: impl FnOnce() + Send + 'static) -> io::Result<()> {
+        let (reply, done) = oneshot::channel();
+        self.send(writer::Job::Hold { hold: Box::new(hold), reply })?;
+        done.await.map_err(|_| writer_gone())?
     }
 
-    /// `write`, with the byte total moved by what `write` returns (bytes added less bytes removed) in the same
-    /// transaction.
-    async fn write_sized<F>(&self, durability: Durability, write: F) -> io::Result<()>
-    where
-        F: FnOnce(&redb::WriteTransaction) -> io::Result<i64> + Send + 'static,
-    {
+    /// Makes `change` on the writer thread, after every change asked for before it.
+    async fn change(&self, change: Change) -> io::Result<()> {
         let (reply, done) = oneshot::channel();
-        self.send(writer::Job::Write { durability, write: Box::new(write), reply })?;
+        self.send(writer::Job::Change { change, reply })?;
         done.await.map_err(|_| writer_gone())?
     }
 
@@ -185,7 +151,7 @@ impl LogStore {
     /// Makes `entries` readable and hands them, with the pending committed pointer, to the writer; `done` hears when
     /// they are on disk.
     fn submit(&self, entries: Vec<Entry>, done: writer::Done) -> io::Result<()> {
-        // A test's injected failure aborts the transaction where a full disk would fail its commit.
+        // A test's injected failure fails the write where a full disk would.
         #[cfg(test)]
         let injected = self.fail_next_append.swap(false, Ordering::SeqCst);
         #[cfg(not(test))]
@@ -196,7 +162,6 @@ impl LogStore {
             encoded.push((entry.log_id.index(), Arc::<[u8]>::from(encode(entry)?)));
         }
         let committed = self.pending_committed.lock().unwrap_or_else(PoisonError::into_inner).take();
-        let committed = committed.map(|committed| encode(&committed)).transpose()?;
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         {
             let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
@@ -214,15 +179,97 @@ impl LogStore {
         done.await.map_err(|_| writer_gone())?
     }
 
-    async fn put_meta<T: Serialize>(&self, key: &'static str, value: &T, durability: Durability) -> io::Result<()> {
-        let bytes = encode(value)?;
-        self.write(durability, move |txn| {
-            let mut table = txn.open_table(META).map_err(io::Error::other)?;
-            table.insert(key, bytes.as_slice()).map_err(io::Error::other)?;
-            Ok(())
-        })
-        .await
+    /// The stored entries in `bounds` with the file they are read from.
+    fn stored(&self, bounds: (Bound<u64>, Bound<u64>)) -> (Option<Arc<File>>, Vec<(u64, Stored)>) {
+        let log = self.shared.log.lock().unwrap_or_else(PoisonError::into_inner);
+        (log.file.clone(), log.entries.range(bounds).map(|(index, stored)| (*index, stored.clone())).collect())
     }
+}
+
+/// Opens the log in `dir`, moving a redb log into it first if that is what the dir holds, and replays it.
+fn open_file(dir: &Path) -> io::Result<(Option<Arc<File>>, u64, Log)> {
+    let path = dir.join(LOG_FILE);
+    if !path.exists() && dir.join(legacy::LEGACY_LOG_FILE).exists() {
+        legacy::move_into(dir, &path)?;
+    }
+    let file = wal::create(&path)?;
+    wal::lock(&file, &path)?;
+    legacy::remove_moved(dir)?;
+    // A compaction a crash interrupted leaves its unfinished file; the log is the one it would have replaced.
+    match std::fs::remove_file(path.with_extension("wal.tmp")) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    wal::start(&file, &path)?;
+    let replayed = wal::replay(&file, LOG_FILE, |bytes| decode::<LogId>(bytes).map(|id| id.index()))?;
+    if replayed.cut > 0 {
+        tracing::warn!(
+            file = %path.display(),
+            bytes = replayed.cut,
+            "the Raft log ended in a record a crash cut short; it was never acknowledged, and is dropped"
+        );
+    }
+    let file = Arc::new(file);
+    let log = Log {
+        file: Some(file.clone()),
+        entries: replayed.entries.into_iter().map(|(index, loc)| (index, Stored::File(loc))).collect(),
+        bytes: replayed.bytes,
+        vote: replayed.vote.as_deref().map(decode).transpose()?,
+        committed: replayed.committed.as_deref().map(decode::<Option<LogId>>).transpose()?.flatten(),
+        purged: replayed.purged.as_deref().map(decode).transpose()?,
+    };
+    Ok((Some(file), replayed.end, log))
+}
+
+/// A run of adjacent entries is read with one `pread` up to this many bytes.
+const MAX_RUN: u64 = 4 << 20;
+
+/// Reads and decodes `stored`, one `pread` per run of entries adjacent in the file.
+fn read_stored(file: Option<&File>, stored: Vec<(u64, Stored)>, out: &mut BTreeMap<u64, Entry>) -> io::Result<()> {
+    let mut run: Vec<(u64, wal::Loc)> = Vec::new();
+    for (index, stored) in stored {
+        match stored {
+            Stored::Memory(bytes) => {
+                out.insert(index, decode_entry(&bytes)?);
+            }
+            Stored::File(loc) => {
+                // Entries of one write sit 17 bytes apart (a record's head, tag and index); a committed pointer
+                // between two writes adds a few dozen. A run stops at a gap or once it spans `MAX_RUN`.
+                let adjacent = match (run.first(), run.last()) {
+                    (Some((_, first)), Some((_, last))) => {
+                        let last_end = last.offset + u64::from(last.len);
+                        loc.offset >= last_end
+                            && loc.offset - last_end <= 64
+                            && loc.offset + u64::from(loc.len) - first.offset <= MAX_RUN
+                    }
+                    _ => false,
+                };
+                if !adjacent {
+                    read_run(file, &run, out)?;
+                    run.clear();
+                }
+                run.push((index, loc));
+            }
+        }
+    }
+    read_run(file, &run, out)
+}
+
+fn read_run(file: Option<&File>, run: &[(u64, wal::Loc)], out: &mut BTreeMap<u64, Entry>) -> io::Result<()> {
+    let (Some((_, first)), Some((_, last))) = (run.first(), run.last()) else { return Ok(()) };
+    let file = file.ok_or_else(|| io::Error::other("an entry on disk in an in-memory Raft log"))?;
+    let span = last.offset + u64::from(last.len) - first.offset;
+    let span = u32::try_from(span).map_err(|_| io::Error::other("a run of Raft log entries over 4 GiB"))?;
+    let bytes = wal::read_at(file, wal::Loc { offset: first.offset, len: span })?;
+    for (index, loc) in run {
+        let at = usize::try_from(loc.offset - first.offset).unwrap_or(usize::MAX);
+        let entry = at
+            .checked_add(loc.len as usize)
+            .and_then(|end| bytes.get(at..end))
+            .ok_or_else(|| io::Error::other("a Raft log entry past its run"))?;
+        out.insert(*index, decode_entry(entry)?);
+    }
+    Ok(())
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -231,20 +278,16 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
         let bounds = (copy_bound(range.start_bound()), copy_bound(range.end_bound()));
-        // Pending entries first, then the database: an entry leaves `pending` only after its commit, so one that
-        // leaves between the two reads is in the database's snapshot.
+        // Pending entries first, then the log on disk: an entry leaves `pending` only after it is in the log, so one
+        // that leaves between the two reads is in the log's copy.
         let pending: Vec<(u64, Arc<[u8]>)> = {
             let pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
             pending.range(bounds).map(|(index, (_, bytes))| (*index, bytes.clone())).collect()
         };
-        let txn = self.shared.db.begin_read().map_err(io::Error::other)?;
-        let table = txn.open_table(LOGS).map_err(io::Error::other)?;
+        let (file, stored) = self.stored(bounds);
         let mut entries = BTreeMap::new();
-        for item in table.range::<u64>(bounds).map_err(io::Error::other)? {
-            let (index, value) = item.map_err(io::Error::other)?;
-            entries.insert(index.value(), decode_entry(value.value())?);
-        }
-        // What is pending is newer than what the database holds at the same index.
+        read_stored(file.as_deref(), stored, &mut entries)?;
+        // What is pending is newer than what the log holds at the same index.
         for (index, bytes) in pending {
             entries.insert(index, decode_entry(&bytes)?);
         }
@@ -252,7 +295,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
-        self.get_meta(KEY_VOTE)
+        Ok(self.shared.log.lock().unwrap_or_else(PoisonError::into_inner).vote)
     }
 }
 
@@ -264,16 +307,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
             pending.last_key_value().map(|(_, (_, bytes))| bytes.clone())
         };
-        let last_purged_log_id: Option<LogId> = self.get_meta(KEY_LAST_PURGED)?;
+        let (file, last_stored, last_purged_log_id) = {
+            let log = self.shared.log.lock().unwrap_or_else(PoisonError::into_inner);
+            let last = log.entries.last_key_value().map(|(index, stored)| (*index, stored.clone()));
+            (log.file.clone(), last, log.purged)
+        };
         let last = match pending_last {
             Some(bytes) => Some(decode_entry(&bytes)?.log_id),
             None => {
-                let txn = self.shared.db.begin_read().map_err(io::Error::other)?;
-                let table = txn.open_table(LOGS).map_err(io::Error::other)?;
-                match table.last().map_err(io::Error::other)? {
-                    Some((_, value)) => Some(decode_entry(value.value())?.log_id),
-                    None => None,
-                }
+                let mut last = BTreeMap::new();
+                read_stored(file.as_deref(), last_stored.into_iter().collect(), &mut last)?;
+                last.into_values().next_back().map(|entry| entry.log_id)
             }
         };
         // With every entry purged, the last log id is the purge point.
@@ -287,7 +331,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         // A vote must survive a crash, or a node could vote twice in one term.
-        self.put_meta(KEY_VOTE, vote, Durability::Immediate).await
+        self.change(Change::Vote(*vote)).await
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
@@ -299,7 +343,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         if let Some(pending) = *self.pending_committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
             return Ok(pending);
         }
-        Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
+        Ok(self.shared.log.lock().unwrap_or_else(PoisonError::into_inner).committed)
     }
 
     async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
@@ -307,30 +351,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        // Only the writer's commit tells openraft the entries are on disk; until then it may read them, not count them.
+        // Only the writer's sync tells openraft the entries are on disk; until then it may read them, not count them.
         self.submit(entries.into_iter().collect(), writer::Done::Flushed(callback))
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         let from = last_log_id.map_or(0, |id| id.index() + 1);
-        self.write_sized(Durability::Immediate, move |txn| {
-            let mut table = txn.open_table(LOGS).map_err(io::Error::other)?;
-            remove_counted(&mut table, from..)
-        })
-        .await
+        self.change(Change::TruncateFrom(from)).await
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
-        let upto = log_id.index();
-        let marker = encode(&log_id)?;
-        // The purge point and the deletion commit together, so no reader sees a gap without it.
-        self.write_sized(Durability::None, move |txn| {
-            let mut meta = txn.open_table(META).map_err(io::Error::other)?;
-            meta.insert(KEY_LAST_PURGED, marker.as_slice()).map_err(io::Error::other)?;
-            let mut logs = txn.open_table(LOGS).map_err(io::Error::other)?;
-            remove_counted(&mut logs, ..=upto)
-        })
-        .await
+        self.change(Change::Purge(log_id)).await
     }
 }
 
@@ -345,62 +376,8 @@ pub(crate) struct LogSize {
     pub(crate) last_index: u64,
 }
 
-impl LogSize {
-    /// The size as `txn` sees it. A log from before the byte total was kept gets it counted once, here, and stored.
-    fn stored(txn: &redb::WriteTransaction) -> io::Result<LogSize> {
-        let table = txn.open_table(LOGS).map_err(io::Error::other)?;
-        let mut meta = txn.open_table(META).map_err(io::Error::other)?;
-        let stored: Option<u64> = match meta.get(KEY_LOG_BYTES).map_err(io::Error::other)? {
-            Some(bytes) => Some(decode(bytes.value())?),
-            None => None,
-        };
-        let bytes = match stored {
-            Some(bytes) => bytes,
-            None => {
-                let mut bytes = 0u64;
-                for item in table.iter().map_err(io::Error::other)? {
-                    bytes += item.map_err(io::Error::other)?.1.value().len() as u64;
-                }
-                meta.insert(KEY_LOG_BYTES, encode(&bytes)?.as_slice()).map_err(io::Error::other)?;
-                bytes
-            }
-        };
-        let entries = table.len().map_err(io::Error::other)?;
-        let last_index = table.last().map_err(io::Error::other)?.map_or(0, |(index, _)| index.value());
-        Ok(LogSize { entries, bytes, last_index })
-    }
-
-    /// Moves the stored byte total by `delta` in `txn` and returns the size `txn` will commit.
-    fn moved(txn: &redb::WriteTransaction, delta: i64) -> io::Result<LogSize> {
-        let before = LogSize::stored(txn)?;
-        let bytes = before.bytes.saturating_add_signed(delta);
-        if delta != 0 {
-            let mut meta = txn.open_table(META).map_err(io::Error::other)?;
-            meta.insert(KEY_LOG_BYTES, encode(&bytes)?.as_slice()).map_err(io::Error::other)?;
-        }
-        Ok(LogSize { bytes, ..before })
-    }
-}
-
-/// Removes the entries in `range`, returning minus their bytes (the change to the byte total).
-fn remove_counted(table: &mut redb::Table<u64, &[u8]>, range: impl RangeBounds<u64>) -> io::Result<i64> {
-    let mut removed = 0i64;
-    table
-        .retain_in(range, |_, value| {
-            removed += byte_len(value);
-            false
-        })
-        .map_err(io::Error::other)?;
-    Ok(-removed)
-}
-
 fn writer_gone() -> io::Error {
     io::Error::other("the Raft log's writer thread is gone")
-}
-
-/// A stored entry's length as a signed byte delta (an entry is at most a few MiB, far inside `i64`).
-fn byte_len(bytes: &[u8]) -> i64 {
-    i64::try_from(bytes.len()).unwrap_or(i64::MAX)
 }
 
 fn copy_bound(bound: Bound<&u64>) -> Bound<u64> {
@@ -432,6 +409,8 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
     postcard::from_bytes(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
+mod legacy;
 #[cfg(test)]
 mod tests;
+mod wal;
 mod writer;

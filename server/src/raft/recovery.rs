@@ -75,7 +75,7 @@ impl Recovery {
         };
         let refuse = |why: String| Error::DataDir(format!("{}: {why}; nothing was changed", path.display()));
         let servers = parse(&text, self_id).map_err(refuse)?;
-        if !data_dir.join(LOG_FILE).exists() {
+        if !super::log_store::exists(data_dir) {
             return Err(refuse(format!(
                 "this server has no Raft log ({LOG_FILE}) to recover; remove the file, and join the server to a cluster instead"
             )));

@@ -34,7 +34,7 @@ async fn a_single_server_whose_log_write_fails_acknowledges_nothing_and_reports_
     server.fail_next_log_append();
     let res = server.write(set("lost", "1")).await;
     assert!(matches!(res, Err(Error::Fatal(_) | Error::Shutdown)), "the write must fail, got {res:?}");
-    assert_stopped_on_disk_error(&server, "raft-log.redb");
+    assert_stopped_on_disk_error(&server, "raft-log.wal");
     let again = server.write(set("later", "1")).await;
     assert!(again.is_err(), "a stopped server takes no writes: {again:?}");
     server.shutdown().await.unwrap();

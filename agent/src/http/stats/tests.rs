@@ -27,7 +27,7 @@ fn a_running_server_shows_consuls_keys_only() {
 
 #[test]
 fn a_server_whose_log_write_failed_shows_why() {
-    let why = "storage error: write logs: /data/raft-log.redb: No space left on device";
+    let why = "storage error: write logs: /data/raft-log.wal: No space left on device";
     let value = raft(&stats("Shutdown", Some(why)));
     assert_eq!(value["state"], "Shutdown");
     assert_eq!(value["failure"], why);

@@ -1,4 +1,5 @@
-//! openraft's storage conformance suite, run on the redb log store and our state machine, on disk and in memory.
+//! openraft's storage conformance suite, run on the log store and our state machine, on disk and in memory; the
+//! log file's crash, upgrade, compaction and locking behaviour.
 
 use std::sync::Arc;
 
@@ -54,17 +55,25 @@ impl std::fmt::Display for Format1Command {
 type Format1Entry =
     openraft::Entry<crate::raft::CommittedLeaderId, openraft::EntryPayload<Format1Command, u64, openraft::BasicNode>>;
 
-/// Rewrites every entry of the log in `dir` as format 1 wrote it (the redb file is closed).
-fn rewrite_as_format_1(dir: &std::path::Path) {
-    use redb::ReadableTable;
-    let db = redb::Database::open(dir.join(super::LOG_FILE)).expect("open the log");
+/// The log file in `dir` as a replay finds it (the file is closed).
+fn replayed(dir: &std::path::Path) -> (std::fs::File, super::wal::Replayed) {
+    let file = std::fs::File::open(dir.join(super::LOG_FILE)).expect("open the log");
+    let replayed =
+        super::wal::replay(&file, "test", |bytes| super::decode::<crate::raft::LogId>(bytes).map(|id| id.index()))
+            .expect("replay");
+    (file, replayed)
+}
+
+/// Turns the log in `dir` into the redb log an older roster wrote, every entry as format 1 encoded it, and removes
+/// the new file: a data dir as that roster left it (the log is closed).
+fn rewrite_as_format_1_redb(dir: &std::path::Path) {
+    let (file, log) = replayed(dir);
+    let db = redb::Database::create(dir.join(super::legacy::LEGACY_LOG_FILE)).expect("create the redb log");
     let txn = db.begin_write().expect("write txn");
     {
-        let mut table = txn.open_table(super::LOGS).expect("logs");
-        let mut rewritten = Vec::new();
-        for item in table.iter().expect("iter") {
-            let (index, value) = item.expect("entry");
-            let entry: Entry = super::decode(value.value()).expect("decode");
+        let mut table = txn.open_table(super::legacy::LOGS).expect("logs");
+        for (index, loc) in &log.entries {
+            let entry: Entry = super::decode(&super::wal::read_at(&file, *loc).expect("read")).expect("decode");
             let payload = match entry.payload {
                 openraft::EntryPayload::Normal(LogCommand::Command(cmd)) => {
                     openraft::EntryPayload::Normal(Format1Command(cmd))
@@ -74,14 +83,19 @@ fn rewrite_as_format_1(dir: &std::path::Path) {
                 openraft::EntryPayload::Membership(m) => openraft::EntryPayload::Membership(m),
             };
             let old = Format1Entry { log_id: entry.log_id, payload };
-            rewritten.push((index.value(), postcard::to_allocvec(&old).expect("encode")));
+            table.insert(*index, postcard::to_allocvec(&old).expect("encode").as_slice()).expect("insert");
         }
-        assert!(rewritten.len() > 10, "a log to rewrite");
-        for (index, bytes) in rewritten {
-            table.insert(index, bytes.as_slice()).expect("insert");
+        assert!(log.entries.len() > 10, "a log to rewrite");
+        let mut meta = txn.open_table(super::legacy::META).expect("meta");
+        for (key, value) in [("vote", &log.vote), ("committed", &log.committed), ("last_purged", &log.purged)] {
+            if let Some(value) = value {
+                meta.insert(key, value.as_slice()).expect("meta insert");
+            }
         }
     }
     txn.commit().expect("commit");
+    drop(db);
+    std::fs::remove_file(dir.join(super::LOG_FILE)).expect("remove the new log");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,7 +109,7 @@ async fn a_log_written_by_format_1_is_read_and_extended() {
     }
     server.shutdown().await.unwrap();
     drop(server);
-    rewrite_as_format_1(dir.path());
+    rewrite_as_format_1_redb(dir.path());
 
     let read = |server: &crate::Server, key: String| {
         let server = server.clone();
@@ -112,6 +126,8 @@ async fn a_log_written_by_format_1_is_read_and_extended() {
     for i in 0..20 {
         assert_eq!(read(&server, format!("k{i}")).await, Some(i.to_string().into_bytes()), "k{i}");
     }
+    // The redb log was moved into the new file and is gone.
+    assert!(!dir.path().join(super::legacy::LEGACY_LOG_FILE).exists(), "the redb log is removed once moved");
     // New entries (envelopes) follow the old ones in the same log, and both read back after another restart.
     server.write(set("k20", "20")).await.unwrap();
     server.shutdown().await.unwrap();
@@ -138,26 +154,17 @@ async fn an_entry_of_a_newer_format_in_the_log_is_refused_naming_the_versions() 
     let err = log.try_get_log_entries(0..5).await.expect_err("a newer entry must not be read");
     let message = err.to_string();
     assert!(
-        message.contains("raft-log.redb: entry 1") && message.contains(&format!("format version {newer}")),
+        message.contains("raft-log.wal: entry 1") && message.contains(&format!("format version {newer}")),
         "{message}"
     );
     assert!(message.contains(&format!("up to {}", crate::raft::envelope::LOG_ENTRY_VERSION)), "{message}");
 }
 
-/// The size a scan of the log's table finds: the oracle the running totals are held to.
+/// The size a replay of the log's file finds: the oracle the running totals are held to.
 fn scanned_size(dir: &std::path::Path) -> super::LogSize {
-    use redb::{ReadableDatabase, ReadableTable};
-    let db = redb::Database::open(dir.join(super::LOG_FILE)).expect("open the log");
-    let txn = db.begin_read().expect("read txn");
-    let table = txn.open_table(super::LOGS).expect("logs");
-    let mut size = super::LogSize::default();
-    for item in table.iter().expect("iter") {
-        let (index, value) = item.expect("entry");
-        size.entries += 1;
-        size.bytes += value.value().len() as u64;
-        size.last_index = index.value();
-    }
-    size
+    let (_, log) = replayed(dir);
+    let last_index = log.entries.last_key_value().map_or(0, |(index, _)| *index);
+    super::LogSize { entries: log.entries.len() as u64, bytes: log.bytes, last_index }
 }
 
 fn entry_at(index: u64, value: &str) -> Entry {
@@ -200,16 +207,15 @@ async fn appends_are_readable_at_once_flushed_in_order_and_queued_ones_share_one
     use openraft::storage::{IOFlushed, RaftLogStorage};
     let dir = tempfile::tempdir().unwrap();
     let (mut log, closed) = LogStore::open(Some(dir.path())).expect("open log");
-    // Hold the writer inside a transaction until the test lets go, so every append below queues behind it.
+    // Hold the writer until the test lets go, so every append below queues behind it.
     let (entered_tx, entered) = std::sync::mpsc::channel();
     let (release, gate) = std::sync::mpsc::channel::<()>();
     let held = {
         let log = log.clone();
         tokio::spawn(async move {
-            log.write(redb::Durability::Immediate, move |_txn| {
+            log.hold_writer(move || {
                 entered_tx.send(()).expect("the test waits");
                 gate.recv().expect("the test releases");
-                Ok(())
             })
             .await
         })
@@ -239,9 +245,167 @@ async fn appends_are_readable_at_once_flushed_in_order_and_queued_ones_share_one
     for rx in flushed {
         rx.await.expect("reported").expect("durable");
     }
-    // The held write, then one transaction for all fifty appends queued behind it.
+    // The held write, then one write for all fifty appends queued behind it.
     assert_eq!(log.commits(), commits_before + 2);
     drop(log);
     closed.await.expect("closed");
     assert_eq!(scanned_size(dir.path()).entries, 50, "every append reached the file");
+}
+
+/// Opens the log in `dir`, appends entries `indexes` (each valued `value`), and closes it.
+async fn append_closed(dir: &std::path::Path, indexes: std::ops::RangeInclusive<u64>, value: &str) {
+    let (log, closed) = LogStore::open(Some(dir)).expect("open log");
+    for index in indexes {
+        log.append_before_start(entry_at(index, value)).await.expect("append");
+    }
+    drop(log);
+    closed.await.expect("closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_a_crash_cut_short_is_dropped_and_the_log_goes_on() {
+    use openraft::RaftLogReader;
+    let dir = tempfile::tempdir().unwrap();
+    append_closed(dir.path(), 1..=5, "value").await;
+    let path = dir.path().join(super::LOG_FILE);
+    let whole = std::fs::metadata(&path).unwrap().len();
+    // The last record's last bytes never reached the disk.
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(whole - 3).unwrap();
+    let (mut log, closed) = LogStore::open(Some(dir.path())).expect("open a cut log");
+    assert_eq!(
+        log.try_get_log_entries(1..=10).await.unwrap(),
+        (1..=4).map(|i| entry_at(i, "value")).collect::<Vec<_>>()
+    );
+    assert_eq!(log.size().last_index, 4);
+    log.append_before_start(entry_at(5, "again")).await.expect("append after the cut");
+    drop(log);
+    closed.await.expect("closed");
+    // Garbage after the last whole record (a write the crash left half done) is cut the same way.
+    let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    std::io::Write::write_all(&mut file, &[0xab; 100]).unwrap();
+    drop(file);
+    let (mut log, closed) = LogStore::open(Some(dir.path())).expect("open a log with garbage at its end");
+    let mut expected: Vec<Entry> = (1..=4).map(|i| entry_at(i, "value")).collect();
+    expected.push(entry_at(5, "again"));
+    assert_eq!(log.try_get_log_entries(1..=10).await.unwrap(), expected);
+    let size = log.size();
+    drop(log);
+    closed.await.expect("closed");
+    assert_eq!(scanned_size(dir.path()), size);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_of_a_kind_this_build_does_not_know_is_refused_not_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    append_closed(dir.path(), 1..=2, "value").await;
+    let path = dir.path().join(super::LOG_FILE);
+    let body = [99u8, 1, 2, 3];
+    let mut record = u32::try_from(body.len()).unwrap().to_le_bytes().to_vec();
+    record.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    record.extend_from_slice(&body);
+    let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    std::io::Write::write_all(&mut file, &record).unwrap();
+    drop(file);
+    let len = std::fs::metadata(&path).unwrap().len();
+    let err = LogStore::open(Some(dir.path())).err().expect("a newer record must not be read past");
+    assert!(err.to_string().contains("written by a newer roster"), "{err}");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), len, "nothing was cut");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redb_log_is_moved_with_its_vote_committed_pointer_and_purge_point() {
+    use openraft::storage::RaftLogStorage;
+    use openraft::{RaftLogReader, Vote};
+    let dir = tempfile::tempdir().unwrap();
+    let vote: crate::raft::Vote = Vote::new(7, 3);
+    let purged = entry_at(2, "").log_id;
+    let committed = Some(entry_at(5, "").log_id);
+    {
+        let db = redb::Database::create(dir.path().join(super::legacy::LEGACY_LOG_FILE)).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut logs = txn.open_table(super::legacy::LOGS).unwrap();
+            for index in 3..=6 {
+                logs.insert(index, super::encode(&entry_at(index, "old")).unwrap().as_slice()).unwrap();
+            }
+            let mut meta = txn.open_table(super::legacy::META).unwrap();
+            meta.insert("vote", super::encode(&vote).unwrap().as_slice()).unwrap();
+            meta.insert("committed", super::encode(&committed).unwrap().as_slice()).unwrap();
+            meta.insert("last_purged", super::encode(&purged).unwrap().as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let (mut log, _closed) = LogStore::open(Some(dir.path())).expect("open a data dir with a redb log");
+    assert_eq!(log.read_vote().await.unwrap(), Some(vote));
+    assert_eq!(log.read_committed().await.unwrap(), committed);
+    let state = log.get_log_state().await.unwrap();
+    assert_eq!((state.last_purged_log_id, state.last_log_id), (Some(purged), Some(entry_at(6, "").log_id)));
+    let entries = log.try_get_log_entries(0..=10).await.unwrap();
+    assert_eq!(entries, (3..=6).map(|i| entry_at(i, "old")).collect::<Vec<_>>());
+    assert!(!dir.path().join(super::legacy::LEGACY_LOG_FILE).exists(), "the redb log is removed once moved");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join(super::LOG_FILE)).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the log holds every value written: owner only");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mostly_purged_log_is_rewritten_smaller_and_reads_the_same() {
+    use openraft::RaftLogReader;
+    use openraft::storage::RaftLogStorage;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(super::LOG_FILE);
+    let (mut log, closed) = LogStore::open(Some(dir.path())).expect("open log");
+    let value = "v".repeat(1024);
+    for index in 1..=400 {
+        log.append_before_start(entry_at(index, &value)).await.expect("append");
+    }
+    let full = std::fs::metadata(&path).unwrap().len();
+    assert!(full > 2 * super::writer::COMPACT_AT, "a log past the compaction size: {full}");
+    let commits = log.commits();
+    log.purge(entry_at(390, "").log_id).await.expect("purge");
+    let compacted = std::fs::metadata(&path).unwrap().len();
+    assert!(compacted < full / 10, "{compacted} bytes left of {full}");
+    assert!(log.commits() > commits);
+    let expected: Vec<Entry> = (391..=400).map(|i| entry_at(i, &value)).collect();
+    assert_eq!(log.try_get_log_entries(0..=400).await.unwrap(), expected);
+    // The log goes on in the new file, and all of it reads back after a restart.
+    log.append_before_start(entry_at(401, "after")).await.expect("append after compacting");
+    let size = log.size();
+    drop(log);
+    closed.await.expect("closed");
+    assert_eq!(scanned_size(dir.path()), size);
+    let (mut log, _closed) = LogStore::open(Some(dir.path())).expect("reopen log");
+    let mut expected = expected;
+    expected.push(entry_at(401, "after"));
+    assert_eq!(log.try_get_log_entries(0..=500).await.unwrap(), expected);
+    assert_eq!(log.get_log_state().await.unwrap().last_purged_log_id, Some(entry_at(390, "").log_id));
+    assert!(!dir.path().join("raft-log.wal.tmp").exists(), "no temporary file is left");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_open_of_a_log_in_use_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_log, _closed) = LogStore::open(Some(dir.path())).expect("open log");
+    let err = LogStore::open(Some(dir.path())).err().expect("a log is written by one store at a time");
+    assert!(err.to_string().contains("is in use by another roster process"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_whose_creation_a_crash_cut_short_starts_empty_and_another_file_is_refused() {
+    use openraft::storage::RaftLogStorage;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(super::LOG_FILE);
+    std::fs::write(&path, &super::wal::header()[..5]).unwrap();
+    let (mut log, closed) = LogStore::open(Some(dir.path())).expect("open a log cut in its header");
+    assert_eq!(log.get_log_state().await.unwrap().last_log_id, None);
+    log.append_before_start(entry_at(1, "v")).await.expect("append");
+    drop(log);
+    closed.await.expect("closed");
+    assert_eq!(scanned_size(dir.path()).entries, 1);
+
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join(super::LOG_FILE), b"SQLite format 3\0 and more").unwrap();
+    let err = LogStore::open(Some(other.path())).err().expect("not a log");
+    assert!(err.to_string().contains("is not a roster Raft log"), "{err}");
 }

@@ -1,48 +1,117 @@
-//! The log's one writer thread: every change to `raft-log.redb` in the order it was asked for, with queued appends
-//! merged into one durable transaction, so openraft's core hands an append over and goes on instead of waiting for
+//! The log's one writer thread: every change to `raft-log.wal` in the order it was asked for, with queued appends
+//! written together and synced once, so openraft's core hands an append over and goes on instead of waiting for
 //! its fsync.
 //!
 //! openraft asks exactly this of `append`: return once the entries are readable, and report them through the
-//! callback once they are on disk. Until their transaction commits, appended entries are readable from `pending`.
+//! callback once they are on disk. Until their write is synced, appended entries are readable from `pending`.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Instant;
 
 use openraft::storage::IOFlushed;
-use redb::Durability;
 use tokio::sync::oneshot;
 
-use super::{Db, KEY_COMMITTED, LOGS, LogSize, META, byte_len};
-use crate::raft::TypeConfig;
+use super::wal::{self, Batch, Loc, Tag};
+use super::{ClosedSignal, LogSize, encode};
+use crate::raft::{LogId, TypeConfig, Vote};
 
-/// Appends merged into one transaction stop growing at this many encoded bytes (a single append may exceed it).
+/// Appends written together stop growing at this many encoded bytes (a single append may exceed it).
 const MAX_MERGED_BYTES: usize = 32 << 20;
+/// The file is rewritten without its purged entries once it is past this size and twice what it still needs.
+#[cfg(not(test))]
+const COMPACT_AT: u64 = 64 << 20;
+/// Small in tests, so every test that purges a log of some size compacts it too.
+#[cfg(test)]
+pub(super) const COMPACT_AT: u64 = 64 << 10;
 
 /// An encoded entry by index, tagged with the append that wrote it.
 pub(super) type Pending = BTreeMap<u64, (u64, Arc<[u8]>)>;
 
 /// What the writer and every clone of the store share.
 pub(super) struct Shared {
-    pub(super) db: Arc<Db>,
-    /// Entries handed to the writer and not yet committed: readers look here before the database.
+    /// Entries handed to the writer and not yet synced: readers look here before `log`.
     pub(super) pending: Mutex<Pending>,
-    /// The log's size as of the last committed write, mirrored from the database for the gauges.
-    pub(super) size: Mutex<LogSize>,
+    /// The log as it is on disk.
+    pub(super) log: Mutex<Log>,
     /// The file, for the error log line (`None` in memory).
     pub(super) path: Option<Arc<Path>>,
-    /// Transactions committed, for tests that show appends sharing one.
+    /// Writes synced, for tests that show appends sharing one.
     #[cfg(test)]
     pub(super) commits: std::sync::atomic::AtomicU64,
+    /// Declared last: fields drop in order, so the file is closed before this fires.
+    pub(super) _closed: ClosedSignal,
+}
+
+/// Where an entry's encoded bytes are.
+#[derive(Clone)]
+pub(super) enum Stored {
+    File(Loc),
+    /// In-memory logs (`-dev`) keep the bytes.
+    Memory(Arc<[u8]>),
+}
+
+impl Stored {
+    fn len(&self) -> u64 {
+        match self {
+            Stored::File(loc) => u64::from(loc.len),
+            Stored::Memory(bytes) => bytes.len() as u64,
+        }
+    }
+}
+
+/// The durable log: what replaying the file now would rebuild.
+#[derive(Default)]
+pub(super) struct Log {
+    /// The file entries are read from (`None` in memory); replaced whole when the file is compacted.
+    pub(super) file: Option<Arc<File>>,
+    pub(super) entries: BTreeMap<u64, Stored>,
+    /// The encoded entries' bytes.
+    pub(super) bytes: u64,
+    pub(super) vote: Option<Vote>,
+    pub(super) committed: Option<LogId>,
+    pub(super) purged: Option<LogId>,
+}
+
+impl Log {
+    pub(super) fn size(&self) -> LogSize {
+        let last_index = self.entries.last_key_value().map_or(0, |(index, _)| *index);
+        LogSize { entries: self.entries.len() as u64, bytes: self.bytes, last_index }
+    }
+
+    fn insert(&mut self, index: u64, stored: Stored) {
+        self.bytes += stored.len();
+        // An entry written again at the same index (after a truncation openraft did not report) replaces the old
+        // one, whose bytes leave the total.
+        if let Some(old) = self.entries.insert(index, stored) {
+            self.bytes -= old.len();
+        }
+    }
+
+    fn truncate_from(&mut self, from: u64) {
+        let removed = self.entries.split_off(&from);
+        self.bytes -= removed.values().map(Stored::len).sum::<u64>();
+    }
+
+    fn purge_upto(&mut self, upto: u64) {
+        let kept = match upto.checked_add(1) {
+            Some(from) => self.entries.split_off(&from),
+            None => BTreeMap::new(),
+        };
+        let removed = std::mem::replace(&mut self.entries, kept);
+        self.bytes -= removed.values().map(Stored::len).sum::<u64>();
+    }
 }
 
 /// Who hears that an append is durable.
 pub(super) enum Done {
     /// openraft, through the callback `append` was given.
     Flushed(IOFlushed<TypeConfig>),
-    /// A caller waiting on the commit (outage recovery's entry, appended before Raft starts).
+    /// A caller waiting on the write (outage recovery's entry, appended before Raft starts).
     Reply(oneshot::Sender<io::Result<()>>),
 }
 
@@ -62,129 +131,274 @@ impl Done {
 /// One `append`: its entries encoded, the committed pointer riding along, and who to tell.
 pub(super) struct Append {
     pub(super) entries: Vec<(u64, Arc<[u8]>)>,
-    /// Tags these entries in `pending`, so a commit removes only its own.
+    /// Tags these entries in `pending`, so a sync removes only its own.
     pub(super) seq: u64,
-    /// The committed pointer openraft reported before this append, encoded.
-    pub(super) committed: Option<Vec<u8>>,
-    /// A test's injected failure: the transaction fails as a full disk would.
+    /// The committed pointer openraft reported before this append.
+    pub(super) committed: Option<Option<LogId>>,
+    /// A test's injected failure: the write fails as a full disk would.
     pub(super) injected: bool,
     pub(super) start: Instant,
     pub(super) done: Done,
 }
 
-/// A transaction body: changes the tables and returns the change to the byte total.
-pub(super) type WriteFn = Box<dyn FnOnce(&redb::WriteTransaction) -> io::Result<i64> + Send>;
+/// A change other than an append.
+pub(super) enum Change {
+    /// Durable before it is reported: a node must not vote twice in a term.
+    Vote(Vote),
+    /// Every entry from this index on is removed, durably.
+    TruncateFrom(u64),
+    /// Every entry up to this one is removed. Not synced: losing it only makes openraft purge again.
+    Purge(LogId),
+}
 
 pub(super) enum Job {
     Append(Append),
-    Write { durability: Durability, write: WriteFn, reply: oneshot::Sender<io::Result<()>> },
+    Change {
+        change: Change,
+        reply: oneshot::Sender<io::Result<()>>,
+    },
+    /// Runs a test's closure on the writer thread, as a write would run: it holds the writer until it returns.
+    #[cfg(test)]
+    Hold {
+        hold: Box<dyn FnOnce() + Send>,
+        reply: oneshot::Sender<io::Result<()>>,
+    },
 }
 
-/// Starts the writer thread. It ends, dropping its share of the database, once every sender is gone.
-pub(super) fn spawn(shared: Arc<Shared>) -> io::Result<mpsc::Sender<Job>> {
+/// Starts the writer thread, appending at `end` of `file` (`None` in memory). It ends, dropping its share of the
+/// log, once every sender is gone.
+pub(super) fn spawn(shared: Arc<Shared>, file: Option<Arc<File>>, end: u64) -> io::Result<mpsc::Sender<Job>> {
     let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new().name("raft-log-writer".to_owned()).spawn(move || run(&shared, &rx))?;
+    let writer = Writer { file, shared, end, failed: None };
+    std::thread::Builder::new().name("raft-log-writer".to_owned()).spawn(move || writer.run(&rx))?;
     Ok(tx)
 }
 
-fn run(shared: &Shared, jobs: &mpsc::Receiver<Job>) {
-    // After a failed commit every later write fails too: openraft stops this server's Raft on the first error, and
-    // nothing may be acknowledged after a write that is not on disk.
-    let mut failed: Option<(io::ErrorKind, String)> = None;
-    let mut next: Option<Job> = None;
-    loop {
-        let job = match next.take() {
-            Some(job) => job,
-            None => match jobs.recv() {
-                Ok(job) => job,
-                Err(mpsc::RecvError) => return,
-            },
-        };
-        match job {
-            Job::Write { durability, write, reply } => {
-                let res = match &failed {
-                    Some((kind, msg)) => Err(io::Error::new(*kind, msg.clone())),
-                    None => shared.commit(durability, write),
-                };
-                if let Err(e) = &res {
-                    failed.get_or_insert_with(|| (e.kind(), e.to_string()));
+struct Writer {
+    /// Declared before `shared`: fields drop in order, so this share of the file is closed before the last share of
+    /// `shared` (and its closed signal) can go.
+    file: Option<Arc<File>>,
+    shared: Arc<Shared>,
+    /// Where the next record goes.
+    end: u64,
+    /// After a failed write every later write fails too: openraft stops this server's Raft on the first error, and
+    /// nothing may be acknowledged after a write that is not on disk.
+    failed: Option<(io::ErrorKind, String)>,
+}
+
+impl Writer {
+    fn run(mut self, jobs: &mpsc::Receiver<Job>) {
+        let mut next: Option<Job> = None;
+        loop {
+            let job = match next.take() {
+                Some(job) => job,
+                None => match jobs.recv() {
+                    Ok(job) => job,
+                    Err(mpsc::RecvError) => return,
+                },
+            };
+            match job {
+                Job::Change { change, reply } => {
+                    let res = self.guarded(|writer| writer.change(change));
+                    let _ = reply.send(res.map_err(|(kind, msg)| io::Error::new(kind, msg)));
                 }
-                let _ = reply.send(res);
-            }
-            Job::Append(first) => {
-                let mut batch = vec![first];
-                let mut bytes: usize = batch[0].entries.iter().map(|(_, b)| b.len()).sum();
-                while bytes < MAX_MERGED_BYTES {
-                    match jobs.try_recv() {
-                        Ok(Job::Append(append)) => {
-                            bytes += append.entries.iter().map(|(_, b)| b.len()).sum::<usize>();
-                            batch.push(append);
+                #[cfg(test)]
+                Job::Hold { hold, reply } => {
+                    hold();
+                    self.shared.commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let _ = reply.send(Ok(()));
+                }
+                Job::Append(first) => {
+                    let mut batch = vec![first];
+                    let mut bytes: usize = batch[0].entries.iter().map(|(_, b)| b.len()).sum();
+                    while bytes < MAX_MERGED_BYTES {
+                        match jobs.try_recv() {
+                            Ok(Job::Append(append)) => {
+                                bytes += append.entries.iter().map(|(_, b)| b.len()).sum::<usize>();
+                                batch.push(append);
+                            }
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
                         }
-                        Ok(other) => {
-                            next = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
                     }
-                }
-                let res = match &failed {
-                    Some(failure) => Err(failure.clone()),
-                    None => shared.commit_appends(&batch).map_err(|e| (e.kind(), e.to_string())),
-                };
-                if let Err(failure) = &res {
-                    failed.get_or_insert_with(|| failure.clone());
-                }
-                if res.is_ok() {
-                    shared.forget_pending(&batch);
-                }
-                for append in batch {
-                    append.done.complete(&res);
+                    let res = self.guarded(|writer| writer.append(&batch));
+                    if res.is_ok() {
+                        self.forget_pending(&batch);
+                    }
+                    for append in batch {
+                        append.done.complete(&res);
+                    }
                 }
             }
         }
     }
-}
 
-impl Shared {
-    /// Writes every append of `batch` in one durable transaction: one fsync for all of them.
-    fn commit_appends(&self, batch: &[Append]) -> io::Result<()> {
-        let injected = batch.iter().any(|append| append.injected);
-        let entries: Vec<(u64, Arc<[u8]>)> = batch.iter().flat_map(|append| append.entries.iter().cloned()).collect();
-        let n_entries = entries.len();
+    /// Runs `write` unless an earlier write failed, and remembers its failure, with the file named in it.
+    fn guarded(&mut self, write: impl FnOnce(&mut Self) -> io::Result<()>) -> Result<(), (io::ErrorKind, String)> {
+        if let Some(failure) = &self.failed {
+            return Err(failure.clone());
+        }
+        write(self).map_err(|e| {
+            let e = self.report(&e);
+            let failure = (e.kind(), e.to_string());
+            self.failed = Some(failure.clone());
+            failure
+        })
+    }
+
+    /// Writes every append of `batch`, and the last committed pointer among them, with one write and one sync.
+    fn append(&mut self, batch: &[Append]) -> io::Result<()> {
+        if batch.iter().any(|append| append.injected) {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "No space left on device (injected by a test)"));
+        }
         // The pointer only grows, so the last one reported is the one to keep.
-        let committed = batch.iter().rev().find_map(|append| append.committed.clone());
+        let committed = batch.iter().rev().find_map(|append| append.committed);
+        let n_entries: usize = batch.iter().map(|append| append.entries.len()).sum();
         let start = batch.first().map_or_else(Instant::now, |append| append.start);
-        self.commit(
-            Durability::Immediate,
-            Box::new(move |txn| {
-                if injected {
-                    return Err(io::Error::new(
-                        io::ErrorKind::StorageFull,
-                        "No space left on device (injected by a test)",
-                    ));
+        let stored: Vec<(u64, Stored)> = match &self.file {
+            Some(file) => {
+                let mut records = Batch::at(self.end);
+                for (index, bytes) in batch.iter().flat_map(|append| &append.entries) {
+                    records.entry(*index, bytes)?;
                 }
-                let mut table = txn.open_table(LOGS).map_err(io::Error::other)?;
-                let mut delta = 0i64;
-                for (index, bytes) in &entries {
-                    // An entry written again at the same index (after a truncation openraft did not report) replaces
-                    // the old one, whose bytes leave the total.
-                    let replaced = table.insert(*index, &**bytes).map_err(io::Error::other)?;
-                    delta += byte_len(bytes) - replaced.map_or(0, |old| byte_len(old.value()));
+                if let Some(committed) = committed {
+                    records.record(Tag::Committed, &[&encode(&committed)?])?;
                 }
-                if let Some(committed) = &committed {
-                    let mut meta = txn.open_table(META).map_err(io::Error::other)?;
-                    meta.insert(KEY_COMMITTED, committed.as_slice()).map_err(io::Error::other)?;
-                }
-                Ok(delta)
-            }),
-        )?;
+                write_synced(file, &records.buf, self.end, true)?;
+                self.end += records.buf.len() as u64;
+                records.locs.into_iter().map(|(index, loc)| (index, Stored::File(loc))).collect()
+            }
+            None => batch
+                .iter()
+                .flat_map(|append| &append.entries)
+                .map(|(index, bytes)| (*index, Stored::Memory(bytes.clone())))
+                .collect(),
+        };
+        self.publish(|log| {
+            for (index, stored) in stored {
+                log.insert(index, stored);
+            }
+            if let Some(committed) = committed {
+                log.committed = committed;
+            }
+        });
         crate::telemetry::log_stored(start, n_entries);
         Ok(())
     }
 
-    /// Drops the committed appends' entries from `pending`, unless a later append wrote the same index again.
+    fn change(&mut self, change: Change) -> io::Result<()> {
+        if let Some(file) = &self.file {
+            let mut record = Batch::at(self.end);
+            let sync = match &change {
+                Change::Vote(vote) => {
+                    record.record(Tag::Vote, &[&encode(vote)?])?;
+                    true
+                }
+                Change::TruncateFrom(from) => {
+                    record.record(Tag::TruncateFrom, &[&from.to_le_bytes()])?;
+                    true
+                }
+                Change::Purge(log_id) => {
+                    record.record(Tag::Purge, &[&encode(log_id)?])?;
+                    false
+                }
+            };
+            write_synced(file, &record.buf, self.end, sync)?;
+            self.end += record.buf.len() as u64;
+        }
+        let shrinks = !matches!(change, Change::Vote(_));
+        self.publish(|log| match change {
+            Change::Vote(vote) => log.vote = Some(vote),
+            Change::TruncateFrom(from) => log.truncate_from(from),
+            Change::Purge(log_id) => {
+                log.purge_upto(log_id.index());
+                log.purged = Some(log_id);
+            }
+        });
+        if shrinks { self.compact_if_mostly_dead() } else { Ok(()) }
+    }
+
+    /// Applies `change` to the shared log, then reports its new size.
+    fn publish(&self, change: impl FnOnce(&mut Log)) {
+        let size = {
+            let mut log = self.shared.log.lock().unwrap_or_else(PoisonError::into_inner);
+            change(&mut log);
+            log.size()
+        };
+        #[cfg(test)]
+        self.shared.commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        crate::telemetry::log_size(size.entries, size.bytes, size.last_index);
+    }
+
+    /// Rewrites the file without what was purged or truncated, once that is most of it. The new file is written
+    /// beside the old and renamed over it; until the rename the old one stays in use, so a failure before it (a full
+    /// disk) costs nothing but the attempt. Readers holding the old file finish reading it: it stays open until they
+    /// let go.
+    fn compact_if_mostly_dead(&mut self) -> io::Result<()> {
+        let (Some(file), Some(path)) = (self.file.clone(), self.shared.path.clone()) else { return Ok(()) };
+        let (fresh, live) = {
+            let log = self.shared.log.lock().unwrap_or_else(PoisonError::into_inner);
+            // Each entry's record adds its head and index to its bytes.
+            let needed = wal::HEADER_LEN + log.bytes + 17 * log.entries.len() as u64 + 256;
+            if self.end < COMPACT_AT || self.end < needed.saturating_mul(2) {
+                return Ok(());
+            }
+            let fresh = (
+                log.vote.as_ref().map(encode).transpose()?,
+                Some(encode(&log.committed)?),
+                log.purged.as_ref().map(encode).transpose()?,
+            );
+            let live: Vec<(u64, Loc)> = log
+                .entries
+                .iter()
+                .filter_map(|(index, stored)| match stored {
+                    Stored::File(loc) => Some((*index, *loc)),
+                    Stored::Memory(_) => None,
+                })
+                .collect();
+            (fresh, live)
+        };
+        let started = Instant::now();
+        let before = self.end;
+        let fresh_header =
+            wal::Fresh { vote: fresh.0.as_deref(), committed: fresh.1.as_deref(), purged: fresh.2.as_deref() };
+        let entries = live.iter().map(|(index, loc)| wal::read_at(&file, *loc).map(|bytes| (*index, bytes)));
+        let written = match wal::write_beside(&path, &fresh_header, entries) {
+            Ok(written) => written,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "could not compact the Raft log; it goes on in the file it has");
+                return Ok(());
+            }
+        };
+        // From the rename on, the old file is no longer the log: a failure here stops this log like a failed write.
+        let (new_file, locs, end) = written.install(&path)?;
+        let new_file = Arc::new(new_file);
+        // The file and the places in it change under one lock, so no reader pairs one with the other's offsets.
+        self.publish(|log| {
+            log.file = Some(new_file.clone());
+            for (index, loc) in locs {
+                log.entries.insert(index, Stored::File(loc));
+            }
+        });
+        self.file = Some(new_file);
+        self.end = end;
+        tracing::info!(
+            file = %path.display(),
+            bytes_before = before,
+            bytes_after = end,
+            entries = live.len(),
+            took_ms = started.elapsed().as_millis(),
+            "compacted the Raft log"
+        );
+        Ok(())
+    }
+
+    /// Drops the synced appends' entries from `pending`, unless a later append wrote the same index again.
     fn forget_pending(&self, batch: &[Append]) {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
         for append in batch {
             for (index, _) in &append.entries {
                 if pending.get(index).is_some_and(|(seq, _)| *seq == append.seq) {
@@ -194,34 +408,12 @@ impl Shared {
         }
     }
 
-    /// Runs `write` in one write transaction and commits it, with the byte total moved by what `write` returns in the
-    /// same transaction; then publishes the new size.
-    pub(super) fn commit(&self, durability: Durability, write: WriteFn) -> io::Result<()> {
-        let res = (|| {
-            let mut txn = self.db.begin_write().map_err(io::Error::other)?;
-            txn.set_durability(durability).map_err(io::Error::other)?;
-            let delta = write(&txn)?;
-            let size = LogSize::moved(&txn, delta)?;
-            txn.commit().map_err(io::Error::other)?;
-            #[cfg(test)]
-            self.commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Ok(size)
-        })();
-        match res {
-            Ok(size) => {
-                *self.size.lock().unwrap_or_else(PoisonError::into_inner) = size;
-                crate::telemetry::log_size(size.entries, size.bytes, size.last_index);
-                Ok(())
-            }
-            Err(e) => Err(self.failed(&e)),
-        }
-    }
-
     /// Logs a failed write loudly and returns the error with the file named in it.
-    fn failed(&self, e: &io::Error) -> io::Error {
+    fn report(&self, e: &io::Error) -> io::Error {
         // openraft stops this server's Raft on any log write error (`Fatal::StorageError`): it can no longer promise
         // that what it acknowledges is on disk. Say so loudly, with the file, since the operator must act.
-        let file = self.path.as_ref().map_or_else(|| "the in-memory log".to_owned(), |p| p.display().to_string());
+        let file =
+            self.shared.path.as_ref().map_or_else(|| "the in-memory log".to_owned(), |p| p.display().to_string());
         tracing::error!(
             %file,
             error = %e,
@@ -231,4 +423,13 @@ impl Shared {
         // The file rides in the error too, so the failure Raft reports (`RaftStats::failure`) names it.
         io::Error::new(e.kind(), format!("{file}: {e}"))
     }
+}
+
+/// Writes `buf` at `offset` and, when `sync`, waits until it and everything before it is on disk.
+fn write_synced(file: &File, buf: &[u8], offset: u64, sync: bool) -> io::Result<()> {
+    file.write_all_at(buf, offset)?;
+    if sync {
+        file.sync_data()?;
+    }
+    Ok(())
 }

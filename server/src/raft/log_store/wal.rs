@@ -1,0 +1,352 @@
+//! The Raft log's file format: a header, then records in the order the writer appended them, each with its CRC.
+//!
+//! A record is `len: u32 LE`, `crc: u32 LE` (CRC-32 of the body), then the body of `len` bytes: a tag byte and its
+//! payload. Entries are `Entry` records (the index, then the postcard-encoded entry); the vote, the committed
+//! pointer, a truncation and a purge are records of their own, and replaying the file in order rebuilds the log.
+//! Nothing is ever rewritten in place: a truncation or purge is a record, and the file is replaced whole (written
+//! beside it, fsynced, renamed over it) when what it holds is mostly purged.
+//!
+//! A crash can leave the last records half written: they were never acknowledged, as the writer reports an append
+//! only after its `fdatasync`. Replay stops at the first record that is short or fails its CRC and cuts the file
+//! there. A record whose CRC holds but whose tag this build does not know was written by a newer roster and is an
+//! error, not a tail to cut.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+/// The file starts with this, then the format version.
+const MAGIC: &[u8; 16] = b"roster raft log\n";
+/// The format this build writes and reads.
+const VERSION: u32 = 1;
+pub(super) const HEADER_LEN: u64 = MAGIC.len() as u64 + 4;
+/// A record's length and CRC.
+const HEAD_LEN: u64 = 8;
+/// An `Entry` record's bytes before the encoded entry: the tag and the index.
+const ENTRY_PREFIX: u64 = 1 + 8;
+/// A longer record is damage, not data: one Raft entry is bounded far below this by the request limits.
+const MAX_BODY: u32 = 1 << 30;
+
+/// What a record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(super) enum Tag {
+    /// The index (u64 LE), then the encoded entry; it replaces an entry at the same index.
+    Entry = 1,
+    /// The encoded vote.
+    Vote = 2,
+    /// The encoded committed pointer (`Option<LogId>`).
+    Committed = 3,
+    /// The first index removed (u64 LE): every entry from it on is gone.
+    TruncateFrom = 4,
+    /// The encoded purge point (`LogId`): every entry up to its index is gone.
+    Purge = 5,
+}
+
+impl Tag {
+    fn from_byte(byte: u8) -> Option<Tag> {
+        [Tag::Entry, Tag::Vote, Tag::Committed, Tag::TruncateFrom, Tag::Purge].into_iter().find(|t| *t as u8 == byte)
+    }
+}
+
+/// Where an entry's encoded bytes are in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Loc {
+    pub(super) offset: u64,
+    pub(super) len: u32,
+}
+
+/// Records to append, built in memory and written with one call; `locs` says where each entry will sit once the
+/// buffer is written at `base`.
+pub(super) struct Batch {
+    base: u64,
+    pub(super) buf: Vec<u8>,
+    pub(super) locs: Vec<(u64, Loc)>,
+}
+
+impl Batch {
+    /// A batch to be written at file offset `base`.
+    pub(super) fn at(base: u64) -> Batch {
+        Batch { base, buf: Vec::new(), locs: Vec::new() }
+    }
+
+    pub(super) fn entry(&mut self, index: u64, encoded: &[u8]) -> io::Result<()> {
+        let start = self.buf.len() as u64;
+        self.record(Tag::Entry, &[&index.to_le_bytes(), encoded])?;
+        let len = u32::try_from(encoded.len()).map_err(|_| too_long())?;
+        self.locs.push((index, Loc { offset: self.base + start + HEAD_LEN + ENTRY_PREFIX, len }));
+        Ok(())
+    }
+
+    pub(super) fn record(&mut self, tag: Tag, parts: &[&[u8]]) -> io::Result<()> {
+        let len = 1 + parts.iter().map(|p| p.len()).sum::<usize>();
+        let len = u32::try_from(len).ok().filter(|len| *len <= MAX_BODY).ok_or_else(too_long)?;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&[tag as u8]);
+        for part in parts {
+            crc.update(part);
+        }
+        self.buf.extend_from_slice(&len.to_le_bytes());
+        self.buf.extend_from_slice(&crc.finalize().to_le_bytes());
+        self.buf.push(tag as u8);
+        for part in parts {
+            self.buf.extend_from_slice(part);
+        }
+        Ok(())
+    }
+}
+
+fn too_long() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "a Raft log record longer than 1 GiB")
+}
+
+/// The log as a replay of its file found it.
+#[derive(Debug, Default)]
+pub(super) struct Replayed {
+    pub(super) entries: BTreeMap<u64, Loc>,
+    /// The encoded entries' bytes.
+    pub(super) bytes: u64,
+    pub(super) vote: Option<Vec<u8>>,
+    pub(super) committed: Option<Vec<u8>>,
+    pub(super) purged: Option<Vec<u8>>,
+    /// The offset after the last whole record: where the next append goes.
+    pub(super) end: u64,
+    /// Bytes after `end` that were cut (a write a crash interrupted).
+    pub(super) cut: u64,
+}
+
+impl Replayed {
+    fn apply(&mut self, tag: Tag, offset: u64, body: &[u8]) -> io::Result<()> {
+        let payload = &body[1..];
+        match tag {
+            Tag::Entry => {
+                let (index, entry) = split_index(payload)?;
+                let len = u32::try_from(entry.len()).map_err(|_| too_long())?;
+                let loc = Loc { offset: offset + HEAD_LEN + ENTRY_PREFIX, len };
+                if let Some(old) = self.entries.insert(index, loc) {
+                    self.bytes -= u64::from(old.len);
+                }
+                self.bytes += u64::from(len);
+            }
+            Tag::Vote => self.vote = Some(payload.to_vec()),
+            Tag::Committed => self.committed = Some(payload.to_vec()),
+            Tag::TruncateFrom => {
+                let (from, _) = split_index(payload)?;
+                self.bytes -= self.entries.split_off(&from).values().map(|l| u64::from(l.len)).sum::<u64>();
+            }
+            // The caller removed what it purges, as only it can decode the purge point.
+            Tag::Purge => self.purged = Some(payload.to_vec()),
+        }
+        Ok(())
+    }
+}
+
+/// Removes the entries up to `upto` from `entries`, returning their bytes.
+pub(super) fn remove_upto(entries: &mut BTreeMap<u64, Loc>, upto: u64) -> u64 {
+    let removed = entries.range(..=upto).map(|(_, loc)| u64::from(loc.len)).sum();
+    *entries = match upto.checked_add(1) {
+        Some(from) => entries.split_off(&from),
+        None => BTreeMap::new(),
+    };
+    removed
+}
+
+fn split_index(payload: &[u8]) -> io::Result<(u64, &[u8])> {
+    match payload.split_first_chunk::<8>() {
+        Some((index, rest)) => Ok((u64::from_le_bytes(*index), rest)),
+        None => Err(io::Error::new(io::ErrorKind::InvalidData, "a Raft log record without its index")),
+    }
+}
+
+/// Writes a new file's header.
+pub(super) fn header() -> Vec<u8> {
+    let mut buf = MAGIC.to_vec();
+    buf.extend_from_slice(&VERSION.to_le_bytes());
+    buf
+}
+
+/// Gives a new file its header, synced with the directory entry that names it. A file shorter than the header that
+/// holds a prefix of it is one whose creation a crash interrupted, and starts again the same way.
+pub(super) fn start(file: &File, path: &Path) -> io::Result<()> {
+    let len = file.metadata()?.len();
+    if len >= HEADER_LEN {
+        return Ok(());
+    }
+    let mut found = vec![0u8; usize::try_from(len).unwrap_or_default()];
+    file.read_exact_at(&mut found, 0)?;
+    if !header().starts_with(&found) {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} is not a roster Raft log", path.display())));
+    }
+    file.set_len(0)?;
+    file.write_all_at(&header(), 0)?;
+    file.sync_all()?;
+    sync_dir(path)
+}
+
+/// Replays `file` (which [`start`] gave its header) from its start; `purged_index` decodes a purge record's index, so the replay can drop what it
+/// purged. A file cut short by a crash is cut back to its last whole record (and synced) before this returns.
+pub(super) fn replay(file: &File, name: &str, purged_index: impl Fn(&[u8]) -> io::Result<u64>) -> io::Result<Replayed> {
+    let len = file.metadata()?.len();
+    let mut replayed = Replayed::default();
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut head = [0u8; HEADER_LEN as usize];
+    if len < HEADER_LEN || reader.read_exact(&mut head).is_err() || &head[..MAGIC.len()] != MAGIC {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{name} is not a roster Raft log")));
+    }
+    let version = u32::from_le_bytes(head[MAGIC.len()..].try_into().unwrap_or_default());
+    if version != VERSION {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{name} is in log format {version}; this roster reads format {VERSION}: run the roster that wrote it"
+            ),
+        ));
+    }
+    let mut offset = HEADER_LEN;
+    let mut body = Vec::new();
+    loop {
+        let mut record_head = [0u8; HEAD_LEN as usize];
+        if offset + HEAD_LEN > len || reader.read_exact(&mut record_head).is_err() {
+            break;
+        }
+        let body_len = u32::from_le_bytes(record_head[..4].try_into().unwrap_or_default());
+        let crc = u32::from_le_bytes(record_head[4..].try_into().unwrap_or_default());
+        if body_len == 0 || body_len > MAX_BODY || offset + HEAD_LEN + u64::from(body_len) > len {
+            break;
+        }
+        body.resize(body_len as usize, 0);
+        if reader.read_exact(&mut body).is_err() || crc32fast::hash(&body) != crc {
+            break;
+        }
+        let Some(tag) = Tag::from_byte(body[0]) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{name}: a record of kind {} at byte {offset}, written by a newer roster", body[0]),
+            ));
+        };
+        if tag == Tag::Purge {
+            let upto = purged_index(&body[1..])?;
+            replayed.bytes -= remove_upto(&mut replayed.entries, upto);
+        }
+        replayed.apply(tag, offset, &body)?;
+        offset += HEAD_LEN + u64::from(body_len);
+    }
+    replayed.end = offset;
+    replayed.cut = len - offset;
+    if replayed.cut > 0 {
+        file.set_len(offset)?;
+        file.sync_all()?;
+    }
+    Ok(replayed)
+}
+
+/// Reads the entry at `loc`.
+pub(super) fn read_at(file: &File, loc: Loc) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; loc.len as usize];
+    file.read_exact_at(&mut buf, loc.offset)?;
+    Ok(buf)
+}
+
+/// What a fresh file starts with, besides its entries.
+pub(super) struct Fresh<'a> {
+    pub(super) vote: Option<&'a [u8]>,
+    pub(super) committed: Option<&'a [u8]>,
+    pub(super) purged: Option<&'a [u8]>,
+}
+
+/// A new log written beside the old one and synced, not yet in its place.
+pub(super) struct Written {
+    file: File,
+    tmp: std::path::PathBuf,
+    locs: BTreeMap<u64, Loc>,
+    end: u64,
+}
+
+impl Written {
+    /// Renames the new file over `path` and syncs the directory: from here on it is the log. Returns the file, open
+    /// and locked, where its entries are, and where the next record goes.
+    pub(super) fn install(self, path: &Path) -> io::Result<(File, BTreeMap<u64, Loc>, u64)> {
+        std::fs::rename(&self.tmp, path)?;
+        sync_dir(path)?;
+        Ok((self.file, self.locs, self.end))
+    }
+}
+
+/// Writes a new log holding `fresh` and `entries` (in index order) to a temporary file beside `path`, synced; a
+/// crash before [`Written::install`] leaves the old log as it was. The temporary file is removed on failure.
+pub(super) fn write_beside(
+    path: &Path,
+    fresh: &Fresh<'_>,
+    entries: impl Iterator<Item = io::Result<(u64, Vec<u8>)>>,
+) -> io::Result<Written> {
+    let tmp = path.with_extension("wal.tmp");
+    let written = write_to(&tmp, fresh, entries);
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+fn write_to(
+    tmp: &Path,
+    fresh: &Fresh<'_>,
+    entries: impl Iterator<Item = io::Result<(u64, Vec<u8>)>>,
+) -> io::Result<Written> {
+    let file = create(tmp)?;
+    file.set_len(0)?;
+    lock(&file, tmp)?;
+    let mut out = BufWriter::with_capacity(1 << 20, &file);
+    out.write_all(&header())?;
+    let mut locs = BTreeMap::new();
+    let mut records = Batch::at(HEADER_LEN);
+    for (tag, value) in [(Tag::Vote, fresh.vote), (Tag::Committed, fresh.committed), (Tag::Purge, fresh.purged)] {
+        if let Some(value) = value {
+            records.record(tag, &[value])?;
+        }
+    }
+    for entry in entries {
+        let (index, encoded) = entry?;
+        records.entry(index, &encoded)?;
+        if records.buf.len() >= 1 << 20 {
+            out.write_all(&records.buf)?;
+            let next = records.base + records.buf.len() as u64;
+            locs.extend(records.locs);
+            records = Batch::at(next);
+        }
+    }
+    out.write_all(&records.buf)?;
+    let end = records.base + records.buf.len() as u64;
+    locs.extend(records.locs);
+    out.flush()?;
+    drop(out);
+    file.sync_all()?;
+    Ok(Written { file, tmp: tmp.to_path_buf(), locs, end })
+}
+
+/// Opens (or creates) a log file, readable and writable by its owner only: it holds every written value, tokens'
+/// secrets among them.
+pub(super) fn create(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)
+}
+
+/// Syncs the directory holding `path`, so a rename or removal in it survives a crash.
+pub(super) fn sync_dir(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
+/// Takes the file's exclusive lock, so two servers never write one log.
+pub(super) fn lock(file: &File, path: &Path) -> io::Result<()> {
+    file.try_lock().map_err(|e| match e {
+        std::fs::TryLockError::WouldBlock => io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!("{} is in use by another roster process (or another server in this one)", path.display()),
+        ),
+        std::fs::TryLockError::Error(e) => e,
+    })
+}
