@@ -10,10 +10,11 @@
 //! answering clients, and its next appends queue. Every other change (vote, truncation, purge) is a record through
 //! the same thread, so all of them reach the file in the order openraft asked for them.
 //!
-//! The vote and truncations are synced before they are reported. The committed pointer is not written on its own:
-//! `save_committed` only records it, and the next append writes it in the same write as the entries (a stale
-//! pointer after a crash is safe: it is a lower bound, and openraft re-learns the rest from the leader, or, alone,
-//! by committing its next entry). Purges are not synced either: losing one only makes openraft purge again.
+//! Every write is one record and is synced before the next begins (so a replay can tell a crash's torn last record
+//! from damage, `wal.rs`): the vote and truncations before they are reported, purges too, though losing one would
+//! only make openraft purge again. The committed pointer is not written on its own: `save_committed` only records
+//! it, and the next append carries it in the same record as the entries (a stale pointer after a crash is safe: it
+//! is a lower bound, and openraft re-learns the rest from the leader, or, alone, by committing its next entry).
 //!
 //! # Why a file of records, not a database
 //! The log was a redb table until a profile of writes through a client agent showed the three servers' log writers
@@ -27,7 +28,7 @@
 //! The entries' places in the file are kept in memory (an index of offsets, 8 bytes of key and 12 of place per
 //! entry; the log holds at most `SNAPSHOT_EVERY` + 1 024 entries after a purge); reads `pread` them, one read per
 //! run of adjacent entries. The file is rewritten without its dead records once it is past 64 MiB and more than
-//! half dead (`writer.rs`). The log's entry count and byte size are kept as it changes, never by scanning it, and
+//! half dead (`writer.rs`), after the purge or truncation that made it so has been answered. The log's entry count and byte size are kept as it changes, never by scanning it, and
 //! feed the `roster.raft.log.*` gauges (`crate::telemetry`).
 
 use std::collections::BTreeMap;
@@ -92,7 +93,16 @@ impl LogStore {
     /// The receiver resolves once the last clone is dropped and the file is closed.
     pub(crate) fn open(dir: Option<&Path>) -> io::Result<(LogStore, oneshot::Receiver<()>)> {
         let (file, end, log) = match dir {
-            Some(dir) => open_file(dir)?,
+            Some(dir) => open_file(dir).map_err(|e| {
+                // Name the file in every failure to open it (some name it already, with more context).
+                let path = dir.join(LOG_FILE);
+                let message = e.to_string();
+                if message.contains(&*path.to_string_lossy()) {
+                    e
+                } else {
+                    io::Error::new(e.kind(), format!("{}: {message}", path.display()))
+                }
+            })?,
             None => (None, 0, Log::default()),
         };
         let size = log.size();
@@ -189,11 +199,14 @@ impl LogStore {
 /// Opens the log in `dir`, moving a redb log into it first if that is what the dir holds, and replays it.
 fn open_file(dir: &Path) -> io::Result<(Option<Arc<File>>, u64, Log)> {
     let path = dir.join(LOG_FILE);
-    if !path.exists() && dir.join(legacy::LEGACY_LOG_FILE).exists() {
-        legacy::move_into(dir, &path)?;
-    }
-    let file = wal::create(&path)?;
+    let mut file = wal::create(&path)?;
     wal::lock(&file, &path)?;
+    // Under the lock: a log with no records yet beside a redb log is an upgrade to make (or to finish). The moved log
+    // is renamed over the file locked here and comes back locked itself, so no other process finds the path
+    // unlocked in between.
+    if file.metadata()?.len() < wal::HEADER_LEN && dir.join(legacy::LEGACY_LOG_FILE).exists() {
+        file = legacy::move_into(dir, &path)?;
+    }
     legacy::remove_moved(dir)?;
     // A compaction a crash interrupted leaves its unfinished file; the log is the one it would have replaced.
     match std::fs::remove_file(path.with_extension("wal.tmp")) {

@@ -1,9 +1,9 @@
 //! The log's previous home, a redb database (`raft-log.redb`): moved into `raft-log.wal` once, when a server that
 //! wrote it starts on this build.
 //!
-//! The move writes the new file beside the old one, syncs it and renames it into place; only then is the redb file
-//! removed. A crash before the rename leaves the old log to move again; after it, the new log is used and the old
-//! file is removed at the next start. The entries' bytes are copied as they are, so entries of every format a redb
+//! The move runs under the lock of the (empty) new log file, writes the new log beside it, syncs it and renames it
+//! into place; only then is the redb file removed. A crash before the rename leaves the old log to move again; after
+//! it, the new log is used and the old file is removed at the next start. The entries' bytes are copied as they are, so entries of every format a redb
 //! log held read back the same.
 
 use std::io;
@@ -21,8 +21,8 @@ pub(super) const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs"
 /// Small records: `vote`, `committed`, `last_purged`, each postcard-encoded as the new file's records are.
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
-/// Writes the redb log in `dir` into a new log at `path`.
-pub(super) fn move_into(dir: &Path, path: &Path) -> io::Result<()> {
+/// Writes the redb log in `dir` into a new log at `path`, and returns that log's file, open and locked.
+pub(super) fn move_into(dir: &Path, path: &Path) -> io::Result<std::fs::File> {
     let legacy = dir.join(LEGACY_LOG_FILE);
     let named = |e: &dyn std::fmt::Display| io::Error::other(format!("{}: {e}", legacy.display()));
     let db = redb::Database::open(&legacy).map_err(|e| named(&e))?;
@@ -50,9 +50,9 @@ pub(super) fn move_into(dir: &Path, path: &Path) -> io::Result<()> {
         None => Box::new(std::iter::empty()),
     };
     let written = wal::write_beside(path, &fresh, entries)?;
-    written.install(path)?;
+    let (file, _, _) = written.install(path)?;
     tracing::info!(from = %legacy.display(), to = %path.display(), entries = moved, "moved the Raft log into its own file format");
-    Ok(())
+    Ok(file)
 }
 
 /// Removes a redb log that was moved (the new log exists and is locked by the caller).

@@ -280,18 +280,59 @@ async fn a_record_a_crash_cut_short_is_dropped_and_the_log_goes_on() {
     log.append_before_start(entry_at(5, "again")).await.expect("append after the cut");
     drop(log);
     closed.await.expect("closed");
-    // Garbage after the last whole record (a write the crash left half done) is cut the same way.
+    // A write the crash left as the zeros of blocks the file grew by but never got: cut the same way.
     let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
-    std::io::Write::write_all(&mut file, &[0xab; 100]).unwrap();
+    std::io::Write::write_all(&mut file, &[0; 100]).unwrap();
     drop(file);
-    let (mut log, closed) = LogStore::open(Some(dir.path())).expect("open a log with garbage at its end");
+    let (mut log, closed) = LogStore::open(Some(dir.path())).expect("open a log with zeros at its end");
     let mut expected: Vec<Entry> = (1..=4).map(|i| entry_at(i, "value")).collect();
     expected.push(entry_at(5, "again"));
     assert_eq!(log.try_get_log_entries(1..=10).await.unwrap(), expected);
+    // And a last record whose bytes were not all written (its CRC fails), zeros after it.
+    log.append_before_start(entry_at(6, "torn")).await.expect("append");
+    let size = log.size();
+    drop(log);
+    closed.await.expect("closed");
+    let len = std::fs::metadata(&path).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &[0; 4], len - 6).unwrap();
+    file.set_len(len + 4096).unwrap();
+    drop(file);
+    let (mut log, closed) = LogStore::open(Some(dir.path())).expect("open a log with a torn last record");
+    assert_eq!(log.try_get_log_entries(1..=10).await.unwrap(), expected);
+    assert_eq!(log.size().last_index, 5);
+    assert!(log.size().bytes < size.bytes);
     let size = log.size();
     drop(log);
     closed.await.expect("closed");
     assert_eq!(scanned_size(dir.path()), size);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_a_crash_does_not_leave_is_refused_and_nothing_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    append_closed(dir.path(), 1..=3, "value").await;
+    let path = dir.path().join(super::LOG_FILE);
+    let before = std::fs::read(&path).unwrap();
+    // A flipped byte in the first record's payload: the records after it are whole.
+    let mut damaged = before.clone();
+    let at = usize::try_from(super::wal::HEADER_LEN).unwrap() + 12;
+    damaged[at] ^= 0xff;
+    std::fs::write(&path, &damaged).unwrap();
+    let err = LogStore::open(Some(dir.path())).err().expect("damage in the middle must not be cut");
+    let message = err.to_string();
+    assert!(
+        message.contains("raft-log.wal") && message.contains("is damaged, with written bytes after it"),
+        "{message}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), damaged, "nothing was cut");
+    // Bytes after the last whole record that are not zeros are not a crash's either.
+    let mut garbage = before;
+    garbage.extend_from_slice(&[0xab; 100]);
+    std::fs::write(&path, &garbage).unwrap();
+    let err = LogStore::open(Some(dir.path())).err().expect("garbage after the log must not be cut");
+    assert!(err.to_string().contains("is damaged, with an impossible length"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), garbage, "nothing was cut");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,6 +405,8 @@ async fn a_mostly_purged_log_is_rewritten_smaller_and_reads_the_same() {
     assert!(full > 2 * super::writer::COMPACT_AT, "a log past the compaction size: {full}");
     let commits = log.commits();
     log.purge(entry_at(390, "").log_id).await.expect("purge");
+    // The writer compacts after answering the purge; the next job it takes waits for that.
+    log.hold_writer(|| ()).await.expect("the writer is free again");
     let compacted = std::fs::metadata(&path).unwrap().len();
     assert!(compacted < full / 10, "{compacted} bytes left of {full}");
     assert!(log.commits() > commits);

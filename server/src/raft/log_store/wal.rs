@@ -1,19 +1,22 @@
 //! The Raft log's file format: a header, then records in the order the writer appended them, each with its CRC.
 //!
 //! A record is `len: u32 LE`, `crc: u32 LE` (CRC-32 of the body), then the body of `len` bytes: a tag byte and its
-//! payload. Entries are `Entry` records (the index, then the postcard-encoded entry); the vote, the committed
-//! pointer, a truncation and a purge are records of their own, and replaying the file in order rebuilds the log.
-//! Nothing is ever rewritten in place: a truncation or purge is a record, and the file is replaced whole (written
-//! beside it, fsynced, renamed over it) when what it holds is mostly purged.
+//! payload. The writer appends one record per write and syncs it before the next: a group of appends (with the
+//! committed pointer riding along) is one `Appended` record; a vote, a truncation and a purge are records of their
+//! own; replaying the file in order rebuilds the log. Nothing is rewritten in place: the file is replaced whole
+//! (written beside it, synced, renamed over it) when what it holds is mostly purged, and such a fresh file holds one
+//! record per entry.
 //!
-//! A crash can leave the last records half written: they were never acknowledged, as the writer reports an append
-//! only after its `fdatasync`. Replay stops at the first record that is short or fails its CRC and cuts the file
-//! there. A record whose CRC holds but whose tag this build does not know was written by a newer roster and is an
-//! error, not a tail to cut.
+//! Since every write is synced before the next begins, a crash can damage only the last record, and nothing
+//! follows it but zeros (blocks the file was extended by and that were never written). Replay cuts such a record:
+//! it was never acknowledged. Damage anywhere else (a record that fails its CRC or has an impossible length, with
+//! written bytes after it) is not something a crash does; it is refused with the file and the byte named, as what
+//! follows may hold acknowledged entries. A record whose CRC holds but whose tag this build does not know was
+//! written by a newer roster, and is refused too.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -43,11 +46,16 @@ pub(super) enum Tag {
     TruncateFrom = 4,
     /// The encoded purge point (`LogId`): every entry up to its index is gone.
     Purge = 5,
+    /// One write's appends: a flag byte (1: a committed pointer follows, as a u32 LE length and its bytes), then
+    /// each entry as its index (u64 LE), its length (u32 LE) and its encoded bytes.
+    Appended = 6,
 }
 
 impl Tag {
     fn from_byte(byte: u8) -> Option<Tag> {
-        [Tag::Entry, Tag::Vote, Tag::Committed, Tag::TruncateFrom, Tag::Purge].into_iter().find(|t| *t as u8 == byte)
+        [Tag::Entry, Tag::Vote, Tag::Committed, Tag::TruncateFrom, Tag::Purge, Tag::Appended]
+            .into_iter()
+            .find(|t| *t as u8 == byte)
     }
 }
 
@@ -77,6 +85,36 @@ impl Batch {
         self.record(Tag::Entry, &[&index.to_le_bytes(), encoded])?;
         let len = u32::try_from(encoded.len()).map_err(|_| too_long())?;
         self.locs.push((index, Loc { offset: self.base + start + HEAD_LEN + ENTRY_PREFIX, len }));
+        Ok(())
+    }
+
+    /// One `Appended` record holding `entries` and, when given, the committed pointer.
+    pub(super) fn appended<'a>(
+        &mut self,
+        committed: Option<&[u8]>,
+        entries: impl Iterator<Item = (u64, &'a [u8])>,
+    ) -> io::Result<()> {
+        let mut body = vec![Tag::Appended as u8];
+        match committed {
+            Some(committed) => {
+                body.push(1);
+                body.extend_from_slice(&u32::try_from(committed.len()).map_err(|_| too_long())?.to_le_bytes());
+                body.extend_from_slice(committed);
+            }
+            None => body.push(0),
+        }
+        let record_start = self.base + self.buf.len() as u64;
+        for (index, encoded) in entries {
+            let len = u32::try_from(encoded.len()).map_err(|_| too_long())?;
+            body.extend_from_slice(&index.to_le_bytes());
+            body.extend_from_slice(&len.to_le_bytes());
+            self.locs.push((index, Loc { offset: record_start + HEAD_LEN + body.len() as u64, len }));
+            body.extend_from_slice(encoded);
+        }
+        let len = u32::try_from(body.len()).ok().filter(|len| *len <= MAX_BODY).ok_or_else(too_long)?;
+        self.buf.extend_from_slice(&len.to_le_bytes());
+        self.buf.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        self.buf.extend_from_slice(&body);
         Ok(())
     }
 
@@ -129,6 +167,31 @@ impl Replayed {
                     self.bytes -= u64::from(old.len);
                 }
                 self.bytes += u64::from(len);
+            }
+            Tag::Appended => {
+                let damaged = || io::Error::new(io::ErrorKind::InvalidData, "an appends record that does not parse");
+                let (flag, mut rest) = payload.split_first().ok_or_else(damaged)?;
+                if *flag == 1 {
+                    let (len, after) = rest.split_first_chunk::<4>().ok_or_else(damaged)?;
+                    let len = u32::from_le_bytes(*len) as usize;
+                    self.committed = Some(after.get(..len).ok_or_else(damaged)?.to_vec());
+                    rest = &after[len..];
+                }
+                while !rest.is_empty() {
+                    let (index, after) = rest.split_first_chunk::<8>().ok_or_else(damaged)?;
+                    let (len, after) = after.split_first_chunk::<4>().ok_or_else(damaged)?;
+                    let len = u32::from_le_bytes(*len);
+                    let at = body.len() - after.len();
+                    if after.len() < len as usize {
+                        return Err(damaged());
+                    }
+                    let loc = Loc { offset: offset + HEAD_LEN + at as u64, len };
+                    if let Some(old) = self.entries.insert(u64::from_le_bytes(*index), loc) {
+                        self.bytes -= u64::from(old.len);
+                    }
+                    self.bytes += u64::from(len);
+                    rest = &after[len as usize..];
+                }
             }
             Tag::Vote => self.vote = Some(payload.to_vec()),
             Tag::Committed => self.committed = Some(payload.to_vec()),
@@ -185,12 +248,15 @@ pub(super) fn start(file: &File, path: &Path) -> io::Result<()> {
     sync_dir(path)
 }
 
-/// Replays `file` (which [`start`] gave its header) from its start; `purged_index` decodes a purge record's index, so the replay can drop what it
-/// purged. A file cut short by a crash is cut back to its last whole record (and synced) before this returns.
+/// Replays `file` (which [`start`] gave its header) from its start; `purged_index` decodes a purge record's index,
+/// so the replay can drop what it purged. A last record a crash cut short is cut off (and the file synced) before
+/// this returns; other damage is an error.
 pub(super) fn replay(file: &File, name: &str, purged_index: impl Fn(&[u8]) -> io::Result<u64>) -> io::Result<Replayed> {
     let len = file.metadata()?.len();
     let mut replayed = Replayed::default();
+    // The file may have been written through this handle (a moved log): read from its start, not where that left it.
     let mut reader = BufReader::with_capacity(1 << 20, file);
+    reader.seek(io::SeekFrom::Start(0))?;
     let mut head = [0u8; HEADER_LEN as usize];
     if len < HEADER_LEN || reader.read_exact(&mut head).is_err() || &head[..MAGIC.len()] != MAGIC {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{name} is not a roster Raft log")));
@@ -207,17 +273,23 @@ pub(super) fn replay(file: &File, name: &str, purged_index: impl Fn(&[u8]) -> io
     let mut offset = HEADER_LEN;
     let mut body = Vec::new();
     loop {
-        let mut record_head = [0u8; HEAD_LEN as usize];
-        if offset + HEAD_LEN > len || reader.read_exact(&mut record_head).is_err() {
+        if offset + HEAD_LEN > len {
             break;
         }
+        let mut record_head = [0u8; HEAD_LEN as usize];
+        reader.read_exact(&mut record_head)?;
         let body_len = u32::from_le_bytes(record_head[..4].try_into().unwrap_or_default());
         let crc = u32::from_le_bytes(record_head[4..].try_into().unwrap_or_default());
-        if body_len == 0 || body_len > MAX_BODY || offset + HEAD_LEN + u64::from(body_len) > len {
+        if body_len == 0 || body_len > MAX_BODY {
+            break;
+        }
+        let end = offset + HEAD_LEN + u64::from(body_len);
+        if end > len {
             break;
         }
         body.resize(body_len as usize, 0);
-        if reader.read_exact(&mut body).is_err() || crc32fast::hash(&body) != crc {
+        reader.read_exact(&mut body)?;
+        if crc32fast::hash(&body) != crc {
             break;
         }
         let Some(tag) = Tag::from_byte(body[0]) else {
@@ -230,8 +302,13 @@ pub(super) fn replay(file: &File, name: &str, purged_index: impl Fn(&[u8]) -> io
             let upto = purged_index(&body[1..])?;
             replayed.bytes -= remove_upto(&mut replayed.entries, upto);
         }
-        replayed.apply(tag, offset, &body)?;
-        offset += HEAD_LEN + u64::from(body_len);
+        replayed
+            .apply(tag, offset, &body)
+            .map_err(|e| io::Error::new(e.kind(), format!("{name}: byte {offset}: {e}")))?;
+        offset = end;
+    }
+    if offset < len {
+        refuse_unless_torn(file, name, offset, len)?;
     }
     replayed.end = offset;
     replayed.cut = len - offset;
@@ -240,6 +317,51 @@ pub(super) fn replay(file: &File, name: &str, purged_index: impl Fn(&[u8]) -> io
         file.sync_all()?;
     }
     Ok(replayed)
+}
+
+/// The record at `offset` is short, damaged or has an impossible length. A crash leaves that only in the last
+/// write, followed by nothing but the zeros of blocks never written: then it is a tail to cut. Anything else written
+/// after it means the damage is not a crash's, and what follows may be acknowledged entries: refused.
+fn refuse_unless_torn(file: &File, name: &str, offset: u64, len: u64) -> io::Result<()> {
+    let mut head = [0u8; HEAD_LEN as usize];
+    let available = usize::try_from((len - offset).min(HEAD_LEN)).unwrap_or_default();
+    file.read_exact_at(&mut head[..available], offset)?;
+    let body_len = u64::from(u32::from_le_bytes(head[..4].try_into().unwrap_or_default()));
+    // A head cut short ends the file: nothing can follow it. A record whose head is whole and within bounds ends
+    // where it says, and the zeros to check start there; a zero head (never written) starts them at once; any other
+    // length is damage.
+    let record_end = offset + HEAD_LEN + body_len;
+    let zeros_from = if available < HEAD_LEN as usize {
+        len
+    } else if body_len == 0 {
+        offset
+    } else if body_len <= u64::from(MAX_BODY) {
+        record_end.min(len)
+    } else {
+        return Err(damaged(name, offset, "an impossible length"));
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = zeros_from;
+    while at < len {
+        let n = usize::try_from((len - at).min(buf.len() as u64)).unwrap_or(buf.len());
+        file.read_exact_at(&mut buf[..n], at)?;
+        if let Some(pos) = buf[..n].iter().position(|b| *b != 0) {
+            return Err(damaged(name, offset, &format!("written bytes after it (at byte {})", at + pos as u64)));
+        }
+        at += n as u64;
+    }
+    Ok(())
+}
+
+fn damaged(name: &str, offset: u64, what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "{name}: the record at byte {offset} is damaged, with {what}: a crash does not leave that, and what \
+             follows may be entries this server acknowledged, so it is not cut. Stop here: restore this server from \
+             a snapshot, or remove its data dir and join it to the cluster again"
+        ),
+    )
 }
 
 /// Reads the entry at `loc`.

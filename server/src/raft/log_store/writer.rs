@@ -147,7 +147,7 @@ pub(super) enum Change {
     Vote(Vote),
     /// Every entry from this index on is removed, durably.
     TruncateFrom(u64),
-    /// Every entry up to this one is removed. Not synced: losing it only makes openraft purge again.
+    /// Every entry up to this one is removed.
     Purge(LogId),
 }
 
@@ -169,7 +169,7 @@ pub(super) enum Job {
 /// log, once every sender is gone.
 pub(super) fn spawn(shared: Arc<Shared>, file: Option<Arc<File>>, end: u64) -> io::Result<mpsc::Sender<Job>> {
     let (tx, rx) = mpsc::channel();
-    let writer = Writer { file, shared, end, failed: None };
+    let writer = Writer { file, shared, end, failed: None, compact_not_before: 0 };
     std::thread::Builder::new().name("raft-log-writer".to_owned()).spawn(move || writer.run(&rx))?;
     Ok(tx)
 }
@@ -184,6 +184,8 @@ struct Writer {
     /// After a failed write every later write fails too: openraft stops this server's Raft on the first error, and
     /// nothing may be acknowledged after a write that is not on disk.
     failed: Option<(io::ErrorKind, String)>,
+    /// A compaction that failed before its rename is tried again only once the file has grown this far.
+    compact_not_before: u64,
 }
 
 impl Writer {
@@ -199,8 +201,14 @@ impl Writer {
             };
             match job {
                 Job::Change { change, reply } => {
+                    let shrinks = !matches!(change, Change::Vote(_));
                     let res = self.guarded(|writer| writer.change(change));
+                    let done = res.is_ok();
                     let _ = reply.send(res.map_err(|(kind, msg)| io::Error::new(kind, msg)));
+                    // After the reply: openraft's core waits for a purge or truncation, and need not wait for this.
+                    if done && shrinks {
+                        let _ = self.guarded(Writer::compact_if_mostly_dead);
+                    }
                 }
                 #[cfg(test)]
                 Job::Hold { hold, reply } => {
@@ -261,13 +269,10 @@ impl Writer {
         let stored: Vec<(u64, Stored)> = match &self.file {
             Some(file) => {
                 let mut records = Batch::at(self.end);
-                for (index, bytes) in batch.iter().flat_map(|append| &append.entries) {
-                    records.entry(*index, bytes)?;
-                }
-                if let Some(committed) = committed {
-                    records.record(Tag::Committed, &[&encode(&committed)?])?;
-                }
-                write_synced(file, &records.buf, self.end, true)?;
+                let committed = committed.map(|committed| encode(&committed)).transpose()?;
+                let entries = batch.iter().flat_map(|append| &append.entries).map(|(index, bytes)| (*index, &**bytes));
+                records.appended(committed.as_deref(), entries)?;
+                write_synced(file, &records.buf, self.end)?;
                 self.end += records.buf.len() as u64;
                 records.locs.into_iter().map(|(index, loc)| (index, Stored::File(loc))).collect()
             }
@@ -292,24 +297,17 @@ impl Writer {
     fn change(&mut self, change: Change) -> io::Result<()> {
         if let Some(file) = &self.file {
             let mut record = Batch::at(self.end);
-            let sync = match &change {
-                Change::Vote(vote) => {
-                    record.record(Tag::Vote, &[&encode(vote)?])?;
-                    true
-                }
-                Change::TruncateFrom(from) => {
-                    record.record(Tag::TruncateFrom, &[&from.to_le_bytes()])?;
-                    true
-                }
-                Change::Purge(log_id) => {
-                    record.record(Tag::Purge, &[&encode(log_id)?])?;
-                    false
-                }
-            };
-            write_synced(file, &record.buf, self.end, sync)?;
+            match &change {
+                Change::Vote(vote) => record.record(Tag::Vote, &[&encode(vote)?])?,
+                Change::TruncateFrom(from) => record.record(Tag::TruncateFrom, &[&from.to_le_bytes()])?,
+                Change::Purge(log_id) => record.record(Tag::Purge, &[&encode(log_id)?])?,
+            }
+            // Synced even for a purge (which need not be durable): one record per write, each on disk before the
+            // next, is what lets a replay tell a crash's torn last record from damage (`wal.rs`). Purges come once
+            // per snapshot.
+            write_synced(file, &record.buf, self.end)?;
             self.end += record.buf.len() as u64;
         }
-        let shrinks = !matches!(change, Change::Vote(_));
         self.publish(|log| match change {
             Change::Vote(vote) => log.vote = Some(vote),
             Change::TruncateFrom(from) => log.truncate_from(from),
@@ -318,7 +316,7 @@ impl Writer {
                 log.purged = Some(log_id);
             }
         });
-        if shrinks { self.compact_if_mostly_dead() } else { Ok(()) }
+        Ok(())
     }
 
     /// Applies `change` to the shared log, then reports its new size.
@@ -343,7 +341,7 @@ impl Writer {
             let log = self.shared.log.lock().unwrap_or_else(PoisonError::into_inner);
             // Each entry's record adds its head and index to its bytes.
             let needed = wal::HEADER_LEN + log.bytes + 17 * log.entries.len() as u64 + 256;
-            if self.end < COMPACT_AT || self.end < needed.saturating_mul(2) {
+            if self.end < COMPACT_AT || self.end < needed.saturating_mul(2) || self.end < self.compact_not_before {
                 return Ok(());
             }
             let fresh = (
@@ -369,7 +367,13 @@ impl Writer {
         let written = match wal::write_beside(&path, &fresh_header, entries) {
             Ok(written) => written,
             Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "could not compact the Raft log; it goes on in the file it has");
+                self.compact_not_before = self.end.saturating_add(COMPACT_AT);
+                tracing::warn!(
+                    file = %path.display(),
+                    error = %e,
+                    "could not compact the Raft log; it goes on in the file it has, and tries again once it grew by a \
+                     compaction's size"
+                );
                 return Ok(());
             }
         };
@@ -425,11 +429,8 @@ impl Writer {
     }
 }
 
-/// Writes `buf` at `offset` and, when `sync`, waits until it and everything before it is on disk.
-fn write_synced(file: &File, buf: &[u8], offset: u64, sync: bool) -> io::Result<()> {
+/// Writes `buf` at `offset` and waits until it and everything before it is on disk.
+fn write_synced(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
     file.write_all_at(buf, offset)?;
-    if sync {
-        file.sync_data()?;
-    }
-    Ok(())
+    file.sync_data()
 }
