@@ -11,7 +11,7 @@
 //! the same thread, so all of them reach the file in the order openraft asked for them.
 //!
 //! Every write is one record and is synced before the next begins (so a replay can tell a crash's torn last record
-//! from damage, `wal.rs`): the vote and truncations before they are reported, purges too, though losing one would
+//! from damage, `wal.rs`; a lock file, `raft-log.lock`, keeps a second server off the log): the vote and truncations before they are reported, purges too, though losing one would
 //! only make openraft purge again. The committed pointer is not written on its own: `save_committed` only records
 //! it, and the next append carries it in the same record as the entries (a stale pointer after a crash is safe: it
 //! is a lower bound, and openraft re-learns the rest from the leader, or, alone, by committing its next entry).
@@ -51,6 +51,8 @@ use writer::{Change, Log, Stored};
 
 /// The log's file name in the data dir.
 pub(crate) const LOG_FILE: &str = "raft-log.wal";
+/// The file whose lock keeps a second server off the log (the log file itself is replaced by renames).
+const LOCK_FILE: &str = "raft-log.lock";
 
 /// The log store. Clones share the log and the writer, so a clone serves as the log reader.
 #[derive(Clone)]
@@ -92,8 +94,8 @@ impl LogStore {
     ///
     /// The receiver resolves once the last clone is dropped and the file is closed.
     pub(crate) fn open(dir: Option<&Path>) -> io::Result<(LogStore, oneshot::Receiver<()>)> {
-        let (file, end, log) = match dir {
-            Some(dir) => open_file(dir).map_err(|e| {
+        let opened = match dir {
+            Some(dir) => open_file(dir).map(Some).map_err(|e| {
                 // Name the file in every failure to open it (some name it already, with more context).
                 let path = dir.join(LOG_FILE);
                 let message = e.to_string();
@@ -103,7 +105,11 @@ impl LogStore {
                     io::Error::new(e.kind(), format!("{}: {message}", path.display()))
                 }
             })?,
-            None => (None, 0, Log::default()),
+            None => None,
+        };
+        let (file, end, salt, log, lock) = match opened {
+            Some(Opened { file, end, salt, log, lock }) => (Some(file), end, salt, log, Some(lock)),
+            None => (None, 0, 0, Log::default(), None),
         };
         let size = log.size();
         crate::telemetry::log_size(size.entries, size.bytes, size.last_index);
@@ -114,10 +120,11 @@ impl LogStore {
             path: dir.map(|dir| Arc::from(dir.join(LOG_FILE))),
             #[cfg(test)]
             commits: std::sync::atomic::AtomicU64::default(),
+            _lock: lock,
             _closed: ClosedSignal(Some(tx)),
         });
         let store = LogStore {
-            jobs: writer::spawn(shared.clone(), file, end)?,
+            jobs: writer::spawn(shared.clone(), file, end, salt)?,
             shared,
             next_seq: Arc::default(),
             pending_committed: Arc::default(),
@@ -196,24 +203,40 @@ impl LogStore {
     }
 }
 
-/// Opens the log in `dir`, moving a redb log into it first if that is what the dir holds, and replays it.
-fn open_file(dir: &Path) -> io::Result<(Option<Arc<File>>, u64, Log)> {
+/// The log, opened and replayed: its file, where the next record goes, its salt, and the lock file held for it.
+struct Opened {
+    file: Arc<File>,
+    end: u64,
+    salt: u64,
+    log: Log,
+    lock: File,
+}
+
+/// Opens the log in `dir` under its lock file, making it first (or moving a redb log into it) if there is none,
+/// and replays it.
+fn open_file(dir: &Path) -> io::Result<Opened> {
     let path = dir.join(LOG_FILE);
-    let mut file = wal::create(&path)?;
-    wal::lock(&file, &path)?;
-    // Under the lock: a log with no records yet beside a redb log is an upgrade to make (or to finish). The moved log
-    // is renamed over the file locked here and comes back locked itself, so no other process finds the path
-    // unlocked in between.
-    if file.metadata()?.len() < wal::HEADER_LEN && dir.join(legacy::LEGACY_LOG_FILE).exists() {
-        file = legacy::move_into(dir, &path)?;
-    }
-    legacy::remove_moved(dir)?;
-    // A compaction a crash interrupted leaves its unfinished file; the log is the one it would have replaced.
-    match std::fs::remove_file(path.with_extension("wal.tmp")) {
+    let lock = wal::create(&dir.join(LOCK_FILE))?;
+    wal::lock(&lock, &path)?;
+    // A new log, a move or a compaction a crash interrupted leaves its unfinished file; the log is what it would
+    // have replaced (or, for a new one, nothing yet).
+    match std::fs::remove_file(wal::tmp_path(&path)) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    wal::start(&file, &path)?;
+    if !path.exists() {
+        // Made whole beside where it goes and renamed into place, so the log file either is not there or has its
+        // header.
+        let salt = wal::new_salt();
+        if dir.join(legacy::LEGACY_LOG_FILE).exists() {
+            legacy::move_into(dir, &path, salt)?;
+        } else {
+            let fresh = wal::Fresh { salt, vote: None, committed: None, purged: None };
+            wal::write_beside(&path, &fresh, std::iter::empty())?.install(&path)?;
+        }
+    }
+    legacy::remove_moved(dir)?;
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(&path)?;
     let replayed = wal::replay(&file, LOG_FILE, |bytes| decode::<LogId>(bytes).map(|id| id.index()))?;
     if replayed.cut > 0 {
         tracing::warn!(
@@ -231,7 +254,7 @@ fn open_file(dir: &Path) -> io::Result<(Option<Arc<File>>, u64, Log)> {
         committed: replayed.committed.as_deref().map(decode::<Option<LogId>>).transpose()?.flatten(),
         purged: replayed.purged.as_deref().map(decode).transpose()?,
     };
-    Ok((Some(file), replayed.end, log))
+    Ok(Opened { file, end: replayed.end, salt: replayed.salt, log, lock })
 }
 
 /// A run of adjacent entries is read with one `pread` up to this many bytes.

@@ -1,8 +1,8 @@
 //! The log's previous home, a redb database (`raft-log.redb`): moved into `raft-log.wal` once, when a server that
 //! wrote it starts on this build.
 //!
-//! The move runs under the lock of the (empty) new log file, writes the new log beside it, syncs it and renames it
-//! into place; only then is the redb file removed. A crash before the rename leaves the old log to move again; after
+//! The move runs under the log's lock file, writes the new log beside where it goes, syncs it and renames it into
+//! place; only then is the redb file removed. A crash before the rename leaves the old log to move again; after
 //! it, the new log is used and the old file is removed at the next start. The entries' bytes are copied as they are, so entries of every format a redb
 //! log held read back the same.
 
@@ -21,8 +21,8 @@ pub(super) const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs"
 /// Small records: `vote`, `committed`, `last_purged`, each postcard-encoded as the new file's records are.
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
-/// Writes the redb log in `dir` into a new log at `path`, and returns that log's file, open and locked.
-pub(super) fn move_into(dir: &Path, path: &Path) -> io::Result<std::fs::File> {
+/// Writes the redb log in `dir` into a new log at `path` (salted `salt`) and puts it in place.
+pub(super) fn move_into(dir: &Path, path: &Path, salt: u64) -> io::Result<()> {
     let legacy = dir.join(LEGACY_LOG_FILE);
     let named = |e: &dyn std::fmt::Display| io::Error::other(format!("{}: {e}", legacy.display()));
     let db = redb::Database::open(&legacy).map_err(|e| named(&e))?;
@@ -35,7 +35,7 @@ pub(super) fn move_into(dir: &Path, path: &Path) -> io::Result<std::fs::File> {
         }
     };
     let (vote, committed, purged) = (meta("vote")?, meta("committed")?, meta("last_purged")?);
-    let fresh = wal::Fresh { vote: vote.as_deref(), committed: committed.as_deref(), purged: purged.as_deref() };
+    let fresh = wal::Fresh { salt, vote: vote.as_deref(), committed: committed.as_deref(), purged: purged.as_deref() };
     let logs = match txn.open_table(LOGS) {
         Ok(table) => Some(table),
         Err(TableError::TableDoesNotExist(_)) => None,
@@ -50,9 +50,9 @@ pub(super) fn move_into(dir: &Path, path: &Path) -> io::Result<std::fs::File> {
         None => Box::new(std::iter::empty()),
     };
     let written = wal::write_beside(path, &fresh, entries)?;
-    let (file, _, _) = written.install(path)?;
+    written.install(path)?;
     tracing::info!(from = %legacy.display(), to = %path.display(), entries = moved, "moved the Raft log into its own file format");
-    Ok(file)
+    Ok(())
 }
 
 /// Removes a redb log that was moved (the new log exists and is locked by the caller).

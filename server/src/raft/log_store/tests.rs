@@ -280,15 +280,16 @@ async fn a_record_a_crash_cut_short_is_dropped_and_the_log_goes_on() {
     log.append_before_start(entry_at(5, "again")).await.expect("append after the cut");
     drop(log);
     closed.await.expect("closed");
-    // A write the crash left as the zeros of blocks the file grew by but never got: cut the same way.
+    // A write the crash left as blocks the file grew by, some never written (zeros), some written: cut the same way.
     let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
-    std::io::Write::write_all(&mut file, &[0; 100]).unwrap();
+    std::io::Write::write_all(&mut file, &[0; 50]).unwrap();
+    std::io::Write::write_all(&mut file, &[0xab; 50]).unwrap();
     drop(file);
-    let (mut log, closed) = LogStore::open(Some(dir.path())).expect("open a log with zeros at its end");
+    let (mut log, closed) = LogStore::open(Some(dir.path())).expect("open a log with a torn write at its end");
     let mut expected: Vec<Entry> = (1..=4).map(|i| entry_at(i, "value")).collect();
     expected.push(entry_at(5, "again"));
     assert_eq!(log.try_get_log_entries(1..=10).await.unwrap(), expected);
-    // And a last record whose bytes were not all written (its CRC fails), zeros after it.
+    // And a last record whose bytes were not all written (its check fails), zeros after it.
     log.append_before_start(entry_at(6, "torn")).await.expect("append");
     let size = log.size();
     drop(log);
@@ -314,25 +315,25 @@ async fn damage_a_crash_does_not_leave_is_refused_and_nothing_is_cut() {
     append_closed(dir.path(), 1..=3, "value").await;
     let path = dir.path().join(super::LOG_FILE);
     let before = std::fs::read(&path).unwrap();
-    // A flipped byte in the first record's payload: the records after it are whole.
+    // A flipped byte in the first record's body: the records after it are whole.
     let mut damaged = before.clone();
-    let at = usize::try_from(super::wal::HEADER_LEN).unwrap() + 12;
+    let at = usize::try_from(super::wal::HEADER_LEN).unwrap() + 14;
     damaged[at] ^= 0xff;
     std::fs::write(&path, &damaged).unwrap();
     let err = LogStore::open(Some(dir.path())).err().expect("damage in the middle must not be cut");
     let message = err.to_string();
     assert!(
-        message.contains("raft-log.wal") && message.contains("is damaged, with written bytes after it"),
+        message.contains("raft-log.wal") && message.contains("is damaged, and a whole record follows it"),
         "{message}"
     );
     assert_eq!(std::fs::read(&path).unwrap(), damaged, "nothing was cut");
-    // Bytes after the last whole record that are not zeros are not a crash's either.
-    let mut garbage = before;
-    garbage.extend_from_slice(&[0xab; 100]);
-    std::fs::write(&path, &garbage).unwrap();
-    let err = LogStore::open(Some(dir.path())).err().expect("garbage after the log must not be cut");
-    assert!(err.to_string().contains("is damaged, with an impossible length"), "{err}");
-    assert_eq!(std::fs::read(&path).unwrap(), garbage, "nothing was cut");
+    // A damaged length (the head's own check catches it) is refused the same way, not read as the file's end.
+    let mut damaged = before;
+    damaged[usize::try_from(super::wal::HEADER_LEN).unwrap() + 2] ^= 0x10;
+    std::fs::write(&path, &damaged).unwrap();
+    let err = LogStore::open(Some(dir.path())).err().expect("a damaged length must not be cut");
+    assert!(err.to_string().contains("is damaged, and a whole record follows it"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), damaged, "nothing was cut");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,10 +341,7 @@ async fn a_record_of_a_kind_this_build_does_not_know_is_refused_not_cut() {
     let dir = tempfile::tempdir().unwrap();
     append_closed(dir.path(), 1..=2, "value").await;
     let path = dir.path().join(super::LOG_FILE);
-    let body = [99u8, 1, 2, 3];
-    let mut record = u32::try_from(body.len()).unwrap().to_le_bytes().to_vec();
-    record.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    record.extend_from_slice(&body);
+    let record = super::wal::framed(super::wal::salt_of(&std::fs::read(&path).unwrap()), &[99u8, 1, 2, 3]);
     let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
     std::io::Write::write_all(&mut file, &record).unwrap();
     drop(file);
@@ -435,20 +433,23 @@ async fn a_second_open_of_a_log_in_use_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_file_whose_creation_a_crash_cut_short_starts_empty_and_another_file_is_refused() {
+async fn a_new_log_a_crash_interrupted_is_made_again_and_another_file_is_refused() {
     use openraft::storage::RaftLogStorage;
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(super::LOG_FILE);
-    std::fs::write(&path, &super::wal::header()[..5]).unwrap();
-    let (mut log, closed) = LogStore::open(Some(dir.path())).expect("open a log cut in its header");
+    // A new log is written beside where it goes and renamed into place: a crash leaves only its unfinished file.
+    std::fs::write(dir.path().join("raft-log.wal.tmp"), &super::wal::header(7)[..5]).unwrap();
+    let (mut log, closed) = LogStore::open(Some(dir.path())).expect("open a dir with an unfinished new log");
     assert_eq!(log.get_log_state().await.unwrap().last_log_id, None);
     log.append_before_start(entry_at(1, "v")).await.expect("append");
     drop(log);
     closed.await.expect("closed");
     assert_eq!(scanned_size(dir.path()).entries, 1);
+    assert!(!dir.path().join("raft-log.wal.tmp").exists());
 
-    let other = tempfile::tempdir().unwrap();
-    std::fs::write(other.path().join(super::LOG_FILE), b"SQLite format 3\0 and more").unwrap();
-    let err = LogStore::open(Some(other.path())).err().expect("not a log");
-    assert!(err.to_string().contains("is not a roster Raft log"), "{err}");
+    for not_a_log in [&b"SQLite format 3\0 and more, more than a header's length"[..], &super::wal::header(7)[..5]] {
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(other.path().join(super::LOG_FILE), not_a_log).unwrap();
+        let err = LogStore::open(Some(other.path())).err().expect("not a log");
+        assert!(err.to_string().contains("is not a roster Raft log"), "{err}");
+    }
 }

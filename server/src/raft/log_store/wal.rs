@@ -1,18 +1,21 @@
-//! The Raft log's file format: a header, then records in the order the writer appended them, each with its CRC.
+//! The Raft log's file format: a header, then records in the order the writer appended them, each checked.
 //!
-//! A record is `len: u32 LE`, `crc: u32 LE` (CRC-32 of the body), then the body of `len` bytes: a tag byte and its
-//! payload. The writer appends one record per write and syncs it before the next: a group of appends (with the
+//! The header is a magic string, the format version and a salt drawn when the file was made. A record is a head of
+//! `len: u32 LE`, `body_crc: u32 LE` and `head_crc: u32 LE`, then the body of `len` bytes: a tag byte and its payload.
+//! `body_crc` is the CRC-32 of the salt and the body, `head_crc` that of the salt, `len` and `body_crc`, so damage to
+//! any byte of a record is caught, and bytes a client wrote into a value cannot pass for a record (they would need
+//! the salt). The writer appends one record per write and syncs it before the next: a group of appends (with the
 //! committed pointer riding along) is one `Appended` record; a vote, a truncation and a purge are records of their
 //! own; replaying the file in order rebuilds the log. Nothing is rewritten in place: the file is replaced whole
-//! (written beside it, synced, renamed over it) when what it holds is mostly purged, and such a fresh file holds one
-//! record per entry.
+//! (written beside it, synced, renamed over it) when it is made and when what it holds is mostly purged, and such a
+//! fresh file holds one record per entry.
 //!
-//! Since every write is synced before the next begins, a crash can damage only the last record, and nothing
-//! follows it but zeros (blocks the file was extended by and that were never written). Replay cuts such a record:
-//! it was never acknowledged. Damage anywhere else (a record that fails its CRC or has an impossible length, with
-//! written bytes after it) is not something a crash does; it is refused with the file and the byte named, as what
-//! follows may hold acknowledged entries. A record whose CRC holds but whose tag this build does not know was
-//! written by a newer roster, and is refused too.
+//! Since every write is synced before the next begins, a crash can damage only the last record: whatever of its
+//! blocks reached the disk, in any order, nothing whole follows it. Replay cuts such a record (it was never
+//! acknowledged). A bad record that a whole record follows was synced before that one was written: that is damage,
+//! not a crash, and it is refused with the file and the byte named, as what follows holds entries this server
+//! acknowledged. A record whose checks hold but whose tag this build does not know was written by a newer roster,
+//! and is refused too.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -20,17 +23,20 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-/// The file starts with this, then the format version.
+/// The file starts with this, then the format version and the salt.
 const MAGIC: &[u8; 16] = b"roster raft log\n";
 /// The format this build writes and reads.
 const VERSION: u32 = 1;
-pub(super) const HEADER_LEN: u64 = MAGIC.len() as u64 + 4;
-/// A record's length and CRC.
-const HEAD_LEN: u64 = 8;
+pub(super) const HEADER_LEN: u64 = MAGIC.len() as u64 + 4 + 8;
+/// A record's length and its two checks.
+const HEAD_LEN: u64 = 12;
 /// An `Entry` record's bytes before the encoded entry: the tag and the index.
 const ENTRY_PREFIX: u64 = 1 + 8;
 /// A longer record is damage, not data: one Raft entry is bounded far below this by the request limits.
 const MAX_BODY: u32 = 1 << 30;
+/// After a bad record, at most this much of the file is searched for a whole one; a longer tail is refused as it is.
+/// The last write is far shorter: appends merge up to 32 MiB, and one entry is bounded by the request limits.
+const MAX_TAIL: u64 = 256 << 20;
 
 /// What a record says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,23 +72,51 @@ pub(super) struct Loc {
     pub(super) len: u32,
 }
 
+fn body_crc(salt: u64, body: &[u8]) -> u32 {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&salt.to_le_bytes());
+    crc.update(body);
+    crc.finalize()
+}
+
+fn head_crc(salt: u64, len: u32, body_crc: u32) -> u32 {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&salt.to_le_bytes());
+    crc.update(&len.to_le_bytes());
+    crc.update(&body_crc.to_le_bytes());
+    crc.finalize()
+}
+
+/// A record's head, if its check holds.
+fn parse_head(salt: u64, head: &[u8; HEAD_LEN as usize]) -> Option<(u32, u32)> {
+    let len = u32::from_le_bytes(head[..4].try_into().ok()?);
+    let body = u32::from_le_bytes(head[4..8].try_into().ok()?);
+    let check = u32::from_le_bytes(head[8..].try_into().ok()?);
+    (len > 0 && len <= MAX_BODY && head_crc(salt, len, body) == check).then_some((len, body))
+}
+
 /// Records to append, built in memory and written with one call; `locs` says where each entry will sit once the
 /// buffer is written at `base`.
 pub(super) struct Batch {
     base: u64,
+    salt: u64,
     pub(super) buf: Vec<u8>,
     pub(super) locs: Vec<(u64, Loc)>,
 }
 
 impl Batch {
-    /// A batch to be written at file offset `base`.
-    pub(super) fn at(base: u64) -> Batch {
-        Batch { base, buf: Vec::new(), locs: Vec::new() }
+    /// A batch to be written at file offset `base` of the file salted `salt`.
+    pub(super) fn at(base: u64, salt: u64) -> Batch {
+        Batch { base, salt, buf: Vec::new(), locs: Vec::new() }
     }
 
     pub(super) fn entry(&mut self, index: u64, encoded: &[u8]) -> io::Result<()> {
         let start = self.buf.len() as u64;
-        self.record(Tag::Entry, &[&index.to_le_bytes(), encoded])?;
+        let mut body = Vec::with_capacity(1 + 8 + encoded.len());
+        body.push(Tag::Entry as u8);
+        body.extend_from_slice(&index.to_le_bytes());
+        body.extend_from_slice(encoded);
+        self.push(&body)?;
         let len = u32::try_from(encoded.len()).map_err(|_| too_long())?;
         self.locs.push((index, Loc { offset: self.base + start + HEAD_LEN + ENTRY_PREFIX, len }));
         Ok(())
@@ -104,36 +138,49 @@ impl Batch {
             None => body.push(0),
         }
         let record_start = self.base + self.buf.len() as u64;
+        let mut locs = Vec::new();
         for (index, encoded) in entries {
             let len = u32::try_from(encoded.len()).map_err(|_| too_long())?;
             body.extend_from_slice(&index.to_le_bytes());
             body.extend_from_slice(&len.to_le_bytes());
-            self.locs.push((index, Loc { offset: record_start + HEAD_LEN + body.len() as u64, len }));
+            locs.push((index, Loc { offset: record_start + HEAD_LEN + body.len() as u64, len }));
             body.extend_from_slice(encoded);
         }
-        let len = u32::try_from(body.len()).ok().filter(|len| *len <= MAX_BODY).ok_or_else(too_long)?;
-        self.buf.extend_from_slice(&len.to_le_bytes());
-        self.buf.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-        self.buf.extend_from_slice(&body);
+        self.push(&body)?;
+        self.locs.extend(locs);
         Ok(())
     }
 
-    pub(super) fn record(&mut self, tag: Tag, parts: &[&[u8]]) -> io::Result<()> {
-        let len = 1 + parts.iter().map(|p| p.len()).sum::<usize>();
-        let len = u32::try_from(len).ok().filter(|len| *len <= MAX_BODY).ok_or_else(too_long)?;
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&[tag as u8]);
-        for part in parts {
-            crc.update(part);
-        }
+    pub(super) fn record(&mut self, tag: Tag, payload: &[u8]) -> io::Result<()> {
+        let mut body = Vec::with_capacity(1 + payload.len());
+        body.push(tag as u8);
+        body.extend_from_slice(payload);
+        self.push(&body)
+    }
+
+    fn push(&mut self, body: &[u8]) -> io::Result<()> {
+        let len = u32::try_from(body.len()).ok().filter(|len| *len <= MAX_BODY).ok_or_else(too_long)?;
+        let body_check = body_crc(self.salt, body);
         self.buf.extend_from_slice(&len.to_le_bytes());
-        self.buf.extend_from_slice(&crc.finalize().to_le_bytes());
-        self.buf.push(tag as u8);
-        for part in parts {
-            self.buf.extend_from_slice(part);
-        }
+        self.buf.extend_from_slice(&body_check.to_le_bytes());
+        self.buf.extend_from_slice(&head_crc(self.salt, len, body_check).to_le_bytes());
+        self.buf.extend_from_slice(body);
         Ok(())
     }
+}
+
+/// A record of `body` as the writer frames it, whatever the body (tests make records of kinds no build writes).
+#[cfg(test)]
+pub(super) fn framed(salt: u64, body: &[u8]) -> Vec<u8> {
+    let mut batch = Batch::at(0, salt);
+    batch.push(body).expect("a short body");
+    batch.buf
+}
+
+/// The salt in a log file's header.
+#[cfg(test)]
+pub(super) fn salt_of(file: &[u8]) -> u64 {
+    u64::from_le_bytes(file[MAGIC.len() + 4..HEADER_LEN as usize].try_into().expect("a header"))
 }
 
 fn too_long() -> io::Error {
@@ -143,6 +190,7 @@ fn too_long() -> io::Error {
 /// The log as a replay of its file found it.
 #[derive(Debug, Default)]
 pub(super) struct Replayed {
+    pub(super) salt: u64,
     pub(super) entries: BTreeMap<u64, Loc>,
     /// The encoded entries' bytes.
     pub(super) bytes: u64,
@@ -151,7 +199,7 @@ pub(super) struct Replayed {
     pub(super) purged: Option<Vec<u8>>,
     /// The offset after the last whole record: where the next append goes.
     pub(super) end: u64,
-    /// Bytes after `end` that were cut (a write a crash interrupted).
+    /// Bytes after `end` that were cut (the last write, which a crash interrupted).
     pub(super) cut: u64,
 }
 
@@ -171,6 +219,9 @@ impl Replayed {
             Tag::Appended => {
                 let damaged = || io::Error::new(io::ErrorKind::InvalidData, "an appends record that does not parse");
                 let (flag, mut rest) = payload.split_first().ok_or_else(damaged)?;
+                if *flag > 1 {
+                    return Err(damaged());
+                }
                 if *flag == 1 {
                     let (len, after) = rest.split_first_chunk::<4>().ok_or_else(damaged)?;
                     let len = u32::from_le_bytes(*len) as usize;
@@ -223,45 +274,37 @@ fn split_index(payload: &[u8]) -> io::Result<(u64, &[u8])> {
     }
 }
 
-/// Writes a new file's header.
-pub(super) fn header() -> Vec<u8> {
+/// A new file's header, with `salt`.
+pub(super) fn header(salt: u64) -> Vec<u8> {
     let mut buf = MAGIC.to_vec();
     buf.extend_from_slice(&VERSION.to_le_bytes());
+    buf.extend_from_slice(&salt.to_le_bytes());
     buf
 }
 
-/// Gives a new file its header, synced with the directory entry that names it. A file shorter than the header that
-/// holds a prefix of it is one whose creation a crash interrupted, and starts again the same way.
-pub(super) fn start(file: &File, path: &Path) -> io::Result<()> {
-    let len = file.metadata()?.len();
-    if len >= HEADER_LEN {
-        return Ok(());
-    }
-    let mut found = vec![0u8; usize::try_from(len).unwrap_or_default()];
-    file.read_exact_at(&mut found, 0)?;
-    if !header().starts_with(&found) {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} is not a roster Raft log", path.display())));
-    }
-    file.set_len(0)?;
-    file.write_all_at(&header(), 0)?;
-    file.sync_all()?;
-    sync_dir(path)
+/// A salt for a new file.
+pub(super) fn new_salt() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().0
 }
 
-/// Replays `file` (which [`start`] gave its header) from its start; `purged_index` decodes a purge record's index,
-/// so the replay can drop what it purged. A last record a crash cut short is cut off (and the file synced) before
-/// this returns; other damage is an error.
+/// Replays `file` from its start; `purged_index` decodes a purge record's index, so the replay can drop what it
+/// purged. A last record a crash cut short is cut off (and the file synced) before this returns; other damage is an
+/// error.
 pub(super) fn replay(file: &File, name: &str, purged_index: impl Fn(&[u8]) -> io::Result<u64>) -> io::Result<Replayed> {
     let len = file.metadata()?.len();
-    let mut replayed = Replayed::default();
     // The file may have been written through this handle (a moved log): read from its start, not where that left it.
     let mut reader = BufReader::with_capacity(1 << 20, file);
     reader.seek(io::SeekFrom::Start(0))?;
-    let mut head = [0u8; HEADER_LEN as usize];
-    if len < HEADER_LEN || reader.read_exact(&mut head).is_err() || &head[..MAGIC.len()] != MAGIC {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{name} is not a roster Raft log")));
+    let not_a_log = || io::Error::new(io::ErrorKind::InvalidData, format!("{name} is not a roster Raft log"));
+    if len < HEADER_LEN {
+        return Err(not_a_log());
     }
-    let version = u32::from_le_bytes(head[MAGIC.len()..].try_into().unwrap_or_default());
+    let mut head = [0u8; HEADER_LEN as usize];
+    reader.read_exact(&mut head)?;
+    if &head[..MAGIC.len()] != MAGIC {
+        return Err(not_a_log());
+    }
+    let version = u32::from_le_bytes(head[MAGIC.len()..MAGIC.len() + 4].try_into().unwrap_or_default());
     if version != VERSION {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -270,6 +313,8 @@ pub(super) fn replay(file: &File, name: &str, purged_index: impl Fn(&[u8]) -> io
             ),
         ));
     }
+    let salt = u64::from_le_bytes(head[MAGIC.len() + 4..].try_into().unwrap_or_default());
+    let mut replayed = Replayed { salt, ..Replayed::default() };
     let mut offset = HEADER_LEN;
     let mut body = Vec::new();
     loop {
@@ -278,18 +323,14 @@ pub(super) fn replay(file: &File, name: &str, purged_index: impl Fn(&[u8]) -> io
         }
         let mut record_head = [0u8; HEAD_LEN as usize];
         reader.read_exact(&mut record_head)?;
-        let body_len = u32::from_le_bytes(record_head[..4].try_into().unwrap_or_default());
-        let crc = u32::from_le_bytes(record_head[4..].try_into().unwrap_or_default());
-        if body_len == 0 || body_len > MAX_BODY {
-            break;
-        }
+        let Some((body_len, check)) = parse_head(salt, &record_head) else { break };
         let end = offset + HEAD_LEN + u64::from(body_len);
         if end > len {
             break;
         }
         body.resize(body_len as usize, 0);
         reader.read_exact(&mut body)?;
-        if crc32fast::hash(&body) != crc {
+        if body_crc(salt, &body) != check {
             break;
         }
         let Some(tag) = Tag::from_byte(body[0]) else {
@@ -308,7 +349,7 @@ pub(super) fn replay(file: &File, name: &str, purged_index: impl Fn(&[u8]) -> io
         offset = end;
     }
     if offset < len {
-        refuse_unless_torn(file, name, offset, len)?;
+        refuse_unless_torn(file, name, salt, offset, len)?;
     }
     replayed.end = offset;
     replayed.cut = len - offset;
@@ -319,49 +360,37 @@ pub(super) fn replay(file: &File, name: &str, purged_index: impl Fn(&[u8]) -> io
     Ok(replayed)
 }
 
-/// The record at `offset` is short, damaged or has an impossible length. A crash leaves that only in the last
-/// write, followed by nothing but the zeros of blocks never written: then it is a tail to cut. Anything else written
-/// after it means the damage is not a crash's, and what follows may be acknowledged entries: refused.
-fn refuse_unless_torn(file: &File, name: &str, offset: u64, len: u64) -> io::Result<()> {
-    let mut head = [0u8; HEAD_LEN as usize];
-    let available = usize::try_from((len - offset).min(HEAD_LEN)).unwrap_or_default();
-    file.read_exact_at(&mut head[..available], offset)?;
-    let body_len = u64::from(u32::from_le_bytes(head[..4].try_into().unwrap_or_default()));
-    // A head cut short ends the file: nothing can follow it. A record whose head is whole and within bounds ends
-    // where it says, and the zeros to check start there; a zero head (never written) starts them at once; any other
-    // length is damage.
-    let record_end = offset + HEAD_LEN + body_len;
-    let zeros_from = if available < HEAD_LEN as usize {
-        len
-    } else if body_len == 0 {
-        offset
-    } else if body_len <= u64::from(MAX_BODY) {
-        record_end.min(len)
-    } else {
-        return Err(damaged(name, offset, "an impossible length"));
+/// The record at `offset` is short or fails a check. A crash leaves that only in the last write, so no whole record
+/// follows it: then it is a tail to cut. A whole record after it means it was synced before that one was written:
+/// damage, refused, as what follows holds acknowledged entries.
+fn refuse_unless_torn(file: &File, name: &str, salt: u64, offset: u64, len: u64) -> io::Result<()> {
+    let damaged = |what: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{name}: the record at byte {offset} is damaged, and {what}: a crash does not leave that, and what \
+                 follows holds entries this server acknowledged, so it is not cut. Stop here: restore this server \
+                 from a snapshot, or remove its data dir and join it to the cluster again"
+            ),
+        )
     };
-    let mut buf = vec![0u8; 1 << 20];
-    let mut at = zeros_from;
-    while at < len {
-        let n = usize::try_from((len - at).min(buf.len() as u64)).unwrap_or(buf.len());
-        file.read_exact_at(&mut buf[..n], at)?;
-        if let Some(pos) = buf[..n].iter().position(|b| *b != 0) {
-            return Err(damaged(name, offset, &format!("written bytes after it (at byte {})", at + pos as u64)));
+    if len - offset > MAX_TAIL {
+        return Err(damaged(format!("{} bytes follow it, more than one write", len - offset)));
+    }
+    let mut tail = vec![0u8; usize::try_from(len - offset).unwrap_or_default()];
+    file.read_exact_at(&mut tail, offset)?;
+    for at in 1..tail.len() {
+        let Some(head) = tail.get(at..at + HEAD_LEN as usize).and_then(|h| <&[u8; 12]>::try_from(h).ok()) else {
+            break;
+        };
+        let Some((body_len, check)) = parse_head(salt, head) else { continue };
+        let start = at + HEAD_LEN as usize;
+        let Some(body) = tail.get(start..start + body_len as usize) else { continue };
+        if body_crc(salt, body) == check && Tag::from_byte(body[0]).is_some() {
+            return Err(damaged(format!("a whole record follows it at byte {}", offset + at as u64)));
         }
-        at += n as u64;
     }
     Ok(())
-}
-
-fn damaged(name: &str, offset: u64, what: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!(
-            "{name}: the record at byte {offset} is damaged, with {what}: a crash does not leave that, and what \
-             follows may be entries this server acknowledged, so it is not cut. Stop here: restore this server from \
-             a snapshot, or remove its data dir and join it to the cluster again"
-        ),
-    )
 }
 
 /// Reads the entry at `loc`.
@@ -373,6 +402,7 @@ pub(super) fn read_at(file: &File, loc: Loc) -> io::Result<Vec<u8>> {
 
 /// What a fresh file starts with, besides its entries.
 pub(super) struct Fresh<'a> {
+    pub(super) salt: u64,
     pub(super) vote: Option<&'a [u8]>,
     pub(super) committed: Option<&'a [u8]>,
     pub(super) purged: Option<&'a [u8]>,
@@ -387,12 +417,32 @@ pub(super) struct Written {
 }
 
 impl Written {
-    /// Renames the new file over `path` and syncs the directory: from here on it is the log. Returns the file, open
-    /// and locked, where its entries are, and where the next record goes.
-    pub(super) fn install(self, path: &Path) -> io::Result<(File, BTreeMap<u64, Loc>, u64)> {
-        std::fs::rename(&self.tmp, path)?;
-        sync_dir(path)?;
+    /// Renames the new file over `path`: from here on it is the log, once the directory is synced. Returns the file,
+    /// open, where its entries are, and where the next record goes. A failed rename leaves the old log in place; a
+    /// failed directory sync after it is the caller's to treat as a failed write.
+    pub(super) fn install(self, path: &Path) -> Result<(File, BTreeMap<u64, Loc>, u64), InstallError> {
+        if let Err(e) = std::fs::rename(&self.tmp, path) {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(InstallError::NotRenamed(e));
+        }
+        sync_dir(path).map_err(InstallError::Renamed)?;
         Ok((self.file, self.locs, self.end))
+    }
+}
+
+/// How installing a new log failed.
+pub(super) enum InstallError {
+    /// Before the rename: the old log is still the log.
+    NotRenamed(io::Error),
+    /// After it: the new file is in place, but not known to be on disk.
+    Renamed(io::Error),
+}
+
+impl From<InstallError> for io::Error {
+    fn from(e: InstallError) -> io::Error {
+        match e {
+            InstallError::NotRenamed(e) | InstallError::Renamed(e) => e,
+        }
     }
 }
 
@@ -403,12 +453,17 @@ pub(super) fn write_beside(
     fresh: &Fresh<'_>,
     entries: impl Iterator<Item = io::Result<(u64, Vec<u8>)>>,
 ) -> io::Result<Written> {
-    let tmp = path.with_extension("wal.tmp");
+    let tmp = tmp_path(path);
     let written = write_to(&tmp, fresh, entries);
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// Where a new log is written before it is renamed into place.
+pub(super) fn tmp_path(path: &Path) -> std::path::PathBuf {
+    path.with_extension("wal.tmp")
 }
 
 fn write_to(
@@ -418,14 +473,13 @@ fn write_to(
 ) -> io::Result<Written> {
     let file = create(tmp)?;
     file.set_len(0)?;
-    lock(&file, tmp)?;
     let mut out = BufWriter::with_capacity(1 << 20, &file);
-    out.write_all(&header())?;
+    out.write_all(&header(fresh.salt))?;
     let mut locs = BTreeMap::new();
-    let mut records = Batch::at(HEADER_LEN);
+    let mut records = Batch::at(HEADER_LEN, fresh.salt);
     for (tag, value) in [(Tag::Vote, fresh.vote), (Tag::Committed, fresh.committed), (Tag::Purge, fresh.purged)] {
         if let Some(value) = value {
-            records.record(tag, &[value])?;
+            records.record(tag, value)?;
         }
     }
     for entry in entries {
@@ -435,7 +489,7 @@ fn write_to(
             out.write_all(&records.buf)?;
             let next = records.base + records.buf.len() as u64;
             locs.extend(records.locs);
-            records = Batch::at(next);
+            records = Batch::at(next, fresh.salt);
         }
     }
     out.write_all(&records.buf)?;
@@ -447,8 +501,8 @@ fn write_to(
     Ok(Written { file, tmp: tmp.to_path_buf(), locs, end })
 }
 
-/// Opens (or creates) a log file, readable and writable by its owner only: it holds every written value, tokens'
-/// secrets among them.
+/// Opens (or creates) a file of the log, readable and writable by its owner only: the log holds every written
+/// value, tokens' secrets among them.
 pub(super) fn create(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)
@@ -462,7 +516,8 @@ pub(super) fn sync_dir(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Takes the file's exclusive lock, so two servers never write one log.
+/// Takes the lock file's exclusive lock, so two servers never write one log. The lock file is never renamed over,
+/// so the lock holds across the log file's replacements.
 pub(super) fn lock(file: &File, path: &Path) -> io::Result<()> {
     file.try_lock().map_err(|e| match e {
         std::fs::TryLockError::WouldBlock => io::Error::new(

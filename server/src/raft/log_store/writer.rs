@@ -43,6 +43,8 @@ pub(super) struct Shared {
     /// Writes synced, for tests that show appends sharing one.
     #[cfg(test)]
     pub(super) commits: std::sync::atomic::AtomicU64,
+    /// The lock file, held while the log is open (`None` in memory).
+    pub(super) _lock: Option<File>,
     /// Declared last: fields drop in order, so the file is closed before this fires.
     pub(super) _closed: ClosedSignal,
 }
@@ -167,9 +169,14 @@ pub(super) enum Job {
 
 /// Starts the writer thread, appending at `end` of `file` (`None` in memory). It ends, dropping its share of the
 /// log, once every sender is gone.
-pub(super) fn spawn(shared: Arc<Shared>, file: Option<Arc<File>>, end: u64) -> io::Result<mpsc::Sender<Job>> {
+pub(super) fn spawn(
+    shared: Arc<Shared>,
+    file: Option<Arc<File>>,
+    end: u64,
+    salt: u64,
+) -> io::Result<mpsc::Sender<Job>> {
     let (tx, rx) = mpsc::channel();
-    let writer = Writer { file, shared, end, failed: None, compact_not_before: 0 };
+    let writer = Writer { file, shared, end, salt, failed: None, compact_not_before: 0 };
     std::thread::Builder::new().name("raft-log-writer".to_owned()).spawn(move || writer.run(&rx))?;
     Ok(tx)
 }
@@ -181,6 +188,8 @@ struct Writer {
     shared: Arc<Shared>,
     /// Where the next record goes.
     end: u64,
+    /// The file's salt, in every record's checks.
+    salt: u64,
     /// After a failed write every later write fails too: openraft stops this server's Raft on the first error, and
     /// nothing may be acknowledged after a write that is not on disk.
     failed: Option<(io::ErrorKind, String)>,
@@ -268,7 +277,7 @@ impl Writer {
         let start = batch.first().map_or_else(Instant::now, |append| append.start);
         let stored: Vec<(u64, Stored)> = match &self.file {
             Some(file) => {
-                let mut records = Batch::at(self.end);
+                let mut records = Batch::at(self.end, self.salt);
                 let committed = committed.map(|committed| encode(&committed)).transpose()?;
                 let entries = batch.iter().flat_map(|append| &append.entries).map(|(index, bytes)| (*index, &**bytes));
                 records.appended(committed.as_deref(), entries)?;
@@ -296,11 +305,11 @@ impl Writer {
 
     fn change(&mut self, change: Change) -> io::Result<()> {
         if let Some(file) = &self.file {
-            let mut record = Batch::at(self.end);
+            let mut record = Batch::at(self.end, self.salt);
             match &change {
-                Change::Vote(vote) => record.record(Tag::Vote, &[&encode(vote)?])?,
-                Change::TruncateFrom(from) => record.record(Tag::TruncateFrom, &[&from.to_le_bytes()])?,
-                Change::Purge(log_id) => record.record(Tag::Purge, &[&encode(log_id)?])?,
+                Change::Vote(vote) => record.record(Tag::Vote, &encode(vote)?)?,
+                Change::TruncateFrom(from) => record.record(Tag::TruncateFrom, &from.to_le_bytes())?,
+                Change::Purge(log_id) => record.record(Tag::Purge, &encode(log_id)?)?,
             }
             // Synced even for a purge (which need not be durable): one record per write, each on disk before the
             // next, is what lets a replay tell a crash's torn last record from damage (`wal.rs`). Purges come once
@@ -361,24 +370,33 @@ impl Writer {
         };
         let started = Instant::now();
         let before = self.end;
-        let fresh_header =
-            wal::Fresh { vote: fresh.0.as_deref(), committed: fresh.1.as_deref(), purged: fresh.2.as_deref() };
+        let fresh_header = wal::Fresh {
+            salt: self.salt,
+            vote: fresh.0.as_deref(),
+            committed: fresh.1.as_deref(),
+            purged: fresh.2.as_deref(),
+        };
         let entries = live.iter().map(|(index, loc)| wal::read_at(&file, *loc).map(|bytes| (*index, bytes)));
-        let written = match wal::write_beside(&path, &fresh_header, entries) {
-            Ok(written) => written,
-            Err(e) => {
-                self.compact_not_before = self.end.saturating_add(COMPACT_AT);
-                tracing::warn!(
-                    file = %path.display(),
-                    error = %e,
-                    "could not compact the Raft log; it goes on in the file it has, and tries again once it grew by a \
-                     compaction's size"
-                );
+        let not_now = |writer: &mut Writer, e: &io::Error| {
+            writer.compact_not_before = writer.end.saturating_add(COMPACT_AT);
+            tracing::warn!(
+                file = %path.display(),
+                error = %e,
+                "could not compact the Raft log; it goes on in the file it has, and tries again once it grew by a \
+                 compaction's size"
+            );
+        };
+        let installed = wal::write_beside(&path, &fresh_header, entries).map(|written| written.install(&path));
+        let (new_file, locs, end) = match installed {
+            Ok(Ok(installed)) => installed,
+            Err(e) | Ok(Err(wal::InstallError::NotRenamed(e))) => {
+                not_now(self, &e);
                 return Ok(());
             }
+            // From the rename on, the old file is no longer the log: this fails like a failed write.
+            Ok(Err(wal::InstallError::Renamed(e))) => return Err(e),
         };
-        // From the rename on, the old file is no longer the log: a failure here stops this log like a failed write.
-        let (new_file, locs, end) = written.install(&path)?;
+        self.compact_not_before = 0;
         let new_file = Arc::new(new_file);
         // The file and the places in it change under one lock, so no reader pairs one with the other's offsets.
         self.publish(|log| {
