@@ -269,8 +269,9 @@ fn read_stored(file: Option<&File>, stored: Vec<(u64, Stored)>, out: &mut BTreeM
                 out.insert(index, decode_entry(&bytes)?);
             }
             Stored::File(loc) => {
-                // Entries of one write sit 17 bytes apart (a record's head, tag and index); a committed pointer
-                // between two writes adds a few dozen. A run stops at a gap or once it spans `MAX_RUN`.
+                // Entries of one record sit 12 bytes apart (index and length), and a record's head, tag, flag and
+                // committed pointer put a few dozen between two records; a fresh file's entries sit 21 apart. A run
+                // stops at a larger gap or once it spans `MAX_RUN`.
                 let adjacent = match (run.first(), run.last()) {
                     (Some((_, first)), Some((_, last))) => {
                         let last_end = last.offset + u64::from(last.len);

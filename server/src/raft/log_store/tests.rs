@@ -453,3 +453,28 @@ async fn a_new_log_a_crash_interrupted_is_made_again_and_another_file_is_refused
         assert!(err.to_string().contains("is not a roster Raft log"), "{err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_append_is_written_as_records_each_synced_and_a_torn_last_one_loses_only_itself() {
+    use openraft::RaftLogReader;
+    use openraft::storage::{IOFlushed, RaftLogStorage};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(super::LOG_FILE);
+    let (mut log, closed) = LogStore::open(Some(dir.path())).expect("open log");
+    let value = "v".repeat(1024);
+    let (tx, rx) = <TypeConfig as openraft::type_config::TypeConfigExt>::oneshot();
+    // 200 KiB of entries in one append: more than one record's worth in tests (64 KiB).
+    log.append((1..=200).map(|i| entry_at(i, &value)), IOFlushed::signal(tx)).await.expect("append");
+    rx.await.expect("reported").expect("durable");
+    let expected: Vec<Entry> = (1..=200).map(|i| entry_at(i, &value)).collect();
+    assert_eq!(log.try_get_log_entries(1..=200).await.unwrap(), expected);
+    drop(log);
+    closed.await.expect("closed");
+    // A crash in the last record's write: the records before it were synced and stay.
+    let whole = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(whole - 3).unwrap();
+    let (mut log, _closed) = LogStore::open(Some(dir.path())).expect("open a log with a torn last record");
+    let kept = log.try_get_log_entries(1..=200).await.unwrap();
+    assert!(kept.len() >= 100 && kept.len() < 200, "kept {} entries", kept.len());
+    assert_eq!(kept, expected[..kept.len()]);
+}

@@ -35,8 +35,9 @@ const ENTRY_PREFIX: u64 = 1 + 8;
 /// A longer record is damage, not data: one Raft entry is bounded far below this by the request limits.
 const MAX_BODY: u32 = 1 << 30;
 /// After a bad record, at most this much of the file is searched for a whole one; a longer tail is refused as it is.
-/// The last write is far shorter: appends merge up to 32 MiB, and one entry is bounded by the request limits.
-const MAX_TAIL: u64 = 256 << 20;
+/// The last write is far shorter: the writer puts at most 64 MiB of entries (beyond one) in one record, and one entry
+/// is bounded by the request limits.
+pub(super) const MAX_TAIL: u64 = 256 << 20;
 
 /// What a record says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,6 +22,13 @@ use crate::raft::{LogId, TypeConfig, Vote};
 
 /// Appends written together stop growing at this many encoded bytes (a single append may exceed it).
 const MAX_MERGED_BYTES: usize = 32 << 20;
+/// One record holds at most this many bytes of entries (beyond one entry): a larger append is written as several
+/// records, each synced before the next, so a torn one is always searched past at start (`wal::MAX_TAIL`).
+#[cfg(not(test))]
+const MAX_RECORD: usize = 64 << 20;
+/// Small in tests, so appends of some size are split.
+#[cfg(test)]
+const MAX_RECORD: usize = 64 << 10;
 /// The file is rewritten without its purged entries once it is past this size and twice what it still needs.
 #[cfg(not(test))]
 const COMPACT_AT: u64 = 64 << 20;
@@ -266,7 +273,8 @@ impl Writer {
         })
     }
 
-    /// Writes every append of `batch`, and the last committed pointer among them, with one write and one sync.
+    /// Writes every append of `batch`, and the last committed pointer among them, with one write and one sync (one
+    /// more of each per `MAX_RECORD` of entries: a torn record is searched past at start up to `wal::MAX_TAIL`).
     fn append(&mut self, batch: &[Append]) -> io::Result<()> {
         if batch.iter().any(|append| append.injected) {
             return Err(io::Error::new(io::ErrorKind::StorageFull, "No space left on device (injected by a test)"));
@@ -277,13 +285,33 @@ impl Writer {
         let start = batch.first().map_or_else(Instant::now, |append| append.start);
         let stored: Vec<(u64, Stored)> = match &self.file {
             Some(file) => {
-                let mut records = Batch::at(self.end, self.salt);
-                let committed = committed.map(|committed| encode(&committed)).transpose()?;
-                let entries = batch.iter().flat_map(|append| &append.entries).map(|(index, bytes)| (*index, &**bytes));
-                records.appended(committed.as_deref(), entries)?;
-                write_synced(file, &records.buf, self.end)?;
-                self.end += records.buf.len() as u64;
-                records.locs.into_iter().map(|(index, loc)| (index, Stored::File(loc))).collect()
+                let mut committed = committed.map(|committed| encode(&committed)).transpose()?;
+                let entries: Vec<(u64, &[u8])> =
+                    batch.iter().flat_map(|append| &append.entries).map(|(index, bytes)| (*index, &**bytes)).collect();
+                let mut stored = Vec::with_capacity(entries.len());
+                let mut rest = &entries[..];
+                while !rest.is_empty() || committed.is_some() {
+                    // At least one entry per record, then as many as fit in `MAX_RECORD`.
+                    let mut take = rest.len().min(1);
+                    let mut bytes = rest.first().map_or(0, |(_, b)| b.len());
+                    while let Some((_, next)) = rest.get(take) {
+                        if bytes + next.len() > MAX_RECORD {
+                            break;
+                        }
+                        bytes += next.len();
+                        take += 1;
+                    }
+                    let (chunk, after) = rest.split_at(take);
+                    rest = after;
+                    let mut records = Batch::at(self.end, self.salt);
+                    // The pointer rides on the last record of the write.
+                    let pointer = if rest.is_empty() { committed.take() } else { None };
+                    records.appended(pointer.as_deref(), chunk.iter().copied())?;
+                    write_synced(file, &records.buf, self.end)?;
+                    self.end += records.buf.len() as u64;
+                    stored.extend(records.locs.into_iter().map(|(index, loc)| (index, Stored::File(loc))));
+                }
+                stored
             }
             None => batch
                 .iter()
@@ -348,8 +376,8 @@ impl Writer {
         let (Some(file), Some(path)) = (self.file.clone(), self.shared.path.clone()) else { return Ok(()) };
         let (fresh, live) = {
             let log = self.shared.log.lock().unwrap_or_else(PoisonError::into_inner);
-            // Each entry's record adds its head and index to its bytes.
-            let needed = wal::HEADER_LEN + log.bytes + 17 * log.entries.len() as u64 + 256;
+            // Each entry's record in the new file adds its head (12 bytes), tag and index to its bytes.
+            let needed = wal::HEADER_LEN + log.bytes + 21 * log.entries.len() as u64 + 256;
             if self.end < COMPACT_AT || self.end < needed.saturating_mul(2) || self.end < self.compact_not_before {
                 return Ok(());
             }
@@ -370,12 +398,10 @@ impl Writer {
         };
         let started = Instant::now();
         let before = self.end;
-        let fresh_header = wal::Fresh {
-            salt: self.salt,
-            vote: fresh.0.as_deref(),
-            committed: fresh.1.as_deref(),
-            purged: fresh.2.as_deref(),
-        };
+        // A new salt, so no record of an older file in blocks the new one reuses can pass for one of its own.
+        let salt = wal::new_salt();
+        let fresh_header =
+            wal::Fresh { salt, vote: fresh.0.as_deref(), committed: fresh.1.as_deref(), purged: fresh.2.as_deref() };
         let entries = live.iter().map(|(index, loc)| wal::read_at(&file, *loc).map(|bytes| (*index, bytes)));
         let not_now = |writer: &mut Writer, e: &io::Error| {
             writer.compact_not_before = writer.end.saturating_add(COMPACT_AT);
@@ -407,6 +433,7 @@ impl Writer {
         });
         self.file = Some(new_file);
         self.end = end;
+        self.salt = salt;
         tracing::info!(
             file = %path.display(),
             bytes_before = before,
