@@ -237,7 +237,8 @@ fn open_file(dir: &Path) -> io::Result<Opened> {
     }
     legacy::remove_moved(dir)?;
     let file = std::fs::OpenOptions::new().read(true).write(true).open(&path)?;
-    let replayed = wal::replay(&file, LOG_FILE, |bytes| decode::<LogId>(bytes).map(|id| id.index()))?;
+    let replayed =
+        wal::replay(&file, &path.display().to_string(), |bytes| decode::<LogId>(bytes).map(|id| id.index()))?;
     if replayed.cut > 0 {
         tracing::warn!(
             file = %path.display(),

@@ -401,13 +401,11 @@ async fn a_mostly_purged_log_is_rewritten_smaller_and_reads_the_same() {
     }
     let full = std::fs::metadata(&path).unwrap().len();
     assert!(full > 2 * super::writer::COMPACT_AT, "a log past the compaction size: {full}");
-    let commits = log.commits();
     log.purge(entry_at(390, "").log_id).await.expect("purge");
     // The writer compacts after answering the purge; the next job it takes waits for that.
     log.hold_writer(|| ()).await.expect("the writer is free again");
     let compacted = std::fs::metadata(&path).unwrap().len();
     assert!(compacted < full / 10, "{compacted} bytes left of {full}");
-    assert!(log.commits() > commits);
     let expected: Vec<Entry> = (391..=400).map(|i| entry_at(i, &value)).collect();
     assert_eq!(log.try_get_log_entries(0..=400).await.unwrap(), expected);
     // The log goes on in the new file, and all of it reads back after a restart.
