@@ -50,7 +50,15 @@ async fn a_leader_decides_lease_reads_itself_and_stops_when_it_hands_leadership_
 
     assert!(leader.transfer_leadership_for_leave(Duration::from_secs(5)).await.expect("transfer"));
     assert_eq!(leader.inner.node.lease_index(), None, "the old leader gave its lease up with the leadership");
-    let new_leader = servers.iter().find(|s| s.is_leader()).expect("a new leader");
+    // The transfer returns once this server stepped down; the target's election may still be finishing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let new_leader = loop {
+        if let Some(new_leader) = servers.iter().find(|s| s.is_leader()) {
+            break new_leader;
+        }
+        assert!(std::time::Instant::now() < deadline, "a new leader within 10 s of the transfer");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
     assert!(new_leader.write(set("k", "2")).await.is_ok());
     for server in &servers {
         assert_eq!(get(server, Consistency::Default, "k").await.as_deref(), Some("2"), "after the transfer");
