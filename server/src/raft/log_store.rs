@@ -199,7 +199,7 @@ impl LogStore {
     /// The stored entries in `bounds` with the file they are read from.
     fn stored(&self, bounds: (Bound<u64>, Bound<u64>)) -> (Option<Arc<File>>, Vec<(u64, Stored)>) {
         let log = self.shared.log.lock().unwrap_or_else(PoisonError::into_inner);
-        (log.file.clone(), log.entries.range(bounds).map(|(index, stored)| (*index, stored.clone())).collect())
+        (log.file.clone(), log.entries.map().range(bounds).map(|(index, stored)| (*index, stored.clone())).collect())
     }
 }
 
@@ -249,8 +249,7 @@ fn open_file(dir: &Path) -> io::Result<Opened> {
     let file = Arc::new(file);
     let log = Log {
         file: Some(file.clone()),
-        entries: replayed.entries.into_iter().map(|(index, loc)| (index, Stored::File(loc))).collect(),
-        bytes: replayed.bytes,
+        entries: replayed.entries.map_places(Stored::File),
         vote: replayed.vote.as_deref().map(decode).transpose()?,
         committed: replayed.committed.as_deref().map(decode::<Option<LogId>>).transpose()?.flatten(),
         purged: replayed.purged.as_deref().map(decode).transpose()?,
@@ -347,7 +346,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         };
         let (file, last_stored, last_purged_log_id) = {
             let log = self.shared.log.lock().unwrap_or_else(PoisonError::into_inner);
-            let last = log.entries.last_key_value().map(|(index, stored)| (*index, stored.clone()));
+            let last = log.entries.map().last_key_value().map(|(index, stored)| (*index, stored.clone()));
             (log.file.clone(), last, log.purged)
         };
         let last = match pending_last {
@@ -447,6 +446,7 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
     postcard::from_bytes(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
+mod indexed;
 mod legacy;
 #[cfg(test)]
 mod tests;

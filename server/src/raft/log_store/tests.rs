@@ -72,7 +72,7 @@ fn rewrite_as_format_1_redb(dir: &std::path::Path) {
     let txn = db.begin_write().expect("write txn");
     {
         let mut table = txn.open_table(super::legacy::LOGS).expect("logs");
-        for (index, loc) in &log.entries {
+        for (index, loc) in log.entries.map() {
             let entry: Entry = super::decode(&super::wal::read_at(&file, *loc).expect("read")).expect("decode");
             let payload = match entry.payload {
                 openraft::EntryPayload::Normal(LogCommand::Command(cmd)) => {
@@ -85,7 +85,7 @@ fn rewrite_as_format_1_redb(dir: &std::path::Path) {
             let old = Format1Entry { log_id: entry.log_id, payload };
             table.insert(*index, postcard::to_allocvec(&old).expect("encode").as_slice()).expect("insert");
         }
-        assert!(log.entries.len() > 10, "a log to rewrite");
+        assert!(log.entries.map().len() > 10, "a log to rewrite");
         let mut meta = txn.open_table(super::legacy::META).expect("meta");
         for (key, value) in [("vote", &log.vote), ("committed", &log.committed), ("last_purged", &log.purged)] {
             if let Some(value) = value {
@@ -163,8 +163,9 @@ async fn an_entry_of_a_newer_format_in_the_log_is_refused_naming_the_versions() 
 /// The size a replay of the log's file finds: the oracle the running totals are held to.
 fn scanned_size(dir: &std::path::Path) -> super::LogSize {
     let (_, log) = replayed(dir);
-    let last_index = log.entries.last_key_value().map_or(0, |(index, _)| *index);
-    super::LogSize { entries: log.entries.len() as u64, bytes: log.bytes, last_index }
+    let entries = log.entries.map();
+    let last_index = entries.last_key_value().map_or(0, |(index, _)| *index);
+    super::LogSize { entries: entries.len() as u64, bytes: log.entries.bytes(), last_index }
 }
 
 fn entry_at(index: u64, value: &str) -> Entry {

@@ -23,6 +23,8 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use super::indexed::{ByteLen, Indexed};
+
 /// The file starts with this, then the format version and the salt.
 const MAGIC: &[u8; 16] = b"roster raft log\n";
 /// The format this build writes and reads.
@@ -71,6 +73,12 @@ impl Tag {
 pub(super) struct Loc {
     pub(super) offset: u64,
     pub(super) len: u32,
+}
+
+impl ByteLen for Loc {
+    fn byte_len(&self) -> u64 {
+        u64::from(self.len)
+    }
 }
 
 fn body_crc(salt: u64, body: &[u8]) -> u32 {
@@ -192,9 +200,7 @@ fn too_long() -> io::Error {
 #[derive(Debug, Default)]
 pub(super) struct Replayed {
     pub(super) salt: u64,
-    pub(super) entries: BTreeMap<u64, Loc>,
-    /// The encoded entries' bytes.
-    pub(super) bytes: u64,
+    pub(super) entries: Indexed<Loc>,
     pub(super) vote: Option<Vec<u8>>,
     pub(super) committed: Option<Vec<u8>>,
     pub(super) purged: Option<Vec<u8>>,
@@ -211,11 +217,7 @@ impl Replayed {
             Tag::Entry => {
                 let (index, entry) = split_index(payload)?;
                 let len = u32::try_from(entry.len()).map_err(|_| too_long())?;
-                let loc = Loc { offset: offset + HEAD_LEN + ENTRY_PREFIX, len };
-                if let Some(old) = self.entries.insert(index, loc) {
-                    self.bytes -= u64::from(old.len);
-                }
-                self.bytes += u64::from(len);
+                self.entries.insert(index, Loc { offset: offset + HEAD_LEN + ENTRY_PREFIX, len });
             }
             Tag::Appended => {
                 let damaged = || io::Error::new(io::ErrorKind::InvalidData, "an appends record that does not parse");
@@ -237,11 +239,7 @@ impl Replayed {
                     if after.len() < len as usize {
                         return Err(damaged());
                     }
-                    let loc = Loc { offset: offset + HEAD_LEN + at as u64, len };
-                    if let Some(old) = self.entries.insert(u64::from_le_bytes(*index), loc) {
-                        self.bytes -= u64::from(old.len);
-                    }
-                    self.bytes += u64::from(len);
+                    self.entries.insert(u64::from_le_bytes(*index), Loc { offset: offset + HEAD_LEN + at as u64, len });
                     rest = &after[len as usize..];
                 }
             }
@@ -249,23 +247,13 @@ impl Replayed {
             Tag::Committed => self.committed = Some(payload.to_vec()),
             Tag::TruncateFrom => {
                 let (from, _) = split_index(payload)?;
-                self.bytes -= self.entries.split_off(&from).values().map(|l| u64::from(l.len)).sum::<u64>();
+                self.entries.truncate_from(from);
             }
             // The caller removed what it purges, as only it can decode the purge point.
             Tag::Purge => self.purged = Some(payload.to_vec()),
         }
         Ok(())
     }
-}
-
-/// Removes the entries up to `upto` from `entries`, returning their bytes.
-pub(super) fn remove_upto(entries: &mut BTreeMap<u64, Loc>, upto: u64) -> u64 {
-    let removed = entries.range(..=upto).map(|(_, loc)| u64::from(loc.len)).sum();
-    *entries = match upto.checked_add(1) {
-        Some(from) => entries.split_off(&from),
-        None => BTreeMap::new(),
-    };
-    removed
 }
 
 fn split_index(payload: &[u8]) -> io::Result<(u64, &[u8])> {
@@ -342,7 +330,7 @@ pub(super) fn replay(file: &File, name: &str, purged_index: impl Fn(&[u8]) -> io
         };
         if tag == Tag::Purge {
             let upto = purged_index(&body[1..])?;
-            replayed.bytes -= remove_upto(&mut replayed.entries, upto);
+            replayed.entries.purge_upto(upto);
         }
         replayed
             .apply(tag, offset, &body)

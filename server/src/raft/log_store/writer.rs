@@ -16,6 +16,7 @@ use std::time::Instant;
 use openraft::storage::IOFlushed;
 use tokio::sync::oneshot;
 
+use super::indexed::{ByteLen, Indexed};
 use super::wal::{self, Batch, Loc, Tag};
 use super::{ClosedSignal, LogSize, encode};
 use crate::raft::{LogId, TypeConfig, Vote};
@@ -64,8 +65,8 @@ pub(super) enum Stored {
     Memory(Arc<[u8]>),
 }
 
-impl Stored {
-    fn len(&self) -> u64 {
+impl ByteLen for Stored {
+    fn byte_len(&self) -> u64 {
         match self {
             Stored::File(loc) => u64::from(loc.len),
             Stored::Memory(bytes) => bytes.len() as u64,
@@ -78,9 +79,7 @@ impl Stored {
 pub(super) struct Log {
     /// The file entries are read from (`None` in memory); replaced whole when the file is compacted.
     pub(super) file: Option<Arc<File>>,
-    pub(super) entries: BTreeMap<u64, Stored>,
-    /// The encoded entries' bytes.
-    pub(super) bytes: u64,
+    pub(super) entries: Indexed<Stored>,
     pub(super) vote: Option<Vote>,
     pub(super) committed: Option<LogId>,
     pub(super) purged: Option<LogId>,
@@ -88,31 +87,9 @@ pub(super) struct Log {
 
 impl Log {
     pub(super) fn size(&self) -> LogSize {
-        let last_index = self.entries.last_key_value().map_or(0, |(index, _)| *index);
-        LogSize { entries: self.entries.len() as u64, bytes: self.bytes, last_index }
-    }
-
-    fn insert(&mut self, index: u64, stored: Stored) {
-        self.bytes += stored.len();
-        // An entry written again at the same index (after a truncation openraft did not report) replaces the old
-        // one, whose bytes leave the total.
-        if let Some(old) = self.entries.insert(index, stored) {
-            self.bytes -= old.len();
-        }
-    }
-
-    fn truncate_from(&mut self, from: u64) {
-        let removed = self.entries.split_off(&from);
-        self.bytes -= removed.values().map(Stored::len).sum::<u64>();
-    }
-
-    fn purge_upto(&mut self, upto: u64) {
-        let kept = match upto.checked_add(1) {
-            Some(from) => self.entries.split_off(&from),
-            None => BTreeMap::new(),
-        };
-        let removed = std::mem::replace(&mut self.entries, kept);
-        self.bytes -= removed.values().map(Stored::len).sum::<u64>();
+        let entries = self.entries.map();
+        let last_index = entries.last_key_value().map_or(0, |(index, _)| *index);
+        LogSize { entries: entries.len() as u64, bytes: self.entries.bytes(), last_index }
     }
 }
 
@@ -321,7 +298,7 @@ impl Writer {
         };
         self.publish(|log| {
             for (index, stored) in stored {
-                log.insert(index, stored);
+                log.entries.insert(index, stored);
             }
             if let Some(committed) = committed {
                 log.committed = committed;
@@ -347,9 +324,9 @@ impl Writer {
         }
         self.publish(|log| match change {
             Change::Vote(vote) => log.vote = Some(vote),
-            Change::TruncateFrom(from) => log.truncate_from(from),
+            Change::TruncateFrom(from) => log.entries.truncate_from(from),
             Change::Purge(log_id) => {
-                log.purge_upto(log_id.index());
+                log.entries.purge_upto(log_id.index());
                 log.purged = Some(log_id);
             }
         });
@@ -377,7 +354,7 @@ impl Writer {
         let (fresh, live) = {
             let log = self.shared.log.lock().unwrap_or_else(PoisonError::into_inner);
             // Each entry's record in the new file adds its head (12 bytes), tag and index to its bytes.
-            let needed = wal::HEADER_LEN + log.bytes + 21 * log.entries.len() as u64 + 256;
+            let needed = wal::HEADER_LEN + log.entries.bytes() + 21 * log.entries.map().len() as u64 + 256;
             if self.end < COMPACT_AT || self.end < needed.saturating_mul(2) || self.end < self.compact_not_before {
                 return Ok(());
             }
@@ -388,6 +365,7 @@ impl Writer {
             );
             let live: Vec<(u64, Loc)> = log
                 .entries
+                .map()
                 .iter()
                 .filter_map(|(index, stored)| match stored {
                     Stored::File(loc) => Some((*index, *loc)),
