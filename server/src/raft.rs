@@ -38,6 +38,8 @@ pub(crate) mod client;
 mod envelope;
 mod lease;
 mod log_store;
+#[cfg(test)]
+pub(crate) use log_store::InjectedFailure;
 mod network;
 mod recovery;
 mod service;
@@ -272,7 +274,7 @@ pub(crate) struct RaftNode {
     lease: Lease,
     /// Makes the log store's next append fail, for tests of a full disk.
     #[cfg(test)]
-    pub(crate) fail_next_append: Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) fail_next_append: Arc<Mutex<Option<InjectedFailure>>>,
 }
 
 impl RaftNode {

@@ -311,7 +311,20 @@ impl Server {
     /// Makes the log's next append fail as a full disk would (tests of disk errors).
     #[cfg(test)]
     pub(crate) fn fail_next_log_append(&self) {
-        self.inner.node.fail_next_append.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.inject_log_failure(None);
+    }
+
+    /// Like `fail_next_log_append`, with the failing write held on the writer thread until `release` is sent to or
+    /// dropped (a disk that hangs, then errs).
+    #[cfg(test)]
+    pub(crate) fn fail_next_log_append_held(&self, release: std::sync::mpsc::Receiver<()>) {
+        self.inject_log_failure(Some(release));
+    }
+
+    #[cfg(test)]
+    fn inject_log_failure(&self, held_until: Option<std::sync::mpsc::Receiver<()>>) {
+        let failure = crate::raft::InjectedFailure { held_until };
+        *self.inner.node.fail_next_append.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(failure);
     }
 
     /// The Raft timings this server runs with (`raft_multiplier` applied).

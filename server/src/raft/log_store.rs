@@ -65,7 +65,14 @@ pub(crate) struct LogStore {
     pending_committed: Arc<std::sync::Mutex<Option<Option<LogId>>>>,
     /// Tests set this to make the next append fail as a full disk would.
     #[cfg(test)]
-    pub(crate) fail_next_append: Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) fail_next_append: Arc<std::sync::Mutex<Option<InjectedFailure>>>,
+}
+
+/// A test's failure of the next append: it fails as a full disk would, once `held_until` (if any) is sent to or
+/// dropped; until then the writer thread waits, as on a disk that hangs before it errs.
+#[cfg(test)]
+pub(crate) struct InjectedFailure {
+    pub(crate) held_until: Option<std::sync::mpsc::Receiver<()>>,
 }
 
 /// Fires once the log's file is closed.
@@ -170,9 +177,7 @@ impl LogStore {
     fn submit(&self, entries: Vec<Entry>, done: writer::Done) -> io::Result<()> {
         // A test's injected failure fails the write where a full disk would.
         #[cfg(test)]
-        let injected = self.fail_next_append.swap(false, Ordering::SeqCst);
-        #[cfg(not(test))]
-        let injected = false;
+        let injected = self.fail_next_append.lock().unwrap_or_else(PoisonError::into_inner).take();
         let start = std::time::Instant::now();
         let mut encoded = Vec::with_capacity(entries.len());
         for entry in &entries {
@@ -186,7 +191,15 @@ impl LogStore {
                 pending.insert(*index, (seq, bytes.clone()));
             }
         }
-        self.send(writer::Job::Append(writer::Append { entries: encoded, seq, committed, injected, start, done }))
+        self.send(writer::Job::Append(writer::Append {
+            entries: encoded,
+            seq,
+            committed,
+            #[cfg(test)]
+            injected,
+            start,
+            done,
+        }))
     }
 
     /// Appends `entry` after the last one before Raft starts (outage recovery's configuration entry), durably.

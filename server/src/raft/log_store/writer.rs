@@ -122,7 +122,8 @@ pub(super) struct Append {
     /// The committed pointer openraft reported before this append.
     pub(super) committed: Option<Option<LogId>>,
     /// A test's injected failure: the write fails as a full disk would.
-    pub(super) injected: bool,
+    #[cfg(test)]
+    pub(super) injected: Option<super::InjectedFailure>,
     pub(super) start: Instant,
     pub(super) done: Done,
 }
@@ -253,7 +254,12 @@ impl Writer {
     /// Writes every append of `batch`, and the last committed pointer among them, with one write and one sync (one
     /// more of each per `MAX_RECORD` of entries: a torn record is searched past at start up to `wal::MAX_TAIL`).
     fn append(&mut self, batch: &[Append]) -> io::Result<()> {
-        if batch.iter().any(|append| append.injected) {
+        #[cfg(test)]
+        if let Some(failure) = batch.iter().find_map(|append| append.injected.as_ref()) {
+            if let Some(held) = &failure.held_until {
+                // Sent or dropped: either lets the failure go on.
+                let _ = held.recv();
+            }
             return Err(io::Error::new(io::ErrorKind::StorageFull, "No space left on device (injected by a test)"));
         }
         // The pointer only grows, so the last one reported is the one to keep.
