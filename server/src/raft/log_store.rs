@@ -11,10 +11,11 @@
 //! the same thread, so all of them reach the file in the order openraft asked for them.
 //!
 //! Every write is one record and is synced before the next begins (so a replay can tell a crash's torn last record
-//! from damage, `wal.rs`; a lock file, `raft-log.lock`, keeps a second server off the log): the vote and truncations before they are reported, purges too, though losing one would
-//! only make openraft purge again. The committed pointer is not written on its own: `save_committed` only records
-//! it, and the next append carries it in the same record as the entries (a stale pointer after a crash is safe: it
-//! is a lower bound, and openraft re-learns the rest from the leader, or, alone, by committing its next entry).
+//! from damage, `wal.rs`; a lock file, `raft-log.lock`, keeps a second server off the log): the vote and truncations
+//! before they are reported, purges too, though losing one would only make openraft purge again. The committed
+//! pointer is not written on its own: `save_committed` only records it, and the next append carries it in the same
+//! record as the entries (a stale pointer after a crash is safe: it is a lower bound, and openraft re-learns the rest
+//! from the leader, or, alone, by committing its next entry).
 //!
 //! # Why a file of records, not a database
 //! The log was a redb table until a profile of writes through a client agent showed the three servers' log writers
@@ -28,8 +29,9 @@
 //! The entries' places in the file are kept in memory (an index of offsets, 8 bytes of key and 12 of place per
 //! entry; the log holds at most `SNAPSHOT_EVERY` + 1 024 entries after a purge); reads `pread` them, one read per
 //! run of adjacent entries. The file is rewritten without its dead records once it is past 64 MiB and more than
-//! half dead (`writer.rs`), after the purge or truncation that made it so has been answered. The log's entry count and byte size are kept as it changes, never by scanning it, and
-//! feed the `roster.raft.log.*` gauges (`crate::telemetry`).
+//! half dead (`writer.rs`), after the purge or truncation that made it so has been answered. The log's entry count
+//! and byte size are kept as it changes, never by scanning it (`indexed.rs`), and feed the `roster.raft.log.*`
+//! gauges (`crate::telemetry`).
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -327,7 +329,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
-        let bounds = (copy_bound(range.start_bound()), copy_bound(range.end_bound()));
+        let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
         // Pending entries first, then the log on disk: an entry leaves `pending` only after it is in the log, so one
         // that leaves between the two reads is in the log's copy.
         let pending: Vec<(u64, Arc<[u8]>)> = {
@@ -385,12 +387,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        *self.pending_committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(committed);
+        *self.pending_committed.lock().unwrap_or_else(PoisonError::into_inner) = Some(committed);
         Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        if let Some(pending) = *self.pending_committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+        if let Some(pending) = *self.pending_committed.lock().unwrap_or_else(PoisonError::into_inner) {
             return Ok(pending);
         }
         Ok(self.shared.log.lock().unwrap_or_else(PoisonError::into_inner).committed)
@@ -428,14 +430,6 @@ pub(crate) struct LogSize {
 
 fn writer_gone() -> io::Error {
     io::Error::other("the Raft log's writer thread is gone")
-}
-
-fn copy_bound(bound: Bound<&u64>) -> Bound<u64> {
-    match bound {
-        Bound::Included(x) => Bound::Included(*x),
-        Bound::Excluded(x) => Bound::Excluded(*x),
-        Bound::Unbounded => Bound::Unbounded,
-    }
 }
 
 fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {

@@ -3,8 +3,8 @@
 //!
 //! The move runs under the log's lock file, writes the new log beside where it goes, syncs it and renames it into
 //! place; only then is the redb file removed. A crash before the rename leaves the old log to move again; after
-//! it, the new log is used and the old file is removed at the next start. The entries' bytes are copied as they are, so entries of every format a redb
-//! log held read back the same.
+//! it, the new log is used and the old file is removed at the next start. The entries' bytes are copied as they
+//! are, so entries of every format a redb log held read back the same.
 
 use std::io;
 use std::path::Path;
@@ -51,7 +51,12 @@ pub(super) fn move_into(dir: &Path, path: &Path, salt: u64) -> io::Result<()> {
     };
     let written = wal::write_beside(path, &fresh, entries)?;
     written.install(path)?;
-    tracing::info!(from = %legacy.display(), to = %path.display(), entries = moved, "moved the Raft log into its own file format");
+    tracing::info!(
+        from = %legacy.display(),
+        to = %path.display(),
+        entries = moved,
+        "moved the Raft log into its own file format"
+    );
     Ok(())
 }
 
