@@ -4,6 +4,12 @@
 //! Meta and data share one file so that a single rename publishes both atomically.
 //! Writing goes tmp file → fsync → rename → fsync directory, so after a crash the directory holds
 //! either the previous snapshot or the new one, whole. Older files are deleted once the new one is durable.
+//!
+//! openraft builds a snapshot on a task of its own, so a build can finish while the state machine worker installs a
+//! leader's snapshot or reads the current one to send to a follower. Saves are therefore serialized and never make
+//! an older snapshot current (a build that finishes after a newer install is dropped, as openraft drops its meta);
+//! a save removes the old file only after switching to the new one, and a reader that finds its file gone reads the
+//! new current one.
 
 use std::fs;
 use std::io::{self, Write};
@@ -26,13 +32,15 @@ pub(crate) struct SnapshotStore {
     dir: Option<PathBuf>,
     /// The current snapshot's metadata, and its bytes when kept in memory.
     current: Mutex<Option<(SnapshotMeta, Option<Vec<u8>>)>>,
+    /// Held for the whole of a save, so two saves never interleave their writes, switches and removals.
+    saving: tokio::sync::Mutex<()>,
 }
 
 impl SnapshotStore {
     /// Opens the store and loads the newest snapshot, if any: its meta and state bytes.
     pub(crate) fn open(data_dir: Option<&Path>) -> io::Result<(SnapshotStore, Option<StoredSnapshot>)> {
         let Some(data_dir) = data_dir else {
-            return Ok((SnapshotStore { dir: None, current: Mutex::new(None) }, None));
+            return Ok((SnapshotStore { dir: None, current: Mutex::new(None), saving: Default::default() }, None));
         };
         let dir = data_dir.join("snapshots");
         fs::create_dir_all(&dir)?;
@@ -58,44 +66,71 @@ impl SnapshotStore {
             crate::telemetry::snapshot_current(data.len(), file_index(meta));
         }
         let current = loaded.as_ref().map(|(meta, _)| (meta.clone(), None));
-        Ok((SnapshotStore { dir: Some(dir), current: Mutex::new(current) }, loaded))
+        Ok((SnapshotStore { dir: Some(dir), current: Mutex::new(current), saving: Default::default() }, loaded))
     }
 
-    /// Makes `data` the current snapshot, durably when file-backed.
+    /// Makes `data` the current snapshot, durably when file-backed, unless the current one is newer: then `data` is
+    /// dropped and the current snapshot stays.
     pub(crate) async fn save(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
-        let kept = match &self.dir {
+        let _saving = self.saving.lock().await;
+        let index = file_index(meta);
+        if self.current_meta().is_some_and(|current| file_index(&current) > index) {
+            tracing::info!(index, "a snapshot older than the current one is not kept");
+            return Ok(());
+        }
+        match &self.dir {
             Some(dir) => {
-                let dir = dir.clone();
                 let meta_bytes = postcard::to_allocvec(meta).map_err(invalid_data)?;
-                let index = file_index(meta);
-                let data = data.to_vec();
-                tokio::task::spawn_blocking(move || write_file(&dir, index, &meta_bytes, &data))
-                    .await
-                    .map_err(io::Error::other)??;
-                None
+                let (target, owned) = (dir.clone(), data.to_vec());
+                blocking(move || write_file(&target, index, &meta_bytes, &owned)).await?;
+                self.switch_to(meta, None);
+                let dir = dir.clone();
+                blocking(move || remove_others(&dir, index)).await?;
+                crate::telemetry::snapshot_current(data.len(), index);
             }
-            None => Some(data.to_vec()),
-        };
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some((meta.clone(), kept));
-        crate::telemetry::snapshot_current(data.len(), file_index(meta));
+            None => {
+                self.switch_to(meta, Some(data.to_vec()));
+                crate::telemetry::snapshot_current(data.len(), index);
+            }
+        }
         Ok(())
     }
 
     /// The current snapshot's meta and bytes.
     pub(crate) async fn current(&self) -> io::Result<Option<StoredSnapshot>> {
-        let current = self.current.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        match (current, &self.dir) {
-            (None, _) => Ok(None),
-            (Some((meta, Some(data))), _) => Ok(Some((meta, data))),
-            (Some((meta, None)), Some(dir)) => {
-                let path = dir.join(file_name(file_index(&meta)));
-                let (_, data) =
-                    tokio::task::spawn_blocking(move || read_file(&path)).await.map_err(io::Error::other)??;
-                Ok(Some((meta, data)))
+        loop {
+            let current = self.current.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            let (meta, dir) = match (current, &self.dir) {
+                (None, _) => return Ok(None),
+                (Some((meta, Some(data))), _) => return Ok(Some((meta, data))),
+                (Some((meta, None)), Some(dir)) => (meta, dir),
+                (Some((_, None)), None) => return Err(io::Error::other("in-memory snapshot without data")),
+            };
+            let path = dir.join(file_name(file_index(&meta)));
+            match blocking(move || read_file(&path)).await {
+                Ok((_, data)) => return Ok(Some((meta, data))),
+                // A save switched to a newer snapshot and removed this one after the meta was read: a file is
+                // removed only once another is current, so reading again finds that one.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && self.current_meta().is_some_and(|now| now != meta) => {
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
-            (Some((_, None)), None) => Err(io::Error::other("in-memory snapshot without data")),
         }
     }
+
+    fn switch_to(&self, meta: &SnapshotMeta, kept: Option<Vec<u8>>) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some((meta.clone(), kept));
+    }
+
+    fn current_meta(&self) -> Option<SnapshotMeta> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner).as_ref().map(|(meta, _)| meta.clone())
+    }
+}
+
+/// Runs blocking file work off the async workers.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+    tokio::task::spawn_blocking(work).await.map_err(io::Error::other)?
 }
 
 /// Snapshot files are named by the index of the last entry they cover.
@@ -123,7 +158,13 @@ fn write_file(dir: &Path, index: u64, meta: &[u8], data: &[u8]) -> io::Result<()
     fs::rename(&tmp, dir.join(&name))?;
     // The rename is durable only once the directory entry is.
     fs::File::open(dir)?.sync_all()?;
-    // Older snapshots are now redundant: the log after the new one is what openraft replays.
+    Ok(())
+}
+
+/// Removes every snapshot file but the one at `index`: once that one is durable and current, the others are
+/// redundant (the log after it is what openraft replays).
+fn remove_others(dir: &Path, index: u64) -> io::Result<()> {
+    let name = file_name(index);
     for item in fs::read_dir(dir)? {
         let path = item?.path();
         let Some(other) = path.file_name().and_then(|n| n.to_str()) else { continue };
@@ -150,3 +191,6 @@ fn read_file(path: &Path) -> io::Result<StoredSnapshot> {
 fn invalid_data<E: Into<Box<dyn std::error::Error + Send + Sync>>>(e: E) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
+
+#[cfg(test)]
+mod tests;
