@@ -268,6 +268,8 @@ pub(crate) struct RaftNode {
     last_contact: Arc<Mutex<Instant>>,
     /// Resolves when the log database is closed, which `shutdown` waits for.
     log_closed: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+    /// The snapshot store, closed at shutdown: openraft does not wait for a snapshot build it spawned.
+    snapshots: Arc<SnapshotStore>,
     /// Snapshot chunks sent and received, AppendEntries split.
     stream: Arc<StreamCounters>,
     /// The leader's lease reads decided from the metrics, without a message to openraft's core (`raft/lease.rs`).
@@ -297,8 +299,9 @@ impl RaftNode {
             recovery.apply(&log_store).await?;
         }
         let (snapshots, restored) = SnapshotStore::open(config.data_dir)?;
+        let snapshots = Arc::new(snapshots);
         let replica = Arc::new(restore_replica(restored)?);
-        let state_machine = StateMachine::new(replica.clone(), Arc::new(snapshots));
+        let state_machine = StateMachine::new(replica.clone(), snapshots.clone());
         let peers = Arc::new(PeerPool::new(config.dialer));
         let stream = Arc::new(StreamCounters::default());
         let network = Network::new(config.node_id, peers.clone(), stream.clone());
@@ -317,6 +320,7 @@ impl RaftNode {
             peers,
             last_contact,
             log_closed: tokio::sync::Mutex::new(Some(log_closed)),
+            snapshots,
             stream,
             lease,
             #[cfg(test)]
@@ -703,15 +707,19 @@ impl RaftNode {
     /// Builds a snapshot now (and lets openraft purge the log it covers); returns its last index.
     pub(crate) async fn snapshot(&self) -> Result<u64> {
         let Some(target) = self.metrics().last_applied.map(|id| id.index()) else { return Ok(0) };
-        self.raft.trigger().snapshot().await.map_err(fatal)?;
         let covers_target = |m: &RaftMetrics<TypeConfig>| m.snapshot.as_ref().is_some_and(|id| id.index() >= target);
-        let metrics = self
-            .raft
-            .wait(Some(Duration::from_secs(30)))
-            .metrics(covers_target, "snapshot built")
-            .await
-            .map_err(|e| Error::Fatal(e.to_string()))?;
-        Ok(metrics.snapshot.map_or(0, |id| id.index()))
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // openraft ignores a trigger while a build is running (one its policy started, say), and that build may end
+        // short of `target`: trigger again until a snapshot covers it.
+        loop {
+            self.raft.trigger().snapshot().await.map_err(fatal)?;
+            let wait = deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(500));
+            match self.raft.wait(Some(wait)).metrics(covers_target, "snapshot built").await {
+                Ok(metrics) => return Ok(metrics.snapshot.map_or(0, |id| id.index())),
+                Err(openraft::metrics::WaitError::Timeout(..)) if Instant::now() < deadline => {}
+                Err(e) => return Err(Error::Fatal(e.to_string())),
+            }
+        }
     }
 
     /// Purges the log up to `upto` (it must be covered by a snapshot) and waits until it is gone.
@@ -755,6 +763,9 @@ impl RaftNode {
         {
             return Err(Error::Fatal(e.to_string()));
         }
+        // A build openraft spawned may still be saving: wait for it and refuse any later save, so a server started
+        // again on this data dir never has a file of its snapshot removed by this one.
+        self.snapshots.close().await;
         let Some(closed) = self.log_closed.lock().await.take() else { return Ok(()) };
         // openraft's state-machine worker drops the last log reader shortly after the core stops.
         if tokio::time::timeout(LOG_CLOSE_TIMEOUT, closed).await.is_err() {

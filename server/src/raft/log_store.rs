@@ -330,13 +330,15 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
         let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
-        // Pending entries first, then the log on disk: an entry leaves `pending` only after it is in the log, so one
-        // that leaves between the two reads is in the log's copy.
-        let pending: Vec<(u64, Arc<[u8]>)> = {
+        // Both copied under both locks, so the read is of one moment, as openraft's contract asks: read one after
+        // the other, a truncation and a newer append could land between them and the two halves disagree. The writer
+        // never holds the two together, so this cannot deadlock.
+        let (pending, (file, stored)) = {
             let pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            pending.range(bounds).map(|(index, (_, bytes))| (*index, bytes.clone())).collect()
+            let copied: Vec<(u64, Arc<[u8]>)> =
+                pending.range(bounds).map(|(index, (_, bytes))| (*index, bytes.clone())).collect();
+            (copied, self.stored(bounds))
         };
-        let (file, stored) = self.stored(bounds);
         let mut entries = BTreeMap::new();
         read_stored(file.as_deref(), stored, &mut entries)?;
         // What is pending is newer than what the log holds at the same index.

@@ -32,8 +32,9 @@ pub(crate) struct SnapshotStore {
     dir: Option<PathBuf>,
     /// The current snapshot's metadata, and its bytes when kept in memory.
     current: Mutex<Option<(SnapshotMeta, Option<Vec<u8>>)>>,
-    /// Held for the whole of a save, so two saves never interleave their writes, switches and removals.
-    saving: tokio::sync::Mutex<()>,
+    /// Held for the whole of a save, so two saves never interleave their writes, switches and removals; `true`
+    /// once closed.
+    saving: tokio::sync::Mutex<bool>,
 }
 
 impl SnapshotStore {
@@ -72,7 +73,10 @@ impl SnapshotStore {
     /// Makes `data` the current snapshot, durably when file-backed, unless the current one is newer: then `data` is
     /// dropped and the current snapshot stays.
     pub(crate) async fn save(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
-        let _saving = self.saving.lock().await;
+        let saving = self.saving.lock().await;
+        if *saving {
+            return Err(io::Error::other("the snapshot store is closed: the server is shutting down"));
+        }
         let index = file_index(meta);
         if self.current_meta().is_some_and(|current| file_index(&current) > index) {
             tracing::info!(index, "a snapshot older than the current one is not kept");
@@ -117,6 +121,11 @@ impl SnapshotStore {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Waits for a save in progress to end and refuses every later one.
+    pub(crate) async fn close(&self) {
+        *self.saving.lock().await = true;
     }
 
     fn switch_to(&self, meta: &SnapshotMeta, kept: Option<Vec<u8>>) {

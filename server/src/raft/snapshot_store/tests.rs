@@ -101,3 +101,32 @@ async fn in_memory_snapshots_follow_the_same_rules() {
     let (got, bytes) = store.current().await.expect("read").expect("current");
     assert_eq!((file_index(&got), bytes), (7, data(7)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_changes_on_disk_once_close_returns() {
+    for round in 0..20u64 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = SnapshotStore::open(Some(dir.path())).expect("open");
+        let store = Arc::new(store);
+        store.save(&meta(1), &data(1)).await.expect("first save");
+        // A build openraft spawned, still saving when the server shuts down; big enough to be mid-write sometimes.
+        let build = tokio::spawn({
+            let store = store.clone();
+            async move { store.save(&meta(2), &2u64.to_be_bytes().repeat(1 << 20)).await }
+        });
+        store.close().await;
+        let at_close = snapshot_files(dir.path());
+        let built = build.await.expect("task");
+        assert_eq!(snapshot_files(dir.path()), at_close, "round {round}: a save after close changed the dir");
+        match built {
+            Ok(()) => assert_eq!(at_close, [file_name(2)], "round {round}"),
+            Err(e) => {
+                assert!(e.to_string().contains("closed"), "round {round}: {e}");
+                assert_eq!(at_close, [file_name(1)], "round {round}");
+            }
+        }
+        let refused = store.save(&meta(3), &data(3)).await.expect_err("a closed store saves nothing");
+        assert!(refused.to_string().contains("shutting down"), "{refused}");
+        assert_eq!(snapshot_files(dir.path()), at_close);
+    }
+}
