@@ -129,6 +129,8 @@ impl LogStore {
             path: dir.map(|dir| Arc::from(dir.join(LOG_FILE))),
             #[cfg(test)]
             commits: std::sync::atomic::AtomicU64::default(),
+            #[cfg(test)]
+            compaction_gate: std::sync::Mutex::default(),
             _lock: lock,
             _closed: ClosedSignal(Some(tx)),
         });

@@ -389,17 +389,23 @@ async fn a_redb_log_is_moved_with_its_vote_committed_pointer_and_purge_point() {
     assert_eq!(mode & 0o777, 0o600, "the log holds every value written: owner only");
 }
 
+/// A log opened in `dir` holding entries 1 to 400 of a 1 KiB value each (past `COMPACT_AT` twice over), and the value.
+async fn log_of_400_kib(dir: &std::path::Path) -> (LogStore, tokio::sync::oneshot::Receiver<()>, String) {
+    let (log, closed) = LogStore::open(Some(dir)).expect("open log");
+    let value = "v".repeat(1024);
+    for index in 1..=400 {
+        log.append_before_start(entry_at(index, &value)).await.expect("append");
+    }
+    (log, closed, value)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mostly_purged_log_is_rewritten_smaller_and_reads_the_same() {
     use openraft::RaftLogReader;
     use openraft::storage::RaftLogStorage;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(super::LOG_FILE);
-    let (mut log, closed) = LogStore::open(Some(dir.path())).expect("open log");
-    let value = "v".repeat(1024);
-    for index in 1..=400 {
-        log.append_before_start(entry_at(index, &value)).await.expect("append");
-    }
+    let (mut log, closed, value) = log_of_400_kib(dir.path()).await;
     let full = std::fs::metadata(&path).unwrap().len();
     assert!(full > 2 * super::writer::COMPACT_AT, "a log past the compaction size: {full}");
     log.purge(entry_at(390, "").log_id).await.expect("purge");
@@ -476,4 +482,77 @@ async fn a_large_append_is_written_as_records_each_synced_and_a_torn_last_one_lo
     let kept = log.try_get_log_entries(1..=200).await.unwrap();
     assert!(kept.len() >= 100 && kept.len() < 200, "kept {} entries", kept.len());
     assert_eq!(kept, expected[..kept.len()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_written_to_while_it_is_compacted_reads_the_same_after_and_after_a_restart() {
+    use openraft::RaftLogReader;
+    use openraft::storage::RaftLogStorage;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(super::LOG_FILE);
+    let (mut log, closed, value) = log_of_400_kib(dir.path()).await;
+    let salt_before = super::wal::salt_of(&std::fs::read(&path).unwrap());
+    // The compaction's thread copies the live entries, then waits here while the log goes on being written.
+    let (release, gate) = std::sync::mpsc::channel();
+    *log.shared.compaction_gate.lock().unwrap() = Some(gate);
+    log.purge(entry_at(380, "").log_id).await.expect("purge, which starts the compaction");
+    // Appends (more than the writer is left to copy, so the compaction's thread copies some), a truncation into
+    // them and entries written again over it, a vote, and a purge past entries the compaction already copied.
+    for index in 401..=700 {
+        log.append_before_start(entry_at(index, &value)).await.expect("append during the compaction");
+    }
+    log.truncate_after(Some(entry_at(650, "").log_id)).await.expect("truncate");
+    for index in 651..=660 {
+        log.append_before_start(entry_at(index, "again")).await.expect("append after the truncation");
+    }
+    let vote = crate::raft::Vote::new(7, 2);
+    log.save_vote(&vote).await.expect("vote");
+    log.purge(entry_at(390, "").log_id).await.expect("purge during the compaction");
+    release.send(()).expect("the compaction waits");
+    // Racing the compaction's last rounds: these land in its thread's copy or in the writer's, either is right.
+    for index in 661..=670 {
+        log.append_before_start(entry_at(index, "late")).await.expect("append");
+    }
+    log.hold_writer(|| ()).await.expect("the compaction is installed");
+
+    let full = 700 * 1024;
+    let compacted = std::fs::metadata(&path).unwrap().len();
+    assert_ne!(super::wal::salt_of(&std::fs::read(&path).unwrap()), salt_before, "a new file is the log");
+    assert!(compacted < full / 2, "{compacted} bytes left of about {full}");
+    let mut expected: Vec<Entry> = (391..=650).map(|i| entry_at(i, &value)).collect();
+    expected.extend((651..=660).map(|i| entry_at(i, "again")));
+    expected.extend((661..=670).map(|i| entry_at(i, "late")));
+    assert_eq!(log.try_get_log_entries(0..=1000).await.unwrap(), expected);
+    log.append_before_start(entry_at(671, "after")).await.expect("append after the compaction");
+    expected.push(entry_at(671, "after"));
+    let size = log.size();
+    drop(log);
+    closed.await.expect("closed");
+    assert_eq!(scanned_size(dir.path()), size);
+    let (mut log, _closed) = LogStore::open(Some(dir.path())).expect("reopen log");
+    assert_eq!(log.try_get_log_entries(0..=1000).await.unwrap(), expected);
+    assert_eq!(log.read_vote().await.unwrap(), Some(vote));
+    assert_eq!(log.get_log_state().await.unwrap().last_purged_log_id, Some(entry_at(390, "").log_id));
+    assert!(!dir.path().join("raft-log.wal.tmp").exists(), "no temporary file is left");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_log_during_a_compaction_leaves_the_old_file_and_no_temporary_one() {
+    use openraft::RaftLogReader;
+    use openraft::storage::RaftLogStorage;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, closed, value) = log_of_400_kib(dir.path()).await;
+    // The compaction's thread copies the live entries and is held there, never let go.
+    let (_held, gate) = std::sync::mpsc::channel::<()>();
+    *log.shared.compaction_gate.lock().unwrap() = Some(gate);
+    log.purge(entry_at(380, "").log_id).await.expect("purge, which starts the compaction");
+    let size = log.size();
+    drop(log);
+    // The writer cancels the compaction and waits for its thread before the log counts as closed.
+    closed.await.expect("closed once the compaction's thread is done");
+    assert!(!dir.path().join("raft-log.wal.tmp").exists(), "the unfinished file is removed");
+    assert_eq!(scanned_size(dir.path()), size);
+    let (mut log, _closed) = LogStore::open(Some(dir.path())).expect("reopen log");
+    let expected: Vec<Entry> = (381..=400).map(|i| entry_at(i, &value)).collect();
+    assert_eq!(log.try_get_log_entries(0..=500).await.unwrap(), expected);
 }

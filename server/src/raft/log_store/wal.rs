@@ -397,15 +397,92 @@ pub(super) struct Fresh<'a> {
     pub(super) purged: Option<&'a [u8]>,
 }
 
+/// A new log is synced each time this much more of it is written, not only at its end: hundreds of megabytes left
+/// dirty and flushed at once hold up the disk for the live log's own syncs, each of which a write waits for.
+const SYNC_EVERY: u64 = 16 << 20;
+
 /// A new log written beside the old one and synced, not yet in its place.
 pub(super) struct Written {
     file: File,
     tmp: std::path::PathBuf,
     locs: BTreeMap<u64, Loc>,
     end: u64,
+    salt: u64,
+}
+
+/// A run of records copied from an old log into a new one whole: an entry at `offset` in the old file with
+/// `from <= offset < to` is at `offset - from + at` in the new.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Moved {
+    pub(super) from: u64,
+    pub(super) to: u64,
+    pub(super) at: u64,
 }
 
 impl Written {
+    /// Where the entry at `index` of the entries it was written with is.
+    pub(super) fn loc_of(&self, index: u64) -> Option<Loc> {
+        self.locs.get(&index).copied()
+    }
+
+    /// Copies the records of `old` (salted `old_salt`) between offsets `from` and `to`, which must be record
+    /// boundaries of whole records, to the end of this file, framed with its salt; the bodies are the same bytes, so
+    /// replaying this file afterwards makes the same changes. Not synced.
+    pub(super) fn copy_records(&mut self, old: &File, old_salt: u64, from: u64, to: u64) -> io::Result<Moved> {
+        let at = self.end;
+        let damaged = |offset: u64| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("compaction: the record at byte {offset} does not parse"),
+            )
+        };
+        let mut out = Vec::with_capacity(usize::try_from(to.saturating_sub(from)).unwrap_or(0).min(4 << 20));
+        let mut offset = from;
+        while offset < to {
+            let mut head = [0u8; HEAD_LEN as usize];
+            old.read_exact_at(&mut head, offset)?;
+            let (len, check) = parse_head(old_salt, &head).ok_or_else(|| damaged(offset))?;
+            let mut body = vec![0u8; len as usize];
+            old.read_exact_at(&mut body, offset + HEAD_LEN)?;
+            if body_crc(old_salt, &body) != check || offset + HEAD_LEN + u64::from(len) > to {
+                return Err(damaged(offset));
+            }
+            out.extend_from_slice(&len.to_le_bytes());
+            let body_check = body_crc(self.salt, &body);
+            out.extend_from_slice(&body_check.to_le_bytes());
+            out.extend_from_slice(&head_crc(self.salt, len, body_check).to_le_bytes());
+            out.extend_from_slice(&body);
+            offset += HEAD_LEN + u64::from(len);
+            if out.len() >= 4 << 20 {
+                self.file.write_all_at(&out, self.end)?;
+                let synced = self.end / SYNC_EVERY;
+                self.end += out.len() as u64;
+                out.clear();
+                if self.end / SYNC_EVERY != synced {
+                    self.file.sync_data()?;
+                }
+            }
+        }
+        self.file.write_all_at(&out, self.end)?;
+        self.end += out.len() as u64;
+        Ok(Moved { from, to, at })
+    }
+
+    /// Makes what was copied since the file was written durable.
+    pub(super) fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// The new file's salt.
+    pub(super) fn salt(&self) -> u64 {
+        self.salt
+    }
+
+    /// Drops the new file unused.
+    pub(super) fn discard(self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+
     /// Renames the new file over `path`: from here on it is the log, once the directory is synced. Returns the file,
     /// open, where its entries are, and where the next record goes. A failed rename leaves the old log in place; a
     /// failed directory sync after it is the caller's to treat as a failed write.
@@ -466,6 +543,7 @@ fn write_to(
     out.write_all(&header(fresh.salt))?;
     let mut locs = BTreeMap::new();
     let mut records = Batch::at(HEADER_LEN, fresh.salt);
+    let mut records_synced = 0;
     for (tag, value) in [(Tag::Vote, fresh.vote), (Tag::Committed, fresh.committed), (Tag::Purge, fresh.purged)] {
         if let Some(value) = value {
             records.record(tag, value)?;
@@ -479,6 +557,11 @@ fn write_to(
             let next = records.base + records.buf.len() as u64;
             locs.extend(records.locs);
             records = Batch::at(next, fresh.salt);
+            if next / SYNC_EVERY != records_synced / SYNC_EVERY {
+                out.flush()?;
+                out.get_ref().sync_data()?;
+                records_synced = next;
+            }
         }
     }
     out.write_all(&records.buf)?;
@@ -487,7 +570,7 @@ fn write_to(
     out.flush()?;
     drop(out);
     file.sync_all()?;
-    Ok(Written { file, tmp: tmp.to_path_buf(), locs, end })
+    Ok(Written { file, tmp: tmp.to_path_buf(), locs, end, salt: fresh.salt })
 }
 
 /// Opens (or creates) a file of the log, readable and writable by its owner only: the log holds every written

@@ -10,8 +10,10 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
-use std::time::Instant;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use openraft::storage::IOFlushed;
 use tokio::sync::oneshot;
@@ -37,6 +39,16 @@ const COMPACT_AT: u64 = 64 << 20;
 #[cfg(test)]
 pub(super) const COMPACT_AT: u64 = 64 << 10;
 
+/// What a compaction leaves for the writer thread to copy once the live entries are copied: while more than this has
+/// been written to the old file since, the compaction's own thread copies it first.
+#[cfg(not(test))]
+const CATCH_UP_ON_WRITER: u64 = 4 << 20;
+/// Small in tests, so a compaction's thread copies late records too.
+#[cfg(test)]
+const CATCH_UP_ON_WRITER: u64 = 16 << 10;
+/// How often the writer looks whether a compaction's thread is done while no job comes.
+const COMPACTION_POLL: Duration = Duration::from_millis(10);
+
 /// An encoded entry by index, tagged with the append that wrote it.
 pub(super) type Pending = BTreeMap<u64, (u64, Arc<[u8]>)>;
 
@@ -51,6 +63,9 @@ pub(super) struct Shared {
     /// Writes synced, for tests that show appends sharing one.
     #[cfg(test)]
     pub(super) commits: std::sync::atomic::AtomicU64,
+    /// A test's hold on the next compaction: its thread waits for this after copying the live entries.
+    #[cfg(test)]
+    pub(super) compaction_gate: Mutex<Option<mpsc::Receiver<()>>>,
     /// The lock file, held while the log is open (`None` in memory).
     pub(super) _lock: Option<File>,
     /// Declared last: fields drop in order, so the file is closed before this fires.
@@ -161,7 +176,16 @@ pub(super) fn spawn(
     salt: u64,
 ) -> io::Result<mpsc::Sender<Job>> {
     let (tx, rx) = mpsc::channel();
-    let writer = Writer { file, shared, end, salt, failed: None, compact_not_before: 0 };
+    let writer = Writer {
+        file,
+        shared,
+        end,
+        salt,
+        failed: None,
+        compact_not_before: 0,
+        compaction: None,
+        written_to: Arc::new(AtomicU64::new(end)),
+    };
     std::thread::Builder::new().name("raft-log-writer".to_owned()).spawn(move || writer.run(&rx))?;
     Ok(tx)
 }
@@ -180,6 +204,31 @@ struct Writer {
     failed: Option<(io::ErrorKind, String)>,
     /// A compaction that failed before its rename is tried again only once the file has grown this far.
     compact_not_before: u64,
+    /// The compaction whose thread is copying the live log into a new file, if one is.
+    compaction: Option<Compaction>,
+    /// `end`, for a compaction's thread: every byte before it is whole records, never written again.
+    written_to: Arc<AtomicU64>,
+}
+
+/// A compaction under way on its own thread.
+struct Compaction {
+    thread: JoinHandle<io::Result<Copied>>,
+    cancel: Arc<AtomicBool>,
+}
+
+/// What a compaction's thread copied: the new file, where the entries live when it started went, and the runs of
+/// records written to the old file after that it copied whole.
+struct Copied {
+    written: wal::Written,
+    /// Old offset → new place, of the entries live when the compaction started.
+    live: BTreeMap<u64, Loc>,
+    /// The old file's end when the compaction started: entries before it are in `live`, records after it in `runs`.
+    started_at: u64,
+    runs: Vec<wal::Moved>,
+    /// How far into the old file `runs` reach.
+    copied_to: u64,
+    started: Instant,
+    entries: usize,
 }
 
 impl Writer {
@@ -188,6 +237,17 @@ impl Writer {
         loop {
             let job = match next.take() {
                 Some(job) => job,
+                None if self.compaction.is_some() => match jobs.recv_timeout(COMPACTION_POLL) {
+                    Ok(job) => job,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.finish_compaction(false);
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        self.abandon_compaction();
+                        return;
+                    }
+                },
                 None => match jobs.recv() {
                     Ok(job) => job,
                     Err(mpsc::RecvError) => return,
@@ -201,11 +261,13 @@ impl Writer {
                     let _ = reply.send(res.map_err(|(kind, msg)| io::Error::new(kind, msg)));
                     // After the reply: openraft's core waits for a purge or truncation, and need not wait for this.
                     if done && shrinks {
-                        let _ = self.guarded(Writer::compact_if_mostly_dead);
+                        self.start_compaction();
                     }
                 }
                 #[cfg(test)]
                 Job::Hold { hold, reply } => {
+                    // Tests see a compaction that was started as finished by the next job they send.
+                    self.finish_compaction(true);
                     hold();
                     self.shared.commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let _ = reply.send(Ok(()));
@@ -235,6 +297,7 @@ impl Writer {
                     }
                 }
             }
+            self.finish_compaction(false);
         }
     }
 
@@ -348,27 +411,35 @@ impl Writer {
         };
         #[cfg(test)]
         self.shared.commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.written_to.store(self.end, Ordering::Release);
         crate::telemetry::log_size(size.entries, size.bytes, size.last_index);
     }
 
-    /// Rewrites the file without what was purged or truncated, once that is most of it. The new file is written
-    /// beside the old and renamed over it; until the rename the old one stays in use, so a failure before it (a full
-    /// disk) costs nothing but the attempt. Readers holding the old file finish reading it: it stays open until they
-    /// let go.
-    fn compact_if_mostly_dead(&mut self) -> io::Result<()> {
-        let (Some(file), Some(path)) = (self.file.clone(), self.shared.path.clone()) else { return Ok(()) };
+    /// Starts rewriting the file without what was purged or truncated, once that is most of it. The live entries are
+    /// copied into a new file beside the old one by a thread of its own, while this one goes on writing to the old
+    /// file; then the thread copies what was written meanwhile, record by record, and this one copies the last few
+    /// records, syncs and renames the new file over the old (`finish_compaction`). Until the rename the old file stays
+    /// the log, so a failure before it (a full disk) costs nothing but the attempt; readers holding the old file
+    /// finish reading it, as it stays open until they let go.
+    fn start_compaction(&mut self) {
+        if self.compaction.is_some() || self.failed.is_some() {
+            return;
+        }
+        let (Some(file), Some(path)) = (self.file.clone(), self.shared.path.clone()) else { return };
         let (fresh, live) = {
             let log = self.shared.log.lock().unwrap_or_else(PoisonError::into_inner);
             // Each entry's record in the new file adds its head (12 bytes), tag and index to its bytes.
             let needed = wal::HEADER_LEN + log.entries.bytes() + 21 * log.entries.map().len() as u64 + 256;
             if self.end < COMPACT_AT || self.end < needed.saturating_mul(2) || self.end < self.compact_not_before {
-                return Ok(());
+                return;
             }
-            let fresh = (
-                log.vote.as_ref().map(encode).transpose()?,
-                Some(encode(&log.committed)?),
-                log.purged.as_ref().map(encode).transpose()?,
-            );
+            let fresh = (|| -> io::Result<_> {
+                Ok((
+                    log.vote.as_ref().map(encode).transpose()?,
+                    encode(&log.committed)?,
+                    log.purged.as_ref().map(encode).transpose()?,
+                ))
+            })();
             let live: Vec<(u64, Loc)> = log
                 .entries
                 .map()
@@ -380,53 +451,138 @@ impl Writer {
                 .collect();
             (fresh, live)
         };
-        let started = Instant::now();
-        let before = self.end;
-        // A new salt, so no record of an older file in blocks the new one reuses can pass for one of its own.
-        let salt = wal::new_salt();
-        let fresh_header =
-            wal::Fresh { salt, vote: fresh.0.as_deref(), committed: fresh.1.as_deref(), purged: fresh.2.as_deref() };
-        let entries = live.iter().map(|(index, loc)| wal::read_at(&file, *loc).map(|bytes| (*index, bytes)));
-        let not_now = |writer: &mut Writer, e: &io::Error| {
-            writer.compact_not_before = writer.end.saturating_add(COMPACT_AT);
-            tracing::warn!(
-                file = %path.display(),
-                error = %e,
-                "could not compact the Raft log; it goes on in the file it has, and tries again once it grew by a \
-                 compaction's size"
-            );
+        let (vote, committed, purged) = match fresh {
+            Ok(fresh) => fresh,
+            Err(e) => return self.not_now(&e),
         };
-        let installed = wal::write_beside(&path, &fresh_header, entries).map(|written| written.install(&path));
-        let (new_file, locs, end) = match installed {
-            Ok(Ok(installed)) => installed,
-            Err(e) | Ok(Err(wal::InstallError::NotRenamed(e))) => {
-                not_now(self, &e);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let job = CopyJob {
+            old: file,
+            old_salt: self.salt,
+            path,
+            vote,
+            committed,
+            purged,
+            live,
+            started_at: self.end,
+            written_to: self.written_to.clone(),
+            cancel: cancel.clone(),
+            #[cfg(test)]
+            gate: self.shared.compaction_gate.lock().unwrap_or_else(PoisonError::into_inner).take(),
+        };
+        match std::thread::Builder::new().name("raft-log-compact".to_owned()).spawn(move || job.run()) {
+            Ok(thread) => self.compaction = Some(Compaction { thread, cancel }),
+            Err(e) => self.not_now(&e),
+        }
+    }
+
+    /// Installs the compaction's new file once its thread is done (or, with `wait`, once it is): copies the records
+    /// written since the thread last looked, syncs, renames, and moves every entry's place to the new file.
+    fn finish_compaction(&mut self, wait: bool) {
+        let Some(compaction) = self.compaction.take_if(|c| wait || c.thread.is_finished()) else { return };
+        let copied = match compaction.thread.join() {
+            Ok(Ok(copied)) => copied,
+            Ok(Err(e)) => return self.not_now(&e),
+            Err(_) => return self.not_now(&io::Error::other("the compaction's thread panicked")),
+        };
+        if self.failed.is_some() {
+            return copied.written.discard();
+        }
+        let _ = self.guarded(|writer| writer.install(copied));
+    }
+
+    /// Stops a compaction under way and removes its file: the log is closing.
+    fn abandon_compaction(&mut self) {
+        if let Some(compaction) = self.compaction.take() {
+            compaction.cancel.store(true, Ordering::Relaxed);
+            if let Ok(Ok(copied)) = compaction.thread.join() {
+                copied.written.discard();
+            }
+        }
+    }
+
+    /// The compaction's last step, on this thread: an error after the rename fails like a failed write; one before
+    /// it leaves the old file the log and is only logged.
+    fn install(&mut self, mut copied: Copied) -> io::Result<()> {
+        let (Some(old), Some(path)) = (self.file.clone(), self.shared.path.clone()) else { return Ok(()) };
+        let before = self.end;
+        let on_writer = Instant::now();
+        let last = copied.written.copy_records(&old, self.salt, copied.copied_to, self.end).and_then(|moved| {
+            copied.runs.push(moved);
+            copied.written.sync()
+        });
+        if let Err(e) = last {
+            copied.written.discard();
+            self.not_now(&e);
+            return Ok(());
+        }
+        // Where every entry the log holds now is in the new file: nothing else writes the log, so it cannot move
+        // while this runs. An entry not found there means the copy missed it, and the new file is not used.
+        let relocated: Option<Vec<(u64, Loc)>> = {
+            let log = self.shared.log.lock().unwrap_or_else(PoisonError::into_inner);
+            log.entries
+                .map()
+                .iter()
+                .filter_map(|(index, stored)| match stored {
+                    Stored::File(loc) => Some((*index, *loc)),
+                    Stored::Memory(_) => None,
+                })
+                .map(|(index, old)| copied.place(old).map(|new| (index, new)))
+                .collect()
+        };
+        let Some(relocated) = relocated else {
+            copied.written.discard();
+            self.not_now(&io::Error::other("an entry of the log is not in the compacted file"));
+            return Ok(());
+        };
+        let salt = copied.written.salt();
+        let (new_file, _, end) = match copied.written.install(&path) {
+            Ok(installed) => installed,
+            Err(wal::InstallError::NotRenamed(e)) => {
+                self.not_now(&e);
                 return Ok(());
             }
             // From the rename on, the old file is no longer the log: this fails like a failed write.
-            Ok(Err(wal::InstallError::Renamed(e))) => return Err(e),
+            Err(wal::InstallError::Renamed(e)) => return Err(e),
         };
         self.compact_not_before = 0;
         let new_file = Arc::new(new_file);
+        self.file = Some(new_file.clone());
+        self.end = end;
+        self.salt = salt;
         // The file and the places in it change under one lock, so no reader pairs one with the other's offsets.
+        let mut replaced = None;
         self.publish(|log| {
-            log.file = Some(new_file.clone());
-            for (index, loc) in locs {
+            replaced = log.file.replace(new_file);
+            for (index, loc) in relocated {
                 log.entries.insert(index, Stored::File(loc));
             }
         });
-        self.file = Some(new_file);
-        self.end = end;
-        self.salt = salt;
+        release(old, replaced);
         tracing::info!(
             file = %path.display(),
             bytes_before = before,
             bytes_after = end,
-            entries = live.len(),
-            took_ms = started.elapsed().as_millis(),
+            entries = copied.entries,
+            took_ms = copied.started.elapsed().as_millis(),
+            copied_late = self.end - copied.runs.first().map_or(self.end, |run| run.at),
+            copied_here = before - copied.copied_to,
+            here_ms = on_writer.elapsed().as_millis(),
             "compacted the Raft log"
         );
         Ok(())
+    }
+
+    /// A compaction that failed before its rename: the old file goes on, and another is tried once it grew by
+    /// `COMPACT_AT`.
+    fn not_now(&mut self, e: &io::Error) {
+        self.compact_not_before = self.end.saturating_add(COMPACT_AT);
+        tracing::warn!(
+            file = ?self.shared.path,
+            error = %e,
+            "could not compact the Raft log; it goes on in the file it has, and tries again once it grew by a \
+             compaction's size"
+        );
     }
 
     /// Drops the synced appends' entries from `pending`, unless a later append wrote the same index again.
@@ -462,4 +618,125 @@ impl Writer {
 fn write_synced(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
     file.write_all_at(buf, offset)?;
     file.sync_data()
+}
+
+/// The work of a compaction's thread.
+struct CopyJob {
+    old: Arc<File>,
+    old_salt: u64,
+    path: Arc<Path>,
+    /// The vote, committed pointer and purge point when it started, encoded.
+    vote: Option<Vec<u8>>,
+    committed: Vec<u8>,
+    purged: Option<Vec<u8>>,
+    live: Vec<(u64, Loc)>,
+    started_at: u64,
+    written_to: Arc<AtomicU64>,
+    cancel: Arc<AtomicBool>,
+    #[cfg(test)]
+    gate: Option<mpsc::Receiver<()>>,
+}
+
+impl CopyJob {
+    fn run(self) -> io::Result<Copied> {
+        let started = Instant::now();
+        let cancelled = || io::Error::new(io::ErrorKind::Interrupted, "the log closed during a compaction");
+        // A new salt, so no record of an older file in blocks the new one reuses can pass for one of its own.
+        let fresh = wal::Fresh {
+            salt: wal::new_salt(),
+            vote: self.vote.as_deref(),
+            committed: Some(&self.committed),
+            purged: self.purged.as_deref(),
+        };
+        let entries = self.live.iter().map(|(index, loc)| {
+            if self.cancel.load(Ordering::Relaxed) {
+                return Err(cancelled());
+            }
+            wal::read_at(&self.old, *loc).map(|bytes| (*index, bytes))
+        });
+        let mut written = wal::write_beside(&self.path, &fresh, entries)?;
+        match self.copy_late(&mut written) {
+            Ok((live, runs, copied_to)) => Ok(Copied {
+                written,
+                live,
+                started_at: self.started_at,
+                runs,
+                copied_to,
+                started,
+                entries: self.live.len(),
+            }),
+            Err(e) => {
+                written.discard();
+                Err(e)
+            }
+        }
+    }
+
+    /// Maps the live entries' old places to new ones, then copies what the writer wrote to the old file since the
+    /// compaction started, in rounds, until little enough is left for the writer to copy itself (a bounded number of
+    /// rounds, in case it writes faster than this copies).
+    fn copy_late(&self, written: &mut wal::Written) -> io::Result<(BTreeMap<u64, Loc>, Vec<wal::Moved>, u64)> {
+        let live: BTreeMap<u64, Loc> = self
+            .live
+            .iter()
+            .map(|(index, old)| written.loc_of(*index).map(|new| (old.offset, new)))
+            .collect::<Option<_>>()
+            .ok_or_else(|| io::Error::other("an entry missing from the compacted file"))?;
+        #[cfg(test)]
+        if let Some(gate) = &self.gate {
+            // Held until the test lets go, or until the log closes (then this ends as a cancelled copy would).
+            while let Err(mpsc::RecvTimeoutError::Timeout) = gate.recv_timeout(Duration::from_millis(5)) {
+                if self.cancel.load(Ordering::Relaxed) {
+                    return Err(io::Error::new(io::ErrorKind::Interrupted, "the log closed during a compaction"));
+                }
+            }
+        }
+        let mut copied_to = self.started_at;
+        let mut runs = Vec::new();
+        for _ in 0..8 {
+            let to = self.written_to.load(Ordering::Acquire);
+            if to.saturating_sub(copied_to) <= CATCH_UP_ON_WRITER {
+                break;
+            }
+            if self.cancel.load(Ordering::Relaxed) {
+                return Err(io::Error::new(io::ErrorKind::Interrupted, "the log closed during a compaction"));
+            }
+            runs.push(written.copy_records(&self.old, self.old_salt, copied_to, to)?);
+            copied_to = to;
+        }
+        written.sync()?;
+        Ok((live, runs, copied_to))
+    }
+}
+
+impl Copied {
+    /// Where the entry the old file holds at `old` is in the new one.
+    fn place(&self, old: Loc) -> Option<Loc> {
+        if old.offset < self.started_at {
+            return self.live.get(&old.offset).copied().filter(|new| new.len == old.len);
+        }
+        let run = self.runs.iter().find(|run| run.from <= old.offset && old.offset < run.to)?;
+        Some(Loc { offset: old.offset - run.from + run.at, len: old.len })
+    }
+}
+
+/// Closes the file a compaction replaced, off the writer thread and off the readers' threads: the last close of an
+/// unlinked file frees all of its blocks there and then, which for a log of gigabytes took the filesystem long enough
+/// (hundreds of milliseconds here) to hold up every write waiting for the next sync. A reader still reading it
+/// finishes first: this holds a share until every other is gone.
+fn release(old: Arc<File>, replaced: Option<Arc<File>>) {
+    drop(replaced);
+    let closing = std::thread::Builder::new().name("raft-log-release".to_owned()).spawn(move || {
+        let mut old = old;
+        loop {
+            match Arc::try_unwrap(old) {
+                Ok(file) => return drop(file),
+                Err(shared) => old = shared,
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    if let Err(e) = closing {
+        tracing::warn!(error = %e, "could not start a thread to close the old Raft log; it closes on its last reader");
+    }
 }
