@@ -77,7 +77,8 @@ pub(crate) struct InjectedFailure {
     pub(crate) held_until: Option<std::sync::mpsc::Receiver<()>>,
 }
 
-/// Fires once the log's file is closed.
+/// Fires once the log's file is closed. (A file a compaction replaced, no longer at the log's path, may close a moment
+/// later on a thread of its own.)
 ///
 /// openraft drops its last log reader on a task it does not join, and the file's lock goes with the file, so "the
 /// Arc is gone" does not mean "the file is unlocked". Reopening the same directory in-process (a restart) waits for
@@ -131,6 +132,8 @@ impl LogStore {
             commits: std::sync::atomic::AtomicU64::default(),
             #[cfg(test)]
             compaction_gate: std::sync::Mutex::default(),
+            #[cfg(test)]
+            compaction_thread_runs: std::sync::atomic::AtomicU64::default(),
             _lock: lock,
             _closed: ClosedSignal(Some(tx)),
         });

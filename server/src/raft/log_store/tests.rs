@@ -492,6 +492,10 @@ async fn a_log_written_to_while_it_is_compacted_reads_the_same_after_and_after_a
     let path = dir.path().join(super::LOG_FILE);
     let (mut log, closed, value) = log_of_400_kib(dir.path()).await;
     let salt_before = super::wal::salt_of(&std::fs::read(&path).unwrap());
+    // A vote and a committed pointer (carried by the next append) before the compaction starts, in its fresh header.
+    log.save_vote(&crate::raft::Vote::new(5, 1)).await.expect("vote");
+    log.save_committed(Some(entry_at(300, "").log_id)).await.expect("committed");
+    log.append_before_start(entry_at(400, &value)).await.expect("append carrying the pointer");
     // The compaction's thread copies the live entries, then waits here while the log goes on being written.
     let (release, gate) = std::sync::mpsc::channel();
     *log.shared.compaction_gate.lock().unwrap() = Some(gate);
@@ -507,7 +511,11 @@ async fn a_log_written_to_while_it_is_compacted_reads_the_same_after_and_after_a
     }
     let vote = crate::raft::Vote::new(7, 2);
     log.save_vote(&vote).await.expect("vote");
+    let committed = Some(entry_at(640, "").log_id);
+    log.save_committed(committed).await.expect("committed");
+    log.append_before_start(entry_at(660, "again")).await.expect("an append carrying the pointer");
     log.purge(entry_at(390, "").log_id).await.expect("purge during the compaction");
+    let old_len = std::fs::metadata(&path).unwrap().len();
     release.send(()).expect("the compaction waits");
     // Racing the compaction's last rounds: these land in its thread's copy or in the writer's, either is right.
     for index in 661..=670 {
@@ -515,10 +523,11 @@ async fn a_log_written_to_while_it_is_compacted_reads_the_same_after_and_after_a
     }
     log.hold_writer(|| ()).await.expect("the compaction is installed");
 
-    let full = 700 * 1024;
     let compacted = std::fs::metadata(&path).unwrap().len();
     assert_ne!(super::wal::salt_of(&std::fs::read(&path).unwrap()), salt_before, "a new file is the log");
-    assert!(compacted < full / 2, "{compacted} bytes left of about {full}");
+    assert!(compacted < old_len * 7 / 10, "{compacted} bytes left of {old_len}");
+    let runs = log.shared.compaction_thread_runs.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(runs >= 1, "the compaction's own thread copied records written during it");
     let mut expected: Vec<Entry> = (391..=650).map(|i| entry_at(i, &value)).collect();
     expected.extend((651..=660).map(|i| entry_at(i, "again")));
     expected.extend((661..=670).map(|i| entry_at(i, "late")));
@@ -532,6 +541,7 @@ async fn a_log_written_to_while_it_is_compacted_reads_the_same_after_and_after_a
     let (mut log, _closed) = LogStore::open(Some(dir.path())).expect("reopen log");
     assert_eq!(log.try_get_log_entries(0..=1000).await.unwrap(), expected);
     assert_eq!(log.read_vote().await.unwrap(), Some(vote));
+    assert_eq!(log.read_committed().await.unwrap(), committed);
     assert_eq!(log.get_log_state().await.unwrap().last_purged_log_id, Some(entry_at(390, "").log_id));
     assert!(!dir.path().join("raft-log.wal.tmp").exists(), "no temporary file is left");
 }
@@ -546,6 +556,12 @@ async fn closing_the_log_during_a_compaction_leaves_the_old_file_and_no_temporar
     let (_held, gate) = std::sync::mpsc::channel::<()>();
     *log.shared.compaction_gate.lock().unwrap() = Some(gate);
     log.purge(entry_at(380, "").log_id).await.expect("purge, which starts the compaction");
+    // The writer hands the gate to the compaction's thread as it starts it, just after answering the purge.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while log.shared.compaction_gate.lock().unwrap().is_some() {
+        assert!(std::time::Instant::now() < deadline, "the compaction never started");
+        tokio::task::yield_now().await;
+    }
     let size = log.size();
     drop(log);
     // The writer cancels the compaction and waits for its thread before the log counts as closed.

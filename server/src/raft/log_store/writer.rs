@@ -66,6 +66,9 @@ pub(super) struct Shared {
     /// A test's hold on the next compaction: its thread waits for this after copying the live entries.
     #[cfg(test)]
     pub(super) compaction_gate: Mutex<Option<mpsc::Receiver<()>>>,
+    /// How many runs of late records the last installed compaction's thread copied (the writer copies one more).
+    #[cfg(test)]
+    pub(super) compaction_thread_runs: AtomicU64,
     /// The lock file, held while the log is open (`None` in memory).
     pub(super) _lock: Option<File>,
     /// Declared last: fields drop in order, so the file is closed before this fires.
@@ -419,7 +422,8 @@ impl Writer {
     /// copied into a new file beside the old one by a thread of its own, while this one goes on writing to the old
     /// file; then the thread copies what was written meanwhile, record by record, and this one copies the last few
     /// records, syncs and renames the new file over the old (`finish_compaction`). Until the rename the old file stays
-    /// the log, so a failure before it (a full disk) costs nothing but the attempt; readers holding the old file
+    /// the log, so a failure before it costs nothing but the attempt (and a compaction starts, and goes on, only with
+    /// room left for the live log); readers holding the old file
     /// finish reading it, as it stays open until they let go.
     fn start_compaction(&mut self) {
         if self.compaction.is_some() || self.failed.is_some() {
@@ -432,6 +436,21 @@ impl Writer {
             let needed = wal::HEADER_LEN + log.entries.bytes() + 21 * log.entries.map().len() as u64 + 256;
             if self.end < COMPACT_AT || self.end < needed.saturating_mul(2) || self.end < self.compact_not_before {
                 return;
+            }
+            // The log goes on growing beside the copy, and a live write that finds the disk full stops this server's
+            // Raft: start only with room for the copy twice over and a compaction's size besides.
+            let wanted = needed.saturating_mul(2).saturating_add(COMPACT_AT);
+            match free_bytes(&path) {
+                Ok(free) if free >= wanted => {}
+                Ok(free) => {
+                    let why = format!("{free} bytes free on the log's disk, {wanted} wanted to compact beside it");
+                    drop(log);
+                    return self.not_now(&io::Error::new(io::ErrorKind::StorageFull, why));
+                }
+                Err(e) => {
+                    drop(log);
+                    return self.not_now(&e);
+                }
             }
             let fresh = (|| -> io::Result<_> {
                 Ok((
@@ -483,7 +502,12 @@ impl Writer {
         let copied = match compaction.thread.join() {
             Ok(Ok(copied)) => copied,
             Ok(Err(e)) => return self.not_now(&e),
-            Err(_) => return self.not_now(&io::Error::other("the compaction's thread panicked")),
+            Err(_) => {
+                if let Some(path) = &self.shared.path {
+                    let _ = std::fs::remove_file(wal::tmp_path(path));
+                }
+                return self.not_now(&io::Error::other("the compaction's thread panicked"));
+            }
         };
         if self.failed.is_some() {
             return copied.written.discard();
@@ -507,6 +531,8 @@ impl Writer {
         let (Some(old), Some(path)) = (self.file.clone(), self.shared.path.clone()) else { return Ok(()) };
         let before = self.end;
         let on_writer = Instant::now();
+        #[cfg(test)]
+        self.shared.compaction_thread_runs.store(copied.runs.len() as u64, Ordering::SeqCst);
         let last = copied.written.copy_records(&old, self.salt, copied.copied_to, self.end).and_then(|moved| {
             copied.runs.push(moved);
             copied.written.sync()
@@ -701,6 +727,11 @@ impl CopyJob {
             if self.cancel.load(Ordering::Relaxed) {
                 return Err(io::Error::new(io::ErrorKind::Interrupted, "the log closed during a compaction"));
             }
+            // Never copy into the last of the disk the live log needs.
+            let free = free_bytes(&self.path)?;
+            if free < (to - copied_to).saturating_add(COMPACT_AT) {
+                return Err(io::Error::new(io::ErrorKind::StorageFull, format!("{free} bytes free on the log's disk")));
+            }
             runs.push(written.copy_records(&self.old, self.old_salt, copied_to, to)?);
             copied_to = to;
         }
@@ -737,6 +768,13 @@ fn release(old: Arc<File>, replaced: Option<Arc<File>>) {
         }
     });
     if let Err(e) = closing {
-        tracing::warn!(error = %e, "could not start a thread to close the old Raft log; it closes on its last reader");
+        tracing::warn!(error = %e, "could not start a thread to close the replaced Raft log; it was closed here");
     }
+}
+
+/// Bytes an unprivileged writer may still use on the filesystem holding `path`.
+fn free_bytes(path: &Path) -> io::Result<u64> {
+    let dir = path.parent().unwrap_or(path);
+    let stat = rustix::fs::statvfs(dir).map_err(io::Error::from)?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
