@@ -127,8 +127,8 @@ const EVENT_QUEUE: usize = 1024;
 /// Rounds of spreading the leave intent before declaring ourselves down, and the pause between them.
 const LEAVE_ROUNDS: u32 = 4;
 const LEAVE_ROUND_PAUSE: Duration = Duration::from_millis(150);
-/// How many times `start` tries another port when the TCP side of a random port is taken.
-const BIND_ATTEMPTS: usize = 5;
+/// How many port numbers a gossip port of 0 tries before giving up on one free for both TCP and UDP.
+const BIND_ATTEMPTS: usize = 64;
 
 /// How to start the gossip layer.
 #[derive(Clone, Debug)]
@@ -719,16 +719,40 @@ fn generation_now() -> u64 {
     u64::try_from(millis).unwrap_or(u64::MAX >> 16).max(1)
 }
 
-/// Binds UDP, then TCP on the port UDP got; with port 0, retries when that TCP port is taken.
+/// Binds the gossip port for TCP and UDP.
 async fn bind_port(bind: SocketAddr) -> Result<(UdpSocket, TcpListener), GossipError> {
+    bind_port_from(bind, std::iter::repeat(0)).await
+}
+
+/// Binds TCP, then UDP on the port TCP got. A fixed port either binds or fails. For port 0, each attempt binds TCP on
+/// the next of `candidates` (0: the OS chooses) and UDP on the same number, and an address in use on either side
+/// releases both and tries the next, up to [`BIND_ATTEMPTS`]. TCP goes first because far more TCP ports are in use
+/// than UDP ones (every outgoing connection holds one), so a port free for TCP is nearly always free for UDP; the
+/// other way round, five attempts once all found their UDP port's number taken for TCP under a test suite's load.
+/// `candidates` is `repeat(0)` outside tests, which inject a first number they know to be taken.
+async fn bind_port_from(
+    bind: SocketAddr,
+    candidates: impl IntoIterator<Item = u16>,
+) -> Result<(UdpSocket, TcpListener), GossipError> {
     let bind_error = |error: std::io::Error| GossipError::Bind { addr: bind, reason: error.to_string() };
-    let attempts = if bind.port() == 0 { BIND_ATTEMPTS } else { 1 };
-    let mut last_error = None;
-    for _ in 0..attempts {
+    if bind.port() != 0 {
+        let tcp = TcpListener::bind(bind).await.map_err(bind_error)?;
         let udp = UdpSocket::bind(bind).await.map_err(bind_error)?;
-        let port = udp.local_addr().map_err(bind_error)?.port();
-        match TcpListener::bind(SocketAddr::new(bind.ip(), port)).await {
-            Ok(tcp) => return Ok((udp, tcp)),
+        return Ok((udp, tcp));
+    }
+    let mut last_error = None;
+    for candidate in candidates.into_iter().take(BIND_ATTEMPTS) {
+        let tcp = match TcpListener::bind(SocketAddr::new(bind.ip(), candidate)).await {
+            Ok(tcp) => tcp,
+            Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => {
+                last_error = Some(error);
+                continue;
+            }
+            Err(error) => return Err(bind_error(error)),
+        };
+        let port = tcp.local_addr().map_err(bind_error)?.port();
+        match UdpSocket::bind(SocketAddr::new(bind.ip(), port)).await {
+            Ok(udp) => return Ok((udp, tcp)),
             Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => last_error = Some(error),
             Err(error) => return Err(bind_error(error)),
         }

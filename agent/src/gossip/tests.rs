@@ -738,3 +738,20 @@ async fn a_suspect_told_directly_refutes_and_answers_with_the_refuting_incarnati
     .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn port_zero_passes_over_a_number_taken_for_udp_and_binds_both_on_another() -> Result<()> {
+    // A number the OS handed to someone else's UDP socket: free for TCP, most likely, but not for UDP.
+    let taken = UdpSocket::bind("127.0.0.1:0").await?;
+    let taken_port = taken.local_addr()?.port();
+    let any = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+    let (udp, tcp) = bind_port_from(any, std::iter::once(taken_port).chain(std::iter::repeat(0))).await?;
+    let (udp_port, tcp_port) = (udp.local_addr()?.port(), tcp.local_addr()?.port());
+    ensure!(udp_port == tcp_port, "one number serves both: UDP {udp_port}, TCP {tcp_port}");
+    ensure!(udp_port != taken_port, "the taken number was passed over");
+    // A fixed port that is taken fails, naming it, rather than moving.
+    let fixed = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), taken_port);
+    let err = bind_port_from(fixed, std::iter::repeat(0)).await.err().context("a taken fixed port must fail")?;
+    ensure!(err.to_string().contains(&fixed.to_string()), "{err}");
+    Ok(())
+}
