@@ -78,53 +78,52 @@ def main():
 
 
 def run(args, binary, root):
-    if True:
-        procs = start(binary, root)
-        try:
-            ip = leader(time.time() + 30)
-            # Another process on these addresses would have answered for servers that could not bind.
-            for i, p in enumerate(procs):
-                if p.poll() is not None:
-                    with open(os.path.join(root, "s%d.log" % i), errors="replace") as f:
-                        sys.exit("server s%d exited: %s" % (i, f.read()[-500:]))
-            body = b"x" * (args.value_kib << 10)
-            lat, lock, t0 = [], threading.Lock(), time.time()
+    procs = start(binary, root)
+    try:
+        ip = leader(time.time() + 30)
+        # Another process on these addresses would have answered for servers that could not bind.
+        for i, p in enumerate(procs):
+            if p.poll() is not None:
+                with open(os.path.join(root, "s%d.log" % i), errors="replace") as f:
+                    sys.exit("server s%d exited: %s" % (i, f.read()[-500:]))
+        body = b"x" * (args.value_kib << 10)
+        lat, lock, t0 = [], threading.Lock(), time.time()
 
-            def writer(w):
-                c = http.client.HTTPConnection(ip, 8500)
-                n = 0
-                while time.time() - t0 < args.seconds:
-                    n += 1
-                    s = time.time()
-                    c.request("PUT", "/v1/kv/big/%d" % ((w * 1000 + n) % 16), body)
-                    r = c.getresponse()
-                    r.read()
-                    with lock:
-                        lat.append((s, time.time() - s, r.status))
+        def writer(w):
+            c = http.client.HTTPConnection(ip, 8500)
+            n = 0
+            while time.time() - t0 < args.seconds:
+                n += 1
+                s = time.time()
+                c.request("PUT", "/v1/kv/big/%d" % ((w * 1000 + n) % 16), body)
+                r = c.getresponse()
+                r.read()
+                with lock:
+                    lat.append((s, time.time() - s, r.status))
 
-            threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-        finally:
-            for p in procs:
-                p.kill()
-                p.wait()
-        by_time = sorted(lat, key=lambda x: x[1])
-        n = len(by_time)
-        failed = sum(1 for x in lat if x[2] != 200)
-        print("%d writes (%.0f/s), p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d not 200" % (
-            n, n / args.seconds, by_time[n // 2][1] * 1e3, by_time[int(n * 0.99)][1] * 1e3, by_time[-1][1] * 1e3,
-            failed))
-        stamp = lambda t: time.strftime("%H:%M:%S", time.gmtime(t)) + ("%.3f" % (t % 1))[1:]
-        for s, took, _ in sorted(x for x in lat if x[1] > 0.25):
-            print("  slower than 250 ms: started %s, took %.0f ms" % (stamp(s), took * 1e3))
-        for i in range(len(SERVERS)):
-            with open(os.path.join(root, "s%d.log" % i), errors="replace") as f:
-                for line in f:
-                    if "compacted the Raft log" in line:
-                        print("  s%d %s" % (i, line.strip()[11:23] + " " + line.split("compacted the Raft log: ")[-1].strip()))
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    by_time = sorted(lat, key=lambda x: x[1])
+    n = len(by_time)
+    failed = sum(1 for x in lat if x[2] != 200)
+    print("%d writes (%.0f/s), p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d not 200" % (
+        n, n / args.seconds, by_time[n // 2][1] * 1e3, by_time[int(n * 0.99)][1] * 1e3, by_time[-1][1] * 1e3,
+        failed))
+    stamp = lambda t: time.strftime("%H:%M:%S", time.gmtime(t)) + ("%.3f" % (t % 1))[1:]
+    for s, took, _ in sorted(x for x in lat if x[1] > 0.25):
+        print("  slower than 250 ms: started %s, took %.0f ms" % (stamp(s), took * 1e3))
+    for i in range(len(SERVERS)):
+        with open(os.path.join(root, "s%d.log" % i), errors="replace") as f:
+            for line in f:
+                if "compacted the Raft log" in line:
+                    print("  s%d %s" % (i, line.strip()[11:23] + " " + line.split("compacted the Raft log: ")[-1].strip()))
 
 
 if __name__ == "__main__":

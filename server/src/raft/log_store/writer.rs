@@ -104,6 +104,14 @@ pub(super) struct Log {
 }
 
 impl Log {
+    /// Each entry held in the file, with its place there.
+    fn in_file(&self) -> impl Iterator<Item = (u64, Loc)> + '_ {
+        self.entries.map().iter().filter_map(|(index, stored)| match stored {
+            Stored::File(loc) => Some((*index, *loc)),
+            Stored::Memory(_) => None,
+        })
+    }
+
     pub(super) fn size(&self) -> LogSize {
         let entries = self.entries.map();
         let last_index = entries.last_key_value().map_or(0, |(index, _)| *index);
@@ -231,7 +239,6 @@ struct Copied {
     /// How far into the old file `runs` reach.
     copied_to: u64,
     started: Instant,
-    entries: usize,
 }
 
 impl Writer {
@@ -430,27 +437,12 @@ impl Writer {
             return;
         }
         let (Some(file), Some(path)) = (self.file.clone(), self.shared.path.clone()) else { return };
-        let (fresh, live) = {
+        let (fresh, live, needed) = {
             let log = self.shared.log.lock().unwrap_or_else(PoisonError::into_inner);
             // Each entry's record in the new file adds its head (12 bytes), tag and index to its bytes.
             let needed = wal::HEADER_LEN + log.entries.bytes() + 21 * log.entries.map().len() as u64 + 256;
             if self.end < COMPACT_AT || self.end < needed.saturating_mul(2) || self.end < self.compact_not_before {
                 return;
-            }
-            // The log goes on growing beside the copy, and a live write that finds the disk full stops this server's
-            // Raft: start only with room for the copy twice over and a compaction's size besides.
-            let wanted = needed.saturating_mul(2).saturating_add(COMPACT_AT);
-            match free_bytes(&path) {
-                Ok(free) if free >= wanted => {}
-                Ok(free) => {
-                    let why = format!("{free} bytes free on the log's disk, {wanted} wanted to compact beside it");
-                    drop(log);
-                    return self.not_now(&io::Error::new(io::ErrorKind::StorageFull, why));
-                }
-                Err(e) => {
-                    drop(log);
-                    return self.not_now(&e);
-                }
             }
             let fresh = (|| -> io::Result<_> {
                 Ok((
@@ -459,21 +451,23 @@ impl Writer {
                     log.purged.as_ref().map(encode).transpose()?,
                 ))
             })();
-            let live: Vec<(u64, Loc)> = log
-                .entries
-                .map()
-                .iter()
-                .filter_map(|(index, stored)| match stored {
-                    Stored::File(loc) => Some((*index, *loc)),
-                    Stored::Memory(_) => None,
-                })
-                .collect();
-            (fresh, live)
+            (fresh, log.in_file().collect::<Vec<_>>(), needed)
         };
         let (vote, committed, purged) = match fresh {
             Ok(fresh) => fresh,
             Err(e) => return self.not_now(&e),
         };
+        // The log goes on growing beside the copy, and a live write that finds the disk full stops this server's
+        // Raft: start only with room for the copy twice over and a compaction's size besides.
+        let wanted = needed.saturating_mul(2).saturating_add(COMPACT_AT);
+        match free_bytes(&path) {
+            Ok(free) if free >= wanted => {}
+            Ok(free) => {
+                let why = format!("{free} bytes free on the log's disk, {wanted} wanted to compact beside it");
+                return self.not_now(&io::Error::new(io::ErrorKind::StorageFull, why));
+            }
+            Err(e) => return self.not_now(&e),
+        }
         let cancel = Arc::new(AtomicBool::new(false));
         let job = CopyJob {
             old: file,
@@ -546,15 +540,7 @@ impl Writer {
         // while this runs. An entry not found there means the copy missed it, and the new file is not used.
         let relocated: Option<Vec<(u64, Loc)>> = {
             let log = self.shared.log.lock().unwrap_or_else(PoisonError::into_inner);
-            log.entries
-                .map()
-                .iter()
-                .filter_map(|(index, stored)| match stored {
-                    Stored::File(loc) => Some((*index, *loc)),
-                    Stored::Memory(_) => None,
-                })
-                .map(|(index, old)| copied.place(old).map(|new| (index, new)))
-                .collect()
+            log.in_file().map(|(index, old)| copied.place(old).map(|new| (index, new))).collect()
         };
         let Some(relocated) = relocated else {
             copied.written.discard();
@@ -589,7 +575,7 @@ impl Writer {
             file = %path.display(),
             bytes_before = before,
             bytes_after = end,
-            entries = copied.entries,
+            entries = copied.live.len(),
             took_ms = copied.started.elapsed().as_millis(),
             copied_late = self.end - copied.runs.first().map_or(self.end, |run| run.at),
             copied_here = before - copied.copied_to,
@@ -682,15 +668,9 @@ impl CopyJob {
         });
         let mut written = wal::write_beside(&self.path, &fresh, entries)?;
         match self.copy_late(&mut written) {
-            Ok((live, runs, copied_to)) => Ok(Copied {
-                written,
-                live,
-                started_at: self.started_at,
-                runs,
-                copied_to,
-                started,
-                entries: self.live.len(),
-            }),
+            Ok((live, runs, copied_to)) => {
+                Ok(Copied { written, live, started_at: self.started_at, runs, copied_to, started })
+            }
             Err(e) => {
                 written.discard();
                 Err(e)
