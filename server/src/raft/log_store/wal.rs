@@ -22,6 +22,7 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::indexed::{ByteLen, Indexed};
 
@@ -427,8 +428,15 @@ impl Written {
 
     /// Copies the records of `old` (salted `old_salt`) between offsets `from` and `to`, which must be record
     /// boundaries of whole records, to the end of this file, framed with its salt; the bodies are the same bytes, so
-    /// replaying this file afterwards makes the same changes. Not synced.
-    pub(super) fn copy_records(&mut self, old: &File, old_salt: u64, from: u64, to: u64) -> io::Result<Moved> {
+    /// replaying this file afterwards makes the same changes. Not synced. With `cancel`, ends as `Interrupted` within a
+    /// few MB of its being set (a compaction's round can be hundreds of MB, and closing the log waits for it).
+    pub(super) fn copy_records(
+        &mut self,
+        old: &File,
+        old_salt: u64,
+        (from, to): (u64, u64),
+        cancel: Option<&AtomicBool>,
+    ) -> io::Result<Moved> {
         let at = self.end;
         let damaged = |offset: u64| {
             io::Error::new(
@@ -454,6 +462,9 @@ impl Written {
             out.extend_from_slice(&body);
             offset += HEAD_LEN + u64::from(len);
             if out.len() >= 4 << 20 {
+                if cancel.is_some_and(|cancel| cancel.load(Ordering::Relaxed)) {
+                    return Err(io::Error::new(io::ErrorKind::Interrupted, "the log closed during a compaction"));
+                }
                 self.file.write_all_at(&out, self.end)?;
                 let synced = self.end / SYNC_EVERY;
                 self.end += out.len() as u64;
@@ -599,3 +610,6 @@ pub(super) fn lock(file: &File, path: &Path) -> io::Result<()> {
         std::fs::TryLockError::Error(e) => e,
     })
 }
+
+#[cfg(test)]
+mod tests;

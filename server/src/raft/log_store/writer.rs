@@ -527,7 +527,7 @@ impl Writer {
         let on_writer = Instant::now();
         #[cfg(test)]
         self.shared.compaction_thread_runs.store(copied.runs.len() as u64, Ordering::SeqCst);
-        let last = copied.written.copy_records(&old, self.salt, copied.copied_to, self.end).and_then(|moved| {
+        let last = copied.written.copy_records(&old, self.salt, (copied.copied_to, self.end), None).and_then(|moved| {
             copied.runs.push(moved);
             copied.written.sync()
         });
@@ -712,7 +712,7 @@ impl CopyJob {
             if free < (to - copied_to).saturating_add(COMPACT_AT) {
                 return Err(io::Error::new(io::ErrorKind::StorageFull, format!("{free} bytes free on the log's disk")));
             }
-            runs.push(written.copy_records(&self.old, self.old_salt, copied_to, to)?);
+            runs.push(written.copy_records(&self.old, self.old_salt, (copied_to, to), Some(&self.cancel))?);
             copied_to = to;
         }
         written.sync()?;
