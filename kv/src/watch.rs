@@ -186,16 +186,24 @@ impl<T> Watchers<T> {
         let id = self.next_id;
         for key in &keys {
             match key {
-                WatchKey::Prefix(prefix) => {
-                    let ids = self.by_prefix.entry(prefix.clone()).or_default();
-                    if ids.is_empty() {
-                        *self.prefix_lens.entry(prefix.len()).or_default() += 1;
+                // Looked up before inserting: ten thousand watchers of one key would otherwise copy it each time.
+                WatchKey::Prefix(prefix) => match self.by_prefix.get_mut(prefix.as_str()) {
+                    Some(ids) => {
+                        ids.insert(id);
                     }
-                    ids.insert(id);
-                }
-                other => {
-                    self.by_key.entry(other.clone()).or_default().insert(id);
-                }
+                    None => {
+                        *self.prefix_lens.entry(prefix.len()).or_default() += 1;
+                        self.by_prefix.insert(prefix.clone(), BTreeSet::from([id]));
+                    }
+                },
+                other => match self.by_key.get_mut(other) {
+                    Some(ids) => {
+                        ids.insert(id);
+                    }
+                    None => {
+                        self.by_key.insert(other.clone(), BTreeSet::from([id]));
+                    }
+                },
             }
         }
         self.waiters.insert(id, (keys, waiter));
@@ -205,6 +213,12 @@ impl<T> Watchers<T> {
     /// Removes a waiter that has not fired (its wait timed out or its client went away).
     pub fn remove(&mut self, id: WaiterId) -> Option<T> {
         let (keys, waiter) = self.waiters.remove(&id)?;
+        self.unlink(id, keys);
+        Some(waiter)
+    }
+
+    /// Takes `id` out of the set of each of `keys` that still has one.
+    fn unlink(&mut self, id: WaiterId, keys: Vec<WatchKey>) {
         for key in keys {
             match key {
                 WatchKey::Prefix(prefix) => self.remove_prefix(&prefix, id),
@@ -218,7 +232,6 @@ impl<T> Watchers<T> {
                 }
             }
         }
-        Some(waiter)
     }
 
     /// How many waiters are parked.
@@ -240,34 +253,51 @@ impl<T> Watchers<T> {
             let all: Vec<WaiterId> = self.waiters.keys().copied().collect();
             return all.into_iter().filter_map(|id| self.remove(id)).collect();
         }
-        let mut hit = BTreeSet::new();
+        // Every waiter on a touched key fires, so each touched key's whole set is taken at once; a fired waiter is
+        // then taken out of its other keys only. Removing ten thousand waiters of one key one by one from its set
+        // held the registry's lock for milliseconds on the state machine's path.
+        let mut hit = Vec::new();
         for key in &changes.keys {
-            self.collect(&WatchKey::Key(key.clone()), &mut hit);
-            self.collect_prefixes_of(key, &mut hit);
+            self.take(&WatchKey::Key(key.clone()), &mut hit);
+            self.take_prefixes_of(key, &mut hit);
         }
         for service in &changes.services {
-            self.collect(&WatchKey::Service(service.clone()), &mut hit);
+            self.take(&WatchKey::Service(service.clone()), &mut hit);
         }
         for node in &changes.nodes {
-            self.collect(&WatchKey::Node(node.clone()), &mut hit);
+            self.take(&WatchKey::Node(node.clone()), &mut hit);
         }
         for table in &changes.tables {
-            self.collect(&WatchKey::Table(*table), &mut hit);
+            self.take(&WatchKey::Table(*table), &mut hit);
         }
         for node in &changes.alloc_nodes {
-            self.collect(&WatchKey::NodeAllocations(node.clone()), &mut hit);
+            self.take(&WatchKey::NodeAllocations(node.clone()), &mut hit);
         }
-        hit.into_iter().filter_map(|id| self.remove(id)).collect()
+        hit.sort_unstable();
+        hit.dedup();
+        hit.into_iter()
+            .filter_map(|id| {
+                let (keys, waiter) = self.waiters.remove(&id)?;
+                // A waiter of one key was found through it, and that key's set is gone already.
+                if keys.len() > 1 {
+                    self.unlink(id, keys);
+                }
+                Some(waiter)
+            })
+            .collect()
     }
 
-    /// Adds the waiters on every watched prefix of `key` (the empty prefix and `key` itself included).
-    /// Only lengths some watched prefix has are looked up, each as a slice of `key`: see the module doc for the cost.
-    fn collect_prefixes_of(&self, key: &str, hit: &mut BTreeSet<WaiterId>) {
-        for &len in self.prefix_lens.range(..=key.len()).map(|(len, _)| len) {
+    /// Takes the waiters on every watched prefix of `key` (the empty prefix and `key` itself included), with their
+    /// sets. Only lengths some watched prefix has are looked up, each as a slice of `key`: see the module doc for the
+    /// cost.
+    fn take_prefixes_of(&mut self, key: &str, hit: &mut Vec<WaiterId>) {
+        let lens: Vec<usize> = self.prefix_lens.range(..=key.len()).map(|(len, _)| *len).collect();
+        for len in lens {
             // A length inside a multi-byte character cannot be a prefix of this key: prefixes are whole strings.
             let Some(prefix) = key.get(..len) else { continue };
-            if let Some(ids) = self.by_prefix.get(prefix) {
-                hit.extend(ids.iter().copied());
+            if let Some(ids) = self.by_prefix.remove(prefix) {
+                hit.extend(ids);
+                self.forget_prefix_len(len);
             }
         }
     }
@@ -279,17 +309,23 @@ impl<T> Watchers<T> {
             return;
         }
         self.by_prefix.remove(prefix);
-        if let Some(count) = self.prefix_lens.get_mut(&prefix.len()) {
+        self.forget_prefix_len(prefix.len());
+    }
+
+    /// One fewer watched prefix has `len` bytes.
+    fn forget_prefix_len(&mut self, len: usize) {
+        if let Some(count) = self.prefix_lens.get_mut(&len) {
             *count -= 1;
             if *count == 0 {
-                self.prefix_lens.remove(&prefix.len());
+                self.prefix_lens.remove(&len);
             }
         }
     }
 
-    fn collect(&self, key: &WatchKey, hit: &mut BTreeSet<WaiterId>) {
-        if let Some(ids) = self.by_key.get(key) {
-            hit.extend(ids.iter().copied());
+    /// Takes the waiters on `key`, with its set.
+    fn take(&mut self, key: &WatchKey, hit: &mut Vec<WaiterId>) {
+        if let Some(ids) = self.by_key.remove(key) {
+            hit.extend(ids);
         }
     }
 }

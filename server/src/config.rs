@@ -191,6 +191,11 @@ pub struct ReadMeta {
     pub known_leader: bool,
     /// Milliseconds since this server last heard from the leader; 0 on the leader.
     pub last_contact_ms: u64,
+    /// The applied state's `State::last_index` the answer was read at, on this server: two reads at one stamp read
+    /// the same state. 0 when not known, as for a remote read (it is not sent: a stamp means nothing to another
+    /// process).
+    #[serde(skip)]
+    pub state_index: u64,
 }
 
 /// What a server knows about the Raft cluster, as `Server::status` and `Remote::status` report it.

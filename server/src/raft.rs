@@ -682,7 +682,7 @@ impl RaftNode {
             let leader = known_leader(metrics);
             (leader.and_then(|id| node_addr(metrics, id)).is_some(), leader == Some(self.node_id))
         });
-        ReadMeta { known_leader, last_contact_ms: if leading { 0 } else { self.contact_age_ms() } }
+        ReadMeta { known_leader, last_contact_ms: if leading { 0 } else { self.contact_age_ms() }, state_index: 0 }
     }
 
     /// Milliseconds since this node last accepted a leader's AppendEntries.

@@ -26,8 +26,12 @@ pub(crate) struct Waiter<'a> {
 
 impl Drop for Waiter<'_> {
     fn drop(&mut self) {
-        // A no-op when the waiter already fired: firing removed it.
-        self.replica.watchers.lock().unwrap_or_else(PoisonError::into_inner).remove(self.id);
+        // A waiter that fired (or whose registry is gone) is no longer registered: its sender left the registry
+        // before it sent. Only one still waiting takes the registry's lock, which thousands of watchers woken by one
+        // write would otherwise each take again here.
+        if let Err(oneshot::error::TryRecvError::Empty) = self.fired.try_recv() {
+            self.replica.watchers.lock().unwrap_or_else(PoisonError::into_inner).remove(self.id);
+        }
     }
 }
 

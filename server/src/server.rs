@@ -711,8 +711,8 @@ impl Inner {
 
     async fn read<T>(&self, consistency: Consistency, f: impl FnOnce(&State) -> T) -> Result<(T, ReadMeta)> {
         self.barrier(consistency).await?;
-        let value = self.replica.read(f);
-        Ok((value, self.read_meta()))
+        let (value, state_index) = self.replica.read(|state| (f(state), state.last_index()));
+        Ok((value, ReadMeta { state_index, ..self.read_meta() }))
     }
 
     async fn query(
@@ -759,29 +759,37 @@ impl Inner {
         let mut resets = replica.subscribe_resets();
         let generation = *resets.borrow_and_update();
         let mut timed_out = min_index == 0;
+        // Registered before evaluating: a write landing in between still fires this waiter.
+        let mut waiter = Some(replica.register(keys.clone()));
         loop {
-            // Register before evaluating: a write landing in between still fires this waiter.
-            let mut waiter = replica.register(keys.clone());
             // The state was replaced since this query came (a restore, or a snapshot installed from the leader): its
             // indexes may have gone backwards, so the caller gets the new answer now rather than waiting for an index
             // past one that no longer means anything (Consul's watchers reset when the index goes back).
             let replaced = *resets.borrow() != generation;
-            let (value, index) = replica.read(&f);
+            let ((value, index), state_index) = replica.read(|state| (f(state), state.last_index()));
             // An index below the caller's went backwards, which only a restore does to an answer the caller already
             // saw: answer now too, whether the restore came before this query or while it waited.
             if index != min_index || timed_out || replaced {
-                return Ok((value, index, self.read_meta()));
+                return Ok((value, index, ReadMeta { state_index, ..self.read_meta() }));
             }
             // Not kept while parked: a service's instances with their nodes and checks are kilobytes per watcher,
             // and the answer given after the wait is evaluated again anyway.
             drop(value);
+            // Woken, and the answer did not move after all: park again, registering before the evaluation that
+            // decides. A woken query whose answer moved (nearly every one) returns above without registering, which
+            // spares the registry's lock twice per wake-up with thousands of watchers waking at once.
+            let Some(parked) = waiter.as_mut() else {
+                waiter = Some(replica.register(keys.clone()));
+                continue;
+            };
             let _parked = crate::telemetry::InProgress::start("consul.rpc.queries_blocking");
             tokio::select! {
-                _ = &mut waiter.fired => crate::telemetry::query_woken(),
+                _ = &mut parked.fired => crate::telemetry::query_woken(),
                 _ = resets.changed() => {}
                 _ = tokio::time::sleep_until(deadline) => timed_out = true,
             }
-            // `waiter` drops here, unregistering itself if it did not fire.
+            // Unregisters the waiter if it did not fire.
+            waiter = None;
         }
     }
 

@@ -258,3 +258,45 @@ async fn a_repeated_read_answers_what_the_last_write_left() {
     let grown = get_json(&agent, "/v1/catalog/service/web").await;
     assert_eq!((array(&catalog).len(), array(&grown).len()), (1, 2), "{grown}");
 }
+
+/// Watchers one write wakes read one state: the first to answer keeps its encoded answer and the rest answer with it.
+/// Every one of them must answer what a read after the write answers, and the next write must not find that answer.
+#[tokio::test]
+async fn watchers_woken_by_one_write_all_answer_what_a_read_after_it_answers() {
+    let agent = TestAgent::dev("health-woken").await;
+    for id in ["web-1", "web-2"] {
+        register(&agent, json!({"ID": id, "Name": "web", "Port": 80, "Check": {"TTL": "10m", "Status": "passing"}}))
+            .await;
+    }
+    let path = "/v1/health/service/web?passing";
+    let index = agent.get(path).await.index();
+    let before_parking = parked(&agent).await;
+    let client = roster_tests::http_client(0);
+    let url = agent.url(&format!("{path}&index={index}&wait=10m"));
+    let watchers: Vec<_> = (0..20)
+        .map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                let res = client.get(&url).send().await.expect("watcher request");
+                let index: u64 = res.headers()["x-consul-index"].to_str().expect("ascii").parse().expect("number");
+                (index, res.text().await.expect("body"))
+            })
+        })
+        .collect();
+    while parked(&agent).await < before_parking + 20.0 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    agent.put("/v1/agent/check/fail/service:web-1", "").await.expect_status(200);
+    let after = agent.get(path).await;
+    assert_eq!(service_ids(&after.json()), ["web-2"]);
+    for watcher in watchers {
+        let (woken_index, body) = watcher.await.expect("watcher task");
+        assert_eq!((woken_index, body.as_str()), (after.index(), after.text().as_str()));
+    }
+
+    agent.put("/v1/agent/check/fail/service:web-2", "").await.expect_status(200);
+    let woken = agent.get(&format!("{path}&index={}&wait=10m", after.index())).await;
+    assert_eq!(woken.json(), json!([]), "the next write's answer, not the one kept for the last state");
+    assert!(woken.index() > after.index());
+}

@@ -50,8 +50,12 @@ pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri)
     let filter = q.filter(&schema::CATALOG_SERVICE)?;
     super::central_config::refuse_blocking_merge(&q)?;
     let query = q.with_node_meta(StateQuery::ServiceNodes { name, tags: q.all("tag") });
+    let slot = encoded::Slot::new(&api, uri.path(), uri.query(), &q, &opts);
     let compute = std::pin::pin!(async {
         let (answer, index, meta, cached) = cache::read(&api, &opts, &q, &query).await?;
+        if let Some(reply) = slot.reuse(&api, index, meta) {
+            return Ok(reply);
+        }
         let Answer::ServiceNodes(mut instances) = answer else { return Err(unexpected()) };
         let near = super::coordinate::near_node(&api, &q);
         super::coordinate::sort_near(&api, &opts, near, &mut instances, |(n, _)| &n.node).await?;
@@ -65,7 +69,7 @@ pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri)
         let body = kept(filter.as_ref(), instances.iter().map(|(n, svc)| output::catalog_service(n, svc)));
         Ok(cached.mark(read_reply(&body, index, meta)))
     });
-    encoded::read(&api, uri.path(), uri.query(), &q, &opts, compute).await
+    encoded::read(&api, &slot, &opts, compute).await
 }
 
 pub async fn node(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {

@@ -12,9 +12,10 @@
 //! Used only where the answer comes from this server's own state and checking the stamp costs nothing: a server agent
 //! that leads (its lease barrier is local) or any server for `?stale`. Not for `?consistent` (a miss would run its
 //! quorum round twice), nor `?cached` (the agent cache keeps its own answers), nor a client agent (its server decides).
-//! An answer is stored only when the state did not move while it was computed, so a blocking read that waited (the
-//! write that woke it moved the state) is never stored; a blocking read whose entry's index differs from its `?index`
-//! answers from the entry, as the server would have answered it at once. With ACLs on, a hit resolves the caller's
+//! An answer is stored under the state its computation read (the server's `ReadMeta::state_index`), and only while
+//! the state is still there. So the first of the watchers one write wakes stores its body, and the rest, reading the
+//! same state, answer with it (`Slot::reuse`) rather than each encoding the same JSON; a blocking read whose entry's
+//! index differs from its `?index` answers from the entry at once, as the server would have answered it. With ACLs on, a hit resolves the caller's
 //! token again, so a token that expired since (expiry is the one change that is not a write) is refused as before.
 //!
 //! Bounded: at most [`MAX_ENTRIES`] entries and [`MAX_BYTES`] of bodies, none above [`MAX_BODY`]; to make room, the
@@ -23,13 +24,14 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use axum::body::{Bytes, HttpBody as _};
 use axum::http::StatusCode;
 use axum::response::Response;
 use roster_kv::State;
-use roster_server::Consistency;
+use roster_server::{Consistency, ReadMeta};
 
 use super::Api;
 use super::caller;
@@ -120,32 +122,68 @@ impl Encoded {
     }
 }
 
+/// Where one request stands with the stored answers: the key its answer is kept under when it may use them, and the
+/// state its computation read its records at.
+pub(crate) struct Slot {
+    key: Option<String>,
+    /// `State::last_index` the computation's read was evaluated at, once it was (0: not known).
+    read_at: AtomicU64,
+}
+
+impl Slot {
+    /// The slot of a request to `path` with `raw_query`: usable on a server agent that answers it from its own state
+    /// (a leader's default read, or `?stale`), and neither for `?consistent` (a miss would run its quorum round twice)
+    /// nor `?cached` (the agent cache keeps its own answers).
+    pub(crate) fn new(api: &Api, path: &str, raw_query: Option<&str>, q: &Query, opts: &ReadOpts) -> Slot {
+        let local = api.backend.server().is_some_and(|server| match opts.consistency {
+            Consistency::Stale => true,
+            Consistency::Default => server.is_leader(),
+            Consistency::Consistent => false,
+        });
+        let key = (local && !q.names().any(|name| name == "cached")).then(|| key(&caller::secret(), path, raw_query));
+        Slot { key, read_at: AtomicU64::new(0) }
+    }
+
+    /// A slot that never uses the stored answers.
+    pub(crate) fn unused() -> Slot {
+        Slot { key: None, read_at: AtomicU64::new(0) }
+    }
+
+    /// Called by the computation once it has read its records (`index` and `meta` from that read): the answer
+    /// another request stored for the same state, if there is one. This is what a woken watcher finds: thousands
+    /// woken by one write read the same state, the first to finish stores its body, and the rest answer with it
+    /// instead of encoding it again. The read already resolved the caller's token after its wait.
+    pub(crate) fn reuse(&self, api: &Api, index: u64, meta: ReadMeta) -> Option<Response> {
+        let key = self.key.as_deref()?;
+        if meta.state_index == 0 {
+            return None;
+        }
+        self.read_at.store(meta.state_index, Ordering::Relaxed);
+        // One state and one request make one answer, so the index cannot differ; checked rather than assumed.
+        let entry = api.encoded.get(key, meta.state_index).filter(|entry| entry.index == index)?;
+        if entry.filtered {
+            caller::note_filtered();
+        }
+        Some(json_read_reply(entry.body, entry.index, meta))
+    }
+}
+
 /// Answers a read from a stored body when this server's state is still where that body was computed, and otherwise
-/// runs `compute` (a handler whose 200 answers are `read_reply`s) and stores what it answers.
+/// runs `compute` (a handler whose 200 answers are `read_reply`s, which calls `slot.reuse` after its read) and stores
+/// what it answers, under the state its read saw, when the state is still there.
 ///
 /// `compute` is pinned by the caller and lent, not moved in: a future argument that is awaited takes two slots in
 /// this function's future (the argument's and the awaited copy's), which doubled every parked watcher's handler.
 pub(crate) async fn read(
     api: &Api,
-    path: &str,
-    raw_query: Option<&str>,
-    q: &Query,
+    slot: &Slot,
     opts: &ReadOpts,
     compute: Pin<&mut impl Future<Output = ApiResult>>,
 ) -> ApiResult {
-    let Some(server) = api.backend.server() else { return compute.await };
-    let local = match opts.consistency {
-        Consistency::Stale => true,
-        Consistency::Default => server.is_leader(),
-        Consistency::Consistent => false,
-    };
-    if !local || q.names().any(|name| name == "cached") {
-        return compute.await;
-    }
+    let (Some(key), Some(server)) = (slot.key.as_deref(), api.backend.server()) else { return compute.await };
     let secret = caller::secret();
-    let key = key(&secret, path, raw_query);
     let (at, meta) = server.read(opts.consistency, State::last_index).await?;
-    if let Some(entry) = api.encoded.get(&key, at)
+    if let Some(entry) = api.encoded.get(key, at)
         && (opts.min_index == 0 || entry.index != opts.min_index)
     {
         if api.acl.enabled() {
@@ -157,11 +195,16 @@ pub(crate) async fn read(
         return Ok(json_read_reply(entry.body, entry.index, meta));
     }
     let response = compute.await?;
-    if response.status() != StatusCode::OK || server.read_local(State::last_index) != at {
+    // The state the computation read at (a blocking read's is the one that woke it), else the one read above.
+    let read_at = match slot.read_at.load(Ordering::Relaxed) {
+        0 => at,
+        stamp => stamp,
+    };
+    if response.status() != StatusCode::OK || server.read_local(State::last_index) != read_at {
         return Ok(response);
     }
     // Boxed: inline, the store's state would sit beside `compute.await` in a parked watcher's future.
-    Box::pin(store(api, key, at, response)).await
+    Box::pin(store(api, key.to_owned(), read_at, response)).await
 }
 
 /// Keeps a computed answer for the next read of the same state, when it is a `read_reply` small enough.

@@ -16,8 +16,12 @@ pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri)
     let filter = q.filter(&schema::HEALTH_ENTRY)?;
     super::central_config::refuse_blocking_merge(&q)?;
     let query = q.with_node_meta(StateQuery::ServiceHealth { name, tags: q.all("tag"), passing: q.flag("passing") });
+    let slot = encoded::Slot::new(&api, uri.path(), uri.query(), &q, &opts);
     let compute = std::pin::pin!(async {
         let (answer, index, meta, cached) = cache::read(&api, &opts, &q, &query).await?;
+        if let Some(reply) = slot.reuse(&api, index, meta) {
+            return Ok(reply);
+        }
         let Answer::Health(mut entries) = answer else { return Err(unexpected()) };
         let near = super::coordinate::near_node(&api, &q);
         super::coordinate::sort_near(&api, &opts, near, &mut entries, |e| &e.node.node).await?;
@@ -32,7 +36,7 @@ pub async fn service(State(api): State<Api>, Path(name): Path<String>, uri: Uri)
             entries.iter().map(output::health_entry).filter(|entry| keep(filter.as_ref(), entry)).collect();
         Ok(cached.mark(read_reply(&Value::Array(body), index, meta)))
     });
-    encoded::read(&api, uri.path(), uri.query(), &q, &opts, compute).await
+    encoded::read(&api, &slot, &opts, compute).await
 }
 
 pub async fn checks(State(api): State<Api>, Path(name): Path<String>, uri: Uri) -> ApiResult {

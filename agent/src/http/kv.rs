@@ -38,15 +38,20 @@ pub async fn get(State(api): State<Api>, uri: Uri) -> ApiResult {
         StateQuery::KvGet { key }
     };
     let list = matches!(query, StateQuery::KvKeys { .. } | StateQuery::KvList { .. });
+    let slot =
+        if list { encoded::Slot::new(&api, uri.path(), uri.query(), &q, &opts) } else { encoded::Slot::unused() };
     let compute = std::pin::pin!(async {
         let (answer, index, meta) = read(&api, &opts, &query).await?;
+        if let Some(reply) = slot.reuse(&api, index, meta) {
+            return Ok(reply);
+        }
         reply(&q, answer, index, meta)
     });
     // A load balancer's helper watches a prefix: its list is what is worth keeping encoded, not one small entry.
     // Boxed: a parked watcher's handler future is as large as its largest branch, and a single key's (the common
     // watch) need not carry the encoded path's state.
     if list {
-        return Box::pin(encoded::read(&api, uri.path(), uri.query(), &q, &opts, compute)).await;
+        return Box::pin(encoded::read(&api, &slot, &opts, compute)).await;
     }
     compute.await
 }

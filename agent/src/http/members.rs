@@ -103,7 +103,7 @@ pub async fn raft_configuration(State(api): State<Api>, uri: Uri) -> ApiResult {
         })
         .collect();
     let body = json!({"Servers": servers, "Index": status.applied_index});
-    let meta = roster_server::ReadMeta { known_leader: status.leader.is_some(), last_contact_ms: 0 };
+    let meta = roster_server::ReadMeta { known_leader: status.leader.is_some(), last_contact_ms: 0, state_index: 0 };
     Ok(read_reply(&body, status.applied_index, meta))
 }
 

@@ -154,7 +154,7 @@ pub async fn local_reply<T: Serialize>(api: &super::Api, body: &T) -> ApiResult 
         // These endpoints describe the agent, which answers even when no server can be reached (a client agent that has not found one yet), as Consul's does.
         Err(err) => {
             tracing::debug!("no index for an agent reply: {err}");
-            (1, ReadMeta { known_leader: false, last_contact_ms: 0 })
+            (1, ReadMeta { known_leader: false, last_contact_ms: 0, state_index: 0 })
         }
     };
     Ok(read_reply(body, index, meta))

@@ -29,7 +29,7 @@ pub async fn save(State(api): State<Api>, uri: Uri) -> ApiResult {
     let consistency = if q.flag("stale") { Consistency::Stale } else { Consistency::Default };
     let (archive, index) = api.backend.save_snapshot_as(&caller::secret(), consistency).await?;
     // The save went through the barrier (or, stale, through a server's own state): a leader was known when it began.
-    let meta = roster_server::ReadMeta { known_leader: true, last_contact_ms: 0 };
+    let meta = roster_server::ReadMeta { known_leader: true, last_contact_ms: 0, state_index: 0 };
     let mut headers = read_headers(index, meta);
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-gzip"));
     Ok((StatusCode::OK, headers, archive).into_response())

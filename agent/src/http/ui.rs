@@ -320,7 +320,7 @@ async fn raft(api: &Api, opts: &ReadOpts) -> Result<Fragment, ApiError> {
 
 async fn acl(api: &Api, opts: &ReadOpts, list: &str) -> Result<Fragment, ApiError> {
     if !api.acl.enabled() {
-        let meta = ReadMeta { known_leader: true, last_contact_ms: 0 };
+        let meta = ReadMeta { known_leader: true, last_contact_ms: 0, state_index: 0 };
         return Ok(Fragment::new(panel::acl_disabled(), 0, meta));
     }
     let query = match list {

@@ -105,3 +105,25 @@ fn prefix_lengths_are_forgotten_when_their_last_waiter_goes() {
     watchers.register(vec![WatchKey::Prefix("ab".into())], 3);
     assert_eq!(watchers.fire(&changed_keys(&["abc"])), vec![3]);
 }
+
+#[test]
+fn a_write_fires_every_waiter_of_its_key_and_leaves_the_others_registered() {
+    let mut watchers = Watchers::default();
+    for n in 0..1000 {
+        watchers.register(vec![WatchKey::Key("hot".into())], n);
+    }
+    watchers.register(vec![WatchKey::Key("hot".into()), WatchKey::Key("cold".into())], 1000);
+    let cold = watchers.register(vec![WatchKey::Key("cold".into())], 1001);
+    watchers.register(vec![WatchKey::Prefix("ho".into())], 1002);
+    watchers.register(vec![WatchKey::Prefix("co".into())], 1003);
+
+    assert_eq!(watchers.fire(&changed_keys(&["hot"])), (0..=1002).filter(|n| *n != 1001).collect::<Vec<_>>());
+    assert_eq!(watchers.len(), 2, "cold's own waiter and the other prefix's are still parked");
+    assert_eq!(watchers.by_key.len(), 1, "hot's set went with its waiters");
+    assert_eq!(watchers.by_key[&WatchKey::Key("cold".into())], BTreeSet::from([cold]), "the two-key waiter left cold");
+    assert_eq!(watchers.prefix_lens.get(&2), Some(&1), "only co is left of length 2");
+
+    assert_eq!(watchers.fire(&changed_keys(&["cold"])), vec![1001, 1003]);
+    assert!(watchers.is_empty() && watchers.by_key.is_empty() && watchers.by_prefix.is_empty());
+    assert!(watchers.prefix_lens.is_empty());
+}

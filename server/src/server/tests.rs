@@ -2,6 +2,8 @@
 //! real TCP RPC on loopback, and blocking-query wakeups.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use roster_kv::{Command, CommandResult, WatchKey};
@@ -185,6 +187,25 @@ async fn three_nodes_elect_and_apply_a_write_forwarded_by_a_follower() {
     }
 }
 
+/// Spawns a blocking read of `query` on the key `watched` from `first_index` (10 s wait), and returns once it is parked.
+async fn park_on_watched<T: Send + 'static>(
+    server: &Server,
+    first_index: u64,
+    query: impl Fn(&roster_kv::State) -> (T, u64) + Send + Sync + 'static,
+) -> tokio::task::JoinHandle<crate::Result<(T, u64, crate::ReadMeta)>> {
+    let parked = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let keys = vec![WatchKey::Key("watched".into())];
+            server.blocking_read(Consistency::Default, first_index, Duration::from_secs(10), keys, query).await
+        })
+    };
+    while server.parked_queries() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    parked
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocking_read_wakes_only_for_its_key_and_times_out_at_the_same_index() {
     let server = start(1, None, true).await;
@@ -197,16 +218,7 @@ async fn blocking_read_wakes_only_for_its_key_and_times_out_at_the_same_index() 
     let (_, first_index, _) =
         server.blocking_read(Consistency::Default, 0, Duration::ZERO, vec![], query).await.unwrap();
 
-    let parked = {
-        let server = server.clone();
-        tokio::spawn(async move {
-            let keys = vec![WatchKey::Key("watched".into())];
-            server.blocking_read(Consistency::Default, first_index, Duration::from_secs(10), keys, query).await
-        })
-    };
-    while server.parked_queries() == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let parked = park_on_watched(&server, first_index, query).await;
     // A write to another key must not wake the query.
     server.write(set("other", "x")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -230,6 +242,46 @@ async fn blocking_read_wakes_only_for_its_key_and_times_out_at_the_same_index() 
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(same_index, index);
     assert_eq!(server.parked_queries(), 0);
+    server.shutdown().await.unwrap();
+}
+
+/// A write to a watched key whose answer keeps its index (here the query only moves for one value) wakes the query,
+/// which parks again, registered before it evaluates, and still wakes for the next write that moves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_woken_query_whose_answer_did_not_move_parks_again() {
+    let server = start(1, None, true).await;
+    server.wait_for_leader(Duration::from_secs(2)).await.unwrap();
+    server.write(set("watched", "start")).await.unwrap();
+    let (_, first_index, _) = server
+        .blocking_read(Consistency::Default, 0, Duration::ZERO, vec![], |state| ((), state.kv_get("watched").1))
+        .await
+        .unwrap();
+    let evaluations = Arc::new(AtomicUsize::new(0));
+    let query = {
+        let evaluations = evaluations.clone();
+        move |state: &roster_kv::State| {
+            evaluations.fetch_add(1, Ordering::SeqCst);
+            let (entry, index) = state.kv_get("watched");
+            let value = entry.map(|e| e.value.clone());
+            let index = if value.as_deref() == Some(&b"move"[..]) { index } else { first_index };
+            (value, index)
+        }
+    };
+    let parked = park_on_watched(&server, first_index, query).await;
+    let before = evaluations.load(Ordering::SeqCst);
+
+    // Woken, the answer still at the caller's index: evaluated again, and parked again.
+    server.write(set("watched", "still")).await.unwrap();
+    while evaluations.load(Ordering::SeqCst) == before || server.parked_queries() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(!parked.is_finished());
+
+    server.write(set("watched", "move")).await.unwrap();
+    let (value, index, _) = tokio::time::timeout(Duration::from_secs(5), parked).await.unwrap().unwrap().unwrap();
+    assert_eq!(value.as_deref(), Some(&b"move"[..]));
+    assert!(index > first_index);
+    assert_eq!(server.parked_queries(), 0, "the query that returned left no waiter");
     server.shutdown().await.unwrap();
 }
 

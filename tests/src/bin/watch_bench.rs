@@ -5,7 +5,8 @@
 //!
 //! For each watcher count N it parks N watchers on one key (or one service's health), then, `--rounds` times,
 //! changes it and records when each watcher hears of it; the table gives p50/p99 of those delays over all watchers
-//! and rounds, and the growth of the server's resident memory while the N watchers were parked, per watcher.
+//! and rounds, the growth of the server's resident memory while the N watchers were parked, per watcher, and the
+//! server's CPU time (user and system, all threads) from each write to its last watcher's answer, per watcher woken.
 //!
 //! - roster: a `roster agent -server -bootstrap-expect 1` with a data dir (writes are fsynced, as in
 //!   production); each watcher is its own keep-alive HTTP/1.1 connection holding
@@ -79,6 +80,8 @@ struct Row {
     p99: Duration,
     max: Duration,
     bytes_per_watcher: Option<i64>,
+    /// The server's CPU time from each write to its last watcher's answer, per watcher woken.
+    cpu_per_wake: Duration,
 }
 
 #[tokio::main]
@@ -145,6 +148,7 @@ async fn bench_roster(http: SocketAddr, pid: u32, n: usize, rounds: u64, on: On)
     }
     let mut delays = Vec::with_capacity(n * rounds as usize);
     let mut bytes_per_watcher = None;
+    let mut cpu = Duration::ZERO;
     for round in 1..=rounds {
         let barrier = Arc::new(Barrier::new(n + 1));
         let started = Arc::new(std::sync::OnceLock::<Instant>::new());
@@ -171,6 +175,7 @@ async fn bench_roster(http: SocketAddr, pid: u32, n: usize, rounds: u64, on: On)
         if round == 1 {
             bytes_per_watcher = Some((rss_bytes(pid)? as i64 - rss_before as i64) / n as i64);
         }
+        let cpu_before = cpu_time(pid)?;
         started.set(Instant::now()).ok();
         index = change(round).await?;
         for task in join_all(tasks).await {
@@ -178,8 +183,9 @@ async fn bench_roster(http: SocketAddr, pid: u32, n: usize, rounds: u64, on: On)
             watchers.push(stream);
             delays.push(delay);
         }
+        cpu += cpu_time(pid)?.saturating_sub(cpu_before);
     }
-    Ok(row("roster", n, delays, bytes_per_watcher))
+    Ok(row("roster", n, delays, bytes_per_watcher, cpu))
 }
 
 /// Opens `n` etcd watch streams on one key and measures `rounds` writes.
@@ -209,6 +215,7 @@ async fn bench_etcd(addr: SocketAddr, pid: u32, n: usize, rounds: u64) -> anyhow
     tokio::time::sleep(park_time(n)).await;
     let bytes_per_watcher = Some((rss_bytes(pid)? as i64 - rss_before as i64) / n as i64);
     let mut delays = Vec::with_capacity(n * rounds as usize);
+    let mut cpu = Duration::ZERO;
     for round in 1..=rounds {
         let barrier = Arc::new(Barrier::new(n + 1));
         let started = Arc::new(std::sync::OnceLock::<Instant>::new());
@@ -228,6 +235,7 @@ async fn bench_etcd(addr: SocketAddr, pid: u32, n: usize, rounds: u64) -> anyhow
         // The same quiet spell before each write as roster's watchers get to re-park: a write into a process that
         // has idled for a while pays for waking its threads, and both systems must be measured alike.
         tokio::time::sleep(park_time(n)).await;
+        let cpu_before = cpu_time(pid)?;
         started.set(Instant::now()).ok();
         writer.etcd_put(&key, &round.to_string()).await?;
         for task in join_all(tasks).await {
@@ -235,8 +243,9 @@ async fn bench_etcd(addr: SocketAddr, pid: u32, n: usize, rounds: u64) -> anyhow
             streams.push(stream);
             delays.push(delay);
         }
+        cpu += cpu_time(pid)?.saturating_sub(cpu_before);
     }
-    Ok(row("etcd", n, delays, bytes_per_watcher))
+    Ok(row("etcd", n, delays, bytes_per_watcher, cpu))
 }
 
 /// How long to let the server settle after N requests were sent, before writing.
@@ -326,7 +335,24 @@ fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
     Ok(kib * 1024)
 }
 
-fn row(system: &'static str, watchers: usize, mut delays: Vec<Duration>, bytes_per_watcher: Option<i64>) -> Row {
+/// A process's user and system CPU time over all its threads (`/proc/<pid>/stat`, in the kernel's 100 Hz ticks).
+fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The fields after the command name, which is in parentheses and may hold spaces: state is the first.
+    let fields: Vec<&str> = stat.rsplit_once(')').context("a /proc stat line")?.1.split_whitespace().collect();
+    let ticks = |field: usize| -> anyhow::Result<u64> { Ok(fields.get(field).context("utime and stime")?.parse()?) };
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
+}
+
+fn row(
+    system: &'static str,
+    watchers: usize,
+    mut delays: Vec<Duration>,
+    bytes_per_watcher: Option<i64>,
+    cpu: Duration,
+) -> Row {
+    let wakes = delays.len().max(1) as u32;
     delays.sort();
     let pct = |p: usize| delays[(delays.len() * p / 100).min(delays.len() - 1)];
     Row {
@@ -336,25 +362,27 @@ fn row(system: &'static str, watchers: usize, mut delays: Vec<Duration>, bytes_p
         p99: pct(99),
         max: *delays.last().unwrap_or(&Duration::ZERO),
         bytes_per_watcher,
+        cpu_per_wake: cpu / wakes,
     }
 }
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<8} {:>9} {:>10} {:>10} {:>10} {:>14}",
-        "system", "watchers", "p50(ms)", "p99(ms)", "max(ms)", "bytes/watcher"
+        "{:<8} {:>9} {:>10} {:>10} {:>10} {:>14} {:>16}",
+        "system", "watchers", "p50(ms)", "p99(ms)", "max(ms)", "bytes/watcher", "server_us/wake"
     );
     for row in rows {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let bytes = row.bytes_per_watcher.map_or("-".to_owned(), |b| b.to_string());
         println!(
-            "{:<8} {:>9} {:>10.3} {:>10.3} {:>10.3} {:>14}",
+            "{:<8} {:>9} {:>10.3} {:>10.3} {:>10.3} {:>14} {:>16.1}",
             row.system,
             row.watchers,
             ms(row.p50),
             ms(row.p99),
             ms(row.max),
-            bytes
+            bytes,
+            row.cpu_per_wake.as_secs_f64() * 1e6
         );
     }
 }
