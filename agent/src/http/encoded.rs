@@ -15,8 +15,9 @@
 //! An answer is stored under the state its computation read (the server's `ReadMeta::state_index`), and only while
 //! the state is still there. So the first of the watchers one write wakes stores its body, and the rest, reading the
 //! same state, answer with it (`Slot::reuse`) rather than each encoding the same JSON; a blocking read whose entry's
-//! index differs from its `?index` answers from the entry at once, as the server would have answered it. With ACLs on, a hit resolves the caller's
-//! token again, so a token that expired since (expiry is the one change that is not a write) is refused as before.
+//! index differs from its `?index` answers from the entry at once, as the server would have answered it. With ACLs
+//! on, a hit resolves the caller's token again, so a token that expired since (expiry is the one change that is not a
+//! write) is refused as before.
 //!
 //! Bounded: at most [`MAX_ENTRIES`] entries and [`MAX_BYTES`] of bodies, none above [`MAX_BODY`]; to make room, the
 //! entries of older states go first, then everything (forgetting costs one evaluation).
