@@ -572,3 +572,52 @@ async fn closing_the_log_during_a_compaction_leaves_the_old_file_and_no_temporar
     let expected: Vec<Entry> = (381..=400).map(|i| entry_at(i, &value)).collect();
     assert_eq!(log.try_get_log_entries(0..=500).await.unwrap(), expected);
 }
+
+/// The run `limited_get_log_entries` may return: bytes up to the limit, and always the first entry.
+#[test]
+fn a_limited_read_keeps_the_longest_run_within_the_limit_and_at_least_one_entry() {
+    use super::writer::Stored;
+    let bytes = |n: usize| -> Arc<[u8]> { Arc::from(vec![0u8; n]) };
+    let stored: Vec<(u64, Stored)> = (1..=3).map(|index| (index, Stored::Memory(bytes(10)))).collect();
+    // A pending entry stands for the stored one at its index, as it does when read.
+    let pending = vec![(2, bytes(30))];
+    assert_eq!(super::last_within(&pending, &stored, 25), Some(1));
+    assert_eq!(super::last_within(&pending, &stored, 40), Some(2));
+    assert_eq!(super::last_within(&pending, &stored, 49), Some(2));
+    assert_eq!(super::last_within(&pending, &stored, 50), Some(3));
+    assert_eq!(super::last_within(&[], &stored, 5), Some(1), "the first entry even when it alone is over");
+    assert_eq!(super::last_within(&[], &[], 5), None);
+}
+
+/// What replication reads for a follower that is behind: one AppendEntries' worth of large entries, not the 1 024
+/// openraft asks for; small entries all; and a plain read is never cut. On disk and in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_reads_one_batch_of_large_entries_and_every_small_one() {
+    use openraft::RaftLogReader;
+    for on_disk in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _closed) = LogStore::open(on_disk.then(|| dir.path())).expect("open log");
+        let large = "x".repeat(1 << 20);
+        for index in 1..=30 {
+            log.append_before_start(entry_at(index, &large)).await.expect("append");
+        }
+        let size = postcard::experimental::serialized_size(&entry_at(1, &large)).expect("size");
+        let limit = crate::raft::wire::APPEND_BATCH_BYTES;
+        let fit = limit / size;
+        assert!((1..30).contains(&fit), "the test needs a limit inside the range: {fit} entries of {size} bytes");
+
+        let read = log.limited_get_log_entries(1, 31).await.expect("limited read");
+        let indexes: Vec<u64> = read.iter().map(|entry| entry.log_id.index()).collect();
+        assert_eq!(indexes, (1..=fit as u64).collect::<Vec<_>>(), "on disk: {on_disk}");
+        assert_eq!(read[0], entry_at(1, &large), "the entries read are the ones written");
+        let read = log.limited_get_log_entries(29, 31).await.expect("limited read at the end");
+        assert_eq!(read.iter().map(|entry| entry.log_id.index()).collect::<Vec<_>>(), vec![29, 30]);
+        assert_eq!(log.try_get_log_entries(1..=30).await.expect("read").len(), 30, "a plain read is whole");
+
+        for index in 31..=31 + 1023 {
+            log.append_before_start(entry_at(index, "small")).await.expect("append");
+        }
+        let read = log.limited_get_log_entries(31, 31 + 1024).await.expect("limited read of small entries");
+        assert_eq!(read.len(), 1024, "on disk: {on_disk}");
+    }
+}
