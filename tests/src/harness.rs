@@ -267,6 +267,45 @@ impl TestAgent {
         self.request(reqwest::Method::GET, path, None).await
     }
 
+    /// `GET path` on a task of its own (and a connection of its own while others are in flight): a blocking query
+    /// the test parks before it writes. Panics, in the task, when the request cannot be sent.
+    pub fn spawn_get(&self, path: &str) -> tokio::task::JoinHandle<Resp> {
+        let (client, url) = (self.client.clone(), self.url(path));
+        tokio::spawn(async move {
+            let res = client.get(&url).send().await.unwrap_or_else(|err| panic!("GET {url}: {err}"));
+            Resp::read(res).await.unwrap_or_else(|err| panic!("GET {url}: reading body: {err}"))
+        })
+    }
+
+    /// How many blocking queries the agent has parked now: the `consul.<host>.rpc.queries_blocking` gauge of
+    /// `/v1/agent/metrics`. The agent parks a few of its own, so tests compare it with a reading taken before.
+    pub async fn parked_queries(&self) -> f64 {
+        let res = self.get("/v1/agent/metrics").await;
+        res.expect_status(200);
+        let metrics = res.json();
+        metrics["Gauges"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|gauge| gauge["Name"].as_str().is_some_and(|name| name.ends_with(".rpc.queries_blocking")))
+            .filter_map(|gauge| gauge["Value"].as_f64())
+            .sum()
+    }
+
+    /// Waits until at least `at_least` blocking queries are parked, so a write the test makes next happens while
+    /// they wait; panics after 60 s.
+    pub async fn wait_parked(&self, at_least: f64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let parked = self.parked_queries().await;
+            if parked >= at_least {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{parked} blocking queries parked after 60 s, waiting for {at_least}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// `PUT path` with a raw body and no `Content-Type`, as the Go client and `curl -T` send it.
     pub async fn put(&self, path: &str, body: impl Into<Vec<u8>>) -> Resp {
         self.request(reqwest::Method::PUT, path, Some(body.into())).await

@@ -198,17 +198,6 @@ async fn catalog_registered_check_shows_in_health_of_an_external_node() {
     assert_eq!(checks[0]["ServiceName"], "db");
 }
 
-/// How many blocking queries the agent counts as parked (Consul's `consul.<host>.rpc.queries_blocking` gauge); the
-/// agent's own watchers are among them.
-async fn parked(agent: &TestAgent) -> f64 {
-    let metrics = get_json(agent, "/v1/agent/metrics").await;
-    array(&metrics["Gauges"])
-        .iter()
-        .filter(|gauge| gauge["Name"].as_str().is_some_and(|name| name.ends_with(".rpc.queries_blocking")))
-        .filter_map(|gauge| gauge["Value"].as_f64())
-        .sum()
-}
-
 /// The same read asked again answers the same bytes until a write, and never an answer the write made stale: a
 /// server agent keeps the encoded answer of a repeated read for as long as its state has not moved.
 #[tokio::test]
@@ -234,7 +223,7 @@ async fn a_repeated_read_answers_what_the_last_write_left() {
 
     // Now nothing newer than `failed` exists: the read parks until the check passes again, and answers that.
     let parked_path = format!("{path}&index={}&wait=10m", failed.index());
-    let before_parking = parked(&agent).await;
+    let before_parking = agent.parked_queries().await;
     let read = agent.get(&parked_path);
     tokio::pin!(read);
     let parked = tokio::select! {
@@ -243,9 +232,7 @@ async fn a_repeated_read_answers_what_the_last_write_left() {
         answered = &mut read => answered,
         () = async {
             // The pass is written only once the read parked, as seen from the agent's count of parked reads.
-            while parked(&agent).await <= before_parking {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
+            agent.wait_parked(before_parking + 1.0).await;
         } => {
             agent.put("/v1/agent/check/pass/service:web", "").await.expect_status(200);
             read.await
@@ -270,29 +257,16 @@ async fn watchers_woken_by_one_write_all_answer_what_a_read_after_it_answers() {
     }
     let path = "/v1/health/service/web?passing";
     let index = agent.get(path).await.index();
-    let before_parking = parked(&agent).await;
-    let client = roster_tests::http_client(0);
-    let url = agent.url(&format!("{path}&index={index}&wait=10m"));
-    let watchers: Vec<_> = (0..20)
-        .map(|_| {
-            let (client, url) = (client.clone(), url.clone());
-            tokio::spawn(async move {
-                let res = client.get(&url).send().await.expect("watcher request");
-                let index: u64 = res.headers()["x-consul-index"].to_str().expect("ascii").parse().expect("number");
-                (index, res.text().await.expect("body"))
-            })
-        })
-        .collect();
-    while parked(&agent).await < before_parking + 20.0 {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let before_parking = agent.parked_queries().await;
+    let watchers: Vec<_> = (0..20).map(|_| agent.spawn_get(&format!("{path}&index={index}&wait=10m"))).collect();
+    agent.wait_parked(before_parking + 20.0).await;
 
     agent.put("/v1/agent/check/fail/service:web-1", "").await.expect_status(200);
     let after = agent.get(path).await;
     assert_eq!(service_ids(&after.json()), ["web-2"]);
     for watcher in watchers {
-        let (woken_index, body) = watcher.await.expect("watcher task");
-        assert_eq!((woken_index, body.as_str()), (after.index(), after.text().as_str()));
+        let woken = watcher.await.expect("watcher task");
+        assert_eq!((woken.index(), woken.text()), (after.index(), after.text()));
     }
 
     agent.put("/v1/agent/check/fail/service:web-2", "").await.expect_status(200);

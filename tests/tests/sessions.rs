@@ -142,17 +142,14 @@ async fn the_default_lock_delay_keeps_a_released_key_unlockable_for_a_while() {
 async fn a_blocking_session_list_wakes_on_create_and_destroy() {
     let agent = TestAgent::dev("sess-block").await;
     let index = agent.get("/v1/session/list").await.index();
-    let blocked = {
-        let url = agent.url(&format!("/v1/session/list?index={index}&wait=30s"));
-        let client = agent.client().clone();
-        tokio::spawn(async move { client.get(url).send().await })
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!blocked.is_finished(), "nothing changed yet");
+    let parked = agent.parked_queries().await;
+    // The wait is long, so an answer within the test's minute is the wake-up.
+    let blocked = agent.spawn_get(&format!("/v1/session/list?index={index}&wait=10m"));
+    agent.wait_parked(parked + 1.0).await;
     let id = create(&agent, &json!({})).await;
-    let res = tokio::time::timeout(Duration::from_secs(10), blocked).await.expect("woke").expect("joined");
-    let list: Value = res.expect("response").json().await.expect("json");
-    assert_eq!(list[0]["ID"], id.as_str());
+    let res = tokio::time::timeout(Duration::from_secs(60), blocked).await.expect("woke").expect("joined");
+    assert!(res.index() > index);
+    assert_eq!(res.json()[0]["ID"], id.as_str());
 
     agent.put(&format!("/v1/session/destroy/{id}"), "").await.expect_status(200);
     eventually("the list is empty again", Duration::from_secs(5), || async {
