@@ -121,8 +121,10 @@ async fn destroying_the_holders_session_kills_its_command_and_hands_the_lock_ove
 
     let taken = dir.path().join("taken");
     let waiter_cmd = format!("echo taken > {}", taken.display());
+    let parked = agent.parked_queries().await;
     let mut waiter = Lock::start(&agent, &[], "jobs/leader", &waiter_cmd, dir.path(), "waiter");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Once its blocking query on the lock is parked, the waiter is waiting: it must not have run its command.
+    agent.wait_parked(parked + 1.0).await;
     assert!(waiter.running() && read(&taken).is_empty(), "the waiter must wait: {}", waiter.stderr());
 
     let lock_key = agent.get("/v1/kv/jobs/leader/.lock").await.json();
@@ -203,8 +205,9 @@ async fn semaphore_of_two_runs_two_commands_at_once_and_the_third_waits() {
         assert_eq!(contender[0]["Session"], id.as_str(), "each holder's contender key is locked by its session");
     }
 
+    let parked = agent.parked_queries().await;
     let mut third = join_pool(&agent, dir.path(), "c");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    agent.wait_parked(parked + 1.0).await;
     assert!(third.running() && !read(&log).contains("c-start"), "both slots are taken: {}", third.stderr());
 
     open_gate(dir.path(), "a");
@@ -257,8 +260,9 @@ async fn destroying_a_holders_session_frees_its_slot_for_the_waiter() {
     let log = dir.path().join("log");
     let (mut doomed, mut survivor) = fill_pool(&agent, dir.path()).await;
     let doomed_pid: u32 = read(&dir.path().join("a.pid")).trim().parse().expect("a pid");
+    let parked = agent.parked_queries().await;
     let mut waiter = join_pool(&agent, dir.path(), "c");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    agent.wait_parked(parked + 1.0).await;
     assert!(waiter.running() && !read(&log).contains("c-start"), "the waiter must wait: {}", waiter.stderr());
 
     let doomed_session = session_ids(&agent, &["a"]).await.remove(0);

@@ -83,6 +83,7 @@ async fn key_watch_fires_at_start_and_on_changes_of_its_key_only() {
     let agent = TestAgent::dev("watch-key").await;
     let dir = tempfile::tempdir().expect("temp dir");
     let out = out_file(&dir);
+    let parked = agent.parked_queries().await;
     let _watch = Watch::start(&agent, &["-type", "key", "-key", "app/k"], &out);
 
     let fired = wait_fires(&out, 1).await;
@@ -94,18 +95,21 @@ async fn key_watch_fires_at_start_and_on_changes_of_its_key_only() {
     assert_eq!(fired[1].0["Value"], b64("v1"));
     assert_eq!(fired[1].1, fired[1].0["ModifyIndex"].as_u64().expect("ModifyIndex"), "CONSUL_INDEX is the key's index");
 
+    // The watch waits on its next change (its blocking query is parked) while other keys are written. A fire for any
+    // of those writes would come before the next change's, repeating v1; so the next fire being v2 shows there was
+    // none, without sleeping to see that nothing happens.
+    agent.wait_parked(parked + 1.0).await;
     for n in 0..5 {
         agent.put(&format!("/v1/kv/app/other{n}"), "x").await.expect_status(200);
         agent.put("/v1/kv/app/kk", "prefix of nothing").await.expect_status(200);
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(fires(&out).len(), 2, "writes to other keys must not fire: {:?}", fires(&out));
-
     agent.put("/v1/kv/app/k", "v2").await.expect_status(200);
     let fired = wait_fires(&out, 3).await;
-    assert_eq!(fired[2].0["Value"], b64("v2"));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(fires(&out).len(), 3, "one change, one fire");
+    assert_eq!(fired[2].0["Value"], b64("v2"), "writes to other keys must not fire: {fired:?}");
+    // One change, one fire: a second fire for v2 would come before v3's.
+    agent.put("/v1/kv/app/k", "v3").await.expect_status(200);
+    let fired = wait_fires(&out, 4).await;
+    assert_eq!(fired[3].0["Value"], b64("v3"), "one change, one fire: {fired:?}");
 }
 
 #[tokio::test]
