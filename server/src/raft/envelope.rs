@@ -32,7 +32,9 @@ use serde::de::{self, DeserializeSeed, EnumAccess, IntoDeserializer, VariantAcce
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{LogCommand, Unreadable};
+use openraft::EntryPayload;
+
+use super::{Entry, LogCommand, Unreadable};
 
 /// The log-entry format this build writes, and the newest it reads.
 /// 2: the variants appended after `RestoreCommit`: `CoordinateBatchUpdate`, then `PreparedQuerySet` and
@@ -47,12 +49,47 @@ const ENVELOPE_TAG: u32 = 1000;
 impl Serialize for LogCommand {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let (version, body) = match self {
-            LogCommand::Command(cmd) => (LOG_ENTRY_VERSION, postcard::to_allocvec(cmd).map_err(S::Error::custom)?),
+            LogCommand::Command(cmd) => (LOG_ENTRY_VERSION, encode_presized(cmd).map_err(S::Error::custom)?),
             // Never written by this build; re-encoded as received so the bytes stay what the newer server wrote.
             LogCommand::Unreadable(entry) => (entry.version, entry.body.clone()),
         };
         serializer.serialize_newtype_variant("LogCommand", ENVELOPE_TAG, "Envelope", &(version, Body(body)))
     }
+}
+
+/// postcard's encoding of a command into a buffer sized for it first. Grown as it is written, a buffer doubles at the
+/// first field after a large value (`KvSet`'s flags follow its value): one more copy of the value, into an allocation
+/// twice its size. (A command holds no envelope, so sizing it encodes nothing.)
+fn encode_presized(cmd: &Command) -> postcard::Result<Vec<u8>> {
+    let len = postcard::experimental::serialized_size(cmd)?;
+    postcard::to_extend(cmd, Vec::with_capacity(len))
+}
+
+/// The bytes postcard encodes `entry` to, counted without encoding its command. (`serialized_size` of an entry
+/// would encode the command into a buffer, as `LogCommand`'s envelope holds its command's bytes.)
+pub(crate) fn entry_len(entry: &Entry) -> postcard::Result<usize> {
+    let command = match &entry.payload {
+        EntryPayload::Normal(command) => command,
+        EntryPayload::Blank | EntryPayload::Membership(_) => return postcard::experimental::serialized_size(entry),
+    };
+    let (version, body) = match command {
+        LogCommand::Command(cmd) => (LOG_ENTRY_VERSION, postcard::experimental::serialized_size(cmd)?),
+        LogCommand::Unreadable(unreadable) => (unreadable.version, unreadable.body.len()),
+    };
+    let log_id = postcard::experimental::serialized_size(&entry.log_id)?;
+    // The entry's log id, the payload's variant (`Normal`), then the envelope: its tag, version and body length as
+    // varints, and the body.
+    Ok(log_id
+        + varint_len(1)
+        + varint_len(ENVELOPE_TAG.into())
+        + varint_len(version.into())
+        + varint_len(body as u64)
+        + body)
+}
+
+/// The bytes of `value` as a postcard varint: seven bits a byte.
+fn varint_len(value: u64) -> usize {
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 impl<'de> Deserialize<'de> for LogCommand {

@@ -190,7 +190,12 @@ impl LogStore {
         let start = std::time::Instant::now();
         let mut encoded = Vec::with_capacity(entries.len());
         for entry in &entries {
-            encoded.push((entry.log_id.index(), Arc::<[u8]>::from(encode(entry)?)));
+            // Sized first (without encoding the command twice), so a large value is not copied again as the buffer
+            // grows past it.
+            let len = super::envelope::entry_len(entry).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            let bytes = postcard::to_extend(entry, Vec::with_capacity(len))
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            encoded.push((entry.log_id.index(), Arc::<[u8]>::from(bytes)));
         }
         let committed = self.pending_committed.lock().unwrap_or_else(PoisonError::into_inner).take();
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);

@@ -286,7 +286,7 @@ pub(crate) fn split_batch(
     let mut keep = rpc.entries.len();
     for (i, entry) in rpc.entries.iter().enumerate() {
         // Our own types always encode; were one not to, counting it as huge sends it alone.
-        let size = postcard::experimental::serialized_size(entry).unwrap_or(usize::MAX);
+        let size = super::envelope::entry_len(entry).unwrap_or(usize::MAX);
         if i > 0 && total.saturating_add(size) > bound {
             keep = i;
             break;
@@ -323,7 +323,15 @@ fn append_timeout(ttl: Duration, bytes: usize) -> Duration {
 
 /// Encodes `request`, on the blocking pool if `large`.
 async fn encode(request: Request, large: bool) -> io::Result<Vec<u8>> {
-    let encode = move || postcard::to_allocvec(&request).map_err(io::Error::other);
+    // An AppendEntries' buffer is sized for its entries first: grown as it is written, it is copied each time it
+    // doubles, once more at the commit pointer that follows the entries. The other fields take a few dozen bytes.
+    let capacity = match &request {
+        Request::AppendEntries(rpc) => {
+            rpc.entries.iter().map(|entry| super::envelope::entry_len(entry).unwrap_or(0)).sum::<usize>() + 256
+        }
+        _ => 0,
+    };
+    let encode = move || postcard::to_extend(&request, Vec::with_capacity(capacity)).map_err(io::Error::other);
     if large { tokio::task::spawn_blocking(encode).await.map_err(io::Error::other)? } else { encode() }
 }
 

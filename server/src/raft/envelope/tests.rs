@@ -104,3 +104,39 @@ async fn a_follower_refuses_append_entries_of_a_newer_format_naming_the_versions
     assert_eq!(server.status().await.unwrap().last_log_index, 0);
     server.shutdown().await.unwrap();
 }
+
+/// `entry_len`, which sizes the log's and AppendEntries' buffers and bounds a batch without encoding a command, is
+/// exactly what postcard writes, for every kind of entry and for log ids and bodies whose varints take more bytes.
+#[test]
+fn entry_len_is_the_encoded_length_of_every_kind_of_entry() {
+    use openraft::vote::RaftLeaderId;
+    use openraft::{EntryPayload, Membership};
+
+    use crate::raft::{CommittedLeaderId, Entry, LogId, Unreadable};
+
+    let log_ids = [
+        LogId { leader_id: CommittedLeaderId::new(1, 1), index: 1 },
+        LogId { leader_id: CommittedLeaderId::new(u64::MAX, 300), index: u64::MAX / 3 },
+    ];
+    let mut payloads = vec![EntryPayload::Blank];
+    payloads.push(EntryPayload::Membership(Membership::new_with_defaults(
+        vec![[1u64, 2, 3].into_iter().collect()],
+        [] as [u64; 0],
+    )));
+    for value_len in [0, 100, 200, 20_000, 300 << 10] {
+        let cmd = Command::KvSet { key: "k".into(), value: vec![7; value_len], flags: 1 << 40 };
+        payloads.push(EntryPayload::Normal(LogCommand::Command(cmd)));
+    }
+    payloads.extend(commands().into_iter().map(|cmd| EntryPayload::Normal(LogCommand::Command(cmd))));
+    for body_len in [2, 127, 128, 70_000] {
+        let unreadable = Unreadable { version: LOG_ENTRY_VERSION + 200, why: String::new(), body: vec![9; body_len] };
+        payloads.push(EntryPayload::Normal(LogCommand::Unreadable(unreadable)));
+    }
+    for log_id in log_ids {
+        for payload in &payloads {
+            let entry = Entry { log_id, payload: payload.clone() };
+            let encoded = postcard::to_allocvec(&entry).unwrap();
+            assert_eq!(super::entry_len(&entry).unwrap(), encoded.len(), "{:?}", entry.log_id);
+        }
+    }
+}
