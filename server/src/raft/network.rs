@@ -276,7 +276,8 @@ impl NetworkClient {
 }
 
 /// Cuts `rpc` to the longest prefix of its entries that encode to at most `bound` bytes, and never to fewer than one
-/// entry. Returns the request to send, the encoded size of its entries, and, when entries were left out, the log id
+/// entry. Replication's batches come from the log store's `limited_get_log_entries`, already within the bound, so this
+/// is the guard for any other way a larger batch could arrive. Returns the request to send, the encoded size of its entries, and, when entries were left out, the log id
 /// of the last one sent: what the follower has matched once it accepts the prefix.
 pub(crate) fn split_batch(
     mut rpc: AppendEntriesRequest<TypeConfig>,
