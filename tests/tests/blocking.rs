@@ -128,13 +128,16 @@ async fn watch_on_a_missing_key_wakes_only_when_that_key_is_written() {
     missing.expect_status(404);
     let index = missing.index();
 
+    // An unrelated write while the watch is parked: it waits out its 2 s, answering the same 404 and index.
+    let wait = Duration::from_secs(2);
+    let path = format!("/v1/kv/later/key?index={index}&wait=2s");
+    let (quiet, elapsed) = timed_out_by(&agent, &path, put_ok(&agent, "unrelated/key", "noise")).await;
+    quiet.expect_status(404);
+    assert_timed_out(elapsed, wait);
+    assert_eq!(quiet.index(), index, "nothing was written to later/key, so its index is the same");
+
     let path = format!("/v1/kv/later/key?index={index}&wait=10m");
-    let writes = async {
-        // Had the unrelated write answered the query, the answer would be the 404 again.
-        put_ok(&agent, "unrelated/key", "noise").await;
-        put_ok(&agent, "later/key", "here").await;
-    };
-    let res = woken_by(&agent, &path, writes).await;
+    let res = woken_by(&agent, &path, put_ok(&agent, "later/key", "here")).await;
     res.expect_status(200);
     assert!(res.index() > index);
     assert_eq!(unb64(res.json()[0]["Value"].as_str().unwrap_or_default()), b"here");
