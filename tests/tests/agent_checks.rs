@@ -182,3 +182,30 @@ async fn an_invalid_config_file_service_stops_the_agent_with_its_position() {
     let text = format!("{err:#}");
     assert!(text.contains("services[1]") && text.contains("Missing service name"), "{text}");
 }
+
+/// `/v1/agent/checks` is the agent's own view, as Consul's is: a client agent that has no server to reach still lists
+/// the checks registered with it, and each TTL update shows at once.
+#[tokio::test]
+async fn a_client_agent_with_no_server_lists_its_own_checks() {
+    let data = tempfile::tempdir().expect("data dir");
+    let args = ["-data-dir", &data.path().display().to_string(), "-bind", "127.0.0.1", "-client", "127.0.0.1"]
+        .map(str::to_owned)
+        .to_vec();
+    let agent = TestAgent::start_with_config("no-server-client", roster_tests::AgentMode::Args(args), json!({}))
+        .await
+        .expect("client starts");
+    let body = json!({"Name": "api", "Check": {"TTL": "10m", "Notes": "heartbeat"}});
+    agent.put_json("/v1/agent/service/register", &body).await.expect_status(200);
+    agent.put("/v1/agent/check/pass/service:api?note=beating", "").await.expect_status(200);
+
+    let res = agent.get("/v1/agent/checks").await;
+    res.expect_status(200);
+    let checks = res.json();
+    assert_eq!(checks.as_object().map(|map| map.len()), Some(1), "{checks}");
+    let check = &checks["service:api"];
+    assert_eq!(check["Node"], "no-server-client", "{check}");
+    assert_eq!((check["ServiceID"].clone(), check["ServiceName"].clone()), (json!("api"), json!("api")), "{check}");
+    assert_eq!((check["Status"].clone(), check["Output"].clone()), (json!("passing"), json!("beating")), "{check}");
+    // Nothing reached a catalog: there is no leader to write through.
+    assert_eq!(res.header("x-consul-knownleader").as_deref(), Some("false"));
+}

@@ -1,6 +1,7 @@
 //! `/v1/agent/*`: this agent's services and checks, its self description and its members.
 //!
-//! The agent's services live in the catalog under its own node (the server holds them; with one server there is no separate local copy to keep in step yet).
+//! The agent's services are answered as the catalog holds them under its own node; its checks from the agent's local
+//! state (`local.rs`), as Consul's agent answers them, so a probe's latest output shows before it reaches the catalog.
 //! The `consul` service and the `serfHealth` check belong to the servers and gossip, not to the agent, so the agent endpoints leave them out, as Consul's do.
 
 use std::collections::BTreeMap;
@@ -111,13 +112,32 @@ fn content_hash(body: &Value) -> String {
     format!("{hash:016x}")
 }
 
+/// The agent's own checks, from its local state as Consul's agent answers them: with the latest output of each probe
+/// (which `check_update_interval` may be holding back from the catalog) and the checks not yet sent to a server.
+/// The index, and a blocking read's wait, are those of this node's checks in the catalog; with no index given, an
+/// agent that reaches no server still answers, as Consul's does.
 pub async fn checks(State(api): State<Api>, uri: Uri) -> ApiResult {
     let q = Query::parse(uri.query());
     let opts = local(&api, &q)?;
     let filter = q.filter(&schema::CHECK)?;
     let query = StateQuery::NodeChecks { name: api.info.node_name.clone() };
-    let (answer, index, meta) = api.backend.query(opts.consistency, opts.min_index, opts.wait, &query).await?;
-    let Answer::Checks(mut checks) = answer else { return Err(unexpected()) };
+    let (index, meta) = match api.backend.query(opts.consistency, opts.min_index, opts.wait, &query).await {
+        Ok((_, index, meta)) => (index, meta),
+        Err(err) if opts.min_index == 0 => {
+            tracing::debug!("no catalog index for the agent's checks: {err}");
+            (1, ReadMeta { known_leader: false, last_contact_ms: 0, state_index: 0 })
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let (services, mut checks) = api.local.snapshot().await;
+    // The catalog names a service check's service and tags when it stores it; the agent's copy is named here.
+    let services: BTreeMap<&str, &Service> = services.iter().map(|svc| (svc.id.as_str(), svc)).collect();
+    for check in &mut checks {
+        if let Some(svc) = services.get(check.service_id.as_str()) {
+            check.service_name.clone_from(&svc.service);
+            check.service_tags.clone_from(&svc.tags);
+        }
+    }
     let access = caller::access(&api).await?;
     let authz = access.authorizer();
     caller::keep_visible(&mut checks, |c| {
