@@ -103,11 +103,24 @@ async fn deregistering_a_service_stops_its_check() {
     wait_passing(&agent, "gone", 1, Duration::from_secs(5)).await;
     assert!(backend.hits() >= 1);
     agent.put("/v1/agent/service/deregister/gone", "").await.expect_status(200);
-    // One probe may have been in flight at the deregistration; after that the backend hears nothing.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let at_deregistration = backend.hits();
+    // The witness: a 1 s check registered after the deregistration, on a backend of its own. Once it has probed four
+    // times, the agent's check timers have run for at least three intervals since, in which a 1 s check left running
+    // would have probed three times.
+    let witness = FlipBackend::start().await.expect("witness backend");
+    let check = json!({"HTTP": format!("http://{}/", witness.addr()), "Interval": "1s"});
+    agent.put_json("/v1/agent/service/register", &json!({"Name": "witness", "Check": check})).await.expect_status(200);
+    let started = Instant::now();
+    while witness.hits() < 4 {
+        assert!(started.elapsed() < Duration::from_secs(30), "the witness check probed {} times", witness.hits());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // One probe may have been on its way at the deregistration; after that the backend hears nothing.
     let after = backend.hits();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(backend.hits(), after, "a 1 s check still probed after its service was deregistered");
+    assert!(
+        after <= at_deregistration + 1,
+        "a 1 s check still probed after its service was deregistered: {at_deregistration} hits then, {after} now"
+    );
     assert_eq!(check_of(&agent, "service:gone").await, Value::Null);
     assert_eq!(agent.get("/v1/health/checks/gone").await.json(), json!([]));
 }
@@ -171,7 +184,8 @@ async fn output_only_changes_reach_the_catalog_once_per_check_update_interval() 
             json!({"Name": "counter", "Args": ["/bin/sh", "-c", script], "Interval": "1s", "Status": "passing"});
         agent.put_json("/v1/agent/check/register", &check).await.expect_status(200);
 
-        // Wait for the first probe's output to reach the catalog, then let several more probes run.
+        // Wait for the first probe's output to reach the catalog, then for the agent to hold the output of three
+        // later probes: each a change of output alone, which the 0 s interval sends on and the 1 h one keeps back.
         let started = Instant::now();
         let first = loop {
             let output = catalog_output(&agent, &node, "counter").await;
@@ -181,11 +195,33 @@ async fn output_only_changes_reach_the_catalog_once_per_check_update_interval() 
             assert!(started.elapsed() < Duration::from_secs(10), "no probe output in the catalog");
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
-        tokio::time::sleep(Duration::from_millis(3500)).await;
-        let catalog = catalog_output(&agent, &node, "counter").await;
-        let probes = std::fs::read_to_string(counter.path()).unwrap_or_default().trim().parse::<u32>().unwrap_or(0);
-        assert!(probes >= 3, "the check kept probing ({probes} probes)");
+        let probe_of = |output: &str| output.trim().strip_prefix("probe-").and_then(|n| n.parse::<u32>().ok());
+        let first_probe = probe_of(&first).expect("a probe's output");
+        let started = Instant::now();
+        loop {
+            let local = check_of(&agent, "counter").await;
+            if probe_of(local["Output"].as_str().unwrap_or_default()).is_some_and(|n| n >= first_probe + 3) {
+                assert_eq!(local["Status"], "passing");
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "the check stopped probing: {local}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let catalog = if expect_catalog_moves {
+            // Sent on as each output came: the catalog moves (it may trail the agent by one write).
+            let started = Instant::now();
+            loop {
+                let catalog = catalog_output(&agent, &node, "counter").await;
+                if catalog != first {
+                    break catalog;
+                }
+                assert!(started.elapsed() < Duration::from_secs(10), "interval {interval}: catalog stayed {first:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        } else {
+            // Kept back: three changes the agent holds, none in the catalog.
+            catalog_output(&agent, &node, "counter").await
+        };
         assert_eq!(catalog != first, expect_catalog_moves, "interval {interval}: catalog {catalog:?}, first {first:?}");
-        assert_eq!(check_of(&agent, "counter").await["Status"], "passing");
     }
 }
