@@ -183,10 +183,10 @@ async fn an_invalid_config_file_service_stops_the_agent_with_its_position() {
     assert!(text.contains("services[1]") && text.contains("Missing service name"), "{text}");
 }
 
-/// `/v1/agent/checks` is the agent's own view, as Consul's is: a client agent that has no server to reach still lists
-/// the checks registered with it, and each TTL update shows at once.
+/// `/v1/agent/services` and `/v1/agent/checks` are the agent's own view, as Consul's are: a client agent that has no
+/// server to reach still lists the services and checks registered with it, and each TTL update shows at once.
 #[tokio::test]
-async fn a_client_agent_with_no_server_lists_its_own_checks() {
+async fn a_client_agent_with_no_server_lists_its_own_services_and_checks() {
     let data = tempfile::tempdir().expect("data dir");
     let args = ["-data-dir", &data.path().display().to_string(), "-bind", "127.0.0.1", "-client", "127.0.0.1"]
         .map(str::to_owned)
@@ -208,4 +208,14 @@ async fn a_client_agent_with_no_server_lists_its_own_checks() {
     assert_eq!((check["Status"].clone(), check["Output"].clone()), (json!("passing"), json!("beating")), "{check}");
     // Nothing reached a catalog: there is no leader to write through.
     assert_eq!(res.header("x-consul-knownleader").as_deref(), Some("false"));
+
+    let services = agent.get("/v1/agent/services").await;
+    services.expect_status(200);
+    let services = services.json();
+    assert_eq!(services.as_object().map(|map| map.len()), Some(1), "{services}");
+    assert_eq!((services["api"]["ID"].clone(), services["api"]["Service"].clone()), (json!("api"), json!("api")));
+    let one = agent.get("/v1/agent/service/api").await;
+    one.expect_status(200);
+    assert_eq!(one.json()["Service"], "api");
+    assert!(one.header("x-consul-contenthash").is_some_and(|hash| !hash.is_empty()));
 }

@@ -1,7 +1,8 @@
 //! `/v1/agent/*`: this agent's services and checks, its self description and its members.
 //!
-//! The agent's services are answered as the catalog holds them under its own node; its checks from the agent's local
-//! state (`local.rs`), as Consul's agent answers them, so a probe's latest output shows before it reaches the catalog.
+//! The agent's services and checks are answered from the agent's local state (`local.rs`), as Consul's agent answers
+//! them: a probe's latest output shows before it reaches the catalog, and an agent that reaches no server still lists
+//! what it holds. Their index and blocking waits are those of this node's records in the catalog.
 //! The `consul` service and the `serfHealth` check belong to the servers and gossip, not to the agent, so the agent endpoints leave them out, as Consul's do.
 
 use std::collections::BTreeMap;
@@ -9,7 +10,7 @@ use std::collections::BTreeMap;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, Uri};
-use roster_kv::{Answer, Node, Query as StateQuery, Service};
+use roster_kv::{Node, Query as StateQuery, Service};
 use roster_server::{Consistency, ReadMeta};
 use serde_json::{Value, json};
 
@@ -17,7 +18,7 @@ use super::filter::{keep, schema};
 use super::input::{Obj, parse_object};
 use super::query::{Query, ReadOpts};
 use super::reply::{ApiError, ApiResult, empty_ok, local_reply, read_reply};
-use super::{Api, caller, definition, output, unexpected};
+use super::{Api, caller, definition, output};
 use roster_acl::{AccessLevel, Resource};
 
 /// The version string version-gated Consul clients see: the Consul API roster implements (`Config.Version`, which
@@ -54,13 +55,28 @@ pub async fn services(State(api): State<Api>, uri: Uri) -> ApiResult {
     Ok(read_reply(&json!(map), index, meta))
 }
 
-/// This node's service instances as the catalog holds them, read as the agent itself: the agent endpoints decide
-/// per service what the caller may see, as Consul's agent does from its local state.
+/// This node's service instances from the agent's local state, as Consul's agent answers them (the agent endpoints
+/// decide per service what the caller may see). The index, and a blocking read's wait, are those of the node's
+/// services in the catalog, read as the agent itself; with no index given, an agent that reaches no server still
+/// answers.
 async fn own_services(api: &Api, opts: &ReadOpts) -> Result<(Vec<Service>, u64, ReadMeta), ApiError> {
     let query = StateQuery::NodeServices { name: api.info.node_name.clone() };
-    let (answer, index, meta) = api.backend.query(opts.consistency, opts.min_index, opts.wait, &query).await?;
-    let Answer::NodeServices { services, .. } = answer else { return Err(unexpected()) };
+    let (index, meta) = catalog_index(api, opts, &query).await?;
+    let (services, _) = api.local.snapshot().await;
     Ok((services, index, meta))
+}
+
+/// The index and read facts of `query` (this node's services or checks in the catalog), after waiting past
+/// `opts.min_index`; when no server answers a read that does not block, index 1 and no known leader, as `local_reply`.
+async fn catalog_index(api: &Api, opts: &ReadOpts, query: &StateQuery) -> Result<(u64, ReadMeta), ApiError> {
+    match api.backend.query(opts.consistency, opts.min_index, opts.wait, query).await {
+        Ok((_, index, meta)) => Ok((index, meta)),
+        Err(err) if opts.min_index == 0 => {
+            tracing::debug!("no catalog index for the agent's own view: {err}");
+            Ok((1, ReadMeta { known_leader: false, last_contact_ms: 0, state_index: 0 }))
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 pub async fn service(State(api): State<Api>, Path(id): Path<String>, uri: Uri) -> ApiResult {
@@ -121,14 +137,7 @@ pub async fn checks(State(api): State<Api>, uri: Uri) -> ApiResult {
     let opts = local(&api, &q)?;
     let filter = q.filter(&schema::CHECK)?;
     let query = StateQuery::NodeChecks { name: api.info.node_name.clone() };
-    let (index, meta) = match api.backend.query(opts.consistency, opts.min_index, opts.wait, &query).await {
-        Ok((_, index, meta)) => (index, meta),
-        Err(err) if opts.min_index == 0 => {
-            tracing::debug!("no catalog index for the agent's checks: {err}");
-            (1, ReadMeta { known_leader: false, last_contact_ms: 0, state_index: 0 })
-        }
-        Err(err) => return Err(err.into()),
-    };
+    let (index, meta) = catalog_index(&api, &opts, &query).await?;
     let (services, mut checks) = api.local.snapshot().await;
     // The catalog names a service check's service and tags when it stores it; the agent's copy is named here.
     let services: BTreeMap<&str, &Service> = services.iter().map(|svc| (svc.id.as_str(), svc)).collect();
