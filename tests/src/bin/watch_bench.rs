@@ -82,6 +82,8 @@ struct Row {
     bytes_per_watcher: Option<i64>,
     /// The server's CPU time from each write to its last watcher's answer, per watcher woken.
     cpu_per_wake: Duration,
+    /// The bench's own CPU time over the same spans, per watcher woken: the watchers' reads share the server's cores.
+    client_cpu_per_wake: Duration,
 }
 
 #[tokio::main]
@@ -148,7 +150,7 @@ async fn bench_roster(http: SocketAddr, pid: u32, n: usize, rounds: u64, on: On)
     }
     let mut delays = Vec::with_capacity(n * rounds as usize);
     let mut bytes_per_watcher = None;
-    let mut cpu = Duration::ZERO;
+    let (mut cpu, mut own) = (Duration::ZERO, Duration::ZERO);
     for round in 1..=rounds {
         let barrier = Arc::new(Barrier::new(n + 1));
         let started = Arc::new(std::sync::OnceLock::<Instant>::new());
@@ -175,7 +177,7 @@ async fn bench_roster(http: SocketAddr, pid: u32, n: usize, rounds: u64, on: On)
         if round == 1 {
             bytes_per_watcher = Some((rss_bytes(pid)? as i64 - rss_before as i64) / n as i64);
         }
-        let cpu_before = cpu_time(pid)?;
+        let (cpu_before, own_before) = (cpu_time(pid)?, cpu_time(std::process::id())?);
         started.set(Instant::now()).ok();
         index = change(round).await?;
         for task in join_all(tasks).await {
@@ -184,8 +186,9 @@ async fn bench_roster(http: SocketAddr, pid: u32, n: usize, rounds: u64, on: On)
             delays.push(delay);
         }
         cpu += cpu_time(pid)?.saturating_sub(cpu_before);
+        own += cpu_time(std::process::id())?.saturating_sub(own_before);
     }
-    Ok(row("roster", n, delays, bytes_per_watcher, cpu))
+    Ok(row("roster", n, delays, bytes_per_watcher, cpu, own))
 }
 
 /// Opens `n` etcd watch streams on one key and measures `rounds` writes.
@@ -215,7 +218,7 @@ async fn bench_etcd(addr: SocketAddr, pid: u32, n: usize, rounds: u64) -> anyhow
     tokio::time::sleep(park_time(n)).await;
     let bytes_per_watcher = Some((rss_bytes(pid)? as i64 - rss_before as i64) / n as i64);
     let mut delays = Vec::with_capacity(n * rounds as usize);
-    let mut cpu = Duration::ZERO;
+    let (mut cpu, mut own) = (Duration::ZERO, Duration::ZERO);
     for round in 1..=rounds {
         let barrier = Arc::new(Barrier::new(n + 1));
         let started = Arc::new(std::sync::OnceLock::<Instant>::new());
@@ -235,7 +238,7 @@ async fn bench_etcd(addr: SocketAddr, pid: u32, n: usize, rounds: u64) -> anyhow
         // The same quiet spell before each write as roster's watchers get to re-park: a write into a process that
         // has idled for a while pays for waking its threads, and both systems must be measured alike.
         tokio::time::sleep(park_time(n)).await;
-        let cpu_before = cpu_time(pid)?;
+        let (cpu_before, own_before) = (cpu_time(pid)?, cpu_time(std::process::id())?);
         started.set(Instant::now()).ok();
         writer.etcd_put(&key, &round.to_string()).await?;
         for task in join_all(tasks).await {
@@ -244,8 +247,9 @@ async fn bench_etcd(addr: SocketAddr, pid: u32, n: usize, rounds: u64) -> anyhow
             delays.push(delay);
         }
         cpu += cpu_time(pid)?.saturating_sub(cpu_before);
+        own += cpu_time(std::process::id())?.saturating_sub(own_before);
     }
-    Ok(row("etcd", n, delays, bytes_per_watcher, cpu))
+    Ok(row("etcd", n, delays, bytes_per_watcher, cpu, own))
 }
 
 /// How long to let the server settle after N requests were sent, before writing.
@@ -351,6 +355,7 @@ fn row(
     mut delays: Vec<Duration>,
     bytes_per_watcher: Option<i64>,
     cpu: Duration,
+    client_cpu: Duration,
 ) -> Row {
     let wakes = delays.len().max(1) as u32;
     delays.sort();
@@ -363,26 +368,28 @@ fn row(
         max: *delays.last().unwrap_or(&Duration::ZERO),
         bytes_per_watcher,
         cpu_per_wake: cpu / wakes,
+        client_cpu_per_wake: client_cpu / wakes,
     }
 }
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<8} {:>9} {:>10} {:>10} {:>10} {:>14} {:>16}",
-        "system", "watchers", "p50(ms)", "p99(ms)", "max(ms)", "bytes/watcher", "server_us/wake"
+        "{:<8} {:>9} {:>10} {:>10} {:>10} {:>14} {:>16} {:>16}",
+        "system", "watchers", "p50(ms)", "p99(ms)", "max(ms)", "bytes/watcher", "server_us/wake", "client_us/wake"
     );
     for row in rows {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let bytes = row.bytes_per_watcher.map_or("-".to_owned(), |b| b.to_string());
         println!(
-            "{:<8} {:>9} {:>10.3} {:>10.3} {:>10.3} {:>14} {:>16.1}",
+            "{:<8} {:>9} {:>10.3} {:>10.3} {:>10.3} {:>14} {:>16.1} {:>16.1}",
             row.system,
             row.watchers,
             ms(row.p50),
             ms(row.p99),
             ms(row.max),
             bytes,
-            row.cpu_per_wake.as_secs_f64() * 1e6
+            row.cpu_per_wake.as_secs_f64() * 1e6,
+            row.client_cpu_per_wake.as_secs_f64() * 1e6
         );
     }
 }
