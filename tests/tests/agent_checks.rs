@@ -217,5 +217,24 @@ async fn a_client_agent_with_no_server_lists_its_own_services_and_checks() {
     let one = agent.get("/v1/agent/service/api").await;
     one.expect_status(200);
     assert_eq!(one.json()["Service"], "api");
-    assert!(one.header("x-consul-contenthash").is_some_and(|hash| !hash.is_empty()));
+    let hash = one.header("x-consul-contenthash").expect("a content hash");
+
+    // A hash wait is on the agent's own state, which needs no server: it runs out with the same service, or ends
+    // when the service changes.
+    let same = agent.get(&format!("/v1/agent/service/api?hash={hash}&wait=100ms")).await;
+    same.expect_status(200);
+    assert_eq!(same.header("x-consul-contenthash"), Some(hash.clone()));
+    let blocked = {
+        let (client, url) = (agent.client().clone(), agent.url(&format!("/v1/agent/service/api?hash={hash}&wait=10m")));
+        tokio::spawn(async move { client.get(url).send().await.expect("blocking read").json::<Value>().await })
+    };
+    let changed = json!({"Name": "api", "Port": 8081, "Check": {"TTL": "10m"}});
+    agent.put_json("/v1/agent/service/register", &changed).await.expect_status(200);
+    let body = tokio::time::timeout(std::time::Duration::from_secs(60), blocked)
+        .await
+        .expect("the wait ended on the change")
+        .expect("join")
+        .expect("json");
+    assert_eq!(body["Port"], 8081, "{body}");
+    assert_ne!(body["ContentHash"], json!(hash));
 }

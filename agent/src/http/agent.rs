@@ -2,7 +2,8 @@
 //!
 //! The agent's services and checks are answered from the agent's local state (`local.rs`), as Consul's agent answers
 //! them: a probe's latest output shows before it reaches the catalog, and an agent that reaches no server still lists
-//! what it holds. Their index and blocking waits are those of this node's records in the catalog.
+//! what it holds. Their index and `?index` waits are those of this node's records in the catalog; a service's `?hash`
+//! wait is on the local state, as Consul's is.
 //! The `consul` service and the `serfHealth` check belong to the servers and gossip, not to the agent, so the agent endpoints leave them out, as Consul's do.
 
 use std::collections::BTreeMap;
@@ -85,16 +86,17 @@ pub async fn service(State(api): State<Api>, Path(id): Path<String>, uri: Uri) -
     let opts = local(&api, &q)?;
     let wanted = q.get("hash").filter(|hash| !hash.is_empty());
     let deadline = tokio::time::Instant::now() + opts.wait;
-    let mut min_index = 0;
     // Consul's hash blocking: answer at once without `?hash` or when the service no longer hashes to it; otherwise
-    // wait on this node's services until it does or the wait ends.
+    // wait on the agent's local state, as Consul's agent does, until it does or the wait ends. A wait that needs no
+    // server: the service is the agent's own.
+    let mut changes = api.local.changes();
+    let mut waited = false;
     loop {
         let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let read = ReadOpts { consistency: Consistency::Stale, min_index, wait };
-        let (services, index, meta) = tokio::select! {
-            res = own_services(&api, &read) => res?,
-            () = api.draining.cancelled(), if min_index != 0 => own_services(&api, &ReadOpts { min_index: 0, ..read }).await?,
-        };
+        // Marked seen before the read, so a change after it ends the wait below.
+        changes.borrow_and_update();
+        let read = ReadOpts { consistency: Consistency::Stale, min_index: 0, wait: std::time::Duration::ZERO };
+        let (services, index, meta) = own_services(&api, &read).await?;
         let found = services.iter().find(|svc| svc.id == id && svc.id != CLUSTER_SERVICE);
         let Some(svc) = found else {
             return Err(ApiError::not_found(format!("unknown service ID: {id}")));
@@ -105,9 +107,13 @@ pub async fn service(State(api): State<Api>, Path(id): Path<String>, uri: Uri) -
         super::central_config::merge_central_config(&api, &q, vec![&mut *svc]).await?;
         let mut body = output::agent_service(svc, &api.info.datacenter);
         let hash = content_hash(&body);
-        let done = wanted != Some(hash.as_str()) || wait.is_zero() || api.draining.is_cancelled();
+        let done = wanted != Some(hash.as_str()) || wait.is_zero() || waited || api.draining.is_cancelled();
         if !done {
-            min_index = index;
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { waited = true },
+                () = tokio::time::sleep_until(deadline) => waited = true,
+                () = api.draining.cancelled() => {}
+            }
             continue;
         }
         if let Some(obj) = body.as_object_mut() {
