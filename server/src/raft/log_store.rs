@@ -190,12 +190,7 @@ impl LogStore {
         let start = std::time::Instant::now();
         let mut encoded = Vec::with_capacity(entries.len());
         for entry in &entries {
-            // Sized first (without encoding the command twice), so a large value is not copied again as the buffer
-            // grows past it.
-            let len = super::envelope::entry_len(entry).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            let bytes = postcard::to_extend(entry, Vec::with_capacity(len))
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            encoded.push((entry.log_id.index(), Arc::<[u8]>::from(bytes)));
+            encoded.push((entry.log_id.index(), Arc::<[u8]>::from(encode_entry(entry)?)));
         }
         let committed = self.pending_committed.lock().unwrap_or_else(PoisonError::into_inner).take();
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
@@ -482,7 +477,18 @@ fn writer_gone() -> io::Error {
 }
 
 fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
-    postcard::to_allocvec(value).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    postcard::to_allocvec(value).map_err(invalid_data)
+}
+
+/// A log entry's bytes, in a buffer sized first (without encoding the command twice), so a large value is not copied
+/// again as the buffer grows past it.
+fn encode_entry(entry: &Entry) -> io::Result<Vec<u8>> {
+    let len = super::envelope::entry_len(entry).map_err(invalid_data)?;
+    postcard::to_extend(entry, Vec::with_capacity(len)).map_err(invalid_data)
+}
+
+fn invalid_data(e: postcard::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
 /// Decodes a stored entry; one of a format this server cannot read is an error naming the versions (a data dir
