@@ -2,11 +2,16 @@
 //! disconnect`), node loss (`docker kill`) and restarts. Only networks and containers this module
 //! creates (named `roster-test-*`) are ever touched, and they are removed on drop.
 //!
-//! No registry is needed: the image is a fully static `roster` binary (`+crt-static`, built for
-//! the explicit host target so the flag stays off build scripts and proc-macros) plus a busybox
-//! for a shell, put in a tar and `docker import`ed. The image tag is derived from the binary's
-//! size and modification time, so an unchanged binary is imported once per machine.
+//! No registry is needed: the image is the `roster` binary every other test runs ([`roster_bin`]),
+//! the shared libraries `ldd` says it links (at the same paths), and a busybox for a shell, put in a
+//! tar and `docker import`ed. The image tag is derived from the size and modification time of each
+//! of those files, so an unchanged binary is imported once per machine.
+//!
+//! It used to be a separate fully static build (`+crt-static`, its own target dir): a second debug
+//! build of the whole dependency tree, which the two cluster tests waited on for five to seven
+//! minutes of a CI run while it shared the cores with the rest of the suite.
 
+use std::hash::{DefaultHasher, Hash as _, Hasher as _};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,8 +19,7 @@ use std::sync::OnceLock;
 
 use anyhow::{Context as _, bail};
 
-/// The target triple the static binary is built for.
-const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
+use crate::roster_bin;
 
 /// Whether a Docker engine answers. Prints why a test is skipped when not, and panics instead when
 /// `ROSTER_REQUIRE_DOCKER=1` (CI), where these tests must run.
@@ -45,18 +49,23 @@ pub fn docker(args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
-/// The tag of an image holding the static roster binary at `/bin/roster` and busybox's `/bin/sh`;
-/// built and imported on first use in this process.
+/// The tag of an image holding the suite's roster binary at `/bin/roster` (with the shared libraries
+/// it links) and busybox's `/bin/sh`; built and imported on first use in this process.
 pub fn roster_image() -> String {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE.get_or_init(|| build_image().unwrap_or_else(|err| panic!("building the roster test image: {err:#}"))).clone()
 }
 
 fn build_image() -> anyhow::Result<String> {
-    let bin = build_static_roster()?;
-    let meta = std::fs::metadata(&bin)?;
-    let mtime = meta.modified()?.duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    let tag = format!("roster-test-static:{:x}-{:x}", meta.len(), mtime);
+    let bin = roster_bin();
+    let libs = linked_libraries(&bin)?;
+    // The libraries are in the tag too: an upgraded libc on the host must not pair with an image's old one.
+    let mut stamp = DefaultHasher::new();
+    for file in std::iter::once(&bin).chain(&libs) {
+        let meta = std::fs::metadata(file).with_context(|| format!("reading {}", file.display()))?;
+        (file, meta.len(), meta.modified()?.duration_since(std::time::UNIX_EPOCH)?.as_nanos()).hash(&mut stamp);
+    }
+    let tag = format!("roster-test:{:016x}", stamp.finish());
     if docker(&["image", "inspect", "--format", "{{.Id}}", &tag]).is_ok() {
         return Ok(tag);
     }
@@ -66,6 +75,13 @@ fn build_image() -> anyhow::Result<String> {
     std::fs::create_dir_all(root.path().join("data"))?;
     std::fs::create_dir_all(root.path().join("tmp"))?;
     std::fs::copy(&bin, bin_dir.join("roster"))?;
+    for lib in &libs {
+        let relative = lib.strip_prefix("/").with_context(|| format!("ldd named a relative path {}", lib.display()))?;
+        let into = root.path().join(relative);
+        std::fs::create_dir_all(into.parent().context("a library path has a parent")?)?;
+        // `copy` follows a symlink (`libc.so.6` is often one), so the image gets the file itself.
+        std::fs::copy(lib, &into).with_context(|| format!("copying {}", lib.display()))?;
+    }
     if let Some(busybox) = ["/bin/busybox", "/usr/bin/busybox"].into_iter().find(|p| Path::new(p).exists()) {
         std::fs::copy(busybox, bin_dir.join("busybox"))?;
         for applet in ["sh", "sleep", "wget", "cat", "ip"] {
@@ -80,27 +96,38 @@ fn build_image() -> anyhow::Result<String> {
     Ok(tag)
 }
 
-/// Builds the static binary into `target/static` (its own target dir, so the normal build's
-/// artifacts are not invalidated by the different RUSTFLAGS).
-fn build_static_roster() -> anyhow::Result<PathBuf> {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    let target_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/static");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    crate::harness::strip_runner_env(&mut build);
-    let output = build
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .args(["build", "--quiet", "-p", "roster-agent", "--bin", "roster", "--target", STATIC_TARGET])
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .output()
-        .context("running cargo build for the static roster binary")?;
+/// The shared libraries `bin` loads, the dynamic loader among them, as `ldd` lists them; none for a static binary.
+fn linked_libraries(bin: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let output = Command::new("ldd").arg(bin).output().context("running ldd")?;
+    let listing = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
-        bail!("static build failed:\n{}", String::from_utf8_lossy(&output.stderr));
+        // ldd fails on a static binary ("not a dynamic executable"): it brings nothing.
+        if String::from_utf8_lossy(&output.stderr).contains("not a dynamic executable") {
+            return Ok(Vec::new());
+        }
+        bail!("ldd {}: {}", bin.display(), String::from_utf8_lossy(&output.stderr).trim());
     }
-    Ok(target_dir.join(STATIC_TARGET).join("debug/roster"))
+    Ok(parse_ldd(&listing))
+}
+
+/// The absolute paths in `ldd`'s listing: `name => /path (0x…)` and the loader's `/path (0x…)`. The vDSO
+/// (`linux-vdso.so.1 (0x…)`) is no file, and a library `ldd` could not find (`=> not found`) is left for the
+/// container's start to report.
+fn parse_ldd(listing: &str) -> Vec<PathBuf> {
+    listing
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let first = fields.next()?;
+            let path = if first.starts_with('/') {
+                first
+            } else {
+                fields.next().filter(|arrow| *arrow == "=>")?;
+                fields.next().filter(|path| path.starts_with('/'))?
+            };
+            Some(PathBuf::from(path))
+        })
+        .collect()
 }
 
 /// A Docker network created for one test; removed (after its containers) on drop.
@@ -191,4 +218,24 @@ fn unique_suffix() -> String {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let nth = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{}-{nth}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ldd_listing_gives_the_library_files_and_the_loader() {
+        let listing = "\tlinux-vdso.so.1 (0x00007ffd6b5f2000)\n\
+                       \tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x00007f3a1c000000)\n\
+                       \tlibmissing.so.2 => not found\n\
+                       \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f3a1be00000)\n\
+                       \t/lib64/ld-linux-x86-64.so.2 (0x00007f3a1c100000)\n";
+        let expected: Vec<PathBuf> =
+            ["/lib/x86_64-linux-gnu/libgcc_s.so.1", "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"]
+                .into_iter()
+                .map(PathBuf::from)
+                .collect();
+        assert_eq!(parse_ldd(listing), expected);
+    }
 }
