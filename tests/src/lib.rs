@@ -12,12 +12,13 @@
 //! - `cluster`: [`TestCluster`], servers and clients as real processes on their own loopback addresses,
 //!   forming a cluster through gossip and `-bootstrap-expect`.
 //! - `dig`: `dig` against an agent's DNS port, its output split into sections.
-//! - `docker`: the multi-host tier: a static roster image built offline, networks and containers.
+//! - `docker`: the multi-host tier: an image of the suite's roster binary built offline, networks and containers.
 //! - `browser`: [`browser::Browser`], headless Chromium over WebDriver, for the web UI's tests.
 //! - `backend`: [`FlipBackend`], an HTTP backend whose health the test flips, for health checks to probe.
 //! - `exec`: [`exec::exec_or_skip`] and busybox root filesystems for exec-driver tasks.
 //! - `jobs`: [`jobs::wait_job`], a cluster job read with blocking queries until it reaches a state.
 //! - `etcd`: [`etcd::EtcdProcess`], a throwaway etcd the benchmarks compare against.
+//! - `procfs`: [`procfs::cpu_time`], a process's CPU time, for the benchmarks' CPU-per-operation columns.
 //! - `jwt`: [`JwtIssuer`], an ES256 key that signs JWTs for the ACL login tests.
 //! - `py_consul`: runs the py-consul scripts of `tests/py/` against an agent (skipped with the reason outside CI).
 //! - `scale`: [`scale::ScaleCluster`], 1 or 3 servers and N clients on loopback addresses or a network namespace
@@ -43,6 +44,7 @@ mod harness;
 mod http;
 pub mod jobs;
 mod jwt;
+pub mod procfs;
 pub mod prometheus;
 pub mod py_consul;
 pub mod scale;

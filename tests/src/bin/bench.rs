@@ -8,6 +8,9 @@
 //! pre-filled with `--keys` keys first; then each operation runs `--clients` concurrent keep-alive clients for
 //! `--seconds` per target, split into `--rounds` slices that visit the targets in turn (so a machine whose load moves
 //! loads each side alike), and prints ops/s, p50 and p99 over all rounds, and each ratio with its per-round values.
+//! It also prints CPU per operation: the whole system's (every process of that side, all servers and the client agent
+//! or all etcd members, user + system time from `/proc`) and the bench's own. On a machine the bench shares with the
+//! servers, throughput also depends on what each side's client costs; the CPU columns separate the two.
 //! Operations: `put` (`PUT /v1/kv/bench/<n>`), `get` (default consistency: a lease read at the leader) and
 //! `get-consistent` (`?consistent`: a ReadIndex round).
 //!
@@ -33,6 +36,7 @@ use clap::Parser;
 use etcd_client::{Client as EtcdClient, KvClient};
 use futures_util::future::join_all;
 use roster_tests::etcd::{EtcdCluster, EtcdProcess, find_etcd};
+use roster_tests::procfs::cpu_time;
 use roster_tests::{AgentMode, TestAgent, TestCluster, b64, http_client};
 use serde_json::{Value, json};
 
@@ -109,6 +113,8 @@ enum Api {
 struct Target {
     kind: TargetKind,
     api: Api,
+    /// Every process of the system behind it, whose CPU time counts against its operations.
+    pids: Vec<u32>,
     value: String,
     n_keys: u64,
 }
@@ -124,6 +130,9 @@ struct Outcome {
     n_errors: u64,
     /// Throughput of each round, in the order run.
     per_round: Vec<f64>,
+    /// The system's CPU time per operation (all its processes), and the bench's own.
+    system_cpu_per_op: Duration,
+    bench_cpu_per_op: Duration,
 }
 
 #[tokio::main]
@@ -207,7 +216,8 @@ async fn start_roster_single(
     eprintln!("starting roster (durable single server) ...");
     let mode = AgentMode::Server { data_dir: data_dir.path().to_path_buf() };
     let agent = TestAgent::start_with_config("bench", mode, unlimited_conns()).await?;
-    let roster = Arc::new(Target::http(TargetKind::Roster, format!("http://{}", agent.http_addr()), args, value));
+    let pids = agent.pid().into_iter().collect();
+    let roster = Arc::new(Target::http(TargetKind::Roster, format!("http://{}", agent.http_addr()), pids, args, value));
     // The agent goes before its data dir.
     guards.push(Box::new(agent));
     guards.push(Box::new(data_dir));
@@ -226,10 +236,11 @@ async fn start_roster_cluster(
     let leader = cluster.wait_for_leader(Duration::from_secs(30)).await?;
     let at_leader = format!("http://{}", cluster.servers[leader].http_addr());
     let via_client = format!("http://{}", cluster.clients[0].http_addr());
+    let pids: Vec<u32> = cluster.servers.iter().chain(&cluster.clients).filter_map(TestAgent::pid).collect();
     guards.push(Box::new(cluster));
     Ok(vec![
-        Arc::new(Target::http(TargetKind::Roster, at_leader, args, value)),
-        Arc::new(Target::http(TargetKind::RosterClient, via_client, args, value)),
+        Arc::new(Target::http(TargetKind::Roster, at_leader, pids.clone(), args, value)),
+        Arc::new(Target::http(TargetKind::RosterClient, via_client, pids, args, value)),
     ])
 }
 
@@ -241,19 +252,21 @@ async fn start_etcd(
     guards: &mut Vec<Box<dyn std::any::Any>>,
 ) -> anyhow::Result<Vec<Arc<Target>>> {
     eprintln!("starting etcd ({} member(s)) from {} ...", args.servers, etcd_bin.display());
-    let client_urls = if args.servers == 1 {
+    let (client_urls, pids) = if args.servers == 1 {
         let (etcd, url) = EtcdProcess::start(etcd_bin).await?;
+        let pid = etcd.pid();
         guards.push(Box::new(etcd));
-        vec![url]
+        (vec![url], vec![pid])
     } else {
         let cluster = EtcdCluster::start(etcd_bin, usize::try_from(args.servers)?).await?;
         let urls = cluster.client_urls.clone();
+        let pids = cluster.members.iter().map(EtcdProcess::pid).collect();
         guards.push(Box::new(cluster));
-        urls
+        (urls, pids)
     };
     let leader_url = etcd_leader(&client_urls).await?;
-    let grpc = Arc::new(Target::grpc(&leader_url, args, value).await?);
-    let json_gateway = Arc::new(Target::http(TargetKind::EtcdJson, leader_url, args, value));
+    let grpc = Arc::new(Target::grpc(&leader_url, pids.clone(), args, value).await?);
+    let json_gateway = Arc::new(Target::http(TargetKind::EtcdJson, leader_url, pids, args, value));
     Ok(vec![grpc, json_gateway])
 }
 
@@ -306,7 +319,8 @@ async fn start_roster_with_acl(
     ensure!(res.status().is_success(), "creating the bench token: {}", res.status());
     let body: serde_json::Value = res.json().await?;
     let secret = body["SecretID"].as_str().context("the token has a SecretID")?.to_owned();
-    let mut target = Target::http(TargetKind::RosterAcl, format!("http://{}", agent.http_addr()), args, value);
+    let pids = agent.pid().into_iter().collect();
+    let mut target = Target::http(TargetKind::RosterAcl, format!("http://{}", agent.http_addr()), pids, args, value);
     if let Api::Http { token, .. } = &mut target.api {
         *token = Some(secret);
     }
@@ -330,6 +344,8 @@ async fn prefill(target: &Arc<Target>) -> anyhow::Result<()> {
 
 /// Runs `n_clients` loops of `op` until `duration` passes and summarises their latencies.
 async fn drive(target: &Arc<Target>, op: Op, n_clients: u64, duration: Duration) -> Samples {
+    let cpu_before = target.system_cpu();
+    let bench_before = cpu_time(std::process::id()).unwrap_or_default();
     let started = Instant::now();
     let deadline = started + duration;
     let workers = (0..n_clients).map(|worker| {
@@ -362,7 +378,10 @@ async fn drive(target: &Arc<Target>, op: Op, n_clients: u64, duration: Duration)
             Err(_panicked) => n_errors += 1,
         }
     }
-    Samples { latencies_us, n_errors, elapsed: started.elapsed(), ratios: Vec::new() }
+    let elapsed = started.elapsed();
+    let system_cpu = target.system_cpu().saturating_sub(cpu_before);
+    let bench_cpu = cpu_time(std::process::id()).unwrap_or_default().saturating_sub(bench_before);
+    Samples { latencies_us, n_errors, elapsed, ratios: Vec::new(), system_cpu, bench_cpu }
 }
 
 /// Every round of one operation against one target, added up.
@@ -373,6 +392,9 @@ struct Samples {
     elapsed: Duration,
     /// Each round's throughput, to show how much the machine moved between rounds.
     ratios: Vec<f64>,
+    /// CPU time of the system's processes, and of the bench, over the rounds.
+    system_cpu: Duration,
+    bench_cpu: Duration,
 }
 
 impl Samples {
@@ -381,10 +403,13 @@ impl Samples {
         self.latencies_us.extend(round.latencies_us);
         self.n_errors += round.n_errors;
         self.elapsed += round.elapsed;
+        self.system_cpu += round.system_cpu;
+        self.bench_cpu += round.bench_cpu;
     }
 
     fn outcome(mut self, kind: TargetKind, op: Op, clients: u64) -> Outcome {
         self.latencies_us.sort_unstable();
+        let ops = u32::try_from(self.latencies_us.len()).unwrap_or(u32::MAX).max(1);
         Outcome {
             kind,
             op,
@@ -394,8 +419,14 @@ impl Samples {
             p99: percentile(&self.latencies_us, 99),
             n_errors: self.n_errors,
             per_round: self.ratios,
+            system_cpu_per_op: self.system_cpu / ops,
+            bench_cpu_per_op: self.bench_cpu / ops,
         }
     }
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
 }
 
 fn percentile(sorted_us: &[u32], pct: usize) -> Duration {
@@ -408,19 +439,21 @@ fn percentile(sorted_us: &[u32], pct: usize) -> Duration {
 
 fn print_table(outcomes: &[Outcome]) {
     println!(
-        "{:<18} {:<15} {:>7} {:>12} {:>10} {:>10} {:>8}",
-        "target", "op", "clients", "ops/s", "p50(ms)", "p99(ms)", "errors"
+        "{:<18} {:<15} {:>7} {:>12} {:>10} {:>10} {:>8} {:>13} {:>12}",
+        "target", "op", "clients", "ops/s", "p50(ms)", "p99(ms)", "errors", "system_us/op", "bench_us/op"
     );
     for outcome in outcomes {
         println!(
-            "{:<18} {:<15} {:>7} {:>12.1} {:>10.3} {:>10.3} {:>8}",
+            "{:<18} {:<15} {:>7} {:>12.1} {:>10.3} {:>10.3} {:>8} {:>13.1} {:>12.1}",
             outcome.kind.name(),
             outcome.op.name(),
             outcome.clients,
             outcome.ops_per_sec,
             outcome.p50.as_secs_f64() * 1000.0,
             outcome.p99.as_secs_f64() * 1000.0,
-            outcome.n_errors
+            outcome.n_errors,
+            micros(outcome.system_cpu_per_op),
+            micros(outcome.bench_cpu_per_op),
         );
     }
     // Each roster row against each peer row of the same operation, as throughput ratios.
@@ -445,10 +478,11 @@ fn print_table(outcomes: &[Outcome]) {
                     .map(|(a, b)| format!("{:.2}", a / b.max(f64::EPSILON)))
                     .collect();
                 println!(
-                    "{label:<30} {:<15} {:.2}x throughput (per round: {})",
+                    "{label:<30} {:<15} {:.2}x throughput (per round: {}); {:.2}x less system CPU per op",
                     op.name(),
                     ours.ops_per_sec / theirs.ops_per_sec,
-                    rounds.join(" ")
+                    rounds.join(" "),
+                    micros(theirs.system_cpu_per_op) / micros(ours.system_cpu_per_op).max(f64::EPSILON),
                 );
             }
         }
@@ -456,14 +490,19 @@ fn print_table(outcomes: &[Outcome]) {
 }
 
 impl Target {
-    fn http(kind: TargetKind, base_url: String, args: &Args, value: &str) -> Target {
+    /// The CPU time of the system's processes so far; a process that is gone counts nothing.
+    fn system_cpu(&self) -> Duration {
+        self.pids.iter().filter_map(|pid| cpu_time(*pid).ok()).sum()
+    }
+
+    fn http(kind: TargetKind, base_url: String, pids: Vec<u32>, args: &Args, value: &str) -> Target {
         let pool_size = usize::try_from(args.clients).unwrap_or(usize::MAX);
         let api = Api::Http { client: http_client(pool_size), base_url, token: None };
-        Target { kind, api, value: value.to_owned(), n_keys: args.keys }
+        Target { kind, api, pids, value: value.to_owned(), n_keys: args.keys }
     }
 
     /// etcd's gRPC API at `url`, one connection per bench client.
-    async fn grpc(url: &str, args: &Args, value: &str) -> anyhow::Result<Target> {
+    async fn grpc(url: &str, pids: Vec<u32>, args: &Args, value: &str) -> anyhow::Result<Target> {
         let mut connections = Vec::new();
         for _ in 0..args.clients {
             let client = EtcdClient::connect([url], None).await.with_context(|| format!("connecting to {url}"))?;
@@ -472,6 +511,7 @@ impl Target {
         Ok(Target {
             kind: TargetKind::EtcdGrpc,
             api: Api::Grpc { connections },
+            pids,
             value: value.to_owned(),
             n_keys: args.keys,
         })

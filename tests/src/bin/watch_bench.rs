@@ -35,6 +35,7 @@ use anyhow::{Context as _, bail, ensure};
 use clap::Parser;
 use futures_util::future::join_all;
 use roster_tests::etcd::{EtcdProcess, find_etcd};
+use roster_tests::procfs::cpu_time;
 use roster_tests::watcher::{find, get_request, read_answer};
 use roster_tests::{AgentMode, TestAgent, b64};
 use serde_json::json;
@@ -337,16 +338,6 @@ fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
         .trim()
         .parse()?;
     Ok(kib * 1024)
-}
-
-/// A process's user and system CPU time over all its threads (`/proc/<pid>/stat`, in the kernel's 100 Hz ticks).
-fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The fields after the command name, which is in parentheses and may hold spaces: state is the first.
-    let fields: Vec<&str> = stat.rsplit_once(')').context("a /proc stat line")?.1.split_whitespace().collect();
-    let ticks = |field: usize| -> anyhow::Result<u64> { Ok(fields.get(field).context("utime and stime")?.parse()?) };
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }
 
 fn row(

@@ -1,0 +1,38 @@
+//! A process's CPU time from `/proc`, for the benchmarks' CPU-per-operation columns.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+/// A process's user and system CPU time over all its threads (`/proc/<pid>/stat`, in the kernel's 100 Hz ticks).
+pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_cpu_time(&stat)
+}
+
+/// utime plus stime of one `/proc/<pid>/stat` line.
+fn parse_cpu_time(stat: &str) -> anyhow::Result<Duration> {
+    // The fields after the command name, which is in parentheses and may hold spaces: state is the first.
+    let fields: Vec<&str> = stat.rsplit_once(')').context("a /proc stat line")?.1.split_whitespace().collect();
+    let ticks = |field: usize| -> anyhow::Result<u64> { Ok(fields.get(field).context("utime and stime")?.parse()?) };
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stat_line_gives_user_plus_system_time_even_with_spaces_in_the_name() {
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
+        let line = "4242 (tokio rt) worker) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 37 0 0 20 0 9 0 100";
+        assert_eq!(parse_cpu_time(line).unwrap(), Duration::from_millis(2_870));
+        assert!(parse_cpu_time("4242 no name").is_err());
+    }
+
+    #[test]
+    fn this_process_has_a_cpu_time() {
+        cpu_time(std::process::id()).unwrap();
+    }
+}
