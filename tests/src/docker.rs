@@ -107,27 +107,30 @@ fn linked_libraries(bin: &Path) -> anyhow::Result<Vec<PathBuf>> {
         }
         bail!("ldd {}: {}", bin.display(), String::from_utf8_lossy(&output.stderr).trim());
     }
-    Ok(parse_ldd(&listing))
+    parse_ldd(&listing)
 }
 
-/// The absolute paths in `ldd`'s listing: `name => /path (0x…)` and the loader's `/path (0x…)`. The vDSO
-/// (`linux-vdso.so.1 (0x…)`) is no file, and a library `ldd` could not find (`=> not found`) is left for the
-/// container's start to report.
-fn parse_ldd(listing: &str) -> Vec<PathBuf> {
-    listing
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let first = fields.next()?;
-            let path = if first.starts_with('/') {
-                first
-            } else {
-                fields.next().filter(|arrow| *arrow == "=>")?;
-                fields.next().filter(|path| path.starts_with('/'))?
-            };
-            Some(PathBuf::from(path))
-        })
-        .collect()
+/// The absolute paths in `ldd`'s listing: `name => /path (0x…)` and the loader's `/path (0x…)`; the vDSO
+/// (`linux-vdso.so.1 (0x…)`) is no file. A library `ldd` could not find (`=> not found`) is an error here, rather
+/// than a container that will not start.
+fn parse_ldd(listing: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let mut libs = Vec::new();
+    for line in listing.lines() {
+        let mut fields = line.split_whitespace();
+        let Some(first) = fields.next() else { continue };
+        if first.starts_with('/') {
+            libs.push(PathBuf::from(first));
+            continue;
+        }
+        if fields.next() != Some("=>") {
+            continue;
+        }
+        match fields.next() {
+            Some(path) if path.starts_with('/') => libs.push(PathBuf::from(path)),
+            _ => bail!("the roster binary links {first}, which ldd did not find: {}", line.trim()),
+        }
+    }
+    Ok(libs)
 }
 
 /// A Docker network created for one test; removed (after its containers) on drop.
@@ -228,7 +231,6 @@ mod tests {
     fn ldd_listing_gives_the_library_files_and_the_loader() {
         let listing = "\tlinux-vdso.so.1 (0x00007ffd6b5f2000)\n\
                        \tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x00007f3a1c000000)\n\
-                       \tlibmissing.so.2 => not found\n\
                        \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f3a1be00000)\n\
                        \t/lib64/ld-linux-x86-64.so.2 (0x00007f3a1c100000)\n";
         let expected: Vec<PathBuf> =
@@ -236,6 +238,14 @@ mod tests {
                 .into_iter()
                 .map(PathBuf::from)
                 .collect();
-        assert_eq!(parse_ldd(listing), expected);
+        assert_eq!(parse_ldd(listing).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_library_ldd_did_not_find_fails_the_image() {
+        let listing = "\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f3a1be00000)\n\
+                       \tlibmissing.so.2 => not found\n";
+        let err = parse_ldd(listing).unwrap_err().to_string();
+        assert!(err.contains("libmissing.so.2"), "{err}");
     }
 }
