@@ -49,6 +49,12 @@ pub enum AgentMode {
         /// The data directory; it outlives restarts of the agent.
         data_dir: PathBuf,
     },
+    /// `roster agent -data-dir DIR -bind 127.0.0.1 -client 127.0.0.1`: a client agent that joins nothing, so it
+    /// reaches no server (the harness waits for no leader).
+    LoneClient {
+        /// The data directory; it outlives restarts of the agent.
+        data_dir: PathBuf,
+    },
     /// `roster agent ARGS...`, for cluster members: the caller gives every flag but `-node` and
     /// `-config-file`, and the harness does not wait for a leader (a cluster forms later).
     Args(Vec<String>),
@@ -63,9 +69,10 @@ pub enum AgentMode {
 }
 
 impl AgentMode {
-    /// A cluster member (`Args`, `Netns`): the harness waits for no leader, since the cluster forms later.
+    /// A cluster member (`Args`, `Netns`) or a lone client: the harness waits for no leader, since the cluster forms
+    /// later or never.
     fn is_member(&self) -> bool {
-        matches!(self, AgentMode::Args(_) | AgentMode::Netns { .. })
+        matches!(self, AgentMode::Args(_) | AgentMode::Netns { .. } | AgentMode::LoneClient { .. })
     }
 }
 
@@ -626,6 +633,9 @@ async fn spawn_agent(
         AgentMode::Server { data_dir } => {
             command.args(["-server", "-bootstrap-expect", "1", "-data-dir"]).arg(data_dir);
             command.args(["-bind", "127.0.0.1", "-client", "127.0.0.1"]);
+        }
+        AgentMode::LoneClient { data_dir } => {
+            command.arg("-data-dir").arg(data_dir).args(["-bind", "127.0.0.1", "-client", "127.0.0.1"]);
         }
         AgentMode::Args(args) | AgentMode::Netns { args, .. } => {
             command.args(args);

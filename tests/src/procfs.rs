@@ -32,7 +32,16 @@ mod tests {
     }
 
     #[test]
-    fn this_process_has_a_cpu_time() {
-        cpu_time(std::process::id()).unwrap();
+    fn this_process_cpu_time_grows_as_it_works() {
+        let before = cpu_time(std::process::id()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut spin = 0u64;
+        // The kernel counts in 10 ms ticks: work until at least one more shows.
+        while cpu_time(std::process::id()).unwrap() <= before {
+            assert!(std::time::Instant::now() < deadline, "ten seconds of spinning showed no CPU time");
+            for i in 0..100_000u64 {
+                spin = std::hint::black_box(spin.wrapping_add(i));
+            }
+        }
     }
 }

@@ -188,12 +188,8 @@ async fn an_invalid_config_file_service_stops_the_agent_with_its_position() {
 #[tokio::test]
 async fn a_client_agent_with_no_server_lists_its_own_services_and_checks() {
     let data = tempfile::tempdir().expect("data dir");
-    let args = ["-data-dir", &data.path().display().to_string(), "-bind", "127.0.0.1", "-client", "127.0.0.1"]
-        .map(str::to_owned)
-        .to_vec();
-    let agent = TestAgent::start_with_config("no-server-client", roster_tests::AgentMode::Args(args), json!({}))
-        .await
-        .expect("client starts");
+    let mode = roster_tests::AgentMode::LoneClient { data_dir: data.path().to_path_buf() };
+    let agent = TestAgent::start_with_config("no-server-client", mode, json!({})).await.expect("client starts");
     let body = json!({"Name": "api", "Check": {"TTL": "10m", "Notes": "heartbeat"}});
     agent.put_json("/v1/agent/service/register", &body).await.expect_status(200);
     agent.put("/v1/agent/check/pass/service:api?note=beating", "").await.expect_status(200);

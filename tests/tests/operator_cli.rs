@@ -405,13 +405,9 @@ async fn usage_needs_operator_read() {
 #[tokio::test]
 async fn info_on_a_client_without_servers_has_no_raft_section() {
     let dir = tempfile::tempdir().expect("dir");
-    let args = ["-data-dir", &dir.path().display().to_string(), "-bind", "127.0.0.1", "-client", "127.0.0.1"]
-        .map(str::to_owned)
-        .to_vec();
     let config = json!({"ports": {"http": 0, "dns": -1, "serf_lan": 0}});
-    let client = TestAgent::start_with_config("ops-info-client", AgentMode::Args(args), config)
-        .await
-        .expect("a lone client starts");
+    let mode = AgentMode::LoneClient { data_dir: dir.path().to_path_buf() };
+    let client = TestAgent::start_with_config("ops-info-client", mode, config).await.expect("a lone client starts");
     let info = run(&client, &["info"], &[]).await;
     info.expect_success();
     let sections = info_sections(&info.stdout);
