@@ -154,6 +154,11 @@ impl Remote {
 
     /// Replaces the list of servers to use (the alive servers gossip knows).
     /// The server in use stays in use while it is listed; otherwise another is picked at random.
+    ///
+    /// A server that leaves the list has its connection closed: the calls in flight on it fail at once, and those that
+    /// may run again (reads, blocking queries with what remains of their wait) move to another server. Gossip drops a
+    /// server it found dead, and one that stopped answering (a cut link, a stopped process) closes nothing itself, so
+    /// its calls would otherwise wait out their deadlines: 30 s past their wait.
     pub fn set_servers(&self, addrs: Vec<SocketAddr>) {
         let mut servers = self.inner.servers.lock().unwrap_or_else(PoisonError::into_inner);
         let in_use = servers.addrs.get(servers.current).copied();
@@ -161,8 +166,13 @@ impl Remote {
             Some(idx) => idx,
             None => random_index(addrs.len()),
         };
-        servers.peers.retain(|addr, _| addrs.contains(addr));
+        let gone: Vec<SocketAddr> = servers.peers.keys().filter(|addr| !addrs.contains(addr)).copied().collect();
+        let gone: Vec<Arc<Peer>> = gone.iter().filter_map(|addr| servers.peers.remove(addr)).collect();
         servers.addrs = addrs;
+        drop(servers);
+        for peer in gone {
+            peer.close();
+        }
     }
 
     /// The servers in use, as last given to `set_servers`.

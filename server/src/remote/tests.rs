@@ -126,6 +126,66 @@ async fn a_write_moves_on_from_a_server_that_cannot_be_reached() {
     server.shutdown().await.unwrap();
 }
 
+/// A server that stopped answering: connections are accepted and held open, and nothing is ever read or written.
+async fn silent_server() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<tokio::net::TcpStream>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (held, accepted) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            if held.send(stream).is_err() {
+                break;
+            }
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_in_flight_on_a_server_dropped_from_the_list_move_on_at_once() {
+    let server = start(1, None, true).await;
+    server.wait_for_leader(Duration::from_secs(2)).await.unwrap();
+    let (silent, mut accepted) = silent_server().await;
+    let remote = Remote::new(CancellationToken::new());
+    remote.set_servers(vec![silent]);
+
+    // A read and a blocking query go to the silent server and wait there: its connection stays open.
+    let read = {
+        let remote = remote.clone();
+        tokio::spawn(async move { get(&remote, Consistency::Stale, "k").await })
+    };
+    let parked = {
+        let remote = remote.clone();
+        let query = Query::KvGet { key: "k".into() };
+        tokio::spawn(async move { remote.query(Consistency::Default, 1, Duration::from_secs(60), &query).await })
+    };
+    let held = accepted.recv().await.expect("the remote dials the silent server");
+    // Both requests are on the wire: more bytes than the first frame (`len: u32 BE`, then `len` bytes) holds.
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        held.readable().await.unwrap();
+        let seen = held.peek(&mut buf).await.unwrap();
+        let first = 4 + buf[..4].iter().fold(0usize, |n, b| n << 8 | usize::from(*b));
+        if seen >= 4 && seen > first {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Gossip finds the silent server dead and names the live one: both calls finish there, well before the read's
+    // 30 s call timeout or the query's 60 s wait.
+    remote.set_servers(vec![server.rpc_addr()]);
+    let (value, index, _) =
+        tokio::time::timeout(Duration::from_secs(10), read).await.expect("the read moved on").unwrap();
+    assert_eq!(value, None);
+    assert!(index >= 1);
+    remote.write(set("k", "1")).await.unwrap();
+    let (answer, _, _) =
+        tokio::time::timeout(Duration::from_secs(10), parked).await.expect("the query moved on").unwrap().unwrap();
+    assert!(matches!(answer, Answer::Entry(Some(entry)) if entry.value == b"1"), "the parked query saw the write");
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn without_servers_every_call_fails_with_consuls_message() {
     let remote = Remote::new(CancellationToken::new());

@@ -91,6 +91,17 @@ impl Peer {
         self.addr
     }
 
+    /// Closes the open connection, if any, as if it had broken: every call waiting on it fails at once (`Closed`).
+    /// For a peer its user has given up on: a server that stopped answering closes nothing, so without this its
+    /// calls would each wait for their own deadline. A dial under way is left to its timeout.
+    pub(crate) fn close(&self) {
+        if let Ok(slot) = self.conn.try_lock()
+            && let Some(conn) = slot.as_ref()
+        {
+            conn.closed.cancel();
+        }
+    }
+
     /// Sends `body` and waits up to `timeout` for the response body.
     pub(crate) async fn call(&self, body: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, RpcError> {
         let (mut tx, rx) = oneshot::channel();
