@@ -135,6 +135,9 @@ pub struct ApiState {
     pub(crate) ui_path: Option<Arc<str>>,
     /// The metrics recorder's read side (`/v1/agent/metrics`); `None` until the agent attaches it.
     pub(crate) metrics: Option<roster_metrics::Metrics>,
+    /// The highest index an answer made from the agent's own view has carried (`reply::local_index`): what the next
+    /// one carries when no server answers in time, so the index never goes back.
+    pub(crate) local_index: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Api {
@@ -168,6 +171,7 @@ impl Api {
             encoded: Arc::default(),
             ui_path: None,
             metrics: None,
+            local_index: Arc::default(),
         }))
     }
 

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::filter::{keep, schema};
 use super::input::{Obj, parse_object};
 use super::query::{Query, ReadOpts};
-use super::reply::{ApiError, ApiResult, empty_ok, local_reply, read_reply};
+use super::reply::{ApiError, ApiResult, empty_ok, local_index, local_reply, read_reply, within_local_wait};
 use super::{Api, caller, definition, output};
 use roster_acl::{AccessLevel, Resource};
 
@@ -68,16 +68,14 @@ async fn own_services(api: &Api, opts: &ReadOpts) -> Result<(Vec<Service>, u64, 
 }
 
 /// The index and read facts of `query` (this node's services or checks in the catalog), after waiting past
-/// `opts.min_index`; when no server answers a read that does not block, index 1 and no known leader, as `local_reply`.
+/// `opts.min_index`. A read that does not block waits for a server no longer than `LOCAL_SERVER_WAIT`, as
+/// `local_reply` does (`local_index`): the answer is the agent's own. A blocking one waits on the catalog.
 async fn catalog_index(api: &Api, opts: &ReadOpts, query: &StateQuery) -> Result<(u64, ReadMeta), ApiError> {
-    match api.backend.query(opts.consistency, opts.min_index, opts.wait, query).await {
-        Ok((_, index, meta)) => Ok((index, meta)),
-        Err(err) if opts.min_index == 0 => {
-            tracing::debug!("no catalog index for the agent's own view: {err}");
-            Ok((1, ReadMeta { known_leader: false, last_contact_ms: 0, state_index: 0 }))
-        }
-        Err(err) => Err(err.into()),
+    if opts.min_index == 0 {
+        return Ok(local_index(api, query).await);
     }
+    let (_, index, meta) = api.backend.query(opts.consistency, opts.min_index, opts.wait, query).await?;
+    Ok((index, meta))
 }
 
 pub async fn service(State(api): State<Api>, Path(id): Path<String>, uri: Uri) -> ApiResult {
@@ -267,14 +265,9 @@ fn member(api: &Api) -> Value {
 pub async fn self_(State(api): State<Api>) -> ApiResult {
     caller::agent_read(&api).await?;
     let info = &api.info;
-    // The agent describes itself even when no server answers; the leader is then unknown.
-    let leader_addr = match api.backend.status().await {
-        Ok(status) => status.leader,
-        Err(err) => {
-            tracing::debug!("agent/self without cluster status: {err}");
-            None
-        }
-    };
+    // The agent describes itself even when no server answers in time; the leader is then unknown.
+    let leader_addr =
+        within_local_wait("agent/self's cluster status", api.backend.status()).await.and_then(|s| s.leader);
     let is_leader = leader_addr.is_some() && api.backend.server().is_some_and(|server| server.is_leader());
     let leader = leader_addr.map(|a| a.to_string()).unwrap_or_default();
     let body = json!({

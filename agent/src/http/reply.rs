@@ -2,6 +2,7 @@
 //!
 //! The Go client refuses a read without `X-Consul-LastContact` and py-consul one without `X-Consul-Index`, so every read path, 404s included, goes through `read_reply` or `read_not_found`.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -146,16 +147,53 @@ pub async fn method_not_allowed(method: Method) -> ApiError {
     ApiError { status: StatusCode::METHOD_NOT_ALLOWED, message: format!("method {method} not allowed") }
 }
 
-/// A JSON reply for endpoints that read agent or cluster facts rather than the state (status, self, members): they still carry the read headers, with the state's latest index, because clients parse them on every read.
-pub async fn local_reply<T: Serialize>(api: &super::Api, body: &T) -> ApiResult {
-    let max_index = api.backend.query(Consistency::Stale, 0, Duration::ZERO, &Query::MaxIndex).await;
-    let (index, meta) = match max_index {
-        Ok((_, index, meta)) => (index, meta),
-        // These endpoints describe the agent, which answers even when no server can be reached (a client agent that has not found one yet), as Consul's does.
-        Err(err) => {
-            tracing::debug!("no index for an agent reply: {err}");
-            (1, ReadMeta { known_leader: false, last_contact_ms: 0, state_index: 0 })
+/// How long an answer the agent makes from its own view (its members, its self description, its services and checks)
+/// waits for a server: for the index headers it carries, and for the leader `agent/self` names. Consul's agent
+/// answers these without a server. Without this bound, a client agent whose servers went down retried them for the
+/// RPC's 5 s hold, and one whose server stopped answering (a cut link, a stopped process: nothing closes) held the
+/// answer for the call's 30 s timeout, `roster members` included. A server agent reads its own state and never waits.
+pub(crate) const LOCAL_SERVER_WAIT: Duration = Duration::from_millis(250);
+
+/// What `read` gives, unless it fails or takes longer than `LOCAL_SERVER_WAIT` (then `None`, logged at debug with
+/// `what`): for answers the agent makes from its own view.
+pub(crate) async fn within_local_wait<T>(
+    what: &str,
+    read: impl std::future::Future<Output = roster_server::Result<T>>,
+) -> Option<T> {
+    match tokio::time::timeout(LOCAL_SERVER_WAIT, read).await {
+        Ok(Ok(value)) => Some(value),
+        Ok(Err(err)) => {
+            tracing::debug!("{what}: no server answered: {err}");
+            None
         }
-    };
+        Err(_) => {
+            tracing::debug!("{what}: no server answered within {LOCAL_SERVER_WAIT:?}");
+            None
+        }
+    }
+}
+
+/// The index headers of an answer made from the agent's own view: `query`'s index and read facts as a server gives
+/// them within `LOCAL_SERVER_WAIT`; otherwise the highest index such answers carried before (1 at first, so it never
+/// goes back) and no known leader.
+pub(crate) async fn local_index(api: &super::Api, query: &Query) -> (u64, ReadMeta) {
+    let read = api.backend.query(Consistency::Stale, 0, Duration::ZERO, query);
+    match within_local_wait("the index of an agent answer", read).await {
+        Some((_, index, meta)) => {
+            api.local_index.fetch_max(index, Ordering::Relaxed);
+            (index, meta)
+        }
+        None => {
+            let index = api.local_index.load(Ordering::Relaxed).max(1);
+            (index, ReadMeta { known_leader: false, last_contact_ms: 0, state_index: 0 })
+        }
+    }
+}
+
+/// A JSON reply for endpoints that read agent or cluster facts rather than the state (status, self, members): they
+/// still carry the read headers, with the state's latest index (`local_index`), because clients parse them on every
+/// read.
+pub async fn local_reply<T: Serialize>(api: &super::Api, body: &T) -> ApiResult {
+    let (index, meta) = local_index(api, &Query::MaxIndex).await;
     Ok(read_reply(body, index, meta))
 }
