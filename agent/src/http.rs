@@ -135,9 +135,10 @@ pub struct ApiState {
     pub(crate) ui_path: Option<Arc<str>>,
     /// The metrics recorder's read side (`/v1/agent/metrics`); `None` until the agent attaches it.
     pub(crate) metrics: Option<roster_metrics::Metrics>,
-    /// The highest index an answer made from the agent's own view has carried (`reply::local_index`): what the next
-    /// one carries when no server answers in time, so the index never goes back.
-    pub(crate) local_index: Arc<std::sync::atomic::AtomicU64>,
+    /// The highest index answers made from the agent's own view have carried, one per kind of index they read
+    /// (`reply::local_index`): what the next one of that kind carries when no server answers in time, so an index
+    /// never goes back.
+    pub(crate) local_index: Arc<[std::sync::atomic::AtomicU64; 3]>,
 }
 
 impl Api {

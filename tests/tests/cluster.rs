@@ -362,13 +362,15 @@ async fn a_client_answers_dns_from_its_watch_fed_cache_even_with_every_server_do
 /// only server stops answering (frozen: its sockets stay open, so a call to it waits out its 30 s timeout) still
 /// answers those, with an index no lower than before and no known leader: an index read gives up after 250 ms, and
 /// a call in flight to the frozen server (an anti-entropy pass holding the local state) fails once gossip finds the
-/// server dead and the client drops it.
+/// server dead and the client drops it. Once the server is back, each index goes on from where it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_answers_its_own_view_when_its_server_stops_answering() {
     let mut cluster = TestCluster::start(1, 1).await;
     let c1 = &cluster.clients[0];
     let reg = json!({"Name": "web", "ID": "web-1", "Port": 80, "Check": {"TTL": "10m", "Status": "passing"}});
     c1.put_json("/v1/agent/service/register", &reg).await.expect_status(200);
+    // A later write elsewhere: the state's latest index is now above this node's services' and checks'.
+    c1.put("/v1/kv/elsewhere", "x").await.expect_status(200);
     let paths =
         ["/v1/agent/members", "/v1/agent/self", "/v1/agent/services", "/v1/agent/checks", "/v1/agent/service/web-1"];
     let mut before = Vec::new();
@@ -381,6 +383,7 @@ async fn a_client_answers_its_own_view_when_its_server_stops_answering() {
 
     cluster.servers[0].freeze();
     let c1 = &cluster.clients[0];
+    let mut during = Vec::new();
     for (path, before) in paths.into_iter().zip(before) {
         // Inside the 30 s a call to the frozen server waits, which is what these answers could wait before.
         let res = tokio::time::timeout(Duration::from_secs(20), c1.get(path))
@@ -389,6 +392,7 @@ async fn a_client_answers_its_own_view_when_its_server_stops_answering() {
         res.expect_status(200);
         assert_eq!(res.header("X-Consul-KnownLeader").as_deref(), Some("false"), "{path} without a server");
         assert!(res.index() >= before, "{path}: index {} went back from {before}", res.index());
+        during.push(res.index());
         if path == "/v1/agent/services" {
             assert_eq!(res.json()["web-1"]["Service"], "web", "the agent's own service, from its local state");
         }
@@ -397,5 +401,23 @@ async fn a_client_answers_its_own_view_when_its_server_stops_answering() {
             let names: Vec<&str> = body.as_array().into_iter().flatten().filter_map(|m| m["Name"].as_str()).collect();
             assert!(names.contains(&"s1") && names.contains(&"c1"), "members from the client's gossip: {names:?}");
         }
+    }
+
+    // The server comes back: the client knows a leader again, and no index is below what the outage showed.
+    cluster.servers[0].thaw();
+    let c1 = &cluster.clients[0];
+    eventually("the client knows a leader again", Duration::from_secs(30), || async {
+        let res = c1.get("/v1/agent/self").await;
+        (res.header("X-Consul-KnownLeader").as_deref() == Some("true")).then_some(())
+    })
+    .await;
+    for (path, during) in paths.into_iter().zip(during) {
+        let res = c1.get(path).await;
+        res.expect_status(200);
+        assert!(
+            res.index() >= during,
+            "{path}: index {} went back from {during} once the server answered",
+            res.index()
+        );
     }
 }

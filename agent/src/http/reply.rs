@@ -174,17 +174,24 @@ pub(crate) async fn within_local_wait<T>(
 }
 
 /// The index headers of an answer made from the agent's own view: `query`'s index and read facts as a server gives
-/// them within `LOCAL_SERVER_WAIT`; otherwise the highest index such answers carried before (1 at first, so it never
-/// goes back) and no known leader.
+/// them within `LOCAL_SERVER_WAIT`; otherwise the highest index answers reading the same kind of index carried before
+/// (1 at first) and no known leader. Kept per kind, as each kind's index only grows: the state's latest index for
+/// `local_reply`, this node's services', this node's checks'. One shared value would let an agent's services
+/// answer with the state's latest index while no server answers, and with their own, lower one once it does.
 pub(crate) async fn local_index(api: &super::Api, query: &Query) -> (u64, ReadMeta) {
+    let seen = &api.local_index[match query {
+        Query::NodeServices { .. } => 1,
+        Query::NodeChecks { .. } => 2,
+        _ => 0,
+    }];
     let read = api.backend.query(Consistency::Stale, 0, Duration::ZERO, query);
     match within_local_wait("the index of an agent answer", read).await {
         Some((_, index, meta)) => {
-            api.local_index.fetch_max(index, Ordering::Relaxed);
+            seen.fetch_max(index, Ordering::Relaxed);
             (index, meta)
         }
         None => {
-            let index = api.local_index.load(Ordering::Relaxed).max(1);
+            let index = seen.load(Ordering::Relaxed).max(1);
             (index, ReadMeta { known_leader: false, last_contact_ms: 0, state_index: 0 })
         }
     }
