@@ -186,6 +186,20 @@ async fn calls_in_flight_on_a_server_dropped_from_the_list_move_on_at_once() {
     server.shutdown().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_peer_dials_and_sends_nothing_more() {
+    let server = start(1, None, true).await;
+    server.wait_for_leader(Duration::from_secs(2)).await.unwrap();
+    let peer = Peer::new(server.rpc_addr(), Dialer::plain());
+    client::status(&peer, STATUS_TIMEOUT).await.expect("a status through the open peer");
+    peer.close();
+    // Refused before anything is sent, so even a write may go to another server.
+    let failure = client::status(&peer, STATUS_TIMEOUT).await.expect_err("a closed peer");
+    assert!(matches!(failure, Failure::Unreachable(_)), "{failure:?}");
+    assert!(retryable(Kind::Write, &failure));
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn without_servers_every_call_fails_with_consuls_message() {
     let remote = Remote::new(CancellationToken::new());

@@ -61,6 +61,8 @@ pub(crate) struct Peer {
     dialer: Arc<Dialer>,
     /// The live connection, if any; replaced on the next call after it breaks.
     conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
+    /// Set by `close`: no connection is made or used from then on.
+    retired: std::sync::atomic::AtomicBool,
 }
 
 /// Responses awaited on one connection, by request id.
@@ -83,7 +85,7 @@ struct Conn {
 impl Peer {
     /// A peer at `addr`, dialled through `dialer`; nothing is dialled until the first call.
     pub(crate) fn new(addr: SocketAddr, dialer: Arc<Dialer>) -> Peer {
-        Peer { addr, dialer, conn: tokio::sync::Mutex::new(None) }
+        Peer { addr, dialer, conn: tokio::sync::Mutex::new(None), retired: std::sync::atomic::AtomicBool::new(false) }
     }
 
     /// The peer's address.
@@ -91,10 +93,12 @@ impl Peer {
         self.addr
     }
 
-    /// Closes the open connection, if any, as if it had broken: every call waiting on it fails at once (`Closed`).
-    /// For a peer its user has given up on: a server that stopped answering closes nothing, so without this its
-    /// calls would each wait for their own deadline. A dial under way is left to its timeout.
+    /// Closes the open connection, if any, as if it had broken: every call waiting on it fails at once (`Closed`), and
+    /// a call still dialling or about to fails as `Unreachable` (nothing was sent). For a peer its user has given up
+    /// on: a server that stopped answering closes nothing, so without this its calls would each wait for their own
+    /// deadline.
     pub(crate) fn close(&self) {
+        self.retired.store(true, Ordering::SeqCst);
         if let Ok(slot) = self.conn.try_lock()
             && let Some(conn) = slot.as_ref()
         {
@@ -134,11 +138,19 @@ impl Peer {
 
     /// The current connection, dialling a new one if there is none or the last one broke.
     async fn connection(&self) -> Result<Arc<Conn>, RpcError> {
+        let retired = || RpcError::Unreachable { addr: self.addr, source: io::Error::other("the server was dropped") };
         let mut slot = self.conn.lock().await;
+        if self.retired.load(Ordering::SeqCst) {
+            return Err(retired());
+        }
         if let Some(conn) = slot.as_ref().filter(|c| !c.closed.is_cancelled()) {
             return Ok(conn.clone());
         }
         let stream = self.dial().await?;
+        // `close` may have come while this dialled, unable to take the slot.
+        if self.retired.load(Ordering::SeqCst) {
+            return Err(retired());
+        }
         let conn = Arc::new(match stream {
             Dialed::Plain(stream) => Conn::spawn(stream),
             Dialed::Tls(stream) => Conn::spawn(*stream),
