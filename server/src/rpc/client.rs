@@ -63,6 +63,8 @@ pub(crate) struct Peer {
     conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
     /// Set by `close`: no connection is made or used from then on.
     retired: std::sync::atomic::AtomicBool,
+    /// The `closed` token of the connection last made, which `close` cancels without waiting for `conn`'s lock.
+    current: Mutex<Option<CancellationToken>>,
 }
 
 /// Responses awaited on one connection, by request id.
@@ -85,7 +87,13 @@ struct Conn {
 impl Peer {
     /// A peer at `addr`, dialled through `dialer`; nothing is dialled until the first call.
     pub(crate) fn new(addr: SocketAddr, dialer: Arc<Dialer>) -> Peer {
-        Peer { addr, dialer, conn: tokio::sync::Mutex::new(None), retired: std::sync::atomic::AtomicBool::new(false) }
+        Peer {
+            addr,
+            dialer,
+            conn: tokio::sync::Mutex::new(None),
+            retired: std::sync::atomic::AtomicBool::new(false),
+            current: Mutex::default(),
+        }
     }
 
     /// The peer's address.
@@ -99,10 +107,8 @@ impl Peer {
     /// deadline.
     pub(crate) fn close(&self) {
         self.retired.store(true, Ordering::SeqCst);
-        if let Ok(slot) = self.conn.try_lock()
-            && let Some(conn) = slot.as_ref()
-        {
-            conn.closed.cancel();
+        if let Some(closed) = self.current.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            closed.cancel();
         }
     }
 
@@ -147,14 +153,17 @@ impl Peer {
             return Ok(conn.clone());
         }
         let stream = self.dial().await?;
-        // `close` may have come while this dialled, unable to take the slot.
-        if self.retired.load(Ordering::SeqCst) {
-            return Err(retired());
-        }
         let conn = Arc::new(match stream {
             Dialed::Plain(stream) => Conn::spawn(stream),
             Dialed::Tls(stream) => Conn::spawn(*stream),
         });
+        // Published before `retired` is read again, as `close` sets `retired` before it takes this: one of the two
+        // sees the other, so a `close` that came while this dialled never leaves the new connection open.
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(conn.closed.clone());
+        if self.retired.load(Ordering::SeqCst) {
+            conn.closed.cancel();
+            return Err(retired());
+        }
         *slot = Some(conn.clone());
         Ok(conn)
     }
