@@ -369,13 +369,13 @@ impl TestAgent {
     /// `kill9` or dropping the agent ends the process.
     pub fn freeze(&mut self) {
         if let Some(process) = &self.process {
-            let pid = process.child.id().to_string();
-            let sent = Command::new("kill").args(["-STOP", &pid]).status();
+            let pid = process.child.id();
+            let sent = Command::new("kill").args(["-STOP", &pid.to_string()]).status();
             assert!(sent.is_ok_and(|s| s.success()), "sending SIGSTOP to {pid} failed");
             // `kill` returns once the signal is queued, and on a loaded machine a thread of the agent can still
             // answer a request after that: wait until every thread shows the stopped state.
             let deadline = Instant::now() + Duration::from_secs(10);
-            while !all_threads_stopped(&pid) {
+            while !crate::procfs::all_threads_stopped(pid) {
                 assert!(Instant::now() < deadline, "{pid} not stopped 10 s after SIGSTOP");
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -615,16 +615,6 @@ pub(crate) fn strip_runner_env(build: &mut Command) {
             build.env_remove(&name);
         }
     }
-}
-
-/// Whether every thread of process `pid` is in the stopped state (`T` in `/proc/<pid>/task/<tid>/stat`).
-fn all_threads_stopped(pid: &str) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
-    tasks.filter_map(Result::ok).all(|task| {
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        // The state follows the command name, which is in parentheses and may hold spaces.
-        stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
-    })
 }
 
 /// The test defaults (HTTP, RPC and gossip on port 0, DNS off) with `extra` merged over them.
